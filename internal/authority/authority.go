@@ -1,0 +1,565 @@
+// Package authority implements the authoritative answer algorithm of RFC 1034
+// §4.3.2 over an immutable zone.Set, with the refinements of RFC 2181, 2308,
+// 4592 (wildcards), 6672 (DNAME), 6604 (rcode in CNAME chains), 8482 (minimal
+// ANY), 9471 (glue and TC), and DNSSEC for pre-signed zones (RFC 4035 §3.1,
+// RFC 5155 §7.2).
+//
+// It writes the answer, authority and additional sections straight into a
+// wire.Builder whose header and question the caller has written; nothing is
+// allocated per query.
+package authority
+
+import (
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/wire"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// maxChain bounds CNAME/DNAME chains followed inside a zone.
+const maxChain = 12
+
+// Query is one question as the answer algorithm sees it.
+type Query struct {
+	Name  []byte // lower-cased uncompressed wire name
+	Type  uint16
+	DO    bool // DNSSEC OK
+	Class uint16
+}
+
+// Result tells the caller how to finish the header.
+type Result struct {
+	Rcode int
+	AA    bool
+	// TC is set when required data (answer, authority, or glue that RFC
+	// 9471 requires) did not fit.
+	TC   bool
+	Zone *zone.Zone // the zone that answered, nil for REFUSED
+}
+
+// Answerer holds per-worker scratch space; it is not safe for concurrent use.
+// The zero value is ready.
+type Answerer struct {
+	b       *wire.Builder
+	z       *zone.Zone
+	do      bool
+	res     Result
+	names   [maxChain + 1][wire.MaxName + 1]byte
+	arena   [4096]byte
+	used    int
+	written [16]*zone.RRset // NSEC3/NSEC records already in the authority section
+	nw      int
+}
+
+// Answer resolves q against set and writes the sections into b.
+func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
+	a.b = b
+	a.do = q.DO
+	a.nw = 0
+	a.used = 0
+	a.res = Result{}
+	if q.Class != dns.ClassINET && q.Class != dns.ClassANY {
+		a.res.Rcode = dns.RcodeRefused
+		return a.res
+	}
+	z := set.Find(q.Name)
+	if z == nil {
+		a.res.Rcode = dns.RcodeRefused
+		return a.res
+	}
+	a.z = z
+	a.res.Zone = z
+	a.res.AA = true
+	a.resolve(q.Name, q.Type)
+	return a.res
+}
+
+// resolve follows the name through CNAME and DNAME records inside the zone.
+func (a *Answerer) resolve(name []byte, qtype uint16) {
+	z := a.z
+	for hop := 0; ; hop++ {
+		if hop > maxChain {
+			a.res.Rcode = dns.RcodeServerFailure
+			return
+		}
+		n := z.Lookup(name)
+		if n != nil {
+			switch {
+			case n.Cut != nil && n.Cut != n:
+				a.referral(n.Cut, hop)
+				return
+			case n.DNAME != nil:
+				next, ok := a.dname(name, n.DNAME, hop)
+				if !ok {
+					return
+				}
+				name = next
+				continue
+			case n.Cut == n && !(qtype == dns.TypeDS && n != z.Apex):
+				a.referral(n, hop)
+				return
+			}
+			next, ok := a.exact(name, n, qtype, nil)
+			if !ok {
+				return
+			}
+			name = next
+			continue
+		}
+		// The name does not exist: find its closest encloser.
+		p := wire.Parent(name)
+		var ce *zone.Node
+		for ; len(p) >= len(z.OriginWire()); p = wire.Parent(p) {
+			if ce = z.Lookup(p); ce != nil {
+				break
+			}
+		}
+		if ce == nil { // cannot happen: the apex encloses every name
+			a.res.Rcode = dns.RcodeServerFailure
+			return
+		}
+		switch {
+		case ce.Cut != nil:
+			a.referral(ce.Cut, hop)
+			return
+		case ce.DNAME != nil || ce.Get(dns.TypeDNAME) != nil:
+			d := ce.DNAME
+			if d == nil {
+				d = ce
+			}
+			next, ok := a.dname(name, d, hop)
+			if !ok {
+				return
+			}
+			name = next
+			continue
+		case ce.Wildcard != nil:
+			next, ok := a.exact(name, ce.Wildcard, qtype, ce)
+			if !ok {
+				return
+			}
+			name = next
+			continue
+		}
+		a.res.Rcode = dns.RcodeNameError
+		a.negative(name, ce, nil, qtype)
+		return
+	}
+}
+
+// exact answers at node n for owner name. When synth is not nil, n is the
+// wildcard child of the closest encloser synth (RFC 4592). It returns the next
+// name when a CNAME is to be followed inside the zone.
+func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.Node) ([]byte, bool) {
+	z := a.z
+	if qtype == dns.TypeANY {
+		a.anyAnswer(name, n, synth)
+		return nil, false
+	}
+	if set := n.Get(qtype); set != nil {
+		if !a.rrset(wire.Answer, name, set) {
+			return nil, false
+		}
+		if synth != nil && a.do {
+			a.wildcardProof(name, synth)
+		}
+		a.additional(set)
+		return nil, false
+	}
+	if c := n.Get(dns.TypeCNAME); c != nil {
+		if !a.rrset(wire.Answer, name, c) {
+			return nil, false
+		}
+		if synth != nil && a.do {
+			a.wildcardProof(name, synth)
+		}
+		target := c.RData[0]
+		lt := a.lowered(target)
+		if !wire.IsSubdomain(lt, z.OriginWire()) {
+			return nil, false // the resolver continues elsewhere
+		}
+		return lt, true
+	}
+	// NODATA.
+	a.negative(name, synth, n, qtype)
+	return nil, false
+}
+
+// anyAnswer gives a minimal answer to ANY (RFC 8482 §4.2): one RRset.
+func (a *Answerer) anyAnswer(name []byte, n, synth *zone.Node) {
+	var pick *zone.RRset
+	for i := range n.Sets {
+		s := &n.Sets[i]
+		switch s.Type {
+		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3:
+			continue
+		}
+		pick = s
+		break
+	}
+	if pick == nil {
+		a.negative(name, synth, n, dns.TypeANY)
+		return
+	}
+	if a.rrset(wire.Answer, name, pick) && synth != nil && a.do {
+		a.wildcardProof(name, synth)
+	}
+}
+
+// dname synthesizes a CNAME from the DNAME at d for name (RFC 6672 §3.3).
+func (a *Answerer) dname(name []byte, d *zone.Node, hop int) ([]byte, bool) {
+	set := d.Get(dns.TypeDNAME)
+	if !a.rrset(wire.Answer, d.Name, set) {
+		return nil, false
+	}
+	target := set.RData[0]
+	prefix := name[:len(name)-len(d.Name)]
+	if len(prefix)+len(target) > wire.MaxName {
+		a.res.Rcode = dns.RcodeYXDomain
+		return nil, false
+	}
+	buf := a.names[hop%len(a.names)][:0]
+	buf = append(buf, prefix...)
+	buf = append(buf, target...)
+	// The synthesized CNAME is unsigned; its TTL is the DNAME's.
+	if !a.b.RR(wire.Answer, name, dns.TypeCNAME, dns.ClassINET, set.TTL, buf) {
+		a.res.TC = true
+		return nil, false
+	}
+	lt := wire.LowerName(buf, buf)
+	if !wire.IsSubdomain(lt, a.z.OriginWire()) {
+		return nil, false
+	}
+	return lt, true
+}
+
+// referral writes a delegation: NS in authority, DS or its absence proof when
+// DNSSEC is asked for, and glue in additional (RFC 9471).
+func (a *Answerer) referral(cut *zone.Node, hop int) {
+	if hop == 0 {
+		a.res.AA = false
+	}
+	ns := cut.Get(dns.TypeNS)
+	if !a.rrsetNoSig(wire.Authority, cut.Name, ns) {
+		return
+	}
+	if a.do && a.z.Signed {
+		if ds := cut.Get(dns.TypeDS); ds != nil {
+			if !a.rrset(wire.Authority, cut.Name, ds) {
+				return
+			}
+		} else {
+			a.noDSProof(cut)
+		}
+	}
+	// Glue below the cut is required, other in-zone addresses optional.
+	for _, rd := range ns.RData {
+		target := a.lowered(rd)
+		if !wire.IsSubdomain(target, a.z.OriginWire()) {
+			continue
+		}
+		t := a.z.Lookup(target)
+		if t == nil {
+			continue
+		}
+		required := wire.IsSubdomain(target, cut.Name)
+		for _, typ := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
+			set := t.Get(typ)
+			if set == nil {
+				continue
+			}
+			var ok bool
+			if t.Cut != nil {
+				ok = a.rrsetNoSig(wire.Additional, target, set)
+			} else {
+				ok = a.rrset(wire.Additional, target, set)
+			}
+			if !ok {
+				if required {
+					a.res.TC = true
+				}
+				return
+			}
+		}
+	}
+}
+
+// noDSProof proves that a delegation has no DS (an insecure delegation).
+func (a *Answerer) noDSProof(cut *zone.Node) {
+	if a.z.NSEC3 != nil {
+		h := a.z.HashName(cut.Name)
+		if m, _ := a.z.NSEC3Match(h); m != nil {
+			a.proof(m, dns.TypeNSEC3)
+			return
+		}
+		// Opt-out: closest provable encloser and the next closer name.
+		a.closestEncloserProof(cut.Name, false)
+		return
+	}
+	if s := cut.Get(dns.TypeNSEC); s != nil {
+		a.proof(cut, dns.TypeNSEC)
+	}
+}
+
+// negative writes the SOA and, with DNSSEC, the denial proofs for NXDOMAIN
+// (node == nil, ce is the closest encloser) or NODATA at node (synth is the
+// closest encloser when node is a wildcard).
+func (a *Answerer) negative(name []byte, ce, node *zone.Node, qtype uint16) {
+	z := a.z
+	soa := z.Apex.Get(dns.TypeSOA)
+	if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeSOA, dns.ClassINET, z.NegTTL, soa.RData[0]) {
+		a.res.TC = true
+		return
+	}
+	if !a.do || !z.Signed {
+		return
+	}
+	for _, sig := range soa.Sigs {
+		if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeRRSIG, dns.ClassINET, z.NegTTL, sig) {
+			a.res.TC = true
+			return
+		}
+	}
+	if z.NSEC3 != nil {
+		a.negativeNSEC3(name, ce, node, qtype)
+		return
+	}
+	switch {
+	case node == nil: // NXDOMAIN: the name and the wildcard do not exist
+		c := z.CoveringNSEC(name)
+		if c != nil {
+			a.proof(c, dns.TypeNSEC)
+		}
+		var wbuf [wire.MaxName + 3]byte
+		w := append(append(wbuf[:0], 1, '*'), ce.Name...)
+		if len(w) <= wire.MaxName {
+			if c2 := z.CoveringNSEC(w); c2 != nil {
+				a.proof(c2, dns.TypeNSEC)
+			}
+		}
+	case node.Get(dns.TypeNSEC) != nil:
+		a.proof(node, dns.TypeNSEC)
+		if ce != nil { // wildcard NODATA: also no exact match for name
+			if c := z.CoveringNSEC(name); c != nil {
+				a.proof(c, dns.TypeNSEC)
+			}
+		}
+	default: // empty non-terminal
+		if c := z.CoveringNSEC(name); c != nil {
+			a.proof(c, dns.TypeNSEC)
+		}
+	}
+}
+
+func (a *Answerer) negativeNSEC3(name []byte, ce, node *zone.Node, _ uint16) {
+	z := a.z
+	switch {
+	case node == nil: // NXDOMAIN: closest encloser proof plus no wildcard
+		a.closestEncloserProof(name, true)
+	case ce != nil: // wildcard NODATA (RFC 5155 §7.2.5)
+		a.closestEncloserProof(name, false)
+		if m, _ := z.NSEC3Match(z.HashName(node.Name)); m != nil {
+			a.proof(m, dns.TypeNSEC3)
+		}
+	default:
+		if m, _ := z.NSEC3Match(z.HashName(node.Name)); m != nil {
+			a.proof(m, dns.TypeNSEC3)
+			return
+		}
+		// DS NODATA under opt-out (RFC 5155 §7.2.4).
+		a.closestEncloserProof(name, false)
+	}
+}
+
+// closestEncloserProof writes the NSEC3 matching the closest provable
+// encloser of name and the one covering the next closer name; with wildcard
+// it adds the one covering the wildcard at the closest encloser.
+func (a *Answerer) closestEncloserProof(name []byte, wildcard bool) {
+	z := a.z
+	next := name
+	for ce := wire.Parent(name); len(ce) >= len(z.OriginWire()); ce = wire.Parent(ce) {
+		if m, _ := z.NSEC3Match(z.HashName(ce)); m != nil {
+			a.proof(m, dns.TypeNSEC3)
+			if _, c := z.NSEC3Match(z.HashName(next)); c != nil {
+				a.proof(c, dns.TypeNSEC3)
+			}
+			if wildcard {
+				var wbuf [wire.MaxName + 3]byte
+				w := append(append(wbuf[:0], 1, '*'), ce...)
+				if len(w) <= wire.MaxName {
+					if _, c := z.NSEC3Match(z.HashName(w)); c != nil {
+						a.proof(c, dns.TypeNSEC3)
+					}
+				}
+			}
+			return
+		}
+		next = ce
+	}
+}
+
+// wildcardProof proves, for a wildcard answer, that the query name itself
+// does not exist (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6).
+func (a *Answerer) wildcardProof(name []byte, ce *zone.Node) {
+	z := a.z
+	if !z.Signed {
+		return
+	}
+	if z.NSEC3 != nil {
+		// The next closer name: one label more than the closest encloser.
+		next := name
+		for len(wire.Parent(next)) > len(ce.Name) {
+			next = wire.Parent(next)
+		}
+		if _, c := z.NSEC3Match(z.HashName(next)); c != nil {
+			a.proof(c, dns.TypeNSEC3)
+		}
+		return
+	}
+	if c := z.CoveringNSEC(name); c != nil {
+		a.proof(c, dns.TypeNSEC)
+	}
+}
+
+// proof writes the NSEC or NSEC3 RRset of n with signatures to authority,
+// once per response.
+func (a *Answerer) proof(n *zone.Node, t uint16) {
+	set := n.Get(t)
+	if set == nil {
+		return
+	}
+	for _, w := range a.written[:a.nw] {
+		if w == set {
+			return
+		}
+	}
+	if a.nw < len(a.written) {
+		a.written[a.nw] = set
+		a.nw++
+	}
+	a.rrset(wire.Authority, n.Name, set)
+}
+
+// additional adds in-zone addresses for the targets of NS, MX and SRV.
+func (a *Answerer) additional(set *zone.RRset) {
+	var off int
+	switch set.Type {
+	case dns.TypeNS:
+	case dns.TypeMX:
+		off = 2
+	case dns.TypeSRV:
+		off = 6
+	default:
+		return
+	}
+	for _, rd := range set.RData {
+		if len(rd) <= off {
+			continue
+		}
+		target := a.lowered(rd[off:])
+		if !wire.IsSubdomain(target, a.z.OriginWire()) {
+			continue
+		}
+		t := a.z.Lookup(target)
+		if t == nil {
+			continue
+		}
+		for _, typ := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
+			if s := t.Get(typ); s != nil {
+				var ok bool
+				if t.Cut != nil {
+					ok = a.rrsetNoSig(wire.Additional, target, s)
+				} else {
+					ok = a.rrsetOptional(wire.Additional, target, s)
+				}
+				if !ok {
+					return
+				}
+			}
+		}
+	}
+}
+
+// rrset writes a whole RRset (and its signatures with DNSSEC) or nothing;
+// failure to fit sets TC.
+func (a *Answerer) rrset(section int, owner []byte, set *zone.RRset) bool {
+	if section == wire.Additional {
+		return a.rrsetOptional(section, owner, set)
+	}
+	m := a.b.Save()
+	if !a.write(section, owner, set, a.do) {
+		a.b.Restore(m)
+		a.res.TC = true
+		return false
+	}
+	return true
+}
+
+// rrsetOptional writes an RRset if it fits, without setting TC.
+func (a *Answerer) rrsetOptional(section int, owner []byte, set *zone.RRset) bool {
+	m := a.b.Save()
+	if !a.write(section, owner, set, a.do) {
+		a.b.Restore(m)
+		return false
+	}
+	return true
+}
+
+// rrsetNoSig writes an RRset that is not authoritative here (delegation NS,
+// glue), never with signatures.
+func (a *Answerer) rrsetNoSig(section int, owner []byte, set *zone.RRset) bool {
+	m := a.b.Save()
+	if !a.write(section, owner, set, false) {
+		a.b.Restore(m)
+		if section != wire.Additional {
+			a.res.TC = true
+		}
+		return false
+	}
+	return true
+}
+
+func (a *Answerer) write(section int, owner []byte, set *zone.RRset, sigs bool) bool {
+	for _, rd := range set.RData {
+		if !a.b.RR(section, owner, set.Type, dns.ClassINET, set.TTL, rd) {
+			return false
+		}
+	}
+	if sigs && a.z.Signed {
+		for _, rd := range set.Sigs {
+			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL, rd) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lowered returns a lower-cased copy of an uncompressed wire name in scratch
+// space that stays valid for the rest of the query.
+func (a *Answerer) lowered(name []byte) []byte {
+	n := nameLen(name)
+	if n < 0 {
+		return nil
+	}
+	if a.used+n > len(a.arena) {
+		return wire.LowerName(make([]byte, n), name[:n]) // rare: very long chains
+	}
+	out := wire.LowerName(a.arena[a.used:a.used+n], name[:n])
+	a.used += n
+	return out
+}
+
+func nameLen(p []byte) int {
+	for i := 0; i < len(p); {
+		c := int(p[i])
+		if c == 0 {
+			return i + 1
+		}
+		if c&0xC0 != 0 {
+			return -1
+		}
+		i += c + 1
+	}
+	return -1
+}

@@ -1,0 +1,394 @@
+// Package dnsserver is the node's DNS front end: UDP and TCP listeners, query
+// parsing, EDNS(0), NSID and CH identity answers, size limits and truncation,
+// with the answer itself delegated to package authority.
+//
+// The per-query path parses the request in place and builds the response in a
+// per-worker buffer; it does not allocate (see BenchmarkHandle).
+package dnsserver
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/authority"
+	"github.com/anycastdns/anycastdns/internal/wire"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// Transport of a query.
+type Transport int
+
+// Transports.
+const (
+	UDP Transport = iota
+	TCP
+	numTransports
+)
+
+func (t Transport) String() string {
+	if t == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// Identity is what the node says about itself.
+type Identity struct {
+	Name         string // NSID payload and id.server./hostname.bind. text
+	NSID         bool
+	IDServer     bool
+	HostnameBind bool
+	VersionBind  bool
+	Version      string
+}
+
+// Header flag bits.
+const (
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagTC = 1 << 9
+	flagRD = 1 << 8
+	flagCD = 1 << 4
+)
+
+const (
+	ednsNSID    = 3
+	ednsCookie  = 10
+	defaultUDP  = 1232
+	minUDP      = 512
+	optFixedLen = 11
+)
+
+// Handler answers queries against the current zone snapshot. It is safe for
+// concurrent use; per-worker state lives in a Worker.
+type Handler struct {
+	zones    atomic.Pointer[zone.Set]
+	identity Identity
+	maxUDP   int
+	nsid     []byte // NSID option data
+	stats    *Stats
+}
+
+// NewHandler returns a handler that answers from an empty zone set until
+// SetZones is called.
+func NewHandler(id Identity, maxUDP int, stats *Stats) *Handler {
+	if maxUDP < minUDP {
+		maxUDP = defaultUDP
+	}
+	h := &Handler{identity: id, maxUDP: maxUDP, stats: stats}
+	h.zones.Store(zone.NewSet())
+	if id.NSID && id.Name != "" {
+		h.nsid = []byte(id.Name)
+	}
+	return h
+}
+
+// SetZones atomically replaces the served zones.
+func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
+
+// Zones returns the served zones.
+func (h *Handler) Zones() *zone.Set { return h.zones.Load() }
+
+// Worker holds the scratch state of one reader goroutine.
+type Worker struct {
+	h     *Handler
+	ans   authority.Answerer
+	b     wire.Builder
+	out   []byte
+	qname [wire.MaxName + 1]byte
+	lower [wire.MaxName + 1]byte
+	local *workerStats
+}
+
+// NewWorker returns per-goroutine state for h with counters of its own.
+func (h *Handler) NewWorker() *Worker {
+	var ws *workerStats
+	if h.stats != nil {
+		ws = h.stats.newWorker()
+	}
+	return h.newWorker(ws)
+}
+
+// newWorker returns per-goroutine state counting into ws (may be shared).
+func (h *Handler) newWorker(ws *workerStats) *Worker {
+	return &Worker{h: h, out: make([]byte, 0, 65535), local: ws}
+}
+
+// request is the parsed form of a query.
+type request struct {
+	id      uint16
+	flags   uint16
+	qname   []byte // as sent
+	lower   []byte
+	qtype   uint16
+	qclass  uint16
+	qend    int // offset just past the question
+	edns    bool
+	version uint8
+	do      bool
+	udpSize int
+	nsid    bool
+}
+
+// Handle answers one query. It returns the response (valid until the next
+// call on this worker) or nil when the packet is to be dropped.
+func (w *Worker) Handle(req []byte, t Transport) []byte {
+	resp, rcode, qtype := w.handle(req, t)
+	if w.local != nil {
+		if resp == nil {
+			w.local.dropped.Add(1)
+		} else {
+			w.local.count(t, qtype, rcode)
+		}
+	}
+	return resp
+}
+
+func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
+	if len(p) < wire.HeaderLen {
+		return nil, 0, 0 // too short to answer
+	}
+	var r request
+	r.id = binary.BigEndian.Uint16(p)
+	r.flags = binary.BigEndian.Uint16(p[2:])
+	if r.flags&flagQR != 0 {
+		return nil, 0, 0 // a response: never answer it
+	}
+	qd := binary.BigEndian.Uint16(p[4:])
+	an := binary.BigEndian.Uint16(p[6:])
+	ns := binary.BigEndian.Uint16(p[8:])
+	ar := binary.BigEndian.Uint16(p[10:])
+	opcode := int(r.flags>>11) & 0xF
+
+	limit := minUDP
+	if t == TCP {
+		limit = 65535
+	}
+	if qd != 1 {
+		return w.header(&r, dns.RcodeFormatError, limit, false), dns.RcodeFormatError, 0
+	}
+	name, off, err := wire.ReadName(w.qname[:0], p, wire.HeaderLen)
+	if err != nil || off+4 > len(p) {
+		return w.header(&r, dns.RcodeFormatError, limit, false), dns.RcodeFormatError, 0
+	}
+	r.qname = name
+	r.lower = wire.LowerName(w.lower[:len(name)], name)
+	r.qtype = binary.BigEndian.Uint16(p[off:])
+	r.qclass = binary.BigEndian.Uint16(p[off+2:])
+	r.qend = off + 4
+	if opcode != dns.OpcodeQuery {
+		return w.header(&r, dns.RcodeNotImplemented, limit, true), dns.RcodeNotImplemented, r.qtype
+	}
+	if an != 0 || ns != 0 {
+		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+	}
+	if ar > 0 {
+		if !w.parseAdditional(p[r.qend:], int(ar), &r, p) {
+			return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+		}
+	}
+	if t == UDP {
+		limit = minUDP
+		if r.edns {
+			limit = min(max(r.udpSize, minUDP), w.h.maxUDP)
+		}
+	}
+	if r.edns && r.version > 0 {
+		return w.header(&r, dns.RcodeBadVers, limit, true), dns.RcodeBadVers, r.qtype
+	}
+	switch r.qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		if t == UDP && r.qtype == dns.TypeAXFR {
+			return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+		}
+		return w.header(&r, dns.RcodeRefused, limit, true), dns.RcodeRefused, r.qtype
+	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeMAILA, dns.TypeMAILB:
+		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+	}
+	if r.qclass == dns.ClassCHAOS {
+		resp, rc := w.chaos(&r, limit)
+		return resp, rc, r.qtype
+	}
+	b := &w.b
+	b.Reset(w.out, limit)
+	b.Header(r.id, 0)
+	b.Question(r.qname, r.qtype, r.qclass)
+	b.Reserve(w.optLen(&r))
+	res := w.ans.Answer(w.h.zones.Load(), authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
+	flags := flagQR | r.flags&(flagRD|flagCD) | uint16(res.Rcode&0xF)
+	if res.AA {
+		flags |= flagAA
+	}
+	if res.TC {
+		flags |= flagTC
+	}
+	b.SetFlags(flags)
+	w.appendOPT(&r, res.Rcode)
+	return b.Bytes(), res.Rcode, r.qtype
+}
+
+// parseAdditional reads the additional section looking for OPT. A second OPT
+// or an OPT not owned by the root is a format error (RFC 6891 §6.1.1).
+func (w *Worker) parseAdditional(p []byte, count int, r *request, _ []byte) bool {
+	off := 0
+	for range count {
+		if off >= len(p) {
+			return false
+		}
+		// Owner name: OPT must have the root; skip others.
+		owner := p[off]
+		nl := skipName(p[off:])
+		if nl < 0 || off+nl+10 > len(p) {
+			return false
+		}
+		off += nl
+		typ := binary.BigEndian.Uint16(p[off:])
+		class := binary.BigEndian.Uint16(p[off+2:])
+		ttl := binary.BigEndian.Uint32(p[off+4:])
+		rdlen := int(binary.BigEndian.Uint16(p[off+8:]))
+		off += 10
+		if off+rdlen > len(p) {
+			return false
+		}
+		if typ == dns.TypeOPT {
+			if r.edns || nl != 1 || owner != 0 {
+				return false
+			}
+			r.edns = true
+			r.udpSize = int(class)
+			r.version = uint8(ttl >> 16)
+			r.do = ttl&0x8000 != 0
+			if !w.parseOptions(p[off:off+rdlen], r) {
+				return false
+			}
+		}
+		off += rdlen
+	}
+	return true
+}
+
+func (w *Worker) parseOptions(p []byte, r *request) bool {
+	for len(p) > 0 {
+		if len(p) < 4 {
+			return false
+		}
+		code := binary.BigEndian.Uint16(p)
+		n := int(binary.BigEndian.Uint16(p[2:]))
+		if len(p) < 4+n {
+			return false
+		}
+		if code == ednsNSID {
+			r.nsid = true
+		}
+		p = p[4+n:]
+	}
+	return true
+}
+
+// skipName returns the length of the (possibly compressed) name at the start
+// of p, or -1.
+func skipName(p []byte) int {
+	for i := 0; i < len(p); {
+		c := int(p[i])
+		switch {
+		case c == 0:
+			return i + 1
+		case c&0xC0 == 0xC0:
+			if i+1 >= len(p) {
+				return -1
+			}
+			return i + 2
+		case c&0xC0 != 0:
+			return -1
+		}
+		i += c + 1
+	}
+	return -1
+}
+
+// optLen is the size of the OPT record the response will carry.
+func (w *Worker) optLen(r *request) int {
+	if !r.edns {
+		return 0
+	}
+	n := optFixedLen
+	if r.nsid && w.h.nsid != nil {
+		n += 4 + len(w.h.nsid)
+	}
+	return n
+}
+
+// appendOPT adds our OPT record when the query had one (RFC 6891 §6.1.1).
+func (w *Worker) appendOPT(r *request, rcode int) {
+	if !r.edns {
+		return
+	}
+	var opt [optFixedLen + 4 + 255]byte
+	o := opt[:0]
+	o = append(o, 0) // root owner
+	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
+	o = binary.BigEndian.AppendUint16(o, uint16(w.h.maxUDP))
+	var ttl uint32 = uint32(rcode>>4) << 24 // extended rcode, version 0
+	if r.do {
+		ttl |= 0x8000
+	}
+	o = binary.BigEndian.AppendUint32(o, ttl)
+	nsid := r.nsid && w.h.nsid != nil && len(w.h.nsid) <= 255
+	if nsid {
+		o = binary.BigEndian.AppendUint16(o, uint16(4+len(w.h.nsid)))
+		o = binary.BigEndian.AppendUint16(o, ednsNSID)
+		o = binary.BigEndian.AppendUint16(o, uint16(len(w.h.nsid)))
+		o = append(o, w.h.nsid...)
+	} else {
+		o = binary.BigEndian.AppendUint16(o, 0)
+	}
+	w.b.AppendRaw(wire.Additional, 1, o)
+}
+
+// header builds an answer with no records: an error or an empty reply. With
+// question it echoes the question (when it was parsed).
+func (w *Worker) header(r *request, rcode int, limit int, question bool) []byte {
+	b := &w.b
+	b.Reset(w.out, limit)
+	b.Header(r.id, flagQR|r.flags&(0xF<<11|flagRD|flagCD)|uint16(rcode&0xF))
+	if question && r.qname != nil {
+		b.Question(r.qname, r.qtype, r.qclass)
+	}
+	w.appendOPT(r, rcode)
+	return b.Bytes()
+}
+
+// chaos answers the CH TXT identity names (id.server., hostname.bind.,
+// version.bind., version.server.).
+func (w *Worker) chaos(r *request, limit int) ([]byte, int) {
+	id := w.h.identity
+	var text string
+	ok := false
+	switch string(r.lower) {
+	case "\x02id\x06server\x00":
+		text, ok = id.Name, id.IDServer && id.Name != ""
+	case "\x08hostname\x04bind\x00":
+		text, ok = id.Name, id.HostnameBind && id.Name != ""
+	case "\x07version\x04bind\x00", "\x07version\x06server\x00":
+		text, ok = id.Version, id.VersionBind && id.Version != ""
+	}
+	if !ok || (r.qtype != dns.TypeTXT && r.qtype != dns.TypeANY) {
+		return w.header(r, dns.RcodeRefused, limit, true), dns.RcodeRefused
+	}
+	b := &w.b
+	b.Reset(w.out, limit)
+	b.Header(r.id, flagQR|flagAA|r.flags&(flagRD|flagCD))
+	b.Question(r.qname, r.qtype, r.qclass)
+	b.Reserve(w.optLen(r))
+	var rd [256]byte
+	if len(text) > 255 {
+		text = text[:255]
+	}
+	rd[0] = byte(len(text))
+	copy(rd[1:], text)
+	b.RR(wire.Answer, r.lower, dns.TypeTXT, dns.ClassCHAOS, 0, rd[:1+len(text)])
+	w.appendOPT(r, 0)
+	return b.Bytes(), dns.RcodeSuccess
+}

@@ -1,0 +1,184 @@
+package dnsserver
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+func testHandler(t testing.TB) *Handler {
+	t.Helper()
+	z, err := zone.Load("example.com.", "testdata/example.com.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(Identity{Name: "pop-test", NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns-test"}, 1232, &Stats{})
+	h.SetZones(zone.NewSet(z))
+	return h
+}
+
+func ask(t testing.TB, w *Worker, m *dns.Msg, tr Transport) *dns.Msg {
+	t.Helper()
+	p, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := w.Handle(p, tr)
+	if resp == nil {
+		return nil
+	}
+	out := new(dns.Msg)
+	if err := out.Unpack(resp); err != nil {
+		t.Fatalf("unpack response to %v: %v", m.Question, err)
+	}
+	return out
+}
+
+func TestHandleBasics(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	tests := []struct {
+		name   string
+		qname  string
+		qtype  uint16
+		rcode  int
+		aa     bool
+		answer int
+		ns     int
+		extra  int
+	}{
+		{"positive", "www.example.com.", dns.TypeA, dns.RcodeSuccess, true, 1, 0, 0},
+		{"case", "WwW.ExAmPlE.CoM.", dns.TypeAAAA, dns.RcodeSuccess, true, 1, 0, 0},
+		{"nodata", "www.example.com.", dns.TypeMX, dns.RcodeSuccess, true, 0, 1, 0},
+		{"nxdomain", "nope.example.com.", dns.TypeA, dns.RcodeNameError, true, 0, 1, 0},
+		{"cname chain", "chain.example.com.", dns.TypeA, dns.RcodeSuccess, true, 3, 0, 0},
+		{"cname out", "out.example.com.", dns.TypeA, dns.RcodeSuccess, true, 1, 0, 0},
+		{"wildcard", "x.wild.example.com.", dns.TypeA, dns.RcodeSuccess, true, 1, 0, 0},
+		{"referral", "host.sub.example.com.", dns.TypeA, dns.RcodeSuccess, false, 0, 1, 1},
+		{"ent", "b.ent.example.com.", dns.TypeA, dns.RcodeSuccess, true, 0, 1, 0},
+		{"mx additional", "example.com.", dns.TypeMX, dns.RcodeSuccess, true, 1, 0, 1},
+		{"dname", "www.dn.example.com.", dns.TypeA, dns.RcodeSuccess, true, 2, 0, 0},
+		{"refused", "example.org.", dns.TypeA, dns.RcodeRefused, false, 0, 0, 0},
+		{"any", "www.example.com.", dns.TypeANY, dns.RcodeSuccess, true, 1, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion(tt.qname, tt.qtype)
+			r := ask(t, w, m, UDP)
+			if r.Rcode != tt.rcode || r.Authoritative != tt.aa || len(r.Answer) != tt.answer || len(r.Ns) != tt.ns || len(r.Extra) != tt.extra {
+				t.Errorf("got rcode=%d aa=%v an=%d ns=%d ar=%d\n%v", r.Rcode, r.Authoritative, len(r.Answer), len(r.Ns), len(r.Extra), r)
+			}
+			if r.Question[0].Name != tt.qname {
+				t.Errorf("question %q, want the query's case %q", r.Question[0].Name, tt.qname)
+			}
+			if r.Id != m.Id {
+				t.Errorf("id %d, want %d", r.Id, m.Id)
+			}
+		})
+	}
+}
+
+func TestTruncationAndEDNS(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	m := new(dns.Msg)
+	m.SetQuestion("big.example.com.", dns.TypeTXT)
+	r := ask(t, w, m, UDP)
+	if !r.Truncated {
+		t.Errorf("512-byte answer not truncated: %v", r)
+	}
+	m.SetEdns0(4096, false)
+	r = ask(t, w, m, UDP)
+	if r.Truncated || len(r.Answer) != 5 || r.IsEdns0() == nil || r.IsEdns0().UDPSize() != 1232 {
+		t.Errorf("EDNS answer wrong: %v", r)
+	}
+	r = ask(t, w, m, TCP)
+	if r.Truncated || len(r.Answer) != 5 {
+		t.Errorf("TCP answer wrong: %v", r)
+	}
+	m.IsEdns0().SetVersion(1)
+	r = ask(t, w, m, UDP)
+	if r.Rcode != dns.RcodeBadVers {
+		t.Errorf("rcode %d, want BADVERS", r.Rcode)
+	}
+}
+
+func TestNSIDAndChaos(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+	r := ask(t, w, m, UDP)
+	var got string
+	for _, o := range r.IsEdns0().Option {
+		if n, ok := o.(*dns.EDNS0_NSID); ok {
+			got = n.Nsid
+		}
+	}
+	if got != "706f702d74657374" {
+		t.Errorf("nsid %q", got)
+	}
+	m = new(dns.Msg)
+	m.SetQuestion("id.server.", dns.TypeTXT)
+	m.Question[0].Qclass = dns.ClassCHAOS
+	r = ask(t, w, m, UDP)
+	if len(r.Answer) != 1 || r.Answer[0].(*dns.TXT).Txt[0] != "pop-test" {
+		t.Errorf("id.server: %v", r)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	for _, p := range [][]byte{
+		nil,
+		{1, 2, 3},
+		{0, 1, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0}, // a response
+		{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1},
+		{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w'},
+		{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1},
+	} {
+		resp := w.Handle(p, UDP)
+		if resp == nil {
+			continue
+		}
+		var m dns.Msg
+		if err := m.Unpack(resp); err != nil {
+			t.Errorf("%x: unparsable response %x: %v", p, resp, err)
+			continue
+		}
+		if m.Rcode != dns.RcodeFormatError {
+			t.Errorf("%x: rcode %d, want FORMERR", p, m.Rcode)
+		}
+	}
+}
+
+func BenchmarkHandle(b *testing.B) {
+	h := testHandler(b)
+	w := h.NewWorker()
+	queries := map[string]*dns.Msg{}
+	for _, q := range []struct {
+		n string
+		t uint16
+	}{{"www.example.com.", dns.TypeA}, {"nope.example.com.", dns.TypeA}, {"x.wild.example.com.", dns.TypeA}, {"host.sub.example.com.", dns.TypeA}, {"chain.example.com.", dns.TypeA}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.n, q.t)
+		queries[q.n] = m
+	}
+	for name, m := range queries {
+		p, _ := m.Pack()
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if w.Handle(p, UDP) == nil {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,315 @@
+package zone
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Record is a parsed record with the place it came from.
+type Record struct {
+	RR   dns.RR
+	File string
+	Line int // 0 when unknown
+}
+
+// Pos formats the record's place as file:line.
+func (r Record) Pos() string {
+	switch {
+	case r.File == "" && r.Line == 0:
+		return "(input)"
+	case r.Line == 0:
+		return r.File
+	}
+	return r.File + ":" + strconv.Itoa(r.Line)
+}
+
+// ErrInvalid marks a zone that failed validation; the joined errors name each
+// offending record.
+var ErrInvalid = errors.New("invalid zone")
+
+// Load reads an RFC 1035 master file for origin and builds the zone. Errors
+// name the file and line of each problem.
+func Load(origin, path string) (*Zone, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", origin, err)
+	}
+	defer f.Close()
+	recs, err := Parse(f, origin, path)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", origin, err)
+	}
+	z, err := Build(origin, recs)
+	if err != nil {
+		return nil, err
+	}
+	z.Source = path
+	return z, nil
+}
+
+// Parse reads master-file records. $INCLUDE is followed relative to the
+// including file (only when file names a real file). Every record carries the
+// file and line where its entry starts.
+func Parse(r io.Reader, origin, file string) ([]Record, error) {
+	origin = dns.Fqdn(origin)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var places []place
+	includes := file != "" && file != "-"
+	places, scanErr := scanEntries(data, file, includes, 0, places)
+
+	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, file)
+	zp.SetIncludeAllowed(includes)
+	zp.SetDefaultTTL(3600)
+	var recs []Record
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rec := Record{RR: rr, File: file}
+		if scanErr == nil && len(recs) < len(places) {
+			rec.File, rec.Line = places[len(recs)].file, places[len(recs)].line
+		}
+		recs = append(recs, rec)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, err
+	}
+	if scanErr == nil && len(places) != len(recs) {
+		// The scanner disagrees with the parser: positions would be wrong,
+		// so report files only.
+		for i := range recs {
+			recs[i].Line = 0
+		}
+	}
+	return recs, nil
+}
+
+type place struct {
+	file string
+	line int
+}
+
+// scanEntries walks master-file text the way the parser does and returns the
+// position of every entry that yields a record, in order. It understands
+// comments, quotes, escapes, parentheses, $INCLUDE and $GENERATE.
+func scanEntries(data []byte, file string, includes bool, depth int, out []place) ([]place, error) {
+	if depth > 20 {
+		return out, errors.New("$INCLUDE nesting too deep")
+	}
+	line := 1
+	paren := 0
+	inQuote := false
+	atLineStart := true
+	var tokens []string
+	var cur strings.Builder
+	entryLine := 0
+	flushToken := func() {
+		if cur.Len() > 0 {
+			tokens = append(tokens, cur.String())
+			cur.Reset()
+		}
+	}
+	endEntry := func() error {
+		flushToken()
+		if len(tokens) == 0 && entryLine == 0 {
+			return nil
+		}
+		var err error
+		out, err = entry(tokens, file, entryLine, includes, depth, out)
+		tokens = tokens[:0]
+		entryLine = 0
+		return err
+	}
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inQuote {
+			switch c {
+			case '\\':
+				cur.WriteByte(c)
+				if i+1 < len(data) {
+					i++
+					cur.WriteByte(data[i])
+					if data[i] == '\n' {
+						line++
+					}
+				}
+			case '"':
+				inQuote = false
+				cur.WriteByte(c)
+			case '\n':
+				line++
+				cur.WriteByte(c)
+			default:
+				cur.WriteByte(c)
+			}
+			continue
+		}
+		switch c {
+		case ';':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			i-- // let the newline be handled
+		case '\n':
+			flushToken()
+			if paren == 0 {
+				if err := endEntry(); err != nil {
+					return out, err
+				}
+			}
+			line++
+			atLineStart = true
+			continue
+		case ' ', '\t', '\r':
+			flushToken()
+			if atLineStart && paren == 0 && entryLine == 0 && c != '\r' {
+				// A record with a blank owner.
+				entryLine = line
+				tokens = append(tokens, "")
+			}
+		case '(':
+			flushToken()
+			paren++
+			if entryLine == 0 {
+				entryLine = line
+			}
+		case ')':
+			flushToken()
+			if paren > 0 {
+				paren--
+			}
+		case '"':
+			inQuote = true
+			cur.WriteByte(c)
+			if entryLine == 0 {
+				entryLine = line
+			}
+		case '\\':
+			cur.WriteByte(c)
+			if i+1 < len(data) {
+				i++
+				cur.WriteByte(data[i])
+			}
+			if entryLine == 0 {
+				entryLine = line
+			}
+		default:
+			cur.WriteByte(c)
+			if entryLine == 0 {
+				entryLine = line
+			}
+		}
+		atLineStart = false
+	}
+	return out, endEntry()
+}
+
+// entry classifies one logical entry.
+func entry(tokens []string, file string, line int, includes bool, depth int, out []place) ([]place, error) {
+	// A blank-owner line that holds nothing but whitespace is no entry.
+	if len(tokens) == 1 && tokens[0] == "" {
+		return out, nil
+	}
+	if len(tokens) == 0 {
+		return out, nil
+	}
+	switch strings.ToUpper(tokens[0]) {
+	case "$ORIGIN", "$TTL":
+		return out, nil
+	case "$INCLUDE":
+		if !includes || len(tokens) < 2 {
+			return out, nil
+		}
+		path := tokens[1]
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(file), path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return out, err
+		}
+		return scanEntries(data, path, includes, depth+1, out)
+	case "$GENERATE":
+		if len(tokens) < 2 {
+			return out, errors.New("bad $GENERATE")
+		}
+		n, err := generateCount(tokens[1])
+		if err != nil {
+			return out, err
+		}
+		for range n {
+			out = append(out, place{file, line})
+		}
+		return out, nil
+	}
+	return append(out, place{file, line}), nil
+}
+
+func generateCount(r string) (int, error) {
+	step := 1
+	if i := strings.IndexByte(r, '/'); i >= 0 {
+		s, err := strconv.Atoi(r[i+1:])
+		if err != nil || s < 1 {
+			return 0, errors.New("bad $GENERATE step")
+		}
+		step = s
+		r = r[:i]
+	}
+	a, b, ok := strings.Cut(r, "-")
+	if !ok {
+		return 0, errors.New("bad $GENERATE range")
+	}
+	start, err1 := strconv.Atoi(a)
+	stop, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || stop < start {
+		return 0, errors.New("bad $GENERATE range")
+	}
+	return (stop-start)/step + 1, nil
+}
+
+// WriteTo prints the zone in master-file form, canonical order, one record per
+// line; used for exports and golden tests.
+func (z *Zone) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriter(w)
+	var err error
+	z.Nodes(func(n *Node) {
+		if err != nil {
+			return
+		}
+		owner := NameString(n.Name)
+		// SOA first at the apex, as transfers and readers expect.
+		order := make([]int, 0, len(n.Sets))
+		for i := range n.Sets {
+			if n.Sets[i].Type == dns.TypeSOA {
+				order = append([]int{i}, order...)
+			} else {
+				order = append(order, i)
+			}
+		}
+		for _, i := range order {
+			rrs, e := n.Sets[i].RRs(owner)
+			if e != nil {
+				err = e
+				return
+			}
+			for _, rr := range rrs {
+				if _, e := fmt.Fprintln(bw, rr.String()); e != nil {
+					err = e
+					return
+				}
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 0, bw.Flush()
+}

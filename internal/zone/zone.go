@@ -1,0 +1,332 @@
+// Package zone is the core data model: an immutable Zone built once from
+// records and never modified afterwards, and a Set of zones that is swapped as
+// a whole. Queries read snapshots without locks.
+//
+// Names are kept as lower-cased uncompressed wire names; record data as
+// uncompressed rdata, ready to be copied into responses by package wire.
+//
+// The package does no I/O beyond reading zone files in Load and no logging.
+package zone
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/wire"
+)
+
+// RRset is all records of one type at one name.
+type RRset struct {
+	Type  uint16
+	TTL   uint32
+	RData [][]byte // uncompressed rdata of each record
+	// Sigs holds the rdata of the RRSIG records covering this type, SigTTL
+	// their TTL.
+	Sigs   [][]byte
+	SigTTL uint32
+}
+
+// Node is one owner name in a zone, possibly an empty non-terminal.
+type Node struct {
+	Name []byte // lower-cased uncompressed wire name
+	Sets []RRset
+	// Cut is the delegation point (a non-apex node with NS) at or above this
+	// node, the highest one; nil when the node is not at or below a cut.
+	Cut *Node
+	// DNAME is the closest ancestor (not the node itself) owning a DNAME,
+	// nil if there is none and the node is not below a cut.
+	DNAME *Node
+	// Wildcard is the "*" child of this node, if any.
+	Wildcard *Node
+}
+
+// Get returns the RRset of type t, or nil.
+func (n *Node) Get(t uint16) *RRset {
+	for i := range n.Sets {
+		if n.Sets[i].Type == t {
+			return &n.Sets[i]
+		}
+	}
+	return nil
+}
+
+// Empty reports whether the node is an empty non-terminal.
+func (n *Node) Empty() bool { return len(n.Sets) == 0 }
+
+// NSEC3Param describes the NSEC3 chain of a zone.
+type NSEC3Param struct {
+	Hash       uint8
+	Iterations uint16
+	Salt       []byte
+}
+
+type nsec3Entry struct {
+	hash []byte // raw hash, owner's first label decoded
+	node *Node
+}
+
+// Zone is an immutable authoritative zone.
+type Zone struct {
+	Origin string // presentation form, lower case, fully qualified
+	origin []byte // wire form
+	nodes  map[string]*Node
+	Apex   *Node
+	Serial uint32
+	// NegTTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+	NegTTL uint32
+	// Signed is true when the apex carries a DNSKEY RRset and signatures.
+	Signed bool
+	// Canonical holds every node with an NSEC RRset in canonical order.
+	nsec []*Node
+	// NSEC3 is the chain's parameters when the zone uses NSEC3.
+	NSEC3   *NSEC3Param
+	nsec3   []nsec3Entry
+	Records int // number of records, for metrics and logs
+	Source  string
+}
+
+// Lookup returns the node for a lower-cased wire name, or nil.
+func (z *Zone) Lookup(name []byte) *Node { return z.nodes[string(name)] }
+
+// OriginWire returns the origin in wire form.
+func (z *Zone) OriginWire() []byte { return z.origin }
+
+// Len returns the number of nodes, empty non-terminals included.
+func (z *Zone) Len() int { return len(z.nodes) }
+
+// Nodes calls fn for every node in canonical order.
+func (z *Zone) Nodes(fn func(*Node)) {
+	all := make([]*Node, 0, len(z.nodes))
+	for _, n := range z.nodes {
+		all = append(all, n)
+	}
+	sort.Slice(all, func(i, j int) bool { return Compare(all[i].Name, all[j].Name) < 0 })
+	for _, n := range all {
+		fn(n)
+	}
+}
+
+// CoveringNSEC returns the node whose NSEC record covers name (the last NSEC
+// owner that sorts at or before name), or nil if the zone has no NSEC chain.
+func (z *Zone) CoveringNSEC(name []byte) *Node {
+	if len(z.nsec) == 0 {
+		return nil
+	}
+	i := sort.Search(len(z.nsec), func(i int) bool { return Compare(z.nsec[i].Name, name) > 0 })
+	if i == 0 {
+		return z.nsec[len(z.nsec)-1]
+	}
+	return z.nsec[i-1]
+}
+
+// NSEC3Match returns the node owning the NSEC3 record whose hash equals h, and
+// the node whose NSEC3 record covers h (its hash is the last one before h, with
+// wrap-around). Either may be nil when the zone has no NSEC3 chain.
+func (z *Zone) NSEC3Match(h []byte) (match, cover *Node) {
+	if len(z.nsec3) == 0 {
+		return nil, nil
+	}
+	i := sort.Search(len(z.nsec3), func(i int) bool { return bytes.Compare(z.nsec3[i].hash, h) >= 0 })
+	if i < len(z.nsec3) && bytes.Equal(z.nsec3[i].hash, h) {
+		match = z.nsec3[i].node
+	}
+	j := i - 1
+	if j < 0 {
+		j = len(z.nsec3) - 1
+	}
+	return match, z.nsec3[j].node
+}
+
+// HashName computes the NSEC3 hash of a wire name with the zone's parameters.
+func (z *Zone) HashName(name []byte) []byte {
+	p := z.NSEC3
+	if p == nil {
+		return nil
+	}
+	h := nsec3Hash(name, p.Iterations, p.Salt)
+	return h
+}
+
+// Compare orders two lower-cased wire names canonically (RFC 4034 §6.1):
+// label by label from the right, each label as a byte string.
+func Compare(a, b []byte) int {
+	var la, lb [128]int
+	na := labelStarts(a, la[:0])
+	nb := labelStarts(b, lb[:0])
+	for i, j := len(na)-1, len(nb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		x := a[na[i]+1 : na[i]+1+int(a[na[i]])]
+		y := b[nb[j]+1 : nb[j]+1+int(b[nb[j]])]
+		if c := bytes.Compare(x, y); c != 0 {
+			return c
+		}
+	}
+	return len(na) - len(nb)
+}
+
+func labelStarts(n []byte, dst []int) []int {
+	for i := 0; i < len(n) && n[i] != 0; i += int(n[i]) + 1 {
+		dst = append(dst, i)
+	}
+	return dst
+}
+
+// SerialLess compares two SOA serials with RFC 1982 arithmetic.
+func SerialLess(a, b uint32) bool {
+	return a != b && (a < b && b-a < 1<<31 || a > b && a-b > 1<<31)
+}
+
+// Set is an immutable collection of zones, looked up by the longest match.
+type Set struct {
+	zones map[string]*Zone
+}
+
+// NewSet builds a Set from zones; later zones replace earlier ones of the same
+// origin.
+func NewSet(zones ...*Zone) *Set {
+	s := &Set{zones: make(map[string]*Zone, len(zones))}
+	for _, z := range zones {
+		s.zones[string(z.origin)] = z
+	}
+	return s
+}
+
+// With returns a new Set with z added or replaced.
+func (s *Set) With(z *Zone) *Set {
+	n := &Set{zones: make(map[string]*Zone, len(s.zones)+1)}
+	for k, v := range s.zones {
+		n.zones[k] = v
+	}
+	n.zones[string(z.origin)] = z
+	return n
+}
+
+// Without returns a new Set without the zone of the given origin (wire form).
+func (s *Set) Without(origin []byte) *Set {
+	n := &Set{zones: make(map[string]*Zone, len(s.zones))}
+	for k, v := range s.zones {
+		if k != string(origin) {
+			n.zones[k] = v
+		}
+	}
+	return n
+}
+
+// Find returns the zone with the longest origin at or above name (lower-cased
+// wire form), or nil.
+func (s *Set) Find(name []byte) *Zone {
+	if s == nil {
+		return nil
+	}
+	for {
+		if z, ok := s.zones[string(name)]; ok {
+			return z
+		}
+		if len(name) == 0 || name[0] == 0 {
+			return nil
+		}
+		name = wire.Parent(name)
+	}
+}
+
+// Get returns the zone of exactly this origin (presentation form).
+func (s *Set) Get(origin string) *Zone {
+	if s == nil {
+		return nil
+	}
+	w, err := NameWire(origin)
+	if err != nil {
+		return nil
+	}
+	return s.zones[string(w)]
+}
+
+// Zones returns the zones sorted by origin.
+func (s *Set) Zones() []*Zone {
+	if s == nil {
+		return nil
+	}
+	out := make([]*Zone, 0, len(s.zones))
+	for _, z := range s.zones {
+		out = append(out, z)
+	}
+	slices.SortFunc(out, func(a, b *Zone) int { return Compare(a.origin, b.origin) })
+	return out
+}
+
+// Len returns the number of zones.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.zones)
+}
+
+// NameWire converts a presentation name to lower-cased uncompressed wire form.
+func NameWire(name string) ([]byte, error) {
+	buf := make([]byte, wire.MaxName+1)
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("name %q: %w", name, err)
+	}
+	out := buf[:n]
+	return wire.LowerName(out, out), nil
+}
+
+// NameString converts a wire name to presentation form.
+func NameString(name []byte) string {
+	s, _, err := dns.UnpackDomainName(name, 0)
+	if err != nil {
+		return fmt.Sprintf("<bad name %x>", name)
+	}
+	return s
+}
+
+// RRs returns the records of the set as miekg/dns values with the given
+// owner, for transfers, printing and tests.
+func (s *RRset) RRs(owner string) ([]dns.RR, error) {
+	out := make([]dns.RR, 0, len(s.RData))
+	for _, rd := range s.RData {
+		rr, err := unpackRdata(owner, s.Type, s.TTL, rd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rr)
+	}
+	for _, rd := range s.Sigs {
+		rr, err := unpackRdata(owner, dns.TypeRRSIG, s.SigTTL, rd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rr)
+	}
+	return out, nil
+}
+
+func unpackRdata(owner string, t uint16, ttl uint32, rd []byte) (dns.RR, error) {
+	msg := make([]byte, 0, len(owner)+12+len(rd))
+	ow, err := NameWire(owner)
+	if err != nil {
+		return nil, err
+	}
+	msg = append(msg, ow...)
+	msg = binary.BigEndian.AppendUint16(msg, t)
+	msg = binary.BigEndian.AppendUint16(msg, dns.ClassINET)
+	msg = binary.BigEndian.AppendUint32(msg, ttl)
+	msg = binary.BigEndian.AppendUint16(msg, uint16(len(rd)))
+	msg = append(msg, rd...)
+	rr, _, err := dns.UnpackRR(msg, 0)
+	return rr, err
+}
+
+// RRSIGCovered returns the type covered by an RRSIG rdata.
+func RRSIGCovered(rd []byte) uint16 {
+	if len(rd) < 2 {
+		return 0
+	}
+	return binary.BigEndian.Uint16(rd)
+}
