@@ -227,8 +227,9 @@ func (b *builder) finish(z *Zone) {
 		all = append(all, n)
 		slices.SortFunc(n.Sets, func(a, b RRset) int { return int(a.Type) - int(b.Type) })
 	}
-	// Parents before children.
-	sort.Slice(all, func(i, j int) bool { return len(all[i].Name) < len(all[j].Name) })
+	// Canonical order puts parents before children and makes error
+	// reports deterministic.
+	sort.Slice(all, func(i, j int) bool { return Compare(all[i].Name, all[j].Name) < 0 })
 	for _, n := range all {
 		b.checkNode(z, n)
 		if n == apex {

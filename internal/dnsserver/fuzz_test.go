@@ -1,0 +1,48 @@
+package dnsserver
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzHandle feeds arbitrary packets to the query path: it must never panic,
+// and every response it sends must be a well-formed DNS message that echoes
+// the query ID.
+func FuzzHandle(f *testing.F) {
+	for _, q := range []struct {
+		n string
+		t uint16
+	}{{"www.example.com.", dns.TypeA}, {"nope.example.com.", dns.TypeAAAA}, {"x.wild.example.com.", dns.TypeTXT}, {"host.sub.example.com.", dns.TypeNS}, {"id.server.", dns.TypeTXT}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.n, q.t)
+		p, _ := m.Pack()
+		f.Add(p, false)
+		m.SetEdns0(4096, true)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+		p, _ = m.Pack()
+		f.Add(p, true)
+	}
+	h := testHandler(f)
+	w := h.NewWorker()
+	f.Fuzz(func(t *testing.T, p []byte, tcp bool) {
+		tr := UDP
+		if tcp {
+			tr = TCP
+		}
+		resp := w.Handle(p, tr)
+		if resp == nil {
+			return
+		}
+		if tr == UDP && len(resp) > 1232 {
+			t.Fatalf("UDP response of %d bytes", len(resp))
+		}
+		var m dns.Msg
+		if err := m.Unpack(resp); err != nil {
+			t.Fatalf("response does not parse: %v\nquery %x\nresponse %x", err, p, resp)
+		}
+		if len(p) >= 2 && m.Id != uint16(p[0])<<8|uint16(p[1]) {
+			t.Fatalf("id %d does not echo the query", m.Id)
+		}
+	})
+}

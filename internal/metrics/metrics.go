@@ -1,0 +1,142 @@
+// Package metrics exposes the node's Prometheus metrics. Query counters are
+// kept lock-free by the DNS workers and read here at scrape time, so the query
+// path never touches the Prometheus client.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+const ns = "anycastd"
+
+// Node holds the registry of a node.
+type Node struct {
+	Registry   *prometheus.Registry
+	LoadErrors *prometheus.CounterVec // by zone
+	Reloads    *prometheus.CounterVec // by result
+}
+
+// NewNode registers the node's collectors: queries from stats, zones from
+// zones().
+func NewNode(stats *dnsserver.Stats, zones func() *zone.Set) *Node {
+	reg := prometheus.NewRegistry()
+	n := &Node{
+		Registry: reg,
+		LoadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "zone_load_errors_total",
+			Help: "Zone loads that failed (the previous version, if any, keeps serving).",
+		}, []string{"zone"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "reloads_total", Help: "Configuration and zone reloads by result.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(n.LoadErrors, n.Reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&queryCollector{stats: stats}, &zoneCollector{zones: zones})
+	return n
+}
+
+var (
+	queriesDesc = prometheus.NewDesc(ns+"_queries_total", "DNS queries answered, by transport, query type and response code.",
+		[]string{"transport", "qtype", "rcode"}, nil)
+	droppedDesc = prometheus.NewDesc(ns+"_dropped_total", "Packets dropped without an answer (too short, responses, unanswerable).", nil, nil)
+	malformDesc = prometheus.NewDesc(ns+"_malformed_total", "TCP streams cut mid-message and other framing errors.", nil, nil)
+	latDesc     = prometheus.NewDesc(ns+"_response_seconds", "Time from reading a query to sending its answer.", nil, nil)
+	tcpDesc     = prometheus.NewDesc(ns+"_tcp_connections", "Open TCP connections.", nil, nil)
+	tcpRefDesc  = prometheus.NewDesc(ns+"_tcp_refused_total", "TCP connections closed at once because the limit was reached.", nil, nil)
+	serialDesc  = prometheus.NewDesc(ns+"_zone_serial", "SOA serial of each served zone.", []string{"zone"}, nil)
+	recordsDesc = prometheus.NewDesc(ns+"_zone_records", "Records in each served zone.", []string{"zone"}, nil)
+	zonesDesc   = prometheus.NewDesc(ns+"_zones", "Zones served.", nil, nil)
+)
+
+type queryCollector struct{ stats *dnsserver.Stats }
+
+func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc} {
+		ch <- d
+	}
+}
+
+func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
+	q, dropped, lat, sum := c.stats.Snapshot()
+	for _, s := range q {
+		ch <- prometheus.MustNewConstMetric(queriesDesc, prometheus.CounterValue, float64(s.N), s.Transport, s.Qtype, s.Rcode)
+	}
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(malformDesc, prometheus.CounterValue, float64(c.stats.Malformed.Load()))
+	ch <- prometheus.MustNewConstMetric(tcpDesc, prometheus.GaugeValue, float64(c.stats.TCPConns.Load()))
+	ch <- prometheus.MustNewConstMetric(tcpRefDesc, prometheus.CounterValue, float64(c.stats.TCPRefuse.Load()))
+	buckets := make(map[float64]uint64, len(dnsserver.LatencyBuckets))
+	var cum uint64
+	for i, ub := range dnsserver.LatencyBuckets {
+		cum += lat[i]
+		buckets[ub] = cum
+	}
+	cum += lat[len(lat)-1]
+	ch <- prometheus.MustNewConstHistogram(latDesc, cum, sum.Seconds(), buckets)
+}
+
+type zoneCollector struct{ zones func() *zone.Set }
+
+func (c *zoneCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- serialDesc
+	ch <- recordsDesc
+	ch <- zonesDesc
+}
+
+func (c *zoneCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.zones()
+	for _, z := range set.Zones() {
+		ch <- prometheus.MustNewConstMetric(serialDesc, prometheus.GaugeValue, float64(z.Serial), z.Origin)
+		ch <- prometheus.MustNewConstMetric(recordsDesc, prometheus.GaugeValue, float64(z.Records), z.Origin)
+	}
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(set.Len()))
+}
+
+// Serve runs an HTTP server with /metrics on addr until ctx is done.
+func Serve(ctx context.Context, addr netip.AddrPort, h http.Handler, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		return err
+	}
+	return ServeListener(ctx, ln, h, logger)
+}
+
+// ServeListener is Serve on an open listener.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("http listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		err = <-errc
+	case err = <-errc:
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Handler returns the /metrics handler of the node's registry.
+func (n *Node) Handler() http.Handler {
+	return promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{Registry: n.Registry})
+}

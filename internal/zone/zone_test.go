@@ -1,0 +1,133 @@
+package zone
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := "testdata/" + name
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, d)
+	}
+}
+
+func TestLoadGood(t *testing.T) {
+	z, err := Load("example.com.", "testdata/good.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Serial != 1 || z.NegTTL != 60 {
+		t.Errorf("serial %d negttl %d", z.Serial, z.NegTTL)
+	}
+	var buf bytes.Buffer
+	if _, err := z.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "good.zone.golden", buf.Bytes())
+}
+
+func TestLoadErrorsNameFileAndLine(t *testing.T) {
+	_, err := Load("example.com.", "testdata/bad.zone")
+	if err == nil {
+		t.Fatal("bad zone loaded")
+	}
+	golden(t, "bad.zone.err", []byte(strings.ReplaceAll(err.Error(), "; ", "\n")+"\n"))
+	_, err = Load("example.com.", "testdata/syntax.zone")
+	if err == nil || !strings.Contains(err.Error(), "testdata/syntax.zone") || !strings.Contains(err.Error(), "line: 4") {
+		t.Errorf("syntax error should name file and line 4: %v", err)
+	}
+}
+
+func TestStructure(t *testing.T) {
+	z, err := Load("example.com.", "testdata/good.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(s string) []byte { b, _ := NameWire(s); return b }
+	tests := []struct {
+		name  string
+		exist bool
+	}{
+		{"example.com.", true},
+		{"_tcp.example.com.", true}, // empty non-terminal
+		{"_25._tcp.example.com.", true},
+		{"esc\\.aped.example.com.", true},
+		{"host3.example.com.", true},
+		{"host4.example.com.", false},
+		{"nope.example.com.", false},
+	}
+	for _, tt := range tests {
+		if got := z.Lookup(w(tt.name)) != nil; got != tt.exist {
+			t.Errorf("%s exists=%v, want %v", tt.name, got, tt.exist)
+		}
+	}
+	if !z.Lookup(w("_tcp.example.com.")).Empty() {
+		t.Error("_tcp should be an empty non-terminal")
+	}
+}
+
+func TestCompare(t *testing.T) {
+	// RFC 4034 §6.1 example order.
+	order := []string{"example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.", "z.example.", "\\001.z.example.", "*.z.example.", "\\200.z.example."}
+	for i := 1; i < len(order); i++ {
+		a, _ := NameWire(order[i-1])
+		b, _ := NameWire(order[i])
+		if Compare(a, b) >= 0 {
+			t.Errorf("%s should sort before %s", order[i-1], order[i])
+		}
+	}
+}
+
+func TestSerialLess(t *testing.T) {
+	tests := []struct {
+		a, b uint32
+		want bool
+	}{{1, 2, true}, {2, 1, false}, {0xFFFFFFFF, 0, true}, {0, 0xFFFFFFFF, false}, {5, 5, false}}
+	for _, tt := range tests {
+		if got := SerialLess(tt.a, tt.b); got != tt.want {
+			t.Errorf("SerialLess(%d,%d)=%v", tt.a, tt.b, got)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/good.zone", "testdata/bad.zone", "testdata/syntax.zone"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		recs, err := Parse(strings.NewReader(text), "example.com.", "")
+		if err != nil {
+			return
+		}
+		z, err := Build("example.com.", recs)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if _, err := z.WriteTo(&buf); err != nil {
+			t.Fatalf("built zone does not print: %v", err)
+		}
+	})
+}
