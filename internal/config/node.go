@@ -1,0 +1,484 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Node is the configuration of the "anycastd node" role: one PoP that serves
+// zones authoritatively and announces the anycast prefixes while healthy.
+//
+// The zero Node is not valid; LoadNode and ParseNode return a Node with
+// defaults applied and validated. A Node built in code can be checked with
+// Validate. Compare Nodes with cmpopts.IgnoreUnexported(config.Node{}).
+type Node struct {
+	Identity Identity
+	// Listen holds the addresses to serve DNS on, UDP and TCP on each; at
+	// least one, no duplicates, no port 0.
+	Listen []netip.AddrPort
+	// Zones are served from their files. There may be none: zones can also
+	// arrive by transfer.
+	Zones   []Zone
+	Limits  Limits
+	Metrics Metrics
+	Admin   Admin
+	Log     Log
+	// DrainPeriod is how long the node keeps answering after withdrawing
+	// its prefixes on shutdown or drain, so that traffic moves away before
+	// the sockets close (default 5s; 0 = none).
+	DrainPeriod time.Duration
+	// BGP is nil when the node does not announce anything.
+	BGP    *BGP
+	Health Health
+
+	src *source // where the fields came from; nil for a Node built in code
+}
+
+// Identity is how the node names itself to clients that ask.
+type Identity struct {
+	Name         string // default: os.Hostname(); at most 255 bytes
+	NSID         bool   // answer the EDNS NSID option (RFC 5001) with Name (default true)
+	IDServer     bool   // answer CH TXT id.server. with Name (default true)
+	HostnameBind bool   // answer CH TXT hostname.bind. with Name (default true)
+	VersionBind  bool   // answer CH TXT version.bind. and version.server. with Version (default true)
+	Version      string // default "anycastdns"; at most 255 bytes
+}
+
+// Zone is one zone served from a file.
+type Zone struct {
+	Name string // lower-case FQDN with the trailing dot; unique
+	File string // absolute, or relative to the working directory
+}
+
+// Limits bounds the resources the DNS server uses.
+type Limits struct {
+	UDPMaxSize     int           // largest EDNS UDP payload sent, 512..4096 (default 1232)
+	TCPMaxConns    int           // concurrent TCP connections, > 0 (default 1024)
+	TCPIdleTimeout time.Duration // close idle TCP connections after this, > 0 (default 10s)
+	TCPMaxQueries  int           // queries per TCP connection; 0 = unlimited (default)
+	UDPReaders     int           // UDP reader goroutines per address; 0 = GOMAXPROCS (default)
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen netip.AddrPort // unset = no endpoint
+}
+
+// Admin configures the local admin HTTP endpoint (status, drain). It has no
+// authentication, so it only listens on loopback addresses.
+type Admin struct {
+	Listen netip.AddrPort // unset = no endpoint
+}
+
+// Health configures the self-check that decides whether the node announces.
+type Health struct {
+	Interval time.Duration // between checks, > 0 (default 500ms)
+	Timeout  time.Duration // of one check, > 0 and < Interval (default 300ms)
+	Rise     int           // consecutive passes to become healthy, >= 1 (default 3)
+	Fall     int           // consecutive failures to become unhealthy, >= 1 (default 2)
+	// QueryAddr is where the self-check sends SOA queries over UDP and
+	// TCP. Default: the first listen address, with a wildcard address
+	// replaced by the loopback address of its family.
+	QueryAddr netip.AddrPort
+	// MaintenanceFile, when set, drains the node while the file exists.
+	MaintenanceFile string
+}
+
+// Defaults of the node role.
+const (
+	defaultVersion        = "anycastdns"
+	defaultUDPMaxSize     = 1232
+	defaultTCPMaxConns    = 1024
+	defaultTCPIdleTimeout = 10 * time.Second
+	defaultDrainPeriod    = 5 * time.Second
+	defaultHealthInterval = 500 * time.Millisecond
+	defaultHealthTimeout  = 300 * time.Millisecond
+	defaultRise           = 3
+	defaultFall           = 2
+
+	minUDPSize  = 512
+	maxUDPSize  = 4096
+	maxTXTBytes = 255 // one TXT character-string
+)
+
+// maxFileSize bounds what LoadNode reads: a configuration is a few
+// kilobytes, and a mistaken path should not read a device forever.
+const maxFileSize = 4 << 20
+
+// LoadNode reads the node configuration at path, decodes it, applies
+// defaults and validates it. Problems are reported as "path:line:column:
+// field: message", all of them at once; relative file names in the
+// configuration are resolved against the directory of path.
+func LoadNode(path string) (*Node, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read node config: %w", err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("read node config: resolve directory of %s: %w", path, err)
+	}
+	return parseNode(data, path, dir, os.Hostname)
+}
+
+// ParseNode is LoadNode on data that was read from filename. filename names
+// the document in messages and its directory resolves relative file names.
+func ParseNode(data []byte, filename string) (*Node, error) {
+	return parseNode(data, filename, filepath.Dir(filename), os.Hostname)
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileSize)
+	}
+	return data, nil
+}
+
+func parseNode(data []byte, file, baseDir string, hostname func() (string, error)) (*Node, error) {
+	d := newDecoder(file, baseDir, len(data))
+	n := d.decodeNode(data, hostname)
+	if n == nil || d.stopped {
+		// Not a document, or one only partly decoded: checking the
+		// values would report the parts that were never read.
+		return nil, joinErrors(file, d.errs)
+	}
+	v := &validator{src: d.src}
+	n.validate(v)
+	if err := joinErrors(file, append(d.errs, v.errs...)); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// decodeNode decodes data and applies defaults. It returns nil if data is
+// not a YAML document at all; other problems are in d.errs.
+func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node {
+	top, fe := parseDocument(data, d.src.file)
+	if fe != nil {
+		d.errs = append(d.errs, fe)
+		return nil
+	}
+	n := &Node{
+		Identity: Identity{
+			NSID: true, IDServer: true, HostnameBind: true, VersionBind: true,
+			Version: defaultVersion,
+		},
+		Limits: Limits{
+			UDPMaxSize:     defaultUDPMaxSize,
+			TCPMaxConns:    defaultTCPMaxConns,
+			TCPIdleTimeout: defaultTCPIdleTimeout,
+		},
+		Log:         defaultLog(),
+		DrainPeriod: defaultDrainPeriod,
+		Health: Health{
+			Interval: defaultHealthInterval,
+			Timeout:  defaultHealthTimeout,
+			Rise:     defaultRise,
+			Fall:     defaultFall,
+		},
+		src: d.src,
+	}
+	if top == nil {
+		d.src.pos[""] = position{1, 1} // an empty document
+	} else {
+		d.node(top, n)
+	}
+
+	if !d.present["identity.name"] {
+		name, err := hostname()
+		if err != nil {
+			p := d.src.lookup("identity.name")
+			d.errs = append(d.errs, &FieldError{File: d.src.file, Line: p.line, Column: p.col, Path: "identity.name",
+				Msg: fmt.Sprintf("not set, and the host name is unavailable: %v", err)})
+			d.src.bad["identity.name"] = true
+		}
+		n.Identity.Name = name
+	}
+	if !d.present["health.query_addr"] {
+		n.Health.QueryAddr = defaultQueryAddr(n.Listen)
+	}
+	return n
+}
+
+// defaultQueryAddr is the first valid listen address; a wildcard address is
+// replaced by the loopback address of its family, where the node can be
+// reached.
+func defaultQueryAddr(listen []netip.AddrPort) netip.AddrPort {
+	for _, a := range listen {
+		if !a.IsValid() {
+			continue
+		}
+		switch {
+		case a.Addr().IsUnspecified() && a.Addr().Is4():
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), a.Port())
+		case a.Addr().IsUnspecified():
+			return netip.AddrPortFrom(netip.IPv6Loopback(), a.Port())
+		}
+		return a
+	}
+	return netip.AddrPort{}
+}
+
+func (d *decoder) node(top *yaml.Node, n *Node) {
+	d.mapping(top, "", []field{
+		{"identity", func(v *yaml.Node, p string) { d.identity(v, p, &n.Identity) }},
+		{"listen", func(v *yaml.Node, p string) {
+			items := d.sequence(v, p)
+			n.Listen = make([]netip.AddrPort, len(items))
+			for i, item := range items {
+				n.Listen[i], _ = parseScalar(d, item, indexPath(p, i), parseAddrPort)
+			}
+		}},
+		{"zones", func(v *yaml.Node, p string) {
+			items := d.sequence(v, p)
+			n.Zones = make([]Zone, len(items))
+			for i, item := range items {
+				d.zone(item, indexPath(p, i), &n.Zones[i])
+			}
+		}},
+		{"limits", func(v *yaml.Node, p string) { d.limits(v, p, &n.Limits) }},
+		{"metrics", func(v *yaml.Node, p string) {
+			d.mapping(v, p, []field{
+				{"listen", func(v *yaml.Node, p string) { n.Metrics.Listen, _ = parseScalar(d, v, p, parseOptionalAddrPort) }},
+			})
+		}},
+		{"admin", func(v *yaml.Node, p string) {
+			d.mapping(v, p, []field{
+				{"listen", func(v *yaml.Node, p string) { n.Admin.Listen, _ = parseScalar(d, v, p, parseOptionalAddrPort) }},
+			})
+		}},
+		{"log", func(v *yaml.Node, p string) { d.log(v, p, &n.Log) }},
+		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
+		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
+		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
+	})
+}
+
+func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
+	d.mapping(n, path, []field{
+		{"name", func(n *yaml.Node, p string) { d.str(n, p, &id.Name) }},
+		{"nsid", func(n *yaml.Node, p string) { d.boolean(n, p, &id.NSID) }},
+		{"id_server", func(n *yaml.Node, p string) { d.boolean(n, p, &id.IDServer) }},
+		{"hostname_bind", func(n *yaml.Node, p string) { d.boolean(n, p, &id.HostnameBind) }},
+		{"version_bind", func(n *yaml.Node, p string) { d.boolean(n, p, &id.VersionBind) }},
+		{"version", func(n *yaml.Node, p string) { d.str(n, p, &id.Version) }},
+	})
+}
+
+func (d *decoder) zone(n *yaml.Node, path string, z *Zone) {
+	d.mapping(n, path, []field{
+		{"name", func(n *yaml.Node, p string) {
+			// An empty name is left for Validate to report as missing.
+			z.Name, _ = parseScalar(d, n, p, func(s string) (string, error) {
+				if s == "" {
+					return "", nil
+				}
+				return canonicalZoneName(s)
+			})
+		}},
+		{"file", func(n *yaml.Node, p string) { d.file(n, p, &z.File) }},
+	})
+}
+
+func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
+	d.mapping(n, path, []field{
+		{"udp_max_size", func(n *yaml.Node, p string) { d.intValue(n, p, &l.UDPMaxSize) }},
+		{"tcp_max_conns", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxConns) }},
+		{"tcp_idle_timeout", func(n *yaml.Node, p string) { d.duration(n, p, &l.TCPIdleTimeout) }},
+		{"tcp_max_queries", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxQueries) }},
+		{"udp_readers", func(n *yaml.Node, p string) { d.intValue(n, p, &l.UDPReaders) }},
+	})
+}
+
+func (d *decoder) health(n *yaml.Node, path string, h *Health) {
+	d.mapping(n, path, []field{
+		{"interval", func(n *yaml.Node, p string) { d.duration(n, p, &h.Interval) }},
+		{"timeout", func(n *yaml.Node, p string) { d.duration(n, p, &h.Timeout) }},
+		{"rise", func(n *yaml.Node, p string) { d.intValue(n, p, &h.Rise) }},
+		{"fall", func(n *yaml.Node, p string) { d.intValue(n, p, &h.Fall) }},
+		{"query_addr", func(n *yaml.Node, p string) { h.QueryAddr, _ = parseScalar(d, n, p, parseAddrPort) }},
+		{"maintenance_file", func(n *yaml.Node, p string) { d.file(n, p, &h.MaintenanceFile) }},
+	})
+}
+
+// Validate reports every problem in n, joined with errors.Join; nil if there
+// is none. For a Node that was loaded, each problem names the file, line and
+// column; for one built in code, only the field path.
+func (n *Node) Validate() error {
+	v := &validator{src: n.src}
+	n.validate(v)
+	file := ""
+	if n.src != nil {
+		file = n.src.file
+	}
+	return joinErrors(file, v.errs)
+}
+
+func (n *Node) validate(v *validator) {
+	v.identity(&n.Identity)
+
+	if len(n.Listen) == 0 {
+		v.add("listen", "at least one address is required")
+	}
+	// Every TCP listener of the process, to find endpoints that collide.
+	tcp := map[netip.AddrPort]string{}
+	for i, a := range n.Listen {
+		p := indexPath("listen", i)
+		switch {
+		case !a.IsValid():
+			v.add(p, "invalid address")
+		case a.Port() == 0:
+			v.add(p, "port must not be 0")
+		case !v.bad(p):
+			if other, dup := tcp[a]; dup {
+				v.add(p, "duplicate address %s (also %s)", a, other)
+			} else {
+				tcp[a] = p
+			}
+		}
+	}
+
+	names, files := map[string]int{}, map[string]int{}
+	for i, z := range n.Zones {
+		p := indexPath("zones", i)
+		switch c, err := canonicalZoneName(z.Name); {
+		case z.Name == "":
+			v.add(p+".name", "required")
+		case err != nil:
+			v.add(p+".name", "%v", err)
+		case c != z.Name:
+			v.add(p+".name", "must be in canonical form %q", c)
+		case !v.bad(p + ".name"):
+			if j, dup := names[z.Name]; dup {
+				v.add(p+".name", "duplicate zone %s (also zones[%d])", z.Name, j)
+			} else {
+				names[z.Name] = i
+			}
+		}
+		switch {
+		case z.File == "":
+			v.add(p+".file", "required")
+		case !v.bad(p + ".file"):
+			f := filepath.Clean(z.File)
+			if j, dup := files[f]; dup {
+				v.add(p+".file", "same file as zones[%d]", j)
+			} else {
+				files[f] = i
+			}
+		}
+	}
+
+	l := &n.Limits
+	if l.UDPMaxSize < minUDPSize || l.UDPMaxSize > maxUDPSize {
+		v.add("limits.udp_max_size", "%s", rangeMsg(int64(l.UDPMaxSize), minUDPSize, maxUDPSize))
+	}
+	if l.TCPMaxConns <= 0 {
+		v.add("limits.tcp_max_conns", "must be greater than 0, got %d", l.TCPMaxConns)
+	}
+	if l.TCPIdleTimeout <= 0 {
+		v.add("limits.tcp_idle_timeout", "must be greater than 0, got %s", l.TCPIdleTimeout)
+	}
+	if l.TCPMaxQueries < 0 {
+		v.add("limits.tcp_max_queries", "must not be negative (0 = unlimited), got %d", l.TCPMaxQueries)
+	}
+	if l.UDPReaders < 0 {
+		v.add("limits.udp_readers", "must not be negative (0 = GOMAXPROCS), got %d", l.UDPReaders)
+	}
+
+	v.httpListen("metrics.listen", n.Metrics.Listen, tcp)
+	if a := n.Admin.Listen; a.IsValid() && !a.Addr().IsLoopback() {
+		v.add("admin.listen", "the admin endpoint has no authentication and must listen on a loopback address, got %s", a.Addr())
+	} else {
+		v.httpListen("admin.listen", a, tcp)
+	}
+
+	v.log("log", n.Log)
+
+	if n.DrainPeriod < 0 {
+		v.add("drain_period", "must not be negative, got %s", n.DrainPeriod)
+	}
+
+	if n.BGP != nil {
+		v.bgp(n.BGP)
+	}
+
+	v.health(&n.Health, slices.ContainsFunc(n.Listen, netip.AddrPort.IsValid))
+}
+
+func (v *validator) identity(id *Identity) {
+	switch l := len(id.Name); {
+	case l == 0:
+		v.add("identity.name", "must not be empty")
+	case l > maxTXTBytes:
+		v.add("identity.name", "must be at most %d bytes, got %d", maxTXTBytes, l)
+	}
+	if l := len(id.Version); l > maxTXTBytes {
+		v.add("identity.version", "must be at most %d bytes, got %d", maxTXTBytes, l)
+	}
+}
+
+// httpListen checks the address of an HTTP endpoint against the TCP
+// listeners before it and adds it to them. Two listeners collide on the same
+// port when their addresses are equal or one is the wildcard address of the
+// other's family.
+func (v *validator) httpListen(path string, a netip.AddrPort, tcp map[netip.AddrPort]string) {
+	if !a.IsValid() || v.bad(path) {
+		return
+	}
+	if a.Port() == 0 {
+		v.add(path, "port must not be 0")
+		return
+	}
+	for b, other := range tcp {
+		if a.Port() == b.Port() && (a.Addr() == b.Addr() ||
+			(a.Addr().IsUnspecified() || b.Addr().IsUnspecified()) && a.Addr().Is4() == b.Addr().Is4()) {
+			v.add(path, "%s collides with %s (%s)", a, other, b)
+			return
+		}
+	}
+	tcp[a] = path
+}
+
+func (v *validator) health(h *Health, haveListen bool) {
+	if h.Interval <= 0 {
+		v.add("health.interval", "must be greater than 0, got %s", h.Interval)
+	}
+	switch {
+	case h.Timeout <= 0:
+		v.add("health.timeout", "must be greater than 0, got %s", h.Timeout)
+	case h.Timeout >= h.Interval && h.Interval > 0 && !v.bad("health.interval"):
+		v.add("health.timeout", "must be less than health.interval (%s), got %s", h.Interval, h.Timeout)
+	}
+	if h.Rise < 1 {
+		v.add("health.rise", "must be at least 1, got %d", h.Rise)
+	}
+	if h.Fall < 1 {
+		v.add("health.fall", "must be at least 1, got %d", h.Fall)
+	}
+	switch a := h.QueryAddr; {
+	case !a.IsValid():
+		if haveListen {
+			v.add("health.query_addr", "required")
+		}
+	case a.Port() == 0:
+		v.add("health.query_addr", "port must not be 0")
+	case a.Addr().IsUnspecified() || a.Addr().IsMulticast():
+		v.add("health.query_addr", "%s is not an address the node can be queried on", a.Addr())
+	}
+}
