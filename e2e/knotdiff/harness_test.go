@@ -1,0 +1,381 @@
+package knotdiff
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// identity is the server identity both servers are given: the EDNS NSID
+// payload and the CH TXT answer for id.server. and hostname.bind.
+const identity = "knotdiff-node"
+
+// knotVersion is what Knot answers to CH TXT version.bind.
+const knotVersion = "knotdiff-knot"
+
+// testZone is one zone both servers serve.
+type testZone struct {
+	origin string // fully qualified, lower case
+	file   string // file name in testdata/
+}
+
+// testZones lists every zone of the test, in testdata/.
+func testZones() []testZone {
+	return []testZone{
+		{origin: "example.com.", file: "example.com.zone"},
+		{origin: "example.net.", file: "example.net.zone"},
+		{origin: "types.example.", file: "types.example.zone"},
+		{origin: "nsec.example.", file: "nsec.example.zone"},
+		{origin: "nsec3.example.", file: "nsec3.example.zone"},
+	}
+}
+
+// testdataDir returns the absolute path of testdata/.
+func testdataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatalf("testdata path: %v", err)
+	}
+	return dir
+}
+
+// lookTool finds an external program in PATH or in the sbin directories
+// (which a non-root PATH often lacks).
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
+
+// requireTool finds an external program. A missing program skips the test,
+// except under CI=true where it fails it.
+func requireTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := lookTool(name); err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found (install the Debian package %q); the Knot differential test cannot run", name, pkg)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// execOutput runs a program to completion and returns its combined output.
+func execOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// freePort returns a port that is free on 127.0.0.1 for both UDP and TCP at
+// the time of the call. Another process may take it before the server binds
+// it; callers retry the start-up with a new port when that happens.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen tcp: %v", err)
+		}
+		addr := ln.Addr().(*net.TCPAddr)
+		pc, err := net.ListenPacket("udp", addr.String())
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return uint16(addr.Port)
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return 0
+}
+
+// process is a server process started by the test.
+type process struct {
+	name    string
+	addr    netip.AddrPort
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // valid after done is closed
+	logPath string
+}
+
+// startProcess starts a server with its stdout and stderr in logPath. The
+// process is stopped by SIGTERM (SIGKILL after 10s) when the test ends, and
+// its log is printed if the test failed.
+func startProcess(t *testing.T, name string, addr netip.AddrPort, logPath string, argv ...string) *process {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("%s log: %v", name, err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &process{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), logPath: logPath}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("%s log (%s):\n%s", name, logPath, tail(logPath, 40))
+		}
+	})
+	return p
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the process that this test started: SIGTERM, then SIGKILL if it
+// has not exited within 10 seconds.
+func (p *process) stop(t *testing.T) {
+	if p.exited() {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Logf("signal %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s (pid %d) ignored SIGTERM for 10s; killing it", p.name, p.cmd.Process.Pid)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(read log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitReady polls until the server answers an authoritative SOA for every
+// zone over UDP and for the first zone over TCP, the process exits, or the
+// timeout passes.
+func waitReady(p *process, zones []testZone, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
+		}
+		last = answersSOA(p.addr, zones)
+		if last == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %v: %w", p.name, timeout, last)
+}
+
+func answersSOA(addr netip.AddrPort, zones []testZone) error {
+	for i, z := range zones {
+		nets := []string{"udp"}
+		if i == 0 {
+			nets = append(nets, "tcp")
+		}
+		for _, network := range nets {
+			m := new(dns.Msg)
+			m.SetQuestion(z.origin, dns.TypeSOA)
+			m.RecursionDesired = false
+			wire, err := m.Pack()
+			if err != nil {
+				return fmt.Errorf("pack soa query: %w", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			resp, err := exchange(ctx, network, addr, wire)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("soa %s over %s: %w", z.origin, network, err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(resp); err != nil {
+				return fmt.Errorf("soa %s over %s: unpack: %w", z.origin, network, err)
+			}
+			if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 || r.Answer[0].Header().Rrtype != dns.TypeSOA {
+				return fmt.Errorf("soa %s over %s: not an authoritative SOA answer: rcode %s aa=%t answers %d",
+					z.origin, network, dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
+			}
+		}
+	}
+	return nil
+}
+
+// knotConfig is the knot.conf of the oracle: the zones as they are in
+// testdata/, no signing, no journal, no writing back to the zone files.
+//
+// Knot applies response rate limiting and DNS cookies only through the
+// rrl and cookies modules, which are not loaded here; no other Knot feature
+// changes answers by client or by time.
+func knotConfig(dir string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
+	var b bytes.Buffer
+	checks := "off"
+	if semanticChecks {
+		checks = "on"
+	}
+	fmt.Fprintf(&b, `server:
+    listen: 127.0.0.1@%d
+    rundir: %q
+    nsid: %q
+    identity: %q
+    version: %q
+    udp-max-payload: 1232
+    answer-rotation: off
+
+control:
+    listen: %q
+
+database:
+    storage: %q
+
+log:
+  - target: stderr
+    any: info
+
+template:
+  - id: default
+    storage: %q
+    dnssec-signing: off
+    semantic-checks: %s
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+
+zone:
+`, port, filepath.Join(dir, "run"), identity, identity, knotVersion,
+		filepath.Join(dir, "run", "knot.sock"), filepath.Join(dir, "db"), zoneDir, checks)
+	for _, z := range zones {
+		fmt.Fprintf(&b, "  - domain: %s\n    file: %s\n", z.origin, z.file)
+	}
+	return b.String()
+}
+
+// writeKnotConfig writes knot.conf and the directories it names into dir.
+func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, semanticChecks bool) string {
+	t.Helper()
+	for _, d := range []string{"run", "db"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatalf("knot dir: %v", err)
+		}
+	}
+	path := filepath.Join(dir, "knot.conf")
+	conf := knotConfig(dir, port, testdataDir(t), zones, semanticChecks)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatalf("write knot.conf: %v", err)
+	}
+	return path
+}
+
+// startKnot starts knotd with the test zones on a free port and waits until
+// it answers for every zone.
+func startKnot(t *testing.T, zones []testZone) *process {
+	t.Helper()
+	knotd := requireTool(t, "knotd", "knot")
+	var last error
+	for attempt := range 3 {
+		dir := filepath.Join(t.TempDir(), "knot")
+		port := freePort(t)
+		conf := writeKnotConfig(t, dir, port, zones, false)
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		p := startProcess(t, fmt.Sprintf("knotd#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
+		if last = waitReady(p, zones, 20*time.Second); last == nil {
+			return p
+		}
+		p.stop(t)
+		t.Logf("knotd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+	}
+	t.Fatalf("knotd did not start: %v", last)
+	return nil
+}
+
+// anycastdBinary returns $ANYCASTD_BIN, or builds ./cmd/anycastd.
+func anycastdBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("ANYCASTD_BIN: %v", err)
+		}
+		return bin
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool to build anycastd: %v (or set ANYCASTD_BIN)", err)
+	}
+	bin := filepath.Join(t.TempDir(), "anycastd")
+	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/anycastdns/anycastdns/cmd/anycastd")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build anycastd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startAnycastd starts the node with the test zones on a free port and waits
+// until it answers for every zone.
+func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
+	t.Helper()
+	data := testdataDir(t)
+	var last error
+	for attempt := range 3 {
+		dir := t.TempDir()
+		port := freePort(t)
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		argv := []string{bin, "node", "-listen", addr.String(), "-nsid", identity, "-log-level", "info"}
+		for _, z := range zones {
+			argv = append(argv, "-zone", z.origin+"="+filepath.Join(data, z.file))
+		}
+		p := startProcess(t, fmt.Sprintf("anycastd#%d", attempt), addr, filepath.Join(dir, "anycastd.log"), argv...)
+		if last = waitReady(p, zones, 30*time.Second); last == nil {
+			return p
+		}
+		p.stop(t)
+		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+	}
+	t.Fatalf("anycastd did not start: %v", last)
+	return nil
+}
