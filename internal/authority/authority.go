@@ -77,11 +77,19 @@ func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 // resolve follows the name through CNAME and DNAME records inside the zone.
 func (a *Answerer) resolve(name []byte, qtype uint16) {
 	z := a.z
+	var seen [maxChain + 1][]byte
 	for hop := 0; ; hop++ {
+		// Stop at a CNAME loop or an over-long chain, as Knot and NSD do:
+		// what was written is the answer, the resolver sees the loop.
 		if hop > maxChain {
-			a.res.Rcode = dns.RcodeServerFailure
 			return
 		}
+		for _, s := range seen[:hop] {
+			if string(s) == string(name) {
+				return
+			}
+		}
+		seen[hop] = name
 		n := z.Lookup(name)
 		if n != nil {
 			switch {
@@ -90,7 +98,7 @@ func (a *Answerer) resolve(name []byte, qtype uint16) {
 				return
 			case n.DNAME != nil:
 				next, ok := a.dname(name, n.DNAME, hop)
-				if !ok {
+				if !ok || qtype == dns.TypeCNAME {
 					return
 				}
 				name = next
@@ -128,7 +136,7 @@ func (a *Answerer) resolve(name []byte, qtype uint16) {
 				d = ce
 			}
 			next, ok := a.dname(name, d, hop)
-			if !ok {
+			if !ok || qtype == dns.TypeCNAME {
 				return
 			}
 			name = next
@@ -163,7 +171,7 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		if synth != nil && a.do {
 			a.wildcardProof(name, synth)
 		}
-		a.additional(set)
+		a.additional(name, set)
 		return nil, false
 	}
 	if c := n.Get(dns.TypeCNAME); c != nil {
@@ -440,8 +448,9 @@ func (a *Answerer) proof(n *zone.Node, t uint16) {
 	a.rrset(wire.Authority, n.Name, set)
 }
 
-// additional adds in-zone addresses for the targets of NS, MX and SRV.
-func (a *Answerer) additional(set *zone.RRset) {
+// additional adds in-zone addresses for the targets of NS, MX, SRV, SVCB and
+// HTTPS.
+func (a *Answerer) additional(owner []byte, set *zone.RRset) {
 	var off int
 	switch set.Type {
 	case dns.TypeNS:
@@ -449,6 +458,8 @@ func (a *Answerer) additional(set *zone.RRset) {
 		off = 2
 	case dns.TypeSRV:
 		off = 6
+	case dns.TypeSVCB, dns.TypeHTTPS:
+		off = 2
 	default:
 		return
 	}
@@ -457,6 +468,9 @@ func (a *Answerer) additional(set *zone.RRset) {
 			continue
 		}
 		target := a.lowered(rd[off:])
+		if len(target) == 1 && (set.Type == dns.TypeSVCB || set.Type == dns.TypeHTTPS) {
+			target = owner // "." in ServiceMode means the owner itself (RFC 9460 §2.5)
+		}
 		if !wire.IsSubdomain(target, a.z.OriginWire()) {
 			continue
 		}

@@ -50,12 +50,14 @@ const (
 	flagAA = 1 << 10
 	flagTC = 1 << 9
 	flagRD = 1 << 8
-	flagCD = 1 << 4
 )
 
 const (
 	ednsNSID    = 3
 	ednsCookie  = 10
+	ednsEDE     = 15
+
+	edeNotAuthoritative = 20
 	defaultUDP  = 1232
 	minUDP      = 512
 	optFixedLen = 11
@@ -178,16 +180,16 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	r.qtype = binary.BigEndian.Uint16(p[off:])
 	r.qclass = binary.BigEndian.Uint16(p[off+2:])
 	r.qend = off + 4
-	if opcode != dns.OpcodeQuery {
-		return w.header(&r, dns.RcodeNotImplemented, limit, true), dns.RcodeNotImplemented, r.qtype
-	}
 	if an != 0 || ns != 0 {
 		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
 	}
-	if ar > 0 {
-		if !w.parseAdditional(p[r.qend:], int(ar), &r, p) {
-			return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
-		}
+	// Every byte must belong to a record: trailing garbage is a format error.
+	if !w.parseAdditional(p[r.qend:], int(ar), &r) {
+		r.edns = false
+		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+	}
+	if opcode != dns.OpcodeQuery {
+		return w.header(&r, dns.RcodeNotImplemented, limit, true), dns.RcodeNotImplemented, r.qtype
 	}
 	if t == UDP {
 		limit = minUDP
@@ -217,7 +219,8 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.optLen(&r))
 	res := w.ans.Answer(w.h.zones.Load(), authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
-	flags := flagQR | r.flags&(flagRD|flagCD) | uint16(res.Rcode&0xF)
+	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
+	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {
 		flags |= flagAA
 	}
@@ -231,7 +234,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 
 // parseAdditional reads the additional section looking for OPT. A second OPT
 // or an OPT not owned by the root is a format error (RFC 6891 §6.1.1).
-func (w *Worker) parseAdditional(p []byte, count int, r *request, _ []byte) bool {
+func (w *Worker) parseAdditional(p []byte, count int, r *request) bool {
 	off := 0
 	for range count {
 		if off >= len(p) {
@@ -266,7 +269,7 @@ func (w *Worker) parseAdditional(p []byte, count int, r *request, _ []byte) bool
 		}
 		off += rdlen
 	}
-	return true
+	return off == len(p)
 }
 
 func (w *Worker) parseOptions(p []byte, r *request) bool {
@@ -313,7 +316,7 @@ func (w *Worker) optLen(r *request) int {
 	if !r.edns {
 		return 0
 	}
-	n := optFixedLen
+	n := optFixedLen + 6 // room for an Extended DNS Error without text
 	if r.nsid && w.h.nsid != nil {
 		n += 4 + len(w.h.nsid)
 	}
@@ -325,7 +328,7 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 	if !r.edns {
 		return
 	}
-	var opt [optFixedLen + 4 + 255]byte
+	var opt [optFixedLen + 6 + 4 + 255]byte
 	o := opt[:0]
 	o = append(o, 0) // root owner
 	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
@@ -335,15 +338,21 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 		ttl |= 0x8000
 	}
 	o = binary.BigEndian.AppendUint32(o, ttl)
-	nsid := r.nsid && w.h.nsid != nil && len(w.h.nsid) <= 255
-	if nsid {
-		o = binary.BigEndian.AppendUint16(o, uint16(4+len(w.h.nsid)))
+	rdlenAt := len(o)
+	o = append(o, 0, 0)
+	// An Extended DNS Error (RFC 8914) tells why a query was refused:
+	// 20 "Not Authoritative" for names outside our zones.
+	if rcode == dns.RcodeRefused {
+		o = binary.BigEndian.AppendUint16(o, ednsEDE)
+		o = binary.BigEndian.AppendUint16(o, 2)
+		o = binary.BigEndian.AppendUint16(o, edeNotAuthoritative)
+	}
+	if r.nsid && w.h.nsid != nil && len(w.h.nsid) <= 255 {
 		o = binary.BigEndian.AppendUint16(o, ednsNSID)
 		o = binary.BigEndian.AppendUint16(o, uint16(len(w.h.nsid)))
 		o = append(o, w.h.nsid...)
-	} else {
-		o = binary.BigEndian.AppendUint16(o, 0)
 	}
+	binary.BigEndian.PutUint16(o[rdlenAt:], uint16(len(o)-rdlenAt-2))
 	w.b.AppendRaw(wire.Additional, 1, o)
 }
 
@@ -352,7 +361,7 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 func (w *Worker) header(r *request, rcode int, limit int, question bool) []byte {
 	b := &w.b
 	b.Reset(w.out, limit)
-	b.Header(r.id, flagQR|r.flags&(0xF<<11|flagRD|flagCD)|uint16(rcode&0xF))
+	b.Header(r.id, flagQR|r.flags&(0xF<<11|flagRD)|uint16(rcode&0xF))
 	if question && r.qname != nil {
 		b.Question(r.qname, r.qtype, r.qclass)
 	}
@@ -379,7 +388,7 @@ func (w *Worker) chaos(r *request, limit int) ([]byte, int) {
 	}
 	b := &w.b
 	b.Reset(w.out, limit)
-	b.Header(r.id, flagQR|flagAA|r.flags&(flagRD|flagCD))
+	b.Header(r.id, flagQR|r.flags&flagRD)
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.optLen(r))
 	var rd [256]byte

@@ -1,0 +1,213 @@
+// Package node wires the components of a PoP: zones, the DNS server,
+// metrics, and (when configured) health checks and the BGP speaker.
+//
+// Start-up order: load zones → start DNS listeners → (health passes →
+// announce). Shutdown order: withdraw → drain period while still answering →
+// stop DNS → close. Reload (SIGHUP) re-reads the configuration and every zone;
+// anything that fails to load keeps its previous version serving.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/metrics"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// Node is a running PoP.
+type Node struct {
+	path    string // config file, empty when built from flags
+	log     *slog.Logger
+	level   *slog.LevelVar
+	mu      sync.Mutex
+	cfg     *config.Node
+	stats   *dnsserver.Stats
+	handler *dnsserver.Handler
+	server  *dnsserver.Server
+	metrics *metrics.Node
+	ready   chan struct{}
+}
+
+// New prepares a node from a validated configuration. path is the file to
+// re-read on reload ("" = keep cfg). level, if not nil, is adjusted when the
+// reloaded configuration changes the log level.
+func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVar) (*Node, error) {
+	stats := &dnsserver.Stats{}
+	h := dnsserver.NewHandler(identity(cfg), cfg.Limits.UDPMaxSize, stats)
+	srv, err := dnsserver.New(dnsserver.Config{
+		Listen:        cfg.Listen,
+		Readers:       cfg.Limits.UDPReaders,
+		TCPMaxConns:   cfg.Limits.TCPMaxConns,
+		TCPIdle:       cfg.Limits.TCPIdleTimeout,
+		TCPMaxQueries: cfg.Limits.TCPMaxQueries,
+	}, h, logger)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		path: path, cfg: cfg, log: logger.With("component", "node"), level: level,
+		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
+	}
+	n.metrics = metrics.NewNode(stats, h.Zones)
+	return n, nil
+}
+
+func identity(cfg *config.Node) dnsserver.Identity {
+	id := cfg.Identity
+	return dnsserver.Identity{
+		Name: id.Name, NSID: id.NSID, IDServer: id.IDServer, HostnameBind: id.HostnameBind,
+		VersionBind: id.VersionBind, Version: id.Version,
+	}
+}
+
+// Ready is closed when zones are loaded and the DNS listeners answer.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Addrs returns the DNS listen addresses actually bound.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.server.Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Run starts the node and serves until ctx is done. Each value received on
+// reload triggers a reload.
+func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
+	start := time.Now()
+	n.loadZones(n.cfg, nil)
+	set := n.handler.Zones()
+	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(start).Round(time.Millisecond))
+
+	dnsCtx, stopDNS := context.WithCancel(context.Background())
+	defer stopDNS()
+	g, gctx := errgroup.WithContext(ctx)
+	dnsDone := make(chan error, 1)
+	go func() { dnsDone <- n.server.Run(dnsCtx) }()
+	select {
+	case <-n.server.Ready():
+	case err := <-dnsDone:
+		return fmt.Errorf("dns: %w", err)
+	}
+	if n.cfg.Metrics.Listen.IsValid() {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", n.metrics.Handler())
+		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.log) })
+	}
+	close(n.ready)
+	n.log.Info("node ready", "startup", time.Since(start).Round(time.Millisecond), "addrs", n.Addrs())
+
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-reload:
+				n.Reload()
+			}
+		}
+	})
+	var runErr error
+	select {
+	case <-gctx.Done():
+	case err := <-dnsDone:
+		runErr = fmt.Errorf("dns: %w", err)
+		dnsDone <- nil
+	}
+	n.log.Info("shutting down")
+	stopDNS()
+	if err := <-dnsDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("dns: %w", err)
+	}
+	if err := g.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
+		runErr = err
+	}
+	n.log.Info("stopped")
+	return runErr
+}
+
+// Reload re-reads the configuration (when the node has a file) and every
+// zone. A configuration that fails to load or validate keeps the old one; a
+// zone that fails keeps its previous version.
+func (n *Node) Reload() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cfg := n.cfg
+	if n.path != "" {
+		c, err := config.LoadNode(n.path)
+		if err != nil {
+			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)
+			n.metrics.Reloads.WithLabelValues("config_error").Inc()
+		} else {
+			if !slices.Equal(c.Listen, cfg.Listen) {
+				n.log.Warn("reload: listen addresses changed; restart to apply")
+			}
+			if n.level != nil {
+				n.level.Set(c.Log.Level)
+			}
+			cfg = c
+			n.cfg = c
+		}
+	}
+	old := n.handler.Zones()
+	failed := n.loadZones(cfg, old)
+	result := "ok"
+	if failed > 0 {
+		result = "zone_error"
+	}
+	n.metrics.Reloads.WithLabelValues(result).Inc()
+	n.log.Info("reloaded", "zones", n.handler.Zones().Len(), "failed", failed)
+}
+
+// loadZones loads every configured zone in parallel and swaps the result in
+// at once. A zone that fails keeps its version from old (if any).
+func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
+	type result struct {
+		z   *zone.Zone
+		err error
+	}
+	results := make([]result, len(cfg.Zones))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, zc := range cfg.Zones {
+		g.Go(func() error {
+			z, err := zone.Load(zc.Name, zc.File)
+			results[i] = result{z, err}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var zones []*zone.Zone
+	failed := 0
+	for i, r := range results {
+		zc := cfg.Zones[i]
+		if r.err != nil {
+			failed++
+			n.metrics.LoadErrors.WithLabelValues(zc.Name).Inc()
+			if prev := old.Get(zc.Name); prev != nil {
+				n.log.Error("zone load failed, previous version keeps serving", "zone", zc.Name, "serial", prev.Serial, "err", r.err)
+				zones = append(zones, prev)
+			} else {
+				n.log.Error("zone load failed, zone not served", "zone", zc.Name, "err", r.err)
+			}
+			continue
+		}
+		n.log.Info("zone loaded", "zone", zc.Name, "serial", r.z.Serial, "records", r.z.Records, "file", zc.File)
+		zones = append(zones, r.z)
+	}
+	n.handler.SetZones(zone.NewSet(zones...))
+	return failed
+}
