@@ -53,14 +53,14 @@ const (
 )
 
 const (
-	ednsNSID    = 3
-	ednsCookie  = 10
-	ednsEDE     = 15
+	ednsNSID   = 3
+	ednsCookie = 10
+	ednsEDE    = 15
 
 	edeNotAuthoritative = 20
-	defaultUDP  = 1232
-	minUDP      = 512
-	optFixedLen = 11
+	defaultUDP          = 1232
+	minUDP              = 512
+	optFixedLen         = 11
 )
 
 // Handler answers queries against the current zone snapshot. It is safe for
