@@ -148,7 +148,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, len(s.udp)+len(s.tcp))
 	var wg sync.WaitGroup
 	for _, u := range s.udp {
-		wg.Go(func() { errc <- s.serveUDP(u) })
+		wg.Go(func() { errc <- s.serveUDPBatch(u) })
 	}
 	for _, l := range s.tcp {
 		wg.Go(func() { errc <- s.serveTCP(l, &wg) })
