@@ -106,6 +106,9 @@ type Speaker struct {
 	logger *slog.Logger
 	known  map[netip.Prefix]Announcement
 	ready  chan struct{}
+	// bfdPort is the UDP port of BFD control packets, ours and the peers';
+	// RFC 5881 fixes it at 3784, tests use others.
+	bfdPort int
 
 	mu        sync.Mutex
 	desired   map[netip.Prefix]struct{}
@@ -134,6 +137,7 @@ func New(cfg Config, logger *slog.Logger) (*Speaker, error) {
 		logger:    logger.With("component", "announce"),
 		known:     known,
 		ready:     make(chan struct{}),
+		bfdPort:   bfdPort,
 		desired:   map[netip.Prefix]struct{}{},
 		announced: map[netip.Prefix]struct{}{},
 	}, nil

@@ -32,7 +32,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	rt, err := startRuntime(s.cfg, s.logger)
+	rt, err := startRuntime(s.cfg, s.bfdPort, s.logger)
 	if err != nil {
 		s.markStopped()
 		return fmt.Errorf("run speaker: %w", err)
@@ -87,6 +87,8 @@ type runtime struct {
 	families    []bgp.Family
 	events      chan *apiutil.WatchEventMessage_PeerEvent
 	watchCancel context.CancelFunc
+	bfd         *bfdMux // nil when no peer uses BFD
+	bfdEvents   chan bfdChange
 
 	mu    sync.Mutex
 	peers map[netip.Addr]*peerRT
@@ -101,15 +103,16 @@ type peerRT struct {
 	restarts    int
 }
 
-func startRuntime(cfg Config, logger *slog.Logger) (*runtime, error) {
+func startRuntime(cfg Config, bfdPort int, logger *slog.Logger) (*runtime, error) {
 	srv := server.NewBgpServer(server.LoggerOption(logger.With("lib", "gobgp"), nil))
 	go srv.Serve()
 	rt := &runtime{
-		srv:    srv,
-		logger: logger,
-		asn:    cfg.ASN,
-		events: make(chan *apiutil.WatchEventMessage_PeerEvent, 64),
-		peers:  map[netip.Addr]*peerRT{},
+		srv:       srv,
+		logger:    logger,
+		asn:       cfg.ASN,
+		events:    make(chan *apiutil.WatchEventMessage_PeerEvent, 64),
+		bfdEvents: make(chan bfdChange, 64),
+		peers:     map[netip.Addr]*peerRT{},
 	}
 	listen := cfg.ListenPort
 	if listen == 0 {
@@ -147,6 +150,21 @@ func startRuntime(cfg Config, logger *slog.Logger) (*runtime, error) {
 		}
 		rt.peers[p.Address] = pr
 		rt.order = append(rt.order, p.Address)
+		if !p.BFD.Enabled {
+			continue
+		}
+		if rt.bfd == nil {
+			rt.bfd = newBFDMux(bfdPort, func(c bfdChange) {
+				select {
+				case rt.bfdEvents <- c:
+				case <-watchCtx.Done():
+				}
+			}, logger)
+		}
+		if err := rt.bfd.add(p.Address, p.LocalAddress, p.BFD.Interval, p.BFD.Multiplier); err != nil {
+			rt.stop()
+			return nil, err
+		}
 	}
 	return rt, nil
 }
@@ -159,6 +177,8 @@ func (rt *runtime) loop(ctx context.Context) {
 			return
 		case ev := <-rt.events:
 			rt.handle(ev)
+		case c := <-rt.bfdEvents:
+			rt.handleBFD(c)
 		}
 	}
 }
@@ -196,6 +216,26 @@ func (rt *runtime) handle(ev *apiutil.WatchEventMessage_PeerEvent) {
 		// accepts a connection again, and may keep a queued reset that kills
 		// the next session. A fresh peer starts clean and connects at once.
 		rt.recreate(p)
+	}
+}
+
+// handleBFD tears the BGP session down when BFD finds the path dead.
+func (rt *runtime) handleBFD(c bfdChange) {
+	rt.mu.Lock()
+	p, ok := rt.peers[c.Peer]
+	established := ok && p.state == bgp.BGP_FSM_ESTABLISHED
+	rt.mu.Unlock()
+	if !ok {
+		return
+	}
+	switch {
+	case c.To == bfdUp:
+		rt.logger.Info("bfd up", "peer", c.Peer)
+	case c.From == bfdUp:
+		rt.logger.Warn("bfd down", "peer", c.Peer, "to", c.To, "diag", c.Diag, "bgp_established", established)
+		if established {
+			rt.recreate(p)
+		}
 	}
 }
 
@@ -273,16 +313,6 @@ func (rt *runtime) waitSent(before map[string]uint64, timeout time.Duration) {
 }
 
 func (rt *runtime) sessions() []Session {
-	type info struct {
-		state  string
-		uptime time.Duration
-	}
-	bfd := map[netip.Addr]string{}
-	rt.srv.ListBfdPeer(context.Background(), func(addr string, st *api.BfdPeerState) {
-		if a, err := netip.ParseAddr(addr); err == nil && st != nil {
-			bfd[a.Unmap()] = bfdStateName(st.SessionState)
-		}
-	})
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	out := make([]Session, 0, len(rt.order))
@@ -292,10 +322,9 @@ func (rt *runtime) sessions() []Session {
 		if p.state == bgp.BGP_FSM_ESTABLISHED && !p.established.IsZero() {
 			s.Uptime = time.Since(p.established)
 		}
-		if p.cfg.BFD.Enabled {
-			s.BFD = bfd[addr]
-			if s.BFD == "" {
-				s.BFD = "down"
+		if rt.bfd != nil {
+			if st, ok := rt.bfd.state(addr); ok {
+				s.BFD = st.String()
 			}
 		}
 		out = append(out, s)
@@ -306,6 +335,9 @@ func (rt *runtime) sessions() []Session {
 func (rt *runtime) stop() {
 	rt.watchCancel()
 	rt.srv.Stop()
+	if rt.bfd != nil {
+		rt.bfd.close()
+	}
 }
 
 func announcedFamilies(as []Announcement) []bgp.Family {
@@ -350,15 +382,7 @@ func apiPeer(p Peer, families []bgp.Family) *api.Peer {
 			Enabled: true,
 		}})
 	}
-	if p.BFD.Enabled {
-		iv := uint32(p.BFD.Interval / time.Microsecond)
-		ap.Bfd = &api.BfdPeerConfig{
-			Enabled:                  true,
-			DesiredMinimumTxInterval: iv,
-			RequiredMinimumReceive:   iv,
-			DetectionMultiplier:      uint32(p.BFD.Multiplier),
-		}
-	}
+	// BFD is ours (bfd.go), not GoBGP's: see README.md.
 	return ap
 }
 
@@ -381,16 +405,4 @@ func fsmStateName(s bgp.FSMState) string {
 		return "established"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
-}
-
-func bfdStateName(s api.BfdSessionState) string {
-	switch s {
-	case api.BfdSessionState_BFD_SESSION_STATE_UP:
-		return "up"
-	case api.BfdSessionState_BFD_SESSION_STATE_INIT:
-		return "init"
-	case api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN:
-		return "admin_down"
-	}
-	return "down"
 }
