@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// bench runs the measurements of one invocation.
+type bench struct {
+	o      *options
+	zd     *zoneData
+	work   string
+	logger *slog.Logger
+}
+
+// clientLimitedBelow: when the server's share of its core plus what others
+// took of that core stays under this, the server sat idle for the rest of
+// the time in a saturating run, so dnsperf was the limit. (A server starved
+// by other processes is not idle: that run is disturbed, see noisy.)
+const clientLimitedBelow = 0.9
+
+// runResult is one saturating dnsperf run against one server.
+type runResult struct {
+	Perf perfResult `json:"dnsperf"`
+	// Busy is the share of its core the server's processes used
+	// (utime+stime of all their threads over wall time), 1.0 = the core.
+	Busy float64 `json:"server_busy"`
+	// Other is what else ran on the server's core: other processes,
+	// interrupts and hypervisor steal. Above a few percent the figures
+	// are disturbed.
+	Other float64 `json:"server_core_other"`
+	// ClientOther is the same for dnsperf's core.
+	ClientOther float64 `json:"client_core_other"`
+	// PerCore is queries/s per busy core: QPS / Busy.
+	PerCore       float64 `json:"qps_per_busy_core"`
+	ClientBusy    float64 `json:"client_busy"`
+	ClientLimited bool    `json:"client_limited"`
+	// Disturbed says other work took more than 5% of either core.
+	Disturbed bool `json:"disturbed"`
+}
+
+type latencyResult struct {
+	Perf  perfResult   `json:"dnsperf"`
+	Stats latencyStats `json:"latency"`
+	Busy  float64      `json:"server_busy"`
+	// Other is the larger share of the server's or the client's core
+	// used by anything else during the run.
+	Other float64 `json:"other_load"`
+}
+
+type speedResult struct {
+	Server  string         `json:"server"`
+	Check   checkResult    `json:"answer_check"`
+	UDP     *runResult     `json:"udp,omitempty"`
+	Latency *latencyResult `json:"latency,omitempty"`
+	TCP     *runResult     `json:"tcp,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// startReady starts server name on a fresh port and waits for its SOA.
+func (b *bench) startReady(ctx context.Context, name string) (*runningServer, error) {
+	dir := filepath.Join(b.work, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("server directory: %w", err)
+	}
+	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		return nil, err
+	}
+	l, err := prepareServer(name, dir, b.o.AnycastdBin, addr, b.zd)
+	if err != nil {
+		return nil, err
+	}
+	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
+	s, err := startServer(l, b.o.ServerCPU, dir, addr)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.o.ReadyWait)
+	defer cancel()
+	soa := query{Name: b.zd.Origin, Type: typeSOA}
+	at, err := waitAnswer(rctx, s, soa, soaReady)
+	if err != nil {
+		b.stop(s)
+		return nil, err
+	}
+	b.logger.Info("ready", "server", name, "pid", s.PID(), "after", at.Sub(s.Started).Round(time.Millisecond))
+	return s, nil
+}
+
+func (b *bench) stop(s *runningServer) {
+	if err := s.Stop(10 * time.Second); err != nil {
+		b.logger.Warn("stop", "server", s.Name, "err", err)
+	}
+}
+
+func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
+	res.Server = name
+	fail := func(err error) speedResult {
+		res.Error = err.Error()
+		b.logger.Error("server failed", "server", name, "err", err)
+		return res
+	}
+	s, err := b.startReady(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	defer b.stop(s)
+
+	if res.Check, err = checkServer(s.Addr, b.zd); err != nil {
+		return fail(err)
+	}
+	if res.Check.Wrong > 0 {
+		b.logger.Warn("wrong answers", "server", name, "wrong", res.Check.Wrong, "checked", res.Check.Checked,
+			"examples", strings.Join(res.Check.Examples, "; "))
+	} else {
+		b.logger.Info("answers checked", "server", name, "correct", res.Check.Checked)
+	}
+
+	base := perfConfig{
+		Addr: s.Addr, QueryFile: b.zd.QueryPath, Duration: b.o.Duration,
+		Clients: b.o.Clients, Outstanding: b.o.Outstanding, EDNS: b.o.EDNS,
+		Timeout: 2 * time.Second, CPU: b.o.ClientCPU,
+	}
+	udp, err := b.saturate(ctx, s, "udp", base)
+	if err != nil {
+		return fail(err)
+	}
+	res.UDP = &udp
+
+	lc := base
+	lc.MaxQPS, lc.Verbose, lc.Clients, lc.Outstanding = b.o.LatencyQPS, true, 4, 100
+	lat, err := b.latency(ctx, s, lc)
+	if err != nil {
+		return fail(err)
+	}
+	res.Latency = &lat
+
+	if b.o.TCP {
+		tc := base
+		tc.TCP = true
+		tcp, err := b.saturate(ctx, s, "tcp", tc)
+		if err != nil {
+			return fail(err)
+		}
+		res.TCP = &tcp
+	}
+	if s.exited() {
+		return fail(fmt.Errorf("%s exited during the run: %v\n%s", name, s.waitErr, s.logTail()))
+	}
+	return res
+}
+
+// measure runs dnsperf and samples the CPU time of the server and of
+// dnsperf over the sending window: from dnsperf's "Sending queries" to its
+// last one-second statistics line, which leaves out dnsperf reading the
+// query file and waiting for stragglers at the end. It logs a line of
+// progress every second.
+func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg perfConfig) (perfResult, shares, error) {
+	sm := &sampler{server: s.Tree(), serverCPU: b.o.ServerCPU, clientCPU: b.o.ClientCPU}
+	var first, last cpuSample
+	var second int
+	ev := perfEvents{
+		Start: func() { first = sm.sample(); last = first },
+		Interval: func(qps float64) {
+			now := sm.sample()
+			sh := between(last, now)
+			last = now
+			second++
+			b.logger.Info(label, "server", s.Name, "t", fmt.Sprintf("%ds/%v", second, cfg.Duration),
+				"qps", int(qps), "server_busy", pct(sh.Server), "client_busy", pct(sh.Client),
+				"other_on_server_core", pct(sh.ServerOther), "other_on_client_core", pct(sh.ClientOther))
+		},
+		End: func() {
+			if second == 0 { // no statistics line: use the whole run
+				last = sm.sample()
+			}
+		},
+	}
+	b.logger.Info(label+" start", "server", s.Name, "args", strings.Join(cfg.args()[2:], " "))
+	perf, err := runPerf(ctx, cfg, func(pid int) { sm.client = pid }, ev)
+	if err != nil {
+		return perf, shares{}, err
+	}
+	if first.At.IsZero() || !last.At.After(first.At) {
+		return perf, shares{}, fmt.Errorf("%s: dnsperf reported no sending window", label)
+	}
+	sh := between(first, last)
+	if sh.ServerOther > noisy || sh.ClientOther > noisy {
+		b.logger.Warn("other load on the benchmark's cores; figures are disturbed", "server", s.Name, "run", label,
+			"other_on_server_core", pct(sh.ServerOther), "other_on_client_core", pct(sh.ClientOther))
+	}
+	return perf, sh, nil
+}
+
+// noisy is the share of a core used by others above which a run is
+// flagged as disturbed.
+const noisy = 0.05
+
+func (b *bench) saturate(ctx context.Context, s *runningServer, label string, cfg perfConfig) (runResult, error) {
+	perf, sh, err := b.measure(ctx, s, label, cfg)
+	if err != nil {
+		return runResult{}, err
+	}
+	r := runResult{Perf: perf, Busy: sh.Server, Other: sh.ServerOther, ClientBusy: sh.Client,
+		ClientOther: sh.ClientOther, ClientLimited: sh.Server+sh.ServerOther < clientLimitedBelow,
+		Disturbed: max(sh.ServerOther, sh.ClientOther) > noisy}
+	if sh.Server > 0 {
+		r.PerCore = perf.QPS / sh.Server
+	}
+	b.logger.Info(label+" done", "server", s.Name, "qps", int(perf.QPS), "server_busy", pct(sh.Server),
+		"qps_per_busy_core", int(r.PerCore), "client_busy", pct(sh.Client), "lost", perf.Lost,
+		"rcodes", formatRcodes(perf.RCodes))
+	return r, nil
+}
+
+func (b *bench) latency(ctx context.Context, s *runningServer, cfg perfConfig) (latencyResult, error) {
+	perf, sh, err := b.measure(ctx, s, "latency", cfg)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	r := latencyResult{Perf: perf, Stats: summarise(perf.Latencies), Busy: sh.Server,
+		Other: max(sh.ServerOther, sh.ClientOther)}
+	b.logger.Info("latency done", "server", s.Name, "qps", int(perf.QPS), "p50", r.Stats.P50, "p99", r.Stats.P99,
+		"p99.9", r.Stats.P999, "server_busy", pct(sh.Server), "lost", perf.Lost)
+	return r, nil
+}
+
+// procMem is the memory of one process of a server.
+type procMem struct {
+	PID     int    `json:"pid"`
+	Command string `json:"command"`
+	HWMKiB  uint64 `json:"vmhwm_kib"`
+}
+
+type memResult struct {
+	Server string `json:"server"`
+	// LoadTime is from just before the process was started to the first
+	// correct answer for a name at the end of the zone.
+	LoadTime time.Duration `json:"load_time_ns"`
+	// HWMSum sums the peak RSS (VmHWM) of every process of the server.
+	// Pages shared between forked processes count once per process, so
+	// for NSD it is an upper bound.
+	HWMSum uint64 `json:"vmhwm_sum_kib"`
+	// PSSPeak is the highest sum over the processes of their proportional
+	// set size, sampled every 20 ms: shared pages are divided among the
+	// processes sharing them. A peak shorter than the sampling interval can
+	// be missed, so it is reported next to HWMSum, not instead of it.
+	PSSPeak uint64 `json:"pss_peak_kib"`
+	// Peak is the figure to compare: the larger of PSSPeak and the VmHWM
+	// of the largest process. For a single process it is its VmHWM.
+	Peak      uint64    `json:"peak_kib"`
+	Processes []procMem `json:"processes"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func (b *bench) memory(ctx context.Context, name string) (res memResult) {
+	res.Server = name
+	fail := func(err error) memResult {
+		res.Error = err.Error()
+		b.logger.Error("server failed", "server", name, "err", err)
+		return res
+	}
+	dir := filepath.Join(b.work, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(fmt.Errorf("server directory: %w", err))
+	}
+	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		return fail(err)
+	}
+	l, err := prepareServer(name, dir, b.o.AnycastdBin, addr, b.zd)
+	if err != nil {
+		return fail(err)
+	}
+	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
+	s, err := startServer(l, b.o.ServerCPU, dir, addr)
+	if err != nil {
+		return fail(err)
+	}
+	defer b.stop(s)
+
+	var mu sync.Mutex
+	hwm := map[int]uint64{}
+	cmdline := map[int]string{}
+	var pssPeak uint64
+	sample := func() {
+		var pss uint64
+		for _, pid := range s.Tree() {
+			m, err := readMem(pid)
+			if err != nil {
+				continue
+			}
+			pss += m.PSS
+			mu.Lock()
+			if m.HWM > hwm[pid] {
+				hwm[pid] = m.HWM
+			}
+			if _, ok := cmdline[pid]; !ok {
+				cmdline[pid] = procCommand(pid)
+			}
+			mu.Unlock()
+		}
+		mu.Lock()
+		pssPeak = max(pssPeak, pss)
+		mu.Unlock()
+	}
+	sctx, stopSampling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		lastLog := time.Now()
+		for {
+			sample()
+			if time.Since(lastLog) >= time.Second {
+				lastLog = time.Now()
+				mu.Lock()
+				var sum uint64
+				for _, v := range hwm {
+					sum += v
+				}
+				mu.Unlock()
+				b.logger.Info("loading", "server", name, "elapsed", time.Since(s.Started).Round(time.Second),
+					"vmhwm_sum", mib(sum), "processes", len(hwm))
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	rctx, cancel := context.WithTimeout(ctx, b.o.ReadyWait)
+	at, err := waitAnswer(rctx, s, b.zd.Probe, func(m *message) bool { return checkAnswer(b.zd.Probe, m) == nil })
+	cancel()
+	if err != nil {
+		stopSampling()
+		wg.Wait()
+		return fail(err)
+	}
+	res.LoadTime = at.Sub(s.Started)
+	b.logger.Info("first correct answer", "server", name, "load_time", res.LoadTime.Round(time.Millisecond))
+	select {
+	case <-time.After(b.o.Settle):
+	case <-ctx.Done():
+	}
+	stopSampling()
+	wg.Wait()
+	sample()
+	if s.exited() {
+		return fail(fmt.Errorf("%s exited: %v\n%s", name, s.waitErr, s.logTail()))
+	}
+	pids := make([]int, 0, len(hwm))
+	for pid := range hwm {
+		pids = append(pids, pid)
+	}
+	sort.Ints(pids)
+	for _, pid := range pids {
+		res.HWMSum += hwm[pid]
+		res.Processes = append(res.Processes, procMem{PID: pid, Command: cmdline[pid], HWMKiB: hwm[pid]})
+	}
+	res.PSSPeak = pssPeak
+	res.Peak = pssPeak
+	for _, p := range res.Processes {
+		res.Peak = max(res.Peak, p.HWMKiB)
+	}
+	b.logger.Info("memory", "server", name, "peak", mib(res.Peak), "vmhwm_sum", mib(res.HWMSum), "pss_peak", mib(res.PSSPeak), "processes", len(pids))
+	return res
+}
+
+// procCommand returns the process name (NSD names its processes
+// "nsd: main", "nsd: xfrd", "nsd: server 1").
+func procCommand(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || len(b) == 0 {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
+
+func mib(kib uint64) string { return fmt.Sprintf("%.1fMiB", float64(kib)/1024) }
+
+func formatRcodes(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Before a server is measured, a sample of each kind of query is sent to it
+// and the answers are checked against what RFC 1034 requires, so that a
+// fast wrong answer (REFUSED, SERVFAIL, a missing referral) shows up
+// instead of flattering the figures.
+
+// checkAnswer returns nil when m is a correct answer to q.
+func checkAnswer(q query, m *message) error {
+	want, err := packName(nil, q.Name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !m.Response:
+		return errors.New("QR bit clear")
+	case m.TC:
+		return errors.New("truncated")
+	case !bytes.Equal(m.QNameWire, want) || m.QType != q.Type:
+		return fmt.Errorf("question not echoed as sent (letter case must be kept)")
+	}
+	qname := strings.ToLower(q.Name)
+	wantRcode := rcodeNoError
+	if q.Kind == kindNXDomain {
+		wantRcode = rcodeNXDomain
+	}
+	if m.RCode != wantRcode {
+		return fmt.Errorf("rcode %d, want %d", m.RCode, wantRcode)
+	}
+	if q.Kind == kindReferral {
+		if m.AA {
+			return errors.New("AA set on a referral")
+		}
+		if len(m.Answer) != 0 {
+			return fmt.Errorf("referral with %d answer records", len(m.Answer))
+		}
+		if countType(m.Authority, typeNS) == 0 {
+			return errors.New("referral without NS records")
+		}
+		if countType(m.Extra, typeA)+countType(m.Extra, typeAAAA) == 0 {
+			return errors.New("referral without glue")
+		}
+		return nil
+	}
+	if !m.AA {
+		return errors.New("AA clear")
+	}
+	switch q.Kind {
+	case kindNXDomain, kindNoData:
+		if len(m.Answer) != 0 {
+			return fmt.Errorf("%d answer records", len(m.Answer))
+		}
+		if countType(m.Authority, typeSOA) != 1 {
+			return errors.New("no SOA in the authority section")
+		}
+	case kindCNAME:
+		if len(m.Answer) == 0 || m.Answer[0].Type != typeCNAME || m.Answer[0].Name != qname {
+			return errors.New("answer does not start with the CNAME of the name")
+		}
+		target, err := m.rdataName(m.Answer[0], 0)
+		if err != nil {
+			return fmt.Errorf("cname target: %w", err)
+		}
+		if strings.HasSuffix(target, "."+strings.ToLower(originOf(q.Name))) {
+			// In-zone target: the server must follow it. (A target without
+			// the asked type gives the CNAME alone.)
+			for _, r := range m.Answer[1:] {
+				if r.Name == target && r.Type == q.Type {
+					return nil
+				}
+			}
+			if q.Type == typeA {
+				return fmt.Errorf("in-zone CNAME target %s not followed", target)
+			}
+		}
+	case kindPositive, kindWildcard:
+		n := 0
+		for _, r := range m.Answer {
+			if r.Type == q.Type && r.Name == qname {
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("no %s record owned by the query name", typeString(q.Type))
+		}
+		if q.WantA.IsValid() {
+			a, ok := netip.AddrFromSlice(m.Answer[0].RData)
+			if !ok || a != q.WantA {
+				return fmt.Errorf("A %v, want %v", m.Answer[0].RData, q.WantA)
+			}
+		}
+	}
+	return nil
+}
+
+// originOf returns the last two labels of name, the benchmark's origin.
+func originOf(name string) string {
+	labels := strings.Split(strings.TrimSuffix(name, "."), ".")
+	if len(labels) < 2 {
+		return name
+	}
+	return strings.Join(labels[len(labels)-2:], ".") + "."
+}
+
+// checkResult counts the checked answers of one server.
+type checkResult struct {
+	Checked  int      `json:"checked"`
+	Wrong    int      `json:"wrong"`
+	Examples []string `json:"examples,omitempty"`
+}
+
+// checkServer sends the sample queries of every kind to addr over UDP.
+func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return checkResult{}, fmt.Errorf("check answers: %w", err)
+	}
+	defer conn.Close()
+	var res checkResult
+	buf := make([]byte, 65535)
+	id := uint16(0x4000)
+	for k := range numKinds {
+		for _, q := range zd.Samples[k] {
+			id++
+			res.Checked++
+			msg, err := buildQuery(id, q.Name, q.Type)
+			if err != nil {
+				return res, err
+			}
+			err = func() error {
+				if _, err := conn.Write(msg); err != nil {
+					return err
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+				for {
+					n, err := conn.Read(buf)
+					if err != nil {
+						return err
+					}
+					m, err := parseMessage(buf[:n])
+					if err != nil {
+						return fmt.Errorf("parse: %w", err)
+					}
+					if m.ID == id {
+						return checkAnswer(q, m)
+					}
+				}
+			}()
+			if err != nil {
+				res.Wrong++
+				if len(res.Examples) < 5 {
+					res.Examples = append(res.Examples, fmt.Sprintf("%s %s %s: %v", k, q.Name, typeString(q.Type), err))
+				}
+			}
+		}
+	}
+	return res, nil
+}

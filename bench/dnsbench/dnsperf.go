@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// perfConfig is one dnsperf run.
+type perfConfig struct {
+	Addr        netip.AddrPort
+	QueryFile   string
+	Duration    time.Duration
+	Clients     int  // -c: sockets (UDP) or connections (TCP)
+	Outstanding int  // -q: queries in flight
+	MaxQPS      int  // -Q: 0 for as fast as possible
+	TCP         bool // -m tcp
+	EDNS        bool // -e
+	Verbose     bool // -v: one line per answer, with its latency
+	Timeout     time.Duration
+	CPU         int // taskset -c
+}
+
+func (c perfConfig) args() []string {
+	a := []string{"-c", strconv.Itoa(c.CPU), "dnsperf",
+		"-s", c.Addr.Addr().String(), "-p", strconv.Itoa(int(c.Addr.Port())),
+		"-d", c.QueryFile,
+		"-l", strconv.FormatFloat(c.Duration.Seconds(), 'f', -1, 64),
+		"-c", strconv.Itoa(c.Clients), "-q", strconv.Itoa(c.Outstanding),
+		"-t", strconv.FormatFloat(c.Timeout.Seconds(), 'f', -1, 64),
+		"-T", "1", "-S", "1"}
+	if c.MaxQPS > 0 {
+		a = append(a, "-Q", strconv.Itoa(c.MaxQPS))
+	}
+	if c.TCP {
+		a = append(a, "-m", "tcp")
+	}
+	if c.EDNS {
+		a = append(a, "-e")
+	}
+	if c.Verbose {
+		a = append(a, "-v")
+	}
+	return a
+}
+
+// perfResult is what dnsperf reported.
+type perfResult struct {
+	Sent         uint64            `json:"sent"`
+	Completed    uint64            `json:"completed"`
+	Lost         uint64            `json:"lost"`
+	RCodes       map[string]uint64 `json:"rcodes"`
+	RequestSize  float64           `json:"request_bytes"`
+	ResponseSize float64           `json:"response_bytes"`
+	RunTime      float64           `json:"run_time_s"`
+	QPS          float64           `json:"qps"`
+	AvgLatency   float64           `json:"avg_latency_s"`
+	MinLatency   float64           `json:"min_latency_s"`
+	MaxLatency   float64           `json:"max_latency_s"`
+	StdDev       float64           `json:"latency_stddev_s"`
+	// Latencies holds one entry per answer in verbose mode.
+	Latencies []time.Duration `json:"-"`
+	Timeouts  uint64          `json:"-"`
+}
+
+// perfEvents receives dnsperf's progress as it runs.
+type perfEvents struct {
+	Start    func()            // it began sending
+	Interval func(qps float64) // -S 1 statistics line
+	End      func()            // the time limit was reached
+}
+
+// perfParser reads dnsperf's standard output line by line.
+type perfParser struct {
+	res perfResult
+	ev  perfEvents
+}
+
+func (p *perfParser) line(l string) error {
+	switch {
+	case strings.HasPrefix(l, "> "):
+		// Verbose: "> NOERROR name type 0.000123", or "> T name type" for
+		// a query that timed out.
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[1] == "T" {
+			p.res.Timeouts++
+			return nil
+		}
+		if len(f) != 5 {
+			return nil
+		}
+		sec, err := strconv.ParseFloat(f[4], 64)
+		if err != nil {
+			return fmt.Errorf("verbose latency %q: %w", l, err)
+		}
+		p.res.Latencies = append(p.res.Latencies, time.Duration(sec*1e9))
+		return nil
+	case strings.HasPrefix(l, "[Status] Sending queries"):
+		if p.ev.Start != nil {
+			p.ev.Start()
+		}
+		return nil
+	case strings.HasPrefix(l, "[Status] Testing complete"):
+		if p.ev.End != nil {
+			p.ev.End()
+		}
+		return nil
+	}
+	k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+	if !ok {
+		return nil
+	}
+	v = strings.TrimSpace(v)
+	first := func() string { f := strings.Fields(v); return append(f, "")[0] }
+	var err error
+	switch k {
+	case "Queries sent":
+		p.res.Sent, err = strconv.ParseUint(first(), 10, 64)
+	case "Queries completed":
+		p.res.Completed, err = strconv.ParseUint(first(), 10, 64)
+	case "Queries lost":
+		p.res.Lost, err = strconv.ParseUint(first(), 10, 64)
+	case "Run time (s)":
+		p.res.RunTime, err = strconv.ParseFloat(first(), 64)
+	case "Queries per second":
+		p.res.QPS, err = strconv.ParseFloat(first(), 64)
+	case "Latency StdDev (s)":
+		p.res.StdDev, err = strconv.ParseFloat(first(), 64)
+	case "Average Latency (s)":
+		// "0.000412 (min 0.000015, max 0.004492)"
+		_, err = fmt.Sscanf(v, "%g (min %g, max %g)", &p.res.AvgLatency, &p.res.MinLatency, &p.res.MaxLatency)
+	case "Average packet size":
+		// "request 32, response 63"
+		_, err = fmt.Sscanf(v, "request %g, response %g", &p.res.RequestSize, &p.res.ResponseSize)
+	case "Response codes":
+		// "NOERROR 185512 (50.00%), NXDOMAIN 185512 (50.00%)"
+		p.res.RCodes = map[string]uint64{}
+		for part := range strings.SplitSeq(v, ",") {
+			f := strings.Fields(part)
+			if len(f) < 2 {
+				continue
+			}
+			n, perr := strconv.ParseUint(f[1], 10, 64)
+			if perr != nil {
+				return fmt.Errorf("response codes %q: %w", v, perr)
+			}
+			p.res.RCodes[f[0]] = n
+		}
+	default:
+		// "1795735085.746377: 122858.381480" from -S 1
+		if _, ferr := strconv.ParseFloat(k, 64); ferr == nil && strings.Contains(k, ".") {
+			qps, perr := strconv.ParseFloat(v, 64)
+			if perr == nil && p.ev.Interval != nil {
+				p.ev.Interval(qps)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("dnsperf %q: %w", l, err)
+	}
+	return nil
+}
+
+func parsePerf(r io.Reader, ev perfEvents) (perfResult, error) {
+	p := &perfParser{ev: ev}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := p.line(sc.Text()); err != nil {
+			return p.res, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return p.res, fmt.Errorf("read dnsperf output: %w", err)
+	}
+	if p.res.Sent == 0 {
+		return p.res, fmt.Errorf("dnsperf printed no statistics")
+	}
+	return p.res, nil
+}
+
+// runPerf runs dnsperf pinned to cfg.CPU and parses its report; started,
+// when set, gets dnsperf's PID before its output is read.
+func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perfEvents) (perfResult, error) {
+	cmd := exec.CommandContext(ctx, "taskset", cfg.args()...)
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return perfResult{}, fmt.Errorf("dnsperf pipe: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return perfResult{}, fmt.Errorf("start dnsperf: %w", err)
+	}
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	res, perr := parsePerf(out, ev)
+	if perr != nil {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	if werr := cmd.Wait(); werr != nil {
+		return res, fmt.Errorf("dnsperf %s: %w: %s", strings.Join(cfg.args()[2:], " "), werr, strings.TrimSpace(stderr.String()))
+	}
+	return res, perr
+}
+
+// percentile returns the p-th percentile (0 < p <= 100) of sorted durations
+// by the nearest-rank method.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(float64(len(sorted))*p/100+0.999999) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+// latencyStats summarises the per-answer latencies of a verbose run.
+type latencyStats struct {
+	Count int           `json:"count"`
+	P50   time.Duration `json:"p50_ns"`
+	P90   time.Duration `json:"p90_ns"`
+	P99   time.Duration `json:"p99_ns"`
+	P999  time.Duration `json:"p999_ns"`
+	Max   time.Duration `json:"max_ns"`
+}
+
+func summarise(lat []time.Duration) latencyStats {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	st := latencyStats{Count: len(s)}
+	if len(s) > 0 {
+		st.P50, st.P90, st.P99, st.P999 = percentile(s, 50), percentile(s, 90), percentile(s, 99), percentile(s, 99.9)
+		st.Max = s[len(s)-1]
+	}
+	return st
+}
+
+// tailBuffer keeps the last max bytes written to it: dnsperf writes a line
+// to standard error for every query that times out.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }

@@ -1,0 +1,315 @@
+// Command dnsbench compares anycastd with NSD and Knot DNS on one machine:
+// throughput per busy core, latency at a fixed rate and TCP throughput on a
+// generated zone (default), or load time and peak memory on a large zone
+// (-mem). See bench/README.md for the method and how to read the figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dnsbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	Duration    time.Duration `json:"duration_ns"`
+	Names       int           `json:"names"`
+	Queries     int           `json:"queries"`
+	Only        []string      `json:"servers"`
+	onlySet     bool
+	AnycastdBin string `json:"anycastd_bin"`
+	JSON        bool   `json:"-"`
+	Mem         bool   `json:"mem"`
+	LatencyQPS  int    `json:"latency_qps"`
+	ServerCPU   int    `json:"server_cpu"`
+	ClientCPU   int    `json:"client_cpu"`
+	Clients     int    `json:"clients"`
+	Outstanding int    `json:"outstanding"`
+	OutDir      string `json:"-"`
+	Seed        uint64 `json:"seed"`
+	EDNS        bool   `json:"edns"`
+	TCP         bool   `json:"tcp"`
+	Settle      time.Duration
+	ReadyWait   time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("dnsbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./bench/dnsbench [flags]\n\n"+
+			"Speed (default): UDP queries/s per busy core, latency at -latency-qps, TCP queries/s.\n"+
+			"Memory (-mem): load time and peak memory on a large zone.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	only := fs.String("only", strings.Join(serverNames, ","), "servers to run, comma-separated: anycastd,nsd,knot")
+	fs.DurationVar(&o.Duration, "duration", 12*time.Second, "length of each dnsperf run")
+	fs.IntVar(&o.Names, "names", 0, "owner names in the generated zone (default 100000, or 1000000 with -mem)")
+	fs.IntVar(&o.Queries, "queries", 500000, "lines in the dnsperf query file (dnsperf loops over it)")
+	fs.StringVar(&o.AnycastdBin, "anycastd-bin", "", "anycastd binary (default: go build ./cmd/anycastd into the work directory)")
+	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (progress stays on stderr)")
+	fs.BoolVar(&o.Mem, "mem", false, "measure load time and peak memory instead of speed")
+	fs.IntVar(&o.LatencyQPS, "latency-qps", 10000, "fixed query rate of the latency run")
+	fs.IntVar(&o.ServerCPU, "server-cpu", 0, "CPU the servers are pinned to")
+	fs.IntVar(&o.ClientCPU, "client-cpu", 1, "CPU dnsperf is pinned to")
+	fs.IntVar(&o.Clients, "clients", 16, "dnsperf -c: client sockets (UDP) or connections (TCP)")
+	fs.IntVar(&o.Outstanding, "outstanding", 128, "dnsperf -q: queries in flight in the throughput runs")
+	fs.StringVar(&o.OutDir, "out", "", "keep zone, configs and logs in this directory (default: a temporary directory, removed)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the query generator")
+	fs.BoolVar(&o.EDNS, "edns", false, "send EDNS0 (dnsperf -e) in the speed runs")
+	fs.BoolVar(&o.TCP, "tcp", true, "include the TCP throughput run")
+	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "with -mem: how long to keep sampling memory after the first answer")
+	fs.DurationVar(&o.ReadyWait, "ready-timeout", 10*time.Minute, "how long a server may take to answer its first query")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "only" {
+			o.onlySet = true
+		}
+	})
+	for s := range strings.SplitSeq(*only, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(serverNames, s) {
+			return nil, fmt.Errorf("-only: unknown server %q (want anycastd, nsd, knot)", s)
+		}
+		if !slices.Contains(o.Only, s) {
+			o.Only = append(o.Only, s)
+		}
+	}
+	// Keep the fixed order so that runs are comparable.
+	slices.SortFunc(o.Only, func(a, b string) int {
+		return slices.Index(serverNames, a) - slices.Index(serverNames, b)
+	})
+	var errs []error
+	if len(o.Only) == 0 {
+		errs = append(errs, errors.New("-only: no server"))
+	}
+	if o.Names == 0 {
+		o.Names = 100_000
+		if o.Mem {
+			o.Names = 1_000_000
+		}
+	}
+	if o.Duration < 3*time.Second {
+		errs = append(errs, fmt.Errorf("-duration %v: need at least 3s", o.Duration))
+	}
+	if o.ServerCPU == o.ClientCPU {
+		errs = append(errs, errors.New("-server-cpu and -client-cpu must differ"))
+	}
+	if n := runtime.NumCPU(); o.ServerCPU < 0 || o.ClientCPU < 0 || o.ServerCPU >= n || o.ClientCPU >= n {
+		errs = append(errs, fmt.Errorf("need CPUs %d and %d; this machine has %d", o.ServerCPU, o.ClientCPU, n))
+	}
+	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 {
+		errs = append(errs, errors.New("-clients, -outstanding, -latency-qps must be positive and -queries at least 1000"))
+	}
+	return o, errors.Join(errs...)
+}
+
+// tool is an external program the benchmark needs.
+type tool struct{ bin, hint string }
+
+func checkTools(o *options) error {
+	need := []tool{{"taskset", "apt-get install util-linux"}}
+	if !o.Mem {
+		need = append(need, tool{"dnsperf", "apt-get install dnsperf"})
+	}
+	if slices.Contains(o.Only, "nsd") {
+		need = append(need, tool{"nsd", "apt-get install nsd"})
+	}
+	if slices.Contains(o.Only, "knot") {
+		need = append(need, tool{"knotd", "apt-get install knot"})
+	}
+	if slices.Contains(o.Only, "anycastd") && o.AnycastdBin == "" {
+		need = append(need, tool{"go", "install Go from https://go.dev/dl/"})
+	}
+	var errs []error
+	for _, t := range need {
+		if _, err := exec.LookPath(t.bin); err != nil {
+			errs = append(errs, fmt.Errorf("%s not found (%s)", t.bin, t.hint))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05"))
+			}
+			return a
+		},
+	}))
+	if err := checkTools(o); err != nil {
+		return err
+	}
+	if err := becomeSubreaper(); err != nil {
+		return err
+	}
+	// The benchmark's own work (zone generation, memory sampling, polling,
+	// parsing dnsperf's output) stays off the server's core.
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(o.ClientCPU), strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+		return fmt.Errorf("pin dnsbench to cpu %d: %w: %s", o.ClientCPU, err, strings.TrimSpace(string(out)))
+	}
+
+	work := o.OutDir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "dnsbench-"); err != nil {
+			return fmt.Errorf("work directory: %w", err)
+		}
+		defer os.RemoveAll(work)
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+
+	if slices.Contains(o.Only, "anycastd") {
+		bin, err := anycastdBinary(ctx, o, work, logger)
+		switch {
+		case err == nil:
+			o.AnycastdBin = bin
+		case o.onlySet:
+			return err
+		default:
+			logger.Warn("anycastd skipped: no binary", "err", err)
+			o.Only = slices.DeleteFunc(o.Only, func(s string) bool { return s == "anycastd" })
+			if len(o.Only) == 0 {
+				return errors.New("no server left to run")
+			}
+		}
+	}
+
+	genCfg := genConfig{Origin: "bench.example.", Names: o.Names, Seed: o.Seed}
+	if !o.Mem {
+		genCfg.Queries = o.Queries
+	}
+	logger.Info("generating zone", "names", o.Names, "dir", work)
+	t0 := time.Now()
+	zd, err := generate(genCfg, work)
+	if err != nil {
+		return fmt.Errorf("generate zone: %w", err)
+	}
+	logger.Info("zone generated", "took", time.Since(t0).Round(time.Millisecond), "bytes", zd.Bytes)
+	if !o.Mem {
+		printMix(stderr, zd)
+	}
+
+	b := &bench{o: o, zd: zd, work: work, logger: logger}
+	report := &report{Options: o, Zone: zoneInfo{Origin: zd.Origin, Names: zd.Names, Records: zd.Records, Bytes: zd.Bytes}}
+	if !o.Mem {
+		report.Zone.Mix = map[string]int{}
+		for k := range numKinds {
+			report.Zone.Mix[k.String()] = zd.Mix[k]
+		}
+	}
+	for i, name := range o.Only {
+		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 {
+			time.Sleep(time.Second) // let the previous server's sockets and memory go
+		}
+		if o.Mem {
+			report.Mem = append(report.Mem, b.memory(ctx, name))
+		} else {
+			report.Speed = append(report.Speed, b.speed(ctx, name))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	if o.Mem {
+		printMem(stdout, report)
+	} else {
+		printSpeed(stdout, report)
+	}
+	return nil
+}
+
+// anycastdBinary returns -anycastd-bin or builds ./cmd/anycastd of the
+// module the benchmark runs in.
+func anycastdBinary(ctx context.Context, o *options, work string, logger *slog.Logger) (string, error) {
+	if o.AnycastdBin != "" {
+		p, err := exec.LookPath(o.AnycastdBin)
+		if err != nil {
+			return "", fmt.Errorf("anycastd binary: %w", err)
+		}
+		return filepath.Abs(p)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(work, "anycastd")
+	logger.Info("building anycastd", "module", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/anycastd")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
+
+// moduleRoot finds the directory of go.mod from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find module root: no go.mod above the working directory; pass -anycastd-bin")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reading the kernel's accounting of the servers under test from /proc.
+
+// procStat holds the fields of /proc/PID/stat the benchmark uses.
+type procStat struct {
+	PPID  int
+	Ticks uint64 // utime + stime of all threads, in clock ticks
+}
+
+// parseStat parses the content of /proc/PID/stat. The command name is in
+// parentheses and may itself contain spaces and parentheses, so the fields
+// are counted from the last ')'.
+func parseStat(b []byte) (procStat, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, errors.New("stat: no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+	if len(f) < 13 {
+		return procStat{}, fmt.Errorf("stat: %d fields after command name", len(f))
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return procStat{}, fmt.Errorf("stat ppid: %w", err)
+	}
+	ut, err := strconv.ParseUint(f[11], 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("stat utime: %w", err)
+	}
+	st, err := strconv.ParseUint(f[12], 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("stat stime: %w", err)
+	}
+	return procStat{PPID: ppid, Ticks: ut + st}, nil
+}
+
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseStat(b)
+}
+
+// processTree returns root and all its live descendants, root first. NSD
+// for instance runs as xfrd (the process we started), main and server
+// processes in a chain of forks.
+func processTree(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{root}
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		children[st.PPID] = append(children[st.PPID], pid)
+	}
+	tree := []int{root}
+	for i := 0; i < len(tree); i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+// treeTicks sums the CPU ticks of the given processes; processes that are
+// gone are skipped.
+func treeTicks(pids []int) uint64 {
+	var sum uint64
+	for _, pid := range pids {
+		if st, err := readStat(pid); err == nil {
+			sum += st.Ticks
+		}
+	}
+	return sum
+}
+
+// userHZ is the unit of the tick counts in /proc: USER_HZ, part of the
+// kernel's ABI and 100 on every architecture this runs on.
+const userHZ = 100
+
+// coreTicks is the accounting of one CPU core from /proc/stat.
+type coreTicks struct {
+	Busy  uint64 // user, nice, system, irq, softirq
+	Steal uint64 // time the hypervisor gave to someone else
+}
+
+// cpuSample is a point-in-time reading of the two cores of a run and of
+// the processes pinned to them.
+type cpuSample struct {
+	At          time.Time
+	ServerTicks uint64 // the server's processes
+	ClientTicks uint64 // dnsperf
+	ServerCore  coreTicks
+	ClientCore  coreTicks
+}
+
+// parseCPULine reads the ticks of "cpuN" from /proc/stat content.
+func parseCPULine(b []byte, cpu int) (coreTicks, error) {
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)[1:]
+		if len(f) < 8 {
+			return coreTicks{}, fmt.Errorf("/proc/stat %s: %d fields", prefix, len(f))
+		}
+		var v [8]uint64
+		for i := range v {
+			var err error
+			if v[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
+				return coreTicks{}, fmt.Errorf("/proc/stat %s: %w", prefix, err)
+			}
+		}
+		// user nice system idle iowait irq softirq steal
+		return coreTicks{Busy: v[0] + v[1] + v[2] + v[5] + v[6], Steal: v[7]}, nil
+	}
+	return coreTicks{}, fmt.Errorf("/proc/stat: no line for cpu%d", cpu)
+}
+
+// sampler reads the CPU time of a server and of its client.
+type sampler struct {
+	server               []int // the server's process tree
+	client               int   // dnsperf's PID, 0 before it started
+	serverCPU, clientCPU int
+}
+
+func (s *sampler) sample() cpuSample {
+	c := cpuSample{At: time.Now(), ServerTicks: treeTicks(s.server)}
+	if s.client > 0 {
+		c.ClientTicks = treeTicks([]int{s.client})
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		c.ServerCore, _ = parseCPULine(b, s.serverCPU)
+		c.ClientCore, _ = parseCPULine(b, s.clientCPU)
+	}
+	return c
+}
+
+// shares is how the two cores were used between two samples, each as a
+// share of one core (1.0 = all of it).
+type shares struct {
+	Server      float64 // the server's processes
+	ServerOther float64 // anything else on the server's core, plus steal: noise
+	Client      float64 // dnsperf
+	ClientOther float64 // anything else on the client's core, plus steal
+}
+
+func between(a, b cpuSample) shares {
+	wall := b.At.Sub(a.At).Seconds()
+	if wall <= 0 {
+		return shares{}
+	}
+	share := func(t uint64) float64 { return float64(t) / userHZ / wall }
+	core := func(x, y coreTicks) float64 { return share((y.Busy - x.Busy) + (y.Steal - x.Steal)) }
+	var sh shares
+	sh.Server = share(b.ServerTicks - a.ServerTicks)
+	sh.Client = share(b.ClientTicks - a.ClientTicks)
+	sh.ServerOther = max(0, core(a.ServerCore, b.ServerCore)-sh.Server)
+	sh.ClientOther = max(0, core(a.ClientCore, b.ClientCore)-sh.Client)
+	return sh
+}
+
+// memInfo is a process's memory figures in KiB.
+type memInfo struct {
+	HWM uint64 // VmHWM: peak resident set size
+	RSS uint64 // VmRSS
+	PSS uint64 // Pss from smaps_rollup: resident pages, shared ones divided among their users
+}
+
+func parseStatusKB(b []byte, key string) (uint64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || k != key {
+			continue
+		}
+		v = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB"))
+		n, err := strconv.ParseUint(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func readMem(pid int) (memInfo, error) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	st, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return memInfo{}, err
+	}
+	var m memInfo
+	m.HWM, _ = parseStatusKB(st, "VmHWM")
+	m.RSS, _ = parseStatusKB(st, "VmRSS")
+	if sr, err := os.ReadFile(filepath.Join(dir, "smaps_rollup")); err == nil {
+		m.PSS, _ = parseStatusKB(sr, "Pss")
+	}
+	return m, nil
+}

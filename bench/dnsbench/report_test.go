@@ -1,0 +1,62 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrintSpeedRatios(t *testing.T) {
+	r := &report{
+		Options: &options{Duration: 12 * time.Second, Clients: 16, Outstanding: 128, LatencyQPS: 10000, ClientCPU: 1, TCP: true},
+		Zone:    zoneInfo{Names: 100000},
+		Speed: []speedResult{
+			{
+				Server:  "anycastd",
+				Check:   checkResult{Checked: 240, Wrong: 2, Examples: []string{"nxdomain X: rcode 0, want 3"}},
+				UDP:     &runResult{Perf: perfResult{QPS: 100000}, Busy: 0.5, PerCore: 200000, ClientLimited: true, ClientBusy: 1},
+				Latency: &latencyResult{Stats: latencyStats{P99: 300 * time.Microsecond}},
+				TCP:     &runResult{Perf: perfResult{QPS: 30000}, Busy: 1, PerCore: 30000},
+			},
+			{
+				Server:  "nsd",
+				UDP:     &runResult{Perf: perfResult{QPS: 100000}, Busy: 1, PerCore: 100000, Other: 0.2},
+				Latency: &latencyResult{Stats: latencyStats{P99: 100 * time.Microsecond}},
+				TCP:     &runResult{Perf: perfResult{QPS: 60000}, Busy: 1, PerCore: 60000},
+			},
+			{Server: "knot", Error: "knot exited before answering\nlog line"},
+		},
+	}
+	var b strings.Builder
+	printSpeed(&b, r)
+	out := b.String()
+	for _, re := range []string{
+		`anycastd/nsd\s+2\.00\s+3\.00\s+0\.50`, // per core, p99, TCP per core
+		`anycastd\s+238/240\s+100\.0k\s+50\.0%\s+200\.0k\s+yes \(dnsperf 100\.0%\)`,
+		`nsd\s+0/0\s+100\.0k\s+100\.0%\s+100\.0k\s+no\s+0\s+20\.0%!`, // disturbed
+		`knot\s+failed: knot exited before answering\s`,
+		`anycastd gave 2 wrong answers of 240`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %q:\n%s", re, out)
+		}
+	}
+}
+
+func TestPrintMemRatios(t *testing.T) {
+	r := &report{
+		Options: &options{},
+		Zone:    zoneInfo{Names: 1000000, Bytes: 60e6},
+		Mem: []memResult{
+			{Server: "nsd", LoadTime: 4 * time.Second, HWMSum: 800 << 10, PSSPeak: 400 << 10, Peak: 400 << 10,
+				Processes: []procMem{{Command: "nsd: xfrd", HWMKiB: 10 << 10}, {Command: "nsd: main", HWMKiB: 400 << 10}}},
+			{Server: "knot", LoadTime: 2 * time.Second, HWMSum: 600 << 10, PSSPeak: 590 << 10, Peak: 600 << 10},
+		},
+	}
+	var b strings.Builder
+	printMem(&b, r)
+	if re := `knot/nsd\s+0\.50\s+1\.50\s+0\.75`; !regexp.MustCompile(re).MatchString(b.String()) {
+		t.Errorf("output does not match %q:\n%s", re, b.String())
+	}
+}
