@@ -1,0 +1,198 @@
+//go:build linux
+
+// Command anycastlab turns this Linux machine into a small internet of
+// network namespaces: routers running BIRD 2, anycast PoPs and clients,
+// joined by links with delay and loss.
+//
+//	anycastlab up [-topology FILE] [-id ID] [-speakers]   build a lab and wait until it converged
+//	anycastlab status [-id ID]                             namespaces, processes, BGP sessions
+//	anycastlab rtt [-id ID] [-count N]                     RTT matrix from every client
+//	anycastlab exec [-id ID] NODE CMD...                   run CMD in a node's namespace
+//	anycastlab down [-id ID]                               remove a lab (default: every lab)
+//	anycastlab topology                                    print the default topology
+//
+// It needs root. Labs are recorded under /run/anycastlab (-state-dir).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/anycastdns/anycastdns/internal/lab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "anycastlab:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: anycastlab up|down|status|rtt|exec|topology [flags]
+run "anycastlab COMMAND -h" for a command's flags`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("anycastlab "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", lab.DefaultStateDir, "directory of the labs' state")
+	id := fs.String("id", "", "lab id (default: up picks one; other commands use the only lab)")
+	verbose := fs.Bool("v", false, "debug logging")
+	logger := func() *slog.Logger {
+		level := slog.LevelInfo
+		if *verbose {
+			level = slog.LevelDebug
+		}
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	}
+	switch cmd {
+	case "up":
+		topoFile := fs.String("topology", "", "topology YAML (default: the embedded default, see anycastlab topology)")
+		speakers := fs.Bool("speakers", false, "run BIRD on the PoPs in place of anycastd's BGP speaker, announcing the anycast prefixes")
+		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for BGP to converge")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		topo, err := loadTopology(*topoFile)
+		if err != nil {
+			return err
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable for the wires: %w", err)
+		}
+		l, err := lab.Up(ctx, topo, lab.Options{
+			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers,
+			ConvergeTimeout: *timeout, Progress: stdout, Logger: logger(),
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "anycastlab down -id %s removes it\n", l.ID)
+		return nil
+	case "down":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ids := []string{*id}
+		if *id == "" {
+			var err error
+			if ids, err = lab.ListLabs(*stateDir); err != nil {
+				return err
+			}
+		}
+		var errs []error
+		for _, i := range ids {
+			t0 := time.Now()
+			if err := lab.Teardown(*stateDir, i); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(stdout, "lab %s is down (%s)\n", i, time.Since(t0).Round(time.Millisecond))
+		}
+		return errors.Join(errs...)
+	case "status":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ids := []string{*id}
+		if *id == "" {
+			var err error
+			if ids, err = lab.ListLabs(*stateDir); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				fmt.Fprintln(stdout, "no lab")
+			}
+		}
+		for _, i := range ids {
+			l, err := lab.Attach(*stateDir, i, logger())
+			if err != nil {
+				return err
+			}
+			if err := l.WriteStatus(ctx, stdout); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "rtt":
+		count := fs.Int("count", 5, "echoes per destination")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		l, err := attachOne(*stateDir, *id, logger())
+		if err != nil {
+			return err
+		}
+		return lab.WriteRTTMatrix(stdout, l.RTTMatrix(ctx, *count))
+	case "exec":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() < 2 {
+			return errors.New("usage: anycastlab exec [-id ID] NODE CMD [ARG...]")
+		}
+		l, err := attachOne(*stateDir, *id, logger())
+		if err != nil {
+			return err
+		}
+		out, err := l.Exec(ctx, fs.Arg(0), fs.Args()[1:]...)
+		stdout.Write(out)
+		return err
+	case "topology":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		_, err := stdout.Write(lab.DefaultTopologyYAML())
+		return err
+	case "wire":
+		// Hidden: one link's wire, started by up with the link's two TUN
+		// devices as descriptors 3 and 4.
+		name := fs.String("name", "", "link name")
+		delay := fs.Duration("delay", 0, "one-way delay")
+		loss := fs.Float64("loss", 0, "loss probability")
+		seed := fs.Uint64("seed", 0, "loss generator seed")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return lab.ServeWire(ctx, lab.WireConfig{Name: *name, Delay: *delay, Loss: *loss, Seed: *seed}, logger(), 3, 4)
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+}
+
+func loadTopology(path string) (*lab.Topology, error) {
+	if path == "" {
+		return lab.DefaultTopology()
+	}
+	return lab.LoadTopology(path)
+}
+
+func attachOne(stateDir, id string, logger *slog.Logger) (*lab.Lab, error) {
+	if id == "" {
+		ids, err := lab.ListLabs(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) != 1 {
+			return nil, fmt.Errorf("%d labs under %s (%s): choose one with -id", len(ids), stateDir, strings.Join(ids, " "))
+		}
+		id = ids[0]
+	}
+	return lab.Attach(stateDir, id, logger)
+}

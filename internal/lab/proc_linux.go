@@ -1,0 +1,128 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ProcessRecord identifies a process the lab started. PID and the start
+// time together survive PID reuse: a process is only signalled if both
+// still match.
+type ProcessRecord struct {
+	Name      string `json:"name"` // "bird A-router", "wire A-router~B-router"
+	Kind      string `json:"kind"` // bird, wire, process
+	Namespace string `json:"namespace,omitempty"`
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // clock ticks since boot, /proc/PID/stat field 22
+	Log       string `json:"log,omitempty"`
+}
+
+// labNice is the scheduling priority of the lab's daemons and wires.
+const labNice = -10
+
+// procStat returns the state letter and start time of pid.
+func procStat(pid int) (state byte, start uint64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses, so
+	// split after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 (starttime) is f[19].
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat start time: %w", pid, err)
+	}
+	return f[0][0], start, nil
+}
+
+// alive reports whether the recorded process still runs (a zombie does not).
+func (r ProcessRecord) alive() bool {
+	state, start, err := procStat(r.PID)
+	return err == nil && start == r.StartTime && state != 'Z' && state != 'X'
+}
+
+// start starts cmd in its own session (so a Ctrl-C at the terminal reaches
+// anycastlab, which then tears down in order, and not every daemon at once)
+// and records it.
+func startRecorded(cmd *exec.Cmd, name, kind, namespace, logPath string) (ProcessRecord, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return ProcessRecord{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return ProcessRecord{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	rec := ProcessRecord{Name: name, Kind: kind, Namespace: namespace, PID: cmd.Process.Pid, Log: logPath}
+	if kind != "process" {
+		// The lab's network (wires, BIRD and its BFD) runs ahead of
+		// whatever else loads the machine, so that delays and BFD timers
+		// hold. Failing to raise it only costs precision.
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, rec.PID, labNice)
+	}
+	_, rec.StartTime, err = procStat(rec.PID)
+	if err != nil {
+		// It died at once; it has been started, so let the caller see why.
+		return rec, fmt.Errorf("start %s: exited at once, see %s", name, logPath)
+	}
+	return rec, nil
+}
+
+// stopProcesses sends SIGTERM to every live recorded process, waits up to
+// grace for them to exit, then SIGKILLs what is left and waits a little
+// more. It returns an error naming any process that survived.
+func stopProcesses(recs []ProcessRecord, grace time.Duration) error {
+	var live []ProcessRecord
+	for _, r := range recs {
+		if r.alive() {
+			if err := syscall.Kill(r.PID, syscall.SIGTERM); err == nil {
+				live = append(live, r)
+			}
+		}
+	}
+	live = waitGone(live, grace)
+	for _, r := range live {
+		_ = syscall.Kill(r.PID, syscall.SIGKILL)
+	}
+	live = waitGone(live, 2*time.Second)
+	var errs []error
+	for _, r := range live {
+		errs = append(errs, fmt.Errorf("%s (pid %d) did not exit", r.Name, r.PID))
+	}
+	return errors.Join(errs...)
+}
+
+func waitGone(recs []ProcessRecord, d time.Duration) []ProcessRecord {
+	deadline := time.Now().Add(d)
+	for {
+		var left []ProcessRecord
+		for _, r := range recs {
+			if r.alive() {
+				left = append(left, r)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		recs = left
+		time.Sleep(20 * time.Millisecond)
+	}
+}
