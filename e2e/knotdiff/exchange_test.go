@@ -73,7 +73,7 @@ func isNoAnswer(err error) bool { return errors.Is(err, errNoAnswer) }
 func noAnswer(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || isConnReset(err) {
-		return fmt.Errorf("%w: %v", errNoAnswer, err)
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
 	return err
 }

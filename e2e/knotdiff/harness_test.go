@@ -202,7 +202,10 @@ func waitReady(p *process, zones []testZone, timeout time.Duration) error {
 	var last error
 	for time.Now().Before(deadline) {
 		if p.exited() {
-			return fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
+			if p.waitErr == nil {
+				return fmt.Errorf("%s exited with status 0 before it was ready", p.name)
+			}
+			return fmt.Errorf("%s exited before it was ready: %w", p.name, p.waitErr)
 		}
 		last = answersSOA(p.addr, zones)
 		if last == nil {
