@@ -269,10 +269,17 @@ func (l *Lab) createNamespaces(ctx context.Context) (string, error) {
 			{"net.ipv6.conf.all.accept_dad", "0"},
 			{"net.ipv6.conf.default.accept_dad", "0"},
 		}
+		// IPv4 settings are inherited from the host's namespace: say
+		// everything that matters, including that only routers forward.
+		forward := "0"
+		if n.Role == RoleRouter {
+			forward = "1"
+		}
+		kv = append(kv,
+			[2]string{"net.ipv4.ip_forward", forward},
+			[2]string{"net.ipv6.conf.all.forwarding", forward})
 		if n.Role == RoleRouter {
 			kv = append(kv,
-				[2]string{"net.ipv4.ip_forward", "1"},
-				[2]string{"net.ipv6.conf.all.forwarding", "1"},
 				// traceroute through the lab answers every probe
 				[2]string{"net.ipv4.icmp_ratelimit", "0"},
 				[2]string{"net.ipv6.icmp.ratelimit", "0"},
@@ -612,7 +619,10 @@ func (l *Lab) waitBirdc(ctx context.Context, node string, rec ProcessRecord) err
 		if err == nil {
 			return nil
 		}
-		if !rec.alive() || time.Now().After(deadline) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for bird on %s: %w", node, context.Cause(ctx))
+		}
+		if !rec.alive() || time.Now().After(deadline) {
 			tail, _ := os.ReadFile(logPath)
 			return fmt.Errorf("bird on %s does not answer: %w; log: %s", node, err, lastLines(string(tail), 5))
 		}
@@ -718,7 +728,11 @@ func (l *Lab) converge(ctx context.Context) (string, error) {
 			return fmt.Sprintf("%d BGP sessions established, %d routes in the routers' kernels", c.sessions, c.wanted), nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("not converged after %s: %s", l.opts.ConvergeTimeout, strings.Join(c.missing, "; "))
+			missing := c.missing
+			if len(missing) > 8 {
+				missing = append(missing[:8:8], fmt.Sprintf("and %d more", len(c.missing)-8))
+			}
+			return "", fmt.Errorf("not converged after %s: %s", l.opts.ConvergeTimeout, strings.Join(missing, "; "))
 		}
 		select {
 		case <-ctx.Done():
