@@ -473,7 +473,9 @@ func TestUpTearsDownOnFailure(t *testing.T) {
 			opts: func(func()) (Options, *progressHook) {
 				return Options{Bird: "false"}, &progressHook{t: t, fn: func() {}}
 			},
-			wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "bird on A-router does not answer") },
+			wantErr: func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "bird on A-router does not answer")
+			},
 		},
 		{
 			name: "convergence times out",
@@ -488,7 +490,7 @@ func TestUpTearsDownOnFailure(t *testing.T) {
 			defer cancel()
 			opts, hook := tc.opts(cancel)
 			opts.StateDir = t.TempDir()
-			opts.ID = "f" + strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()%10000000), "-", "")
+			opts.ID = fmt.Sprintf("f%07d", time.Now().UnixNano()%1e7)
 			opts.Progress = hook
 			l, err := Up(ctx, topo, opts)
 			if l != nil {
