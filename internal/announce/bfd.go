@@ -158,6 +158,9 @@ type bfdSession struct {
 	send      func([]byte) error
 	onChange  func(bfdChange)
 	logger    *slog.Logger
+	// pending reports whether received packets wait unread in the socket;
+	// nil in tests.
+	pending func() bool
 
 	rx    chan bfdPacket
 	state atomic.Uint32 // bfdState, for Status
@@ -227,6 +230,7 @@ func (s *bfdSession) run(ctx context.Context) {
 	detect := time.NewTimer(time.Hour)
 	detect.Stop()
 	defer detect.Stop()
+	postponed := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -237,28 +241,60 @@ func (s *bfdSession) run(ctx context.Context) {
 			s.transmit(false)
 			tx.Reset(jitter(s.txInterval(), s.mult))
 		case <-detect.C:
-			if s.st == bfdInit || s.st == bfdUp {
-				s.remoteDisc = 0 // RFC 5880 §6.8.1
-				s.remoteMinTx = 0
-				s.setState(bfdDown, bfdDiagTimeExpired)
+			if s.st != bfdInit && s.st != bfdUp {
+				continue
 			}
+			// After a stall (CPU starvation, a paused process) the timer
+			// and the packets that arrived meanwhile are ready together, and
+			// select picks at random: read what has arrived before deciding.
+			if s.drain(detect, tx) {
+				postponed = 0
+				continue
+			}
+			if s.pending != nil && postponed < 20 && s.pending() {
+				postponed++
+				detect.Reset(5 * time.Millisecond)
+				continue
+			}
+			postponed = 0
+			s.remoteDisc = 0 // RFC 5880 §6.8.1
+			s.remoteMinTx = 0
+			s.setState(bfdDown, bfdDiagTimeExpired)
 		case p := <-s.rx:
-			before := s.txInterval()
-			s.receive(p)
-			if s.st == bfdInit || s.st == bfdUp {
-				detect.Reset(s.detectTime())
-			} else {
-				detect.Stop()
-			}
-			if s.sendFinalNow {
-				s.sendFinalNow = false
-				s.transmit(true)
-			}
-			if after := s.txInterval(); after < before {
-				// A faster rate takes effect at once (RFC 5880 §6.8.3).
-				tx.Reset(jitter(after, s.mult))
-			}
+			s.handle(p, detect, tx)
 		}
+	}
+}
+
+// drain handles the packets already delivered; it reports whether there were any.
+func (s *bfdSession) drain(detect, tx *time.Timer) bool {
+	got := false
+	for {
+		select {
+		case p := <-s.rx:
+			s.handle(p, detect, tx)
+			got = true
+		default:
+			return got
+		}
+	}
+}
+
+func (s *bfdSession) handle(p bfdPacket, detect, tx *time.Timer) {
+	before := s.txInterval()
+	s.receive(p)
+	if s.st == bfdInit || s.st == bfdUp {
+		detect.Reset(s.detectTime())
+	} else {
+		detect.Stop()
+	}
+	if s.sendFinalNow {
+		s.sendFinalNow = false
+		s.transmit(true)
+	}
+	if after := s.txInterval(); after < before {
+		// A faster rate takes effect at once (RFC 5880 §6.8.3).
+		tx.Reset(jitter(after, s.mult))
 	}
 }
 
@@ -353,6 +389,7 @@ type bfdMux struct {
 	sessions map[netip.Addr]*bfdSession
 	byDisc   map[uint32]*bfdSession
 	conns    []net.PacketConn
+	rx       []net.PacketConn // the receivers, also in conns
 	cancel   context.CancelFunc
 	ctx      context.Context //nolint:containedctx // the mux's lifetime, ended by close
 	sessWG   sync.WaitGroup
@@ -416,6 +453,7 @@ func (m *bfdMux) listen(v4 bool) error {
 		}
 	}
 	m.conns = append(m.conns, pc)
+	m.rx = append(m.rx, pc)
 	m.rxWG.Go(func() { m.receive(read) })
 	return nil
 }
@@ -446,20 +484,43 @@ func (m *bfdMux) receive(read func([]byte) (int, int, net.Addr, error)) {
 			m.logger.Debug("bfd packet dropped", "from", from, "err", err)
 			continue
 		}
-		m.mu.Lock()
-		var s *bfdSession
-		if p.YourDisc != 0 {
-			s = m.byDisc[p.YourDisc]
-		} else {
-			s = m.sessions[from]
-		}
-		m.mu.Unlock()
-		if s == nil || s.peer != from {
-			m.logger.Debug("bfd packet for no session", "from", from, "your_disc", p.YourDisc)
-			continue
-		}
-		s.deliver(p)
+		m.dispatch(p, from)
 	}
+}
+
+// dispatch selects the session of a received packet (RFC 5880 §6.8.6): by
+// Your Discriminator when it is set, otherwise by the source address, so that
+// a peer that restarted its session (new discriminator, Your Discriminator 0,
+// state Down) still reaches our session and takes it down. It reports whether
+// a session took the packet.
+func (m *bfdMux) dispatch(p bfdPacket, from netip.Addr) bool {
+	m.mu.Lock()
+	var s *bfdSession
+	if p.YourDisc != 0 {
+		s = m.byDisc[p.YourDisc]
+	} else {
+		s = m.sessions[from]
+	}
+	m.mu.Unlock()
+	if s == nil || s.peer != from {
+		m.logger.Debug("bfd packet for no session", "from", from, "your_disc", p.YourDisc)
+		return false
+	}
+	s.deliver(p)
+	return true
+}
+
+// pending reports whether any receiver socket has unread packets.
+func (m *bfdMux) pending() bool {
+	m.mu.Lock()
+	rx := m.rx
+	m.mu.Unlock()
+	for _, c := range rx {
+		if unread(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // add starts a session with peer, sending from local (may be invalid).
@@ -494,6 +555,7 @@ func (m *bfdMux) add(peer, local netip.Addr, interval time.Duration, mult uint8)
 		return err
 	}
 	s := newBFDSession(peer, disc, interval, mult, send, m.onChange, m.logger)
+	s.pending = m.pending
 	m.sessions[peer] = s
 	m.byDisc[disc] = s
 	m.conns = append(m.conns, conn)

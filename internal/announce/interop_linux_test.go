@@ -122,6 +122,7 @@ func (l *lab) birdConfig() string {
 	bfdProto, bfdOpt := "", "bfd off;"
 	if l.bfd {
 		bfdProto = fmt.Sprintf(`protocol bfd {
+	debug { states, events };
 	interface %q { interval 100 ms; multiplier 3; };
 }
 `, l.routerIf)
@@ -142,6 +143,7 @@ filter from_speaker6 {
 	reject;
 }
 protocol bgp speaker {
+	debug { states, events };
 	local %s as %d;
 	neighbor %s as %d;
 	hold time 3;
@@ -221,7 +223,7 @@ func (l *lab) waitRoutes(want bool, timeout time.Duration, what string) time.Dur
 			l.t.Fatalf("%s: routes in BIRD after %v: %s=%v %s=%v, want %v\nbirdc show protocols all speaker:\n%s",
 				what, timeout, anycast4, v4, anycast6, v6, want, l.birdc("show", "protocols", "all", "speaker"))
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -234,7 +236,7 @@ func (l *lab) stable(d time.Duration, what string) {
 			l.t.Fatalf("%s: route lost again (%s=%v %s=%v)\n%s", what, anycast4, v4, anycast6, v6,
 				l.birdc("show", "protocols", "all", "speaker"))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
