@@ -220,10 +220,10 @@ func (d *decoder) announcement(n *yaml.Node, path string, a *Announcement) {
 }
 
 func (v *validator) bgp(b *BGP) {
-	switch {
-	case b.ASN == 0:
+	switch b.ASN {
+	case 0:
 		v.add("bgp.asn", "required")
-	case b.ASN == asTrans:
+	case asTrans:
 		v.add("bgp.asn", "AS %d (AS_TRANS) is reserved", asTrans)
 	}
 	switch {
@@ -267,10 +267,10 @@ func (v *validator) peer(b *BGP, i int, seen map[netip.Addr]int) {
 			seen[a] = i
 		}
 	}
-	switch {
-	case p.ASN == 0:
+	switch p.ASN {
+	case 0:
 		v.add(path+".asn", "required")
-	case p.ASN == asTrans:
+	case asTrans:
 		v.add(path+".asn", "AS %d (AS_TRANS) is reserved", asTrans)
 	}
 	if l := p.LocalAddress; l.IsValid() && p.Address.IsValid() && l.Is4() != p.Address.Is4() {

@@ -24,7 +24,13 @@ type position struct{ line, col int }
 type source struct {
 	file string
 	pos  map[string]position // field path -> position of its value (or key)
-	bad  map[string]bool     // field paths whose value failed to decode
+	// bad holds the field paths whose value failed to decode, and
+	// badBelow every ancestor of those.
+	bad, badBelow map[string]bool
+}
+
+func newSource(file string) *source {
+	return &source{file: file, pos: map[string]position{}, bad: map[string]bool{}, badBelow: map[string]bool{}}
 }
 
 // lookup returns the position of path, or of its nearest ancestor that has
@@ -41,17 +47,34 @@ func (s *source) lookup(path string) position {
 	}
 }
 
+// markBad records that the value at path failed to decode.
+func (s *source) markBad(path string) {
+	s.bad[path] = true
+	for p := path; p != ""; {
+		p = parentPath(p)
+		if s.badBelow[p] {
+			break
+		}
+		s.badBelow[p] = true
+	}
+}
+
 // suppressed reports whether a problem at path should be left out because
 // decoding already reported a problem at the same path, an ancestor or a
 // descendant of it: the value there is a placeholder, and a second message
 // about it would only be noise.
 func (s *source) suppressed(path string) bool {
-	for b := range s.bad {
-		if related(b, path) {
+	if s.badBelow[path] {
+		return true
+	}
+	for p := path; ; p = parentPath(p) {
+		if s.bad[p] {
 			return true
 		}
+		if p == "" {
+			return false
+		}
 	}
-	return false
 }
 
 // parentPath returns the path of the mapping or sequence holding path.
@@ -61,22 +84,6 @@ func parentPath(path string) string {
 		return ""
 	}
 	return path[:i]
-}
-
-// related reports whether a and b are the same path or one is an ancestor of
-// the other.
-func related(a, b string) bool {
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	if !strings.HasPrefix(b, a) {
-		return false
-	}
-	if a == "" || len(a) == len(b) {
-		return true
-	}
-	c := b[len(a)]
-	return c == '.' || c == '['
 }
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -168,7 +175,7 @@ type decoder struct {
 
 func newDecoder(file, baseDir string, size int) *decoder {
 	return &decoder{
-		src:     &source{file: file, pos: map[string]position{}, bad: map[string]bool{}},
+		src:     newSource(file),
 		baseDir: baseDir,
 		present: map[string]bool{},
 		// A node takes at least one byte of input unless it is reached
@@ -184,7 +191,7 @@ func (d *decoder) errorAt(n *yaml.Node, path, format string, args ...any) {
 		File: d.src.file, Line: n.Line, Column: n.Column, Path: path,
 		Msg: fmt.Sprintf(format, args...),
 	})
-	d.src.bad[path] = true
+	d.src.markBad(path)
 }
 
 // resolve follows aliases.

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"errors"
+	"math"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -93,25 +97,63 @@ func TestCanonicalZoneName(t *testing.T) {
 	}
 }
 
-func TestRelated(t *testing.T) {
+func TestSuppressed(t *testing.T) {
+	s := newSource("n.yaml")
+	s.markBad("bgp.peers[1].hold_time")
+	s.markBad("listen[3]")
+	s.markBad("limits")
 	tests := []struct {
-		a, b string
+		path string
 		want bool
 	}{
-		{"", "listen", true},
-		{"listen", "listen", true},
-		{"listen", "listen[0]", true},
-		{"bgp", "bgp.peers[0].asn", true},
-		{"bgp.peers[0].asn", "bgp", true},
-		{"bgp.peers[1]", "bgp.peers[10]", false},
-		{"bgp.peers[1]", "bgp.peers[1].bfd", true},
-		{"limits.tcp_max", "limits.tcp_max_conns", false},
-		{"zones[0].name", "zones[0].file", false},
+		{"bgp.peers[1].hold_time", true},     // the bad value itself
+		{"bgp.peers[1]", true},               // an ancestor
+		{"bgp.peers", true},                  // "at least one peer"
+		{"bgp", true},                        // an ancestor
+		{"listen", true},                     // "at least one address"
+		{"limits.udp_max_size", true},        // below a bad mapping
+		{"bgp.peers[1].keepalive", false},    // a sibling
+		{"bgp.peers[10].hold_time", false},   // a different index
+		{"bgp.peers[1].hold_time_x", false},  // a longer name
+		{"listen[2]", false},                 // another item
+		{"limits_x", false},                  // a longer name
+		{"health.interval", false},           // elsewhere
+		{"bgp.router_id", false},             // a sibling of an ancestor
+		{"bgp.peers[1].bfd.interval", false}, // below a sibling
 	}
 	for _, tt := range tests {
-		if got := related(tt.a, tt.b); got != tt.want {
-			t.Errorf("related(%q, %q) = %t, want %t", tt.a, tt.b, got, tt.want)
+		if got := s.suppressed(tt.path); got != tt.want {
+			t.Errorf("suppressed(%q) = %t, want %t", tt.path, got, tt.want)
 		}
+	}
+}
+
+// TestLinearTime guards against quadratic behaviour: a document with many
+// bad items must not take much longer per item than one with few.
+func TestLinearTime(t *testing.T) {
+	doc := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString("listen:\n")
+		for range n {
+			b.WriteString("  - x\n  - 127.0.0.1:53\n")
+		}
+		return []byte(b.String())
+	}
+	measure := func(data []byte) time.Duration {
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			start := time.Now()
+			if _, err := ParseNode(data, "n.yaml"); err == nil {
+				t.Fatal("no error")
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	small, large := measure(doc(1000)), measure(doc(16000))
+	// 16 times the input; quadratic behaviour would be 256 times.
+	if large > 50*small {
+		t.Errorf("16x the input took %v against %v (%.0fx)", large, small, float64(large)/float64(small))
 	}
 }
 
@@ -130,5 +172,40 @@ func TestSelfReferentialAlias(t *testing.T) {
 		if _, err := ParseNode([]byte(doc), "alias.yaml"); err == nil {
 			t.Errorf("ParseNode(%q) succeeded", doc)
 		}
+	}
+}
+
+func TestHostnameUnavailable(t *testing.T) {
+	fail := func() (string, error) { return "", errors.New("no uts namespace") }
+	_, err := parseNode([]byte("identity: {nsid: true}\nlisten: [\"127.0.0.1:53\"]\n"), "n.yaml", ".", fail)
+	want := "n.yaml:1:11: identity.name: not set, and the host name is unavailable: no uts namespace"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+	n, err := parseNode([]byte("identity: {name: pop-c}\nlisten: [\"127.0.0.1:53\"]\n"), "n.yaml", ".", fail)
+	if err != nil || n.Identity.Name != "pop-c" {
+		t.Errorf("with a name set, the host name must not be needed: %v", err)
+	}
+}
+
+func TestDefaultQueryAddr(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	tests := []struct {
+		name   string
+		listen []netip.AddrPort
+		want   netip.AddrPort
+	}{
+		{"none", nil, netip.AddrPort{}},
+		{"first", []netip.AddrPort{ap("192.0.2.53:53"), ap("127.0.0.1:53")}, ap("192.0.2.53:53")},
+		{"skips placeholders", []netip.AddrPort{{}, ap("[2001:db8::53]:53")}, ap("[2001:db8::53]:53")},
+		{"ipv4 wildcard", []netip.AddrPort{ap("0.0.0.0:5353")}, ap("127.0.0.1:5353")},
+		{"ipv6 wildcard", []netip.AddrPort{ap("[::]:53")}, ap("[::1]:53")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultQueryAddr(tt.listen); got != tt.want {
+				t.Errorf("defaultQueryAddr(%v) = %v, want %v", tt.listen, got, tt.want)
+			}
+		})
 	}
 }

@@ -135,11 +135,11 @@ func ParseNode(data []byte, filename string) (*Node, error) {
 }
 
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // reading the file the operator names is the point
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a close error loses nothing
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err
@@ -194,9 +194,10 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 		},
 		src: d.src,
 	}
-	if top == nil {
-		d.src.pos[""] = position{1, 1} // an empty document
-	} else {
+	// Problems with the document as a whole point at its start; a
+	// document that is not empty moves this to its first node.
+	d.src.pos[""] = position{1, 1}
+	if top != nil {
 		d.node(top, n)
 	}
 
@@ -206,7 +207,7 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 			p := d.src.lookup("identity.name")
 			d.errs = append(d.errs, &FieldError{File: d.src.file, Line: p.line, Column: p.col, Path: "identity.name",
 				Msg: fmt.Sprintf("not set, and the host name is unavailable: %v", err)})
-			d.src.bad["identity.name"] = true
+			d.src.markBad("identity.name")
 		}
 		n.Identity.Name = name
 	}
