@@ -410,7 +410,6 @@ func freezeCycles(t *testing.T, cycles int) {
 	t.Logf("freeze detection (SIGSTOP -> withdrawn in BIRD): %v", detect)
 	t.Logf("re-announce (SIGCONT -> back in BIRD): %v", back)
 
-	t0 = time.Now()
 	l.signal(syscall.SIGKILL)
 	kill := l.waitRoutes(false, 5*time.Second, "kill")
 	t.Logf("SIGKILL -> withdrawn in BIRD in %v", kill.Round(time.Millisecond))
@@ -423,7 +422,6 @@ func TestInteropHoldTime(t *testing.T) {
 	l.startSpeaker()
 	l.waitRoutes(true, 15*time.Second, "initial announce")
 	l.stable(time.Second, "initial")
-	t0 := time.Now()
 	l.signal(syscall.SIGSTOP)
 	d := l.waitRoutes(false, 10*time.Second, "freeze without bfd")
 	t.Logf("hold-time failover without BFD: withdrawn %v after SIGSTOP (hold time 3s)", d.Round(time.Millisecond))
@@ -434,9 +432,7 @@ func TestInteropHoldTime(t *testing.T) {
 	b := l.waitRoutes(true, 30*time.Second, "resume without bfd")
 	t.Logf("resume without BFD: back %v after SIGCONT", b.Round(time.Millisecond))
 	l.stable(2*time.Second, "after resume")
-	t0 = time.Now()
 	l.signal(syscall.SIGKILL)
 	kill := l.waitRoutes(false, 5*time.Second, "kill")
 	t.Logf("SIGKILL -> withdrawn in BIRD in %v", kill.Round(time.Millisecond))
-	_ = t0
 }
