@@ -207,7 +207,7 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 		_, _ = io.Copy(io.Discard, out)
 	}
 	if werr := cmd.Wait(); werr != nil {
-		return res, fmt.Errorf("dnsperf %s: %w: %s", strings.Join(cfg.args()[2:], " "), werr, strings.TrimSpace(stderr.String()))
+		return res, fmt.Errorf("%s: %w: %s", strings.Join(cfg.args()[2:], " "), werr, strings.TrimSpace(stderr.String()))
 	}
 	return res, perr
 }
