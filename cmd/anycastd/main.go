@@ -127,6 +127,7 @@ func runNode(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
+	node.Version = version
 	n, err := node.New(cfg, *cfgPath, logger, level)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/metrics"
@@ -37,7 +39,9 @@ type Node struct {
 	handler *dnsserver.Handler
 	server  *dnsserver.Server
 	metrics *metrics.Node
+	anycast *anycast // nil without BGP
 	ready   chan struct{}
+	started time.Time
 }
 
 // New prepares a node from a validated configuration. path is the file to
@@ -61,6 +65,15 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, h.Zones)
+	if cfg.BGP != nil {
+		a, err := newAnycast(cfg, h.Zones, logger)
+		if err != nil {
+			return nil, err
+		}
+		n.anycast = a
+		n.metrics.Registry.MustRegister(a.checker.Collectors()...)
+		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker})
+	}
 	return n, nil
 }
 
@@ -86,15 +99,21 @@ func (n *Node) Addrs() []string {
 
 // Run starts the node and serves until ctx is done. Each value received on
 // reload triggers a reload.
+//
+// Start-up: zones → DNS listeners → (BGP speaker, health checks; prefixes
+// are announced only once the checks pass) → admin and metrics endpoints.
+// Shutdown: withdraw → keep answering for the drain period → stop DNS →
+// stop BGP.
 func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
-	start := time.Now()
+	n.started = time.Now()
 	n.loadZones(n.cfg, nil)
 	set := n.handler.Zones()
-	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(start).Round(time.Millisecond))
+	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(n.started).Round(time.Millisecond))
 
+	// The DNS server and the BGP speaker outlive ctx: they are stopped in
+	// order after the withdrawal and the drain period.
 	dnsCtx, stopDNS := context.WithCancel(context.Background())
 	defer stopDNS()
-	g, gctx := errgroup.WithContext(ctx)
 	dnsDone := make(chan error, 1)
 	go func() { dnsDone <- n.server.Run(dnsCtx) }()
 	select {
@@ -102,13 +121,40 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	case err := <-dnsDone:
 		return fmt.Errorf("dns: %w", err)
 	}
+
+	bgpCtx, stopBGP := context.WithCancel(context.Background())
+	defer stopBGP()
+	bgpDone := make(chan error, 1)
+	hcCtx, stopHC := context.WithCancel(context.Background())
+	defer stopHC()
+	if a := n.anycast; a != nil {
+		go func() { bgpDone <- a.speaker.Run(bgpCtx) }()
+		go func() { _ = a.checker.Run(hcCtx) }()
+		go a.follow(hcCtx)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
 		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.log) })
 	}
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	defer stopAdmin()
+	adminDone := make(chan error, 1)
+	if n.cfg.Admin.Listen.IsValid() {
+		ln, err := net.Listen("tcp", n.cfg.Admin.Listen.String())
+		if err != nil {
+			stopDNS()
+			<-dnsDone
+			return fmt.Errorf("admin: %w", err)
+		}
+		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.log) }()
+	} else {
+		adminDone <- nil
+	}
 	close(n.ready)
-	n.log.Info("node ready", "startup", time.Since(start).Round(time.Millisecond), "addrs", n.Addrs())
+	n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond), "addrs", n.Addrs(), "bgp", n.anycast != nil)
 
 	g.Go(func() error {
 		for {
@@ -126,11 +172,32 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	case err := <-dnsDone:
 		runErr = fmt.Errorf("dns: %w", err)
 		dnsDone <- nil
+	case err := <-bgpDone:
+		runErr = fmt.Errorf("bgp: %w", err)
+		bgpDone <- nil
 	}
 	n.log.Info("shutting down")
+	if a := n.anycast; a != nil {
+		a.withdraw()
+		if runErr == nil && n.cfg.DrainPeriod > 0 {
+			n.log.Info("draining: still answering", "drain_period", n.cfg.DrainPeriod)
+			time.Sleep(n.cfg.DrainPeriod)
+		}
+	}
+	stopHC()
 	stopDNS()
 	if err := <-dnsDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("dns: %w", err)
+	}
+	if n.anycast != nil {
+		stopBGP()
+		if err := <-bgpDone; err != nil && runErr == nil {
+			runErr = fmt.Errorf("bgp: %w", err)
+		}
+	}
+	stopAdmin()
+	if err := <-adminDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("admin: %w", err)
 	}
 	if err := g.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
 		runErr = err

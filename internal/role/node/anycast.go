@@ -1,0 +1,165 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/anycastdns/anycastdns/internal/announce"
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// anycast ties health to routing: the prefixes are announced exactly while
+// the node is healthy, not drained by an operator and not shutting down.
+type anycast struct {
+	log      *slog.Logger
+	speaker  *announce.Speaker
+	checker  *health.Checker
+	prefixes []netip.Prefix
+
+	mu        sync.Mutex
+	drained   bool
+	stopping  bool
+	announced bool
+	setErrors prometheus.Counter
+}
+
+// newAnycast builds the speaker and the checker of a node with BGP.
+func newAnycast(cfg *config.Node, zones func() *zone.Set, logger *slog.Logger) (*anycast, error) {
+	sp, err := announce.New(speakerConfig(cfg.BGP), logger)
+	if err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	names := make([]string, len(cfg.Zones))
+	for i, z := range cfg.Zones {
+		names[i] = z.Name
+	}
+	want := func() []string { return names }
+	checks := []health.Check{
+		&health.ZoneCheck{Want: want, Loaded: func() map[string]health.ZoneState {
+			out := make(map[string]health.ZoneState)
+			for _, z := range zones().Zones() {
+				out[z.Origin] = health.ZoneState{Serial: z.Serial}
+			}
+			return out
+		}},
+		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: want},
+	}
+	if cfg.Health.MaintenanceFile != "" {
+		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})
+	}
+	hc, err := health.New(health.Config{
+		Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout,
+		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+	}, checks, logger)
+	if err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	a := &anycast{
+		log: logger.With("component", "anycast"), speaker: sp, checker: hc,
+		setErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "anycastd", Name: "announce_errors_total",
+			Help: "Failed attempts to change what is announced.",
+		}),
+	}
+	for _, an := range cfg.BGP.Announce {
+		a.prefixes = append(a.prefixes, an.Prefix)
+	}
+	return a, nil
+}
+
+func speakerConfig(b *config.BGP) announce.Config {
+	c := announce.Config{ASN: b.ASN, RouterID: b.RouterID, ListenPort: int32(b.ListenPort)}
+	for _, p := range b.Peers {
+		c.Peers = append(c.Peers, announce.Peer{
+			Address: p.Address, LocalAddress: p.LocalAddress, ASN: p.ASN, Passive: p.Passive,
+			HoldTime: p.HoldTime, Keepalive: p.Keepalive, Password: p.Password, Multihop: p.Multihop,
+			BFD: announce.BFD{Enabled: p.BFD.Enabled, Interval: p.BFD.Interval, Multiplier: p.BFD.Multiplier},
+		})
+	}
+	for _, an := range b.Announce {
+		x := announce.Announcement{Prefix: an.Prefix, NextHop: an.NextHop, MED: an.MED, Prepend: an.Prepend}
+		for _, cm := range an.Communities {
+			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
+		}
+		for _, l := range an.LargeCommunities {
+			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{l.ASN, l.Data1, l.Data2})
+		}
+		c.Announce = append(c.Announce, x)
+	}
+	return c
+}
+
+// apply converges the announcement to the wanted state.
+func (a *anycast) apply(reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	want := a.checker.Healthy() && !a.drained && !a.stopping
+	if want == a.announced {
+		return
+	}
+	var err error
+	if want {
+		err = a.speaker.Set(a.prefixes)
+	} else {
+		err = a.speaker.Set(nil)
+	}
+	if err != nil {
+		a.setErrors.Inc()
+		a.log.Error("changing announcements failed", "announce", want, "err", err)
+		return
+	}
+	a.announced = want
+	if want {
+		a.log.Info("announcing", "prefixes", fmt.Sprint(a.prefixes), "reason", reason)
+	} else {
+		a.log.Warn("withdrawn", "prefixes", fmt.Sprint(a.prefixes), "reason", reason)
+	}
+}
+
+// follow turns health transitions into announcements until ctx is done.
+func (a *anycast) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case healthy := <-a.checker.Changes():
+			reason := "health check failed"
+			if healthy {
+				reason = "healthy"
+			}
+			a.apply(reason)
+		}
+	}
+}
+
+func (a *anycast) setDrained(d bool) {
+	a.mu.Lock()
+	a.drained = d
+	a.mu.Unlock()
+	reason := "operator undrain"
+	if d {
+		reason = "operator drain"
+	}
+	a.apply(reason)
+}
+
+// withdraw is the first step of shutdown.
+func (a *anycast) withdraw() {
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
+	a.apply("shutting down")
+}
+
+func (a *anycast) state() (drained, announced bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.drained, a.announced
+}
