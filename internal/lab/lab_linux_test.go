@@ -254,11 +254,18 @@ func TestLab(t *testing.T) {
 					t.Errorf("%s: %s to %s is %q", r.Name, s.Protocol, s.Peer, info[s.Protocol])
 				}
 			}
-			out, err := l.Birdc(ctx, r.Name, "show", "bfd", "sessions")
-			if err != nil {
-				t.Fatal(err)
+			// BFD may come up a moment after the BGP session it guards.
+			var out string
+			var up int
+			for deadline := time.Now().Add(10 * time.Second); up != 2 && time.Now().Before(deadline); {
+				if out, err = l.Birdc(ctx, r.Name, "show", "bfd", "sessions"); err != nil {
+					t.Fatal(err)
+				}
+				if up = strings.Count(out, " Up "); up != 2 {
+					time.Sleep(100 * time.Millisecond)
+				}
 			}
-			if up := strings.Count(out, " Up "); up != 2 {
+			if up != 2 {
 				t.Errorf("%s: %d BFD sessions up, want 2 (IPv4 and IPv6 to its PoP):\n%s", r.Name, up, out)
 			}
 		}
