@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -130,4 +131,74 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("built zone does not print: %v", err)
 		}
 	})
+}
+
+func TestDiffApply(t *testing.T) {
+	parse := func(text string) *Zone {
+		t.Helper()
+		recs, err := Parse(strings.NewReader(text), "example.com.", "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := Build("example.com.", recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	a := parse(`$ORIGIN example.com.
+@ 300 IN SOA ns1 h 1 2 3 4 5
+@ 300 IN NS ns1
+ns1 300 IN A 192.0.2.1
+www 300 IN A 192.0.2.2
+old 300 IN TXT "gone"
+`)
+	b := parse(`$ORIGIN example.com.
+@ 300 IN SOA ns1 h 2 2 3 4 5
+@ 300 IN NS ns1
+ns1 300 IN A 192.0.2.1
+www 60 IN A 192.0.2.2
+new 300 IN TXT "here"
+`)
+	del, add, err := Diff(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(rrs []dns.RR) []string {
+		var s []string
+		for _, rr := range rrs {
+			s = append(s, rr.String())
+		}
+		return s
+	}
+	wantDel := []string{"example.com.\t300\tIN\tSOA\tns1.example.com. h.example.com. 1 2 3 4 5", "www.example.com.\t300\tIN\tA\t192.0.2.2", "old.example.com.\t300\tIN\tTXT\t\"gone\""}
+	wantAdd := []string{"example.com.\t300\tIN\tSOA\tns1.example.com. h.example.com. 2 2 3 4 5", "new.example.com.\t300\tIN\tTXT\t\"here\"", "www.example.com.\t60\tIN\tA\t192.0.2.2"}
+	if d := cmp.Diff(wantDel, str(del)); d != "" {
+		t.Errorf("del (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(wantAdd, str(add)); d != "" {
+		t.Errorf("add (-want +got):\n%s", d)
+	}
+	c, err := Apply(a, del, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bb, cb bytes.Buffer
+	b.WriteTo(&bb)
+	c.WriteTo(&cb)
+	if d := cmp.Diff(bb.String(), cb.String()); d != "" {
+		t.Errorf("Apply(Diff) differs from the target (-want +got):\n%s", d)
+	}
+	// An invalid result leaves an error, not a zone.
+	if _, err := Apply(a, nil, []dns.RR{mustRR(t, "www.example.com. 300 IN CNAME ns1.example.com.")}); err == nil {
+		t.Error("CNAME beside A accepted")
+	}
+}
+
+func mustRR(t *testing.T, s string) dns.RR {
+	rr, err := dns.NewRR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
 }
