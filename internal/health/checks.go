@@ -1,0 +1,124 @@
+package health
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Sentinel errors of the operator checks, checked with errors.Is.
+var (
+	ErrMaintenance = errors.New("maintenance file present")
+	ErrDrained     = errors.New("drained by operator")
+)
+
+// ZoneState is what ZoneCheck needs to know about a loaded zone.
+type ZoneState struct {
+	Serial  uint32
+	Expired bool // the zone is past its SOA expire without a refresh
+}
+
+// ZoneCheck fails while a wanted zone is not loaded or is expired, so that a
+// node missing data it should serve does not attract queries for it.
+type ZoneCheck struct {
+	Want   func() []string             // configured zones
+	Loaded func() map[string]ZoneState // loaded zones by name
+	Label  string                      // Name; "" = "zones"
+}
+
+// Name implements Check.
+func (z *ZoneCheck) Name() string { return cmp.Or(z.Label, "zones") }
+
+// Check implements Check. Zone names are compared case-insensitively, with
+// or without the final dot.
+func (z *ZoneCheck) Check(context.Context) error {
+	loaded := make(map[string]ZoneState)
+	for name, st := range z.Loaded() {
+		loaded[dns.CanonicalName(name)] = st
+	}
+	var missing, expired []string
+	for _, name := range z.Want() {
+		st, ok := loaded[dns.CanonicalName(name)]
+		switch {
+		case !ok:
+			missing = append(missing, name)
+		case st.Expired:
+			expired = append(expired, fmt.Sprintf("%s (serial %d)", name, st.Serial))
+		}
+	}
+	var msg []string
+	if len(missing) > 0 {
+		msg = append(msg, "not loaded: "+listSome(missing))
+	}
+	if len(expired) > 0 {
+		msg = append(msg, "expired: "+listSome(expired))
+	}
+	if len(msg) > 0 {
+		return errors.New(strings.Join(msg, "; "))
+	}
+	return nil
+}
+
+// FileCheck fails while the file at Path exists: operators drain a node by
+// creating it and undrain it by removing it. A Path that cannot be examined
+// (other than not existing) fails too.
+type FileCheck struct {
+	Path  string
+	Label string // Name; "" = "maintenance_file"
+}
+
+// Name implements Check.
+func (f *FileCheck) Name() string { return cmp.Or(f.Label, "maintenance_file") }
+
+// Check implements Check.
+func (f *FileCheck) Check(context.Context) error {
+	_, err := os.Stat(f.Path)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %s", ErrMaintenance, f.Path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	default:
+		return fmt.Errorf("maintenance file: %w", err)
+	}
+}
+
+// FlagCheck is an in-memory operator switch: it fails while drained. The
+// zero value is undrained. Call Checker.CheckNow after Set to act at once.
+type FlagCheck struct {
+	Label   string // Name; "" = "drain"
+	drained atomic.Bool
+}
+
+// Name implements Check.
+func (f *FlagCheck) Name() string { return cmp.Or(f.Label, "drain") }
+
+// Set drains (true) or undrains (false) the node.
+func (f *FlagCheck) Set(drained bool) { f.drained.Store(drained) }
+
+// Drained reports whether the switch is set.
+func (f *FlagCheck) Drained() bool { return f.drained.Load() }
+
+// Check implements Check.
+func (f *FlagCheck) Check(context.Context) error {
+	if f.drained.Load() {
+		return ErrDrained
+	}
+	return nil
+}
+
+// listSome joins up to three items and says how many more there are.
+func listSome(items []string) string {
+	const show = 3
+	if len(items) <= show {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:show], ", "), len(items)-show)
+}

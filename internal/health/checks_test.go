@@ -1,0 +1,141 @@
+package health
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestZoneCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		want   []string
+		loaded map[string]ZoneState
+		err    string // "" = passes
+	}{
+		{
+			name:   "all loaded",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 1}, "example.net.": {Serial: 2}, "extra.org.": {}},
+		},
+		{
+			name:   "names compared in any case, with or without the dot",
+			want:   []string{"Example.COM"},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 1}},
+		},
+		{
+			name:   "nothing wanted",
+			loaded: map[string]ZoneState{},
+		},
+		{
+			name:   "one missing",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 1}},
+			err:    "not loaded: example.net.",
+		},
+		{
+			name:   "nothing loaded",
+			want:   []string{"a.", "b.", "c.", "d.", "e."},
+			loaded: nil,
+			err:    "not loaded: a., b., c. and 2 more",
+		},
+		{
+			name:   "expired",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true}, "example.net.": {Serial: 2}},
+			err:    "expired: example.com. (serial 7)",
+		},
+		{
+			name:   "missing and expired",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true}},
+			err:    "not loaded: example.net.; expired: example.com. (serial 7)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			z := &ZoneCheck{
+				Want:   func() []string { return tt.want },
+				Loaded: func() map[string]ZoneState { return tt.loaded },
+			}
+			err := z.Check(t.Context())
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.err {
+				t.Errorf("Check = %q, want %q", got, tt.err)
+			}
+		})
+	}
+}
+
+func TestFileCheck(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "maintenance")
+	f := &FileCheck{Path: path}
+	if err := f.Check(t.Context()); err != nil {
+		t.Fatalf("without the file: %v", err)
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := f.Check(t.Context())
+	if !errors.Is(err, ErrMaintenance) {
+		t.Fatalf("with the file: %v, want %v", err, ErrMaintenance)
+	}
+	if want := "maintenance file present: " + path; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Check(t.Context()); err != nil {
+		t.Errorf("after removing the file: %v", err)
+	}
+
+	// A path that cannot be examined fails rather than pass silently.
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := &FileCheck{Path: filepath.Join(notDir, "maintenance")}
+	if err := bad.Check(t.Context()); err == nil || errors.Is(err, ErrMaintenance) {
+		t.Errorf("path below a file: %v, want a stat error", err)
+	}
+}
+
+func TestFlagCheck(t *testing.T) {
+	var f FlagCheck
+	if err := f.Check(t.Context()); err != nil || f.Drained() {
+		t.Fatalf("zero value: %v, drained %v", err, f.Drained())
+	}
+	f.Set(true)
+	if err := f.Check(t.Context()); !errors.Is(err, ErrDrained) || !f.Drained() {
+		t.Errorf("drained: %v, drained %v", err, f.Drained())
+	}
+	f.Set(false)
+	if err := f.Check(t.Context()); err != nil {
+		t.Errorf("undrained: %v", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	tests := []struct {
+		check Check
+		want  string
+	}{
+		{&DNSCheck{}, "dns"},
+		{&DNSCheck{Label: "dns_v6"}, "dns_v6"},
+		{&ZoneCheck{}, "zones"},
+		{&FileCheck{}, "maintenance_file"},
+		{&FlagCheck{}, "drain"},
+		{&FlagCheck{Label: "operator"}, "operator"},
+	}
+	for _, tt := range tests {
+		if got := tt.check.Name(); got != tt.want {
+			t.Errorf("%T.Name() = %q, want %q", tt.check, got, tt.want)
+		}
+	}
+}
