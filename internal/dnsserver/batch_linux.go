@@ -5,6 +5,7 @@ package dnsserver
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 	"unsafe"
@@ -127,6 +128,7 @@ func (s *Server) serveUDPBatch(u *net.UDPConn) error {
 				}
 				continue
 			}
+			w.Src = sockaddrToAddrPort(&b.names[i])
 			resp := w.Handle(b.inBuf[i][:b.in[i].n], UDP)
 			if resp == nil {
 				continue
@@ -155,4 +157,18 @@ func (s *Server) serveUDPBatch(u *net.UDPConn) error {
 			}
 		}
 	}
+}
+
+// sockaddrToAddrPort converts a received source address.
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
 }

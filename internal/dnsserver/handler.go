@@ -8,6 +8,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -67,6 +68,7 @@ const (
 // concurrent use; per-worker state lives in a Worker.
 type Handler struct {
 	zones    atomic.Pointer[zone.Set]
+	notify   atomic.Pointer[NotifyFunc]
 	identity Identity
 	maxUDP   int
 	nsid     []byte // NSID option data
@@ -87,6 +89,14 @@ func NewHandler(id Identity, maxUDP int, stats *Stats) *Handler {
 	return h
 }
 
+// NotifyFunc answers a NOTIFY message (RFC 1996): it gets the raw request
+// and its source and returns the raw response, or nil to drop it. It runs on
+// the query path, so it must hand real work to another goroutine.
+type NotifyFunc func(req []byte, src netip.AddrPort, t Transport) []byte
+
+// SetNotify installs the NOTIFY handler; without one NOTIFY is NOTIMP.
+func (h *Handler) SetNotify(f NotifyFunc) { h.notify.Store(&f) }
+
 // SetZones atomically replaces the served zones.
 func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
 
@@ -95,6 +105,8 @@ func (h *Handler) Zones() *zone.Set { return h.zones.Load() }
 
 // Worker holds the scratch state of one reader goroutine.
 type Worker struct {
+	// Src is the source of the query being handled; the listeners set it.
+	Src   netip.AddrPort
 	h     *Handler
 	ans   authority.Answerer
 	b     wire.Builder
@@ -167,6 +179,11 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	limit := minUDP
 	if t == TCP {
 		limit = 65535
+	}
+	if opcode == dns.OpcodeNotify {
+		if f := w.h.notify.Load(); f != nil {
+			return (*f)(p, w.Src, t), 0, dns.TypeSOA
+		}
 	}
 	if qd != 1 {
 		return w.header(&r, dns.RcodeFormatError, limit, false), dns.RcodeFormatError, 0

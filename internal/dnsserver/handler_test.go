@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -180,5 +181,32 @@ func BenchmarkHandle(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestNotifyDispatch(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	m := new(dns.Msg)
+	m.SetNotify("example.com.")
+	p, _ := m.Pack()
+	// Without a handler NOTIFY is not implemented.
+	var r dns.Msg
+	if err := r.Unpack(w.Handle(p, UDP)); err != nil || r.Rcode != dns.RcodeNotImplemented {
+		t.Fatalf("no handler: %v %v", err, r.Rcode)
+	}
+	var got []byte
+	h.SetNotify(func(req []byte, _ netip.AddrPort, _ Transport) []byte {
+		got = req
+		resp := new(dns.Msg)
+		resp.SetReply(m)
+		out, _ := resp.Pack()
+		return out
+	})
+	if err := r.Unpack(w.Handle(p, UDP)); err != nil || r.Rcode != dns.RcodeSuccess || r.Opcode != dns.OpcodeNotify {
+		t.Fatalf("with handler: %v %v", err, r)
+	}
+	if string(got) != string(p) {
+		t.Error("handler did not get the raw request")
 	}
 }

@@ -202,6 +202,7 @@ func (s *Server) serveUDP(u *net.UDPConn) error {
 			return fmt.Errorf("udp read %s: %w", u.LocalAddr(), err)
 		}
 		start := time.Now()
+		w.Src = src
 		resp := w.Handle(buf[:n], UDP)
 		if resp == nil {
 			continue
@@ -262,6 +263,8 @@ func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
 // (RFC 7766 §6.2.1): the client may send several queries without waiting.
 func (s *Server) serveConn(c *net.TCPConn) {
 	defer c.Close()
+	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	r := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
 	msg := make([]byte, 512)
@@ -286,6 +289,7 @@ func (s *Server) serveConn(c *net.TCPConn) {
 		}
 		start := time.Now()
 		w := s.pool.Get().(*Worker)
+		w.Src = remote
 		resp := w.Handle(msg, TCP)
 		if resp != nil {
 			binary.BigEndian.PutUint16(lenb[:], uint16(len(resp)))
