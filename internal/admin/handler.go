@@ -1,0 +1,187 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Paths of the API.
+const (
+	PathStatus  = "/v1/status"
+	PathDrain   = "/v1/drain"
+	PathUndrain = "/v1/undrain"
+)
+
+type handler struct {
+	b      Backend
+	logger *slog.Logger
+	cop    *http.CrossOriginProtection
+	routes map[string]route
+}
+
+type route struct {
+	method string
+	serve  func(w http.ResponseWriter, r *http.Request)
+}
+
+// Handler serves the admin API of b. Only GET /v1/status, POST /v1/drain and
+// POST /v1/undrain exist; other paths are 404 and other methods 405. Requests
+// whose Host is not an IP address or localhost are refused (403), against
+// DNS rebinding, and so are cross-origin requests from browsers.
+func Handler(b Backend, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{b: b, logger: logger.With("component", "admin"), cop: http.NewCrossOriginProtection()}
+	h.routes = map[string]route{
+		PathStatus:  {http.MethodGet, h.status},
+		PathDrain:   {http.MethodPost, h.action("drain", b.Drain)},
+		PathUndrain: {http.MethodPost, h.action("undrain", b.Undrain)},
+	}
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !localHost(r.Host) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a local address", r.Host))
+		return
+	}
+	rt, ok := h.routes[r.URL.Path]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s, use %s", r.Method, r.URL.Path, rt.method))
+		return
+	}
+	if err := h.cop.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	rt.serve(w, r)
+}
+
+func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.b.Status())
+}
+
+// action serves an operator action and answers with the status after it.
+func (h *handler) action(name string, do func(context.Context) error) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if err := do(r.Context()); err != nil {
+			code := statusCode(err)
+			level := slog.LevelWarn
+			if code >= http.StatusInternalServerError {
+				level = slog.LevelError
+			}
+			h.logger.Log(r.Context(), level, "operator "+name+" failed", "remote_addr", r.RemoteAddr, "error", err)
+			writeError(w, code, err.Error())
+			return
+		}
+		h.logger.Info("operator "+name, "remote_addr", r.RemoteAddr, "took", time.Since(start))
+		writeJSON(w, http.StatusOK, h.b.Status())
+	}
+}
+
+// statusCode maps a backend error to an HTTP status code.
+func statusCode(err error) int {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// localHost reports whether a Host header names this machine the way a
+// local operator does: an IP address, localhost, or nothing (HTTP/1.0).
+// A DNS name could be an attacker's that resolves to 127.0.0.1.
+func localHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return strings.EqualFold(host, "localhost")
+}
+
+type errorJSON struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorJSON{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(errorJSON{Error: "encode response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// ErrNotLoopback is returned by Serve for a listener on an address other
+// than a loopback one: the API has no authentication.
+var ErrNotLoopback = errors.New("admin endpoint must listen on a loopback address")
+
+// Serve serves Handler(b, logger) on ln until ctx is done, then shuts down
+// gracefully. It takes ownership of ln and refuses one that is not on a
+// loopback address.
+func Serve(ctx context.Context, ln net.Listener, b Backend, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ap, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil || !ap.Addr().IsLoopback() {
+		_ = ln.Close()
+		return fmt.Errorf("admin on %s: %w", ln.Addr(), ErrNotLoopback)
+	}
+	srv := &http.Server{
+		Handler:           Handler(b, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "admin").Handler(), slog.LevelWarn),
+	}
+	logger.Info("admin listening", "component", "admin", "addr", ap.String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		shutErr := srv.Shutdown(sctx)
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin on %s: %w", ap, err)
+		}
+		if shutErr != nil {
+			return fmt.Errorf("admin on %s: shutdown: %w", ap, shutErr)
+		}
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("admin on %s: %w", ap, err)
+	}
+}

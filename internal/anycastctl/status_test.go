@@ -1,0 +1,118 @@
+package anycastctl_test
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/anycastctl"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got), run go test -update if the change is right:\n%s", path, diff)
+	}
+}
+
+var now = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+
+func sampleStatus() admin.Status {
+	return admin.Status{
+		Node: "ams1", Version: "v0.4.0", Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
+		Ready: true, Healthy: true,
+		Checks: []admin.Check{
+			{Name: "self-query 192.0.2.53", OK: true, Last: now.Add(-400 * time.Millisecond), Latency: 1250 * time.Microsecond},
+			{Name: "zone freshness", OK: false, Error: "example.net. expired\n2m0s ago", Last: now.Add(-2*time.Second - 340*time.Millisecond), Latency: 3 * time.Microsecond},
+			{Name: "not run yet"},
+		},
+		Sessions: []admin.Session{
+			{Peer: netip.MustParseAddr("10.0.0.1"), ASN: 64500, State: "established", Uptime: 25 * time.Hour, BFD: "up"},
+			{Peer: netip.MustParseAddr("2001:db8::1"), ASN: 4200000000, State: "active"},
+		},
+		Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8:53::/48")},
+		Zones: []admin.Zone{
+			{Name: "example.com.", Serial: 2026031401, Records: 42, Source: "/var/lib/anycastd/example.com.zone"},
+			{Name: "example.net.", Serial: 7, Records: 3, Source: "axfr 192.0.2.1:53"},
+		},
+	}
+}
+
+func TestWriteStatusGolden(t *testing.T) {
+	drained := sampleStatus()
+	drained.Drained, drained.Healthy, drained.Announced = true, false, nil
+	drained.Checks[0].Last = now.Add(90 * time.Minute) // the node's clock is ahead
+	for _, tc := range []struct {
+		file string
+		st   admin.Status
+	}{
+		{"status.golden", sampleStatus()},
+		{"status_drained.golden", drained},
+		{"status_empty.golden", admin.Status{}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := anycastctl.WriteStatus(&out, tc.st, now); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.file, out.Bytes())
+		})
+	}
+}
+
+func TestWriteDrainUndrain(t *testing.T) {
+	unhealthy := sampleStatus()
+	unhealthy.Healthy, unhealthy.Announced = false, nil
+	withdrawn := sampleStatus()
+	withdrawn.Drained, withdrawn.Announced = true, nil
+	quiet := sampleStatus()
+	quiet.Announced = nil
+	for _, tc := range []struct {
+		name  string
+		drain bool
+		st    admin.Status
+		want  string
+	}{
+		{"drained", true, withdrawn, "ams1: drained; it keeps answering queries on every address\n" +
+			"routes withdrawn; run anycastctl undrain to announce again\n"},
+		{"drain still announcing", true, sampleStatus(), "ams1: drained; it keeps answering queries on every address\n" +
+			"warning: still announcing 2 prefixes: 192.0.2.53/32 2001:db8:53::/48\n"},
+		{"undrained", false, sampleStatus(), "ams1: undrained\nannouncing 192.0.2.53/32 2001:db8:53::/48\n"},
+		{"undrained unhealthy", false, unhealthy, "ams1: undrained\nnot announcing until healthy; failing: zone freshness, not run yet\n"},
+		{"undrained still drained", false, withdrawn, "ams1: undrained\nwarning: the node still reports itself drained\n"},
+		{"undrained quiet", false, quiet, "ams1: undrained\nannouncing nothing yet (anycastctl status shows the sessions)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			write := anycastctl.WriteUndrained
+			if tc.drain {
+				write = anycastctl.WriteDrained
+			}
+			if err := write(&out, tc.st); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, out.String()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
