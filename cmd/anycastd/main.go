@@ -43,7 +43,7 @@ func main() {
 
 func run(args []string, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		_, _ = fmt.Fprint(stderr, usage)
 		return errors.New("missing command")
 	}
 	switch args[0] {
@@ -53,10 +53,10 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Println("anycastd", version)
 		return nil
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, usage)
+		_, _ = fmt.Fprint(stderr, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	_, _ = fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
@@ -76,7 +76,7 @@ func runNode(args []string, stderr io.Writer) error {
 	metricsAddr := fs.String("metrics", "", "Prometheus metrics `address:port` (default off)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default info)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage, "\nFlags of node:\n")
+		_, _ = fmt.Fprint(stderr, usage, "\nFlags of node:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -103,7 +103,7 @@ func (a *Answerer) resolve(name []byte, qtype uint16) {
 				}
 				name = next
 				continue
-			case n.Cut == n && !(qtype == dns.TypeDS && n != z.Apex):
+			case n.Cut == n && (qtype != dns.TypeDS || n == z.Apex):
 				a.referral(n, hop)
 				return
 			}

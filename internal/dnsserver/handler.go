@@ -350,7 +350,7 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 	o = append(o, 0) // root owner
 	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
 	o = binary.BigEndian.AppendUint16(o, uint16(w.h.maxUDP))
-	var ttl uint32 = uint32(rcode>>4) << 24 // extended rcode, version 0
+	ttl := uint32(rcode>>4) << 24 // extended rcode, version 0
 	if r.do {
 		ttl |= 0x8000
 	}

@@ -107,7 +107,7 @@ func (s *Server) bind(ctx context.Context, ap netip.AddrPort) error {
 		pc, err := lc.ListenPacket(ctx, network, ap.String())
 		if err != nil {
 			for _, u := range udps {
-				u.Close()
+				_ = u.Close()
 			}
 			return fmt.Errorf("listen udp %s: %w", ap, err)
 		}
@@ -124,7 +124,7 @@ func (s *Server) bind(ctx context.Context, ap netip.AddrPort) error {
 	ln, err := lc.Listen(ctx, tnet, ap.String())
 	if err != nil {
 		for _, u := range udps {
-			u.Close()
+			_ = u.Close()
 		}
 		return fmt.Errorf("listen tcp %s: %w", ap, err)
 	}
@@ -170,13 +170,13 @@ func (s *Server) closeAll() {
 	defer s.mu.Unlock()
 	s.closed = true
 	for _, u := range s.udp {
-		u.Close()
+		_ = u.Close()
 	}
 	for _, l := range s.tcp {
-		l.Close()
+		_ = l.Close()
 	}
 	for c := range s.conns {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -184,36 +184,6 @@ func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
-}
-
-func (s *Server) serveUDP(u *net.UDPConn) error {
-	w := s.h.NewWorker()
-	buf := make([]byte, 65535)
-	for {
-		n, src, err := u.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("udp read %s: %w", u.LocalAddr(), err)
-		}
-		start := time.Now()
-		w.Src = src
-		resp := w.Handle(buf[:n], UDP)
-		if resp == nil {
-			continue
-		}
-		if _, err := u.WriteToUDPAddrPort(resp, src); err != nil && s.isClosed() {
-			return nil
-		}
-		if w.local != nil {
-			w.local.observe(time.Since(start))
-		}
-	}
 }
 
 func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
@@ -236,7 +206,7 @@ func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
 		s.mu.Lock()
 		if s.closed || len(s.conns) >= s.cfg.TCPMaxConns {
 			s.mu.Unlock()
-			c.Close()
+			_ = c.Close()
 			if s.stats != nil {
 				s.stats.TCPRefuse.Add(1)
 			}
@@ -262,7 +232,7 @@ func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
 // serveConn answers queries on one TCP connection in order, pipelined
 // (RFC 7766 §6.2.1): the client may send several queries without waiting.
 func (s *Server) serveConn(c *net.TCPConn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	r := bufio.NewReaderSize(c, 4096)

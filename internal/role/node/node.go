@@ -146,7 +146,9 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		ln, err := net.Listen("tcp", n.cfg.Admin.Listen.String())
 		if err != nil {
 			stopDNS()
-			<-dnsDone
+			if dnsErr := <-dnsDone; dnsErr != nil {
+				n.log.Error("dns stopped with an error", "err", dnsErr)
+			}
 			return fmt.Errorf("admin: %w", err)
 		}
 		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.log) }()
