@@ -67,26 +67,43 @@ const (
 // Handler answers queries against the current zone snapshot. It is safe for
 // concurrent use; per-worker state lives in a Worker.
 type Handler struct {
-	zones    atomic.Pointer[zone.Set]
-	notify   atomic.Pointer[NotifyFunc]
+	zones  atomic.Pointer[zone.Set]
+	notify atomic.Pointer[NotifyFunc]
+	self   atomic.Pointer[settings]
+	maxUDP int // capacity of the UDP response buffers
+	stats  *Stats
+}
+
+// settings are the reloadable parts of a Handler.
+type settings struct {
 	identity Identity
 	maxUDP   int
-	nsid     []byte // NSID option data
-	stats    *Stats
+	nsid     []byte // NSID option data, nil when off
 }
 
 // NewHandler returns a handler that answers from an empty zone set until
 // SetZones is called.
 func NewHandler(id Identity, maxUDP int, stats *Stats) *Handler {
-	if maxUDP < minUDP {
+	h := &Handler{maxUDP: maxUDPLimit, stats: stats}
+	h.zones.Store(zone.NewSet())
+	h.SetIdentity(id, maxUDP)
+	return h
+}
+
+// maxUDPLimit is the largest UDP payload the configuration may ask for.
+const maxUDPLimit = 4096
+
+// SetIdentity changes the identity answers and the UDP payload limit of a
+// running handler (on reload).
+func (h *Handler) SetIdentity(id Identity, maxUDP int) {
+	if maxUDP < minUDP || maxUDP > maxUDPLimit {
 		maxUDP = defaultUDP
 	}
-	h := &Handler{identity: id, maxUDP: maxUDP, stats: stats}
-	h.zones.Store(zone.NewSet())
+	st := &settings{identity: id, maxUDP: maxUDP}
 	if id.NSID && id.Name != "" {
-		h.nsid = []byte(id.Name)
+		st.nsid = []byte(id.Name)
 	}
-	return h
+	h.self.Store(st)
 }
 
 // NotifyFunc answers a NOTIFY message (RFC 1996): it gets the raw request
@@ -108,6 +125,7 @@ type Worker struct {
 	// Src is the source of the query being handled; the listeners set it.
 	Src   netip.AddrPort
 	h     *Handler
+	st    *settings // of the query being handled
 	ans   authority.Answerer
 	b     wire.Builder
 	out   []byte
@@ -161,6 +179,7 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 }
 
 func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
+	w.st = w.h.self.Load()
 	if len(p) < wire.HeaderLen {
 		return nil, 0, 0 // too short to answer
 	}
@@ -208,10 +227,12 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	if opcode != dns.OpcodeQuery {
 		return w.header(&r, dns.RcodeNotImplemented, limit, true), dns.RcodeNotImplemented, r.qtype
 	}
+	st := w.h.self.Load()
+	w.st = st
 	if t == UDP {
 		limit = minUDP
 		if r.edns {
-			limit = min(max(r.udpSize, minUDP), w.h.maxUDP)
+			limit = min(max(r.udpSize, minUDP), st.maxUDP)
 		}
 	}
 	if r.edns && r.version > 0 {
@@ -334,8 +355,8 @@ func (w *Worker) optLen(r *request) int {
 		return 0
 	}
 	n := optFixedLen + 6 // room for an Extended DNS Error without text
-	if r.nsid && w.h.nsid != nil {
-		n += 4 + len(w.h.nsid)
+	if r.nsid && w.st.nsid != nil {
+		n += 4 + len(w.st.nsid)
 	}
 	return n
 }
@@ -349,7 +370,7 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 	o := opt[:0]
 	o = append(o, 0) // root owner
 	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
-	o = binary.BigEndian.AppendUint16(o, uint16(w.h.maxUDP))
+	o = binary.BigEndian.AppendUint16(o, uint16(w.st.maxUDP))
 	ttl := uint32(rcode>>4) << 24 // extended rcode, version 0
 	if r.do {
 		ttl |= 0x8000
@@ -364,10 +385,10 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 		o = binary.BigEndian.AppendUint16(o, 2)
 		o = binary.BigEndian.AppendUint16(o, edeNotAuthoritative)
 	}
-	if r.nsid && w.h.nsid != nil && len(w.h.nsid) <= 255 {
+	if r.nsid && w.st.nsid != nil && len(w.st.nsid) <= 255 {
 		o = binary.BigEndian.AppendUint16(o, ednsNSID)
-		o = binary.BigEndian.AppendUint16(o, uint16(len(w.h.nsid)))
-		o = append(o, w.h.nsid...)
+		o = binary.BigEndian.AppendUint16(o, uint16(len(w.st.nsid)))
+		o = append(o, w.st.nsid...)
 	}
 	binary.BigEndian.PutUint16(o[rdlenAt:], uint16(len(o)-rdlenAt-2))
 	w.b.AppendRaw(wire.Additional, 1, o)
@@ -389,7 +410,7 @@ func (w *Worker) header(r *request, rcode int, limit int, question bool) []byte 
 // chaos answers the CH TXT identity names (id.server., hostname.bind.,
 // version.bind., version.server.).
 func (w *Worker) chaos(r *request, limit int) ([]byte, int) {
-	id := w.h.identity
+	id := w.st.identity
 	var text string
 	ok := false
 	switch string(r.lower) {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ type Config struct {
 // Server serves a Handler on UDP and TCP.
 type Server struct {
 	cfg    Config
+	limits atomic.Pointer[tcpLimits]
 	h      *Handler
 	log    *slog.Logger
 	stats  *Stats
@@ -42,6 +44,28 @@ type Server struct {
 	pool   sync.Pool
 	closed bool
 }
+
+type tcpLimits struct {
+	maxConns   int
+	idle       time.Duration
+	maxQueries int
+}
+
+// SetTCPLimits changes the TCP limits of a running server (on reload);
+// zero values keep the defaults. Open connections pick them up with their
+// next query.
+func (s *Server) SetTCPLimits(maxConns int, idle time.Duration, maxQueries int) {
+	if maxConns <= 0 {
+		maxConns = 1024
+	}
+	if idle <= 0 {
+		idle = 10 * time.Second
+	}
+	s.limits.Store(&tcpLimits{maxConns: maxConns, idle: idle, maxQueries: maxQueries})
+}
+
+func (s *Server) idle() time.Duration { return s.limits.Load().idle }
+func (s *Server) maxQueries() int      { return s.limits.Load().maxQueries }
 
 // New returns a server; nothing is bound until Run.
 func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
@@ -71,6 +95,7 @@ func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
 		shared = h.stats.newWorker()
 	}
 	s.pool.New = func() any { return h.newWorker(shared) }
+	s.SetTCPLimits(cfg.TCPMaxConns, cfg.TCPIdle, cfg.TCPMaxQueries)
 	return s, nil
 }
 
@@ -204,7 +229,7 @@ func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
 			return fmt.Errorf("tcp accept %s: %w", l.Addr(), err)
 		}
 		s.mu.Lock()
-		if s.closed || len(s.conns) >= s.cfg.TCPMaxConns {
+		if s.closed || len(s.conns) >= s.limits.Load().maxConns {
 			s.mu.Unlock()
 			_ = c.Close()
 			if s.stats != nil {
@@ -237,10 +262,18 @@ func (s *Server) serveConn(c *net.TCPConn) {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	r := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 4096)
+	// Answers are written before the connection goes away, whatever ends it.
+	defer func() {
+		_ = c.SetWriteDeadline(time.Now().Add(s.idle()))
+		_ = bw.Flush()
+	}()
 	msg := make([]byte, 512)
 	var lenb [2]byte
-	for served := 0; s.cfg.TCPMaxQueries == 0 || served < s.cfg.TCPMaxQueries; served++ {
-		if err := c.SetReadDeadline(time.Now().Add(s.cfg.TCPIdle)); err != nil {
+	for served := 0; ; served++ {
+		if max := s.maxQueries(); max > 0 && served >= max {
+			return
+		}
+		if err := c.SetReadDeadline(time.Now().Add(s.idle())); err != nil {
 			return
 		}
 		if _, err := io.ReadFull(r, lenb[:]); err != nil {
@@ -265,14 +298,15 @@ func (s *Server) serveConn(c *net.TCPConn) {
 			binary.BigEndian.PutUint16(lenb[:], uint16(len(resp)))
 			_, _ = bw.Write(lenb[:])
 			_, _ = bw.Write(resp)
-		}
-		if w.local != nil {
-			w.local.observe(time.Since(start))
+			if w.local != nil {
+				w.local.observe(time.Since(start))
+			}
 		}
 		s.pool.Put(w)
-		// Flush when no further query is already waiting.
-		if r.Buffered() < 2 {
-			if err := c.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdle)); err != nil {
+		// Keep answers back only while another whole query is already
+		// waiting: then they go out together (RFC 7766 §6.2.1.1).
+		if !wholeMessageBuffered(r) {
+			if err := c.SetWriteDeadline(time.Now().Add(s.idle())); err != nil {
 				return
 			}
 			if err := bw.Flush(); err != nil {
@@ -280,5 +314,17 @@ func (s *Server) serveConn(c *net.TCPConn) {
 			}
 		}
 	}
-	_ = bw.Flush()
+}
+
+// wholeMessageBuffered reports whether r holds a complete length-prefixed
+// message without reading from the connection.
+func wholeMessageBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < 2 {
+		return false
+	}
+	p, err := r.Peek(2)
+	if err != nil {
+		return false
+	}
+	return r.Buffered() >= 2+int(binary.BigEndian.Uint16(p))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -80,7 +81,7 @@ func Parse(r io.Reader, origin, file string) ([]Record, error) {
 		recs = append(recs, rec)
 	}
 	if err := zp.Err(); err != nil {
-		return nil, err
+		return nil, positioned(err)
 	}
 	if scanErr == nil && len(places) != len(recs) {
 		// The scanner disagrees with the parser: positions would be wrong,
@@ -313,3 +314,27 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 	}
 	return 0, bw.Flush()
 }
+
+// parseErrRE picks apart miekg/dns's "FILE: dns: MSG: TOKEN at line: L:C".
+var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+
+// positioned rewrites a parser error as "file:line:column: message", the form
+// every other load error uses.
+func positioned(err error) error {
+	var pe *dns.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	m := parseErrRE.FindStringSubmatch(pe.Error())
+	if m == nil {
+		return err
+	}
+	file := m[1]
+	if file == "" {
+		file = "(input)"
+	}
+	return fmt.Errorf("%s:%s:%s: %s: %w", file, m[3], m[4], m[2], ErrSyntax)
+}
+
+// ErrSyntax marks master-file syntax errors.
+var ErrSyntax = errors.New("syntax error")

@@ -2,6 +2,7 @@ package zone
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"strings"
@@ -52,8 +53,11 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 	}
 	golden(t, "bad.zone.err", []byte(strings.ReplaceAll(err.Error(), "; ", "\n")+"\n"))
 	_, err = Load("example.com.", "testdata/syntax.zone")
-	if err == nil || !strings.Contains(err.Error(), "testdata/syntax.zone") || !strings.Contains(err.Error(), "line: 4") {
+	if err == nil || !strings.Contains(err.Error(), "testdata/syntax.zone") || !strings.Contains(err.Error(), "testdata/syntax.zone:4:") {
 		t.Errorf("syntax error should name file and line 4: %v", err)
+	}
+	if !errors.Is(err, ErrSyntax) {
+		t.Errorf("syntax error does not match ErrSyntax: %v", err)
 	}
 }
 

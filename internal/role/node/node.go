@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,12 +223,12 @@ func (n *Node) Reload() {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)
 			n.metrics.Reloads.WithLabelValues("config_error").Inc()
 		} else {
-			if !slices.Equal(c.Listen, cfg.Listen) {
-				n.log.Warn("reload: listen addresses changed; restart to apply")
-			}
+			n.warnRestartOnly(cfg, c)
 			if n.level != nil {
 				n.level.Set(c.Log.Level)
 			}
+			n.handler.SetIdentity(identity(c), c.Limits.UDPMaxSize)
+			n.server.SetTCPLimits(c.Limits.TCPMaxConns, c.Limits.TCPIdleTimeout, c.Limits.TCPMaxQueries)
 			cfg = c
 			n.cfg = c
 		}
@@ -239,6 +241,35 @@ func (n *Node) Reload() {
 	}
 	n.metrics.Reloads.WithLabelValues(result).Inc()
 	n.log.Info("reloaded", "zones", n.handler.Zones().Len(), "failed", failed)
+}
+
+// warnRestartOnly logs the changed settings that a reload cannot apply.
+func (n *Node) warnRestartOnly(old, c *config.Node) {
+	var changed []string
+	if !slices.Equal(c.Listen, old.Listen) {
+		changed = append(changed, "listen")
+	}
+	if c.Limits.UDPReaders != old.Limits.UDPReaders {
+		changed = append(changed, "limits.udp_readers")
+	}
+	if c.Metrics != old.Metrics {
+		changed = append(changed, "metrics")
+	}
+	if c.Admin != old.Admin {
+		changed = append(changed, "admin")
+	}
+	if !reflect.DeepEqual(c.BGP, old.BGP) {
+		changed = append(changed, "bgp")
+	}
+	if c.Health != old.Health {
+		changed = append(changed, "health")
+	}
+	if c.Log.Format != old.Log.Format {
+		changed = append(changed, "log.format")
+	}
+	if len(changed) > 0 {
+		n.log.Warn("reload: these settings changed but apply only after a restart", "settings", strings.Join(changed, ","))
+	}
 }
 
 // loadZones loads every configured zone in parallel and swaps the result in

@@ -4,7 +4,6 @@ package node
 
 import (
 	"encoding/binary"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,15 +11,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Tests of bugs found in the node and reported, not yet fixed. They run
-// (and fail) with ANYCASTD_E2E_KNOWN_BUGS=1; whoever fixes one removes its
-// requireKnownBugs call so that it runs always.
-func requireKnownBugs(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ANYCASTD_E2E_KNOWN_BUGS") != "1" {
-		t.Skip("reproduces a reported node bug; set ANYCASTD_E2E_KNOWN_BUGS=1 to run it")
-	}
-}
+// Regression tests of bugs the end-to-end suite found in the node.
 
 // TestTCPAnswerNotHeldBehindPartialMessage: the answer to a complete query
 // must be sent even when the start of the next message is already in the
@@ -30,7 +21,6 @@ func requireKnownBugs(t *testing.T) {
 // lost (internal/dnsserver/server.go serveConn: r.Buffered() < 2, and the
 // early returns on read errors skip bw.Flush).
 func TestTCPAnswerNotHeldBehindPartialMessage(t *testing.T) {
-	requireKnownBugs(t)
 	n := tcpNode(t, "  tcp_idle_timeout: 2s\n", false)
 	c := dialTCP(t, n.addr())
 	q := question("a.example.com.", dns.TypeA, dns.ClassINET)
@@ -59,7 +49,6 @@ func TestTCPAnswerNotHeldBehindPartialMessage(t *testing.T) {
 // keeps the Handler built at start-up, so identity (and limits, metrics)
 // changes are silently ignored until a restart (internal/role/node Reload).
 func TestReloadAppliesIdentity(t *testing.T) {
-	requireKnownBugs(t)
 	dir := t.TempDir()
 	writeTwoZones(t, dir)
 	n := startNode(t, nodeOpts{dir: dir, config: identityConfig(true, true, true, true)})
@@ -77,7 +66,6 @@ func TestReloadAppliesIdentity(t *testing.T) {
 // histogram's count runs ahead of anycastd_queries_total
 // (internal/dnsserver/server.go serveConn observes without checking resp).
 func TestHistogramCountsAnswersOnly(t *testing.T) {
-	requireKnownBugs(t)
 	dir := t.TempDir()
 	zf := filepath.Join(dir, "example.com.zone")
 	writeFile(t, zf, zoneText("example.com.", 1))
