@@ -15,11 +15,9 @@ import (
 
 // TestTCPAnswerNotHeldBehindPartialMessage: the answer to a complete query
 // must be sent even when the start of the next message is already in the
-// server's read buffer. The node only flushes when fewer than two bytes are
-// buffered, so the answer waits for the rest of the next message; if that
-// never comes, the connection is closed at the idle timeout and the answer is
-// lost (internal/dnsserver/server.go serveConn: r.Buffered() < 2, and the
-// early returns on read errors skip bw.Flush).
+// server's read buffer. The node used to flush only when fewer than two
+// bytes were buffered, so the answer waited for the rest of the next
+// message and was lost when the connection closed at the idle timeout.
 func TestTCPAnswerNotHeldBehindPartialMessage(t *testing.T) {
 	n := tcpNode(t, "  tcp_idle_timeout: 2s\n", false)
 	c := dialTCP(t, n.addr())
@@ -45,9 +43,8 @@ func TestTCPAnswerNotHeldBehindPartialMessage(t *testing.T) {
 
 // TestReloadAppliesIdentity: a reload with a valid configuration that
 // changes the identity must apply it (or at least say that it does not, as
-// it does for listen addresses). The node swaps in the new configuration but
-// keeps the Handler built at start-up, so identity (and limits, metrics)
-// changes are silently ignored until a restart (internal/role/node Reload).
+// it does for listen addresses). The node used to keep the Handler built at
+// start-up, silently ignoring identity and limit changes until a restart.
 func TestReloadAppliesIdentity(t *testing.T) {
 	dir := t.TempDir()
 	writeTwoZones(t, dir)
@@ -61,10 +58,9 @@ func TestReloadAppliesIdentity(t *testing.T) {
 }
 
 // TestHistogramCountsAnswersOnly: anycastd_response_seconds is "time from
-// reading a query to sending its answer"; over UDP a dropped packet is not
-// observed, but over TCP every message is, answered or not, so the
-// histogram's count runs ahead of anycastd_queries_total
-// (internal/dnsserver/server.go serveConn observes without checking resp).
+// reading a query to sending its answer"; a dropped message, over UDP or
+// TCP, is not observed, so the histogram's count equals the answered
+// queries (TCP used to observe every message).
 func TestHistogramCountsAnswersOnly(t *testing.T) {
 	dir := t.TempDir()
 	zf := filepath.Join(dir, "example.com.zone")
