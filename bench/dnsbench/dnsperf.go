@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -100,7 +101,8 @@ func (p *perfParser) line(l string) error {
 		if err != nil {
 			return fmt.Errorf("verbose latency %q: %w", l, err)
 		}
-		p.res.Latencies = append(p.res.Latencies, time.Duration(sec*1e9))
+		// dnsperf prints whole microseconds.
+		p.res.Latencies = append(p.res.Latencies, time.Duration(math.Round(sec*1e6))*time.Microsecond)
 		return nil
 	case strings.HasPrefix(l, "[Status] Sending queries"):
 		if p.ev.Start != nil {

@@ -41,20 +41,20 @@ type options struct {
 	Queries     int           `json:"queries"`
 	Only        []string      `json:"servers"`
 	onlySet     bool
-	AnycastdBin string `json:"anycastd_bin"`
-	JSON        bool   `json:"-"`
-	Mem         bool   `json:"mem"`
-	LatencyQPS  int    `json:"latency_qps"`
-	ServerCPU   int    `json:"server_cpu"`
-	ClientCPU   int    `json:"client_cpu"`
-	Clients     int    `json:"clients"`
-	Outstanding int    `json:"outstanding"`
-	OutDir      string `json:"-"`
-	Seed        uint64 `json:"seed"`
-	EDNS        bool   `json:"edns"`
-	TCP         bool   `json:"tcp"`
-	Settle      time.Duration
-	ReadyWait   time.Duration
+	AnycastdBin string        `json:"anycastd_bin"`
+	JSON        bool          `json:"-"`
+	Mem         bool          `json:"mem"`
+	LatencyQPS  int           `json:"latency_qps"`
+	ServerCPU   int           `json:"server_cpu"`
+	ClientCPU   int           `json:"client_cpu"`
+	Clients     int           `json:"clients"`
+	Outstanding int           `json:"outstanding"`
+	OutDir      string        `json:"-"`
+	Seed        uint64        `json:"seed"`
+	EDNS        bool          `json:"edns"`
+	TCP         bool          `json:"tcp"`
+	Settle      time.Duration `json:"settle_ns"`
+	ReadyWait   time.Duration `json:"ready_timeout_ns"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -259,15 +259,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)
 	}
+	// With -json the tables still go to the person watching, on stderr.
+	tables := stdout
+	if o.JSON {
+		tables = stderr
+	}
+	if o.Mem {
+		printMem(tables, report)
+	} else {
+		printSpeed(tables, report)
+	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
-	}
-	if o.Mem {
-		printMem(stdout, report)
-	} else {
-		printSpeed(stdout, report)
 	}
 	return nil
 }
