@@ -304,8 +304,10 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 			if m.HWM > hwm[pid] {
 				hwm[pid] = m.HWM
 			}
-			if _, ok := cmdline[pid]; !ok {
-				cmdline[pid] = procCommand(pid)
+			// Read every time: the first sample can catch taskset
+			// before it execs the server, and NSD renames its forks.
+			if c := procCommand(pid); c != "?" {
+				cmdline[pid] = c
 			}
 			mu.Unlock()
 		}
