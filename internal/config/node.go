@@ -37,6 +37,13 @@ type Node struct {
 	// BGP is nil when the node does not announce anything.
 	BGP    *BGP
 	Health Health
+	// DataDir keeps transferred zones across restarts; required when a
+	// zone has primaries or there is a catalog. TSIGKeys, NotifyAllow and
+	// Catalog configure the secondary zones (see secondary.go).
+	DataDir     string
+	TSIGKeys    []TSIGKey
+	NotifyAllow []NotifyAllow
+	Catalog     *Catalog // nil = no catalog zone
 
 	src *source // where the fields came from; nil for a Node built in code
 }
@@ -51,10 +58,12 @@ type Identity struct {
 	Version      string // default "anycastdns"; at most 255 bytes
 }
 
-// Zone is one zone served from a file.
+// Zone is one zone served from a file, or transferred from its primaries
+// (a secondary zone): exactly one of File and Primaries is set.
 type Zone struct {
-	Name string // lower-case FQDN with the trailing dot; unique
-	File string // absolute, or relative to the working directory
+	Name      string // lower-case FQDN with the trailing dot; unique
+	File      string // absolute, or relative to the working directory
+	Primaries []Primary
 }
 
 // Limits bounds the resources the DNS server uses.
@@ -237,7 +246,7 @@ func defaultQueryAddr(listen []netip.AddrPort) netip.AddrPort {
 }
 
 func (d *decoder) node(top *yaml.Node, n *Node) {
-	d.mapping(top, "", []field{
+	d.mapping(top, "", append([]field{
 		{"identity", func(v *yaml.Node, p string) { d.identity(v, p, &n.Identity) }},
 		{"listen", func(v *yaml.Node, p string) {
 			items := d.sequence(v, p)
@@ -268,7 +277,7 @@ func (d *decoder) node(top *yaml.Node, n *Node) {
 		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
 		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
 		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
-	})
+	}, d.secondaryFields(n)...))
 }
 
 func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
@@ -294,6 +303,7 @@ func (d *decoder) zone(n *yaml.Node, path string, z *Zone) {
 			})
 		}},
 		{"file", func(n *yaml.Node, p string) { d.file(n, p, &z.File) }},
+		{"primaries", func(n *yaml.Node, p string) { z.Primaries = d.primaries(n, p) }},
 	})
 }
 
@@ -373,8 +383,11 @@ func (n *Node) validate(v *validator) {
 			}
 		}
 		switch {
-		case z.File == "":
+		case z.File == "" && !z.Secondary():
 			v.add(p+".file", "required")
+		case z.File != "" && z.Secondary():
+			v.add(p+".primaries", "a zone has a file or primaries, not both")
+		case z.File == "":
 		case !v.bad(p + ".file"):
 			f := filepath.Clean(z.File)
 			if j, dup := files[f]; dup {
@@ -420,6 +433,8 @@ func (n *Node) validate(v *validator) {
 	}
 
 	v.health(&n.Health, slices.ContainsFunc(n.Listen, netip.AddrPort.IsValid))
+
+	v.secondary(n)
 }
 
 func (v *validator) identity(id *Identity) {

@@ -191,11 +191,18 @@ func TestGood(t *testing.T) {
 		"../../examples/node.yaml": {
 			Identity: config.Identity{Name: "pop-a", NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"},
 			Listen:   []netip.AddrPort{addrPort("127.0.0.1:5353"), addrPort("[::1]:5353")},
-			Zones:    []config.Zone{{Name: "example.com.", File: filepath.Join(examples, "zones/example.com.zone")}},
-			Limits:   defaultLimits,
-			Metrics:  config.Metrics{Listen: addrPort("127.0.0.1:9153")},
-			Admin:    config.Admin{Listen: addrPort("127.0.0.1:8053")},
-			Log:      defaultLog, DrainPeriod: 5 * time.Second,
+			Zones: []config.Zone{
+				{Name: "example.com.", File: filepath.Join(examples, "zones/example.com.zone")},
+				{Name: "example.net.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
+			},
+			DataDir:     "/var/lib/anycastd",
+			TSIGKeys:    []config.TSIGKey{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
+			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
+			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
+			Limits:      defaultLimits,
+			Metrics:     config.Metrics{Listen: addrPort("127.0.0.1:9153")},
+			Admin:       config.Admin{Listen: addrPort("127.0.0.1:8053")},
+			Log:         defaultLog, DrainPeriod: 5 * time.Second,
 			BGP: &config.BGP{
 				ASN: 64512, RouterID: addr("192.0.2.1"),
 				Peers: []config.Peer{{

@@ -1,0 +1,235 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TSIGKey is a TSIG key (RFC 8945) shared with primaries or NOTIFY senders.
+type TSIGKey struct {
+	Name string // canonical: lower case, fully qualified; unique
+	// Algorithm is hmac-sha256 (default), hmac-sha512, hmac-sha384,
+	// hmac-sha224 or hmac-sha1.
+	Algorithm string
+	Secret    string // base64, as tsig-keygen and keymgr print it
+}
+
+// Primary is a server a secondary zone is transferred from.
+type Primary struct {
+	Addr netip.AddrPort // IP:port
+	Key  string         // name of a tsig_keys entry (canonical); "" = unsigned
+}
+
+// NotifyAllow lets NOTIFY from addresses in Prefix trigger a refresh,
+// signed with Key when it is set. A zone's own primaries are always allowed.
+type NotifyAllow struct {
+	Prefix netip.Prefix
+	Key    string // canonical; "" = no TSIG required
+}
+
+// Catalog is an RFC 9432 catalog zone: its member zones are served as
+// secondaries of the catalog's primaries.
+type Catalog struct {
+	Zone      string // canonical
+	Primaries []Primary
+}
+
+// Secondary reports whether the zone is transferred from primaries rather
+// than read from a file.
+func (z Zone) Secondary() bool { return len(z.Primaries) > 0 }
+
+const defaultTSIGAlgorithm = "hmac-sha256"
+
+var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1"}
+
+// secondaryFields are the top-level keys of the secondary configuration.
+func (d *decoder) secondaryFields(n *Node) []field {
+	return []field{
+		{"data_dir", func(v *yaml.Node, p string) { d.file(v, p, &n.DataDir) }},
+		{"tsig_keys", func(v *yaml.Node, p string) {
+			items := d.sequence(v, p)
+			n.TSIGKeys = make([]TSIGKey, len(items))
+			for i, item := range items {
+				d.tsigKey(item, indexPath(p, i), &n.TSIGKeys[i])
+			}
+		}},
+		{"notify_allow", func(v *yaml.Node, p string) {
+			items := d.sequence(v, p)
+			n.NotifyAllow = make([]NotifyAllow, len(items))
+			for i, item := range items {
+				a := &n.NotifyAllow[i]
+				d.mapping(item, indexPath(p, i), []field{
+					{"prefix", func(v *yaml.Node, p string) { a.Prefix, _ = parseScalar(d, v, p, parsePrefixOrAddr) }},
+					{"key", func(v *yaml.Node, p string) { a.Key, _ = parseScalar(d, v, p, parseKeyRef) }},
+				})
+			}
+		}},
+		{"catalog", func(v *yaml.Node, p string) {
+			if isNull(v) {
+				return
+			}
+			c := &Catalog{}
+			n.Catalog = c
+			d.mapping(v, p, []field{
+				{"zone", func(v *yaml.Node, p string) { c.Zone, _ = parseScalar(d, v, p, parseOptionalZoneName) }},
+				{"primaries", func(v *yaml.Node, p string) { c.Primaries = d.primaries(v, p) }},
+			})
+		}},
+	}
+}
+
+func (d *decoder) tsigKey(n *yaml.Node, path string, k *TSIGKey) {
+	k.Algorithm = defaultTSIGAlgorithm
+	d.mapping(n, path, []field{
+		{"name", func(v *yaml.Node, p string) { k.Name, _ = parseScalar(d, v, p, parseOptionalZoneName) }},
+		{"algorithm", func(v *yaml.Node, p string) {
+			k.Algorithm, _ = parseScalar(d, v, p, func(s string) (string, error) {
+				s = strings.TrimSuffix(strings.ToLower(s), ".")
+				for _, a := range tsigAlgorithms {
+					if s == a {
+						return s, nil
+					}
+				}
+				return "", fmt.Errorf("unsupported algorithm %q (want one of %s)", s, strings.Join(tsigAlgorithms, ", "))
+			})
+		}},
+		// The secret is never repeated in messages.
+		{"secret", func(v *yaml.Node, p string) { d.str(v, p, &k.Secret) }},
+	})
+}
+
+func (d *decoder) primaries(n *yaml.Node, path string) []Primary {
+	items := d.sequence(n, path)
+	out := make([]Primary, len(items))
+	for i, item := range items {
+		pr := &out[i]
+		d.mapping(item, indexPath(path, i), []field{
+			{"addr", func(v *yaml.Node, p string) { pr.Addr, _ = parseScalar(d, v, p, parseAddrPort) }},
+			{"key", func(v *yaml.Node, p string) { pr.Key, _ = parseScalar(d, v, p, parseKeyRef) }},
+		})
+	}
+	return out
+}
+
+// parseOptionalZoneName is canonicalZoneName where "" is left for Validate
+// to report as missing.
+func parseOptionalZoneName(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	return canonicalZoneName(s)
+}
+
+// parseKeyRef canonicalizes the name of a key; "" means none.
+func parseKeyRef(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	c, err := canonicalZoneName(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid key name: %w", err)
+	}
+	return c, nil
+}
+
+// parsePrefixOrAddr takes a prefix, or a single address as its host prefix.
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return netip.PrefixFrom(a, a.BitLen()), nil
+		}
+	}
+	return parsePrefix(s)
+}
+
+// secondary checks the secondary configuration: keys, primaries, the
+// NOTIFY ACL and the catalog. The zones' file-or-primaries rule is checked
+// with the zones.
+func (v *validator) secondary(n *Node) {
+	keys := map[string]int{}
+	for i, k := range n.TSIGKeys {
+		p := indexPath("tsig_keys", i)
+		switch {
+		case k.Name == "":
+			v.add(p+".name", "required")
+		case !v.bad(p + ".name"):
+			if j, dup := keys[k.Name]; dup {
+				v.add(p+".name", "duplicate key %s (also tsig_keys[%d])", k.Name, j)
+			} else {
+				keys[k.Name] = i
+			}
+		}
+		if k.Secret == "" {
+			v.add(p+".secret", "required")
+		} else if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
+			v.add(p+".secret", "not valid base64")
+		}
+	}
+	keyRef := func(path, key string) {
+		if key == "" || v.bad(path) {
+			return
+		}
+		if _, ok := keys[key]; !ok {
+			v.add(path, "unknown key %s (not in tsig_keys)", key)
+		}
+	}
+	primaries := func(path string, ps []Primary) {
+		if len(ps) == 0 {
+			v.add(path, "at least one primary is required")
+		}
+		seen := map[netip.AddrPort]int{}
+		for i, pr := range ps {
+			p := indexPath(path, i)
+			switch {
+			case !pr.Addr.IsValid():
+				v.add(p+".addr", "required")
+			case pr.Addr.Port() == 0:
+				v.add(p+".addr", "port must not be 0")
+			case pr.Addr.Addr().IsUnspecified() || pr.Addr.Addr().IsMulticast():
+				v.add(p+".addr", "%s is not an address a primary can have", pr.Addr.Addr())
+			default:
+				if j, dup := seen[pr.Addr]; dup {
+					v.add(p+".addr", "duplicate primary %s (also %s)", pr.Addr, indexPath(path, j))
+				}
+				seen[pr.Addr] = i
+			}
+			keyRef(p+".key", pr.Key)
+		}
+	}
+
+	secondaries := n.Catalog != nil
+	names := map[string]bool{}
+	for i, z := range n.Zones {
+		names[z.Name] = true
+		if z.Secondary() {
+			secondaries = true
+			primaries(indexPath("zones", i)+".primaries", z.Primaries)
+		}
+	}
+	if secondaries && n.DataDir == "" {
+		v.add("data_dir", "required when zones are transferred from primaries (it keeps them across restarts)")
+	}
+	for i, a := range n.NotifyAllow {
+		p := indexPath("notify_allow", i)
+		switch {
+		case !a.Prefix.IsValid():
+			v.add(p+".prefix", "required")
+		case a.Prefix != a.Prefix.Masked():
+			v.add(p+".prefix", "%s has host bits set (did you mean %s?)", a.Prefix, a.Prefix.Masked())
+		}
+		keyRef(p+".key", a.Key)
+	}
+	if c := n.Catalog; c != nil {
+		switch {
+		case c.Zone == "":
+			v.add("catalog.zone", "required")
+		case names[c.Zone]:
+			v.add("catalog.zone", "%s is also in zones; a catalog zone is not served", c.Zone)
+		}
+		primaries("catalog.primaries", c.Primaries)
+	}
+}
