@@ -27,34 +27,66 @@ type bench struct {
 // by other processes is not idle: that run is disturbed, see noisy.)
 const clientLimitedBelow = 0.9
 
-// runResult is one saturating dnsperf run against one server.
-type runResult struct {
-	Perf perfResult `json:"dnsperf"`
+// figures are the results of a saturating run over some window.
+type figures struct {
+	QPS float64 `json:"qps"`
 	// Busy is the share of its core the server's processes used
 	// (utime+stime of all their threads over wall time), 1.0 = the core.
 	Busy float64 `json:"server_busy"`
-	// Other is what else ran on the server's core: other processes,
-	// interrupts and hypervisor steal. Above a few percent the figures
-	// are disturbed.
-	Other float64 `json:"server_core_other"`
-	// ClientOther is the same for dnsperf's core.
-	ClientOther float64 `json:"client_core_other"`
 	// PerCore is queries/s per busy core: QPS / Busy.
-	PerCore       float64 `json:"qps_per_busy_core"`
-	ClientBusy    float64 `json:"client_busy"`
-	ClientLimited bool    `json:"client_limited"`
-	// Disturbed says other work took more than 5% of either core.
-	Disturbed bool `json:"disturbed"`
+	PerCore    float64 `json:"qps_per_busy_core"`
+	ClientBusy float64 `json:"client_busy"`
+	// ServerOther and ClientOther are what else ran on the server's and
+	// on dnsperf's core: other processes, interrupts, hypervisor steal.
+	ServerOther float64 `json:"server_core_other"`
+	ClientOther float64 `json:"client_core_other"`
+	Seconds     int     `json:"seconds"`
 }
 
+// runResult is one saturating dnsperf run against one server.
+type runResult struct {
+	Perf perfResult `json:"dnsperf"`
+	// Run covers the whole sending window.
+	Run figures `json:"whole_run"`
+	// Quiet covers only the seconds in which other work took at most
+	// 5% of either core, when there were at least minQuiet of them. On a
+	// shared machine it is the figure to compare.
+	Quiet *figures `json:"quiet_seconds,omitempty"`
+	// QuietCount is the number of quiet seconds, even when too few.
+	QuietCount int `json:"quiet_seconds_count"`
+	// ClientLimited: the server's core was idle more than 10% of the time.
+	ClientLimited bool `json:"client_limited"`
+}
+
+// Headline returns the quiet seconds when there are enough of them, else
+// the whole run.
+func (r *runResult) Headline() figures {
+	if r.Quiet != nil {
+		return *r.Quiet
+	}
+	return r.Run
+}
+
+// Disturbed says there were too few quiet seconds to leave the noise out.
+func (r *runResult) Disturbed() bool { return r.Quiet == nil }
+
 type latencyResult struct {
-	Perf  perfResult   `json:"dnsperf"`
-	Stats latencyStats `json:"latency"`
-	Busy  float64      `json:"server_busy"`
+	Perf perfResult `json:"dnsperf"`
+	// Stats is over the quiet seconds when there are at least minQuiet of
+	// them, else over the whole run (All).
+	Stats        latencyStats `json:"latency"`
+	All          latencyStats `json:"latency_whole_run"`
+	QuietSeconds int          `json:"quiet_seconds"`
+	Seconds      int          `json:"seconds"`
+	Busy         float64      `json:"server_busy"`
 	// Other is the larger share of the server's or the client's core
 	// used by anything else during the run.
 	Other float64 `json:"other_load"`
 }
+
+// minQuiet is the least number of quiet seconds whose figures replace
+// those of the whole run.
+const minQuiet = 3
 
 type speedResult struct {
 	Server  string         `json:"server"`
@@ -159,79 +191,142 @@ func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
 	return res
 }
 
+// second is one of dnsperf's one-second statistics intervals with the
+// CPU shares measured over it.
+type second struct {
+	QPS    float64
+	Shares shares
+}
+
+func (s second) quiet() bool { return s.Shares.ServerOther <= noisy && s.Shares.ClientOther <= noisy }
+
 // measure runs dnsperf and samples the CPU time of the server and of
 // dnsperf over the sending window: from dnsperf's "Sending queries" to its
 // last one-second statistics line, which leaves out dnsperf reading the
-// query file and waiting for stragglers at the end. It logs a line of
-// progress every second.
-func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg perfConfig) (perfResult, shares, error) {
+// query file and waiting for stragglers at the end, and over each second.
+// It logs a line of progress every second.
+func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg perfConfig) (perfResult, shares, []second, error) {
 	sm := &sampler{server: s.Tree(), serverCPU: b.o.ServerCPU, clientCPU: b.o.ClientCPU}
 	var first, last cpuSample
-	var second int
+	var secs []second
 	ev := perfEvents{
 		Start: func() { first = sm.sample(); last = first },
 		Interval: func(qps float64) {
 			now := sm.sample()
-			sh := between(last, now)
+			sec := second{QPS: qps, Shares: between(last, now)}
 			last = now
-			second++
-			b.logger.Info(label, "server", s.Name, "t", fmt.Sprintf("%ds/%v", second, cfg.Duration),
-				"qps", int(qps), "server_busy", pct(sh.Server), "client_busy", pct(sh.Client),
-				"other_on_server_core", pct(sh.ServerOther), "other_on_client_core", pct(sh.ClientOther))
-		},
-		End: func() {
-			if second == 0 { // no statistics line: use the whole run
-				last = sm.sample()
-			}
+			secs = append(secs, sec)
+			b.logger.Info(label, "server", s.Name, "t", fmt.Sprintf("%ds/%v", len(secs), cfg.Duration),
+				"qps", int(qps), "server_busy", pct(sec.Shares.Server), "client_busy", pct(sec.Shares.Client),
+				"other_on_server_core", pct(sec.Shares.ServerOther), "other_on_client_core", pct(sec.Shares.ClientOther))
 		},
 	}
 	b.logger.Info(label+" start", "server", s.Name, "args", strings.Join(cfg.args()[2:], " "))
 	perf, err := runPerf(ctx, cfg, func(pid int) { sm.client = pid }, ev)
 	if err != nil {
-		return perf, shares{}, err
+		return perf, shares{}, nil, err
 	}
-	if first.At.IsZero() || !last.At.After(first.At) {
-		return perf, shares{}, fmt.Errorf("%s: dnsperf reported no sending window", label)
+	if first.At.IsZero() || len(secs) == 0 {
+		return perf, shares{}, nil, fmt.Errorf("%s: dnsperf printed no statistics while sending", label)
 	}
 	sh := between(first, last)
-	if sh.ServerOther > noisy || sh.ClientOther > noisy {
-		b.logger.Warn("other load on the benchmark's cores; figures are disturbed", "server", s.Name, "run", label,
+	quiet := 0
+	for _, sec := range secs {
+		if sec.quiet() {
+			quiet++
+		}
+	}
+	if quiet < len(secs) {
+		b.logger.Warn("other load on the benchmark's cores", "server", s.Name, "run", label,
+			"quiet_seconds", fmt.Sprintf("%d/%d", quiet, len(secs)),
 			"other_on_server_core", pct(sh.ServerOther), "other_on_client_core", pct(sh.ClientOther))
 	}
-	return perf, sh, nil
+	return perf, sh, secs, nil
 }
 
-// noisy is the share of a core used by others above which a run is
-// flagged as disturbed.
+// noisy is the share of a core used by others above which a second of a
+// run is left out of the quiet figures.
 const noisy = 0.05
 
 func (b *bench) saturate(ctx context.Context, s *runningServer, label string, cfg perfConfig) (runResult, error) {
-	perf, sh, err := b.measure(ctx, s, label, cfg)
+	perf, sh, secs, err := b.measure(ctx, s, label, cfg)
 	if err != nil {
 		return runResult{}, err
 	}
-	r := runResult{Perf: perf, Busy: sh.Server, Other: sh.ServerOther, ClientBusy: sh.Client,
-		ClientOther: sh.ClientOther, ClientLimited: sh.Server+sh.ServerOther < clientLimitedBelow,
-		Disturbed: max(sh.ServerOther, sh.ClientOther) > noisy}
-	if sh.Server > 0 {
-		r.PerCore = perf.QPS / sh.Server
-	}
-	b.logger.Info(label+" done", "server", s.Name, "qps", int(perf.QPS), "server_busy", pct(sh.Server),
-		"qps_per_busy_core", int(r.PerCore), "client_busy", pct(sh.Client), "lost", perf.Lost,
-		"rcodes", formatRcodes(perf.RCodes))
+	r := runFigures(perf, sh, secs)
+	h := r.Headline()
+	b.logger.Info(label+" done", "server", s.Name, "qps", int(h.QPS), "server_busy", pct(h.Busy),
+		"qps_per_busy_core", int(h.PerCore), "client_busy", pct(h.ClientBusy), "quiet_seconds", r.QuietCount,
+		"lost", perf.Lost, "rcodes", formatRcodes(perf.RCodes))
 	return r, nil
 }
 
+// runFigures computes the figures of a saturating run over the whole
+// window (sh) and over its quiet seconds.
+func runFigures(perf perfResult, sh shares, secs []second) runResult {
+	r := runResult{Perf: perf, Run: figures{QPS: perf.QPS, Busy: sh.Server, ClientBusy: sh.Client,
+		ServerOther: sh.ServerOther, ClientOther: sh.ClientOther, Seconds: len(secs)}}
+	var q figures
+	for _, sec := range secs {
+		if sec.quiet() {
+			q.Seconds++
+			q.QPS += sec.QPS
+			q.Busy += sec.Shares.Server
+			q.ClientBusy += sec.Shares.Client
+			q.ServerOther += sec.Shares.ServerOther
+			q.ClientOther += sec.Shares.ClientOther
+		}
+	}
+	r.QuietCount = q.Seconds
+	if q.Seconds >= minQuiet {
+		n := float64(q.Seconds)
+		q.QPS, q.Busy, q.ClientBusy, q.ServerOther, q.ClientOther = q.QPS/n, q.Busy/n, q.ClientBusy/n, q.ServerOther/n, q.ClientOther/n
+		r.Quiet = &q
+	}
+	for _, f := range []*figures{&r.Run, r.Quiet} {
+		if f != nil && f.Busy > 0 {
+			f.PerCore = f.QPS / f.Busy
+		}
+	}
+	h := r.Headline()
+	r.ClientLimited = h.Busy+h.ServerOther < clientLimitedBelow
+	return r
+}
+
 func (b *bench) latency(ctx context.Context, s *runningServer, cfg perfConfig) (latencyResult, error) {
-	perf, sh, err := b.measure(ctx, s, "latency", cfg)
+	perf, sh, secs, err := b.measure(ctx, s, "latency", cfg)
 	if err != nil {
 		return latencyResult{}, err
 	}
-	r := latencyResult{Perf: perf, Stats: summarise(perf.Latencies), Busy: sh.Server,
-		Other: max(sh.ServerOther, sh.ClientOther)}
+	r := latencyFigures(perf, sh, secs)
 	b.logger.Info("latency done", "server", s.Name, "qps", int(perf.QPS), "p50", r.Stats.P50, "p99", r.Stats.P99,
-		"p99.9", r.Stats.P999, "server_busy", pct(sh.Server), "lost", perf.Lost)
+		"p99.9", r.Stats.P999, "quiet_seconds", r.QuietSeconds, "server_busy", pct(sh.Server), "lost", perf.Lost)
 	return r, nil
+}
+
+// latencyFigures summarises the latencies of the whole run and of its
+// quiet seconds (each answer belongs to the second whose statistics line
+// followed it).
+func latencyFigures(perf perfResult, sh shares, secs []second) latencyResult {
+	r := latencyResult{Perf: perf, All: summarise(perf.Latencies), Busy: sh.Server,
+		Other: max(sh.ServerOther, sh.ClientOther), Seconds: len(secs)}
+	r.Stats = r.All
+	var quiet []time.Duration
+	for i, sec := range secs {
+		if !sec.quiet() || i >= len(perf.IntervalMarks) {
+			continue
+		}
+		from := 0
+		if i > 0 {
+			from = perf.IntervalMarks[i-1]
+		}
+		quiet = append(quiet, perf.Latencies[from:perf.IntervalMarks[i]]...)
+		r.QuietSeconds++
+	}
+	if r.QuietSeconds >= minQuiet {
+		r.Stats = summarise(quiet)
+	}
+	return r
 }
 
 // procMem is the memory of one process of a server.

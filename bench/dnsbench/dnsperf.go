@@ -68,7 +68,10 @@ type perfResult struct {
 	StdDev       float64           `json:"latency_stddev_s"`
 	// Latencies holds one entry per answer in verbose mode.
 	Latencies []time.Duration `json:"-"`
-	Timeouts  uint64          `json:"-"`
+	// IntervalMarks holds len(Latencies) at each one-second statistics
+	// line, so that latencies can be attributed to their second.
+	IntervalMarks []int  `json:"-"`
+	Timeouts      uint64 `json:"-"`
 }
 
 // perfEvents receives dnsperf's progress as it runs.
@@ -159,7 +162,11 @@ func (p *perfParser) line(l string) error {
 		// "1795735085.746377: 122858.381480" from -S 1
 		if _, ferr := strconv.ParseFloat(k, 64); ferr == nil && strings.Contains(k, ".") {
 			qps, perr := strconv.ParseFloat(v, 64)
-			if perr == nil && p.ev.Interval != nil {
+			if perr != nil {
+				return fmt.Errorf("dnsperf interval %q: %w", l, perr)
+			}
+			p.res.IntervalMarks = append(p.res.IntervalMarks, len(p.res.Latencies))
+			if p.ev.Interval != nil {
 				p.ev.Interval(qps)
 			}
 		}

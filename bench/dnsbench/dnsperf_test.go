@@ -60,8 +60,9 @@ func TestParsePerf(t *testing.T) {
 		RequestSize: 32, ResponseSize: 63,
 		RunTime: 3.000602, QPS: 123649.854263,
 		AvgLatency: 0.000412, MinLatency: 0.000015, MaxLatency: 0.004492, StdDev: 0.000356,
-		Latencies: []time.Duration{364 * time.Microsecond, 211 * time.Microsecond, time.Millisecond},
-		Timeouts:  1,
+		Latencies:     []time.Duration{364 * time.Microsecond, 211 * time.Microsecond, time.Millisecond},
+		IntervalMarks: []int{2, 3}, // two answers in the first second, one in the second
+		Timeouts:      1,
 	}
 	if diff := cmp.Diff(want, res, cmpopts.EquateApprox(0, 1e-9),
 		cmp.Comparer(func(a, b time.Duration) bool { return (a - b).Abs() < time.Microsecond })); diff != "" {

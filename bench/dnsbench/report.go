@@ -63,7 +63,7 @@ func printSpeed(w io.Writer, r *report) {
 		tw.Flush()
 	}
 	table(fmt.Sprintf("UDP, saturating (dnsperf -c %d -q %d%s):", o.Clients, o.Outstanding, edns),
-		"server\tanswers ok\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tnoise\tresponse B",
+		"server\tanswers ok\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tquiet s\tnoise\tresponse B",
 		func(s speedResult) []string {
 			if s.UDP == nil {
 				return []string{s.Server, "failed"}
@@ -72,18 +72,19 @@ func printSpeed(w io.Writer, r *report) {
 				append(runCells(s.UDP), fmt.Sprintf("%.0f", s.UDP.Perf.ResponseSize))...)
 		})
 	table(fmt.Sprintf("Latency at a fixed %d q/s (dnsperf -Q %d -v, per-answer latency):", o.LatencyQPS, o.LatencyQPS),
-		"server\tq/s\tp50\tp90\tp99\tp99.9\tmax\tbusy\tlost\tnoise",
+		"server\tq/s\tp50\tp90\tp99\tp99.9\tmax\tbusy\tlost\tquiet s\tnoise",
 		func(s speedResult) []string {
 			l := s.Latency
 			if l == nil {
 				return nil
 			}
 			return []string{s.Server, fmt.Sprintf("%.0f", l.Perf.QPS), us(l.Stats.P50), us(l.Stats.P90), us(l.Stats.P99),
-				us(l.Stats.P999), us(l.Stats.Max), pct(l.Busy), fmt.Sprint(l.Perf.Lost), noiseCell(l.Other)}
+				us(l.Stats.P999), us(l.Stats.Max), pct(l.Busy), fmt.Sprint(l.Perf.Lost),
+				quietCell(l.QuietSeconds, l.Seconds), pct(l.Other)}
 		})
 	if o.TCP {
 		table(fmt.Sprintf("TCP, saturating (dnsperf -m tcp -c %d -q %d%s):", o.Clients, o.Outstanding, edns),
-			"server\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tnoise",
+			"server\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tquiet s\tnoise",
 			func(s speedResult) []string {
 				if s.TCP == nil {
 					return nil
@@ -110,9 +111,9 @@ func printSpeed(w io.Writer, r *report) {
 					p99 = ratio(float64(s.Latency.Stats.P99), float64(nsd.Latency.Stats.P99))
 				}
 				if s.TCP != nil && nsd.TCP != nil {
-					tcp = ratio(s.TCP.PerCore, nsd.TCP.PerCore)
+					tcp = ratio(s.TCP.Headline().PerCore, nsd.TCP.Headline().PerCore)
 				}
-				return []string{s.Server + "/nsd", ratio(s.UDP.PerCore, nsd.UDP.PerCore), p99, tcp}
+				return []string{s.Server + "/nsd", ratio(s.UDP.Headline().PerCore, nsd.UDP.Headline().PerCore), p99, tcp}
 			})
 	}
 	fmt.Fprintln(w)
@@ -130,25 +131,28 @@ func printSpeed(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(w, "\nbusy = share of one core used by the server's processes while dnsperf sent; q/s per core = q/s / busy.\n"+
 		"client-limited = the server's core was idle %.0f%%+ of the time, so dnsperf on its one core was the limit.\n"+
-		"noise = largest share of the server's or dnsperf's core taken by other processes, interrupts or steal;\n"+
-		"! = above %.0f%%: the run was disturbed, repeat it on a quiet machine.\n",
-		100*(1-clientLimitedBelow), 100*noisy)
+		"quiet s = seconds of the run in which other work took at most %.0f%% of each core; with %d or more, the\n"+
+		"  figures (and ratios) are over those seconds only. ! = too few: whole-run figures, disturbed, repeat.\n"+
+		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n",
+		100*(1-clientLimitedBelow), 100*noisy, minQuiet)
 }
 
-func noiseCell(other float64) string {
-	if other > noisy {
-		return pct(other) + "!"
+func quietCell(quiet, total int) string {
+	c := fmt.Sprintf("%d/%d", quiet, total)
+	if quiet < minQuiet {
+		c += "!"
 	}
-	return pct(other)
+	return c
 }
 
 func runCells(r *runResult) []string {
+	h := r.Headline()
 	limited := yesNo(r.ClientLimited)
 	if r.ClientLimited {
-		limited += fmt.Sprintf(" (dnsperf %s)", pct(r.ClientBusy))
+		limited += fmt.Sprintf(" (dnsperf %s)", pct(h.ClientBusy))
 	}
-	return []string{kqps(r.Perf.QPS), pct(r.Busy), kqps(r.PerCore), limited, fmt.Sprint(r.Perf.Lost),
-		noiseCell(max(r.Other, r.ClientOther))}
+	return []string{kqps(h.QPS), pct(h.Busy), kqps(h.PerCore), limited, fmt.Sprint(r.Perf.Lost),
+		quietCell(r.QuietCount, r.Run.Seconds), pct(max(r.Run.ServerOther, r.Run.ClientOther))}
 }
 
 func printMem(w io.Writer, r *report) {

@@ -13,17 +13,21 @@ func TestPrintSpeedRatios(t *testing.T) {
 		Zone:    zoneInfo{Names: 100000},
 		Speed: []speedResult{
 			{
-				Server:  "anycastd",
-				Check:   checkResult{Checked: 240, Wrong: 2, Examples: []string{"nxdomain X: rcode 0, want 3"}},
-				UDP:     &runResult{Perf: perfResult{QPS: 100000}, Busy: 0.5, PerCore: 200000, ClientLimited: true, ClientBusy: 1},
-				Latency: &latencyResult{Stats: latencyStats{P99: 300 * time.Microsecond}},
-				TCP:     &runResult{Perf: perfResult{QPS: 30000}, Busy: 1, PerCore: 30000},
+				Server: "anycastd",
+				Check:  checkResult{Checked: 240, Wrong: 2, Examples: []string{"nxdomain X: rcode 0, want 3"}},
+				UDP: &runResult{
+					Run:   figures{QPS: 90000, Busy: 0.5, PerCore: 180000, ServerOther: 0.3, Seconds: 12},
+					Quiet: &figures{QPS: 100000, Busy: 0.5, PerCore: 200000, ClientBusy: 1, Seconds: 10}, QuietCount: 10,
+					ClientLimited: true,
+				},
+				Latency: &latencyResult{Stats: latencyStats{P99: 300 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
+				TCP:     &runResult{Run: figures{QPS: 30000, Busy: 1, PerCore: 30000, Seconds: 12}, QuietCount: 1},
 			},
 			{
 				Server:  "nsd",
-				UDP:     &runResult{Perf: perfResult{QPS: 100000}, Busy: 1, PerCore: 100000, Other: 0.2},
-				Latency: &latencyResult{Stats: latencyStats{P99: 100 * time.Microsecond}},
-				TCP:     &runResult{Perf: perfResult{QPS: 60000}, Busy: 1, PerCore: 60000},
+				UDP:     &runResult{Run: figures{QPS: 100000, Busy: 1, PerCore: 100000, ClientOther: 0.2, Seconds: 12}, QuietCount: 2},
+				Latency: &latencyResult{Stats: latencyStats{P99: 100 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
+				TCP:     &runResult{Run: figures{QPS: 60000, Busy: 1, PerCore: 60000, Seconds: 12}, QuietCount: 12},
 			},
 			{Server: "knot", Error: "knot exited before answering\nlog line"},
 		},
@@ -33,8 +37,9 @@ func TestPrintSpeedRatios(t *testing.T) {
 	out := b.String()
 	for _, re := range []string{
 		`anycastd/nsd\s+2\.00\s+3\.00\s+0\.50`, // per core, p99, TCP per core
-		`anycastd\s+238/240\s+100\.0k\s+50\.0%\s+200\.0k\s+yes \(dnsperf 100\.0%\)`,
-		`nsd\s+0/0\s+100\.0k\s+100\.0%\s+100\.0k\s+no\s+0\s+20\.0%!`, // disturbed
+		// The quiet seconds, not the whole run.
+		`anycastd\s+238/240\s+100\.0k\s+50\.0%\s+200\.0k\s+yes \(dnsperf 100\.0%\)\s+0\s+10/12\s+30\.0%`,
+		`nsd\s+0/0\s+100\.0k\s+100\.0%\s+100\.0k\s+no\s+0\s+2/12!\s+20\.0%`, // disturbed
 		`knot\s+failed: knot exited before answering\s`,
 		`anycastd gave 2 wrong answers of 240`,
 	} {
