@@ -1,0 +1,235 @@
+package zonesync
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Sentinel errors of exchanges with primaries, checked with errors.Is.
+var (
+	// ErrRcode: the primary answered with an error code (see RcodeError).
+	ErrRcode = errors.New("primary refused")
+	// ErrTSIG: the response's TSIG is missing or does not verify.
+	ErrTSIG = errors.New("tsig")
+)
+
+// RcodeError is an error answer from a primary.
+type RcodeError struct {
+	Rcode     int
+	TSIGError uint16 // the TSIG error of the answer, if any
+}
+
+func (e *RcodeError) Error() string {
+	s := "primary answered " + dns.RcodeToString[e.Rcode]
+	if e.TSIGError != 0 {
+		s += " (TSIG " + dns.RcodeToString[int(e.TSIGError)] + ")"
+	}
+	return s
+}
+
+// Is makes RcodeError match ErrRcode.
+func (e *RcodeError) Is(target error) bool { return target == ErrRcode }
+
+// client talks to primaries: SOA queries and transfers, over TCP, signed
+// when the primary has a key.
+type client struct {
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	ring       keyring
+	timers     Timers
+	maxRecords int
+}
+
+// xconn is one TCP connection to a primary with the TSIG state of its
+// exchange.
+type xconn struct {
+	c      net.Conn
+	ring   keyring
+	key    *tsigKey // nil = unsigned
+	mac    string   // MAC of the last signed message, for the next one
+	read   int      // messages read
+	idle   time.Duration
+	buf    []byte
+	closed func() bool
+}
+
+func (c *client) connect(ctx context.Context, p Primary) (*xconn, error) {
+	var key *tsigKey
+	if p.Key != "" {
+		key = c.ring[dns.CanonicalName(p.Key)]
+		if key == nil {
+			return nil, fmt.Errorf("unknown tsig key %q", p.Key)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.timers.DialTimeout)
+	defer cancel()
+	conn, err := c.dial(dctx, "tcp", p.Addr.String())
+	if err != nil {
+		return nil, err
+	}
+	x := &xconn{c: conn, ring: c.ring, key: key, idle: c.timers.IdleTimeout}
+	// Closing the connection when ctx ends unblocks a read in progress.
+	x.closed = context.AfterFunc(ctx, func() { _ = conn.Close() })
+	return x, nil
+}
+
+func (x *xconn) close() {
+	x.closed()
+	_ = x.c.Close()
+}
+
+// send writes a request, signing it when the connection has a key.
+func (x *xconn) send(m *dns.Msg) error {
+	var out []byte
+	var err error
+	if x.key != nil {
+		out, x.mac, err = x.ring.sign(m, x.key, "")
+	} else {
+		out, err = m.Pack()
+	}
+	if err != nil {
+		return fmt.Errorf("pack request: %w", err)
+	}
+	frame := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out)))
+	frame = append(frame, out...)
+	if err := x.c.SetWriteDeadline(time.Now().Add(x.idle)); err != nil {
+		return err
+	}
+	_, err = x.c.Write(frame)
+	return err
+}
+
+// recv reads the next message of the response to q and checks its ID, its
+// rcode and (with a key) its TSIG. Every message of a signed response must
+// be signed: RFC 8945 §5.3.1 lets a server leave out up to 99, but BIND,
+// Knot, NSD and PowerDNS sign each one.
+func (x *xconn) recv(q *dns.Msg) (*dns.Msg, error) {
+	if err := x.c.SetReadDeadline(time.Now().Add(x.idle)); err != nil {
+		return nil, err
+	}
+	var l [2]byte
+	if _, err := io.ReadFull(x.c, l[:]); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	n := int(binary.BigEndian.Uint16(l[:]))
+	if cap(x.buf) < n {
+		x.buf = make([]byte, n)
+	}
+	raw := x.buf[:n]
+	if _, err := io.ReadFull(x.c, raw); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("%w: unpack: %w", ErrStream, err)
+	}
+	if m.Id != q.Id || !m.Response || m.Opcode != q.Opcode {
+		return nil, fmt.Errorf("%w: response id %d opcode %d does not match the request", ErrStream, m.Id, m.Opcode)
+	}
+	if x.read == 0 && len(m.Question) > 0 {
+		mq, rq := m.Question[0], q.Question[0]
+		if !strings.EqualFold(mq.Name, rq.Name) || mq.Qtype != rq.Qtype {
+			return nil, fmt.Errorf("%w: response is for %s %s", ErrStream, mq.Name, dns.TypeToString[mq.Qtype])
+		}
+	}
+	t := m.IsTsig()
+	if m.Rcode != dns.RcodeSuccess {
+		e := &RcodeError{Rcode: m.Rcode}
+		if t != nil {
+			e.TSIGError = t.Error
+		}
+		return nil, e
+	}
+	if x.key != nil {
+		if t == nil {
+			return nil, fmt.Errorf("%w: message %d of the response is not signed", ErrTSIG, x.read+1)
+		}
+		if !strings.EqualFold(t.Hdr.Name, x.key.name) {
+			return nil, fmt.Errorf("%w: response signed with key %s, not %s", ErrTSIG, t.Hdr.Name, x.key.name)
+		}
+		if err := x.ring.verify(raw, x.mac, x.read > 0); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTSIG, err)
+		}
+		x.mac = t.MAC
+	}
+	x.read++
+	return m, nil
+}
+
+func query(origin string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(origin, qtype)
+	m.RecursionDesired = false
+	return m
+}
+
+// soa asks p for the serial of origin.
+func (c *client) soa(ctx context.Context, p Primary, origin string) (uint32, error) {
+	x, err := c.connect(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	defer x.close()
+	q := query(origin, dns.TypeSOA)
+	if err := x.send(q); err != nil {
+		return 0, err
+	}
+	m, err := x.recv(q)
+	if err != nil {
+		return 0, err
+	}
+	for _, rr := range m.Answer {
+		if soa, ok := rr.(*dns.SOA); ok && strings.EqualFold(soa.Hdr.Name, origin) {
+			if !m.Authoritative {
+				return 0, fmt.Errorf("primary is not authoritative for %s (AA not set)", origin)
+			}
+			return soa.Serial, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: no SOA for %s in the answer", ErrStream, origin)
+}
+
+// transfer pulls origin from p: IXFR from have, or AXFR when have is nil.
+// The result is complete (done) or the error says why not.
+func (c *client) transfer(ctx context.Context, p Primary, origin string, have *dns.SOA) (*xfrParser, error) {
+	x, err := c.connect(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	qtype := dns.TypeAXFR
+	if have != nil {
+		qtype = dns.TypeIXFR
+	}
+	q := query(origin, qtype)
+	if have != nil {
+		q.Ns = []dns.RR{have}
+	}
+	if err := x.send(q); err != nil {
+		return nil, err
+	}
+	parser := newParser(origin, have, c.maxRecords)
+	for !parser.done {
+		m, err := x.recv(q)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if len(m.Answer) == 0 {
+			return nil, fmt.Errorf("%w: empty message %d", ErrStream, x.read)
+		}
+		if err := parser.feed(m.Answer); err != nil {
+			return nil, err
+		}
+	}
+	return parser, nil
+}

@@ -1,0 +1,282 @@
+package zonesync
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/config"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// DataDir is where transferred zones are kept (in DataDir/zones);
+	// required.
+	DataDir string
+	// Keys are the TSIG keys that primaries and NOTIFY senders use.
+	Keys []Key
+	// Zones are the zones transferred from their primaries.
+	Zones []Zone
+	// NotifyAllow lists who may send NOTIFY, beyond the addresses of each
+	// zone's own primaries (which are always allowed, with the primary's
+	// key when it has one).
+	NotifyAllow []NotifyACL
+	// Catalog, when set, provisions member zones from a catalog zone.
+	Catalog *Catalog
+	// Reserved names zones the node serves from files: catalog members of
+	// these names are ignored.
+	Reserved []string
+	Timers   Timers
+	// MaxTransfers bounds concurrent refreshes (SOA query and transfer);
+	// 0 = 8.
+	MaxTransfers int
+	// MaxRecords bounds the records of one transfer; 0 = 10,000,000.
+	MaxRecords int
+	// Dial opens connections to primaries; nil = a net.Dialer. Tests use it
+	// to connect to in-memory primaries.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Key is a TSIG key.
+type Key struct {
+	Name      string // key name, a domain name ("xfr-key." or "xfr-key")
+	Algorithm string // hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1 (with or without the final dot)
+	Secret    string // base64
+}
+
+// Primary is a server to transfer a zone from.
+type Primary struct {
+	Addr netip.AddrPort
+	Key  string // name of the TSIG key; "" = unsigned
+}
+
+// Zone is one secondary zone.
+type Zone struct {
+	Name      string
+	Primaries []Primary // tried in order; at least one
+}
+
+// NotifyACL allows NOTIFY from addresses in Prefix, signed with Key when Key
+// is set.
+type NotifyACL struct {
+	Prefix netip.Prefix
+	Key    string
+}
+
+// Catalog is an RFC 9432 catalog zone and the primaries of it and of its
+// member zones.
+type Catalog struct {
+	Zone      string
+	Primaries []Primary
+}
+
+// Timers bounds the SOA timers of the zones and the transfers. Zero fields
+// take the defaults shown.
+type Timers struct {
+	MinRefresh time.Duration // 30s
+	MaxRefresh time.Duration // 24h
+	MinRetry   time.Duration // 10s
+	MaxRetry   time.Duration // 1h
+	// MinExpire guards against a tiny SOA expire withdrawing every node at
+	// once when the primary is briefly away; the expire is also at least
+	// refresh+retry.
+	MinExpire time.Duration // 1h
+	MaxExpire time.Duration // 8 weeks
+	// Initial is the retry interval of a zone that has no data yet (it
+	// doubles on each failure up to MaxRetry).
+	Initial     time.Duration // 5s
+	DialTimeout time.Duration // 5s
+	IdleTimeout time.Duration // 30s: the longest wait for one message
+	Timeout     time.Duration // 10m: the longest SOA query plus transfer
+}
+
+func (t *Timers) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.MinRefresh, 30*time.Second)
+	def(&t.MaxRefresh, 24*time.Hour)
+	def(&t.MinRetry, 10*time.Second)
+	def(&t.MaxRetry, time.Hour)
+	def(&t.MinExpire, time.Hour)
+	def(&t.MaxExpire, 8*7*24*time.Hour)
+	def(&t.Initial, 5*time.Second)
+	def(&t.DialTimeout, 5*time.Second)
+	def(&t.IdleTimeout, 30*time.Second)
+	def(&t.Timeout, 10*time.Minute)
+}
+
+// soaTimers returns the refresh, retry and expire intervals of a zone with
+// the given SOA, within the bounds.
+func (t *Timers) soaTimers(soa *dns.SOA) (refresh, retry, expire time.Duration) {
+	clamp := func(secs uint32, lo, hi time.Duration) time.Duration {
+		return min(max(time.Duration(secs)*time.Second, lo), hi)
+	}
+	refresh = clamp(soa.Refresh, t.MinRefresh, t.MaxRefresh)
+	retry = clamp(soa.Retry, t.MinRetry, t.MaxRetry)
+	expire = clamp(soa.Expire, t.MinExpire, t.MaxExpire)
+	expire = max(expire, refresh+retry)
+	return refresh, retry, expire
+}
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid zonesync configuration")
+
+// algorithms maps the accepted algorithm names to miekg/dns's.
+var algorithms = map[string]string{
+	"hmac-sha1":   dns.HmacSHA1,
+	"hmac-sha224": dns.HmacSHA224,
+	"hmac-sha256": dns.HmacSHA256,
+	"hmac-sha384": dns.HmacSHA384,
+	"hmac-sha512": dns.HmacSHA512,
+}
+
+// check validates c and returns the keyring it names.
+func (c *Config) check() (keyring, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		bad("data_dir: required")
+	}
+	ring := keyring{}
+	for i, k := range c.Keys {
+		name := dns.CanonicalName(k.Name)
+		alg, ok := algorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
+		secret, err := base64.StdEncoding.DecodeString(k.Secret)
+		switch {
+		case k.Name == "" || !validName(name):
+			bad("tsig_keys[%d]: invalid name %q", i, k.Name)
+		case !ok:
+			bad("tsig_keys[%d]: unsupported algorithm %q", i, k.Algorithm)
+		case err != nil || len(secret) == 0:
+			bad("tsig_keys[%d]: secret is not base64", i)
+		case ring[name] != nil:
+			bad("tsig_keys[%d]: duplicate key %s", i, name)
+		default:
+			ring[name] = &tsigKey{name: name, alg: alg, secret: secret, b64: k.Secret}
+		}
+	}
+	primaries := func(what string, ps []Primary) {
+		if len(ps) == 0 {
+			bad("%s: at least one primary is required", what)
+		}
+		for j, p := range ps {
+			if !p.Addr.IsValid() || p.Addr.Port() == 0 {
+				bad("%s[%d]: invalid address %s", what, j, p.Addr)
+			}
+			if p.Key != "" && ring[dns.CanonicalName(p.Key)] == nil {
+				bad("%s[%d]: unknown key %q", what, j, p.Key)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, z := range c.Zones {
+		name := dns.CanonicalName(z.Name)
+		if z.Name == "" || !validName(name) {
+			bad("zones[%d]: invalid name %q", i, z.Name)
+		} else if seen[name] {
+			bad("zones[%d]: duplicate zone %s", i, name)
+		}
+		seen[name] = true
+		primaries(fmt.Sprintf("zones[%d].primaries", i), z.Primaries)
+	}
+	if c.Catalog != nil {
+		name := dns.CanonicalName(c.Catalog.Zone)
+		if c.Catalog.Zone == "" || !validName(name) {
+			bad("catalog.zone: invalid name %q", c.Catalog.Zone)
+		} else if seen[name] {
+			bad("catalog.zone: %s is also a secondary zone", name)
+		}
+		primaries("catalog.primaries", c.Catalog.Primaries)
+	}
+	for i, a := range c.NotifyAllow {
+		if !a.Prefix.IsValid() {
+			bad("notify_allow[%d]: invalid prefix", i)
+		}
+		if a.Key != "" && ring[dns.CanonicalName(a.Key)] == nil {
+			bad("notify_allow[%d]: unknown key %q", i, a.Key)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return ring, nil
+}
+
+// validName reports whether name (canonical, fully qualified) is a plain
+// domain name: labels of letters, digits, '-', '_' and '/', no escapes, at
+// most 255 octets. Member names from a catalog are held to it because they
+// become file names.
+func validName(name string) bool {
+	if name == "." {
+		return true
+	}
+	if len(name) < 2 || len(name) > 254 || !strings.HasSuffix(name, ".") {
+		return false
+	}
+	for label := range strings.SplitSeq(name[:len(name)-1], ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// FromNode returns the Config of the secondary zones of a node
+// configuration: its data directory, keys, NOTIFY ACL, catalog and every
+// zone that has primaries. File zones are Reserved.
+func FromNode(n *config.Node) Config {
+	c := Config{DataDir: n.DataDir}
+	for _, k := range n.TSIGKeys {
+		c.Keys = append(c.Keys, Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
+	}
+	prim := func(ps []config.Primary) []Primary {
+		out := make([]Primary, len(ps))
+		for i, p := range ps {
+			out[i] = Primary{Addr: p.Addr, Key: p.Key}
+		}
+		return out
+	}
+	for _, z := range n.Zones {
+		if z.Secondary() {
+			c.Zones = append(c.Zones, Zone{Name: z.Name, Primaries: prim(z.Primaries)})
+		} else {
+			c.Reserved = append(c.Reserved, z.Name)
+		}
+	}
+	for _, a := range n.NotifyAllow {
+		c.NotifyAllow = append(c.NotifyAllow, NotifyACL{Prefix: a.Prefix, Key: a.Key})
+	}
+	if n.Catalog != nil {
+		c.Catalog = &Catalog{Zone: n.Catalog.Zone, Primaries: prim(n.Catalog.Primaries)}
+	}
+	return c
+}
+
+// Enabled reports whether a node configuration has anything for a Manager
+// to do.
+func Enabled(n *config.Node) bool {
+	if n.Catalog != nil {
+		return true
+	}
+	for _, z := range n.Zones {
+		if z.Secondary() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,95 @@
+package zonesync
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+const origin = "example.com."
+
+// makeZone builds example.com. at serial with the standard records and
+// extra lines (master-file syntax, absolute names).
+func makeZone(t testing.TB, serial uint32, extra ...string) *zone.Zone {
+	t.Helper()
+	return makeZoneFor(t, origin, serial, extra...)
+}
+
+func makeZoneFor(t testing.TB, name string, serial uint32, extra ...string) *zone.Zone {
+	t.Helper()
+	lines := []string{
+		fmt.Sprintf("%s 3600 IN SOA ns1.%s hostmaster.%s %d 3600 600 86400 300", name, name, name, serial),
+		fmt.Sprintf("%s 3600 IN NS ns1.%s", name, name),
+		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
+	}
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 192.0.2.%d", i, name, 10+i))
+	}
+	lines = append(lines, extra...)
+	var rrs []dns.RR
+	for _, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		rrs = append(rrs, rr)
+	}
+	z, err := zone.FromRecords(name, rrs, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z
+}
+
+// dump prints a zone in canonical master-file form, for comparisons.
+func dump(t testing.TB, z *zone.Zone) string {
+	t.Helper()
+	if z == nil {
+		return "<nil>"
+	}
+	var b strings.Builder
+	if _, err := z.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func testKeys() []Key {
+	return []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}}
+}
+
+func served(m *Manager, name string) *zone.Zone {
+	for _, z := range m.Zones() {
+		if z.Origin == name {
+			return z
+		}
+	}
+	return nil
+}
+
+func counter(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -1,0 +1,391 @@
+package zonesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// secondary keeps one zone in step with its primaries. Its loop (run) owns
+// the transitions; the fields under mu are read by the Manager's accessors.
+type secondary struct {
+	m         *Manager
+	name      string // canonical
+	primaries []Primary
+	isCatalog bool
+	memberOf  string // catalog zone that provisioned it; "" = configured
+	memberID  string
+	trigger   chan struct{} // NOTIFY and Refresh; capacity 1 coalesces bursts
+
+	// Set by Manager.start under Manager.mu.
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu          sync.Mutex
+	z           *zone.Zone // latest accepted version, kept when expired (IXFR base)
+	expired     bool
+	primary     string
+	lastRefresh time.Time
+	lastAttempt time.Time
+	nextRefresh time.Time
+	expiresAt   time.Time
+	lastErr     string
+	failures    int
+}
+
+func (m *Manager) newSecondary(name string, primaries []Primary) *secondary {
+	return &secondary{m: m, name: name, primaries: primaries, trigger: make(chan struct{}, 1)}
+}
+
+// kick asks for a refresh now. It never blocks.
+func (s *secondary) kick() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the loop and waits for it.
+func (s *secondary) stop() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+}
+
+// loadPersisted serves the copy in the data directory, if there is one.
+func (s *secondary) loadPersisted() {
+	m := s.m
+	z, st, err := m.store.load(s.name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return
+	case err != nil:
+		m.met.persistErrors.Inc()
+		m.log.Error("persisted zone unusable, waiting for a transfer", "zone", s.name, "err", err)
+		return
+	case s.memberOf != "" && st.MemberID != s.memberID:
+		m.log.Info("catalog member has a new unique id; dropping its old data", "zone", s.name, "old_id", st.MemberID, "id", s.memberID)
+		if err := m.store.remove(s.name); err != nil {
+			m.log.Warn("deleting zone files failed", "zone", s.name, "err", err)
+		}
+		return
+	}
+	_, _, expire := m.cfg.Timers.soaTimers(z.SOA())
+	now := time.Now()
+	s.mu.Lock()
+	s.z, s.primary, s.lastRefresh = z, st.Primary, st.LastRefresh
+	s.expiresAt = st.LastRefresh.Add(expire)
+	s.expired = !now.Before(s.expiresAt)
+	s.mu.Unlock()
+	if s.expired {
+		m.log.Warn("persisted zone is past its expire time; not served until a primary confirms it",
+			"zone", s.name, "serial", z.Serial, "last_refresh", st.LastRefresh)
+	} else {
+		m.log.Info("zone loaded from disk", "zone", s.name, "serial", z.Serial, "records", z.Records, "last_refresh", st.LastRefresh)
+	}
+}
+
+func (s *secondary) status() ZoneStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := ZoneStatus{
+		Name: s.name, Catalog: s.isCatalog, MemberOf: s.memberOf,
+		Loaded: s.z != nil, Expired: s.expired, Primary: s.primary,
+		LastRefresh: s.lastRefresh, LastAttempt: s.lastAttempt, LastError: s.lastErr,
+		NextRefresh: s.nextRefresh, ExpiresAt: s.expiresAt,
+	}
+	if s.z != nil {
+		st.Serial = s.z.Serial
+	}
+	return st
+}
+
+func (s *secondary) current() *zone.Zone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.z
+}
+
+// run is the zone's loop: refresh at once, then on the refresh timer (retry
+// timer after a failure) and on every kick; expire when no primary has
+// confirmed the zone for its expire time.
+func (s *secondary) run(ctx context.Context) {
+	defer close(s.done)
+	refresh := time.NewTimer(0)
+	defer refresh.Stop()
+	expire := time.NewTimer(time.Hour)
+	expire.Stop()
+	defer expire.Stop()
+	s.armExpire(expire)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expire.C:
+			s.expire()
+			continue
+		case <-s.trigger:
+		case <-refresh.C:
+		}
+		next := s.refresh(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		refresh.Reset(next)
+		s.armExpire(expire)
+	}
+}
+
+// armExpire sets the expire timer to the zone's expire time.
+func (s *secondary) armExpire(t *time.Timer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.z == nil || s.expired {
+		t.Stop()
+		return
+	}
+	t.Reset(time.Until(s.expiresAt))
+}
+
+func (s *secondary) expire() {
+	s.mu.Lock()
+	if s.z == nil || s.expired || time.Now().Before(s.expiresAt) {
+		s.mu.Unlock()
+		return
+	}
+	s.expired = true
+	serial, last := s.z.Serial, s.lastRefresh
+	s.mu.Unlock()
+	s.m.log.Error("zone expired: no primary confirmed it within its SOA expire; no longer served",
+		"zone", s.name, "serial", serial, "last_refresh", last)
+	if !s.isCatalog {
+		s.m.notifyChange()
+	}
+}
+
+// refresh checks the primaries in order and transfers a newer version. It
+// returns the delay until the next refresh.
+func (s *secondary) refresh(ctx context.Context) time.Duration {
+	m := s.m
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	defer func() { <-m.sem }()
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.Timers.Timeout)
+	defer cancel()
+
+	start := time.Now()
+	s.mu.Lock()
+	s.lastAttempt = start
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range s.primaries {
+		updated, err := s.refreshFrom(rctx, p)
+		if err == nil {
+			return s.succeeded(p, updated)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p.Addr, err))
+		if ctx.Err() != nil {
+			return 0
+		}
+	}
+	return s.failed(errors.Join(errs...))
+}
+
+// succeeded records a refresh that reached a primary and returns the
+// refresh interval.
+func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
+	m := s.m
+	now := time.Now()
+	s.mu.Lock()
+	refresh, _, expire := m.cfg.Timers.soaTimers(s.z.SOA())
+	wasExpired := s.expired
+	s.expired = false
+	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
+	s.lastErr, s.failures = "", 0
+	s.primary = p.Addr.String()
+	st := s.stateLocked()
+	z := s.z
+	s.mu.Unlock()
+	if !updated {
+		m.met.refreshes.WithLabelValues("unchanged").Inc()
+		if err := m.store.saveState(st); err != nil {
+			m.met.persistErrors.Inc()
+			m.log.Error("persisting zone state failed", "zone", s.name, "err", err)
+		}
+	} else {
+		m.met.refreshes.WithLabelValues("updated").Inc()
+		if err := m.store.save(z, st); err != nil {
+			m.met.persistErrors.Inc()
+			m.log.Error("persisting zone failed; the new version is served but a restart loads the previous one", "zone", s.name, "serial", z.Serial, "err", err)
+		}
+	}
+	if wasExpired {
+		m.log.Info("zone confirmed by a primary; served again", "zone", s.name, "serial", z.Serial)
+		if !s.isCatalog {
+			m.notifyChange()
+		}
+	}
+	return refresh
+}
+
+func (s *secondary) stateLocked() state {
+	return state{
+		Zone: s.name, Serial: s.z.Serial, LastRefresh: s.lastRefresh, Primary: s.primary,
+		Catalog: s.memberOf, MemberID: s.memberID,
+	}
+}
+
+// failed records a refresh that reached no primary (or got nothing usable)
+// and returns the retry interval.
+func (s *secondary) failed(err error) time.Duration {
+	m := s.m
+	m.met.refreshes.WithLabelValues("failed").Inc()
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures++
+	var retry time.Duration
+	if s.z != nil {
+		_, retry, _ = m.cfg.Timers.soaTimers(s.z.SOA())
+	} else {
+		retry = m.cfg.Timers.Initial << min(s.failures-1, 20)
+		retry = min(retry, m.cfg.Timers.MaxRetry)
+	}
+	s.nextRefresh = now.Add(retry)
+	msg := err.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000] + "..."
+	}
+	s.lastErr = msg
+	serial := uint32(0)
+	if s.z != nil {
+		serial = s.z.Serial
+	}
+	m.log.Warn("zone refresh failed", "zone", s.name, "serial", serial, "loaded", s.z != nil,
+		"failures", s.failures, "retry_in", retry, "err", err)
+	return retry
+}
+
+// refreshFrom asks p for its serial and transfers a newer version. It
+// returns whether a new version was installed.
+func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
+	m := s.m
+	serial, err := m.client.soa(ctx, p, s.name)
+	if err != nil {
+		return false, fmt.Errorf("soa query: %w", err)
+	}
+	cur := s.current()
+	if cur != nil && !zone.SerialLess(cur.Serial, serial) {
+		if serial != cur.Serial {
+			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", serial, "serial", cur.Serial)
+		}
+		return false, nil
+	}
+	nz, err := s.pull(ctx, p, cur)
+	if err != nil || nz == nil {
+		return false, err
+	}
+	s.install(nz, p)
+	return true, nil
+}
+
+// pull transfers a new version from p: IXFR when we have a version, AXFR
+// when we have none or the IXFR fails in any way. It returns nil, nil when
+// the primary has nothing newer after all.
+func (s *secondary) pull(ctx context.Context, p Primary, cur *zone.Zone) (*zone.Zone, error) {
+	m := s.m
+	if cur != nil {
+		soa := cur.SOA()
+		res, err := m.client.transfer(ctx, p, s.name, soa)
+		if err == nil && res.kind == kindUpToDate {
+			return nil, nil
+		}
+		if err == nil {
+			var nz *zone.Zone
+			nz, err = s.build(res, cur, p)
+			if err == nil {
+				m.met.transfers.WithLabelValues(res.kind.String(), "ok").Inc()
+				return nz, nil
+			}
+			m.met.transfers.WithLabelValues(res.kind.String(), resultOf(err)).Inc()
+		} else {
+			m.met.transfers.WithLabelValues("ixfr", resultOf(err)).Inc()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ixfr: %w", err)
+		}
+		m.log.Warn("ixfr failed; falling back to axfr", "zone", s.name, "primary", p.Addr, "serial", cur.Serial, "err", err)
+	}
+	res, err := m.client.transfer(ctx, p, s.name, nil)
+	if err != nil {
+		m.met.transfers.WithLabelValues("axfr", resultOf(err)).Inc()
+		return nil, fmt.Errorf("axfr: %w", err)
+	}
+	nz, err := s.build(res, nil, p)
+	if err != nil {
+		m.met.transfers.WithLabelValues("axfr", resultOf(err)).Inc()
+		if errors.Is(err, zone.ErrInvalid) {
+			m.log.Error("transferred zone failed validation; previous version keeps serving", "zone", s.name, "primary", p.Addr, "err", err)
+		}
+		return nil, fmt.Errorf("axfr: %w", err)
+	}
+	m.met.transfers.WithLabelValues("axfr", "ok").Inc()
+	return nz, nil
+}
+
+func resultOf(err error) string {
+	if errors.Is(err, zone.ErrInvalid) {
+		return "invalid"
+	}
+	return "failed"
+}
+
+// build turns a complete transfer into a validated zone.
+func (s *secondary) build(res *xfrParser, cur *zone.Zone, p Primary) (*zone.Zone, error) {
+	var recs []dns.RR
+	switch res.kind {
+	case kindFull:
+		recs = res.full
+	case kindDelta:
+		have, err := cur.RRs()
+		if err != nil {
+			return nil, err
+		}
+		if recs, err = applyDeltas(have, res.deltas); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: nothing to build from a %s reply", ErrStream, res.kind)
+	}
+	source := fmt.Sprintf("%s from %s", res.kind, p.Addr)
+	return zone.FromRecords(s.name, recs, source)
+}
+
+// install serves a new version.
+func (s *secondary) install(nz *zone.Zone, p Primary) {
+	s.mu.Lock()
+	old := s.z
+	s.z = nz
+	s.mu.Unlock()
+	oldSerial := uint32(0)
+	if old != nil {
+		oldSerial = old.Serial
+	}
+	s.m.log.Info("zone updated", "zone", s.name, "serial", nz.Serial, "previous", oldSerial, "records", nz.Records, "source", nz.Source)
+	if s.isCatalog {
+		_ = s.m.syncCatalog(nz) // rejected catalogs are logged and counted there
+		return
+	}
+	s.m.notifyChange()
+}

@@ -1,0 +1,286 @@
+package zonesync
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// Sentinel errors of transfers, checked with errors.Is.
+var (
+	// ErrStream: the records of a transfer response do not form a valid
+	// AXFR or IXFR sequence.
+	ErrStream = errors.New("malformed transfer")
+	// ErrDiverged: an IXFR does not apply to the version we hold (it
+	// starts at another serial or deletes records we do not have).
+	ErrDiverged = errors.New("ixfr does not apply to our version")
+)
+
+// xfrKind says what a transfer response turned out to be.
+type xfrKind int
+
+const (
+	kindNone     xfrKind = iota
+	kindUpToDate         // IXFR answered with the single SOA: nothing newer
+	kindFull             // AXFR, or AXFR-style reply to an IXFR
+	kindDelta            // incremental reply
+)
+
+func (k xfrKind) String() string {
+	switch k {
+	case kindUpToDate:
+		return "up-to-date"
+	case kindFull:
+		return "axfr"
+	case kindDelta:
+		return "ixfr"
+	}
+	return "none"
+}
+
+// delta is one step of an IXFR: the SOA it starts from and the records it
+// deletes, then the SOA it ends at and the records it adds (RFC 1995 §4).
+type delta struct {
+	from, to *dns.SOA
+	del, add []dns.RR
+}
+
+// xfrParser reads the answer records of an AXFR or IXFR response in order
+// and tells when the sequence is complete. It does no I/O.
+//
+// A response to an IXFR for serial have is one of: a single SOA whose serial
+// is not newer than have (up to date); SOA(new), SOA(have), deletions,
+// SOA(v1), additions, [SOA(v1), deletions, SOA(v2), additions]..., SOA(new)
+// (incremental); or SOA(new), the zone's records, SOA(new) (AXFR-style).
+type xfrParser struct {
+	origin     string // canonical name of the zone
+	ixfr       bool   // the request was IXFR
+	have       uint32 // the serial the IXFR asked from
+	maxRecords int
+
+	first  *dns.SOA
+	kind   xfrKind
+	full   []dns.RR // kindFull: every record, SOA first, without the closing SOA
+	deltas []delta  // kindDelta
+	inAdd  bool     // kindDelta: reading additions of the last delta
+	n      int
+	done   bool
+}
+
+func newParser(origin string, have *dns.SOA, maxRecords int) *xfrParser {
+	p := &xfrParser{origin: dns.CanonicalName(origin), maxRecords: maxRecords}
+	if have != nil {
+		p.ixfr, p.have = true, have.Serial
+	}
+	return p
+}
+
+func (p *xfrParser) streamErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrStream, fmt.Sprintf(format, args...))
+}
+
+// feed consumes the next records of the response.
+func (p *xfrParser) feed(rrs []dns.RR) error {
+	for _, rr := range rrs {
+		if err := p.next(rr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *xfrParser) next(rr dns.RR) error {
+	if p.done {
+		return p.streamErr("record after the end of the transfer: %s", rr.Header())
+	}
+	p.n++
+	if p.maxRecords > 0 && p.n > p.maxRecords {
+		return p.streamErr("more than %d records", p.maxRecords)
+	}
+	soa, isSOA := rr.(*dns.SOA)
+	if isSOA && !strings.EqualFold(dns.Fqdn(soa.Hdr.Name), p.origin) {
+		return p.streamErr("SOA of %s inside the transfer of %s", soa.Hdr.Name, p.origin)
+	}
+	switch {
+	case p.first == nil:
+		if !isSOA {
+			return p.streamErr("first record is %s, not the SOA", dns.TypeToString[rr.Header().Rrtype])
+		}
+		p.first = soa
+		if p.ixfr && !zone.SerialLess(p.have, soa.Serial) {
+			p.kind, p.done = kindUpToDate, true
+		}
+		return nil
+	case p.kind == kindNone:
+		// The second record tells an incremental reply from a full one.
+		if isSOA && p.ixfr && soa.Serial != p.first.Serial {
+			if soa.Serial != p.have {
+				return fmt.Errorf("%w: it starts at serial %d, we have %d", ErrDiverged, soa.Serial, p.have)
+			}
+			p.kind = kindDelta
+			p.deltas = append(p.deltas, delta{from: soa})
+			return nil
+		}
+		p.kind = kindFull
+		p.full = append(p.full, p.first)
+	}
+	if p.kind == kindFull {
+		if isSOA {
+			if soa.Serial != p.first.Serial {
+				return p.streamErr("closing SOA has serial %d, the first %d", soa.Serial, p.first.Serial)
+			}
+			p.done = true
+			return nil
+		}
+		p.full = append(p.full, rr)
+		return nil
+	}
+	d := &p.deltas[len(p.deltas)-1]
+	switch {
+	case !isSOA && !p.inAdd:
+		d.del = append(d.del, rr)
+	case !isSOA:
+		d.add = append(d.add, rr)
+	case !p.inAdd:
+		if !zone.SerialLess(d.from.Serial, soa.Serial) {
+			return p.streamErr("step from serial %d to %d goes backwards", d.from.Serial, soa.Serial)
+		}
+		d.to, p.inAdd = soa, true
+	case soa.Serial == p.first.Serial && d.to.Serial == p.first.Serial:
+		p.done = true
+	case soa.Serial != d.to.Serial:
+		return p.streamErr("step starts at serial %d after a step that ended at %d", soa.Serial, d.to.Serial)
+	default:
+		p.deltas = append(p.deltas, delta{from: soa})
+		p.inAdd = false
+	}
+	return nil
+}
+
+// applyDeltas applies the steps of an IXFR to the records of the version we
+// hold (SOA first, as zone.RRs returns them) and returns the records of the
+// new version. A step that deletes a record we do not have, or does not start
+// at our serial, is ErrDiverged: the caller falls back to AXFR. Adding a
+// record that exists replaces it (a TTL change).
+func applyDeltas(cur []dns.RR, deltas []delta) ([]dns.RR, error) {
+	if len(cur) == 0 {
+		return nil, fmt.Errorf("%w: no current version", ErrDiverged)
+	}
+	soa, ok := cur[0].(*dns.SOA)
+	if !ok {
+		return nil, fmt.Errorf("%w: current version does not start with its SOA", ErrDiverged)
+	}
+	recs := make([]dns.RR, len(cur)-1, len(cur))
+	copy(recs, cur[1:])
+	idx := make(map[string]int, len(recs))
+	for i, rr := range recs {
+		k, err := rrKey(rr)
+		if err != nil {
+			return nil, err
+		}
+		idx[k] = i
+	}
+	for _, d := range deltas {
+		if d.from.Serial != soa.Serial {
+			return nil, fmt.Errorf("%w: step from serial %d, we are at %d", ErrDiverged, d.from.Serial, soa.Serial)
+		}
+		for _, rr := range d.del {
+			k, err := rrKey(rr)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrStream, rr.Header(), err)
+			}
+			i, ok := idx[k]
+			if !ok {
+				return nil, fmt.Errorf("%w: serial %d→%d deletes %s, which we do not have", ErrDiverged, d.from.Serial, d.to.Serial, rr)
+			}
+			recs[i] = nil
+			delete(idx, k)
+		}
+		for _, rr := range d.add {
+			k, err := rrKey(rr)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrStream, rr.Header(), err)
+			}
+			if i, ok := idx[k]; ok {
+				recs[i] = rr
+				continue
+			}
+			idx[k] = len(recs)
+			recs = append(recs, rr)
+		}
+		soa = d.to
+	}
+	out := make([]dns.RR, 0, len(idx)+1)
+	out = append(out, soa)
+	for _, rr := range recs {
+		if rr != nil {
+			out = append(out, rr)
+		}
+	}
+	return out, nil
+}
+
+// rrKey identifies a record as RFC 1995 compares them: owner, type, class
+// and rdata in canonical form (RFC 4034 §6.2: names in the rdata of the
+// types listed there in lower case), TTL excluded.
+func rrKey(rr dns.RR) (string, error) {
+	c := dns.Copy(rr)
+	h := c.Header()
+	h.Ttl = 0
+	h.Name = dns.CanonicalName(h.Name)
+	lower := strings.ToLower
+	switch v := c.(type) {
+	case *dns.NS:
+		v.Ns = lower(v.Ns)
+	case *dns.MD:
+		v.Md = lower(v.Md)
+	case *dns.MF:
+		v.Mf = lower(v.Mf)
+	case *dns.CNAME:
+		v.Target = lower(v.Target)
+	case *dns.SOA:
+		v.Ns, v.Mbox = lower(v.Ns), lower(v.Mbox)
+	case *dns.MB:
+		v.Mb = lower(v.Mb)
+	case *dns.MG:
+		v.Mg = lower(v.Mg)
+	case *dns.MR:
+		v.Mr = lower(v.Mr)
+	case *dns.PTR:
+		v.Ptr = lower(v.Ptr)
+	case *dns.MINFO:
+		v.Rmail, v.Email = lower(v.Rmail), lower(v.Email)
+	case *dns.MX:
+		v.Mx = lower(v.Mx)
+	case *dns.RP:
+		v.Mbox, v.Txt = lower(v.Mbox), lower(v.Txt)
+	case *dns.AFSDB:
+		v.Hostname = lower(v.Hostname)
+	case *dns.RT:
+		v.Host = lower(v.Host)
+	case *dns.PX:
+		v.Map822, v.Mapx400 = lower(v.Map822), lower(v.Mapx400)
+	case *dns.NAPTR:
+		v.Replacement = lower(v.Replacement)
+	case *dns.KX:
+		v.Exchanger = lower(v.Exchanger)
+	case *dns.SRV:
+		v.Target = lower(v.Target)
+	case *dns.DNAME:
+		v.Target = lower(v.Target)
+	case *dns.RRSIG:
+		v.SignerName = lower(v.SignerName)
+	case *dns.NSEC:
+		v.NextDomain = lower(v.NextDomain)
+	}
+	buf := make([]byte, dns.Len(c)+32)
+	n, err := dns.PackRR(c, buf, 0, nil, false)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
