@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,17 +21,18 @@ const (
 	otherSecret = "c2VjcmV0LW9mLWFub3RoZXIta2V5LTAxMjM0NTY3ODk="
 )
 
-// primary is an in-process primary for one zone: it answers SOA, AXFR and
-// IXFR (from the history of versions set with set), signing with TSIG when
-// it has a key, over a real loopback listener or an in-memory one.
+// primary is an in-process primary: it answers SOA, AXFR and IXFR (from the
+// history of versions set with set) for its zones, signing with TSIG, over a
+// real loopback listener or an in-memory one.
 type primary struct {
-	t      testing.TB
-	origin string
-	srv    *dns.Server
-	addr   string
+	t    testing.TB
+	srv  *dns.Server
+	addr string
 
 	mu       sync.Mutex
-	versions []*zone.Zone // oldest first; the last is current
+	versions map[string][]*zone.Zone // by origin, oldest first; the last is current
+	// inject is added to every AXFR and IXFR stream before the closing SOA.
+	inject []dns.RR
 	// Behaviour switches.
 	noIXFR     bool // answer IXFR AXFR-style
 	brokenIXFR bool // IXFR steps that delete a record that does not exist
@@ -40,7 +40,8 @@ type primary struct {
 	unsigned   bool // do not sign answers
 	perMsg     int  // records per message (default 7, to make multi-message streams)
 
-	soas, axfrs, ixfrs atomic.Int64
+	soas, axfrs, ixfrs atomic.Int64 // answered queries by type
+	queries            atomic.Int64 // every query, refused ones included
 }
 
 // signingProvider verifies requests with the right secret but can be told to
@@ -76,7 +77,7 @@ func newPrimary(t testing.TB, l net.Listener, z *zone.Zone, signSecret string) *
 	if signSecret == "" {
 		signSecret = testSecret
 	}
-	p := &primary{t: t, origin: z.Origin, versions: []*zone.Zone{z}, perMsg: 7, addr: l.Addr().String()}
+	p := &primary{t: t, versions: map[string][]*zone.Zone{z.Origin: {z}}, perMsg: 7, addr: l.Addr().String()}
 	started := make(chan struct{})
 	p.srv = &dns.Server{
 		Listener: l, Net: "tcp", Handler: p,
@@ -96,26 +97,49 @@ func newPrimary(t testing.TB, l net.Listener, z *zone.Zone, signSecret string) *
 	return p
 }
 
-// set makes z the current version.
+// set makes z the current version of its zone (adding the zone).
 func (p *primary) set(z *zone.Zone) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.versions = append(p.versions, z)
+	p.versions[z.Origin] = append(p.versions[z.Origin], z)
 }
 
-func (p *primary) current() *zone.Zone {
+// forget drops the history of a zone but its current version, so that IXFR
+// from an older serial gets an AXFR-style answer.
+func (p *primary) forget(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.versions[len(p.versions)-1]
+	v := p.versions[name]
+	p.versions[name] = v[len(v)-1:]
+}
+
+func (p *primary) current(name string) *zone.Zone {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.versions[name]
+	if len(v) == 0 {
+		return nil
+	}
+	return v[len(v)-1]
+}
+
+// with changes the primary's behaviour under its lock.
+func (p *primary) with(f func(p *primary)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
 }
 
 func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	defer w.Close()
+	p.queries.Add(1)
 	p.mu.Lock()
-	refuse, unsigned, noIXFR, broken, perMsg := p.refuse, p.unsigned, p.noIXFR, p.brokenIXFR, p.perMsg
-	versions := append([]*zone.Zone(nil), p.versions...)
+	refuse, unsigned, noIXFR, broken, perMsg, inject := p.refuse, p.unsigned, p.noIXFR, p.brokenIXFR, p.perMsg, p.inject
+	var versions []*zone.Zone
+	if len(r.Question) == 1 {
+		versions = append(versions, p.versions[dns.CanonicalName(r.Question[0].Name)]...)
+	}
 	p.mu.Unlock()
-	cur := versions[len(versions)-1]
 
 	reply := func(m *dns.Msg) {
 		if t := r.IsTsig(); t != nil && !unsigned {
@@ -135,10 +159,11 @@ func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case r.IsTsig() == nil:
 		reply(m.SetRcode(r, dns.RcodeNotAuth))
 		return
-	case refuse || !strings.EqualFold(r.Question[0].Name, p.origin):
+	case refuse || len(versions) == 0:
 		reply(m.SetRcode(r, dns.RcodeRefused))
 		return
 	}
+	cur := versions[len(versions)-1]
 	soa := cur.SOA()
 	switch r.Question[0].Qtype {
 	case dns.TypeSOA:
@@ -154,7 +179,7 @@ func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		if err != nil {
 			panic(err)
 		}
-		p.stream(w, r, append(rrs, soa), perMsg, unsigned)
+		p.stream(w, r, append(append(rrs, inject...), soa), perMsg, unsigned)
 		return
 	case dns.TypeIXFR:
 		p.ixfrs.Add(1)
@@ -177,7 +202,7 @@ func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			if err != nil {
 				panic(err)
 			}
-			p.stream(w, r, append(rrs, soa), perMsg, unsigned)
+			p.stream(w, r, append(append(rrs, inject...), soa), perMsg, unsigned)
 			return
 		}
 		out := []dns.RR{soa}
@@ -187,12 +212,12 @@ func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 				panic(err)
 			}
 			if broken {
-				bogus, _ := dns.NewRR("not-there." + p.origin + " 300 IN A 192.0.2.99")
+				bogus, _ := dns.NewRR("not-there." + cur.Origin + " 300 IN A 192.0.2.99")
 				del = append(del, bogus)
 			}
 			out = append(append(out, del...), add...)
 		}
-		p.stream(w, r, append(out, soa), perMsg, unsigned)
+		p.stream(w, r, append(append(out, inject...), soa), perMsg, unsigned)
 	default:
 		reply(m.SetRcode(r, dns.RcodeNotImplemented))
 	}

@@ -113,7 +113,7 @@ func (f *fixture) wantServed(want uint32) {
 
 func (f *fixture) wantSameAsPrimary() {
 	f.t.Helper()
-	if diff := cmp.Diff(dump(f.t, f.p.current()), dump(f.t, served(f.m, origin))); diff != "" {
+	if diff := cmp.Diff(dump(f.t, f.p.current(origin)), dump(f.t, served(f.m, origin))); diff != "" {
 		f.t.Fatalf("served zone differs from the primary's (-primary +served):\n%s", diff)
 	}
 }
