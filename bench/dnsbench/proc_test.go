@@ -53,11 +53,11 @@ func TestParseCPULine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// busy = user+nice+system+irq+softirq; idle and iowait are not busy.
-	if want := (coreTicks{Busy: 1 + 2 + 3 + 6 + 7, Steal: 8}); got != want {
+	// busy = user+nice+system+irq; idle and iowait are not busy.
+	if want := (coreTicks{Busy: 1 + 2 + 3 + 6, SoftIRQ: 7, Steal: 8}); got != want {
 		t.Errorf("cpu1 = %+v, want %+v", got, want)
 	}
-	if got, _ := parseCPULine(stat, 0); got.Busy != 160 || got.Steal != 11 {
+	if got, _ := parseCPULine(stat, 0); got.Busy != 158 || got.SoftIRQ != 2 || got.Steal != 11 {
 		t.Errorf("cpu0 = %+v", got)
 	}
 	if _, err := parseCPULine(stat, 2); err == nil {
@@ -70,11 +70,12 @@ func TestBetween(t *testing.T) {
 	a := cpuSample{At: t0, ServerTicks: 1000, ClientTicks: 500,
 		ServerCore: coreTicks{Busy: 5000, Steal: 10}, ClientCore: coreTicks{Busy: 7000}}
 	// Two seconds later: the server used 180 ticks of its core, which was
-	// busy for 190 plus 4 stolen; dnsperf used all 200 of its core.
+	// busy for 190 plus 4 stolen plus 6 in softirq; dnsperf used all 200
+	// of its core.
 	b := cpuSample{At: t0.Add(2 * time.Second), ServerTicks: 1180, ClientTicks: 700,
-		ServerCore: coreTicks{Busy: 5190, Steal: 14}, ClientCore: coreTicks{Busy: 7200}}
+		ServerCore: coreTicks{Busy: 5190, SoftIRQ: 6, Steal: 14}, ClientCore: coreTicks{Busy: 7200}}
 	got := between(a, b)
-	want := shares{Server: 0.9, ServerOther: 0.07, Client: 1.0, ClientOther: 0}
+	want := shares{Server: 0.9, ServerOther: 0.07, ServerSoftIRQ: 0.03, Client: 1.0, ClientOther: 0}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(x, y float64) bool { return x-y < 1e-9 && y-x < 1e-9 })); diff != "" {
 		t.Errorf("between (-want +got):\n%s", diff)
 	}
