@@ -1,0 +1,164 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// encodeRRs packs records one after another in uncompressed wire format.
+func encodeRRs(rrs []dns.RR) ([]byte, error) {
+	n := 0
+	for _, rr := range rrs {
+		n += dns.Len(rr) + 16
+	}
+	buf := make([]byte, n)
+	off := 0
+	for _, rr := range rrs {
+		var err error
+		off, err = dns.PackRR(rr, buf, off, nil, false)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", rr.Header().Name, err)
+		}
+	}
+	return buf[:off], nil
+}
+
+// decodeRRs reverses encodeRRs.
+func decodeRRs(data []byte) ([]dns.RR, error) {
+	var out []dns.RR
+	for off := 0; off < len(data); {
+		rr, next, err := dns.UnpackRR(data, off)
+		if err != nil {
+			return nil, fmt.Errorf("decode record at offset %d: %w", off, err)
+		}
+		if next <= off {
+			return nil, fmt.Errorf("decode record at offset %d: no progress", off)
+		}
+		out = append(out, rr)
+		off = next
+	}
+	return out, nil
+}
+
+// recordKey identifies a record the way zone.Diff and zone.Apply do: owner,
+// type, class and rdata, TTL excluded, with names inside the rdata of the
+// RFC 1035 types compared without case (RFC 1995 compares records so).
+func recordKey(rr dns.RR) (string, error) {
+	c := dns.Copy(rr)
+	c.Header().Ttl = 0
+	c.Header().Name = dns.CanonicalName(c.Header().Name)
+	buf := make([]byte, dns.Len(c)+16)
+	n, err := dns.PackRR(c, buf, 0, nil, false)
+	if err != nil {
+		return "", err
+	}
+	switch c.Header().Rrtype {
+	case dns.TypeNS, dns.TypeMD, dns.TypeMF, dns.TypeCNAME, dns.TypeSOA, dns.TypeMB,
+		dns.TypeMG, dns.TypeMR, dns.TypePTR, dns.TypeMINFO, dns.TypeMX:
+		for i := range buf[:n] {
+			if buf[i] >= 'A' && buf[i] <= 'Z' {
+				buf[i] += 'a' - 'A'
+			}
+		}
+	}
+	return string(buf[:n]), nil
+}
+
+// diffRRs returns the records of old that are not in new and those of new
+// that are not in old; a record whose TTL changed is in both.
+func diffRRs(old, new []dns.RR) (del, add []dns.RR, err error) {
+	inOld := make(map[string]dns.RR, len(old))
+	for _, rr := range old {
+		k, err := recordKey(rr)
+		if err != nil {
+			return nil, nil, err
+		}
+		inOld[k] = rr
+	}
+	inNew := make(map[string]bool, len(new))
+	for _, rr := range new {
+		k, err := recordKey(rr)
+		if err != nil {
+			return nil, nil, err
+		}
+		inNew[k] = true
+		if prev, ok := inOld[k]; !ok || prev.Header().Ttl != rr.Header().Ttl {
+			if ok {
+				del = append(del, prev)
+			}
+			add = append(add, rr)
+		}
+	}
+	for _, rr := range old {
+		k, _ := recordKey(rr)
+		if !inNew[k] {
+			del = append(del, rr)
+		}
+	}
+	return del, add, nil
+}
+
+// sameRRs reports whether two record lists hold the same records with the
+// same TTLs, in any order.
+func sameRRs(a, b []dns.RR) (bool, error) {
+	if len(a) != len(b) {
+		return false, nil
+	}
+	del, add, err := diffRRs(a, b)
+	return len(del) == 0 && len(add) == 0, err
+}
+
+// normalize returns copies of rrs with the owner set to the canonical name,
+// class IN where it was left zero, and, except for RRSIG, every TTL the
+// lowest of the set, as the zone serves them (RFC 2181 §5.2).
+func normalize(owner string, rrs []dns.RR) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	ttl := ^uint32(0)
+	for i, rr := range rrs {
+		c := dns.Copy(rr)
+		h := c.Header()
+		h.Name = owner
+		if h.Class == 0 {
+			h.Class = dns.ClassINET
+		}
+		ttl = min(ttl, h.Ttl)
+		out[i] = c
+	}
+	for _, rr := range out {
+		if rr.Header().Rrtype != dns.TypeRRSIG {
+			rr.Header().Ttl = ttl
+		}
+	}
+	return out
+}
+
+// groupRRs splits records into RRsets by owner and type, RRSIGs into one
+// set per owner.
+func groupRRs(rrs []dns.RR) map[setKey][]dns.RR {
+	sets := make(map[setKey][]dns.RR, len(rrs)/2+1)
+	for _, rr := range rrs {
+		h := rr.Header()
+		k := setKey{strings.ToLower(h.Name), h.Rrtype}
+		sets[k] = append(sets[k], rr)
+	}
+	return sets
+}
+
+// sortedKeys returns the keys of sets in a stable order, for writes whose
+// order should not depend on map iteration.
+func sortedKeys(sets map[setKey][]dns.RR) []setKey {
+	keys := make([]setKey, 0, len(sets))
+	for k := range sets {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b setKey) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return int(a.typ) - int(b.typ)
+	})
+	return keys
+}

@@ -1,0 +1,377 @@
+// Package store keeps the control plane's zones: the content of every zone,
+// the recent changes between its versions (for IXFR) and its serial policy,
+// in one SQLite database file, with the current version of each zone held in
+// memory as an immutable *zone.Zone.
+//
+// Every write is one transaction that builds the resulting zone with the
+// rules of zone loading (zone.Build), bumps the SOA serial by the zone's
+// policy without ever going backwards (RFC 1982), stores the new content and
+// records the difference, SOA change included, in the zone's change log.
+// Writes are serialized; reads are served from memory without touching
+// SQLite, except Changes, which reads the log.
+//
+// The database runs in WAL mode with synchronous=FULL: a write that returned
+// without error has been fsynced and survives a crash of the process or the
+// machine. An exclusive lock on "<path>.lock" keeps a second process from
+// opening the same database, whose in-memory state would go stale.
+//
+// The package is the only one that imports the database driver.
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// Errors of the store, matched with errors.Is.
+var (
+	// ErrNotFound: the zone or RRset does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: the zone already exists.
+	ErrExists = errors.New("already exists")
+	// ErrInvalid: the write would make the zone invalid, or its input is
+	// malformed. The message names the offending record; errors from zone
+	// validation also match zone.ErrInvalid.
+	ErrInvalid = errors.New("invalid")
+	// ErrNoJournal: the change log does not reach back to the serial asked
+	// for (a full transfer is needed).
+	ErrNoJournal = errors.New("serial not in the change log")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// SerialPolicy decides the next SOA serial of a zone.
+type SerialPolicy string
+
+// Serial policies.
+const (
+	// SerialIncrement adds one to the serial.
+	SerialIncrement SerialPolicy = "increment"
+	// SerialDate uses YYYYMMDDnn (UTC): today with nn = 00 if that is newer
+	// than the current serial, else the current serial plus one.
+	SerialDate SerialPolicy = "date"
+)
+
+// ParseSerialPolicy checks a policy name.
+func ParseSerialPolicy(s string) (SerialPolicy, error) {
+	switch p := SerialPolicy(s); p {
+	case SerialIncrement, SerialDate:
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: serial policy %q (want increment or date)", ErrInvalid, s)
+}
+
+// ZoneInfo describes the current version of a zone.
+type ZoneInfo struct {
+	Name         string // lower-case, fully qualified
+	Serial       uint32
+	Records      int
+	Updated      time.Time // when the current version was written
+	SerialPolicy string
+}
+
+// Change is one step of a zone's change log: the records deleted from the
+// version with serial From and added to reach the version with serial To,
+// each list starting with the SOA, as an IXFR sends them (RFC 1995).
+type Change struct {
+	From, To uint32
+	Del, Add []dns.RR
+}
+
+// Event tells subscribers that a zone changed. Created is set when the zone
+// was created (or re-created) since the last event for it that was received;
+// Deleted when it no longer exists.
+type Event struct {
+	Zone    string
+	Serial  uint32
+	Deleted bool
+	Created bool
+}
+
+// Defaults of the options.
+const (
+	DefaultJournalLimit = 1000
+	DefaultMaxRecords   = 1_000_000
+)
+
+type options struct {
+	journalLimit int
+	maxRecords   int
+	policy       SerialPolicy
+	now          func() time.Time
+}
+
+// Option adjusts Open.
+type Option func(*options)
+
+// WithJournalLimit keeps the last n changes of each zone (default
+// DefaultJournalLimit); IXFR from an older serial needs a full transfer.
+func WithJournalLimit(n int) Option { return func(o *options) { o.journalLimit = max(n, 1) } }
+
+// WithMaxRecords bounds the number of records of one zone (default
+// DefaultMaxRecords); writes that exceed it are invalid.
+func WithMaxRecords(n int) Option { return func(o *options) { o.maxRecords = max(n, 1) } }
+
+// WithDefaultPolicy is the serial policy of zones created without one
+// (default SerialIncrement).
+func WithDefaultPolicy(p SerialPolicy) Option { return func(o *options) { o.policy = p } }
+
+// WithClock replaces time.Now, for the date policy and Updated.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Store is the zone database. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	path string
+	log  *slog.Logger
+	opt  options
+	lock interface{ Close() error }
+
+	// wsem serializes writes (a channel so that waiting honours ctx).
+	wsem chan struct{}
+
+	mu     sync.RWMutex // guards zones and closed
+	zones  map[string]*zoneState
+	closed bool
+
+	subs subscribers
+}
+
+// zoneState is one zone as the store holds it. A write replaces the whole
+// value in Store.zones; only sets is updated in place, by writers alone.
+type zoneState struct {
+	id      int64
+	info    ZoneInfo
+	z       *zone.Zone
+	lastSeq int64 // sequence number of the newest change log entry
+	// sets holds every RRset of the current version, normalized as the
+	// zone serves them (lower-case owners, one TTL per RRset); RRSIGs are
+	// one set per owner. Only writers, which are serialized, touch it.
+	sets map[setKey][]dns.RR
+}
+
+type setKey struct {
+	name string // lower-case presentation form
+	typ  uint16
+}
+
+func (st *zoneState) soa() *dns.SOA {
+	rrs := st.sets[setKey{st.info.Name, dns.TypeSOA}]
+	if len(rrs) == 0 {
+		return nil
+	}
+	soa, _ := rrs[0].(*dns.SOA)
+	return soa
+}
+
+// Close closes the database and every subscription. Writes that are in
+// progress finish first.
+func (s *Store) Close() error {
+	s.wsem <- struct{}{} // wait for the current write
+	defer func() { <-s.wsem }()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.subs.closeAll()
+	err := s.db.Close()
+	if lerr := s.lock.Close(); err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// ListZones returns every zone in canonical order of their names.
+func (s *Store) ListZones(ctx context.Context) ([]ZoneInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	states := make([]*zoneState, 0, len(s.zones))
+	for _, st := range s.zones {
+		states = append(states, st)
+	}
+	slices.SortFunc(states, func(a, b *zoneState) int { return zone.Compare(a.z.OriginWire(), b.z.OriginWire()) })
+	out := make([]ZoneInfo, len(states))
+	for i, st := range states {
+		out[i] = st.info
+	}
+	return out, nil
+}
+
+// Zone returns the current version of a zone.
+func (s *Store) Zone(ctx context.Context, name string) (*zone.Zone, error) {
+	_, z, err := s.Get(ctx, name)
+	return z, err
+}
+
+// Get returns the description and the content of the current version of a
+// zone, both of the same version.
+func (s *Store) Get(ctx context.Context, name string) (ZoneInfo, *zone.Zone, error) {
+	if err := ctx.Err(); err != nil {
+		return ZoneInfo{}, nil, err
+	}
+	zname, err := canonicalZone(name)
+	if err != nil {
+		return ZoneInfo{}, nil, err
+	}
+	st, err := s.state(zname)
+	if err != nil {
+		return ZoneInfo{}, nil, err
+	}
+	return st.info, st.z, nil
+}
+
+func (s *Store) state(zname string) (*zoneState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	st, ok := s.zones[zname]
+	if !ok {
+		return nil, fmt.Errorf("zone %s: %w", zname, ErrNotFound)
+	}
+	return st, nil
+}
+
+// RRset returns the records of type t at name in a zone. RRSIG returns every
+// signature at the name. A name or type without records is ErrNotFound.
+func (s *Store) RRset(ctx context.Context, zoneName, name string, t uint16) ([]dns.RR, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	zname, err := canonicalZone(zoneName)
+	if err != nil {
+		return nil, err
+	}
+	owner, err := canonicalName(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.state(zname)
+	if err != nil {
+		return nil, err
+	}
+	rrs, err := rrsetOf(st.z, owner, t)
+	if err != nil {
+		return nil, err
+	}
+	if len(rrs) == 0 {
+		return nil, fmt.Errorf("zone %s: rrset %s %s: %w", zname, owner, typeString(t), ErrNotFound)
+	}
+	return rrs, nil
+}
+
+// rrsetOf extracts the records of type t at owner from a zone, as the zone
+// serves them. For RRSIG it returns the signatures of every RRset there.
+func rrsetOf(z *zone.Zone, owner string, t uint16) ([]dns.RR, error) {
+	w, err := zone.NameWire(owner)
+	if err != nil {
+		return nil, invalidf("name %q: %v", owner, err)
+	}
+	n := z.Lookup(w)
+	if n == nil {
+		return nil, nil
+	}
+	if t != dns.TypeRRSIG {
+		set := n.Get(t)
+		if set == nil {
+			return nil, nil
+		}
+		data := zone.RRset{Type: set.Type, TTL: set.TTL, RData: set.RData}
+		return data.RRs(owner)
+	}
+	var out []dns.RR
+	for i := range n.Sets {
+		set := &n.Sets[i]
+		if len(set.Sigs) == 0 {
+			continue
+		}
+		sigs := zone.RRset{Type: dns.TypeRRSIG, TTL: set.SigTTL, RData: set.Sigs}
+		rrs, err := sigs.RRs(owner)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rrs...)
+	}
+	return out, nil
+}
+
+// canonicalName returns name fully qualified and lower-cased, in the
+// presentation form miekg/dns gives it.
+func canonicalName(name string) (string, error) {
+	if name == "" {
+		return "", invalidf("empty name")
+	}
+	w, err := zone.NameWire(name)
+	if err != nil {
+		return "", invalidf("%v", err)
+	}
+	return zone.NameString(w), nil
+}
+
+func canonicalZone(name string) (string, error) {
+	n, err := canonicalName(name)
+	if err != nil {
+		return "", fmt.Errorf("zone name: %w", err)
+	}
+	return n, nil
+}
+
+func typeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("TYPE%d", t)
+}
+
+// invalidError is a problem with the input of a write. It matches
+// ErrInvalid and unwraps to the underlying error (a zone validation error
+// matches zone.ErrInvalid too).
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string        { return e.err.Error() }
+func (e *invalidError) Unwrap() error        { return e.err }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(err error) error { return &invalidError{err} }
+
+func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
+
+// hasDirective reports whether master-file text contains the directive
+// (such as "$GENERATE"), ignoring case.
+func hasDirective(data []byte, directive string) bool {
+	for i := bytes.IndexByte(data, '$'); i >= 0; {
+		if len(data)-i >= len(directive) && bytes.EqualFold(data[i:i+len(directive)], []byte(directive)) {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], '$')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}

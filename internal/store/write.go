@@ -1,0 +1,600 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// commitTimeout bounds one write transaction. A write that has been
+// validated runs to the end even when the caller gives up, so that the
+// outcome is never ambiguous to the store itself.
+const commitTimeout = time.Minute
+
+// acquire waits for the write lock.
+func (s *Store) acquire(ctx context.Context) error {
+	select {
+	case s.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		<-s.wsem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { <-s.wsem }
+
+// CreateZone creates a zone from records, which must include the SOA and
+// the apex NS RRset. An empty policy is the store's default. Under the date
+// policy the serial is raised to today's YYYYMMDD00 when the SOA's is older.
+func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, policy SerialPolicy) (ZoneInfo, error) {
+	zname, err := canonicalZone(name)
+	if err != nil {
+		return ZoneInfo{}, err
+	}
+	if policy == "" {
+		policy = s.opt.policy
+	}
+	if _, err := ParseSerialPolicy(string(policy)); err != nil {
+		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
+	}
+	if len(rrs) > s.opt.maxRecords {
+		return ZoneInfo{}, invalidf("create zone %s: %d records, more than the limit of %d", zname, len(rrs), s.opt.maxRecords)
+	}
+	recs := make([]zone.Record, len(rrs))
+	for i, rr := range rrs {
+		if rr == nil {
+			return ZoneInfo{}, invalidf("create zone %s: records[%d]: no record", zname, i)
+		}
+		recs[i] = zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)}
+	}
+	now := s.opt.now()
+	if i := apexSOA(zname, recs); i >= 0 {
+		soa := dns.Copy(recs[i].RR).(*dns.SOA)
+		soa.Serial = createSerial(policy, soa.Serial, now)
+		recs[i].RR = soa
+	}
+	nz, err := zone.Build(zname, recs)
+	if err != nil {
+		return ZoneInfo{}, invalid(err)
+	}
+	all, err := nz.RRs()
+	if err != nil {
+		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return ZoneInfo{}, err
+	}
+	defer s.release()
+	if _, err := s.state(zname); err == nil {
+		return ZoneInfo{}, fmt.Errorf("zone %s: %w", zname, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return ZoneInfo{}, err
+	}
+	st := &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(policy)}}
+	ns, err := s.commit(st, nz, groupRRs(all), true, nil, now)
+	if err != nil {
+		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
+	}
+	s.log.Info("zone created", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records, "serial_policy", policy)
+	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial, Created: true})
+	return ns.info, nil
+}
+
+// apexSOA returns the index of the first SOA record at the apex, or -1.
+func apexSOA(zname string, recs []zone.Record) int {
+	for i, r := range recs {
+		if h := r.RR.Header(); h.Rrtype == dns.TypeSOA && strings.EqualFold(dns.Fqdn(h.Name), zname) {
+			if _, ok := r.RR.(*dns.SOA); ok {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// DeleteZone deletes a zone with its change log.
+func (s *Store) DeleteZone(ctx context.Context, name string) error {
+	zname, err := canonicalZone(name)
+	if err != nil {
+		return err
+	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	st, err := s.state(zname)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete zone %s: %w", zname, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "DELETE FROM zones WHERE id = ?", st.id); err != nil {
+		return fmt.Errorf("delete zone %s: %w", zname, err)
+	}
+	if err := tx.Commit(); err != nil {
+		s.resync(zname)
+		return fmt.Errorf("delete zone %s: %w", zname, err)
+	}
+	s.mu.Lock()
+	delete(s.zones, zname)
+	s.mu.Unlock()
+	s.log.Info("zone deleted", "zone", zname, "serial", st.info.Serial)
+	s.subs.publish(Event{Zone: zname, Serial: st.info.Serial, Deleted: true})
+	return nil
+}
+
+// SetRRset replaces the records of type t at name (all of them: an empty
+// rrs is invalid, DeleteRRset removes an RRset) and returns the zone's new
+// serial. Writing the apex SOA replaces it; its serial is kept only when it
+// is newer than the one the zone's policy gives. Writing what is already
+// there changes nothing and returns the current serial.
+func (s *Store) SetRRset(ctx context.Context, zoneName, name string, t uint16, rrs []dns.RR) (uint32, error) {
+	if len(rrs) == 0 {
+		return 0, invalidf("rrset %s %s: no records (to remove an RRset, delete it)", name, typeString(t))
+	}
+	return s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return rrs, nil })
+}
+
+// DeleteRRset removes the records of type t at name and returns the zone's
+// new serial.
+func (s *Store) DeleteRRset(ctx context.Context, zoneName, name string, t uint16) (uint32, error) {
+	return s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return nil, nil })
+}
+
+// UpdateRRset is an atomic read-modify-write of one RRset: fn receives a
+// copy of the current records of type t at name (none if there are none)
+// and returns the records to replace them with (none deletes the RRset).
+// No other write runs between the read and the write. An error from fn is
+// returned as it is and changes nothing. It returns the zone's serial
+// after the write.
+func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, error) {
+	zname, err := canonicalZone(zoneName)
+	if err != nil {
+		return 0, err
+	}
+	owner, err := canonicalName(name)
+	if err != nil {
+		return 0, fmt.Errorf("zone %s: owner: %w", zname, err)
+	}
+	if err := checkType(t); err != nil {
+		return 0, fmt.Errorf("zone %s: rrset %s: %w", zname, owner, err)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	st, err := s.state(zname)
+	if err != nil {
+		return 0, err
+	}
+	key := setKey{owner, t}
+	cur := st.sets[key]
+	next, err := fn(copyRRs(cur))
+	if err != nil {
+		return 0, err
+	}
+	what := fmt.Sprintf("zone %s: rrset %s %s", zname, owner, typeString(t))
+	for i, rr := range next {
+		if rr == nil {
+			return 0, invalidf("%s: records[%d]: no record", what, i)
+		}
+		h := rr.Header()
+		if h.Rrtype != t {
+			return 0, invalidf("%s: records[%d]: type %s does not match the RRset", what, i, typeString(h.Rrtype))
+		}
+		if n, err := canonicalName(h.Name); err != nil || n != owner {
+			return 0, invalidf("%s: records[%d]: owner %q does not match the RRset", what, i, h.Name)
+		}
+	}
+	next = normalize(owner, next)
+	if len(next) == 0 && len(cur) == 0 {
+		return 0, fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	same, err := sameRRs(cur, next)
+	if err != nil {
+		return 0, invalidf("%s: %v", what, err)
+	}
+	if same {
+		return st.info.Serial, nil
+	}
+	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
+		return 0, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
+	}
+
+	soaKey := setKey{zname, dns.TypeSOA}
+	isSOA := key == soaKey
+	oldSOA := st.soa()
+	if oldSOA == nil {
+		return 0, fmt.Errorf("%s: the stored zone has no SOA", what)
+	}
+	newSOA := dns.Copy(oldSOA).(*dns.SOA)
+	var proposed uint32
+	if isSOA {
+		if len(next) != 1 {
+			return 0, invalidf("%s: the zone needs exactly one SOA record, got %d", what, len(next))
+		}
+		soa, ok := next[0].(*dns.SOA)
+		if !ok {
+			return 0, invalidf("%s: records[0]: not an SOA record", what)
+		}
+		newSOA, proposed = soa, soa.Serial
+	}
+	now := s.opt.now()
+	newSOA.Serial = bumpSerial(SerialPolicy(st.info.SerialPolicy), oldSOA.Serial, proposed, isSOA, now)
+
+	recs := make([]zone.Record, 0, st.info.Records+len(next)+1)
+	if isSOA {
+		recs = append(recs, zone.Record{RR: newSOA, File: "records[0]"})
+	} else {
+		for i, rr := range next {
+			recs = append(recs, zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)})
+		}
+		recs = append(recs, zone.Record{RR: newSOA, File: "zone"})
+	}
+	for k, rrs := range st.sets {
+		if k == key || k == soaKey {
+			continue
+		}
+		for _, rr := range rrs {
+			recs = append(recs, zone.Record{RR: rr, File: "zone"})
+		}
+	}
+	nz, err := zone.Build(zname, recs)
+	if err != nil {
+		return 0, invalid(err)
+	}
+	newSet, err := rrsetOf(nz, owner, t)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	soaSet, err := rrsetOf(nz, zname, dns.TypeSOA)
+	if err != nil || len(soaSet) != 1 {
+		return 0, fmt.Errorf("%s: read back the new SOA: %v", what, err)
+	}
+	ch := &Change{From: oldSOA.Serial, To: nz.Serial, Del: []dns.RR{oldSOA}, Add: soaSet}
+	if !isSOA {
+		del, add, err := diffRRs(cur, newSet)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		ch.Del = append(ch.Del, del...)
+		ch.Add = append(ch.Add, add...)
+	}
+	sets := map[setKey][]dns.RR{key: newSet, soaKey: soaSet}
+	ns, err := s.commit(st, nz, sets, false, ch, now)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	s.log.Debug("rrset written", "zone", zname, "name", owner, "type", typeString(t), "records", len(newSet), "serial", ns.info.Serial)
+	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
+	return ns.info.Serial, nil
+}
+
+// checkType rejects the types that cannot be zone data.
+func checkType(t uint16) error {
+	switch t {
+	case 0, dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeIXFR, dns.TypeAXFR,
+		dns.TypeMAILA, dns.TypeMAILB, dns.TypeANY:
+		return invalidf("type %s cannot be stored in a zone", typeString(t))
+	}
+	return nil
+}
+
+func copyRRs(rrs []dns.RR) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		out[i] = dns.Copy(rr)
+	}
+	return out
+}
+
+// importLabel names the text of an import in error messages ("zonefile:12").
+const importLabel = "zonefile"
+
+// ImportZone replaces the whole content of a zone with RFC 1035 master-file
+// text (no $INCLUDE), creating the zone with the default policy if it does
+// not exist. The serial follows the zone's policy unless the text's SOA
+// carries a newer one. Text that differs from the current content only in
+// an SOA serial that is not newer changes nothing. Errors name the line of
+// the text.
+func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneInfo, error) {
+	zname, err := canonicalZone(name)
+	if err != nil {
+		return ZoneInfo{}, err
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return ZoneInfo{}, fmt.Errorf("import zone %s: read: %w", zname, err)
+	}
+	if hasDirective(data, "$GENERATE") {
+		// $GENERATE makes up to 65536 records from one line: count before
+		// holding them all.
+		if err := s.countRecords(data, zname); err != nil {
+			return ZoneInfo{}, err
+		}
+	}
+	// The file name "-" keeps the parser from following $INCLUDE.
+	recs, err := zone.Parse(bytes.NewReader(data), zname, "-")
+	if err != nil {
+		// The parser names the text "-"; call it what the other errors do.
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, "-:"); ok {
+			msg = importLabel + ":" + rest
+		}
+		return ZoneInfo{}, invalidf("import zone %s: %s", zname, msg)
+	}
+	if len(recs) > s.opt.maxRecords {
+		return ZoneInfo{}, invalidf("import zone %s: %d records, more than the limit of %d", zname, len(recs), s.opt.maxRecords)
+	}
+	for i := range recs {
+		recs[i].File = importLabel
+	}
+	if err := s.acquire(ctx); err != nil {
+		return ZoneInfo{}, err
+	}
+	defer s.release()
+	st, err := s.state(zname)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return ZoneInfo{}, err
+	}
+	now := s.opt.now()
+	newSerial := false // the text's SOA has a serial newer than the zone's
+	if i := apexSOA(zname, recs); i >= 0 {
+		soa := dns.Copy(recs[i].RR).(*dns.SOA)
+		if exists {
+			given := soa.Serial
+			soa.Serial = bumpSerial(SerialPolicy(st.info.SerialPolicy), st.info.Serial, given, true, now)
+			newSerial = soa.Serial == given
+		} else {
+			soa.Serial = createSerial(s.opt.policy, soa.Serial, now)
+		}
+		recs[i].RR = soa
+	}
+	nz, err := zone.Build(zname, recs)
+	if err != nil {
+		return ZoneInfo{}, invalid(err)
+	}
+	all, err := nz.RRs()
+	if err != nil {
+		return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+	}
+	var ch *Change
+	if exists {
+		del, add, err := zone.Diff(st.z, nz)
+		if err != nil {
+			return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+		}
+		if !newSerial && onlySerial(del, add) {
+			return st.info, nil
+		}
+		ch = &Change{From: st.info.Serial, To: nz.Serial, Del: del, Add: add}
+	} else {
+		st = &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(s.opt.policy)}}
+	}
+	ns, err := s.commit(st, nz, groupRRs(all), true, ch, now)
+	if err != nil {
+		return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+	}
+	if exists {
+		s.log.Info("zone imported", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records,
+			"deleted", len(ch.Del)-1, "added", len(ch.Add)-1)
+	} else {
+		s.log.Info("zone created by import", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records)
+	}
+	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial, Created: !exists})
+	return ns.info, nil
+}
+
+// countRecords fails when master-file text expands to more records than a
+// zone may have.
+func (s *Store) countRecords(data []byte, zname string) error {
+	zp := dns.NewZoneParser(bytes.NewReader(data), zname, "")
+	zp.SetIncludeAllowed(false)
+	n := 0
+	for _, ok := zp.Next(); ok; _, ok = zp.Next() {
+		if n++; n > s.opt.maxRecords {
+			return invalidf("import zone %s: more than the limit of %d records", zname, s.opt.maxRecords)
+		}
+	}
+	return nil // a syntax error is reported by the parse that follows
+}
+
+// onlySerial reports whether a difference is nothing but a new SOA serial.
+func onlySerial(del, add []dns.RR) bool {
+	if len(del) != 1 || len(add) != 1 {
+		return false
+	}
+	a, ok1 := del[0].(*dns.SOA)
+	b, ok2 := add[0].(*dns.SOA)
+	if !ok1 || !ok2 {
+		return false
+	}
+	c := *b
+	c.Serial = a.Serial
+	return dns.IsDuplicate(a, &c) && a.Hdr.Ttl == c.Hdr.Ttl
+}
+
+// commit writes a new version of a zone in one transaction: the zone row
+// (inserted when st.id is 0), the RRsets in sets (an empty one is deleted;
+// with all, they replace every RRset), and the change ch when not nil. Then
+// it installs the new version in memory and returns it.
+func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time) (*zoneState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	updated := now.UnixNano()
+	ns := &zoneState{id: st.id, info: st.info, z: nz, lastSeq: st.lastSeq}
+	ns.info.Serial, ns.info.Records, ns.info.Updated = nz.Serial, nz.Records, time.Unix(0, updated).UTC()
+
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if ns.id == 0 {
+		res, err := tx.ExecContext(ctx, "INSERT INTO zones (name, serial, policy, updated) VALUES (?, ?, ?, ?)",
+			ns.info.Name, int64(ns.info.Serial), ns.info.SerialPolicy, updated)
+		if err != nil {
+			return nil, err
+		}
+		if ns.id, err = res.LastInsertId(); err != nil {
+			return nil, err
+		}
+	} else if _, err := tx.ExecContext(ctx, "UPDATE zones SET serial = ?, updated = ? WHERE id = ?",
+		int64(ns.info.Serial), updated, ns.id); err != nil {
+		return nil, err
+	}
+	if all && st.id != 0 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM rrsets WHERE zone_id = ?", ns.id); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeSets(ctx, tx, ns.id, sets); err != nil {
+		return nil, err
+	}
+	if ch != nil {
+		if err := s.logChange(ctx, tx, ns, ch, updated); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// The outcome of a failed commit is not certain: take the
+		// truth from the database again.
+		s.resync(ns.info.Name)
+		return nil, err
+	}
+	if all {
+		ns.sets = sets
+	} else {
+		ns.sets = st.sets
+		for k, rrs := range sets {
+			if len(rrs) == 0 {
+				delete(ns.sets, k)
+			} else {
+				ns.sets[k] = rrs
+			}
+		}
+	}
+	s.mu.Lock()
+	s.zones[ns.info.Name] = ns
+	s.mu.Unlock()
+	return ns, nil
+}
+
+func writeSets(ctx context.Context, tx *sql.Tx, id int64, sets map[setKey][]dns.RR) error {
+	if len(sets) == 0 {
+		return nil
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO rrsets (zone_id, name, type, data) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, k := range sortedKeys(sets) {
+		rrs := sets[k]
+		if len(rrs) == 0 {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM rrsets WHERE zone_id = ? AND name = ? AND type = ?", id, k.name, int64(k.typ)); err != nil {
+				return err
+			}
+			continue
+		}
+		data, err := encodeRRs(rrs)
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, id, k.name, int64(k.typ), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logChange appends ch to the zone's change log and drops the entries
+// beyond the journal limit.
+func (s *Store) logChange(ctx context.Context, tx *sql.Tx, ns *zoneState, ch *Change, at int64) error {
+	del, err := encodeRRs(ch.Del)
+	if err != nil {
+		return err
+	}
+	add, err := encodeRRs(ch.Add)
+	if err != nil {
+		return err
+	}
+	ns.lastSeq++
+	if _, err := tx.ExecContext(ctx, "INSERT INTO changes (zone_id, seq, from_serial, to_serial, del, add_, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		ns.id, ns.lastSeq, int64(ch.From), int64(ch.To), del, add, at); err != nil {
+		return err
+	}
+	if old := ns.lastSeq - int64(s.opt.journalLimit); old > 0 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE zone_id = ? AND seq <= ?", ns.id, old); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resync reloads one zone from the database after a commit whose outcome is
+// unknown. The caller holds the write lock.
+func (s *Store) resync(zname string) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		st := &zoneState{sets: map[setKey][]dns.RR{}}
+		var updated int64
+		err = tx.QueryRowContext(ctx, `SELECT id, name, policy, updated,
+			COALESCE((SELECT MAX(seq) FROM changes c WHERE c.zone_id = z.id), 0) FROM zones z WHERE name = ?`, zname).
+			Scan(&st.id, &st.info.Name, &st.info.SerialPolicy, &updated, &st.lastSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			s.mu.Lock()
+			delete(s.zones, zname)
+			s.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.info.Updated = time.Unix(0, updated).UTC()
+		if err := s.loadZone(ctx, tx, st); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.zones[zname] = st
+		s.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		s.log.Error("cannot reload a zone after a failed commit; the in-memory copy may be stale until restart",
+			"zone", zname, "err", err)
+		return
+	}
+	s.log.Warn("zone reloaded from the database after a failed commit", "zone", zname)
+}
