@@ -34,11 +34,12 @@ type primary struct {
 	// inject is added to every AXFR and IXFR stream before the closing SOA.
 	inject []dns.RR
 	// Behaviour switches.
-	noIXFR     bool // answer IXFR AXFR-style
-	brokenIXFR bool // IXFR steps that delete a record that does not exist
-	refuse     bool // answer everything REFUSED
-	unsigned   bool // do not sign answers
-	perMsg     int  // records per message (default 7, to make multi-message streams)
+	noIXFR     bool          // answer IXFR AXFR-style
+	brokenIXFR bool          // IXFR steps that delete a record that does not exist
+	refuse     bool          // answer everything REFUSED
+	unsigned   bool          // do not sign answers
+	perMsg     int           // records per message (default 7, to make multi-message streams)
+	delay      time.Duration // before each answer
 
 	soas, axfrs, ixfrs atomic.Int64 // answered queries by type
 	queries            atomic.Int64 // every query, refused ones included
@@ -139,7 +140,9 @@ func (p *primary) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) == 1 {
 		versions = append(versions, p.versions[dns.CanonicalName(r.Question[0].Name)]...)
 	}
+	delay := p.delay
 	p.mu.Unlock()
+	time.Sleep(delay)
 
 	reply := func(m *dns.Msg) {
 		if t := r.IsTsig(); t != nil && !unsigned {
