@@ -4,12 +4,14 @@
 // network namespaces: routers running BIRD 2, anycast PoPs and clients,
 // joined by links with delay and loss.
 //
-//	anycastlab up [-topology FILE] [-id ID] [-speakers]   build a lab and wait until it converged
+//	anycastlab up [-topology FILE] [-id ID] [-speakers | -anycastd PATH]   build a lab and wait until it converged
 //	anycastlab status [-id ID]                             namespaces, processes, BGP sessions
 //	anycastlab rtt [-id ID] [-count N]                     RTT matrix from every client
 //	anycastlab exec [-id ID] NODE CMD...                   run CMD in a node's namespace
 //	anycastlab down [-id ID]                               remove a lab (default: every lab)
 //	anycastlab topology                                    print the default topology
+//	anycastlab scenario NAME [-json] [-keep] [flags]       up, run one scenario, down
+//	anycastlab demo [-json] [-keep] [flags]                up, catchment, latency, drain, crash, hang, down
 //
 // It needs root. Labs are recorded under /run/anycastlab (-state-dir).
 package main
@@ -40,7 +42,8 @@ func main() {
 	}
 }
 
-const usage = `usage: anycastlab up|down|status|rtt|exec|topology [flags]
+const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
+scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "up":
 		topoFile := fs.String("topology", "", "topology YAML (default: the embedded default, see anycastlab topology)")
 		speakers := fs.Bool("speakers", false, "run BIRD on the PoPs in place of anycastd's BGP speaker, announcing the anycast prefixes")
+		anycastd := fs.String("anycastd", "", "run this anycastd binary on every PoP (`anycastd node` with the generated configuration)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for BGP to converge")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -77,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("find own executable for the wires: %w", err)
 		}
 		l, err := lab.Up(ctx, topo, lab.Options{
-			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers,
+			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers, Anycastd: *anycastd,
 			ConvergeTimeout: *timeout, Progress: stdout, Logger: logger(),
 		})
 		if err != nil {
@@ -160,6 +164,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		_, err := stdout.Write(lab.DefaultTopologyYAML())
 		return err
+	case "scenario", "demo":
+		return runScenarios(ctx, cmd, fs, args, *stateDir, *id, logger, stdout, stderr)
 	case "wire":
 		// Hidden: one link's wire, started by up with the link's two TUN
 		// devices as descriptors 3 and 4.

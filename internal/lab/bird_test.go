@@ -1,15 +1,20 @@
 package lab
 
 import (
+	"bytes"
 	"flag"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -106,33 +111,81 @@ func TestPoPSpeakerConfig(t *testing.T) {
 
 func TestNodeConfig(t *testing.T) {
 	p := testPlan(t, false)
-	b, err := p.nodeConfig("C-pop")
+	b, err := p.nodeConfig("C-pop", DefaultNodeTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "C-pop.node.yaml", b)
-	var got struct {
-		BGP NodeBGP `yaml:"bgp"`
+	// anycastd itself must accept it, with the values the lab means.
+	cfg, err := config.ParseNode(b, filepath.Join(t.TempDir(), "C-pop.node.yaml"))
+	if err != nil {
+		t.Fatalf("anycastd rejects the generated config: %v", err)
 	}
+	if cfg.Identity.Name != "C-pop" || !cfg.Identity.NSID {
+		t.Errorf("identity %+v, want C-pop with NSID", cfg.Identity)
+	}
+	wantListen := []string{"192.0.2.53:53", "[2001:db8::53]:53", "203.0.113.103:53", "[2001:db8:0:103::1]:53"}
+	var gotListen []string
+	for _, a := range cfg.Listen {
+		gotListen = append(gotListen, a.String())
+	}
+	if d := cmp.Diff(wantListen, gotListen); d != "" {
+		t.Errorf("listen (-want +got):\n%s", d)
+	}
+	if len(cfg.Zones) != 1 || cfg.Zones[0].Name != ZoneName || filepath.Base(cfg.Zones[0].File) != "lab.example.zone" {
+		t.Errorf("zones %+v", cfg.Zones)
+	}
+	if a := cfg.Admin.Listen; !a.Addr().IsLoopback() || a.Port() != AdminPort {
+		t.Errorf("admin on %s, want loopback port %d", a, AdminPort)
+	}
+	h := cfg.Health
+	if h.Interval != 100*time.Millisecond || h.Timeout != 80*time.Millisecond || h.Rise != 3 || h.Fall != 2 || h.QueryAddr.String() != "192.0.2.53:53" {
+		t.Errorf("health %+v", h)
+	}
+	if cfg.DrainPeriod < time.Second || cfg.DrainPeriod > 2*time.Second {
+		t.Errorf("drain period %s, want 1-2s", cfg.DrainPeriod)
+	}
+	if cfg.BGP == nil || cfg.BGP.ASN != 65103 || cfg.BGP.RouterID.String() != "203.0.113.103" {
+		t.Fatalf("bgp %+v", cfg.BGP)
+	}
+	// The node's peers are the router's sessions to it, mirrored, with
+	// BFD at the topology's rate; each prefix's next hop is the PoP's end
+	// of the link in the prefix's family.
+	var got NodeConfig
 	if err := yaml.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	// The node's peers are the router's sessions to it, mirrored.
 	var mirrored []NodePeer
 	for _, s := range p.sessions("C-router") {
 		if s.Peer == "C-pop" {
 			mirrored = append(mirrored, NodePeer{Address: s.Local.String(), ASN: 65003, LocalAddress: s.Remote.String(),
-				HoldTime: "9s", Keepalive: "3s", BFD: NodeBFD{Enabled: true, Interval: "200ms", Multiplier: 5}})
+				HoldTime: "9s", Keepalive: "3s", BFD: NodeBFD{Enabled: true, Interval: "100ms", Multiplier: 3}})
 		}
 	}
 	if d := cmp.Diff(mirrored, got.BGP.Peers); d != "" {
 		t.Errorf("peers (-want +got):\n%s", d)
 	}
-	if got.BGP.ASN != 65103 || got.BGP.RouterID != "203.0.113.103" {
-		t.Errorf("asn %d router id %s", got.BGP.ASN, got.BGP.RouterID)
+	wantAnn := []NodeAnnounce{{Prefix: "192.0.2.53/32", NextHop: "100.64.0.9"}, {Prefix: "2001:db8::53/128", NextHop: "2001:db8:ffff::9"}}
+	if d := cmp.Diff(wantAnn, got.BGP.Announce); d != "" {
+		t.Errorf("announce (-want +got):\n%s", d)
 	}
-	if _, err := p.nodeConfig("C-client"); err == nil {
+	if _, err := p.nodeConfig("C-client", DefaultNodeTiming); err == nil {
 		t.Error("nodeConfig accepted a client")
+	}
+}
+
+// The example zone users read and the zone the nodes serve must not drift
+// apart, and it must hold the name the probes ask for.
+func TestLabZone(t *testing.T) {
+	example, err := os.ReadFile("../../examples/lab/lab.example.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(example, LabZone()) {
+		t.Error("examples/lab/lab.example.zone differs from internal/lab/lab.example.zone: copy one over the other")
+	}
+	if _, err := zone.Load(ZoneName, zoneFile); err != nil {
+		t.Fatalf("the lab zone does not load: %v", err)
 	}
 }
 

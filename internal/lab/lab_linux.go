@@ -40,6 +40,14 @@ type Options struct {
 	// speaker, announcing the anycast prefixes with BFD, so the network can
 	// be proven before the node speaks BGP.
 	Speakers bool
+	// Anycastd, when set, is the anycastd binary that Up starts on every
+	// PoP (`anycastd node -config <PoP>.node.yaml` in the PoP's namespace);
+	// Up then also waits until every PoP announces the anycast prefixes.
+	// Exclusive with Speakers.
+	Anycastd string
+	// Timing tunes the nodes' health checks and drain period (zero:
+	// DefaultNodeTiming).
+	Timing NodeTiming
 	// Bird and Birdc are the BIRD 2 binaries (default "bird", "birdc").
 	Bird, Birdc string
 	// ConvergeTimeout bounds the wait for BGP and routes (default 60s).
@@ -63,6 +71,7 @@ type Lab struct {
 	handles map[string]*nsHandle
 	wires   []*runningWire // in-process wires
 	procs   map[int]*Process
+	nodes   map[string]*Process // the running anycastd of each PoP
 	down    bool
 }
 
@@ -100,8 +109,17 @@ func Up(ctx context.Context, topo *Topology, opts Options) (_ *Lab, err error) {
 		{"addresses and routes", l.configureHosts},
 		{"configs", l.writeConfigs},
 		{"bird", l.startBIRD},
-		{"convergence", l.converge},
 	}
+	if opts.Anycastd != "" {
+		steps = append(steps, struct {
+			name string
+			fn   func(context.Context) (string, error)
+		}{"anycastd", l.startNodes})
+	}
+	steps = append(steps, struct {
+		name string
+		fn   func(context.Context) (string, error)
+	}{"convergence", l.converge})
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("up lab %s: %w", l.ID, context.Cause(ctx))
@@ -138,6 +156,12 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	if opts.Birdc == "" {
 		opts.Birdc = "birdc"
 	}
+	if opts.Speakers && opts.Anycastd != "" {
+		return nil, errors.New("lab: BIRD speakers and anycastd on the PoPs exclude each other")
+	}
+	if opts.Timing == (NodeTiming{}) {
+		opts.Timing = DefaultNodeTiming
+	}
 	if opts.ConvergeTimeout == 0 {
 		opts.ConvergeTimeout = 60 * time.Second
 	}
@@ -172,9 +196,9 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	l := &Lab{
 		ID: opts.ID, Dir: dir, plan: newPlan(opts.ID, topo), opts: opts, start: time.Now(),
 		log:     opts.Logger.With("component", "lab", "lab", opts.ID),
-		handles: map[string]*nsHandle{}, procs: map[int]*Process{},
+		handles: map[string]*nsHandle{}, procs: map[int]*Process{}, nodes: map[string]*Process{},
 	}
-	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Links: l.plan.links}
+	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}
 	if err := l.state.save(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -255,59 +279,68 @@ func (l *Lab) createNamespaces(ctx context.Context) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		if _, err := run(ctx, "ip", "netns", "add", n.Namespace); err != nil {
+		if err := l.createNamespace(ctx, n); err != nil {
 			return "", err
-		}
-		if err := l.record(func(s *State) { s.Namespaces = append(s.Namespaces, n.Namespace) }); err != nil {
-			return "", err
-		}
-		// Anycast means asymmetric paths: no reverse-path filtering
-		// anywhere. Routers forward. IPv6 addresses are usable at once.
-		kv := [][2]string{
-			{"net.ipv4.conf.all.rp_filter", "0"},
-			{"net.ipv4.conf.default.rp_filter", "0"},
-			{"net.ipv6.conf.all.accept_dad", "0"},
-			{"net.ipv6.conf.default.accept_dad", "0"},
-		}
-		// IPv4 settings are inherited from the host's namespace: say
-		// everything that matters, including that only routers forward.
-		forward := "0"
-		if n.Role == RoleRouter {
-			forward = "1"
-		}
-		kv = append(kv,
-			[2]string{"net.ipv4.ip_forward", forward},
-			[2]string{"net.ipv6.conf.all.forwarding", forward})
-		if n.Role == RoleRouter {
-			kv = append(kv,
-				// traceroute through the lab answers every probe
-				[2]string{"net.ipv4.icmp_ratelimit", "0"},
-				[2]string{"net.ipv6.icmp.ratelimit", "0"},
-			)
-			if l.plan.topo.ECMP {
-				// hash on ports too, so that flows from one client spread
-				kv = append(kv,
-					[2]string{"net.ipv4.fib_multipath_hash_policy", "1"},
-					[2]string{"net.ipv6.fib_multipath_hash_policy", "1"},
-				)
-			}
-		}
-		if err := setSysctls(namespacePath(n.Namespace), kv); err != nil {
-			return "", fmt.Errorf("%s: %w", n.Name, err)
-		}
-		h, err := l.handle(n.Name)
-		if err != nil {
-			return "", err
-		}
-		lo, err := h.nl.LinkByName("lo")
-		if err != nil {
-			return "", fmt.Errorf("%s: lo: %w", n.Name, err)
-		}
-		if err := h.nl.LinkSetUp(lo); err != nil {
-			return "", fmt.Errorf("%s: lo up: %w", n.Name, err)
 		}
 	}
 	return fmt.Sprintf("%d namespaces %s*", len(l.plan.nodes), NamespacePrefix(l.ID)), nil
+}
+
+// createNamespace creates the namespace of n, records it, sets its sysctls
+// and brings lo up.
+func (l *Lab) createNamespace(ctx context.Context, n *Node) error {
+	if _, err := run(ctx, "ip", "netns", "add", n.Namespace); err != nil {
+		return err
+	}
+	if err := l.record(func(s *State) { s.Namespaces = append(s.Namespaces, n.Namespace) }); err != nil {
+		return err
+	}
+	// Anycast means asymmetric paths: no reverse-path filtering
+	// anywhere. Routers forward. IPv6 addresses are usable at once.
+	kv := [][2]string{
+		{"net.ipv4.conf.all.rp_filter", "0"},
+		{"net.ipv4.conf.default.rp_filter", "0"},
+		{"net.ipv6.conf.all.accept_dad", "0"},
+		{"net.ipv6.conf.default.accept_dad", "0"},
+	}
+	// IPv4 settings are inherited from the host's namespace: say
+	// everything that matters, including that only routers forward.
+	forward := "0"
+	if n.Role == RoleRouter {
+		forward = "1"
+	}
+	kv = append(kv,
+		[2]string{"net.ipv4.ip_forward", forward},
+		[2]string{"net.ipv6.conf.all.forwarding", forward})
+	if n.Role == RoleRouter {
+		kv = append(kv,
+			// traceroute through the lab answers every probe
+			[2]string{"net.ipv4.icmp_ratelimit", "0"},
+			[2]string{"net.ipv6.icmp.ratelimit", "0"},
+		)
+		if l.plan.topo.ECMP {
+			// hash on ports too, so that flows from one client spread
+			kv = append(kv,
+				[2]string{"net.ipv4.fib_multipath_hash_policy", "1"},
+				[2]string{"net.ipv6.fib_multipath_hash_policy", "1"},
+			)
+		}
+	}
+	if err := setSysctls(namespacePath(n.Namespace), kv); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	h, err := l.handle(n.Name)
+	if err != nil {
+		return err
+	}
+	lo, err := h.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("%s: lo: %w", n.Name, err)
+	}
+	if err := h.nl.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("%s: lo up: %w", n.Name, err)
+	}
+	return nil
 }
 
 func (l *Lab) createLinks(ctx context.Context) (string, error) {
@@ -316,15 +349,11 @@ func (l *Lab) createLinks(ctx context.Context) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		var err error
 		if k.Wired() {
 			wired++
-			err = l.createWiredLink(k)
-		} else {
-			err = l.createVeth(k)
 		}
-		if err != nil {
-			return "", fmt.Errorf("link %s: %w", k.Name, err)
+		if err := l.createLink(k); err != nil {
+			return "", err
 		}
 	}
 	how := "goroutines"
@@ -332,6 +361,19 @@ func (l *Lab) createLinks(ctx context.Context) (string, error) {
 		how = "processes"
 	}
 	return fmt.Sprintf("%d links: %d wired (TUN pairs, wires as %s), %d veth", len(l.plan.links), wired, how, len(l.plan.links)-wired), nil
+}
+
+func (l *Lab) createLink(k *Link) error {
+	var err error
+	if k.Wired() {
+		err = l.createWiredLink(k)
+	} else {
+		err = l.createVeth(k)
+	}
+	if err != nil {
+		return fmt.Errorf("link %s: %w", k.Name, err)
+	}
+	return nil
 }
 
 func (l *Lab) createVeth(k *Link) error {
@@ -472,101 +514,134 @@ func (l *Lab) configureHosts(ctx context.Context) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		h, err := l.handle(n.Name)
-		if err != nil {
+		if err := l.configureHost(n); err != nil {
 			return "", err
-		}
-		lo, err := h.nl.LinkByName("lo")
-		if err != nil {
-			return "", fmt.Errorf("%s: lo: %w", n.Name, err)
-		}
-		type pfx struct {
-			a    netip.Addr
-			bits int
-		}
-		addrs := []pfx{{n.Addr4, 32}, {n.Addr6, 128}}
-		switch n.Role {
-		case RoleClient:
-			// the whole client network is the client's (IPv4: local to lo)
-			addrs = []pfx{{n.Addr4, n.Network4.Bits()}, {n.Addr6, n.Network6.Bits()}}
-		case RolePoP:
-			for _, a := range l.plan.topo.Anycast {
-				addrs = append(addrs, pfx{a.Addr(), a.Addr().BitLen()})
-			}
-		}
-		for _, a := range addrs {
-			if err := h.addAddr(lo, a.a, a.bits, netip.Addr{}); err != nil {
-				return "", err
-			}
-		}
-		if n.Role == RoleRouter {
-			continue
-		}
-		up := l.plan.uplink(n.Name)
-		local, remote, _ := up.End(n.Name)
-		link, err := h.nl.LinkByName(local.Ifname)
-		if err != nil {
-			return "", fmt.Errorf("%s: %s: %w", n.Name, local.Ifname, err)
-		}
-		for _, r := range []struct{ gw, src netip.Addr }{{remote.Addr4, n.Addr4}, {remote.Addr6, n.Addr6}} {
-			// onlink: the router is at the other end of a point-to-point
-			// link whatever the state of the kernel's route to it.
-			route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(netip.IPv4Unspecified(), 0), Gw: netIP(r.gw), Src: netIP(r.src), Flags: int(netlink.FLAG_ONLINK)}
-			if r.gw.Is6() {
-				route.Dst = ipNet(netip.IPv6Unspecified(), 0)
-			}
-			if err := h.nl.RouteAdd(route); err != nil {
-				return "", fmt.Errorf("%s: default via %s src %s: %w", n.Name, r.gw, r.src, err)
-			}
 		}
 	}
 	return "loopbacks, anycast on PoPs, default routes on PoPs and clients", nil
+}
+
+func (l *Lab) configureHost(n *Node) error {
+	h, err := l.handle(n.Name)
+	if err != nil {
+		return err
+	}
+	lo, err := h.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("%s: lo: %w", n.Name, err)
+	}
+	type pfx struct {
+		a    netip.Addr
+		bits int
+	}
+	addrs := []pfx{{n.Addr4, 32}, {n.Addr6, 128}}
+	switch n.Role {
+	case RoleClient:
+		// the whole client network is the client's (IPv4: local to lo)
+		addrs = []pfx{{n.Addr4, n.Network4.Bits()}, {n.Addr6, n.Network6.Bits()}}
+	case RolePoP:
+		for _, a := range l.plan.topo.Anycast {
+			addrs = append(addrs, pfx{a.Addr(), a.Addr().BitLen()})
+		}
+	}
+	for _, a := range addrs {
+		if err := h.addAddr(lo, a.a, a.bits, netip.Addr{}); err != nil {
+			return err
+		}
+	}
+	if n.Role == RoleRouter {
+		return nil
+	}
+	up := l.plan.uplink(n.Name)
+	local, remote, _ := up.End(n.Name)
+	link, err := h.nl.LinkByName(local.Ifname)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", n.Name, local.Ifname, err)
+	}
+	for _, r := range []struct{ gw, src netip.Addr }{{remote.Addr4, n.Addr4}, {remote.Addr6, n.Addr6}} {
+		// onlink: the router is at the other end of a point-to-point
+		// link whatever the state of the kernel's route to it.
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(netip.IPv4Unspecified(), 0), Gw: netIP(r.gw), Src: netIP(r.src), Flags: int(netlink.FLAG_ONLINK)}
+		if r.gw.Is6() {
+			route.Dst = ipNet(netip.IPv6Unspecified(), 0)
+		}
+		if err := h.nl.RouteAdd(route); err != nil {
+			return fmt.Errorf("%s: default via %s src %s: %w", n.Name, r.gw, r.src, err)
+		}
+	}
+	return nil
 }
 
 func (l *Lab) birdPaths(node string) (conf, ctl, log string) {
 	return filepath.Join(l.Dir, node+".bird.conf"), filepath.Join(l.Dir, node+".ctl"), filepath.Join(l.Dir, node+".bird.log")
 }
 
-// NodeConfigPath is where the lab wrote the bgp section of anycastd's node
-// configuration for a PoP.
+// NodeConfigPath is where the lab wrote anycastd's node configuration for
+// a PoP (`anycastd node -config PATH` in the PoP's namespace).
 func (l *Lab) NodeConfigPath(pop string) string { return filepath.Join(l.Dir, pop+".node.yaml") }
 
 // NodeBGP returns the bgp section of anycastd's node configuration for a PoP.
 func (l *Lab) NodeBGP(pop string) (NodeBGP, error) { return l.plan.nodeBGP(pop) }
 
+// NodeConfig returns anycastd's node configuration for a PoP.
+func (l *Lab) NodeConfig(pop string) (NodeConfig, error) {
+	return l.plan.nodeConfigFor(pop, l.opts.Timing)
+}
+
 func (l *Lab) writeConfigs(context.Context) (string, error) {
+	if err := os.WriteFile(filepath.Join(l.Dir, zoneFile), labZone, 0o644); err != nil {
+		return "", fmt.Errorf("write zone: %w", err)
+	}
 	nb, np := 0, 0
 	for _, n := range l.plan.nodes {
-		var conf string
-		var err error
-		switch {
-		case n.Role == RoleRouter:
-			conf, err = l.plan.routerConfig(n.Name)
-		case n.Role == RolePoP && l.opts.Speakers:
-			conf, err = l.plan.popSpeakerConfig(n.Name)
-		}
+		wrote, err := l.writeConfig(n)
 		if err != nil {
 			return "", err
 		}
-		if conf != "" {
-			path, _, _ := l.birdPaths(n.Name)
-			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-				return "", fmt.Errorf("write %s: %w", path, err)
+		switch {
+		case n.Role == RolePoP:
+			np++
+			if wrote {
+				nb++
 			}
+		case wrote:
 			nb++
 		}
-		if n.Role == RolePoP {
-			b, err := l.plan.nodeConfig(n.Name)
-			if err != nil {
-				return "", err
-			}
-			if err := os.WriteFile(l.NodeConfigPath(n.Name), b, 0o644); err != nil {
-				return "", fmt.Errorf("write node config: %w", err)
-			}
-			np++
+	}
+	return fmt.Sprintf("%d BIRD configs, %d node configs, zone %s in %s", nb, np, ZoneName, l.Dir), nil
+}
+
+// writeConfig writes the BIRD configuration of a router (or a PoP when
+// speakers run) and the node configuration of a PoP. It reports whether it
+// wrote a BIRD configuration.
+func (l *Lab) writeConfig(n *Node) (bool, error) {
+	var conf string
+	var err error
+	switch {
+	case n.Role == RoleRouter:
+		conf, err = l.plan.routerConfig(n.Name)
+	case n.Role == RolePoP && l.opts.Speakers:
+		conf, err = l.plan.popSpeakerConfig(n.Name)
+	}
+	if err != nil {
+		return false, err
+	}
+	if conf != "" {
+		path, _, _ := l.birdPaths(n.Name)
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			return false, fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	return fmt.Sprintf("%d BIRD configs, %d node configs in %s", nb, np, l.Dir), nil
+	if n.Role == RolePoP {
+		b, err := l.plan.nodeConfig(n.Name, l.opts.Timing)
+		if err != nil {
+			return false, err
+		}
+		if err := os.WriteFile(l.NodeConfigPath(n.Name), b, 0o644); err != nil {
+			return false, fmt.Errorf("write node config: %w", err)
+		}
+	}
+	return conf != "", nil
 }
 
 func (l *Lab) birdNodes() []*Node {
@@ -682,7 +757,7 @@ func (l *Lab) convergence(ctx context.Context) (convergence, error) {
 			state[p.Name] = p.Info
 		}
 		for _, s := range l.plan.sessions(r.Name) {
-			if s.PeerRole == RolePoP && !l.opts.Speakers {
+			if s.PeerRole == RolePoP && !l.popsAnnounce() {
 				continue
 			}
 			c.sessions++
@@ -700,7 +775,7 @@ func (l *Lab) convergence(ctx context.Context) (convergence, error) {
 		if err != nil {
 			return c, err
 		}
-		for _, p := range l.plan.expectedRoutes(r.Name, l.opts.Speakers) {
+		for _, p := range l.plan.expectedRoutes(r.Name, l.popsAnnounce()) {
 			c.wanted++
 			if have[p] {
 				c.routes++
@@ -711,6 +786,10 @@ func (l *Lab) convergence(ctx context.Context) (convergence, error) {
 	}
 	return c, nil
 }
+
+// popsAnnounce reports whether something announces the anycast prefixes
+// from the PoPs: BIRD speakers or anycastd.
+func (l *Lab) popsAnnounce() bool { return l.opts.Speakers || l.opts.Anycastd != "" }
 
 func (l *Lab) converge(ctx context.Context) (string, error) {
 	deadline := time.Now().Add(l.opts.ConvergeTimeout)
@@ -724,7 +803,16 @@ func (l *Lab) converge(ctx context.Context) (string, error) {
 			l.progressf("      bgp %d/%d established, routes %d/%d", c.established, c.sessions, c.routes, c.wanted)
 		}
 		last = c
-		if c.done() {
+		if c.done() && l.opts.Anycastd != "" {
+			// Every route is there; catchment also needs every
+			// router with a PoP of its own to prefer it.
+			bad, err := l.localPreferred(ctx)
+			if err != nil {
+				return "", err
+			}
+			c.missing = bad
+		}
+		if c.done() && len(c.missing) == 0 {
 			return fmt.Sprintf("%d BGP sessions established, %d routes in the routers' kernels", c.sessions, c.wanted), nil
 		}
 		if time.Now().After(deadline) {
@@ -794,6 +882,12 @@ func (p *Process) Stop(grace time.Duration) error {
 // log file in the lab directory (Process.Log). The process is recorded in
 // the state file, so `anycastlab down` stops it too.
 func (l *Lab) StartProcess(node string, argv ...string) (*Process, error) {
+	return l.startIn(node, "process", argv)
+}
+
+// startIn starts argv in the namespace of node as a process of kind (see
+// ProcessRecord), recorded in the state file.
+func (l *Lab) startIn(node, kind string, argv []string) (*Process, error) {
 	ns, err := l.Namespace(node)
 	if err != nil {
 		return nil, err
@@ -806,7 +900,7 @@ func (l *Lab) StartProcess(node string, argv ...string) (*Process, error) {
 	l.mu.Unlock()
 	logPath := filepath.Join(l.Dir, fmt.Sprintf("%s.%s.%d.log", node, filepath.Base(argv[0]), n))
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
-	rec, err := startRecorded(cmd, filepath.Base(argv[0])+" "+node, "process", ns, logPath)
+	rec, err := startRecorded(cmd, filepath.Base(argv[0])+" "+node, kind, ns, logPath)
 	if rec.PID == 0 {
 		return nil, err
 	}

@@ -1,14 +1,100 @@
 package lab
 
 import (
+	"bytes"
+	_ "embed"
 	"fmt"
+	"net/netip"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
+// The zone every PoP serves; the same text as examples/lab/lab.example.zone.
+//
+//go:embed lab.example.zone
+var labZone []byte
+
+// Zone is the example zone the lab's nodes serve.
+const (
+	ZoneName = "lab.example."
+	zoneFile = "lab.example.zone"
+	// ProbeName is the name the scenarios ask for.
+	ProbeName = "www.lab.example."
+)
+
+// LabZone returns the text of the example zone.
+func LabZone() []byte { return bytes.Clone(labZone) }
+
+// What a lab node listens on, besides its addresses: DNS on port 53, the
+// admin API and metrics on the loopback of its own namespace (every PoP has
+// its own, so the ports are the same on each).
+const (
+	DNSPort     = 53
+	AdminPort   = 8053
+	MetricsPort = 9153
+)
+
+// NodeTiming is how quickly a lab node notices trouble and how long it keeps
+// answering after it withdrew.
+type NodeTiming struct {
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	Rise, Fall     int
+	DrainPeriod    time.Duration
+}
+
+// DefaultNodeTiming: a dead DNS listener is withdrawn after two failed
+// rounds (200-300 ms), a recovered one announced after three good ones.
+var DefaultNodeTiming = NodeTiming{
+	HealthInterval: 100 * time.Millisecond,
+	HealthTimeout:  80 * time.Millisecond,
+	Rise:           3,
+	Fall:           2,
+	DrainPeriod:    1500 * time.Millisecond,
+}
+
+// NodeConfig is anycastd's node configuration as the lab generates it for
+// each PoP (see examples/node.yaml for every key). Durations are strings
+// ("9s") as in every anycastd config file.
+type NodeConfig struct {
+	Identity    NodeIdentity `yaml:"identity"`
+	Listen      []string     `yaml:"listen"`
+	Zones       []NodeZone   `yaml:"zones"`
+	Admin       NodeListen   `yaml:"admin"`
+	Metrics     NodeListen   `yaml:"metrics"`
+	DrainPeriod string       `yaml:"drain_period"`
+	BGP         NodeBGP      `yaml:"bgp"`
+	Health      NodeHealth   `yaml:"health"`
+}
+
+// NodeIdentity is the node's name, which its NSID answers carry.
+type NodeIdentity struct {
+	Name string `yaml:"name"`
+}
+
+// NodeZone is a zone served from a file (relative to the config file).
+type NodeZone struct {
+	Name string `yaml:"name"`
+	File string `yaml:"file"`
+}
+
+// NodeListen is an HTTP endpoint's address.
+type NodeListen struct {
+	Listen string `yaml:"listen"`
+}
+
+// NodeHealth is the self-check that decides whether the node announces.
+type NodeHealth struct {
+	Interval  string `yaml:"interval"`
+	Timeout   string `yaml:"timeout"`
+	Rise      int    `yaml:"rise"`
+	Fall      int    `yaml:"fall"`
+	QueryAddr string `yaml:"query_addr"`
+}
+
 // NodeBGP is the bgp section of anycastd's node configuration, as the lab
-// generates it for each PoP. Durations are strings ("9s") as in every
-// anycastd config file.
+// generates it for each PoP.
 type NodeBGP struct {
 	ASN      uint32         `yaml:"asn"`
 	RouterID string         `yaml:"router_id"`
@@ -36,7 +122,8 @@ type NodeBFD struct {
 
 // NodeAnnounce is one prefix the node announces while healthy.
 type NodeAnnounce struct {
-	Prefix string `yaml:"prefix"`
+	Prefix  string `yaml:"prefix"`
+	NextHop string `yaml:"next_hop"`
 }
 
 // nodeBGP builds the bgp section for a PoP: one session per address family
@@ -61,26 +148,78 @@ func (p *plan) nodeBGP(pop string) (NodeBGP, error) {
 			BFD:          NodeBFD{Enabled: true, Interval: t.BFD.Interval.String(), Multiplier: t.BFD.Multiplier},
 		})
 	}
+	// Every session offers every prefix, but each router session carries
+	// one family (BIRD negotiates only its channel's), so a prefix goes
+	// over the session of its family; its next hop is the PoP's end of the
+	// link in that family, which anycastd needs spelled out because "next
+	// hop self" has no meaning over a session of the other family.
+	up := p.uplink(pop)
+	local, _, _ := up.End(pop)
 	for _, a := range t.Anycast {
-		cfg.Announce = append(cfg.Announce, NodeAnnounce{Prefix: a.String()})
+		nh := local.Addr4
+		if a.Addr().Is6() {
+			nh = local.Addr6
+		}
+		cfg.Announce = append(cfg.Announce, NodeAnnounce{Prefix: a.String(), NextHop: nh.String()})
 	}
 	return cfg, nil
 }
 
-// nodeConfig renders the node configuration file for a PoP. Only the bgp
-// section is the lab's to know; a scenario adds the rest (zones, listeners)
-// when it starts anycastd there.
-func (p *plan) nodeConfig(pop string) ([]byte, error) {
+// healthAddr is where a node checks itself: the first IPv4 anycast address
+// (else the first anycast address), port 53, so that a listener that fails
+// on the anycast address withdraws the node.
+func (p *plan) healthAddr() netip.AddrPort {
+	a := p.topo.Anycast[0].Addr()
+	for _, pf := range p.topo.Anycast {
+		if pf.Addr().Is4() {
+			a = pf.Addr()
+			break
+		}
+	}
+	return netip.AddrPortFrom(a, DNSPort)
+}
+
+// nodeConfigFor builds the complete node configuration of a PoP: identity =
+// the PoP's name (its NSID), DNS on every anycast address and on its unicast
+// addresses, the lab zone, admin and metrics on the namespace's loopback,
+// BGP with BFD to its router, and the self-check on the anycast address.
+func (p *plan) nodeConfigFor(pop string, tm NodeTiming) (NodeConfig, error) {
 	bgp, err := p.nodeBGP(pop)
+	if err != nil {
+		return NodeConfig{}, err
+	}
+	n, _ := p.node(pop)
+	cfg := NodeConfig{
+		Identity:    NodeIdentity{Name: n.Name},
+		Zones:       []NodeZone{{Name: ZoneName, File: zoneFile}},
+		Admin:       NodeListen{Listen: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), AdminPort).String()},
+		Metrics:     NodeListen{Listen: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), MetricsPort).String()},
+		DrainPeriod: tm.DrainPeriod.String(),
+		BGP:         bgp,
+		Health: NodeHealth{
+			Interval: tm.HealthInterval.String(), Timeout: tm.HealthTimeout.String(),
+			Rise: tm.Rise, Fall: tm.Fall, QueryAddr: p.healthAddr().String(),
+		},
+	}
+	for _, a := range p.topo.Anycast {
+		cfg.Listen = append(cfg.Listen, netip.AddrPortFrom(a.Addr(), DNSPort).String())
+	}
+	for _, a := range n.Addrs() {
+		cfg.Listen = append(cfg.Listen, netip.AddrPortFrom(a, DNSPort).String())
+	}
+	return cfg, nil
+}
+
+// nodeConfig renders the node configuration file of a PoP.
+func (p *plan) nodeConfig(pop string, tm NodeTiming) ([]byte, error) {
+	cfg, err := p.nodeConfigFor(pop, tm)
 	if err != nil {
 		return nil, err
 	}
-	body, err := yaml.Marshal(struct {
-		BGP NodeBGP `yaml:"bgp"`
-	}{bgp})
+	body, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("node config for %s: %w", pop, err)
 	}
-	head := fmt.Sprintf("# Generated by anycastlab for %s of lab %s: the BGP section of\n# `anycastd node -config`; anycast %v is configured on lo.\n", pop, p.id, p.topo.Anycast)
+	head := fmt.Sprintf("# Generated by anycastlab for %s of lab %s: `anycastd node -config` in\n# the PoP's namespace; anycast %v is configured on lo.\n", pop, p.id, p.topo.Anycast)
 	return append([]byte(head), body...), nil
 }

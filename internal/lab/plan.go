@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -84,6 +85,15 @@ type plan struct {
 	nodes  []*Node
 	byName map[string]*Node
 	links  []*Link
+	// added are PoPs added after the lab was built; their links follow the
+	// topology's, so that no address of the running lab moves.
+	added []AddedPoP
+}
+
+// AddedPoP is a PoP added to a running lab (Lab.AddPoP).
+type AddedPoP struct {
+	Region string `json:"region"`
+	PoP    PoP    `json:"pop"`
 }
 
 func nodeName(region, member string) string { return region + "-" + member }
@@ -93,48 +103,96 @@ func NamespacePrefix(id string) string { return "acl-" + id + "-" }
 
 func newPlan(id string, t *Topology) *plan {
 	p := &plan{id: id, topo: t, byName: map[string]*Node{}}
-	add := func(n *Node) {
-		n.Namespace = NamespacePrefix(id) + n.Name
-		p.nodes = append(p.nodes, n)
-		p.byName[n.Name] = n
-	}
-	connect := func(a, b *Node, spec LinkSpec) {
-		i := len(p.links)
-		p.links = append(p.links, &Link{
-			Name: a.Name + "~" + b.Name,
-			Spec: spec,
-			A:    LinkEnd{Node: a.Name, Ifname: b.Name, Addr4: nthAddr(t.LinkPool4.Addr(), 2*i), Addr6: nthAddr(t.LinkPool6.Addr(), 2*i)},
-			B:    LinkEnd{Node: b.Name, Ifname: a.Name, Addr4: nthAddr(t.LinkPool4.Addr(), 2*i+1), Addr6: nthAddr(t.LinkPool6.Addr(), 2*i+1)},
-		})
-	}
 	for _, r := range t.Regions {
 		router := &Node{Name: nodeName(r.Name, "router"), Role: RoleRouter, Region: r.Name, ASN: r.ASN, Addr4: r.Loopback4, Addr6: r.Loopback6}
-		add(router)
+		p.add(router)
 		for _, pop := range r.PoPs {
-			n := &Node{Name: nodeName(r.Name, pop.Name), Role: RolePoP, Region: r.Name, ASN: pop.ASN, Addr4: pop.Unicast4, Addr6: pop.Unicast6}
-			add(n)
-			spec := r.Link
-			if pop.Link != nil {
-				spec = *pop.Link
-			}
-			connect(router, n, spec)
+			p.addPoPNode(r, router, pop)
 		}
 		for _, c := range r.Clients {
 			n := &Node{Name: nodeName(r.Name, c.Name), Role: RoleClient, Region: r.Name,
 				Addr4: c.Network4.Addr().Next(), Addr6: c.Network6.Addr().Next(),
 				Network4: c.Network4, Network6: c.Network6}
-			add(n)
+			p.add(n)
 			spec := r.Link
 			if c.Link != nil {
 				spec = *c.Link
 			}
-			connect(router, n, spec)
+			p.connect(router, n, spec)
 		}
 	}
 	for _, l := range t.Links {
-		connect(p.byName[nodeName(l.A, "router")], p.byName[nodeName(l.B, "router")], l.LinkSpec)
+		p.connect(p.byName[nodeName(l.A, "router")], p.byName[nodeName(l.B, "router")], l.LinkSpec)
 	}
 	return p
+}
+
+func (p *plan) add(n *Node) {
+	n.Namespace = NamespacePrefix(p.id) + n.Name
+	p.nodes = append(p.nodes, n)
+	p.byName[n.Name] = n
+}
+
+// connect adds a link from a to b with the next addresses of the pools.
+func (p *plan) connect(a, b *Node, spec LinkSpec) *Link {
+	i := len(p.links)
+	t := p.topo
+	k := &Link{
+		Name: a.Name + "~" + b.Name,
+		Spec: spec,
+		A:    LinkEnd{Node: a.Name, Ifname: b.Name, Addr4: nthAddr(t.LinkPool4.Addr(), 2*i), Addr6: nthAddr(t.LinkPool6.Addr(), 2*i)},
+		B:    LinkEnd{Node: b.Name, Ifname: a.Name, Addr4: nthAddr(t.LinkPool4.Addr(), 2*i+1), Addr6: nthAddr(t.LinkPool6.Addr(), 2*i+1)},
+	}
+	p.links = append(p.links, k)
+	return k
+}
+
+func (p *plan) addPoPNode(r Region, router *Node, pop PoP) (*Node, *Link) {
+	n := &Node{Name: nodeName(r.Name, pop.Name), Role: RolePoP, Region: r.Name, ASN: pop.ASN, Addr4: pop.Unicast4, Addr6: pop.Unicast6}
+	p.add(n)
+	spec := r.Link
+	if pop.Link != nil {
+		spec = *pop.Link
+	}
+	return n, p.connect(router, n, spec)
+}
+
+// withAdded returns a copy of the topology with every added PoP, and a, in
+// its region: what the lab is once a is added, for validation.
+func (p *plan) withAdded(more ...AddedPoP) *Topology {
+	t := *p.topo
+	t.Regions = slices.Clone(t.Regions)
+	for i := range t.Regions {
+		t.Regions[i].PoPs = slices.Clone(t.Regions[i].PoPs)
+	}
+	for _, a := range append(slices.Clone(p.added), more...) {
+		for i := range t.Regions {
+			if t.Regions[i].Name == a.Region {
+				t.Regions[i].PoPs = append(t.Regions[i].PoPs, a.PoP)
+			}
+		}
+	}
+	return &t
+}
+
+// addPoP adds a PoP to a region of the plan, after checking that the lab
+// with it is still a valid topology. Its link comes after every other.
+func (p *plan) addPoP(a AddedPoP) (*Node, *Link, error) {
+	var region *Region
+	for i := range p.topo.Regions {
+		if p.topo.Regions[i].Name == a.Region {
+			region = &p.topo.Regions[i]
+		}
+	}
+	if region == nil {
+		return nil, nil, fmt.Errorf("add pop: no region %q", a.Region)
+	}
+	if err := p.withAdded(a).Validate(); err != nil {
+		return nil, nil, fmt.Errorf("add pop %s to region %s: %w", a.PoP.Name, a.Region, err)
+	}
+	p.added = append(p.added, a)
+	n, k := p.addPoPNode(*region, p.byName[nodeName(a.Region, "router")], a.PoP)
+	return n, k, nil
 }
 
 // nthAddr returns a+n.

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ProcessRecord identifies a process the lab started. PID and the start
@@ -68,22 +71,52 @@ func startRecorded(cmd *exec.Cmd, name, kind, namespace, logPath string) (Proces
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	// The lab's network (wires, BIRD and its BFD, anycastd and its BFD)
+	// runs ahead of whatever else loads the machine, so that delays and
+	// BFD timers hold. The child inherits the priority of the thread that
+	// starts it, so every thread it ever creates has it too (setting it
+	// after the start would miss the threads a Go program creates at
+	// once). Failing to raise it only costs precision.
+	nice := 0
+	if kind != "process" {
+		nice = labNice
+	}
+	if err := startNice(cmd, nice); err != nil {
 		return ProcessRecord{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	rec := ProcessRecord{Name: name, Kind: kind, Namespace: namespace, PID: cmd.Process.Pid, Log: logPath}
-	if kind != "process" {
-		// The lab's network (wires, BIRD and its BFD) runs ahead of
-		// whatever else loads the machine, so that delays and BFD timers
-		// hold. Failing to raise it only costs precision.
-		_ = syscall.Setpriority(syscall.PRIO_PROCESS, rec.PID, labNice)
-	}
 	_, rec.StartTime, err = procStat(rec.PID)
 	if err != nil {
 		// It died at once; it has been started, so let the caller see why.
 		return rec, fmt.Errorf("start %s: exited at once, see %s", name, logPath)
 	}
 	return rec, nil
+}
+
+// startNice starts cmd from a thread running at nice (0: unchanged), which
+// the child inherits.
+func startNice(cmd *exec.Cmd, nice int) error {
+	if nice == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	// getpriority(2) returns 20-nice.
+	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err == nil {
+		err = unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
+	}
+	if err != nil {
+		runtime.UnlockOSThread()
+		return cmd.Start()
+	}
+	err = cmd.Start()
+	if rerr := unix.Setpriority(unix.PRIO_PROCESS, tid, 20-raw); rerr == nil {
+		runtime.UnlockOSThread()
+	}
+	// Else the thread stays locked to this goroutine and ends with it,
+	// so that no other goroutine runs at the raised priority.
+	return err
 }
 
 // stopProcesses sends SIGTERM to every live recorded process, waits up to
@@ -94,6 +127,9 @@ func stopProcesses(recs []ProcessRecord, grace time.Duration) error {
 	for _, r := range recs {
 		if r.alive() {
 			if err := syscall.Kill(r.PID, syscall.SIGTERM); err == nil {
+				// A process a scenario froze (SIGSTOP) must run to
+				// act on the SIGTERM.
+				_ = syscall.Kill(r.PID, syscall.SIGCONT)
 				live = append(live, r)
 			}
 		}
@@ -125,4 +161,25 @@ func waitGone(recs []ProcessRecord, d time.Duration) []ProcessRecord {
 		recs = left
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// RaisePriority puts every thread of this process at the lab's raised
+// priority; threads created later inherit it. anycastlab calls it before a
+// scenario so that the clients' query loops keep time like the daemons.
+func RaisePriority() error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("raise priority: %w", err)
+	}
+	var errs []error
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, labNice); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("raise priority of thread %d: %w", tid, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -26,6 +26,10 @@ type State struct {
 	Created    time.Time       `json:"created"`
 	Ready      bool            `json:"ready"`
 	Speakers   bool            `json:"speakers"` // BIRD stands in for the PoPs' BGP speakers
+	Anycastd   string          `json:"anycastd,omitempty"` // the binary running on the PoPs
+	// Added are the PoPs added to the running lab (AddPoP), in order; their
+	// links come after the topology's.
+	Added []AddedPoP `json:"added,omitempty"`
 	Topology   *Topology       `json:"topology"`
 	Namespaces []string        `json:"namespaces"` // created, in order
 	Processes  []ProcessRecord `json:"processes"`

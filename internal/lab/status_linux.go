@@ -25,11 +25,18 @@ func Attach(stateDir, id string, logger *slog.Logger) (*Lab, error) {
 	if st.Topology == nil {
 		return nil, fmt.Errorf("lab %s: state has no topology", id)
 	}
-	opts := Options{ID: id, StateDir: stateDir, Speakers: st.Speakers, Bird: "bird", Birdc: "birdc", Progress: io.Discard, Logger: logger}
+	opts := Options{ID: id, StateDir: stateDir, Speakers: st.Speakers, Anycastd: st.Anycastd, Timing: DefaultNodeTiming,
+		Bird: "bird", Birdc: "birdc", Progress: io.Discard, Logger: logger}
+	p := newPlan(id, st.Topology)
+	for _, a := range st.Added {
+		if _, _, err := p.addPoP(a); err != nil {
+			return nil, fmt.Errorf("lab %s: %w", id, err)
+		}
+	}
 	return &Lab{
-		ID: id, Dir: st.Dir, plan: newPlan(id, st.Topology), opts: opts, start: st.Created,
+		ID: id, Dir: st.Dir, plan: p, opts: opts, start: st.Created,
 		log: logger.With("component", "lab", "lab", id), state: st,
-		handles: map[string]*nsHandle{}, procs: map[int]*Process{},
+		handles: map[string]*nsHandle{}, procs: map[int]*Process{}, nodes: map[string]*Process{},
 	}, nil
 }
 

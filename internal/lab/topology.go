@@ -120,8 +120,8 @@ type RegionLink struct {
 const (
 	defaultHoldTime      = 9 * time.Second
 	defaultKeepalive     = 3 * time.Second
-	defaultBFDInterval   = 200 * time.Millisecond
-	defaultBFDMultiplier = 5
+	defaultBFDInterval   = 100 * time.Millisecond
+	defaultBFDMultiplier = 3
 	maxDelay             = 10 * time.Second
 )
 

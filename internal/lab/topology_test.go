@@ -108,7 +108,7 @@ regions:
 		LinkPool4: netip.MustParsePrefix("100.64.0.0/16"),
 		LinkPool6: netip.MustParsePrefix("2001:db8:ffff::/48"),
 		BGP:       BGPTimers{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second},
-		BFD:       BFD{Interval: 200 * time.Millisecond, Multiplier: 5},
+		BFD:       BFD{Interval: 100 * time.Millisecond, Multiplier: 3},
 		Regions: []Region{{Name: "A", ASN: 65001,
 			Loopback4: netip.MustParseAddr("203.0.113.1"), Loopback6: netip.MustParseAddr("2001:db8:0:1::1")}},
 	}

@@ -1,0 +1,180 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anycastdns/anycastdns/internal/lab"
+)
+
+// demoScenarios is the demo's story, between up and down.
+var demoScenarios = []string{"catchment", "latency", "drain", "crash", "hang"}
+
+// runScenarios is "anycastlab scenario NAME" and "anycastlab demo": bring a
+// lab up with anycastd on every PoP, run the scenarios, print their tables
+// (or JSON lines), bring the lab down (unless -keep).
+func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []string, stateDir, id string, logger func() *slog.Logger, stdout, stderr io.Writer) error {
+	topoFile := fs.String("topology", "", "topology YAML (default: the embedded default)")
+	anycastd := fs.String("anycastd", "", "anycastd binary (default: next to anycastlab, else built from the module in the working directory, else $PATH)")
+	asJSON := fs.Bool("json", false, "print one JSON object per client and transport on stdout (tables go to stderr)")
+	keep := fs.Bool("keep", false, "leave the lab running afterwards (anycastlab down removes it)")
+	pop := fs.String("pop", "", "PoP the failover scenarios hit (default: the central PoP, B-pop in the default topology)")
+	rate := fs.Int("rate", 100, "queries per second per client in the failover scenarios")
+	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
+	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var names []string
+	switch cmd {
+	case "demo":
+		if fs.NArg() != 0 {
+			return errors.New("usage: anycastlab demo [flags]")
+		}
+		names = demoScenarios
+	default:
+		if fs.NArg() != 1 || !slices.Contains(lab.Scenarios, fs.Arg(0)) {
+			return fmt.Errorf("usage: anycastlab scenario NAME [flags]; NAME is one of %s", strings.Join(lab.Scenarios, ", "))
+		}
+		names = []string{fs.Arg(0)}
+	}
+	topo, err := loadTopology(*topoFile)
+	if err != nil {
+		return err
+	}
+	bin, err := findAnycastd(ctx, *anycastd, stderr)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the wires: %w", err)
+	}
+	// The clients' query loops run in this process: keep them on time
+	// like the daemons.
+	if err := lab.RaisePriority(); err != nil {
+		fmt.Fprintf(stderr, "anycastlab: %v (timings may suffer under load)\n", err)
+	}
+	tables, lines := stdout, io.Discard
+	if *asJSON {
+		tables, lines = stderr, stdout
+	}
+	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Progress: stderr}
+	t0 := time.Now()
+	// scale-out compares the routers without and with ECMP: one lab each.
+	variants := []*lab.Topology{topo}
+	if names[0] == "scale-out" {
+		on := *topo
+		on.ECMP = !topo.ECMP
+		variants = []*lab.Topology{topo, &on}
+		if topo.ECMP {
+			variants = []*lab.Topology{&on, topo}
+		}
+	}
+	var steps []string
+	for i, t := range variants {
+		labID := id
+		if labID != "" && len(variants) > 1 {
+			labID = fmt.Sprintf("%s%d", id, i)
+		}
+		s, err := runOnLab(ctx, t, names, lab.Options{
+			ID: labID, StateDir: stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
+			Progress: stderr, Logger: logger(),
+		}, opts, *keep, tables, lines)
+		steps = append(steps, s...)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(tables, "\n%s: %s; total %.1fs\n", cmd, strings.Join(steps, ", "), time.Since(t0).Seconds())
+	return nil
+}
+
+// runOnLab brings one lab up, runs the scenarios on it and brings it down
+// (also on failure and Ctrl-C). It returns the time of each step.
+func runOnLab(ctx context.Context, topo *lab.Topology, names []string, lopts lab.Options, sopts lab.ScenarioOptions, keep bool, tables, lines io.Writer) (steps []string, err error) {
+	t := time.Now()
+	l, err := lab.Up(ctx, topo, lopts)
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, fmt.Sprintf("up %.1fs", time.Since(t).Seconds()))
+	defer func() {
+		if keep && err == nil {
+			fmt.Fprintf(tables, "lab %s kept: anycastlab down -id %s removes it\n", l.ID, l.ID)
+			return
+		}
+		t := time.Now()
+		if derr := l.Down(); derr != nil {
+			err = errors.Join(err, derr)
+			return
+		}
+		steps = append(steps, fmt.Sprintf("down %.1fs", time.Since(t).Seconds()))
+	}()
+	for _, name := range names {
+		r, err := l.RunScenario(ctx, name, sopts)
+		if err != nil {
+			return steps, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		steps = append(steps, fmt.Sprintf("%s %.1fs", name, r.Duration.Seconds()))
+		if err := r.WriteTable(tables); err != nil {
+			return steps, err
+		}
+		if err := r.WriteJSON(lines); err != nil {
+			return steps, err
+		}
+	}
+	return steps, nil
+}
+
+// findAnycastd returns the anycastd binary to run on the PoPs: the flag,
+// else anycastd beside this executable, else one built from the module in
+// the working directory, else anycastd on $PATH.
+func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (string, error) {
+	if flagged != "" {
+		p, err := filepath.Abs(flagged)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("-anycastd: %w", err)
+		}
+		return p, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "anycastd")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
+			return p, nil
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "go", "list", "-m").Output(); err == nil && strings.TrimSpace(string(out)) == "github.com/anycastdns/anycastdns" {
+		dir, err := os.MkdirTemp("", "anycastlab-bin-")
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, "anycastd")
+		fmt.Fprintf(stderr, "anycastlab: building %s\n", p)
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", p, "./cmd/anycastd").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, out)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath("anycastd")
+	if err != nil {
+		return "", errors.New("no anycastd: give -anycastd PATH, put it beside anycastlab, or run from the source tree")
+	}
+	return p, nil
+}

@@ -1,0 +1,284 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Scenarios anycastlab can run, in the order of the usage text.
+var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out"}
+
+// Line is one client's outcome in a scenario: one JSON object per line
+// with -json. Fields that do not apply to a scenario are left out, except
+// switch_ms and recover_ms, which are null when nothing switched or
+// recovered.
+type Line struct {
+	Scenario  string `json:"scenario"`
+	Client    string `json:"client"`
+	Transport string `json:"transport"`
+	// PoP served the client's last good answer, by NSID.
+	PoP  string `json:"pop"`
+	Sent int    `json:"sent"`
+	Lost int    `json:"lost"`
+	// SwitchMS is the time from the injected event to the first answer
+	// from another PoP (scale-out: from the new PoP's start to its first
+	// answer to this client).
+	SwitchMS *float64 `json:"switch_ms"`
+	// RecoverMS is the time from the end of the event (undrain, restart,
+	// resume, repair) to the first answer again from the original PoP.
+	RecoverMS *float64 `json:"recover_ms"`
+
+	// Failover scenarios: the PoP the event hit and the one that served
+	// the client before it.
+	Target    string `json:"target,omitempty"`
+	PoPBefore string `json:"pop_before,omitempty"`
+	// Catchment: the PoPs nearest to the client by link delay (several
+	// when they tie, comma-separated).
+	Nearest string `json:"nearest,omitempty"`
+	// Latency: query times to the anycast address and to one PoP's
+	// unicast address.
+	AnycastP50 *float64 `json:"anycast_p50_ms,omitempty"`
+	AnycastP95 *float64 `json:"anycast_p95_ms,omitempty"`
+	UnicastPoP string   `json:"unicast_pop,omitempty"`
+	UnicastP50 *float64 `json:"unicast_p50_ms,omitempty"`
+	UnicastP95 *float64 `json:"unicast_p95_ms,omitempty"`
+	// Scale-out: ECMP in the routers, the PoP added, and the answers per
+	// PoP before it started and in the last seconds of the run.
+	ECMP       *bool          `json:"ecmp,omitempty"`
+	NewPoP     string         `json:"new_pop,omitempty"`
+	PoPsBefore map[string]int `json:"pops_before,omitempty"`
+	PoPsAfter  map[string]int `json:"pops_after,omitempty"`
+}
+
+// Result is the outcome of one scenario.
+type Result struct {
+	Scenario string
+	// Notes is the timeline and what was measured besides the lines.
+	Notes    []string
+	Lines    []Line
+	Duration time.Duration
+}
+
+func (r *Result) notef(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// WriteJSON writes one JSON object per line.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	for _, l := range r.Lines {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) *float64 {
+	v := math.Round(float64(d.Microseconds())/100) / 10
+	return &v
+}
+
+func fmtMS(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *v)
+}
+
+func fmtCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// WriteTable prints the result as a table under a heading with the notes.
+func (r *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "\n== %s (%.1fs)\n", r.Scenario, r.Duration.Seconds())
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "   %s\n", n)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	switch r.Scenario {
+	case "catchment":
+		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP (NSID)\tNEAREST\tANSWERED\t")
+		for _, l := range r.Lines {
+			mark := ""
+			if !slices.Contains(strings.Split(l.Nearest, ","), l.PoP) {
+				mark = "  <- not the nearest"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", l.Client, l.Transport, orDash(l.PoP), l.Nearest, l.Sent-l.Lost, l.Sent, mark)
+		}
+	case "latency":
+		fmt.Fprintln(tw, "CLIENT\tANYCAST POP\tANYCAST p50/p95 ms\tUNICAST POP\tUNICAST p50/p95 ms\tLOST\t")
+		for _, l := range r.Lines {
+			fmt.Fprintf(tw, "%s\t%s\t%s / %s\t%s\t%s / %s\t%d/%d\t\n", l.Client, orDash(l.PoP), fmtMS(l.AnycastP50), fmtMS(l.AnycastP95),
+				l.UnicastPoP, fmtMS(l.UnicastP50), fmtMS(l.UnicastP95), l.Lost, l.Sent)
+		}
+	case "scale-out":
+		fmt.Fprintln(tw, "ECMP\tCLIENT\tTRANSPORT\tBEFORE (answers by PoP)\tAFTER (last 2 s)\tNEW POP FIRST ms\tSENT\tLOST\t")
+		for _, l := range r.Lines {
+			fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", l.ECMP != nil && *l.ECMP, l.Client, l.Transport, fmtCounts(l.PoPsBefore), fmtCounts(l.PoPsAfter),
+				fmtMS(l.SwitchMS), l.Sent, l.Lost)
+		}
+	default:
+		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t")
+		for _, l := range r.Lines {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", l.Client, l.Transport, orDash(l.PoPBefore), orDash(l.PoP), l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS))
+		}
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// failover is what one client saw around an event: the PoP before it, the
+// first answer from another PoP after it, the first answer from the
+// original PoP after the event ended.
+type failover struct {
+	sent, lost int
+	before     string // PoP of the last good answer received before the event
+	last       string // PoP of the last good answer
+	switched   time.Duration
+	recovered  time.Duration
+	didSwitch  bool
+	didRecover bool
+}
+
+// analyzeFailover reads a stream's answers around an event that began at
+// event and ended at end.
+func analyzeFailover(qs []Answer, event, end time.Time) failover {
+	var f failover
+	f.sent = len(qs)
+	for _, a := range qs {
+		if !a.OK() {
+			f.lost++
+		}
+	}
+	// Answers in the order they arrived.
+	ok := make([]Answer, 0, len(qs))
+	for _, a := range qs {
+		if a.OK() {
+			ok = append(ok, a)
+		}
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].Recv.Before(ok[j].Recv) })
+	for _, a := range ok {
+		if a.Recv.Before(event) {
+			f.before = a.PoP
+		}
+		f.last = a.PoP
+	}
+	for _, a := range ok {
+		if !a.Recv.Before(event) && a.PoP != f.before && f.before != "" {
+			f.switched, f.didSwitch = a.Recv.Sub(event), true
+			break
+		}
+	}
+	if f.didSwitch {
+		for _, a := range ok {
+			if !a.Recv.Before(end) && a.PoP == f.before {
+				f.recovered, f.didRecover = a.Recv.Sub(end), true
+				break
+			}
+		}
+	}
+	return f
+}
+
+// percentile returns the p-th percentile (0..100) of ds by the
+// nearest-rank method; 0 when ds is empty.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+// delays returns the one-way delay of the lowest-delay path from node to
+// every other node, over the plan's links.
+func (p *plan) delays(from string) map[string]time.Duration {
+	dist := map[string]time.Duration{from: 0}
+	for range p.nodes { // Bellman-Ford: the graph is tiny
+		changed := false
+		for _, k := range p.links {
+			for _, e := range [][2]string{{k.A.Node, k.B.Node}, {k.B.Node, k.A.Node}} {
+				if d, ok := dist[e[0]]; ok {
+					if old, ok := dist[e[1]]; !ok || d+k.Spec.Delay < old {
+						dist[e[1]] = d + k.Spec.Delay
+						changed = true
+					}
+				}
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	return dist
+}
+
+// nearestPoPs returns the PoPs with the lowest path delay from a node, in
+// plan order (several when they tie).
+func (p *plan) nearestPoPs(from string) []string {
+	dist := p.delays(from)
+	var best []string
+	var bestD time.Duration
+	for _, n := range p.nodes {
+		d, ok := dist[n.Name]
+		if n.Role != RolePoP || !ok {
+			continue
+		}
+		switch {
+		case len(best) == 0 || d < bestD:
+			best, bestD = []string{n.Name}, d
+		case d == bestD:
+			best = append(best, n.Name)
+		}
+	}
+	return best
+}
+
+// centralPoP is the PoP whose worst path delay to any client is lowest:
+// the best place for a single unicast server, and the PoP the failover
+// scenarios hit by default.
+func (p *plan) centralPoP() string {
+	best, bestD := "", time.Duration(-1)
+	for _, n := range p.nodes {
+		if n.Role != RolePoP {
+			continue
+		}
+		dist := p.delays(n.Name)
+		var worst time.Duration
+		for _, c := range p.nodes {
+			if c.Role == RoleClient {
+				worst = max(worst, dist[c.Name])
+			}
+		}
+		if bestD < 0 || worst < bestD {
+			best, bestD = n.Name, worst
+		}
+	}
+	return best
+}
