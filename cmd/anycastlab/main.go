@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(lab.DefaultTopologyYAML())
 		return err
 	case "scenario", "demo":
-		return runScenarios(ctx, cmd, fs, args, *stateDir, *id, logger, stdout, stderr)
+		return runScenarios(ctx, cmd, fs, args, stateDir, id, logger, stdout, stderr)
 	case "wire":
 		// Hidden: one link's wire, started by up with the link's two TUN
 		// devices as descriptors 3 and 4.

@@ -25,7 +25,8 @@ var demoScenarios = []string{"catchment", "latency", "drain", "crash", "hang"}
 // runScenarios is "anycastlab scenario NAME" and "anycastlab demo": bring a
 // lab up with anycastd on every PoP, run the scenarios, print their tables
 // (or JSON lines), bring the lab down (unless -keep).
-func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []string, stateDir, id string, logger func() *slog.Logger, stdout, stderr io.Writer) error {
+// stateDir and id are flags of fs, read once it is parsed.
+func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []string, stateDir, id *string, logger func() *slog.Logger, stdout, stderr io.Writer) error {
 	topoFile := fs.String("topology", "", "topology YAML (default: the embedded default)")
 	anycastd := fs.String("anycastd", "", "anycastd binary (default: next to anycastlab, else built from the module in the working directory, else $PATH)")
 	asJSON := fs.Bool("json", false, "print one JSON object per client and transport on stdout (tables go to stderr)")
@@ -34,21 +35,27 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	rate := fs.Int("rate", 100, "queries per second per client in the failover scenarios")
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
 	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
+	// "scenario NAME [flags]" as well as "scenario [flags] NAME".
+	var positional []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		positional, args = args[:1], args[1:]
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	positional = append(positional, fs.Args()...)
 	var names []string
 	switch cmd {
 	case "demo":
-		if fs.NArg() != 0 {
+		if len(positional) != 0 {
 			return errors.New("usage: anycastlab demo [flags]")
 		}
 		names = demoScenarios
 	default:
-		if fs.NArg() != 1 || !slices.Contains(lab.Scenarios, fs.Arg(0)) {
+		if len(positional) != 1 || !slices.Contains(lab.Scenarios, positional[0]) {
 			return fmt.Errorf("usage: anycastlab scenario NAME [flags]; NAME is one of %s", strings.Join(lab.Scenarios, ", "))
 		}
-		names = []string{fs.Arg(0)}
+		names = positional
 	}
 	topo, err := loadTopology(*topoFile)
 	if err != nil {
@@ -85,12 +92,12 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	}
 	var steps []string
 	for i, t := range variants {
-		labID := id
+		labID := *id
 		if labID != "" && len(variants) > 1 {
-			labID = fmt.Sprintf("%s%d", id, i)
+			labID = fmt.Sprintf("%s%d", *id, i)
 		}
 		s, err := runOnLab(ctx, t, names, lab.Options{
-			ID: labID, StateDir: stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
+			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
 			Progress: stderr, Logger: logger(),
 		}, opts, *keep, tables, lines)
 		steps = append(steps, s...)

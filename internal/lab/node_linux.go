@@ -34,8 +34,6 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-// Running reports whether the process still runs (a zombie does not).
-func (p *Process) Running() bool { return p.alive() }
 
 func (l *Lab) startNodes(ctx context.Context) (string, error) {
 	pops := l.NodesByRole(RolePoP)

@@ -54,6 +54,10 @@ func procStat(pid int) (state byte, start uint64, err error) {
 	return f[0][0], start, nil
 }
 
+// Running reports whether the recorded process still runs (a zombie does
+// not), checked against PID reuse.
+func (r ProcessRecord) Running() bool { return r.alive() }
+
 // alive reports whether the recorded process still runs (a zombie does not).
 func (r ProcessRecord) alive() bool {
 	state, start, err := procStat(r.PID)

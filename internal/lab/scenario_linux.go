@@ -458,6 +458,22 @@ func waitAll(ctx context.Context, streams []*Stream, timeout time.Duration, cond
 	}
 }
 
+// waitAny polls until cond holds for some stream or timeout passes.
+func waitAny(ctx context.Context, streams []*Stream, timeout time.Duration, cond func(*Stream) bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, s := range streams {
+			if cond(s) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // failover runs steady queries from every client while a fault hits the
 // target PoP: baseline, inject, wait for every client of the target to be
 // answered by another PoP, hold, restore, wait for them to come back.
@@ -500,6 +516,9 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 		a := s.Last()
 		return a.Recv.After(event) && a.PoP != o.Target
 	})
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
 	if !switched {
 		r.notef("not every client of %s switched within %s", o.Target, o.SwitchWait)
 	}
@@ -516,6 +535,9 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 		a := s.Last()
 		return a.Recv.After(end) && a.PoP == o.Target
 	})
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
 	if !back {
 		r.notef("not every client came back to %s within %s", o.Target, o.RecoverWait)
 	}
@@ -578,7 +600,10 @@ func (l *Lab) scaleOut(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 	}
 	announced := time.Now()
 	r.notef("%s announces (admin status) %s after its start", n.Name, announced.Sub(start).Round(time.Millisecond))
-	waitAll(ctx, streams, 3*time.Second, func(s *Stream) bool {
+	// Give the routers a moment to use the new PoP (an ECMP router
+	// spreads flows to it at once; a router without ECMP may keep its
+	// old best path), then watch the catchment for two seconds.
+	waitAny(ctx, streams, 3*time.Second, func(s *Stream) bool {
 		for _, a := range s.Answers() {
 			if a.OK() && a.PoP == n.Name {
 				return true

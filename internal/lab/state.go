@@ -21,15 +21,15 @@ const stateFile = "state.json"
 // show it. It is rewritten after every resource the lab creates, so a lab
 // that failed halfway, or whose builder was killed, can still be removed.
 type State struct {
-	ID         string          `json:"id"`
-	Dir        string          `json:"dir"`
-	Created    time.Time       `json:"created"`
-	Ready      bool            `json:"ready"`
-	Speakers   bool            `json:"speakers"` // BIRD stands in for the PoPs' BGP speakers
-	Anycastd   string          `json:"anycastd,omitempty"` // the binary running on the PoPs
+	ID       string    `json:"id"`
+	Dir      string    `json:"dir"`
+	Created  time.Time `json:"created"`
+	Ready    bool      `json:"ready"`
+	Speakers bool      `json:"speakers"`           // BIRD stands in for the PoPs' BGP speakers
+	Anycastd string    `json:"anycastd,omitempty"` // the binary running on the PoPs
 	// Added are the PoPs added to the running lab (AddPoP), in order; their
 	// links come after the topology's.
-	Added []AddedPoP `json:"added,omitempty"`
+	Added      []AddedPoP      `json:"added,omitempty"`
 	Topology   *Topology       `json:"topology"`
 	Namespaces []string        `json:"namespaces"` // created, in order
 	Processes  []ProcessRecord `json:"processes"`

@@ -1,0 +1,16 @@
+// Package lab holds the end-to-end tests of the anycast lab: a network of
+// namespaces with BIRD 2 routers and the real anycastd on every PoP, probed
+// from client namespaces (internal/lab). They assert what the lab
+// scenarios measure: catchment is the nearest PoP, a drain loses nothing, a
+// crash loses at most two queries per client at 100 q/s, a frozen node is
+// routed around in under 0.5 s (BFD), a failed DNS listener in under 1 s,
+// and a PoP added at runtime serves traffic within 5 s (ECMP); and that
+// anycastlab removes everything it built, also on Ctrl-C.
+//
+// They need root (network namespaces, TUN devices, nftables) and bird,
+// birdc, ip and nft; without root they skip, unless CI=true, where they
+// fail. anycastd and anycastlab are built once for the run (or taken from
+// ANYCASTD_BIN and ANYCASTLAB_BIN).
+//
+//	go test -v ./e2e/lab/
+package lab

@@ -1,0 +1,430 @@
+//go:build linux
+
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anycastdns/anycastdns/internal/lab"
+)
+
+// The binaries under test, built by TestMain when the tests can run.
+var anycastdBin, anycastlabBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		return m.Run() // every test skips (or fails under CI=true)
+	}
+	dir, err := os.MkdirTemp("", "anycastlab-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	for _, b := range []struct {
+		bin *string
+		env string
+		pkg string
+	}{
+		{&anycastdBin, "ANYCASTD_BIN", "github.com/anycastdns/anycastdns/cmd/anycastd"},
+		{&anycastlabBin, "ANYCASTLAB_BIN", "github.com/anycastdns/anycastdns/cmd/anycastlab"},
+	} {
+		if p := os.Getenv(b.env); p != "" {
+			if *b.bin, err = filepath.Abs(p); err != nil {
+				fmt.Fprintln(os.Stderr, b.env+":", err)
+				return 2
+			}
+			continue
+		}
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go tool not found to build %s (or set %s): %v\n", b.pkg, b.env, err)
+			return 2
+		}
+		*b.bin = filepath.Join(dir, filepath.Base(b.pkg))
+		if out, err := exec.Command(goTool, "build", "-o", *b.bin, b.pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+			return 2
+		}
+	}
+	return m.Run()
+}
+
+// needRoot skips a test that needs root, except in CI where it fails.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the lab end-to-end tests need root and CI=true: run CI as root")
+		}
+		t.Skip("the lab needs root (network namespaces, TUN devices, nftables, BIRD): run as root")
+	}
+	for _, bin := range []string{"bird", "birdc", "ip", "nft"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (CI must have it): %v", bin, err)
+			}
+			t.Skipf("%s is not installed", bin)
+		}
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// leftovers lists what of a lab is still there: namespaces with its
+// prefix and processes it recorded.
+func leftovers(id string, procs []lab.ProcessRecord) []string {
+	var left []string
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), lab.NamespacePrefix(id)) {
+			left = append(left, "namespace "+e.Name())
+		}
+	}
+	for _, p := range procs {
+		if p.Running() {
+			left = append(left, fmt.Sprintf("process %s (pid %d)", p.Name, p.PID))
+		}
+	}
+	return left
+}
+
+// upLab builds a lab with anycastd on every PoP and removes it when the
+// test ends, checking that nothing is left.
+func upLab(t *testing.T, topo *lab.Topology) *lab.Lab {
+	t.Helper()
+	stateDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l, err := lab.Up(ctx, topo, lab.Options{
+		StateDir: stateDir, WireCommand: []string{anycastlabBin, "wire"}, Anycastd: anycastdBin, Progress: testLog{t},
+	})
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		st, serr := lab.ReadState(stateDir, l.ID)
+		if err := l.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		if serr != nil {
+			t.Errorf("state: %v", serr)
+			return
+		}
+		if left := leftovers(l.ID, st.Processes); len(left) > 0 {
+			t.Errorf("left after down: %v", left)
+		}
+	})
+	// The probes run in this process: keep them on time like the daemons.
+	if err := lab.RaisePriority(); err != nil {
+		t.Logf("raise priority: %v", err)
+	}
+	return l
+}
+
+func run(t *testing.T, l *lab.Lab, name string) *lab.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r, err := l.RunScenario(ctx, name, lab.ScenarioOptions{Progress: testLog{t}})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var b bytes.Buffer
+	r.WriteTable(&b)
+	t.Log(b.String())
+	return r
+}
+
+func f(v *float64) string {
+	if v == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%.1f ms", *v)
+}
+
+// affected returns the lines of the clients the event's PoP served; a
+// failover scenario means nothing without one.
+func affected(t *testing.T, r *lab.Result) []lab.Line {
+	t.Helper()
+	var out []lab.Line
+	for _, l := range r.Lines {
+		if l.PoPBefore == l.Target {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no client was served by the target PoP before the event", r.Scenario)
+	}
+	return out
+}
+
+// checkFailover asserts what every failover must show: each client of the
+// target switched to another PoP and came back, every other client stayed
+// where it was, and everyone ends where they began.
+func checkFailover(t *testing.T, r *lab.Result, maxLost int, maxSwitch time.Duration) {
+	t.Helper()
+	for _, l := range r.Lines {
+		if l.Sent < 200 {
+			t.Errorf("%s: %d queries sent, want a steady stream", l.Client, l.Sent)
+		}
+		if l.Lost > maxLost {
+			t.Errorf("%s: %d of %d queries lost, want at most %d", l.Client, l.Lost, l.Sent, maxLost)
+		}
+		if l.PoP != l.PoPBefore || l.PoPBefore == "" {
+			t.Errorf("%s: served by %q before and %q at the end, want the same PoP", l.Client, l.PoPBefore, l.PoP)
+		}
+		if l.PoPBefore != l.Target && (l.SwitchMS != nil || l.RecoverMS != nil) {
+			t.Errorf("%s: not a client of %s, yet switched (%s) or recovered (%s)", l.Client, l.Target, f(l.SwitchMS), f(l.RecoverMS))
+		}
+	}
+	for _, l := range affected(t, r) {
+		switch {
+		case l.SwitchMS == nil:
+			t.Errorf("%s never left %s", l.Client, l.Target)
+		case *l.SwitchMS > float64(maxSwitch.Milliseconds()):
+			t.Errorf("%s switched after %s, want under %s", l.Client, f(l.SwitchMS), maxSwitch)
+		}
+		if l.RecoverMS == nil {
+			t.Errorf("%s never came back to %s", l.Client, l.Target)
+		}
+	}
+}
+
+// TestScenarios runs the catchment, latency and failover scenarios on one
+// lab of the default topology, in the order of the demo.
+func TestScenarios(t *testing.T) {
+	needRoot(t)
+	topo, err := lab.DefaultTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := upLab(t, topo)
+
+	t.Run("catchment", func(t *testing.T) {
+		r := run(t, l, "catchment")
+		got := map[string]int{}
+		for _, ln := range r.Lines {
+			got[ln.Transport]++
+			c, err := l.Node(ln.Client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// In the default topology the nearest PoP is the one in
+			// the client's own region.
+			if want := c.Region + "-pop"; ln.Nearest != want {
+				t.Errorf("%s: nearest %q, want %s", ln.Client, ln.Nearest, want)
+			}
+			if ln.PoP != ln.Nearest || ln.Lost != 0 {
+				t.Errorf("%s over %s: served by %q (%d/%d lost), want its nearest PoP %s", ln.Client, ln.Transport, ln.PoP, ln.Lost, ln.Sent, ln.Nearest)
+			}
+		}
+		want := map[string]int{"udp4": 3, "tcp4": 3, "udp6": 3, "tcp6": 3}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("lines per transport %v, want %v", got, want)
+		}
+	})
+
+	t.Run("latency", func(t *testing.T) {
+		r := run(t, l, "latency")
+		for _, ln := range r.Lines {
+			if ln.AnycastP50 == nil || ln.UnicastP50 == nil || ln.Lost != 0 {
+				t.Fatalf("%s: anycast %s unicast %s, %d lost", ln.Client, f(ln.AnycastP50), f(ln.UnicastP50), ln.Lost)
+			}
+			// The floor is the round trip over the region's links,
+			// 2 × (5 + 5) ms; anycast never does worse than one
+			// central server, and does much better away from it.
+			if *ln.AnycastP50 < 20 {
+				t.Errorf("%s: anycast p50 %s is below the links' 20 ms round trip", ln.Client, f(ln.AnycastP50))
+			}
+			if *ln.AnycastP50 > *ln.UnicastP50+5 {
+				t.Errorf("%s: anycast p50 %s worse than unicast to %s %s", ln.Client, f(ln.AnycastP50), ln.UnicastPoP, f(ln.UnicastP50))
+			}
+			c, _ := l.Node(ln.Client)
+			if c.Region+"-pop" != ln.UnicastPoP && *ln.AnycastP50 > *ln.UnicastP50-30 {
+				t.Errorf("%s: anycast p50 %s, unicast to the distant %s %s: want at least 30 ms better", ln.Client, f(ln.AnycastP50), ln.UnicastPoP, f(ln.UnicastP50))
+			}
+		}
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		// A drain withdraws but keeps answering: nothing is lost.
+		checkFailover(t, run(t, l, "drain"), 0, 2*time.Second)
+	})
+	t.Run("crash", func(t *testing.T) {
+		// The kernel closes the dead node's BGP session at once; only
+		// the queries already on their way are lost.
+		checkFailover(t, run(t, l, "crash"), 2, time.Second)
+	})
+	t.Run("hang", func(t *testing.T) {
+		// A frozen node keeps its session open: BFD (100 ms × 3) finds
+		// it. Everything sent to it meanwhile is lost.
+		checkFailover(t, run(t, l, "hang"), 60, 500*time.Millisecond)
+	})
+	t.Run("dns-failure", func(t *testing.T) {
+		// The node's self-check (every 100 ms, fall 2) withdraws it.
+		checkFailover(t, run(t, l, "dns-failure"), 120, time.Second)
+	})
+}
+
+// TestScaleOut adds a PoP to region B of a lab whose routers use ECMP: it
+// must serve traffic within 5 s of its anycastd starting, without a query
+// lost anywhere.
+func TestScaleOut(t *testing.T) {
+	needRoot(t)
+	topo, err := lab.DefaultTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.ECMP = true
+	l := upLab(t, topo)
+	r := run(t, l, "scale-out")
+	var first *float64
+	for _, ln := range r.Lines {
+		if ln.Lost != 0 {
+			t.Errorf("%s: %d of %d queries lost", ln.Client, ln.Lost, ln.Sent)
+		}
+		c, err := l.Node(ln.Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := c.Region + "-pop"
+		if len(ln.PoPsBefore) != 1 || ln.PoPsBefore[own] == 0 {
+			t.Errorf("%s: before %v, want only %s", ln.Client, ln.PoPsBefore, own)
+		}
+		switch {
+		case c.Region == "B":
+			if ln.PoPsAfter[ln.NewPoP] == 0 || ln.PoPsAfter[own] == 0 {
+				t.Errorf("%s: after %v, want its flows spread over %s and %s", ln.Client, ln.PoPsAfter, own, ln.NewPoP)
+			}
+			first = ln.SwitchMS
+		case len(ln.PoPsAfter) != 1 || ln.PoPsAfter[own] == 0:
+			t.Errorf("%s: after %v, want still only %s", ln.Client, ln.PoPsAfter, own)
+		}
+	}
+	if first == nil || *first > 5000 {
+		t.Errorf("the new PoP first served B-client %s after it started, want within 5 s", f(first))
+	}
+}
+
+// TestCLI runs `anycastlab scenario catchment -json` as a user would and
+// checks its JSON lines and that it removed its lab.
+func TestCLI(t *testing.T) {
+	needRoot(t)
+	stateDir := t.TempDir()
+	id := fmt.Sprintf("j%06d", os.Getpid()%1000000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, anycastlabBin, "scenario", "catchment", "-json", "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Log(stderr.String())
+	if err != nil {
+		t.Fatalf("anycastlab scenario catchment: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 12 {
+		t.Fatalf("%d JSON lines, want 12 (3 clients × udp4, tcp4, udp6, tcp6):\n%s", len(lines), stdout.String())
+	}
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		for _, k := range []string{"scenario", "client", "transport", "pop", "sent", "lost", "switch_ms", "recover_ms", "nearest"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("line %s has no %q", line, k)
+			}
+		}
+		if m["scenario"] != "catchment" || m["pop"] != m["nearest"] {
+			t.Errorf("line %s: want scenario catchment, pop = nearest", line)
+		}
+	}
+	if left := leftovers(id, nil); len(left) > 0 {
+		t.Errorf("left after the scenario: %v", left)
+	}
+	if ids, _ := lab.ListLabs(stateDir); len(ids) != 0 {
+		t.Errorf("labs left in %s: %v", stateDir, ids)
+	}
+}
+
+// TestCLIInterrupt sends Ctrl-C (SIGINT) to `anycastlab scenario hang`
+// while a node is frozen: it must tear down everything, the frozen node
+// included, and exit with an error.
+func TestCLIInterrupt(t *testing.T) {
+	needRoot(t)
+	stateDir := t.TempDir()
+	id := fmt.Sprintf("i%06d", os.Getpid()%1000000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, anycastlabBin, "scenario", "hang", "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var procs []lab.ProcessRecord
+	sc := bufio.NewScanner(stderr)
+	interrupted := false
+	for sc.Scan() {
+		line := sc.Text()
+		t.Log(line)
+		if !interrupted && strings.Contains(line, "frozen (SIGSTOP)") {
+			st, err := lab.ReadState(stateDir, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			procs = st.Processes
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			interrupted = true
+		}
+	}
+	err = cmd.Wait()
+	if !interrupted {
+		t.Fatalf("the scenario never froze a node (exit: %v)", err)
+	}
+	if err == nil {
+		t.Error("anycastlab exited 0 after Ctrl-C")
+	}
+	var stopped []string
+	for _, p := range procs {
+		if p.Kind == "anycastd" {
+			stopped = append(stopped, p.Name)
+		}
+	}
+	if len(stopped) < 3 {
+		t.Errorf("state had anycastd processes %v, want one per PoP", stopped)
+	}
+	if left := leftovers(id, procs); len(left) > 0 {
+		t.Errorf("left after Ctrl-C: %v", left)
+	}
+	if ids, _ := lab.ListLabs(stateDir); slices.Contains(ids, id) {
+		t.Errorf("lab %s still recorded in %s", id, stateDir)
+	}
+}
