@@ -328,6 +328,24 @@ func TestScaleOut(t *testing.T) {
 	}
 }
 
+// anycastlab returns the command anycastlab args, stopped like a user
+// would (Ctrl-C, then a kill after 30 s) if the test gives up on it, with a
+// cleanup that removes lab id from stateDir should anything of it remain.
+func anycastlab(t *testing.T, ctx context.Context, stateDir, id string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, anycastlabBin, append(args, "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 30 * time.Second
+	t.Cleanup(func() {
+		if ids, _ := lab.ListLabs(stateDir); slices.Contains(ids, id) {
+			if err := lab.Teardown(stateDir, id); err != nil {
+				t.Errorf("remove lab %s: %v", id, err)
+			}
+		}
+	})
+	return cmd
+}
+
 // TestCLI runs `anycastlab scenario catchment -json` as a user would and
 // checks its JSON lines and that it removed its lab.
 func TestCLI(t *testing.T) {
@@ -336,7 +354,7 @@ func TestCLI(t *testing.T) {
 	id := fmt.Sprintf("j%06d", os.Getpid()%1000000)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, anycastlabBin, "scenario", "catchment", "-json", "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)
+	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "catchment", "-json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -379,7 +397,7 @@ func TestCLIInterrupt(t *testing.T) {
 	id := fmt.Sprintf("i%06d", os.Getpid()%1000000)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, anycastlabBin, "scenario", "hang", "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)
+	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "hang")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -396,11 +414,12 @@ func TestCLIInterrupt(t *testing.T) {
 		if !interrupted && strings.Contains(line, "frozen (SIGSTOP)") {
 			st, err := lab.ReadState(stateDir, id)
 			if err != nil {
-				t.Fatal(err)
+				t.Error(err)
+			} else {
+				procs = st.Processes
 			}
-			procs = st.Processes
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-				t.Fatal(err)
+				t.Error(err)
 			}
 			interrupted = true
 		}

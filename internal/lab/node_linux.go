@@ -34,7 +34,6 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-
 func (l *Lab) startNodes(ctx context.Context) (string, error) {
 	pops := l.NodesByRole(RolePoP)
 	for _, n := range pops {
@@ -227,50 +226,7 @@ func (l *Lab) localPreferred(ctx context.Context) ([]string, error) {
 // NewPoP proposes a PoP to add to region: the next free name "popN", ASN
 // one above the highest PoP ASN, and unicast addresses one above the
 // highest PoP addresses (the next /64 for IPv6).
-func (l *Lab) NewPoP(region string) (PoP, error) {
-	var pop PoP
-	found := false
-	names := map[string]bool{}
-	for _, n := range l.plan.nodes {
-		if n.Region == region {
-			found = true
-			names[strings.TrimPrefix(n.Name, region+"-")] = true
-		}
-		if n.Role != RolePoP {
-			continue
-		}
-		pop.ASN = max(pop.ASN, n.ASN)
-		if !pop.Unicast4.IsValid() || pop.Unicast4.Less(n.Addr4) {
-			pop.Unicast4 = n.Addr4
-		}
-		if !pop.Unicast6.IsValid() || pop.Unicast6.Less(n.Addr6) {
-			pop.Unicast6 = n.Addr6
-		}
-	}
-	if !found {
-		return PoP{}, fmt.Errorf("no region %q", region)
-	}
-	if pop.ASN == 0 {
-		return PoP{}, errors.New("the lab has no PoP to derive a new one from")
-	}
-	for i := 2; ; i++ {
-		if name := fmt.Sprintf("pop%d", i); !names[name] {
-			pop.Name = name
-			break
-		}
-	}
-	pop.ASN++
-	pop.Unicast4 = pop.Unicast4.Next()
-	b := pop.Unicast6.As16()
-	for i := 7; i >= 0; i-- { // next /64, same interface identifier
-		b[i]++
-		if b[i] != 0 {
-			break
-		}
-	}
-	pop.Unicast6 = netip.AddrFrom16(b)
-	return pop, nil
-}
+func (l *Lab) NewPoP(region string) (PoP, error) { return l.plan.newPoP(region) }
 
 // AddPoP adds a PoP to a region of the running lab: its namespace, its link
 // to the region's router, addresses (anycast on lo), its node configuration,

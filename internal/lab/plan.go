@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -193,6 +194,54 @@ func (p *plan) addPoP(a AddedPoP) (*Node, *Link, error) {
 	p.added = append(p.added, a)
 	n, k := p.addPoPNode(*region, p.byName[nodeName(a.Region, "router")], a.PoP)
 	return n, k, nil
+}
+
+// newPoP proposes a PoP to add to region: the next free name "popN", ASN
+// one above the highest PoP ASN, and unicast addresses one above the
+// highest PoP addresses (the next /64 for IPv6).
+func (p *plan) newPoP(region string) (PoP, error) {
+	var pop PoP
+	found := false
+	names := map[string]bool{}
+	for _, n := range p.nodes {
+		if n.Region == region {
+			found = true
+			names[strings.TrimPrefix(n.Name, region+"-")] = true
+		}
+		if n.Role != RolePoP {
+			continue
+		}
+		pop.ASN = max(pop.ASN, n.ASN)
+		if !pop.Unicast4.IsValid() || pop.Unicast4.Less(n.Addr4) {
+			pop.Unicast4 = n.Addr4
+		}
+		if !pop.Unicast6.IsValid() || pop.Unicast6.Less(n.Addr6) {
+			pop.Unicast6 = n.Addr6
+		}
+	}
+	if !found {
+		return PoP{}, fmt.Errorf("no region %q", region)
+	}
+	if pop.ASN == 0 {
+		return PoP{}, errors.New("the lab has no PoP to derive a new one from")
+	}
+	for i := 2; ; i++ {
+		if name := fmt.Sprintf("pop%d", i); !names[name] {
+			pop.Name = name
+			break
+		}
+	}
+	pop.ASN++
+	pop.Unicast4 = pop.Unicast4.Next()
+	b := pop.Unicast6.As16()
+	for i := 7; i >= 0; i-- { // next /64, same interface identifier
+		b[i]++
+		if b[i] != 0 {
+			break
+		}
+	}
+	pop.Unicast6 = netip.AddrFrom16(b)
+	return pop, nil
 }
 
 // nthAddr returns a+n.
