@@ -1,0 +1,141 @@
+package zonesync
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/anycastdns/anycastdns/internal/config"
+)
+
+// TestLoopbackPrimary runs the Manager against a primary on a real socket on
+// 127.0.0.1 with the default dialer: AXFR at start, then NOTIFY and IXFR.
+func TestLoopbackPrimary(t *testing.T) {
+	p := newPrimary(t, nil, makeZone(t, 1), "")
+	addr := mustAddrPort(p.addr)
+	m, err := New(Config{
+		DataDir: t.TempDir(), Keys: testKeys(),
+		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: addr, Key: testKey}}}},
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan struct{}, 10)
+	m.OnChange(func() { changed <- struct{}{} })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitSerial := func(want uint32) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			if z := served(m, origin); z != nil && z.Serial == want {
+				return
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("serial %d not served after 20s; status %+v", want, m.Status())
+			}
+		}
+	}
+	waitSerial(1)
+	p.set(makeZone(t, 2, "loop.example.com. 300 IN A 192.0.2.222"))
+	resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0)
+	if len(resp) < 4 || resp[3]&0xf != 0 {
+		t.Fatalf("notify answer %x", resp)
+	}
+	waitSerial(2)
+	if diff := cmp.Diff(dump(t, p.current(origin)), dump(t, served(m, origin))); diff != "" {
+		t.Errorf("served differs from the primary (-primary +served):\n%s", diff)
+	}
+	if p.ixfrs.Load() != 1 {
+		t.Errorf("%d IXFRs, want 1", p.ixfrs.Load())
+	}
+}
+
+func TestFromNode(t *testing.T) {
+	n, err := config.LoadNode("../config/testdata/secondary_full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Enabled(n) {
+		t.Error("Enabled = false for a node with secondary zones")
+	}
+	c := FromNode(n)
+	if _, err := c.check(); err != nil {
+		t.Fatalf("the Config of a valid node is invalid: %v", err)
+	}
+	want := []Zone{
+		{Name: "example.net.", Primaries: []Primary{{Addr: mustAddrPort("192.0.2.10:53"), Key: "xfr-key."}, {Addr: mustAddrPort("[2001:db8::10]:5300")}}},
+		{Name: "0/25.2.0.192.in-addr.arpa.", Primaries: []Primary{{Addr: mustAddrPort("192.0.2.10:53")}}},
+	}
+	if diff := cmp.Diff(want, c.Zones, cmp.Comparer(func(a, b Primary) bool { return a == b })); diff != "" {
+		t.Errorf("zones (-want +got):\n%s", diff)
+	}
+	if len(c.Keys) != 3 || c.Keys[1].Algorithm != "hmac-sha512" || len(c.NotifyAllow) != 3 ||
+		c.Catalog == nil || c.Catalog.Zone != "catalog.invalid." || len(c.Reserved) != 1 || c.Reserved[0] != "example.com." {
+		t.Errorf("FromNode = %+v", c)
+	}
+	n.Zones, n.Catalog = n.Zones[:1], nil
+	if Enabled(n) {
+		t.Error("Enabled = true for a node with file zones only")
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	good := func() Config {
+		return Config{DataDir: "d", Keys: testKeys(), Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort("192.0.2.1:53"), Key: testKey}}}}}
+	}
+	tests := []struct {
+		name string
+		mod  func(c *Config)
+		want string
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data_dir: required"},
+		{"bad algorithm", func(c *Config) { c.Keys[0].Algorithm = "hmac-md5" }, "unsupported algorithm"},
+		{"bad secret", func(c *Config) { c.Keys[0].Secret = "%%" }, "not base64"},
+		{"unknown key", func(c *Config) { c.Zones[0].Primaries[0].Key = "x." }, `unknown key "x."`},
+		{"no primaries", func(c *Config) { c.Zones[0].Primaries = nil }, "at least one primary"},
+		{"duplicate zone", func(c *Config) { c.Zones = append(c.Zones, c.Zones[0]) }, "duplicate zone"},
+		{"catalog is a zone", func(c *Config) { c.Catalog = &Catalog{Zone: origin, Primaries: c.Zones[0].Primaries} }, "also a secondary zone"},
+		{"escaped name", func(c *Config) { c.Zones[0].Name = `a\.b.example.` }, "invalid name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good()
+			tt.mod(&c)
+			_, err := New(c, testLogger(t))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFileName(t *testing.T) {
+	tests := map[string]string{
+		"Example.COM.":               "example.com",
+		".":                          "%2E",
+		"0/25.2.0.192.in-addr.arpa.": "0%2F25.2.0.192.in-addr.arpa",
+		"_tcp.example.":              "%5Ftcp.example",
+	}
+	for in, want := range tests {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
