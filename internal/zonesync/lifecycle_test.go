@@ -98,10 +98,9 @@ func TestRetryExpireAndRecover(t *testing.T) {
 
 func TestNoDataRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, func(c *Config) { c.Timers.Initial = time.Second; c.Timers.MaxRetry = 8 * time.Second })
-		f.p.with(func(p *primary) { p.refuse = true })
+		f := newFixtureWith(t, func(c *Config) { c.Timers.Initial = time.Second; c.Timers.MaxRetry = 8 * time.Second },
+			func(p *primary) { p.refuse = true })
 		synctest.Wait()
-		// The first attempt may have raced the switch; count from here.
 		base := f.p.queries.Load()
 		time.Sleep(60 * time.Second)
 		synctest.Wait()

@@ -369,7 +369,7 @@ func (m *Manager) syncCatalog(z *zone.Zone) error {
 		if m.zones[s.name] == s {
 			m.start(s)
 		}
-		m.log.Info("catalog member added", "zone", s.name, "catalog", z.Origin, "id", s.memberID, "loaded", s.z != nil)
+		m.log.Info("catalog member added", "zone", s.name, "catalog", z.Origin, "id", s.memberID, "loaded", s.current() != nil)
 	}
 	m.mu.Unlock()
 	if len(removed)+len(added) > 0 {

@@ -25,8 +25,18 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, mod, nil)
+}
+
+// newFixtureWith is newFixture with prep applied to the primary before the
+// Manager starts.
+func newFixtureWith(t *testing.T, mod func(*Config), prep func(*primary)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, net: &pipeNet{}}
 	f.p = newPrimary(t, f.net.listen(primaryAddr), makeZone(t, 1), "")
+	if prep != nil {
+		f.p.with(prep)
+	}
 	f.cfg = Config{
 		DataDir: t.TempDir(), Keys: testKeys(),
 		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}}},
