@@ -50,6 +50,15 @@ func printSpeed(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(w, "\nSpeed: zone of %d names, %s dnsperf runs, servers pinned to CPU %d, dnsperf to CPU %d\n",
 		r.Zone.Names, o.Duration, o.ServerCPU, o.ClientCPU)
+	total := 0
+	for _, n := range r.Zone.Mix {
+		total += n
+	}
+	var mix []string
+	for _, k := range kindNames {
+		mix = append(mix, fmt.Sprintf("%s %.1f%%", k, 100*float64(r.Zone.Mix[k])/float64(max(total, 1))))
+	}
+	fmt.Fprintf(w, "Query mix (%d queries, random letter case): %s\n", total, strings.Join(mix, ", "))
 
 	table := func(title, header string, row func(s speedResult) []string) {
 		fmt.Fprintf(w, "\n%s\n", title)

@@ -10,7 +10,7 @@ import (
 func TestPrintSpeedRatios(t *testing.T) {
 	r := &report{
 		Options: &options{Duration: 12 * time.Second, Clients: 16, Outstanding: 128, LatencyQPS: 10000, ClientCPU: 1, TCP: true},
-		Zone:    zoneInfo{Names: 100000},
+		Zone:    zoneInfo{Names: 100000, Mix: map[string]int{"positive": 3, "nxdomain": 1}},
 		Speed: []speedResult{
 			{
 				Server: "anycastd",
@@ -42,6 +42,7 @@ func TestPrintSpeedRatios(t *testing.T) {
 		`nsd\s+0/0\s+100\.0k\s+100\.0%\s+100\.0k\s+no\s+0\s+2/12!\s+20\.0%`, // disturbed
 		`knot\s+failed: knot exited before answering\s`,
 		`anycastd gave 2 wrong answers of 240`,
+		`Query mix \(4 queries, random letter case\): positive 75\.0%, nxdomain 25\.0%, nodata 0\.0%`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("output does not match %q:\n%s", re, out)
