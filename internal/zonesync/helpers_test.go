@@ -2,7 +2,6 @@ package zonesync
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -67,7 +66,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return slog.New(slog.DiscardHandler)
 }
 
 func testKeys() []Key {

@@ -64,7 +64,7 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		f.wantServed(1)
 
 		// Still served just before the expire time, gone after it.
-		time.Sleep(start.Add(86400*time.Second - time.Second).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(86400*time.Second - time.Second)))
 		synctest.Wait()
 		f.wantServed(1)
 		before := changes.Load()

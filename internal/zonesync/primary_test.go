@@ -105,15 +105,6 @@ func (p *primary) set(z *zone.Zone) {
 	p.versions[z.Origin] = append(p.versions[z.Origin], z)
 }
 
-// forget drops the history of a zone but its current version, so that IXFR
-// from an older serial gets an AXFR-style answer.
-func (p *primary) forget(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v := p.versions[name]
-	p.versions[name] = v[len(v)-1:]
-}
-
 func (p *primary) current(name string) *zone.Zone {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"time"
 
@@ -97,10 +98,10 @@ func (k keyring) verify(msg []byte, requestMAC string, timersOnly bool) error {
 // tsigRcode maps a verification error to the TSIG error code to report
 // (RFC 8945 §5.2).
 func tsigRcode(err error) uint16 {
-	switch err {
-	case dns.ErrTime:
+	switch {
+	case errors.Is(err, dns.ErrTime):
 		return dns.RcodeBadTime
-	case dns.ErrSecret, dns.ErrKeyAlg:
+	case errors.Is(err, dns.ErrSecret), errors.Is(err, dns.ErrKeyAlg):
 		return dns.RcodeBadKey
 	}
 	return dns.RcodeBadSig
