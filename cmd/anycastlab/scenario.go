@@ -61,10 +61,11 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if err != nil {
 		return err
 	}
-	bin, err := findAnycastd(ctx, *anycastd, stderr)
+	bin, cleanup, err := findAnycastd(ctx, *anycastd, stderr)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable for the wires: %w", err)
@@ -148,40 +149,44 @@ func runOnLab(ctx context.Context, topo *lab.Topology, names []string, lopts lab
 
 // findAnycastd returns the anycastd binary to run on the PoPs: the flag,
 // else anycastd beside this executable, else one built from the module in
-// the working directory, else anycastd on $PATH.
-func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (string, error) {
+// the working directory (removed by cleanup), else anycastd on $PATH.
+func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (bin string, cleanup func(), err error) {
+	cleanup = func() {}
 	if flagged != "" {
 		p, err := filepath.Abs(flagged)
 		if err != nil {
-			return "", err
+			return "", cleanup, err
 		}
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("-anycastd: %w", err)
+			return "", cleanup, fmt.Errorf("-anycastd: %w", err)
 		}
-		return p, nil
+		return p, cleanup, nil
 	}
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), "anycastd")
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
-			return p, nil
+			return p, cleanup, nil
 		}
 	}
 	if out, err := exec.CommandContext(ctx, "go", "list", "-m").Output(); err == nil && strings.TrimSpace(string(out)) == "github.com/anycastdns/anycastdns" {
 		dir, err := os.MkdirTemp("", "anycastlab-bin-")
 		if err != nil {
-			return "", err
+			return "", cleanup, err
 		}
+		cleanup = func() { os.RemoveAll(dir) }
 		p := filepath.Join(dir, "anycastd")
 		fmt.Fprintf(stderr, "anycastlab: building %s\n", p)
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", p, "./cmd/anycastd").CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, out)
+			cleanup()
+			return "", func() {}, fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, out)
 		}
-		return p, nil
+		return p, cleanup, nil
 	}
 	p, err := exec.LookPath("anycastd")
 	if err != nil {
-		return "", errors.New("no anycastd: give -anycastd PATH, put it beside anycastlab, or run from the source tree")
+		return "", cleanup, errors.New("no anycastd: give -anycastd PATH, put it beside anycastlab, or run from the source tree")
 	}
-	return p, nil
+	fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
+	return p, cleanup, nil
 }

@@ -40,6 +40,8 @@ type Line struct {
 	// the client before it.
 	Target    string `json:"target,omitempty"`
 	PoPBefore string `json:"pop_before,omitempty"`
+	// PoPDuring is the PoP the client switched to.
+	PoPDuring string `json:"pop_during,omitempty"`
 	// Catchment: the PoPs nearest to the client by link delay (several
 	// when they tie, comma-separated).
 	Nearest string `json:"nearest,omitempty"`
@@ -135,9 +137,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 				fmtMS(l.SwitchMS), l.Sent, l.Lost)
 		}
 	default:
-		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t")
+		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP DURING\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", l.Client, l.Transport, orDash(l.PoPBefore), orDash(l.PoP), l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", l.Client, l.Transport, orDash(l.PoPBefore), orDash(l.PoPDuring), orDash(l.PoP),
+				l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS))
 		}
 	}
 	return tw.Flush()
@@ -156,6 +159,7 @@ func orDash(s string) string {
 type failover struct {
 	sent, lost int
 	before     string // PoP of the last good answer received before the event
+	during     string // PoP of the first answer from another PoP after it
 	last       string // PoP of the last good answer
 	switched   time.Duration
 	recovered  time.Duration
@@ -189,7 +193,7 @@ func analyzeFailover(qs []Answer, event, end time.Time) failover {
 	}
 	for _, a := range ok {
 		if !a.Recv.Before(event) && a.PoP != f.before && f.before != "" {
-			f.switched, f.didSwitch = a.Recv.Sub(event), true
+			f.switched, f.didSwitch, f.during = a.Recv.Sub(event), true, a.PoP
 			break
 		}
 	}

@@ -308,6 +308,7 @@ func (l *Lab) latency(ctx context.Context, o ScenarioOptions) (*Result, error) {
 type fault struct {
 	what    string // "drained (admin API POST /v1/drain)"
 	undo    string // "undrained"
+	end     string // what ends it, for the summary: "undrain"
 	inject  func(ctx context.Context) error
 	restore func(ctx context.Context) error
 }
@@ -324,7 +325,7 @@ func (l *Lab) fault(name, pop string) (fault, error) {
 			return fault{}, err
 		}
 		return fault{
-			what: "drained (admin API POST /v1/drain, as anycastctl drain)", undo: "undrained (POST /v1/undrain)",
+			what: "drained (admin API POST /v1/drain, as anycastctl drain)", undo: "undrained (POST /v1/undrain)", end: "undrain",
 			inject: func(ctx context.Context) error {
 				st, err := c.Drain(ctx)
 				if err == nil && !st.Drained {
@@ -336,7 +337,7 @@ func (l *Lab) fault(name, pop string) (fault, error) {
 		}, nil
 	case "crash":
 		return fault{
-			what: "anycastd killed (SIGKILL)", undo: "anycastd restarted",
+			what: "anycastd killed (SIGKILL)", undo: "anycastd restarted", end: "restart",
 			inject: func(context.Context) error {
 				p := l.NodeProcess(pop)
 				if p == nil {
@@ -364,7 +365,8 @@ func (l *Lab) fault(name, pop string) (fault, error) {
 				return p.Signal(s)
 			}
 		}
-		return fault{what: "anycastd frozen (SIGSTOP)", undo: "anycastd resumed (SIGCONT)", inject: sig(syscall.SIGSTOP), restore: sig(syscall.SIGCONT)}, nil
+		return fault{what: "anycastd frozen (SIGSTOP)", undo: "anycastd resumed (SIGCONT)", end: "resume",
+			inject: sig(syscall.SIGSTOP), restore: sig(syscall.SIGCONT)}, nil
 	case "dns-failure":
 		var rules []string
 		for _, p := range l.plan.topo.Anycast {
@@ -378,7 +380,7 @@ func (l *Lab) fault(name, pop string) (fault, error) {
 		path := filepath.Join(l.Dir, pop+".fault.nft")
 		return fault{
 			what: fmt.Sprintf("DNS to the anycast addresses dropped in %s's namespace (nftables table inet %s)", pop, faultTable),
-			undo: "nftables table deleted",
+			undo: "nftables table deleted", end: "repair",
 			inject: func(ctx context.Context) error {
 				if err := os.WriteFile(path, []byte(ruleset), 0o644); err != nil {
 					return err
@@ -549,7 +551,7 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 		qs := stopped[i]
 		fo := analyzeFailover(qs, event, end)
 		line := Line{Scenario: name, Client: s.Client, Transport: s.Transport, PoP: fo.last, Sent: fo.sent, Lost: fo.lost,
-			Target: o.Target, PoPBefore: fo.before}
+			Target: o.Target, PoPBefore: fo.before, PoPDuring: fo.during}
 		if fo.didSwitch {
 			line.SwitchMS = ms(fo.switched)
 		}
@@ -557,6 +559,20 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 			line.RecoverMS = ms(fo.recovered)
 		}
 		r.res.Lines = append(r.res.Lines, line)
+	}
+	for _, ln := range r.res.Lines {
+		if ln.PoPBefore != o.Target {
+			continue
+		}
+		switch {
+		case ln.SwitchMS == nil:
+			r.res.notef("%s stayed on %s: %d of %d queries lost", ln.Client, o.Target, ln.Lost, ln.Sent)
+		case ln.RecoverMS == nil:
+			r.res.notef("%s: %s → %s after %s ms and never back; %d of %d queries lost", ln.Client, o.Target, ln.PoPDuring, fmtMS(ln.SwitchMS), ln.Lost, ln.Sent)
+		default:
+			r.res.notef("%s: %s → %s after %s ms, back %s ms after the %s; %d of %d queries lost", ln.Client, o.Target, ln.PoPDuring,
+				fmtMS(ln.SwitchMS), fmtMS(ln.RecoverMS), f.end, ln.Lost, ln.Sent)
+		}
 	}
 	return r.done(), nil
 }

@@ -44,7 +44,7 @@ func TestAnalyzeFailover(t *testing.T) {
 			name:  "switch and recover",
 			qs:    stream(t0, 20*time.Millisecond, "B", "B", "", "A", "A", "", "B", "B"),
 			event: at(25), end: at(45),
-			want: failover{sent: 8, lost: 2, before: "B", last: "B",
+			want: failover{sent: 8, lost: 2, before: "B", during: "A", last: "B",
 				switched: 25 * time.Millisecond, didSwitch: true, recovered: 35 * time.Millisecond, didRecover: true},
 		},
 		{
@@ -57,7 +57,7 @@ func TestAnalyzeFailover(t *testing.T) {
 			name:  "switched for good",
 			qs:    stream(t0, 20*time.Millisecond, "B", "A", "A", "A"),
 			event: at(25), end: at(40),
-			want: failover{sent: 4, before: "B", last: "A", switched: 5 * time.Millisecond, didSwitch: true},
+			want: failover{sent: 4, before: "B", during: "A", last: "A", switched: 5 * time.Millisecond, didSwitch: true},
 		},
 		{
 			// a late answer is a lost query and no evidence of a PoP

@@ -62,6 +62,29 @@ func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\n", p.Name, p.PID, p.alive(), p.Log)
 	}
 	tw.Flush()
+	if st.Anycastd != "" {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nPOP\tHEALTHY\tDRAINED\tANNOUNCED\tSESSIONS (admin API on 127.0.0.1:8053 in the PoP)")
+		for _, n := range l.NodesByRole(RolePoP) {
+			c, err := l.Admin(n.Name)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ns, err := c.Status(ctx)
+			cancel()
+			if err != nil {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", n.Name, firstLine(err.Error()))
+				continue
+			}
+			var sess []string
+			for _, s := range ns.Sessions {
+				sess = append(sess, fmt.Sprintf("%s %s bfd %s", s.Peer, s.State, s.BFD))
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%s\n", n.Name, ns.Healthy, ns.Drained, ns.Announced, strings.Join(sess, ", "))
+		}
+		tw.Flush()
+	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nROUTER\tSESSION\tPEER\tREMOTE\tSTATE")
 	for _, r := range l.NodesByRole(RoleRouter) {
