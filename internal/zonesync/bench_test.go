@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
