@@ -164,9 +164,32 @@ func (b *builder) add(node *Node, r Record, t uint16, ttl uint32, rdata []byte) 
 // rdataEqual compares rdata, ignoring case in the names of the RFC 1035 types.
 func rdataEqual(t uint16, a, b []byte) bool {
 	if _, _, ok := compressibleType(t); ok {
-		return bytes.EqualFold(a, b)
+		return bytes.Equal(canonicalRdata(t, a), canonicalRdata(t, b))
 	}
 	return bytes.Equal(a, b)
+}
+
+// canonicalRdata returns rdata with the embedded names of the RFC 1035 types
+// lower-cased (RFC 4034 §6.2) and every other byte untouched.
+func canonicalRdata(t uint16, rd []byte) []byte {
+	prefix, names, ok := compressibleType(t)
+	if !ok || len(rd) < prefix {
+		return rd
+	}
+	out := bytes.Clone(rd)
+	off := prefix
+	for range names {
+		for off < len(out) && out[off] != 0 {
+			l := int(out[off])
+			if l&0xC0 != 0 || off+1+l > len(out) {
+				return out
+			}
+			wire.LowerName(out[off+1:off+1+l], out[off+1:off+1+l])
+			off += 1 + l
+		}
+		off++ // the root label
+	}
+	return out
 }
 
 func compressibleType(t uint16) (int, int, bool) {

@@ -60,14 +60,11 @@ func rrKey(rr dns.RR) (string, error) {
 		return "", err
 	}
 	// Names inside rdata of the RFC 1035 types compare without case.
-	if _, _, ok := compressibleType(c.Header().Rrtype); ok {
-		for i := range buf[:n] {
-			if buf[i] >= 'A' && buf[i] <= 'Z' {
-				buf[i] += 'a' - 'A'
-			}
-		}
+	hdr := nameLen(buf[:n]) + 10
+	if hdr < 10 || hdr > n {
+		return string(buf[:n]), nil
 	}
-	return string(buf[:n]), nil
+	return string(buf[:hdr]) + string(canonicalRdata(c.Header().Rrtype, buf[hdr:n])), nil
 }
 
 // Diff returns the records to delete from old and to add to reach new, SOA
@@ -167,4 +164,19 @@ func FromRecords(origin string, rrs []dns.RR, source string) (*Zone, error) {
 	}
 	z.Source = source
 	return z, nil
+}
+
+// nameLen returns the length of the uncompressed name at the start of p, or -1.
+func nameLen(p []byte) int {
+	for i := 0; i < len(p); {
+		c := int(p[i])
+		if c == 0 {
+			return i + 1
+		}
+		if c&0xC0 != 0 {
+			return -1
+		}
+		i += c + 1
+	}
+	return -1
 }

@@ -206,3 +206,24 @@ func mustRR(t *testing.T, s string) dns.RR {
 	}
 	return rr
 }
+
+// MX preferences 65 and 97 are the bytes 'A' and 'a': only names compare
+// without case.
+func TestRdataCaseOnlyInNames(t *testing.T) {
+	recs, err := Parse(strings.NewReader("$ORIGIN example.com.\n@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n@ 300 MX 65 mail\n@ 300 MX 97 mail\n@ 300 MX 10 MAIL\n"), "example.com.", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build("example.com.", recs); err != nil {
+		t.Fatalf("MX 65 and MX 97 are different records: %v", err)
+	}
+	recs = append(recs, Record{RR: mustRR(t, "example.com. 300 MX 10 Mail.example.com.")})
+	if _, err := Build("example.com.", recs); err == nil {
+		t.Fatal("MX 10 mail and MX 10 Mail are the same record (names compare without case)")
+	}
+	a, _ := rrKey(mustRR(t, "x.example.com. 300 MX 65 mail.example.com."))
+	b, _ := rrKey(mustRR(t, "x.example.com. 300 MX 97 mail.example.com."))
+	if a == b {
+		t.Error("rrKey confuses MX 65 and MX 97")
+	}
+}
