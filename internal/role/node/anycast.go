@@ -12,7 +12,6 @@ import (
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/health"
-	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 // anycast ties health to routing: the prefixes are announced exactly while
@@ -58,24 +57,14 @@ func sampler(all func() []string, n int) func() []string {
 }
 
 // newAnycast builds the speaker and the checker of a node with BGP.
-func newAnycast(cfg *config.Node, zones func() *zone.Set, logger *slog.Logger) (*anycast, error) {
+// want lists the zones the node must serve, loaded their state.
+func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, logger *slog.Logger) (*anycast, error) {
 	sp, err := announce.New(speakerConfig(cfg.BGP), logger)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
-	names := make([]string, len(cfg.Zones))
-	for i, z := range cfg.Zones {
-		names[i] = z.Name
-	}
-	want := func() []string { return names }
 	checks := []health.Check{
-		&health.ZoneCheck{Want: want, Loaded: func() map[string]health.ZoneState {
-			out := make(map[string]health.ZoneState)
-			for _, z := range zones().Zones() {
-				out[z.Origin] = health.ZoneState{Serial: z.Serial}
-			}
-			return out
-		}},
+		&health.ZoneCheck{Want: want, Loaded: loaded},
 		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(want, dnsCheckZones)},
 	}
 	if cfg.Health.MaintenanceFile != "" {

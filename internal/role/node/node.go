@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -26,8 +27,10 @@ import (
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/zone"
+	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
 
 // Node is a running PoP.
@@ -41,9 +44,13 @@ type Node struct {
 	handler *dnsserver.Handler
 	server  *dnsserver.Server
 	metrics *metrics.Node
-	anycast *anycast // nil without BGP
+	anycast *anycast          // nil without BGP
+	zs      *zonesync.Manager // nil without secondary zones
 	ready   chan struct{}
 	started time.Time
+
+	setMu     sync.Mutex
+	fileZones []*zone.Zone // the zones loaded from files, published with zs's
 }
 
 // New prepares a node from a validated configuration. path is the file to
@@ -67,8 +74,18 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, h.Zones)
+	if zonesync.Enabled(cfg) {
+		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
+		if err != nil {
+			return nil, fmt.Errorf("secondary zones: %w", err)
+		}
+		n.zs = zs
+		h.SetNotify(zs.Notify)
+		zs.OnChange(n.publish)
+		n.metrics.Registry.MustRegister(zs.Collectors()...)
+	}
 	if cfg.BGP != nil {
-		a, err := newAnycast(cfg, h.Zones, logger)
+		a, err := newAnycast(cfg, n.wantZones, n.zoneStates, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +139,15 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	case <-n.server.Ready():
 	case err := <-dnsDone:
 		return fmt.Errorf("dns: %w", err)
+	}
+
+	zsCtx, stopZS := context.WithCancel(context.Background())
+	defer stopZS()
+	zsDone := make(chan error, 1)
+	if n.zs != nil {
+		go func() { zsDone <- n.zs.Run(zsCtx) }()
+	} else {
+		zsDone <- nil
 	}
 
 	bgpCtx, stopBGP := context.WithCancel(context.Background())
@@ -192,6 +218,10 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	stopDNS()
 	if err := <-dnsDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("dns: %w", err)
+	}
+	stopZS()
+	if err := <-zsDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
+		runErr = fmt.Errorf("secondary zones: %w", err)
 	}
 	if n.anycast != nil {
 		stopBGP()
@@ -283,6 +313,9 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, zc := range cfg.Zones {
+		if zc.Secondary() {
+			continue // transferred by zonesync
+		}
 		g.Go(func() error {
 			z, err := zone.Load(zc.Name, zc.File)
 			results[i] = result{z, err}
@@ -294,6 +327,9 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 	failed := 0
 	for i, r := range results {
 		zc := cfg.Zones[i]
+		if zc.Secondary() {
+			continue
+		}
 		if r.err != nil {
 			failed++
 			n.metrics.LoadErrors.WithLabelValues(zc.Name).Inc()
@@ -308,6 +344,51 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 		n.log.Info("zone loaded", "zone", zc.Name, "serial", r.z.Serial, "records", r.z.Records, "file", zc.File)
 		zones = append(zones, r.z)
 	}
-	n.handler.SetZones(zone.NewSet(zones...))
+	n.setMu.Lock()
+	n.fileZones = zones
+	n.setMu.Unlock()
+	n.publish()
 	return failed
+}
+
+// publish swaps in the set of file zones and secondary zones as one.
+func (n *Node) publish() {
+	n.setMu.Lock()
+	defer n.setMu.Unlock()
+	zones := append([]*zone.Zone(nil), n.fileZones...)
+	if n.zs != nil {
+		zones = append(zones, n.zs.Zones()...)
+	}
+	n.handler.SetZones(zone.NewSet(zones...))
+}
+
+// wantZones lists every zone the node should serve: configured file zones,
+// configured secondaries and catalog members.
+func (n *Node) wantZones() []string {
+	n.mu.Lock()
+	cfg := n.cfg
+	n.mu.Unlock()
+	var out []string
+	for _, z := range cfg.Zones {
+		if !z.Secondary() {
+			out = append(out, z.Name)
+		}
+	}
+	if n.zs != nil {
+		out = append(out, n.zs.Names()...)
+	}
+	return out
+}
+
+// zoneStates reports the served zones for the health check; a secondary's
+// own state (expired) wins over its absence from the set.
+func (n *Node) zoneStates() map[string]health.ZoneState {
+	out := make(map[string]health.ZoneState)
+	for _, z := range n.handler.Zones().Zones() {
+		out[z.Origin] = health.ZoneState{Serial: z.Serial}
+	}
+	if n.zs != nil {
+		maps.Copy(out, n.zs.States())
+	}
+	return out
 }
