@@ -87,8 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "anycastlab down -id %s removes it\n", l.ID)
-		return nil
+		_, err = fmt.Fprintf(stdout, "anycastlab down -id %s removes it\n", l.ID)
+		return err
 	case "down":
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				errs = append(errs, err)
 				continue
 			}
-			fmt.Fprintf(stdout, "lab %s is down (%s)\n", i, time.Since(t0).Round(time.Millisecond))
+			_, _ = fmt.Fprintf(stdout, "lab %s is down (%s)\n", i, time.Since(t0).Round(time.Millisecond))
 		}
 		return errors.Join(errs...)
 	case "status":
@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			if len(ids) == 0 {
-				fmt.Fprintln(stdout, "no lab")
+				_, _ = fmt.Fprintln(stdout, "no lab")
 			}
 		}
 		for _, i := range ids {
@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		out, err := l.Exec(ctx, fs.Arg(0), fs.Args()[1:]...)
-		stdout.Write(out)
+		_, _ = stdout.Write(out)
 		return err
 	case "topology":
 		if err := fs.Parse(args); err != nil {

@@ -73,7 +73,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	// The clients' query loops run in this process: keep them on time
 	// like the daemons.
 	if err := lab.RaisePriority(); err != nil {
-		fmt.Fprintf(stderr, "anycastlab: %v (timings may suffer under load)\n", err)
+		_, _ = fmt.Fprintf(stderr, "anycastlab: %v (timings may suffer under load)\n", err)
 	}
 	tables, lines := stdout, io.Discard
 	if *asJSON {
@@ -106,7 +106,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 			return err
 		}
 	}
-	fmt.Fprintf(tables, "\n%s: %s; total %.1fs\n", cmd, strings.Join(steps, ", "), time.Since(t0).Seconds())
+	_, _ = fmt.Fprintf(tables, "\n%s: %s; total %.1fs\n", cmd, strings.Join(steps, ", "), time.Since(t0).Seconds())
 	return nil
 }
 
@@ -121,7 +121,7 @@ func runOnLab(ctx context.Context, topo *lab.Topology, names []string, lopts lab
 	steps = append(steps, fmt.Sprintf("up %.1fs", time.Since(t).Seconds()))
 	defer func() {
 		if keep && err == nil {
-			fmt.Fprintf(tables, "lab %s kept: anycastlab down -id %s removes it\n", l.ID, l.ID)
+			_, _ = fmt.Fprintf(tables, "lab %s kept: anycastlab down -id %s removes it\n", l.ID, l.ID)
 			return
 		}
 		t := time.Now()
@@ -157,7 +157,7 @@ func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (bin st
 		if err != nil {
 			return "", cleanup, err
 		}
-		if _, err := os.Stat(p); err != nil {
+		if _, err := os.Stat(p); err != nil { //nolint:gosec // the operator names the binary to run
 			return "", cleanup, fmt.Errorf("-anycastd: %w", err)
 		}
 		return p, cleanup, nil
@@ -165,7 +165,7 @@ func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (bin st
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), "anycastd")
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
+			_, _ = fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
 			return p, cleanup, nil
 		}
 	}
@@ -174,9 +174,9 @@ func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (bin st
 		if err != nil {
 			return "", cleanup, err
 		}
-		cleanup = func() { os.RemoveAll(dir) }
+		cleanup = func() { _ = os.RemoveAll(dir) }
 		p := filepath.Join(dir, "anycastd")
-		fmt.Fprintf(stderr, "anycastlab: building %s\n", p)
+		_, _ = fmt.Fprintf(stderr, "anycastlab: building %s\n", p)
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", p, "./cmd/anycastd").CombinedOutput(); err != nil {
 			cleanup()
 			return "", func() {}, fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, out)
@@ -187,6 +187,6 @@ func findAnycastd(ctx context.Context, flagged string, stderr io.Writer) (bin st
 	if err != nil {
 		return "", cleanup, errors.New("no anycastd: give -anycastd PATH, put it beside anycastlab, or run from the source tree")
 	}
-	fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
+	_, _ = fmt.Fprintf(stderr, "anycastlab: using %s\n", p)
 	return p, cleanup, nil
 }

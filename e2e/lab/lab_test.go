@@ -205,6 +205,8 @@ func checkFailover(t *testing.T, r *lab.Result, maxLost int, maxSwitch time.Dura
 			t.Errorf("%s never left %s", l.Client, l.Target)
 		case *l.SwitchMS > float64(maxSwitch.Milliseconds()):
 			t.Errorf("%s switched after %s, want under %s", l.Client, f(l.SwitchMS), maxSwitch)
+		case l.PoPDuring == "" || l.PoPDuring == l.Target:
+			t.Errorf("%s switched to %q, want another PoP than %s", l.Client, l.PoPDuring, l.Target)
 		}
 		if l.RecoverMS == nil {
 			t.Errorf("%s never came back to %s", l.Client, l.Target)

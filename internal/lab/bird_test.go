@@ -181,7 +181,7 @@ func TestLabZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(example, LabZone()) {
+	if !bytes.Equal(example, ZoneText()) {
 		t.Error("examples/lab/lab.example.zone differs from internal/lab/lab.example.zone: copy one over the other")
 	}
 	if _, err := zone.Load(ZoneName, zoneFile); err != nil {

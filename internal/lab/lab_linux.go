@@ -200,7 +200,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	}
 	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}
 	if err := l.state.save(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	return l, nil
@@ -219,7 +219,7 @@ func validID(id string) bool {
 }
 
 func (l *Lab) progressf(format string, args ...any) {
-	fmt.Fprintf(l.opts.Progress, "anycastlab %s %6.2fs: %s\n", l.ID, time.Since(l.start).Seconds(), fmt.Sprintf(format, args...))
+	printf(l.opts.Progress, "anycastlab %s %6.2fs: %s\n", l.ID, time.Since(l.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // record applies fn to the state under the lock and saves it.

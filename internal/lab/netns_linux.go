@@ -47,14 +47,14 @@ func inNamespace(path string, fn func() error) error {
 			errc <- fmt.Errorf("get current namespace: %w", err)
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		target, err := netns.GetFromPath(path)
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open namespace %s: %w", path, err)
 			return
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		if err := netns.Set(target); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter namespace %s: %w", path, err)
@@ -143,7 +143,7 @@ func openHandle(name string) (*nsHandle, error) {
 	}
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		ns.Close()
+		_ = ns.Close()
 		return nil, fmt.Errorf("netlink in %s: %w", name, err)
 	}
 	return &nsHandle{name: name, ns: ns, nl: nl}, nil
@@ -151,7 +151,7 @@ func openHandle(name string) (*nsHandle, error) {
 
 func (h *nsHandle) Close() {
 	h.nl.Close()
-	h.ns.Close()
+	_ = h.ns.Close()
 }
 
 func ipNet(a netip.Addr, bits int) *net.IPNet {

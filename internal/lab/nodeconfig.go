@@ -23,8 +23,8 @@ const (
 	ProbeName = "www.lab.example."
 )
 
-// LabZone returns the text of the example zone.
-func LabZone() []byte { return bytes.Clone(labZone) }
+// ZoneText returns the text of the example zone.
+func ZoneText() []byte { return bytes.Clone(labZone) }
 
 // What a lab node listens on, besides its addresses: DNS on port 53, the
 // admin API and metrics on the loopback of its own namespace (every PoP has
@@ -44,8 +44,8 @@ type NodeTiming struct {
 	DrainPeriod    time.Duration
 }
 
-// DefaultNodeTiming: a dead DNS listener is withdrawn after two failed
-// rounds (200-300 ms), a recovered one announced after three good ones.
+// DefaultNodeTiming withdraws a node whose DNS fails after two failed
+// rounds (200-300 ms) and announces a recovered one after three good ones.
 var DefaultNodeTiming = NodeTiming{
 	HealthInterval: 100 * time.Millisecond,
 	HealthTimeout:  80 * time.Millisecond,

@@ -75,11 +75,11 @@ func ping(ctx context.Context, nsPath string, src, dst netip.Addr, count int, in
 	if err != nil {
 		return PingResult{}, fmt.Errorf("ping %s from %s: %w", dst, src, err)
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer func() { _ = conn.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	id := int(rand.Uint32() & 0xffff)
+	id := int(rand.Uint32() & 0xffff) //nolint:gosec // an echo identifier, not a secret
 	var res PingResult
 	buf := make([]byte, 1500)
 	for seq := range count {

@@ -196,7 +196,7 @@ func (l *Lab) StartStream(client string, dst netip.Addr, rate int, timeout time.
 	})
 	if err != nil {
 		for _, c := range s.conns {
-			c.Close()
+			_ = c.Close()
 		}
 		return nil, fmt.Errorf("stream from %s to %s: %w", client, dst, err)
 	}
@@ -293,7 +293,7 @@ func (s *Stream) Stop() []Answer {
 	s.sender.Wait()
 	time.Sleep(s.timeout + 20*time.Millisecond)
 	for _, c := range s.conns {
-		c.Close()
+		_ = c.Close() // ends its reader
 	}
 	s.readers.Wait()
 	s.mu.Lock()

@@ -84,6 +84,26 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	return nil
 }
 
+// errWriter keeps the first error of its writer, so that a function that
+// prints a report checks once, at the end.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	e.err = err
+	return n, err
+}
+
+// printf writes to w: an errWriter, which keeps the error, or a progress
+// sink, whose failures cost nothing but the progress.
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
+
 func ms(d time.Duration) *float64 {
 	v := math.Round(float64(d.Microseconds())/100) / 10
 	return &v
@@ -108,42 +128,46 @@ func fmtCounts(m map[string]int) string {
 }
 
 // WriteTable prints the result as a table under a heading with the notes.
-func (r *Result) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "\n== %s (%.1fs)\n", r.Scenario, r.Duration.Seconds())
+func (r *Result) WriteTable(out io.Writer) error {
+	w := &errWriter{w: out}
+	printf(w, "\n== %s (%.1fs)\n", r.Scenario, r.Duration.Seconds())
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "   %s\n", n)
+		printf(w, "   %s\n", n)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	switch r.Scenario {
 	case "catchment":
-		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP (NSID)\tNEAREST\tANSWERED\t")
+		printf(tw, "CLIENT\tTRANSPORT\tPOP (NSID)\tNEAREST\tANSWERED\t"+"\n")
 		for _, l := range r.Lines {
 			mark := ""
 			if !slices.Contains(strings.Split(l.Nearest, ","), l.PoP) {
 				mark = "  <- not the nearest"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", l.Client, l.Transport, orDash(l.PoP), l.Nearest, l.Sent-l.Lost, l.Sent, mark)
+			printf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", l.Client, l.Transport, orDash(l.PoP), l.Nearest, l.Sent-l.Lost, l.Sent, mark)
 		}
 	case "latency":
-		fmt.Fprintln(tw, "CLIENT\tANYCAST POP\tANYCAST p50/p95 ms\tUNICAST POP\tUNICAST p50/p95 ms\tLOST\t")
+		printf(tw, "CLIENT\tANYCAST POP\tANYCAST p50/p95 ms\tUNICAST POP\tUNICAST p50/p95 ms\tLOST\t"+"\n")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s / %s\t%s\t%s / %s\t%d/%d\t\n", l.Client, orDash(l.PoP), fmtMS(l.AnycastP50), fmtMS(l.AnycastP95),
+			printf(tw, "%s\t%s\t%s / %s\t%s\t%s / %s\t%d/%d\t\n", l.Client, orDash(l.PoP), fmtMS(l.AnycastP50), fmtMS(l.AnycastP95),
 				l.UnicastPoP, fmtMS(l.UnicastP50), fmtMS(l.UnicastP95), l.Lost, l.Sent)
 		}
 	case "scale-out":
-		fmt.Fprintln(tw, "ECMP\tCLIENT\tTRANSPORT\tBEFORE (answers by PoP)\tAFTER (last 2 s)\tNEW POP FIRST ms\tSENT\tLOST\t")
+		printf(tw, "ECMP\tCLIENT\tTRANSPORT\tBEFORE (answers by PoP)\tAFTER (last 2 s)\tNEW POP FIRST ms\tSENT\tLOST\t"+"\n")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", l.ECMP != nil && *l.ECMP, l.Client, l.Transport, fmtCounts(l.PoPsBefore), fmtCounts(l.PoPsAfter),
+			printf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", l.ECMP != nil && *l.ECMP, l.Client, l.Transport, fmtCounts(l.PoPsBefore), fmtCounts(l.PoPsAfter),
 				fmtMS(l.SwitchMS), l.Sent, l.Lost)
 		}
 	default:
-		fmt.Fprintln(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP DURING\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t")
+		printf(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP DURING\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t"+"\n")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", l.Client, l.Transport, orDash(l.PoPBefore), orDash(l.PoPDuring), orDash(l.PoP),
+			printf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", l.Client, l.Transport, orDash(l.PoPBefore), orDash(l.PoPDuring), orDash(l.PoP),
 				l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return w.err
 }
 
 func orDash(s string) string {

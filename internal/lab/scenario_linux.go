@@ -88,11 +88,7 @@ func (r *scenarioRun) at(t time.Time) string { return fmt.Sprintf("%6.2fs", t.Su
 // notef records a note and shows it as progress.
 func (r *scenarioRun) notef(format string, args ...any) {
 	r.res.notef(format, args...)
-	fmt.Fprintf(r.out, "%s %s: %s\n", r.at(time.Now()), r.res.Scenario, fmt.Sprintf(format, args...))
-}
-
-func (r *scenarioRun) progressf(format string, args ...any) {
-	fmt.Fprintf(r.out, "%s %s: %s\n", r.at(time.Now()), r.res.Scenario, fmt.Sprintf(format, args...))
+	printf(r.out, "%s %s: %s\n", r.at(time.Now()), r.res.Scenario, fmt.Sprintf(format, args...))
 }
 
 func (r *scenarioRun) done() *Result {

@@ -41,7 +41,8 @@ func Attach(stateDir, id string, logger *slog.Logger) (*Lab, error) {
 }
 
 // WriteStatus prints the lab's namespaces, processes and BGP sessions.
-func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
+func (l *Lab) WriteStatus(ctx context.Context, out io.Writer) error {
+	w := &errWriter{w: out}
 	l.mu.Lock()
 	st := *l.state
 	l.mu.Unlock()
@@ -49,22 +50,26 @@ func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 	if !st.Ready {
 		ready = "NOT READY (building, or failed: run anycastlab down)"
 	}
-	fmt.Fprintf(w, "lab %s: %s, topology %q, up since %s, dir %s\n", st.ID, ready, st.Topology.Name, st.Created.Format(time.RFC3339), st.Dir)
+	printf(w, "lab %s: %s, topology %q, up since %s, dir %s\n", st.ID, ready, st.Topology.Name, st.Created.Format(time.RFC3339), st.Dir)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tNAMESPACE\tEXISTS\tADDRESSES")
+	printf(tw, "NODE\tROLE\tNAMESPACE\tEXISTS\tADDRESSES"+"\n")
 	for _, n := range l.plan.nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s %s\n", n.Name, n.Role, n.Namespace, namespaceExists(n.Namespace), n.Addr4, n.Addr6)
+		printf(tw, "%s\t%s\t%s\t%v\t%s %s\n", n.Name, n.Role, n.Namespace, namespaceExists(n.Namespace), n.Addr4, n.Addr6)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPROCESS\tPID\tRUNNING\tLOG")
+	printf(tw, "\nPROCESS\tPID\tRUNNING\tLOG"+"\n")
 	for _, p := range st.Processes {
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\n", p.Name, p.PID, p.alive(), p.Log)
+		printf(tw, "%s\t%d\t%v\t%s\n", p.Name, p.PID, p.alive(), p.Log)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	if st.Anycastd != "" {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nPOP\tHEALTHY\tDRAINED\tANNOUNCED\tSESSIONS (admin API on 127.0.0.1:8053 in the PoP)")
+		printf(tw, "\nPOP\tHEALTHY\tDRAINED\tANNOUNCED\tSESSIONS (admin API on 127.0.0.1:8053 in the PoP)"+"\n")
 		for _, n := range l.NodesByRole(RolePoP) {
 			c, err := l.Admin(n.Name)
 			if err != nil {
@@ -74,19 +79,21 @@ func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 			ns, err := c.Status(ctx)
 			cancel()
 			if err != nil {
-				fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", n.Name, firstLine(err.Error()))
+				printf(tw, "%s\t-\t-\t-\t%s\n", n.Name, firstLine(err.Error()))
 				continue
 			}
 			var sess []string
 			for _, s := range ns.Sessions {
 				sess = append(sess, fmt.Sprintf("%s %s bfd %s", s.Peer, s.State, s.BFD))
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%s\n", n.Name, ns.Healthy, ns.Drained, ns.Announced, strings.Join(sess, ", "))
+			printf(tw, "%s\t%v\t%v\t%v\t%s\n", n.Name, ns.Healthy, ns.Drained, ns.Announced, strings.Join(sess, ", "))
 		}
-		tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nROUTER\tSESSION\tPEER\tREMOTE\tSTATE")
+	printf(tw, "\nROUTER\tSESSION\tPEER\tREMOTE\tSTATE"+"\n")
 	for _, r := range l.NodesByRole(RoleRouter) {
 		ps, err := l.Protocols(ctx, r.Name)
 		state := map[string]string{}
@@ -98,10 +105,13 @@ func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 			if err != nil {
 				v = "birdc: " + firstLine(err.Error())
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s AS%d\t%s\t%s\n", r.Name, s.Protocol, s.Peer, s.PeerASN, s.Remote, v)
+			printf(tw, "%s\t%s\t%s AS%d\t%s\t%s\n", r.Name, s.Protocol, s.Peer, s.PeerASN, s.Remote, v)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return w.err
 }
 
 func firstLine(s string) string {
@@ -144,16 +154,20 @@ func (l *Lab) RTTMatrix(ctx context.Context, count int) []RTT {
 }
 
 // WriteRTTMatrix prints an RTT matrix: min/avg in ms and answers/sent.
-func WriteRTTMatrix(w io.Writer, m []RTT) error {
+func WriteRTTMatrix(out io.Writer, m []RTT) error {
+	w := &errWriter{w: out}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FROM\tTO\tADDRESS\tMIN ms\tAVG ms\tANSWERED")
+	printf(tw, "FROM\tTO\tADDRESS\tMIN ms\tAVG ms\tANSWERED"+"\n")
 	for _, r := range m {
 		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%s\n", r.From, r.To, r.Dst, firstLine(r.Err.Error()))
+			printf(tw, "%s\t%s\t%s\t-\t-\t%s\n", r.From, r.To, r.Dst, firstLine(r.Err.Error()))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%d/%d\n", r.From, r.To, r.Dst,
+		printf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%d/%d\n", r.From, r.To, r.Dst,
 			float64(r.Result.Min().Microseconds())/1000, float64(r.Result.Avg().Microseconds())/1000, len(r.Result.RTTs), r.Result.Sent)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return w.err
 }

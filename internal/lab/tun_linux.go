@@ -24,12 +24,12 @@ func openTUN(nsPath, name string) (*os.File, error) {
 		}
 		ifr, err := unix.NewIfreq(name)
 		if err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return fmt.Errorf("tun name %q: %w", name, err)
 		}
 		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
 		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
 		}
 		return nil

@@ -112,7 +112,7 @@ func (w *Wire) Run(ctx context.Context, a, b io.ReadWriteCloser) error {
 	var wg sync.WaitGroup
 	for dir, ports := range [2][2]io.ReadWriteCloser{{a, b}, {b, a}} {
 		q := make(chan packet, w.cfg.QueueLen)
-		rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(dir)))
+		rng := rand.New(rand.NewPCG(w.cfg.Seed, uint64(dir))) //nolint:gosec // simulated loss, seeded to be repeatable
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
