@@ -1,0 +1,221 @@
+package xfrout
+
+import (
+	"cmp"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/config"
+)
+
+// Config configures a Server. Zero limits and timers take the defaults
+// shown.
+type Config struct {
+	// Listen holds the addresses of the transfer server, UDP and TCP on
+	// each; at least one. Port 0 picks a free port (see Server.Addrs).
+	Listen []netip.AddrPort
+	// Keys are the TSIG keys of the ACL and of the NOTIFY targets.
+	Keys []Key
+	// AllowTransfer is who may query SOA and transfer (AXFR, IXFR) every
+	// zone: a request is allowed when its source is in the Prefix of an
+	// entry whose Key is empty or is the key the request was signed with.
+	AllowTransfer []ACL
+	// Notify are the secondaries sent NOTIFY when a zone changes.
+	Notify []NotifyTarget
+	// Catalog is the name of the catalog zone (RFC 9432) listing every
+	// zone of the source; "" = no catalog.
+	Catalog string
+
+	// MaxConns bounds open TCP connections (128); more are closed at once.
+	MaxConns int
+	// MaxTransfers bounds AXFR/IXFR streams being written at once (16);
+	// more wait their turn.
+	MaxTransfers int
+	// MessageSize bounds each message of a transfer, TSIG included, in
+	// bytes (16384, at most 65535).
+	MessageSize int
+	// IdleTimeout is how long a TCP connection may wait for a query, and
+	// the longest time writing one message may take (30s).
+	IdleTimeout time.Duration
+
+	// NotifyTries is how many NOTIFYs are sent for one serial before
+	// giving up (5); NotifyTimeout how long each waits for an answer (2s);
+	// NotifyBackoff the pause after the first unanswered one, doubling
+	// after each (1s).
+	NotifyTries   int
+	NotifyTimeout time.Duration
+	NotifyBackoff time.Duration
+	// NotifyConcurrency bounds the NOTIFYs in flight to one target (8).
+	NotifyConcurrency int
+
+	// CatalogDelay batches zone creations and deletions into one new
+	// catalog version at most this often (1s).
+	CatalogDelay time.Duration
+	// CatalogJournal is how many catalog changes are kept for IXFR (100).
+	CatalogJournal int
+
+	// Now is the clock of the catalog serial; nil = time.Now.
+	Now func() time.Time
+}
+
+// Key is a TSIG key (RFC 8945).
+type Key struct {
+	Name      string // domain name, "xfr-key." or "xfr-key"
+	Algorithm string // hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224 or hmac-sha1
+	Secret    string // base64
+}
+
+// ACL allows transfers from Prefix, signed with Key unless Key is "".
+type ACL struct {
+	Prefix netip.Prefix
+	Key    string
+}
+
+// NotifyTarget is a secondary sent NOTIFY, signed with Key unless Key is "".
+type NotifyTarget struct {
+	Addr netip.AddrPort
+	Key  string
+}
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("invalid xfrout configuration")
+
+// algorithms maps the accepted algorithm names to miekg/dns's.
+var algorithms = map[string]string{
+	"hmac-sha1":   dns.HmacSHA1,
+	"hmac-sha224": dns.HmacSHA224,
+	"hmac-sha256": dns.HmacSHA256,
+	"hmac-sha384": dns.HmacSHA384,
+	"hmac-sha512": dns.HmacSHA512,
+}
+
+// Bounds of the limits.
+const (
+	minMessageSize = 512
+	maxMessageSize = 65535
+)
+
+func (c *Config) defaults() {
+	c.MaxConns = cmp.Or(c.MaxConns, 128)
+	c.MaxTransfers = cmp.Or(c.MaxTransfers, 16)
+	c.MessageSize = cmp.Or(c.MessageSize, 16384)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 30*time.Second)
+	c.NotifyTries = cmp.Or(c.NotifyTries, 5)
+	c.NotifyTimeout = cmp.Or(c.NotifyTimeout, 2*time.Second)
+	c.NotifyBackoff = cmp.Or(c.NotifyBackoff, time.Second)
+	c.NotifyConcurrency = cmp.Or(c.NotifyConcurrency, 8)
+	c.CatalogDelay = cmp.Or(c.CatalogDelay, time.Second)
+	c.CatalogJournal = cmp.Or(c.CatalogJournal, 100)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// check validates c (with defaults applied) and returns its keyring.
+func (c *Config) check() (keyring, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Listen) == 0 {
+		bad("listen: at least one address is required")
+	}
+	for i, a := range c.Listen {
+		if !a.IsValid() {
+			bad("listen[%d]: invalid address", i)
+		}
+	}
+	ring := keyring{}
+	for i, k := range c.Keys {
+		name := dns.CanonicalName(k.Name)
+		alg, ok := algorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
+		secret, err := base64.StdEncoding.DecodeString(k.Secret)
+		switch {
+		case k.Name == "" || !dns.IsFqdn(name) || name == ".":
+			bad("keys[%d]: invalid name %q", i, k.Name)
+		case !ok:
+			bad("keys[%d]: unsupported algorithm %q", i, k.Algorithm)
+		case err != nil || len(secret) == 0:
+			bad("keys[%d]: secret is not base64", i)
+		case ring[name] != nil:
+			bad("keys[%d]: duplicate key %s", i, name)
+		default:
+			ring[name] = &tsigKey{name: name, alg: alg, secret: secret}
+		}
+	}
+	known := func(what, key string) {
+		if key != "" && ring[dns.CanonicalName(key)] == nil {
+			bad("%s: unknown key %q", what, key)
+		}
+	}
+	for i, a := range c.AllowTransfer {
+		if !a.Prefix.IsValid() {
+			bad("allow_transfer[%d]: invalid prefix", i)
+		}
+		known(fmt.Sprintf("allow_transfer[%d]", i), a.Key)
+	}
+	for i, t := range c.Notify {
+		if !t.Addr.IsValid() || t.Addr.Port() == 0 {
+			bad("notify[%d]: invalid address %s", i, t.Addr)
+		}
+		known(fmt.Sprintf("notify[%d]", i), t.Key)
+	}
+	if c.Catalog != "" {
+		if _, err := dns.PackDomainName(dns.CanonicalName(c.Catalog), make([]byte, 256), 0, nil, false); err != nil {
+			bad("catalog: invalid zone name %q", c.Catalog)
+		}
+	}
+	if c.MessageSize < minMessageSize || c.MessageSize > maxMessageSize {
+		bad("message_size: %d is not in %d..%d", c.MessageSize, minMessageSize, maxMessageSize)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max_conns", c.MaxConns}, {"max_transfers", c.MaxTransfers}, {"notify_tries", c.NotifyTries},
+		{"notify_concurrency", c.NotifyConcurrency}, {"catalog_journal", c.CatalogJournal}} {
+		if v.n < 0 {
+			bad("%s: must not be negative", v.name)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{{"idle_timeout", c.IdleTimeout}, {"notify_timeout", c.NotifyTimeout}, {"notify_backoff", c.NotifyBackoff},
+		{"catalog_delay", c.CatalogDelay}} {
+		if v.d < 0 {
+			bad("%s: must not be negative", v.name)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return ring, nil
+}
+
+// FromControl returns the Config of the xfr section of a control-plane
+// configuration (limits and timers at their defaults).
+func FromControl(c *config.Control) Config {
+	x := c.Xfr
+	cfg := Config{Listen: append([]netip.AddrPort(nil), x.Listen...)}
+	for _, k := range x.TSIGKeys {
+		cfg.Keys = append(cfg.Keys, Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
+	}
+	for _, a := range x.AllowTransfer {
+		cfg.AllowTransfer = append(cfg.AllowTransfer, ACL{Prefix: a.Prefix, Key: a.Key})
+	}
+	for _, t := range x.Notify {
+		cfg.Notify = append(cfg.Notify, NotifyTarget{Addr: t.Addr, Key: t.Key})
+	}
+	if x.Catalog != nil {
+		cfg.Catalog = x.Catalog.Zone
+	}
+	return cfg
+}
+
+// Enabled reports whether a control-plane configuration has a transfer
+// server (xfr.listen is set).
+func Enabled(c *config.Control) bool { return len(c.Xfr.Listen) > 0 }

@@ -1,0 +1,275 @@
+package xfrout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// Outcomes of the NOTIFYs of one serial to one target, the "result" label.
+const (
+	notifyOK         = "ok"         // acknowledged
+	notifyRejected   = "rejected"   // answered with an error rcode: not retried
+	notifyFailed     = "failed"     // unanswered after every try
+	notifySuperseded = "superseded" // unanswered, then a newer serial replaced it
+)
+
+// errRejected: the target answered the NOTIFY with an error rcode.
+var errRejected = errors.New("notify rejected")
+
+// notifier sends NOTIFY (RFC 1996) to every target for each new serial of a
+// zone. Each target has a queue of zones and NotifyConcurrency workers; a
+// zone is never sent to one target twice at once. An unanswered NOTIFY is
+// retried after NotifyBackoff, doubling, until NotifyTries were sent; a
+// newer serial of the zone ends the retries of the older one and is sent at
+// once, with tries of its own.
+type notifier struct {
+	tries   int
+	backoff time.Duration
+	workers int
+	log     *slog.Logger
+	met     *metricsSet
+	// soa returns the current SOA of a zone (sent in the answer section);
+	// an error matching store.ErrNotFound drops the zone's NOTIFYs.
+	soa func(ctx context.Context, zone string) (*dns.SOA, error)
+	// send sends one NOTIFY and waits for its answer: nil when
+	// acknowledged, an error matching errRejected when refused, another
+	// error when unanswered.
+	send    func(ctx context.Context, t *target, m *dns.Msg) error
+	targets []*target
+}
+
+// target is one secondary and its queue.
+type target struct {
+	addr netip.AddrPort
+	key  *tsigKey // nil = unsigned
+
+	mu    sync.Mutex
+	jobs  map[string]*job // zone → its pending NOTIFY
+	queue []*job          // jobs to send now, in order
+	wake  chan struct{}   // a job was queued
+}
+
+// job is the pending NOTIFY of one zone to one target.
+type job struct {
+	zone     string
+	serial   uint32 // the newest serial to announce
+	tries    int    // NOTIFYs of serial sent unanswered
+	queued   bool
+	inflight bool
+	timer    *time.Timer // waiting to retry
+	gen      int         // invalidates a timer that was stopped too late
+}
+
+func newNotifier(cfg Config, ring keyring, log *slog.Logger, met *metricsSet, soa func(context.Context, string) (*dns.SOA, error)) *notifier {
+	n := &notifier{
+		tries: cfg.NotifyTries, backoff: cfg.NotifyBackoff, workers: cfg.NotifyConcurrency,
+		log: log, met: met, soa: soa,
+	}
+	client := &dns.Client{Net: "udp", Timeout: cfg.NotifyTimeout, TsigProvider: ring}
+	n.send = func(ctx context.Context, t *target, m *dns.Msg) error {
+		return exchangeNotify(ctx, client, t, m)
+	}
+	for _, nt := range cfg.Notify {
+		t := &target{addr: nt.Addr, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+		if nt.Key != "" {
+			t.key = ring[dns.CanonicalName(nt.Key)]
+		}
+		n.targets = append(n.targets, t)
+	}
+	return n
+}
+
+// exchangeNotify sends m to t over UDP and checks the answer.
+func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) error {
+	r, _, err := c.ExchangeContext(ctx, m, t.addr.String())
+	if err != nil {
+		return err
+	}
+	if t.key != nil && r.IsTsig() == nil {
+		return errors.New("unsigned answer to a signed notify")
+	}
+	if r.Opcode != dns.OpcodeNotify || r.Rcode != dns.RcodeSuccess {
+		return fmt.Errorf("%w: %s, opcode %s", errRejected, dns.RcodeToString[r.Rcode], dns.OpcodeToString[r.Opcode])
+	}
+	return nil
+}
+
+// enqueue announces serial of zone to every target.
+func (n *notifier) enqueue(zoneName string, serial uint32) {
+	zoneName = dns.CanonicalName(zoneName)
+	for _, t := range n.targets {
+		t.mu.Lock()
+		j := t.jobs[zoneName]
+		switch {
+		case j == nil:
+			j = &job{zone: zoneName, serial: serial}
+			t.jobs[zoneName] = j
+			t.push(j)
+		case zone.SerialLess(j.serial, serial):
+			if j.tries > 0 && !j.inflight {
+				n.met.notifies.WithLabelValues(notifySuperseded).Inc()
+			}
+			j.serial, j.tries = serial, 0
+			if j.timer != nil {
+				j.timer.Stop()
+				j.timer = nil
+				j.gen++
+				t.push(j)
+			}
+			// Queued: it goes with the new serial. In flight: the
+			// worker sends again when it is done.
+		}
+		t.mu.Unlock()
+	}
+}
+
+// push queues j; t.mu is held.
+func (t *target) push(j *job) {
+	j.queued = true
+	t.queue = append(t.queue, j)
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop takes the next job to send, nil when there is none.
+func (t *target) pop() *job {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) == 0 {
+		return nil
+	}
+	j := t.queue[0]
+	t.queue[0] = nil
+	t.queue = t.queue[1:]
+	if len(t.queue) == 0 {
+		t.queue = nil
+	} else {
+		select { // let another worker take the next one
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+	j.queued, j.inflight = false, true
+	return j
+}
+
+// run sends until ctx is done; then pending retries are dropped.
+func (n *notifier) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, t := range n.targets {
+		for range n.workers {
+			wg.Go(func() { n.work(ctx, t) })
+		}
+	}
+	wg.Wait()
+	for _, t := range n.targets {
+		t.mu.Lock()
+		for _, j := range t.jobs {
+			if j.timer != nil {
+				j.timer.Stop()
+			}
+		}
+		t.jobs, t.queue = map[string]*job{}, nil
+		t.mu.Unlock()
+	}
+}
+
+func (n *notifier) work(ctx context.Context, t *target) {
+	for {
+		j := t.pop()
+		if j == nil {
+			select {
+			case <-t.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		sent, err := n.sendOne(ctx, t, j.zone)
+		if ctx.Err() != nil {
+			return
+		}
+		n.done(t, j, sent, err)
+	}
+}
+
+// sendOne sends one NOTIFY of the current SOA of a zone and returns the
+// serial it announced.
+func (n *notifier) sendOne(ctx context.Context, t *target, zoneName string) (uint32, error) {
+	soa, err := n.soa(ctx, zoneName)
+	if err != nil {
+		return 0, err
+	}
+	m := new(dns.Msg)
+	m.SetNotify(zoneName)
+	m.Answer = []dns.RR{soa}
+	if t.key != nil {
+		m.SetTsig(t.key.name, t.key.alg, fudge, time.Now().Unix())
+	}
+	n.met.notifyMessages.Inc()
+	return soa.Serial, n.send(ctx, t, m)
+}
+
+// done records the outcome of a NOTIFY of serial sent for j.
+func (n *notifier) done(t *target, j *job, sent uint32, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j.inflight = false
+	if err != nil && errors.Is(err, store.ErrNotFound) {
+		delete(t.jobs, j.zone) // the zone is gone
+		return
+	}
+	if zone.SerialLess(j.serial, sent) {
+		j.serial = sent // the zone was newer than the event said
+	}
+	newer := j.serial != sent
+	log := n.log.With("zone", j.zone, "serial", sent, "target", t.addr)
+	switch {
+	case err == nil:
+		n.met.notifies.WithLabelValues(notifyOK).Inc()
+		log.Debug("notify acknowledged", "tries", j.tries+1)
+	case errors.Is(err, errRejected):
+		n.met.notifies.WithLabelValues(notifyRejected).Inc()
+		log.Warn("notify rejected", "err", err)
+	case newer:
+		n.met.notifies.WithLabelValues(notifySuperseded).Inc()
+	default:
+		j.tries++
+		if j.tries >= n.tries {
+			n.met.notifies.WithLabelValues(notifyFailed).Inc()
+			log.Warn("notify unanswered, giving up", "tries", j.tries, "err", err)
+			delete(t.jobs, j.zone)
+			return
+		}
+		log.Debug("notify unanswered, will retry", "tries", j.tries, "err", err)
+		j.gen++
+		gen := j.gen
+		j.timer = time.AfterFunc(n.backoff<<min(j.tries-1, 16), func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if j.gen == gen && t.jobs[j.zone] == j {
+				j.timer = nil
+				t.push(j)
+			}
+		})
+		return
+	}
+	if newer {
+		j.tries = 0
+		t.push(j)
+		return
+	}
+	delete(t.jobs, j.zone)
+}
