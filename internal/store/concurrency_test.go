@@ -33,7 +33,7 @@ func TestConcurrentWriters(t *testing.T) {
 	for range counters {
 		wg.Go(func() {
 			for range increments {
-				_, err := s.UpdateRRset(ctx, "example.com.", "counter.example.com.", dns.TypeTXT, func(cur []dns.RR) ([]dns.RR, error) {
+				_, _, err := s.UpdateRRset(ctx, "example.com.", "counter.example.com.", dns.TypeTXT, func(cur []dns.RR) ([]dns.RR, error) {
 					n := 0
 					if len(cur) == 1 {
 						v, err := strconv.Atoi(cur[0].(*dns.TXT).Txt[0])

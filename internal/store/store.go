@@ -69,7 +69,7 @@ func ParseSerialPolicy(s string) (SerialPolicy, error) {
 	case SerialIncrement, SerialDate:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: serial policy %q (want increment or date)", ErrInvalid, s)
+	return "", invalidf("serial policy %q: want increment or date", s)
 }
 
 // ZoneInfo describes the current version of a zone.

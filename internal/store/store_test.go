@@ -319,7 +319,7 @@ func TestUpdateRRsetErrorChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := errors.New("stop")
-	_, err := s.UpdateRRset(ctx, "example.com.", "www.example.com.", dns.TypeA, func(cur []dns.RR) ([]dns.RR, error) {
+	_, _, err := s.UpdateRRset(ctx, "example.com.", "www.example.com.", dns.TypeA, func(cur []dns.RR) ([]dns.RR, error) {
 		if len(cur) != 1 {
 			t.Errorf("current records %v", cur)
 		}
@@ -575,5 +575,24 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := store.Open(ctx, filepath.Join(dir, "z.db"), nil, store.WithDefaultPolicy("weekly")); err == nil {
 		t.Error("Open with a bad default policy succeeded")
+	}
+}
+
+func TestCreateZoneFromText(t *testing.T) {
+	ctx := t.Context()
+	s, _ := newStore(t)
+	info, err := s.CreateZoneFromText(ctx, "example.com.", strings.NewReader(importText), store.SerialDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Serial != 2026031400 || info.SerialPolicy != "date" || info.Records != 4 {
+		t.Errorf("created %+v", info)
+	}
+	if _, err := s.CreateZoneFromText(ctx, "example.com.", strings.NewReader(importText), ""); !errors.Is(err, store.ErrExists) {
+		t.Errorf("second create: %v, want ErrExists", err)
+	}
+	_, err = s.CreateZoneFromText(ctx, "example.org.", strings.NewReader("$ORIGIN example.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1.example.net.\n@ 60 IN NS ns1.example.net.\n"), "")
+	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "zonefile:4: example.org. NS: duplicate record (first at zonefile:3)") {
+		t.Errorf("invalid text: %v", err)
 	}
 }

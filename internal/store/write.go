@@ -153,13 +153,15 @@ func (s *Store) SetRRset(ctx context.Context, zoneName, name string, t uint16, r
 	if len(rrs) == 0 {
 		return 0, invalidf("rrset %s %s: no records (to remove an RRset, delete it)", name, typeString(t))
 	}
-	return s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return rrs, nil })
+	serial, _, err := s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return rrs, nil })
+	return serial, err
 }
 
 // DeleteRRset removes the records of type t at name and returns the zone's
 // new serial.
 func (s *Store) DeleteRRset(ctx context.Context, zoneName, name string, t uint16) (uint32, error) {
-	return s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return nil, nil })
+	serial, _, err := s.UpdateRRset(ctx, zoneName, name, t, func([]dns.RR) ([]dns.RR, error) { return nil, nil })
+	return serial, err
 }
 
 // UpdateRRset is an atomic read-modify-write of one RRset: fn receives a
@@ -167,76 +169,82 @@ func (s *Store) DeleteRRset(ctx context.Context, zoneName, name string, t uint16
 // and returns the records to replace them with (none deletes the RRset).
 // No other write runs between the read and the write. An error from fn is
 // returned as it is and changes nothing. It returns the zone's serial
-// after the write.
-func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, error) {
+// after the write and the records of the RRset as stored (normalized as
+// the zone serves them; none after a delete).
+func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, []dns.RR, error) {
+	serial, rrs, err := s.updateRRset(ctx, zoneName, name, t, fn)
+	return serial, copyRRs(rrs), err
+}
+
+func (s *Store) updateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, []dns.RR, error) {
 	zname, err := canonicalZone(zoneName)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	owner, err := canonicalName(name)
 	if err != nil {
-		return 0, fmt.Errorf("zone %s: owner: %w", zname, err)
+		return 0, nil, fmt.Errorf("zone %s: owner: %w", zname, err)
 	}
 	if err := checkType(t); err != nil {
-		return 0, fmt.Errorf("zone %s: rrset %s: %w", zname, owner, err)
+		return 0, nil, fmt.Errorf("zone %s: rrset %s: %w", zname, owner, err)
 	}
 	if err := s.acquire(ctx); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer s.release()
 	st, err := s.state(zname)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	key := setKey{owner, t}
 	cur := st.sets[key]
 	next, err := fn(copyRRs(cur))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	what := fmt.Sprintf("zone %s: rrset %s %s", zname, owner, typeString(t))
 	for i, rr := range next {
 		if rr == nil {
-			return 0, invalidf("%s: records[%d]: no record", what, i)
+			return 0, nil, invalidf("%s: records[%d]: no record", what, i)
 		}
 		h := rr.Header()
 		if h.Rrtype != t {
-			return 0, invalidf("%s: records[%d]: type %s does not match the RRset", what, i, typeString(h.Rrtype))
+			return 0, nil, invalidf("%s: records[%d]: type %s does not match the RRset", what, i, typeString(h.Rrtype))
 		}
 		if n, err := canonicalName(h.Name); err != nil || n != owner {
-			return 0, invalidf("%s: records[%d]: owner %q does not match the RRset", what, i, h.Name)
+			return 0, nil, invalidf("%s: records[%d]: owner %q does not match the RRset", what, i, h.Name)
 		}
 	}
 	next = normalize(owner, next)
 	if len(next) == 0 && len(cur) == 0 {
-		return 0, fmt.Errorf("%s: %w", what, ErrNotFound)
+		return 0, nil, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	same, err := sameRRs(cur, next)
 	if err != nil {
-		return 0, invalidf("%s: %v", what, err)
+		return 0, nil, invalidf("%s: %v", what, err)
 	}
 	if same {
-		return st.info.Serial, nil
+		return st.info.Serial, cur, nil
 	}
 	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
-		return 0, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
+		return 0, nil, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
 	}
 
 	soaKey := setKey{zname, dns.TypeSOA}
 	isSOA := key == soaKey
 	oldSOA := st.soa()
 	if oldSOA == nil {
-		return 0, fmt.Errorf("%s: the stored zone has no SOA", what)
+		return 0, nil, fmt.Errorf("%s: the stored zone has no SOA", what)
 	}
 	newSOA := dns.Copy(oldSOA).(*dns.SOA)
 	var proposed uint32
 	if isSOA {
 		if len(next) != 1 {
-			return 0, invalidf("%s: the zone needs exactly one SOA record, got %d", what, len(next))
+			return 0, nil, invalidf("%s: the zone needs exactly one SOA record, got %d", what, len(next))
 		}
 		soa, ok := next[0].(*dns.SOA)
 		if !ok {
-			return 0, invalidf("%s: records[0]: not an SOA record", what)
+			return 0, nil, invalidf("%s: records[0]: not an SOA record", what)
 		}
 		newSOA, proposed = soa, soa.Serial
 	}
@@ -250,33 +258,33 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		for i, rr := range next {
 			recs = append(recs, zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)})
 		}
-		recs = append(recs, zone.Record{RR: newSOA, File: "zone"})
+		recs = append(recs, zone.Record{RR: newSOA, File: inZone})
 	}
 	for k, rrs := range st.sets {
 		if k == key || k == soaKey {
 			continue
 		}
 		for _, rr := range rrs {
-			recs = append(recs, zone.Record{RR: rr, File: "zone"})
+			recs = append(recs, zone.Record{RR: rr, File: inZone})
 		}
 	}
 	nz, err := zone.Build(zname, recs)
 	if err != nil {
-		return 0, invalid(err)
+		return 0, nil, invalid(err)
 	}
 	newSet, err := rrsetOf(nz, owner, t)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	soaSet, err := rrsetOf(nz, zname, dns.TypeSOA)
 	if err != nil || len(soaSet) != 1 {
-		return 0, fmt.Errorf("%s: read back the new SOA: %v", what, err)
+		return 0, nil, fmt.Errorf("%s: read back the new SOA: %v", what, err)
 	}
 	ch := &Change{From: oldSOA.Serial, To: nz.Serial, Del: []dns.RR{oldSOA}, Add: soaSet}
 	if !isSOA {
 		del, add, err := diffRRs(cur, newSet)
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", what, err)
+			return 0, nil, fmt.Errorf("%s: %w", what, err)
 		}
 		ch.Del = append(ch.Del, del...)
 		ch.Add = append(ch.Add, add...)
@@ -284,12 +292,17 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 	sets := map[setKey][]dns.RR{key: newSet, soaKey: soaSet}
 	ns, err := s.commit(st, nz, sets, false, ch, now)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.log.Debug("rrset written", "zone", zname, "name", owner, "type", typeString(t), "records", len(newSet), "serial", ns.info.Serial)
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
-	return ns.info.Serial, nil
+	return ns.info.Serial, newSet, nil
 }
+
+// inZone labels the records a write keeps in the zone, in error messages
+// ("in the zone: www.example.com. A: CNAME and other data at the same
+// name"), as records[i] labels the ones it writes.
+const inZone = "in the zone"
 
 // checkType rejects the types that cannot be zone data.
 func checkType(t uint16) error {
@@ -322,19 +335,40 @@ const importLabel = "zonefile"
 // an SOA serial that is not newer changes nothing. Errors name the line of
 // the text.
 func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneInfo, error) {
+	return s.importText(ctx, name, r, "", false)
+}
+
+// CreateZoneFromText creates a zone from RFC 1035 master-file text (no
+// $INCLUDE) like CreateZone; errors name the line of the text.
+func (s *Store) CreateZoneFromText(ctx context.Context, name string, r io.Reader, policy SerialPolicy) (ZoneInfo, error) {
+	return s.importText(ctx, name, r, policy, true)
+}
+
+// importText is ImportZone, or with create CreateZoneFromText.
+func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy SerialPolicy, create bool) (ZoneInfo, error) {
 	zname, err := canonicalZone(name)
 	if err != nil {
 		return ZoneInfo{}, err
 	}
+	op := "import"
+	if create {
+		op = "create"
+	}
+	if policy == "" {
+		policy = s.opt.policy
+	}
+	if _, err := ParseSerialPolicy(string(policy)); err != nil {
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return ZoneInfo{}, fmt.Errorf("import zone %s: read: %w", zname, err)
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: read: %w", op, zname, err)
 	}
 	if hasDirective(data, "$GENERATE") {
 		// $GENERATE makes up to 65536 records from one line: count before
 		// holding them all.
 		if err := s.countRecords(data, zname); err != nil {
-			return ZoneInfo{}, err
+			return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 		}
 	}
 	// The file name "-" keeps the parser from following $INCLUDE.
@@ -345,10 +379,10 @@ func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneI
 		if rest, ok := strings.CutPrefix(msg, "-:"); ok {
 			msg = importLabel + ":" + rest
 		}
-		return ZoneInfo{}, invalidf("import zone %s: %s", zname, msg)
+		return ZoneInfo{}, invalidf("%s zone %s: %s", op, zname, msg)
 	}
 	if len(recs) > s.opt.maxRecords {
-		return ZoneInfo{}, invalidf("import zone %s: %d records, more than the limit of %d", zname, len(recs), s.opt.maxRecords)
+		return ZoneInfo{}, invalidf("%s zone %s: %d records, more than the limit of %d", op, zname, len(recs), s.opt.maxRecords)
 	}
 	for i := range recs {
 		recs[i].File = importLabel
@@ -362,6 +396,9 @@ func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneI
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return ZoneInfo{}, err
 	}
+	if exists && create {
+		return ZoneInfo{}, fmt.Errorf("zone %s: %w", zname, ErrExists)
+	}
 	now := s.opt.now()
 	newSerial := false // the text's SOA has a serial newer than the zone's
 	if i := apexSOA(zname, recs); i >= 0 {
@@ -371,7 +408,7 @@ func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneI
 			soa.Serial = bumpSerial(SerialPolicy(st.info.SerialPolicy), st.info.Serial, given, true, now)
 			newSerial = soa.Serial == given
 		} else {
-			soa.Serial = createSerial(s.opt.policy, soa.Serial, now)
+			soa.Serial = createSerial(policy, soa.Serial, now)
 		}
 		recs[i].RR = soa
 	}
@@ -381,30 +418,30 @@ func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneI
 	}
 	all, err := nz.RRs()
 	if err != nil {
-		return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
 	var ch *Change
 	if exists {
 		del, add, err := zone.Diff(st.z, nz)
 		if err != nil {
-			return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+			return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 		}
 		if !newSerial && onlySerial(del, add) {
 			return st.info, nil
 		}
 		ch = &Change{From: st.info.Serial, To: nz.Serial, Del: del, Add: add}
 	} else {
-		st = &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(s.opt.policy)}}
+		st = &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(policy)}}
 	}
 	ns, err := s.commit(st, nz, groupRRs(all), true, ch, now)
 	if err != nil {
-		return ZoneInfo{}, fmt.Errorf("import zone %s: %w", zname, err)
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
 	if exists {
 		s.log.Info("zone imported", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records,
 			"deleted", len(ch.Del)-1, "added", len(ch.Add)-1)
 	} else {
-		s.log.Info("zone created by import", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records)
+		s.log.Info("zone created", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records, "serial_policy", policy, "from", "text")
 	}
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial, Created: !exists})
 	return ns.info, nil
@@ -418,7 +455,7 @@ func (s *Store) countRecords(data []byte, zname string) error {
 	n := 0
 	for _, ok := zp.Next(); ok; _, ok = zp.Next() {
 		if n++; n > s.opt.maxRecords {
-			return invalidf("import zone %s: more than the limit of %d records", zname, s.opt.maxRecords)
+			return invalidf("more than the limit of %d records", s.opt.maxRecords)
 		}
 	}
 	return nil // a syntax error is reported by the parse that follows

@@ -1,0 +1,113 @@
+// Package api is the control plane's REST API: HTTP handlers over a
+// Backend (the zone store) and the JSON types they exchange, which
+// internal/apiclient shares.
+//
+// Every request carries "Authorization: Bearer TOKEN" with one of the
+// configured tokens (compared in constant time). Paths are versioned:
+//
+//	GET    /v1/zones                               list zones
+//	POST   /v1/zones                               create: JSON CreateZone, or text/dns with ?name=ZONE[&serial_policy=P]
+//	GET    /v1/zones/{zone}                        the zone's description and every RRset
+//	DELETE /v1/zones/{zone}                        delete the zone
+//	GET    /v1/zones/{zone}/zonefile               export as RFC 1035 text (text/dns)
+//	PUT    /v1/zones/{zone}/zonefile               import RFC 1035 text: replace all content, creating the zone if needed
+//	GET    /v1/zones/{zone}/rrsets[?name=NAME]     every RRset (at one name)
+//	GET    /v1/zones/{zone}/rrsets/{name}/{type}   one RRset, with an ETag
+//	PUT    /v1/zones/{zone}/rrsets/{name}/{type}   replace it: {"ttl":300,"records":["192.0.2.1"]}
+//	DELETE /v1/zones/{zone}/rrsets/{name}/{type}   delete it
+//
+// Names in paths: a zone with or without the trailing dot; an RRset name
+// "@" for the apex, a name with a trailing dot or ending in the zone's name
+// as it is, anything else relative to the zone ("www"). Record data is in
+// presentation format, names in it relative to the zone unless they end in
+// a dot, as in a zone file; RFC 3597 "\# len hex" works for every type.
+// PUT and DELETE of an RRset honour If-Match (with the ETag of a GET) and
+// If-None-Match: * for safe read-modify-write; a failed condition is 412.
+//
+// Errors are JSON {"error": "..."}: 400 for bad input (naming the record or
+// field), 401 without a valid token, 404, 405, 409 when the zone exists, 412,
+// 413 for a body over the limit, 415 for a wrong Content-Type, 500 otherwise.
+package api
+
+import (
+	"net/url"
+	"time"
+)
+
+// Paths and media types.
+const (
+	PathZones     = "/v1/zones"
+	MediaJSON     = "application/json"
+	MediaZoneFile = "text/dns" // RFC 4027
+)
+
+// ZonePath is the path of a zone.
+func ZonePath(zone string) string { return PathZones + "/" + url.PathEscape(zone) }
+
+// ZoneFilePath is the path of a zone's RFC 1035 text.
+func ZoneFilePath(zone string) string { return ZonePath(zone) + "/zonefile" }
+
+// RRsetsPath is the path of a zone's RRsets.
+func RRsetsPath(zone string) string { return ZonePath(zone) + "/rrsets" }
+
+// RRsetPath is the path of one RRset.
+func RRsetPath(zone, name, typ string) string {
+	return RRsetsPath(zone) + "/" + url.PathEscape(name) + "/" + url.PathEscape(typ)
+}
+
+// ZoneInfo describes the current version of a zone.
+type ZoneInfo struct {
+	Name         string    `json:"name"`
+	Serial       uint32    `json:"serial"`
+	Records      int       `json:"records"`
+	Updated      time.Time `json:"updated"`
+	SerialPolicy string    `json:"serial_policy"`
+}
+
+// ZoneList is the answer to GET /v1/zones.
+type ZoneList struct {
+	Zones []ZoneInfo `json:"zones"`
+}
+
+// Zone is the answer to GET /v1/zones/{zone}: the description and every
+// RRset, in canonical order.
+type Zone struct {
+	ZoneInfo
+	RRsets []RRset `json:"rrsets"`
+}
+
+// RRsetList is the answer to GET /v1/zones/{zone}/rrsets.
+type RRsetList struct {
+	RRsets []RRset `json:"rrsets"`
+}
+
+// RRset is the records of one type at one name. In a PUT, name and type
+// may be left out (the path gives them) and ttl is required. The records of
+// an RRSIG RRset are every signature at the name; ttl is then the lowest.
+type RRset struct {
+	Name    string   `json:"name,omitempty"`
+	Type    string   `json:"type,omitempty"`
+	TTL     uint32   `json:"ttl"`
+	Records []string `json:"records"` // rdata in presentation format
+}
+
+// CreateZone is the body of POST /v1/zones in JSON. Records are whole
+// records in zone-file form, relative to the zone ("@ 3600 IN SOA ...",
+// "www 300 IN A 192.0.2.1"; the TTL defaults to 3600).
+type CreateZone struct {
+	Name         string   `json:"name"`
+	SerialPolicy string   `json:"serial_policy,omitempty"` // increment or date; "" = the server's default
+	Records      []string `json:"records"`
+}
+
+// WriteResult answers a write of an RRset: the zone's serial after it, and
+// the RRset as stored (absent after a delete).
+type WriteResult struct {
+	Serial uint32 `json:"serial"`
+	RRset  *RRset `json:"rrset,omitempty"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
