@@ -21,10 +21,10 @@ type bench struct {
 	logger *slog.Logger
 }
 
-// clientLimitedBelow: when the server's share of its core plus what others
-// took of that core stays under this, the server sat idle for the rest of
-// the time in a saturating run, so dnsperf was the limit. (A server starved
-// by other processes is not idle: that run is disturbed, see noisy.)
+// clientLimitedBelow: when the server's share of its core plus softirq and
+// what others took of that core stays under this, the core sat idle for the
+// rest of a saturating run, so dnsperf was the limit. (A server starved by
+// other processes is not idle: that run is disturbed, see noisy.)
 const clientLimitedBelow = 0.9
 
 // figures are the results of a saturating run over some window.
