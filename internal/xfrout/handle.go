@@ -302,8 +302,8 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 		log.Warn("transfer failed", "err", err, "messages_sent", st.msgs)
 		return err
 	}
-	s.met.result(typ, result)
 	s.met.bytes.WithLabelValues(typ).Add(float64(st.bytes))
+	s.met.result(typ, result)
 	return nil
 }
 

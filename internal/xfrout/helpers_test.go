@@ -9,8 +9,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"hash"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -304,8 +304,18 @@ func pack(t testing.TB, q *dns.Msg, key *clientKey) ([]byte, string) {
 // the request's MAC, the next ones timers-only with the previous MAC).
 func exchangeTCP(t testing.TB, addr netip.AddrPort, q *dns.Msg, key *clientKey) (*response, error) {
 	t.Helper()
+	return exchangeTCPFrom(t, netip.Addr{}, addr, q, key)
+}
+
+// exchangeTCPFrom is exchangeTCP from a given local address.
+func exchangeTCPFrom(t testing.TB, from netip.Addr, addr netip.AddrPort, q *dns.Msg, key *clientKey) (*response, error) {
+	t.Helper()
 	req, mac := pack(t, q, key)
-	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+	}
+	c, err := d.Dial("tcp", addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -497,7 +507,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-
 // rawUDP sends a datagram and returns the answer; an error when none comes
 // within 500ms.
 func rawUDP(addr netip.AddrPort, req []byte) ([]byte, error) {
@@ -524,7 +533,8 @@ func verifyAnswer(raw []byte, key *clientKey, requestMAC string, timersOnly bool
 	if raw[3]&0xf == dns.RcodeNotAuth {
 		return verifyNotAuth(raw, key, requestMAC)
 	}
-	return dns.TsigVerify(raw, key.secret, requestMAC, timersOnly)
+	// TsigVerify changes the ARCOUNT of the buffer it is given.
+	return dns.TsigVerify(append([]byte(nil), raw...), key.secret, requestMAC, timersOnly)
 }
 
 // verifyNotAuth checks the MAC of a single signed answer by hand

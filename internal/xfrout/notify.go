@@ -93,6 +93,12 @@ func newNotifier(cfg Config, ring keyring, log *slog.Logger, met *metricsSet, so
 func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) error {
 	r, _, err := c.ExchangeContext(ctx, m, t.addr.String())
 	if err != nil {
+		if r != nil && r.Id == m.Id && r.Response && r.Rcode != dns.RcodeSuccess {
+			// An error answer whose TSIG miekg/dns cannot check (it
+			// refuses to verify any NOTAUTH): final all the same, as
+			// retrying would only repeat it.
+			return fmt.Errorf("%w: %s (%v)", errRejected, dns.RcodeToString[r.Rcode], err)
+		}
 		return err
 	}
 	if t.key != nil && r.IsTsig() == nil {

@@ -189,9 +189,9 @@ func TestAXFR(t *testing.T) {
 			t.Errorf("message %d: aa=%t rcode=%s question=%v", i, m.Authoritative, dns.RcodeToString[m.Rcode], m.Question)
 		}
 	}
-	if got := counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "axfr", "result": "ok"}); got != 1 {
-		t.Errorf("requests_total{axfr,ok} = %v, want 1", got)
-	}
+	waitFor(t, "requests_total{axfr,ok} = 1", func() bool {
+		return counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "axfr", "result": "ok"}) == 1
+	})
 	if got := counter(t, s, "anycastd_xfrout_transfer_bytes_total", map[string]string{"type": "axfr"}); got < 5000 {
 		t.Errorf("transfer_bytes_total{axfr} = %v, want the bytes of the transfer", got)
 	}
@@ -291,10 +291,10 @@ func TestIXFR(t *testing.T) {
 					t.Errorf("question type %d, want IXFR", resp.msgs[0].Question[0].Qtype)
 				}
 			}
-			after := counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "ixfr", "result": tc.want})
-			if after != before+1 {
-				t.Errorf("requests_total{ixfr,%s} went from %v to %v, want +1", tc.want, before, after)
-			}
+			// The server counts once the answer is written.
+			waitFor(t, "requests_total{ixfr,"+tc.want+"} to grow by 1", func() bool {
+				return counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "ixfr", "result": tc.want}) == before+1
+			})
 		})
 	}
 }
