@@ -171,12 +171,11 @@ func (s *Store) DeleteRRset(ctx context.Context, zoneName, name string, t uint16
 // returned as it is and changes nothing. It returns the zone's serial
 // after the write and the records of the RRset as stored (normalized as
 // the zone serves them; none after a delete).
+//
+// Records the store holds are never handed out: packing a record writes
+// its header (miekg/dns sets Rdlength), so callers get copies, made while
+// the write lock is held.
 func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, []dns.RR, error) {
-	serial, rrs, err := s.updateRRset(ctx, zoneName, name, t, fn)
-	return serial, copyRRs(rrs), err
-}
-
-func (s *Store) updateRRset(ctx context.Context, zoneName, name string, t uint16, fn func(cur []dns.RR) ([]dns.RR, error)) (uint32, []dns.RR, error) {
 	zname, err := canonicalZone(zoneName)
 	if err != nil {
 		return 0, nil, err
@@ -224,7 +223,7 @@ func (s *Store) updateRRset(ctx context.Context, zoneName, name string, t uint16
 		return 0, nil, invalidf("%s: %v", what, err)
 	}
 	if same {
-		return st.info.Serial, cur, nil
+		return st.info.Serial, copyRRs(cur), nil
 	}
 	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
 		return 0, nil, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
@@ -296,7 +295,7 @@ func (s *Store) updateRRset(ctx context.Context, zoneName, name string, t uint16
 	}
 	s.log.Debug("rrset written", "zone", zname, "name", owner, "type", typeString(t), "records", len(newSet), "serial", ns.info.Serial)
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
-	return ns.info.Serial, newSet, nil
+	return ns.info.Serial, copyRRs(newSet), nil
 }
 
 // inZone labels the records a write keeps in the zone, in error messages
