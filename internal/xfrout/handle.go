@@ -272,7 +272,7 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 	if r.key != nil {
 		log = log.With("key", r.key.name)
 	}
-	result := resultOK
+	var result string
 	switch {
 	case ixfr && !zone.SerialLess(client, z.Serial):
 		// RFC 1995 §2: up to date (or newer): the current SOA alone.

@@ -377,10 +377,13 @@ type xfrTracker struct {
 func (x *xfrTracker) add(rrs []dns.RR) bool {
 	for _, rr := range rrs {
 		soa, isSOA := rr.(*dns.SOA)
-		switch {
-		case x.n == 0:
-			x.serial, x.seen = soa.Serial, 1
-		case x.n == 1:
+		switch x.n {
+		case 0:
+			if isSOA {
+				x.serial = soa.Serial
+			}
+			x.seen = 1
+		case 1:
 			x.ixfr = isSOA && soa.Serial != x.serial
 		}
 		if x.n > 0 && isSOA && soa.Serial == x.serial {

@@ -97,7 +97,7 @@ func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) e
 			// An error answer whose TSIG miekg/dns cannot check (it
 			// refuses to verify any NOTAUTH): final all the same, as
 			// retrying would only repeat it.
-			return fmt.Errorf("%w: %s (%v)", errRejected, dns.RcodeToString[r.Rcode], err)
+			return fmt.Errorf("%w: %s (%w)", errRejected, dns.RcodeToString[r.Rcode], err)
 		}
 		return err
 	}

@@ -135,7 +135,7 @@ func (st *stream) zone(z *zone.Zone) error {
 				return
 			}
 			set := &n.Sets[i]
-			if !(n == z.Apex && set.Type == dns.TypeSOA) {
+			if n != z.Apex || set.Type != dns.TypeSOA {
 				for _, rd := range set.RData {
 					if err = st.rr(n.Name, set.Type, set.TTL, rd); err != nil {
 						return

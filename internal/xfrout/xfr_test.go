@@ -299,6 +299,35 @@ func TestIXFR(t *testing.T) {
 	}
 }
 
+// TestIXFRTrimmedJournal: once the journal lost a serial, an IXFR from it
+// gets the whole zone, and one from a serial still there the differences.
+func TestIXFRTrimmedJournal(t *testing.T) {
+	src, vs := sourceWithVersions(t)
+	src.trim(origin, 1) // only 3→4 is left
+	_, addr := startServer(t, aclConfig(), src)
+	for _, tc := range []struct {
+		client    uint32
+		axfrStyle bool
+	}{{1, true}, {2, true}, {3, false}} {
+		resp, err := exchangeTCP(t, addr, ixfrQuery(origin, tc.client), signA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs := resp.records()
+		_, changes, axfrStyle := parseIXFR(t, rrs)
+		if axfrStyle != tc.axfrStyle {
+			t.Fatalf("IXFR from %d: axfr-style=%t, want %t", tc.client, axfrStyle, tc.axfrStyle)
+		}
+		if axfrStyle {
+			if diff := cmp.Diff(zoneStrings(t, vs[3]), rrStrings(rrs[:len(rrs)-1])); diff != "" {
+				t.Errorf("IXFR from %d (-zone +ixfr):\n%s", tc.client, diff)
+			}
+		} else if len(changes) != 1 || changes[0].From != 3 || changes[0].To != 4 {
+			t.Errorf("IXFR from 3: %d changes, want 3→4", len(changes))
+		}
+	}
+}
+
 // TestSingleMessageAnswers covers SOA queries, IXFR over UDP and the
 // answers to requests that cannot be served.
 func TestSingleMessageAnswers(t *testing.T) {
