@@ -97,7 +97,7 @@ func testStartupDNSBlocked(t *testing.T) {
 	t.Logf("BGP session established %v after start, DNS on the anycast addresses blocked", ms(est))
 	// The session is up and the process serves its unicast address, yet
 	// nothing is announced while its anycast address does not answer.
-	p := startProber(e.rNS, "udp", unicastPort, 50*time.Millisecond, time.Second)
+	p := startProber(t, e.rNS, "udp", unicastPort, 50*time.Millisecond, time.Second)
 	e.holdRoutes(false, 2*time.Second, "DNS blocked")
 	samples := p.Stop()
 	if failed, total := failures(samples, time.Time{}, time.Now()); len(failed) > 0 || total == 0 {
@@ -131,7 +131,7 @@ func testStartupBrokenZone(t *testing.T) {
 	t.Logf("BGP session established %v after start, zone %s failed to load", ms(est), broken)
 	// Serving the good zone on the unicast address, session up, never
 	// announcing: watched for 3 s (30 health rounds).
-	p := startProber(e.rNS, "udp", unicastPort, 50*time.Millisecond, time.Second)
+	p := startProber(t, e.rNS, "udp", unicastPort, 50*time.Millisecond, time.Second)
 	e.holdRoutes(false, 3*time.Second, "zone failed to load")
 	samples := p.Stop()
 	if failed, total := failures(samples, time.Time{}, time.Now()); len(failed) > 0 || total == 0 {
@@ -150,9 +150,6 @@ func testStartupBrokenZone(t *testing.T) {
 	if st.Healthy || len(st.Announced) > 0 || !strings.Contains(zoneErr, broken) {
 		t.Fatalf("status with a broken zone: healthy=%v announced=%v zones check %q; want unhealthy, nothing announced, %s named",
 			st.Healthy, st.Announced, zoneErr, broken)
-	}
-	if !strings.Contains(n.log(), "zone load failed") {
-		t.Errorf("node log does not report the failed zone:\n%s", lastLines(n.log(), 20))
 	}
 	// The same node announces once the zone is fixed and reloaded: what
 	// held it back was the zone.
@@ -175,8 +172,7 @@ func TestDrain(t *testing.T) {
 	e.holdRoutes(true, 500*time.Millisecond, "initial")
 
 	// The node's unicast address, from R, throughout.
-	uni := startProber(e.rNS, "udp", unicastPort, 20*time.Millisecond, time.Second)
-	defer uni.Stop()
+	uni := startProber(t, e.rNS, "udp", unicastPort, 20*time.Millisecond, time.Second)
 
 	// 1. Admin API drain. (cmd/anycastctl does not exist yet; this is the
 	// request "anycastctl drain" is to send.)
@@ -269,9 +265,6 @@ func TestDrain(t *testing.T) {
 	if exit < drainPeriod {
 		t.Errorf("SIGTERM: exited after %v, before drain_period %v", ms(exit), drainPeriod)
 	}
-	if !strings.Contains(n.log(), "draining") {
-		t.Errorf("node log does not mention the drain:\n%s", lastLines(n.log(), 20))
-	}
 }
 
 // checkDrained: withdrawn, the node still answers on its anycast address
@@ -308,7 +301,7 @@ func TestDNSFailure(t *testing.T) {
 		for c := range 2 {
 			what := fmt.Sprintf("node %d cycle %d", p, c)
 			e.holdRoutes(true, time.Second, what+": before")
-			uni := startProber(e.rNS, "udp", unicastPort, 20*time.Millisecond, time.Second)
+			uni := startProber(t, e.rNS, "udp", unicastPort, 20*time.Millisecond, time.Second)
 			t0, confirm := e.blockDNS()
 			bird, fib := e.waitRoutes(t0, false, eventually, what+": DNS blocked")
 			gone, goneFIB = append(gone, bird), append(goneFIB, fib)

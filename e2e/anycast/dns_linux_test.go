@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -110,8 +111,10 @@ type prober struct {
 	got  []sample
 }
 
-func startProber(ns, network string, server netip.AddrPort, interval, timeout time.Duration) *prober {
+// It is stopped at the end of the test at the latest.
+func startProber(t *testing.T, ns, network string, server netip.AddrPort, interval, timeout time.Duration) *prober {
 	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { p.Stop() })
 	go func() {
 		defer close(p.done)
 		for {

@@ -211,11 +211,6 @@ func (n *node) kill() {
 	n.wait(10 * time.Second)
 }
 
-func (n *node) log() string {
-	b, _ := os.ReadFile(n.logPath)
-	return string(b)
-}
-
 // --- admin API (in N, on loopback) ------------------------------------------
 
 // adminStatus is the part of GET /v1/status the tests read.
