@@ -21,7 +21,7 @@ import (
 // The control plane's API: where and with which token.
 const (
 	envAPI     = "ANYCASTCTL_API"
-	envToken   = "ANYCASTCTL_TOKEN"
+	envToken   = "ANYCASTCTL_TOKEN" //nolint:gosec // the name of an environment variable, not a credential
 	defaultAPI = "http://127.0.0.1:8054"
 )
 
@@ -280,9 +280,9 @@ func runZoneList(ctx context.Context, e *env, sc *subcommand, args []string) err
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ZONE\tSERIAL\tRECORDS\tPOLICY\tUPDATED")
+	_, _ = fmt.Fprintln(tw, "ZONE\tSERIAL\tRECORDS\tPOLICY\tUPDATED") // a write error shows at Flush
 	for _, z := range zones {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", z.Name, z.Serial, z.Records, z.SerialPolicy, z.Updated.UTC().Format("2006-01-02 15:04:05Z"))
+		_, _ = fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", z.Name, z.Serial, z.Records, z.SerialPolicy, z.Updated.UTC().Format("2006-01-02 15:04:05Z"))
 	}
 	return tw.Flush()
 }
@@ -314,10 +314,11 @@ func runZoneShow(ctx context.Context, e *env, sc *subcommand, args []string) err
 // writeRRsets prints records one per line in aligned columns.
 func writeRRsets(w io.Writer, sets []api.RRset) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTTL\tTYPE\tDATA")
+	// A write error shows at Flush.
+	_, _ = fmt.Fprintln(tw, "NAME\tTTL\tTYPE\tDATA")
 	for _, s := range sets {
 		for _, r := range s.Records {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.TTL, s.Type, r)
+			_, _ = fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.TTL, s.Type, r)
 		}
 	}
 	return tw.Flush()
@@ -386,7 +387,7 @@ func runZoneExport(ctx context.Context, e *env, sc *subcommand, args []string) e
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename
 	if err := cl.ExportZone(ctx, pos[0], tmp); err != nil {
 		tmp.Close()
 		return apiErr(url, err)

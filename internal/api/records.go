@@ -135,7 +135,7 @@ func parseOne(origin, text string) (dns.RR, error) {
 	// does not read back as itself from the text the API would show.
 	wire, err := packRR(rr)
 	if err != nil {
-		return nil, fmt.Errorf("cannot encode: %v", err)
+		return nil, fmt.Errorf("cannot encode: %w", err)
 	}
 	if rr.Header().Name == "" {
 		return nil, errors.New("the owner name is missing")

@@ -329,14 +329,14 @@ func readAPITokenFile(path string) ([]string, error) {
 	// Messages leave the path out: the field names it already.
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %v", pathErr(err))
+		return nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
 	}
 	if st.Mode().Perm()&0o007 != 0 {
 		return nil, fmt.Errorf("the token file is accessible to other users (mode %04o); chmod o-rwx it", st.Mode().Perm())
 	}
 	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %v", pathErr(err))
+		return nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
 	}
 	var tokens []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -349,7 +349,7 @@ func readAPITokenFile(path string) ([]string, error) {
 		tokens = append(tokens, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %v", err)
+		return nil, fmt.Errorf("cannot read the token file: %w", err)
 	}
 	if len(tokens) == 0 {
 		return nil, errors.New("the token file holds no token")

@@ -47,7 +47,7 @@ func (s *Store) Changes(ctx context.Context, zoneName string, from uint32) ([]Ch
 	if err != nil {
 		return nil, fmt.Errorf("changes of %s: %w", zname, err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // read-only; rows.Err has the errors
 	var out []Change
 	next := int64(from)
 	for rows.Next() {

@@ -160,7 +160,7 @@ func (s *Store) loadAll(ctx context.Context) error {
 		var serial int64
 		var updated int64
 		if err := rows.Scan(&st.id, &st.info.Name, &serial, &st.info.SerialPolicy, &updated, &st.lastSeq); err != nil {
-			rows.Close()
+			_ = rows.Close() // the Scan error is the one to report
 			return err
 		}
 		st.info.Updated = time.Unix(0, updated).UTC()
@@ -187,7 +187,7 @@ func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // read-only; rows.Err has the errors
 	var recs []zone.Record
 	for rows.Next() {
 		var k setKey

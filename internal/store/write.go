@@ -276,8 +276,11 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	soaSet, err := rrsetOf(nz, zname, dns.TypeSOA)
-	if err != nil || len(soaSet) != 1 {
-		return 0, nil, fmt.Errorf("%s: read back the new SOA: %v", what, err)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: read back the new SOA: %w", what, err)
+	}
+	if len(soaSet) != 1 {
+		return 0, nil, fmt.Errorf("%s: the new zone has %d SOA records", what, len(soaSet))
 	}
 	ch := &Change{From: oldSOA.Serial, To: nz.Serial, Del: []dns.RR{oldSOA}, Add: soaSet}
 	if !isSOA {
@@ -549,7 +552,7 @@ func writeSets(ctx context.Context, tx *sql.Tx, id int64, sets map[setKey][]dns.
 	if err != nil {
 		return err
 	}
-	defer ins.Close()
+	defer func() { _ = ins.Close() }() // the transaction's outcome is what counts
 	for _, k := range sortedKeys(sets) {
 		rrs := sets[k]
 		if len(rrs) == 0 {

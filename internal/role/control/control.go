@@ -1,16 +1,18 @@
-// Package control wires the control plane: the zone store and its REST
-// API (and, later, the transfer server of package xfrout on Store()).
+// Package control wires the control plane: the zone store, its REST API and
+// the transfer server (AXFR/IXFR, NOTIFY, catalog zone) of package xfrout.
 //
 // Start-up order: create the data directory → open the store, which loads
-// every zone into memory → bind the API listener (any failure closes what
-// was opened and aborts) → ready.
+// every zone into memory → bind the API listener and the transfer listeners
+// (any failure closes what was opened and aborts) → ready.
 //
 // Shutdown order, when the context ends: the API stops accepting requests
 // and waits up to api.ShutdownTimeout for those in progress, so a write
-// that started is committed and answered → the store closes (after the
-// write in progress, if any) → Run returns. A write that was acknowledged
-// has been fsynced before its answer was sent, so a crash at any point
-// loses only writes that were never acknowledged.
+// that started is committed and answered → the transfer server stops →
+// the store closes (after the write in progress, if any) → Run returns. If
+// the transfer server fails, the API shuts down the same way and Run
+// returns the error. A write that was acknowledged has been fsynced before
+// its answer was sent, so a crash at any point loses only writes that were
+// never acknowledged.
 package control
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
 // DBFile is the name of the zone database in the data directory.
@@ -43,9 +46,17 @@ type Control struct {
 	// binding api.listen.
 	listener net.Listener
 
-	mu    sync.Mutex
-	store *store.Store
-	addr  netip.AddrPort
+	mu       sync.Mutex
+	store    *store.Store
+	addr     netip.AddrPort
+	xfrAddrs []netip.AddrPort
+}
+
+// XfrAddrs returns the bound transfer addresses, once ready.
+func (c *Control) XfrAddrs() []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]netip.AddrPort(nil), c.xfrAddrs...)
 }
 
 // New prepares a control plane from a configuration, which it validates.
@@ -116,12 +127,59 @@ func (c *Control) Run(ctx context.Context) error {
 	c.store, c.addr = s, addr
 	c.mu.Unlock()
 	h := api.Handler(NewBackend(s), api.Config{Tokens: c.cfg.API.Tokens, MaxBody: c.cfg.API.MaxBody}, c.log)
+
+	// xfrDone stays nil (never ready) without a transfer server.
+	xfrCtx, stopXfr := context.WithCancel(context.Background())
+	defer stopXfr()
+	var xfrDone chan error
+	if xfrout.Enabled(c.cfg) {
+		srv, err := xfrout.New(xfrout.FromControl(c.cfg), s, c.log)
+		if err != nil {
+			_ = ln.Close()
+			return errors.Join(fmt.Errorf("control: xfr: %w", err), s.Close())
+		}
+		xfrDone = make(chan error, 1)
+		go func() { xfrDone <- srv.Run(xfrCtx) }()
+		select {
+		case <-srv.Ready():
+			c.mu.Lock()
+			c.xfrAddrs = srv.Addrs()
+			c.mu.Unlock()
+		case err := <-xfrDone:
+			_ = ln.Close()
+			return errors.Join(fmt.Errorf("control: xfr: %w", err), s.Close())
+		}
+	}
 	close(c.ready)
-	log.Info("control plane ready", "api", addr.String(), "data_dir", c.cfg.DataDir,
+	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "data_dir", c.cfg.DataDir,
 		"startup", time.Since(start).Round(time.Millisecond))
 
-	runErr := api.Serve(ctx, ln, h, c.log)
+	// The API stops when ctx ends, or when the transfer server fails.
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- api.Serve(apiCtx, ln, h, c.log) }()
+	var runErr error
+	select {
+	case runErr = <-apiDone:
+	case err := <-xfrDone:
+		xfrDone = nil // received
+		runErr = fmt.Errorf("control: xfr: %w", err)
+		if err == nil {
+			runErr = errors.New("control: xfr: the transfer server stopped")
+		}
+		stopAPI()
+		if err := <-apiDone; err != nil {
+			log.Warn("api stopped", "err", err)
+		}
+	}
 	log.Info("shutting down")
+	stopXfr()
+	if xfrDone != nil {
+		if err := <-xfrDone; err != nil && runErr == nil {
+			runErr = fmt.Errorf("control: xfr: %w", err)
+		}
+	}
 	if err := s.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("control: %w", err)
 	}
