@@ -115,7 +115,7 @@ func (b *bench) startReady(ctx context.Context, name string) (*runningServer, er
 		return nil, err
 	}
 	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
-	s, err := startServer(l, b.o.ServerCPU, dir, addr)
+	s, err := startServer(l, b.o.ServerCPU, b.o.Nice, dir, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
 	base := perfConfig{
 		Addr: s.Addr, QueryFile: b.zd.QueryPath, Duration: b.o.Duration,
 		Clients: b.o.Clients, Outstanding: b.o.Outstanding, EDNS: b.o.EDNS,
-		Timeout: 2 * time.Second, CPU: b.o.ClientCPU,
+		Timeout: 2 * time.Second, CPU: b.o.ClientCPU, Nice: b.o.Nice,
 	}
 	udp, err := b.saturate(ctx, s, "udp", base)
 	if err != nil {
@@ -225,7 +225,7 @@ func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg
 				"softirq_server_core", pct(sec.Shares.ServerSoftIRQ))
 		},
 	}
-	b.logger.Info(label+" start", "server", s.Name, "args", strings.Join(cfg.args()[2:], " "))
+	b.logger.Info(label+" start", "server", s.Name, "args", strings.Join(cfg.args(), " "))
 	perf, err := runPerf(ctx, cfg, func(pid int) { sm.client = pid }, ev)
 	if err != nil {
 		return perf, shares{}, nil, err
@@ -383,7 +383,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 		return fail(err)
 	}
 	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
-	s, err := startServer(l, b.o.ServerCPU, dir, addr)
+	s, err := startServer(l, b.o.ServerCPU, b.o.Nice, dir, addr)
 	if err != nil {
 		return fail(err)
 	}

@@ -27,10 +27,12 @@ type perfConfig struct {
 	Verbose     bool // -v: one line per answer, with its latency
 	Timeout     time.Duration
 	CPU         int // taskset -c
+	Nice        int // nice -n, when not 0
 }
 
+// args returns dnsperf's arguments, program name first.
 func (c perfConfig) args() []string {
-	a := []string{"-c", strconv.Itoa(c.CPU), "dnsperf",
+	a := []string{"dnsperf",
 		"-s", c.Addr.Addr().String(), "-p", strconv.Itoa(int(c.Addr.Port())),
 		"-d", c.QueryFile,
 		"-l", strconv.FormatFloat(c.Duration.Seconds(), 'f', -1, 64),
@@ -198,7 +200,8 @@ func parsePerf(r io.Reader, ev perfEvents) (perfResult, error) {
 // runPerf runs dnsperf pinned to cfg.CPU and parses its report; started,
 // when set, gets dnsperf's PID before its output is read.
 func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perfEvents) (perfResult, error) {
-	cmd := exec.CommandContext(ctx, "taskset", cfg.args()...)
+	prog, args := pinned(cfg.CPU, cfg.Nice, cfg.args())
+	cmd := exec.CommandContext(ctx, prog, args...)
 	stderr := &tailBuffer{max: 4096}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -216,7 +219,7 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 		_, _ = io.Copy(io.Discard, out)
 	}
 	if werr := cmd.Wait(); werr != nil {
-		return res, fmt.Errorf("%s: %w: %s", strings.Join(cfg.args()[2:], " "), werr, strings.TrimSpace(stderr.String()))
+		return res, fmt.Errorf("%s: %w: %s", strings.Join(cfg.args(), " "), werr, strings.TrimSpace(stderr.String()))
 	}
 	return res, perr
 }

@@ -53,6 +53,7 @@ type options struct {
 	Seed        uint64        `json:"seed"`
 	EDNS        bool          `json:"edns"`
 	TCP         bool          `json:"tcp"`
+	Nice        int           `json:"nice"`
 	Settle      time.Duration `json:"settle_ns"`
 	ReadyWait   time.Duration `json:"ready_timeout_ns"`
 }
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the query generator")
 	fs.BoolVar(&o.EDNS, "edns", false, "send EDNS0 (dnsperf -e) in the speed runs")
 	fs.BoolVar(&o.TCP, "tcp", true, "include the TCP throughput run")
+	fs.IntVar(&o.Nice, "nice", 0, "run the servers and dnsperf at this niceness (e.g. -10 on a shared machine; needs root; slows everything else down)")
 	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "with -mem: how long to keep sampling memory after the first answer")
 	fs.DurationVar(&o.ReadyWait, "ready-timeout", 10*time.Minute, "how long a server may take to answer its first query")
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +132,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if n := runtime.NumCPU(); o.ServerCPU < 0 || o.ClientCPU < 0 || o.ServerCPU >= n || o.ClientCPU >= n {
 		errs = append(errs, fmt.Errorf("need CPUs %d and %d; this machine has %d", o.ServerCPU, o.ClientCPU, n))
+	}
+	if o.Nice < -20 || o.Nice > 19 {
+		errs = append(errs, fmt.Errorf("-nice %d: want -20..19", o.Nice))
 	}
 	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 {
 		errs = append(errs, errors.New("-clients, -outstanding, -latency-qps must be positive and -queries at least 1000"))

@@ -156,10 +156,20 @@ type runningServer struct {
 	seen map[int]bool
 }
 
-// startServer starts l pinned to CPU cpu with taskset (which sets the
-// affinity and execs the server, so every thread and forked process
-// inherits it and the PID is the server's).
-func startServer(l launch, cpu int, dir string, addr netip.AddrPort) (*runningServer, error) {
+// pinned returns the command that runs argv on CPU cpu with taskset, at
+// niceness nice when it is not 0. taskset and nice set the attribute and
+// exec the next program, so the PID is argv's, and every thread and forked
+// process inherits both.
+func pinned(cpu, nice int, argv []string) (string, []string) {
+	args := append([]string{"-c", strconv.Itoa(cpu)}, argv...)
+	if nice == 0 {
+		return "taskset", args
+	}
+	return "nice", append([]string{"-n", strconv.Itoa(nice), "taskset"}, args...)
+}
+
+// startServer starts l pinned to CPU cpu (see pinned).
+func startServer(l launch, cpu, nice int, dir string, addr netip.AddrPort) (*runningServer, error) {
 	if len(l.Check) > 0 {
 		if out, err := exec.Command(l.Check[0], l.Check[1:]...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("check %s config: %w: %s", l.Name, err, strings.TrimSpace(string(out)))
@@ -171,8 +181,8 @@ func startServer(l launch, cpu int, dir string, addr netip.AddrPort) (*runningSe
 		return nil, fmt.Errorf("create %s log: %w", l.Name, err)
 	}
 	defer logf.Close() // the child has its own copy
-	args := append([]string{"-c", strconv.Itoa(cpu)}, l.Argv...)
-	cmd := exec.Command("taskset", args...)
+	prog, args := pinned(cpu, nice, l.Argv)
+	cmd := exec.Command(prog, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), l.Env...)
 	cmd.Stdout = logf

@@ -30,6 +30,17 @@ func TestPrepareAnycastd(t *testing.T) {
 	}
 }
 
+func TestPinned(t *testing.T) {
+	prog, args := pinned(0, 0, []string{"nsd", "-d"})
+	if got := prog + " " + strings.Join(args, " "); got != "taskset -c 0 nsd -d" {
+		t.Errorf("pinned(0, 0) = %q", got)
+	}
+	prog, args = pinned(1, -10, []string{"dnsperf"})
+	if got := prog + " " + strings.Join(args, " "); got != "nice -n -10 taskset -c 1 dnsperf" {
+		t.Errorf("pinned(1, -10) = %q", got)
+	}
+}
+
 func TestNSDConfig(t *testing.T) {
 	dir := t.TempDir()
 	zd := &zoneData{Origin: "bench.example.", ZonePath: filepath.Join(dir, "bench.example.zone")}
@@ -105,7 +116,7 @@ func TestServers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := startServer(l, 0, dir, addr)
+			s, err := startServer(l, 0, 0, dir, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
