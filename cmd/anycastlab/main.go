@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -166,6 +167,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case "scenario", "demo":
 		return runScenarios(ctx, cmd, fs, args, stateDir, id, logger, stdout, stderr)
+	case "probe":
+		// Steady queries from every client of a running lab, with no
+		// event: how well the lab itself keeps time.
+		d := fs.Duration("duration", 10*time.Second, "how long to send")
+		rate := fs.Int("rate", 100, "queries per second per client")
+		timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take")
+		ipv6 := fs.Bool("ipv6", false, "query the IPv6 anycast address")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		l, err := attachOne(*stateDir, *id, logger())
+		if err != nil {
+			return err
+		}
+		if err := lab.RaisePriority(); err != nil {
+			_, _ = fmt.Fprintln(stderr, "anycastlab:", err)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		stats, err := l.Probe(ctx, *d, lab.ScenarioOptions{Rate: *rate, Timeout: *timeout, IPv6: *ipv6, ProbeCommand: []string{exe, "stream"}})
+		if err != nil {
+			return err
+		}
+		for _, s := range stats {
+			_, _ = fmt.Fprintf(stdout, "%s %s: sent %d lost %d (late %d) rtt p50 %s p99 %s max %s pops %v stalls at %v\n",
+				s.Client, s.Transport, s.Sent, s.Lost, s.Late, s.P50.Round(100*time.Microsecond), s.P99.Round(100*time.Microsecond), s.Max.Round(100*time.Microsecond), s.PoPs, s.Stalls)
+		}
+		return nil
+	case "stream":
+		// Hidden: the clients' query streams of a scenario, started by
+		// the scenario in a session of its own; stops when stdin closes.
+		rate := fs.Int("rate", 100, "queries per second per stream")
+		timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take")
+		var specs specFlag
+		fs.Var(&specs, "spec", "a stream as JSON: {\"client\", \"ns\", \"src\", \"dst\"} (repeatable)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return lab.ServeStreams(ctx, specs, *rate, *timeout, os.Stdin, stdout)
 	case "wire":
 		// Hidden: one link's wire, started by up with the link's two TUN
 		// devices as descriptors 3 and 4.
@@ -180,6 +222,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
+}
+
+// specFlag collects -spec flags.
+type specFlag []lab.StreamSpec
+
+func (f *specFlag) String() string { return fmt.Sprint(len(*f), " streams") }
+
+func (f *specFlag) Set(v string) error {
+	var sp lab.StreamSpec
+	if err := json.Unmarshal([]byte(v), &sp); err != nil {
+		return fmt.Errorf("stream spec %q: %w", v, err)
+	}
+	*f = append(*f, sp)
+	return nil
 }
 
 func loadTopology(path string) (*lab.Topology, error) {

@@ -79,7 +79,8 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if *asJSON {
 		tables, lines = stderr, stdout
 	}
-	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Progress: stderr}
+	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Progress: stderr,
+		ProbeCommand: []string{exe, "stream"}}
 	t0 := time.Now()
 	// scale-out compares the routers without and with ECMP: one lab each.
 	variants := []*lab.Topology{topo}
@@ -120,6 +121,13 @@ func runOnLab(ctx context.Context, topo *lab.Topology, names []string, lopts lab
 	}
 	steps = append(steps, fmt.Sprintf("up %.1fs", time.Since(t).Seconds()))
 	defer func() {
+		if err != nil {
+			// What the daemons said is the first thing to read.
+			dir := filepath.Join(os.TempDir(), "anycastlab-"+l.ID)
+			if serr := l.SaveLogs(dir); serr == nil {
+				_, _ = fmt.Fprintf(tables, "logs of lab %s saved in %s\n", l.ID, dir)
+			}
+		}
 		if keep && err == nil {
 			_, _ = fmt.Fprintf(tables, "lab %s kept: anycastlab down -id %s removes it\n", l.ID, l.ID)
 			return

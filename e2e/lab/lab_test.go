@@ -147,7 +147,7 @@ func run(t *testing.T, l *lab.Lab, name string) *lab.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	r, err := l.RunScenario(ctx, name, lab.ScenarioOptions{Progress: testLog{t}})
+	r, err := l.RunScenario(ctx, name, lab.ScenarioOptions{Progress: testLog{t}, ProbeCommand: []string{anycastlabBin, "stream"}})
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

@@ -212,6 +212,10 @@ func (l *Lab) localPreferred(ctx context.Context) ([]string, error) {
 		}
 		for _, a := range l.plan.topo.Anycast {
 			out, err := l.Birdc(ctx, r.Name, "show", "route", "for", a.String())
+			if err != nil && strings.Contains(out, "Network not found") {
+				bad = append(bad, fmt.Sprintf("%s: no route to %s", r.Name, a))
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -287,5 +291,28 @@ func (l *Lab) NodeLog(pop string, lines int) string {
 	return lastLines(string(b), lines)
 }
 
-// LogDir is where the lab keeps its configurations and logs.
-func (l *Lab) LogDir() string { return filepath.Clean(l.Dir) }
+// SaveLogs copies the lab's state, configurations and logs (not its
+// control sockets) to dir, to look at after the lab is gone.
+func (l *Lab) SaveLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(l.Dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(l.Dir, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644) //nolint:gosec // names listed from the lab's own directory
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

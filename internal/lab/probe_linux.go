@@ -144,20 +144,36 @@ func readTCPMsg(r io.Reader) ([]byte, error) {
 // one client over every equal path.
 const streamSockets = 16
 
+// StreamSpec says where a stream runs: from a client (its namespace and
+// source address) to a destination, port 53.
+type StreamSpec struct {
+	Client string     `json:"client"`
+	NS     string     `json:"ns"` // path of the client's namespace
+	Src    netip.Addr `json:"src"`
+	Dst    netip.Addr `json:"dst"`
+}
+
 // Stream is a steady flow of probe queries from one client at a fixed rate,
 // each answered within a timeout or lost. Its sockets live in the client's
-// namespace; Stop ends it and returns every query's fate.
+// namespace, in this process or in a probe process (ScenarioOptions.
+// ProbeCommand) that reports every query as it goes; Stop ends it and
+// returns every query's fate.
 type Stream struct {
 	Client    string
 	Transport string
 	Dst       netip.Addr
 	interval  time.Duration
 	timeout   time.Duration
-	query     []byte
-	conns     []*net.UDPConn
-	stop      chan struct{}
-	sender    sync.WaitGroup
-	readers   sync.WaitGroup
+
+	// local streams
+	query   []byte
+	conns   []*net.UDPConn
+	stop    chan struct{}
+	sender  sync.WaitGroup
+	readers sync.WaitGroup
+	onEvent func(Answer) // called after each send and each answer
+	// remote streams
+	group *probeProcess
 
 	mu      sync.Mutex
 	qs      []Answer
@@ -166,27 +182,39 @@ type Stream struct {
 }
 
 // StartStream starts sending rate queries per second from client to dst:53
-// over UDP, each lost unless a good answer comes within timeout.
+// over UDP in this process, each lost unless a good answer comes within
+// timeout.
 func (l *Lab) StartStream(client string, dst netip.Addr, rate int, timeout time.Duration) (*Stream, error) {
-	if rate <= 0 || rate > 10000 {
-		return nil, fmt.Errorf("stream rate %d: want 1..10000 queries per second", rate)
-	}
 	nsPath, src, err := l.probeSource(client, dst)
 	if err != nil {
 		return nil, err
 	}
-	q, err := probeQuery(qtypeFor(dst))
+	return startLocalStream(StreamSpec{Client: client, NS: nsPath, Src: src, Dst: dst}, rate, timeout, nil)
+}
+
+func checkRate(rate int) error {
+	if rate <= 0 || rate > 10000 {
+		return fmt.Errorf("stream rate %d: want 1..10000 queries per second", rate)
+	}
+	return nil
+}
+
+func startLocalStream(sp StreamSpec, rate int, timeout time.Duration, onEvent func(Answer)) (*Stream, error) {
+	if err := checkRate(rate); err != nil {
+		return nil, err
+	}
+	q, err := probeQuery(qtypeFor(sp.Dst))
 	if err != nil {
 		return nil, err
 	}
 	s := &Stream{
-		Client: client, Transport: TransportTo("udp", dst), Dst: dst,
+		Client: sp.Client, Transport: TransportTo("udp", sp.Dst), Dst: sp.Dst,
 		interval: time.Second / time.Duration(rate), timeout: timeout, query: q,
-		stop: make(chan struct{}), pending: map[uint16]int{},
+		stop: make(chan struct{}), pending: map[uint16]int{}, onEvent: onEvent,
 	}
-	err = inNamespace(nsPath, func() error {
+	err = inNamespace(sp.NS, func() error {
 		for range streamSockets {
-			c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, DNSPort)))
+			c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(sp.Src, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(sp.Dst, DNSPort)))
 			if err != nil {
 				return err
 			}
@@ -198,7 +226,7 @@ func (l *Lab) StartStream(client string, dst netip.Addr, rate int, timeout time.
 		for _, c := range s.conns {
 			_ = c.Close()
 		}
-		return nil, fmt.Errorf("stream from %s to %s: %w", client, dst, err)
+		return nil, fmt.Errorf("stream from %s to %s: %w", sp.Client, sp.Dst, err)
 	}
 	for _, c := range s.conns {
 		s.readers.Add(1)
@@ -207,6 +235,12 @@ func (l *Lab) StartStream(client string, dst netip.Addr, rate int, timeout time.
 	s.sender.Add(1)
 	go s.send()
 	return s, nil
+}
+
+func (s *Stream) event(a Answer) {
+	if s.onEvent != nil {
+		s.onEvent(a)
+	}
 }
 
 func (s *Stream) send() {
@@ -238,12 +272,15 @@ func (s *Stream) send() {
 		s.qs = append(s.qs, Answer{Seq: seq, Sent: time.Now()})
 		s.pending[id] = seq
 		s.mu.Unlock()
-		if _, err := s.conns[seq%len(s.conns)].Write(q); err != nil {
-			s.mu.Lock()
+		_, err := s.conns[seq%len(s.conns)].Write(q)
+		s.mu.Lock()
+		if err != nil {
 			s.qs[seq].Err = "send: " + err.Error()
 			delete(s.pending, id)
-			s.mu.Unlock()
 		}
+		a := s.qs[seq]
+		s.mu.Unlock()
+		s.event(a)
 	}
 }
 
@@ -264,23 +301,47 @@ func (s *Stream) read(c *net.UDPConn) {
 		id, pop, perr := parseAnswer(buf[:n])
 		s.mu.Lock()
 		seq, ok := s.pending[id]
+		var a Answer
 		if ok {
 			delete(s.pending, id)
-			a := &s.qs[seq]
-			a.Recv, a.PoP = now, pop
+			q := &s.qs[seq]
+			q.Recv, q.PoP = now, pop
 			switch {
-			case now.Sub(a.Sent) > s.timeout:
-				a.Err = "late"
+			case now.Sub(q.Sent) > s.timeout:
+				q.Err = "late"
 			case perr != nil:
-				a.Err = perr.Error()
+				q.Err = perr.Error()
 			}
+			a = *q
 		}
 		s.mu.Unlock()
+		if ok {
+			s.event(a)
+		}
+	}
+}
+
+// apply records what a probe process reported about one query: that it
+// was sent, or its answer (which repeats the send time).
+func (s *Stream) apply(a Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.Seq < 0 || a.Seq > 10_000_000 {
+		return
+	}
+	for len(s.qs) <= a.Seq {
+		s.qs = append(s.qs, Answer{Seq: len(s.qs)})
+	}
+	q := &s.qs[a.Seq]
+	q.Sent = a.Sent
+	if !a.Recv.IsZero() || a.Err != "" {
+		q.Recv, q.PoP, q.Err = a.Recv, a.PoP, a.Err
 	}
 }
 
 // Stop stops sending, waits for the answers still due, closes the sockets
-// and returns the fate of every query in order. It may be called once.
+// and returns the fate of every query in order. It may be called more than
+// once.
 func (s *Stream) Stop() []Answer {
 	s.mu.Lock()
 	if s.stopped {
@@ -289,13 +350,17 @@ func (s *Stream) Stop() []Answer {
 	}
 	s.stopped = true
 	s.mu.Unlock()
-	close(s.stop)
-	s.sender.Wait()
-	time.Sleep(s.timeout + 20*time.Millisecond)
-	for _, c := range s.conns {
-		_ = c.Close() // ends its reader
+	if s.group != nil {
+		s.group.stop()
+	} else {
+		close(s.stop)
+		s.sender.Wait()
+		time.Sleep(s.timeout + 20*time.Millisecond)
+		for _, c := range s.conns {
+			_ = c.Close() // ends its reader
+		}
+		s.readers.Wait()
 	}
-	s.readers.Wait()
 	s.mu.Lock()
 	for i := range s.qs {
 		if s.qs[i].Recv.IsZero() && s.qs[i].Err == "" {

@@ -73,20 +73,31 @@ func startRecorded(cmd *exec.Cmd, name, kind, namespace, logPath string) (Proces
 		return ProcessRecord{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
+	if cmd.Stdout == nil {
+		cmd.Stdout = logf
+	}
+	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	// The lab's network (wires, BIRD and its BFD, anycastd and its BFD)
-	// runs ahead of whatever else loads the machine, so that delays and
-	// BFD timers hold. The child inherits the priority of the thread that
-	// starts it, so every thread it ever creates has it too (setting it
-	// after the start would miss the threads a Go program creates at
-	// once). Failing to raise it only costs precision.
+	// The lab's network (wires, BIRD and its BFD, anycastd and its BFD,
+	// the clients' probes) runs ahead of whatever else loads the machine,
+	// so that delays and BFD timers hold. The child inherits the priority
+	// of the thread that starts it, so every thread it ever creates has it
+	// too (setting it after the start would miss the threads a Go program
+	// creates at once). Failing to raise it only costs precision.
 	nice := 0
 	if kind != "process" {
 		nice = labNice
 	}
 	if err := startNice(cmd, nice); err != nil {
 		return ProcessRecord{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	if nice != 0 {
+		// With autogroup scheduling (sched_autogroup_enabled), which
+		// Linux enables on desktops and many VMs, each session is one
+		// scheduling group, and a thread's nice only ranks it inside its
+		// group: the groups share the CPUs by the group's own nice. The
+		// child leads a session of its own, so raise its group too.
+		raiseAutogroup(cmd.Process.Pid)
 	}
 	rec := ProcessRecord{Name: name, Kind: kind, Namespace: namespace, PID: cmd.Process.Pid, Log: logPath}
 	_, rec.StartTime, err = procStat(rec.PID)
@@ -95,6 +106,12 @@ func startRecorded(cmd *exec.Cmd, name, kind, namespace, logPath string) (Proces
 		return rec, fmt.Errorf("start %s: exited at once, see %s", name, logPath)
 	}
 	return rec, nil
+}
+
+// raiseAutogroup sets the nice of the autogroup of pid to labNice. It does
+// nothing where autogroups do not exist.
+func raiseAutogroup(pid int) {
+	_ = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/autogroup", []byte(strconv.Itoa(labNice)), 0)
 }
 
 // startNice starts cmd from a thread running at nice (0: unchanged), which

@@ -28,6 +28,8 @@ type Line struct {
 	PoP  string `json:"pop"`
 	Sent int    `json:"sent"`
 	Lost int    `json:"lost"`
+	// Late counts the lost queries whose answer came after the timeout.
+	Late int `json:"late"`
 	// SwitchMS is the time from the injected event to the first answer
 	// from another PoP (scale-out: from the new PoP's start to its first
 	// answer to this client).
@@ -182,13 +184,17 @@ func orDash(s string) string {
 // original PoP after the event ended.
 type failover struct {
 	sent, lost int
-	before     string // PoP of the last good answer received before the event
-	during     string // PoP of the first answer from another PoP after it
-	last       string // PoP of the last good answer
-	switched   time.Duration
-	recovered  time.Duration
-	didSwitch  bool
-	didRecover bool
+	late       int
+	// firstLost and lastLost are when the first and the last lost
+	// queries were sent.
+	firstLost, lastLost time.Time
+	before              string // PoP of the last good answer received before the event
+	during              string // PoP of the first answer from another PoP after it
+	last                string // PoP of the last good answer
+	switched            time.Duration
+	recovered           time.Duration
+	didSwitch           bool
+	didRecover          bool
 }
 
 // analyzeFailover reads a stream's answers around an event that began at
@@ -199,6 +205,13 @@ func analyzeFailover(qs []Answer, event, end time.Time) failover {
 	for _, a := range qs {
 		if !a.OK() {
 			f.lost++
+			if f.firstLost.IsZero() {
+				f.firstLost = a.Sent
+			}
+			f.lastLost = a.Sent
+		}
+		if a.Err == "late" {
+			f.late++
 		}
 	}
 	// Answers in the order they arrived.

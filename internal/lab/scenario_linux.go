@@ -36,6 +36,12 @@ type ScenarioOptions struct {
 	// Samples is the number of latency queries per client and target
 	// (default 25).
 	Samples int
+	// ProbeCommand, when set, runs the clients' streams in a process of
+	// their own, ProbeCommand + flags (`anycastlab stream`), in a session
+	// of its own at the lab's priority, so that load in the caller's
+	// session does not delay them (see ServeStreams). Empty: in this
+	// process.
+	ProbeCommand []string
 	// Progress receives the timeline as it happens (default: discarded).
 	Progress io.Writer
 }
@@ -236,7 +242,8 @@ func (l *Lab) catchment(ctx context.Context, o ScenarioOptions) (*Result, error)
 
 // latency measures, from every client, the query time to the anycast
 // address beside the time to the unicast address of one PoP (the central
-// one: what a single unicast server would give).
+// one: what a single unicast server would give), with two streams per
+// client at 20 queries per second.
 func (l *Lab) latency(ctx context.Context, o ScenarioOptions) (*Result, error) {
 	r := newRun("latency", o.Progress)
 	if err := l.WaitSettled(ctx, 30*time.Second); err != nil {
@@ -252,51 +259,56 @@ func (l *Lab) latency(ctx context.Context, o ScenarioOptions) (*Result, error) {
 	if o.IPv6 {
 		unicast = un.Addr6
 	}
-	clients := l.clientNames()
-	lines := make([]Line, len(clients))
-	errs := make([]error, len(clients))
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			line := Line{Scenario: "latency", Client: c, Transport: TransportTo("udp", anycast), UnicastPoP: uni}
-			var any, one []time.Duration
-			for range o.Samples {
-				for _, t := range []struct {
-					dst netip.Addr
-					rtt *[]time.Duration
-				}{{anycast, &any}, {unicast, &one}} {
-					a, err := l.Query(ctx, c, "udp", t.dst, time.Second)
-					if err != nil {
-						errs[i] = err
-						return
-					}
-					line.Sent++
-					if !a.OK() {
-						line.Lost++
-						continue
-					}
-					*t.rtt = append(*t.rtt, a.RTT())
-					if t.dst == anycast {
-						line.PoP = a.PoP
-					}
-				}
-				time.Sleep(10 * time.Millisecond)
+	const rate = 20
+	var specs []StreamSpec
+	for _, c := range l.clientNames() {
+		for _, dst := range []netip.Addr{anycast, unicast} {
+			nsPath, src, err := l.probeSource(c, dst)
+			if err != nil {
+				return nil, err
 			}
-			if len(any) > 0 {
-				line.AnycastP50, line.AnycastP95 = ms(percentile(any, 50)), ms(percentile(any, 95))
-			}
-			if len(one) > 0 {
-				line.UnicastP50, line.UnicastP95 = ms(percentile(one, 50)), ms(percentile(one, 95))
-			}
-			lines[i] = line
-		})
+			specs = append(specs, StreamSpec{Client: c, NS: nsPath, Src: src, Dst: dst})
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	lo := o
+	lo.Timeout = time.Second
+	streams, err := l.startStreamsOf(lo, specs, rate)
+	if err != nil {
 		return nil, err
 	}
-	r.res.Lines = lines
-	r.notef("%d UDP queries per client to anycast %s and to %s's unicast %s, alternating", o.Samples, anycast, uni, unicast)
+	d := time.Duration(o.Samples) * time.Second / rate
+	serr := sleep(ctx, d-time.Second/(2*rate))
+	all := stopAll(streams)
+	if serr != nil {
+		return nil, serr
+	}
+	if err := streamsErr(streams); err != nil {
+		return nil, err
+	}
+	// Streams come in pairs per client: anycast, then unicast.
+	for i := 0; i+1 < len(streams); i += 2 {
+		line := Line{Scenario: "latency", Client: streams[i].Client, Transport: streams[i].Transport, UnicastPoP: uni}
+		for j, out := range [2][2]**float64{{&line.AnycastP50, &line.AnycastP95}, {&line.UnicastP50, &line.UnicastP95}} {
+			var rtts []time.Duration
+			var last time.Time
+			for _, a := range all[i+j] {
+				line.Sent++
+				if !a.OK() {
+					line.Lost++
+					continue
+				}
+				rtts = append(rtts, a.RTT())
+				if j == 0 && a.Recv.After(last) {
+					last, line.PoP = a.Recv, a.PoP
+				}
+			}
+			if len(rtts) > 0 {
+				*out[0], *out[1] = ms(percentile(rtts, 50)), ms(percentile(rtts, 95))
+			}
+		}
+		r.res.Lines = append(r.res.Lines, line)
+	}
+	r.notef("%d UDP queries per client to anycast %s and to %s's unicast %s, %d q/s each", o.Samples, anycast, uni, unicast, rate)
 	return r.done(), nil
 }
 
@@ -400,18 +412,43 @@ func (l *Lab) startStreams(o ScenarioOptions) ([]*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	var streams []*Stream
+	var specs []StreamSpec
 	for _, c := range l.clientNames() {
-		s, err := l.StartStream(c, dst, o.Rate, o.Timeout)
+		nsPath, src, err := l.probeSource(c, dst)
 		if err != nil {
-			for _, s := range streams {
-				s.Stop()
-			}
+			return nil, err
+		}
+		specs = append(specs, StreamSpec{Client: c, NS: nsPath, Src: src, Dst: dst})
+	}
+	return l.startStreamsOf(o, specs, o.Rate)
+}
+
+// startStreamsOf starts one stream per spec, in a probe process when the
+// options name one.
+func (l *Lab) startStreamsOf(o ScenarioOptions, specs []StreamSpec, rate int) ([]*Stream, error) {
+	if len(o.ProbeCommand) > 0 {
+		return l.startProbeProcess(o.ProbeCommand, specs, rate, o.Timeout)
+	}
+	var streams []*Stream
+	for _, sp := range specs {
+		s, err := startLocalStream(sp, rate, o.Timeout, nil)
+		if err != nil {
+			stopAll(streams)
 			return nil, err
 		}
 		streams = append(streams, s)
 	}
 	return streams, nil
+}
+
+// streamsErr is the first failure of the streams' probe process.
+func streamsErr(streams []*Stream) error {
+	for _, s := range streams {
+		if err := s.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopAll stops the streams together and returns their answers.
@@ -543,10 +580,17 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 		return nil, err
 	}
 	stopped := stopAll(streams)
+	if err := streamsErr(streams); err != nil {
+		return nil, err
+	}
+	lostWhen := map[string]string{}
 	for i, s := range streams {
 		qs := stopped[i]
 		fo := analyzeFailover(qs, event, end)
-		line := Line{Scenario: name, Client: s.Client, Transport: s.Transport, PoP: fo.last, Sent: fo.sent, Lost: fo.lost,
+		if fo.lost > 0 {
+			lostWhen[s.Client] = fmt.Sprintf("sent %s–%s", strings.TrimSpace(r.at(fo.firstLost)), strings.TrimSpace(r.at(fo.lastLost)))
+		}
+		line := Line{Scenario: name, Client: s.Client, Transport: s.Transport, PoP: fo.last, Sent: fo.sent, Lost: fo.lost, Late: fo.late,
 			Target: o.Target, PoPBefore: fo.before, PoPDuring: fo.during}
 		if fo.didSwitch {
 			line.SwitchMS = ms(fo.switched)
@@ -558,19 +602,53 @@ func (l *Lab) failover(ctx context.Context, name string, f fault, o ScenarioOpti
 	}
 	for _, ln := range r.res.Lines {
 		if ln.PoPBefore != o.Target {
+			if ln.Lost > 0 {
+				r.res.notef("%s lost %d of %d queries (%d answered late, %s) though the event was not on its path", ln.Client, ln.Lost, ln.Sent, ln.Late, lostWhen[ln.Client])
+			}
 			continue
+		}
+		lost := fmt.Sprintf("%d of %d queries lost", ln.Lost, ln.Sent)
+		if ln.Lost > 0 {
+			lost += fmt.Sprintf(" (%d answered late, %s)", ln.Late, lostWhen[ln.Client])
 		}
 		switch {
 		case ln.SwitchMS == nil:
-			r.res.notef("%s stayed on %s: %d of %d queries lost", ln.Client, o.Target, ln.Lost, ln.Sent)
+			r.res.notef("%s stayed on %s: %s", ln.Client, o.Target, lost)
 		case ln.RecoverMS == nil:
-			r.res.notef("%s: %s → %s after %s ms and never back; %d of %d queries lost", ln.Client, o.Target, ln.PoPDuring, fmtMS(ln.SwitchMS), ln.Lost, ln.Sent)
+			r.res.notef("%s: %s → %s after %s ms and never back; %s", ln.Client, o.Target, ln.PoPDuring, fmtMS(ln.SwitchMS), lost)
 		default:
-			r.res.notef("%s: %s → %s after %s ms, back %s ms after the %s; %d of %d queries lost", ln.Client, o.Target, ln.PoPDuring,
-				fmtMS(ln.SwitchMS), fmtMS(ln.RecoverMS), f.end, ln.Lost, ln.Sent)
+			r.res.notef("%s: %s → %s after %s ms, back %s ms after the %s; %s", ln.Client, o.Target, ln.PoPDuring,
+				fmtMS(ln.SwitchMS), fmtMS(ln.RecoverMS), f.end, lost)
 		}
 	}
+	r.checkSessions(ctx, l, o.Target)
 	return r.done(), nil
+}
+
+// checkSessions notes every PoP other than skip whose BGP sessions are
+// younger than the scenario: their session dropped meanwhile (a BFD
+// timeout of a starved process, usually), which moves traffic on its own.
+func (r *scenarioRun) checkSessions(ctx context.Context, l *Lab, skip string) {
+	age := time.Since(r.start)
+	for _, n := range l.NodesByRole(RolePoP) {
+		if n.Name == skip {
+			continue
+		}
+		c, err := l.Admin(n.Name)
+		if err != nil {
+			continue
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			r.res.notef("%s: status: %v", n.Name, err)
+			continue
+		}
+		for _, s := range st.Sessions {
+			if s.Uptime < age {
+				r.res.notef("%s: BGP session to %s restarted during the scenario (up %s, now %s, bfd %s)", n.Name, s.Peer, s.Uptime.Round(time.Millisecond), s.State, s.BFD)
+			}
+		}
+	}
 }
 
 // scaleOut adds a PoP to the target's region while every client queries
@@ -629,6 +707,9 @@ func (l *Lab) scaleOut(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 	stop := time.Now()
 	first := time.Duration(-1)
 	stopped := stopAll(streams)
+	if err := streamsErr(streams); err != nil {
+		return nil, err
+	}
 	for i, s := range streams {
 		qs := stopped[i]
 		line := Line{Scenario: "scale-out", Client: s.Client, Transport: s.Transport, Sent: len(qs), ECMP: &ecmp, NewPoP: n.Name,
@@ -668,4 +749,60 @@ func (l *Lab) scaleOut(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 		r.notef("%s answered no client", n.Name)
 	}
 	return r.done(), nil
+}
+
+// ProbeStats is what a client's steady stream saw (Lab.Probe).
+type ProbeStats struct {
+	Client, Transport string
+	Sent, Lost, Late  int
+	P50, P99, Max     time.Duration // of the answered queries
+	PoPs              map[string]int
+	// Stalls are the starts of runs of late or lost queries, as offsets
+	// from the start of the stream.
+	Stalls []time.Duration
+}
+
+// Probe sends steady streams from every client for d and returns what each
+// saw: a check of the lab itself, with no event.
+func (l *Lab) Probe(ctx context.Context, d time.Duration, o ScenarioOptions) ([]ProbeStats, error) {
+	o = o.withDefaults(l)
+	streams, err := l.startStreams(o)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	serr := sleep(ctx, d)
+	all := stopAll(streams)
+	if serr != nil {
+		return nil, serr
+	}
+	if err := streamsErr(streams); err != nil {
+		return nil, err
+	}
+	var out []ProbeStats
+	for i, s := range streams {
+		st := ProbeStats{Client: s.Client, Transport: s.Transport, PoPs: map[string]int{}}
+		var rtts []time.Duration
+		inStall := false
+		for _, a := range all[i] {
+			st.Sent++
+			if a.Err == "late" {
+				st.Late++
+			}
+			if !a.OK() {
+				st.Lost++
+				if !inStall {
+					st.Stalls = append(st.Stalls, a.Sent.Sub(start).Round(time.Millisecond))
+				}
+				inStall = true
+				continue
+			}
+			inStall = false
+			st.PoPs[a.PoP]++
+			rtts = append(rtts, a.RTT())
+		}
+		st.P50, st.P99, st.Max = percentile(rtts, 50), percentile(rtts, 99), percentile(rtts, 100)
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -44,7 +44,7 @@ func TestAnalyzeFailover(t *testing.T) {
 			name:  "switch and recover",
 			qs:    stream(t0, 20*time.Millisecond, "B", "B", "", "A", "A", "", "B", "B"),
 			event: at(25), end: at(45),
-			want: failover{sent: 8, lost: 2, before: "B", during: "A", last: "B",
+			want: failover{sent: 8, lost: 2, firstLost: at(20), lastLost: at(50), before: "B", during: "A", last: "B",
 				switched: 25 * time.Millisecond, didSwitch: true, recovered: 35 * time.Millisecond, didRecover: true},
 		},
 		{
@@ -68,13 +68,13 @@ func TestAnalyzeFailover(t *testing.T) {
 				return qs
 			}(),
 			event: at(25), end: at(30),
-			want: failover{sent: 3, lost: 1, before: "B", last: "B"},
+			want: failover{sent: 3, lost: 1, late: 1, firstLost: at(20), lastLost: at(20), before: "B", last: "B"},
 		},
 		{
 			name:  "nothing answered before the event",
 			qs:    stream(t0, 20*time.Millisecond, "", "A"),
 			event: at(5), end: at(6),
-			want: failover{sent: 2, lost: 1, last: "A"},
+			want: failover{sent: 2, lost: 1, firstLost: at(0), lastLost: at(0), last: "A"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
