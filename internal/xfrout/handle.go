@@ -300,7 +300,11 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 	if err != nil {
 		s.met.result(typ, resultFailed)
 		log.Warn("transfer failed", "err", err, "messages_sent", st.msgs)
-		return err
+		if st.msgs == 0 && !errors.Is(err, errSend) {
+			// Nothing sent yet: the client can be told.
+			return s.reply(r, dns.RcodeServerFailure)
+		}
+		return err // the stream is cut: close the connection
 	}
 	s.met.bytes.WithLabelValues(typ).Add(float64(st.bytes))
 	s.met.result(typ, result)

@@ -47,8 +47,9 @@ type memSource struct {
 	mu       sync.Mutex
 	zones    map[string]*memZone
 	subs     []chan store.Event
-	listErr  error
-	changesN int // Changes calls
+	listErr    error
+	changesErr error // returned by Changes when set
+	changesN   int   // Changes calls
 }
 
 type memZone struct {
@@ -128,6 +129,9 @@ func (m *memSource) Changes(ctx context.Context, name string, from uint32) ([]st
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.changesN++
+	if m.changesErr != nil {
+		return nil, m.changesErr
+	}
 	mz := m.zones[dns.CanonicalName(name)]
 	if mz == nil {
 		return nil, fmt.Errorf("zone %s: %w", name, store.ErrNotFound)
@@ -169,7 +173,7 @@ func makeZone(t testing.TB, name string, serial uint32, hosts int, extra ...stri
 		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
 	}
 	for i := range hosts {
-		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 192.0.%d.%d", i, name, 2+i/250, 1+i%250))
+		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 10.%d.%d.%d", i, name, i>>16&255, i>>8&255, i&255))
 	}
 	lines = append(lines, extra...)
 	var rrs []dns.RR

@@ -23,8 +23,13 @@ const (
 // 1232-byte payload, no options.
 var optRR = []byte{0, 0, 41, 1232 >> 8, 1232 & 0xff, 0, 0, 0, 0, 0, 0}
 
-// errTooLarge: a record does not fit in a message at all.
-var errTooLarge = errors.New("record does not fit in a message")
+// Errors of a stream.
+var (
+	// errTooLarge: a record does not fit in a message at all.
+	errTooLarge = errors.New("record does not fit in a message")
+	// errSend: writing a message failed (the connection is gone).
+	errSend = errors.New("send")
+)
 
 // stream writes one response: a single message, or the messages of a
 // transfer (RFC 5936 §2.2), each of at most limit bytes with its TSIG
@@ -51,9 +56,13 @@ type stream struct {
 	scratch []byte
 }
 
+// slack is room beyond the limit: the builder writes a record that might
+// not fit before it checks, and must not outgrow the frame meanwhile.
+const slack = wire.MaxName + 10 + 65535
+
 func (st *stream) start() {
-	if len(st.frame) < 2+st.limit {
-		st.frame = make([]byte, 2+st.limit)
+	if len(st.frame) < 2+st.limit || cap(st.frame) < 2+st.limit+slack {
+		st.frame = make([]byte, 2+st.limit, 2+st.limit+slack)
 	}
 	st.b.Reset(st.frame[2:2], st.limit)
 	reserve := 0
@@ -175,15 +184,18 @@ func (st *stream) flush() error {
 		msg = st.sig.sign(msg)
 	}
 	if &msg[0] != &st.frame[2] {
-		// The builder or the signer outgrew the frame (it cannot, with
-		// the reserve); keep the frame contiguous anyway.
+		// The builder or the signer outgrew the frame, which the slack
+		// and the reserve prevent: keep the frame contiguous anyway.
 		st.frame = append(st.frame[:2], msg...)
 		msg = st.frame[2:]
 	}
 	binary.BigEndian.PutUint16(st.frame, uint16(len(msg)))
+	if err := st.send(st.frame[:2+len(msg)]); err != nil {
+		return fmt.Errorf("%w: %w", errSend, err)
+	}
 	st.msgs++
 	st.bytes += len(msg)
-	return st.send(st.frame[:2+len(msg)])
+	return nil
 }
 
 // ownerLen returns the length of the uncompressed name at the start of p,

@@ -1,6 +1,7 @@
 package xfrout
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -326,6 +327,23 @@ func TestIXFRTrimmedJournal(t *testing.T) {
 			t.Errorf("IXFR from 3: %d changes, want 3→4", len(changes))
 		}
 	}
+}
+
+// TestSourceFailure: a change log that cannot be read gets SERVFAIL.
+func TestSourceFailure(t *testing.T) {
+	src, _ := sourceWithVersions(t)
+	src.changesErr = errors.New("disk on fire")
+	s, addr := startServer(t, aclConfig(), src)
+	resp, err := exchangeTCP(t, addr, ixfrQuery(origin, 1), signA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := resp.msgs[0]; len(resp.msgs) != 1 || m.Rcode != dns.RcodeServerFailure || m.IsTsig() == nil {
+		t.Fatalf("%d messages, the first %v; want one signed SERVFAIL", len(resp.msgs), m)
+	}
+	waitFor(t, "requests_total{ixfr,failed} = 1", func() bool {
+		return counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "ixfr", "result": "failed"}) == 1
+	})
 }
 
 // TestSingleMessageAnswers covers SOA queries, IXFR over UDP and the
