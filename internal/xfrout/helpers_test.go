@@ -44,9 +44,9 @@ const (
 // from the previous version in the zone's journal (zone.Diff, as the store
 // does) and publishes an event.
 type memSource struct {
-	mu       sync.Mutex
-	zones    map[string]*memZone
-	subs     []chan store.Event
+	mu         sync.Mutex
+	zones      map[string]*memZone
+	subs       []chan store.Event
 	listErr    error
 	changesErr error // returned by Changes when set
 	changesN   int   // Changes calls
