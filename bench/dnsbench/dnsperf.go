@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -202,6 +203,7 @@ func parsePerf(r io.Reader, ev perfEvents) (perfResult, error) {
 func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perfEvents) (perfResult, error) {
 	prog, args := pinned(cfg.CPU, cfg.Nice, cfg.args())
 	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: cfg.Nice != 0}
 	stderr := &tailBuffer{max: 4096}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -210,6 +212,11 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 	}
 	if err := cmd.Start(); err != nil {
 		return perfResult{}, fmt.Errorf("start dnsperf: %w", err)
+	}
+	if err := setAutogroupNice(cmd.Process.Pid, cfg.Nice); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return perfResult{}, fmt.Errorf("dnsperf: %w", err)
 	}
 	if started != nil {
 		started(cmd.Process.Pid)

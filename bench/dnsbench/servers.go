@@ -168,7 +168,28 @@ func pinned(cpu, nice int, argv []string) (string, []string) {
 	return "nice", append([]string{"-n", strconv.Itoa(nice), "taskset"}, args...)
 }
 
-// startServer starts l pinned to CPU cpu (see pinned).
+// setAutogroupNice gives the scheduler autogroup of pid niceness nice. With
+// autogroups (kernel.sched_autogroup_enabled=1) the scheduler first shares
+// a core fairly between sessions and only then by niceness inside each, so
+// nice alone does not put a process ahead of another session's work. A
+// process started with Setsid has an autogroup of its own, whose niceness
+// this sets. Without autogroups it does nothing.
+func setAutogroupNice(pid, nice int) error {
+	if nice == 0 {
+		return nil
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		return nil
+	}
+	path := fmt.Sprintf("/proc/%d/autogroup", pid)
+	if err := os.WriteFile(path, []byte(strconv.Itoa(nice)), 0); err != nil {
+		return fmt.Errorf("set autogroup niceness %d: %w", nice, err)
+	}
+	return nil
+}
+
+// startServer starts l pinned to CPU cpu (see pinned), with nice != 0 in a
+// session of its own at that niceness (see setAutogroupNice).
 func startServer(l launch, cpu, nice int, dir string, addr netip.AddrPort) (*runningServer, error) {
 	if len(l.Check) > 0 {
 		if out, err := exec.Command(l.Check[0], l.Check[1:]...).CombinedOutput(); err != nil {
@@ -188,11 +209,16 @@ func startServer(l launch, cpu, nice int, dir string, addr netip.AddrPort) (*run
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	// If the benchmark dies, the kernel kills the server it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: nice != 0}
 	s := &runningServer{Name: l.Name, Addr: addr, cmd: cmd, logPath: logPath,
 		done: make(chan struct{}), seen: map[int]bool{}}
 	s.Started = time.Now()
 	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", l.Name, err)
+	}
+	if err := setAutogroupNice(cmd.Process.Pid, nice); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		return nil, fmt.Errorf("start %s: %w", l.Name, err)
 	}
 	go func() {
