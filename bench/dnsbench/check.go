@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -119,47 +121,88 @@ type checkResult struct {
 	Examples []string `json:"examples,omitempty"`
 }
 
-// checkServer sends the sample queries of every kind to addr over UDP.
+// exchanger sends one query and returns the answer with the same ID.
+type exchanger func(msg []byte, id uint16) (*message, error)
+
+// checkServer sends the sample queries of every kind to addr, over UDP and
+// over one TCP connection.
 func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	uconn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return checkResult{}, fmt.Errorf("check answers: %w", err)
 	}
-	defer conn.Close()
-	var res checkResult
+	defer uconn.Close()
+	tconn, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
+	if err != nil {
+		return checkResult{}, fmt.Errorf("check answers over tcp: %w", err)
+	}
+	defer tconn.Close()
 	buf := make([]byte, 65535)
-	id := uint16(0x4000)
-	for k := range numKinds {
-		for _, q := range zd.Samples[k] {
-			id++
-			res.Checked++
-			msg, err := buildQuery(id, q.Name, q.Type)
+	udp := func(msg []byte, id uint16) (*message, error) {
+		if _, err := uconn.Write(msg); err != nil {
+			return nil, err
+		}
+		_ = uconn.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, err := uconn.Read(buf)
 			if err != nil {
-				return res, err
+				return nil, err
 			}
-			err = func() error {
-				if _, err := conn.Write(msg); err != nil {
-					return err
-				}
-				_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-				for {
-					n, err := conn.Read(buf)
-					if err != nil {
-						return err
-					}
-					m, err := parseMessage(buf[:n])
-					if err != nil {
-						return fmt.Errorf("parse: %w", err)
-					}
-					if m.ID == id {
-						return checkAnswer(q, m)
-					}
-				}
-			}()
+			m, err := parseMessage(buf[:n])
 			if err != nil {
-				res.Wrong++
-				if len(res.Examples) < 5 {
-					res.Examples = append(res.Examples, fmt.Sprintf("%s %s %s: %v", k, q.Name, typeString(q.Type), err))
+				return nil, fmt.Errorf("parse: %w", err)
+			}
+			if m.ID == id {
+				return m, nil
+			}
+		}
+	}
+	tcp := func(msg []byte, id uint16) (*message, error) {
+		_ = tconn.SetDeadline(time.Now().Add(2 * time.Second))
+		framed := binary.BigEndian.AppendUint16(nil, uint16(len(msg)))
+		if _, err := tconn.Write(append(framed, msg...)); err != nil {
+			return nil, err
+		}
+		var l [2]byte
+		if _, err := io.ReadFull(tconn, l[:]); err != nil {
+			return nil, err
+		}
+		b := buf[:binary.BigEndian.Uint16(l[:])]
+		if _, err := io.ReadFull(tconn, b); err != nil {
+			return nil, err
+		}
+		m, err := parseMessage(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse: %w", err)
+		}
+		if m.ID != id {
+			return nil, fmt.Errorf("answer id %d, want %d", m.ID, id)
+		}
+		return m, nil
+	}
+	var res checkResult
+	id := uint16(0x4000)
+	for _, tr := range []struct {
+		name string
+		ex   exchanger
+	}{{"udp", udp}, {"tcp", tcp}} {
+		for k := range numKinds {
+			for _, q := range zd.Samples[k] {
+				id++
+				res.Checked++
+				msg, err := buildQuery(id, q.Name, q.Type)
+				if err != nil {
+					return res, err
+				}
+				m, err := tr.ex(msg, id)
+				if err == nil {
+					err = checkAnswer(q, m)
+				}
+				if err != nil {
+					res.Wrong++
+					if len(res.Examples) < 5 {
+						res.Examples = append(res.Examples, fmt.Sprintf("%s %s %s %s: %v", tr.name, k, q.Name, typeString(q.Type), err))
+					}
 				}
 			}
 		}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
+	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -141,5 +144,81 @@ func TestCheckAnswer(t *testing.T) {
 				t.Errorf("checkAnswer = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// refuser answers every query over UDP and TCP on one port with REFUSED.
+func refuser(t *testing.T) netip.AddrPort {
+	t.Helper()
+	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close(); ln.Close() })
+	refuse := func(q []byte) []byte {
+		r := append([]byte(nil), q...)
+		r[2] |= 0x80         // QR
+		r[3] = r[3]&0xf0 | 5 // REFUSED
+		return r
+	}
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(refuse(buf[:n]), from)
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					var l [2]byte
+					if _, err := io.ReadFull(c, l[:]); err != nil {
+						return
+					}
+					q := make([]byte, binary.BigEndian.Uint16(l[:]))
+					if _, err := io.ReadFull(c, q); err != nil {
+						return
+					}
+					r := refuse(q)
+					_, _ = c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(r))), r...))
+				}
+			}()
+		}
+	}()
+	return addr
+}
+
+func TestCheckServerCountsWrongAnswers(t *testing.T) {
+	zd, err := generate(genConfig{Origin: "bench.example.", Names: 1000, Queries: 2000, Seed: 1}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := checkServer(refuser(t), zd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 2 * int(numKinds) * samplesPerKind
+	if res.Checked != want || res.Wrong != want || len(res.Examples) != 5 {
+		t.Errorf("checked %d, wrong %d, %d examples; want %d, %d, 5", res.Checked, res.Wrong, len(res.Examples), want, want)
+	}
+	if !strings.HasPrefix(res.Examples[0], "udp positive") || !strings.Contains(res.Examples[0], "rcode 5") {
+		t.Errorf("first example %q", res.Examples[0])
 	}
 }

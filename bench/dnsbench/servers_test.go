@@ -183,7 +183,7 @@ func TestServers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Wrong != 0 || res.Checked != int(numKinds)*samplesPerKind {
+			if res.Wrong != 0 || res.Checked != 2*int(numKinds)*samplesPerKind {
 				t.Errorf("answers: %d wrong of %d: %v", res.Wrong, res.Checked, res.Examples)
 			}
 
