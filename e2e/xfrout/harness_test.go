@@ -138,6 +138,7 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 	select {
 	case <-s.Ready():
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatalf("xfrout Run: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("xfrout not ready after 10s")

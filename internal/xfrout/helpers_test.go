@@ -231,8 +231,12 @@ func startServer(t *testing.T, cfg Config, src ZoneSource) (*Server, netip.AddrP
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	stopped := false
 	t.Cleanup(func() {
 		cancel()
+		if stopped {
+			return
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -245,6 +249,7 @@ func startServer(t *testing.T, cfg Config, src ZoneSource) (*Server, netip.AddrP
 	select {
 	case <-s.Ready():
 	case err := <-done:
+		stopped = true
 		t.Fatalf("Run: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("server not ready after 10s")

@@ -240,8 +240,18 @@ func (s *Server) changes(ctx context.Context, name string, from uint32) ([]store
 	return s.src.Changes(ctx, name, from)
 }
 
-// bind opens the UDP socket and TCP listener of one address.
+// bind opens the UDP socket and TCP listener of one address. For port 0,
+// the port the UDP socket got may be taken for TCP: then it tries others.
 func (s *Server) bind(ctx context.Context, ap netip.AddrPort) error {
+	for try := 1; ; try++ {
+		err := s.bindOnce(ctx, ap)
+		if err == nil || ap.Port() != 0 || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+	}
+}
+
+func (s *Server) bindOnce(ctx context.Context, ap netip.AddrPort) error {
 	var lc net.ListenConfig
 	unet, tnet := "udp4", "tcp4"
 	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
