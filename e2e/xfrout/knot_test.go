@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
@@ -71,8 +72,10 @@ func TestKnotSecondary(t *testing.T) {
 
 	check := func(step string) {
 		t.Helper()
+		start := time.Now()
 		want, serial := storeRecords(t, st, zoneName)
 		k.waitSerial(t, zoneName, serial)
+		t.Logf("%s: Knot serves serial %d %v after the check began", step, serial, time.Since(start).Round(time.Millisecond))
 		if diff := cmp.Diff(want, k.axfr(t, zoneName)); diff != "" {
 			t.Fatalf("%s: Knot's %s at serial %d differs from the store (-store +knot):\n%s", step, zoneName, serial, diff)
 		}

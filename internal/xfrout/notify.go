@@ -248,7 +248,9 @@ func (n *notifier) done(t *target, j *job, sent uint32, err error) {
 		log.Debug("notify acknowledged", "tries", j.tries+1)
 	case errors.Is(err, errRejected):
 		n.met.notifies.WithLabelValues(notifyRejected).Inc()
-		log.Warn("notify rejected", "err", err)
+		// A secondary that does not have the zone (yet: a new catalog
+		// member) answers NOTAUTH; the metric shows a pattern.
+		log.Info("notify rejected", "err", err)
 	case newer:
 		n.met.notifies.WithLabelValues(notifySuperseded).Inc()
 	default:
