@@ -27,21 +27,23 @@ vet:
 lint:
 	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
 
-# Runs every fuzz target for FUZZTIME each (bounded).
+# Runs every fuzz target for FUZZTIME each (bounded): every parser of
+# outside input (packets, zone files, configuration, API JSON, transfers).
 fuzz:
-	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./internal/dnsserver/
-	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/zone/
-	$(GO) test -run XXX -fuzz '^FuzzReadName$$' -fuzztime $(FUZZTIME) ./internal/wire/
-	$(GO) test -run XXX -fuzz '^FuzzParseNode$$' -fuzztime $(FUZZTIME) ./internal/config/
+	@set -e; for t in $$($(GO) list ./... | while read p; do \
+	    for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz' || true); do echo "$$p:$$f"; done; done); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # Go micro-benchmarks, then dnsperf against anycastd, NSD and Knot.
 bench: build
 	$(GO) test -run XXX -bench . -benchmem ./internal/dnsserver/ ./internal/wire/
 	$(GO) run ./bench/dnsbench -anycastd-bin $(BIN)/anycastd
 
-# A single node on 127.0.0.1:5353 with the example zone.
+# The embedded default: control plane (API on 127.0.0.1:8080, token in
+# anycastdns-data/api.token) and one node on 127.0.0.1:5353 serving example.com.
 run: build
-	$(BIN)/anycastd node -listen 127.0.0.1:5353 -listen '[::1]:5353' -zone example.com.=zones/example.com.zone -metrics 127.0.0.1:9153
+	$(BIN)/anycastd standalone -data anycastdns-data
 
 clean:
 	rm -rf $(BIN)

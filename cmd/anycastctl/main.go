@@ -89,6 +89,7 @@ func commands() []*command {
 				"happens; -count 0 runs until interrupted.",
 			run: runDig,
 		},
+		zoneCommand(), recordCommand(),
 		{
 			name: "version", summary: "print the version",
 			run: runVersion,

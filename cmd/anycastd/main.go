@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,15 +18,20 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/role/control"
 	"github.com/anycastdns/anycastdns/internal/role/node"
+	"github.com/anycastdns/anycastdns/internal/role/standalone"
 )
 
 const usage = `anycastd — anycast authoritative DNS
 
 Usage:
-  anycastd node -config FILE
+  anycastd node -config FILE             a PoP: authoritative DNS, health checks, BGP
   anycastd node -listen ADDR:PORT -zone NAME=FILE [-listen ...] [-zone ...] [-nsid TEXT]
                [-metrics ADDR:PORT] [-log-level LEVEL]
+  anycastd control -config FILE          the control plane: zone store, REST API, AXFR/IXFR, NOTIFY, catalog
+  anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT]
+                                         control plane + one node on loopback, seeded with example.com.
   anycastd version
 
 Signals: SIGHUP reloads configuration and zones (a zone that fails to load keeps
@@ -49,6 +55,10 @@ func run(args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "node":
 		return runNode(args[1:], stderr)
+	case "control":
+		return runControl(args[1:], stderr)
+	case "standalone":
+		return runStandalone(args[1:], stderr)
 	case "version":
 		fmt.Println("anycastd", version)
 		return nil
@@ -104,14 +114,7 @@ func runNode(args []string, stderr io.Writer) error {
 	if *cfgPath != "" && *nsid != "" {
 		cfg.Identity.Name = *nsid
 	}
-	level := new(slog.LevelVar)
-	level.Set(cfg.Log.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(stderr, opts)
-	if cfg.Log.Format == config.LogJSON {
-		h = slog.NewJSONHandler(stderr, opts)
-	}
-	logger := slog.New(h)
+	logger, level := newLogger(cfg.Log, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -176,4 +179,90 @@ func flagConfig(listens, zones []string, metricsAddr, nsid, level string) (*conf
 		return nil, err
 	}
 	return config.ParseNode(data, "command-line")
+}
+
+func newLogger(l config.Log, stderr io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(l.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if l.Format == config.LogJSON {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	return slog.New(h), level
+}
+
+func runControl(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "control plane configuration `file` (YAML)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *cfgPath == "" {
+		return errors.New("control: -config is required")
+	}
+	cfg, err := config.LoadControl(*cfgPath)
+	if err != nil {
+		return err
+	}
+	logger, _ := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c, err := control.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+func runStandalone(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "anycastdns-data", "data `directory` (zone store, transferred zones, API token)")
+	dnsAddr := fs.String("dns", "127.0.0.1:5353", "DNS listen `address:port`")
+	apiAddr := fs.String("api", "127.0.0.1:8080", "REST API listen `address:port`")
+	xfrAddr := fs.String("xfr", "127.0.0.1:5300", "transfer server `address:port` (AXFR/IXFR to the node)")
+	adminAddr := fs.String("admin", "127.0.0.1:8053", "node admin API `address:port`")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9153", "metrics `address:port` (empty = off)")
+	token := fs.String("token", "", "API token (default: read or create DIR/api.token)")
+	name := fs.String("nsid", "standalone", "node identity (NSID)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	o := standalone.Options{DataDir: *data, Token: *token, Name: *name}
+	var errs []error
+	for _, a := range []struct {
+		flag string
+		val  string
+		dst  *netip.AddrPort
+	}{{"-dns", *dnsAddr, &o.DNS}, {"-api", *apiAddr, &o.API}, {"-xfr", *xfrAddr, &o.Xfr}, {"-admin", *adminAddr, &o.Admin}, {"-metrics", *metricsAddr, &o.Metrics}} {
+		if a.val == "" && a.flag == "-metrics" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(a.val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", a.flag, a.val, err))
+		}
+		*a.dst = ap
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	logger, level := newLogger(config.Log{Level: lvl, Format: config.LogText}, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	node.Version = version
+	return standalone.Run(ctx, o, logger, level)
 }

@@ -93,6 +93,10 @@ func Build(origin string, recs []Record) (*Zone, error) {
 			continue
 		}
 		rdata := bytes.Clone(buf[n+10 : off])
+		if len(rdata) == 0 && !emptyRdataOK(h.Rrtype) {
+			b.errorf(r, "record has no data")
+			continue
+		}
 		node := b.node(name)
 		if h.Rrtype == dns.TypeRRSIG {
 			pend = append(pend, pendingSig{node: node, rec: r, rdata: rdata})
@@ -123,6 +127,16 @@ func Build(origin string, recs []Record) (*Zone, error) {
 		return nil, fmt.Errorf("zone %s: %w: %w", origin, ErrInvalid, errors.Join(b.errs...))
 	}
 	return z, nil
+}
+
+// emptyRdataOK reports whether a type may have zero-length rdata: NULL, APL,
+// and types unknown to the parser (RFC 3597 "\# 0").
+func emptyRdataOK(t uint16) bool {
+	if t == dns.TypeNULL || t == dns.TypeAPL {
+		return true
+	}
+	_, known := dns.TypeToRR[t]
+	return !known
 }
 
 type pendingSig struct {

@@ -3,6 +3,7 @@ package zone
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"flag"
 	"os"
 	"strings"
@@ -225,5 +226,23 @@ func TestRdataCaseOnlyInNames(t *testing.T) {
 	b, _ := rrKey(mustRR(t, "x.example.com. 300 MX 97 mail.example.com."))
 	if a == b {
 		t.Error("rrKey confuses MX 65 and MX 97")
+	}
+}
+
+func TestEmptyRdataRejected(t *testing.T) {
+	text := "$ORIGIN example.com.\n@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\nu 300 TYPE65400 \\# 0\n"
+	recs, err := Parse(strings.NewReader(text), "example.com.", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The API's record parser can yield an A without an address.
+	empty := &dns.A{Hdr: dns.RR_Header{Name: "x.example.com.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}}
+	recs = append(recs, Record{RR: empty, File: "t", Line: 9})
+	_, err = Build("example.com.", recs)
+	if err == nil || !strings.Contains(err.Error(), "t:9: x.example.com. A: record has no data") {
+		t.Errorf("empty A accepted or misreported: %v", err)
+	}
+	if strings.Contains(fmt.Sprint(err), "TYPE65400") {
+		t.Errorf("an unknown type may be empty (RFC 3597): %v", err)
 	}
 }
