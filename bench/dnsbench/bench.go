@@ -356,6 +356,12 @@ type memResult struct {
 	// processes sharing them. A peak shorter than the sampling interval can
 	// be missed, so it is reported next to HWMSum, not instead of it.
 	PSSPeak uint64 `json:"pss_peak_kib"`
+	// LoadCPU is the CPU time the server's processes had used when the
+	// first correct answer came (processes that exited before are missed).
+	LoadCPU time.Duration `json:"load_cpu_ns"`
+	// LoadOther is the share of the server's core other work took while it
+	// loaded: noise.
+	LoadOther float64 `json:"load_other"`
 	// Peak is the figure to compare: the larger of PSSPeak and the VmHWM
 	// of the largest process. For a single process it is its VmHWM.
 	Peak      uint64    `json:"peak_kib"`
@@ -383,6 +389,8 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 		return fail(err)
 	}
 	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
+	sm := &sampler{serverCPU: b.o.ServerCPU, clientCPU: b.o.ClientCPU}
+	before := sm.sample()
 	s, err := startServer(l, b.o.ServerCPU, b.o.Nice, dir, addr)
 	if err != nil {
 		return fail(err)
@@ -451,7 +459,12 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 		return fail(err)
 	}
 	res.LoadTime = at.Sub(s.Started)
-	b.logger.Info("first correct answer", "server", name, "load_time", res.LoadTime.Round(time.Millisecond))
+	sm.server = s.Tree()
+	loaded := between(before, sm.sample()) // the server's ticks were 0 before it started
+	res.LoadCPU = time.Duration(loaded.Server * loaded.wall * float64(time.Second))
+	res.LoadOther = loaded.ServerOther
+	b.logger.Info("first correct answer", "server", name, "load_time", res.LoadTime.Round(time.Millisecond),
+		"cpu", res.LoadCPU.Round(time.Millisecond), "other_on_server_core", pct(res.LoadOther))
 	select {
 	case <-time.After(b.o.Settle):
 	case <-ctx.Done():

@@ -175,6 +175,7 @@ type shares struct {
 	Client        float64 // dnsperf
 	ClientOther   float64 // anything else on the client's core, plus steal
 	ClientSoftIRQ float64
+	wall          float64 // seconds between the samples
 }
 
 func between(a, b cpuSample) shares {
@@ -184,7 +185,7 @@ func between(a, b cpuSample) shares {
 	}
 	share := func(t uint64) float64 { return float64(t) / userHZ / wall }
 	core := func(x, y coreTicks) float64 { return share((y.Busy - x.Busy) + (y.Steal - x.Steal)) }
-	var sh shares
+	sh := shares{wall: wall}
 	sh.Server = share(b.ServerTicks - a.ServerTicks)
 	sh.Client = share(b.ClientTicks - a.ClientTicks)
 	sh.ServerOther = max(0, core(a.ServerCore, b.ServerCore)-sh.Server)

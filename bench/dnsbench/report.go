@@ -168,7 +168,7 @@ func printMem(w io.Writer, r *report) {
 	fmt.Fprintf(w, "\nMemory and load time: zone of %d names (%.0f MB), servers on CPU %d\n\n",
 		r.Zone.Names, float64(r.Zone.Bytes)/1e6, r.Options.ServerCPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tload time\tpeak memory\tVmHWM sum\tPSS peak\tprocesses (VmHWM)\t")
+	fmt.Fprintln(tw, "server\tload time\tCPU\tnoise\tpeak memory\tVmHWM sum\tPSS peak\tprocesses (VmHWM)\t")
 	var nsd *memResult
 	for i, m := range r.Mem {
 		if m.Server == "nsd" && m.Error == "" {
@@ -182,7 +182,12 @@ func printMem(w io.Writer, r *report) {
 		for _, p := range m.Processes {
 			procs = append(procs, fmt.Sprintf("%s %s", p.Command, mib(p.HWMKiB)))
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%s\t%s\t\n", m.Server, m.LoadTime.Seconds(), mib(m.Peak), mib(m.HWMSum), mib(m.PSSPeak),
+		noise := pct(m.LoadOther)
+		if m.LoadOther > noisy {
+			noise += "!"
+		}
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%s\t%s\t%s\t%s\t%s\t\n", m.Server, m.LoadTime.Seconds(), m.LoadCPU.Seconds(), noise,
+			mib(m.Peak), mib(m.HWMSum), mib(m.PSSPeak),
 			strings.Join(procs, ", "))
 	}
 	tw.Flush()
@@ -206,6 +211,9 @@ func printMem(w io.Writer, r *report) {
 			fmt.Fprintf(w, "\n%s failed: %s\n", m.Server, m.Error)
 		}
 	}
-	fmt.Fprintf(w, "\npeak memory = max(highest sum of PSS over the processes, sampled every 20 ms; largest single VmHWM).\n"+
+	fmt.Fprintf(w, "\nload time = process start to the first correct answer for a name at the end of the zone;\n"+
+		"CPU = CPU time the server had used by then; noise = share of its core other work took meanwhile (! = over %.0f%%).\n",
+		100*noisy)
+	fmt.Fprintf(w, "peak memory = max(highest sum of PSS over the processes, sampled every 20 ms; largest single VmHWM).\n"+
 		"VmHWM sum counts pages that forked processes share (NSD) once per process: an upper bound.\n")
 }
