@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -352,9 +353,10 @@ type memResult struct {
 	// for NSD it is an upper bound.
 	HWMSum uint64 `json:"vmhwm_sum_kib"`
 	// PSSPeak is the highest sum over the processes of their proportional
-	// set size, sampled every 20 ms: shared pages are divided among the
-	// processes sharing them. A peak shorter than the sampling interval can
-	// be missed, so it is reported next to HWMSum, not instead of it.
+	// set size, sampled every 20 ms from the first correct answer to the end
+	// of the settle time: shared pages are divided among the processes
+	// sharing them. Before that only VmHWM is read (see readMem); a single
+	// process's peak while loading is in its VmHWM.
 	PSSPeak uint64 `json:"pss_peak_kib"`
 	// LoadCPU is the CPU time the server's processes had used when the
 	// first correct answer came (processes that exited before are missed).
@@ -401,10 +403,11 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	hwm := map[int]uint64{}
 	cmdline := map[int]string{}
 	var pssPeak uint64
+	var loaded atomic.Bool // PSS is read only once the zone is loaded, see readMem
 	sample := func() {
 		var pss uint64
 		for _, pid := range s.Tree() {
-			m, err := readMem(pid)
+			m, err := readMem(pid, loaded.Load())
 			if err != nil {
 				continue
 			}
@@ -458,11 +461,12 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 		wg.Wait()
 		return fail(err)
 	}
+	loaded.Store(true)
 	res.LoadTime = at.Sub(s.Started)
 	sm.server = s.Tree()
-	loaded := between(before, sm.sample()) // the server's ticks were 0 before it started
-	res.LoadCPU = time.Duration(loaded.Server * loaded.wall * float64(time.Second))
-	res.LoadOther = loaded.ServerOther
+	during := between(before, sm.sample()) // the server's ticks were 0 before it started
+	res.LoadCPU = time.Duration(during.Server * during.wall * float64(time.Second))
+	res.LoadOther = during.ServerOther
 	b.logger.Info("first correct answer", "server", name, "load_time", res.LoadTime.Round(time.Millisecond),
 		"cpu", res.LoadCPU.Round(time.Millisecond), "other_on_server_core", pct(res.LoadOther))
 	select {

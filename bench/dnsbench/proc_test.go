@@ -127,9 +127,12 @@ func TestProcessTree(t *testing.T) {
 	if slices.Contains(processTree(os.Getpid()), os.Getppid()) {
 		t.Error("the tree of this process contains its parent")
 	}
-	m, err := readMem(os.Getpid())
-	if err != nil || m.HWM == 0 || m.RSS == 0 || m.HWM < m.RSS {
-		t.Errorf("readMem(self) = %+v, %v", m, err)
+	m, err := readMem(os.Getpid(), true)
+	if err != nil || m.HWM == 0 || m.RSS == 0 || m.HWM < m.RSS || m.PSS == 0 {
+		t.Errorf("readMem(self, true) = %+v, %v", m, err)
+	}
+	if m, err := readMem(os.Getpid(), false); err != nil || m.HWM == 0 || m.PSS != 0 {
+		t.Errorf("readMem(self, false) = %+v, %v; want no PSS", m, err)
 	}
 	if st, err := readStat(os.Getpid()); err != nil || st.PPID != os.Getppid() {
 		t.Errorf("readStat(self) = %+v, %v; want ppid %d", st, err, os.Getppid())

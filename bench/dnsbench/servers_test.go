@@ -213,7 +213,7 @@ func TestServers(t *testing.T) {
 			}
 			var hwm uint64
 			for _, pid := range tree {
-				if m, err := readMem(pid); err == nil {
+				if m, err := readMem(pid, false); err == nil {
 					hwm += m.HWM
 				}
 			}
