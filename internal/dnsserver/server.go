@@ -120,8 +120,19 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// bind opens the UDP sockets and the TCP listener of one address.
+// bind opens the UDP sockets and the TCP listener of one address. With port
+// 0 the kernel picks the UDP port and TCP takes the same number, which may be
+// in use for TCP: then it tries again with another port.
 func (s *Server) bind(ctx context.Context, ap netip.AddrPort) error {
+	for try := 0; ; try++ {
+		err := s.bindOnce(ctx, ap)
+		if err == nil || ap.Port() != 0 || try == 9 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+	}
+}
+
+func (s *Server) bindOnce(ctx context.Context, ap netip.AddrPort) error {
 	lc := net.ListenConfig{Control: reusePort}
 	network := "udp4"
 	if ap.Addr().Is6() && !ap.Addr().Is4In6() {

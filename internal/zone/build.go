@@ -267,6 +267,7 @@ func (b *builder) finish(z *Zone) {
 	// Canonical order puts parents before children and makes error
 	// reports deterministic.
 	sort.Slice(all, func(i, j int) bool { return Compare(all[i].Name, all[j].Name) < 0 })
+	z.ordered = all
 	for _, n := range all {
 		b.checkNode(z, n)
 		if n == apex {

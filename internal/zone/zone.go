@@ -75,8 +75,10 @@ type Zone struct {
 	Origin string // presentation form, lower case, fully qualified
 	origin []byte // wire form
 	nodes  map[string]*Node
-	Apex   *Node
-	Serial uint32
+	// ordered holds every node in canonical order (for transfers).
+	ordered []*Node
+	Apex    *Node
+	Serial  uint32
 	// NegTTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
 	NegTTL uint32
 	// Signed is true when the apex carries a DNSKEY RRset and signatures.
@@ -101,12 +103,7 @@ func (z *Zone) Len() int { return len(z.nodes) }
 
 // Nodes calls fn for every node in canonical order.
 func (z *Zone) Nodes(fn func(*Node)) {
-	all := make([]*Node, 0, len(z.nodes))
-	for _, n := range z.nodes {
-		all = append(all, n)
-	}
-	sort.Slice(all, func(i, j int) bool { return Compare(all[i].Name, all[j].Name) < 0 })
-	for _, n := range all {
+	for _, n := range z.ordered {
 		fn(n)
 	}
 }

@@ -3,8 +3,8 @@ package zone
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
