@@ -214,6 +214,6 @@ func printMem(w io.Writer, r *report) {
 	fmt.Fprintf(w, "\nload time = process start to the first correct answer for a name at the end of the zone;\n"+
 		"CPU = CPU time the server had used by then; noise = share of its core other work took meanwhile (! = over %.0f%%).\n",
 		100*noisy)
-	fmt.Fprintf(w, "peak memory = max(highest sum of PSS over the processes, sampled every 20 ms; largest single VmHWM).\n"+
+	fmt.Fprintf(w, "peak memory = max(highest sum of PSS over the processes once loaded; largest single VmHWM).\n"+
 		"VmHWM sum counts pages that forked processes share (NSD) once per process: an upper bound.\n")
 }
