@@ -190,7 +190,7 @@ func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
 		res.TCP = &tcp
 	}
 	if s.exited() {
-		return fail(fmt.Errorf("%s exited during the run: %v\n%s", name, s.waitErr, s.logTail()))
+		return fail(fmt.Errorf("%s exited during the run: %w\n%s", name, s.exitErr(), s.logTail()))
 	}
 	return res
 }
@@ -477,7 +477,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	wg.Wait()
 	sample()
 	if s.exited() {
-		return fail(fmt.Errorf("%s exited: %v\n%s", name, s.waitErr, s.logTail()))
+		return fail(fmt.Errorf("%s exited: %w\n%s", name, s.exitErr(), s.logTail()))
 	}
 	pids := make([]int, 0, len(hwm))
 	for pid := range hwm {

@@ -98,7 +98,7 @@ func checkAnswer(q query, m *message) error {
 		if q.WantA.IsValid() {
 			a, ok := netip.AddrFromSlice(m.Answer[0].RData)
 			if !ok || a != q.WantA {
-				return fmt.Errorf("A %v, want %v", m.Answer[0].RData, q.WantA)
+				return fmt.Errorf("address %v, want %v", m.Answer[0].RData, q.WantA)
 			}
 		}
 	}
@@ -131,12 +131,12 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 	if err != nil {
 		return checkResult{}, fmt.Errorf("check answers: %w", err)
 	}
-	defer uconn.Close()
+	defer func() { _ = uconn.Close() }()
 	tconn, err := net.DialTimeout("tcp", addr.String(), 2*time.Second)
 	if err != nil {
 		return checkResult{}, fmt.Errorf("check answers over tcp: %w", err)
 	}
-	defer tconn.Close()
+	defer func() { _ = tconn.Close() }()
 	buf := make([]byte, 65535)
 	udp := func(msg []byte, id uint16) (*message, error) {
 		if _, err := uconn.Write(msg); err != nil {

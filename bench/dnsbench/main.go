@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("dnsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./bench/dnsbench [flags]\n\n"+
+		_, _ = fmt.Fprintf(stderr, "usage: go run ./bench/dnsbench [flags]\n\n"+
 			"Speed (default): UDP queries/s per busy core, latency at -latency-qps, TCP queries/s.\n"+
 			"Memory (-mem): load time and peak memory on a large zone.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -201,7 +201,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if work, err = os.MkdirTemp("", "dnsbench-"); err != nil {
 			return fmt.Errorf("work directory: %w", err)
 		}
-		defer os.RemoveAll(work)
+		defer func() {
+			if err := os.RemoveAll(work); err != nil {
+				logger.Warn("remove work directory", "dir", work, "err", err)
+			}
+		}()
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return fmt.Errorf("work directory: %w", err)
 	}
@@ -237,7 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("zone generated", "took", time.Since(t0).Round(time.Millisecond), "bytes", zd.Bytes)
 	if !o.Mem {
-		printMix(stderr, zd)
+		logMix(logger, zd)
 	}
 
 	b := &bench{o: o, zd: zd, work: work, logger: logger}
@@ -269,10 +273,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.JSON {
 		tables = stderr
 	}
+	render := printSpeed
 	if o.Mem {
-		printMem(tables, report)
-	} else {
-		printSpeed(tables, report)
+		render = printMem
+	}
+	if err := render(tables, report); err != nil {
+		return fmt.Errorf("print results: %w", err)
 	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)

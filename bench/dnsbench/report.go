@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 type zoneInfo struct {
@@ -42,13 +42,14 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
-func printSpeed(w io.Writer, r *report) {
+func printSpeed(w io.Writer, r *report) error {
+	b := &strings.Builder{} // written to w at the end, so one error to check
 	o := r.Options
 	edns := ""
 	if o.EDNS {
 		edns = " -e"
 	}
-	fmt.Fprintf(w, "\nSpeed: zone of %d names, %s dnsperf runs, servers pinned to CPU %d, dnsperf to CPU %d\n",
+	fmt.Fprintf(b, "\nSpeed: zone of %d names, %s dnsperf runs, servers pinned to CPU %d, dnsperf to CPU %d\n",
 		r.Zone.Names, o.Duration, o.ServerCPU, o.ClientCPU)
 	total := 0
 	for _, n := range r.Zone.Mix {
@@ -58,18 +59,17 @@ func printSpeed(w io.Writer, r *report) {
 	for _, k := range kindNames {
 		mix = append(mix, fmt.Sprintf("%s %.1f%%", k, 100*float64(r.Zone.Mix[k])/float64(max(total, 1))))
 	}
-	fmt.Fprintf(w, "Query mix (%d queries, random letter case): %s\n", total, strings.Join(mix, ", "))
+	fmt.Fprintf(b, "Query mix (%d queries, random letter case): %s\n", total, strings.Join(mix, ", "))
 
 	table := func(title, header string, row func(s speedResult) []string) {
-		fmt.Fprintf(w, "\n%s\n", title)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, header+"\t")
+		fmt.Fprintf(b, "\n%s\n", title)
+		rows := [][]string{strings.Split(header, "\t")}
 		for _, s := range r.Speed {
 			if cells := row(s); cells != nil {
-				fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+				rows = append(rows, cells)
 			}
 		}
-		tw.Flush()
+		writeTable(b, rows)
 	}
 	table(fmt.Sprintf("UDP, saturating (dnsperf -c %d -q %d%s):", o.Clients, o.Outstanding, edns),
 		"server\tanswers ok\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tquiet s\tnoise\tresponse B",
@@ -125,25 +125,27 @@ func printSpeed(w io.Writer, r *report) {
 				return []string{s.Server + "/nsd", ratio(s.UDP.Headline().PerCore, nsd.UDP.Headline().PerCore), p99, tcp}
 			})
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(b)
 	for _, s := range r.Speed {
 		if s.Check.Wrong > 0 {
-			fmt.Fprintf(w, "%s gave %d wrong answers of %d checked, e.g.:\n  %s\n", s.Server, s.Check.Wrong, s.Check.Checked,
+			fmt.Fprintf(b, "%s gave %d wrong answers of %d checked, e.g.:\n  %s\n", s.Server, s.Check.Wrong, s.Check.Checked,
 				strings.Join(s.Check.Examples, "\n  "))
 		}
 		if s.Error != "" {
-			fmt.Fprintf(w, "%s failed: %s\n", s.Server, s.Error)
+			fmt.Fprintf(b, "%s failed: %s\n", s.Server, s.Error)
 		}
 		if s.UDP != nil {
-			fmt.Fprintf(w, "%s UDP rcodes: %s\n", s.Server, formatRcodes(s.UDP.Perf.RCodes))
+			fmt.Fprintf(b, "%s UDP rcodes: %s\n", s.Server, formatRcodes(s.UDP.Perf.RCodes))
 		}
 	}
-	fmt.Fprintf(w, "\nbusy = share of one core used by the server's processes while dnsperf sent; q/s per core = q/s / busy.\n"+
+	fmt.Fprintf(b, "\nbusy = share of one core used by the server's processes while dnsperf sent; q/s per core = q/s / busy.\n"+
 		"client-limited = the server's core was idle %.0f%%+ of the time, so dnsperf on its one core was the limit.\n"+
 		"quiet s = seconds of the run in which other work took at most %.0f%% of each core; with %d or more, the\n"+
 		"  figures (and ratios) are over those seconds only. ! = too few: whole-run figures, disturbed, repeat.\n"+
 		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n",
 		100*(1-clientLimitedBelow), 100*noisy, minQuiet)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func quietCell(quiet, total int) string {
@@ -164,18 +166,18 @@ func runCells(r *runResult) []string {
 		quietCell(r.QuietCount, r.Run.Seconds), pct(max(r.Run.ServerOther, r.Run.ClientOther))}
 }
 
-func printMem(w io.Writer, r *report) {
-	fmt.Fprintf(w, "\nMemory and load time: zone of %d names (%.0f MB), servers on CPU %d\n\n",
+func printMem(w io.Writer, r *report) error {
+	b := &strings.Builder{} // written to w at the end, so one error to check
+	fmt.Fprintf(b, "\nMemory and load time: zone of %d names (%.0f MB), servers on CPU %d\n\n",
 		r.Zone.Names, float64(r.Zone.Bytes)/1e6, r.Options.ServerCPU)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tload time\tCPU\tnoise\tpeak memory\tVmHWM sum\tPSS peak\tprocesses (VmHWM)\t")
+	rows := [][]string{{"server", "load time", "CPU", "noise", "peak memory", "VmHWM sum", "PSS peak", "processes (VmHWM)"}}
 	var nsd *memResult
 	for i, m := range r.Mem {
 		if m.Server == "nsd" && m.Error == "" {
 			nsd = &r.Mem[i]
 		}
 		if m.Error != "" {
-			fmt.Fprintf(tw, "%s\tfailed\t\n", m.Server)
+			rows = append(rows, []string{m.Server, "failed"})
 			continue
 		}
 		var procs []string
@@ -186,34 +188,54 @@ func printMem(w io.Writer, r *report) {
 		if m.LoadOther > noisy {
 			noise += "!"
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%s\t%s\t%s\t%s\t%s\t\n", m.Server, m.LoadTime.Seconds(), m.LoadCPU.Seconds(), noise,
-			mib(m.Peak), mib(m.HWMSum), mib(m.PSSPeak),
-			strings.Join(procs, ", "))
+		rows = append(rows, []string{m.Server, fmt.Sprintf("%.2fs", m.LoadTime.Seconds()), fmt.Sprintf("%.2fs", m.LoadCPU.Seconds()),
+			noise, mib(m.Peak), mib(m.HWMSum), mib(m.PSSPeak), strings.Join(procs, ", ")})
 	}
-	tw.Flush()
-	if nsd != nil {
-		fmt.Fprintf(w, "\nRatios vs NSD (<1 = faster load, less memory):\n")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "server\tload time\tpeak memory\tVmHWM sum\t")
+	writeTable(b, rows)
+	if nsd != nil && len(r.Mem) > 1 {
+		fmt.Fprintf(b, "\nRatios vs NSD (<1 = faster load, less memory):\n")
+		rows := [][]string{{"server", "load time", "peak memory", "VmHWM sum"}}
 		for _, m := range r.Mem {
 			if m.Server == "nsd" || m.Error != "" {
 				continue
 			}
-			fmt.Fprintf(tw, "%s/nsd\t%s\t%s\t%s\t\n", m.Server,
+			rows = append(rows, []string{m.Server + "/nsd",
 				ratio(m.LoadTime.Seconds(), nsd.LoadTime.Seconds()),
 				ratio(float64(m.Peak), float64(nsd.Peak)),
-				ratio(float64(m.HWMSum), float64(nsd.HWMSum)))
+				ratio(float64(m.HWMSum), float64(nsd.HWMSum))})
 		}
-		tw.Flush()
+		writeTable(b, rows)
 	}
 	for _, m := range r.Mem {
 		if m.Error != "" {
-			fmt.Fprintf(w, "\n%s failed: %s\n", m.Server, m.Error)
+			fmt.Fprintf(b, "\n%s failed: %s\n", m.Server, m.Error)
 		}
 	}
-	fmt.Fprintf(w, "\nload time = process start to the first correct answer for a name at the end of the zone;\n"+
+	fmt.Fprintf(b, "\nload time = process start to the first correct answer for a name at the end of the zone;\n"+
 		"CPU = CPU time the server had used by then; noise = share of its core other work took meanwhile (! = over %.0f%%).\n",
 		100*noisy)
-	fmt.Fprintf(w, "peak memory = max(highest sum of PSS over the processes once loaded; largest single VmHWM).\n"+
+	fmt.Fprintf(b, "peak memory = max(highest sum of PSS over the processes once loaded; largest single VmHWM).\n"+
 		"VmHWM sum counts pages that forked processes share (NSD) once per process: an upper bound.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeTable writes rows with right-aligned columns two spaces apart.
+func writeTable(b *strings.Builder, rows [][]string) {
+	var width []int
+	for _, row := range rows {
+		for i, c := range row {
+			if i == len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, row := range rows {
+		for i, c := range row {
+			b.WriteString(strings.Repeat(" ", 2+width[i]-utf8.RuneCountInString(c)))
+			b.WriteString(c)
+		}
+		b.WriteByte('\n')
+	}
 }

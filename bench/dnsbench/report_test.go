@@ -33,7 +33,9 @@ func TestPrintSpeedRatios(t *testing.T) {
 		},
 	}
 	var b strings.Builder
-	printSpeed(&b, r)
+	if err := printSpeed(&b, r); err != nil {
+		t.Fatal(err)
+	}
 	out := b.String()
 	for _, re := range []string{
 		`anycastd/nsd\s+2\.00\s+3\.00\s+0\.50`, // per core, p99, TCP per core
@@ -61,7 +63,9 @@ func TestPrintMemRatios(t *testing.T) {
 		},
 	}
 	var b strings.Builder
-	printMem(&b, r)
+	if err := printMem(&b, r); err != nil {
+		t.Fatal(err)
+	}
 	if re := `knot/nsd\s+0\.50\s+1\.50\s+0\.75`; !regexp.MustCompile(re).MatchString(b.String()) {
 		t.Errorf("output does not match %q:\n%s", re, b.String())
 	}

@@ -253,6 +253,17 @@ func (s *runningServer) exited() bool {
 	}
 }
 
+// exitErr says how the process ended, once it has.
+func (s *runningServer) exitErr() error {
+	if s.waitErr == nil {
+		return errExitedZero
+	}
+	return s.waitErr
+}
+
+// errExitedZero is a server that ended with status 0 while it should serve.
+var errExitedZero = errors.New("exit status 0")
+
 // logTail returns the end of the server's stderr for error messages.
 func (s *runningServer) logTail() string {
 	b, err := os.ReadFile(s.logPath)
@@ -329,7 +340,7 @@ func freePort(ip netip.Addr) (netip.AddrPort, error) {
 		if err != nil {
 			continue
 		}
-		ul.Close()
+		_ = ul.Close()
 		return ap, nil
 	}
 	return netip.AddrPort{}, errors.New("find free port: no port free for both udp and tcp")
@@ -343,12 +354,12 @@ func waitAnswer(ctx context.Context, s *runningServer, q query, ok func(*message
 	if err != nil {
 		return time.Time{}, fmt.Errorf("poll socket: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	dst := net.UDPAddrFromAddrPort(s.Addr)
 	buf := make([]byte, 65535)
 	for id := uint16(1); ; id++ {
 		if s.exited() {
-			return time.Time{}, fmt.Errorf("%s exited before answering: %v\n%s", s.Name, s.waitErr, s.logTail())
+			return time.Time{}, fmt.Errorf("%s exited before answering: %w\n%s", s.Name, s.exitErr(), s.logTail())
 		}
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, fmt.Errorf("%s not ready: %w", s.Name, err)

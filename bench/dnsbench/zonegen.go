@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -165,12 +166,13 @@ func writeZone(zd *zoneData, l zoneLayout) (err error) {
 	}()
 	cw := &countingWriter{w: f}
 	w := bufio.NewWriterSize(cw, 1<<20)
+	// A bufio.Writer keeps its first error and Flush returns it.
+	printf := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
 	rec := func(format string, args ...any) {
-		fmt.Fprintf(w, format, args...)
-		w.WriteByte('\n')
+		printf(format+"\n", args...)
 		zd.Records++
 	}
-	fmt.Fprintf(w, "$ORIGIN %s\n$TTL 3600\n", zd.Origin)
+	printf("$ORIGIN %s\n$TTL 3600\n", zd.Origin)
 	rec("@ SOA ns1 hostmaster 2024010101 7200 3600 1209600 3600")
 	rec("@ NS ns1")
 	rec("@ NS ns2")
@@ -369,7 +371,7 @@ func writeQueries(zd *zoneData, l zoneLayout, cfg genConfig) (err error) {
 		}
 	}()
 	w := bufio.NewWriterSize(f, 1<<20)
-	r := rand.New(rand.NewPCG(cfg.Seed, 0x0ddba11))
+	r := rand.New(rand.NewPCG(cfg.Seed, 0x0ddba11)) //nolint:gosec // a reproducible query mix, not a secret
 	for range cfg.Queries {
 		q := makeQuery(r, pickKind(r), l)
 		if q.Name == "@" {
@@ -382,7 +384,8 @@ func writeQueries(zd *zoneData, l zoneLayout, cfg genConfig) (err error) {
 		if len(zd.Samples[q.Kind]) < samplesPerKind {
 			zd.Samples[q.Kind] = append(zd.Samples[q.Kind], q)
 		}
-		fmt.Fprintf(w, "%s %s\n", q.Name, typeString(q.Type))
+		// The bufio.Writer keeps its first error for Flush.
+		_, _ = fmt.Fprintf(w, "%s %s\n", q.Name, typeString(q.Type))
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write query file: %w", err)
@@ -390,15 +393,16 @@ func writeQueries(zd *zoneData, l zoneLayout, cfg genConfig) (err error) {
 	return nil
 }
 
-// printMix writes the query mix as a small table.
-func printMix(w io.Writer, zd *zoneData) {
+// logMix logs the query mix, one line per kind.
+func logMix(logger *slog.Logger, zd *zoneData) {
 	total := 0
 	for _, n := range zd.Mix {
 		total += n
 	}
-	fmt.Fprintf(w, "zone %s: %d names, %d records, %.1f MB; query file: %d queries, random letter case\n",
-		zd.Origin, zd.Names, zd.Records, float64(zd.Bytes)/1e6, total)
+	logger.Info("zone", "origin", zd.Origin, "names", zd.Names, "records", zd.Records, "bytes", zd.Bytes,
+		"queries", total, "letter_case", "random")
 	for k := range numKinds {
-		fmt.Fprintf(w, "  %-9s %7d  %5.1f%%  %s\n", k, zd.Mix[k], 100*float64(zd.Mix[k])/float64(max(total, 1)), kindHelp[k])
+		logger.Info("query mix", "kind", k.String(), "queries", zd.Mix[k],
+			"share", fmt.Sprintf("%.1f%%", 100*float64(zd.Mix[k])/float64(max(total, 1))), "what", kindHelp[k])
 	}
 }
