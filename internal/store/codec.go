@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 // encodeRRs packs records one after another in uncompressed wire format.
@@ -43,29 +45,8 @@ func decodeRRs(data []byte) ([]dns.RR, error) {
 	return out, nil
 }
 
-// recordKey identifies a record the way zone.Diff and zone.Apply do: owner,
-// type, class and rdata, TTL excluded, with names inside the rdata of the
-// RFC 1035 types compared without case (RFC 1995 compares records so).
-func recordKey(rr dns.RR) (string, error) {
-	c := dns.Copy(rr)
-	c.Header().Ttl = 0
-	c.Header().Name = dns.CanonicalName(c.Header().Name)
-	buf := make([]byte, dns.Len(c)+16)
-	n, err := dns.PackRR(c, buf, 0, nil, false)
-	if err != nil {
-		return "", err
-	}
-	switch c.Header().Rrtype {
-	case dns.TypeNS, dns.TypeMD, dns.TypeMF, dns.TypeCNAME, dns.TypeSOA, dns.TypeMB,
-		dns.TypeMG, dns.TypeMR, dns.TypePTR, dns.TypeMINFO, dns.TypeMX:
-		for i := range buf[:n] {
-			if buf[i] >= 'A' && buf[i] <= 'Z' {
-				buf[i] += 'a' - 'A'
-			}
-		}
-	}
-	return string(buf[:n]), nil
-}
+// recordKey identifies a record the way zone.Diff and zone.Apply do.
+func recordKey(rr dns.RR) (string, error) { return zone.RRKey(rr) }
 
 // diffRRs returns the records of old that are not in new and those of new
 // that are not in old; a record whose TTL changed is in both.

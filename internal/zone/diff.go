@@ -3,6 +3,7 @@ package zone
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -48,23 +49,65 @@ func (z *Zone) SOA() *dns.SOA {
 	return soa
 }
 
-// rrKey identifies a record for set operations: owner, type, class and rdata
-// in canonical form, TTL excluded (RFC 1995 compares records that way).
-func rrKey(rr dns.RR) (string, error) {
+// RRKey identifies a record as RFC 1995 compares them: owner, type, class
+// and rdata in canonical form (RFC 4034 §6.2: names in the rdata of the
+// types listed there in lower case), TTL excluded.
+func RRKey(rr dns.RR) (string, error) {
 	c := dns.Copy(rr)
-	c.Header().Ttl = 0
-	c.Header().Name = dns.CanonicalName(c.Header().Name)
-	buf := make([]byte, dns.Len(c)+16)
+	h := c.Header()
+	h.Ttl = 0
+	h.Name = dns.CanonicalName(h.Name)
+	lower := strings.ToLower
+	switch v := c.(type) {
+	case *dns.NS:
+		v.Ns = lower(v.Ns)
+	case *dns.MD:
+		v.Md = lower(v.Md)
+	case *dns.MF:
+		v.Mf = lower(v.Mf)
+	case *dns.CNAME:
+		v.Target = lower(v.Target)
+	case *dns.SOA:
+		v.Ns, v.Mbox = lower(v.Ns), lower(v.Mbox)
+	case *dns.MB:
+		v.Mb = lower(v.Mb)
+	case *dns.MG:
+		v.Mg = lower(v.Mg)
+	case *dns.MR:
+		v.Mr = lower(v.Mr)
+	case *dns.PTR:
+		v.Ptr = lower(v.Ptr)
+	case *dns.MINFO:
+		v.Rmail, v.Email = lower(v.Rmail), lower(v.Email)
+	case *dns.MX:
+		v.Mx = lower(v.Mx)
+	case *dns.RP:
+		v.Mbox, v.Txt = lower(v.Mbox), lower(v.Txt)
+	case *dns.AFSDB:
+		v.Hostname = lower(v.Hostname)
+	case *dns.RT:
+		v.Host = lower(v.Host)
+	case *dns.PX:
+		v.Map822, v.Mapx400 = lower(v.Map822), lower(v.Mapx400)
+	case *dns.NAPTR:
+		v.Replacement = lower(v.Replacement)
+	case *dns.KX:
+		v.Exchanger = lower(v.Exchanger)
+	case *dns.SRV:
+		v.Target = lower(v.Target)
+	case *dns.DNAME:
+		v.Target = lower(v.Target)
+	case *dns.RRSIG:
+		v.SignerName = lower(v.SignerName)
+	case *dns.NSEC:
+		v.NextDomain = lower(v.NextDomain)
+	}
+	buf := make([]byte, dns.Len(c)+32)
 	n, err := dns.PackRR(c, buf, 0, nil, false)
 	if err != nil {
 		return "", err
 	}
-	// Names inside rdata of the RFC 1035 types compare without case.
-	hdr := nameLen(buf[:n]) + 10
-	if hdr < 10 || hdr > n {
-		return string(buf[:n]), nil
-	}
-	return string(buf[:hdr]) + string(canonicalRdata(c.Header().Rrtype, buf[hdr:n])), nil
+	return string(buf[:n]), nil
 }
 
 // Diff returns the records to delete from old and to add to reach new, SOA
@@ -80,7 +123,7 @@ func Diff(old, new *Zone) (del, add []dns.RR, err error) {
 	}
 	inA := make(map[string]dns.RR, len(a))
 	for _, rr := range a {
-		k, err := rrKey(rr)
+		k, err := RRKey(rr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -88,7 +131,7 @@ func Diff(old, new *Zone) (del, add []dns.RR, err error) {
 	}
 	inB := make(map[string]bool, len(b))
 	for _, rr := range b {
-		k, err := rrKey(rr)
+		k, err := RRKey(rr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -101,7 +144,7 @@ func Diff(old, new *Zone) (del, add []dns.RR, err error) {
 		}
 	}
 	for _, rr := range a {
-		k, _ := rrKey(rr)
+		k, _ := RRKey(rr)
 		if !inB[k] {
 			del = append(del, rr)
 		}
@@ -126,7 +169,7 @@ func Apply(z *Zone, del, add []dns.RR) (*Zone, error) {
 	}
 	drop := make(map[string]bool, len(del))
 	for _, rr := range del {
-		k, err := rrKey(rr)
+		k, err := RRKey(rr)
 		if err != nil {
 			return nil, fmt.Errorf("apply to %s: delete %s: %w", z.Origin, rr, err)
 		}
@@ -134,7 +177,7 @@ func Apply(z *Zone, del, add []dns.RR) (*Zone, error) {
 	}
 	recs := make([]Record, 0, len(cur)+len(add))
 	for _, rr := range cur {
-		k, _ := rrKey(rr)
+		k, _ := RRKey(rr)
 		if drop[k] {
 			continue
 		}
@@ -164,19 +207,4 @@ func FromRecords(origin string, rrs []dns.RR, source string) (*Zone, error) {
 	}
 	z.Source = source
 	return z, nil
-}
-
-// nameLen returns the length of the uncompressed name at the start of p, or -1.
-func nameLen(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		if c == 0 {
-			return i + 1
-		}
-		if c&0xC0 != 0 {
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }

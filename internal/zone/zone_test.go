@@ -222,8 +222,8 @@ func TestRdataCaseOnlyInNames(t *testing.T) {
 	if _, err := Build("example.com.", recs); err == nil {
 		t.Fatal("MX 10 mail and MX 10 Mail are the same record (names compare without case)")
 	}
-	a, _ := rrKey(mustRR(t, "x.example.com. 300 MX 65 mail.example.com."))
-	b, _ := rrKey(mustRR(t, "x.example.com. 300 MX 97 mail.example.com."))
+	a, _ := RRKey(mustRR(t, "x.example.com. 300 MX 65 mail.example.com."))
+	b, _ := RRKey(mustRR(t, "x.example.com. 300 MX 97 mail.example.com."))
 	if a == b {
 		t.Error("rrKey confuses MX 65 and MX 97")
 	}
