@@ -6,9 +6,11 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -19,16 +21,16 @@ import (
 const maxErrors = 50
 
 type builder struct {
-	origin  []byte
-	nodes   map[string]*Node
-	lines   map[setKey]Record // first record of each RRset, for messages
-	errs    []error
-	records int
-}
-
-type setKey struct {
-	name string
-	typ  uint16
+	originName string
+	origin     []byte
+	nodes      map[string]*Node
+	files      []string
+	fileIdx    map[string]uint16
+	noLines    bool
+	errs       []error
+	records    int
+	pend       []pendingSig
+	buf        []byte
 }
 
 func (b *builder) errorf(r Record, format string, args ...any) {
@@ -45,66 +47,115 @@ func (b *builder) errorf(r Record, format string, args ...any) {
 	b.errs = append(b.errs, errors.New(msg))
 }
 
+// setErrorf reports a problem with the RRset of type t at n, naming the
+// place of its first record.
+func (b *builder) setErrorf(n *Node, t uint16, format string, args ...any) {
+	r := Record{}
+	if s := n.Get(t); s != nil {
+		r.File = b.files[s.file]
+		if !b.noLines {
+			r.Line = int(s.line)
+		}
+	}
+	msg := fmt.Sprintf(format, args...)
+	b.errorf(r, "%s %s: %s", NameString(n.Name), dns.TypeToString[t], msg)
+}
+
+func (b *builder) fileIndex(f string) uint16 {
+	if i, ok := b.fileIdx[f]; ok {
+		return i
+	}
+	i := uint16(len(b.files))
+	b.files = append(b.files, f)
+	b.fileIdx[f] = i
+	return i
+}
+
 // Build validates records and builds an immutable zone for origin.
 //
 // It rejects: a missing or repeated SOA, SOA below the apex, missing apex NS,
 // CNAME beside other data (RRSIG/NSEC excepted) or repeated, several DNAMEs at
 // one name, out-of-zone records, classes other than IN, duplicate records,
-// missing glue for name servers inside an in-zone delegation, and RRSIGs
-// covering no RRset. Every error names the record's file and line.
+// records without data, missing glue for name servers inside an in-zone
+// delegation, and RRSIGs covering no RRset. Every error names the record's
+// file and line.
 func Build(origin string, recs []Record) (*Zone, error) {
+	b, err := newBuilder(origin)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		b.addRecord(r)
+	}
+	return b.build()
+}
+
+func newBuilder(origin string) (*builder, error) {
 	ow, err := NameWire(origin)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", origin, err)
 	}
-	origin = strings.ToLower(dns.Fqdn(origin))
-	b := &builder{
-		origin: ow,
-		nodes:  make(map[string]*Node, len(recs)/2+1),
-		lines:  make(map[setKey]Record),
+	return &builder{
+		originName: strings.ToLower(dns.Fqdn(origin)),
+		origin:     ow,
+		nodes:      make(map[string]*Node),
+		fileIdx:    make(map[string]uint16),
+		buf:        make([]byte, 65536),
+	}, nil
+}
+
+// addRecord adds one parsed record; problems are collected.
+func (b *builder) addRecord(r Record) {
+	if r.RR == nil {
+		if r.Line < 0 {
+			b.noLines = true
+		}
+		return
 	}
-	var pend []pendingSig
-	buf := make([]byte, 65536)
 	var nameBuf [wire.MaxName + 1]byte
-	for _, r := range recs {
-		h := r.RR.Header()
-		if h.Class != dns.ClassINET {
-			b.errorf(r, "class %s not supported (only IN)", dns.ClassToString[h.Class])
-			continue
-		}
-		n, err := dns.PackDomainName(h.Name, nameBuf[:], 0, nil, false)
-		if err != nil {
-			b.errorf(r, "bad owner name: %v", err)
-			continue
-		}
-		name := wire.LowerName(nameBuf[:n], nameBuf[:n])
-		if !wire.IsSubdomain(name, ow) {
-			b.errorf(r, "out-of-zone data (not in %s)", origin)
-			continue
-		}
-		switch h.Rrtype {
-		case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeIXFR, dns.TypeAXFR, dns.TypeANY:
-			b.errorf(r, "meta type not allowed in a zone")
-			continue
-		}
-		off, err := dns.PackRR(r.RR, buf, 0, nil, false)
-		if err != nil {
-			b.errorf(r, "cannot encode record: %v", err)
-			continue
-		}
-		rdata := bytes.Clone(buf[n+10 : off])
-		if len(rdata) == 0 && !emptyRdataOK(h.Rrtype) {
-			b.errorf(r, "record has no data")
-			continue
-		}
-		node := b.node(name)
-		if h.Rrtype == dns.TypeRRSIG {
-			pend = append(pend, pendingSig{node: node, rec: r, rdata: rdata})
-			continue
-		}
-		b.add(node, r, h.Rrtype, h.Ttl, rdata)
+	ow := b.origin
+	h := r.RR.Header()
+	if h.Class != dns.ClassINET {
+		b.errorf(r, "class %s not supported (only IN)", dns.ClassToString[h.Class])
+		return
 	}
-	for _, p := range pend {
+	n, err := dns.PackDomainName(h.Name, nameBuf[:], 0, nil, false)
+	if err != nil {
+		b.errorf(r, "bad owner name: %v", err)
+		return
+	}
+	name := wire.LowerName(nameBuf[:n], nameBuf[:n])
+	if !wire.IsSubdomain(name, ow) {
+		b.errorf(r, "out-of-zone data (not in %s)", b.originName)
+		return
+	}
+	switch h.Rrtype {
+	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeIXFR, dns.TypeAXFR, dns.TypeANY:
+		b.errorf(r, "meta type not allowed in a zone")
+		return
+	}
+	off, err := dns.PackRR(r.RR, b.buf, 0, nil, false)
+	if err != nil {
+		b.errorf(r, "cannot encode record: %v", err)
+		return
+	}
+	rdata := bytes.Clone(b.buf[n+10 : off])
+	if len(rdata) == 0 && !emptyRdataOK(h.Rrtype) {
+		b.errorf(r, "record has no data")
+		return
+	}
+	node := b.node(name)
+	if h.Rrtype == dns.TypeRRSIG {
+		b.pend = append(b.pend, pendingSig{node: node, rec: r, rdata: rdata})
+		return
+	}
+	b.add(node, r, h.Rrtype, h.Ttl, rdata)
+}
+
+// build finishes the zone once every record was added.
+func (b *builder) build() (*Zone, error) {
+	origin := b.originName
+	for _, p := range b.pend {
 		covered := RRSIGCovered(p.rdata)
 		set := p.node.Get(covered)
 		if set == nil {
@@ -117,8 +168,9 @@ func Build(origin string, recs []Record) (*Zone, error) {
 		set.Sigs = append(set.Sigs, p.rdata)
 		b.records++
 	}
-	z := &Zone{Origin: origin, origin: ow, nodes: b.nodes, Records: b.records}
-	z.Apex = b.nodes[string(ow)]
+	b.pend = nil
+	z := &Zone{Origin: origin, origin: b.origin, nodes: b.nodes, Records: b.records}
+	z.Apex = b.nodes[string(b.origin)]
 	b.finish(z)
 	if len(b.errs) > 0 {
 		if len(b.errs) >= maxErrors {
@@ -130,7 +182,7 @@ func Build(origin string, recs []Record) (*Zone, error) {
 }
 
 // emptyRdataOK reports whether a type may have zero-length rdata: NULL, APL,
-// and types unknown to the parser (RFC 3597 "\# 0").
+// and types unknown to the parser (RFC 3597 "\\# 0").
 func emptyRdataOK(t uint16) bool {
 	if t == dns.TypeNULL || t == dns.TypeAPL {
 		return true
@@ -150,20 +202,25 @@ func (b *builder) node(name []byte) *Node {
 		return n
 	}
 	n := &Node{Name: bytes.Clone(name)}
-	b.nodes[string(n.Name)] = n
+	// The key shares the node's name bytes, which never change.
+	b.nodes[unsafe.String(&n.Name[0], len(n.Name))] = n
 	return n
 }
 
 func (b *builder) add(node *Node, r Record, t uint16, ttl uint32, rdata []byte) {
 	set := node.Get(t)
 	if set == nil {
-		node.Sets = append(node.Sets, RRset{Type: t, TTL: ttl})
+		line := r.Line
+		if line < 0 || line > math.MaxUint32 {
+			line = 0
+		}
+		node.Sets = append(node.Sets, RRset{Type: t, TTL: ttl, file: b.fileIndex(r.File), line: uint32(line)})
 		set = &node.Sets[len(node.Sets)-1]
-		b.lines[setKey{string(node.Name), t}] = r
 	}
 	for _, old := range set.RData {
 		if rdataEqual(t, old, rdata) {
-			b.errorf(r, "duplicate record (first at %s)", b.lines[setKey{string(node.Name), t}].Pos())
+			first := Record{File: b.files[set.file], Line: int(set.line)}
+			b.errorf(r, "duplicate record (first at %s)", first.Pos())
 			return
 		}
 	}
@@ -230,7 +287,7 @@ func (b *builder) finish(z *Zone) {
 	case soa == nil:
 		b.errorf(Record{}, "no SOA record at the zone apex %s", z.Origin)
 	case len(soa.RData) > 1:
-		b.errorf(b.lines[setKey{string(ow), dns.TypeSOA}], "more than one SOA record at the apex")
+		b.setErrorf(apex, dns.TypeSOA, "more than one SOA record at the apex")
 	default:
 		rd := soa.RData[0]
 		if len(rd) >= 20 {
@@ -266,7 +323,7 @@ func (b *builder) finish(z *Zone) {
 	}
 	// Canonical order puts parents before children and makes error
 	// reports deterministic.
-	sort.Slice(all, func(i, j int) bool { return Compare(all[i].Name, all[j].Name) < 0 })
+	sortCanonical(all)
 	z.ordered = all
 	for _, n := range all {
 		b.checkNode(z, n)
@@ -300,7 +357,7 @@ func (b *builder) finish(z *Zone) {
 			label := strings.ToUpper(string(n.Name[1 : 1+n.Name[0]]))
 			h, err := base32.HexEncoding.WithPadding(base32.NoPadding).DecodeString(label)
 			if err != nil {
-				b.errorf(b.lines[setKey{string(n.Name), dns.TypeNSEC3}], "NSEC3 owner is not a base32hex hash")
+				b.setErrorf(n, dns.TypeNSEC3, "NSEC3 owner is not a base32hex hash")
 				continue
 			}
 			z.nsec3 = append(z.nsec3, nsec3Entry{hash: h, node: n})
@@ -322,22 +379,22 @@ func (b *builder) finish(z *Zone) {
 
 func (b *builder) checkNode(z *Zone, n *Node) {
 	if n != z.Apex && n.Get(dns.TypeSOA) != nil {
-		b.errorf(b.lines[setKey{string(n.Name), dns.TypeSOA}], "SOA record not at the zone apex")
+		b.setErrorf(n, dns.TypeSOA, "SOA record not at the zone apex")
 	}
 	if c := n.Get(dns.TypeCNAME); c != nil {
 		if len(c.RData) > 1 {
-			b.errorf(b.lines[setKey{string(n.Name), dns.TypeCNAME}], "more than one CNAME record")
+			b.setErrorf(n, dns.TypeCNAME, "more than one CNAME record")
 		}
 		for _, s := range n.Sets {
 			switch s.Type {
 			case dns.TypeCNAME, dns.TypeRRSIG, dns.TypeNSEC:
 			default:
-				b.errorf(b.lines[setKey{string(n.Name), s.Type}], "CNAME and other data at the same name")
+				b.setErrorf(n, s.Type, "CNAME and other data at the same name")
 			}
 		}
 	}
 	if d := n.Get(dns.TypeDNAME); d != nil && len(d.RData) > 1 {
-		b.errorf(b.lines[setKey{string(n.Name), dns.TypeDNAME}], "more than one DNAME record")
+		b.setErrorf(n, dns.TypeDNAME, "more than one DNAME record")
 	}
 }
 
@@ -365,7 +422,7 @@ func (b *builder) checkGlue(z *Zone, all []*Node) {
 				continue // served authoritatively from this zone
 			}
 			if t == nil || (t.Get(dns.TypeA) == nil && t.Get(dns.TypeAAAA) == nil) {
-				b.errorf(b.lines[setKey{string(n.Name), dns.TypeNS}], "missing glue: name server %s is inside the delegation but has no A or AAAA record", NameString(target))
+				b.setErrorf(n, dns.TypeNS, "missing glue: name server %s is inside the delegation but has no A or AAAA record", NameString(target))
 			}
 		}
 	}
@@ -402,4 +459,40 @@ func nsec3Hash(name []byte, iterations uint16, salt []byte) []byte {
 // HashToLabel renders a raw NSEC3 hash as the base32hex owner label.
 func HashToLabel(h []byte) string {
 	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(h))
+}
+
+// sortCanonical sorts nodes in canonical order (RFC 4034 §6.1) through a key
+// per node that bytes.Compare orders the same way: the labels from the
+// right, each followed by 0x00, with 0x00 and 0x01 inside labels escaped as
+// 0x01 0x01 and 0x01 0x02. Names are lower case already.
+func sortCanonical(nodes []*Node) {
+	keys := make([][]byte, len(nodes))
+	idx := make([]int, len(nodes))
+	var starts [128]int
+	for i, n := range nodes {
+		ls := labelStarts(n.Name, starts[:0])
+		k := make([]byte, 0, len(n.Name)+4)
+		for j := len(ls) - 1; j >= 0; j-- {
+			l := n.Name[ls[j]+1 : ls[j]+1+int(n.Name[ls[j]])]
+			for _, c := range l {
+				switch c {
+				case 0:
+					k = append(k, 1, 1)
+				case 1:
+					k = append(k, 1, 2)
+				default:
+					k = append(k, c)
+				}
+			}
+			k = append(k, 0)
+		}
+		keys[i] = k
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return bytes.Compare(keys[idx[a]], keys[idx[b]]) < 0 })
+	sorted := make([]*Node, len(nodes))
+	for i, j := range idx {
+		sorted[i] = nodes[j]
+	}
+	copy(nodes, sorted)
 }

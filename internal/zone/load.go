@@ -2,6 +2,7 @@ package zone
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,18 +38,21 @@ func (r Record) Pos() string {
 var ErrInvalid = errors.New("invalid zone")
 
 // Load reads an RFC 1035 master file for origin and builds the zone. Errors
-// name the file and line of each problem.
+// name the file and line of each problem. Records are built into the zone as
+// they are parsed, so the parsed form of the whole file is never held.
 func Load(origin, path string) (*Zone, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", origin, err)
 	}
-	defer f.Close()
-	recs, err := Parse(f, origin, path)
+	b, err := newBuilder(origin)
 	if err != nil {
+		return nil, err
+	}
+	if err := parse(data, origin, path, b.addRecord); err != nil {
 		return nil, fmt.Errorf("zone %s: %w", origin, err)
 	}
-	z, err := Build(origin, recs)
+	z, err := b.build()
 	if err != nil {
 		return nil, err
 	}
@@ -60,37 +64,42 @@ func Load(origin, path string) (*Zone, error) {
 // including file (only when file names a real file). Every record carries the
 // file and line where its entry starts.
 func Parse(r io.Reader, origin, file string) ([]Record, error) {
-	origin = dns.Fqdn(origin)
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	var places []place
-	includes := file != "" && file != "-"
-	places, scanErr := scanEntries(data, file, includes, 0, places)
+	var recs []Record
+	err = parse(data, origin, file, func(rec Record) { recs = append(recs, rec) })
+	return recs, err
+}
 
-	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, file)
+// parse calls fn for every record of the master file in data. When the
+// position scanner and the parser disagree on the number of entries, lines
+// would be wrong: the records then carry line -1 and the builder drops all
+// lines (noLines).
+func parse(data []byte, origin, file string, fn func(Record)) error {
+	origin = dns.Fqdn(origin)
+	includes := file != "" && file != "-"
+	places, scanErr := scanEntries(data, file, includes, 0, nil)
+	zp := dns.NewZoneParser(bytes.NewReader(data), origin, file)
 	zp.SetIncludeAllowed(includes)
 	zp.SetDefaultTTL(3600)
-	var recs []Record
+	i := 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		rec := Record{RR: rr, File: file}
-		if scanErr == nil && len(recs) < len(places) {
-			rec.File, rec.Line = places[len(recs)].file, places[len(recs)].line
+		if scanErr == nil && i < len(places) {
+			rec.File, rec.Line = places[i].file, places[i].line
 		}
-		recs = append(recs, rec)
+		i++
+		fn(rec)
 	}
 	if err := zp.Err(); err != nil {
-		return nil, positioned(err)
+		return positioned(err)
 	}
-	if scanErr == nil && len(places) != len(recs) {
-		// The scanner disagrees with the parser: positions would be wrong,
-		// so report files only.
-		for i := range recs {
-			recs[i].Line = 0
-		}
+	if scanErr == nil && len(places) != i {
+		fn(Record{Line: -1})
 	}
-	return recs, nil
+	return nil
 }
 
 type place struct {
@@ -109,14 +118,23 @@ func scanEntries(data []byte, file string, includes bool, depth int, out []place
 	paren := 0
 	inQuote := false
 	atLineStart := true
+	// Only the first two tokens of an entry matter (directive and its
+	// argument); only directives' tokens are kept as text.
 	var tokens []string
-	var cur strings.Builder
+	var cur []byte
 	entryLine := 0
 	flushToken := func() {
-		if cur.Len() > 0 {
-			tokens = append(tokens, cur.String())
-			cur.Reset()
+		if len(cur) == 0 {
+			return
 		}
+		switch {
+		case len(tokens) == 0 && cur[0] == '$',
+			len(tokens) == 1 && strings.HasPrefix(tokens[0], "$"):
+			tokens = append(tokens, string(cur))
+		case len(tokens) < 2:
+			tokens = append(tokens, "x")
+		}
+		cur = cur[:0]
 	}
 	endEntry := func() error {
 		flushToken()
@@ -134,22 +152,22 @@ func scanEntries(data []byte, file string, includes bool, depth int, out []place
 		if inQuote {
 			switch c {
 			case '\\':
-				cur.WriteByte(c)
+				cur = append(cur, c)
 				if i+1 < len(data) {
 					i++
-					cur.WriteByte(data[i])
+					cur = append(cur, data[i])
 					if data[i] == '\n' {
 						line++
 					}
 				}
 			case '"':
 				inQuote = false
-				cur.WriteByte(c)
+				cur = append(cur, c)
 			case '\n':
 				line++
-				cur.WriteByte(c)
+				cur = append(cur, c)
 			default:
-				cur.WriteByte(c)
+				cur = append(cur, c)
 			}
 			continue
 		}
@@ -189,21 +207,21 @@ func scanEntries(data []byte, file string, includes bool, depth int, out []place
 			}
 		case '"':
 			inQuote = true
-			cur.WriteByte(c)
+			cur = append(cur, c)
 			if entryLine == 0 {
 				entryLine = line
 			}
 		case '\\':
-			cur.WriteByte(c)
+			cur = append(cur, c)
 			if i+1 < len(data) {
 				i++
-				cur.WriteByte(data[i])
+				cur = append(cur, data[i])
 			}
 			if entryLine == 0 {
 				entryLine = line
 			}
 		default:
-			cur.WriteByte(c)
+			cur = append(cur, c)
 			if entryLine == 0 {
 				entryLine = line
 			}

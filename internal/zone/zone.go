@@ -23,12 +23,14 @@ import (
 // RRset is all records of one type at one name.
 type RRset struct {
 	Type  uint16
+	file  uint16 // where the first record came from, for error messages
 	TTL   uint32
 	RData [][]byte // uncompressed rdata of each record
 	// Sigs holds the rdata of the RRSIG records covering this type, SigTTL
 	// their TTL.
 	Sigs   [][]byte
 	SigTTL uint32
+	line   uint32 // of the first record
 }
 
 // Node is one owner name in a zone, possibly an empty non-terminal.
