@@ -34,6 +34,9 @@ import (
 )
 
 func main() {
+	// A closed stdout (anycastlab demo | head) must not kill us before we
+	// remove the lab: writes then fail with EPIPE, and the lab goes down.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

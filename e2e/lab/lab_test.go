@@ -449,3 +449,54 @@ func TestCLIInterrupt(t *testing.T) {
 		t.Errorf("lab %s still recorded in %s", id, stateDir)
 	}
 }
+
+// TestCLIClosedStdout runs anycastlab with its stdout already closed, as
+// `anycastlab scenario catchment | head -1` leaves it once head is done:
+// the first table write fails (EPIPE, not a SIGPIPE death) and it must
+// still remove its lab.
+func TestCLIClosedStdout(t *testing.T) {
+	needRoot(t)
+	stateDir := t.TempDir()
+	id := fmt.Sprintf("p%06d", os.Getpid()%1000000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "catchment")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	// Keep the state while the lab is up: it names the processes.
+	var st *lab.State
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for st == nil || !st.Ready {
+		select {
+		case err = <-done:
+			done <- err
+		case <-time.After(50 * time.Millisecond):
+			if s, err := lab.ReadState(stateDir, id); err == nil {
+				st = s
+			}
+			continue
+		}
+		break
+	}
+	err = <-done
+	t.Logf("exit: %v", err)
+	if err == nil {
+		t.Error("anycastlab exited 0 though it could not write its tables")
+	}
+	if st == nil {
+		t.Fatal("never saw the lab's state")
+	}
+	if left := leftovers(id, st.Processes); len(left) > 0 {
+		t.Errorf("left after stdout closed: %v", left)
+	}
+	if ids, _ := lab.ListLabs(stateDir); slices.Contains(ids, id) {
+		t.Errorf("lab %s still recorded in %s", id, stateDir)
+	}
+}
