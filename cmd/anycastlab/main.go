@@ -37,7 +37,7 @@ func main() {
 	// A closed stdout (anycastlab demo | head) must not kill us before we
 	// remove the lab: writes then fail with EPIPE, and the lab goes down.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
