@@ -464,35 +464,41 @@ func HashToLabel(h []byte) string {
 // sortCanonical sorts nodes in canonical order (RFC 4034 §6.1) through a key
 // per node that bytes.Compare orders the same way: the labels from the
 // right, each followed by 0x00, with 0x00 and 0x01 inside labels escaped as
-// 0x01 0x01 and 0x01 0x02. Names are lower case already.
+// 0x01 0x01 and 0x01 0x02. Names are lower case already. The keys share one
+// buffer.
 func sortCanonical(nodes []*Node) {
-	keys := make([][]byte, len(nodes))
-	idx := make([]int, len(nodes))
+	type keyed struct {
+		key []byte
+		n   *Node
+	}
+	total := 0
+	for _, n := range nodes {
+		total += len(n.Name) + 8
+	}
+	arena := make([]byte, 0, total)
+	ks := make([]keyed, len(nodes))
 	var starts [128]int
 	for i, n := range nodes {
+		from := len(arena)
 		ls := labelStarts(n.Name, starts[:0])
-		k := make([]byte, 0, len(n.Name)+4)
 		for j := len(ls) - 1; j >= 0; j-- {
 			l := n.Name[ls[j]+1 : ls[j]+1+int(n.Name[ls[j]])]
 			for _, c := range l {
 				switch c {
 				case 0:
-					k = append(k, 1, 1)
+					arena = append(arena, 1, 1)
 				case 1:
-					k = append(k, 1, 2)
+					arena = append(arena, 1, 2)
 				default:
-					k = append(k, c)
+					arena = append(arena, c)
 				}
 			}
-			k = append(k, 0)
+			arena = append(arena, 0)
 		}
-		keys[i] = k
-		idx[i] = i
+		ks[i] = keyed{arena[from:len(arena):len(arena)], n}
 	}
-	sort.Slice(idx, func(a, b int) bool { return bytes.Compare(keys[idx[a]], keys[idx[b]]) < 0 })
-	sorted := make([]*Node, len(nodes))
-	for i, j := range idx {
-		sorted[i] = nodes[j]
+	slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
+	for i := range ks {
+		nodes[i] = ks[i].n
 	}
-	copy(nodes, sorted)
 }

@@ -80,7 +80,7 @@ func Parse(r io.Reader, origin, file string) ([]Record, error) {
 func parse(data []byte, origin, file string, fn func(Record)) error {
 	origin = dns.Fqdn(origin)
 	includes := file != "" && file != "-"
-	places, scanErr := scanEntries(data, file, includes, 0, nil)
+	places, scanErr := scanEntries(data, file, includes, 0, make([]place, 0, bytes.Count(data, []byte{'\n'})+1))
 	zp := dns.NewZoneParser(bytes.NewReader(data), origin, file)
 	zp.SetIncludeAllowed(includes)
 	zp.SetDefaultTTL(3600)
@@ -239,6 +239,9 @@ func entry(tokens []string, file string, line int, includes bool, depth int, out
 	}
 	if len(tokens) == 0 {
 		return out, nil
+	}
+	if !strings.HasPrefix(tokens[0], "$") {
+		return append(out, place{file, line}), nil
 	}
 	switch strings.ToUpper(tokens[0]) {
 	case "$ORIGIN", "$TTL":

@@ -246,3 +246,24 @@ func TestEmptyRdataRejected(t *testing.T) {
 		t.Errorf("an unknown type may be empty (RFC 3597): %v", err)
 	}
 }
+
+// sortCanonical must agree with Compare, escapes and binary labels included.
+func TestSortCanonicalAgreesWithCompare(t *testing.T) {
+	names := []string{"example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.",
+		"z.example.", "\\001.z.example.", "*.z.example.", "\\200.z.example.", "\\000.z.example.",
+		"\\000\\001.z.example.", "\\001\\000.z.example.", "a\\000.z.example.", "a.z.example."}
+	var nodes []*Node
+	for i := len(names) - 1; i >= 0; i-- {
+		w, err := NameWire(names[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &Node{Name: w})
+	}
+	sortCanonical(nodes)
+	for i := 1; i < len(nodes); i++ {
+		if Compare(nodes[i-1].Name, nodes[i].Name) >= 0 {
+			t.Errorf("%s sorted before %s", NameString(nodes[i-1].Name), NameString(nodes[i].Name))
+		}
+	}
+}
