@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +29,52 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// Ctrl-C (or a SIGTERM) of the test run tears down what the tests built:
+// testCtx ends, which makes a lab being built remove itself, and every
+// lab already up is brought down before the process exits.
+var (
+	testCtx, interrupt = context.WithCancel(context.Background())
+	liveMu             sync.Mutex
+	live               = map[*lab.Lab]bool{}
+	liveCmds           = map[*exec.Cmd]bool{} // anycastlab processes, which tear down their own labs
+)
+
+func onSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "%v: removing the labs of this test run\n", s)
+		interrupt()
+		liveMu.Lock()
+		var pids []int
+		for c := range liveCmds {
+			if c.Process != nil {
+				_ = c.Process.Signal(os.Interrupt)
+				pids = append(pids, c.Process.Pid)
+			}
+		}
+		for l := range live {
+			if err := l.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+		for deadline := time.Now().Add(30 * time.Second); len(pids) > 0 && time.Now().Before(deadline); {
+			if syscall.Kill(pids[0], 0) != nil {
+				pids = pids[1:]
+				continue
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		os.Exit(130)
+	}()
+}
+
 func runMain(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // every test skips (or fails under CI=true)
 	}
+	onSignal()
 	dir, err := os.MkdirTemp("", "anycastlab-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
@@ -115,7 +159,7 @@ func leftovers(id string, procs []lab.ProcessRecord) []string {
 func upLab(t *testing.T, topo *lab.Topology) *lab.Lab {
 	t.Helper()
 	stateDir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx, 90*time.Second)
 	defer cancel()
 	l, err := lab.Up(ctx, topo, lab.Options{
 		StateDir: stateDir, WireCommand: []string{anycastlabBin, "wire"}, Anycastd: anycastdBin, Progress: testLog{t},
@@ -123,7 +167,13 @@ func upLab(t *testing.T, topo *lab.Topology) *lab.Lab {
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
+	liveMu.Lock()
+	live[l] = true
+	liveMu.Unlock()
 	t.Cleanup(func() {
+		liveMu.Lock()
+		delete(live, l)
+		liveMu.Unlock()
 		st, serr := lab.ReadState(stateDir, l.ID)
 		if err := l.Down(); err != nil {
 			t.Errorf("down: %v", err)
@@ -145,7 +195,7 @@ func upLab(t *testing.T, topo *lab.Topology) *lab.Lab {
 
 func run(t *testing.T, l *lab.Lab, name string) *lab.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx, 90*time.Second)
 	defer cancel()
 	r, err := l.RunScenario(ctx, name, lab.ScenarioOptions{Progress: testLog{t}, ProbeCommand: []string{anycastlabBin, "stream"}})
 	if err != nil {
@@ -338,7 +388,13 @@ func anycastlab(t *testing.T, ctx context.Context, stateDir, id string, args ...
 	cmd := exec.CommandContext(ctx, anycastlabBin, append(args, "-id", id, "-state-dir", stateDir, "-anycastd", anycastdBin)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 30 * time.Second
+	liveMu.Lock()
+	liveCmds[cmd] = true
+	liveMu.Unlock()
 	t.Cleanup(func() {
+		liveMu.Lock()
+		delete(liveCmds, cmd)
+		liveMu.Unlock()
 		if ids, _ := lab.ListLabs(stateDir); slices.Contains(ids, id) {
 			if err := lab.Teardown(stateDir, id); err != nil {
 				t.Errorf("remove lab %s: %v", id, err)
@@ -354,7 +410,7 @@ func TestCLI(t *testing.T) {
 	needRoot(t)
 	stateDir := t.TempDir()
 	id := fmt.Sprintf("j%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
 	defer cancel()
 	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "catchment", "-json")
 	var stdout, stderr bytes.Buffer
@@ -397,7 +453,7 @@ func TestCLIInterrupt(t *testing.T) {
 	needRoot(t)
 	stateDir := t.TempDir()
 	id := fmt.Sprintf("i%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
 	defer cancel()
 	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "hang")
 	stderr, err := cmd.StderrPipe()
@@ -458,7 +514,7 @@ func TestCLIClosedStdout(t *testing.T) {
 	needRoot(t)
 	stateDir := t.TempDir()
 	id := fmt.Sprintf("p%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
 	defer cancel()
 	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "catchment")
 	stdout, err := cmd.StdoutPipe()

@@ -28,7 +28,34 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ANYCASTLAB_TEST_WIRE") == "1" {
 		os.Exit(wireMain(os.Args[1:]))
 	}
+	onSignal()
 	os.Exit(m.Run())
+}
+
+// Ctrl-C (or a SIGTERM) of the test run tears down what the tests built:
+// testCtx ends, which makes a lab being built remove itself, and every
+// lab already up is brought down before the process exits.
+var (
+	testCtx, interrupt = context.WithCancel(context.Background())
+	liveMu             sync.Mutex
+	live               = map[*Lab]bool{}
+)
+
+func onSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "%v: removing the labs of this test run\n", s)
+		interrupt()
+		liveMu.Lock()
+		for l := range live {
+			if err := l.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+		os.Exit(130)
+	}()
 }
 
 func wireMain(args []string) int {
@@ -80,7 +107,7 @@ func upTest(t *testing.T, topo *Topology, opts Options) *Lab {
 		opts.StateDir = t.TempDir()
 	}
 	opts.Progress = testLog{t}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	l, err := Up(ctx, topo, opts)
@@ -88,7 +115,13 @@ func upTest(t *testing.T, topo *Topology, opts Options) *Lab {
 		t.Fatalf("Up: %v", err)
 	}
 	t.Logf("up in %s", time.Since(t0).Round(time.Millisecond))
+	liveMu.Lock()
+	live[l] = true
+	liveMu.Unlock()
 	t.Cleanup(func() {
+		liveMu.Lock()
+		delete(live, l)
+		liveMu.Unlock()
 		if err := l.Down(); err != nil {
 			t.Errorf("Down: %v", err)
 		}

@@ -1,7 +1,12 @@
 // Package lab builds an anycast network on one Linux machine from network
 // namespaces: routers running BIRD 2, PoPs that announce the anycast service
-// over BGP with BFD, and clients, joined by point-to-point links that carry
-// configurable delay and loss. anycastlab and the end-to-end tests use it.
+// over BGP with BFD (anycastd node, or BIRD standing in for it), and
+// clients, joined by point-to-point links that carry configurable delay and
+// loss. It runs the scenarios that show the service at work — catchment,
+// latency, drain, crash, hang, DNS failure, scale-out — with steady query
+// streams from the clients that learn the answering PoP from NSID.
+// anycastlab and the end-to-end tests use it; examples/lab/README.md is the
+// user's guide.
 package lab
 
 import (
