@@ -223,10 +223,16 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: next hop %v must be a specified address of the prefix's family", where, a.NextHop))
 			}
 		} else {
+			// Next hop self: sent only over sessions of the prefix's own
+			// family; at least one must exist.
+			carried := false
 			for _, p := range c.Peers {
-				if p.Address.IsValid() && p.Address.Unmap().Is4() != v4 {
-					errs = append(errs, fmt.Errorf("%s: next hop self is impossible over the session to %v (another family): set a next hop", where, p.Address))
+				if p.Address.IsValid() && p.Address.Unmap().Is4() == v4 {
+					carried = true
 				}
+			}
+			if !carried && len(c.Peers) > 0 {
+				errs = append(errs, fmt.Errorf("%s: next hop self needs a session of the prefix's family, and every peer is of the other: set a next hop", where))
 			}
 		}
 		if a.Prepend > 0 {

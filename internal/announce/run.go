@@ -84,7 +84,7 @@ type runtime struct {
 	srv         *server.BgpServer
 	logger      *slog.Logger
 	asn         uint32
-	families    []bgp.Family
+	announces   []Announcement // to choose each session's families
 	events      chan *apiutil.WatchEventMessage_PeerEvent
 	watchCancel context.CancelFunc
 	bfd         *bfdMux // nil when no peer uses BFD
@@ -140,11 +140,10 @@ func startRuntime(cfg Config, bfdPort int, logger *slog.Logger) (*runtime, error
 		rt.stop()
 		return nil, fmt.Errorf("watch peers: %w", err)
 	}
-	families := announcedFamilies(cfg.Announce)
-	rt.families = families
+	rt.announces = cfg.Announce
 	for _, p := range cfg.Peers {
 		pr := &peerRT{cfg: p, state: bgp.BGP_FSM_IDLE}
-		if err := srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: apiPeer(p, families)}); err != nil {
+		if err := srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: apiPeer(p, peerFamilies(p, cfg.Announce))}); err != nil {
 			rt.stop()
 			return nil, fmt.Errorf("add peer %v: %w", p.Address, err)
 		}
@@ -249,7 +248,7 @@ func (rt *runtime) recreate(p *peerRT) {
 	if err := rt.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		rt.logger.Error("re-create peer: delete", "peer", addr, "err", err)
 	}
-	if err := rt.srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: apiPeer(p.cfg, rt.families)}); err != nil {
+	if err := rt.srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: apiPeer(p.cfg, peerFamilies(p.cfg, rt.announces))}); err != nil {
 		rt.logger.Error("re-create peer: add", "peer", addr, "err", err)
 		return
 	}
@@ -351,6 +350,38 @@ func announcedFamilies(as []Announcement) []bgp.Family {
 		fams = []bgp.Family{bgp.RF_IPv4_UC}
 	}
 	slices.Sort(fams)
+	return fams
+}
+
+// peerFamilies returns the address families a session with p carries: its
+// own family always, the other one only when every announcement of that
+// family has an explicit next hop (next hop self is impossible there).
+func peerFamilies(p Peer, as []Announcement) []bgp.Family {
+	own := p.Address.Unmap().Is4()
+	var fams []bgp.Family
+	otherOK, otherAny := true, false
+	for _, a := range as {
+		if a.Prefix.Addr().Is4() == own {
+			continue
+		}
+		otherAny = true
+		if !a.NextHop.IsValid() {
+			otherOK = false
+		}
+	}
+	for _, f := range announcedFamilies(as) {
+		isOwn := f == bgp.RF_IPv4_UC && own || f == bgp.RF_IPv6_UC && !own
+		if isOwn || otherAny && otherOK {
+			fams = append(fams, f)
+		}
+	}
+	if len(fams) == 0 {
+		if own {
+			fams = []bgp.Family{bgp.RF_IPv4_UC}
+		} else {
+			fams = []bgp.Family{bgp.RF_IPv6_UC}
+		}
+	}
 	return fams
 }
 

@@ -510,7 +510,7 @@ func TestValidate(t *testing.T) {
 		{"host bits", func(c *Config) { c.Announce[1].Prefix = netip.MustParsePrefix("2001:db8::1/64") }, []string{"host bits"}},
 		{"duplicate prefix", func(c *Config) { c.Announce = append(c.Announce, v4) }, []string{"duplicate prefix"}},
 		{"next hop family", func(c *Config) { c.Announce[1].NextHop = netip.MustParseAddr("192.0.2.1") }, []string{"next hop 192.0.2.1"}},
-		{"v6 self over v4 session", func(c *Config) { c.Announce[1].NextHop = netip.Addr{} }, []string{"next hop self is impossible"}},
+		{"v6 self over v4 session", func(c *Config) { c.Announce[1].NextHop = netip.Addr{} }, []string{"next hop self needs a session of the prefix's family"}},
 		{"prepend ibgp", func(c *Config) { c.Peers[0].ASN = ourASN }, []string{"prepend is eBGP only"}},
 		{"all at once", func(c *Config) {
 			c.ASN = 0
@@ -566,5 +566,28 @@ func TestSetValidatesBeforeRun(t *testing.T) {
 	}
 	if st := s.Status(); st.Running || len(st.Announced) != 0 {
 		t.Errorf("Status before Run = %+v, want not running and nothing announced", st)
+	}
+}
+
+// A PoP with a router session per family and next hop self: each prefix goes
+// over the session of its own family only.
+func TestPeerFamilies(t *testing.T) {
+	v4 := Peer{Address: netip.MustParseAddr("100.64.0.1")}
+	v6 := Peer{Address: netip.MustParseAddr("2001:db8:ffff::1")}
+	self := []Announcement{{Prefix: netip.MustParsePrefix("192.0.2.53/32")}, {Prefix: netip.MustParsePrefix("2001:db8::53/128")}}
+	if got := peerFamilies(v4, self); len(got) != 1 || got[0] != bgp.RF_IPv4_UC {
+		t.Errorf("v4 session, next hop self: %v", got)
+	}
+	if got := peerFamilies(v6, self); len(got) != 1 || got[0] != bgp.RF_IPv6_UC {
+		t.Errorf("v6 session, next hop self: %v", got)
+	}
+	explicit := []Announcement{self[0], {Prefix: self[1].Prefix, NextHop: netip.MustParseAddr("2001:db8:ffff::2")}}
+	if got := peerFamilies(v4, explicit); len(got) != 2 {
+		t.Errorf("v4 session, v6 prefix with a next hop: %v, want both families", got)
+	}
+	cfg := Config{ASN: 65100, RouterID: netip.MustParseAddr("192.0.2.1"), Peers: []Peer{
+		{Address: v4.Address, ASN: 65001}, {Address: v6.Address, ASN: 65001}}, Announce: self}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("one session per family with next hop self: %v", err)
 	}
 }
