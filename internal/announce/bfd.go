@@ -220,7 +220,7 @@ func jitter(d time.Duration, mult uint8) time.Duration {
 	if mult == 1 {
 		hi = 0.15
 	}
-	return time.Duration(float64(d) * (0.75 + rand.Float64()*hi))
+	return time.Duration(float64(d) * (0.75 + rand.Float64()*hi)) //nolint:gosec // RFC 5880 §6.8.7 jitter, not a secret
 }
 
 // run drives the session until ctx is done, then sends AdminDown once.
@@ -426,7 +426,7 @@ func (m *bfdMux) listen(v4 bool) error {
 	if v4 {
 		c := ipv4.NewPacketConn(pc)
 		if err := c.SetControlMessage(ipv4.FlagTTL, true); err != nil {
-			pc.Close()
+			_ = pc.Close()
 			return fmt.Errorf("bfd listen %s: receive ttl: %w", addr, err)
 		}
 		read = func(b []byte) (int, int, net.Addr, error) {
@@ -440,7 +440,7 @@ func (m *bfdMux) listen(v4 bool) error {
 	} else {
 		c := ipv6.NewPacketConn(pc)
 		if err := c.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
-			pc.Close()
+			_ = pc.Close()
 			return fmt.Errorf("bfd listen %s: receive hop limit: %w", addr, err)
 		}
 		read = func(b []byte) (int, int, net.Addr, error) {
@@ -548,7 +548,7 @@ func (m *bfdMux) add(peer, local netip.Addr, interval time.Duration, mult uint8)
 	}
 	var disc uint32
 	for disc == 0 || m.byDisc[disc] != nil {
-		disc = rand.Uint32()
+		disc = rand.Uint32() //nolint:gosec // math/rand/v2 is ChaCha8, randomly seeded: unguessable enough for a discriminator (RFC 5880 §6.3)
 	}
 	send := func(b []byte) error {
 		_, err := conn.Write(b)
@@ -574,7 +574,7 @@ func dialBFD(peer, local netip.Addr, port int) (*net.UDPConn, error) {
 	}
 	var lastErr error
 	for range 32 {
-		src := bfdMinSrcPort + rand.IntN(bfdMaxSrcPort-bfdMinSrcPort+1)
+		src := bfdMinSrcPort + rand.IntN(bfdMaxSrcPort-bfdMinSrcPort+1) //nolint:gosec // source port choice (RFC 5881 §4), not a secret
 		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(src))),
 			net.UDPAddrFromAddrPort(netip.AddrPortFrom(peer, uint16(port))))
 		if err != nil {
@@ -587,7 +587,7 @@ func dialBFD(peer, local netip.Addr, port int) (*net.UDPConn, error) {
 			err = ipv6.NewConn(c).SetHopLimit(255)
 		}
 		if err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("set ttl 255: %w", err)
 		}
 		return c, nil
@@ -612,7 +612,7 @@ func (m *bfdMux) close() {
 	m.sessWG.Wait()
 	m.mu.Lock()
 	for _, c := range m.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	m.conns = nil
 	m.mu.Unlock()

@@ -65,7 +65,7 @@ func (s *Server) SetTCPLimits(maxConns int, idle time.Duration, maxQueries int) 
 }
 
 func (s *Server) idle() time.Duration { return s.limits.Load().idle }
-func (s *Server) maxQueries() int      { return s.limits.Load().maxQueries }
+func (s *Server) maxQueries() int     { return s.limits.Load().maxQueries }
 
 // New returns a server; nothing is bound until Run.
 func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
