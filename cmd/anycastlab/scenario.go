@@ -35,6 +35,8 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	rate := fs.Int("rate", 100, "queries per second per client in the failover scenarios")
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
 	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
+	changes := fs.Int("changes", 100, "record changes the propagation scenario makes through the control plane's API")
+	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation)")
 	// "scenario NAME [flags]" as well as "scenario [flags] NAME".
 	var positional []string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -79,7 +81,10 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if *asJSON {
 		tables, lines = stderr, stdout
 	}
-	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Progress: stderr,
+	if *changes < 1 {
+		return errors.New("-changes: want at least 1")
+	}
+	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Changes: *changes, Progress: stderr,
 		ProbeCommand: []string{exe, "stream"}}
 	t0 := time.Now()
 	// scale-out compares the routers without and with ECMP: one lab each.
@@ -100,6 +105,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		}
 		s, err := runOnLab(ctx, t, names, lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
+			Control: *control || slices.Contains(names, "propagation"),
 			Progress: stderr, Logger: logger(),
 		}, opts, *keep, tables, lines)
 		steps = append(steps, s...)

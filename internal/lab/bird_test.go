@@ -111,7 +111,7 @@ func TestPoPSpeakerConfig(t *testing.T) {
 
 func TestNodeConfig(t *testing.T) {
 	p := testPlan(t, false)
-	b, err := p.nodeConfig("C-pop", DefaultNodeTiming)
+	b, err := p.nodeConfig("C-pop", DefaultNodeTiming, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestNodeConfig(t *testing.T) {
 	if d := cmp.Diff(wantAnn, got.BGP.Announce); d != "" {
 		t.Errorf("announce (-want +got):\n%s", d)
 	}
-	if _, err := p.nodeConfig("C-client", DefaultNodeTiming); err == nil {
+	if _, err := p.nodeConfig("C-client", DefaultNodeTiming, nil); err == nil {
 		t.Error("nodeConfig accepted a client")
 	}
 }

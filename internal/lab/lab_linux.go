@@ -45,6 +45,10 @@ type Options struct {
 	// Up then also waits until every PoP announces the anycast prefixes.
 	// Exclusive with Speakers.
 	Anycastd string
+	// Control, with Anycastd, also runs `anycastd control` in the central
+	// region's client namespace and makes every PoP follow its catalog
+	// zone (see control.go); the propagation scenario needs it.
+	Control bool
 	// Timing tunes the nodes' health checks and drain period (zero:
 	// DefaultNodeTiming).
 	Timing NodeTiming
@@ -73,6 +77,9 @@ type Lab struct {
 	procs   map[int]*Process
 	nodes   map[string]*Process // the running anycastd of each PoP
 	down    bool
+
+	ctl     *controlPlan // nil without Options.Control
+	control *Process     // the running control plane
 }
 
 type runningWire struct {
@@ -109,6 +116,12 @@ func Up(ctx context.Context, topo *Topology, opts Options) (_ *Lab, err error) {
 		{"addresses and routes", l.configureHosts},
 		{"configs", l.writeConfigs},
 		{"bird", l.startBIRD},
+	}
+	if opts.Control {
+		steps = append(steps, struct {
+			name string
+			fn   func(context.Context) (string, error)
+		}{"control plane", l.startControl})
 	}
 	if opts.Anycastd != "" {
 		steps = append(steps, struct {
@@ -159,6 +172,9 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	if opts.Speakers && opts.Anycastd != "" {
 		return nil, errors.New("lab: BIRD speakers and anycastd on the PoPs exclude each other")
 	}
+	if opts.Control && opts.Anycastd == "" {
+		return nil, errors.New("lab: a control plane needs anycastd (Options.Anycastd)")
+	}
 	if opts.Timing == (NodeTiming{}) {
 		opts.Timing = DefaultNodeTiming
 	}
@@ -197,6 +213,14 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		ID: opts.ID, Dir: dir, plan: newPlan(opts.ID, topo), opts: opts, start: time.Now(),
 		log:     opts.Logger.With("component", "lab", "lab", opts.ID),
 		handles: map[string]*nsHandle{}, procs: map[int]*Process{}, nodes: map[string]*Process{},
+	}
+	if opts.Control {
+		c, err := l.plan.newControlPlan()
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		l.ctl = c
 	}
 	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}
 	if err := l.state.save(); err != nil {
@@ -585,7 +609,7 @@ func (l *Lab) NodeBGP(pop string) (NodeBGP, error) { return l.plan.nodeBGP(pop) 
 
 // NodeConfig returns anycastd's node configuration for a PoP.
 func (l *Lab) NodeConfig(pop string) (NodeConfig, error) {
-	return l.plan.nodeConfigFor(pop, l.opts.Timing)
+	return l.plan.nodeConfigFor(pop, l.opts.Timing, l.ctl)
 }
 
 func (l *Lab) writeConfigs(context.Context) (string, error) {
@@ -608,7 +632,18 @@ func (l *Lab) writeConfigs(context.Context) (string, error) {
 			nb++
 		}
 	}
-	return fmt.Sprintf("%d BIRD configs, %d node configs, zone %s in %s", nb, np, ZoneName, l.Dir), nil
+	what := fmt.Sprintf("%d BIRD configs, %d node configs, zone %s in %s", nb, np, ZoneName, l.Dir)
+	if l.ctl != nil {
+		b, err := l.plan.renderControlConfig(l.ctl)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(l.ControlConfigPath(), b, 0o600); err != nil {
+			return "", fmt.Errorf("write control config: %w", err)
+		}
+		what += ", control plane config"
+	}
+	return what, nil
 }
 
 // writeConfig writes the BIRD configuration of a router (or a PoP when
@@ -633,7 +668,7 @@ func (l *Lab) writeConfig(n *Node) (bool, error) {
 		}
 	}
 	if n.Role == RolePoP {
-		b, err := l.plan.nodeConfig(n.Name, l.opts.Timing)
+		b, err := l.plan.nodeConfig(n.Name, l.opts.Timing, l.ctl)
 		if err != nil {
 			return false, err
 		}

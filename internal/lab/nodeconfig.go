@@ -66,6 +66,38 @@ type NodeConfig struct {
 	DrainPeriod string       `yaml:"drain_period"`
 	BGP         NodeBGP      `yaml:"bgp"`
 	Health      NodeHealth   `yaml:"health"`
+	// With a control plane (Options.Control): where transferred zones are
+	// kept, the transfer key, who may NOTIFY, and the catalog to follow.
+	DataDir     string           `yaml:"data_dir,omitempty"`
+	TSIGKeys    []TSIGKey        `yaml:"tsig_keys,omitempty"`
+	NotifyAllow []NodeNotifyACL  `yaml:"notify_allow,omitempty"`
+	Catalog     *NodeCatalog     `yaml:"catalog,omitempty"`
+}
+
+// TSIGKey is a TSIG key as anycastd's node and control configurations
+// spell it.
+type TSIGKey struct {
+	Name      string `yaml:"name"`
+	Algorithm string `yaml:"algorithm"`
+	Secret    string `yaml:"secret"`
+}
+
+// NodeNotifyACL allows NOTIFY from a prefix, signed with a key.
+type NodeNotifyACL struct {
+	Prefix string `yaml:"prefix"`
+	Key    string `yaml:"key"`
+}
+
+// NodeCatalog is the catalog zone a node provisions its zones from.
+type NodeCatalog struct {
+	Zone      string        `yaml:"zone"`
+	Primaries []NodePrimary `yaml:"primaries"`
+}
+
+// NodePrimary is a primary server of secondary zones.
+type NodePrimary struct {
+	Addr string `yaml:"addr"`
+	Key  string `yaml:"key"`
 }
 
 // NodeIdentity is the node's name, which its NSID answers carry.
@@ -183,7 +215,7 @@ func (p *plan) healthAddr() netip.AddrPort {
 // the PoP's name (its NSID), DNS on every anycast address and on its unicast
 // addresses, the lab zone, admin and metrics on the namespace's loopback,
 // BGP with BFD to its router, and the self-check on the anycast address.
-func (p *plan) nodeConfigFor(pop string, tm NodeTiming) (NodeConfig, error) {
+func (p *plan) nodeConfigFor(pop string, tm NodeTiming, ctl *controlPlan) (NodeConfig, error) {
 	bgp, err := p.nodeBGP(pop)
 	if err != nil {
 		return NodeConfig{}, err
@@ -207,12 +239,15 @@ func (p *plan) nodeConfigFor(pop string, tm NodeTiming) (NodeConfig, error) {
 	for _, a := range n.Addrs() {
 		cfg.Listen = append(cfg.Listen, netip.AddrPortFrom(a, DNSPort).String())
 	}
+	if ctl != nil {
+		ctl.nodeSettings(&cfg, pop)
+	}
 	return cfg, nil
 }
 
 // nodeConfig renders the node configuration file of a PoP.
-func (p *plan) nodeConfig(pop string, tm NodeTiming) ([]byte, error) {
-	cfg, err := p.nodeConfigFor(pop, tm)
+func (p *plan) nodeConfig(pop string, tm NodeTiming, ctl *controlPlan) ([]byte, error) {
+	cfg, err := p.nodeConfigFor(pop, tm, ctl)
 	if err != nil {
 		return nil, err
 	}

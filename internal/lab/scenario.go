@@ -14,7 +14,7 @@ import (
 )
 
 // Scenarios anycastlab can run, in the order of the usage text.
-var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out"}
+var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation"}
 
 // Line is one client's outcome in a scenario: one JSON object per line
 // with -json. Fields that do not apply to a scenario are left out, except
@@ -60,6 +60,15 @@ type Line struct {
 	NewPoP     string         `json:"new_pop,omitempty"`
 	PoPsBefore map[string]int `json:"pops_before,omitempty"`
 	PoPsAfter  map[string]int `json:"pops_after,omitempty"`
+	// Propagation: the changes made through the control plane's API and
+	// the time from each API call's return to the new data being answered
+	// by the PoP (pop "all": by every PoP), with the round trip between
+	// the control plane and the PoP beside it.
+	Changes *int     `json:"changes,omitempty"`
+	P50MS   *float64 `json:"p50_ms,omitempty"`
+	P95MS   *float64 `json:"p95_ms,omitempty"`
+	MaxMS   *float64 `json:"max_ms,omitempty"`
+	RTTMS   *float64 `json:"rtt_ms,omitempty"`
 }
 
 // Result is the outcome of one scenario.
@@ -158,6 +167,15 @@ func (r *Result) WriteTable(out io.Writer) error {
 		for _, l := range r.Lines {
 			printf(tw, "%v\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", l.ECMP != nil && *l.ECMP, l.Client, l.Transport, fmtCounts(l.PoPsBefore), fmtCounts(l.PoPsAfter),
 				fmtMS(l.SwitchMS), l.Sent, l.Lost)
+		}
+	case "propagation":
+		printf(tw, "FROM\tPOP\tCHANGES\tPROPAGATED\tp50 ms\tp95 ms\tmax ms\tRTT ms\t"+"\n")
+		for _, l := range r.Lines {
+			n := 0
+			if l.Changes != nil {
+				n = *l.Changes
+			}
+			printf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t\n", l.Client, l.PoP, n, l.Sent-l.Lost, fmtMS(l.P50MS), fmtMS(l.P95MS), fmtMS(l.MaxMS), fmtMS(l.RTTMS))
 		}
 	default:
 		printf(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP DURING\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t"+"\n")

@@ -36,6 +36,9 @@ type ScenarioOptions struct {
 	// Samples is the number of latency queries per client and target
 	// (default 25).
 	Samples int
+	// Changes is the number of record changes the propagation scenario
+	// makes (default 100).
+	Changes int
 	// ProbeCommand, when set, runs the clients' streams in a process of
 	// their own, ProbeCommand + flags (`anycastlab stream`), in a session
 	// of its own at the lab's priority, so that load in the caller's
@@ -70,6 +73,9 @@ func (o ScenarioOptions) withDefaults(l *Lab) ScenarioOptions {
 	}
 	if o.Samples == 0 {
 		o.Samples = 25
+	}
+	if o.Changes == 0 {
+		o.Changes = 100
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -120,6 +126,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.latency(ctx, o)
 	case "scale-out":
 		return l.scaleOut(ctx, o)
+	case "propagation":
+		return l.propagation(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {
