@@ -105,7 +105,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		}
 		s, err := runOnLab(ctx, t, names, lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
-			Control: *control || slices.Contains(names, "propagation"),
+			Control:  *control || slices.Contains(names, "propagation"),
 			Progress: stderr, Logger: logger(),
 		}, opts, *keep, tables, lines)
 		steps = append(steps, s...)

@@ -68,10 +68,10 @@ type NodeConfig struct {
 	Health      NodeHealth   `yaml:"health"`
 	// With a control plane (Options.Control): where transferred zones are
 	// kept, the transfer key, who may NOTIFY, and the catalog to follow.
-	DataDir     string           `yaml:"data_dir,omitempty"`
-	TSIGKeys    []TSIGKey        `yaml:"tsig_keys,omitempty"`
-	NotifyAllow []NodeNotifyACL  `yaml:"notify_allow,omitempty"`
-	Catalog     *NodeCatalog     `yaml:"catalog,omitempty"`
+	DataDir     string          `yaml:"data_dir,omitempty"`
+	TSIGKeys    []TSIGKey       `yaml:"tsig_keys,omitempty"`
+	NotifyAllow []NodeNotifyACL `yaml:"notify_allow,omitempty"`
+	Catalog     *NodeCatalog    `yaml:"catalog,omitempty"`
 }
 
 // TSIGKey is a TSIG key as anycastd's node and control configurations
