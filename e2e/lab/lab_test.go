@@ -158,12 +158,18 @@ func leftovers(id string, procs []lab.ProcessRecord) []string {
 // test ends, checking that nothing is left.
 func upLab(t *testing.T, topo *lab.Topology) *lab.Lab {
 	t.Helper()
+	return upLabWith(t, topo, lab.Options{})
+}
+
+// upLabWith is upLab with more options (the state directory, wires,
+// anycastd and progress are set here).
+func upLabWith(t *testing.T, topo *lab.Topology, opts lab.Options) *lab.Lab {
+	t.Helper()
 	stateDir := t.TempDir()
 	ctx, cancel := context.WithTimeout(testCtx, 90*time.Second)
 	defer cancel()
-	l, err := lab.Up(ctx, topo, lab.Options{
-		StateDir: stateDir, WireCommand: []string{anycastlabBin, "wire"}, Anycastd: anycastdBin, Progress: testLog{t},
-	})
+	opts.StateDir, opts.WireCommand, opts.Anycastd, opts.Progress = stateDir, []string{anycastlabBin, "wire"}, anycastdBin, testLog{t}
+	l, err := lab.Up(ctx, topo, opts)
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
@@ -377,6 +383,49 @@ func TestScaleOut(t *testing.T) {
 	}
 	if first == nil || *first > 5000 {
 		t.Errorf("the new PoP first served B-client %s after it started, want within 5 s", f(first))
+	}
+}
+
+// TestPropagation runs a control plane that the three PoPs follow: a zone
+// created through its API reaches every PoP through the catalog, and each
+// of 100 record changes is answered by every PoP; the clients' steady
+// queries meanwhile are all answered by their own PoP (provisioning a zone
+// withdraws no PoP). The figures are logged; the bound asserted is loose
+// (a change that waited for the SOA refresh timer would take an hour).
+func TestPropagation(t *testing.T) {
+	needRoot(t)
+	topo, err := lab.DefaultTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := upLabWith(t, topo, lab.Options{Control: true})
+	r := run(t, l, "propagation")
+	pops := 0
+	for _, ln := range r.Lines {
+		if ln.Changes == nil {
+			// A client's steady queries.
+			c, err := l.Node(ln.Client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			own := c.Region + "-pop"
+			if ln.Sent == 0 || ln.Lost != 0 || len(ln.PoPsAfter) != 1 || ln.PoPsAfter[own] != ln.Sent {
+				t.Errorf("%s: %d sent, %d lost, answered by %v; want every query answered by %s", ln.Client, ln.Sent, ln.Lost, ln.PoPsAfter, own)
+			}
+			continue
+		}
+		pops++
+		if *ln.Changes != 100 || ln.Lost != 0 || ln.MaxMS == nil {
+			t.Errorf("%s: %d of %d changes propagated", ln.PoP, ln.Sent-ln.Lost, *ln.Changes)
+			continue
+		}
+		if *ln.MaxMS > 5000 {
+			t.Errorf("%s: a change took %s ms to be answered", ln.PoP, f(ln.MaxMS))
+		}
+		t.Logf("FIGURE propagation %s: p50 %s, p95 %s, max %s (RTT to the control plane %s)", ln.PoP, f(ln.P50MS), f(ln.P95MS), f(ln.MaxMS), f(ln.RTTMS))
+	}
+	if pops != 4 {
+		t.Errorf("%d propagation lines, want 3 PoPs and all", pops)
 	}
 }
 

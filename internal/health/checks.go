@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -25,12 +28,35 @@ type ZoneState struct {
 	Expired bool // the zone is past its SOA expire without a refresh
 }
 
-// ZoneCheck fails while a wanted zone is not loaded or is expired, so that a
-// node missing data it should serve does not attract queries for it.
+// ZoneCheck fails while a wanted zone is expired, and, until it first
+// passes, while a wanted zone is not loaded: a starting node attracts no
+// queries before it has all its data, and a node that stopped refreshing a
+// zone withdraws rather than serve stale data.
+//
+// Once the check has passed, a zone added afterwards (a new catalog member,
+// a zone added by a reload) that has not loaded yet is pending, not a
+// failure: every PoP learns of a new zone at the same moment, so failing
+// on it would withdraw them all at once, turning the provisioning of one
+// zone into an outage of every zone. Until it loads, the zone is answered
+// REFUSED everywhere alike, as on any secondary before its first transfer.
 type ZoneCheck struct {
 	Want   func() []string             // configured zones
 	Loaded func() map[string]ZoneState // loaded zones by name
 	Label  string                      // Name; "" = "zones"
+
+	mu      sync.Mutex
+	passed  bool            // the check passed once: missing zones are pending
+	pending map[string]bool // wanted zones not loaded since it passed
+}
+
+// Pending returns the wanted zones that were added after the check first
+// passed and have not loaded yet, sorted.
+func (z *ZoneCheck) Pending() []string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := slices.Collect(maps.Keys(z.pending))
+	slices.Sort(out)
+	return out
 }
 
 // Name implements Check.
@@ -53,8 +79,17 @@ func (z *ZoneCheck) Check(context.Context) error {
 			expired = append(expired, fmt.Sprintf("%s (serial %d)", name, st.Serial))
 		}
 	}
+	z.mu.Lock()
+	passed := z.passed
+	if passed {
+		z.pending = make(map[string]bool, len(missing))
+		for _, name := range missing {
+			z.pending[name] = true
+		}
+	}
+	z.mu.Unlock()
 	var msg []string
-	if len(missing) > 0 {
+	if len(missing) > 0 && !passed {
 		msg = append(msg, "not loaded: "+listSome(missing))
 	}
 	if len(expired) > 0 {
@@ -63,6 +98,9 @@ func (z *ZoneCheck) Check(context.Context) error {
 	if len(msg) > 0 {
 		return errors.New(strings.Join(msg, "; "))
 	}
+	z.mu.Lock()
+	z.passed = true
+	z.mu.Unlock()
 	return nil
 }
 

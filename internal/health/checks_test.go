@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -69,6 +70,36 @@ func TestZoneCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestZoneCheckNewZones: once the check has passed, a zone added later is
+// pending until it loads, not a failure; an expired zone still fails.
+func TestZoneCheckNewZones(t *testing.T) {
+	want := []string{"example.com."}
+	loaded := map[string]ZoneState{}
+	z := &ZoneCheck{Want: func() []string { return want }, Loaded: func() map[string]ZoneState { return loaded }}
+	step := func(name, wantErr string, wantPending ...string) {
+		t.Helper()
+		got := ""
+		if err := z.Check(t.Context()); err != nil {
+			got = err.Error()
+		}
+		if got != wantErr {
+			t.Errorf("%s: Check = %q, want %q", name, got, wantErr)
+		}
+		if p := z.Pending(); !slices.Equal(p, wantPending) {
+			t.Errorf("%s: Pending = %v, want %v", name, p, wantPending)
+		}
+	}
+	step("starting, nothing loaded", "not loaded: example.com.")
+	loaded["example.com."] = ZoneState{Serial: 1}
+	step("loaded", "")
+	want = append(want, "new.example.")
+	step("a zone added", "", "new.example.")
+	loaded["new.example."] = ZoneState{Serial: 1}
+	step("the new zone loaded", "")
+	loaded["new.example."] = ZoneState{Serial: 1, Expired: true}
+	step("expired", "expired: new.example. (serial 1)")
 }
 
 func TestFileCheck(t *testing.T) {

@@ -243,6 +243,19 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 	}
 	const wait = 10 * time.Second
 
+	// The clients query the anycast address all along: provisioning a zone
+	// and changing records must not disturb what is served (no PoP may
+	// withdraw while a new zone loads).
+	streams, err := l.startStreams(o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if streams != nil {
+			stopAll(streams)
+		}
+	}()
+
 	// A clean start: a zone left by an interrupted run goes first.
 	if err := c.DeleteZone(ctx, PropagationZone); err != nil && !errors.Is(err, apiclient.ErrNotFound) {
 		return nil, fmt.Errorf("propagation: delete old %s: %w", PropagationZone, err)
@@ -312,6 +325,13 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 		}
 	}
 
+	if err := streamsErr(streams); err != nil {
+		return nil, err
+	}
+	answers := stopAll(streams)
+	clientLines, steady := steadyLines(l.clientNames(), answers, o)
+	streams = nil
+
 	line := func(pop string, st propagationStats, rtt *float64) Line {
 		n := st.n
 		ln := Line{Scenario: "propagation", Client: l.ctl.Node, Transport: "notify+ixfr", PoP: pop, Sent: st.n, Lost: st.n - st.ok,
@@ -321,14 +341,46 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 		}
 		return ln
 	}
+	var floor []string
 	for i, n := range pops {
-		run.res.Lines = append(run.res.Lines, line(n.Name, statsOf(per[i]), ms(rtts[i])))
+		st := statsOf(per[i])
+		run.res.Lines = append(run.res.Lines, line(n.Name, st, ms(rtts[i])))
+		f := rtts[i] * 3 / 2
+		floor = append(floor, fmt.Sprintf("%s %.1f ms (p50 %+.1f ms)", n.Name, float64(f.Microseconds())/1000, float64((st.p50-f).Microseconds())/1000))
 	}
 	all := statsOf(allPoPs(per))
 	run.res.Lines = append(run.res.Lines, line("all", all, nil))
+	run.res.Lines = append(run.res.Lines, clientLines...)
+	run.notef("steady queries to the anycast address meanwhile (%d q/s per client): %s", o.Rate, steady)
 	run.notef("%d changes through the API; each waited for until every PoP answered it (polled every %s from the PoP's own namespace); time from the API call's return", o.Changes, pollEvery)
+	run.notef("the network's floor for NOTIFY then one IXFR round trip over UDP, 1.5 x RTT: %s", strings.Join(floor, ", "))
 	if all.ok > 0 {
 		run.notef("every PoP: p50 %.1f ms, p95 %.1f ms, max %.1f ms", float64(all.p50.Microseconds())/1000, float64(all.p95.Microseconds())/1000, float64(all.max.Microseconds())/1000)
 	}
 	return run.done(), nil
+}
+
+// steadyLines summarizes each client's steady queries: sent, lost, and the
+// answers by PoP.
+func steadyLines(clients []string, answers [][]Answer, o ScenarioOptions) ([]Line, string) {
+	var lines []Line
+	var parts []string
+	for i, c := range clients {
+		ln := Line{Scenario: "propagation", Client: c, Transport: "udp4", PoPsAfter: map[string]int{}}
+		if o.IPv6 {
+			ln.Transport = "udp6"
+		}
+		for _, a := range answers[i] {
+			ln.Sent++
+			if !a.OK() {
+				ln.Lost++
+				continue
+			}
+			ln.PoP = a.PoP
+			ln.PoPsAfter[a.PoP]++
+		}
+		lines = append(lines, ln)
+		parts = append(parts, fmt.Sprintf("%s %d sent, %d lost, answered by %s", c, ln.Sent, ln.Lost, fmtCounts(ln.PoPsAfter)))
+	}
+	return lines, strings.Join(parts, "; ")
 }

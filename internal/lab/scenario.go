@@ -171,10 +171,10 @@ func (r *Result) WriteTable(out io.Writer) error {
 	case "propagation":
 		printf(tw, "FROM\tPOP\tCHANGES\tPROPAGATED\tp50 ms\tp95 ms\tmax ms\tRTT ms\t"+"\n")
 		for _, l := range r.Lines {
-			n := 0
-			if l.Changes != nil {
-				n = *l.Changes
+			if l.Changes == nil {
+				continue // a client's steady queries: in the notes
 			}
+			n := *l.Changes
 			printf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t\n", l.Client, l.PoP, n, l.Sent-l.Lost, fmtMS(l.P50MS), fmtMS(l.P95MS), fmtMS(l.MaxMS), fmtMS(l.RTTMS))
 		}
 	default:

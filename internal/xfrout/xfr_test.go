@@ -424,6 +424,56 @@ func TestSingleMessageAnswers(t *testing.T) {
 	}
 }
 
+// TestIXFROverUDP: differences that fit in one UDP message are sent over
+// UDP (RFC 1995 §2), signed; those that do not fit are answered with the
+// current SOA alone, which sends the client to TCP.
+func TestIXFROverUDP(t *testing.T) {
+	src, _ := sourceWithVersions(t)
+	_, addr := startServer(t, aclConfig(), src)
+	for _, tc := range []struct {
+		name    string
+		from    uint32
+		edns    uint16 // 0: no EDNS (512 bytes)
+		wantSOA bool   // the SOA alone
+	}{
+		{"one step fits", 3, 1232, false},
+		{"two steps fit", 2, 1232, false},
+		{"the whole history is too large without EDNS", 1, 0, true},
+		{"up to date", 4, 1232, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := ixfrQuery(origin, tc.from)
+			if tc.edns != 0 {
+				q.SetEdns0(tc.edns, false)
+			}
+			m, raw, err := exchangeUDP(t, addr, q, signA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Rcode != dns.RcodeSuccess || !m.Authoritative || m.Truncated || m.IsTsig() == nil {
+				t.Fatalf("rcode %s aa=%t tc=%t signed=%t", dns.RcodeToString[m.Rcode], m.Authoritative, m.Truncated, m.IsTsig() != nil)
+			}
+			limit := 512
+			if tc.edns != 0 {
+				limit = int(tc.edns)
+			}
+			if len(raw) > limit {
+				t.Errorf("answer of %d bytes, limit %d", len(raw), limit)
+			}
+			if tc.wantSOA {
+				if len(m.Answer) != 1 {
+					t.Fatalf("answer %v, want the SOA alone", m.Answer)
+				}
+				return
+			}
+			newest, changes, axfrStyle := parseIXFR(t, m.Answer)
+			if axfrStyle || newest.Serial != 4 || len(changes) != int(4-tc.from) || changes[0].From != tc.from {
+				t.Fatalf("newest %d, %d changes (axfr style %t), want %d changes from %d to 4", newest.Serial, len(changes), axfrStyle, 4-tc.from, tc.from)
+			}
+		})
+	}
+}
+
 // TestMalformed sends requests that cannot be parsed or are not queries.
 func TestMalformed(t *testing.T) {
 	src, _ := sourceWithVersions(t)

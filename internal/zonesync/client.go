@@ -47,10 +47,11 @@ type client struct {
 	maxRecords int
 }
 
-// xconn is one TCP connection to a primary with the TSIG state of its
-// exchange.
+// xconn is one TCP connection (or UDP socket) to a primary with the TSIG
+// state of its exchange.
 type xconn struct {
 	c      net.Conn
+	udp    bool
 	ring   keyring
 	key    *tsigKey // nil = unsigned
 	mac    string   // MAC of the last signed message, for the next one
@@ -61,6 +62,10 @@ type xconn struct {
 }
 
 func (c *client) connect(ctx context.Context, p Primary) (*xconn, error) {
+	return c.open(ctx, p, "tcp", c.timers.IdleTimeout)
+}
+
+func (c *client) open(ctx context.Context, p Primary, network string, idle time.Duration) (*xconn, error) {
 	var key *tsigKey
 	if p.Key != "" {
 		key = c.ring[dns.CanonicalName(p.Key)]
@@ -70,11 +75,11 @@ func (c *client) connect(ctx context.Context, p Primary) (*xconn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.timers.DialTimeout)
 	defer cancel()
-	conn, err := c.dial(dctx, "tcp", p.Addr.String())
+	conn, err := c.dial(dctx, network, p.Addr.String())
 	if err != nil {
 		return nil, err
 	}
-	x := &xconn{c: conn, ring: c.ring, key: key, idle: c.timers.IdleTimeout}
+	x := &xconn{c: conn, udp: network == "udp", ring: c.ring, key: key, idle: idle}
 	// Closing the connection when ctx ends unblocks a read in progress.
 	x.closed = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	return x, nil
@@ -97,8 +102,11 @@ func (x *xconn) send(m *dns.Msg) error {
 	if err != nil {
 		return fmt.Errorf("pack request: %w", err)
 	}
-	frame := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out)))
-	frame = append(frame, out...)
+	frame := out
+	if !x.udp {
+		frame = binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out)))
+		frame = append(frame, out...)
+	}
 	if err := x.c.SetWriteDeadline(time.Now().Add(x.idle)); err != nil {
 		return err
 	}
@@ -106,13 +114,18 @@ func (x *xconn) send(m *dns.Msg) error {
 	return err
 }
 
-// recv reads the next message of the response to q and checks its ID, its
-// rcode and (with a key) its TSIG. Every message of a signed response must
-// be signed: RFC 8945 §5.3.1 lets a server leave out up to 99, but BIND,
-// Knot, NSD and PowerDNS sign each one.
-func (x *xconn) recv(q *dns.Msg) (*dns.Msg, error) {
-	if err := x.c.SetReadDeadline(time.Now().Add(x.idle)); err != nil {
-		return nil, err
+// readMsg reads the next message: one datagram, or one length-prefixed
+// message over TCP.
+func (x *xconn) readMsg() ([]byte, error) {
+	if x.udp {
+		if cap(x.buf) < dns.MaxMsgSize {
+			x.buf = make([]byte, dns.MaxMsgSize)
+		}
+		n, err := x.c.Read(x.buf[:dns.MaxMsgSize])
+		if err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		return x.buf[:n], nil
 	}
 	var l [2]byte
 	if _, err := io.ReadFull(x.c, l[:]); err != nil {
@@ -125,6 +138,21 @@ func (x *xconn) recv(q *dns.Msg) (*dns.Msg, error) {
 	raw := x.buf[:n]
 	if _, err := io.ReadFull(x.c, raw); err != nil {
 		return nil, fmt.Errorf("read: %w", err)
+	}
+	return raw, nil
+}
+
+// recv reads the next message of the response to q and checks its ID, its
+// rcode and (with a key) its TSIG. Every message of a signed response must
+// be signed: RFC 8945 §5.3.1 lets a server leave out up to 99, but BIND,
+// Knot, NSD and PowerDNS sign each one.
+func (x *xconn) recv(q *dns.Msg) (*dns.Msg, error) {
+	if err := x.c.SetReadDeadline(time.Now().Add(x.idle)); err != nil {
+		return nil, err
+	}
+	raw, err := x.readMsg()
+	if err != nil {
+		return nil, err
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil {
@@ -232,4 +260,52 @@ func (c *client) transfer(ctx context.Context, p Primary, origin string, have *d
 		}
 	}
 	return parser, nil
+}
+
+// errNeedTCP: an IXFR over UDP was answered with a newer SOA alone (the
+// differences did not fit, or the primary sends them over TCP only).
+var errNeedTCP = errors.New("newer version, to transfer over TCP")
+
+// udpTimeout bounds an IXFR over UDP; past it, the refresh goes over TCP.
+const udpTimeout = time.Second
+
+// ixfrUDP asks p over UDP for the differences from have (RFC 1995 §2). It
+// returns a complete response (up to date, or the differences in one
+// message), errNeedTCP when p answered with a newer SOA alone or set TC,
+// or another error when UDP did not work out at all.
+func (c *client) ixfrUDP(ctx context.Context, p Primary, origin string, have *dns.SOA) (*xfrParser, error) {
+	ctx, cancel := context.WithTimeout(ctx, udpTimeout)
+	defer cancel()
+	x, err := c.open(ctx, p, "udp", udpTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	q := query(origin, dns.TypeIXFR)
+	q.Ns = []dns.RR{have}
+	q.SetEdns0(1232, false) // no fragments (DNS flag day 2020)
+	if err := x.send(q); err != nil {
+		return nil, err
+	}
+	m, err := x.recv(q)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("no answer over udp in %s", udpTimeout)
+		}
+		return nil, err
+	}
+	if m.Truncated {
+		return nil, errNeedTCP
+	}
+	parser := newParser(origin, have, c.maxRecords)
+	if err := parser.feed(m.Answer); err != nil {
+		return nil, err
+	}
+	switch {
+	case parser.done:
+		return parser, nil
+	case len(m.Answer) == 1:
+		return nil, errNeedTCP
+	}
+	return nil, fmt.Errorf("%w: incomplete IXFR over udp (%d records)", ErrStream, len(m.Answer))
 }

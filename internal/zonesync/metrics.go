@@ -14,7 +14,7 @@ func newMetrics() *metricsSet {
 	return &metricsSet{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "anycastd", Subsystem: "zonesync", Name: "transfers_total",
-			Help: "Zone transfers by type (axfr, ixfr) and result (ok; invalid: failed validation, the previous version kept serving; failed).",
+			Help: "Zone transfers by type (axfr, ixfr; ixfr_udp: the differences in one UDP message, RFC 1995 §2) and result (ok; invalid: failed validation, the previous version kept serving; failed).",
 		}, []string{"type", "result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "anycastd", Subsystem: "zonesync", Name: "refreshes_total",

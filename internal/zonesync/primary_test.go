@@ -271,7 +271,12 @@ func (n *pipeNet) listen(addr string) *pipeListener {
 	return l
 }
 
-func (n *pipeNet) dial(ctx context.Context, _, addr string) (net.Conn, error) {
+func (n *pipeNet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network != "tcp" {
+		// A pipe is a stream: IXFR over UDP has nothing to go through,
+		// and the refresh takes the TCP path (loopback_test.go covers UDP).
+		return nil, fmt.Errorf("dial %s %s: network unreachable", network, addr)
+	}
 	n.mu.Lock()
 	l := n.listeners[addr]
 	n.mu.Unlock()

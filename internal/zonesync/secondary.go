@@ -279,8 +279,21 @@ func (s *secondary) failed(err error) time.Duration {
 
 // refreshFrom asks p for its serial and transfers a newer version. It
 // returns whether a new version was installed.
+//
+// With a version in hand it first asks for the differences over UDP (RFC
+// 1995 §2): one round trip, no TCP handshake, when they fit in a message;
+// that answer also says whether there is anything newer, so it stands in
+// for the SOA query. A newer SOA alone sends it straight to a transfer over
+// TCP; no usable answer over UDP falls back to the SOA query and transfer
+// over TCP.
 func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	m := s.m
+	if cur := s.current(); cur != nil {
+		done, updated, err := s.refreshUDP(ctx, p, cur)
+		if done {
+			return updated, err
+		}
+	}
 	serial, err := m.client.soa(ctx, p, s.name)
 	if err != nil {
 		return false, fmt.Errorf("soa query: %w", err)
@@ -298,6 +311,43 @@ func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	}
 	s.install(nz, p)
 	return true, nil
+}
+
+// refreshUDP is the UDP step of refreshFrom. done reports whether the
+// refresh is over (updated or not, or failed for good); otherwise the TCP
+// path follows.
+func (s *secondary) refreshUDP(ctx context.Context, p Primary, cur *zone.Zone) (done, updated bool, err error) {
+	m := s.m
+	res, err := m.client.ixfrUDP(ctx, p, s.name, cur.SOA())
+	switch {
+	case errors.Is(err, errNeedTCP):
+		nz, err := s.pull(ctx, p, cur)
+		if err != nil || nz == nil {
+			return true, false, err
+		}
+		s.install(nz, p)
+		return true, true, nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return true, false, ctx.Err()
+		}
+		m.log.Debug("ixfr over udp failed; asking over tcp", "zone", s.name, "primary", p.Addr, "err", err)
+		return false, false, nil
+	case res.kind == kindUpToDate:
+		if res.first.Serial != cur.Serial {
+			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", res.first.Serial, "serial", cur.Serial)
+		}
+		return true, false, nil
+	}
+	nz, err := s.build(res, cur, p)
+	if err != nil {
+		m.met.transfers.WithLabelValues(res.kind.String()+"_udp", resultOf(err)).Inc()
+		m.log.Warn("ixfr over udp did not apply; transferring over tcp", "zone", s.name, "primary", p.Addr, "serial", cur.Serial, "err", err)
+		return false, false, nil
+	}
+	m.met.transfers.WithLabelValues(res.kind.String()+"_udp", "ok").Inc()
+	s.install(nz, p)
+	return true, true, nil
 }
 
 // pull transfers a new version from p: IXFR when we have a version, AXFR

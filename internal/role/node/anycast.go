@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/anycastdns/anycastdns/internal/announce"
@@ -56,6 +57,24 @@ func sampler(all func() []string, n int) func() []string {
 	}
 }
 
+// servedOf returns the wanted zones that are loaded and not expired: the
+// ones the DNS check may expect answers for. A zone not loaded yet (a new
+// catalog member before its first transfer) is the zone check's business;
+// asking for it would fail the DNS check on an answer that is right.
+func servedOf(want func() []string, loaded func() map[string]health.ZoneState) func() []string {
+	return func() []string {
+		st := loaded()
+		names := want()
+		out := make([]string, 0, len(names))
+		for _, name := range names {
+			if z, ok := st[dns.CanonicalName(name)]; ok && !z.Expired {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+}
+
 // newAnycast builds the speaker and the checker of a node with BGP.
 // want lists the zones the node must serve, loaded their state.
 func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, logger *slog.Logger) (*anycast, error) {
@@ -65,7 +84,7 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	}
 	checks := []health.Check{
 		&health.ZoneCheck{Want: want, Loaded: loaded},
-		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(want, dnsCheckZones)},
+		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones)},
 	}
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})

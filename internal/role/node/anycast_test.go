@@ -2,9 +2,12 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/anycastdns/anycastdns/internal/health"
 )
 
 func TestSampler(t *testing.T) {
@@ -24,5 +27,21 @@ func TestSampler(t *testing.T) {
 	small := sampler(func() []string { return all[:2] }, 3)
 	if d := cmp.Diff(all[:2], small()); d != "" {
 		t.Errorf("fewer names than the window: %s", d)
+	}
+}
+
+func TestServedOf(t *testing.T) {
+	want := func() []string { return []string{"a.example.", "B.example", "new.example.", "old.example."} }
+	loaded := func() map[string]health.ZoneState {
+		return map[string]health.ZoneState{
+			"a.example.":     {Serial: 1},
+			"b.example.":     {Serial: 2},
+			"old.example.":   {Serial: 3, Expired: true},
+			"other.example.": {Serial: 4}, // loaded but not wanted
+		}
+	}
+	got := servedOf(want, loaded)()
+	if w := []string{"a.example.", "B.example"}; !slices.Equal(got, w) {
+		t.Errorf("servedOf = %v, want %v", got, w)
 	}
 }
