@@ -215,3 +215,22 @@ func TestCatalogServed(t *testing.T) {
 }
 
 func serialText(s uint32) string { return strconv.FormatUint(uint64(s), 10) }
+
+func TestCatalogWait(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		last time.Time
+		now  time.Time
+		want time.Duration
+	}{
+		{"first change ever", time.Time{}, t0, 0},
+		{"last version long ago", t0, t0.Add(time.Minute), 0},
+		{"last version just now", t0, t0.Add(300 * time.Millisecond), 700 * time.Millisecond},
+		{"exactly one delay later", t0, t0.Add(time.Second), 0},
+	} {
+		if got := catalogWait(tc.last, tc.now, time.Second); got != tc.want {
+			t.Errorf("%s: wait %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -54,8 +54,10 @@ type Config struct {
 	// NotifyConcurrency bounds the NOTIFYs in flight to one target (8).
 	NotifyConcurrency int
 
-	// CatalogDelay batches zone creations and deletions into one new
-	// catalog version at most this often (1s).
+	// CatalogDelay is the shortest time between two catalog versions (1s):
+	// a creation or deletion updates the catalog at once unless the last
+	// version is younger than this; then the changes of that time are
+	// batched into one version when it has passed.
 	CatalogDelay time.Duration
 	// CatalogJournal is how many catalog changes are kept for IXFR (100).
 	CatalogJournal int

@@ -128,7 +128,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.notifyAll(ctx); err != nil {
 		s.log.Warn("listing zones for the start-up notify", "err", err)
 	}
+	// The catalog follows creations and deletions at once, but rebuilds at
+	// most once per CatalogDelay: a lone new zone reaches the secondaries
+	// without waiting, a bulk import makes a few catalog versions, not one
+	// per zone.
 	var catalogDue <-chan time.Time
+	var lastCatalog time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -147,10 +152,11 @@ func (s *Server) Run(ctx context.Context) error {
 				s.notify.enqueue(ev.Zone, ev.Serial)
 			}
 			if s.cat != nil && (ev.Created || ev.Deleted) && catalogDue == nil {
-				catalogDue = time.After(s.cfg.CatalogDelay)
+				catalogDue = time.After(catalogWait(lastCatalog, time.Now(), s.cfg.CatalogDelay))
 			}
 		case <-catalogDue:
 			catalogDue = nil
+			lastCatalog = time.Now()
 			changed, err := s.refreshCatalog(ctx)
 			switch {
 			case err != nil:
@@ -162,6 +168,13 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// catalogWait is how long a creation or deletion at now waits for the next
+// catalog version when the last one was made at last: nothing when it is
+// older than delay, else the rest of delay.
+func catalogWait(last, now time.Time, delay time.Duration) time.Duration {
+	return max(0, last.Add(delay).Sub(now))
 }
 
 // refreshCatalog rebuilds the catalog from the source's zone list.

@@ -238,7 +238,11 @@ func (p *primary) stream(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR, perMsg 
 	}
 	for len(rrs) > 0 {
 		n := min(perMsg, len(rrs))
-		ch <- &dns.Envelope{RR: rrs[:n]}
+		select {
+		case ch <- &dns.Envelope{RR: rrs[:n]}:
+		case <-errc:
+			return // the writer gave up (the client went away)
+		}
 		rrs = rrs[n:]
 	}
 	close(ch)

@@ -280,7 +280,8 @@ func (s *secondary) failed(err error) time.Duration {
 // refreshFrom asks p for its serial and transfers a newer version. It
 // returns whether a new version was installed.
 //
-// With a version in hand it first asks for the differences over UDP (RFC
+// Without a version it transfers the zone at once (AXFR). With one, it
+// first asks for the differences over UDP (RFC
 // 1995 §2): one round trip, no TCP handshake, when they fit in a message;
 // that answer also says whether there is anything newer, so it stands in
 // for the SOA query. A newer SOA alone sends it straight to a transfer over
@@ -288,18 +289,25 @@ func (s *secondary) failed(err error) time.Duration {
 // over TCP.
 func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	m := s.m
-	if cur := s.current(); cur != nil {
-		done, updated, err := s.refreshUDP(ctx, p, cur)
-		if done {
-			return updated, err
+	cur := s.current()
+	if cur == nil {
+		// Nothing to compare a serial with: the AXFR tells all.
+		nz, err := s.pull(ctx, p, nil)
+		if err != nil || nz == nil {
+			return false, err
 		}
+		s.install(nz, p)
+		return true, nil
+	}
+	done, updated, err := s.refreshUDP(ctx, p, cur)
+	if done {
+		return updated, err
 	}
 	serial, err := m.client.soa(ctx, p, s.name)
 	if err != nil {
 		return false, fmt.Errorf("soa query: %w", err)
 	}
-	cur := s.current()
-	if cur != nil && !zone.SerialLess(cur.Serial, serial) {
+	if !zone.SerialLess(cur.Serial, serial) {
 		if serial != cur.Serial {
 			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", serial, "serial", cur.Serial)
 		}
