@@ -4,7 +4,9 @@
 // scenarios measure: catchment is the nearest PoP, a drain loses nothing, a
 // crash loses at most two queries per client at 100 q/s, a frozen node is
 // routed around in under 0.5 s (BFD), a failed DNS listener in under 1 s,
-// and a PoP added at runtime serves traffic within 5 s (ECMP); and that
+// a PoP added at runtime serves traffic within 5 s (ECMP), and changes made
+// through a control plane's API reach every PoP without disturbing what the
+// clients are served; and that
 // anycastlab removes everything it built, also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,
