@@ -67,7 +67,7 @@ func (l *Lab) startControl(ctx context.Context) (string, error) {
 		}
 		select {
 		case <-p.Done():
-			return "", fmt.Errorf("anycastd control on %s exited: %v (log %s)", l.ctl.Node, p.Wait(), p.Log)
+			return "", fmt.Errorf("anycastd control on %s exited (log %s): %w", l.ctl.Node, p.Log, p.Wait())
 		default:
 		}
 		if time.Now().After(deadline) {
