@@ -77,5 +77,22 @@ func (l *Lab) startControl(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	return fmt.Sprintf("anycastd control on %s (transfers and NOTIFY from %s, catalog %s)", l.ctl.Node, l.ctl.xfrAddr(), CatalogZone), nil
+	// The PoPs' first catalog transfer needs a route to the control plane,
+	// which the routers learn from each other over BGP: wait for it, or
+	// every node's first attempt fails and waits out its retry interval.
+	for _, n := range l.NodesByRole(RolePoP) {
+		for {
+			r, err := l.Ping(ctx, l.ctl.Node, n.Addr4, 1, 0, 200*time.Millisecond)
+			if err == nil && len(r.RTTs) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("control plane on %s cannot reach %s (%s) after 20s: %v", l.ctl.Node, n.Name, n.Addr4, err)
+			}
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				return "", err
+			}
+		}
+	}
+	return fmt.Sprintf("anycastd control on %s (transfers and NOTIFY from %s, catalog %s), routed to every PoP", l.ctl.Node, l.ctl.xfrAddr(), CatalogZone), nil
 }
