@@ -573,4 +573,3 @@ func waitHTTP(t *testing.T, url string, limit time.Duration) {
 	}
 	t.Fatalf("%s not answering after %v", url, limit)
 }
-
