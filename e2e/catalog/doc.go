@@ -8,7 +8,8 @@
 //
 //	go test -v -run TestCatalog10k ./e2e/catalog/
 //
-// CATALOG_ZONES=N changes the number of zones. Only correctness is asserted
+// CATALOG_ZONES=N changes the number of zones; CATALOG_LOGDIR=DIR keeps the
+// logs of the control plane and the node there. Only correctness is asserted
 // (every zone served with its serial, the prefix never announced before
 // every zone is served) and generous bounds; the figures are logged.
 package catalog

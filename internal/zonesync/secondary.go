@@ -108,6 +108,13 @@ func (s *secondary) status() ZoneStatus {
 	return st
 }
 
+// serving returns the current version and whether it is expired.
+func (s *secondary) serving() (*zone.Zone, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.z, s.expired
+}
+
 func (s *secondary) current() *zone.Zone {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,6 +180,10 @@ func (s *secondary) expire() {
 
 // refresh checks the primaries in order and transfers a newer version. It
 // returns the delay until the next refresh.
+//
+// Only the exchanges with the primaries count against MaxTransfers: the
+// new version is persisted (fsync) after the slot is given back, so that
+// the disk does not hold up the transfers of other zones.
 func (s *secondary) refresh(ctx context.Context) time.Duration {
 	m := s.m
 	select {
@@ -180,26 +191,44 @@ func (s *secondary) refresh(ctx context.Context) time.Duration {
 	case <-ctx.Done():
 		return 0
 	}
-	defer func() { <-m.sem }()
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.Timers.Timeout)
-	defer cancel()
+	// A NOTIFY that came while this refresh waited for its slot is
+	// answered by it: without this, a new node that is sent NOTIFYs for
+	// the zones it is still fetching asks for each of them twice.
+	select {
+	case <-s.trigger:
+	default:
+	}
+	p, updated, err := s.pullFromPrimaries(ctx)
+	<-m.sem
+	switch {
+	case err == nil:
+		return s.succeeded(p, updated)
+	case ctx.Err() != nil:
+		return 0
+	}
+	return s.failed(err)
+}
 
-	start := time.Now()
+// pullFromPrimaries tries the primaries in order until one answers; it
+// returns that primary and whether it gave a new version.
+func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.m.cfg.Timers.Timeout)
+	defer cancel()
 	s.mu.Lock()
-	s.lastAttempt = start
+	s.lastAttempt = time.Now()
 	s.mu.Unlock()
 	var errs []error
 	for _, p := range s.primaries {
 		updated, err := s.refreshFrom(rctx, p)
 		if err == nil {
-			return s.succeeded(p, updated)
+			return p, updated, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p.Addr, err))
 		if ctx.Err() != nil {
-			return 0
+			return Primary{}, false, ctx.Err()
 		}
 	}
-	return s.failed(errors.Join(errs...))
+	return Primary{}, false, errors.Join(errs...)
 }
 
 // succeeded records a refresh that reached a primary and returns the
@@ -281,12 +310,22 @@ func (s *secondary) failed(err error) time.Duration {
 // returns whether a new version was installed.
 func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	m := s.m
+	cur := s.current()
+	if cur == nil {
+		// Nothing to compare a serial with: the AXFR is the first
+		// question (half the exchanges of a new node).
+		nz, err := s.pull(ctx, p, nil)
+		if err != nil || nz == nil {
+			return false, err
+		}
+		s.install(nz, p)
+		return true, nil
+	}
 	serial, err := m.client.soa(ctx, p, s.name)
 	if err != nil {
 		return false, fmt.Errorf("soa query: %w", err)
 	}
-	cur := s.current()
-	if cur != nil && !zone.SerialLess(cur.Serial, serial) {
+	if !zone.SerialLess(cur.Serial, serial) {
 		if serial != cur.Serial {
 			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", serial, "serial", cur.Serial)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -18,8 +19,50 @@ import (
 // store keeps transferred zones in dir: NAME.zone (master file) and
 // NAME.state (JSON), each replaced atomically (temporary file, fsync,
 // rename, fsync of the directory).
+//
+// The directory fsyncs of concurrent writes are shared (group commit): a
+// write waits for one that started after its rename, and one fsync covers
+// every rename before it. A new node persisting 10,000 zones would
+// otherwise spend most of its time in fsyncs of the same directory.
 type store struct {
-	dir string
+	dir  string
+	sync groupSync
+}
+
+// groupSync runs fsyncs of one directory on behalf of concurrent callers.
+type groupSync struct {
+	dir     string
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool
+	started uint64 // fsyncs started
+	done    uint64 // the last fsync finished
+	err     error  // its result
+}
+
+// sync returns once an fsync of the directory that started after the call
+// has finished, with its result.
+func (g *groupSync) sync() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// One in progress may have started before our rename: the next one
+	// covers it.
+	want := g.started + 1
+	for g.done < want {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		n := g.started
+		g.mu.Unlock()
+		err := syncDir(g.dir)
+		g.mu.Lock()
+		g.running, g.done, g.err = false, n, err
+		g.cond.Broadcast()
+	}
+	return g.err
 }
 
 // state is what a zone's .state file holds.
@@ -39,7 +82,10 @@ func newStore(dataDir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return &store{dir: dir}, nil
+	st := &store{dir: dir}
+	st.sync.dir = dir
+	st.sync.cond = sync.NewCond(&st.sync.mu)
+	return st, nil
 }
 
 // fileName turns a zone name into a file name: lower case without the final
@@ -71,7 +117,7 @@ func (s *store) statePath(name string) string {
 
 // save writes the zone and its state.
 func (s *store) save(z *zone.Zone, st state) error {
-	if err := writeAtomic(s.zonePath(z.Origin), func(w io.Writer) error {
+	if err := s.writeAtomic(s.zonePath(z.Origin), func(w io.Writer) error {
 		_, err := z.WriteTo(w)
 		return err
 	}); err != nil {
@@ -87,7 +133,7 @@ func (s *store) saveState(st state) error {
 		return err
 	}
 	data = append(data, '\n')
-	if err := writeAtomic(s.statePath(st.Zone), func(w io.Writer) error {
+	if err := s.writeAtomic(s.statePath(st.Zone), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}); err != nil {
@@ -146,15 +192,16 @@ func (s *store) remove(name string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.sync.sync(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// writeAtomic replaces path with what write produces, so that a reader (or
-// a restart after a crash) sees either the old file or the new one.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
+// writeAtomic replaces path (in s.dir) with what write produces, so that a
+// reader (or a restart after a crash) sees either the old file or the new
+// one.
+func (s *store) writeAtomic(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -182,7 +229,7 @@ func writeAtomic(path string, write func(io.Writer) error) (err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return s.sync.sync()
 }
 
 func syncDir(dir string) error {
