@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -362,23 +363,56 @@ func TestPersistedFiles(t *testing.T) {
 		f := newFixture(t, nil)
 		synctest.Wait()
 		dir := filepath.Join(f.cfg.DataDir, "zones")
-		entries, err := os.ReadDir(dir)
+		var names []string
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, path)
+				names = append(names, rel)
+			}
+			return err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
+		zonePath, statePath := f.m.store.zonePath(origin), f.m.store.statePath(origin)
+		want := []string{statePath[len(dir)+1:], zonePath[len(dir)+1:]}
+		if !slices.Equal(names, want) {
+			t.Errorf("data dir holds %v, want the zone and state files only, %v", names, want)
 		}
-		if strings.Join(names, " ") != "example.com.state example.com.zone" {
-			t.Errorf("data dir holds %v, want the zone and state files only", names)
-		}
-		// A damaged zone file is reported and the zone waits for a transfer.
 		f.stop()
-		if err := os.WriteFile(filepath.Join(dir, "example.com.zone"), []byte("garbage\n"), 0o600); err != nil {
-			t.Fatal(err)
+
+		// Files of the flat layout of earlier versions are read, and
+		// removed with the zone.
+		legacy := f.m.store.legacyPaths(origin)
+		for i, p := range []string{zonePath, statePath} {
+			if err := os.Rename(p, legacy[i]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		m, err := New(f.cfg, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Zones()) != 1 {
+			t.Errorf("flat layout: %d zones served, want 1", len(m.Zones()))
+		}
+		if err := m.store.remove(origin); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range legacy {
+			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s after remove: %v, want deleted", p, err)
+			}
+		}
+
+		// A damaged zone file is reported and the zone waits for a transfer.
+		if err := os.WriteFile(statePath, []byte(`{"zone":"example.com."}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(zonePath, []byte("garbage\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err = New(f.cfg, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

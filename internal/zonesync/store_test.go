@@ -12,7 +12,7 @@ func TestGroupSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &st.sync
+	g := newGroupSync(st.dir)
 	if err := g.sync(); err != nil || g.started != 1 || g.done != 1 {
 		t.Fatalf("one call: err %v, started %d, done %d; want nil, 1, 1", err, g.started, g.done)
 	}
