@@ -4,6 +4,7 @@ package catalog
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -145,6 +146,27 @@ func (p *proc) stop() error {
 	return p.err
 }
 
+// cpu returns the CPU time (user and system) the process has used so far.
+func (p *proc) cpu() (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc stat: %q", data)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks, nil
+}
+
 // tail returns the last n lines of a file.
 func tail(path string, n int) string {
 	data, err := os.ReadFile(path)
@@ -160,6 +182,7 @@ func tail(path string, n int) string {
 type router struct {
 	srv  *server.BgpServer
 	peer string
+	stop func()
 }
 
 func startRouter(t *testing.T, nodePort uint16) *router {
@@ -172,7 +195,8 @@ func startRouter(t *testing.T, nodePort uint16) *router {
 		srv.Stop()
 		t.Fatalf("start router: %v", err)
 	}
-	t.Cleanup(srv.Stop)
+	stop := sync.OnceFunc(srv.Stop)
+	t.Cleanup(stop)
 	p := &gobgpapi.Peer{
 		Conf:      &gobgpapi.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: nodeASN},
 		Transport: &gobgpapi.Transport{RemotePort: uint32(nodePort), LocalAddress: "127.0.0.1"},
@@ -184,7 +208,7 @@ func startRouter(t *testing.T, nodePort uint16) *router {
 	if err := srv.AddPeer(context.Background(), &gobgpapi.AddPeerRequest{Peer: p}); err != nil {
 		t.Fatalf("router: add node peer: %v", err)
 	}
-	return &router{srv: srv, peer: "127.0.0.1"}
+	return &router{srv: srv, peer: "127.0.0.1", stop: stop}
 }
 
 // announced reports whether the router has the anycast prefix from the node.
@@ -511,15 +535,22 @@ bgp:
 	waitCatalog(t, xfrAddr, n, 60*time.Second)
 
 	// A new, empty PoP: from its start to every zone served, and to the
-	// prefix at the router.
-	rt := startRouter(t, bgpPort)
+	// prefix at the router. The router connects once the node's admin
+	// API answers (its BGP port is open by then): a router started
+	// earlier would add its connect-retry interval to the figure.
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
-	watch := rt.watch(ctx, metricsURL)
 	t0 = time.Now()
 	node := start(t, "node", bin, filepath.Join(logDir, "node.log"), "node", "-config", nodeCfg)
+	waitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
+	rt := startRouter(t, bgpPort)
+	watch := rt.watch(ctx, metricsURL)
 	load := waitServed(t, metricsURL, n, 120*time.Second).Sub(t0)
-	t.Logf("new node serves all %d zones %v after its start", n, load.Round(time.Millisecond))
+	loadCPU, err := node.cpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("new node serves all %d zones %v after its start, having used %v of CPU", n, load.Round(time.Millisecond), loadCPU)
 	a := <-watch
 	if a.err != nil {
 		t.Fatalf("prefix not announced: %v", a.err)
@@ -536,12 +567,15 @@ bgp:
 		t.Fatalf("node: %v", err)
 	}
 	rt.waitWithdrawn(t, 15*time.Second)
+	rt.stop()
 	if err := ctl.stop(); err != nil {
 		t.Fatalf("control: %v", err)
 	}
-	watch = rt.watch(ctx, metricsURL)
 	t0 = time.Now()
 	start(t, "node (restarted)", bin, filepath.Join(logDir, "node-restart.log"), "node", "-config", nodeCfg)
+	waitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
+	rt = startRouter(t, bgpPort)
+	watch = rt.watch(ctx, metricsURL)
 	restartServe := waitServed(t, metricsURL, n, 120*time.Second).Sub(t0)
 	a = <-watch
 	if a.err != nil {
@@ -554,8 +588,8 @@ bgp:
 	checkSerials(t, dnsAddr, serials, sample(n, 500))
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
-	t.Logf("catalog: zones=%d create=%s load=%s announce=%s restart-serve=%s restart-announce=%s",
-		n, ms(create), ms(load), ms(announce), ms(restartServe), ms(restartAnnounce))
+	t.Logf("catalog: zones=%d create=%s load=%s (node cpu %s) announce=%s restart-serve=%s restart-announce=%s",
+		n, ms(create), ms(load), ms(loadCPU), ms(announce), ms(restartServe), ms(restartAnnounce))
 }
 
 func writeFile(t *testing.T, path, content string) {
