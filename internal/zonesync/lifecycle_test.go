@@ -463,3 +463,34 @@ func TestNotifyForCurrentSerial(t *testing.T) {
 		f.wantServed(2)
 	})
 }
+
+// With the default jitter, refresh and retry intervals are shortened by at
+// most a tenth, differently for each zone, so that zones transferred
+// together do not refresh together.
+func TestRefreshJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.Timers.Jitter = 0 })
+		synctest.Wait()
+		f.wantServed(1)
+		st := f.m.Status()[0]
+		if d := st.NextRefresh.Sub(st.LastRefresh); d < 3240*time.Second || d > 3600*time.Second {
+			t.Errorf("next refresh %v after the transfer, want 54m..1h (SOA refresh 1h, jitter 10%%)", d)
+		}
+	})
+	tm := Timers{}
+	tm.defaults()
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d := tm.jitter(time.Hour)
+		if d < 54*time.Minute || d > time.Hour {
+			t.Fatalf("jitter(1h) = %v, want 54m..1h", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("jitter(1h) gave %d distinct values in 100 draws", len(seen))
+	}
+	if d := (&Timers{Jitter: -1}).jitter(time.Hour); d != time.Hour {
+		t.Errorf("jitter off: %v, want 1h", d)
+	}
+}

@@ -238,6 +238,7 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	now := time.Now()
 	s.mu.Lock()
 	refresh, _, expire := m.cfg.Timers.soaTimers(s.z.SOA())
+	refresh = m.cfg.Timers.jitter(refresh)
 	wasExpired := s.expired
 	s.expired = false
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
@@ -291,6 +292,7 @@ func (s *secondary) failed(err error) time.Duration {
 		retry = m.cfg.Timers.Initial << min(s.failures-1, 20)
 		retry = min(retry, m.cfg.Timers.MaxRetry)
 	}
+	retry = m.cfg.Timers.jitter(retry)
 	s.nextRefresh = now.Add(retry)
 	msg := err.Error()
 	if len(msg) > 2000 {
