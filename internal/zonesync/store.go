@@ -144,6 +144,14 @@ func (s *store) path(name, ext string) string {
 func (s *store) zonePath(name string) string  { return s.path(name, ".zone") }
 func (s *store) statePath(name string) string { return s.path(name, ".state") }
 
+// ZoneFile returns where a Manager with data directory dataDir keeps the
+// master file of a secondary zone: DATA_DIR/zones/XX/NAME.zone, XX two hex
+// digits of a hash of NAME.
+func ZoneFile(dataDir, zone string) string {
+	s := store{dir: filepath.Join(dataDir, "zones")}
+	return s.zonePath(zone)
+}
+
 // legacyPaths are the zone and state files of the earlier flat layout.
 func (s *store) legacyPaths(name string) []string {
 	f := filepath.Join(s.dir, fileName(name))
