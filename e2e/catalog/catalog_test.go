@@ -8,9 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,11 +23,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	gobgpapi "github.com/osrg/gobgp/v4/api"
-	"github.com/osrg/gobgp/v4/pkg/apiutil"
-	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v4/pkg/server"
 
+	"github.com/anycastdns/anycastdns/internal/announce/bgptest"
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 )
@@ -177,54 +174,28 @@ func tail(path string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// router is a GoBGP router in the test process that connects to the node's
-// BGP port on loopback.
-type router struct {
-	srv  *server.BgpServer
-	peer string
-	stop func()
-}
+// router is a GoBGP router in the test process (package bgptest) that
+// connects to the node's BGP port on loopback.
+type router struct{ *bgptest.Router }
+
+var anycastPrefix = netip.MustParsePrefix(prefix)
 
 func startRouter(t *testing.T, nodePort uint16) *router {
 	t.Helper()
-	srv := server.NewBgpServer(server.LoggerOption(slog.New(slog.DiscardHandler), nil))
-	go srv.Serve()
-	if err := srv.StartBgp(context.Background(), &gobgpapi.StartBgpRequest{Global: &gobgpapi.Global{
-		Asn: routerASN, RouterId: "192.0.2.254", ListenPort: -1, ListenAddresses: []string{"127.0.0.1"},
-	}}); err != nil {
-		srv.Stop()
-		t.Fatalf("start router: %v", err)
+	lo := netip.MustParseAddr("127.0.0.1")
+	r, err := bgptest.Start(bgptest.Config{
+		ASN: routerASN, RouterID: netip.MustParseAddr("192.0.2.254"), Local: lo,
+		Speaker: lo, SpeakerPort: nodePort, SpeakerASN: nodeASN,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	stop := sync.OnceFunc(srv.Stop)
-	t.Cleanup(stop)
-	p := &gobgpapi.Peer{
-		Conf:      &gobgpapi.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: nodeASN},
-		Transport: &gobgpapi.Transport{RemotePort: uint32(nodePort), LocalAddress: "127.0.0.1"},
-		Timers:    &gobgpapi.Timers{Config: &gobgpapi.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
-		AfiSafis: []*gobgpapi.AfiSafi{{Config: &gobgpapi.AfiSafiConfig{
-			Family: &gobgpapi.Family{Afi: gobgpapi.Family_AFI_IP, Safi: gobgpapi.Family_SAFI_UNICAST}, Enabled: true,
-		}}},
-	}
-	if err := srv.AddPeer(context.Background(), &gobgpapi.AddPeerRequest{Peer: p}); err != nil {
-		t.Fatalf("router: add node peer: %v", err)
-	}
-	return &router{srv: srv, peer: "127.0.0.1", stop: stop}
+	t.Cleanup(r.Close)
+	return &router{r}
 }
 
 // announced reports whether the router has the anycast prefix from the node.
-func (r *router) announced() bool {
-	found := false
-	_ = r.srv.ListPath(apiutil.ListPathRequest{
-		TableType: gobgpapi.TableType_TABLE_TYPE_ADJ_IN, Name: r.peer, Family: bgp.RF_IPv4_UC,
-	}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
-		for _, pa := range paths {
-			if !pa.Withdrawal && nlri.String() == prefix {
-				found = true
-			}
-		}
-	})
-	return found
-}
+func (r *router) announced() bool { return r.Has(anycastPrefix) }
 
 // watch polls the router from now on and sends, once, the moment the
 // prefix first arrived and the number of zones the node served right then.
@@ -567,7 +538,7 @@ bgp:
 		t.Fatalf("node: %v", err)
 	}
 	rt.waitWithdrawn(t, 15*time.Second)
-	rt.stop()
+	rt.Close()
 	if err := ctl.stop(); err != nil {
 		t.Fatalf("control: %v", err)
 	}

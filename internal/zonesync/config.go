@@ -109,7 +109,7 @@ func (t *Timers) jitter(d time.Duration) time.Duration {
 	if t.Jitter <= 0 {
 		return d
 	}
-	return d - time.Duration(rand.Float64()*t.Jitter*float64(d))
+	return d - time.Duration(rand.Float64()*t.Jitter*float64(d)) //nolint:gosec // spreading timers, not security
 }
 
 func (t *Timers) defaults() {
