@@ -455,7 +455,7 @@ func TestKnotPrimary(t *testing.T) {
 	// The persisted copy is the served version once the manager has
 	// stopped (a version is served first, then written).
 	s.stop()
-	z, err := zone.Load(zoneName, filepath.Join(dataDir, "zones", "example.com.zone"))
+	z, err := zone.Load(zoneName, zonesync.ZoneFile(dataDir, zoneName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,8 @@ type Node struct {
 }
 
 // NewNode registers the node's collectors: queries from stats, zones from
-// zones().
-func NewNode(stats *dnsserver.Stats, zones func() *zone.Set) *Node {
+// zones(), the served zones in any order, each origin once.
+func NewNode(stats *dnsserver.Stats, zones func() []*zone.Zone) *Node {
 	reg := prometheus.NewRegistry()
 	n := &Node{
 		Registry: reg,
@@ -89,7 +89,7 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(latDesc, cum, sum.Seconds(), buckets)
 }
 
-type zoneCollector struct{ zones func() *zone.Set }
+type zoneCollector struct{ zones func() []*zone.Zone }
 
 func (c *zoneCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- serialDesc
@@ -98,12 +98,15 @@ func (c *zoneCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *zoneCollector) Collect(ch chan<- prometheus.Metric) {
-	set := c.zones()
-	for _, z := range set.Zones() {
+	// Not zone.Set.Zones: it sorts in canonical order, which the registry
+	// does not need (it sorts the series itself) and which costs more than
+	// the rest of a scrape with 10,000 zones.
+	zones := c.zones()
+	for _, z := range zones {
 		ch <- prometheus.MustNewConstMetric(serialDesc, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 		ch <- prometheus.MustNewConstMetric(recordsDesc, prometheus.GaugeValue, float64(z.Records), z.Origin)
 	}
-	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(set.Len()))
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(len(zones)))
 }
 
 // Serve runs an HTTP server with /metrics on addr until ctx is done.

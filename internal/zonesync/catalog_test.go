@@ -87,6 +87,11 @@ func TestCatalogConsumer(t *testing.T) {
 			Catalog:  &Catalog{Zone: catName, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}},
 			Reserved: []string{"file.example."},
 		}}
+		// An empty node does not know its members until the catalog
+		// arrives: health counts the catalog as not loaded.
+		if m, err := New(f.cfg, testLogger(t)); err != nil || m.CatalogPending() != catName {
+			t.Fatalf("empty node: CatalogPending() = %q, %v; want %s", m.CatalogPending(), err, catName)
+		}
 		var changes int
 		f.start()
 		f.m.OnChange(func() { changes++ })
@@ -95,6 +100,7 @@ func TestCatalogConsumer(t *testing.T) {
 			for _, z := range f.m.Zones() {
 				out = append(out, z.Origin)
 			}
+			slices.Sort(out)
 			return out
 		}
 		check := func(want ...string) {
@@ -117,6 +123,9 @@ func TestCatalogConsumer(t *testing.T) {
 		}
 		synctest.Wait()
 		check("a.example.", "b.example.")
+		if c := f.m.CatalogPending(); c != "" {
+			t.Errorf("catalog transferred: CatalogPending() = %q, want none", c)
+		}
 		if changes == 0 {
 			t.Error("OnChange not called for new members")
 		}
@@ -175,6 +184,9 @@ func TestCatalogConsumer(t *testing.T) {
 		}
 		f.m = m
 		check("a.example.", "c.example.")
+		if c := m.CatalogPending(); c != "" {
+			t.Errorf("catalog on disk: CatalogPending() = %q, want none", c)
+		}
 		for _, file := range bFiles {
 			if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("stale member's file %s: %v, want deleted at start", file, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -95,6 +96,20 @@ type Timers struct {
 	DialTimeout time.Duration // 5s
 	IdleTimeout time.Duration // 30s: the longest wait for one message
 	Timeout     time.Duration // 10m: the longest SOA query plus transfer
+	// Jitter is the largest fraction by which a refresh or retry
+	// interval is shortened at random (0.1; negative = none), so that
+	// zones transferred together (10,000 on a new node, or all of them
+	// after a restart with the primary away) do not all ask again at the
+	// same moment.
+	Jitter float64
+}
+
+// jitter shortens d by a random fraction of at most t.Jitter.
+func (t *Timers) jitter(d time.Duration) time.Duration {
+	if t.Jitter <= 0 {
+		return d
+	}
+	return d - time.Duration(rand.Float64()*t.Jitter*float64(d)) //nolint:gosec // spreading timers, not security
 }
 
 func (t *Timers) defaults() {
@@ -113,6 +128,12 @@ func (t *Timers) defaults() {
 	def(&t.DialTimeout, 5*time.Second)
 	def(&t.IdleTimeout, 30*time.Second)
 	def(&t.Timeout, 10*time.Minute)
+	switch {
+	case t.Jitter == 0:
+		t.Jitter = 0.1
+	case t.Jitter > 0.5:
+		t.Jitter = 0.5
+	}
 }
 
 // soaTimers returns the refresh, retry and expire intervals of a zone with

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -362,23 +363,56 @@ func TestPersistedFiles(t *testing.T) {
 		f := newFixture(t, nil)
 		synctest.Wait()
 		dir := filepath.Join(f.cfg.DataDir, "zones")
-		entries, err := os.ReadDir(dir)
+		var names []string
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, path)
+				names = append(names, rel)
+			}
+			return err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
+		zonePath, statePath := f.m.store.zonePath(origin), f.m.store.statePath(origin)
+		want := []string{statePath[len(dir)+1:], zonePath[len(dir)+1:]}
+		if !slices.Equal(names, want) {
+			t.Errorf("data dir holds %v, want the zone and state files only, %v", names, want)
 		}
-		if strings.Join(names, " ") != "example.com.state example.com.zone" {
-			t.Errorf("data dir holds %v, want the zone and state files only", names)
-		}
-		// A damaged zone file is reported and the zone waits for a transfer.
 		f.stop()
-		if err := os.WriteFile(filepath.Join(dir, "example.com.zone"), []byte("garbage\n"), 0o600); err != nil {
-			t.Fatal(err)
+
+		// Files of the flat layout of earlier versions are read, and
+		// removed with the zone.
+		legacy := f.m.store.legacyPaths(origin)
+		for i, p := range []string{zonePath, statePath} {
+			if err := os.Rename(p, legacy[i]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		m, err := New(f.cfg, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Zones()) != 1 {
+			t.Errorf("flat layout: %d zones served, want 1", len(m.Zones()))
+		}
+		if err := m.store.remove(origin); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range legacy {
+			if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s after remove: %v, want deleted", p, err)
+			}
+		}
+
+		// A damaged zone file is reported and the zone waits for a transfer.
+		if err := os.WriteFile(statePath, []byte(`{"zone":"example.com."}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(zonePath, []byte("garbage\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err = New(f.cfg, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,4 +423,74 @@ func TestPersistedFiles(t *testing.T) {
 			t.Errorf("load of a zone never stored: %v, want ErrNotExist", err)
 		}
 	})
+}
+
+// A NOTIFY whose SOA serial the node already has does not make the zone ask
+// its primary again (a control plane re-sending NOTIFYs for 10,000 zones
+// would cost 10,000 SOA queries); a newer serial does.
+func TestNotifyForCurrentSerial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, nil)
+		synctest.Wait()
+		f.wantServed(1)
+		withSerial := func(serial uint32) []byte {
+			m := new(dns.Msg)
+			m.SetNotify(origin)
+			m.Answer = []dns.RR{&dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET},
+				Ns: "ns.example.com.", Mbox: "h.example.com.", Serial: serial}}
+			m.SetTsig(testKey, dns.HmacSHA256, 300, time.Now().Unix())
+			out, _, err := dns.TsigGenerate(m, testSecret, "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		send := func(serial uint32) {
+			t.Helper()
+			var r dns.Msg
+			if err := r.Unpack(f.m.Notify(withSerial(serial), mustAddrPort(primaryAddr), 0)); err != nil || r.Rcode != dns.RcodeSuccess {
+				t.Fatalf("notify of serial %d answered %s (%v)", serial, dns.RcodeToString[r.Rcode], err)
+			}
+			synctest.Wait()
+		}
+		soas := f.p.soas.Load()
+		send(1)
+		if n := f.p.soas.Load() - soas; n != 0 {
+			t.Errorf("%d SOA queries after a NOTIFY of the serial served, want 0", n)
+		}
+		f.p.set(makeZone(t, 2))
+		send(2)
+		f.wantServed(2)
+	})
+}
+
+// With the default jitter, refresh and retry intervals are shortened by at
+// most a tenth, differently for each zone, so that zones transferred
+// together do not refresh together.
+func TestRefreshJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.Timers.Jitter = 0 })
+		synctest.Wait()
+		f.wantServed(1)
+		st := f.m.Status()[0]
+		if d := st.NextRefresh.Sub(st.LastRefresh); d < 3240*time.Second || d > 3600*time.Second {
+			t.Errorf("next refresh %v after the transfer, want 54m..1h (SOA refresh 1h, jitter 10%%)", d)
+		}
+	})
+	tm := Timers{}
+	tm.defaults()
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d := tm.jitter(time.Hour)
+		if d < 54*time.Minute || d > time.Hour {
+			t.Fatalf("jitter(1h) = %v, want 54m..1h", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("jitter(1h) gave %d distinct values in 100 draws", len(seen))
+	}
+	if d := (&Timers{Jitter: -1}).jitter(time.Hour); d != time.Hour {
+		t.Errorf("jitter off: %v, want 1h", d)
+	}
 }

@@ -47,19 +47,8 @@ type zonesCollector struct{ m *Manager }
 func (c *zonesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- zonesDesc }
 
 func (c *zonesCollector) Collect(ch chan<- prometheus.Metric) {
-	var served, expired, pending float64
-	for _, st := range c.m.Status() {
-		switch {
-		case st.Catalog:
-		case !st.Loaded:
-			pending++
-		case st.Expired:
-			expired++
-		default:
-			served++
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, served, "served")
-	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, expired, "expired")
-	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, pending, "pending")
+	served, expired, pending := c.m.counts()
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(served), "served")
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(expired), "expired")
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(pending), "pending")
 }

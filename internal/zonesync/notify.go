@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 // Notify answers a NOTIFY (RFC 1996) and, when it is accepted, makes the
@@ -69,6 +70,13 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 		if soa, ok := rr.(*dns.SOA); ok {
 			serial = soa.Serial
 		}
+	}
+	if cur, expired := s.serving(); serial != 0 && cur != nil && !expired && !zone.SerialLess(cur.Serial, serial) {
+		// Already current (as BIND does, "zone is up to date"): a primary
+		// that re-sends NOTIFYs for every zone, at its start or after
+		// retries, does not make every zone query its serial again.
+		m.log.Debug("notify for a serial we have", "src", src, "zone", name, "serial", serial, "key", keyName)
+		return m.reply(&q, dns.RcodeSuccess, key, reqMAC)
 	}
 	m.log.Debug("notify accepted", "src", src, "zone", name, "serial", serial, "key", keyName)
 	s.kick()

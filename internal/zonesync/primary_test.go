@@ -234,15 +234,16 @@ func (p *primary) stream(w dns.ResponseWriter, r *dns.Msg, rrs []dns.RR, perMsg 
 			errc <- nil
 		}()
 	} else {
-		go func() { errc <- tr.Out(w, r, ch) }()
+		go func() {
+			err := tr.Out(w, r, ch)
+			for range ch { // Out stops at a write error: let the sender finish
+			}
+			errc <- err
+		}()
 	}
 	for len(rrs) > 0 {
 		n := min(perMsg, len(rrs))
-		select {
-		case ch <- &dns.Envelope{RR: rrs[:n]}:
-		case <-errc:
-			return // the writer gave up (the client went away)
-		}
+		ch <- &dns.Envelope{RR: rrs[:n]}
 		rrs = rrs[n:]
 	}
 	close(ch)

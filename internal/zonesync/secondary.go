@@ -108,6 +108,13 @@ func (s *secondary) status() ZoneStatus {
 	return st
 }
 
+// serving returns the current version and whether it is expired.
+func (s *secondary) serving() (*zone.Zone, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.z, s.expired
+}
+
 func (s *secondary) current() *zone.Zone {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,6 +180,10 @@ func (s *secondary) expire() {
 
 // refresh checks the primaries in order and transfers a newer version. It
 // returns the delay until the next refresh.
+//
+// Only the exchanges with the primaries count against MaxTransfers: the
+// new version is persisted (fsync) after the slot is given back, so that
+// the disk does not hold up the transfers of other zones.
 func (s *secondary) refresh(ctx context.Context) time.Duration {
 	m := s.m
 	select {
@@ -180,26 +191,44 @@ func (s *secondary) refresh(ctx context.Context) time.Duration {
 	case <-ctx.Done():
 		return 0
 	}
-	defer func() { <-m.sem }()
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.Timers.Timeout)
-	defer cancel()
+	// A NOTIFY that came while this refresh waited for its slot is
+	// answered by it: without this, a new node that is sent NOTIFYs for
+	// the zones it is still fetching asks for each of them twice.
+	select {
+	case <-s.trigger:
+	default:
+	}
+	p, updated, err := s.pullFromPrimaries(ctx)
+	<-m.sem
+	switch {
+	case err == nil:
+		return s.succeeded(p, updated)
+	case ctx.Err() != nil:
+		return 0
+	}
+	return s.failed(err)
+}
 
-	start := time.Now()
+// pullFromPrimaries tries the primaries in order until one answers; it
+// returns that primary and whether it gave a new version.
+func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.m.cfg.Timers.Timeout)
+	defer cancel()
 	s.mu.Lock()
-	s.lastAttempt = start
+	s.lastAttempt = time.Now()
 	s.mu.Unlock()
 	var errs []error
 	for _, p := range s.primaries {
 		updated, err := s.refreshFrom(rctx, p)
 		if err == nil {
-			return s.succeeded(p, updated)
+			return p, updated, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p.Addr, err))
 		if ctx.Err() != nil {
-			return 0
+			return Primary{}, false, ctx.Err()
 		}
 	}
-	return s.failed(errors.Join(errs...))
+	return Primary{}, false, errors.Join(errs...)
 }
 
 // succeeded records a refresh that reached a primary and returns the
@@ -209,6 +238,7 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	now := time.Now()
 	s.mu.Lock()
 	refresh, _, expire := m.cfg.Timers.soaTimers(s.z.SOA())
+	refresh = m.cfg.Timers.jitter(refresh)
 	wasExpired := s.expired
 	s.expired = false
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
@@ -262,6 +292,7 @@ func (s *secondary) failed(err error) time.Duration {
 		retry = m.cfg.Timers.Initial << min(s.failures-1, 20)
 		retry = min(retry, m.cfg.Timers.MaxRetry)
 	}
+	retry = m.cfg.Timers.jitter(retry)
 	s.nextRefresh = now.Add(retry)
 	msg := err.Error()
 	if len(msg) > 2000 {
@@ -291,7 +322,8 @@ func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	m := s.m
 	cur := s.current()
 	if cur == nil {
-		// Nothing to compare a serial with: the AXFR tells all.
+		// Nothing to compare a serial with: the AXFR is the first
+		// question (half the exchanges of a new node).
 		nz, err := s.pull(ctx, p, nil)
 		if err != nil || nz == nil {
 			return false, err

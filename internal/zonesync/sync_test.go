@@ -41,6 +41,8 @@ func newFixtureWith(t *testing.T, mod func(*Config), prep func(*primary)) *fixtu
 		DataDir: t.TempDir(), Keys: testKeys(),
 		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}}},
 		Dial:  f.net.dial,
+		// The tests check the SOA timers to the second.
+		Timers: Timers{Jitter: -1},
 	}
 	if mod != nil {
 		mod(&f.cfg)

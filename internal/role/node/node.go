@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -52,6 +53,10 @@ type Node struct {
 
 	setMu     sync.Mutex
 	fileZones []*zone.Zone // the zones loaded from files, published with zs's
+	// served lists the zones of the published set, each origin once, in
+	// no particular order: metrics and health read it instead of sorting
+	// the set's zones.
+	served atomic.Pointer[[]*zone.Zone]
 }
 
 // New prepares a node from a validated configuration. path is the file to
@@ -74,7 +79,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		path: path, cfg: cfg, log: logger.With("component", "node"), level: level,
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
-	n.metrics = metrics.NewNode(stats, h.Zones)
+	n.metrics = metrics.NewNode(stats, n.servedZones)
 	if zonesync.Enabled(cfg) {
 		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
 		if err != nil {
@@ -368,7 +373,29 @@ func (n *Node) publish() {
 	if n.zs != nil {
 		zones = append(zones, n.zs.Zones()...)
 	}
-	n.handler.SetZones(zone.NewSet(zones...))
+	// A later zone of the same origin replaces an earlier one, as in
+	// zone.NewSet.
+	at := make(map[string]int, len(zones))
+	unique := zones[:0]
+	for _, z := range zones {
+		if i, ok := at[z.Origin]; ok {
+			unique[i] = z
+			continue
+		}
+		at[z.Origin] = len(unique)
+		unique = append(unique, z)
+	}
+	n.handler.SetZones(zone.NewSet(unique...))
+	n.served.Store(&unique)
+}
+
+// servedZones returns the zones of the published set in no particular
+// order.
+func (n *Node) servedZones() []*zone.Zone {
+	if p := n.served.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // wantZones lists every zone the node should serve: configured file zones,
@@ -385,6 +412,11 @@ func (n *Node) wantZones() []string {
 	}
 	if n.zs != nil {
 		out = append(out, n.zs.Names()...)
+		// Without its catalog the node does not know its member zones
+		// yet: it must not announce what it has.
+		if c := n.zs.CatalogPending(); c != "" {
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -393,7 +425,7 @@ func (n *Node) wantZones() []string {
 // own state (expired) wins over its absence from the set.
 func (n *Node) zoneStates() map[string]health.ZoneState {
 	out := make(map[string]health.ZoneState)
-	for _, z := range n.handler.Zones().Zones() {
+	for _, z := range n.servedZones() {
 		out[z.Origin] = health.ZoneState{Serial: z.Serial}
 	}
 	if n.zs != nil {
