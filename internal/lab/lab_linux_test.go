@@ -566,23 +566,35 @@ func TestECMP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			want := 1
+			if ecmp {
+				want = 2
+			}
 			for _, a := range topo.Anycast {
-				routes, err := h.nl.RouteGet(netIP(a.Addr()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				dst := ipNet(a.Addr(), a.Bits())
-				all, err := h.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
-				if err != nil || len(all) != 1 {
-					t.Fatalf("routes to %s: %v %v", a, all, err)
-				}
-				paths := max(1, len(all[0].MultiPath))
-				want := 1
-				if ecmp {
-					want = 2
+				// Convergence means a route to every prefix; the
+				// second path of a multipath route can come from the
+				// other neighbour's update a moment later (on a busy
+				// machine): give it a few seconds before judging.
+				var paths int
+				var last string
+				for deadline := time.Now().Add(10 * time.Second); ; {
+					routes, err := h.nl.RouteGet(netIP(a.Addr()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					dst := ipNet(a.Addr(), a.Bits())
+					all, err := h.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
+					if err != nil || len(all) != 1 {
+						t.Fatalf("routes to %s: %v %v", a, all, err)
+					}
+					paths, last = max(1, len(all[0].MultiPath)), fmt.Sprintf("%v via %v", all[0], routes)
+					if paths >= want || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 				if paths != want {
-					t.Errorf("B-router has %d paths to %s (%v via %v), want %d", paths, a, all[0], routes, want)
+					t.Errorf("B-router has %d paths to %s (%s), want %d", paths, a, last, want)
 				}
 			}
 		})
