@@ -181,7 +181,7 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		if synth != nil && a.do {
 			a.wildcardProof(name, synth)
 		}
-		target := c.RData[0]
+		target := c.First()
 		lt := a.lowered(target)
 		if !wire.IsSubdomain(lt, z.OriginWire()) {
 			return nil, false // the resolver continues elsewhere
@@ -220,7 +220,7 @@ func (a *Answerer) dname(name []byte, d *zone.Node, hop int) ([]byte, bool) {
 	if !a.rrset(wire.Answer, d.Name, set) {
 		return nil, false
 	}
-	target := set.RData[0]
+	target := set.First()
 	prefix := name[:len(name)-len(d.Name)]
 	if len(prefix)+len(target) > wire.MaxName {
 		a.res.Rcode = dns.RcodeYXDomain
@@ -261,7 +261,8 @@ func (a *Answerer) referral(cut *zone.Node, hop int) {
 		}
 	}
 	// Glue below the cut is required, other in-zone addresses optional.
-	for _, rd := range ns.RData {
+	for it := ns.Records(); it.Next(); {
+		rd := it.RData()
 		target := a.lowered(rd)
 		if !wire.IsSubdomain(target, a.z.OriginWire()) {
 			continue
@@ -315,14 +316,15 @@ func (a *Answerer) noDSProof(cut *zone.Node) {
 func (a *Answerer) negative(name []byte, ce, node *zone.Node, qtype uint16) {
 	z := a.z
 	soa := z.Apex.Get(dns.TypeSOA)
-	if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeSOA, dns.ClassINET, z.NegTTL, soa.RData[0]) {
+	if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeSOA, dns.ClassINET, z.NegTTL, soa.First()) {
 		a.res.TC = true
 		return
 	}
 	if !a.do || !z.Signed {
 		return
 	}
-	for _, sig := range soa.Sigs {
+	for it := soa.SigRecords(); it.Next(); {
+		sig := it.RData()
 		if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeRRSIG, dns.ClassINET, z.NegTTL, sig) {
 			a.res.TC = true
 			return
@@ -463,7 +465,8 @@ func (a *Answerer) additional(owner []byte, set *zone.RRset) {
 	default:
 		return
 	}
-	for _, rd := range set.RData {
+	for it := set.Records(); it.Next(); {
+		rd := it.RData()
 		if len(rd) <= off {
 			continue
 		}
@@ -534,14 +537,16 @@ func (a *Answerer) rrsetNoSig(section int, owner []byte, set *zone.RRset) bool {
 }
 
 func (a *Answerer) write(section int, owner []byte, set *zone.RRset, sigs bool) bool {
-	for _, rd := range set.RData {
+	for it := set.Records(); it.Next(); {
+		rd := it.RData()
 		if !a.b.RR(section, owner, set.Type, dns.ClassINET, set.TTL, rd) {
 			return false
 		}
 	}
 	if sigs && a.z.Signed {
-		for _, rd := range set.Sigs {
-			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL, rd) {
+		for it := set.SigRecords(); it.Next(); {
+			rd := it.RData()
+			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL(), rd) {
 				return false
 			}
 		}

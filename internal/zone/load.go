@@ -45,7 +45,7 @@ func Load(origin, path string) (*Zone, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", origin, err)
 	}
-	b, err := newBuilder(origin)
+	b, err := newBuilder(origin, 0)
 	if err != nil {
 		return nil, err
 	}
