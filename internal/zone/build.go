@@ -40,6 +40,7 @@ type builder struct {
 	records    int
 	pend       []pendingSig
 	buf        []byte
+	name       []byte // scratch for addWire
 	// The node whose records are arriving and its RRsets so far; they are
 	// copied into the slabs when the next owner begins (flush).
 	cur  *Node
@@ -139,6 +140,7 @@ func newBuilder(origin string, sizeHint int) (*builder, error) {
 		all:        make([]*Node, 0, sizeHint),
 		fileIdx:    make(map[string]uint16),
 		buf:        make([]byte, 65536),
+		name:       make([]byte, wire.MaxName+1),
 	}, nil
 }
 
@@ -194,8 +196,7 @@ func (b *builder) addRecord(r Record) {
 // the fast master-file parser. It does what addRecord does for the types the
 // fast parser produces; they are never RRSIG, meta types or empty.
 func (b *builder) addWire(owner []byte, t uint16, ttl uint32, rdata []byte, file string, line int) {
-	var nameBuf [wire.MaxName + 1]byte
-	name := wire.LowerName(nameBuf[:len(owner)], owner)
+	name := wire.LowerName(b.name[:len(owner)], owner)
 	r := Record{File: file, Line: line}
 	if !wire.IsSubdomain(name, b.origin) {
 		b.errorf(r, "%s: out-of-zone data (not in %s)", NameString(name), b.originName)

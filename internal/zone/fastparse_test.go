@@ -1,0 +1,201 @@
+package zone
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// zoneDiff describes the first difference between two zones, "" if they
+// are the same: names, RRsets with TTLs and rdata bytes, RRSIGs, the
+// delegation, DNAME and wildcard links, and the zone's own fields.
+func zoneDiff(a, b *Zone) string {
+	if a.Origin != b.Origin || !bytes.Equal(a.origin, b.origin) || a.Serial != b.Serial || a.NegTTL != b.NegTTL ||
+		a.Signed != b.Signed || a.Records != b.Records || a.Len() != b.Len() || a.Source != b.Source ||
+		len(a.nsec) != len(b.nsec) || len(a.nsec3) != len(b.nsec3) || (a.NSEC3 == nil) != (b.NSEC3 == nil) {
+		return fmt.Sprintf("zone fields: serial %d/%d negttl %d/%d records %d/%d names %d/%d",
+			a.Serial, b.Serial, a.NegTTL, b.NegTTL, a.Records, b.Records, a.Len(), b.Len())
+	}
+	name := func(n *Node) string {
+		if n == nil {
+			return "<nil>"
+		}
+		return NameString(n.Name)
+	}
+	var diff string
+	a.Nodes(func(n *Node) {
+		if diff != "" {
+			return
+		}
+		m := b.Lookup(n.Name)
+		switch {
+		case m == nil:
+			diff = "missing node " + name(n)
+			return
+		case len(n.Sets) != len(m.Sets):
+			diff = fmt.Sprintf("%s: %d / %d RRsets", name(n), len(n.Sets), len(m.Sets))
+			return
+		case name(n.Cut) != name(m.Cut) || name(n.DNAME) != name(m.DNAME) || name(n.Wildcard) != name(m.Wildcard):
+			diff = name(n) + ": links differ"
+			return
+		}
+		for i := range n.Sets {
+			s, t := &n.Sets[i], &m.Sets[i]
+			if s.Type != t.Type || s.TTL != t.TTL || s.n != t.n || !bytes.Equal(s.data, t.data) ||
+				s.SigLen() != t.SigLen() || s.SigTTL() != t.SigTTL() {
+				diff = fmt.Sprintf("%s: RRset %d: %+v / %+v", name(n), i, *s, *t)
+				return
+			}
+			if s.sigs != nil && !bytes.Equal(s.sigs.data, t.sigs.data) {
+				diff = fmt.Sprintf("%s: RRSIGs of RRset %d differ", name(n), i)
+				return
+			}
+		}
+	})
+	if diff != "" {
+		return diff
+	}
+	var wa, wb bytes.Buffer
+	if _, err := a.WriteTo(&wa); err != nil {
+		return err.Error()
+	}
+	if _, err := b.WriteTo(&wb); err != nil {
+		return err.Error()
+	}
+	if wa.String() != wb.String() {
+		return "printed zones differ:\n" + wa.String() + "\n---\n" + wb.String()
+	}
+	return ""
+}
+
+// compareLoads loads path with the fast parser and with ZoneParser. It
+// reports whether the fast parser handled it (its result must then equal
+// ZoneParser's); when it did not, it must have asked for the fallback.
+func compareLoads(t *testing.T, path string) bool {
+	t.Helper()
+	fast, ferr := loadFast("example.com.", path)
+	slow, serr := loadSlow("example.com.", path)
+	if ferr != nil {
+		if !errors.Is(ferr, errFallback) {
+			t.Fatalf("fast parser failed without asking for the fallback: %v", ferr)
+		}
+		return false
+	}
+	if serr != nil {
+		t.Fatalf("fast parser accepted what ZoneParser rejects: %v", serr)
+	}
+	if d := zoneDiff(fast, slow); d != "" {
+		t.Fatalf("fast parser and ZoneParser disagree: %s", d)
+	}
+	return true
+}
+
+const fastIncluded = "inc A 192.0.2.7\n   AAAA 2001:db8::7\n$TTL 60\nttl60 TXT x\n"
+
+func writeZoneFiles(t testing.TB, text string) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "inc.zone"), []byte(fastIncluded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "z.zone")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const fastHead = "$ORIGIN example.com.\n@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n"
+
+// fastCases are accepted by both parsers; the fast one must handle them.
+var fastCases = []string{
+	fastHead,
+	fastHead + "www 60 IN A 192.0.2.2\nwww IN 60 AAAA 2001:db8::2\n  TXT \"hello world\" plain \"\"\n",
+	fastHead + "$TTL 1200\nx A 192.0.2.3\nx 30 A 192.0.2.4\ny MX 10 mail.example.net.\n",
+	"$ORIGIN example.com.\n@ IN SOA ns1 hostmaster (\n  1 ; serial\n  7200\n  3600 1209600\n  60 )\n IN NS ns1\nns1 IN A 192.0.2.1\n",
+	fastHead + "a\\.b CNAME c\\032d\nsub.deep 10 IN PTR @\n_sip._tcp SRV 10 20 5060 sip\nold DNAME new.example.net.\n",
+	fastHead + "$INCLUDE inc.zone\nafter A 192.0.2.9\n",
+	fastHead + "$INCLUDE inc.zone sub.example.com.\n",
+	fastHead + "$ORIGIN sub.example.com.\nh A 192.0.2.5 ; comment\nWWW.Example.COM. a 192.0.2.6\n",
+	strings.ReplaceAll(fastHead+"crlf A 192.0.2.8\n", "\n", "\r\n"),
+	fastHead + "t TXT ( \"one\"\n  \"two\" )\n*.w A 192.0.2.10\nd NS ns.d\nns.d A 192.0.2.11\n",
+	fastHead + "no-newline-at-end A 192.0.2.12",
+}
+
+// slowCases need ZoneParser (or are invalid).
+var slowCases = []string{
+	fastHead + "x 1h A 192.0.2.1\n",                    // TTL units
+	fastHead + "x CAA 0 issue \"ca.example\"\n",        // type outside the subset
+	fastHead + "x A 192.0.2.1\nx A 192.0.2.1\n",        // duplicate
+	fastHead + "x A 192.0.2.300\n",                     // syntax error
+	fastHead + "x TXT \"a\\\"b\"\n",                    // escape in a string
+	fastHead + "x A ( 192.0.2.1\n)y\n",                 // token joined across a parenthesis
+	fastHead + "x CH A 192.0.2.1\n",                    // class
+	fastHead + "x CNAME y\nx A 192.0.2.1\n",            // CNAME and other data
+	fastHead + "out.example.net. A 192.0.2.1\n",        // out of zone
+	fastHead + "$GENERATE 1-2 h$ A 192.0.2.$\n",        // $GENERATE
+	fastHead + "x TYPE1 \\# 4 c0000201\n",              // RFC 3597
+	"$ORIGIN example.com.\n  A 192.0.2.1\n" + fastHead, // blank owner first
+}
+
+func TestFastParseMatchesZoneParser(t *testing.T) {
+	for i, text := range fastCases {
+		t.Run(fmt.Sprint("fast", i), func(t *testing.T) {
+			if !compareLoads(t, writeZoneFiles(t, text)) {
+				t.Errorf("fast parser did not handle:\n%s", text)
+			}
+		})
+	}
+	for i, text := range slowCases {
+		t.Run(fmt.Sprint("slow", i), func(t *testing.T) {
+			if compareLoads(t, writeZoneFiles(t, text)) {
+				t.Errorf("fast parser handled:\n%s", text)
+			}
+		})
+	}
+	for _, f := range []string{"testdata/good.zone", "testdata/bad.zone", "testdata/syntax.zone"} {
+		compareLoads(t, f)
+	}
+}
+
+// The fallback gives the same zone and the same error messages as before.
+func TestLoadFallsBack(t *testing.T) {
+	path := writeZoneFiles(t, fastHead+"x A 192.0.2.1\nx A 192.0.2.1\n")
+	_, err := Load("example.com.", path)
+	if err == nil || !strings.Contains(err.Error(), path+":6: x.example.com. A: duplicate record (first at "+path+":5)") {
+		t.Errorf("duplicate not reported with file:line: %v", err)
+	}
+}
+
+// FuzzFastParse: on any input, the fast parser either asks for the
+// fallback or builds exactly the zone ZoneParser builds.
+func FuzzFastParse(f *testing.F) {
+	for _, s := range append(append([]string{}, fastCases...), slowCases...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		compareLoads(t, writeZoneFiles(t, text))
+	})
+}
+
+// BenchmarkParsers compares loading with the fast parser and with
+// ZoneParser (the generated zone, or $ZONE_BENCH_FILE).
+func BenchmarkParsers(b *testing.B) {
+	origin, path := benchZone(b, 100000)
+	for _, p := range []struct {
+		name string
+		load func(string, string) (*Zone, error)
+	}{{"fast", loadFast}, {"zoneparser", loadSlow}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.load(origin, path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
