@@ -1,12 +1,15 @@
 package zone
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/miekg/dns"
@@ -22,11 +25,12 @@ import (
 // builder: $ORIGIN, $TTL, $INCLUDE, relative names and "@", blank owners,
 // TTL and class IN in either order, parentheses, comments, quoted strings,
 // \DDD and \X escapes in names, and the types A, AAAA, NS, CNAME, PTR,
-// DNAME, MX, SRV, SOA and TXT.
+// DNAME, MX, SRV, SOA and TXT. A record of another type is given to
+// ZoneParser on its own (slowRecord).
 //
-// Whatever it does not understand exactly the way ZoneParser does, and every
-// error, makes it stop with errFallback, and Load then parses the whole zone
-// again with ZoneParser: the result (zone or error message) is the same
+// Whatever else it does not understand exactly the way ZoneParser does, and
+// every error, makes it stop with errFallback, and Load then parses the whole
+// zone again with ZoneParser: the result (zone or error message) is the same
 // either way, which FuzzFastParse checks.
 
 // errFallback means the fast parser met input outside its subset.
@@ -40,6 +44,9 @@ type fastToken struct {
 	quoted bool
 	// next is the byte after the token (0 at the end of the input).
 	next byte
+	// end is the offset just after the token in the entry, depth the
+	// parenthesis depth there.
+	end, depth int
 }
 
 type fastParser struct {
@@ -141,6 +148,9 @@ func (p *fastParser) entry(data []byte, eof bool, line int) (int, int, error) {
 		return 0, 0, errFallback
 	}
 	depth, i, lines := 0, 0, 0
+	// odd marks quotes touching other text: only ZoneParser (slowRecord)
+	// takes such an entry.
+	odd := false
 loop:
 	for {
 		if i >= len(data) {
@@ -206,10 +216,10 @@ loop:
 			if j+1 < len(data) {
 				next = data[j+1]
 				if !tokenEnd(next) && next != ')' {
-					return 0, 0, errFallback
+					odd = true // text right after a quote
 				}
 			}
-			toks = append(toks, fastToken{s: data[i+1 : j], quoted: true, next: next})
+			toks = append(toks, fastToken{s: data[i+1 : j], quoted: true, next: next, end: j + 1, depth: depth})
 			i = j + 1
 		default:
 			j := i
@@ -218,7 +228,10 @@ loop:
 				switch data[j] {
 				case ' ', '\t', '\n', '\r', ';':
 					break token
-				case '(', ')', '"':
+				case '"':
+					odd = true // a quote right after text
+					break token
+				case '(', ')':
 					return 0, 0, errFallback
 				case '\\':
 					if j+1 >= len(data) {
@@ -256,7 +269,7 @@ loop:
 					}
 				}
 			}
-			toks = append(toks, fastToken{s: data[i:j], next: next})
+			toks = append(toks, fastToken{s: data[i:j], next: next, end: j, depth: depth})
 			i = j
 		}
 	}
@@ -264,7 +277,7 @@ loop:
 	if len(toks) == 0 {
 		return i, lines, nil
 	}
-	return i, lines, p.record(toks, blank, line)
+	return i, lines, p.record(data[:i], toks, blank, odd, line)
 }
 
 // trailingEscape reports whether tok ends in an unpaired backslash.
@@ -303,7 +316,7 @@ func tokenEndsInParens(rest []byte, depth int, eof bool) (ends, more bool) {
 }
 
 // record handles one entry's tokens.
-func (p *fastParser) record(toks []fastToken, blank bool, line int) error {
+func (p *fastParser) record(entry []byte, toks []fastToken, blank, odd bool, line int) error {
 	rest := toks
 	if !blank {
 		t := toks[0]
@@ -325,7 +338,8 @@ func (p *fastParser) record(toks []fastToken, blank bool, line int) error {
 	ttl := p.defTTL
 	gotTTL, gotClass := false, false
 	var typ uint16
-	for len(rest) > 0 && typ == 0 {
+	var typeTok fastToken // a type outside the subset
+	for len(rest) > 0 && typ == 0 && typeTok.s == nil {
 		t := rest[0]
 		rest = rest[1:]
 		if t.quoted || !isSpace(t.next) {
@@ -349,15 +363,24 @@ func (p *fastParser) record(toks []fastToken, blank bool, line int) error {
 		default:
 			typ = fastType(t.s)
 			if typ == 0 {
-				return errFallback
+				if !otherType(t.s) {
+					return errFallback
+				}
+				typeTok = t
 			}
 		}
 	}
-	if typ == 0 || len(rest) == 0 {
+	if len(rest) == 0 {
 		return errFallback
 	}
-	if !rest[0].quoted && len(rest[0].s) == 2 && rest[0].s[0] == '\\' && rest[0].s[1] == '#' {
-		return errFallback // RFC 3597 form
+	if typeTok.s == nil && !rest[0].quoted && len(rest[0].s) == 2 && rest[0].s[0] == '\\' && rest[0].s[1] == '#' {
+		typeTok = toks[len(toks)-len(rest)-1] // RFC 3597 form of a known type
+	}
+	if typeTok.s != nil {
+		return p.slowRecord(entry, typeTok, ttl, line)
+	}
+	if odd {
+		return errFallback
 	}
 	rd, ok := p.rdataWire(typ, rest)
 	if !ok {
@@ -366,6 +389,51 @@ func (p *fastParser) record(toks []fastToken, blank bool, line int) error {
 	p.rdata = rd
 	p.b.addWire(p.owner, typ, ttl, rd, p.file, line)
 	return nil
+}
+
+// slowRecord has ZoneParser parse one record whose type (or rdata form) the
+// fast parser does not handle: the owner (absolute), the TTL and class IN
+// explicit, then the type token and the rest of the entry as written. The
+// lexer is then in the state it would be in on the whole file, as long as
+// no parenthesis is open at the type (else the whole file falls back).
+func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, line int) error {
+	if typeTok.depth != 0 {
+		return errFallback
+	}
+	text := make([]byte, 0, 64+len(entry))
+	text = append(text, NameString(p.owner)...)
+	text = append(text, ' ')
+	text = strconv.AppendUint(text, uint64(ttl), 10)
+	text = append(text, " IN "...)
+	text = append(text, typeTok.s...)
+	text = append(text, entry[typeTok.end:]...)
+	zp := dns.NewZoneParser(bytes.NewReader(text), NameString(p.origin), p.file)
+	rr, ok := zp.Next()
+	if !ok || zp.Err() != nil {
+		return errFallback
+	}
+	if _, more := zp.Next(); more || zp.Err() != nil {
+		return errFallback
+	}
+	p.b.addRecord(Record{RR: rr, File: p.file, Line: line})
+	return nil
+}
+
+// otherType reports whether ZoneParser's lexer takes tok for a type (and
+// not for a class): a mnemonic it knows or TYPEnnn.
+func otherType(tok []byte) bool {
+	u := strings.ToUpper(string(tok))
+	if _, ok := dns.StringToClass[u]; ok || strings.HasPrefix(u, "CLASS") {
+		return false
+	}
+	if _, ok := dns.StringToType[u]; ok {
+		return true
+	}
+	if !strings.HasPrefix(u, "TYPE") {
+		return false
+	}
+	_, err := strconv.ParseUint(u[4:], 10, 16)
+	return err == nil
 }
 
 // rdataWire converts the rdata tokens of a record of type t.
