@@ -77,8 +77,13 @@ func zoneDiff(a, b *Zone) string {
 // ZoneParser's); when it did not, it must have asked for the fallback.
 func compareLoads(t *testing.T, path string) bool {
 	t.Helper()
-	fast, ferr := loadFast("example.com.", path)
-	slow, serr := loadSlow("example.com.", path)
+	return compareLoadsOrigin(t, "example.com.", path)
+}
+
+func compareLoadsOrigin(t *testing.T, origin, path string) bool {
+	t.Helper()
+	fast, ferr := loadFast(origin, path)
+	slow, serr := loadSlow(origin, path)
 	if ferr != nil {
 		if !errors.Is(ferr, errFallback) {
 			t.Fatalf("fast parser failed without asking for the fallback: %v", ferr)
@@ -165,6 +170,19 @@ func TestFastParseMatchesZoneParser(t *testing.T) {
 	}
 	for _, f := range []string{"testdata/good.zone", "testdata/bad.zone", "testdata/syntax.zone"} {
 		compareLoads(t, f)
+	}
+}
+
+// The signed and many-typed zones of the Knot comparison and the example
+// zone load through the fast parser and equal ZoneParser's.
+func TestFastParseRealZones(t *testing.T) {
+	files, _ := filepath.Glob("../../e2e/knotdiff/testdata/*.zone")
+	files = append(files, "../../examples/zones/example.com.zone")
+	for _, f := range files {
+		origin := strings.TrimSuffix(filepath.Base(f), "zone")
+		if !compareLoadsOrigin(t, origin, f) {
+			t.Errorf("%s: fast parser did not handle it", f)
+		}
 	}
 }
 
