@@ -261,8 +261,7 @@ func (a *Answerer) referral(cut *zone.Node, hop int) {
 		}
 	}
 	// Glue below the cut is required, other in-zone addresses optional.
-	for it := ns.Records(); it.Next(); {
-		rd := it.RData()
+	for rd, rest := ns.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		target := a.lowered(rd)
 		if !wire.IsSubdomain(target, a.z.OriginWire()) {
 			continue
@@ -323,8 +322,7 @@ func (a *Answerer) negative(name []byte, ce, node *zone.Node, qtype uint16) {
 	if !a.do || !z.Signed {
 		return
 	}
-	for it := soa.SigRecords(); it.Next(); {
-		sig := it.RData()
+	for sig, rest := soa.SigHead(); sig != nil; sig, rest = zone.Tail(rest) {
 		if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeRRSIG, dns.ClassINET, z.NegTTL, sig) {
 			a.res.TC = true
 			return
@@ -465,8 +463,7 @@ func (a *Answerer) additional(owner []byte, set *zone.RRset) {
 	default:
 		return
 	}
-	for it := set.Records(); it.Next(); {
-		rd := it.RData()
+	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		if len(rd) <= off {
 			continue
 		}
@@ -537,15 +534,13 @@ func (a *Answerer) rrsetNoSig(section int, owner []byte, set *zone.RRset) bool {
 }
 
 func (a *Answerer) write(section int, owner []byte, set *zone.RRset, sigs bool) bool {
-	for it := set.Records(); it.Next(); {
-		rd := it.RData()
+	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		if !a.b.RR(section, owner, set.Type, dns.ClassINET, set.TTL, rd) {
 			return false
 		}
 	}
 	if sigs && a.z.Signed {
-		for it := set.SigRecords(); it.Next(); {
-			rd := it.RData()
+		for rd, rest := set.SigHead(); rd != nil; rd, rest = zone.Tail(rest) {
 			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL(), rd) {
 				return false
 			}

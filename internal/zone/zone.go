@@ -72,35 +72,28 @@ func (s *RRset) First() []byte {
 // must not be modified.
 func (s *RRset) All() iter.Seq[[]byte] { return records(s.data) }
 
-// Records returns an iterator over the records' rdata that does not
-// allocate, for the query path:
+// Head returns the first record's rdata (nil for an empty set) and the
+// records after it, for a loop on the query path that neither allocates
+// nor keeps an iterator in memory:
 //
-//	for it := set.Records(); it.Next(); {
-//		use(it.RData())
+//	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+//		use(rd)
 //	}
-func (s *RRset) Records() RecordIter { return RecordIter{rest: s.data} }
+//
+// The slices alias the zone's memory and must not be modified.
+func (s *RRset) Head() (rd, rest []byte) { return nextRecord(s.data) }
 
-// SigRecords is Records for the covering RRSIG records.
-func (s *RRset) SigRecords() RecordIter {
+// SigHead is Head for the covering RRSIG records.
+func (s *RRset) SigHead() (rd, rest []byte) {
 	if s.sigs == nil {
-		return RecordIter{}
+		return nil, nil
 	}
-	return RecordIter{rest: s.sigs.data}
+	return nextRecord(s.sigs.data)
 }
 
-// RecordIter walks the records of an RRset.
-type RecordIter struct {
-	rd, rest []byte
-}
-
-// Next advances to the next record and reports whether there is one.
-func (it *RecordIter) Next() bool {
-	it.rd, it.rest = nextRecord(it.rest)
-	return it.rd != nil
-}
-
-// RData returns the current record's rdata (aliasing the zone's memory).
-func (it *RecordIter) RData() []byte { return it.rd }
+// Tail returns the next record's rdata (nil at the end) and the records
+// after it; see Head.
+func Tail(rest []byte) (rd, next []byte) { return nextRecord(rest) }
 
 // SigLen returns the number of RRSIG records covering the set.
 func (s *RRset) SigLen() int {
@@ -157,8 +150,12 @@ func nextRecord(data []byte) (rd, rest []byte) {
 	if len(data) < 2 {
 		return nil, nil
 	}
-	end := 2 + (int(data[0])<<8 | int(data[1]))
-	return data[2:end:end], data[end:]
+	n := int(data[0])<<8 | int(data[1])
+	data = data[2:]
+	if n > len(data) {
+		return nil, nil
+	}
+	return data[:n:n], data[n:]
 }
 
 // Node is one owner name in a zone, possibly an empty non-terminal.
