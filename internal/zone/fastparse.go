@@ -39,6 +39,10 @@ var errFallback = errors.New("zone: input outside the fast parser's subset")
 // fastReadSize is the read buffer; an entry longer than that grows it.
 const fastReadSize = 1 << 20
 
+// slowRecordsMax is how many records slowRecord takes before the share of
+// them (over a fifth of all) makes the whole file go to ZoneParser.
+const slowRecordsMax = 256
+
 type fastToken struct {
 	s      []byte
 	quoted bool
@@ -62,7 +66,14 @@ type fastParser struct {
 	toks     []fastToken
 	rdata    []byte
 	name     []byte
+	// counts of records parsed here and handed to ZoneParser one by one
+	// (shared with $INCLUDEd files)
+	n *recordCounts
+	// presentation forms of origin and owner for slowRecord, cached
+	originText, ownerText string
 }
+
+type recordCounts struct{ fast, slow int }
 
 // fastParse parses the master file at path into b. origin is the zone's
 // origin (fully qualified presentation form).
@@ -72,7 +83,7 @@ func fastParse(b *builder, origin, path string) error {
 		return errFallback
 	}
 	p := &fastParser{b: b, file: path, includes: path != "" && path != "-", origin: ow, defTTL: 3600,
-		rdata: make([]byte, 0, 512), name: make([]byte, 0, wire.MaxName+1)}
+		rdata: make([]byte, 0, 512), name: make([]byte, 0, wire.MaxName+1), n: &recordCounts{}}
 	return p.parseFile(path)
 }
 
@@ -330,7 +341,7 @@ func (p *fastParser) record(entry []byte, toks []fastToken, blank, odd bool, lin
 		if !ok {
 			return errFallback
 		}
-		p.owner, p.hasOwner = owner, true
+		p.owner, p.hasOwner, p.ownerText = owner, true, ""
 		rest = toks[1:]
 	} else if !p.hasOwner {
 		return errFallback
@@ -388,6 +399,7 @@ func (p *fastParser) record(entry []byte, toks []fastToken, blank, odd bool, lin
 	}
 	p.rdata = rd
 	p.b.addWire(p.owner, typ, ttl, rd, p.file, line)
+	p.n.fast++
 	return nil
 }
 
@@ -400,14 +412,26 @@ func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, lin
 	if typeTok.depth != 0 {
 		return errFallback
 	}
+	// One ZoneParser per record costs more than one for the whole file:
+	// a zone made mostly of such records (a signed zone) is left to it.
+	p.n.slow++
+	if p.n.slow > slowRecordsMax && p.n.slow > p.n.fast/4 {
+		return errFallback
+	}
+	if p.ownerText == "" {
+		p.ownerText = NameString(p.owner)
+	}
+	if p.originText == "" {
+		p.originText = NameString(p.origin)
+	}
 	text := make([]byte, 0, 64+len(entry))
-	text = append(text, NameString(p.owner)...)
+	text = append(text, p.ownerText...)
 	text = append(text, ' ')
 	text = strconv.AppendUint(text, uint64(ttl), 10)
 	text = append(text, " IN "...)
 	text = append(text, typeTok.s...)
 	text = append(text, entry[typeTok.end:]...)
-	zp := dns.NewZoneParser(bytes.NewReader(text), NameString(p.origin), p.file)
+	zp := dns.NewZoneParser(bytes.NewReader(text), p.originText, p.file)
 	rr, ok := zp.Next()
 	if !ok || zp.Err() != nil {
 		return errFallback
@@ -582,7 +606,7 @@ func (p *fastParser) directive(toks []fastToken) error {
 		if !ok {
 			return errFallback
 		}
-		p.origin = o
+		p.origin, p.originText = o, ""
 	case equalFold(d, "$INCLUDE"):
 		if !p.includes || p.depth >= 7 || len(toks) > 3 {
 			return errFallback
@@ -603,7 +627,7 @@ func (p *fastParser) directive(toks []fastToken) error {
 			path = filepath.Join(filepath.Dir(p.file), path)
 		}
 		sub := &fastParser{b: p.b, file: path, includes: true, depth: p.depth + 1, origin: origin,
-			defTTL: p.defTTL, byDir: p.byDir, rdata: p.rdata, name: p.name}
+			defTTL: p.defTTL, byDir: p.byDir, rdata: p.rdata, name: p.name, n: p.n}
 		return sub.parseFile(path)
 	default:
 		return errFallback
