@@ -194,7 +194,7 @@ func (b *builder) addRecord(r Record) {
 
 // addWire adds one record given in wire form (owner in any letter case) from
 // the fast master-file parser. It does what addRecord does for the types the
-// fast parser produces; they are never RRSIG, meta types or empty.
+// fast parser produces; they are never meta types or empty.
 func (b *builder) addWire(owner []byte, t uint16, ttl uint32, rdata []byte, file string, line int) {
 	name := wire.LowerName(b.name[:len(owner)], owner)
 	r := Record{File: file, Line: line}
@@ -207,6 +207,10 @@ func (b *builder) addWire(owner []byte, t uint16, ttl uint32, rdata []byte, file
 		node = b.cur
 	} else {
 		node = b.node(name)
+	}
+	if t == dns.TypeRRSIG {
+		b.pend = append(b.pend, pendingSig{node: node, rec: r, ttl: ttl, rdata: bytes.Clone(rdata)})
+		return
 	}
 	b.add(node, r, t, ttl, rdata)
 }

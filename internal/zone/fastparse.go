@@ -2,12 +2,15 @@ package zone
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -25,8 +28,9 @@ import (
 // builder: $ORIGIN, $TTL, $INCLUDE, relative names and "@", blank owners,
 // TTL and class IN in either order, parentheses, comments, quoted strings,
 // \DDD and \X escapes in names, and the types A, AAAA, NS, CNAME, PTR,
-// DNAME, MX, SRV, SOA and TXT. A record of another type is given to
-// ZoneParser on its own (slowRecord).
+// DNAME, MX, SRV, SOA, TXT, DS, DNSKEY, RRSIG and NSEC. A record of another
+// type, or with rdata in another form, is given to ZoneParser on its own
+// (slowRecord).
 //
 // Whatever else it does not understand exactly the way ZoneParser does, and
 // every error, makes it stop with errFallback, and Load then parses the whole
@@ -66,6 +70,8 @@ type fastParser struct {
 	toks     []fastToken
 	rdata    []byte
 	name     []byte
+	tmp      []byte            // scratch for joined base64/hex pieces
+	types    map[string]uint16 // type mnemonics seen in RRSIG and NSEC
 	// counts of records parsed here and handed to ZoneParser one by one
 	// (shared with $INCLUDEd files)
 	n *recordCounts
@@ -390,12 +396,16 @@ func (p *fastParser) record(entry []byte, toks []fastToken, blank, odd bool, lin
 	if typeTok.s != nil {
 		return p.slowRecord(entry, typeTok, ttl, line)
 	}
+	// Rdata in a form the fast parser does not take (quotes touching
+	// text, an algorithm mnemonic, a syntax error ...) goes to ZoneParser
+	// too, which also reports the error.
+	typeTok = toks[len(toks)-len(rest)-1]
 	if odd {
-		return errFallback
+		return p.slowRecord(entry, typeTok, ttl, line)
 	}
 	rd, ok := p.rdataWire(typ, rest)
 	if !ok {
-		return errFallback
+		return p.slowRecord(entry, typeTok, ttl, line)
 	}
 	p.rdata = rd
 	p.b.addWire(p.owner, typ, ttl, rd, p.file, line)
@@ -431,12 +441,18 @@ func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, lin
 	text = append(text, " IN "...)
 	text = append(text, typeTok.s...)
 	text = append(text, entry[typeTok.end:]...)
+	// Some rdata parsers read on past the end of the entry when it is
+	// short of fields; in the file they would take the next line's
+	// tokens. A line ZoneParser cannot take as a record follows: when it
+	// is the next thing parsed, it fails as an entry of its own, and the
+	// record was complete; anything else falls back.
+	text = append(text, "\n..\n"...)
 	zp := dns.NewZoneParser(bytes.NewReader(text), p.originText, p.file)
 	rr, ok := zp.Next()
 	if !ok || zp.Err() != nil {
 		return errFallback
 	}
-	if _, more := zp.Next(); more || zp.Err() != nil {
+	if _, more := zp.Next(); more || zp.Err() == nil {
 		return errFallback
 	}
 	p.b.addRecord(Record{RR: rr, File: p.file, Line: line})
@@ -548,6 +564,79 @@ func (p *fastParser) rdataWire(t uint16, toks []fastToken) ([]byte, bool) {
 			}
 			rd = append(rd, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 		}
+	case dns.TypeRRSIG:
+		// type covered, algorithm, labels, original TTL, expiration,
+		// inception, key tag, signer, signature (base64, in pieces)
+		want = len(toks)
+		if len(toks) < 8 {
+			return nil, false
+		}
+		tc, ok := p.typeCode(toks[0].s)
+		if !ok {
+			return nil, false
+		}
+		rd = append(rd, byte(tc>>8), byte(tc))
+		alg, ok1 := parseUint(toks[1].s, math.MaxUint8)
+		labels, ok2 := parseUint(toks[2].s, math.MaxUint8)
+		ottl, ok3 := parseUint(toks[3].s, math.MaxUint32)
+		if !ok1 || !ok2 || !ok3 {
+			return nil, false
+		}
+		rd = append(rd, byte(alg), byte(labels), byte(ottl>>24), byte(ottl>>16), byte(ottl>>8), byte(ottl))
+		for _, tk := range toks[4:6] {
+			v, ok := sigTime(tk.s)
+			if !ok {
+				return nil, false
+			}
+			rd = append(rd, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+		}
+		v, ok := parseUint(toks[6].s, math.MaxUint16)
+		if !ok {
+			return nil, false
+		}
+		rd = append(rd, byte(v>>8), byte(v))
+		if rd, ok = appendName(rd, toks[7].s, p.origin); !ok {
+			return nil, false
+		}
+		if rd, ok = p.appendBase64(rd, toks[8:]); !ok {
+			return nil, false
+		}
+	case dns.TypeNSEC:
+		want = len(toks)
+		var ok bool
+		if rd, ok = appendName(rd, toks[0].s, p.origin); !ok {
+			return nil, false
+		}
+		if rd, ok = p.appendBitmap(rd, toks[1:]); !ok {
+			return nil, false
+		}
+	case dns.TypeDNSKEY, dns.TypeDS:
+		// DNSKEY: flags, protocol, algorithm, key (base64, in pieces);
+		// DS: key tag, algorithm, digest type, digest (hex, in pieces)
+		want = len(toks)
+		if len(toks) < 3 {
+			return nil, false
+		}
+		v, ok := parseUint(toks[0].s, math.MaxUint16)
+		if !ok {
+			return nil, false
+		}
+		rd = append(rd, byte(v>>8), byte(v))
+		for _, tk := range toks[1:3] {
+			v, ok := parseUint(tk.s, math.MaxUint8)
+			if !ok {
+				return nil, false
+			}
+			rd = append(rd, byte(v))
+		}
+		if t == dns.TypeDNSKEY {
+			rd, ok = p.appendBase64(rd, toks[3:])
+		} else {
+			rd, ok = p.appendHex(rd, toks[3:])
+		}
+		if !ok {
+			return nil, false
+		}
 	case dns.TypeTXT:
 		for _, tk := range toks {
 			if len(tk.s) > 255 {
@@ -569,6 +658,100 @@ func (p *fastParser) rdataWire(t uint16, toks []fastToken) ([]byte, bool) {
 	}
 	if len(toks) != want || len(rd) > math.MaxUint16 {
 		return nil, false
+	}
+	return rd, true
+}
+
+// join concatenates the tokens (ZoneParser's endingToString) into scratch.
+func (p *fastParser) join(toks []fastToken) []byte {
+	b := p.tmp[:0]
+	for _, tk := range toks {
+		b = append(b, tk.s...)
+	}
+	p.tmp = b
+	return b
+}
+
+// appendBase64 appends the decoded base64 of the tokens joined.
+func (p *fastParser) appendBase64(rd []byte, toks []fastToken) ([]byte, bool) {
+	src := p.join(toks)
+	n := len(rd)
+	rd = slices.Grow(rd, base64.StdEncoding.DecodedLen(len(src)))
+	m, err := base64.StdEncoding.Decode(rd[n:n+base64.StdEncoding.DecodedLen(len(src))], src)
+	if err != nil {
+		return nil, false
+	}
+	return rd[:n+m], true
+}
+
+// appendHex appends the decoded hex of the tokens joined.
+func (p *fastParser) appendHex(rd []byte, toks []fastToken) ([]byte, bool) {
+	src := p.join(toks)
+	rd, err := hex.AppendDecode(rd, src)
+	return rd, err == nil
+}
+
+// sigTime parses an RRSIG time as ZoneParser does: YYYYMMDDHHmmSS
+// (dns.StringToTime), else seconds.
+func sigTime(tok []byte) (uint32, bool) {
+	if v, err := dns.StringToTime(string(tok)); err == nil {
+		return v, true
+	}
+	v, ok := parseUint(tok, math.MaxUint32)
+	return uint32(v), ok
+}
+
+// typeCode returns the type a mnemonic or TYPEnnn stands for (cached).
+// ZoneParser reads the RRSIG's type covered and the NSEC bitmap so; other
+// forms it accepts are left to it.
+func (p *fastParser) typeCode(tok []byte) (uint16, bool) {
+	if t, ok := p.types[string(tok)]; ok {
+		return t, true
+	}
+	u := strings.ToUpper(string(tok))
+	t, ok := dns.StringToType[u]
+	if !ok {
+		if !strings.HasPrefix(u, "TYPE") {
+			return 0, false
+		}
+		v, ok := parseUint(tok[4:], math.MaxUint16)
+		if !ok {
+			return 0, false
+		}
+		t = uint16(v)
+	}
+	if p.types == nil {
+		p.types = make(map[string]uint16)
+	}
+	if len(p.types) < 256 {
+		p.types[string(tok)] = t
+	}
+	return t, true
+}
+
+// appendBitmap appends the NSEC type bitmap (RFC 4034 §4.1.2) of the type
+// tokens, which must be in increasing order (else ZoneParser decides).
+func (p *fastParser) appendBitmap(rd []byte, toks []fastToken) ([]byte, bool) {
+	last := -1
+	window, start := -1, 0
+	for _, tk := range toks {
+		t, ok := p.typeCode(tk.s)
+		if !ok || int(t) <= last {
+			return nil, false
+		}
+		last = int(t)
+		w := int(t >> 8)
+		if w != window {
+			window = w
+			rd = append(rd, byte(w), 0)
+			start = len(rd)
+		}
+		octet := int(t&0xff) / 8
+		for len(rd)-start <= octet {
+			rd = append(rd, 0)
+		}
+		rd[start-1] = byte(len(rd) - start)
+		rd[start+octet] |= 0x80 >> (t % 8)
 	}
 	return rd, true
 }
@@ -653,7 +836,7 @@ func equalFold(b []byte, upper string) bool {
 
 // fastType returns the type for a mnemonic the fast parser handles, else 0.
 func fastType(s []byte) uint16 {
-	var u [5]byte
+	var u [10]byte
 	if len(s) > len(u) {
 		return 0
 	}
@@ -684,6 +867,14 @@ func fastType(s []byte) uint16 {
 		return dns.TypeSOA
 	case "TXT":
 		return dns.TypeTXT
+	case "RRSIG":
+		return dns.TypeRRSIG
+	case "NSEC":
+		return dns.TypeNSEC
+	case "DNSKEY":
+		return dns.TypeDNSKEY
+	case "DS":
+		return dns.TypeDS
 	}
 	return 0
 }

@@ -129,6 +129,11 @@ var fastCases = []string{
 	fastHead + "t TXT ( \"one\"\n  \"two\" )\n*.w A 192.0.2.10\nd NS ns.d\nns.d A 192.0.2.11\n",
 	fastHead + "no-newline-at-end A 192.0.2.12",
 	fastHead + manyCAA(slowRecordsMax),
+	fastHead + "@ DNSKEY 257 3 13 ( mdsswUyr3DPW132mOi8V9xESWE8jTo0d\n  xCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ== )\n" +
+		"@ NSEC a.example.com. A NS SOA RRSIG NSEC DNSKEY TYPE65534\n" +
+		"@ RRSIG NSEC 13 2 300 1700000000 1600000000 1 example.com. ( dGVz\n dA== )\n" +
+		"@ RRSIG SOA ECDSAP256SHA256 2 300 20300101000000 20200101000000 1 example.com. dGVzdA==\n" +
+		"sub NS ns.sub\nns.sub A 192.0.2.53\nsub DS 1 13 2 ( 3B1BA8F8 E7E5C6A3 )\n",
 	fastHead + "a A 192.0.2.1\nb A 192.0.2.2\na AAAA 2001:db8::1\na 10 A 192.0.2.3\n",
 	// Types outside the subset go to ZoneParser one record at a time.
 	fastHead + "x CAA 0 issue \"ca.example\"\nx A 192.0.2.1\n",
