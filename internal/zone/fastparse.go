@@ -1,7 +1,6 @@
 package zone
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -41,7 +40,9 @@ import (
 var errFallback = errors.New("zone: input outside the fast parser's subset")
 
 // fastReadSize is the read buffer; an entry longer than that grows it.
-const fastReadSize = 1 << 20
+// (A variable for tests, which make it small to cut entries at every
+// place.)
+var fastReadSize = 1 << 20
 
 // slowRecordsMax is how many records slowRecord takes before the share of
 // them (over a fifth of all) makes the whole file go to ZoneParser.
@@ -441,15 +442,20 @@ func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, lin
 	text = append(text, " IN "...)
 	text = append(text, typeTok.s...)
 	text = append(text, entry[typeTok.end:]...)
-	// Some rdata parsers read on past the end of the entry when it is
-	// short of fields; in the file they would take the next line's
-	// tokens. A line ZoneParser cannot take as a record follows: when it
-	// is the next thing parsed, it fails as an entry of its own, and the
-	// record was complete; anything else falls back.
-	text = append(text, "\n..\n"...)
-	zp := dns.NewZoneParser(bytes.NewReader(text), p.originText, p.file)
+	if text[len(text)-1] != '\n' {
+		text = append(text, '\n')
+	}
+	// Some rdata parsers read on past the end of a short entry; in the
+	// file they would take the next line's tokens, which differ from
+	// anything here. So the parser must have read exactly this entry,
+	// its newline included, no more; a line it cannot take as a record
+	// follows, to be read past.
+	end := len(text)
+	text = append(text, "..\n"...)
+	r := &countingReader{b: text}
+	zp := dns.NewZoneParser(r, p.originText, p.file)
 	rr, ok := zp.Next()
-	if !ok || zp.Err() != nil {
+	if !ok || zp.Err() != nil || r.n != end {
 		return errFallback
 	}
 	if _, more := zp.Next(); more || zp.Err() == nil {
@@ -457,6 +463,30 @@ func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, lin
 	}
 	p.b.addRecord(Record{RR: rr, File: p.file, Line: line})
 	return nil
+}
+
+// countingReader is a bytes reader that counts the bytes read; as an
+// io.ByteReader it is read byte by byte, without read-ahead.
+type countingReader struct {
+	b []byte
+	n int
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	if c.n >= len(c.b) {
+		return 0, io.EOF
+	}
+	c.n++
+	return c.b[c.n-1], nil
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= len(c.b) {
+		return 0, io.EOF
+	}
+	k := copy(p, c.b[c.n:])
+	c.n += k
+	return k, nil
 }
 
 // otherType reports whether ZoneParser's lexer takes tok for a type (and

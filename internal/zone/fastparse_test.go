@@ -201,6 +201,38 @@ func TestFastParseRealZones(t *testing.T) {
 	}
 }
 
+// Entries cut by the end of the read buffer are read again whole: every
+// buffer size gives the same zone.
+func TestFastParseSmallBuffers(t *testing.T) {
+	defer func(n int) { fastReadSize = n }(fastReadSize)
+	files, _ := filepath.Glob("../../e2e/knotdiff/testdata/*.zone")
+	for _, size := range []int{1, 2, 3, 7, 16, 61, 200} {
+		fastReadSize = size
+		for i, text := range fastCases {
+			if !compareLoads(t, writeZoneFiles(t, text)) {
+				t.Errorf("buffer %d: fastCases[%d] not handled", size, i)
+			}
+		}
+		for _, f := range files {
+			if !compareLoadsOrigin(t, strings.TrimSuffix(filepath.Base(f), "zone"), f) {
+				t.Errorf("buffer %d: %s not handled", size, f)
+			}
+		}
+	}
+}
+
+// A large zone file (ZONE_BENCH_FILE, e.g. the 1M-name bench zone) loads
+// the same through both parsers.
+func TestFastParseBenchFile(t *testing.T) {
+	path := os.Getenv("ZONE_BENCH_FILE")
+	if path == "" {
+		t.Skip("ZONE_BENCH_FILE not set")
+	}
+	if !compareLoadsOrigin(t, "bench.example.", path) {
+		t.Error("fast parser did not handle it")
+	}
+}
+
 // The fallback gives the same zone and the same error messages as before.
 func TestLoadFallsBack(t *testing.T) {
 	path := writeZoneFiles(t, fastHead+"x A 192.0.2.1\nx A 192.0.2.1\n")
@@ -217,7 +249,12 @@ func FuzzFastParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		compareLoads(t, writeZoneFiles(t, text))
+		path := writeZoneFiles(t, text)
+		compareLoads(t, path)
+		// Again with a read buffer that cuts entries (and grows).
+		defer func(n int) { fastReadSize = n }(fastReadSize)
+		fastReadSize = 1 + len(text)%61
+		compareLoads(t, path)
 	})
 }
 
