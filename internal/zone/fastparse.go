@@ -424,7 +424,7 @@ func (p *fastParser) slowRecord(entry []byte, typeTok fastToken, ttl uint32, lin
 		return errFallback
 	}
 	// One ZoneParser per record costs more than one for the whole file:
-	// a zone made mostly of such records (a signed zone) is left to it.
+	// a zone made mostly of such records (NSEC3-signed, say) is left to it.
 	p.n.slow++
 	if p.n.slow > slowRecordsMax && p.n.slow > p.n.fast/4 {
 		return errFallback
