@@ -277,15 +277,15 @@ func zoneRRsets(z *zone.Zone, name string) ([]RRset, error) {
 		}
 		for _, i := range order {
 			s := &n.Sets[i]
-			data := zone.RRset{Type: s.Type, TTL: s.TTL, RData: s.RData}
+			data := s.WithoutSigs()
 			rrs, e := data.RRs(owner)
 			if e != nil {
 				err = fmt.Errorf("%s %s: %w", owner, typeString(s.Type), e)
 				return
 			}
 			out = append(out, toRRset(owner, s.Type, rrs))
-			if len(s.Sigs) > 0 {
-				sig := zone.RRset{Type: dns.TypeRRSIG, TTL: s.SigTTL, RData: s.Sigs}
+			if s.SigLen() > 0 {
+				sig := s.SigSet()
 				rrs, e := sig.RRs(owner)
 				if e != nil {
 					err = fmt.Errorf("%s RRSIG: %w", owner, e)

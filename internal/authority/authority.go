@@ -181,7 +181,7 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		if synth != nil && a.do {
 			a.wildcardProof(name, synth)
 		}
-		target := c.RData[0]
+		target := c.First()
 		lt := a.lowered(target)
 		if !wire.IsSubdomain(lt, z.OriginWire()) {
 			return nil, false // the resolver continues elsewhere
@@ -220,7 +220,7 @@ func (a *Answerer) dname(name []byte, d *zone.Node, hop int) ([]byte, bool) {
 	if !a.rrset(wire.Answer, d.Name, set) {
 		return nil, false
 	}
-	target := set.RData[0]
+	target := set.First()
 	prefix := name[:len(name)-len(d.Name)]
 	if len(prefix)+len(target) > wire.MaxName {
 		a.res.Rcode = dns.RcodeYXDomain
@@ -261,7 +261,7 @@ func (a *Answerer) referral(cut *zone.Node, hop int) {
 		}
 	}
 	// Glue below the cut is required, other in-zone addresses optional.
-	for _, rd := range ns.RData {
+	for rd, rest := ns.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		target := a.lowered(rd)
 		if !wire.IsSubdomain(target, a.z.OriginWire()) {
 			continue
@@ -315,14 +315,14 @@ func (a *Answerer) noDSProof(cut *zone.Node) {
 func (a *Answerer) negative(name []byte, ce, node *zone.Node, qtype uint16) {
 	z := a.z
 	soa := z.Apex.Get(dns.TypeSOA)
-	if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeSOA, dns.ClassINET, z.NegTTL, soa.RData[0]) {
+	if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeSOA, dns.ClassINET, z.NegTTL, soa.First()) {
 		a.res.TC = true
 		return
 	}
 	if !a.do || !z.Signed {
 		return
 	}
-	for _, sig := range soa.Sigs {
+	for sig, rest := soa.SigHead(); sig != nil; sig, rest = zone.Tail(rest) {
 		if !a.b.RR(wire.Authority, z.Apex.Name, dns.TypeRRSIG, dns.ClassINET, z.NegTTL, sig) {
 			a.res.TC = true
 			return
@@ -463,7 +463,7 @@ func (a *Answerer) additional(owner []byte, set *zone.RRset) {
 	default:
 		return
 	}
-	for _, rd := range set.RData {
+	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		if len(rd) <= off {
 			continue
 		}
@@ -534,14 +534,14 @@ func (a *Answerer) rrsetNoSig(section int, owner []byte, set *zone.RRset) bool {
 }
 
 func (a *Answerer) write(section int, owner []byte, set *zone.RRset, sigs bool) bool {
-	for _, rd := range set.RData {
+	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		if !a.b.RR(section, owner, set.Type, dns.ClassINET, set.TTL, rd) {
 			return false
 		}
 	}
 	if sigs && a.z.Signed {
-		for _, rd := range set.Sigs {
-			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL, rd) {
+		for rd, rest := set.SigHead(); rd != nil; rd, rest = zone.Tail(rest) {
+			if !a.b.RR(section, owner, dns.TypeRRSIG, dns.ClassINET, set.SigTTL(), rd) {
 				return false
 			}
 		}

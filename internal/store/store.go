@@ -300,16 +300,16 @@ func rrsetOf(z *zone.Zone, owner string, t uint16) ([]dns.RR, error) {
 		if set == nil {
 			return nil, nil
 		}
-		data := zone.RRset{Type: set.Type, TTL: set.TTL, RData: set.RData}
+		data := set.WithoutSigs()
 		return data.RRs(owner)
 	}
 	var out []dns.RR
 	for i := range n.Sets {
 		set := &n.Sets[i]
-		if len(set.Sigs) == 0 {
+		if set.SigLen() == 0 {
 			continue
 		}
-		sigs := zone.RRset{Type: dns.TypeRRSIG, TTL: set.SigTTL, RData: set.Sigs}
+		sigs := set.SigSet()
 		rrs, err := sigs.RRs(owner)
 		if err != nil {
 			return nil, err

@@ -130,11 +130,11 @@ func (st *stream) rrValue(rr dns.RR) error {
 // zone adds every record of z, SOA first (RRSIGs of the SOA after it).
 func (st *stream) zone(z *zone.Zone) error {
 	soa := z.Apex.Get(dns.TypeSOA)
-	if soa == nil || len(soa.RData) != 1 {
+	if soa == nil || soa.Len() != 1 {
 		return fmt.Errorf("zone %s has no SOA", z.Origin)
 	}
 	origin := z.OriginWire()
-	if err := st.rr(origin, dns.TypeSOA, soa.TTL, soa.RData[0]); err != nil {
+	if err := st.rr(origin, dns.TypeSOA, soa.TTL, soa.First()); err != nil {
 		return err
 	}
 	var err error
@@ -145,14 +145,14 @@ func (st *stream) zone(z *zone.Zone) error {
 			}
 			set := &n.Sets[i]
 			if n != z.Apex || set.Type != dns.TypeSOA {
-				for _, rd := range set.RData {
+				for rd := range set.All() {
 					if err = st.rr(n.Name, set.Type, set.TTL, rd); err != nil {
 						return
 					}
 				}
 			}
-			for _, rd := range set.Sigs {
-				if err = st.rr(n.Name, dns.TypeRRSIG, set.SigTTL, rd); err != nil {
+			for rd := range set.Sigs() {
+				if err = st.rr(n.Name, dns.TypeRRSIG, set.SigTTL(), rd); err != nil {
 					return
 				}
 			}
@@ -164,10 +164,10 @@ func (st *stream) zone(z *zone.Zone) error {
 // soa adds the SOA record of z.
 func (st *stream) soa(z *zone.Zone) error {
 	soa := z.Apex.Get(dns.TypeSOA)
-	if soa == nil || len(soa.RData) != 1 {
+	if soa == nil || soa.Len() != 1 {
 		return fmt.Errorf("zone %s has no SOA", z.Origin)
 	}
-	return st.rr(z.OriginWire(), dns.TypeSOA, soa.TTL, soa.RData[0])
+	return st.rr(z.OriginWire(), dns.TypeSOA, soa.TTL, soa.First())
 }
 
 // flush completes the current message (OPT, TSIG) and sends it.

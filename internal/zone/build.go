@@ -20,10 +20,19 @@ import (
 // maxErrors bounds how many problems one load reports.
 const maxErrors = 50
 
+// Slab sizes: nodes, RRsets, names and rdata are carved out of large
+// allocations (the zone is immutable, so nothing is freed one by one).
+const (
+	nodeSlab  = 1024
+	setSlab   = 2048
+	arenaSize = 1 << 20
+)
+
 type builder struct {
 	originName string
 	origin     []byte
 	nodes      map[string]*Node
+	all        []*Node // every node, in the order of creation
 	files      []string
 	fileIdx    map[string]uint16
 	noLines    bool
@@ -31,6 +40,29 @@ type builder struct {
 	records    int
 	pend       []pendingSig
 	buf        []byte
+	name       []byte // scratch for addWire
+	// The node whose records are arriving and its RRsets so far; they are
+	// copied into the slabs when the next owner begins (flush).
+	cur  *Node
+	sets []pendingSet
+	// Slabs.
+	nodeMem []Node
+	setMem  []RRset
+	arena   []byte
+	// lastFile caches fileIndex.
+	lastFile    string
+	lastFileIdx uint16
+}
+
+// pendingSet is an RRset of the current node being built; data is scratch
+// memory reused from node to node.
+type pendingSet struct {
+	typ  uint16
+	file uint16
+	ttl  uint32
+	line uint32
+	n    uint32
+	data []byte
 }
 
 func (b *builder) errorf(r Record, format string, args ...any) {
@@ -62,12 +94,16 @@ func (b *builder) setErrorf(n *Node, t uint16, format string, args ...any) {
 }
 
 func (b *builder) fileIndex(f string) uint16 {
-	if i, ok := b.fileIdx[f]; ok {
-		return i
+	if f == b.lastFile && len(b.files) > 0 {
+		return b.lastFileIdx
 	}
-	i := uint16(len(b.files))
-	b.files = append(b.files, f)
-	b.fileIdx[f] = i
+	i, ok := b.fileIdx[f]
+	if !ok {
+		i = uint16(len(b.files))
+		b.files = append(b.files, f)
+		b.fileIdx[f] = i
+	}
+	b.lastFile, b.lastFileIdx = f, i
 	return i
 }
 
@@ -80,7 +116,7 @@ func (b *builder) fileIndex(f string) uint16 {
 // delegation, and RRSIGs covering no RRset. Every error names the record's
 // file and line.
 func Build(origin string, recs []Record) (*Zone, error) {
-	b, err := newBuilder(origin)
+	b, err := newBuilder(origin, len(recs))
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +126,9 @@ func Build(origin string, recs []Record) (*Zone, error) {
 	return b.build()
 }
 
-func newBuilder(origin string) (*builder, error) {
+// newBuilder starts a zone for origin; sizeHint is the expected number of
+// names (0 if unknown).
+func newBuilder(origin string, sizeHint int) (*builder, error) {
 	ow, err := NameWire(origin)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", origin, err)
@@ -98,9 +136,11 @@ func newBuilder(origin string) (*builder, error) {
 	return &builder{
 		originName: strings.ToLower(dns.Fqdn(origin)),
 		origin:     ow,
-		nodes:      make(map[string]*Node),
+		nodes:      make(map[string]*Node, sizeHint),
+		all:        make([]*Node, 0, sizeHint),
 		fileIdx:    make(map[string]uint16),
 		buf:        make([]byte, 65536),
+		name:       make([]byte, wire.MaxName+1),
 	}, nil
 }
 
@@ -139,21 +179,45 @@ func (b *builder) addRecord(r Record) {
 		b.errorf(r, "cannot encode record: %v", err)
 		return
 	}
-	rdata := bytes.Clone(b.buf[n+10 : off])
+	rdata := b.buf[n+10 : off]
 	if len(rdata) == 0 && !emptyRdataOK(h.Rrtype) {
 		b.errorf(r, "record has no data")
 		return
 	}
 	node := b.node(name)
 	if h.Rrtype == dns.TypeRRSIG {
-		b.pend = append(b.pend, pendingSig{node: node, rec: r, rdata: rdata})
+		b.pend = append(b.pend, pendingSig{node: node, rec: r, ttl: h.Ttl, rdata: bytes.Clone(rdata)})
 		return
 	}
 	b.add(node, r, h.Rrtype, h.Ttl, rdata)
 }
 
+// addWire adds one record given in wire form (owner in any letter case) from
+// the fast master-file parser. It does what addRecord does for the types the
+// fast parser produces; they are never meta types or empty.
+func (b *builder) addWire(owner []byte, t uint16, ttl uint32, rdata []byte, file string, line int) {
+	name := wire.LowerName(b.name[:len(owner)], owner)
+	r := Record{File: file, Line: line}
+	if !wire.IsSubdomain(name, b.origin) {
+		b.errorf(r, "%s: out-of-zone data (not in %s)", NameString(name), b.originName)
+		return
+	}
+	var node *Node
+	if b.cur != nil && bytes.Equal(b.cur.Name, name) {
+		node = b.cur
+	} else {
+		node = b.node(name)
+	}
+	if t == dns.TypeRRSIG {
+		b.pend = append(b.pend, pendingSig{node: node, rec: r, ttl: ttl, rdata: bytes.Clone(rdata)})
+		return
+	}
+	b.add(node, r, t, ttl, rdata)
+}
+
 // build finishes the zone once every record was added.
 func (b *builder) build() (*Zone, error) {
+	b.flush()
 	origin := b.originName
 	for _, p := range b.pend {
 		covered := RRSIGCovered(p.rdata)
@@ -162,10 +226,11 @@ func (b *builder) build() (*Zone, error) {
 			b.errorf(p.rec, "RRSIG covers %s, which has no RRset here", dns.TypeToString[covered])
 			continue
 		}
-		if len(set.Sigs) == 0 {
-			set.SigTTL = p.rec.RR.Header().Ttl
+		if set.sigs == nil {
+			set.sigs = &sigList{ttl: p.ttl}
 		}
-		set.Sigs = append(set.Sigs, p.rdata)
+		set.sigs.data = appendRecord(set.sigs.data, p.rdata)
+		set.sigs.n++
 		b.records++
 	}
 	b.pend = nil
@@ -194,42 +259,118 @@ func emptyRdataOK(t uint16) bool {
 type pendingSig struct {
 	node  *Node
 	rec   Record
+	ttl   uint32
 	rdata []byte
+}
+
+// alloc returns n bytes of the arena.
+func (b *builder) alloc(n int) []byte {
+	if cap(b.arena)-len(b.arena) < n {
+		b.arena = make([]byte, 0, max(n, arenaSize))
+	}
+	l := len(b.arena)
+	b.arena = b.arena[:l+n]
+	return b.arena[l : l+n : l+n]
 }
 
 func (b *builder) node(name []byte) *Node {
 	if n, ok := b.nodes[string(name)]; ok {
 		return n
 	}
-	n := &Node{Name: bytes.Clone(name)}
+	if len(b.nodeMem) == cap(b.nodeMem) {
+		b.nodeMem = make([]Node, 0, nodeSlab)
+	}
+	b.nodeMem = append(b.nodeMem, Node{Name: b.alloc(len(name))})
+	n := &b.nodeMem[len(b.nodeMem)-1]
+	copy(n.Name, name)
 	// The key shares the node's name bytes, which never change.
 	b.nodes[unsafe.String(&n.Name[0], len(n.Name))] = n
+	b.all = append(b.all, n)
 	return n
 }
 
+// add adds a record to node, which becomes the current node.
 func (b *builder) add(node *Node, r Record, t uint16, ttl uint32, rdata []byte) {
-	set := node.Get(t)
+	if node != b.cur {
+		b.flush()
+		b.begin(node)
+	}
+	var set *pendingSet
+	for i := range b.sets {
+		if b.sets[i].typ == t {
+			set = &b.sets[i]
+			break
+		}
+	}
 	if set == nil {
 		line := r.Line
 		if line < 0 || line > math.MaxUint32 {
 			line = 0
 		}
-		node.Sets = append(node.Sets, RRset{Type: t, TTL: ttl, file: b.fileIndex(r.File), line: uint32(line)})
-		set = &node.Sets[len(node.Sets)-1]
+		set = b.newSet(t, ttl, b.fileIndex(r.File), uint32(line))
 	}
-	for _, old := range set.RData {
+	for old := range records(set.data) {
 		if rdataEqual(t, old, rdata) {
 			first := Record{File: b.files[set.file], Line: int(set.line)}
 			b.errorf(r, "duplicate record (first at %s)", first.Pos())
 			return
 		}
 	}
-	if ttl < set.TTL {
+	if ttl < set.ttl {
 		// RFC 2181 §5.2: all TTLs of an RRset must match; serve the lowest.
-		set.TTL = ttl
+		set.ttl = ttl
 	}
-	set.RData = append(set.RData, rdata)
+	set.data = appendRecord(set.data, rdata)
+	set.n++
 	b.records++
+}
+
+func (b *builder) newSet(t uint16, ttl uint32, file uint16, line uint32) *pendingSet {
+	if len(b.sets) < cap(b.sets) {
+		b.sets = b.sets[:len(b.sets)+1]
+		s := &b.sets[len(b.sets)-1]
+		*s = pendingSet{typ: t, ttl: ttl, file: file, line: line, data: s.data[:0]}
+		return s
+	}
+	b.sets = append(b.sets, pendingSet{typ: t, ttl: ttl, file: file, line: line})
+	return &b.sets[len(b.sets)-1]
+}
+
+// begin makes node the current one, taking up the RRsets it already has
+// (its records need not be adjacent in the file).
+func (b *builder) begin(node *Node) {
+	b.cur = node
+	b.sets = b.sets[:0]
+	for i := range node.Sets {
+		s := &node.Sets[i]
+		p := b.newSet(s.Type, s.TTL, s.file, s.line)
+		p.n = s.n
+		p.data = append(p.data, s.data...)
+	}
+}
+
+// flush stores the current node's RRsets, sorted by type, in the slabs.
+func (b *builder) flush() {
+	if b.cur == nil {
+		return
+	}
+	k := len(b.sets)
+	if k > cap(b.setMem)-len(b.setMem) {
+		b.setMem = make([]RRset, 0, max(k, setSlab))
+	}
+	l := len(b.setMem)
+	b.setMem = b.setMem[:l+k]
+	sets := b.setMem[l : l+k : l+k]
+	for i := range b.sets {
+		p := &b.sets[i]
+		data := b.alloc(len(p.data))
+		copy(data, p.data)
+		sets[i] = RRset{Type: p.typ, file: p.file, TTL: p.ttl, line: p.line, n: p.n, data: data}
+	}
+	slices.SortFunc(sets, func(a, b RRset) int { return int(a.Type) - int(b.Type) })
+	b.cur.Sets = sets
+	b.cur = nil
+	b.sets = b.sets[:0]
 }
 
 // rdataEqual compares rdata, ignoring case in the names of the RFC 1035 types.
@@ -286,10 +427,10 @@ func (b *builder) finish(z *Zone) {
 	switch {
 	case soa == nil:
 		b.errorf(Record{}, "no SOA record at the zone apex %s", z.Origin)
-	case len(soa.RData) > 1:
+	case soa.Len() > 1:
 		b.setErrorf(apex, dns.TypeSOA, "more than one SOA record at the apex")
 	default:
-		rd := soa.RData[0]
+		rd := soa.First()
 		if len(rd) >= 20 {
 			tail := rd[len(rd)-20:]
 			z.Serial = be32(tail[0:])
@@ -300,12 +441,10 @@ func (b *builder) finish(z *Zone) {
 		b.errorf(Record{}, "no NS records at the zone apex %s", z.Origin)
 	}
 	// Create empty non-terminals so that every ancestor up to the apex
-	// exists; the answer algorithm relies on it (RFC 4592 §2.2.2).
-	names := make([]*Node, 0, len(b.nodes))
-	for _, n := range b.nodes {
-		names = append(names, n)
-	}
-	for _, n := range names {
+	// exists; the answer algorithm relies on it (RFC 4592 §2.2.2). b.all
+	// grows while this runs; the new nodes' ancestors exist already.
+	for i, end := 0, len(b.all); i < end; i++ {
+		n := b.all[i]
 		for p := wire.Parent(n.Name); len(p) >= len(ow); p = wire.Parent(p) {
 			if _, ok := b.nodes[string(p)]; ok {
 				break
@@ -316,17 +455,10 @@ func (b *builder) finish(z *Zone) {
 			}
 		}
 	}
-	all := make([]*Node, 0, len(b.nodes))
-	for _, n := range b.nodes {
-		all = append(all, n)
-		slices.SortFunc(n.Sets, func(a, b RRset) int { return int(a.Type) - int(b.Type) })
-	}
-	// Canonical order puts parents before children and makes error
-	// reports deterministic.
-	sortCanonical(all)
-	z.ordered = all
-	for _, n := range all {
-		b.checkNode(z, n)
+	all := b.all
+	b.all = nil
+	// Parents before children: in order of label count.
+	for _, n := range byDepth(all, len(ow)) {
 		if n == apex {
 			continue
 		}
@@ -347,8 +479,39 @@ func (b *builder) finish(z *Zone) {
 			p.Wildcard = n
 		}
 	}
-	b.checkGlue(z, all)
+	// The checks run in creation order; when they find problems they run
+	// again in canonical order, which makes error reports deterministic
+	// and readable.
+	nerr := len(b.errs)
+	b.check(z, all)
+	if len(b.errs) > nerr {
+		b.errs = b.errs[:nerr]
+		z.nsec, z.nsec3 = nil, nil
+		sortCanonical(all)
+		z.ordered = all
+		b.check(z, all)
+	}
+	sort.Slice(z.nsec, func(i, j int) bool { return Compare(z.nsec[i].Name, z.nsec[j].Name) < 0 })
+	sort.Slice(z.nsec3, func(i, j int) bool { return bytes.Compare(z.nsec3[i].hash, z.nsec3[j].hash) < 0 })
 	z.Signed = apex.Get(dns.TypeDNSKEY) != nil
+	if p := apex.Get(dns.TypeNSEC3PARAM); p != nil && len(p.First()) >= 5 {
+		rd := p.First()
+		slen := int(rd[4])
+		if len(rd) >= 5+slen {
+			z.NSEC3 = &NSEC3Param{Hash: rd[0], Iterations: uint16(rd[2])<<8 | uint16(rd[3]), Salt: bytes.Clone(rd[5 : 5+slen])}
+		}
+	}
+	if z.NSEC3 == nil && len(z.nsec3) > 0 {
+		b.errorf(Record{}, "NSEC3 records without an NSEC3PARAM at the apex")
+	}
+}
+
+// check validates every node and collects the NSEC and NSEC3 owners.
+func (b *builder) check(z *Zone, all []*Node) {
+	for _, n := range all {
+		b.checkNode(z, n)
+	}
+	b.checkGlue(z, all)
 	for _, n := range all {
 		if n.Get(dns.TypeNSEC) != nil {
 			z.nsec = append(z.nsec, n)
@@ -363,18 +526,32 @@ func (b *builder) finish(z *Zone) {
 			z.nsec3 = append(z.nsec3, nsec3Entry{hash: h, node: n})
 		}
 	}
-	sort.Slice(z.nsec, func(i, j int) bool { return Compare(z.nsec[i].Name, z.nsec[j].Name) < 0 })
-	sort.Slice(z.nsec3, func(i, j int) bool { return bytes.Compare(z.nsec3[i].hash, z.nsec3[j].hash) < 0 })
-	if p := apex.Get(dns.TypeNSEC3PARAM); p != nil && len(p.RData[0]) >= 5 {
-		rd := p.RData[0]
-		slen := int(rd[4])
-		if len(rd) >= 5+slen {
-			z.NSEC3 = &NSEC3Param{Hash: rd[0], Iterations: uint16(rd[2])<<8 | uint16(rd[3]), Salt: bytes.Clone(rd[5 : 5+slen])}
+}
+
+// byDepth returns the nodes ordered by their number of labels below the
+// origin (originLen bytes long), a stable counting sort.
+func byDepth(nodes []*Node, originLen int) []*Node {
+	depth := func(n *Node) int {
+		d := 0
+		for i := 0; i < len(n.Name)-originLen; i += int(n.Name[i]) + 1 {
+			d++
 		}
+		return d
 	}
-	if z.NSEC3 == nil && len(z.nsec3) > 0 {
-		b.errorf(Record{}, "NSEC3 records without an NSEC3PARAM at the apex")
+	var count [wire.MaxName + 2]int
+	for _, n := range nodes {
+		count[depth(n)+1]++
 	}
+	for i := 1; i < len(count); i++ {
+		count[i] += count[i-1]
+	}
+	out := make([]*Node, len(nodes))
+	for _, n := range nodes {
+		d := depth(n)
+		out[count[d]] = n
+		count[d]++
+	}
+	return out
 }
 
 func (b *builder) checkNode(z *Zone, n *Node) {
@@ -382,7 +559,7 @@ func (b *builder) checkNode(z *Zone, n *Node) {
 		b.setErrorf(n, dns.TypeSOA, "SOA record not at the zone apex")
 	}
 	if c := n.Get(dns.TypeCNAME); c != nil {
-		if len(c.RData) > 1 {
+		if c.Len() > 1 {
 			b.setErrorf(n, dns.TypeCNAME, "more than one CNAME record")
 		}
 		for _, s := range n.Sets {
@@ -393,7 +570,7 @@ func (b *builder) checkNode(z *Zone, n *Node) {
 			}
 		}
 	}
-	if d := n.Get(dns.TypeDNAME); d != nil && len(d.RData) > 1 {
+	if d := n.Get(dns.TypeDNAME); d != nil && d.Len() > 1 {
 		b.setErrorf(n, dns.TypeDNAME, "more than one DNAME record")
 	}
 }
@@ -406,7 +583,7 @@ func (b *builder) checkGlue(z *Zone, all []*Node) {
 			continue
 		}
 		ns := n.Get(dns.TypeNS)
-		for _, rd := range ns.RData {
+		for rd := range ns.All() {
 			target := wire.LowerName(make([]byte, len(rd)), rd)
 			if !wire.IsSubdomain(target, z.origin) {
 				continue

@@ -12,8 +12,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/miekg/dns"
 
@@ -21,16 +23,139 @@ import (
 )
 
 // RRset is all records of one type at one name.
+//
+// The records are kept in one byte slice, each as a 2-byte big-endian length
+// and the rdata: a 1,000,000-name zone is then a few large allocations
+// instead of several small ones per record. All, First and Len read them.
 type RRset struct {
-	Type  uint16
-	file  uint16 // where the first record came from, for error messages
-	TTL   uint32
-	RData [][]byte // uncompressed rdata of each record
-	// Sigs holds the rdata of the RRSIG records covering this type, SigTTL
-	// their TTL.
-	Sigs   [][]byte
-	SigTTL uint32
-	line   uint32 // of the first record
+	Type uint16
+	file uint16 // where the first record came from, for error messages
+	TTL  uint32
+	line uint32 // of the first record
+	n    uint32 // number of records in data
+	data []byte // the records: uncompressed rdata, each after its length
+	// sigs holds the RRSIG records covering this type, nil if there are none.
+	sigs *sigList
+}
+
+type sigList struct {
+	ttl  uint32
+	n    uint32
+	data []byte // as RRset.data
+}
+
+// NewRRset makes an RRset of type t from rdata, e.g. to print records with
+// RRs.
+func NewRRset(t uint16, ttl uint32, rdata ...[]byte) RRset {
+	s := RRset{Type: t, TTL: ttl, n: uint32(len(rdata))}
+	for _, rd := range rdata {
+		s.data = appendRecord(s.data, rd)
+	}
+	return s
+}
+
+func appendRecord(data, rd []byte) []byte {
+	data = append(data, byte(len(rd)>>8), byte(len(rd)))
+	return append(data, rd...)
+}
+
+// Len returns the number of records.
+func (s *RRset) Len() int { return int(s.n) }
+
+// First returns the rdata of the first record (nil for an empty set).
+func (s *RRset) First() []byte {
+	rd, _ := nextRecord(s.data)
+	return rd
+}
+
+// All yields the rdata of each record. The slices alias the zone's memory and
+// must not be modified.
+func (s *RRset) All() iter.Seq[[]byte] { return records(s.data) }
+
+// Head returns the first record's rdata (nil for an empty set) and the
+// records after it, for a loop on the query path that neither allocates
+// nor keeps an iterator in memory:
+//
+//	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+//		use(rd)
+//	}
+//
+// The slices alias the zone's memory and must not be modified.
+func (s *RRset) Head() (rd, rest []byte) { return nextRecord(s.data) }
+
+// SigHead is Head for the covering RRSIG records.
+func (s *RRset) SigHead() (rd, rest []byte) {
+	if s.sigs == nil {
+		return nil, nil
+	}
+	return nextRecord(s.sigs.data)
+}
+
+// Tail returns the next record's rdata (nil at the end) and the records
+// after it; see Head.
+func Tail(rest []byte) (rd, next []byte) { return nextRecord(rest) }
+
+// SigLen returns the number of RRSIG records covering the set.
+func (s *RRset) SigLen() int {
+	if s.sigs == nil {
+		return 0
+	}
+	return int(s.sigs.n)
+}
+
+// SigTTL returns the TTL of the RRSIG records covering the set.
+func (s *RRset) SigTTL() uint32 {
+	if s.sigs == nil {
+		return 0
+	}
+	return s.sigs.ttl
+}
+
+// Sigs yields the rdata of each RRSIG record covering the set.
+func (s *RRset) Sigs() iter.Seq[[]byte] {
+	if s.sigs == nil {
+		return records(nil)
+	}
+	return records(s.sigs.data)
+}
+
+// WithoutSigs returns a copy of the set without its RRSIGs.
+func (s *RRset) WithoutSigs() RRset {
+	c := *s
+	c.sigs = nil
+	return c
+}
+
+// SigSet returns the RRSIGs covering the set as an RRset of type RRSIG (for
+// printing with RRs).
+func (s *RRset) SigSet() RRset {
+	if s.sigs == nil {
+		return RRset{Type: dns.TypeRRSIG}
+	}
+	return RRset{Type: dns.TypeRRSIG, TTL: s.sigs.ttl, n: s.sigs.n, data: s.sigs.data}
+}
+
+func records(data []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for rd, rest := nextRecord(data); rd != nil; rd, rest = nextRecord(rest) {
+			if !yield(rd) {
+				return
+			}
+		}
+	}
+}
+
+// nextRecord splits the first record off data; rd is nil at the end.
+func nextRecord(data []byte) (rd, rest []byte) {
+	if len(data) < 2 {
+		return nil, nil
+	}
+	n := int(data[0])<<8 | int(data[1])
+	data = data[2:]
+	if n > len(data) {
+		return nil, nil
+	}
+	return data[:n:n], data[n:]
 }
 
 // Node is one owner name in a zone, possibly an empty non-terminal.
@@ -77,10 +202,12 @@ type Zone struct {
 	Origin string // presentation form, lower case, fully qualified
 	origin []byte // wire form
 	nodes  map[string]*Node
-	// ordered holds every node in canonical order (for transfers).
-	ordered []*Node
-	Apex    *Node
-	Serial  uint32
+	// ordered holds every node in canonical order (for transfers), sorted
+	// on first use: loading and serving queries do not need it.
+	orderOnce sync.Once
+	ordered   []*Node
+	Apex      *Node
+	Serial    uint32
 	// NegTTL is min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
 	NegTTL uint32
 	// Signed is true when the apex carries a DNSKEY RRset and signatures.
@@ -105,6 +232,17 @@ func (z *Zone) Len() int { return len(z.nodes) }
 
 // Nodes calls fn for every node in canonical order.
 func (z *Zone) Nodes(fn func(*Node)) {
+	z.orderOnce.Do(func() {
+		if z.ordered != nil {
+			return
+		}
+		all := make([]*Node, 0, len(z.nodes))
+		for _, n := range z.nodes {
+			all = append(all, n)
+		}
+		sortCanonical(all)
+		z.ordered = all
+	})
 	for _, n := range z.ordered {
 		fn(n)
 	}
@@ -286,18 +424,18 @@ func NameString(name []byte) string {
 }
 
 // RRs returns the records of the set as miekg/dns values with the given
-// owner, for transfers, printing and tests.
+// owner, the covering RRSIGs after them, for transfers, printing and tests.
 func (s *RRset) RRs(owner string) ([]dns.RR, error) {
-	out := make([]dns.RR, 0, len(s.RData))
-	for _, rd := range s.RData {
+	out := make([]dns.RR, 0, s.Len()+s.SigLen())
+	for rd := range s.All() {
 		rr, err := unpackRdata(owner, s.Type, s.TTL, rd)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rr)
 	}
-	for _, rd := range s.Sigs {
-		rr, err := unpackRdata(owner, dns.TypeRRSIG, s.SigTTL, rd)
+	for rd := range s.Sigs() {
+		rr, err := unpackRdata(owner, dns.TypeRRSIG, s.SigTTL(), rd)
 		if err != nil {
 			return nil, err
 		}

@@ -314,9 +314,12 @@ const loadGCPercent = 40
 // loadZones loads every configured zone in parallel and swaps the result in
 // at once. A zone that fails keeps its version from old (if any).
 func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
-	// Loading a zone makes much short-lived garbage (the parser's records)
-	// beside the long-lived zone: a tighter GC target while loading keeps
-	// the peak memory near what the zones need.
+	// Loading a zone through miekg/dns's ZoneParser (zone.Load's fallback)
+	// makes much short-lived garbage (a dns.RR per record) beside the
+	// long-lived zone: a tighter GC target while loading keeps the peak
+	// memory near what the zones need. The fast parser makes little
+	// garbage: with it, GC percent 100 instead of 40 loaded the 1M-name
+	// bench zone as fast (2.2 s both) with 8 MiB more peak memory.
 	prev := debug.SetGCPercent(loadGCPercent)
 	defer debug.SetGCPercent(prev)
 	type result struct {
