@@ -87,7 +87,10 @@ func (l *Lab) startControl(ctx context.Context) (string, error) {
 				break
 			}
 			if time.Now().After(deadline) {
-				return "", fmt.Errorf("control plane on %s cannot reach %s (%s) after 20s: %v", l.ctl.Node, n.Name, n.Addr4, err)
+				if err == nil {
+					err = errors.New("no echo reply")
+				}
+				return "", fmt.Errorf("control plane on %s cannot reach %s (%s) after 20s: %w", l.ctl.Node, n.Name, n.Addr4, err)
 			}
 			if err := sleep(ctx, 100*time.Millisecond); err != nil {
 				return "", err
