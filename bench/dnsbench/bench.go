@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,20 +162,14 @@ func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
 		b.logger.Info("answers checked", "server", name, "correct", res.Check.Checked)
 	}
 
-	base := perfConfig{
-		Addr: s.Addr, QueryFile: b.zd.QueryPath, Duration: b.o.Duration,
-		Clients: b.o.Clients, Outstanding: b.o.Outstanding, EDNS: b.o.EDNS,
-		Timeout: 2 * time.Second, CPU: b.o.ClientCPU, Nice: b.o.Nice,
-	}
+	base := b.baseConfig(s)
 	udp, err := b.saturate(ctx, s, "udp", base)
 	if err != nil {
 		return fail(err)
 	}
 	res.UDP = &udp
 
-	lc := base
-	lc.MaxQPS, lc.Verbose, lc.Clients, lc.Outstanding = b.o.LatencyQPS, true, 4, 100
-	lat, err := b.latency(ctx, s, lc)
+	lat, err := b.latency(ctx, s, latencyConfig(base, b.o.LatencyQPS))
 	if err != nil {
 		return fail(err)
 	}
@@ -522,4 +517,113 @@ func formatRcodes(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// latencyRounds are one server's latency-only runs, one per round.
+type latencyRounds struct {
+	Server string          `json:"server"`
+	Runs   []latencyResult `json:"runs"`
+	Errors []string        `json:"errors,omitempty"`
+}
+
+func medianOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// medians are the medians over the runs of each figure.
+func (lr latencyRounds) medians() latencyStats {
+	var p50, p90, p99, p999, mx []time.Duration
+	for _, r := range lr.Runs {
+		p50, p90, p99 = append(p50, r.Stats.P50), append(p90, r.Stats.P90), append(p99, r.Stats.P99)
+		p999, mx = append(p999, r.Stats.P999), append(mx, r.Stats.Max)
+	}
+	return latencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
+}
+
+func (lr latencyRounds) p99Range() (lo, hi time.Duration) {
+	for i, r := range lr.Runs {
+		if i == 0 || r.Stats.P99 < lo {
+			lo = r.Stats.P99
+		}
+		hi = max(hi, r.Stats.P99)
+	}
+	return lo, hi
+}
+
+func (lr latencyRounds) busyMedian() float64 {
+	var b []float64
+	for _, r := range lr.Runs {
+		b = append(b, r.Busy)
+	}
+	if len(b) == 0 {
+		return 0
+	}
+	slices.Sort(b)
+	return b[len(b)/2]
+}
+
+func (lr latencyRounds) lost() uint64 {
+	var n uint64
+	for _, r := range lr.Runs {
+		n += r.Perf.Lost
+	}
+	return n
+}
+
+// latencyRounds runs the latency run o.LatencyRounds times per server, the
+// servers taking turns (anycastd, nsd, knot, anycastd, ...), each started
+// afresh, so that a slow stretch of the machine falls on every server
+// alike; the table compares medians.
+func (b *bench) latencyRounds(ctx context.Context) []latencyRounds {
+	out := make([]latencyRounds, len(b.o.Only))
+	for i, name := range b.o.Only {
+		out[i].Server = name
+	}
+	for round := range b.o.LatencyRounds {
+		for i, name := range b.o.Only {
+			if ctx.Err() != nil {
+				return out
+			}
+			time.Sleep(time.Second)
+			b.logger.Info("latency round", "round", round+1, "of", b.o.LatencyRounds, "server", name)
+			r, err := b.latencyOnce(ctx, name)
+			if err != nil {
+				out[i].Errors = append(out[i].Errors, err.Error())
+				b.logger.Error("latency round failed", "server", name, "err", err)
+				continue
+			}
+			out[i].Runs = append(out[i].Runs, r)
+		}
+	}
+	return out
+}
+
+func (b *bench) latencyOnce(ctx context.Context, name string) (latencyResult, error) {
+	s, err := b.startReady(ctx, name)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer b.stop(s)
+	return b.latency(ctx, s, latencyConfig(b.baseConfig(s), b.o.LatencyQPS))
+}
+
+// baseConfig is the dnsperf configuration every run against s starts from.
+func (b *bench) baseConfig(s *runningServer) perfConfig {
+	return perfConfig{
+		Addr: s.Addr, QueryFile: b.zd.QueryPath, Duration: b.o.Duration,
+		Clients: b.o.Clients, Outstanding: b.o.Outstanding, EDNS: b.o.EDNS,
+		Timeout: 2 * time.Second, CPU: b.o.ClientCPU, Nice: b.o.Nice,
+	}
+}
+
+// latencyConfig turns base into the latency run: a fixed rate, every
+// answer's latency, few clients.
+func latencyConfig(base perfConfig, qps int) perfConfig {
+	base.MaxQPS, base.Verbose, base.Clients, base.Outstanding = qps, true, 4, 100
+	return base
 }

@@ -92,3 +92,27 @@ func TestLatencyFigures(t *testing.T) {
 		t.Errorf("two quiet seconds: stats %+v, want the whole run's", r.Stats)
 	}
 }
+
+func TestLatencyRoundsMedians(t *testing.T) {
+	run := func(p50, p99 time.Duration, busy float64) latencyResult {
+		return latencyResult{Stats: latencyStats{P50: p50, P99: p99}, Busy: busy}
+	}
+	lr := latencyRounds{Server: "x", Runs: []latencyResult{
+		run(100*time.Microsecond, 4000*time.Microsecond, 0.4),
+		run(90*time.Microsecond, 300*time.Microsecond, 0.3),
+		run(120*time.Microsecond, 2000*time.Microsecond, 0.5),
+	}}
+	m := lr.medians()
+	if m.P50 != 100*time.Microsecond || m.P99 != 2000*time.Microsecond {
+		t.Errorf("medians p50 %v p99 %v, want 100µs and 2ms", m.P50, m.P99)
+	}
+	if lo, hi := lr.p99Range(); lo != 300*time.Microsecond || hi != 4000*time.Microsecond {
+		t.Errorf("p99 range %v-%v, want 300µs-4ms", lo, hi)
+	}
+	if b := lr.busyMedian(); b != 0.4 {
+		t.Errorf("busy median %v, want 0.4", b)
+	}
+	if m := (latencyRounds{}).medians(); m.P99 != 0 {
+		t.Errorf("no runs: p99 %v, want 0", m.P99)
+	}
+}

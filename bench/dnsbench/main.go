@@ -45,6 +45,10 @@ type options struct {
 	JSON        bool          `json:"-"`
 	Mem         bool          `json:"mem"`
 	LatencyQPS  int           `json:"latency_qps"`
+	// LatencyRounds repeats the latency run this many more times, the
+	// servers taking turns, after the speed runs: one run's p99 on a
+	// shared VM swings by several times between runs.
+	LatencyRounds int `json:"latency_rounds"`
 	ServerCPU   int           `json:"server_cpu"`
 	ClientCPU   int           `json:"client_cpu"`
 	Clients     int           `json:"clients"`
@@ -76,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (progress stays on stderr)")
 	fs.BoolVar(&o.Mem, "mem", false, "measure load time and peak memory instead of speed")
 	fs.IntVar(&o.LatencyQPS, "latency-qps", 10000, "fixed query rate of the latency run")
+	fs.IntVar(&o.LatencyRounds, "latency-rounds", 5, "alternating latency-only rounds after the speed runs, compared by their medians (0 = none)")
 	fs.IntVar(&o.ServerCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	fs.IntVar(&o.ClientCPU, "client-cpu", 1, "CPU dnsperf is pinned to")
 	fs.IntVar(&o.Clients, "clients", 16, "dnsperf -c: client sockets (UDP) or connections (TCP)")
@@ -136,7 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.Nice < -20 || o.Nice > 19 {
 		errs = append(errs, fmt.Errorf("-nice %d: want -20..19", o.Nice))
 	}
-	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 {
+	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 || o.LatencyRounds < 0 {
 		errs = append(errs, errors.New("-clients, -outstanding, -latency-qps must be positive and -queries at least 1000"))
 	}
 	return o, errors.Join(errs...)
@@ -264,6 +269,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		} else {
 			report.Speed = append(report.Speed, b.speed(ctx, name))
 		}
+	}
+	if !o.Mem && o.LatencyRounds > 0 && ctx.Err() == nil {
+		report.LatencyRounds = b.latencyRounds(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)

@@ -21,6 +21,8 @@ type report struct {
 	Zone    zoneInfo      `json:"zone"`
 	Speed   []speedResult `json:"speed,omitempty"`
 	Mem     []memResult   `json:"memory,omitempty"`
+	// LatencyRounds are the alternating latency-only rounds, by server.
+	LatencyRounds []latencyRounds `json:"latency_rounds,omitempty"`
 }
 
 func kqps(v float64) string { return fmt.Sprintf("%.1fk", v/1000) }
@@ -102,6 +104,27 @@ func printSpeed(w io.Writer, r *report) error {
 			})
 	}
 
+	var nsdRounds *latencyRounds
+	if len(r.LatencyRounds) > 0 {
+		n := len(r.LatencyRounds[0].Runs)
+		rows := [][]string{strings.Split("server	rounds	p50 median	p99 median	p99 min-max	p99.9 median	busy median	lost", "\t")}
+		for i, lr := range r.LatencyRounds {
+			if lr.Server == "nsd" {
+				nsdRounds = &r.LatencyRounds[i]
+			}
+			m := lr.medians()
+			if len(lr.Runs) == 0 {
+				rows = append(rows, []string{lr.Server, "0", "failed"})
+				continue
+			}
+			lo, hi := lr.p99Range()
+			rows = append(rows, []string{lr.Server, fmt.Sprint(len(lr.Runs)), us(m.P50), us(m.P99),
+				us(lo) + "-" + us(hi), us(m.P999), pct(lr.busyMedian()), fmt.Sprint(lr.lost())})
+		}
+		fmt.Fprintf(b, "\nLatency at %d q/s, %d more rounds, the servers taking turns (%s each):\n", o.LatencyQPS, n, o.Duration)
+		writeTable(b, rows)
+	}
+
 	var nsd *speedResult
 	for i := range r.Speed {
 		if r.Speed[i].Server == "nsd" && r.Speed[i].UDP != nil {
@@ -118,6 +141,13 @@ func printSpeed(w io.Writer, r *report) error {
 				p99, tcp := "-", "-"
 				if s.Latency != nil && nsd.Latency != nil {
 					p99 = ratio(float64(s.Latency.Stats.P99), float64(nsd.Latency.Stats.P99))
+				}
+				if nsdRounds != nil && len(nsdRounds.Runs) > 0 {
+					for _, lr := range r.LatencyRounds {
+						if lr.Server == s.Server && len(lr.Runs) > 0 {
+							p99 = ratio(float64(lr.medians().P99), float64(nsdRounds.medians().P99))
+						}
+					}
 				}
 				if s.TCP != nil && nsd.TCP != nil {
 					tcp = ratio(s.TCP.Headline().PerCore, nsd.TCP.Headline().PerCore)
@@ -142,7 +172,8 @@ func printSpeed(w io.Writer, r *report) error {
 		"client-limited = the server's core was idle %.0f%%+ of the time, so dnsperf on its one core was the limit.\n"+
 		"quiet s = seconds of the run in which other work took at most %.0f%% of each core; with %d or more, the\n"+
 		"  figures (and ratios) are over those seconds only. ! = too few: whole-run figures, disturbed, repeat.\n"+
-		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n",
+		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n"+
+		"p99 ratio = of the medians over the latency rounds when there are any, else of the one latency run.\n",
 		100*(1-clientLimitedBelow), 100*noisy, minQuiet)
 	_, err := io.WriteString(w, b.String())
 	return err
