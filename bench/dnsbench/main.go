@@ -41,25 +41,25 @@ type options struct {
 	Queries     int           `json:"queries"`
 	Only        []string      `json:"servers"`
 	onlySet     bool
-	AnycastdBin string        `json:"anycastd_bin"`
-	JSON        bool          `json:"-"`
-	Mem         bool          `json:"mem"`
-	LatencyQPS  int           `json:"latency_qps"`
+	AnycastdBin string `json:"anycastd_bin"`
+	JSON        bool   `json:"-"`
+	Mem         bool   `json:"mem"`
+	LatencyQPS  int    `json:"latency_qps"`
 	// LatencyRounds repeats the latency run this many more times, the
 	// servers taking turns, after the speed runs: one run's p99 on a
 	// shared VM swings by several times between runs.
-	LatencyRounds int `json:"latency_rounds"`
-	ServerCPU   int           `json:"server_cpu"`
-	ClientCPU   int           `json:"client_cpu"`
-	Clients     int           `json:"clients"`
-	Outstanding int           `json:"outstanding"`
-	OutDir      string        `json:"-"`
-	Seed        uint64        `json:"seed"`
-	EDNS        bool          `json:"edns"`
-	TCP         bool          `json:"tcp"`
-	Nice        int           `json:"nice"`
-	Settle      time.Duration `json:"settle_ns"`
-	ReadyWait   time.Duration `json:"ready_timeout_ns"`
+	LatencyRounds int           `json:"latency_rounds"`
+	ServerCPU     int           `json:"server_cpu"`
+	ClientCPU     int           `json:"client_cpu"`
+	Clients       int           `json:"clients"`
+	Outstanding   int           `json:"outstanding"`
+	OutDir        string        `json:"-"`
+	Seed          uint64        `json:"seed"`
+	EDNS          bool          `json:"edns"`
+	TCP           bool          `json:"tcp"`
+	Nice          int           `json:"nice"`
+	Settle        time.Duration `json:"settle_ns"`
+	ReadyWait     time.Duration `json:"ready_timeout_ns"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
