@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	dto "github.com/prometheus/client_model/go"
@@ -92,3 +93,20 @@ func counter(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
 }
 
 func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// waitSerial waits until m serves origin at serial want, looking again at
+// each change m reports on changed.
+func waitSerial(t testing.TB, m *Manager, changed <-chan struct{}, want uint32) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		if z := served(m, origin); z != nil && z.Serial == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("serial %d not served after 20s; status %+v", want, m.Status())
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -34,27 +33,13 @@ func TestLoopbackPrimary(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	waitSerial := func(want uint32) {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for {
-			if z := served(m, origin); z != nil && z.Serial == want {
-				return
-			}
-			select {
-			case <-changed:
-			case <-deadline:
-				t.Fatalf("serial %d not served after 20s; status %+v", want, m.Status())
-			}
-		}
-	}
-	waitSerial(1)
+	waitSerial(t, m, changed, 1)
 	p.set(makeZone(t, 2, "loop.example.com. 300 IN A 192.0.2.222"))
 	resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0)
 	if len(resp) < 4 || resp[3]&0xf != 0 {
 		t.Fatalf("notify answer %x", resp)
 	}
-	waitSerial(2)
+	waitSerial(t, m, changed, 2)
 	if diff := cmp.Diff(dump(t, p.current(origin)), dump(t, served(m, origin))); diff != "" {
 		t.Errorf("served differs from the primary (-primary +served):\n%s", diff)
 	}

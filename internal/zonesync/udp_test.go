@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -69,20 +68,6 @@ func TestRefreshOverUDP(t *testing.T) {
 		}
 		<-srvDone
 	}()
-	waitSerial := func(want uint32) {
-		t.Helper()
-		deadline := time.After(20 * time.Second)
-		for {
-			if z := served(m, origin); z != nil && z.Serial == want {
-				return
-			}
-			select {
-			case <-changed:
-			case <-deadline:
-				t.Fatalf("serial %d not served after 20s; status %+v", want, m.Status())
-			}
-		}
-	}
 	notify := func() {
 		t.Helper()
 		if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
@@ -92,7 +77,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	transfers := func(kind string) float64 {
 		return counter(t, m.met.transfers.WithLabelValues(kind, "ok"))
 	}
-	waitSerial(1)
+	waitSerial(t, m, changed, 1)
 
 	// Small: one A record.
 	a, _ := dns.NewRR("udp.example.com. 300 IN A 192.0.2.77")
@@ -101,7 +86,7 @@ func TestRefreshOverUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	notify()
-	waitSerial(serial)
+	waitSerial(t, m, changed, serial)
 	if got := transfers("ixfr_udp"); got != 1 {
 		t.Errorf("ixfr_udp transfers = %v, want 1", got)
 	}
@@ -120,7 +105,7 @@ func TestRefreshOverUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	notify()
-	waitSerial(serial)
+	waitSerial(t, m, changed, serial)
 	if got := transfers("ixfr"); got != 1 {
 		t.Errorf("ixfr (tcp) transfers = %v, want 1", got)
 	}
