@@ -69,13 +69,9 @@ func runRecordSet(ctx context.Context, e *env, sc *subcommand, args []string) er
 func runRecordDelete(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
-	pos, err := parseSub(e, sc, fs, args, 3, 3)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 3, 3)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	res, err := cl.DeleteRRset(ctx, pos[0], pos[1], pos[2], "")
 	if err != nil {
@@ -89,13 +85,9 @@ func runRecordList(ctx context.Context, e *env, sc *subcommand, args []string) e
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, err := parseSub(e, sc, fs, args, 1, 3)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 3)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	var sets []api.RRset
 	etag := ""

@@ -124,6 +124,20 @@ func addAPIFlags(fs *flag.FlagSet) apiFlags {
 	}
 }
 
+// parse parses a subcommand's arguments (parseSub) and builds its API
+// client; either failure is reported with the subcommand's usage.
+func (f apiFlags) parse(e *env, sc *subcommand, fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, *apiclient.Client, string, error) {
+	pos, err := parseSub(e, sc, fs, args, minArgs, maxArgs)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cl, url, err := f.client(e)
+	if err != nil {
+		return nil, nil, "", sc.usage(err)
+	}
+	return pos, cl, url, nil
+}
+
 // client builds the API client from the flags and the environment.
 func (f apiFlags) client(e *env) (*apiclient.Client, string, error) {
 	u := *f.url
@@ -261,12 +275,9 @@ func runZoneList(ctx context.Context, e *env, sc *subcommand, args []string) err
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if _, err := parseSub(e, sc, fs, args, 0, 0); err != nil {
-		return err
-	}
-	cl, url, err := af.client(e)
+	_, cl, url, err := af.parse(e, sc, fs, args, 0, 0)
 	if err != nil {
-		return sc.usage(err)
+		return err
 	}
 	zones, err := cl.ListZones(ctx)
 	if err != nil {
@@ -291,13 +302,9 @@ func runZoneShow(ctx context.Context, e *env, sc *subcommand, args []string) err
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, err := parseSub(e, sc, fs, args, 1, 1)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	z, err := cl.Zone(ctx, pos[0])
 	if err != nil {
@@ -327,13 +334,9 @@ func writeRRsets(w io.Writer, sets []api.RRset) error {
 func runZoneDelete(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
-	pos, err := parseSub(e, sc, fs, args, 1, 1)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	if err := cl.DeleteZone(ctx, pos[0]); err != nil {
 		return apiErr(url, err)
@@ -345,13 +348,9 @@ func runZoneDelete(ctx context.Context, e *env, sc *subcommand, args []string) e
 func runZoneImport(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
-	pos, err := parseSub(e, sc, fs, args, 2, 2)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 2, 2)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	in, err := openInput(pos[1])
 	if err != nil {
@@ -370,13 +369,9 @@ func runZoneExport(ctx context.Context, e *env, sc *subcommand, args []string) e
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	out := fs.String("o", "", "write to `FILE` instead of standard output")
-	pos, err := parseSub(e, sc, fs, args, 1, 1)
+	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	cl, url, err := af.client(e)
-	if err != nil {
-		return sc.usage(err)
 	}
 	if *out == "" {
 		return apiErr(url, cl.ExportZone(ctx, pos[0], e.stdout))
