@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -38,9 +37,7 @@ func (l *Lab) Control() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{DialContext: dialIn(namespacePath(n.Namespace)), DisableKeepAlives: true}
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	return apiclient.New(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ControlAPIPort).String(), l.ctl.Token, hc)
+	return apiclient.New(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ControlAPIPort).String(), l.ctl.Token, httpClientIn(n, 10*time.Second))
 }
 
 // startControl starts the control plane and waits until its API answers.

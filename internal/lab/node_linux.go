@@ -102,6 +102,13 @@ func dialIn(nsPath string) func(ctx context.Context, network, addr string) (net.
 	}
 }
 
+// httpClientIn is an HTTP client whose connections are made in the
+// namespace of n, where the daemon's API listens on the loopback.
+func httpClientIn(n *Node, timeout time.Duration) *http.Client {
+	tr := &http.Transport{DialContext: dialIn(namespacePath(n.Namespace)), DisableKeepAlives: true}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
 // Admin returns a client of the admin API of the node on a PoP (what
 // `anycastctl -admin 127.0.0.1:8053` is inside the PoP's namespace).
 func (l *Lab) Admin(pop string) (*admin.Client, error) {
@@ -112,9 +119,7 @@ func (l *Lab) Admin(pop string) (*admin.Client, error) {
 	if n.Role != RolePoP {
 		return nil, fmt.Errorf("%s is a %s, not a pop", pop, n.Role)
 	}
-	tr := &http.Transport{DialContext: dialIn(namespacePath(n.Namespace)), DisableKeepAlives: true}
-	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	return admin.NewClient(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), AdminPort).String(), hc), nil
+	return admin.NewClient(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), AdminPort).String(), httpClientIn(n, 5*time.Second)), nil
 }
 
 // WaitAnnounced waits until the node on every PoP reports, over its admin

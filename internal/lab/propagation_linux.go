@@ -15,6 +15,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 // The zone the propagation scenario creates through the control plane's
@@ -118,16 +119,13 @@ func servesSOA(serial uint32) func(*dns.Msg) bool {
 			return false
 		}
 		for _, rr := range m.Answer {
-			if soa, ok := rr.(*dns.SOA); ok && !serialBefore(soa.Serial, serial) {
+			if soa, ok := rr.(*dns.SOA); ok && !zone.SerialLess(soa.Serial, serial) {
 				return true
 			}
 		}
 		return false
 	}
 }
-
-// serialBefore is RFC 1982 a < b.
-func serialBefore(a, b uint32) bool { return a != b && int32(b-a) > 0 } //nolint:gosec // serial arithmetic wraps by design
 
 // servesTXT matches an authoritative answer carrying the TXT text.
 func servesTXT(text string) func(*dns.Msg) bool {
