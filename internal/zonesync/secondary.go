@@ -324,12 +324,7 @@ func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	if cur == nil {
 		// Nothing to compare a serial with: the AXFR is the first
 		// question (half the exchanges of a new node).
-		nz, err := s.pull(ctx, p, nil)
-		if err != nil || nz == nil {
-			return false, err
-		}
-		s.install(nz, p)
-		return true, nil
+		return s.update(ctx, p, nil)
 	}
 	done, updated, err := s.refreshUDP(ctx, p, cur)
 	if done {
@@ -339,18 +334,33 @@ func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("soa query: %w", err)
 	}
-	if !zone.SerialLess(cur.Serial, serial) {
-		if serial != cur.Serial {
-			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", serial, "serial", cur.Serial)
-		}
+	if !s.newer(p, cur, serial) {
 		return false, nil
 	}
+	return s.update(ctx, p, cur)
+}
+
+// update pulls a newer version than cur (nil: none) from p and installs
+// it; it reports whether it did.
+func (s *secondary) update(ctx context.Context, p Primary, cur *zone.Zone) (bool, error) {
 	nz, err := s.pull(ctx, p, cur)
 	if err != nil || nz == nil {
 		return false, err
 	}
 	s.install(nz, p)
 	return true, nil
+}
+
+// newer reports whether the primary's serial is newer than cur's, and
+// warns when it is older.
+func (s *secondary) newer(p Primary, cur *zone.Zone, serial uint32) bool {
+	if zone.SerialLess(cur.Serial, serial) {
+		return true
+	}
+	if serial != cur.Serial {
+		s.m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", serial, "serial", cur.Serial)
+	}
+	return false
 }
 
 // refreshUDP is the UDP step of refreshFrom. done reports whether the
@@ -361,12 +371,8 @@ func (s *secondary) refreshUDP(ctx context.Context, p Primary, cur *zone.Zone) (
 	res, err := m.client.ixfrUDP(ctx, p, s.name, cur.SOA())
 	switch {
 	case errors.Is(err, errNeedTCP):
-		nz, err := s.pull(ctx, p, cur)
-		if err != nil || nz == nil {
-			return true, false, err
-		}
-		s.install(nz, p)
-		return true, true, nil
+		updated, err := s.update(ctx, p, cur)
+		return true, updated, err
 	case err != nil:
 		if ctx.Err() != nil {
 			return true, false, ctx.Err()
@@ -374,9 +380,7 @@ func (s *secondary) refreshUDP(ctx context.Context, p Primary, cur *zone.Zone) (
 		m.log.Debug("ixfr over udp failed; asking over tcp", "zone", s.name, "primary", p.Addr, "err", err)
 		return false, false, nil
 	case res.kind == kindUpToDate:
-		if res.first.Serial != cur.Serial {
-			m.log.Warn("primary has an older serial than ours; keeping ours", "zone", s.name, "primary", p.Addr, "primary_serial", res.first.Serial, "serial", cur.Serial)
-		}
+		s.newer(p, cur, res.first.Serial) // only to warn: up to date means not newer
 		return true, false, nil
 	}
 	nz, err := s.build(res, cur, p)
