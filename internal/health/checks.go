@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -44,32 +42,30 @@ type ZoneCheck struct {
 	Loaded func() map[string]ZoneState // loaded zones by name
 	Label  string                      // Name; "" = "zones"
 
-	mu      sync.Mutex
-	passed  bool            // the check passed once: missing zones are pending
-	pending map[string]bool // wanted zones not loaded since it passed
+	passed atomic.Bool // the check passed once: missing zones are pending
 }
 
 // Pending returns the wanted zones that were added after the check first
 // passed and have not loaded yet, sorted.
 func (z *ZoneCheck) Pending() []string {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	out := slices.Collect(maps.Keys(z.pending))
-	slices.Sort(out)
-	return out
+	if !z.passed.Load() {
+		return nil
+	}
+	missing, _ := z.scan()
+	slices.Sort(missing)
+	return missing
 }
 
 // Name implements Check.
 func (z *ZoneCheck) Name() string { return cmp.Or(z.Label, "zones") }
 
-// Check implements Check. Zone names are compared case-insensitively, with
-// or without the final dot.
-func (z *ZoneCheck) Check(context.Context) error {
+// scan lists the wanted zones that are not loaded and those expired. Zone
+// names are compared case-insensitively, with or without the final dot.
+func (z *ZoneCheck) scan() (missing, expired []string) {
 	loaded := make(map[string]ZoneState)
 	for name, st := range z.Loaded() {
 		loaded[dns.CanonicalName(name)] = st
 	}
-	var missing, expired []string
 	for _, name := range z.Want() {
 		st, ok := loaded[dns.CanonicalName(name)]
 		switch {
@@ -79,17 +75,14 @@ func (z *ZoneCheck) Check(context.Context) error {
 			expired = append(expired, fmt.Sprintf("%s (serial %d)", name, st.Serial))
 		}
 	}
-	z.mu.Lock()
-	passed := z.passed
-	if passed {
-		z.pending = make(map[string]bool, len(missing))
-		for _, name := range missing {
-			z.pending[name] = true
-		}
-	}
-	z.mu.Unlock()
+	return missing, expired
+}
+
+// Check implements Check.
+func (z *ZoneCheck) Check(context.Context) error {
+	missing, expired := z.scan()
 	var msg []string
-	if len(missing) > 0 && !passed {
+	if len(missing) > 0 && !z.passed.Load() {
 		msg = append(msg, "not loaded: "+listSome(missing))
 	}
 	if len(expired) > 0 {
@@ -98,9 +91,7 @@ func (z *ZoneCheck) Check(context.Context) error {
 	if len(msg) > 0 {
 		return errors.New(strings.Join(msg, "; "))
 	}
-	z.mu.Lock()
-	z.passed = true
-	z.mu.Unlock()
+	z.passed.Store(true)
 	return nil
 }
 
