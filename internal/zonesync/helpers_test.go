@@ -1,6 +1,7 @@
 package zonesync
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -108,5 +109,39 @@ func waitSerial(t testing.TB, m *Manager, changed <-chan struct{}, want uint32) 
 		case <-deadline:
 			t.Fatalf("serial %d not served after 20s; status %+v", want, m.Status())
 		}
+	}
+}
+
+// runSecondary starts a Manager for origin with one primary at addr on the
+// real network; it stops when the test ends. changed receives its changes.
+func runSecondary(t *testing.T, addr netip.AddrPort) (m *Manager, changed chan struct{}) {
+	t.Helper()
+	m, err := New(Config{
+		DataDir: t.TempDir(), Keys: testKeys(),
+		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: addr, Key: testKey}}}},
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed = make(chan struct{}, 100)
+	m.OnChange(func() { changed <- struct{}{} })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return m, changed
+}
+
+// notifyOK hands m a signed NOTIFY for origin from addr and wants it
+// accepted.
+func notifyOK(t testing.TB, m *Manager, addr netip.AddrPort) {
+	t.Helper()
+	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
+		t.Fatalf("notify answer %x", resp)
 	}
 }

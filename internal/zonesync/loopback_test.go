@@ -1,7 +1,6 @@
 package zonesync
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -15,30 +14,10 @@ import (
 func TestLoopbackPrimary(t *testing.T) {
 	p := newPrimary(t, nil, makeZone(t, 1), "")
 	addr := mustAddrPort(p.addr)
-	m, err := New(Config{
-		DataDir: t.TempDir(), Keys: testKeys(),
-		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: addr, Key: testKey}}}},
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := make(chan struct{}, 10)
-	m.OnChange(func() { changed <- struct{}{} })
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	m, changed := runSecondary(t, addr)
 	waitSerial(t, m, changed, 1)
 	p.set(makeZone(t, 2, "loop.example.com. 300 IN A 192.0.2.222"))
-	resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0)
-	if len(resp) < 4 || resp[3]&0xf != 0 {
-		t.Fatalf("notify answer %x", resp)
-	}
+	notifyOK(t, m, addr)
 	waitSerial(t, m, changed, 2)
 	if diff := cmp.Diff(dump(t, p.current(origin)), dump(t, served(m, origin))); diff != "" {
 		t.Errorf("served differs from the primary (-primary +served):\n%s", diff)

@@ -20,12 +20,12 @@ import (
 // and then transferred over TCP.
 func TestRefreshOverUDP(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 	st, err := cpstore.Open(ctx, filepath.Join(t.TempDir(), "zones.db"), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { _ = st.Close() })
 	rrs, err := makeZone(t, 1).RRs()
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +43,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-srvDone }) // after the secondary's (LIFO)
 	select {
 	case <-srv.Ready():
 	case err := <-srvDone:
@@ -50,30 +51,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	}
 	addr := srv.Addrs()[0]
 
-	m, err := New(Config{
-		DataDir: t.TempDir(), Keys: testKeys(),
-		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: addr, Key: testKey}}}},
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := make(chan struct{}, 100)
-	m.OnChange(func() { changed <- struct{}{} })
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		<-srvDone
-	}()
-	notify := func() {
-		t.Helper()
-		if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
-			t.Fatalf("notify answer %x", resp)
-		}
-	}
+	m, changed := runSecondary(t, addr)
 	transfers := func(kind string) float64 {
 		return counter(t, m.met.transfers.WithLabelValues(kind, "ok"))
 	}
@@ -85,7 +63,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notify()
+	notifyOK(t, m, addr)
 	waitSerial(t, m, changed, serial)
 	if got := transfers("ixfr_udp"); got != 1 {
 		t.Errorf("ixfr_udp transfers = %v, want 1", got)
@@ -104,7 +82,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notify()
+	notifyOK(t, m, addr)
 	waitSerial(t, m, changed, serial)
 	if got := transfers("ixfr"); got != 1 {
 		t.Errorf("ixfr (tcp) transfers = %v, want 1", got)
