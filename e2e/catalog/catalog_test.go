@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/announce/bgptest"
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
@@ -60,41 +60,6 @@ func zoneCount(t *testing.T) int {
 }
 
 func zoneName(i int) string { return fmt.Sprintf("z%05d.example.", i) }
-
-// freePort returns a port free on 127.0.0.1 for UDP and TCP at the time of
-// the call.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		addr := ln.Addr().(*net.TCPAddr)
-		pc, err := net.ListenPacket("udp", addr.String())
-		_ = ln.Close()
-		if err != nil {
-			continue
-		}
-		_ = pc.Close()
-		return uint16(addr.Port)
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return 0
-}
-
-func build(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "anycastd")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/anycastd").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // proc is an anycastd process started by the test; it is stopped when the
 // test ends, and its log is shown when the test failed.
@@ -452,18 +417,18 @@ func sample(n, k int) []int {
 
 func TestCatalog10k(t *testing.T) {
 	n := zoneCount(t)
-	bin := build(t)
+	bin := e2etest.BuildAnycastd(t)
 	dir := t.TempDir()
 	logDir := dir
 	if d := os.Getenv("CATALOG_LOGDIR"); d != "" {
 		logDir = d // kept after the test
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	xfrAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	bgpPort := freePort(t)
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	xfrAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	bgpPort := e2etest.FreePort(t)
 	metricsURL := "http://" + metricsAddr + "/metrics"
 
 	ctlCfg := filepath.Join(dir, "control.yaml")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 )
 
 // identity is the server identity both servers are given: the EDNS NSID
@@ -86,29 +87,6 @@ func requireTool(t *testing.T, name, pkg string) string {
 func execOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
-}
-
-// freePort returns a port that is free on 127.0.0.1 for both UDP and TCP at
-// the time of the call. Another process may take it before the server binds
-// it; callers retry the start-up with a new port when that happens.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		addr := ln.Addr().(*net.TCPAddr)
-		pc, err := net.ListenPacket("udp", addr.String())
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return uint16(addr.Port)
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return 0
 }
 
 // process is a server process started by the test.
@@ -322,7 +300,7 @@ func startKnot(t *testing.T, zones []testZone) *process {
 	var last error
 	for attempt := range 3 {
 		dir := filepath.Join(t.TempDir(), "knot")
-		port := freePort(t)
+		port := e2etest.FreePort(t)
 		conf := writeKnotConfig(t, dir, port, zones, false)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		p := startProcess(t, fmt.Sprintf("knotd#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
@@ -366,7 +344,7 @@ func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
 	var last error
 	for attempt := range 3 {
 		dir := t.TempDir()
-		port := freePort(t)
+		port := e2etest.FreePort(t)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		argv := []string{bin, "node", "-listen", addr.String(), "-nsid", identity, "-log-level", "info"}
 		for _, z := range zones {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 )
 
 var dump = flag.Bool("dump", false, "log both servers' full responses for every query")
@@ -101,7 +103,7 @@ func TestKnotOracle(t *testing.T) {
 func TestZonesLoadInKnot(t *testing.T) {
 	knotc := requireTool(t, "knotc", "knot")
 	dir := t.TempDir()
-	conf := writeKnotConfig(t, dir, freePort(t), testZones(), true)
+	conf := writeKnotConfig(t, dir, e2etest.FreePort(t), testZones(), true)
 	out, err := execOutput(knotc, "-c", conf, "-f", "zone-check")
 	if err != nil {
 		t.Fatalf("knotc zone-check: %v\n%s", err, out)

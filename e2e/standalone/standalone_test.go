@@ -8,41 +8,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func build(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "anycastd")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/anycastd").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func query(addr, name string) (*dns.Msg, error) {
 	m := new(dns.Msg)
@@ -71,12 +47,12 @@ func waitA(t *testing.T, addr, name, want string, limit time.Duration) time.Dura
 }
 
 func TestStandalone(t *testing.T) {
-	bin := build(t)
+	bin := e2etest.BuildAnycastd(t)
 	data := t.TempDir()
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	api := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	api := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
 	cmd := exec.Command(bin, "standalone", "-data", data, "-dns", dnsAddr, "-api", api,
-		"-xfr", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-xfr", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
 		"-metrics", "", "-token", "test-token-0123456789")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

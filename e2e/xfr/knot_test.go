@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -53,28 +53,6 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-// freePort returns a port free on 127.0.0.1 for UDP and TCP at the time of
-// the call.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		_ = ln.Close()
-		if err != nil {
-			continue
-		}
-		_ = pc.Close()
-		return uint16(port)
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
-
 // knot is a knotd started by the test.
 type knot struct {
 	t      *testing.T
@@ -103,7 +81,7 @@ func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	if err := os.WriteFile(filepath.Join(dir, "zones", "example.com.zone"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := e2etest.FreePort(t)
 	k := &knot{
 		t: t, addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"), log: filepath.Join(dir, "knotd.log"),
@@ -407,7 +385,7 @@ func TestKnotPrimary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts knotd")
 	}
-	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t))
+	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), e2etest.FreePort(t))
 	k := startKnot(t, ourAddr)
 	dataDir := t.TempDir()
 	s := startSecondary(t, ourAddr, k.addr, dataDir)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -60,28 +59,6 @@ func requireKnot(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// freePort returns a port free on 127.0.0.1 for UDP and TCP at the time of
-// the call.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		addr := ln.Addr().(*net.TCPAddr)
-		pc, err := net.ListenPacket("udp", addr.String())
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return uint16(addr.Port)
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return 0
 }
 
 func testLogger() *slog.Logger {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/store"
 )
 
@@ -66,7 +67,7 @@ func TestKnotSecondary(t *testing.T) {
 	if _, err := st.CreateZoneFromText(ctx, zoneName, strings.NewReader(zoneText(2024010100, 1000)), store.SerialIncrement); err != nil {
 		t.Fatal(err)
 	}
-	knotPort := freePort(t)
+	knotPort := e2etest.FreePort(t)
 	primary := startServer(t, st, netipAddrPort(knotPort), false)
 	k := startKnot(t, knotPort, primary, []string{zoneName}, false)
 
@@ -162,7 +163,7 @@ func TestKnotCatalog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	knotPort := freePort(t)
+	knotPort := e2etest.FreePort(t)
 	primary := startServer(t, st, netipAddrPort(knotPort), true)
 	k := startKnot(t, knotPort, primary, nil, true)
 

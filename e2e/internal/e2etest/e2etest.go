@@ -1,0 +1,48 @@
+// Package e2etest holds what several end-to-end test packages need: a port
+// free for both UDP and TCP on 127.0.0.1, and the anycastd binary.
+package e2etest
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// FreePort returns a port on 127.0.0.1 that was free for TCP and UDP a
+// moment ago.
+func FreePort(t testing.TB) uint16 {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen tcp: %v", err)
+		}
+		addr := ln.Addr().(*net.TCPAddr)
+		pc, err := net.ListenPacket("udp", addr.String())
+		_ = ln.Close()
+		if err != nil {
+			continue
+		}
+		_ = pc.Close()
+		return uint16(addr.Port)
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return 0
+}
+
+// BuildAnycastd returns $ANYCASTD_BIN, or builds cmd/anycastd into the
+// test's temporary directory.
+func BuildAnycastd(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "anycastd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/anycastdns/anycastdns/cmd/anycastd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
