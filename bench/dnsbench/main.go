@@ -310,7 +310,11 @@ func anycastdBinary(ctx context.Context, o *options, work string, logger *slog.L
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(work, "anycastd")
+	// Not work/anycastd: that is the anycastd server's directory.
+	bin := filepath.Join(work, "bin", "anycastd")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", fmt.Errorf("anycastd binary: %w", err)
+	}
 	logger.Info("building anycastd", "module", root)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/anycastd")
 	cmd.Dir = root
