@@ -104,7 +104,13 @@ type speedResult struct {
 
 // startReady starts server name on a fresh port and waits for its SOA.
 func (b *bench) startReady(ctx context.Context, name string) (*runningServer, error) {
-	dir := filepath.Join(b.work, name)
+	return b.startReadyIn(ctx, name, name)
+}
+
+// startReadyIn is startReady with the server's files in work/dirName, so
+// that two instances of one server can run at once.
+func (b *bench) startReadyIn(ctx context.Context, name, dirName string) (*runningServer, error) {
+	dir := filepath.Join(b.work, dirName)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("server directory: %w", err)
 	}

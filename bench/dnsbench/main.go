@@ -48,18 +48,21 @@ type options struct {
 	// LatencyRounds repeats the latency run this many more times, the
 	// servers taking turns, after the speed runs: one run's p99 on a
 	// shared VM swings by several times between runs.
-	LatencyRounds int           `json:"latency_rounds"`
-	ServerCPU     int           `json:"server_cpu"`
-	ClientCPU     int           `json:"client_cpu"`
-	Clients       int           `json:"clients"`
-	Outstanding   int           `json:"outstanding"`
-	OutDir        string        `json:"-"`
-	Seed          uint64        `json:"seed"`
-	EDNS          bool          `json:"edns"`
-	TCP           bool          `json:"tcp"`
-	Nice          int           `json:"nice"`
-	Settle        time.Duration `json:"settle_ns"`
-	ReadyWait     time.Duration `json:"ready_timeout_ns"`
+	LatencyRounds int `json:"latency_rounds"`
+	// PairedRounds runs each server at the same time as NSD this many
+	// times (paired.go).
+	PairedRounds int           `json:"paired_rounds"`
+	ServerCPU    int           `json:"server_cpu"`
+	ClientCPU    int           `json:"client_cpu"`
+	Clients      int           `json:"clients"`
+	Outstanding  int           `json:"outstanding"`
+	OutDir       string        `json:"-"`
+	Seed         uint64        `json:"seed"`
+	EDNS         bool          `json:"edns"`
+	TCP          bool          `json:"tcp"`
+	Nice         int           `json:"nice"`
+	Settle       time.Duration `json:"settle_ns"`
+	ReadyWait    time.Duration `json:"ready_timeout_ns"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -80,7 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (progress stays on stderr)")
 	fs.BoolVar(&o.Mem, "mem", false, "measure load time and peak memory instead of speed")
 	fs.IntVar(&o.LatencyQPS, "latency-qps", 10000, "fixed query rate of the latency run")
-	fs.IntVar(&o.LatencyRounds, "latency-rounds", 5, "alternating latency-only rounds after the speed runs, compared by their medians (0 = none)")
+	fs.IntVar(&o.LatencyRounds, "latency-rounds", 3, "alternating latency-only rounds after the speed runs, compared by their medians (0 = none)")
+	fs.IntVar(&o.PairedRounds, "paired-rounds", 6, "latency rounds with each server and NSD running at the same time on the server CPU, compared round by round; NSD beside NSD is the control (0 = none)")
 	fs.IntVar(&o.ServerCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	fs.IntVar(&o.ClientCPU, "client-cpu", 1, "CPU dnsperf is pinned to")
 	fs.IntVar(&o.Clients, "clients", 16, "dnsperf -c: client sockets (UDP) or connections (TCP)")
@@ -141,7 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.Nice < -20 || o.Nice > 19 {
 		errs = append(errs, fmt.Errorf("-nice %d: want -20..19", o.Nice))
 	}
-	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 || o.LatencyRounds < 0 {
+	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 || o.LatencyRounds < 0 || o.PairedRounds < 0 {
 		errs = append(errs, errors.New("-clients, -outstanding, -latency-qps must be positive and -queries at least 1000"))
 	}
 	return o, errors.Join(errs...)
@@ -272,6 +276,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if !o.Mem && o.LatencyRounds > 0 && ctx.Err() == nil {
 		report.LatencyRounds = b.latencyRounds(ctx)
+	}
+	if !o.Mem && o.PairedRounds > 0 && ctx.Err() == nil {
+		report.PairedRounds = b.pairedRounds(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)

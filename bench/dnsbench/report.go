@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,8 @@ type report struct {
 	Mem     []memResult   `json:"memory,omitempty"`
 	// LatencyRounds are the alternating latency-only rounds, by server.
 	LatencyRounds []latencyRounds `json:"latency_rounds,omitempty"`
+	// PairedRounds are the side-by-side rounds with NSD, by server.
+	PairedRounds []pairedRounds `json:"paired_rounds,omitempty"`
 }
 
 func kqps(v float64) string { return fmt.Sprintf("%.1fk", v/1000) }
@@ -125,6 +128,12 @@ func printSpeed(w io.Writer, r *report) error {
 		writeTable(b, rows)
 	}
 
+	if len(r.PairedRounds) > 0 {
+		fmt.Fprintf(b, "\nLatency at %d q/s beside NSD: the server and NSD running at the same time on CPU %d, a dnsperf each on CPU %d (%d rounds of %s):\n",
+			o.LatencyQPS, o.ServerCPU, o.ClientCPU, o.PairedRounds, o.Duration)
+		writeTable(b, pairedRows(r.PairedRounds))
+	}
+
 	var nsd *speedResult
 	for i := range r.Speed {
 		if r.Speed[i].Server == "nsd" && r.Speed[i].UDP != nil {
@@ -133,7 +142,7 @@ func printSpeed(w io.Writer, r *report) error {
 	}
 	if nsd != nil && len(r.Speed) > 1 {
 		table("Ratios vs NSD (q/s per core: >1 = more queries per core; p99: <1 = lower latency):",
-			"server\tUDP q/s per core\tp99\tTCP q/s per core",
+			"server\tUDP q/s per core\tp99\tp99 beside NSD\tTCP q/s per core",
 			func(s speedResult) []string {
 				if s.Server == "nsd" || s.UDP == nil {
 					return nil
@@ -152,7 +161,13 @@ func printSpeed(w io.Writer, r *report) error {
 				if s.TCP != nil && nsd.TCP != nil {
 					tcp = ratio(s.TCP.Headline().PerCore, nsd.TCP.Headline().PerCore)
 				}
-				return []string{s.Server + "/nsd", ratio(s.UDP.Headline().PerCore, nsd.UDP.Headline().PerCore), p99, tcp}
+				paired := "-"
+				for _, pr := range r.PairedRounds {
+					if pr.Server == s.Server && len(pr.Runs) > 0 {
+						paired = fmt.Sprintf("%.2f", pr.MedianRatio())
+					}
+				}
+				return []string{s.Server + "/nsd", ratio(s.UDP.Headline().PerCore, nsd.UDP.Headline().PerCore), p99, paired, tcp}
 			})
 	}
 	fmt.Fprintln(b)
@@ -173,10 +188,38 @@ func printSpeed(w io.Writer, r *report) error {
 		"quiet s = seconds of the run in which other work took at most %.0f%% of each core; with %d or more, the\n"+
 		"  figures (and ratios) are over those seconds only. ! = too few: whole-run figures, disturbed, repeat.\n"+
 		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n"+
-		"p99 ratio = of the medians over the latency rounds when there are any, else of the one latency run.\n",
+		"p99 ratio = of the medians over the latency rounds when there are any, else of the one latency run.\n"+
+		"p99 beside NSD = median over the paired rounds of (server p99 / NSD p99) in the same round; the\n"+
+		"  nsd (control) row, NSD beside NSD, shows how far that ratio strays for equal servers.\n",
 		100*(1-clientLimitedBelow), 100*noisy, minQuiet)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// pairedRows is the table of the paired rounds: medians over the rounds of
+// each side's figures, and of the per-round p99 ratio.
+func pairedRows(prs []pairedRounds) [][]string {
+	rows := [][]string{strings.Split("server\trounds\tp50 / NSD's\tp99 / NSD's\tp99 ratio median\tratio min-max\trounds p99 <= NSD's\tbusy / NSD's\tlost / NSD's", "\t")}
+	for _, pr := range prs {
+		label := pr.Server
+		if label == "nsd" {
+			label = "nsd (control)"
+		}
+		if len(pr.Runs) == 0 {
+			rows = append(rows, []string{label, "0", "failed"})
+			continue
+		}
+		p50, p99, n50, n99, busy, nbusy := pr.medians()
+		rs := pr.ratios()
+		var lost, nlost uint64
+		for _, r := range pr.Runs {
+			lost, nlost = lost+r.Lost, nlost+r.NSDLost
+		}
+		rows = append(rows, []string{label, fmt.Sprint(len(pr.Runs)), us(p50) + " / " + us(n50), us(p99) + " / " + us(n99),
+			fmt.Sprintf("%.2f", pr.MedianRatio()), fmt.Sprintf("%.2f-%.2f", slices.Min(rs), slices.Max(rs)),
+			fmt.Sprintf("%d/%d", pr.notWorse(), len(pr.Runs)), pct(busy) + " / " + pct(nbusy), fmt.Sprintf("%d / %d", lost, nlost)})
+	}
+	return rows
 }
 
 func quietCell(quiet, total int) string {

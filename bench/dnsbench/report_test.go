@@ -31,6 +31,10 @@ func TestPrintSpeedRatios(t *testing.T) {
 			},
 			{Server: "knot", Error: "knot exited before answering\nlog line"},
 		},
+		PairedRounds: []pairedRounds{
+			{Server: "anycastd", Runs: []pairedRun{pair(1, 180, 1, 200), pair(1, 110, 1, 100)}},
+			{Server: "nsd", Runs: []pairedRun{pair(1, 100, 1, 100)}},
+		},
 	}
 	var b strings.Builder
 	if err := printSpeed(&b, r); err != nil {
@@ -38,7 +42,9 @@ func TestPrintSpeedRatios(t *testing.T) {
 	}
 	out := b.String()
 	for _, re := range []string{
-		`anycastd/nsd\s+2\.00\s+3\.00\s+0\.50`, // per core, p99, TCP per core
+		`anycastd/nsd\s+2\.00\s+3\.00\s+1\.00\s+0\.50`, // per core, p99, p99 beside NSD, TCP per core
+		`anycastd\s+2\s+0µs / 0µs\s+0µs / 0µs\s+1\.00\s+0\.90-1\.10\s+1/2\s`,
+		`nsd \(control\)\s+1\s+.*\s1\.00\s+1\.00-1\.00\s+1/1\s`,
 		// The quiet seconds, not the whole run.
 		`anycastd\s+238/240\s+100\.0k\s+50\.0%\s+200\.0k\s+yes \(dnsperf 100\.0%\)\s+0\s+10/12\s+30\.0%`,
 		`nsd\s+0/0\s+100\.0k\s+100\.0%\s+100\.0k\s+no\s+0\s+2/12!\s+20\.0%`, // disturbed
