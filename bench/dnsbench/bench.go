@@ -525,10 +525,12 @@ func formatRcodes(m map[string]uint64) string {
 	return strings.Join(parts, ",")
 }
 
-// latencyRounds are one server's latency-only runs, one per round.
-type latencyRounds struct {
+// serverRounds are one server's runs in the alternating rounds: per round
+// a saturating UDP run and a latency run.
+type serverRounds struct {
 	Server string          `json:"server"`
 	Runs   []latencyResult `json:"runs"`
+	UDP    []runResult     `json:"udp_runs"`
 	Errors []string        `json:"errors,omitempty"`
 }
 
@@ -542,7 +544,7 @@ func medianOf(ds []time.Duration) time.Duration {
 }
 
 // medians are the medians over the runs of each figure.
-func (lr latencyRounds) medians() latencyStats {
+func (lr serverRounds) medians() latencyStats {
 	var p50, p90, p99, p999, mx []time.Duration
 	for _, r := range lr.Runs {
 		p50, p90, p99 = append(p50, r.Stats.P50), append(p90, r.Stats.P90), append(p99, r.Stats.P99)
@@ -551,7 +553,7 @@ func (lr latencyRounds) medians() latencyStats {
 	return latencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
 }
 
-func (lr latencyRounds) p99Range() (lo, hi time.Duration) {
+func (lr serverRounds) p99Range() (lo, hi time.Duration) {
 	for i, r := range lr.Runs {
 		if i == 0 || r.Stats.P99 < lo {
 			lo = r.Stats.P99
@@ -561,7 +563,16 @@ func (lr latencyRounds) p99Range() (lo, hi time.Duration) {
 	return lo, hi
 }
 
-func (lr latencyRounds) busyMedian() float64 {
+// udpPerCore are the q/s per busy core of the rounds' UDP runs.
+func (lr serverRounds) udpPerCore() []float64 {
+	var out []float64
+	for _, r := range lr.UDP {
+		out = append(out, r.Headline().PerCore)
+	}
+	return out
+}
+
+func (lr serverRounds) busyMedian() float64 {
 	var b []float64
 	for _, r := range lr.Runs {
 		b = append(b, r.Busy)
@@ -573,7 +584,7 @@ func (lr latencyRounds) busyMedian() float64 {
 	return b[len(b)/2]
 }
 
-func (lr latencyRounds) lost() uint64 {
+func (lr serverRounds) lost() uint64 {
 	var n uint64
 	for _, r := range lr.Runs {
 		n += r.Perf.Lost
@@ -581,41 +592,50 @@ func (lr latencyRounds) lost() uint64 {
 	return n
 }
 
-// latencyRounds runs the latency run o.LatencyRounds times per server, the
-// servers taking turns (anycastd, nsd, knot, anycastd, ...), each started
-// afresh, so that a slow stretch of the machine falls on every server
-// alike; the table compares medians.
-func (b *bench) latencyRounds(ctx context.Context) []latencyRounds {
-	out := make([]latencyRounds, len(b.o.Only))
+// serverRounds runs o.Rounds rounds: in each, every server in turn
+// (anycastd, nsd, knot, anycastd, ...) is started afresh for a saturating
+// UDP run and a latency run, so that a slow stretch of the machine falls on
+// every server alike; the tables compare medians.
+func (b *bench) rounds(ctx context.Context) []serverRounds {
+	out := make([]serverRounds, len(b.o.Only))
 	for i, name := range b.o.Only {
 		out[i].Server = name
 	}
-	for round := range b.o.LatencyRounds {
+	for round := range b.o.Rounds {
 		for i, name := range b.o.Only {
 			if ctx.Err() != nil {
 				return out
 			}
 			time.Sleep(time.Second)
-			b.logger.Info("latency round", "round", round+1, "of", b.o.LatencyRounds, "server", name)
-			r, err := b.latencyOnce(ctx, name)
+			b.logger.Info("round", "round", round+1, "of", b.o.Rounds, "server", name)
+			udp, lat, err := b.roundOnce(ctx, name)
 			if err != nil {
 				out[i].Errors = append(out[i].Errors, err.Error())
-				b.logger.Error("latency round failed", "server", name, "err", err)
+				b.logger.Error("round failed", "server", name, "err", err)
 				continue
 			}
-			out[i].Runs = append(out[i].Runs, r)
+			out[i].UDP = append(out[i].UDP, udp)
+			out[i].Runs = append(out[i].Runs, lat)
 		}
 	}
 	return out
 }
 
-func (b *bench) latencyOnce(ctx context.Context, name string) (latencyResult, error) {
+// roundOnce starts name afresh for one saturating UDP run and one latency
+// run.
+func (b *bench) roundOnce(ctx context.Context, name string) (runResult, latencyResult, error) {
 	s, err := b.startReady(ctx, name)
 	if err != nil {
-		return latencyResult{}, err
+		return runResult{}, latencyResult{}, err
 	}
 	defer b.stop(s)
-	return b.latency(ctx, s, latencyConfig(b.baseConfig(s), b.o.LatencyQPS))
+	base := b.baseConfig(s)
+	udp, err := b.saturate(ctx, s, "udp", base)
+	if err != nil {
+		return runResult{}, latencyResult{}, err
+	}
+	lat, err := b.latency(ctx, s, latencyConfig(base, b.o.LatencyQPS))
+	return udp, lat, err
 }
 
 // baseConfig is the dnsperf configuration every run against s starts from.

@@ -100,7 +100,7 @@ func TestLatencyRoundsMedians(t *testing.T) {
 	run := func(p50, p99 time.Duration, busy float64) latencyResult {
 		return latencyResult{Stats: latencyStats{P50: p50, P99: p99}, Busy: busy}
 	}
-	lr := latencyRounds{Server: "x", Runs: []latencyResult{
+	lr := serverRounds{Server: "x", Runs: []latencyResult{
 		run(100*time.Microsecond, 4000*time.Microsecond, 0.4),
 		run(90*time.Microsecond, 300*time.Microsecond, 0.3),
 		run(120*time.Microsecond, 2000*time.Microsecond, 0.5),
@@ -115,7 +115,7 @@ func TestLatencyRoundsMedians(t *testing.T) {
 	if b := lr.busyMedian(); b != 0.4 {
 		t.Errorf("busy median %v, want 0.4", b)
 	}
-	if m := (latencyRounds{}).medians(); m.P99 != 0 {
+	if m := (serverRounds{}).medians(); m.P99 != 0 {
 		t.Errorf("no runs: p99 %v, want 0", m.P99)
 	}
 }

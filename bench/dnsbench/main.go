@@ -45,10 +45,11 @@ type options struct {
 	JSON        bool   `json:"-"`
 	Mem         bool   `json:"mem"`
 	LatencyQPS  int    `json:"latency_qps"`
-	// LatencyRounds repeats the latency run this many more times, the
-	// servers taking turns, after the speed runs: one run's p99 on a
-	// shared VM swings by several times between runs.
-	LatencyRounds int `json:"latency_rounds"`
+	// Rounds repeats the UDP and latency runs this many more times, the
+	// servers taking turns, after the first runs: one run's p99 on a
+	// shared VM swings by several times between runs, its q/s per core
+	// by ±5-10%.
+	Rounds int `json:"rounds"`
 	// PairedRounds runs each server at the same time as NSD this many
 	// times (paired.go).
 	PairedRounds int           `json:"paired_rounds"`
@@ -83,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (progress stays on stderr)")
 	fs.BoolVar(&o.Mem, "mem", false, "measure load time and peak memory instead of speed")
 	fs.IntVar(&o.LatencyQPS, "latency-qps", 10000, "fixed query rate of the latency run")
-	fs.IntVar(&o.LatencyRounds, "latency-rounds", 3, "alternating latency-only rounds after the speed runs, compared by their medians (0 = none)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "alternating rounds after the first runs, each server started afresh for a saturating UDP run and a latency run; the ratios compare medians (0 = none)")
 	fs.IntVar(&o.PairedRounds, "paired-rounds", 6, "latency rounds with each server and NSD running at the same time on the server CPU, compared round by round; NSD beside NSD is the control (0 = none)")
 	fs.IntVar(&o.ServerCPU, "server-cpu", 0, "CPU the servers are pinned to")
 	fs.IntVar(&o.ClientCPU, "client-cpu", 1, "CPU dnsperf is pinned to")
@@ -145,7 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.Nice < -20 || o.Nice > 19 {
 		errs = append(errs, fmt.Errorf("-nice %d: want -20..19", o.Nice))
 	}
-	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 || o.LatencyRounds < 0 || o.PairedRounds < 0 {
+	if o.Clients < 1 || o.Outstanding < 1 || o.LatencyQPS < 1 || o.Queries < 1000 || o.Rounds < 0 || o.PairedRounds < 0 {
 		errs = append(errs, errors.New("-clients, -outstanding, -latency-qps must be positive and -queries at least 1000"))
 	}
 	return o, errors.Join(errs...)
@@ -274,8 +275,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			report.Speed = append(report.Speed, b.speed(ctx, name))
 		}
 	}
-	if !o.Mem && o.LatencyRounds > 0 && ctx.Err() == nil {
-		report.LatencyRounds = b.latencyRounds(ctx)
+	if !o.Mem && o.Rounds > 0 && ctx.Err() == nil {
+		report.Rounds = b.rounds(ctx)
 	}
 	if !o.Mem && o.PairedRounds > 0 && ctx.Err() == nil {
 		report.PairedRounds = b.pairedRounds(ctx)

@@ -22,8 +22,8 @@ type report struct {
 	Zone    zoneInfo      `json:"zone"`
 	Speed   []speedResult `json:"speed,omitempty"`
 	Mem     []memResult   `json:"memory,omitempty"`
-	// LatencyRounds are the alternating latency-only rounds, by server.
-	LatencyRounds []latencyRounds `json:"latency_rounds,omitempty"`
+	// Rounds are the alternating rounds (UDP and latency), by server.
+	Rounds []serverRounds `json:"rounds,omitempty"`
 	// PairedRounds are the side-by-side rounds with NSD, by server.
 	PairedRounds []pairedRounds `json:"paired_rounds,omitempty"`
 }
@@ -107,13 +107,13 @@ func printSpeed(w io.Writer, r *report) error {
 			})
 	}
 
-	var nsdRounds *latencyRounds
-	if len(r.LatencyRounds) > 0 {
-		n := len(r.LatencyRounds[0].Runs)
-		rows := [][]string{strings.Split("server	rounds	p50 median	p99 median	p99 min-max	p99.9 median	busy median	lost", "\t")}
-		for i, lr := range r.LatencyRounds {
+	var nsdRounds *serverRounds
+	if len(r.Rounds) > 0 {
+		n := o.Rounds
+		rows := [][]string{strings.Split("server\trounds\tUDP q/s per core median\tmin-max\tp50 median\tp99 median\tp99 min-max\tp99.9 median\tbusy median\tlost", "\t")}
+		for i, lr := range r.Rounds {
 			if lr.Server == "nsd" {
-				nsdRounds = &r.LatencyRounds[i]
+				nsdRounds = &r.Rounds[i]
 			}
 			m := lr.medians()
 			if len(lr.Runs) == 0 {
@@ -121,10 +121,16 @@ func printSpeed(w io.Writer, r *report) error {
 				continue
 			}
 			lo, hi := lr.p99Range()
-			rows = append(rows, []string{lr.Server, fmt.Sprint(len(lr.Runs)), us(m.P50), us(m.P99),
+			pc := lr.udpPerCore()
+			udpMed, udpRange := "-", "-"
+			if len(pc) > 0 {
+				udpMed, udpRange = kqps(medianFloat(pc)), kqps(slices.Min(pc))+"-"+kqps(slices.Max(pc))
+			}
+			rows = append(rows, []string{lr.Server, fmt.Sprint(len(lr.Runs)), udpMed, udpRange, us(m.P50), us(m.P99),
 				us(lo) + "-" + us(hi), us(m.P999), pct(lr.busyMedian()), fmt.Sprint(lr.lost())})
 		}
-		fmt.Fprintf(b, "\nLatency at %d q/s, %d more rounds, the servers taking turns (%s each):\n", o.LatencyQPS, n, o.Duration)
+		fmt.Fprintf(b, "\n%d more rounds, the servers taking turns, each started afresh for a UDP run as above and a latency run at %d q/s (%s each):\n",
+			n, o.LatencyQPS, o.Duration)
 		writeTable(b, rows)
 	}
 
@@ -152,7 +158,7 @@ func printSpeed(w io.Writer, r *report) error {
 					p99 = ratio(float64(s.Latency.Stats.P99), float64(nsd.Latency.Stats.P99))
 				}
 				if nsdRounds != nil && len(nsdRounds.Runs) > 0 {
-					for _, lr := range r.LatencyRounds {
+					for _, lr := range r.Rounds {
 						if lr.Server == s.Server && len(lr.Runs) > 0 {
 							p99 = ratio(float64(lr.medians().P99), float64(nsdRounds.medians().P99))
 						}
@@ -167,7 +173,8 @@ func printSpeed(w io.Writer, r *report) error {
 						paired = fmt.Sprintf("%.2f", pr.MedianRatio())
 					}
 				}
-				return []string{s.Server + "/nsd", ratio(s.UDP.Headline().PerCore, nsd.UDP.Headline().PerCore), p99, paired, tcp}
+				return []string{s.Server + "/nsd", ratio(medianFloat(udpPerCoreRuns(s, r.Rounds)), medianFloat(udpPerCoreRuns(*nsd, r.Rounds))),
+					p99, paired, tcp}
 			})
 	}
 	fmt.Fprintln(b)
@@ -188,12 +195,28 @@ func printSpeed(w io.Writer, r *report) error {
 		"quiet s = seconds of the run in which other work took at most %.0f%% of each core; with %d or more, the\n"+
 		"  figures (and ratios) are over those seconds only. ! = too few: whole-run figures, disturbed, repeat.\n"+
 		"noise = largest share of the server's or dnsperf's core taken by other work over the whole run.\n"+
-		"p99 ratio = of the medians over the latency rounds when there are any, else of the one latency run.\n"+
+		"UDP q/s per core ratio = of the medians over every UDP run (the first and the rounds').\n"+
+		"p99 ratio = of the medians over the rounds when there are any, else of the one latency run.\n"+
 		"p99 beside NSD = median over the paired rounds of (server p99 / NSD p99) in the same round; the\n"+
 		"  nsd (control) row, NSD beside NSD, shows how far that ratio strays for equal servers.\n",
 		100*(1-clientLimitedBelow), 100*noisy, minQuiet)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// udpPerCoreRuns are the q/s per busy core of every UDP run of s: the first
+// and those of the rounds.
+func udpPerCoreRuns(s speedResult, rounds []serverRounds) []float64 {
+	var out []float64
+	if s.UDP != nil {
+		out = append(out, s.UDP.Headline().PerCore)
+	}
+	for _, lr := range rounds {
+		if lr.Server == s.Server {
+			out = append(out, lr.udpPerCore()...)
+		}
+	}
+	return out
 }
 
 // pairedRows is the table of the paired rounds: medians over the rounds of

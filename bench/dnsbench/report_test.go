@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,24 @@ func TestPrintMemRatios(t *testing.T) {
 	}
 	if re := `knot/nsd\s+0\.50\s+1\.50\s+0\.75`; !regexp.MustCompile(re).MatchString(b.String()) {
 		t.Errorf("output does not match %q:\n%s", re, b.String())
+	}
+}
+
+func TestUDPPerCoreRuns(t *testing.T) {
+	perCore := func(v float64) runResult { return runResult{Run: figures{PerCore: v}} }
+	s := speedResult{Server: "anycastd", UDP: &runResult{Run: figures{PerCore: 100}}}
+	rounds := []serverRounds{
+		{Server: "nsd", UDP: []runResult{perCore(999)}},
+		{Server: "anycastd", UDP: []runResult{perCore(130), perCore(120), perCore(90)}},
+	}
+	got := udpPerCoreRuns(s, rounds)
+	if want := []float64{100, 130, 120, 90}; !slices.Equal(got, want) {
+		t.Fatalf("udpPerCoreRuns = %v, want %v (the first run, then the rounds')", got, want)
+	}
+	if m := medianFloat(got); m != 110 {
+		t.Errorf("median = %v, want 110", m)
+	}
+	if got := udpPerCoreRuns(speedResult{Server: "knot"}, rounds); len(got) != 0 {
+		t.Errorf("no runs: %v", got)
 	}
 }
