@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +70,35 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// recordLog is a slog handler that keeps every record's level and message.
+type recordLog struct {
+	mu      sync.Mutex
+	records []string // "LEVEL message"
+}
+
+func (r *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recordLog) WithGroup(string) slog.Handler            { return r }
+func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Level.String()+" "+rec.Message)
+	return nil
+}
+
+// count returns how many records had this level and message.
+func (r *recordLog) count(level slog.Level, msg string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range r.records {
+		if l == level.String()+" "+msg {
+			n++
+		}
+	}
+	return n
 }
 
 func testKeys() []Key {

@@ -3,6 +3,7 @@ package zonesync
 import (
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,6 +94,47 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		}
 		if err := check.Check(t.Context()); err != nil {
 			t.Errorf("ZoneCheck after recovery: %v", err)
+		}
+	})
+}
+
+// TestRefreshFailureLogging: a primary that stays down gives one warning
+// per zone, not one per retry; the same error again is debug, and the
+// recovery is logged.
+func TestRefreshFailureLogging(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recordLog{}
+		f := newFixtureLogged(t, nil, nil, slog.New(rec))
+		synctest.Wait()
+		f.wantServed(1)
+		f.p.with(func(p *primary) { p.refuse = true })
+
+		// Refresh at 1h fails, then six retries 10 minutes apart.
+		time.Sleep(2*time.Hour + time.Second)
+		synctest.Wait()
+		if n := rec.count(slog.LevelWarn, "zone refresh failed"); n != 1 {
+			t.Errorf("%d warnings for 7 failures with the same error, want 1", n)
+		}
+		if n := rec.count(slog.LevelDebug, "zone refresh failed"); n != 6 {
+			t.Errorf("%d debug records for the repeated failures, want 6", n)
+		}
+
+		// Another error is a warning again.
+		f.p.with(func(p *primary) { p.refuse = false; p.unsigned = true })
+		time.Sleep(600 * time.Second)
+		synctest.Wait()
+		if n := rec.count(slog.LevelWarn, "zone refresh failed"); n != 2 {
+			t.Errorf("%d warnings after the error changed, want 2", n)
+		}
+
+		f.p.with(func(p *primary) { p.unsigned = false })
+		time.Sleep(600 * time.Second)
+		synctest.Wait()
+		if n := rec.count(slog.LevelInfo, "zone refresh recovered"); n != 1 {
+			t.Errorf("%d recovery records, want 1", n)
+		}
+		if st := f.m.Status()[0]; st.LastError != "" {
+			t.Errorf("last error after recovery: %q", st.LastError)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -242,6 +243,9 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	wasExpired := s.expired
 	s.expired = false
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
+	if s.failures > 0 {
+		m.log.Info("zone refresh recovered", "zone", s.name, "primary", p.Addr, "failures", s.failures)
+	}
 	s.lastErr, s.failures = "", 0
 	s.primary = p.Addr.String()
 	st := s.stateLocked()
@@ -298,12 +302,21 @@ func (s *secondary) failed(err error) time.Duration {
 	if len(msg) > 2000 {
 		msg = msg[:2000] + "..."
 	}
+	repeat := s.failures > 1 && msg == s.lastErr
 	s.lastErr = msg
 	serial := uint32(0)
 	if s.z != nil {
 		serial = s.z.Serial
 	}
-	m.log.Warn("zone refresh failed", "zone", s.name, "serial", serial, "loaded", s.z != nil,
+	// A primary that stays down fails every zone on every retry: with
+	// thousands of zones, one warning per zone per retry buries the rest
+	// of the log. The first failure and each new error are warnings, the
+	// same error again is debug, and the recovery is logged (succeeded).
+	level := slog.LevelWarn
+	if repeat {
+		level = slog.LevelDebug
+	}
+	m.log.Log(context.Background(), level, "zone refresh failed", "zone", s.name, "serial", serial, "loaded", s.z != nil,
 		"failures", s.failures, "retry_in", retry, "err", err)
 	return retry
 }

@@ -2,6 +2,7 @@ package zonesync
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,6 +22,8 @@ type fixture struct {
 	m    *Manager
 	cfg  Config
 	stop func()
+	// logger, when set before start, replaces testLogger.
+	logger *slog.Logger
 }
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
@@ -32,7 +35,14 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 // Manager starts.
 func newFixtureWith(t *testing.T, mod func(*Config), prep func(*primary)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, net: &pipeNet{}}
+	return newFixtureLogged(t, mod, prep, nil)
+}
+
+// newFixtureLogged is newFixtureWith with the Manager logging to logger
+// (nil: testLogger).
+func newFixtureLogged(t *testing.T, mod func(*Config), prep func(*primary), logger *slog.Logger) *fixture {
+	t.Helper()
+	f := &fixture{t: t, net: &pipeNet{}, logger: logger}
 	f.p = newPrimary(t, f.net.listen(primaryAddr), makeZone(t, 1), "")
 	if prep != nil {
 		f.p.with(prep)
@@ -54,7 +64,11 @@ func newFixtureWith(t *testing.T, mod func(*Config), prep func(*primary)) *fixtu
 // start creates and runs a Manager on f.cfg; f.stop stops it.
 func (f *fixture) start() {
 	f.t.Helper()
-	m, err := New(f.cfg, testLogger(f.t))
+	logger := f.logger
+	if logger == nil {
+		logger = testLogger(f.t)
+	}
+	m, err := New(f.cfg, logger)
 	if err != nil {
 		f.t.Fatal(err)
 	}
