@@ -373,45 +373,96 @@ func (b *builder) flush() {
 	b.sets = b.sets[:0]
 }
 
-// rdataEqual compares rdata, ignoring case in the names of the RFC 1035 types.
+// rdataEqual compares rdata as RRKey does: the names that canonical form
+// lower-cases (rdataNames) compare without case, every other byte exactly.
 func rdataEqual(t uint16, a, b []byte) bool {
-	if _, _, ok := compressibleType(t); ok {
-		return bytes.Equal(canonicalRdata(t, a), canonicalRdata(t, b))
+	if bytes.Equal(a, b) {
+		return true
 	}
-	return bytes.Equal(a, b)
+	if len(a) != len(b) {
+		return false
+	}
+	if _, _, ok := rdataNames(t, a); !ok {
+		return false
+	}
+	return bytes.Equal(canonicalRdata(t, a), canonicalRdata(t, b))
 }
 
-// canonicalRdata returns rdata with the embedded names of the RFC 1035 types
-// lower-cased (RFC 4034 §6.2) and every other byte untouched.
+// canonicalRdata returns a copy of rdata with the names rdataNames finds
+// lower-cased and every other byte untouched, or rd itself for types
+// without such names.
 func canonicalRdata(t uint16, rd []byte) []byte {
-	prefix, names, ok := compressibleType(t)
-	if !ok || len(rd) < prefix {
+	if _, _, ok := rdataNames(t, rd); !ok {
 		return rd
 	}
 	out := bytes.Clone(rd)
-	off := prefix
-	for range names {
-		for off < len(out) && out[off] != 0 {
-			l := int(out[off])
-			if l&0xC0 != 0 || off+1+l > len(out) {
-				return out
-			}
-			wire.LowerName(out[off+1:off+1+l], out[off+1:off+1+l])
-			off += 1 + l
-		}
-		off++ // the root label
-	}
+	lowerRdata(t, out)
 	return out
 }
 
-func compressibleType(t uint16) (int, int, bool) {
+// lowerRdata lower-cases in place the names of rd that canonical form
+// lower-cases. Malformed rdata is left as far as it could be read.
+func lowerRdata(t uint16, rd []byte) {
+	prefix, names, ok := rdataNames(t, rd)
+	if !ok || len(rd) < prefix {
+		return
+	}
+	off := prefix
+	for range names {
+		if off = lowerNameAt(rd, off); off < 0 {
+			return
+		}
+	}
+}
+
+// lowerNameAt lower-cases the uncompressed wire name at b[off:] in place
+// and returns the offset after it, or -1 if the name runs out of b or is
+// compressed.
+func lowerNameAt(b []byte, off int) int {
+	for off < len(b) && b[off] != 0 {
+		l := int(b[off])
+		if l&0xC0 != 0 || off+1+l > len(b) {
+			return -1
+		}
+		wire.LowerName(b[off+1:off+1+l], b[off+1:off+1+l])
+		off += 1 + l
+	}
+	if off >= len(b) {
+		return -1
+	}
+	return off + 1 // the root label
+}
+
+// rdataNames says where, in rdata rd of type t, the domain names sit that
+// the canonical form of RFC 4034 §6.2 lower-cases: names of them in a row,
+// prefix bytes from the start. ok is false for every other type (their
+// names, if any, keep their case, RFC 3597 §7).
+func rdataNames(t uint16, rd []byte) (prefix, names int, ok bool) {
 	switch t {
-	case 2, 3, 4, 5, 7, 8, 9, 12:
+	case dns.TypeNS, dns.TypeMD, dns.TypeMF, dns.TypeCNAME, dns.TypeMB, dns.TypeMG, dns.TypeMR,
+		dns.TypePTR, dns.TypeDNAME, dns.TypeNSEC:
 		return 0, 1, true
-	case 6, 14:
+	case dns.TypeSOA, dns.TypeMINFO, dns.TypeRP:
 		return 0, 2, true
-	case 15:
+	case dns.TypeMX, dns.TypeAFSDB, dns.TypeRT, dns.TypeKX:
 		return 2, 1, true
+	case dns.TypePX:
+		return 2, 2, true
+	case dns.TypeSRV:
+		return 6, 1, true // priority, weight, port
+	case dns.TypeRRSIG:
+		return 18, 1, true // the signer's name; the signature follows it
+	case dns.TypeNAPTR:
+		// Order and preference, then flags, services and regexp as
+		// <character-string>s (their case is kept), then the replacement.
+		off := 4
+		for range 3 {
+			if off >= len(rd) {
+				return 0, 0, false
+			}
+			off += 1 + int(rd[off])
+		}
+		return off, 1, true
 	}
 	return 0, 0, false
 }

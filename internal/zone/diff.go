@@ -3,7 +3,6 @@ package zone
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -50,64 +49,23 @@ func (z *Zone) SOA() *dns.SOA {
 }
 
 // RRKey identifies a record as RFC 1995 compares them: owner, type, class
-// and rdata in canonical form (RFC 4034 §6.2: names in the rdata of the
-// types listed there in lower case), TTL excluded.
+// and rdata in canonical form (RFC 4034 §6.2: the owner and the names in the
+// rdata of the types listed there in lower case), TTL excluded. The zone
+// builder's duplicate check (rdataEqual) uses the same rules.
 func RRKey(rr dns.RR) (string, error) {
 	c := dns.Copy(rr)
-	h := c.Header()
-	h.Ttl = 0
-	h.Name = dns.CanonicalName(h.Name)
-	lower := strings.ToLower
-	switch v := c.(type) {
-	case *dns.NS:
-		v.Ns = lower(v.Ns)
-	case *dns.MD:
-		v.Md = lower(v.Md)
-	case *dns.MF:
-		v.Mf = lower(v.Mf)
-	case *dns.CNAME:
-		v.Target = lower(v.Target)
-	case *dns.SOA:
-		v.Ns, v.Mbox = lower(v.Ns), lower(v.Mbox)
-	case *dns.MB:
-		v.Mb = lower(v.Mb)
-	case *dns.MG:
-		v.Mg = lower(v.Mg)
-	case *dns.MR:
-		v.Mr = lower(v.Mr)
-	case *dns.PTR:
-		v.Ptr = lower(v.Ptr)
-	case *dns.MINFO:
-		v.Rmail, v.Email = lower(v.Rmail), lower(v.Email)
-	case *dns.MX:
-		v.Mx = lower(v.Mx)
-	case *dns.RP:
-		v.Mbox, v.Txt = lower(v.Mbox), lower(v.Txt)
-	case *dns.AFSDB:
-		v.Hostname = lower(v.Hostname)
-	case *dns.RT:
-		v.Host = lower(v.Host)
-	case *dns.PX:
-		v.Map822, v.Mapx400 = lower(v.Map822), lower(v.Mapx400)
-	case *dns.NAPTR:
-		v.Replacement = lower(v.Replacement)
-	case *dns.KX:
-		v.Exchanger = lower(v.Exchanger)
-	case *dns.SRV:
-		v.Target = lower(v.Target)
-	case *dns.DNAME:
-		v.Target = lower(v.Target)
-	case *dns.RRSIG:
-		v.SignerName = lower(v.SignerName)
-	case *dns.NSEC:
-		v.NextDomain = lower(v.NextDomain)
-	}
+	c.Header().Ttl = 0
 	buf := make([]byte, dns.Len(c)+32)
 	n, err := dns.PackRR(c, buf, 0, nil, false)
 	if err != nil {
 		return "", err
 	}
-	return string(buf[:n]), nil
+	buf = buf[:n]
+	// Owner, then type, class, TTL and rdata length: 10 bytes.
+	if rdata := lowerNameAt(buf, 0) + 10; rdata >= 10 && rdata <= n {
+		lowerRdata(c.Header().Rrtype, buf[rdata:])
+	}
+	return string(buf), nil
 }
 
 // Diff returns the records to delete from old and to add to reach new, SOA

@@ -267,3 +267,56 @@ func TestSortCanonicalAgreesWithCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalCase: RRKey (IXFR, store) and the builder's duplicate check
+// agree on which records differ only in the case of a name that canonical
+// form (RFC 4034 §6.2) lower-cases.
+func TestCanonicalCase(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"x.example.com. 300 SRV 1 2 3 target.example.com.", "x.example.com. 300 SRV 1 2 3 TARGET.Example.com.", true},
+		{"x.example.com. 300 NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp.example.com.", "x.example.com. 300 NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _SIP._udp.EXAMPLE.com.", true},
+		{"x.example.com. 300 NAPTR 100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp.example.com.", "x.example.com. 300 NAPTR 100 10 \"s\" \"SIP+D2U\" \"\" _sip._udp.example.com.", false},
+		{"x.example.com. 300 KX 10 kx.example.com.", "x.example.com. 300 KX 10 KX.example.com.", true},
+		{"x.example.com. 300 AFSDB 1 afs.example.com.", "x.example.com. 300 AFSDB 1 AFS.example.com.", true},
+		{"x.example.com. 300 RP mbox.example.com. txt.example.com.", "x.example.com. 300 RP MBOX.example.com. TXT.example.com.", true},
+		{"x.example.com. 300 DNAME target.example.net.", "x.example.com. 300 DNAME Target.example.net.", true},
+		{"x.example.com. 300 MX 10 mail.example.com.", "x.example.com. 300 MX 10 MAIL.example.com.", true},
+		{"x.example.com. 300 MX 10 mail.example.com.", "x.example.com. 300 MX 10 \\077ail.example.com.", true}, // \077 = 'M'
+		{"x.example.com. 300 TXT \"abc\"", "x.example.com. 300 TXT \"ABC\"", false},
+		{"x.example.com. 300 HTTPS 1 svc.example.com.", "x.example.com. 300 HTTPS 1 SVC.example.com.", false}, // not in §6.2
+		{"x.example.com. 300 TYPE65400 \\# 2 4142", "x.example.com. 300 TYPE65400 \\# 2 6162", false},
+	} {
+		a, b := mustRR(t, tc.a), mustRR(t, tc.b)
+		ka, err := RRKey(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, err := RRKey(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ka == kb; got != tc.same {
+			t.Errorf("RRKey(%q) == RRKey(%q): %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+		// The same pair in one zone: a duplicate exactly when the keys match.
+		recs := []Record{
+			{RR: mustRR(t, "example.com. 300 SOA ns.example.com. h.example.com. 1 2 3 4 5")},
+			{RR: mustRR(t, "example.com. 300 NS ns.example.com.")},
+			{RR: mustRR(t, "ns.example.com. 300 A 192.0.2.1")},
+			{RR: a, File: "t", Line: 4}, {RR: b, File: "t", Line: 5},
+		}
+		_, err = Build("example.com.", recs)
+		if dup := err != nil && strings.Contains(err.Error(), "duplicate record"); dup != tc.same {
+			t.Errorf("Build with %q and %q: %v, want duplicate %v", tc.a, tc.b, err, tc.same)
+		}
+	}
+	// The owner compares without case too.
+	ka, _ := RRKey(mustRR(t, "X.Example.com. 300 A 192.0.2.1"))
+	kb, _ := RRKey(mustRR(t, "x.example.com. 300 A 192.0.2.1"))
+	if ka != kb {
+		t.Error("RRKey keeps the owner's case")
+	}
+}
