@@ -320,3 +320,25 @@ func TestCanonicalCase(t *testing.T) {
 		t.Error("RRKey keeps the owner's case")
 	}
 }
+
+// FuzzCanonicalRdata: any rdata of a type with names, malformed included,
+// is lower-cased without a panic, idempotently, and compares equal to its
+// canonical form.
+func FuzzCanonicalRdata(f *testing.F) {
+	f.Add(uint16(dns.TypeSRV), []byte("\x00\x01\x00\x02\x00\x03\x06TARGET\x07example\x00"))
+	f.Add(uint16(dns.TypeNAPTR), []byte("\x00\x64\x00\x0a\x01S\x07SIP+D2U\x00\x04_SIP\x00"))
+	f.Add(uint16(dns.TypeRRSIG), make([]byte, 18))
+	f.Add(uint16(dns.TypeMX), []byte("\x00\x0a\xc0\x0c"))
+	f.Fuzz(func(t *testing.T, typ uint16, rd []byte) {
+		c := canonicalRdata(typ, rd)
+		if len(c) != len(rd) {
+			t.Fatalf("length %d -> %d", len(rd), len(c))
+		}
+		if cc := canonicalRdata(typ, c); !bytes.Equal(cc, c) {
+			t.Fatalf("not idempotent: %x -> %x -> %x", rd, c, cc)
+		}
+		if !rdataEqual(typ, rd, c) {
+			t.Fatalf("rdata %x differs from its canonical form %x", rd, c)
+		}
+	})
+}
