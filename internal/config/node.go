@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -73,6 +75,9 @@ type Limits struct {
 	TCPIdleTimeout time.Duration // close idle TCP connections after this, > 0 (default 10s)
 	TCPMaxQueries  int           // queries per TCP connection; 0 = unlimited (default)
 	UDPReaders     int           // UDP reader goroutines per address; 0 = GOMAXPROCS (default)
+	// RRL is response rate limiting of UDP answers; off unless RRL.Rate is
+	// set (slip 2, prefixes /24 and /56, 65536 buckets by default).
+	RRL ratelimit.RRLConfig
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -192,6 +197,7 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 			UDPMaxSize:     defaultUDPMaxSize,
 			TCPMaxConns:    defaultTCPMaxConns,
 			TCPIdleTimeout: defaultTCPIdleTimeout,
+			RRL:            ratelimit.RRLConfig{Slip: ratelimit.DefaultSlip},
 		},
 		Log:         defaultLog(),
 		DrainPeriod: defaultDrainPeriod,
@@ -314,6 +320,16 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 		{"tcp_idle_timeout", func(n *yaml.Node, p string) { d.duration(n, p, &l.TCPIdleTimeout) }},
 		{"tcp_max_queries", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxQueries) }},
 		{"udp_readers", func(n *yaml.Node, p string) { d.intValue(n, p, &l.UDPReaders) }},
+		{"rrl", func(n *yaml.Node, p string) {
+			r := &l.RRL
+			d.mapping(n, p, []field{
+				{"rate", func(n *yaml.Node, p string) { d.intValue(n, p, &r.Rate) }},
+				{"slip", func(n *yaml.Node, p string) { d.intValue(n, p, &r.Slip) }},
+				{"ipv4_prefix", func(n *yaml.Node, p string) { d.intValue(n, p, &r.IPv4Prefix) }},
+				{"ipv6_prefix", func(n *yaml.Node, p string) { d.intValue(n, p, &r.IPv6Prefix) }},
+				{"buckets", func(n *yaml.Node, p string) { d.intValue(n, p, &r.Buckets) }},
+			})
+		}},
 	})
 }
 
@@ -413,6 +429,10 @@ func (n *Node) validate(v *validator) {
 	}
 	if l.UDPReaders < 0 {
 		v.add("limits.udp_readers", "must not be negative (0 = GOMAXPROCS), got %d", l.UDPReaders)
+	}
+	if err := l.RRL.Validate(); err != nil {
+		field, msg, _ := strings.Cut(err.Error(), ": ")
+		v.add("limits.rrl."+field, "%s", msg)
 	}
 
 	v.httpListen("metrics.listen", n.Metrics.Listen, tcp)

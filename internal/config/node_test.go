@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.bad.err from the errors the code gives")
@@ -116,7 +117,7 @@ func TestGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaultIdentity := config.Identity{Name: host, NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"}
-	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second}
+	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2}}
 	defaultLog := config.Log{Level: slog.LevelInfo, Format: config.LogText}
 
 	tests := map[string]*config.Node{
@@ -155,7 +156,8 @@ func TestGood(t *testing.T) {
 				{Name: "example.com.", File: filepath.Join(testdata, "zones/example.com.zone")},
 				{Name: "example.org.", File: "/srv/zones/example.org.zone"},
 			},
-			Limits:      config.Limits{UDPMaxSize: 4096, TCPMaxConns: 100, TCPIdleTimeout: 2500 * time.Millisecond, TCPMaxQueries: 50, UDPReaders: 4},
+			Limits: config.Limits{UDPMaxSize: 4096, TCPMaxConns: 100, TCPIdleTimeout: 2500 * time.Millisecond, TCPMaxQueries: 50, UDPReaders: 4,
+				RRL: ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024}},
 			Metrics:     config.Metrics{Listen: addrPort("[::1]:9153")},
 			Admin:       config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:         config.Log{Level: slog.LevelWarn, Format: config.LogText},
@@ -199,10 +201,11 @@ func TestGood(t *testing.T) {
 			TSIGKeys:    []config.TSIGKey{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
 			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
 			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
-			Limits:      defaultLimits,
-			Metrics:     config.Metrics{Listen: addrPort("127.0.0.1:9153")},
-			Admin:       config.Admin{Listen: addrPort("127.0.0.1:8053")},
-			Log:         defaultLog, DrainPeriod: 5 * time.Second,
+			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
+				RRL: ratelimit.RRLConfig{Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536}},
+			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
+			Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},
+			Log:     defaultLog, DrainPeriod: 5 * time.Second,
 			BGP: &config.BGP{
 				ASN: 64512, RouterID: addr("192.0.2.1"),
 				Peers: []config.Peer{{
@@ -483,8 +486,8 @@ func TestValidateLoadedNamesPosition(t *testing.T) {
 	n.BGP.Peers[1].Keepalive = time.Hour
 	n.Health.Rise = 0
 	want := "testdata/full.good.yaml:17:21: limits.tcp_idle_timeout: must be greater than 0, got 0s\n" +
-		"testdata/full.good.yaml:41:7: bgp.peers[1].keepalive: must not exceed hold_time (10s), got 1h0m0s\n" +
-		"testdata/full.good.yaml:55:9: health.rise: must be at least 1, got 0"
+		"testdata/full.good.yaml:47:7: bgp.peers[1].keepalive: must not exceed hold_time (10s), got 1h0m0s\n" +
+		"testdata/full.good.yaml:61:9: health.rise: must be at least 1, got 0"
 	if err := n.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
 	}

@@ -3,12 +3,14 @@ package dnsserver
 import (
 	"testing"
 
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/miekg/dns"
 )
 
 // FuzzHandle feeds arbitrary packets to the query path: it must never panic,
 // and every response it sends must be a well-formed DNS message that echoes
-// the query ID.
+// the query ID. Response rate limiting is on at one answer a second and
+// slip 1, so that after the first few every UDP answer goes through slip.
 func FuzzHandle(f *testing.F) {
 	for _, q := range []struct {
 		n string
@@ -24,6 +26,11 @@ func FuzzHandle(f *testing.F) {
 		f.Add(p, true)
 	}
 	h := testHandler(f)
+	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1, Slip: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h.SetRRL(l)
 	w := h.NewWorker()
 	f.Fuzz(func(t *testing.T, p []byte, tcp bool) {
 		tr := UDP

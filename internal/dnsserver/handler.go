@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/authority"
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -70,7 +71,8 @@ type Handler struct {
 	zones  atomic.Pointer[zone.Set]
 	notify atomic.Pointer[NotifyFunc]
 	self   atomic.Pointer[settings]
-	maxUDP int // capacity of the UDP response buffers
+	rrl    atomic.Pointer[ratelimit.RRL] // nil: no response rate limiting
+	maxUDP int                           // capacity of the UDP response buffers
 	stats  *Stats
 }
 
@@ -114,6 +116,9 @@ type NotifyFunc func(req []byte, src netip.AddrPort, t Transport) []byte
 // SetNotify installs the NOTIFY handler; without one NOTIFY is NOTIMP.
 func (h *Handler) SetNotify(f NotifyFunc) { h.notify.Store(&f) }
 
+// SetRRL installs the UDP response rate limiter; nil turns limiting off.
+func (h *Handler) SetRRL(l *ratelimit.RRL) { h.rrl.Store(l) }
+
 // SetZones atomically replaces the served zones.
 func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
 
@@ -132,6 +137,10 @@ type Worker struct {
 	qname [wire.MaxName + 1]byte
 	lower [wire.MaxName + 1]byte
 	local *workerStats
+	// Of the query being handled, for rate limiting: the lower-cased
+	// name (nil when unparsed) and the answering zone (nil for none).
+	qlower []byte
+	zone   *zone.Zone
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.
@@ -167,7 +176,25 @@ type request struct {
 // Handle answers one query. It returns the response (valid until the next
 // call on this worker) or nil when the packet is to be dropped.
 func (w *Worker) Handle(req []byte, t Transport) []byte {
+	w.qlower, w.zone = nil, nil
 	resp, rcode, qtype := w.handle(req, t)
+	if t == UDP && resp != nil {
+		if l := w.h.rrl.Load(); l != nil && int(binary.BigEndian.Uint16(resp[2:])>>11)&0xF == dns.OpcodeQuery {
+			c, name := w.rrlClass(resp, rcode)
+			switch l.Check(w.Src.Addr(), c, name) {
+			case ratelimit.Drop:
+				if w.h.stats != nil {
+					w.h.stats.RRLDropped.Add(1)
+				}
+				return nil
+			case ratelimit.Slip:
+				if w.h.stats != nil {
+					w.h.stats.RRLSlipped.Add(1)
+				}
+				resp = slip(resp)
+			}
+		}
+	}
 	if w.local != nil {
 		if resp == nil {
 			w.local.dropped.Add(1)
@@ -176,6 +203,47 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 		}
 	}
 	return resp
+}
+
+// rrlClass sorts an answer for the rate limiter (ratelimit.RRL): answers and
+// NODATA by query name, NXDOMAIN and referrals by zone, errors by source
+// alone. Only answers to QUERY are limited (not NOTIFY).
+func (w *Worker) rrlClass(resp []byte, rcode int) (ratelimit.Class, []byte) {
+	var origin []byte
+	if w.zone != nil {
+		origin = w.zone.OriginWire()
+	}
+	flags := binary.BigEndian.Uint16(resp[2:])
+	switch {
+	case rcode == dns.RcodeNameError:
+		return ratelimit.NXDomain, origin
+	case rcode != dns.RcodeSuccess:
+		return ratelimit.Error, nil
+	case flags&flagAA == 0:
+		return ratelimit.Referral, origin
+	case binary.BigEndian.Uint16(resp[6:]) == 0:
+		return ratelimit.NoData, w.qlower
+	}
+	return ratelimit.Positive, w.qlower
+}
+
+// slip cuts resp to its header and question with TC set: the truncated
+// answer that tells a real client behind a limited network to ask again
+// over TCP (RFC 1035 §4.2.1).
+func slip(resp []byte) []byte {
+	end := wire.HeaderLen
+	if binary.BigEndian.Uint16(resp[4:]) == 1 {
+		n := skipName(resp[wire.HeaderLen:])
+		if n < 0 || wire.HeaderLen+n+4 > len(resp) {
+			end = wire.HeaderLen
+			binary.BigEndian.PutUint16(resp[4:], 0)
+		} else {
+			end = wire.HeaderLen + n + 4
+		}
+	}
+	binary.BigEndian.PutUint16(resp[2:], binary.BigEndian.Uint16(resp[2:])|flagTC)
+	clear(resp[6:wire.HeaderLen]) // no answer, authority or additional records
+	return resp[:end]
 }
 
 func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
@@ -213,6 +281,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	}
 	r.qname = name
 	r.lower = wire.LowerName(w.lower[:len(name)], name)
+	w.qlower = r.lower
 	r.qtype = binary.BigEndian.Uint16(p[off:])
 	r.qclass = binary.BigEndian.Uint16(p[off+2:])
 	r.qend = off + 4
@@ -257,6 +326,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.optLen(&r))
 	res := w.ans.Answer(w.h.zones.Load(), authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
+	w.zone = res.Zone
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
 	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {

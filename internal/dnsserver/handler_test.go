@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -208,5 +209,105 @@ func TestNotifyDispatch(t *testing.T) {
 	}
 	if string(got) != string(p) {
 		t.Error("handler did not get the raw request")
+	}
+}
+
+// TestRRL: over UDP, answers past the rate are dropped or, every Slip-th,
+// sent truncated with the question only; TCP and NOTIFY are not limited;
+// answers are limited per class and name.
+func TestRRL(t *testing.T) {
+	h := testHandler(t)
+	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 2, Slip: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetRRL(l)
+	w := h.NewWorker()
+	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
+
+	pattern := func(qname string, qtype uint16, tr Transport, n int) string {
+		t.Helper()
+		var s []byte
+		for range n {
+			m := new(dns.Msg)
+			m.SetQuestion(qname, qtype)
+			m.SetEdns0(1232, false)
+			r := ask(t, w, m, tr)
+			switch {
+			case r == nil:
+				s = append(s, 'D')
+			case r.Truncated:
+				if len(r.Question) != 1 || r.Question[0].Name != qname || len(r.Answer)+len(r.Ns)+len(r.Extra) != 0 {
+					t.Errorf("slipped answer to %s: %v", qname, r)
+				}
+				s = append(s, 'S')
+			default:
+				s = append(s, '.')
+			}
+		}
+		return string(s)
+	}
+	for _, tc := range []struct {
+		qname string
+		qtype uint16
+		tr    Transport
+		want  string
+	}{
+		{"www.example.com.", dns.TypeA, UDP, "..DSDS"},
+		{"WWW.example.com.", dns.TypeA, UDP, "DS"},      // same name, other case: same bucket
+		{"www.example.com.", dns.TypeMX, UDP, "..DS"},   // NODATA: its own class
+		{"www.example.com.", dns.TypeA, TCP, "....."},   // TCP is never limited
+		{"nope1.example.com.", dns.TypeA, UDP, ".."},    // NXDOMAIN: by zone,
+		{"nope2.example.com.", dns.TypeA, UDP, "DS"},    // so random names share it
+		{"host.sub.example.com.", dns.TypeA, UDP, ".."}, // referral: by zone too
+		{"other.sub.example.com.", dns.TypeA, UDP, "DS"},
+		{"example.org.", dns.TypeA, UDP, "..DS"}, // REFUSED: an error, by source
+		{"example.net.", dns.TypeA, UDP, "DS"},
+	} {
+		if got := pattern(tc.qname, tc.qtype, tc.tr, len(tc.want)); got != tc.want {
+			t.Errorf("%s %s over %v: %s, want %s", tc.qname, dns.TypeToString[tc.qtype], tc.tr, got, tc.want)
+		}
+	}
+	if d, s := h.stats.RRLDropped.Load(), h.stats.RRLSlipped.Load(); d != 8 || s != 8 {
+		t.Errorf("counted %d dropped, %d slipped; want 8 and 8", d, s)
+	}
+
+	// Another client network has buckets of its own.
+	w.Src = netip.MustParseAddrPort("198.51.100.7:5300")
+	if got := pattern("www.example.com.", dns.TypeA, UDP, 3); got != "..D" {
+		t.Errorf("other network: %s", got)
+	}
+	h.SetRRL(nil)
+	if got := pattern("www.example.com.", dns.TypeA, UDP, 3); got != "..." {
+		t.Errorf("limiting off: %s", got)
+	}
+}
+
+func TestSlipMalformed(t *testing.T) {
+	// A response whose question does not parse keeps only its header.
+	resp := []byte{0, 1, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0xff}
+	got := slip(resp)
+	if len(got) != 12 || got[2]&0x02 == 0 || got[5] != 0 || got[7] != 0 {
+		t.Errorf("slip = %x", got)
+	}
+}
+
+func BenchmarkHandleRRL(b *testing.B) {
+	h := testHandler(b)
+	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: ratelimit.MaxRate})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.SetRRL(l)
+	w := h.NewWorker()
+	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	p, _ := m.Pack()
+	// Past MaxRate answers a second some are dropped; they cost the same
+	// (the answer is built before the check).
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Handle(p, UDP)
 	}
 }

@@ -75,6 +75,10 @@ type Stats struct {
 	Malformed atomic.Uint64 // TCP framing errors and the like
 	TCPConns  atomic.Int64  // open TCP connections
 	TCPRefuse atomic.Uint64 // connections refused at the limit
+	// RRLDropped and RRLSlipped count UDP answers the response rate
+	// limiter dropped or sent truncated.
+	RRLDropped atomic.Uint64
+	RRLSlipped atomic.Uint64
 }
 
 func (s *Stats) newWorker() *workerStats {

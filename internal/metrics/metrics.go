@@ -57,6 +57,8 @@ var (
 	latDesc     = prometheus.NewDesc(ns+"_response_seconds", "Time from reading a query to sending its answer.", nil, nil)
 	tcpDesc     = prometheus.NewDesc(ns+"_tcp_connections", "Open TCP connections.", nil, nil)
 	tcpRefDesc  = prometheus.NewDesc(ns+"_tcp_refused_total", "TCP connections closed at once because the limit was reached.", nil, nil)
+	rrlDesc     = prometheus.NewDesc(ns+"_rrl_limited_total", "UDP answers over the response rate limit, by action: dropped or sent truncated (slip).",
+		[]string{"action"}, nil)
 	serialDesc  = prometheus.NewDesc(ns+"_zone_serial", "SOA serial of each served zone.", []string{"zone"}, nil)
 	recordsDesc = prometheus.NewDesc(ns+"_zone_records", "Records in each served zone.", []string{"zone"}, nil)
 	zonesDesc   = prometheus.NewDesc(ns+"_zones", "Zones served.", nil, nil)
@@ -65,7 +67,7 @@ var (
 type queryCollector struct{ stats *dnsserver.Stats }
 
 func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc} {
+	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc, rrlDesc} {
 		ch <- d
 	}
 }
@@ -79,6 +81,8 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(malformDesc, prometheus.CounterValue, float64(c.stats.Malformed.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpDesc, prometheus.GaugeValue, float64(c.stats.TCPConns.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpRefDesc, prometheus.CounterValue, float64(c.stats.TCPRefuse.Load()))
+	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(c.stats.RRLDropped.Load()), "drop")
+	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(c.stats.RRLSlipped.Load()), "slip")
 	buckets := make(map[float64]uint64, len(dnsserver.LatencyBuckets))
 	var cum uint64
 	for i, ub := range dnsserver.LatencyBuckets {

@@ -31,6 +31,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/metrics"
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -65,6 +66,11 @@ type Node struct {
 func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVar) (*Node, error) {
 	stats := &dnsserver.Stats{}
 	h := dnsserver.NewHandler(identity(cfg), cfg.Limits.UDPMaxSize, stats)
+	limiter, err := ratelimit.NewRRL(cfg.Limits.RRL)
+	if err != nil {
+		return nil, fmt.Errorf("limits.rrl: %w", err)
+	}
+	h.SetRRL(limiter)
 	srv, err := dnsserver.New(dnsserver.Config{
 		Listen:        cfg.Listen,
 		Readers:       cfg.Limits.UDPReaders,
@@ -265,6 +271,14 @@ func (n *Node) Reload() {
 			}
 			n.handler.SetIdentity(identity(c), c.Limits.UDPMaxSize)
 			n.server.SetTCPLimits(c.Limits.TCPMaxConns, c.Limits.TCPIdleTimeout, c.Limits.TCPMaxQueries)
+			if c.Limits.RRL != cfg.Limits.RRL {
+				// Validated with the configuration; a new table starts
+				// every bucket afresh.
+				if l, err := ratelimit.NewRRL(c.Limits.RRL); err == nil {
+					n.handler.SetRRL(l)
+					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
+				}
+			}
 			cfg = c
 			n.cfg = c
 		}
