@@ -78,6 +78,15 @@ type Limits struct {
 	// RRL is response rate limiting of UDP answers; off unless RRL.Rate is
 	// set (slip 2, prefixes /24 and /56, 65536 buckets by default).
 	RRL ratelimit.RRLConfig
+	// Cookies turns DNS Cookies (RFC 7873, 9018) on.
+	Cookies Cookies
+}
+
+// Cookies configures DNS Cookies. Secret is 32 hex digits; every PoP of
+// an anycast set needs the same one. Empty = a random secret per process.
+type Cookies struct {
+	Enabled bool
+	Secret  string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -330,6 +339,13 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 				{"buckets", func(n *yaml.Node, p string) { d.intValue(n, p, &r.Buckets) }},
 			})
 		}},
+		{"cookies", func(n *yaml.Node, p string) {
+			c := &l.Cookies
+			d.mapping(n, p, []field{
+				{"enabled", func(n *yaml.Node, p string) { d.boolean(n, p, &c.Enabled) }},
+				{"secret", func(n *yaml.Node, p string) { d.str(n, p, &c.Secret) }},
+			})
+		}},
 	})
 }
 
@@ -433,6 +449,11 @@ func (n *Node) validate(v *validator) {
 	if err := l.RRL.Validate(); err != nil {
 		field, msg, _ := strings.Cut(err.Error(), ": ")
 		v.add("limits.rrl."+field, "%s", msg)
+	}
+	if l.Cookies.Secret != "" {
+		if _, err := ratelimit.ParseCookieSecret(l.Cookies.Secret); err != nil {
+			v.add("limits.cookies.secret", "%v", err)
+		}
 	}
 
 	v.httpListen("metrics.listen", n.Metrics.Listen, tcp)

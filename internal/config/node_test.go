@@ -157,7 +157,8 @@ func TestGood(t *testing.T) {
 				{Name: "example.org.", File: "/srv/zones/example.org.zone"},
 			},
 			Limits: config.Limits{UDPMaxSize: 4096, TCPMaxConns: 100, TCPIdleTimeout: 2500 * time.Millisecond, TCPMaxQueries: 50, UDPReaders: 4,
-				RRL: ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024}},
+				RRL:     ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024},
+				Cookies: config.Cookies{Enabled: true, Secret: "e5e973e5a6b2a43f48e7dc849e37bfcf"}},
 			Metrics:     config.Metrics{Listen: addrPort("[::1]:9153")},
 			Admin:       config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:         config.Log{Level: slog.LevelWarn, Format: config.LogText},
@@ -486,8 +487,8 @@ func TestValidateLoadedNamesPosition(t *testing.T) {
 	n.BGP.Peers[1].Keepalive = time.Hour
 	n.Health.Rise = 0
 	want := "testdata/full.good.yaml:17:21: limits.tcp_idle_timeout: must be greater than 0, got 0s\n" +
-		"testdata/full.good.yaml:47:7: bgp.peers[1].keepalive: must not exceed hold_time (10s), got 1h0m0s\n" +
-		"testdata/full.good.yaml:61:9: health.rise: must be at least 1, got 0"
+		"testdata/full.good.yaml:50:7: bgp.peers[1].keepalive: must not exceed hold_time (10s), got 1h0m0s\n" +
+		"testdata/full.good.yaml:64:9: health.rise: must be at least 1, got 0"
 	if err := n.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
 	}

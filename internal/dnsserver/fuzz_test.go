@@ -10,7 +10,8 @@ import (
 // FuzzHandle feeds arbitrary packets to the query path: it must never panic,
 // and every response it sends must be a well-formed DNS message that echoes
 // the query ID. Response rate limiting is on at one answer a second and
-// slip 1, so that after the first few every UDP answer goes through slip.
+// slip 1, so that after the first few every UDP answer goes through slip,
+// and DNS Cookies are on.
 func FuzzHandle(f *testing.F) {
 	for _, q := range []struct {
 		n string
@@ -24,6 +25,9 @@ func FuzzHandle(f *testing.F) {
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
 		p, _ = m.Pack()
 		f.Add(p, true)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef01000000000000000000000000000000"})
+		p, _ = m.Pack()
+		f.Add(p, false)
 	}
 	h := testHandler(f)
 	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1, Slip: 1})
@@ -31,6 +35,7 @@ func FuzzHandle(f *testing.F) {
 		f.Fatal(err)
 	}
 	h.SetRRL(l)
+	h.SetCookies(ratelimit.NewCookies(ratelimit.RandomCookieSecret()))
 	w := h.NewWorker()
 	f.Fuzz(func(t *testing.T, p []byte, tcp bool) {
 		tr := UDP

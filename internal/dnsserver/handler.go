@@ -71,8 +71,9 @@ type Handler struct {
 	zones  atomic.Pointer[zone.Set]
 	notify atomic.Pointer[NotifyFunc]
 	self   atomic.Pointer[settings]
-	rrl    atomic.Pointer[ratelimit.RRL] // nil: no response rate limiting
-	maxUDP int                           // capacity of the UDP response buffers
+	rrl    atomic.Pointer[ratelimit.RRL]     // nil: no response rate limiting
+	cookie atomic.Pointer[ratelimit.Cookies] // nil: COOKIE options ignored
+	maxUDP int                               // capacity of the UDP response buffers
 	stats  *Stats
 }
 
@@ -119,6 +120,10 @@ func (h *Handler) SetNotify(f NotifyFunc) { h.notify.Store(&f) }
 // SetRRL installs the UDP response rate limiter; nil turns limiting off.
 func (h *Handler) SetRRL(l *ratelimit.RRL) { h.rrl.Store(l) }
 
+// SetCookies turns DNS Cookies (RFC 7873, 9018) on with c, or off with nil:
+// then COOKIE options are ignored, as by a server without cookies.
+func (h *Handler) SetCookies(c *ratelimit.Cookies) { h.cookie.Store(c) }
+
 // SetZones atomically replaces the served zones.
 func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
 
@@ -141,6 +146,11 @@ type Worker struct {
 	// name (nil when unparsed) and the answering zone (nil for none).
 	qlower []byte
 	zone   *zone.Zone
+	// The COOKIE option to answer with (client and server cookie; nil
+	// for none) and whether the query's Server Cookie was valid.
+	cookieOut   []byte
+	cookieValid bool
+	cookieBuf   [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.
@@ -171,14 +181,17 @@ type request struct {
 	do      bool
 	udpSize int
 	nsid    bool
+	cookie  []byte // COOKIE option data: client cookie, then server cookie if any
 }
 
 // Handle answers one query. It returns the response (valid until the next
 // call on this worker) or nil when the packet is to be dropped.
 func (w *Worker) Handle(req []byte, t Transport) []byte {
-	w.qlower, w.zone = nil, nil
+	w.qlower, w.zone, w.cookieOut, w.cookieValid = nil, nil, nil, false
 	resp, rcode, qtype := w.handle(req, t)
-	if t == UDP && resp != nil {
+	// A valid Server Cookie shows that the source address is not spoofed:
+	// such clients are not rate limited (as in Knot and Unbound).
+	if t == UDP && resp != nil && !w.cookieValid {
 		if l := w.h.rrl.Load(); l != nil && int(binary.BigEndian.Uint16(resp[2:])>>11)&0xF == dns.OpcodeQuery {
 			c, name := w.rrlClass(resp, rcode)
 			switch l.Check(w.Src.Addr(), c, name) {
@@ -293,6 +306,13 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 		r.edns = false
 		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
 	}
+	if r.cookie != nil {
+		if c := w.h.cookie.Load(); c != nil {
+			client := r.cookie[:ratelimit.ClientCookieLen]
+			out := append(w.cookieBuf[:0], client...)
+			w.cookieOut, w.cookieValid = c.Answer(out, client, r.cookie[ratelimit.ClientCookieLen:], w.Src.Addr())
+		}
+	}
 	if opcode != dns.OpcodeQuery {
 		return w.header(&r, dns.RcodeNotImplemented, limit, true), dns.RcodeNotImplemented, r.qtype
 	}
@@ -390,8 +410,20 @@ func (w *Worker) parseOptions(p []byte, r *request) bool {
 		if len(p) < 4+n {
 			return false
 		}
-		if code == ednsNSID {
+		switch code {
+		case ednsNSID:
 			r.nsid = true
+		case ednsCookie:
+			// A client cookie alone, or with a server cookie of 8 to 32
+			// bytes; anything else is a format error (RFC 7873 §5.2.2).
+			// Only the first COOKIE option counts.
+			if n != ratelimit.ClientCookieLen && (n < ratelimit.ClientCookieLen+ratelimit.MinServerCookieLen ||
+				n > ratelimit.ClientCookieLen+ratelimit.MaxServerCookieLen) {
+				return false
+			}
+			if r.cookie == nil {
+				r.cookie = p[4 : 4+n]
+			}
 		}
 		p = p[4+n:]
 	}
@@ -428,6 +460,9 @@ func (w *Worker) optLen(r *request) int {
 	if r.nsid && w.st.nsid != nil {
 		n += 4 + len(w.st.nsid)
 	}
+	if w.cookieOut != nil {
+		n += 4 + len(w.cookieOut)
+	}
 	return n
 }
 
@@ -436,7 +471,7 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 	if !r.edns {
 		return
 	}
-	var opt [optFixedLen + 6 + 4 + 255]byte
+	var opt [optFixedLen + 6 + 4 + 255 + 4 + ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
 	o := opt[:0]
 	o = append(o, 0) // root owner
 	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
@@ -459,6 +494,11 @@ func (w *Worker) appendOPT(r *request, rcode int) {
 		o = binary.BigEndian.AppendUint16(o, ednsNSID)
 		o = binary.BigEndian.AppendUint16(o, uint16(len(w.st.nsid)))
 		o = append(o, w.st.nsid...)
+	}
+	if w.cookieOut != nil {
+		o = binary.BigEndian.AppendUint16(o, ednsCookie)
+		o = binary.BigEndian.AppendUint16(o, uint16(len(w.cookieOut)))
+		o = append(o, w.cookieOut...)
 	}
 	binary.BigEndian.PutUint16(o[rdlenAt:], uint16(len(o)-rdlenAt-2))
 	w.b.AppendRaw(wire.Additional, 1, o)

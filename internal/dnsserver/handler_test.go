@@ -311,3 +311,84 @@ func BenchmarkHandleRRL(b *testing.B) {
 		w.Handle(p, UDP)
 	}
 }
+
+// withCookie adds an EDNS COOKIE option of data (hex) to a new query.
+func withCookie(t *testing.T, qname, data string) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(qname, dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: data})
+	return m
+}
+
+func cookieOf(r *dns.Msg) string {
+	if o := r.IsEdns0(); o != nil {
+		for _, opt := range o.Option {
+			if c, ok := opt.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+	}
+	return ""
+}
+
+// TestCookies: a client cookie gets a Server Cookie back, a valid one is
+// echoed, malformed options are FORMERR, valid cookies are exempt from
+// rate limiting, and with cookies off the option is ignored.
+func TestCookies(t *testing.T) {
+	h := testHandler(t)
+	h.SetCookies(ratelimit.NewCookies(ratelimit.RandomCookieSecret()))
+	w := h.NewWorker()
+	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
+	const client = "0123456789abcdef"
+
+	r := ask(t, w, withCookie(t, "www.example.com.", client), UDP)
+	got := cookieOf(r)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || len(got) != 48 || got[:16] != client {
+		t.Fatalf("first query: rcode %d, %d answers, cookie %q; want an answer and client+16-byte server cookie", r.Rcode, len(r.Answer), got)
+	}
+	if again := cookieOf(ask(t, w, withCookie(t, "www.example.com.", got), UDP)); again != got {
+		t.Errorf("valid cookie not echoed: sent %s, got %s", got, again)
+	}
+	if tcp := cookieOf(ask(t, w, withCookie(t, "www.example.com.", got), TCP)); tcp != got {
+		t.Errorf("over TCP: %s", tcp)
+	}
+	// Another client's cookie, or a forged one, is answered with a fresh one.
+	forged := client + "01000000" + "00000000" + "0000000000000000"
+	if c := cookieOf(ask(t, w, withCookie(t, "www.example.com.", forged), UDP)); c == forged || len(c) != 48 {
+		t.Errorf("forged cookie answered with %s", c)
+	}
+	for _, bad := range []string{"0123", "0123456789abcdef0011", client + client + client + client + client + "00"} {
+		if r := ask(t, w, withCookie(t, "www.example.com.", bad), UDP); r.Rcode != dns.RcodeFormatError {
+			t.Errorf("COOKIE of %d bytes: rcode %s, want FORMERR", len(bad)/2, dns.RcodeToString[r.Rcode])
+		}
+	}
+
+	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetRRL(l)
+	answered := func(data string) int {
+		n := 0
+		for range 5 {
+			if r := ask(t, w, withCookie(t, "mail.example.com.", data), UDP); r != nil && !r.Truncated {
+				n++
+			}
+		}
+		return n
+	}
+	if n := answered(got); n != 5 {
+		t.Errorf("valid cookie under RRL at 1/s: %d of 5 answered, want all", n)
+	}
+	if n := answered(client); n != 1 {
+		t.Errorf("client cookie alone under RRL at 1/s: %d of 5 answered, want 1", n)
+	}
+	h.SetRRL(nil)
+
+	h.SetCookies(nil)
+	if c := cookieOf(ask(t, w, withCookie(t, "www.example.com.", client), UDP)); c != "" {
+		t.Errorf("cookies off: answered with cookie %s", c)
+	}
+}

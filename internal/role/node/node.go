@@ -71,6 +71,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, fmt.Errorf("limits.rrl: %w", err)
 	}
 	h.SetRRL(limiter)
+	h.SetCookies(cookies(cfg.Limits.Cookies, logger))
 	srv, err := dnsserver.New(dnsserver.Config{
 		Listen:        cfg.Listen,
 		Readers:       cfg.Limits.UDPReaders,
@@ -279,6 +280,10 @@ func (n *Node) Reload() {
 					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
 				}
 			}
+			if c.Limits.Cookies != cfg.Limits.Cookies {
+				n.handler.SetCookies(cookies(c.Limits.Cookies, n.log))
+				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
+			}
 			cfg = c
 			n.cfg = c
 		}
@@ -449,4 +454,22 @@ func (n *Node) zoneStates() map[string]health.ZoneState {
 		maps.Copy(out, n.zs.States())
 	}
 	return out
+}
+
+// cookies returns the DNS Cookies of the configuration, nil when off. The
+// secret was validated with the configuration.
+func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
+	if !c.Enabled {
+		return nil
+	}
+	if c.Secret == "" {
+		logger.Warn("dns cookies: no secret configured, using a random one; the PoPs of an anycast set need the same secret")
+		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
+	}
+	secret, err := ratelimit.ParseCookieSecret(c.Secret)
+	if err != nil {
+		logger.Error("dns cookies: bad secret, cookies off", "err", err)
+		return nil
+	}
+	return ratelimit.NewCookies(secret)
 }
