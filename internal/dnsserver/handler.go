@@ -196,13 +196,13 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 			c, name := w.rrlClass(resp, rcode)
 			switch l.Check(w.Src.Addr(), c, name) {
 			case ratelimit.Drop:
-				if w.h.stats != nil {
-					w.h.stats.RRLDropped.Add(1)
+				if w.local != nil {
+					w.local.rrlDropped.Add(1)
 				}
 				return nil
 			case ratelimit.Slip:
-				if w.h.stats != nil {
-					w.h.stats.RRLSlipped.Add(1)
+				if w.local != nil {
+					w.local.rrlSlipped.Add(1)
 				}
 				resp = slip(resp)
 			}

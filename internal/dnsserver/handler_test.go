@@ -268,7 +268,7 @@ func TestRRL(t *testing.T) {
 			t.Errorf("%s %s over %v: %s, want %s", tc.qname, dns.TypeToString[tc.qtype], tc.tr, got, tc.want)
 		}
 	}
-	if d, s := h.stats.RRLDropped.Load(), h.stats.RRLSlipped.Load(); d != 8 || s != 8 {
+	if d, s := h.stats.RRL(); d != 8 || s != 8 {
 		t.Errorf("counted %d dropped, %d slipped; want 8 and 8", d, s)
 	}
 

@@ -47,8 +47,10 @@ var LatencyBuckets = []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.00
 type workerStats struct {
 	queries [numTransports][numQtypes][numRcodes]atomic.Uint64
 	dropped atomic.Uint64
-	lat     [12]atomic.Uint64 // len(LatencyBuckets)+1
-	latSum  atomic.Uint64     // nanoseconds
+	// UDP answers the response rate limiter dropped or sent truncated.
+	rrlDropped, rrlSlipped atomic.Uint64
+	lat                    [12]atomic.Uint64 // len(LatencyBuckets)+1
+	latSum                 atomic.Uint64     // nanoseconds
 }
 
 func (s *workerStats) count(t Transport, qtype uint16, rcode int) {
@@ -75,10 +77,6 @@ type Stats struct {
 	Malformed atomic.Uint64 // TCP framing errors and the like
 	TCPConns  atomic.Int64  // open TCP connections
 	TCPRefuse atomic.Uint64 // connections refused at the limit
-	// RRLDropped and RRLSlipped count UDP answers the response rate
-	// limiter dropped or sent truncated.
-	RRLDropped atomic.Uint64
-	RRLSlipped atomic.Uint64
 }
 
 func (s *Stats) newWorker() *workerStats {
@@ -87,6 +85,18 @@ func (s *Stats) newWorker() *workerStats {
 	s.workers = append(s.workers, w)
 	s.mu.Unlock()
 	return w
+}
+
+// RRL sums the workers' counts of UDP answers the response rate limiter
+// dropped and sent truncated (slipped).
+func (s *Stats) RRL() (dropped, slipped uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		dropped += w.rrlDropped.Load()
+		slipped += w.rrlSlipped.Load()
+	}
+	return dropped, slipped
 }
 
 // QueryCount is one series of the query counter.

@@ -81,8 +81,9 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(malformDesc, prometheus.CounterValue, float64(c.stats.Malformed.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpDesc, prometheus.GaugeValue, float64(c.stats.TCPConns.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpRefDesc, prometheus.CounterValue, float64(c.stats.TCPRefuse.Load()))
-	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(c.stats.RRLDropped.Load()), "drop")
-	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(c.stats.RRLSlipped.Load()), "slip")
+	rrlDropped, rrlSlipped := c.stats.RRL()
+	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlDropped), "drop")
+	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlSlipped), "slip")
 	buckets := make(map[float64]uint64, len(dnsserver.LatencyBuckets))
 	var cum uint64
 	for i, ub := range dnsserver.LatencyBuckets {
