@@ -192,19 +192,20 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 	// A valid Server Cookie shows that the source address is not spoofed:
 	// such clients are not rate limited (as in Knot and Unbound).
 	if t == UDP && resp != nil && !w.cookieValid {
-		if l := w.h.rrl.Load(); l != nil && int(binary.BigEndian.Uint16(resp[2:])>>11)&0xF == dns.OpcodeQuery {
-			c, name := w.rrlClass(resp, rcode)
-			switch l.Check(w.Src.Addr(), c, name) {
-			case ratelimit.Drop:
-				if w.local != nil {
-					w.local.rrlDropped.Add(1)
+		if l := w.h.rrl.Load(); l != nil {
+			if c, name, ok := w.rrlClass(resp, rcode); ok {
+				switch l.Check(w.Src.Addr(), c, name) {
+				case ratelimit.Drop:
+					if w.local != nil {
+						w.local.rrlDropped.Add(1)
+					}
+					return nil
+				case ratelimit.Slip:
+					if w.local != nil {
+						w.local.rrlSlipped.Add(1)
+					}
+					resp = slip(resp)
 				}
-				return nil
-			case ratelimit.Slip:
-				if w.local != nil {
-					w.local.rrlSlipped.Add(1)
-				}
-				resp = slip(resp)
 			}
 		}
 	}
@@ -220,24 +221,28 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 
 // rrlClass sorts an answer for the rate limiter (ratelimit.RRL): answers and
 // NODATA by query name, NXDOMAIN and referrals by zone, errors by source
-// alone. Only answers to QUERY are limited (not NOTIFY).
-func (w *Worker) rrlClass(resp []byte, rcode int) (ratelimit.Class, []byte) {
+// alone. ok is false for answers that are not limited: those to other
+// opcodes than QUERY (NOTIFY).
+func (w *Worker) rrlClass(resp []byte, rcode int) (c ratelimit.Class, name []byte, ok bool) {
+	flags := binary.BigEndian.Uint16(resp[2:])
+	if int(flags>>11)&0xF != dns.OpcodeQuery {
+		return 0, nil, false
+	}
 	var origin []byte
 	if w.zone != nil {
 		origin = w.zone.OriginWire()
 	}
-	flags := binary.BigEndian.Uint16(resp[2:])
 	switch {
 	case rcode == dns.RcodeNameError:
-		return ratelimit.NXDomain, origin
+		return ratelimit.NXDomain, origin, true
 	case rcode != dns.RcodeSuccess:
-		return ratelimit.Error, nil
+		return ratelimit.Error, nil, true
 	case flags&flagAA == 0:
-		return ratelimit.Referral, origin
+		return ratelimit.Referral, origin, true
 	case binary.BigEndian.Uint16(resp[6:]) == 0:
-		return ratelimit.NoData, w.qlower
+		return ratelimit.NoData, w.qlower, true
 	}
-	return ratelimit.Positive, w.qlower
+	return ratelimit.Positive, w.qlower, true
 }
 
 // slip cuts resp to its header and question with TC set: the truncated
