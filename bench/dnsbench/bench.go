@@ -577,11 +577,7 @@ func (lr serverRounds) busyMedian() float64 {
 	for _, r := range lr.Runs {
 		b = append(b, r.Busy)
 	}
-	if len(b) == 0 {
-		return 0
-	}
-	slices.Sort(b)
-	return b[len(b)/2]
+	return medianFloat(b)
 }
 
 func (lr serverRounds) lost() uint64 {
