@@ -40,7 +40,30 @@ func testZones() []testZone {
 		{origin: "types.example.", file: "types.example.zone"},
 		{origin: "nsec.example.", file: "nsec.example.zone"},
 		{origin: "nsec3.example.", file: "nsec3.example.zone"},
+		// Children served beside their parents: DS at their apex comes
+		// from the parent (RFC 4035 §3.1.4.1). orphan.example.com. has no
+		// delegation in example.com.
+		{origin: "kid.example.com.", file: "kid.example.com.zone"},
+		{origin: "kidnods.example.com.", file: "kidnods.example.com.zone"},
+		{origin: "orphan.example.com.", file: "orphan.example.com.zone"},
+		{origin: "kid.nsec.example.", file: "kid.nsec.example.zone"},
+		{origin: "kidnods.nsec.example.", file: "kidnods.nsec.example.zone"},
+		{origin: "kid.nsec3.example.", file: "kid.nsec3.example.zone"},
+		{origin: "kidnods.nsec3.example.", file: "kidnods.nsec3.example.zone"},
 	}
+}
+
+// signedZones lists the pre-signed zones of testZones, made by
+// testdata/sign.sh from their *.unsigned sources.
+func signedZones() []testZone {
+	var out []testZone
+	for _, z := range testZones() {
+		switch z.origin {
+		case "nsec.example.", "nsec3.example.", "kid.nsec.example.", "kid.nsec3.example.":
+			out = append(out, z)
+		}
+	}
+	return out
 }
 
 // testdataDir returns the absolute path of testdata/.

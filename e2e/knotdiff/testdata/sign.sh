@@ -1,6 +1,7 @@
 #!/bin/sh
-# Reproduces the pre-signed test zones nsec.example.zone and nsec3.example.zone
-# from their *.unsigned sources with ldns-signzone (Debian package ldnsutils).
+# Reproduces the pre-signed test zones nsec.example.zone, nsec3.example.zone and
+# their signed children kid.nsec.example.zone and kid.nsec3.example.zone from
+# their *.unsigned sources with ldns-signzone (Debian package ldnsutils).
 #
 # The keys in keys/ are test-only ED25519 keys, committed so that this script
 # gives byte-identical output (ED25519 signatures are deterministic and the
@@ -24,9 +25,13 @@ key_for() { # zone -> key base name in keys/, made on first use
 }
 
 # NSEC
-ldns-signzone -i $inception -e $expiration -o nsec.example. \
-	-f nsec.example.zone nsec.example.unsigned "$(key_for nsec.example.)"
+for z in nsec.example. kid.nsec.example.; do
+	ldns-signzone -i $inception -e $expiration -o $z \
+		-f ${z}zone ${z}unsigned "$(key_for $z)"
+done
 
 # NSEC3: SHA-1, 0 extra iterations, empty salt, no opt-out (RFC 9276)
-ldns-signzone -n -a 1 -t 0 -s '' -i $inception -e $expiration -o nsec3.example. \
-	-f nsec3.example.zone nsec3.example.unsigned "$(key_for nsec3.example.)"
+for z in nsec3.example. kid.nsec3.example.; do
+	ldns-signzone -n -a 1 -t 0 -s '' -i $inception -e $expiration -o $z \
+		-f ${z}zone ${z}unsigned "$(key_for $z)"
+done
