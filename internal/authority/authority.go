@@ -62,7 +62,7 @@ func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 		a.res.Rcode = dns.RcodeRefused
 		return a.res
 	}
-	z := set.Find(q.Name)
+	z := findZone(set, q)
 	if z == nil {
 		a.res.Rcode = dns.RcodeRefused
 		return a.res
@@ -72,6 +72,23 @@ func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	a.res.AA = true
 	a.resolve(q.Name, q.Type)
 	return a.res
+}
+
+// findZone picks the zone that answers q: the one with the longest origin
+// at or above the name, except that a DS query for the apex of a zone goes
+// to the parent zone when this node serves it. The DS RRset, or its
+// absence, is the parent's data (RFC 4034 §5, RFC 4035 §3.1.4.1); the
+// child's apex has none. Without the parent the child answers (NODATA with
+// its own SOA), as Knot does.
+func findZone(set *zone.Set, q Query) *zone.Zone {
+	z := set.Find(q.Name)
+	if z == nil || q.Type != dns.TypeDS || len(q.Name) <= 1 || string(z.OriginWire()) != string(q.Name) {
+		return z
+	}
+	if p := set.Find(wire.Parent(q.Name)); p != nil {
+		return p
+	}
+	return z
 }
 
 // resolve follows the name through CNAME and DNAME records inside the zone.
