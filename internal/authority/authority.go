@@ -177,8 +177,12 @@ func (a *Answerer) resolve(name []byte, qtype uint16) {
 // name when a CNAME is to be followed inside the zone.
 func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.Node) ([]byte, bool) {
 	z := a.z
-	if qtype == dns.TypeANY {
+	switch qtype {
+	case dns.TypeANY:
 		a.anyAnswer(name, n, synth)
+		return nil, false
+	case dns.TypeRRSIG:
+		a.sigAnswer(name, n, synth)
 		return nil, false
 	}
 	if set := n.Get(qtype); set != nil {
@@ -227,6 +231,38 @@ func (a *Answerer) anyAnswer(name []byte, n, synth *zone.Node) {
 		return
 	}
 	if a.rrset(wire.Answer, name, pick) && synth != nil && a.do {
+		a.wildcardProof(name, synth)
+	}
+}
+
+// sigAnswer answers QTYPE=RRSIG at n with the signatures covering one
+// RRset, the one of the lowest type that is signed, as Knot does. The
+// RRSIGs at a name are no RRset of their own (each covers another RRset,
+// RFC 4034 §3, and is never signed itself, RFC 4035 §2.2), and no RFC says
+// which of them such a diagnostic query gets; one covered type keeps the
+// answer small, like a minimal ANY answer (RFC 8482). A CNAME at n is not
+// followed. Without signatures at n the answer is NODATA.
+func (a *Answerer) sigAnswer(name []byte, n, synth *zone.Node) {
+	var set *zone.RRset
+	for i := range n.Sets {
+		if n.Sets[i].SigLen() > 0 {
+			set = &n.Sets[i]
+			break
+		}
+	}
+	if set == nil {
+		a.negative(name, synth, n, dns.TypeRRSIG)
+		return
+	}
+	m := a.b.Save()
+	for rd, rest := set.SigHead(); rd != nil; rd, rest = zone.Tail(rest) {
+		if !a.b.RR(wire.Answer, name, dns.TypeRRSIG, dns.ClassINET, set.SigTTL(), rd) {
+			a.b.Restore(m)
+			a.res.TC = true
+			return
+		}
+	}
+	if synth != nil && a.do {
 		a.wildcardProof(name, synth)
 	}
 }
