@@ -313,9 +313,35 @@ func (a *Answerer) referral(cut *zone.Node, hop int) {
 			a.noDSProof(cut)
 		}
 	}
-	// Glue below the cut is required, other in-zone addresses optional.
-	for rd, rest := ns.Head(); rd != nil; rd, rest = zone.Tail(rest) {
-		target := a.lowered(rd)
+	// Glue below the cut is required (TC when it does not fit, RFC 9471),
+	// other in-zone addresses optional.
+	a.addresses(ns, cut.Name, cut.Name)
+}
+
+// addresses writes the in-zone A and AAAA RRsets of the names in the rdata
+// of set (NS, MX, SRV, SVCB, HTTPS) to the additional section. Each RRset
+// goes in whole or not at all, and one that does not fit does not end the
+// section: the next name's may be smaller (RFC 2181 §9: fill the message
+// with whole RRsets). After a name's A does not fit its AAAA is not tried,
+// so that no name is left with only its second address family, as Knot
+// does. A name at or below cut (nil for none) is glue whose absence sets
+// TC (RFC 9471); owner is the name "." in SVCB/HTTPS rdata stands for.
+func (a *Answerer) addresses(set *zone.RRset, owner, cut []byte) {
+	off := 0
+	switch set.Type {
+	case dns.TypeMX, dns.TypeSVCB, dns.TypeHTTPS:
+		off = 2
+	case dns.TypeSRV:
+		off = 6
+	}
+	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+		if len(rd) <= off {
+			continue
+		}
+		target := a.lowered(rd[off:])
+		if len(target) == 1 && (set.Type == dns.TypeSVCB || set.Type == dns.TypeHTTPS) {
+			target = owner // "." in ServiceMode means the owner itself (RFC 9460 §2.5)
+		}
 		if !wire.IsSubdomain(target, a.z.OriginWire()) {
 			continue
 		}
@@ -323,23 +349,23 @@ func (a *Answerer) referral(cut *zone.Node, hop int) {
 		if t == nil {
 			continue
 		}
-		required := wire.IsSubdomain(target, cut.Name)
+		required := cut != nil && wire.IsSubdomain(target, cut)
 		for _, typ := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
-			set := t.Get(typ)
-			if set == nil {
+			s := t.Get(typ)
+			if s == nil {
 				continue
 			}
 			var ok bool
 			if t.Cut != nil {
-				ok = a.rrsetNoSig(wire.Additional, target, set)
+				ok = a.rrsetNoSig(wire.Additional, target, s) // glue: not signed here
 			} else {
-				ok = a.rrset(wire.Additional, target, set)
+				ok = a.rrsetOptional(wire.Additional, target, s)
 			}
 			if !ok {
 				if required {
 					a.res.TC = true
 				}
-				return
+				break
 			}
 		}
 	}
@@ -504,46 +530,9 @@ func (a *Answerer) proof(n *zone.Node, t uint16) {
 // additional adds in-zone addresses for the targets of NS, MX, SRV, SVCB and
 // HTTPS.
 func (a *Answerer) additional(owner []byte, set *zone.RRset) {
-	var off int
 	switch set.Type {
-	case dns.TypeNS:
-	case dns.TypeMX:
-		off = 2
-	case dns.TypeSRV:
-		off = 6
-	case dns.TypeSVCB, dns.TypeHTTPS:
-		off = 2
-	default:
-		return
-	}
-	for rd, rest := set.Head(); rd != nil; rd, rest = zone.Tail(rest) {
-		if len(rd) <= off {
-			continue
-		}
-		target := a.lowered(rd[off:])
-		if len(target) == 1 && (set.Type == dns.TypeSVCB || set.Type == dns.TypeHTTPS) {
-			target = owner // "." in ServiceMode means the owner itself (RFC 9460 §2.5)
-		}
-		if !wire.IsSubdomain(target, a.z.OriginWire()) {
-			continue
-		}
-		t := a.z.Lookup(target)
-		if t == nil {
-			continue
-		}
-		for _, typ := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
-			if s := t.Get(typ); s != nil {
-				var ok bool
-				if t.Cut != nil {
-					ok = a.rrsetNoSig(wire.Additional, target, s)
-				} else {
-					ok = a.rrsetOptional(wire.Additional, target, s)
-				}
-				if !ok {
-					return
-				}
-			}
-		}
+	case dns.TypeNS, dns.TypeMX, dns.TypeSRV, dns.TypeSVCB, dns.TypeHTTPS:
+		a.addresses(set, owner, nil)
 	}
 }
 

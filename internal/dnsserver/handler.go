@@ -456,12 +456,16 @@ func skipName(p []byte) int {
 	return -1
 }
 
-// optLen is the size of the OPT record the response will carry.
+// optLen is the size of the OPT record an answer with records will carry,
+// reserved while the records are written so that as many fit as the client's
+// buffer allows (RFC 2181 §9). The Extended DNS Error that appendOPT adds to
+// REFUSED is not counted: a REFUSED answer has no records, so its OPT is
+// appended to a message that is otherwise only the header and question.
 func (w *Worker) optLen(r *request) int {
 	if !r.edns {
 		return 0
 	}
-	n := optFixedLen + 6 // room for an Extended DNS Error without text
+	n := optFixedLen
 	if r.nsid && w.st.nsid != nil {
 		n += 4 + len(w.st.nsid)
 	}
