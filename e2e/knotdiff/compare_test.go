@@ -281,13 +281,6 @@ type acceptedDifference struct {
 func acceptedDifferences(zone map[string][]dns.RR) []acceptedDifference {
 	return []acceptedDifference{
 		{
-			id: "truncated-content",
-			reason: "RFC 2181 §9 and RFC 9471: when TC=1 the client discards the sections and retries over TCP, " +
-				"so which records (if any) a truncated response still carries is the server's choice; " +
-				"TC itself, RCODE, the question and EDNS are still compared",
-			apply: applyTruncatedContent,
-		},
-		{
 			id: "any-subset",
 			reason: "RFC 8482 §4.1-4.2: a server may answer QTYPE=ANY with any non-empty subset of the RRsets at the name " +
 				"(Knot gives one) or with one synthesized HINFO \"RFC8482\" RRset; our answer must be one of those, " +
@@ -328,20 +321,6 @@ func acceptedDifferences(zone map[string][]dns.RR) []acceptedDifference {
 			apply: applyMalformedDrop,
 		},
 	}
-}
-
-func applyTruncatedContent(_ *query, knot, ours *view) bool {
-	if !knot.answered || !ours.answered || !knot.flags.tc || !ours.flags.tc {
-		return false
-	}
-	differ := false
-	for i := range knot.sections {
-		if !slices.Equal(renderRRs(knot.sections[i], true), renderRRs(ours.sections[i], true)) {
-			differ = true
-		}
-		knot.sections[i], ours.sections[i] = nil, nil
-	}
-	return differ
 }
 
 func applyANYSubset(zone map[string][]dns.RR, q *query, knot, ours *view) bool {

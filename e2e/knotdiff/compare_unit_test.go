@@ -251,15 +251,17 @@ func TestCompareViews(t *testing.T) {
 			wantDiff: true,
 		},
 		{
-			name: "both truncated, different partial content",
-			q:    &query{qname: "many.example.com.", qtype: dns.TypeA},
+			// A truncated answer is compared in full: one that carries
+			// fewer whole RRsets than fit is a difference (RFC 2181 §9).
+			name: "both truncated, Knot fits one more RRset",
+			q:    &query{qname: "www.big.example.com.", qtype: dns.TypeA},
 			knot: func(q *query) *dns.Msg {
-				m := withAnswer(base(q), mustRR(t, "many.example.com. 3600 IN A 192.0.2.1"))
+				m := withExtra(base(q), mustRR(t, "ns06.big.example.com. 3600 IN A 192.0.2.146"))
 				m.Truncated = true
 				return m
 			},
 			ours:     func(q *query) *dns.Msg { m := base(q); m.Truncated = true; return m },
-			wantUsed: []string{"truncated-content"},
+			wantDiff: true,
 		},
 		{
 			name: "only one truncated",
@@ -532,6 +534,11 @@ func viewOf(t *testing.T, q *query, build func(*query) *dns.Msg) *view {
 
 func withAnswer(m *dns.Msg, rrs ...dns.RR) *dns.Msg {
 	m.Answer = append(m.Answer, rrs...)
+	return m
+}
+
+func withExtra(m *dns.Msg, rrs ...dns.RR) *dns.Msg {
+	m.Extra = append(m.Extra, rrs...)
 	return m
 }
 

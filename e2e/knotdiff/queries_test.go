@@ -123,7 +123,72 @@ func queries() []query {
 		query{qname: "www.big.example.com.", qtype: dns.TypeA, edns: e0(), want: referral(), note: "all glue fits 1232"},
 		query{qname: "big.example.com.", qtype: dns.TypeNS, tcp: true, want: referral(), note: "all glue over TCP"},
 		query{qname: "big.example.com.", qtype: dns.TypeDS, want: nodata(), note: "DS absent at the big cut"},
+		query{qname: "www.example.com.", qtype: dns.TypeRRSIG, want: nodata(), note: "RRSIG query, unsigned zone"},
 	)
+
+	// A message filled with whole RRsets as far as they fit (RFC 2181 §9;
+	// issue 10): an RRset of glue or additional addresses that does not fit
+	// does not end the section, a smaller one after it may. Truncated
+	// answers are compared in full, like the others.
+	add("fill",
+		query{qname: "www.big.example.com.", qtype: dns.TypeA, want: truncated(false), note: "glue over 512 octets"},
+		query{qname: "www.big.example.com.", qtype: dns.TypeA, edns: &ednsQuery{size: 600}, want: truncated(false), note: "glue over 600 octets"},
+		query{qname: "www.big.example.com.", qtype: dns.TypeA, edns: &ednsQuery{size: 700}, want: truncated(false), note: "glue over 700 octets"},
+		query{qname: "www.big.example.com.", qtype: dns.TypeA, edns: &ednsQuery{size: 800, do: true}, want: truncated(false), note: "glue over 800 octets"},
+		query{qname: "big.example.com.", qtype: dns.TypeNS, edns: &ednsQuery{size: 512, do: true}, want: truncated(false), note: "NS at the cut, glue over 512 octets"},
+		query{qname: "manymx.example.com.", qtype: dns.TypeMX, want: ok(10), note: "additional addresses over 512 octets, no TC"},
+		query{qname: "manymx.example.com.", qtype: dns.TypeMX, edns: &ednsQuery{size: 512}, want: ok(10), note: "additional addresses over 512 octets, no TC"},
+		query{qname: "manymx.example.com.", qtype: dns.TypeMX, edns: &ednsQuery{size: 600}, want: ok(10), note: "additional addresses over 600 octets, no TC"},
+		query{qname: "manymx.example.com.", qtype: dns.TypeMX, edns: &ednsQuery{size: 700, nsid: true}, want: ok(10), note: "additional addresses and NSID over 700 octets"},
+		query{qname: "manymx.example.com.", qtype: dns.TypeMX, edns: e0(), want: ok(10), note: "all additional addresses fit 1232"},
+		query{qname: "fill.example.com.", qtype: dns.TypeTXT, edns: &ednsQuery{size: 512}, want: ok(1), note: "answer and OPT exactly within 512 octets"},
+		query{qname: "fill.example.com.", qtype: dns.TypeTXT, want: ok(1), note: "answer within 512 octets"},
+		query{qname: "fill.example.com.", qtype: dns.TypeTXT, edns: &ednsQuery{size: 512, nsid: true}, want: truncated(true), note: "answer, OPT and NSID over 512 octets"},
+	)
+
+	// A parent and its children served together (issue 10): DS at a
+	// child's apex is the parent's data (RFC 4034 §5, RFC 4035 §3.1.4.1),
+	// the DS RRset or the parent's NODATA with the parent's SOA, and with
+	// DO in a signed parent its signatures and NSEC/NSEC3 proof. Every
+	// other query at or below the apex is the child's. A child without its
+	// parent here answers DS itself (nsec.example., nsec3.example.,
+	// example.com.), a parent without the child gives the referral's DS
+	// (sub., nods., secure., insecure.).
+	add("zone cut",
+		query{qname: "kid.example.com.", qtype: dns.TypeDS, want: ok(1), note: "DS from the unsigned parent"},
+		query{qname: "kid.example.com.", qtype: dns.TypeDS, edns: eDO(), want: ok(1), note: "DS from the unsigned parent, DO"},
+		query{qname: "kid.example.com.", qtype: dns.TypeDS, tcp: true, want: ok(1), note: "DS from the unsigned parent"},
+		query{qname: "kidnods.example.com.", qtype: dns.TypeDS, want: nodata(), note: "no DS: the parent's NODATA"},
+		query{qname: "kidnods.example.com.", qtype: dns.TypeDS, edns: eDO(), want: nodata(), note: "no DS: the parent's NODATA, DO"},
+		query{qname: "orphan.example.com.", qtype: dns.TypeDS, want: nxdomain(0), note: "no delegation in the parent: the parent's NXDOMAIN"},
+		query{qname: "orphan.example.com.", qtype: dns.TypeSOA, want: ok(1), note: "the child answers the rest"},
+		query{qname: "kid.example.com.", qtype: dns.TypeSOA, want: ok(1), note: "the child answers the rest"},
+		query{qname: "kid.example.com.", qtype: dns.TypeNS, edns: e0(), want: ok(1), note: "the child answers the rest"},
+		query{qname: "kid.example.com.", qtype: dns.TypeDNSKEY, edns: eDO(), want: nodata(), note: "the child answers the rest"},
+		query{qname: "www.kid.example.com.", qtype: dns.TypeA, want: ok(1), note: "the child answers the rest"},
+		query{qname: "www.kid.example.com.", qtype: dns.TypeDS, want: nodata(), note: "DS below the child's apex is the child's"},
+		query{qname: "sub.example.com.", qtype: dns.TypeDS, edns: eDO(), want: ok(1), note: "only the parent served, DO"},
+		query{qname: "example.com.", qtype: dns.TypeDS, edns: eDO(), want: nodata(), note: "only the child served, DO"},
+		query{qname: "KID.example.COM.", qtype: dns.TypeDS, want: ok(1), note: "mixed case"},
+	)
+	for _, parent := range []string{"nsec.example.", "nsec3.example."} {
+		add("zone cut",
+			query{qname: "kid." + parent, qtype: dns.TypeDS, edns: eDO(), want: ok(2), note: "DS and RRSIG from the signed parent"},
+			query{qname: "kid." + parent, qtype: dns.TypeDS, edns: eDO(), tcp: true, want: ok(2), note: "DS and RRSIG from the signed parent"},
+			query{qname: "kid." + parent, qtype: dns.TypeDS, edns: e0(), want: ok(1), note: "DS from the signed parent, DO=0"},
+			query{qname: "kid." + parent, qtype: dns.TypeDS, want: ok(1), note: "DS from the signed parent, no EDNS"},
+			query{qname: "kidnods." + parent, qtype: dns.TypeDS, edns: eDO(), want: nodata(), note: "no DS: the parent's NODATA proof"},
+			query{qname: "kidnods." + parent, qtype: dns.TypeDS, edns: e0(), want: nodata(), note: "no DS: the parent's NODATA, DO=0"},
+			query{qname: "kid." + parent, qtype: dns.TypeDNSKEY, edns: eDO(), want: ok(2), note: "the signed child answers the rest"},
+			query{qname: "kid." + parent, qtype: dns.TypeSOA, edns: eDO(), want: ok(2), note: "the signed child answers the rest"},
+			query{qname: "kid." + parent, qtype: dns.TypeNS, edns: eDO(), want: ok(2), note: "the signed child answers the rest"},
+			query{qname: "www.kid." + parent, qtype: dns.TypeDS, edns: eDO(), want: nodata(), note: "DS below the child's apex: the child's proof"},
+			query{qname: "nonexistent.kid." + parent, qtype: dns.TypeA, edns: eDO(), want: nxdomain(0), note: "the signed child's NXDOMAIN proof"},
+			query{qname: "kidnods." + parent, qtype: dns.TypeSOA, edns: eDO(), want: ok(1), note: "the unsigned child answers the rest"},
+			query{qname: parent, qtype: dns.TypeDS, edns: eDO(), want: nodata(), note: "only the signed child served: its own NODATA proof"},
+			query{qname: parent, qtype: dns.TypeDS, want: nodata(), note: "only the signed child served, no EDNS"},
+		)
+	}
 
 	// Wildcards (RFC 4592).
 	add("wildcard",
@@ -318,6 +383,21 @@ func signedQueries(zone string, nsec3 bool) []query {
 		{qname: n("secure"), qtype: dns.TypeDS, edns: eDO(), want: ok(2), note: "DS from the parent"},
 		{qname: n("www"), qtype: nsecType, edns: e0(), want: nsecWant, note: "NSEC/NSEC3 type at a name, DO=0"},
 		{qname: n("www"), qtype: dns.TypeA, edns: eDO(), cd: true, want: ok(2), note: "CD"},
+		// QTYPE=RRSIG: the signatures of the lowest signed type at the name,
+		// as Knot answers, and no denial proof beside them.
+		{qname: n("www"), qtype: dns.TypeRRSIG, edns: eDO(), want: ok(1), note: "RRSIG query"},
+		{qname: n("www"), qtype: dns.TypeRRSIG, edns: e0(), want: ok(1), note: "RRSIG query, DO=0"},
+		{qname: n("www"), qtype: dns.TypeRRSIG, want: ok(1), note: "RRSIG query, no EDNS"},
+		{qname: n("www"), qtype: dns.TypeRRSIG, edns: eDO(), tcp: true, want: ok(1), note: "RRSIG query"},
+		{qname: n(""), qtype: dns.TypeRRSIG, edns: eDO(), want: ok(1), note: "RRSIG query at the apex"},
+		{qname: n("alias"), qtype: dns.TypeRRSIG, edns: eDO(), want: ok(1), note: "RRSIG query at a CNAME: not followed"},
+		{qname: n("host.wild"), qtype: dns.TypeRRSIG, edns: eDO(), want: ok(1), note: "RRSIG query at a wildcard: with its proof"},
+		{qname: n("host.wild"), qtype: dns.TypeRRSIG, edns: e0(), want: ok(1), note: "RRSIG query at a wildcard, DO=0"},
+		{qname: n("ent"), qtype: dns.TypeRRSIG, edns: eDO(), want: nodata(), note: "RRSIG query at an empty non-terminal"},
+		{qname: n("nonexistent"), qtype: dns.TypeRRSIG, edns: eDO(), want: nxdomain(0), note: "RRSIG query at no name"},
+		{qname: n("www.insecure"), qtype: dns.TypeRRSIG, edns: eDO(), want: referral(), note: "RRSIG query below a cut"},
+		{qname: n("secure"), qtype: dns.TypeRRSIG, edns: eDO(), want: referral(), note: "RRSIG query at a cut"},
+		{qname: n("kid"), qtype: dns.TypeRRSIG, edns: eDO(), want: ok(1), note: "RRSIG query at a served child's apex"},
 	}
 	return qs
 }
