@@ -76,13 +76,16 @@ func testdataDir(t *testing.T) string {
 	return dir
 }
 
+// sbinDirs are searched for external programs after PATH.
+var sbinDirs = []string{"/usr/sbin", "/usr/local/sbin", "/sbin"}
+
 // lookTool finds an external program in PATH or in the sbin directories
 // (which a non-root PATH often lacks).
 func lookTool(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+	for _, dir := range sbinDirs {
 		p := filepath.Join(dir, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
@@ -98,7 +101,7 @@ func requireTool(t *testing.T, name, pkg string) string {
 	if p, err := lookTool(name); err == nil {
 		return p
 	}
-	msg := fmt.Sprintf("%s not found (install the Debian package %q); the Knot differential test cannot run", name, pkg)
+	msg := fmt.Sprintf("%s not found (install the Debian package %q); %s cannot run", name, pkg, t.Name())
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,9 +212,7 @@ func keyFor(keys []*dns.DNSKEY, tag uint16) *dns.DNSKEY {
 // testdata/ and checks that the committed signed files are what it gives,
 // so they cannot drift from their *.unsigned sources.
 func TestSignScriptReproduces(t *testing.T) {
-	if _, err := lookTool("ldns-signzone"); err != nil {
-		t.Skip("ldns-signzone not installed (Debian package ldnsutils); the signed zones are not re-checked against sign.sh")
-	}
+	requireTool(t, "ldns-signzone", "ldnsutils")
 	src := testdataDir(t)
 	dst := t.TempDir()
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
@@ -333,3 +332,25 @@ func parseZone(t *testing.T, z testZone) []dns.RR {
 	return rrs
 }
 
+// TestSignScriptFailsUnderCIWithoutTool runs TestSignScriptReproduces in a
+// child process with CI=true and an empty PATH, where ldns-signzone cannot
+// be found: like every test here that needs an external program, it must
+// fail under CI instead of skipping silently.
+func TestSignScriptFailsUnderCIWithoutTool(t *testing.T) {
+	for _, dir := range sbinDirs {
+		if _, err := os.Stat(filepath.Join(dir, "ldns-signzone")); err == nil {
+			t.Skipf("ldns-signzone is in %s, which lookTool searches whatever PATH says", dir)
+		}
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatalf("test binary: %v", err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestSignScriptReproduces$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "CI=true", "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--- FAIL: TestSignScriptReproduces") ||
+		!strings.Contains(string(out), "ldns-signzone not found") {
+		t.Errorf("TestSignScriptReproduces with CI=true and no ldns-signzone: want a failure naming the tool, got (err %v):\n%s", err, out)
+	}
+}
