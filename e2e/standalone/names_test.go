@@ -116,7 +116,7 @@ func TestZoneNamesWithTheBinaries(t *testing.T) {
 
 	for _, name := range []string{"*.test", `a\.b.test`, `a\000b.test`} {
 		code, out := anycastctl("zone", "create", name, "-ns", "ns1.example.net.")
-		if code != 1 || !strings.Contains(out, "(http 400)") || !strings.Contains(out, "the nodes cannot serve it") {
+		if code != 1 || !strings.Contains(out, "(http 400)") || !strings.Contains(out, "not a zone the nodes can serve") {
 			t.Errorf("zone create %s: exit %d\n%s", name, code, out)
 		}
 	}

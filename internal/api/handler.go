@@ -101,13 +101,9 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 	for _, t := range cfg.Tokens {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
-	h.mux.HandleFunc(PathZones, h.methods(map[string]handlerFunc{"GET": h.listZones, "POST": h.createZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}", h.methods(map[string]handlerFunc{"GET": h.showZone, "DELETE": h.deleteZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}/zonefile", h.methods(map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}/rrsets", h.methods(map[string]handlerFunc{"GET": h.listRRsets}))
-	h.mux.HandleFunc(PathZones+"/{zone}/rrsets/{name}/{type}", h.methods(map[string]handlerFunc{
-		"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset,
-	}))
+	for _, rt := range h.routes() {
+		h.mux.HandleFunc(rt.pattern, h.methods(rt.methods))
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 	})
@@ -117,6 +113,24 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 // handlerFunc serves one method of an endpoint, or returns an error for
 // the caller to write.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one path of the API with the handlers of its methods.
+type route struct {
+	pattern string
+	methods map[string]handlerFunc
+}
+
+// routes is every endpoint of the API. docs/api.md documents each of them,
+// which a test checks.
+func (h *handler) routes() []route {
+	return []route{
+		{PathZones, map[string]handlerFunc{"GET": h.listZones, "POST": h.createZone}},
+		{PathZones + "/{zone}", map[string]handlerFunc{"GET": h.showZone, "DELETE": h.deleteZone}},
+		{PathZones + "/{zone}/zonefile", map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}},
+		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
+		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
+	}
+}
 
 type ctxKey struct{}
 
@@ -427,14 +441,14 @@ func newZoneName(name string, allow bool, flag string) (string, error) {
 		return "", badRequest("name: %v", err)
 	}
 	if err := zone.ValidateZoneName(canon); err != nil {
-		return "", badRequest("name: %v: the nodes cannot serve it", err)
+		return "", badRequest("name: not a zone the nodes can serve: %v", err)
 	}
 	if !allow && dns.CountLabel(canon) < 2 {
-		what := "the top-level domain " + canon
+		what := canon + " is a top-level domain"
 		if canon == "." {
-			what = "the root zone"
+			what = ". is the root zone"
 		}
-		return "", badRequest("name: %s is %s; creating it needs %s", canon, what, flag)
+		return "", badRequest("name: %s; creating it needs %s", what, flag)
 	}
 	return canon, nil
 }
