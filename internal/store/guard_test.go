@@ -351,6 +351,15 @@ func TestSignedZoneEdits(t *testing.T) {
 	if _, err := s.SetRRset(ctx, "signed.example.", "www.signed.example.", dns.TypeA, rrs(t, "www.signed.example. 300 IN A 192.0.2.11")); err != nil {
 		t.Errorf("edit of the zone made unsigned: %v", err)
 	}
+
+	// Created from records rather than text: the signed serial stays too.
+	if err := s.DeleteZone(ctx, "signed.example."); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.CreateZone(ctx, "signed.example.", signed, ""); err != nil || info.Serial != 1 {
+		t.Fatalf("CreateZone of signed records = %d, %v; want serial 1", info.Serial, err)
+	}
+	verifySOA(t, s, sg.key)
 }
 
 // TestDNSSECRRsetsComeFromASigner checks that an unsigned zone does not take
