@@ -31,7 +31,8 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now})
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now,
+		stdin: os.Stdin, interactive: isTerminal(os.Stdin.Fd())})
 	stop()
 	os.Exit(code)
 }
@@ -42,6 +43,10 @@ type env struct {
 	getenv         func(string) string
 	now            func() time.Time
 	http           *http.Client // nil = the admin client's default
+	// stdin is where answers to questions come from when interactive
+	// (standard input is a terminal); nil is no input.
+	stdin       io.Reader
+	interactive bool
 }
 
 // print writes s to w; there is nothing to do when stdout or stderr fail.

@@ -21,17 +21,23 @@ func recordCommand() *command {
 			"\n" +
 			"NAME is relative to the zone (www, @ for the apex) unless it ends in a dot or\n" +
 			"in the zone's name. DATA is one record's data each, in zone-file form; quote\n" +
-			"data with spaces: record set example.com @ MX '10 mail'. Every write bumps the\n" +
-			"zone's serial and is sent to the nodes by IXFR.\n" +
+			"data with spaces: record set example.com @ MX '10 mail'. A TXT or SPF DATA is\n" +
+			"one string as it is typed (record set example.com @ TXT 'v=spf1 mx -all')\n" +
+			"unless it starts with a double quote: then it is zone-file text, for several\n" +
+			"strings or escapes ('\"part 1\" \"part 2\"'). Every write bumps the zone's serial\n" +
+			"and is sent to the nodes by IXFR.\n" +
 			"\n" + apiHelp + "\n" +
 			"Run 'anycastctl record SUBCOMMAND -help' for its flags.",
 		run: func(ctx context.Context, e *env, c *command, args []string) error {
 			return runSub(ctx, e, c, args, []subcommandSpec{
 				{"set", "ZONE NAME TYPE [-ttl N] [-if-match ETAG] DATA...", "replace the records of one name and type",
 					"Each DATA argument is one record's data, names in it relative to the zone\n" +
-						"unless they end in a dot. With -if-match ETAG (as record list ZONE NAME TYPE\n" +
-						"prints it), the write happens only if the records are still those; otherwise\n" +
-						"it fails and changes nothing.", runRecordSet},
+						"unless they end in a dot; for TXT and SPF, an argument that does not start with\n" +
+						"a double quote is one string, as it is typed. Without -ttl, records that exist\n" +
+						"keep their TTL and new ones get the TTL of the zone's SOA record (the $TTL of\n" +
+						"most zone files). With -if-match ETAG (as record list ZONE NAME TYPE prints\n" +
+						"it), the write happens only if the records are still those; otherwise it fails\n" +
+						"and changes nothing.", runRecordSet},
 				{"delete", "ZONE NAME TYPE", "delete the records of one name and type", "", runRecordDelete},
 				{"list", "ZONE [NAME [TYPE]] [-json]", "list a zone's records, or those at a name (of a type)", "", runRecordList},
 			})
@@ -42,7 +48,7 @@ func recordCommand() *command {
 func runRecordSet(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
-	ttl := fs.Uint("ttl", 3600, "the records' `TTL` in seconds")
+	ttl := fs.Uint("ttl", 0, "the records' `TTL` in seconds (default: the RRset's TTL, else the zone's SOA TTL)")
 	ifMatch := fs.String("if-match", "", "write only if the RRset's `ETAG` is still this (* = if it exists)")
 	pos, err := parseSub(e, sc, fs, args, 4, 1<<16)
 	if err != nil {
@@ -55,7 +61,14 @@ func runRecordSet(ctx context.Context, e *env, sc *subcommand, args []string) er
 	if err != nil {
 		return sc.usage(err)
 	}
-	res, err := cl.SetRRset(ctx, pos[0], pos[1], pos[2], api.RRset{TTL: uint32(*ttl), Records: pos[3:]}, *ifMatch)
+	set := api.PutRRset{Records: recordData(pos[2], pos[3:])}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ttl" {
+			v := uint32(*ttl)
+			set.TTL = &v
+		}
+	})
+	res, err := cl.PutRRset(ctx, pos[0], pos[1], pos[2], set, *ifMatch)
 	if err != nil {
 		return apiErr(url, err)
 	}
@@ -121,4 +134,26 @@ func runRecordList(ctx context.Context, e *env, sc *subcommand, args []string) e
 		e.print(e.stdout, "ETag: "+etag+"\n")
 	}
 	return nil
+}
+
+// recordData turns DATA arguments into the API's record data. A TXT or SPF
+// argument is one character-string as it is typed, quoted here, unless it
+// starts with a double quote (zone-file text, for several strings or for
+// escapes) or is RFC 3597 \# data: the shell has removed the quotes of
+// "hello world", which zone-file syntax would read as two strings.
+func recordData(typ string, args []string) []string {
+	switch strings.ToUpper(typ) {
+	case "TXT", "SPF":
+	default:
+		return args
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		if t := strings.TrimLeft(a, " \t"); strings.HasPrefix(t, `"`) || strings.HasPrefix(t, `\#`) {
+			out[i] = a
+			continue
+		}
+		out[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +22,8 @@ import (
 // The control plane's API: where and with which token.
 const (
 	envAPI     = "ANYCASTCTL_API"
-	envToken   = "ANYCASTCTL_TOKEN" //nolint:gosec // the name of an environment variable, not a credential
-	defaultAPI = "http://127.0.0.1:8054"
+	envToken   = "ANYCASTCTL_TOKEN"      //nolint:gosec // the name of an environment variable, not a credential
+	defaultAPI = "http://127.0.0.1:8080" // api.listen's default, and anycastd standalone's -api
 )
 
 // subcommand is one action of a command with several (zone, record).
@@ -42,23 +43,31 @@ func zoneCommand() *command {
 			"                                               a new empty zone: SOA and NS\n" +
 			"  zone list [-json]\n" +
 			"  zone show ZONE [-json]                       description and every record\n" +
-			"  zone delete ZONE\n" +
+			"  zone delete ZONE [-yes]                      asks first unless -yes\n" +
 			"  zone import ZONE FILE|-                      replace all content (creates the zone)\n" +
 			"  zone export ZONE [-o FILE]                   RFC 1035 text\n" +
+			"\n" +
+			"Zone names are letters, digits, '-', '_' and '/' (what the nodes serve); the root\n" +
+			"zone (.) and top-level domains are created only with -allow-tld.\n" +
 			"\n" + apiHelp + "\n" +
 			"Run 'anycastctl zone SUBCOMMAND -help' for its flags.",
 		run: func(ctx context.Context, e *env, c *command, args []string) error {
 			return runSub(ctx, e, c, args, []subcommandSpec{
-				{"create", "ZONE (-file FILE|- | -ns NAME...) [-mbox NAME] [-policy increment|date]", "create a zone from RFC 1035 text or as a new empty zone",
+				{"create", "ZONE (-file FILE|- | -ns NAME...) [-mbox NAME] [-policy increment|date] [-allow-tld]", "create a zone from RFC 1035 text or as a new empty zone",
 					"With -file, the text is read from FILE (- for standard input); $INCLUDE is refused.\n" +
 						"With -ns, the zone gets an SOA (serial 1, mailbox -mbox, default hostmaster.ZONE)\n" +
-						"and the NS records; names are relative to the zone unless they end in a dot.", runZoneCreate},
+						"and the NS records; names are relative to the zone unless they end in a dot.\n" +
+						"The root zone (.) and top-level domains (com, test) need -allow-tld.", runZoneCreate},
 				{"list", "[-json]", "list the zones with their serials", "", runZoneList},
 				{"show", "ZONE [-json]", "show a zone's serial, policy and every record", "", runZoneShow},
-				{"delete", "ZONE", "delete a zone and its change log", "", runZoneDelete},
-				{"import", "ZONE FILE|-", "replace a zone's content with RFC 1035 text, creating it if needed",
+				{"delete", "ZONE [-yes]", "delete a zone and its change log",
+					"The zone is withdrawn from every node. Without -yes, the command asks for a\n" +
+						"confirmation when standard input is a terminal, and refuses otherwise.", runZoneDelete},
+				{"import", "ZONE FILE|- [-allow-tld]", "replace a zone's content with RFC 1035 text, creating it if needed",
 					"The serial follows the zone's policy unless the text's SOA has a newer one; text\n" +
-						"that changes nothing but an older serial leaves the zone as it is.", runZoneImport},
+						"that changes nothing but an older serial leaves the zone as it is. A zone signed\n" +
+						"with DNSSEC is stored as signed, serial included: it must be newer. An import\n" +
+						"that creates the root zone or a top-level domain needs -allow-tld.", runZoneImport},
 				{"export", "ZONE [-o FILE]", "print a zone as RFC 1035 text", "", runZoneExport},
 			})
 		},
@@ -164,6 +173,8 @@ func (f apiFlags) client(e *env) (*apiclient.Client, string, error) {
 // apiErr adds advice to the errors an operator can fix.
 func apiErr(url string, err error) error {
 	switch {
+	case errors.Is(err, apiclient.ErrInvalid) && strings.Contains(err.Error(), "allow_tld"):
+		return hinted{err, "To create the root zone or a top-level domain, add -allow-tld."}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return hinted{err, fmt.Sprintf("Is the control plane (anycastd control) running with api.listen at %s? Use -api or $%s for another address.", url, envAPI)}
 	case errors.Is(err, apiclient.ErrUnauthorized):
@@ -228,6 +239,7 @@ func runZoneCreate(ctx context.Context, e *env, sc *subcommand, args []string) e
 	fs.Var(&ns, "ns", "a name server `NAME` of a new empty zone (repeatable)")
 	mbox := fs.String("mbox", "", "the SOA mailbox `NAME` of a new empty zone (default hostmaster.ZONE)")
 	policy := fs.String("policy", "", "serial `policy`: increment or date (default: the control plane's serial_policy)")
+	allowTLD := fs.Bool("allow-tld", false, "allow the root zone (.) or a top-level domain")
 	pos, err := parseSub(e, sc, fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -249,7 +261,7 @@ func runZoneCreate(ctx context.Context, e *env, sc *subcommand, args []string) e
 			return err
 		}
 		defer in.Close()
-		info, err = cl.CreateZoneText(ctx, pos[0], *policy, in)
+		info, err = cl.CreateZoneText(ctx, pos[0], in, apiclient.CreateOptions{SerialPolicy: *policy, AllowTLD: *allowTLD})
 		if err != nil {
 			return apiErr(url, err)
 		}
@@ -258,7 +270,7 @@ func runZoneCreate(ctx context.Context, e *env, sc *subcommand, args []string) e
 		if m == "" {
 			m = "hostmaster"
 		}
-		req := api.CreateZone{Name: pos[0], SerialPolicy: *policy,
+		req := api.CreateZone{Name: pos[0], SerialPolicy: *policy, AllowTLD: *allowTLD,
 			Records: []string{fmt.Sprintf("@ 3600 IN SOA %s %s 1 7200 3600 1209600 300", ns[0], m)}}
 		for _, n := range ns {
 			req.Records = append(req.Records, "@ 3600 IN NS "+n)
@@ -334,9 +346,28 @@ func writeRRsets(w io.Writer, sets []api.RRset) error {
 func runZoneDelete(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
+	yes := fs.Bool("yes", false, "delete without asking")
 	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if !*yes {
+		if !e.interactive || e.stdin == nil {
+			return sc.usage(usagef("deleting zone %s takes it off every node: add -yes to confirm "+
+				"(standard input is not a terminal to ask on)", pos[0]))
+		}
+		info, err := cl.Zone(ctx, pos[0])
+		if err != nil {
+			return apiErr(url, err)
+		}
+		e.print(e.stderr, fmt.Sprintf("Delete zone %s (serial %d, %d records) from the control plane and every node? [y/N] ",
+			info.Name, info.Serial, info.Records))
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n') // no answer is no
+		switch strings.ToLower(strings.TrimSpace(answer)) {
+		case "y", "yes":
+		default:
+			return fmt.Errorf("zone %s not deleted", info.Name)
+		}
 	}
 	if err := cl.DeleteZone(ctx, pos[0]); err != nil {
 		return apiErr(url, err)
@@ -348,6 +379,7 @@ func runZoneDelete(ctx context.Context, e *env, sc *subcommand, args []string) e
 func runZoneImport(ctx context.Context, e *env, sc *subcommand, args []string) error {
 	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
 	af := addAPIFlags(fs)
+	allowTLD := fs.Bool("allow-tld", false, "allow the import to create the root zone (.) or a top-level domain")
 	pos, cl, url, err := af.parse(e, sc, fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -357,7 +389,7 @@ func runZoneImport(ctx context.Context, e *env, sc *subcommand, args []string) e
 		return err
 	}
 	defer in.Close()
-	info, err := cl.ImportZone(ctx, pos[0], in)
+	info, err := cl.ImportZone(ctx, pos[0], in, apiclient.ImportOptions{AllowTLD: *allowTLD})
 	if err != nil {
 		return apiErr(url, err)
 	}

@@ -98,7 +98,7 @@ func TestZoneAndRecordCommands(t *testing.T) {
 			"example.com.  3600  MX    20 mx.example.net.\n"},
 		{[]string{"zone", "export", "example.org", "-o", exported}, ""},
 		{[]string{"zone", "import", "example.org", zoneFile}, "imported zone example.org.: serial 2026031400, 3 records\n"},
-		{[]string{"zone", "delete", "example.org"}, "deleted zone example.org\n"},
+		{[]string{"zone", "delete", "example.org", "-yes"}, "deleted zone example.org\n"},
 		{[]string{"zone", "list", "-json"}, `^\{\n  "zones": \[\n    \{\n      "name": "example.com.",\n      "serial": 4,`},
 	}
 	for _, st := range steps {

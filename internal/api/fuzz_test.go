@@ -38,7 +38,7 @@ func FuzzRRsetRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		rrs, err := parseRRsetRequest(body, zname, owner, tt)
+		rrs, _, err := parseRRsetRequest(body, zname, owner, tt)
 		if err != nil {
 			return
 		}

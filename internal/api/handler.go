@@ -21,8 +21,8 @@ import (
 )
 
 // Backend is what the API serves: the zone store. Its errors are
-// classified with errors.Is against ErrNotFound, ErrExists, ErrInvalid and
-// ErrUnavailable (Mark attaches a class to an error); any other error is a
+// classified with errors.Is against ErrNotFound, ErrExists, ErrConflict,
+// ErrInvalid and ErrUnavailable (Mark attaches a class to an error); any other error is a
 // 500 whose message is logged, not sent. An error returned by the function
 // given to UpdateRRset must come back unchanged.
 type Backend interface {
@@ -44,6 +44,7 @@ type Backend interface {
 var (
 	ErrNotFound     = errors.New("not found")           // 404
 	ErrExists       = errors.New("already exists")      // 409
+	ErrConflict     = errors.New("conflict")            // 409: the change cannot be made to the zone as it is
 	ErrInvalid      = errors.New("invalid")             // 400
 	ErrUnavailable  = errors.New("unavailable")         // 503
 	errPrecondition = errors.New("precondition failed") // 412
@@ -100,13 +101,9 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 	for _, t := range cfg.Tokens {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
-	h.mux.HandleFunc(PathZones, h.methods(map[string]handlerFunc{"GET": h.listZones, "POST": h.createZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}", h.methods(map[string]handlerFunc{"GET": h.showZone, "DELETE": h.deleteZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}/zonefile", h.methods(map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}))
-	h.mux.HandleFunc(PathZones+"/{zone}/rrsets", h.methods(map[string]handlerFunc{"GET": h.listRRsets}))
-	h.mux.HandleFunc(PathZones+"/{zone}/rrsets/{name}/{type}", h.methods(map[string]handlerFunc{
-		"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset,
-	}))
+	for _, rt := range h.routes() {
+		h.mux.HandleFunc(rt.pattern, h.methods(rt.methods))
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 	})
@@ -116,6 +113,24 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 // handlerFunc serves one method of an endpoint, or returns an error for
 // the caller to write.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one path of the API with the handlers of its methods.
+type route struct {
+	pattern string
+	methods map[string]handlerFunc
+}
+
+// routes is every endpoint of the API. docs/api.md documents each of them,
+// which a test checks.
+func (h *handler) routes() []route {
+	return []route{
+		{PathZones, map[string]handlerFunc{"GET": h.listZones, "POST": h.createZone}},
+		{PathZones + "/{zone}", map[string]handlerFunc{"GET": h.showZone, "DELETE": h.deleteZone}},
+		{PathZones + "/{zone}/zonefile", map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}},
+		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
+		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
+	}
+}
 
 type ctxKey struct{}
 
@@ -204,7 +219,13 @@ func (h *handler) methods(m map[string]handlerFunc) http.HandlerFunc {
 		f := m[r.Method]
 		if f == nil {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+			msg := fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)
+			if r.URL.Path == PathZones {
+				// What remains of /v1/zones/. once "." is taken for
+				// "this directory".
+				msg += "; the root zone is " + ZonePath(".")
+			}
+			writeError(w, http.StatusMethodNotAllowed, msg)
 			return
 		}
 		if err := f(w, r); err != nil {
@@ -229,7 +250,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrConflict):
 		code = http.StatusConflict
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
@@ -376,9 +397,9 @@ func (h *handler) createZone(w http.ResponseWriter, r *http.Request) error {
 		if req.Name == "" {
 			return badRequest("name: required")
 		}
-		name, err := CanonicalZone(req.Name)
+		name, err := newZoneName(req.Name, req.AllowTLD, "allow_tld")
 		if err != nil {
-			return badRequest("name: %v", err)
+			return err
 		}
 		rrs, err := ParseRecords(name, req.Records)
 		if err != nil {
@@ -392,9 +413,13 @@ func (h *handler) createZone(w http.ResponseWriter, r *http.Request) error {
 		if q.Get("name") == "" {
 			return badRequest("name: required (query parameter ?name=ZONE with a %s body)", mt)
 		}
-		name, err := CanonicalZone(q.Get("name"))
+		allow, err := allowTLDParam(r)
 		if err != nil {
-			return badRequest("name: %v", err)
+			return err
+		}
+		name, err := newZoneName(q.Get("name"), allow, "?allow_tld=true")
+		if err != nil {
+			return err
 		}
 		if info, err = h.b.CreateZoneText(r.Context(), name, bytes.NewReader(body), q.Get("serial_policy")); err != nil {
 			return err
@@ -404,6 +429,40 @@ func (h *handler) createZone(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", ZonePath(info.Name))
 	writeJSON(w, http.StatusCreated, info)
 	return nil
+}
+
+// newZoneName is the canonical name of a zone to create: one the nodes
+// serve (zone.ValidateZoneName, the rule of their catalog consumer), and
+// the root or a top-level domain only with allow (flag names the way to
+// ask for it).
+func newZoneName(name string, allow bool, flag string) (string, error) {
+	canon, err := CanonicalZone(name)
+	if err != nil {
+		return "", badRequest("name: %v", err)
+	}
+	if err := zone.ValidateZoneName(canon); err != nil {
+		return "", badRequest("name: not a zone the nodes can serve: %v", err)
+	}
+	if !allow && dns.CountLabel(canon) < 2 {
+		what := canon + " is a top-level domain"
+		if canon == "." {
+			what = ". is the root zone"
+		}
+		return "", badRequest("name: %s; creating it needs %s", what, flag)
+	}
+	return canon, nil
+}
+
+// allowTLDParam reads ?allow_tld=true.
+func allowTLDParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("allow_tld")
+	switch v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, badRequest("allow_tld: want true or false, got %q", v)
 }
 
 func (h *handler) showZone(w http.ResponseWriter, r *http.Request) error {
@@ -462,6 +521,21 @@ func (h *handler) importZone(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, err := requireMedia(r, MediaZoneFile, "text/plain"); err != nil {
+		return err
+	}
+	allow, err := allowTLDParam(r)
+	if err != nil {
+		return err
+	}
+	// An import that creates the zone is held to the rules of creation.
+	// (Should the zone be deleted between this check and the import, the
+	// import creates it under a name that passed zone.ValidateZoneName
+	// there, as the store checks it again.)
+	if _, _, err := h.b.Zone(r.Context(), name); errors.Is(err, ErrNotFound) {
+		if _, err := newZoneName(name, allow, "?allow_tld=true"); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	body, err := readBody(r)
@@ -536,37 +610,54 @@ type rrsetRequest struct {
 	Records []string `json:"records"`
 }
 
-// parseRRsetRequest reads the JSON body of a PUT into records.
-func parseRRsetRequest(body []byte, zname, owner string, t uint16) ([]dns.RR, error) {
+// parseRRsetRequest reads the JSON body of a PUT into records; ttlGiven is
+// false when the body has no ttl (the records then have TTL 0 until the
+// caller sets it).
+func parseRRsetRequest(body []byte, zname, owner string, t uint16) (rrs []dns.RR, ttlGiven bool, err error) {
 	var req rrsetRequest
 	if err := decodeJSON(body, &req); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if req.Name != nil {
 		n, err := ResolveName(zname, *req.Name)
 		if err != nil || n != owner {
-			return nil, badRequest("name: %q is not the name of the path (%s)", *req.Name, owner)
+			return nil, false, badRequest("name: %q is not the name of the path (%s)", *req.Name, owner)
 		}
 	}
 	if req.Type != nil {
 		bt, err := ParseType(*req.Type)
 		if err != nil || bt != t {
-			return nil, badRequest("type: %q is not the type of the path (%s)", *req.Type, typeString(t))
+			return nil, false, badRequest("type: %q is not the type of the path (%s)", *req.Type, typeString(t))
 		}
 	}
+	var ttl uint32
 	switch {
-	case req.TTL == nil:
-		return nil, badRequest("ttl: required")
-	case *req.TTL < 0 || *req.TTL > maxTTL:
-		return nil, badRequest("ttl: must be between 0 and %d, got %d", maxTTL, *req.TTL)
+	case req.TTL != nil && (*req.TTL < 0 || *req.TTL > maxTTL):
+		return nil, false, badRequest("ttl: must be between 0 and %d, got %d", maxTTL, *req.TTL)
 	case len(req.Records) == 0:
-		return nil, badRequest("records: at least one record is required (DELETE removes an RRset)")
+		return nil, false, badRequest("records: at least one record is required (DELETE removes an RRset)")
+	case req.TTL != nil:
+		ttl = uint32(*req.TTL)
 	}
-	rrs, err := ParseRRset(zname, owner, t, uint32(*req.TTL), req.Records)
+	rrs, err = ParseRRset(zname, owner, t, ttl, req.Records)
 	if err != nil {
-		return nil, Mark(err, ErrInvalid)
+		return nil, false, Mark(err, ErrInvalid)
 	}
-	return rrs, nil
+	return rrs, req.TTL != nil, nil
+}
+
+// defaultTTL is the TTL of a new RRset written without one: the TTL of the
+// zone's SOA record. Zone files give their SOA the $TTL more often than
+// not, and a zone made with anycastctl zone create has 3600 there.
+func (h *handler) defaultTTL(ctx context.Context, zname string) (uint32, error) {
+	soa, err := h.b.RRset(ctx, zname, zname, dns.TypeSOA)
+	if err != nil {
+		return 0, err
+	}
+	if len(soa) == 0 {
+		return 0, fmt.Errorf("zone %s has no SOA record", zname)
+	}
+	return soa[0].Header().Ttl, nil
 }
 
 func (h *handler) putRRset(w http.ResponseWriter, r *http.Request) error {
@@ -581,13 +672,31 @@ func (h *handler) putRRset(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rrs, err := parseRRsetRequest(body, zname, owner, t)
+	rrs, ttlGiven, err := parseRRsetRequest(body, zname, owner, t)
 	if err != nil {
 		return err
+	}
+	// Without a ttl, an RRset keeps its TTL and a new one gets the zone's
+	// default, read before the write: an SOA TTL that changes meanwhile
+	// would have been read a moment later.
+	var zoneTTL uint32
+	if !ttlGiven {
+		if zoneTTL, err = h.defaultTTL(r.Context(), zname); err != nil {
+			return err
+		}
 	}
 	serial, stored, err := h.b.UpdateRRset(r.Context(), zname, owner, t, func(cur []dns.RR) ([]dns.RR, error) {
 		if err := checkPreconditions(r, cur); err != nil {
 			return nil, err
+		}
+		if !ttlGiven {
+			ttl := zoneTTL
+			if len(cur) > 0 {
+				ttl = toRRset(owner, t, cur).TTL
+			}
+			for _, rr := range rrs {
+				rr.Header().Ttl = ttl
+			}
 		}
 		return rrs, nil
 	})

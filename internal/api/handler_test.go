@@ -192,7 +192,7 @@ func TestAPI(t *testing.T) {
 			body: `{"ttl": 600, "records": ["192.0.2.25", "192.0.2.999"]}`, status: 400, golden: "rrset_put_bad_rdata.json"},
 		{name: "put rrset two lines", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A",
 			body: `{"ttl": 600, "records": ["192.0.2.25\nevil 60 IN A 192.0.2.66"]}`, status: 400, golden: "rrset_put_newline.json"},
-		{name: "put rrset no ttl", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A", body: `{"records": ["192.0.2.25"]}`, status: 400, golden: "rrset_put_no_ttl.json"},
+		{name: "put rrset no ttl keeps the TTL", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A", body: `{"records": ["192.0.2.25", "192.0.2.26"]}`, status: 200, golden: "rrset_put_no_ttl.json"},
 		{name: "put rrset ttl too big", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A", body: `{"ttl": 4294967296, "records": ["192.0.2.25"]}`, status: 400, golden: "rrset_put_ttl.json"},
 		{name: "put rrset no records", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A", body: `{"ttl": 60, "records": []}`, status: 400, golden: "rrset_put_no_records.json"},
 		{name: "put rrset type mismatch", method: "PUT", path: "/v1/zones/example.com/rrsets/mail/A", body: `{"type":"AAAA","ttl": 60, "records": ["192.0.2.1"]}`, status: 400, golden: "rrset_put_type_mismatch.json"},

@@ -193,6 +193,9 @@ func ParseRRset(origin, owner string, t uint16, ttl uint32, rdata []string) ([]d
 		if strings.HasPrefix(strings.TrimSpace(rd), ";") {
 			return nil, fmt.Errorf("records[%d]: empty", i)
 		}
+		if err := checkStringsQuoted(t, rd); err != nil {
+			return nil, fmt.Errorf("records[%d]: %w", i, err)
+		}
 		rr, err := parseOne(origin, prefix+rd)
 		if err != nil {
 			return nil, fmt.Errorf("records[%d]: invalid %s record %q: %w", i, typeString(t), rd, err)
@@ -203,6 +206,31 @@ func ParseRRset(origin, owner string, t uint16, ttl uint32, rdata []string) ([]d
 		out = append(out, rr)
 	}
 	return out, nil
+}
+
+// checkStringsQuoted refuses TXT and SPF data that does not start with a
+// quote and has a space or tab outside a \ escape: in presentation format
+// each word would be a string of its own, "v=spf1 -all" two strings that
+// SPF reads joined as "v=spf1-all". Whoever sends it almost always means
+// one string, so the API asks for the quotes rather than guess.
+func checkStringsQuoted(t uint16, rd string) error {
+	if t != dns.TypeTXT && t != dns.TypeSPF {
+		return nil
+	}
+	s := strings.TrimSpace(rd)
+	if strings.HasPrefix(s, `"`) || strings.HasPrefix(s, `\#`) {
+		return nil
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++ // the escaped character, or the first digit of \DDD
+		case ' ', '\t':
+			return fmt.Errorf("%s data %q is not quoted and would be split into a string per word; quote it: %q for one string "+
+				"(or quote each string of several)", typeString(t), rd, `"`+s+`"`)
+		}
+	}
+	return nil
 }
 
 // ParseRecords parses whole records in zone-file form relative to origin

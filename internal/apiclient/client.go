@@ -27,6 +27,7 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")        // 401
 	ErrNotFound     = errors.New("not found")           // 404
 	ErrExists       = errors.New("already exists")      // 409
+	ErrConflict     = errors.New("conflict")            // 409 too: the change cannot be made to the zone as it is (a signed zone)
 	ErrInvalid      = errors.New("invalid")             // 400, 413, 415
 	ErrPrecondition = errors.New("precondition failed") // 412
 )
@@ -54,7 +55,7 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusUnauthorized
 	case ErrNotFound:
 		return e.StatusCode == http.StatusNotFound
-	case ErrExists:
+	case ErrExists, ErrConflict:
 		return e.StatusCode == http.StatusConflict
 	case ErrInvalid:
 		switch e.StatusCode {
@@ -75,7 +76,7 @@ type Client struct {
 }
 
 // New returns a client of the API at baseURL (http or https, for example
-// "http://127.0.0.1:8054"; a bare host:port means http) that sends token. A
+// "http://127.0.0.1:8080"; a bare host:port means http) that sends token. A
 // nil hc is a client with a one-minute timeout.
 func New(baseURL, token string, hc *http.Client) (*Client, error) {
 	s := baseURL
@@ -209,12 +210,25 @@ func (c *Client) CreateZone(ctx context.Context, z api.CreateZone) (api.ZoneInfo
 	return info, err
 }
 
-// CreateZoneText creates a zone from RFC 1035 text; policy "" is the
-// server's default.
-func (c *Client) CreateZoneText(ctx context.Context, name, policy string, text io.Reader) (api.ZoneInfo, error) {
+// CreateOptions are the options of CreateZoneText.
+type CreateOptions struct {
+	SerialPolicy string // increment or date; "" is the server's default
+	AllowTLD     bool   // allow the root zone or a top-level domain
+}
+
+// ImportOptions are the options of ImportZone.
+type ImportOptions struct {
+	AllowTLD bool // allow the import to create the root zone or a top-level domain
+}
+
+// CreateZoneText creates a zone from RFC 1035 text.
+func (c *Client) CreateZoneText(ctx context.Context, name string, text io.Reader, opts CreateOptions) (api.ZoneInfo, error) {
 	q := url.Values{"name": {name}}
-	if policy != "" {
-		q.Set("serial_policy", policy)
+	if opts.SerialPolicy != "" {
+		q.Set("serial_policy", opts.SerialPolicy)
+	}
+	if opts.AllowTLD {
+		q.Set("allow_tld", "true")
 	}
 	var info api.ZoneInfo
 	_, err := c.doJSON(ctx, request{method: http.MethodPost, path: api.PathZones, query: q, contentType: api.MediaZoneFile, body: text}, nil, &info)
@@ -236,9 +250,13 @@ func (c *Client) DeleteZone(ctx context.Context, name string) error {
 
 // ImportZone replaces a zone's content with RFC 1035 text, creating the
 // zone if it does not exist.
-func (c *Client) ImportZone(ctx context.Context, name string, text io.Reader) (api.ZoneInfo, error) {
+func (c *Client) ImportZone(ctx context.Context, name string, text io.Reader, opts ImportOptions) (api.ZoneInfo, error) {
+	var q url.Values
+	if opts.AllowTLD {
+		q = url.Values{"allow_tld": {"true"}}
+	}
 	var info api.ZoneInfo
-	_, err := c.doJSON(ctx, request{method: http.MethodPut, path: api.ZoneFilePath(name), contentType: api.MediaZoneFile, body: text}, nil, &info)
+	_, err := c.doJSON(ctx, request{method: http.MethodPut, path: api.ZoneFilePath(name), query: q, contentType: api.MediaZoneFile, body: text}, nil, &info)
 	return info, err
 }
 
@@ -277,6 +295,15 @@ func (c *Client) RRset(ctx context.Context, zone, name, typ string) (api.RRset, 
 // any existing RRset) the write happens only if the RRset is still that;
 // otherwise the error matches ErrPrecondition.
 func (c *Client) SetRRset(ctx context.Context, zone, name, typ string, set api.RRset, ifMatch string) (api.WriteResult, error) {
+	var res api.WriteResult
+	_, err := c.doJSON(ctx, request{method: http.MethodPut, path: api.RRsetPath(zone, name, typ), header: condition(ifMatch)}, set, &res)
+	return res, err
+}
+
+// PutRRset replaces an RRset like SetRRset, with the TTL optional: without
+// one, an existing RRset keeps its TTL and a new one gets the TTL of the
+// zone's SOA.
+func (c *Client) PutRRset(ctx context.Context, zone, name, typ string, set api.PutRRset, ifMatch string) (api.WriteResult, error) {
 	var res api.WriteResult
 	_, err := c.doJSON(ctx, request{method: http.MethodPut, path: api.RRsetPath(zone, name, typ), header: condition(ifMatch)}, set, &res)
 	return res, err

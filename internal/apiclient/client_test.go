@@ -49,7 +49,7 @@ func TestClient(t *testing.T) {
 	ctx := t.Context()
 	c := newClient(t)
 	const zone = "0/25.2.0.192.in-addr.arpa."
-	info, err := c.CreateZoneText(ctx, zone, "date", strings.NewReader(zoneText))
+	info, err := c.CreateZoneText(ctx, zone, strings.NewReader(zoneText), apiclient.CreateOptions{SerialPolicy: "date"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestClient(t *testing.T) {
 	if !strings.Contains(buf.String(), "1.0/25.2.0.192.in-addr.arpa.\t60\tIN\tPTR\thost2.example.com.") {
 		t.Errorf("export:\n%s", buf.String())
 	}
-	imported, err := c.ImportZone(ctx, zone, strings.NewReader(zoneText+"2 PTR host2.example.com.\n"))
+	imported, err := c.ImportZone(ctx, zone, strings.NewReader(zoneText+"2 PTR host2.example.com.\n"), apiclient.ImportOptions{})
 	if err != nil || imported.Records != 4 {
 		t.Errorf("ImportZone = %+v, %v", imported, err)
 	}
@@ -166,5 +166,72 @@ func TestClientAuthAndURL(t *testing.T) {
 	dead, _ := apiclient.New("http://127.0.0.1:1", token, nil)
 	if _, err := dead.ListZones(ctx); err == nil || !strings.HasPrefix(err.Error(), "GET http://127.0.0.1:1/v1/zones: ") {
 		t.Errorf("connection refused: %v", err)
+	}
+}
+
+// TestClientRootAndTopLevelZones creates the root and top-level zones, which
+// need AllowTLD, and deletes them: the root's path must survive the HTTP
+// client, which takes "/v1/zones/." for "/v1/zones".
+func TestClientRootAndTopLevelZones(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t)
+	const soaNS = "@ 3600 IN SOA ns1.example.net. h.example.net. 1 7200 3600 1209600 300\n@ 3600 IN NS ns1.example.net.\n"
+	creates := []struct {
+		zone   string
+		create func(allow bool) error
+	}{
+		{".", func(allow bool) error {
+			_, err := c.CreateZone(ctx, api.CreateZone{Name: ".", AllowTLD: allow, Records: strings.Split(strings.TrimSpace(soaNS), "\n")})
+			return err
+		}},
+		{"test.", func(allow bool) error {
+			_, err := c.CreateZoneText(ctx, "test", strings.NewReader(soaNS), apiclient.CreateOptions{AllowTLD: allow})
+			return err
+		}},
+		{"example.", func(allow bool) error {
+			_, err := c.ImportZone(ctx, "example.", strings.NewReader(soaNS), apiclient.ImportOptions{AllowTLD: allow})
+			return err
+		}},
+	}
+	for _, cr := range creates {
+		if err := cr.create(false); !errors.Is(err, apiclient.ErrInvalid) || !strings.Contains(err.Error(), "allow_tld") {
+			t.Errorf("create %s without AllowTLD: %v, want ErrInvalid naming allow_tld", cr.zone, err)
+		}
+		if err := cr.create(true); err != nil {
+			t.Errorf("create %s with AllowTLD: %v", cr.zone, err)
+		}
+		if z, err := c.Zone(ctx, cr.zone); err != nil || z.Name != cr.zone {
+			t.Errorf("Zone(%s) = %+v, %v", cr.zone, z.ZoneInfo, err)
+		}
+		if err := c.DeleteZone(ctx, cr.zone); err != nil {
+			t.Errorf("DeleteZone(%s): %v", cr.zone, err)
+		}
+		if _, err := c.Zone(ctx, cr.zone); !errors.Is(err, apiclient.ErrNotFound) {
+			t.Errorf("Zone(%s) after its delete: %v", cr.zone, err)
+		}
+	}
+}
+
+// TestClientPutRRset writes RRsets with and without a TTL.
+func TestClientPutRRset(t *testing.T) {
+	ctx := t.Context()
+	c := newClient(t)
+	if _, err := c.CreateZoneText(ctx, "example.com", strings.NewReader("$TTL 900\n@ SOA ns1.example.net. h.example.net. 1 7200 3600 1209600 300\n@ NS ns1.example.net.\n"),
+		apiclient.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ttl := uint32(60)
+	for i, step := range []struct {
+		set  api.PutRRset
+		want uint32
+	}{
+		{api.PutRRset{Records: []string{"192.0.2.1"}}, 900},
+		{api.PutRRset{TTL: &ttl, Records: []string{"192.0.2.1"}}, 60},
+		{api.PutRRset{Records: []string{"192.0.2.2"}}, 60},
+	} {
+		res, err := c.PutRRset(ctx, "example.com", "www", "A", step.set, "")
+		if err != nil || res.RRset == nil || res.RRset.TTL != step.want {
+			t.Errorf("step %d: %+v, %v; want TTL %d", i, res.RRset, err, step.want)
+		}
 	}
 }

@@ -41,7 +41,8 @@ type Control struct {
 
 // ControlAPI configures the REST API.
 type ControlAPI struct {
-	// Listen is the HTTP address (default 127.0.0.1:8054). The API speaks
+	// Listen is the HTTP address (default 127.0.0.1:8080, as in anycastd
+	// standalone and the default of anycastctl -api). The API speaks
 	// plain HTTP: outside loopback, put it behind a TLS proxy.
 	Listen netip.AddrPort
 	// Tokens are the bearer tokens that may use the API, at least one:
@@ -116,7 +117,7 @@ const (
 )
 
 // DefaultAPIListen is where the API listens unless configured otherwise.
-var DefaultAPIListen = netip.MustParseAddrPort("127.0.0.1:8054")
+var DefaultAPIListen = netip.MustParseAddrPort("127.0.0.1:8080")
 
 // xfrAlgorithms are the TSIG algorithms of the transfer server, the ones
 // miekg/dns implements.

@@ -80,7 +80,7 @@ func TestControlGood(t *testing.T) {
 	tests := map[string]*config.Control{
 		"testdata/control/minimal.good.yaml": {
 			DataDir:      filepath.Join(testdata, "data"),
-			API:          config.ControlAPI{Listen: addrPort("127.0.0.1:8054"), Tokens: []string{"0123456789abcdef"}, MaxBody: 32 << 20},
+			API:          config.ControlAPI{Listen: addrPort("127.0.0.1:8080"), Tokens: []string{"0123456789abcdef"}, MaxBody: 32 << 20},
 			SerialPolicy: "increment",
 			JournalLimit: 1000,
 			Log:          config.Log{Level: slog.LevelInfo, Format: config.LogText},

@@ -24,8 +24,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,11 @@ var (
 	ErrNoJournal = errors.New("serial not in the change log")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrSigned: the write would break the DNSSEC signatures of a zone
+	// that was written signed (the store does not sign): an edit of one
+	// RRset of a signed zone, an RRset of a DNSSEC type, or signed text
+	// whose SOA serial would have to change.
+	ErrSigned = errors.New("zone is DNSSEC-signed")
 )
 
 // SerialPolicy decides the next SOA serial of a zone.
@@ -357,6 +364,64 @@ func (e *invalidError) Unwrap() error        { return e.err }
 func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
 
 func invalid(err error) error { return &invalidError{err} }
+
+// signedError is a write refused because of DNSSEC; it matches ErrSigned.
+type signedError struct{ msg string }
+
+func (e *signedError) Error() string        { return e.msg }
+func (e *signedError) Is(target error) bool { return target == ErrSigned }
+
+func signedf(format string, args ...any) error { return &signedError{fmt.Sprintf(format, args...)} }
+
+// dnssecTypes are the types a signer writes: the store keeps them as they
+// come and cannot make new ones.
+var dnssecTypes = []uint16{dns.TypeDNSKEY, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeNSEC3PARAM}
+
+func isDNSSECType(t uint16) bool { return slices.Contains(dnssecTypes, t) }
+
+// dnssecIn returns the DNSSEC types among types ("DNSKEY, RRSIG"), ""
+// when there are none.
+func dnssecIn(types iter.Seq[uint16]) string {
+	found := map[uint16]bool{}
+	for t := range types {
+		if isDNSSECType(t) {
+			found[t] = true
+		}
+	}
+	var names []string
+	for _, t := range dnssecTypes {
+		if found[t] {
+			names = append(names, typeString(t))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// signed returns the DNSSEC types of a zone's current version.
+func (st *zoneState) signed() string {
+	return dnssecIn(func(yield func(uint16) bool) {
+		for k := range st.sets {
+			if !yield(k.typ) {
+				return
+			}
+		}
+	})
+}
+
+// signedRecords returns the DNSSEC types among records.
+func signedRecords(recs []zone.Record) string {
+	return dnssecIn(func(yield func(uint16) bool) {
+		for _, r := range recs {
+			if !yield(r.RR.Header().Rrtype) {
+				return
+			}
+		}
+	})
+}
+
+// howToEditSigned is the advice of an edit refused with ErrSigned.
+const howToEditSigned = "the control plane does not sign zones: sign the zone again with its signer and import the whole signed zone " +
+	"(a newer SOA serial), or import the zone without its DNSSEC records to serve it unsigned"
 
 func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
 

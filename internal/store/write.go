@@ -40,10 +40,12 @@ func (s *Store) acquire(ctx context.Context) error {
 func (s *Store) release() { <-s.wsem }
 
 // CreateZone creates a zone from records, which must include the SOA and
-// the apex NS RRset. An empty policy is the store's default. Under the date
-// policy the serial is raised to today's YYYYMMDD00 when the SOA's is older.
+// the apex NS RRset. The name must be one the nodes serve
+// (zone.ValidateZoneName). An empty policy is the store's default. Under
+// the date policy the serial is raised to today's YYYYMMDD00 when the SOA's
+// is older, except in a signed zone, whose SOA signature covers it.
 func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, policy SerialPolicy) (ZoneInfo, error) {
-	zname, err := canonicalZone(name)
+	zname, err := newZoneName(name)
 	if err != nil {
 		return ZoneInfo{}, err
 	}
@@ -64,7 +66,7 @@ func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, polic
 		recs[i] = zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)}
 	}
 	now := s.opt.now()
-	if i := apexSOA(zname, recs); i >= 0 {
+	if i := apexSOA(zname, recs); i >= 0 && signedRecords(recs) == "" {
 		soa := dns.Copy(recs[i].RR).(*dns.SOA)
 		soa.Serial = createSerial(policy, soa.Serial, now)
 		recs[i].RR = soa
@@ -94,6 +96,20 @@ func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, polic
 	s.log.Info("zone created", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records, "serial_policy", policy)
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial, Created: true})
 	return ns.info, nil
+}
+
+// newZoneName is the canonical name of a zone to create, which must be one
+// the nodes serve: the API and the nodes' catalog consumer hold names to
+// the same rule, so that a zone is never accepted here and skipped there.
+func newZoneName(name string) (string, error) {
+	zname, err := canonicalZone(name)
+	if err != nil {
+		return "", err
+	}
+	if err := zone.ValidateZoneName(zname); err != nil {
+		return "", invalidf("create zone: %w", err)
+	}
+	return zname, nil
 }
 
 // apexSOA returns the index of the first SOA record at the apex, or -1.
@@ -168,7 +184,10 @@ func (s *Store) DeleteRRset(ctx context.Context, zoneName, name string, t uint16
 // copy of the current records of type t at name (none if there are none)
 // and returns the records to replace them with (none deletes the RRset).
 // No other write runs between the read and the write. An error from fn is
-// returned as it is and changes nothing. It returns the zone's serial
+// returned as it is and changes nothing. A change to a signed zone (one
+// with DNSSEC records), or to an RRset of a DNSSEC type, is refused with
+// ErrSigned: the store does not sign, and the change would leave bogus or
+// missing signatures; such zones are changed by importing them whole. It returns the zone's serial
 // after the write and the records of the RRset as stored (normalized as
 // the zone serves them; none after a delete).
 //
@@ -224,6 +243,14 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 	}
 	if same {
 		return st.info.Serial, copyRRs(cur), nil
+	}
+	if types := st.signed(); types != "" {
+		return 0, nil, signedf("%s: zone %s is DNSSEC-signed (it has %s records): changing one RRset would leave a bogus signature, "+
+			"an unsigned record or a broken NSEC chain; %s", what, zname, types, howToEditSigned)
+	}
+	if isDNSSECType(t) {
+		return 0, nil, signedf("%s: %s records come from a signer with the rest of the signed zone and cannot be written one RRset at a time; "+
+			"sign the zone and import the whole signed zone", what, typeString(t))
 	}
 	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
 		return 0, nil, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
@@ -332,10 +359,16 @@ const importLabel = "zonefile"
 
 // ImportZone replaces the whole content of a zone with RFC 1035 master-file
 // text (no $INCLUDE), creating the zone with the default policy if it does
-// not exist. The serial follows the zone's policy unless the text's SOA
-// carries a newer one. Text that differs from the current content only in
-// an SOA serial that is not newer changes nothing. Errors name the line of
-// the text.
+// not exist (its name must then be one zone.ValidateZoneName accepts). The
+// serial follows the zone's policy unless the text's SOA carries a newer
+// one. Text that differs from the current content only in an SOA serial
+// that is not newer changes nothing. Errors name the line of the text.
+//
+// Signed text (with DNSKEY, RRSIG, NSEC, NSEC3 or NSEC3PARAM records) is
+// stored as it is, serial included, since the SOA's signature covers the
+// serial: it must be newer than the zone's, else the import is refused
+// with ErrSigned (unless it changes nothing). Unsigned text replaces a
+// signed zone, which is how a zone is made unsigned.
 func (s *Store) ImportZone(ctx context.Context, name string, r io.Reader) (ZoneInfo, error) {
 	return s.importText(ctx, name, r, "", false)
 }
@@ -401,15 +434,31 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	if exists && create {
 		return ZoneInfo{}, fmt.Errorf("zone %s: %w", zname, ErrExists)
 	}
+	if !exists {
+		if _, err := newZoneName(zname); err != nil {
+			return ZoneInfo{}, err
+		}
+	}
 	now := s.opt.now()
-	newSerial := false // the text's SOA has a serial newer than the zone's
+	// The SOA of signed text is signed: its serial stays as it is.
+	signed := signedRecords(recs)
+	newSerial := false   // the text's SOA has a serial newer than the zone's
+	staleSigned := false // signed text whose serial is not newer than the zone's
 	if i := apexSOA(zname, recs); i >= 0 {
 		soa := dns.Copy(recs[i].RR).(*dns.SOA)
-		if exists {
-			given := soa.Serial
+		given := soa.Serial
+		switch {
+		case exists && signed != "":
+			newSerial = zone.SerialLess(st.info.Serial, given)
+			if !newSerial {
+				// Identical content is no change; anything else is
+				// refused once the difference is known.
+				soa.Serial, staleSigned = st.info.Serial, true
+			}
+		case exists:
 			soa.Serial = bumpSerial(SerialPolicy(st.info.SerialPolicy), st.info.Serial, given, true, now)
 			newSerial = soa.Serial == given
-		} else {
+		case signed == "":
 			soa.Serial = createSerial(policy, soa.Serial, now)
 		}
 		recs[i].RR = soa
@@ -427,6 +476,14 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 		del, add, err := zone.Diff(st.z, nz)
 		if err != nil {
 			return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
+		}
+		if staleSigned {
+			if len(del)+len(add) == 0 {
+				return st.info, nil
+			}
+			return ZoneInfo{}, signedf("%s zone %s: the text is DNSSEC-signed (it has %s records) and its SOA serial is not newer than "+
+				"the zone's %d; the serial of signed data cannot be raised here without breaking the SOA's signature: "+
+				"sign the zone again with a serial above %d and import it", op, zname, signed, st.info.Serial, st.info.Serial)
 		}
 		if !newSerial && onlySerial(del, add) {
 			return st.info, nil

@@ -22,7 +22,8 @@ type member struct {
 }
 
 // catalogMembers reads the member zones of an RFC 9432 catalog zone
-// (schema version 2). Members whose PTR is not a single valid name are
+// (schema version 2). Members whose PTR is not a single name that
+// zone.ValidateZoneName accepts (the rule the API creates zones by) are
 // skipped and reported in problems; a zone listed under two ids keeps the
 // first id in canonical order. Properties (group, coo) are ignored.
 func catalogMembers(z *zone.Zone) (members []member, problems []string, err error) {
@@ -65,11 +66,15 @@ func catalogMembers(z *zone.Zone) (members []member, problems []string, err erro
 	byName := map[string]string{}
 	for _, id := range ids {
 		names := ptrs[id]
+		var nameErr error
+		if len(names) == 1 {
+			nameErr = zone.ValidateZoneName(names[0])
+		}
 		switch {
 		case len(names) != 1:
 			problems = append(problems, fmt.Sprintf("member %s has %d PTR records, ignored", id, len(names)))
-		case !validName(names[0]):
-			problems = append(problems, fmt.Sprintf("member %s names %q, not a usable zone name, ignored", id, names[0]))
+		case nameErr != nil:
+			problems = append(problems, fmt.Sprintf("member %s ignored: %v", id, nameErr))
 		case byName[names[0]] != "":
 			problems = append(problems, fmt.Sprintf("member %s repeats zone %s of member %s, ignored", id, names[0], byName[names[0]]))
 		default:

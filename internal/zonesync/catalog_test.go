@@ -75,6 +75,28 @@ func TestCatalogMembers(t *testing.T) {
 	}
 }
 
+// TestCatalogMemberNames checks that the consumer takes exactly the member
+// names zone.ValidateZoneName accepts, the rule the API creates zones by,
+// and says why it skips the others.
+func TestCatalogMemberNames(t *testing.T) {
+	for _, name := range []string{
+		"a.example.", "0/25.2.0.192.in-addr.arpa.", "_x.example.", "com.",
+		"*.test.", `a\.b.test.`, `a\000b.test.`, `a\@b.test.`, `x\ y.test.`,
+	} {
+		got, problems, err := catalogMembers(catalogZone(t, 1, "2", "m1="+name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if verr := zone.ValidateZoneName(name); verr == nil {
+			if len(got) != 1 || len(problems) != 0 {
+				t.Errorf("%s: members %v, problems %q; want it accepted", name, got, problems)
+			}
+		} else if len(got) != 0 || len(problems) != 1 || !strings.Contains(problems[0], verr.Error()) {
+			t.Errorf("%s: members %v, problems %q; want it skipped with %q", name, got, problems, verr)
+		}
+	}
+}
+
 func TestCatalogConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pn := &pipeNet{}

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 // Config configures a Manager.
@@ -234,28 +235,10 @@ func (c *Config) check() (keyring, error) {
 }
 
 // validName reports whether name (canonical, fully qualified) is a plain
-// domain name: labels of letters, digits, '-', '_' and '/', no escapes, at
-// most 255 octets. Member names from a catalog are held to it because they
-// become file names.
-func validName(name string) bool {
-	if name == "." {
-		return true
-	}
-	if len(name) < 2 || len(name) > 254 || !strings.HasSuffix(name, ".") {
-		return false
-	}
-	for label := range strings.SplitSeq(name[:len(name)-1], ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' && c != '/' {
-				return false
-			}
-		}
-	}
-	return true
-}
+// domain name by zone.ValidateZoneName, the rule the API creates zones by:
+// labels of letters, digits, '-', '_' and '/', no escapes, at most 255
+// octets. Zone names become file names.
+func validName(name string) bool { return zone.ValidateZoneName(name) == nil }
 
 // FromNode returns the Config of the secondary zones of a node
 // configuration: its data directory, keys, NOTIFY ACL, catalog and every

@@ -32,6 +32,8 @@ func classify(err error) error {
 		return api.Mark(err, api.ErrNotFound)
 	case errors.Is(err, store.ErrExists):
 		return api.Mark(err, api.ErrExists)
+	case errors.Is(err, store.ErrSigned):
+		return api.Mark(err, api.ErrConflict)
 	case errors.Is(err, store.ErrInvalid):
 		return api.Mark(err, api.ErrInvalid)
 	case errors.Is(err, store.ErrClosed):
