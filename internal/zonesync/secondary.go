@@ -31,7 +31,8 @@ type secondary struct {
 
 	mu          sync.Mutex
 	z           *zone.Zone // latest accepted version, kept when expired (IXFR base)
-	expired     bool
+	expired     bool       // past its SOA expire: served as SERVFAIL
+	attempted   bool       // a refresh attempt ended since the start
 	primary     string
 	lastRefresh time.Time
 	lastAttempt time.Time
@@ -87,7 +88,7 @@ func (s *secondary) loadPersisted() {
 	s.expired = !now.Before(s.expiresAt)
 	s.mu.Unlock()
 	if s.expired {
-		m.log.Warn("persisted zone is past its expire time; not served until a primary confirms it",
+		m.log.Warn("persisted zone is past its expire time; answered SERVFAIL until a primary confirms it",
 			"zone", s.name, "serial", z.Serial, "last_refresh", st.LastRefresh)
 	} else {
 		m.log.Info("zone loaded from disk", "zone", s.name, "serial", z.Serial, "records", z.Records, "last_refresh", st.LastRefresh)
@@ -172,7 +173,7 @@ func (s *secondary) expire() {
 	s.expired = true
 	serial, last := s.z.Serial, s.lastRefresh
 	s.mu.Unlock()
-	s.m.log.Error("zone expired: no primary confirmed it within its SOA expire; no longer served",
+	s.m.log.Error("zone expired: no primary confirmed it within its SOA expire; answered SERVFAIL until one does",
 		"zone", s.name, "serial", serial, "last_refresh", last)
 	if !s.isCatalog {
 		s.m.notifyChange()
@@ -221,6 +222,11 @@ func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error
 	var errs []error
 	for _, p := range s.primaries {
 		updated, err := s.refreshFrom(rctx, p)
+		if err == nil || !errors.Is(err, errUnreachable) {
+			s.m.reached(p.Addr, true)
+		} else if ctx.Err() == nil {
+			s.m.reached(p.Addr, false)
+		}
 		if err == nil {
 			return p, updated, nil
 		}
@@ -241,7 +247,7 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	refresh, _, expire := m.cfg.Timers.soaTimers(s.z.SOA())
 	refresh = m.cfg.Timers.jitter(refresh)
 	wasExpired := s.expired
-	s.expired = false
+	s.expired, s.attempted = false, true
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
 	if s.failures > 0 {
 		m.log.Info("zone refresh recovered", "zone", s.name, "primary", p.Addr, "failures", s.failures)
@@ -289,6 +295,7 @@ func (s *secondary) failed(err error) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures++
+	s.attempted = true
 	var retry time.Duration
 	if s.z != nil {
 		_, retry, _ = m.cfg.Timers.soaTimers(s.z.SOA())
