@@ -201,4 +201,3 @@ func gauges(t testing.TB, c prometheus.Collector) map[string]float64 {
 	}
 	return out
 }
-

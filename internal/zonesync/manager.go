@@ -77,9 +77,8 @@ func New(cfg Config, logger *slog.Logger) (*Manager, error) {
 		client:   &client{dial: cfg.Dial, ring: ring, timers: cfg.Timers, maxRecords: cfg.MaxRecords},
 		store:    st,
 		sem:      make(chan struct{}, cfg.MaxTransfers),
-		reserved:  map[string]bool{},
-		zones:     map[string]*secondary{},
-		unreached: map[netip.AddrPort]bool{},
+		reserved: map[string]bool{},
+		zones:    map[string]*secondary{},
 		changed:  make(chan struct{}, 1),
 		met:      newMetrics(),
 	}
@@ -328,9 +327,12 @@ func (m *Manager) States() map[string]health.ZoneState {
 func (m *Manager) reached(p netip.AddrPort, ok bool) {
 	m.reachMu.Lock()
 	defer m.reachMu.Unlock()
-	if ok {
+	switch {
+	case ok:
 		delete(m.unreached, p)
-	} else {
+	case m.unreached == nil:
+		m.unreached = map[netip.AddrPort]bool{p: true}
+	default:
 		m.unreached[p] = true
 	}
 }
