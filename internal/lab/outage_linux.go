@@ -264,11 +264,13 @@ func (l *Lab) controlOutage(ctx context.Context, o ScenarioOptions) (_ *Result, 
 		return nil, err
 	}
 	var slowest time.Duration
+	expiredPoPs := 0
 	for i, e := range errs {
 		if e != nil {
 			run.notef("%s: %s never answered SERVFAIL: %v", pollers[i].pop, OutageExpiringZone, e)
 			continue
 		}
+		expiredPoPs++
 		slowest = max(slowest, expiredAt[i])
 	}
 	// Hold: a PoP that withdrew because of the expired zone would do so
@@ -276,7 +278,7 @@ func (l *Lab) controlOutage(ctx context.Context, o ScenarioOptions) (_ *Result, 
 	if err := sleep(ctx, time.Second); err != nil {
 		return nil, err
 	}
-	run.notef("%s expired on every PoP within %s of the stop; held 1 s", OutageExpiringZone, slowest.Round(time.Millisecond))
+	run.notef("%s answered SERVFAIL by %d of %d PoPs (the last %s after the stop); held 1 s", OutageExpiringZone, expiredPoPs, len(pollers), slowest.Round(time.Millisecond))
 
 	lines := make([]OutageLine, len(pollers))
 	for i, p := range pollers {
