@@ -22,7 +22,7 @@ func persistExpired(t *testing.T, dataDir, name string, serial uint32) {
 		t.Fatal(err)
 	}
 	z := makeZoneFor(t, name, serial)
-	if err := st.save(z, state{Zone: name, Serial: serial, LastRefresh: time.Now().Add(-48 * time.Hour), Primary: primaryAddr}); err != nil {
+	if _, err := st.save(z, state{Zone: name, Serial: serial, LastRefresh: time.Now().Add(-48 * time.Hour), Primary: primaryAddr}); err != nil {
 		t.Fatal(err)
 	}
 }

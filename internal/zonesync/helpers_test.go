@@ -77,6 +77,20 @@ func testLogger(t testing.TB) *slog.Logger {
 type recordLog struct {
 	mu      sync.Mutex
 	records []string // "LEVEL message"
+	full    []string // "LEVEL message key=value ..."
+}
+
+// find returns the records, with their attributes, that contain sub.
+func (r *recordLog) find(sub string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.full {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (r *recordLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -86,6 +100,12 @@ func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.records = append(r.records, rec.Level.String()+" "+rec.Message)
+	line := rec.Level.String() + " " + rec.Message
+	rec.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	r.full = append(r.full, line)
 	return nil
 }
 
