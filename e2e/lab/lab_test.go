@@ -429,6 +429,70 @@ func TestPropagation(t *testing.T) {
 	}
 }
 
+// TestControlOutage runs `anycastlab scenario control-outage -json` as a user
+// would: the control plane stops and a zone passes its SOA expire, and every
+// PoP must stay announced (its route at its router never withdrawn), answer
+// SERVFAIL for the expired zone and NOERROR for the others, keep its
+// clients, and serve the zone again once the control plane is back. The lab
+// must be gone afterwards.
+func TestControlOutage(t *testing.T) {
+	needRoot(t)
+	stateDir := t.TempDir()
+	id := fmt.Sprintf("o%06d", os.Getpid()%1000000)
+	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
+	defer cancel()
+	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "control-outage", "-json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Log(stderr.String())
+	if err != nil {
+		t.Fatalf("anycastlab scenario control-outage: %v", err)
+	}
+	t.Logf("FIGURE control-outage: %.1f s in all (lab up and down included)", time.Since(start).Seconds())
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3 (one per PoP):\n%s", len(lines), stdout.String())
+	}
+	pops := map[string]bool{}
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		for _, k := range []string{"scenario", "pop", "announced", "expired_zone_rcode", "other_zone_rcode"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("line %s has no %q", line, k)
+			}
+		}
+		var ln lab.OutageLine
+		if err := json.Unmarshal([]byte(line), &ln); err != nil {
+			t.Fatal(err)
+		}
+		pops[ln.PoP] = true
+		if ln.Scenario != "control-outage" || !ln.Announced || ln.ExpiredZoneRcode != "SERVFAIL" || ln.OtherZoneRcode != "NOERROR" || ln.FileZoneRcode != "NOERROR" {
+			t.Errorf("%s: announced %v, expired zone %s, other zone %s, file zone %s; want announced, SERVFAIL, NOERROR, NOERROR",
+				ln.PoP, ln.Announced, ln.ExpiredZoneRcode, ln.OtherZoneRcode, ln.FileZoneRcode)
+		}
+		if ln.ClientAnswers == 0 || ln.ClientLost != 0 {
+			t.Errorf("%s: %d client queries answered, %d lost during the outage; want its clients served throughout", ln.PoP, ln.ClientAnswers, ln.ClientLost)
+		}
+		if ln.ExpiredMS == nil || ln.RecoveredMS == nil {
+			t.Errorf("%s: expired after %s, recovered after %s; want both", ln.PoP, f(ln.ExpiredMS), f(ln.RecoveredMS))
+		}
+	}
+	if len(pops) != 3 {
+		t.Errorf("PoPs %v, want 3 distinct", pops)
+	}
+	if left := leftovers(id, nil); len(left) > 0 {
+		t.Errorf("left after the scenario: %v", left)
+	}
+	if ids, _ := lab.ListLabs(stateDir); len(ids) != 0 {
+		t.Errorf("labs left in %s: %v", stateDir, ids)
+	}
+}
+
 // anycastlab returns the command anycastlab args, stopped like a user
 // would (Ctrl-C, then a kill after 30 s) if the test gives up on it, with a
 // cleanup that removes lab id from stateDir should anything of it remain.

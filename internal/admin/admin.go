@@ -84,6 +84,9 @@ type Zone struct {
 	Serial  uint32 `json:"serial"`
 	Records int    `json:"records"`
 	Source  string `json:"source"` // where it came from: a file path, a primary's address
+	// Expired: a secondary zone past its SOA expire, which no primary
+	// confirmed since; it is answered SERVFAIL until one does.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // The JSON forms. Durations are in seconds (uptime_seconds) or milliseconds

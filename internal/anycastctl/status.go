@@ -76,12 +76,33 @@ func WriteStatus(w io.Writer, st admin.Status, now time.Time) error {
 		ew.printf("  %s\n", p)
 	}
 
-	ew.printf("\nzones: %d\n", len(st.Zones))
+	expired := 0
+	for _, z := range st.Zones {
+		if z.Expired {
+			expired++
+		}
+	}
+	if expired > 0 {
+		ew.printf("\nzones: %d, %d EXPIRED (answered SERVFAIL until a primary confirms them)\n", len(st.Zones), expired)
+	} else {
+		ew.printf("\nzones: %d\n", len(st.Zones))
+	}
 	if len(st.Zones) > 0 {
 		var tb table
-		tb.row("ZONE", "SERIAL", "RECORDS", "SOURCE")
+		head := []string{"ZONE", "SERIAL", "RECORDS", "SOURCE"}
+		if expired > 0 {
+			head = append(head, "STATE")
+		}
+		tb.row(head...)
 		for _, z := range st.Zones {
-			tb.row(z.Name, strconv.FormatUint(uint64(z.Serial), 10), strconv.Itoa(z.Records), orDash(z.Source))
+			row := []string{z.Name, strconv.FormatUint(uint64(z.Serial), 10), strconv.Itoa(z.Records), orDash(z.Source)}
+			switch {
+			case z.Expired:
+				row = append(row, "EXPIRED")
+			case expired > 0:
+				row = append(row, "ok")
+			}
+			tb.row(row...)
 		}
 		tb.writeTo(ew, "  ")
 	}

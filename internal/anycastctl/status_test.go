@@ -61,6 +61,11 @@ func TestWriteStatusGolden(t *testing.T) {
 	drained := sampleStatus()
 	drained.Drained, drained.Healthy, drained.Announced = true, false, nil
 	drained.Checks[0].Last = now.Add(90 * time.Minute) // the node's clock is ahead
+	// A secondary zone past its SOA expire: answered SERVFAIL, the node
+	// healthy and announcing all the same.
+	expired := sampleStatus()
+	expired.Checks = expired.Checks[:1]
+	expired.Zones[1].Expired = true
 	for _, tc := range []struct {
 		file string
 		st   admin.Status
@@ -68,6 +73,7 @@ func TestWriteStatusGolden(t *testing.T) {
 		{"status.golden", sampleStatus()},
 		{"status_drained.golden", drained},
 		{"status_empty.golden", admin.Status{}},
+		{"status_expired.golden", expired},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var out bytes.Buffer

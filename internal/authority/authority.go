@@ -34,7 +34,7 @@ type Result struct {
 	// TC is set when required data (answer, authority, or glue that RFC
 	// 9471 requires) did not fit.
 	TC   bool
-	Zone *zone.Zone // the zone that answered, nil for REFUSED
+	Zone *zone.Zone // the zone that answered (SERVFAIL: the expired zone), nil for REFUSED
 }
 
 // Answerer holds per-worker scratch space; it is not safe for concurrent use.
@@ -65,6 +65,12 @@ func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	z := findZone(set, q)
 	if z == nil {
 		a.res.Rcode = dns.RcodeRefused
+		return a.res
+	}
+	if set.Expired(z) {
+		// A secondary zone past its SOA expire fails alone, as in Knot
+		// and BIND: SERVFAIL, no AA, no data.
+		a.res.Rcode, a.res.Zone = dns.RcodeServerFailure, z
 		return a.res
 	}
 	a.z = z

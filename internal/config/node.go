@@ -46,6 +46,8 @@ type Node struct {
 	TSIGKeys    []TSIGKey
 	NotifyAllow []NotifyAllow
 	Catalog     *Catalog // nil = no catalog zone
+	// SecondaryTimers are floors under the SOA timers of secondary zones.
+	SecondaryTimers SecondaryTimers
 
 	src *source // where the fields came from; nil for a Node built in code
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -38,6 +39,18 @@ type Catalog struct {
 	Primaries []Primary
 }
 
+// SecondaryTimers bound the SOA timers of secondary zones from below: a
+// zone's refresh, retry and expire are at least these (its expire also at
+// least refresh + retry). Zero takes the default shown; a set value is at
+// least 1s.
+type SecondaryTimers struct {
+	MinRefresh time.Duration // 30s
+	MinRetry   time.Duration // 10s
+	// MinExpire keeps a tiny SOA expire from expiring a zone (SERVFAIL)
+	// when its primaries are briefly away.
+	MinExpire time.Duration // 1h
+}
+
 // Secondary reports whether the zone is transferred from primaries rather
 // than read from a file.
 func (z Zone) Secondary() bool { return len(z.Primaries) > 0 }
@@ -67,6 +80,14 @@ func (d *decoder) secondaryFields(n *Node) []field {
 					{"key", func(v *yaml.Node, p string) { a.Key, _ = parseScalar(d, v, p, parseKeyRef) }},
 				})
 			}
+		}},
+		{"secondary_timers", func(v *yaml.Node, p string) {
+			t := &n.SecondaryTimers
+			d.mapping(v, p, []field{
+				{"min_refresh", func(v *yaml.Node, p string) { d.duration(v, p, &t.MinRefresh) }},
+				{"min_retry", func(v *yaml.Node, p string) { d.duration(v, p, &t.MinRetry) }},
+				{"min_expire", func(v *yaml.Node, p string) { d.duration(v, p, &t.MinExpire) }},
+			})
 		}},
 		{"catalog", func(v *yaml.Node, p string) {
 			if isNull(v) {
@@ -222,6 +243,18 @@ func (v *validator) secondary(n *Node) {
 			v.add(p+".prefix", "%s has host bits set (did you mean %s?)", a.Prefix, a.Prefix.Masked())
 		}
 		keyRef(p+".key", a.Key)
+	}
+	for _, t := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"secondary_timers.min_refresh", n.SecondaryTimers.MinRefresh},
+		{"secondary_timers.min_retry", n.SecondaryTimers.MinRetry},
+		{"secondary_timers.min_expire", n.SecondaryTimers.MinExpire},
+	} {
+		if t.d != 0 && t.d < time.Second {
+			v.add(t.path, "must be at least 1s (or absent for the default), got %s", t.d)
+		}
 	}
 	if c := n.Catalog; c != nil {
 		switch {

@@ -22,14 +22,22 @@ var (
 
 // ZoneState is what ZoneCheck needs to know about a loaded zone.
 type ZoneState struct {
-	Serial  uint32
-	Expired bool // the zone is past its SOA expire without a refresh
+	Serial uint32
+	// Expired: the zone is past its SOA expire without a refresh. It is
+	// answered SERVFAIL; that is not a failure of the node, since every
+	// PoP following the same primaries expires it at the same moment, and
+	// withdrawing them would take every other zone down with it.
+	Expired bool
+	// Unconfirmed: the zone was found expired on disk at start-up and
+	// no refresh attempt has ended since. It counts as not loaded.
+	Unconfirmed bool
 }
 
-// ZoneCheck fails while a wanted zone is expired, and, until it first
-// passes, while a wanted zone is not loaded: a starting node attracts no
-// queries before it has all its data, and a node that stopped refreshing a
-// zone withdraws rather than serve stale data.
+// ZoneCheck fails, until it first passes, while a wanted zone is not
+// loaded: a starting node attracts no queries before it has all its data.
+// A zone with data past its SOA expire is loaded (it answers SERVFAIL,
+// alone): failing on it would withdraw every PoP at once when their common
+// primaries are away.
 //
 // Once the check has passed, a zone added afterwards (a new catalog member,
 // a zone added by a reload) that has not loaded yet is pending, not a
@@ -69,10 +77,10 @@ func (z *ZoneCheck) scan() (missing, expired []string) {
 	for _, name := range z.Want() {
 		st, ok := loaded[dns.CanonicalName(name)]
 		switch {
-		case !ok:
+		case !ok || st.Unconfirmed:
 			missing = append(missing, name)
 		case st.Expired:
-			expired = append(expired, fmt.Sprintf("%s (serial %d)", name, st.Serial))
+			expired = append(expired, name)
 		}
 	}
 	return missing, expired
@@ -80,16 +88,10 @@ func (z *ZoneCheck) scan() (missing, expired []string) {
 
 // Check implements Check.
 func (z *ZoneCheck) Check(context.Context) error {
-	missing, expired := z.scan()
-	var msg []string
-	if len(missing) > 0 && !z.passed.Load() {
-		msg = append(msg, "not loaded: "+listSome(missing))
-	}
-	if len(expired) > 0 {
-		msg = append(msg, "expired: "+listSome(expired))
-	}
-	if len(msg) > 0 {
-		return errors.New(strings.Join(msg, "; "))
+	if !z.passed.Load() {
+		if missing, _ := z.scan(); len(missing) > 0 {
+			return errors.New("not loaded: " + listSome(missing))
+		}
 	}
 	z.passed.Store(true)
 	return nil

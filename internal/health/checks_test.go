@@ -42,16 +42,28 @@ func TestZoneCheck(t *testing.T) {
 			err:    "not loaded: a., b., c. and 2 more",
 		},
 		{
+			// It answers SERVFAIL alone: not the node's failure.
 			name:   "expired",
 			want:   []string{"example.com.", "example.net."},
 			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true}, "example.net.": {Serial: 2}},
-			err:    "expired: example.com. (serial 7)",
+		},
+		{
+			name:   "every zone expired",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true}, "example.net.": {Serial: 2, Expired: true}},
 		},
 		{
 			name:   "missing and expired",
 			want:   []string{"example.com.", "example.net."},
 			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true}},
-			err:    "not loaded: example.net.; expired: example.com. (serial 7)",
+			err:    "not loaded: example.net.",
+		},
+		{
+			// Expired on disk at start-up, no refresh attempt yet.
+			name:   "unconfirmed",
+			want:   []string{"example.com.", "example.net."},
+			loaded: map[string]ZoneState{"example.com.": {Serial: 7, Expired: true, Unconfirmed: true}, "example.net.": {Serial: 2}},
+			err:    "not loaded: example.com.",
 		},
 	}
 	for _, tt := range tests {
@@ -73,7 +85,8 @@ func TestZoneCheck(t *testing.T) {
 }
 
 // TestZoneCheckNewZones: once the check has passed, a zone added later is
-// pending until it loads, not a failure; an expired zone still fails.
+// pending until it loads, not a failure, and an expired zone is no failure
+// either.
 func TestZoneCheckNewZones(t *testing.T) {
 	want := []string{"example.com."}
 	loaded := map[string]ZoneState{}
@@ -99,7 +112,9 @@ func TestZoneCheckNewZones(t *testing.T) {
 	loaded["new.example."] = ZoneState{Serial: 1}
 	step("the new zone loaded", "")
 	loaded["new.example."] = ZoneState{Serial: 1, Expired: true}
-	step("expired", "expired: new.example. (serial 1)")
+	step("expired", "")
+	loaded["example.com."] = ZoneState{Serial: 1, Expired: true}
+	step("every zone expired", "")
 }
 
 func TestFileCheck(t *testing.T) {

@@ -18,6 +18,9 @@ import (
 // of every zone it serves and requires an authoritative answer: rcode
 // NOERROR, the AA flag, and exactly one SOA record owned by the zone. A
 // wedged or dead listener on either transport therefore fails the check.
+// Zones past their SOA expire are not asked: they answer SERVFAIL. When
+// every zone is expired, the check asks the expired ones and requires
+// SERVFAIL, which still proves that the listeners answer.
 //
 // Each transport uses one connection for all zones, in order; a TCP
 // connection the server closed is reopened (servers may limit queries per
@@ -25,8 +28,11 @@ import (
 // is sent once more.
 type DNSCheck struct {
 	Addr  netip.AddrPort
-	Zones func() []string // zones to query; none is a failure
-	Label string          // Name; "" = "dns"
+	Zones func() []string // zones to query; none (and no Expired) is a failure
+	// Expired lists the zones past their SOA expire, asked (expecting
+	// SERVFAIL) only when Zones has none; nil = none.
+	Expired func() []string
+	Label   string // Name; "" = "dns"
 }
 
 // Name implements Check.
@@ -34,7 +40,10 @@ func (d *DNSCheck) Name() string { return cmp.Or(d.Label, "dns") }
 
 // Check implements Check.
 func (d *DNSCheck) Check(ctx context.Context) error {
-	zones := d.Zones()
+	zones, expired := d.Zones(), false
+	if len(zones) == 0 && d.Expired != nil {
+		zones, expired = d.Expired(), true
+	}
 	if len(zones) == 0 {
 		return errors.New("no zones to query")
 	}
@@ -42,7 +51,7 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	errs := make([]string, 2)
 	for i, network := range []string{"udp", "tcp"} {
 		wg.Go(func() {
-			if err := d.check(ctx, network, zones); err != nil {
+			if err := d.check(ctx, network, zones, expired); err != nil {
 				errs[i] = err.Error()
 			}
 		})
@@ -57,13 +66,14 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	return nil
 }
 
-// check queries every zone over one transport.
-func (d *DNSCheck) check(ctx context.Context, network string, zones []string) error {
-	s := &session{ctx: ctx, network: network, addr: d.Addr.String(), client: &dns.Client{Net: network}}
+// check queries every zone over one transport; expired: the zones are
+// expired and must answer SERVFAIL.
+func (d *DNSCheck) check(ctx context.Context, network string, zones []string, expired bool) error {
+	s := &session{ctx: ctx, network: network, addr: d.Addr.String(), client: &dns.Client{Net: network}, expired: expired}
 	defer s.close()
 	var fails []string
 	for i, z := range zones {
-		if expired(ctx) {
+		if done(ctx) {
 			cause := context.Cause(ctx)
 			if cause == nil {
 				cause = context.DeadlineExceeded
@@ -92,9 +102,9 @@ func (d *DNSCheck) check(ctx context.Context, network string, zones []string) er
 	return nil
 }
 
-// expired reports whether ctx is done or its deadline has passed: a read
+// done reports whether ctx is done or its deadline has passed: a read
 // that ran into the deadline may return before ctx reports it.
-func expired(ctx context.Context) bool {
+func done(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
@@ -117,6 +127,7 @@ type session struct {
 	conn    *dns.Conn
 	used    int         // answers received on conn
 	stop    func() bool // of the context.AfterFunc that unblocks conn
+	expired bool        // the zones are expired: SERVFAIL is the right answer
 }
 
 func (s *session) close() {
@@ -150,6 +161,9 @@ func (s *session) query(zone string) error {
 		r, _, err := s.client.ExchangeWithConnContext(s.ctx, m, s.conn)
 		if err == nil {
 			s.used++
+			if s.expired {
+				return validateExpired(r, zone)
+			}
 			return validate(r, zone)
 		}
 		var retry bool
@@ -162,14 +176,14 @@ func (s *session) query(zone string) error {
 			var ne net.Error
 			retry = errors.As(err, &ne) && ne.Timeout()
 		}
-		if attempt > 0 || !retry || expired(s.ctx) {
+		if attempt > 0 || !retry || done(s.ctx) {
 			return err
 		}
 	}
 }
 
-// validate checks that r is an authoritative answer with the SOA of zone.
-func validate(r *dns.Msg, zone string) error {
+// validateReply checks that r is a reply to the SOA query of zone.
+func validateReply(r *dns.Msg, zone string) error {
 	switch {
 	case !r.Response:
 		return errors.New("reply is not a response")
@@ -177,6 +191,27 @@ func validate(r *dns.Msg, zone string) error {
 		return fmt.Errorf("reply opcode %s", dns.OpcodeToString[r.Opcode])
 	case len(r.Question) != 1 || r.Question[0].Qtype != dns.TypeSOA || !strings.EqualFold(r.Question[0].Name, zone):
 		return errors.New("reply question does not match the query")
+	}
+	return nil
+}
+
+// validateExpired checks that r is the SERVFAIL of an expired zone.
+func validateExpired(r *dns.Msg, zone string) error {
+	if err := validateReply(r, zone); err != nil {
+		return err
+	}
+	if r.Rcode != dns.RcodeServerFailure {
+		return fmt.Errorf("expired zone answered %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+	return nil
+}
+
+// validate checks that r is an authoritative answer with the SOA of zone.
+func validate(r *dns.Msg, zone string) error {
+	if err := validateReply(r, zone); err != nil {
+		return err
+	}
+	switch {
 	case r.Rcode != dns.RcodeSuccess:
 		return fmt.Errorf("rcode %s", dns.RcodeToString[r.Rcode])
 	case !r.Authoritative:

@@ -174,6 +174,7 @@ func TestDNSCheck(t *testing.T) {
 		udp, tcp  bool
 		maxTCP    int
 		zones     []string
+		expired   []string // DNSCheck.Expired
 		want      []string // substrings of the error; nil = passes
 		notWanted []string // must not be in the error
 	}{
@@ -262,6 +263,36 @@ func TestDNSCheck(t *testing.T) {
 			want:  []string{"example.com. over udp: truncated"},
 		},
 		{
+			// Expired zones answer SERVFAIL: they are not asked while
+			// other zones are served.
+			name: "expired zones not asked",
+			srv:  &authServer{zones: []string{"example.com."}},
+			udp:  true, tcp: true,
+			zones:   []string{"example.com."},
+			expired: []string{"old.example."},
+		},
+		{
+			// Every zone expired: SERVFAIL proves the listeners answer.
+			name: "every zone expired",
+			srv:  &authServer{zones: []string{"a.example.", "b.example."}, rcode: dns.RcodeServerFailure},
+			udp:  true, tcp: true,
+			expired: []string{"a.example.", "b.example."},
+		},
+		{
+			name: "every zone expired, tcp closed",
+			srv:  &authServer{zones: []string{"a.example."}, rcode: dns.RcodeServerFailure},
+			udp:  true, tcp: false,
+			expired: []string{"a.example."},
+			want:    []string{"dial tcp", "connection refused"},
+		},
+		{
+			name: "expired zone not answered SERVFAIL",
+			srv:  &authServer{zones: []string{"a.example."}},
+			udp:  true, tcp: true,
+			expired: []string{"a.example."},
+			want:    []string{"a.example. over udp: expired zone answered NOERROR, want SERVFAIL"},
+		},
+		{
 			name: "no zones",
 			srv:  &authServer{},
 			udp:  true, tcp: true,
@@ -279,6 +310,9 @@ func TestDNSCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := serve(t, tt.srv, tt.udp, tt.tcp, tt.maxTCP)
 			d := &DNSCheck{Addr: addr, Zones: zones(tt.zones...)}
+			if tt.expired != nil {
+				d.Expired = zones(tt.expired...)
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), timeout)
 			defer cancel()
 			err := d.Check(ctx)
@@ -286,17 +320,21 @@ func TestDNSCheck(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Check: %v", err)
 				}
+				asked := len(tt.zones)
+				if asked == 0 {
+					asked = len(tt.expired)
+				}
 				q, _ := tt.srv.count("udp")
-				if q != len(tt.zones) {
-					t.Errorf("udp queries = %d, want %d", q, len(tt.zones))
+				if q != asked {
+					t.Errorf("udp queries = %d, want %d", q, asked)
 				}
 				q, conns := tt.srv.count("tcp")
-				if q != len(tt.zones) {
-					t.Errorf("tcp queries = %d, want %d", q, len(tt.zones))
+				if q != asked {
+					t.Errorf("tcp queries = %d, want %d", q, asked)
 				}
 				wantConns := 1
 				if tt.maxTCP > 0 {
-					wantConns = (len(tt.zones) + tt.maxTCP - 1) / tt.maxTCP
+					wantConns = (asked + tt.maxTCP - 1) / tt.maxTCP
 				}
 				if conns != wantConns {
 					t.Errorf("tcp connections = %d, want %d", conns, wantConns)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -75,7 +76,14 @@ func (c *controlPlan) nodeSettings(cfg *NodeConfig, pop string) {
 	cfg.TSIGKeys = []TSIGKey{c.key()}
 	cfg.NotifyAllow = []NodeNotifyACL{{Prefix: netip.PrefixFrom(c.Addr4, 32).String(), Key: controlKeyName}}
 	cfg.Catalog = &NodeCatalog{Zone: CatalogZone, Primaries: []NodePrimary{{Addr: c.xfrAddr().String(), Key: controlKeyName}}}
+	cfg.SecondaryTimers = &NodeSecondaryTimers{MinRefresh: labMinTimer.String(), MinRetry: labMinTimer.String(), MinExpire: labMinTimer.String()}
 }
+
+// labMinTimer is the floor of every SOA timer of the lab's secondary
+// zones: the smallest anycastd accepts, so that the control-outage
+// scenario's zone (SOA refresh 1, retry 1, expire 3) expires 3 s after the
+// control plane stops.
+const labMinTimer = time.Second
 
 // ControlConfig is anycastd's control-plane configuration as the lab
 // generates it (see examples/control.yaml for every key).

@@ -72,6 +72,17 @@ type NodeConfig struct {
 	TSIGKeys    []TSIGKey       `yaml:"tsig_keys,omitempty"`
 	NotifyAllow []NodeNotifyACL `yaml:"notify_allow,omitempty"`
 	Catalog     *NodeCatalog    `yaml:"catalog,omitempty"`
+	// SecondaryTimers lowers the floors under the SOA timers, so that a
+	// zone with tiny SOA timers (the control-outage scenario's) expires in
+	// seconds; zones with ordinary timers are unaffected.
+	SecondaryTimers *NodeSecondaryTimers `yaml:"secondary_timers,omitempty"`
+}
+
+// NodeSecondaryTimers are the floors under secondary zones' SOA timers.
+type NodeSecondaryTimers struct {
+	MinRefresh string `yaml:"min_refresh"`
+	MinRetry   string `yaml:"min_retry"`
+	MinExpire  string `yaml:"min_expire"`
 }
 
 // TSIGKey is a TSIG key as anycastd's node and control configurations

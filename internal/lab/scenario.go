@@ -14,7 +14,7 @@ import (
 )
 
 // Scenarios anycastlab can run, in the order of the usage text.
-var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation"}
+var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "control-outage"}
 
 // Line is one client's outcome in a scenario: one JSON object per line
 // with -json. Fields that do not apply to a scenario are left out, except
@@ -71,12 +71,44 @@ type Line struct {
 	RTTMS   *float64 `json:"rtt_ms,omitempty"`
 }
 
+// OutageLine is one PoP's outcome in the control-outage scenario: one JSON
+// object per line with -json.
+type OutageLine struct {
+	Scenario string `json:"scenario"`
+	PoP      string `json:"pop"`
+	// Announced: at the end of the outage the PoP announced every anycast
+	// prefix (its admin API) and its router had the PoP's route to each.
+	Announced bool `json:"announced"`
+	// The rcodes of SOA queries to the PoP's unicast address, at the end
+	// of the outage, for the zone that expired and for a zone with
+	// ordinary timers transferred from the same control plane.
+	ExpiredZoneRcode string `json:"expired_zone_rcode"`
+	OtherZoneRcode   string `json:"other_zone_rcode"`
+	ExpiredZone      string `json:"expired_zone"`
+	OtherZone        string `json:"other_zone"`
+	// FileZoneRcode is the rcode for the lab's zone served from a file.
+	FileZoneRcode string `json:"file_zone_rcode"`
+	// ExpiredMS is the time from the control plane's stop to the PoP's
+	// first SERVFAIL for the expired zone; RecoveredMS from its restart
+	// to the PoP answering that zone again (null: it did not).
+	ExpiredMS   *float64 `json:"expired_ms"`
+	RecoveredMS *float64 `json:"recovered_ms"`
+	// ClientAnswers counts the clients' steady queries to the anycast
+	// address this PoP answered while the control plane was down;
+	// ClientLost those lost of the clients it served before.
+	ClientAnswers int `json:"client_answers"`
+	ClientLost    int `json:"client_lost"`
+}
+
 // Result is the outcome of one scenario.
 type Result struct {
 	Scenario string
 	// Notes is the timeline and what was measured besides the lines.
-	Notes    []string
-	Lines    []Line
+	Notes []string
+	Lines []Line
+	// Outage holds the control-outage scenario's lines (one per PoP), in
+	// place of Lines.
+	Outage   []OutageLine
 	Duration time.Duration
 }
 
@@ -88,6 +120,11 @@ func (r *Result) notef(format string, args ...any) {
 func (r *Result) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	for _, l := range r.Lines {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	for _, l := range r.Outage {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
@@ -176,6 +213,12 @@ func (r *Result) WriteTable(out io.Writer) error {
 			}
 			n := *l.Changes
 			printf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t\n", l.Client, l.PoP, n, l.Sent-l.Lost, fmtMS(l.P50MS), fmtMS(l.P95MS), fmtMS(l.MaxMS), fmtMS(l.RTTMS))
+		}
+	case "control-outage":
+		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
+		for _, l := range r.Outage {
+			printf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", l.PoP, l.Announced, l.ExpiredZoneRcode, l.OtherZoneRcode, l.FileZoneRcode,
+				fmtMS(l.ExpiredMS), fmtMS(l.RecoveredMS), l.ClientAnswers, l.ClientLost)
 		}
 	default:
 		printf(tw, "CLIENT\tTRANSPORT\tPOP BEFORE\tPOP DURING\tPOP AFTER\tSENT\tLOST\tSWITCH ms\tRECOVER ms\t"+"\n")

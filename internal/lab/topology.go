@@ -3,8 +3,9 @@
 // over BGP with BFD (anycastd node, or BIRD standing in for it), and
 // clients, joined by point-to-point links that carry configurable delay and
 // loss. It runs the scenarios that show the service at work — catchment,
-// latency, drain, crash, hang, DNS failure, scale-out, and propagation from
-// a control plane the PoPs follow — with steady query
+// latency, drain, crash, hang, DNS failure, scale-out, propagation from a
+// control plane the PoPs follow, and that control plane's outage — with
+// steady query
 // streams from the clients that learn the answering PoP from NSID.
 // anycastlab and the end-to-end tests use it; examples/lab/README.md is the
 // user's guide.

@@ -26,6 +26,12 @@ const (
 // errRejected: the target answered the NOTIFY with an error rcode.
 var errRejected = errors.New("notify rejected")
 
+// errNotServed: the target answered NOTAUTH without a TSIG error: it is not
+// authoritative for the zone, typically not yet, as a secondary that learns
+// of a new zone from the catalog sent at the same moment. It wraps
+// errRejected.
+var errNotServed = fmt.Errorf("%w: the target does not serve the zone (yet)", errRejected)
+
 // notifier sends NOTIFY (RFC 1996) to every target for each new serial of a
 // zone. Each target has a queue of zones and NotifyConcurrency workers; a
 // zone is never sent to one target twice at once. An unanswered NOTIFY is
@@ -97,7 +103,7 @@ func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) e
 			// An error answer whose TSIG miekg/dns cannot check (it
 			// refuses to verify any NOTAUTH): final all the same, as
 			// retrying would only repeat it.
-			return fmt.Errorf("%w: %s (%w)", errRejected, dns.RcodeToString[r.Rcode], err)
+			return rejection(r)
 		}
 		return err
 	}
@@ -105,9 +111,35 @@ func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) e
 		return errors.New("unsigned answer to a signed notify")
 	}
 	if r.Opcode != dns.OpcodeNotify || r.Rcode != dns.RcodeSuccess {
-		return fmt.Errorf("%w: %s, opcode %s", errRejected, dns.RcodeToString[r.Rcode], dns.OpcodeToString[r.Opcode])
+		return rejection(r)
 	}
 	return nil
+}
+
+// rejection says what an error answer to a NOTIFY means. NOTAUTH is two
+// things: with a TSIG error (BADSIG, BADKEY, BADTIME: RFC 8945 §5.2) the
+// target did not accept our signature; without one, it is not
+// authoritative for the zone (RFC 1996), which is how a secondary answers a
+// NOTIFY for a zone it does not serve yet (errNotServed). Its TSIG is not
+// verified (miekg/dns refuses to verify a NOTAUTH): a forged answer can
+// only end the retries of one NOTIFY, and the secondary's refresh timer
+// still runs.
+func rejection(r *dns.Msg) error {
+	if r.Rcode == dns.RcodeNotAuth {
+		if ts := r.IsTsig(); ts != nil && ts.Error != dns.RcodeSuccess {
+			return fmt.Errorf("%w: NOTAUTH, the target did not accept our TSIG signature (%s)", errRejected, tsigErrorName(ts.Error))
+		}
+		return errNotServed
+	}
+	return fmt.Errorf("%w: %s, opcode %s", errRejected, dns.RcodeToString[r.Rcode], dns.OpcodeToString[r.Opcode])
+}
+
+// tsigErrorName names a TSIG error code (RFC 8945 §5.2).
+func tsigErrorName(code uint16) string {
+	if s, ok := dns.RcodeToString[int(code)]; ok {
+		return s
+	}
+	return fmt.Sprintf("error %d", code)
 }
 
 // enqueue announces serial of zone to every target.
@@ -246,11 +278,14 @@ func (n *notifier) done(t *target, j *job, sent uint32, err error) {
 	case err == nil:
 		n.met.notifies.WithLabelValues(notifyOK).Inc()
 		log.Debug("notify acknowledged", "tries", j.tries+1)
+	case errors.Is(err, errNotServed):
+		n.met.notifies.WithLabelValues(notifyRejected).Inc()
+		// A secondary learns of a new zone from the catalog, NOTIFYed at
+		// the same moment, and transfers it then: nothing is wrong.
+		log.Debug("notify: the target does not serve the zone yet (a new zone reaches it through the catalog)")
 	case errors.Is(err, errRejected):
 		n.met.notifies.WithLabelValues(notifyRejected).Inc()
-		// A secondary that does not have the zone (yet: a new catalog
-		// member) answers NOTAUTH; the metric shows a pattern.
-		log.Info("notify rejected", "err", err)
+		log.Warn("notify rejected", "err", err)
 	case newer:
 		n.met.notifies.WithLabelValues(notifySuperseded).Inc()
 	default:

@@ -318,8 +318,16 @@ func SerialLess(a, b uint32) bool {
 }
 
 // Set is an immutable collection of zones, looked up by the longest match.
+//
+// A zone of the set may be marked expired (WithExpired): a secondary zone
+// that no primary confirmed within its SOA expire. It stays in the set, so
+// that queries below it still find it (and are answered SERVFAIL, not
+// REFUSED or from a parent zone), but its data must not be served.
 type Set struct {
 	zones map[string]*Zone
+	// expired holds the origins (wire form) of the expired zones; nil
+	// when there are none, so the query path checks one length.
+	expired map[string]struct{}
 }
 
 // NewSet builds a Set from zones; later zones replace earlier ones of the same
@@ -332,13 +340,14 @@ func NewSet(zones ...*Zone) *Set {
 	return s
 }
 
-// With returns a new Set with z added or replaced.
+// With returns a new Set with z added or replaced; z is not expired.
 func (s *Set) With(z *Zone) *Set {
 	n := &Set{zones: make(map[string]*Zone, len(s.zones)+1)}
 	for k, v := range s.zones {
 		n.zones[k] = v
 	}
 	n.zones[string(z.origin)] = z
+	n.copyExpired(s, string(z.origin))
 	return n
 }
 
@@ -350,7 +359,58 @@ func (s *Set) Without(origin []byte) *Set {
 			n.zones[k] = v
 		}
 	}
+	n.copyExpired(s, string(origin))
 	return n
+}
+
+// WithExpired returns a new Set with the zones added (or replaced) and
+// marked expired: Find and Get still return them, Expired reports them.
+func (s *Set) WithExpired(zones ...*Zone) *Set {
+	n := &Set{zones: make(map[string]*Zone, s.Len()+len(zones))}
+	if s != nil {
+		for k, v := range s.zones {
+			n.zones[k] = v
+		}
+		n.copyExpired(s, "")
+	}
+	for _, z := range zones {
+		if n.expired == nil {
+			n.expired = make(map[string]struct{}, len(zones))
+		}
+		n.zones[string(z.origin)] = z
+		n.expired[string(z.origin)] = struct{}{}
+	}
+	return n
+}
+
+// copyExpired copies the expired marks of from, but the one of skip.
+func (s *Set) copyExpired(from *Set, skip string) {
+	for k := range from.expired {
+		if k == skip {
+			continue
+		}
+		if s.expired == nil {
+			s.expired = make(map[string]struct{}, len(from.expired))
+		}
+		s.expired[k] = struct{}{}
+	}
+}
+
+// Expired reports whether z, a zone of the set, is marked expired.
+func (s *Set) Expired(z *Zone) bool {
+	if s == nil || len(s.expired) == 0 || z == nil {
+		return false
+	}
+	_, ok := s.expired[string(z.origin)]
+	return ok
+}
+
+// ExpiredLen returns the number of expired zones.
+func (s *Set) ExpiredLen() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.expired)
 }
 
 // Find returns the zone with the longest origin at or above name (lower-cased
@@ -382,7 +442,7 @@ func (s *Set) Get(origin string) *Zone {
 	return s.zones[string(w)]
 }
 
-// Zones returns the zones sorted by origin.
+// Zones returns the zones sorted by origin, expired ones included.
 func (s *Set) Zones() []*Zone {
 	if s == nil {
 		return nil
@@ -395,7 +455,7 @@ func (s *Set) Zones() []*Zone {
 	return out
 }
 
-// Len returns the number of zones.
+// Len returns the number of zones, expired ones included.
 func (s *Set) Len() int {
 	if s == nil {
 		return 0

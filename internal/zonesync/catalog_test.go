@@ -197,7 +197,7 @@ func TestCatalogConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 		stale := makeZoneFor(t, "b.example.", 1)
-		if err := f.m.store.save(stale, state{Zone: "b.example.", Serial: 1, LastRefresh: time.Now(), Catalog: catName, MemberID: "m2"}); err != nil {
+		if _, err := f.m.store.save(stale, state{Zone: "b.example.", Serial: 1, LastRefresh: time.Now(), Catalog: catName, MemberID: "m2"}); err != nil {
 			t.Fatal(err)
 		}
 		m, err := New(f.cfg, testLogger(t))

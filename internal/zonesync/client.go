@@ -19,6 +19,8 @@ var (
 	ErrRcode = errors.New("primary refused")
 	// ErrTSIG: the response's TSIG is missing or does not verify.
 	ErrTSIG = errors.New("tsig")
+	// errUnreachable: no connection to the primary could be made.
+	errUnreachable = errors.New("primary unreachable")
 )
 
 // RcodeError is an error answer from a primary.
@@ -77,7 +79,7 @@ func (c *client) open(ctx context.Context, p Primary, network string, idle time.
 	defer cancel()
 	conn, err := c.dial(dctx, network, p.Addr.String())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	x := &xconn{c: conn, udp: network == "udp", ring: c.ring, key: key, idle: idle}
 	// Closing the connection when ctx ends unblocks a read in progress.

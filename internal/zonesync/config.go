@@ -245,6 +245,9 @@ func validName(name string) bool { return zone.ValidateZoneName(name) == nil }
 // zone that has primaries. File zones are Reserved.
 func FromNode(n *config.Node) Config {
 	c := Config{DataDir: n.DataDir}
+	c.Timers.MinRefresh = n.SecondaryTimers.MinRefresh
+	c.Timers.MinRetry = n.SecondaryTimers.MinRetry
+	c.Timers.MinExpire = n.SecondaryTimers.MinExpire
 	for _, k := range n.TSIGKeys {
 		c.Keys = append(c.Keys, Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
 	}

@@ -11,9 +11,13 @@
 // a key. A new version is validated by package zone before it replaces the
 // served one; one that fails keeps the previous version serving. Accepted
 // versions are written to the data directory (master file + state file, each
-// replaced atomically); on start they are served at once. A zone that has not
-// been confirmed by a primary for its SOA expire time stops being served and
-// is reported expired, so that the node's health fails and it withdraws.
+// replaced atomically, the state holding the master file's SHA-256 and record
+// count); on start those that match are served at once, the others are
+// discarded and transferred again. A zone that has not
+// been confirmed by a primary for its SOA expire time is reported expired:
+// the node keeps it in its zone set marked expired, answers SERVFAIL for it
+// alone, and stays announced (every PoP follows the same primaries, so
+// withdrawing would take every zone down everywhere).
 //
 // A catalog zone (RFC 9432, version 2) provisions member zones with the
 // catalog's primaries: members that appear are added, members that disappear

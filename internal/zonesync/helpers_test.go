@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -76,6 +77,20 @@ func testLogger(t testing.TB) *slog.Logger {
 type recordLog struct {
 	mu      sync.Mutex
 	records []string // "LEVEL message"
+	full    []string // "LEVEL message key=value ..."
+}
+
+// find returns the records, with their attributes, that contain sub.
+func (r *recordLog) find(sub string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.full {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (r *recordLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -85,6 +100,12 @@ func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.records = append(r.records, rec.Level.String()+" "+rec.Message)
+	line := rec.Level.String() + " " + rec.Message
+	rec.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	r.full = append(r.full, line)
 	return nil
 }
 
@@ -174,4 +195,29 @@ func notifyOK(t testing.TB, m *Manager, addr netip.AddrPort) {
 	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
 		t.Fatalf("notify answer %x", resp)
 	}
+}
+
+// gauges collects c and returns its gauges as "name{label=value,...}" →
+// value.
+func gauges(t testing.TB, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }

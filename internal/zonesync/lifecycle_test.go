@@ -65,7 +65,9 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		}
 		f.wantServed(1)
 
-		// Still served just before the expire time, gone after it.
+		// Still served just before the expire time, expired after it:
+		// kept for the set, marked expired (it answers SERVFAIL), and no
+		// failure of the node's health.
 		time.Sleep(time.Until(start.Add(86400*time.Second - time.Second)))
 		synctest.Wait()
 		f.wantServed(1)
@@ -76,12 +78,19 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		if got := f.m.States()[origin]; got != (health.ZoneState{Serial: 1, Expired: true}) {
 			t.Errorf("States()[%s] = %+v, want serial 1 expired", origin, got)
 		}
+		if _, expired := f.m.ZoneSets(); len(expired) != 1 || expired[0].Serial != 1 {
+			t.Errorf("ZoneSets expired = %v, want the zone at serial 1", expired)
+		}
 		if changes.Load() == before {
 			t.Error("OnChange not called when the zone expired")
 		}
+		g := gauges(t, &zonesCollector{f.m})
+		if g["anycastd_zonesync_zones{state=expired}"] != 1 || g["anycastd_zonesync_zone_expired{zone="+origin+"}"] != 1 {
+			t.Errorf("metrics of the expired zone: %v", g)
+		}
 		check := &health.ZoneCheck{Want: f.m.Names, Loaded: f.m.States}
-		if err := check.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "expired") {
-			t.Errorf("ZoneCheck = %v, want expired", err)
+		if err := check.Check(t.Context()); err != nil {
+			t.Errorf("ZoneCheck = %v, want it to pass: an expired zone fails alone", err)
 		}
 
 		// The primary comes back: the next retry serves the zone again.
@@ -91,6 +100,13 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		f.wantServed(1)
 		if got := f.m.States()[origin]; got.Expired {
 			t.Errorf("still expired after the primary confirmed it: %+v", got)
+		}
+		if _, expired := f.m.ZoneSets(); len(expired) != 0 {
+			t.Errorf("ZoneSets expired = %v after the primary confirmed it", expired)
+		}
+		g = gauges(t, &zonesCollector{f.m})
+		if _, ok := g["anycastd_zonesync_zone_expired{zone="+origin+"}"]; ok || g["anycastd_zonesync_zones{state=served}"] != 1 {
+			t.Errorf("metrics after recovery: %v", g)
 		}
 		if err := check.Check(t.Context()); err != nil {
 			t.Errorf("ZoneCheck after recovery: %v", err)
@@ -214,14 +230,15 @@ func TestRestartFromDiskWithoutPrimary(t *testing.T) {
 		}
 		f.stop()
 
-		// Restarted after the expire time: loaded but not served.
+		// Restarted after the expire time: loaded, expired (answered
+		// SERVFAIL) and unconfirmed until a refresh attempt ends.
 		time.Sleep(86400 * time.Second)
 		m, err = New(f.cfg, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Zones()) != 0 || !m.States()[origin].Expired {
-			t.Errorf("expired on disk: zones %d, states %+v; want none served and expired", len(m.Zones()), m.States())
+		if _, expired := m.ZoneSets(); len(m.Zones()) != 0 || len(expired) != 1 || !m.States()[origin].Expired || !m.States()[origin].Unconfirmed {
+			t.Errorf("expired on disk: zones %d, expired %d, states %+v; want it expired and unconfirmed", len(m.Zones()), len(expired), m.States())
 		}
 	})
 }

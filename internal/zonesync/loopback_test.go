@@ -3,6 +3,7 @@ package zonesync
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -49,6 +50,11 @@ func TestFromNode(t *testing.T) {
 	if len(c.Keys) != 3 || c.Keys[1].Algorithm != "hmac-sha512" || len(c.NotifyAllow) != 3 ||
 		c.Catalog == nil || c.Catalog.Zone != "catalog.invalid." || len(c.Reserved) != 1 || c.Reserved[0] != "example.com." {
 		t.Errorf("FromNode = %+v", c)
+	}
+	n.SecondaryTimers = config.SecondaryTimers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}
+	c = FromNode(n)
+	if got := (Timers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}); c.Timers != got {
+		t.Errorf("FromNode timers = %+v, want %+v", c.Timers, got)
 	}
 	n.Zones, n.Catalog = n.Zones[:1], nil
 	if Enabled(n) {

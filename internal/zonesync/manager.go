@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -39,6 +40,11 @@ type Manager struct {
 	zones   map[string]*secondary // configured zones, the catalog and its members
 	runCtx  context.Context       // nil until Run
 	running sync.WaitGroup
+
+	// unreached holds the primaries whose last connection attempt
+	// failed (see States).
+	reachMu   sync.Mutex
+	unreached map[netip.AddrPort]bool
 
 	fnMu     sync.Mutex
 	onChange []func()
@@ -226,20 +232,33 @@ func (m *Manager) notifyChange() {
 // caller puts them in a zone.Set, and with 10,000 zones sorting them on
 // every change cost more than the transfers.
 func (m *Manager) Zones() []*zone.Zone {
+	served, _ := m.ZoneSets()
+	return served
+}
+
+// ZoneSets returns, from one snapshot, the secondary zones to serve and
+// those past their SOA expire, in no particular order. The expired ones
+// belong in the served set marked expired (zone.Set.WithExpired): they
+// answer SERVFAIL, and fail alone.
+func (m *Manager) ZoneSets() (served, expired []*zone.Zone) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]*zone.Zone, 0, len(m.zones))
+	served = make([]*zone.Zone, 0, len(m.zones))
 	for _, s := range m.zones {
 		if s.isCatalog {
 			continue
 		}
 		s.mu.Lock()
-		if s.z != nil && !s.expired {
-			out = append(out, s.z)
+		switch {
+		case s.z == nil:
+		case s.expired:
+			expired = append(expired, s.z)
+		default:
+			served = append(served, s.z)
 		}
 		s.mu.Unlock()
 	}
-	return out
+	return served, expired
 }
 
 // Names returns every secondary zone the node should serve (configured and
@@ -278,6 +297,13 @@ func (m *Manager) CatalogPending() string {
 // States returns the serial of every secondary zone that has data, with
 // Expired set for those past their SOA expire, for health.ZoneCheck. A zone
 // that never had data is absent (ZoneCheck reports it as not loaded).
+//
+// A zone found expired on disk at start-up is Unconfirmed until its first
+// refresh attempt ends, or until every one of its primaries has been found
+// unreachable by some zone's attempt: a node restarted after a long absence
+// does not announce a zone its primary would confirm a moment later, and a
+// node restarted while the primaries are away does not wait for the queue
+// of attempts of thousands of zones.
 func (m *Manager) States() map[string]health.ZoneState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -288,19 +314,49 @@ func (m *Manager) States() map[string]health.ZoneState {
 		}
 		s.mu.Lock()
 		if s.z != nil {
-			out[name] = health.ZoneState{Serial: s.z.Serial, Expired: s.expired}
+			st := health.ZoneState{Serial: s.z.Serial, Expired: s.expired}
+			st.Unconfirmed = s.expired && !s.attempted && !m.unreachable(s.primaries)
+			out[name] = st
 		}
 		s.mu.Unlock()
 	}
 	return out
 }
 
-// counts returns how many secondary zones (not the catalog) are served,
-// expired and pending (no data yet), without building their status.
-func (m *Manager) counts() (served, expired, pending int) {
+// reached records whether a refresh could connect to p.
+func (m *Manager) reached(p netip.AddrPort, ok bool) {
+	m.reachMu.Lock()
+	defer m.reachMu.Unlock()
+	switch {
+	case ok:
+		delete(m.unreached, p)
+	case m.unreached == nil:
+		m.unreached = map[netip.AddrPort]bool{p: true}
+	default:
+		m.unreached[p] = true
+	}
+}
+
+// unreachable reports whether the last attempt to connect to each of ps
+// failed.
+func (m *Manager) unreachable(ps []Primary) bool {
+	m.reachMu.Lock()
+	defer m.reachMu.Unlock()
+	for _, p := range ps {
+		if !m.unreached[p.Addr] {
+			return false
+		}
+	}
+	return len(ps) > 0
+}
+
+// counts returns how many secondary zones (not the catalog) are served and
+// pending (no data yet), and the names of the expired ones, without
+// building their status.
+func (m *Manager) counts() (served, pending int, expired []string) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, s := range m.zones {
+	for name, s := range m.zones {
 		if s.isCatalog {
 			continue
 		}
@@ -309,13 +365,13 @@ func (m *Manager) counts() (served, expired, pending int) {
 		case s.z == nil:
 			pending++
 		case s.expired:
-			expired++
+			expired = append(expired, name)
 		default:
 			served++
 		}
 		s.mu.Unlock()
 	}
-	return served, expired, pending
+	return served, pending, expired
 }
 
 // ZoneStatus is the state of one secondary zone for the admin API.

@@ -39,16 +39,29 @@ func (ms *metricsSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{ms.transfers, ms.refreshes, ms.notifies, ms.persistErrors, ms.catalogErrors}
 }
 
-var zonesDesc = prometheus.NewDesc("anycastd_zonesync_zones", "Secondary zones by state (served, expired, pending: no data yet).", []string{"state"}, nil)
+var (
+	zonesDesc = prometheus.NewDesc("anycastd_zonesync_zones",
+		"Secondary zones by state (served; expired: past the SOA expire, answered SERVFAIL; pending: no data yet).", []string{"state"}, nil)
+	expiredDesc = prometheus.NewDesc("anycastd_zonesync_zone_expired",
+		"1 for each secondary zone past its SOA expire (answered SERVFAIL until a primary confirms it); other zones have no series.", []string{"zone"}, nil)
+)
 
-// zonesCollector counts the zones by state at scrape time.
+// zonesCollector counts the zones by state at scrape time and names the
+// expired ones (a series per expired zone only: 10,000 healthy zones cost
+// nothing).
 type zonesCollector struct{ m *Manager }
 
-func (c *zonesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- zonesDesc }
+func (c *zonesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- zonesDesc
+	ch <- expiredDesc
+}
 
 func (c *zonesCollector) Collect(ch chan<- prometheus.Metric) {
-	served, expired, pending := c.m.counts()
+	served, pending, expired := c.m.counts()
 	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(served), "served")
-	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(expired), "expired")
+	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(len(expired)), "expired")
 	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(pending), "pending")
+	for _, name := range expired {
+		ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.GaugeValue, 1, name)
+	}
 }

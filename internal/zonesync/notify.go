@@ -52,7 +52,10 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 	m.mu.RUnlock()
 	if s == nil {
 		m.met.notifies.WithLabelValues("notauth").Inc()
-		m.log.Debug("notify for a zone that is not a secondary here", "src", src, "zone", name)
+		// RFC 1996: not authoritative for the zone. The first NOTIFY
+		// of a new catalog member usually comes before the catalog
+		// that lists it: not an error on either side.
+		m.log.Debug("notify for a zone not served here (yet); answered NOTAUTH", "src", src, "zone", name)
 		return m.reply(&q, dns.RcodeNotAuth, key, reqMAC)
 	}
 	keyName := ""

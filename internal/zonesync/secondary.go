@@ -31,7 +31,8 @@ type secondary struct {
 
 	mu          sync.Mutex
 	z           *zone.Zone // latest accepted version, kept when expired (IXFR base)
-	expired     bool
+	expired     bool       // past its SOA expire: served as SERVFAIL
+	attempted   bool       // a refresh attempt ended since the start
 	primary     string
 	lastRefresh time.Time
 	lastAttempt time.Time
@@ -39,6 +40,15 @@ type secondary struct {
 	expiresAt   time.Time
 	lastErr     string
 	failures    int
+
+	// Also under mu. unverified: z was loaded from a state without a checksum (an
+	// earlier version's): served, but never the base of an IXFR; the
+	// next refresh transfers the whole zone.
+	unverified bool
+	// fileSum and fileRecords describe the zone file on disk, for the
+	// state written after a refresh that changed nothing.
+	fileSum     string
+	fileRecords int
 }
 
 func (m *Manager) newSecondary(name string, primaries []Primary) *secondary {
@@ -68,6 +78,11 @@ func (s *secondary) loadPersisted() {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return
+	case errors.Is(err, errCorrupt):
+		m.met.persistErrors.Inc()
+		m.log.Warn("persisted zone discarded: its file does not match the checksum or record count of its state; transferring it again (AXFR)",
+			"zone", s.name, "err", err)
+		return
 	case err != nil:
 		m.met.persistErrors.Inc()
 		m.log.Error("persisted zone unusable, waiting for a transfer", "zone", s.name, "err", err)
@@ -85,9 +100,17 @@ func (s *secondary) loadPersisted() {
 	s.z, s.primary, s.lastRefresh = z, st.Primary, st.LastRefresh
 	s.expiresAt = st.LastRefresh.Add(expire)
 	s.expired = !now.Before(s.expiresAt)
+	s.unverified, s.fileSum, s.fileRecords = st.SHA256 == "", st.SHA256, st.Records
 	s.mu.Unlock()
+	if s.unverified {
+		// Written by an earlier version (temporary file, fsync, rename):
+		// served, but the first refresh transfers the whole zone rather
+		// than apply differences to a copy nothing vouches for.
+		m.log.Info("persisted zone has no checksum (an earlier version wrote it): served, and transferred in full at its first refresh",
+			"zone", s.name, "serial", z.Serial, "file", m.store.zonePath(s.name))
+	}
 	if s.expired {
-		m.log.Warn("persisted zone is past its expire time; not served until a primary confirms it",
+		m.log.Warn("persisted zone is past its expire time; answered SERVFAIL until a primary confirms it",
 			"zone", s.name, "serial", z.Serial, "last_refresh", st.LastRefresh)
 	} else {
 		m.log.Info("zone loaded from disk", "zone", s.name, "serial", z.Serial, "records", z.Records, "last_refresh", st.LastRefresh)
@@ -172,7 +195,7 @@ func (s *secondary) expire() {
 	s.expired = true
 	serial, last := s.z.Serial, s.lastRefresh
 	s.mu.Unlock()
-	s.m.log.Error("zone expired: no primary confirmed it within its SOA expire; no longer served",
+	s.m.log.Error("zone expired: no primary confirmed it within its SOA expire; answered SERVFAIL until one does",
 		"zone", s.name, "serial", serial, "last_refresh", last)
 	if !s.isCatalog {
 		s.m.notifyChange()
@@ -221,6 +244,11 @@ func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error
 	var errs []error
 	for _, p := range s.primaries {
 		updated, err := s.refreshFrom(rctx, p)
+		if err == nil || !errors.Is(err, errUnreachable) {
+			s.m.reached(p.Addr, true)
+		} else if ctx.Err() == nil {
+			s.m.reached(p.Addr, false)
+		}
 		if err == nil {
 			return p, updated, nil
 		}
@@ -241,7 +269,7 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	refresh, _, expire := m.cfg.Timers.soaTimers(s.z.SOA())
 	refresh = m.cfg.Timers.jitter(refresh)
 	wasExpired := s.expired
-	s.expired = false
+	s.expired, s.attempted = false, true
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
 	if s.failures > 0 {
 		m.log.Info("zone refresh recovered", "zone", s.name, "primary", p.Addr, "failures", s.failures)
@@ -259,9 +287,14 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 		}
 	} else {
 		m.met.refreshes.WithLabelValues("updated").Inc()
-		if err := m.store.save(z, st); err != nil {
+		saved, err := m.store.save(z, st)
+		if err != nil {
 			m.met.persistErrors.Inc()
 			m.log.Error("persisting zone failed; the new version is served but a restart loads the previous one", "zone", s.name, "serial", z.Serial, "err", err)
+		} else {
+			s.mu.Lock()
+			s.fileSum, s.fileRecords = saved.SHA256, saved.Records
+			s.mu.Unlock()
 		}
 	}
 	if wasExpired {
@@ -276,7 +309,7 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 func (s *secondary) stateLocked() state {
 	return state{
 		Zone: s.name, Serial: s.z.Serial, LastRefresh: s.lastRefresh, Primary: s.primary,
-		Catalog: s.memberOf, MemberID: s.memberID,
+		Catalog: s.memberOf, MemberID: s.memberID, SHA256: s.fileSum, Records: s.fileRecords,
 	}
 }
 
@@ -289,6 +322,7 @@ func (s *secondary) failed(err error) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures++
+	s.attempted = true
 	var retry time.Duration
 	if s.z != nil {
 		_, retry, _ = m.cfg.Timers.soaTimers(s.z.SOA())
@@ -324,7 +358,8 @@ func (s *secondary) failed(err error) time.Duration {
 // refreshFrom asks p for its serial and transfers a newer version. It
 // returns whether a new version was installed.
 //
-// Without a version it transfers the zone at once (AXFR). With one, it
+// Without a version, or with an unverified one, it transfers the zone at
+// once (AXFR). With one, it
 // first asks for the differences over UDP (RFC
 // 1995 §2): one round trip, no TCP handshake, when they fit in a message;
 // that answer also says whether there is anything newer, so it stands in
@@ -333,10 +368,13 @@ func (s *secondary) failed(err error) time.Duration {
 // over TCP.
 func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 	m := s.m
-	cur := s.current()
-	if cur == nil {
-		// Nothing to compare a serial with: the AXFR is the first
-		// question (half the exchanges of a new node).
+	s.mu.Lock()
+	cur, unverified := s.z, s.unverified
+	s.mu.Unlock()
+	if cur == nil || unverified {
+		// Nothing to compare a serial with, or a copy from disk that no
+		// checksum vouches for and that no IXFR may build on: the AXFR
+		// is the first question (half the exchanges of a new node).
 		return s.update(ctx, p, nil)
 	}
 	done, updated, err := s.refreshUDP(ctx, p, cur)
@@ -483,7 +521,7 @@ func (s *secondary) build(res *xfrParser, cur *zone.Zone, p Primary) (*zone.Zone
 func (s *secondary) install(nz *zone.Zone, p Primary) {
 	s.mu.Lock()
 	old := s.z
-	s.z = nz
+	s.z, s.unverified = nz, false
 	s.mu.Unlock()
 	oldSerial := uint32(0)
 	if old != nil {

@@ -2,6 +2,8 @@ package zonesync
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,7 +101,16 @@ type state struct {
 	// unique id there; empty for configured zones.
 	Catalog  string `json:"catalog,omitempty"`
 	MemberID string `json:"member_id,omitempty"`
+	// SHA256 is the hex SHA-256 of the zone file's bytes and Records the
+	// number of records it holds, checked when the zone is loaded. A state
+	// written before they existed has neither: its zone is unverified.
+	SHA256  string `json:"sha256,omitempty"`
+	Records int    `json:"records,omitempty"`
 }
+
+// errCorrupt: a persisted zone file does not match its state's checksum or
+// record count (cut short, altered, or from another version of the zone).
+var errCorrupt = errors.New("persisted zone fails verification")
 
 func newStore(dataDir string) (*store, error) {
 	dir := filepath.Join(dataDir, "zones")
@@ -158,18 +169,23 @@ func (s *store) legacyPaths(name string) []string {
 	return []string{f + ".zone", f + ".state"}
 }
 
-// save writes the zone and its state.
-func (s *store) save(z *zone.Zone, st state) error {
+// save writes the zone, then its state with the zone file's checksum and
+// record count, and returns that state. A crash between the two renames
+// leaves a state whose checksum does not match the file: load discards the
+// zone, which is transferred again.
+func (s *store) save(z *zone.Zone, st state) (state, error) {
+	h := sha256.New()
 	if err := s.writeAtomic(s.zonePath(z.Origin), func(w io.Writer) error {
-		_, err := z.WriteTo(w)
+		_, err := z.WriteTo(io.MultiWriter(w, h))
 		return err
 	}); err != nil {
-		return fmt.Errorf("persist %s: %w", z.Origin, err)
+		return st, fmt.Errorf("persist %s: %w", z.Origin, err)
 	}
+	st.SHA256, st.Records = hex.EncodeToString(h.Sum(nil)), z.Records
 	if err := s.saveState(st); err != nil {
-		return err
+		return st, err
 	}
-	return s.removeLegacy(z.Origin)
+	return st, s.removeLegacy(z.Origin)
 }
 
 // removeLegacy deletes a zone's files of the flat layout, once the zone is
@@ -207,10 +223,11 @@ func (s *store) saveState(st state) error {
 	return nil
 }
 
-// load reads a persisted zone. A zone without files is fs.ErrNotExist. When
-// the state disagrees with the zone (a crash between the two renames), the
-// zone's serial wins and the state's time is kept, which can only make the
-// zone expire earlier.
+// load reads a persisted zone. A zone without files is fs.ErrNotExist. The
+// zone file must have the checksum and record count its state records
+// (errCorrupt otherwise, naming the file); a state without a checksum
+// (written by an earlier version) loads the zone unverified: st.SHA256 is
+// "". The zone's serial wins over the state's.
 func (s *store) load(name string) (*zone.Zone, state, error) {
 	var st state
 	zonePath, statePath := s.zonePath(name), s.statePath(name)
@@ -224,14 +241,40 @@ func (s *store) load(name string) (*zone.Zone, state, error) {
 		return nil, st, err
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, st, fmt.Errorf("state of %s: %w", name, err)
+		return nil, st, fmt.Errorf("state of %s (%s): %w", name, statePath, err)
+	}
+	if st.SHA256 != "" {
+		sum, err := fileSHA256(zonePath)
+		if err != nil {
+			return nil, st, err
+		}
+		if sum != st.SHA256 {
+			return nil, st, fmt.Errorf("%w: %s has SHA-256 %s, its state %s says %s", errCorrupt, zonePath, sum, statePath, st.SHA256)
+		}
 	}
 	z, err := zone.Load(name, zonePath)
 	if err != nil {
 		return nil, st, err
 	}
+	if st.SHA256 != "" && z.Records != st.Records {
+		return nil, st, fmt.Errorf("%w: %s holds %d records, its state %s says %d", errCorrupt, zonePath, z.Records, statePath, st.Records)
+	}
 	st.Zone, st.Serial = z.Origin, z.Serial
 	return z, st, nil
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // states returns the state of every persisted zone.

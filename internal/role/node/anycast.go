@@ -75,6 +75,23 @@ func servedOf(want func() []string, loaded func() map[string]health.ZoneState) f
 	}
 }
 
+// expiredOf returns the wanted zones past their SOA expire (loaded, not
+// unconfirmed): the ones the DNS check asks, expecting SERVFAIL, when no
+// zone is served.
+func expiredOf(want func() []string, loaded func() map[string]health.ZoneState) func() []string {
+	return func() []string {
+		st := loaded()
+		names := want()
+		var out []string
+		for _, name := range names {
+			if z, ok := st[dns.CanonicalName(name)]; ok && z.Expired && !z.Unconfirmed {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+}
+
 // newAnycast builds the speaker and the checker of a node with BGP.
 // want lists the zones the node must serve, loaded their state.
 func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, logger *slog.Logger) (*anycast, error) {
@@ -84,7 +101,8 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	}
 	checks := []health.Check{
 		&health.ZoneCheck{Want: want, Loaded: loaded},
-		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones)},
+		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
+			Expired: sampler(expiredOf(want, loaded), dnsCheckZones)},
 	}
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})

@@ -31,17 +31,25 @@ func TestSampler(t *testing.T) {
 }
 
 func TestServedOf(t *testing.T) {
-	want := func() []string { return []string{"a.example.", "B.example", "new.example.", "old.example."} }
+	want := func() []string {
+		return []string{"a.example.", "B.example", "new.example.", "old.example.", "Stale.example", "disk.example."}
+	}
 	loaded := func() map[string]health.ZoneState {
 		return map[string]health.ZoneState{
 			"a.example.":     {Serial: 1},
 			"b.example.":     {Serial: 2},
 			"old.example.":   {Serial: 3, Expired: true},
-			"other.example.": {Serial: 4}, // loaded but not wanted
+			"stale.example.": {Serial: 5, Expired: true},
+			"disk.example.":  {Serial: 6, Expired: true, Unconfirmed: true}, // not loaded yet
+			"other.example.": {Serial: 4},                                   // loaded but not wanted
 		}
 	}
 	got := servedOf(want, loaded)()
 	if w := []string{"a.example.", "B.example"}; !slices.Equal(got, w) {
 		t.Errorf("servedOf = %v, want %v", got, w)
+	}
+	got = expiredOf(want, loaded)()
+	if w := []string{"old.example.", "Stale.example"}; !slices.Equal(got, w) {
+		t.Errorf("expiredOf = %v, want %v", got, w)
 	}
 }

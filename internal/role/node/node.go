@@ -388,12 +388,17 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 }
 
 // publish swaps in the set of file zones and secondary zones as one.
+// Secondary zones past their SOA expire are in the set, marked expired:
+// they answer SERVFAIL.
 func (n *Node) publish() {
 	n.setMu.Lock()
 	defer n.setMu.Unlock()
 	zones := append([]*zone.Zone(nil), n.fileZones...)
+	var expired []*zone.Zone
 	if n.zs != nil {
-		zones = append(zones, n.zs.Zones()...)
+		var served []*zone.Zone
+		served, expired = n.zs.ZoneSets()
+		zones = append(zones, served...)
 	}
 	// A later zone of the same origin replaces an earlier one, as in
 	// zone.NewSet.
@@ -407,12 +412,23 @@ func (n *Node) publish() {
 		at[z.Origin] = len(unique)
 		unique = append(unique, z)
 	}
-	n.handler.SetZones(zone.NewSet(unique...))
+	set := zone.NewSet(unique...)
+	if len(expired) > 0 {
+		// A file zone of the same origin (config forbids it) wins.
+		kept := expired[:0]
+		for _, z := range expired {
+			if _, ok := at[z.Origin]; !ok {
+				kept = append(kept, z)
+			}
+		}
+		set = set.WithExpired(kept...)
+	}
+	n.handler.SetZones(set)
 	n.served.Store(&unique)
 }
 
 // servedZones returns the zones of the published set in no particular
-// order.
+// order, without the expired ones.
 func (n *Node) servedZones() []*zone.Zone {
 	if p := n.served.Load(); p != nil {
 		return *p

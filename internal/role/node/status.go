@@ -24,8 +24,9 @@ func (n *Node) Status() admin.Status {
 	if !n.started.IsZero() {
 		st.Uptime = timeSince(n.started)
 	}
-	for _, z := range n.handler.Zones().Zones() {
-		st.Zones = append(st.Zones, admin.Zone{Name: z.Origin, Serial: z.Serial, Records: z.Records, Source: z.Source})
+	set := n.handler.Zones()
+	for _, z := range set.Zones() {
+		st.Zones = append(st.Zones, admin.Zone{Name: z.Origin, Serial: z.Serial, Records: z.Records, Source: z.Source, Expired: set.Expired(z)})
 	}
 	a := n.anycast
 	if a == nil {
