@@ -118,8 +118,8 @@ func (s *Server) SetTCPLimits(l TCPLimits) {
 }
 
 // idle is how long a connection may wait for its next query: shorter while
-// more than half of the connection slots are taken (as NSD shortens its
-// TCP timeout under load), so that idle clients make room sooner.
+// more than half of the connection slots are taken, so that idle clients
+// make room sooner.
 func (s *Server) idle() time.Duration {
 	l := s.limits.Load()
 	if s.nconns.Load() > int64(l.MaxConns/2) {
