@@ -76,7 +76,19 @@ type Limits struct {
 	TCPMaxConns    int           // concurrent TCP connections, > 0 (default 1024)
 	TCPIdleTimeout time.Duration // close idle TCP connections after this, > 0 (default 10s)
 	TCPMaxQueries  int           // queries per TCP connection; 0 = unlimited (default)
-	UDPReaders     int           // UDP reader goroutines per address; 0 = GOMAXPROCS (default)
+	// TCPMaxConnsPerSource bounds the TCP connections of one source
+	// prefix (TCPSourceIPv4Prefix, TCPSourceIPv6Prefix bits), > 0 (default
+	// 64). When a source has its share, or all TCPMaxConns are open, the
+	// connection that made progress longest ago (of that source, or of
+	// all) is closed to make room for the new one.
+	TCPMaxConnsPerSource int
+	TCPSourceIPv4Prefix  int // 1..32 (default 32)
+	TCPSourceIPv6Prefix  int // 1..128 (default 64)
+	// TCPBusyIdleTimeout replaces TCPIdleTimeout while more than half of
+	// TCPMaxConns are open, > 0 (default 1s; never longer than
+	// TCPIdleTimeout).
+	TCPBusyIdleTimeout time.Duration
+	UDPReaders         int // UDP reader goroutines per address; 0 = GOMAXPROCS (default)
 	// RRL is response rate limiting of UDP answers; off unless RRL.Rate is
 	// set (slip 2, prefixes /24 and /56, 65536 buckets by default).
 	RRL ratelimit.RRLConfig
@@ -122,6 +134,10 @@ const (
 	defaultUDPMaxSize     = 1232
 	defaultTCPMaxConns    = 1024
 	defaultTCPIdleTimeout = 10 * time.Second
+	defaultTCPPerSource   = 64
+	defaultTCPSourceIPv4  = 32
+	defaultTCPSourceIPv6  = 64
+	defaultTCPBusyIdle    = time.Second
 	defaultDrainPeriod    = 5 * time.Second
 	defaultHealthInterval = 500 * time.Millisecond
 	defaultHealthTimeout  = 300 * time.Millisecond
@@ -205,10 +221,14 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 			Version: defaultVersion,
 		},
 		Limits: Limits{
-			UDPMaxSize:     defaultUDPMaxSize,
-			TCPMaxConns:    defaultTCPMaxConns,
-			TCPIdleTimeout: defaultTCPIdleTimeout,
-			RRL:            ratelimit.RRLConfig{Slip: ratelimit.DefaultSlip},
+			UDPMaxSize:           defaultUDPMaxSize,
+			TCPMaxConns:          defaultTCPMaxConns,
+			TCPIdleTimeout:       defaultTCPIdleTimeout,
+			TCPMaxConnsPerSource: defaultTCPPerSource,
+			TCPSourceIPv4Prefix:  defaultTCPSourceIPv4,
+			TCPSourceIPv6Prefix:  defaultTCPSourceIPv6,
+			TCPBusyIdleTimeout:   defaultTCPBusyIdle,
+			RRL:                  ratelimit.RRLConfig{Slip: ratelimit.DefaultSlip},
 		},
 		Log:         defaultLog(),
 		DrainPeriod: defaultDrainPeriod,
@@ -330,6 +350,10 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 		{"tcp_max_conns", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxConns) }},
 		{"tcp_idle_timeout", func(n *yaml.Node, p string) { d.duration(n, p, &l.TCPIdleTimeout) }},
 		{"tcp_max_queries", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxQueries) }},
+		{"tcp_max_conns_per_source", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPMaxConnsPerSource) }},
+		{"tcp_source_ipv4_prefix", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPSourceIPv4Prefix) }},
+		{"tcp_source_ipv6_prefix", func(n *yaml.Node, p string) { d.intValue(n, p, &l.TCPSourceIPv6Prefix) }},
+		{"tcp_busy_idle_timeout", func(n *yaml.Node, p string) { d.duration(n, p, &l.TCPBusyIdleTimeout) }},
 		{"udp_readers", func(n *yaml.Node, p string) { d.intValue(n, p, &l.UDPReaders) }},
 		{"rrl", func(n *yaml.Node, p string) {
 			r := &l.RRL
@@ -444,6 +468,18 @@ func (n *Node) validate(v *validator) {
 	}
 	if l.TCPMaxQueries < 0 {
 		v.add("limits.tcp_max_queries", "must not be negative (0 = unlimited), got %d", l.TCPMaxQueries)
+	}
+	if l.TCPMaxConnsPerSource <= 0 {
+		v.add("limits.tcp_max_conns_per_source", "must be greater than 0, got %d", l.TCPMaxConnsPerSource)
+	}
+	if l.TCPSourceIPv4Prefix < 1 || l.TCPSourceIPv4Prefix > 32 {
+		v.add("limits.tcp_source_ipv4_prefix", "%s", rangeMsg(int64(l.TCPSourceIPv4Prefix), 1, 32))
+	}
+	if l.TCPSourceIPv6Prefix < 1 || l.TCPSourceIPv6Prefix > 128 {
+		v.add("limits.tcp_source_ipv6_prefix", "%s", rangeMsg(int64(l.TCPSourceIPv6Prefix), 1, 128))
+	}
+	if l.TCPBusyIdleTimeout <= 0 {
+		v.add("limits.tcp_busy_idle_timeout", "must be greater than 0, got %s", l.TCPBusyIdleTimeout)
 	}
 	if l.UDPReaders < 0 {
 		v.add("limits.udp_readers", "must not be negative (0 = GOMAXPROCS), got %d", l.UDPReaders)

@@ -117,7 +117,8 @@ func TestGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaultIdentity := config.Identity{Name: host, NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"}
-	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2}}
+	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2},
+		TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second}
 	defaultLog := config.Log{Level: slog.LevelInfo, Format: config.LogText}
 
 	tests := map[string]*config.Node{
@@ -157,8 +158,9 @@ func TestGood(t *testing.T) {
 				{Name: "example.org.", File: "/srv/zones/example.org.zone"},
 			},
 			Limits: config.Limits{UDPMaxSize: 4096, TCPMaxConns: 100, TCPIdleTimeout: 2500 * time.Millisecond, TCPMaxQueries: 50, UDPReaders: 4,
-				RRL:     ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024},
-				Cookies: config.Cookies{Enabled: true, Secret: "e5e973e5a6b2a43f48e7dc849e37bfcf"}},
+				RRL:                  ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024},
+				Cookies:              config.Cookies{Enabled: true, Secret: "e5e973e5a6b2a43f48e7dc849e37bfcf"},
+				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second},
 			Metrics:     config.Metrics{Listen: addrPort("[::1]:9153")},
 			Admin:       config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:         config.Log{Level: slog.LevelWarn, Format: config.LogText},
@@ -191,6 +193,23 @@ func TestGood(t *testing.T) {
 				QueryAddr: addrPort("[2001:db8::53]:53"), MaintenanceFile: "/run/anycastd/drain",
 			},
 		},
+		"testdata/limits_tcp.good.yaml": {
+			Identity: defaultIdentity,
+			Listen:   []netip.AddrPort{addrPort("192.0.2.53:53")},
+			Limits: func() config.Limits {
+				l := defaultLimits
+				l.TCPMaxConns, l.TCPIdleTimeout = 2048, 20*time.Second
+				l.TCPMaxConnsPerSource, l.TCPSourceIPv4Prefix, l.TCPSourceIPv6Prefix = 16, 24, 56
+				l.TCPBusyIdleTimeout = 250 * time.Millisecond
+				return l
+			}(),
+			Log:         defaultLog,
+			DrainPeriod: 5 * time.Second,
+			Health: config.Health{
+				Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 2,
+				QueryAddr: addrPort("192.0.2.53:53"),
+			},
+		},
 		"../../examples/node.yaml": {
 			Identity: config.Identity{Name: "pop-a", NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"},
 			Listen:   []netip.AddrPort{addrPort("127.0.0.1:5353"), addrPort("[::1]:5353")},
@@ -205,7 +224,8 @@ func TestGood(t *testing.T) {
 			SecondaryTimers: config.SecondaryTimers{
 				MinRefresh: 30 * time.Second, MinRetry: 10 * time.Second, MinExpire: time.Hour},
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
-				RRL: ratelimit.RRLConfig{Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536}},
+				RRL:                  ratelimit.RRLConfig{Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
+				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second},
 			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
 			Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:     defaultLog, DrainPeriod: 5 * time.Second,
@@ -313,10 +333,11 @@ func validNode() *config.Node {
 		Identity: config.Identity{Name: "pop-a", NSID: true, Version: "anycastdns"},
 		Listen:   []netip.AddrPort{addrPort("192.0.2.53:53"), addrPort("[2001:db8::53]:53")},
 		Zones:    []config.Zone{{Name: "example.com.", File: "example.com.zone"}, {Name: "example.net.", File: "example.net.zone"}},
-		Limits:   config.Limits{UDPMaxSize: 1232, TCPMaxConns: 10, TCPIdleTimeout: time.Second},
-		Metrics:  config.Metrics{Listen: addrPort("127.0.0.1:9153")},
-		Admin:    config.Admin{Listen: addrPort("127.0.0.1:8053")},
-		Log:      config.Log{Format: config.LogJSON},
+		Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 10, TCPIdleTimeout: time.Second,
+			TCPMaxConnsPerSource: 4, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second},
+		Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
+		Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},
+		Log:     config.Log{Format: config.LogJSON},
 		BGP: &config.BGP{
 			ASN: 64512, RouterID: addr("192.0.2.1"),
 			Peers: []config.Peer{
@@ -374,6 +395,10 @@ func TestValidate(t *testing.T) {
 			"limits.tcp_max_conns: must be greater than 0, got 0",
 			"limits.tcp_idle_timeout: must be greater than 0, got 0s",
 			"limits.tcp_max_queries: must not be negative (0 = unlimited), got -1",
+			"limits.tcp_max_conns_per_source: must be greater than 0, got 0",
+			"limits.tcp_source_ipv4_prefix: must be between 1 and 32, got 0",
+			"limits.tcp_source_ipv6_prefix: must be between 1 and 128, got 0",
+			"limits.tcp_busy_idle_timeout: must be greater than 0, got 0s",
 			"limits.udp_readers: must not be negative (0 = GOMAXPROCS), got -2",
 		}},
 		{"identity and log", func(n *config.Node) {

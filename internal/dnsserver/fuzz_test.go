@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"testing"
+	"time"
 
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/miekg/dns"
@@ -11,7 +12,8 @@ import (
 // and every response it sends must be a well-formed DNS message that echoes
 // the query ID. Response rate limiting is on at one answer a second and
 // slip 1, so that after the first few every UDP answer goes through slip,
-// and DNS Cookies are on.
+// DNS Cookies are on, and the TSIG key k1. is held (signed seeds: valid,
+// unknown key, wrong MAC, wrong time).
 func FuzzHandle(f *testing.F) {
 	for _, q := range []struct {
 		n string
@@ -28,8 +30,18 @@ func FuzzHandle(f *testing.F) {
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef01000000000000000000000000000000"})
 		p, _ = m.Pack()
 		f.Add(p, false)
+		for _, k := range []struct{ name, secret string }{{"k1.", testSecret}, {"k2.", testSecret}, {"k1.", otherSecret}} {
+			for _, skew := range []int64{0, -3600} {
+				s := m.Copy()
+				s.SetTsig(k.name, dns.HmacSHA256, 300, time.Now().Unix()+skew)
+				if p, _, err := dns.TsigGenerate(s, k.secret, "", false); err == nil {
+					f.Add(p, skew == 0)
+				}
+			}
+		}
 	}
 	h := testHandler(f)
+	h.SetTSIG(testKeys{})
 	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1, Slip: 1})
 	if err != nil {
 		f.Fatal(err)

@@ -73,6 +73,7 @@ type Handler struct {
 	self   atomic.Pointer[settings]
 	rrl    atomic.Pointer[ratelimit.RRL]     // nil: no response rate limiting
 	cookie atomic.Pointer[ratelimit.Cookies] // nil: COOKIE options ignored
+	tsig   atomic.Pointer[tsigKeys]          // nil: no keys, every signed query is BADKEY
 	maxUDP int                               // capacity of the UDP response buffers
 	stats  *Stats
 }
@@ -124,6 +125,19 @@ func (h *Handler) SetRRL(l *ratelimit.RRL) { h.rrl.Store(l) }
 // then COOKIE options are ignored, as by a server without cookies.
 func (h *Handler) SetCookies(c *ratelimit.Cookies) { h.cookie.Store(c) }
 
+// SetTSIG installs the TSIG keys (RFC 8945) that signed queries are checked
+// and answered with: the node's keyring (zonesync.Keyring). A query signed
+// with a key keys does not hold, with a wrong MAC or at a time outside its
+// fudge gets NOTAUTH with BADKEY, BADSIG or BADTIME; a valid one gets a
+// signed answer. nil removes every key.
+func (h *Handler) SetTSIG(keys dns.TsigProvider) {
+	if keys == nil {
+		h.tsig.Store(nil)
+		return
+	}
+	h.tsig.Store(&tsigKeys{keys})
+}
+
 // SetZones atomically replaces the served zones.
 func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
 
@@ -151,6 +165,9 @@ type Worker struct {
 	cookieOut   []byte
 	cookieValid bool
 	cookieBuf   [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
+	// The TSIG answer to a signed query (nil for an unsigned one, the
+	// fast path).
+	sig *tsigAnswer
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.
@@ -182,16 +199,21 @@ type request struct {
 	udpSize int
 	nsid    bool
 	cookie  []byte // COOKIE option data: client cookie, then server cookie if any
+	tsigAt  int    // offset of the TSIG record (the last one); 0 = unsigned
 }
 
 // Handle answers one query. It returns the response (valid until the next
 // call on this worker) or nil when the packet is to be dropped.
 func (w *Worker) Handle(req []byte, t Transport) []byte {
-	w.qlower, w.zone, w.cookieOut, w.cookieValid = nil, nil, nil, false
+	w.qlower, w.zone, w.cookieOut, w.cookieValid, w.sig = nil, nil, nil, false, nil
 	resp, rcode, qtype := w.handle(req, t)
+	if w.sig != nil && resp != nil {
+		resp = w.sign(resp)
+	}
 	// A valid Server Cookie shows that the source address is not spoofed:
-	// such clients are not rate limited (as in Knot and Unbound).
-	if t == UDP && resp != nil && !w.cookieValid {
+	// such clients are not rate limited (as in Knot and Unbound); nor are
+	// queries signed with one of our keys.
+	if t == UDP && resp != nil && !w.cookieValid && !w.sig.valid() {
 		if l := w.h.rrl.Load(); l != nil {
 			if c, name, ok := w.rrlClass(resp, rcode); ok {
 				switch l.Check(w.Src.Addr(), c, name) {
@@ -307,7 +329,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
 	}
 	// Every byte must belong to a record: trailing garbage is a format error.
-	if !w.parseAdditional(p[r.qend:], int(ar), &r) {
+	if !w.parseAdditional(p, r.qend, int(ar), &r) {
 		r.edns = false
 		return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
 	}
@@ -327,6 +349,16 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 		limit = minUDP
 		if r.edns {
 			limit = min(max(r.udpSize, minUDP), st.maxUDP)
+		}
+	}
+	if r.tsigAt > 0 {
+		// Signed: checked before anything else is answered (RFC 8945
+		// §5.2), off the fast path.
+		if !w.checkTSIG(p, &r) {
+			return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
+		}
+		if w.sig.err != 0 {
+			return w.header(&r, dns.RcodeNotAuth, limit, true), dns.RcodeNotAuth, r.qtype
 		}
 	}
 	if r.edns && r.version > 0 {
@@ -349,7 +381,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	b.Reset(w.out, limit)
 	b.Header(r.id, 0)
 	b.Question(r.qname, r.qtype, r.qclass)
-	b.Reserve(w.optLen(&r))
+	b.Reserve(w.trailerLen(&r))
 	res := w.ans.Answer(w.h.zones.Load(), authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
 	w.zone = res.Zone
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
@@ -365,11 +397,14 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	return b.Bytes(), res.Rcode, r.qtype
 }
 
-// parseAdditional reads the additional section looking for OPT. A second OPT
-// or an OPT not owned by the root is a format error (RFC 6891 §6.1.1).
-func (w *Worker) parseAdditional(p []byte, count int, r *request) bool {
+// parseAdditional reads the additional section, which starts at start in
+// msg, looking for OPT and TSIG. A second OPT or an OPT not owned by the
+// root is a format error (RFC 6891 §6.1.1), and so is a TSIG that is not
+// the last record (RFC 8945 §5.1).
+func (w *Worker) parseAdditional(msg []byte, start, count int, r *request) bool {
+	p := msg[start:]
 	off := 0
-	for range count {
+	for i := range count {
 		if off >= len(p) {
 			return false
 		}
@@ -387,6 +422,12 @@ func (w *Worker) parseAdditional(p []byte, count int, r *request) bool {
 		off += 10
 		if off+rdlen > len(p) {
 			return false
+		}
+		if typ == dns.TypeTSIG {
+			if i != count-1 {
+				return false
+			}
+			r.tsigAt = start + off - nl - 10
 		}
 		if typ == dns.TypeOPT {
 			if r.edns || nl != 1 || owner != 0 {
@@ -475,6 +516,16 @@ func (w *Worker) optLen(r *request) int {
 	return n
 }
 
+// trailerLen is the room to keep for the records appended after the
+// sections: the OPT record and, for a signed query, the TSIG record.
+func (w *Worker) trailerLen(r *request) int {
+	n := w.optLen(r)
+	if w.sig != nil {
+		n += w.sig.size()
+	}
+	return n
+}
+
 // appendOPT adds our OPT record when the query had one (RFC 6891 §6.1.1).
 func (w *Worker) appendOPT(r *request, rcode int) {
 	if !r.edns {
@@ -547,7 +598,7 @@ func (w *Worker) chaos(r *request, limit int) ([]byte, int) {
 	b.Reset(w.out, limit)
 	b.Header(r.id, flagQR|r.flags&flagRD)
 	b.Question(r.qname, r.qtype, r.qclass)
-	b.Reserve(w.optLen(r))
+	b.Reserve(w.trailerLen(r))
 	var rd [256]byte
 	if len(text) > 255 {
 		text = text[:255]

@@ -26,12 +26,32 @@ type Config struct {
 	TCPMaxConns   int           // open TCP connections at most; 0 = 1024
 	TCPIdle       time.Duration // idle timeout of a TCP connection; 0 = 10s
 	TCPMaxQueries int           // queries per TCP connection; 0 = unlimited
+	// TCPPerSource bounds the open TCP connections of one source prefix
+	// (TCPSourceV4, TCPSourceV6 bits); 0 = 64.
+	TCPPerSource int
+	TCPSourceV4  int // 0 = 32
+	TCPSourceV6  int // 0 = 64
+	// TCPBusyIdle replaces TCPIdle while more than half of TCPMaxConns
+	// are open; 0 = 1s. It is never longer than TCPIdle.
+	TCPBusyIdle time.Duration
+}
+
+// TCPLimits are the reloadable TCP limits; zero fields take the defaults
+// of Config.
+type TCPLimits struct {
+	MaxConns   int
+	Idle       time.Duration
+	MaxQueries int
+	PerSource  int
+	SourceV4   int
+	SourceV6   int
+	BusyIdle   time.Duration
 }
 
 // Server serves a Handler on UDP and TCP.
 type Server struct {
 	cfg    Config
-	limits atomic.Pointer[tcpLimits]
+	limits atomic.Pointer[TCPLimits] // with the defaults applied
 	h      *Handler
 	log    *slog.Logger
 	stats  *Stats
@@ -39,33 +59,76 @@ type Server struct {
 	mu     sync.Mutex
 	udp    []*net.UDPConn
 	tcp    []*net.TCPListener
-	conns  map[net.Conn]struct{}
+	conns  map[*tcpConn]struct{}
+	perSrc map[netip.Prefix]int // open connections by source prefix
+	nconns atomic.Int64         // len(conns), read without the lock
+	shrunk time.Time            // when waiting connections last got the busy idle timeout
 	addrs  []netip.AddrPort
 	pool   sync.Pool
 	closed bool
 }
 
-type tcpLimits struct {
-	maxConns   int
-	idle       time.Duration
-	maxQueries int
+// tcpConn is an open TCP connection in the server's table.
+type tcpConn struct {
+	c   *net.TCPConn
+	src netip.Prefix // the source prefix it counts against
+	// last is when the connection last made progress (accepted, or a
+	// whole query read), in Unix nanoseconds: the one with the oldest is
+	// closed first to make room.
+	last atomic.Int64
+	gone bool // removed from the table (under Server.mu)
 }
+
+// Defaults of the TCP limits.
+const (
+	defaultTCPMaxConns  = 1024
+	defaultTCPIdle      = 10 * time.Second
+	defaultTCPPerSource = 64
+	defaultTCPSourceV4  = 32
+	defaultTCPSourceV6  = 64
+	defaultTCPBusyIdle  = time.Second
+)
 
 // SetTCPLimits changes the TCP limits of a running server (on reload);
 // zero values keep the defaults. Open connections pick them up with their
-// next query.
-func (s *Server) SetTCPLimits(maxConns int, idle time.Duration, maxQueries int) {
-	if maxConns <= 0 {
-		maxConns = 1024
+// next query; a lower connection limit takes effect as new connections
+// arrive.
+func (s *Server) SetTCPLimits(l TCPLimits) {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if idle <= 0 {
-		idle = 10 * time.Second
+	def(&l.MaxConns, defaultTCPMaxConns)
+	def(&l.PerSource, defaultTCPPerSource)
+	def(&l.SourceV4, defaultTCPSourceV4)
+	def(&l.SourceV6, defaultTCPSourceV6)
+	l.SourceV4 = min(l.SourceV4, 32)
+	l.SourceV6 = min(l.SourceV6, 128)
+	l.PerSource = min(l.PerSource, l.MaxConns)
+	if l.Idle <= 0 {
+		l.Idle = defaultTCPIdle
 	}
-	s.limits.Store(&tcpLimits{maxConns: maxConns, idle: idle, maxQueries: maxQueries})
+	if l.BusyIdle <= 0 {
+		l.BusyIdle = defaultTCPBusyIdle
+	}
+	l.BusyIdle = min(l.BusyIdle, l.Idle)
+	l.MaxQueries = max(l.MaxQueries, 0)
+	s.limits.Store(&l)
 }
 
-func (s *Server) idle() time.Duration { return s.limits.Load().idle }
-func (s *Server) maxQueries() int     { return s.limits.Load().maxQueries }
+// idle is how long a connection may wait for its next query: shorter while
+// more than half of the connection slots are taken, so that idle clients
+// make room sooner.
+func (s *Server) idle() time.Duration {
+	l := s.limits.Load()
+	if s.nconns.Load() > int64(l.MaxConns/2) {
+		return l.BusyIdle
+	}
+	return l.Idle
+}
+
+func (s *Server) maxQueries() int { return s.limits.Load().MaxQueries }
 
 // New returns a server; nothing is bound until Run.
 func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
@@ -75,19 +138,14 @@ func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
 	if cfg.Readers <= 0 {
 		cfg.Readers = runtime.GOMAXPROCS(0)
 	}
-	if cfg.TCPMaxConns <= 0 {
-		cfg.TCPMaxConns = 1024
-	}
-	if cfg.TCPIdle <= 0 {
-		cfg.TCPIdle = 10 * time.Second
-	}
 	s := &Server{
-		cfg:   cfg,
-		h:     h,
-		log:   logger.With("component", "dnsserver"),
-		stats: h.stats,
-		ready: make(chan struct{}),
-		conns: make(map[net.Conn]struct{}),
+		cfg:    cfg,
+		h:      h,
+		log:    logger.With("component", "dnsserver"),
+		stats:  h.stats,
+		ready:  make(chan struct{}),
+		conns:  make(map[*tcpConn]struct{}),
+		perSrc: make(map[netip.Prefix]int),
 	}
 	// TCP workers come and go with the pool; they share one set of counters.
 	var shared *workerStats
@@ -95,7 +153,11 @@ func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
 		shared = h.stats.newWorker()
 	}
 	s.pool.New = func() any { return h.newWorker(shared) }
-	s.SetTCPLimits(cfg.TCPMaxConns, cfg.TCPIdle, cfg.TCPMaxQueries)
+	s.SetTCPLimits(TCPLimits{
+		MaxConns: cfg.TCPMaxConns, Idle: cfg.TCPIdle, MaxQueries: cfg.TCPMaxQueries,
+		PerSource: cfg.TCPPerSource, SourceV4: cfg.TCPSourceV4, SourceV6: cfg.TCPSourceV6,
+		BusyIdle: cfg.TCPBusyIdle,
+	})
 	return s, nil
 }
 
@@ -211,8 +273,8 @@ func (s *Server) closeAll() {
 	for _, l := range s.tcp {
 		_ = l.Close()
 	}
-	for c := range s.conns {
-		_ = c.Close()
+	for tc := range s.conns {
+		_ = tc.c.Close()
 	}
 }
 
@@ -239,35 +301,140 @@ func (s *Server) serveTCP(l *net.TCPListener, wg *sync.WaitGroup) error {
 			}
 			return fmt.Errorf("tcp accept %s: %w", l.Addr(), err)
 		}
-		s.mu.Lock()
-		if s.closed || len(s.conns) >= s.limits.Load().maxConns {
-			s.mu.Unlock()
+		tc, ok := s.admit(c)
+		if !ok {
 			_ = c.Close()
 			if s.stats != nil {
 				s.stats.TCPRefuse.Add(1)
 			}
 			continue
 		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		if s.stats != nil {
-			s.stats.TCPConns.Add(1)
-		}
 		wg.Go(func() {
-			s.serveConn(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			if s.stats != nil {
-				s.stats.TCPConns.Add(-1)
-			}
+			s.serveConn(tc)
+			s.remove(tc)
 		})
 	}
 }
 
+// admit enters a new connection in the table. When its source prefix has
+// its share of connections, or the table is full, the connection that made
+// progress longest ago (of that source, or of all) is closed to make room,
+// as NSD and Knot do: idle and slow clients cannot keep new ones out. It
+// refuses only when the server is closing.
+func (s *Server) admit(c *net.TCPConn) (*tcpConn, bool) {
+	l := s.limits.Load()
+	src := sourcePrefix(c.RemoteAddr(), l.SourceV4, l.SourceV6)
+	tc := &tcpConn{c: c, src: src}
+	tc.last.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	for s.perSrc[src] >= l.PerSource {
+		if !s.evictLocked(src, true) {
+			return nil, false
+		}
+	}
+	for len(s.conns) >= l.MaxConns {
+		if !s.evictLocked(netip.Prefix{}, false) {
+			return nil, false
+		}
+	}
+	s.conns[tc] = struct{}{}
+	s.perSrc[src]++
+	s.nconns.Store(int64(len(s.conns)))
+	if s.stats != nil {
+		s.stats.TCPConns.Add(1)
+	}
+	if now := time.Now(); len(s.conns) > l.MaxConns/2 && now.Sub(s.shrunk) >= l.BusyIdle {
+		// Under pressure the connections already waiting get the short
+		// idle timeout too (each later wait gets it from idle()); at
+		// most once per BusyIdle, as the count moves about the mark.
+		s.shrunk = now
+		deadline := now.Add(l.BusyIdle)
+		for other := range s.conns {
+			if other != tc {
+				_ = other.c.SetReadDeadline(deadline)
+			}
+		}
+	}
+	return tc, true
+}
+
+// evictLocked closes the connection that made progress longest ago, of
+// source src when bySource is set, and frees its slot at once (its
+// goroutine ends on the closed socket). It reports whether there was one.
+func (s *Server) evictLocked(src netip.Prefix, bySource bool) bool {
+	var oldest *tcpConn
+	var at int64
+	for tc := range s.conns {
+		if bySource && tc.src != src {
+			continue
+		}
+		if t := tc.last.Load(); oldest == nil || t < at {
+			oldest, at = tc, t
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	s.removeLocked(oldest)
+	_ = oldest.c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
+	_ = oldest.c.Close()
+	if s.stats != nil {
+		s.stats.TCPEvicted.Add(1)
+	}
+	return true
+}
+
+func (s *Server) remove(tc *tcpConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removeLocked(tc)
+}
+
+func (s *Server) removeLocked(tc *tcpConn) {
+	if tc.gone {
+		return
+	}
+	tc.gone = true
+	delete(s.conns, tc)
+	if n := s.perSrc[tc.src] - 1; n > 0 {
+		s.perSrc[tc.src] = n
+	} else {
+		delete(s.perSrc, tc.src)
+	}
+	s.nconns.Store(int64(len(s.conns)))
+	if s.stats != nil {
+		s.stats.TCPConns.Add(-1)
+	}
+}
+
+// sourcePrefix is the prefix of a remote address that shares a connection
+// budget.
+func sourcePrefix(a net.Addr, v4, v6 int) netip.Prefix {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	ip = ip.Unmap()
+	bits := v6
+	if ip.Is4() {
+		bits = v4
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
+
 // serveConn answers queries on one TCP connection in order, pipelined
 // (RFC 7766 §6.2.1): the client may send several queries without waiting.
-func (s *Server) serveConn(c *net.TCPConn) {
+func (s *Server) serveConn(tc *tcpConn) {
+	c := tc.c
 	defer func() { _ = c.Close() }()
 	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
@@ -302,6 +469,7 @@ func (s *Server) serveConn(c *net.TCPConn) {
 			return
 		}
 		start := time.Now()
+		tc.last.Store(start.UnixNano())
 		w := s.pool.Get().(*Worker)
 		w.Src = remote
 		resp := w.Handle(msg, TCP)

@@ -76,7 +76,10 @@ type Stats struct {
 	workers   []*workerStats
 	Malformed atomic.Uint64 // TCP framing errors and the like
 	TCPConns  atomic.Int64  // open TCP connections
-	TCPRefuse atomic.Uint64 // connections refused at the limit
+	TCPRefuse atomic.Uint64 // connections closed at once (the server was closing)
+	// TCPEvicted counts connections closed to make room for a new one:
+	// the table or the source's share was full.
+	TCPEvicted atomic.Uint64
 }
 
 func (s *Stats) newWorker() *workerStats {

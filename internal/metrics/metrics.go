@@ -56,7 +56,8 @@ var (
 	malformDesc = prometheus.NewDesc(ns+"_malformed_total", "TCP streams cut mid-message and other framing errors.", nil, nil)
 	latDesc     = prometheus.NewDesc(ns+"_response_seconds", "Time from reading a query to sending its answer.", nil, nil)
 	tcpDesc     = prometheus.NewDesc(ns+"_tcp_connections", "Open TCP connections.", nil, nil)
-	tcpRefDesc  = prometheus.NewDesc(ns+"_tcp_refused_total", "TCP connections closed at once because the limit was reached.", nil, nil)
+	tcpRefDesc  = prometheus.NewDesc(ns+"_tcp_refused_total", "TCP connections closed at once without being served.", nil, nil)
+	tcpEvDesc   = prometheus.NewDesc(ns+"_tcp_evicted_total", "TCP connections closed to make room for a new one (the oldest idle of its source prefix, or of all).", nil, nil)
 	rrlDesc     = prometheus.NewDesc(ns+"_rrl_limited_total", "UDP answers over the response rate limit, by action: dropped or sent truncated (slip).",
 		[]string{"action"}, nil)
 	serialDesc  = prometheus.NewDesc(ns+"_zone_serial", "SOA serial of each served zone.", []string{"zone"}, nil)
@@ -67,7 +68,7 @@ var (
 type queryCollector struct{ stats *dnsserver.Stats }
 
 func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc, rrlDesc} {
+	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc, tcpEvDesc, rrlDesc} {
 		ch <- d
 	}
 }
@@ -81,6 +82,7 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(malformDesc, prometheus.CounterValue, float64(c.stats.Malformed.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpDesc, prometheus.GaugeValue, float64(c.stats.TCPConns.Load()))
 	ch <- prometheus.MustNewConstMetric(tcpRefDesc, prometheus.CounterValue, float64(c.stats.TCPRefuse.Load()))
+	ch <- prometheus.MustNewConstMetric(tcpEvDesc, prometheus.CounterValue, float64(c.stats.TCPEvicted.Load()))
 	rrlDropped, rrlSlipped := c.stats.RRL()
 	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlDropped), "drop")
 	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlSlipped), "slip")

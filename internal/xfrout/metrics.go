@@ -8,6 +8,7 @@ type metricsSet struct {
 	notifies       *prometheus.CounterVec // result
 	notifyMessages prometheus.Counter
 	connsRefused   prometheus.Counter
+	connsDenied    prometheus.Counter
 }
 
 func newMetrics() *metricsSet {
@@ -35,13 +36,17 @@ func newMetrics() *metricsSet {
 			Namespace: "anycastd", Subsystem: "xfrout", Name: "tcp_refused_total",
 			Help: "TCP connections closed at once because the connection limit was reached.",
 		}),
+		connsDenied: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "anycastd", Subsystem: "xfrout", Name: "tcp_denied_total",
+			Help: "TCP connections closed at accept, before reading, because the source is in no allow_transfer prefix.",
+		}),
 	}
 }
 
 func (ms *metricsSet) result(typ, result string) { ms.requests.WithLabelValues(typ, result).Inc() }
 
 func (ms *metricsSet) collectors() []prometheus.Collector {
-	return []prometheus.Collector{ms.requests, ms.bytes, ms.notifies, ms.notifyMessages, ms.connsRefused}
+	return []prometheus.Collector{ms.requests, ms.bytes, ms.notifies, ms.notifyMessages, ms.connsRefused, ms.connsDenied}
 }
 
 var (

@@ -355,6 +355,17 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener, wg *sync.Wait
 			}
 			return fmt.Errorf("xfrout: tcp accept %s: %w", l.Addr(), err)
 		}
+		// Only secondaries in allow_transfer have anything to ask: others
+		// are closed before a byte is read, so that they cannot hold the
+		// connection slots (a request from an allowed prefix still needs
+		// the key its entry names).
+		if src, ok := remoteAddr(c); !ok || !s.mayConnect(src) {
+			_ = c.SetLinger(0)
+			_ = c.Close()
+			s.met.connsDenied.Inc()
+			s.log.Debug("tcp connection from a source outside allow_transfer closed", "src", c.RemoteAddr())
+			continue
+		}
 		s.mu.Lock()
 		if s.done || len(s.conns) >= s.cfg.MaxConns {
 			s.mu.Unlock()
@@ -371,6 +382,27 @@ func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener, wg *sync.Wait
 			s.mu.Unlock()
 		})
 	}
+}
+
+// remoteAddr is the unmapped source address of a connection.
+func remoteAddr(c *net.TCPConn) (netip.Addr, bool) {
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ta.IP)
+	return a.Unmap(), ok
+}
+
+// mayConnect reports whether addr is in the prefix of an allow_transfer
+// entry, whatever the entry's key.
+func (s *Server) mayConnect(addr netip.Addr) bool {
+	for _, a := range s.cfg.AllowTransfer {
+		if a.Prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // serveConn answers the queries of one TCP connection in turn.

@@ -1,7 +1,12 @@
 package xfrout
 
 import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +32,6 @@ func TestAccess(t *testing.T) {
 		{"no key required, unsigned", "127.0.0.2", nil, dns.RcodeSuccess, 0, false},
 		{"no key required, signed", "127.0.0.2", signA, dns.RcodeSuccess, 0, true},
 		{"key B (hmac-sha512)", "127.0.0.3", signB, dns.RcodeSuccess, 0, true},
-		{"source in no prefix", "127.0.0.4", signA, dns.RcodeRefused, 0, true},
 		{"unknown key", "127.0.0.1", &clientKey{name: "key-c.", alg: dns.HmacSHA256, secret: secretA}, dns.RcodeNotAuth, dns.RcodeBadKey, false},
 		{"wrong secret", "127.0.0.1", &clientKey{name: keyA, alg: dns.HmacSHA256, secret: secretB}, dns.RcodeNotAuth, dns.RcodeBadSig, false},
 		{"wrong algorithm for the key", "127.0.0.1", &clientKey{name: keyA, alg: dns.HmacSHA512, secret: secretA}, dns.RcodeNotAuth, dns.RcodeBadKey, false},
@@ -70,11 +74,66 @@ func TestAccess(t *testing.T) {
 			}
 		})
 	}
-	// Counted once answered: wait for the last.
-	waitFor(t, "3 refused and 4 notauth counted", func() bool {
-		return counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "axfr", "result": "refused"}) == 3 &&
+	// Counted once answered: wait for the last. (A source in no prefix
+	// is closed at accept: TestDeniedAtAccept.)
+	waitFor(t, "2 refused and 4 notauth counted", func() bool {
+		return counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "axfr", "result": "refused"}) == 2 &&
 			counter(t, s, "anycastd_xfrout_requests_total", map[string]string{"type": "axfr", "result": "notauth"}) == 4
 	})
+}
+
+// TestDeniedAtAccept: a TCP connection from a source in no allow_transfer
+// prefix is closed as soon as it is accepted, before it sends anything, so
+// that outsiders cannot hold the transfer server's connection slots; one
+// from an allowed source stays open.
+func TestDeniedAtAccept(t *testing.T) {
+	src, _ := sourceWithVersions(t)
+	cfg := aclConfig()
+	cfg.IdleTimeout = time.Minute
+	s, addr := startServer(t, cfg, src)
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(from), 0)), Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr.String())
+		if errors.Is(err, syscall.ECONNRESET) {
+			return nil // reset before Dial even looked
+		}
+		if err != nil {
+			t.Fatalf("dial from %s: %v", from, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		if c == nil {
+			return true
+		}
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		var b [1]byte
+		_, err := c.Read(b[:])
+		return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	}
+	allowed := dial("127.0.0.2")
+	for range 3 {
+		if c := dial("127.0.0.4"); !closedWithin(c, 2*time.Second) {
+			t.Fatal("connection from 127.0.0.4 (in no allow_transfer prefix) still open 2s after accept, without a byte sent")
+		}
+	}
+	if closedWithin(allowed, 500*time.Millisecond) {
+		t.Error("an idle connection from an allowed source was closed")
+	}
+	if got := counter(t, s, "anycastd_xfrout_tcp_denied_total", nil); got != 3 {
+		t.Errorf("anycastd_xfrout_tcp_denied_total = %v, want 3", got)
+	}
+	// The allowed connection still works.
+	req, _ := pack(t, soaQuery(origin), nil)
+	if _, err := allowed.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(req))), req...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = allowed.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var l [2]byte
+	if _, err := io.ReadFull(allowed, l[:]); err != nil {
+		t.Fatalf("allowed connection: %v", err)
+	}
 }
 
 // TestAlgorithms transfers with a key of each algorithm; miekg/dns checks

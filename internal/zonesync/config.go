@@ -2,13 +2,11 @@ package zonesync
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -169,24 +167,8 @@ func (c *Config) check() (keyring, error) {
 	if c.DataDir == "" {
 		bad("data_dir: required")
 	}
-	ring := keyring{}
-	for i, k := range c.Keys {
-		name := dns.CanonicalName(k.Name)
-		alg, ok := algorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
-		secret, err := base64.StdEncoding.DecodeString(k.Secret)
-		switch {
-		case k.Name == "" || !validName(name):
-			bad("tsig_keys[%d]: invalid name %q", i, k.Name)
-		case !ok:
-			bad("tsig_keys[%d]: unsupported algorithm %q", i, k.Algorithm)
-		case err != nil || len(secret) == 0:
-			bad("tsig_keys[%d]: secret is not base64", i)
-		case ring[name] != nil:
-			bad("tsig_keys[%d]: duplicate key %s", i, name)
-		default:
-			ring[name] = &tsigKey{name: name, alg: alg, secret: secret, b64: k.Secret}
-		}
-	}
+	ring, keyErrs := newKeyring(c.Keys)
+	errs = append(errs, keyErrs...)
 	primaries := func(what string, ps []Primary) {
 		if len(ps) == 0 {
 			bad("%s: at least one primary is required", what)

@@ -6,9 +6,12 @@ import (
 	"crypto/sha1" //nolint:gosec // hmac-sha1 is still a TSIG algorithm (RFC 8945)
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,6 +29,45 @@ type tsigKey struct {
 // dns.TsigProvider and, unlike miekg/dns's map of secrets, insists that a
 // message uses the algorithm configured for its key.
 type keyring map[string]*tsigKey
+
+// newKeyring checks keys and returns the keyring of the valid ones and
+// the problems of the others.
+func newKeyring(keys []Key) (keyring, []error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	ring := keyring{}
+	for i, k := range keys {
+		name := dns.CanonicalName(k.Name)
+		alg, ok := algorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
+		secret, err := base64.StdEncoding.DecodeString(k.Secret)
+		switch {
+		case k.Name == "" || !validName(name):
+			bad("tsig_keys[%d]: invalid name %q", i, k.Name)
+		case !ok:
+			bad("tsig_keys[%d]: unsupported algorithm %q", i, k.Algorithm)
+		case err != nil || len(secret) == 0:
+			bad("tsig_keys[%d]: secret is not base64", i)
+		case ring[name] != nil:
+			bad("tsig_keys[%d]: duplicate key %s", i, name)
+		default:
+			ring[name] = &tsigKey{name: name, alg: alg, secret: secret, b64: k.Secret}
+		}
+	}
+	return ring, errs
+}
+
+// Keyring returns keys (a node's tsig_keys) as a dns.TsigProvider: the
+// same keyring the secondary zones use, for the DNS server to verify and
+// sign queries with (dnsserver.Handler.SetTSIG). Like the Manager's, it
+// answers dns.ErrSecret for a key it does not hold and dns.ErrKeyAlg for
+// one used with another algorithm than its own.
+func Keyring(keys []Key) (dns.TsigProvider, error) {
+	ring, errs := newKeyring(keys)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return ring, nil
+}
 
 // fudge is the TSIG time fudge we sign with and accept (RFC 8945 §10).
 const fudge = 300

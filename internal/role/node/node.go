@@ -72,12 +72,20 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	}
 	h.SetRRL(limiter)
 	h.SetCookies(cookies(cfg.Limits.Cookies, logger))
+	if err := setTSIG(h, cfg); err != nil {
+		return nil, err
+	}
+	tl := tcpLimits(cfg.Limits)
 	srv, err := dnsserver.New(dnsserver.Config{
 		Listen:        cfg.Listen,
 		Readers:       cfg.Limits.UDPReaders,
-		TCPMaxConns:   cfg.Limits.TCPMaxConns,
-		TCPIdle:       cfg.Limits.TCPIdleTimeout,
-		TCPMaxQueries: cfg.Limits.TCPMaxQueries,
+		TCPMaxConns:   tl.MaxConns,
+		TCPIdle:       tl.Idle,
+		TCPMaxQueries: tl.MaxQueries,
+		TCPPerSource:  tl.PerSource,
+		TCPSourceV4:   tl.SourceV4,
+		TCPSourceV6:   tl.SourceV6,
+		TCPBusyIdle:   tl.BusyIdle,
 	}, h, logger)
 	if err != nil {
 		return nil, err
@@ -114,6 +122,31 @@ func identity(cfg *config.Node) dnsserver.Identity {
 	return dnsserver.Identity{
 		Name: id.Name, NSID: id.NSID, IDServer: id.IDServer, HostnameBind: id.HostnameBind,
 		VersionBind: id.VersionBind, Version: id.Version,
+	}
+}
+
+// setTSIG gives the DNS server the node's TSIG keys (tsig_keys), the same
+// keyring the secondary zones use, to check signed queries and sign their
+// answers.
+func setTSIG(h *dnsserver.Handler, cfg *config.Node) error {
+	if len(cfg.TSIGKeys) == 0 {
+		h.SetTSIG(nil)
+		return nil
+	}
+	ring, err := zonesync.Keyring(zonesync.FromNode(cfg).Keys)
+	if err != nil {
+		return fmt.Errorf("tsig_keys: %w", err)
+	}
+	h.SetTSIG(ring)
+	return nil
+}
+
+// tcpLimits are the TCP limits of the DNS server in a configuration.
+func tcpLimits(l config.Limits) dnsserver.TCPLimits {
+	return dnsserver.TCPLimits{
+		MaxConns: l.TCPMaxConns, Idle: l.TCPIdleTimeout, MaxQueries: l.TCPMaxQueries,
+		PerSource: l.TCPMaxConnsPerSource, SourceV4: l.TCPSourceIPv4Prefix, SourceV6: l.TCPSourceIPv6Prefix,
+		BusyIdle: l.TCPBusyIdleTimeout,
 	}
 }
 
@@ -271,13 +304,21 @@ func (n *Node) Reload() {
 				n.level.Set(c.Log.Level)
 			}
 			n.handler.SetIdentity(identity(c), c.Limits.UDPMaxSize)
-			n.server.SetTCPLimits(c.Limits.TCPMaxConns, c.Limits.TCPIdleTimeout, c.Limits.TCPMaxQueries)
+			n.server.SetTCPLimits(tcpLimits(c.Limits))
 			if c.Limits.RRL != cfg.Limits.RRL {
 				// Validated with the configuration; a new table starts
 				// every bucket afresh.
 				if l, err := ratelimit.NewRRL(c.Limits.RRL); err == nil {
 					n.handler.SetRRL(l)
 					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
+				}
+			}
+			if !slices.Equal(c.TSIGKeys, cfg.TSIGKeys) {
+				// Validated with the configuration.
+				if err := setTSIG(n.handler, c); err != nil {
+					n.log.Error("reload: tsig keys rejected, keeping the running ones", "err", err)
+				} else {
+					n.log.Info("tsig keys changed", "keys", len(c.TSIGKeys))
 				}
 			}
 			if c.Limits.Cookies != cfg.Limits.Cookies {

@@ -1,0 +1,187 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// startServer runs a server for testHandler's zone on a free loopback
+// port with cfg (Listen is filled in) until the test ends.
+func startServer(t *testing.T, cfg Config) (*Server, netip.AddrPort) {
+	t.Helper()
+	h := testHandler(t)
+	cfg.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
+	cfg.Readers = 1
+	s, err := New(cfg, h, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return s, s.Addrs()[0]
+}
+
+// dialFrom opens a TCP connection to addr from the loopback address src.
+func dialFrom(t *testing.T, src string, addr netip.AddrPort) *net.TCPConn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 3 * time.Second}
+	c, err := d.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// queryTCP sends one A query for www.example.com. and reads the answer.
+func queryTCP(c net.Conn) error {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	p, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(p))), p...)); err != nil {
+		return err
+	}
+	var l [2]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		return err
+	}
+	resp := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(c, resp); err != nil {
+		return err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(resp); err != nil {
+		return err
+	}
+	if len(r.Answer) != 1 {
+		return errors.New("no answer record")
+	}
+	return nil
+}
+
+// closedSoon reports whether the server closes c within d.
+func closedSoon(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// waitConns waits until the server holds n connections.
+func waitConns(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.nconns.Load() != int64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server holds %d connections, want %d", s.nconns.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTCPFullEvictsOldest: with every slot held by idle connections, a new
+// client is served and the connection idle longest is closed for it.
+func TestTCPFullEvictsOldest(t *testing.T) {
+	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
+	var idle []*net.TCPConn
+	for i, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		c := dialFrom(t, src, addr)
+		waitConns(t, s, i+1)
+		idle = append(idle, c)
+	}
+	// The second one asks something: it is no longer the oldest idle.
+	if err := queryTCP(idle[1]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		c := dialFrom(t, "127.0.0.6", addr)
+		if err := queryTCP(c); err != nil {
+			t.Fatalf("new client %d with every slot taken: %v", i, err)
+		}
+	}
+	// 0 and 2 were idle longest; 1 asked, 3 came later.
+	for i, want := range []bool{true, false, true, false} {
+		if got := closedSoon(idle[i], 300*time.Millisecond); got != want {
+			t.Errorf("connection %d closed: %t, want %t", i, got, want)
+		}
+	}
+	if n := s.stats.TCPEvicted.Load(); n != 2 {
+		t.Errorf("TCPEvicted = %d, want 2", n)
+	}
+	if n := s.stats.TCPRefuse.Load(); n != 0 {
+		t.Errorf("TCPRefuse = %d, want 0", n)
+	}
+}
+
+// TestTCPPerSourceCap: one source prefix holds at most its share; its new
+// connections displace its own oldest, not those of others.
+func TestTCPPerSourceCap(t *testing.T) {
+	s, addr := startServer(t, Config{TCPMaxConns: 100, TCPPerSource: 3, TCPSourceV4: 24, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
+	other := dialFrom(t, "127.0.1.1", addr)
+	waitConns(t, s, 1)
+	var mine []*net.TCPConn
+	for i := range 5 {
+		// 127.0.2.x share a /24.
+		c := dialFrom(t, "127.0.2."+string(rune('1'+i)), addr)
+		if err := queryTCP(c); err != nil {
+			t.Fatalf("connection %d of the source: %v", i, err)
+		}
+		mine = append(mine, c)
+	}
+	for i, want := range []bool{true, true, false, false, false} {
+		if got := closedSoon(mine[i], 300*time.Millisecond); got != want {
+			t.Errorf("source connection %d closed: %t, want %t", i, got, want)
+		}
+	}
+	if err := queryTCP(other); err != nil {
+		t.Errorf("another source's connection: %v", err)
+	}
+	waitConns(t, s, 4)
+}
+
+// TestTCPBusyIdle: past half of the slots, idle connections get the short
+// timeout, those already waiting included.
+func TestTCPBusyIdle(t *testing.T) {
+	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: 200 * time.Millisecond})
+	first := dialFrom(t, "127.0.0.2", addr)
+	if err := queryTCP(first); err != nil {
+		t.Fatal(err)
+	}
+	if closedSoon(first, 500*time.Millisecond) {
+		t.Fatal("one connection of four closed before its idle timeout")
+	}
+	dialFrom(t, "127.0.0.3", addr)
+	waitConns(t, s, 2)
+	dialFrom(t, "127.0.0.4", addr) // three of four: over half
+	if !closedSoon(first, 3*time.Second) {
+		t.Error("with three of four slots taken, a connection waiting with a 1m idle timeout was not closed after the 200ms busy one")
+	}
+}
