@@ -114,7 +114,7 @@ func runNode(args []string, stderr io.Writer) error {
 	if *cfgPath != "" && *nsid != "" {
 		cfg.Identity.Name = *nsid
 	}
-	logger, level := newLogger(cfg.Log, stderr)
+	logger, level := config.NewLogger(cfg.Log, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -181,17 +181,6 @@ func flagConfig(listens, zones []string, metricsAddr, nsid, level string) (*conf
 	return config.ParseNode(data, "command-line")
 }
 
-func newLogger(l config.Log, stderr io.Writer) (*slog.Logger, *slog.LevelVar) {
-	level := new(slog.LevelVar)
-	level.Set(l.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(stderr, opts)
-	if l.Format == config.LogJSON {
-		h = slog.NewJSONHandler(stderr, opts)
-	}
-	return slog.New(h), level
-}
-
 func runControl(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -209,7 +198,7 @@ func runControl(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, _ := newLogger(cfg.Log, stderr)
+	logger, _ := config.NewLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := control.New(cfg, logger)
@@ -260,7 +249,7 @@ func runStandalone(args []string, stderr io.Writer) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	logger, level := newLogger(config.Log{Level: lvl, Format: config.LogText}, stderr)
+	logger, level := config.NewLogger(config.Log{Level: lvl, Format: config.LogText}, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	node.Version = version
