@@ -123,10 +123,13 @@ func Serve(ctx context.Context, addr netip.AddrPort, h http.Handler, logger *slo
 	return ServeListener(ctx, ln, h, logger)
 }
 
-// ServeListener is Serve on an open listener.
+// ServeListener is Serve on an open listener. It logs as component
+// "metrics": logger must not carry a component of its own.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("http listening", "addr", ln.Addr().String())
+	log := logger.With("component", "metrics")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("metrics listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error

@@ -38,8 +38,9 @@ import (
 
 // Node is a running PoP.
 type Node struct {
-	path    string // config file, empty when built from flags
-	log     *slog.Logger
+	path    string       // config file, empty when built from flags
+	log     *slog.Logger // with component=node
+	root    *slog.Logger // as given to New: for the parts that name their own component
 	level   *slog.LevelVar
 	mu      sync.Mutex
 	cfg     *config.Node
@@ -83,7 +84,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, err
 	}
 	n := &Node{
-		path: path, cfg: cfg, log: logger.With("component", "node"), level: level,
+		path: path, cfg: cfg, log: logger.With("component", "node"), root: logger, level: level,
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
@@ -178,7 +179,7 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
-		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.log) })
+		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.root) })
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
@@ -192,7 +193,7 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			return fmt.Errorf("admin: %w", err)
 		}
-		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.log) }()
+		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.root) }()
 	} else {
 		adminDone <- nil
 	}
