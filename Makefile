@@ -3,13 +3,20 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 20s
 export GOTOOLCHAIN := local
+# The version comes from the build information (internal/version): the
+# module's pseudo-version and VCS revision, stamped by the go command in a
+# git checkout (-buildvcs=auto overrides a GOFLAGS=-buildvcs=false). The go
+# command stamps nothing in a git worktree, so the revision is also passed
+# at link time, used only when the build information has none.
+REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/anycastdns/anycastdns/internal/version.revision=$(REVISION)
 
 .PHONY: all build test test-short lint vet fuzz bench bench-mem run demo clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # The README's test command and what CI runs: unit, fuzz-seed, end-to-end
 # (Knot differential; root-only netns tests run when root and fail in CI when

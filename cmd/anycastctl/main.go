@@ -20,9 +20,8 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/anycastctl"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
-
-var version = "dev"
 
 const (
 	envAdmin     = "ANYCASTCTL_ADMIN"
@@ -375,6 +374,6 @@ func runVersion(_ context.Context, e *env, c *command, args []string) error {
 	if err := noArgs(pos); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(e.stdout, "anycastctl", version)
+	_, err = fmt.Fprintln(e.stdout, "anycastctl", version.Get())
 	return err
 }

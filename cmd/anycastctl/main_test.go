@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -212,7 +213,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"drain", "-h"}, wantCode: 0, wantStdout: "usage: anycastctl drain [-admin ADDR]"},
 		{args: []string{"undrain", "-help"}, wantCode: 0, wantStdout: "usage: anycastctl undrain [-admin ADDR]"},
 		{args: []string{"dig", "--help"}, wantCode: 0, wantStdout: "usage: anycastctl dig"},
-		{args: []string{"version"}, wantCode: 0, wantStdout: "anycastctl dev\n"},
+		{args: []string{"version"}, wantCode: 0, wantStdout: "anycastctl " + version.Get().String() + "\n"},
 		{args: []string{"version", "1"}, wantCode: 2, wantStderr: "anycastctl version: unexpected argument \"1\"\n"},
 		{args: []string{"dig", "www.example.com", "--", "-A"}, wantCode: 2, wantStderr: `anycastctl dig: unknown query type "-A"`},
 		{args: []string{"status", "extra"}, wantCode: 2, wantStderr: "anycastctl status: unexpected argument \"extra\"\nusage: anycastctl status [-admin ADDR] [-json]\n"},

@@ -21,6 +21,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/role/control"
 	"github.com/anycastdns/anycastdns/internal/role/node"
 	"github.com/anycastdns/anycastdns/internal/role/standalone"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
 
 const usage = `anycastd — anycast authoritative DNS
@@ -37,8 +38,6 @@ Usage:
 Signals: SIGHUP reloads configuration and zones (a zone that fails to load keeps
 its previous version serving); SIGTERM and SIGINT shut down cleanly.
 `
-
-var version = "dev"
 
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
@@ -60,7 +59,7 @@ func run(args []string, stderr io.Writer) error {
 	case "standalone":
 		return runStandalone(args[1:], stderr)
 	case "version":
-		fmt.Println("anycastd", version)
+		fmt.Println("anycastd", version.Get())
 		return nil
 	case "-h", "-help", "--help", "help":
 		_, _ = fmt.Fprint(stderr, usage)
@@ -130,7 +129,7 @@ func runNode(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	node.Version = version
+	node.Version = version.Get().Version
 	n, err := node.New(cfg, *cfgPath, logger, level)
 	if err != nil {
 		return err
@@ -252,6 +251,6 @@ func runStandalone(args []string, stderr io.Writer) error {
 	logger, level := config.NewLogger(config.Log{Level: lvl, Format: config.LogText}, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	node.Version = version
+	node.Version = version.Get().Version
 	return standalone.Run(ctx, o, logger, level)
 }
