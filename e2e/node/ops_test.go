@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,51 @@ log: {format: json, level: debug}
 	}
 	if a := findLog(lines, "admin listening"); a == nil || a["component"] != "admin" {
 		t.Errorf(`"admin listening" line %v: want component "admin"`, a)
+	}
+}
+
+// get fetches url and returns the status code and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestProbesAndBuildInfo checks /healthz and /readyz on both of the node's
+// HTTP listeners (metrics and admin) and anycastd_build_info.
+func TestProbesAndBuildInfo(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/example.com.zone", zoneText("example.com.", 1))
+	admin := freePort(t, false)
+	n := startNode(t, nodeOpts{dir: dir, metrics: true, config: `identity: {name: probe-node}
+listen: {{.Listen}}
+zones: [{name: example.com., file: example.com.zone}]
+metrics: {listen: "{{.MetricsAddr}}"}
+admin: {listen: "127.0.0.1:` + fmt.Sprint(admin) + `"}
+`})
+	for _, base := range []string{"http://" + n.ports.MetricsAddr(), fmt.Sprintf("http://127.0.0.1:%d", admin)} {
+		for path, want := range map[string]string{"/healthz": "ok\n", "/readyz": "ready\n"} {
+			if code, body := get(t, base+path); code != http.StatusOK || body != want {
+				t.Errorf("GET %s%s = %d %q, want 200 %q", base, path, code, body, want)
+			}
+		}
+	}
+	fams := n.scrape()
+	f := fams["anycastd_build_info"]
+	if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Fatalf("anycastd_build_info = %v, want one series of value 1", f)
+	}
+	labels := map[string]string{}
+	for _, l := range f.GetMetric()[0].GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if labels["version"] == "" || !strings.HasPrefix(labels["goversion"], "go1.") {
+		t.Errorf("anycastd_build_info labels %v: want a version and a Go version", labels)
 	}
 }

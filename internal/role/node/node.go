@@ -30,6 +30,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -52,6 +53,8 @@ type Node struct {
 	zs      *zonesync.Manager // nil without secondary zones
 	ready   chan struct{}
 	started time.Time
+
+	stopping atomic.Bool // the shutdown has started
 
 	setMu     sync.Mutex
 	fileZones []*zone.Zone // the zones loaded from files, published with zs's
@@ -179,7 +182,8 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
-		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.root) })
+		h := httpprobe.Wrap(mux, n.Readiness)
+		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
@@ -220,6 +224,7 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		runErr = fmt.Errorf("bgp: %w", err)
 		bgpDone <- nil
 	}
+	n.stopping.Store(true)
 	n.log.Info("shutting down")
 	if a := n.anycast; a != nil {
 		a.withdraw()

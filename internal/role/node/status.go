@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,6 +45,19 @@ func (n *Node) Status() admin.Status {
 	}
 	st.Announced = sp.Announced
 	return st
+}
+
+// Readiness implements admin.Readier and is the /readyz of the node's HTTP
+// listeners: ready once the zones are loaded and the DNS listeners answer,
+// until the shutdown starts.
+func (n *Node) Readiness() error {
+	switch {
+	case !isClosed(n.ready):
+		return errors.New("loading zones and starting the DNS listeners")
+	case n.stopping.Load():
+		return errors.New("shutting down")
+	}
+	return nil
 }
 
 // Drain implements admin.Backend: withdraw and keep answering.
