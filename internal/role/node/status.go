@@ -78,6 +78,18 @@ func (n *Node) Undrain(context.Context) error {
 	return nil
 }
 
+// Register adds collectors to the node's metrics registry: a process that
+// runs the control plane beside the node (standalone) serves its
+// transfer server's metrics there.
+func (n *Node) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := n.metrics.Registry.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 func isClosed(c chan struct{}) bool {
 	select {
 	case <-c:
