@@ -269,7 +269,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 	}
 	close(c.ready)
-	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", c.MetricsAddr().String(),
+	metricsAt := "off"
+	if a := c.MetricsAddr(); a.IsValid() {
+		metricsAt = a.String()
+	}
+	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
 		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
 
 	// The API and metrics stop when ctx ends, or when the transfer
