@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // jsonKeys returns the keys of every object in one JSON value, object by
@@ -195,5 +198,53 @@ admin: {listen: "127.0.0.1:` + fmt.Sprint(admin) + `"}
 	}
 	if labels["version"] == "" || !strings.HasPrefix(labels["goversion"], "go1.") {
 		t.Errorf("anycastd_build_info labels %v: want a version and a Go version", labels)
+	}
+}
+
+// TestCookiesOnByDefault: a node whose configuration says nothing of DNS
+// cookies answers a query that carries a client cookie with a server
+// cookie (RFC 7873 §5.2.3), as BIND does by default; cookies.enabled:
+// false turns them off.
+func TestCookiesOnByDefault(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/example.com.zone", zoneText("example.com.", 1))
+	client := "0102030405060708"
+	query := func(addr netip.AddrPort) *dns.EDNS0_COOKIE {
+		m := question("www.example.com.", dns.TypeA, dns.ClassINET)
+		m.SetEdns0(1232, false)
+		o := m.IsEdns0()
+		o.Option = append(o.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: client})
+		r := mustExchange(t, "udp", addr, m)
+		if o := r.IsEdns0(); o != nil {
+			for _, e := range o.Option {
+				if c, ok := e.(*dns.EDNS0_COOKIE); ok {
+					return c
+				}
+			}
+		}
+		return nil
+	}
+	for _, tt := range []struct {
+		name, limits string
+		want         bool
+	}{
+		{"default", "", true},
+		{"off", "limits: {cookies: {enabled: false}}\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := startNode(t, nodeOpts{dir: dir, config: `identity: {name: cookie-node}
+listen: {{.Listen}}
+zones: [{name: example.com., file: example.com.zone}]
+` + tt.limits})
+			c := query(n.addr())
+			switch {
+			case !tt.want && c != nil:
+				t.Errorf("COOKIE %s in the answer with cookies off", c.Cookie)
+			case tt.want && c == nil:
+				t.Error("no COOKIE option in the answer")
+			case tt.want && (len(c.Cookie) != 2*(8+16) || !strings.HasPrefix(c.Cookie, client)):
+				t.Errorf("COOKIE %s: want the client cookie and a 16-byte server cookie", c.Cookie)
+			}
+		})
 	}
 }

@@ -117,7 +117,8 @@ func TestGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaultIdentity := config.Identity{Name: host, NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"}
-	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2}}
+	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2},
+		Cookies: config.Cookies{Enabled: true}}
 	defaultLog := config.Log{Level: slog.LevelInfo, Format: config.LogText}
 
 	tests := map[string]*config.Node{
@@ -203,7 +204,8 @@ func TestGood(t *testing.T) {
 			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
 			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
-				RRL: ratelimit.RRLConfig{Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536}},
+				RRL:     ratelimit.RRLConfig{Rate: 20, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
+				Cookies: config.Cookies{Enabled: true}},
 			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
 			Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:     defaultLog, DrainPeriod: 5 * time.Second,

@@ -75,7 +75,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, fmt.Errorf("limits.rrl: %w", err)
 	}
 	h.SetRRL(limiter)
-	h.SetCookies(cookies(cfg.Limits.Cookies, logger))
+	h.SetCookies(cookies(cfg.Limits.Cookies, logger.With("component", "node")))
 	srv, err := dnsserver.New(dnsserver.Config{
 		Listen:        cfg.Listen,
 		Readers:       cfg.Limits.UDPReaders,
@@ -91,6 +91,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
+	n.logAdvice(cfg)
 	if zonesync.Enabled(cfg) {
 		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
 		if err != nil {
@@ -290,6 +291,7 @@ func (n *Node) Reload() {
 				n.handler.SetCookies(cookies(c.Limits.Cookies, n.log))
 				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
 			}
+			n.logAdvice(c)
 			cfg = c
 			n.cfg = c
 		}
@@ -462,6 +464,15 @@ func (n *Node) zoneStates() map[string]health.ZoneState {
 	return out
 }
 
+// logAdvice logs the warnings about a valid configuration (response rate
+// limiting off on a public address, an anycast PoP without a cookie
+// secret).
+func (n *Node) logAdvice(cfg *config.Node) {
+	for _, a := range cfg.Advice() {
+		n.log.Warn("configuration: "+a.Msg, "setting", a.Path, "at", a.Pos)
+	}
+}
+
 // cookies returns the DNS Cookies of the configuration, nil when off. The
 // secret was validated with the configuration.
 func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
@@ -469,7 +480,8 @@ func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
 		return nil
 	}
 	if c.Secret == "" {
-		logger.Warn("dns cookies: no secret configured, using a random one; the PoPs of an anycast set need the same secret")
+		// A PoP of an anycast set is warned by config.Node.Advice.
+		logger.Info("dns cookies on with a random secret (limits.cookies.secret is not set)")
 		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
 	}
 	secret, err := ratelimit.ParseCookieSecret(c.Secret)
