@@ -345,3 +345,20 @@ func TestDigFailure(t *testing.T) {
 		t.Errorf("-count 2 without answers: exit %d, stdout %q", code, out)
 	}
 }
+
+// TestDigRefused: nothing on the port: the error names the address and
+// the hint says how to reach the standalone.
+func TestDigRefused(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	code, _, errOut := cli(t, nil, "dig", "-server", addr, "www.example.com")
+	want := "anycastctl: udp " + addr + ": nothing listens there (connection refused)\n" +
+		"Nothing serves DNS at " + addr + ". Give the server with -server ADDR[:PORT]; anycastd standalone (make run) serves on 127.0.0.1:5353: -server 127.0.0.1:5353.\n"
+	if code != 1 || errOut != want {
+		t.Errorf("exit %d, stderr\n%s\nwant exit 1 and\n%s", code, errOut, want)
+	}
+}
