@@ -509,3 +509,43 @@ func TestStandaloneFirstHour(t *testing.T) {
 		}
 	}
 }
+
+// TestStandaloneTokenSources gives the standalone's API token without
+// putting it on the command line: from the environment, or from a token
+// file of the operator's; neither creates DATA/api.token.
+func TestStandaloneTokenSources(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  string   // ANYCASTD_API_TOKEN
+		args []string // extra flags
+		file string   // content of dir/tokens, when set
+	}{
+		{name: "environment", env: tokenA},
+		{name: "token file", args: []string{"-token-file", "tokens"}, file: "# operators\n" + tokenA + "\n" + tokenB + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.file != "" {
+				writeFile(t, filepath.Join(dir, "tokens"), tc.file, 0o600)
+			}
+			api := freeAddr(t)
+			args := append([]string{"standalone", "-data", "data", "-dns", freeAddr(t), "-api", api, "-xfr", freeAddr(t),
+				"-admin", freeAddr(t), "-metrics", ""}, tc.args...)
+			t.Setenv("ANYCASTD_API_TOKEN", tc.env)
+			d := startDaemon(t, dir, args...)
+			waitReady(t, d, "http://"+api+"/readyz")
+			if !tokenWorks(t, api, tokenA) {
+				t.Error("the token given is refused")
+			}
+			if tc.file != "" && !tokenWorks(t, api, tokenB) {
+				t.Error("the second token of the file is refused")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data", "api.token")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("data/api.token: %v, want none", err)
+			}
+			if strings.Contains(d.log.String(), tokenA) {
+				t.Error("the log shows the token")
+			}
+		})
+	}
+}
