@@ -53,6 +53,10 @@ bench-mem: build
 
 # The embedded default: control plane (API on 127.0.0.1:8080, token in
 # anycastdns-data/api.token) and one node on 127.0.0.1:5353 serving example.com.
+# Everything lives in ./anycastdns-data. Then, for example:
+#   bin/anycastctl dig -server 127.0.0.1:5353 www.example.com
+#   bin/anycastctl zone list -api http://127.0.0.1:8080 -token-file anycastdns-data/api.token
+# SIGHUP (kill -HUP) re-reads the token file.
 run: build
 	$(BIN)/anycastd standalone -data anycastdns-data
 
