@@ -3,13 +3,20 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 20s
 export GOTOOLCHAIN := local
+# The version comes from the build information (internal/version): the
+# module's pseudo-version and VCS revision, stamped by the go command in a
+# git checkout (-buildvcs=auto overrides a GOFLAGS=-buildvcs=false). The go
+# command stamps nothing in a git worktree, so the revision is also passed
+# at link time, used only when the build information has none.
+REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/anycastdns/anycastdns/internal/version.revision=$(REVISION)
 
 .PHONY: all build test test-short lint vet fuzz bench bench-mem run demo clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # The README's test command and what CI runs: unit, fuzz-seed, end-to-end
 # (Knot differential; root-only netns tests run when root and fail in CI when
@@ -46,6 +53,10 @@ bench-mem: build
 
 # The embedded default: control plane (API on 127.0.0.1:8080, token in
 # anycastdns-data/api.token) and one node on 127.0.0.1:5353 serving example.com.
+# Everything lives in ./anycastdns-data. Then, for example:
+#   bin/anycastctl dig -server 127.0.0.1:5353 www.example.com
+#   bin/anycastctl zone list -api http://127.0.0.1:8080 -token-file anycastdns-data/api.token
+# SIGHUP (kill -HUP) re-reads the token file.
 run: build
 	$(BIN)/anycastd standalone -data anycastdns-data
 

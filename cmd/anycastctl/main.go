@@ -20,9 +20,8 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/anycastctl"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
-
-var version = "dev"
 
 const (
 	envAdmin     = "ANYCASTCTL_ADMIN"
@@ -88,10 +87,12 @@ func commands() []*command {
 		{
 			name: "dig", args: "[-server ADDR[:PORT]] [-tcp] [-count N] [-interval D] [-timeout D] NAME [TYPE]",
 			summary: "query a DNS server and show which PoP answered (NSID) and the round-trip time",
-			describe: "The query asks for the EDNS NSID option (RFC 5001) and has RD clear. A truncated\n" +
-				"UDP answer is asked again over TCP. With -count N other than 1, dig prints a line\n" +
-				"per query and a summary of answers per PoP, which shows anycast failover as it\n" +
-				"happens; -count 0 runs until interrupted.",
+			describe: "The server is 127.0.0.1 port 53, where a PoP serves, unless -server says otherwise;\n" +
+				"anycastd standalone (make run) serves on 127.0.0.1:5353. The query asks for the EDNS\n" +
+				"NSID option (RFC 5001) and has RD clear. A truncated UDP answer is asked again over\n" +
+				"TCP. With -count N other than 1, dig prints a line per query and a summary of\n" +
+				"answers per PoP, which shows anycast failover as it happens; -count 0 runs until\n" +
+				"interrupted.",
 			run: runDig,
 		},
 		zoneCommand(), recordCommand(),
@@ -363,13 +364,22 @@ func runDig(ctx context.Context, e *env, c *command, args []string) error {
 	}
 	opts := anycastctl.DigOptions{Server: srv, TCP: *tcp, Timeout: *timeout}
 	if *count != 1 {
-		return anycastctl.Repeat(ctx, e.stdout, opts, q, *count, *interval)
+		return digErr(srv, anycastctl.Repeat(ctx, e.stdout, opts, q, *count, *interval))
 	}
 	r, err := anycastctl.Query(ctx, opts, q)
 	if err != nil {
-		return err
+		return digErr(srv, err)
 	}
 	return anycastctl.WriteReply(e.stdout, srv, q, r)
+}
+
+// digErr adds advice to a failed query, such as one to a port nothing
+// listens on.
+func digErr(server string, err error) error {
+	if h := anycastctl.Hint(server, err); h != "" {
+		return hinted{err, h}
+	}
+	return err
 }
 
 func runVersion(_ context.Context, e *env, c *command, args []string) error {
@@ -380,6 +390,6 @@ func runVersion(_ context.Context, e *env, c *command, args []string) error {
 	if err := noArgs(pos); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(e.stdout, "anycastctl", version)
+	_, err = fmt.Fprintln(e.stdout, "anycastctl", version.Get())
 	return err
 }

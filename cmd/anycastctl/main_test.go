@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -212,7 +213,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"drain", "-h"}, wantCode: 0, wantStdout: "usage: anycastctl drain [-admin ADDR]"},
 		{args: []string{"undrain", "-help"}, wantCode: 0, wantStdout: "usage: anycastctl undrain [-admin ADDR]"},
 		{args: []string{"dig", "--help"}, wantCode: 0, wantStdout: "usage: anycastctl dig"},
-		{args: []string{"version"}, wantCode: 0, wantStdout: "anycastctl dev\n"},
+		{args: []string{"version"}, wantCode: 0, wantStdout: "anycastctl " + version.Get().String() + "\n"},
 		{args: []string{"version", "1"}, wantCode: 2, wantStderr: "anycastctl version: unexpected argument \"1\"\n"},
 		{args: []string{"dig", "www.example.com", "--", "-A"}, wantCode: 2, wantStderr: `anycastctl dig: unknown query type "-A"`},
 		{args: []string{"status", "extra"}, wantCode: 2, wantStderr: "anycastctl status: unexpected argument \"extra\"\nusage: anycastctl status [-admin ADDR] [-json]\n"},
@@ -342,5 +343,22 @@ func TestDigFailure(t *testing.T) {
 	code, out, _ = cli(t, nil, "dig", "-server", pc.LocalAddr().String(), "-timeout", "50ms", "-count", "2", "-interval", "0s", "www.example.com")
 	if code != 1 || !strings.Contains(out, "2 queries, 0 answers, 2 errors") {
 		t.Errorf("-count 2 without answers: exit %d, stdout %q", code, out)
+	}
+}
+
+// TestDigRefused: nothing on the port: the error names the address and
+// the hint says how to reach the standalone.
+func TestDigRefused(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	code, _, errOut := cli(t, nil, "dig", "-server", addr, "www.example.com")
+	want := "anycastctl: udp " + addr + ": nothing listens there (connection refused)\n" +
+		"Nothing serves DNS at " + addr + ". Give the server with -server ADDR[:PORT]; anycastd standalone (make run) serves on 127.0.0.1:5353: -server 127.0.0.1:5353.\n"
+	if code != 1 || errOut != want {
+		t.Errorf("exit %d, stderr\n%s\nwant exit 1 and\n%s", code, errOut, want)
 	}
 }

@@ -75,7 +75,7 @@ func zoneCommand() *command {
 }
 
 const apiHelp = "The control plane's API is at -api or $" + envAPI + " (default " + defaultAPI + "),\n" +
-	"with the bearer token of -token or $" + envToken + "."
+	"with the bearer token of -token, -token-file, $" + envToken + " or $" + envTokenFile + "."
 
 type subcommandSpec struct {
 	action, args, summary, describe string
@@ -123,13 +123,15 @@ func (sc *subcommand) usage(err error) error {
 
 // apiFlags are the flags of every subcommand that talks to the API.
 type apiFlags struct {
-	url, token *string
+	url, token, tokenFile *string
 }
 
 func addAPIFlags(fs *flag.FlagSet) apiFlags {
 	return apiFlags{
 		url:   fs.String("api", "", "the control plane's API `URL` (default $"+envAPI+", else "+defaultAPI+")"),
-		token: fs.String("token", "", "the API bearer `token` (default $"+envToken+")"),
+		token: fs.String("token", "", "the API bearer `token` (default $"+envToken+"); other users see it in ps: prefer -token-file"),
+		tokenFile: fs.String("token-file", "", "read the API token from `file`, such as anycastd standalone's DATA/api.token (default $"+
+			envTokenFile+")"),
 	}
 }
 
@@ -156,12 +158,9 @@ func (f apiFlags) client(e *env) (*apiclient.Client, string, error) {
 	if u == "" {
 		u = defaultAPI
 	}
-	token := *f.token
-	if token == "" {
-		token = e.getenv(envToken)
-	}
-	if token == "" {
-		return nil, "", usagef("no API token: use -token or set $%s", envToken)
+	token, err := resolveToken(e, *f.token, *f.tokenFile)
+	if err != nil {
+		return nil, "", err
 	}
 	c, err := apiclient.New(u, token, e.http)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/role/control"
 	"github.com/anycastdns/anycastdns/internal/role/node"
 	"github.com/anycastdns/anycastdns/internal/role/standalone"
+	"github.com/anycastdns/anycastdns/internal/version"
 )
 
 const usage = `anycastd — anycast authoritative DNS
@@ -30,15 +30,15 @@ Usage:
   anycastd node -listen ADDR:PORT -zone NAME=FILE [-listen ...] [-zone ...] [-nsid TEXT]
                [-metrics ADDR:PORT] [-log-level LEVEL]
   anycastd control -config FILE          the control plane: zone store, REST API, AXFR/IXFR, NOTIFY, catalog
-  anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT]
+  anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE]
                                          control plane + one node on loopback, seeded with example.com.
   anycastd version
 
-Signals: SIGHUP reloads configuration and zones (a zone that fails to load keeps
-its previous version serving); SIGTERM and SIGINT shut down cleanly.
+Signals: SIGHUP reloads the configuration (node: and its zones; a zone that
+fails to load keeps its previous version serving; standalone: the API token
+file); a configuration that fails to load is logged with its file:line and
+the running one stays. SIGTERM and SIGINT shut down cleanly.
 `
-
-var version = "dev"
 
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
@@ -60,7 +60,7 @@ func run(args []string, stderr io.Writer) error {
 	case "standalone":
 		return runStandalone(args[1:], stderr)
 	case "version":
-		fmt.Println("anycastd", version)
+		fmt.Println("anycastd", version.Get())
 		return nil
 	case "-h", "-help", "--help", "help":
 		_, _ = fmt.Fprint(stderr, usage)
@@ -114,23 +114,13 @@ func runNode(args []string, stderr io.Writer) error {
 	if *cfgPath != "" && *nsid != "" {
 		cfg.Identity.Name = *nsid
 	}
-	logger, level := newLogger(cfg.Log, stderr)
+	logger, level := config.NewLogger(cfg.Log, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	node.Version = version
+	reload, stopReload := reloadSignal()
+	defer stopReload()
+	node.Version = version.Get().Version
 	n, err := node.New(cfg, *cfgPath, logger, level)
 	if err != nil {
 		return err
@@ -181,17 +171,6 @@ func flagConfig(listens, zones []string, metricsAddr, nsid, level string) (*conf
 	return config.ParseNode(data, "command-line")
 }
 
-func newLogger(l config.Log, stderr io.Writer) (*slog.Logger, *slog.LevelVar) {
-	level := new(slog.LevelVar)
-	level.Set(l.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(stderr, opts)
-	if l.Format == config.LogJSON {
-		h = slog.NewJSONHandler(stderr, opts)
-	}
-	return slog.New(h), level
-}
-
 func runControl(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -209,15 +188,51 @@ func runControl(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, _ := newLogger(cfg.Log, stderr)
+	logger, level := config.NewLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	c, err := control.New(cfg, logger)
+	reload, stopReload := reloadSignal()
+	defer stopReload()
+	c, err := control.New(cfg, logger,
+		control.WithReload(func() (*config.Control, error) { return config.LoadControl(*cfgPath) }),
+		control.WithLogLevel(level))
 	if err != nil {
 		return err
 	}
-	return c.Run(ctx)
+	return c.Run(ctx, reload)
 }
+
+// reloadSignal catches SIGHUP from now on, so that it no longer ends the
+// process, and turns each into a value on the returned channel, which
+// every role's Run takes as its reload requests. Signals that arrive while
+// one reload is pending are merged into it. stop ends the catching.
+func reloadSignal() (reload <-chan struct{}, stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ch := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ch, func() {
+		signal.Stop(hup)
+		close(done)
+	}
+}
+
+// envStandaloneToken names the environment variable with the standalone's
+// API token: unlike -token, it is not shown to other users by ps.
+const envStandaloneToken = "ANYCASTD_API_TOKEN" //nolint:gosec // the name of a variable, not a credential
 
 func runStandalone(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
@@ -228,17 +243,25 @@ func runStandalone(args []string, stderr io.Writer) error {
 	xfrAddr := fs.String("xfr", "127.0.0.1:5300", "transfer server `address:port` (AXFR/IXFR to the node)")
 	adminAddr := fs.String("admin", "127.0.0.1:8053", "node admin API `address:port`")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9153", "metrics `address:port` (empty = off)")
-	token := fs.String("token", "", "API token (default: read or create DIR/api.token)")
+	token := fs.String("token", "", "API token (visible to other users in ps: prefer -token-file or $"+envStandaloneToken+")")
+	tokenFile := fs.String("token-file", "", "`file` of API tokens, one per line, mode 0600, re-read on SIGHUP (default: DIR/api.token, created with a random token)")
 	name := fs.String("nsid", "standalone", "node identity (NSID)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	o := standalone.Options{DataDir: *data, Token: *token, Name: *name}
+	o := standalone.Options{DataDir: *data, Token: *token, TokenFile: *tokenFile, Name: *name}
 	var errs []error
+	if o.Token == "" {
+		o.Token = os.Getenv(envStandaloneToken)
+	}
+	if *token != "" && *tokenFile != "" {
+		errs = append(errs, errors.New("-token and -token-file: use one"))
+	}
 	for _, a := range []struct {
 		flag string
 		val  string
@@ -253,16 +276,24 @@ func runStandalone(args []string, stderr io.Writer) error {
 		}
 		*a.dst = ap
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := o.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	format := config.LogFormat(*logFormat)
+	if format != config.LogText && format != config.LogJSON {
+		errs = append(errs, fmt.Errorf("-log-format %q: want text or json", *logFormat))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	logger, level := newLogger(config.Log{Level: lvl, Format: config.LogText}, stderr)
+	logger, level := config.NewLogger(config.Log{Level: o.LogLevel, Format: format}, stderr)
+	if *token != "" {
+		logger.Warn("standalone: -token is visible to every user of this host (ps); prefer -token-file or $" + envStandaloneToken)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	node.Version = version
-	return standalone.Run(ctx, o, logger, level)
+	reload, stopReload := reloadSignal()
+	defer stopReload()
+	node.Version = version.Get().Version
+	return standalone.Run(ctx, o, logger, level, reload)
 }

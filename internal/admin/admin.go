@@ -7,6 +7,8 @@
 //	GET  /v1/status   → Status
 //	POST /v1/drain    → Status after the drain
 //	POST /v1/undrain  → Status after the undrain
+//	GET  /healthz     → 200 "ok" (liveness)
+//	GET  /readyz      → 200 "ready", or 503 "not ready: ..." (zones loaded, DNS up)
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status code.
 package admin

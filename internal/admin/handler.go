@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/httpprobe"
 )
 
 // Paths of the API.
@@ -25,6 +27,13 @@ type handler struct {
 	logger *slog.Logger
 	cop    *http.CrossOriginProtection
 	routes map[string]route
+	ready  httpprobe.ReadyFunc
+}
+
+// Readier is a Backend that says cheaply whether the node is ready, for
+// /readyz; without it /readyz asks Status.
+type Readier interface {
+	Readiness() error
 }
 
 type route struct {
@@ -32,8 +41,9 @@ type route struct {
 	serve  func(w http.ResponseWriter, r *http.Request)
 }
 
-// Handler serves the admin API of b. Only GET /v1/status, POST /v1/drain and
-// POST /v1/undrain exist; other paths are 404 and other methods 405. Requests
+// Handler serves the admin API of b. Only GET /v1/status, POST /v1/drain,
+// POST /v1/undrain and the probes GET /healthz and /readyz (package
+// httpprobe) exist; other paths are 404 and other methods 405. Requests
 // whose Host is not an IP address or localhost are refused (403), against
 // DNS rebinding, and so are cross-origin requests from browsers.
 func Handler(b Backend, logger *slog.Logger) http.Handler {
@@ -41,6 +51,15 @@ func Handler(b Backend, logger *slog.Logger) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{b: b, logger: logger.With("component", "admin"), cop: http.NewCrossOriginProtection()}
+	h.ready = func() error {
+		if !b.Status().Ready {
+			return errors.New("the node is not ready")
+		}
+		return nil
+	}
+	if r, ok := b.(Readier); ok {
+		h.ready = r.Readiness
+	}
 	h.routes = map[string]route{
 		PathStatus:  {http.MethodGet, h.status},
 		PathDrain:   {http.MethodPost, h.action("drain", b.Drain)},
@@ -52,6 +71,9 @@ func Handler(b Backend, logger *slog.Logger) http.Handler {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !localHost(r.Host) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a local address", r.Host))
+		return
+	}
+	if httpprobe.Serve(w, r, h.ready) {
 		return
 	}
 	rt, ok := h.routes[r.URL.Path]

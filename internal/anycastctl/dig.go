@@ -11,13 +11,25 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// DefaultServer is where dig sends queries without -server.
+// DefaultServer is where dig sends queries without -server: the DNS port
+// of the local host, where a PoP serves (dig is about which PoP answers).
+// anycastd standalone serves on StandaloneServer instead, and a refused
+// query says so.
 const DefaultServer = "127.0.0.1:53"
+
+// StandaloneServer is where anycastd standalone (make run) serves DNS by
+// default.
+const StandaloneServer = "127.0.0.1:5353"
+
+// ErrNoServer matches the error of a query that nothing listens for: the
+// host refused it (connection refused, or ICMP port unreachable for UDP).
+var ErrNoServer = errors.New("nothing listens there")
 
 // ednsSize is the EDNS buffer size of the queries (DNS flag day 2020).
 const ednsSize = 1232
@@ -154,7 +166,7 @@ func exchange(ctx context.Context, opts DigOptions, transport string, m *dns.Msg
 	c := &dns.Client{Net: transport, Timeout: timeout}
 	conn, err := c.DialContext(ctx, opts.Server)
 	if err != nil {
-		return Reply{}, fmt.Errorf("%s %s: %w", transport, opts.Server, err)
+		return Reply{}, exchangeErr(transport, opts.Server, err)
 	}
 	defer func() { _ = conn.Close() }()
 	// The library honours only the context's deadline; cancellation (^C)
@@ -166,7 +178,7 @@ func exchange(ctx context.Context, opts DigOptions, transport string, m *dns.Msg
 		return Reply{}, ctx.Err()
 	}
 	if err != nil {
-		return Reply{}, fmt.Errorf("%s %s: %w", transport, opts.Server, err)
+		return Reply{}, exchangeErr(transport, opts.Server, err)
 	}
 	// An error answer (FORMERR) may come without the question.
 	if (len(resp.Question) == 0 && resp.Rcode == dns.RcodeSuccess) || len(resp.Question) > 1 ||
@@ -187,6 +199,28 @@ func exchange(ctx context.Context, opts DigOptions, transport string, m *dns.Msg
 		}
 	}
 	return r, nil
+}
+
+// exchangeErr names the transport and server of a failed exchange; a
+// refused one matches ErrNoServer.
+func exchangeErr(transport, server string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s %s: %w (connection refused)", transport, server, ErrNoServer)
+	}
+	return fmt.Errorf("%s %s: %w", transport, server, err)
+}
+
+// Hint is advice for an error of Query or Repeat asking server, "" when
+// there is none.
+func Hint(server string, err error) string {
+	if !errors.Is(err, ErrNoServer) {
+		return ""
+	}
+	h := fmt.Sprintf("Nothing serves DNS at %s. Give the server with -server ADDR[:PORT]", server)
+	if server != StandaloneServer {
+		h += fmt.Sprintf("; anycastd standalone (make run) serves on %s: -server %s", StandaloneServer, StandaloneServer)
+	}
+	return h + "."
 }
 
 // WriteReply prints one answer in the manner of dig, led by the PoP that
@@ -329,6 +363,7 @@ func (t *Tally) WriteSummary(w io.Writer, server string, q Question) error {
 // when ctx ends early. It fails when no query was answered.
 func Repeat(ctx context.Context, w io.Writer, opts DigOptions, q Question, count int, interval time.Duration) error {
 	var t Tally
+	var lastErr error
 	ew := &errWriter{w: w}
 	ew.printf("%4s  %-20s %-9s %9s  %s\n", "SEQ", "POP", "RCODE", "RTT", "ANSWER")
 	timer := time.NewTimer(0)
@@ -349,6 +384,7 @@ loop:
 		}
 		t.Add(r, err)
 		if err != nil {
+			lastErr = err
 			ew.printf("%4d  %-20s %-9s %9s  %s\n", i, "-", "error", "-", err)
 			continue
 		}
@@ -368,6 +404,9 @@ loop:
 	if t.Answered() == 0 {
 		if t.Queries == 0 {
 			return ctx.Err()
+		}
+		if errors.Is(lastErr, ErrNoServer) {
+			return fmt.Errorf("no answer to %s: %w", plural(t.Queries, "query", "queries"), lastErr)
 		}
 		return fmt.Errorf("no answer to %s", plural(t.Queries, "query", "queries"))
 	}

@@ -405,3 +405,38 @@ func TestServerAddr(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryRefused: a query to a port nothing listens on fails with an
+// error that names the transport and the address and matches
+// ErrNoServer, and Hint points at -server and the standalone's port.
+func TestQueryRefused(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // now nothing listens: the kernel answers port unreachable
+	for _, tcp := range []bool{false, true} {
+		opts := anycastctl.DigOptions{Server: addr, TCP: tcp, Timeout: 2 * time.Second}
+		_, err := anycastctl.Query(t.Context(), opts, mustQuestion(t, "www.example.com", ""))
+		transport := map[bool]string{false: "udp", true: "tcp"}[tcp]
+		if !errors.Is(err, anycastctl.ErrNoServer) || err.Error() != transport+" "+addr+": nothing listens there (connection refused)" {
+			t.Errorf("%s: %v, want ErrNoServer naming the address", transport, err)
+		}
+		hint := anycastctl.Hint(addr, err)
+		if !strings.Contains(hint, "Nothing serves DNS at "+addr) || !strings.Contains(hint, "-server 127.0.0.1:5353") {
+			t.Errorf("hint %q", hint)
+		}
+	}
+	var out bytes.Buffer
+	err = anycastctl.Repeat(t.Context(), &out, anycastctl.DigOptions{Server: addr, Timeout: time.Second}, mustQuestion(t, "www.example.com", ""), 2, 0)
+	if !errors.Is(err, anycastctl.ErrNoServer) {
+		t.Errorf("Repeat: %v, want ErrNoServer", err)
+	}
+	if h := anycastctl.Hint(addr, errors.New("timeout")); h != "" {
+		t.Errorf("hint for another error: %q", h)
+	}
+	if h := anycastctl.Hint(anycastctl.StandaloneServer, err); strings.Contains(h, "serves on") {
+		t.Errorf("hint %q suggests the address already asked", h)
+	}
+}

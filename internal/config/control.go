@@ -35,8 +35,12 @@ type Control struct {
 	// 1..1000000 (default 1000).
 	JournalLimit int
 	Log          Log
+	// Metrics is the Prometheus endpoint (/metrics, with /healthz and
+	// /readyz); unset = none.
+	Metrics Metrics
 
-	src *source // where the fields came from; nil for a Control built in code
+	src        *source // where the fields came from; nil for a Control built in code
+	tokenLines []int   // line of each token in API.TokenFile
 }
 
 // ControlAPI configures the REST API.
@@ -186,13 +190,13 @@ func (d *decoder) decodeControl(data []byte) *Control {
 		d.src.markBad("api.token_file")
 		d.src.markBad("api.tokens")
 	} else if c.API.TokenFile != "" && !d.src.suppressed("api.token_file") {
-		tokens, err := readAPITokenFile(c.API.TokenFile)
+		tokens, lines, err := readAPITokenFile(c.API.TokenFile)
 		if err != nil {
 			p := d.src.lookup("api.token_file")
 			d.errs = append(d.errs, &FieldError{File: d.src.file, Line: p.line, Column: p.col, Path: "api.token_file", Msg: err.Error()})
 			d.src.markBad("api.token_file")
 		}
-		c.API.Tokens = tokens
+		c.API.Tokens, c.tokenLines = tokens, lines
 	}
 	return c
 }
@@ -230,6 +234,11 @@ func (d *decoder) control(top *yaml.Node, c *Control) {
 			}
 		}},
 		{"log", func(n *yaml.Node, p string) { d.log(n, p, &c.Log) }},
+		{"metrics", func(n *yaml.Node, p string) {
+			d.mapping(n, p, []field{
+				{"listen", func(n *yaml.Node, p string) { c.Metrics.Listen, _ = parseScalar(d, n, p, parseOptionalAddrPort) }},
+			})
+		}},
 	})
 }
 
@@ -325,37 +334,38 @@ func parseXfrKeyName(s string) (string, error) {
 }
 
 // readAPITokenFile reads bearer tokens, one per line, skipping blank lines and
-// # comments. The file must not be readable by other users.
-func readAPITokenFile(path string) ([]string, error) {
+// # comments, and returns them with their line numbers. The file must not be
+// readable by other users.
+func readAPITokenFile(path string) (tokens []string, lines []int, err error) {
 	// Messages leave the path out: the field names it already.
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
+		return nil, nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
 	}
 	if st.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("the token file is accessible to other users (mode %04o); chmod o-rwx it", st.Mode().Perm())
+		return nil, nil, fmt.Errorf("the token file is accessible to other users (mode %04o); chmod o-rwx it", st.Mode().Perm())
 	}
 	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
+		return nil, nil, fmt.Errorf("cannot read the token file: %w", pathErr(err))
 	}
-	var tokens []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 4096), maxFileSize)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		tokens = append(tokens, line)
+		lines = append(lines, n)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the token file: %w", err)
+		return nil, nil, fmt.Errorf("cannot read the token file: %w", err)
 	}
 	if len(tokens) == 0 {
-		return nil, errors.New("the token file holds no token")
+		return nil, nil, errors.New("the token file holds no token")
 	}
-	return tokens, nil
+	return tokens, lines, nil
 }
 
 // pathErr drops the path from an *fs.PathError.
@@ -402,6 +412,7 @@ func (c *Control) validate(v *validator) {
 	}
 	v.log("log", c.Log)
 	v.xfr(&c.Xfr, tcp)
+	v.httpListen("metrics.listen", c.Metrics.Listen, tcp)
 }
 
 func (c *Control) validateTokens(v *validator) {
@@ -420,6 +431,9 @@ func (c *Control) validateTokens(v *validator) {
 		p, what := indexPath("api.tokens", i), "a token"
 		if c.API.TokenFile != "" {
 			p, what = "api.token_file", fmt.Sprintf("token %d", i+1)
+			if i < len(c.tokenLines) {
+				what += fmt.Sprintf(" (%s:%d)", c.API.TokenFile, c.tokenLines[i])
+			}
 		} else if v.bad(p) {
 			continue
 		}

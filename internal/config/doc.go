@@ -15,6 +15,7 @@
 // empty (null) is treated as absent. Relative file paths in a configuration
 // are resolved against the directory of the configuration file.
 //
-// The package does no logging; LoadNode reads one file and ParseNode looks up
+// The package does no logging itself; NewLogger is the one place the roles'
+// logger is built. LoadNode reads one file and ParseNode looks up
 // os.Hostname when identity.name is absent.
 package config

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 
 	"go.yaml.in/yaml/v3"
@@ -65,4 +66,30 @@ func (v *validator) log(path string, l Log) {
 	if _, err := parseLogFormat(string(l.Format)); err != nil {
 		v.add(path+".format", "%v", err)
 	}
+}
+
+// NewLogger is the one log setup of every role: a text or JSON handler on w
+// at a level that can be changed later (a reload sets the returned LevelVar).
+//
+// Durations are written as Go duration strings ("1.5s", "250ms") in both
+// formats: the text handler does so already, and the JSON handler would
+// write a bare integer of nanoseconds, whose unit a reader of the log
+// cannot know.
+func NewLogger(l Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(l.Level)
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if l.Format == LogJSON {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h), level
+}
+
+// durationString renders a time.Duration attribute as its String form.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

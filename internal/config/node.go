@@ -90,14 +90,19 @@ type Limits struct {
 	TCPBusyIdleTimeout time.Duration
 	UDPReaders         int // UDP reader goroutines per address; 0 = GOMAXPROCS (default)
 	// RRL is response rate limiting of UDP answers; off unless RRL.Rate is
-	// set (slip 2, prefixes /24 and /56, 65536 buckets by default).
+	// set (slip 2, prefixes /24 and /56, 65536 buckets by default). A
+	// node on the internet should set it (RecommendedRRLRate); Advice
+	// warns when a non-loopback listener has it off.
 	RRL ratelimit.RRLConfig
-	// Cookies turns DNS Cookies (RFC 7873, 9018) on.
+	// Cookies are DNS Cookies (RFC 7873, 9018), on by default as in BIND.
 	Cookies Cookies
 }
 
 // Cookies configures DNS Cookies. Secret is 32 hex digits; every PoP of
-// an anycast set needs the same one. Empty = a random secret per process.
+// an anycast set needs the same one. Empty = a random secret per process:
+// a restart only makes clients' cookies stale (the next answer carries a
+// new one, nothing is refused), but PoPs of one anycast set cannot check
+// each other's, so Advice warns when the node has BGP and no secret.
 type Cookies struct {
 	Enabled bool
 	Secret  string
@@ -229,6 +234,7 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 			TCPSourceIPv6Prefix:  defaultTCPSourceIPv6,
 			TCPBusyIdleTimeout:   defaultTCPBusyIdle,
 			RRL:                  ratelimit.RRLConfig{Slip: ratelimit.DefaultSlip},
+			Cookies:              Cookies{Enabled: true},
 		},
 		Log:         defaultLog(),
 		DrainPeriod: defaultDrainPeriod,

@@ -118,7 +118,8 @@ func TestGood(t *testing.T) {
 	}
 	defaultIdentity := config.Identity{Name: host, NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"}
 	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2},
-		TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second}
+		TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second,
+		Cookies: config.Cookies{Enabled: true}}
 	defaultLog := config.Log{Level: slog.LevelInfo, Format: config.LogText}
 
 	tests := map[string]*config.Node{
@@ -224,8 +225,9 @@ func TestGood(t *testing.T) {
 			SecondaryTimers: config.SecondaryTimers{
 				MinRefresh: 30 * time.Second, MinRetry: 10 * time.Second, MinExpire: time.Hour},
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
-				RRL:                  ratelimit.RRLConfig{Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
-				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second},
+				RRL:                  ratelimit.RRLConfig{Rate: 20, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
+				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second,
+				Cookies: config.Cookies{Enabled: true}},
 			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
 			Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},
 			Log:     defaultLog, DrainPeriod: 5 * time.Second,

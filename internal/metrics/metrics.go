@@ -1,6 +1,7 @@
-// Package metrics exposes the node's Prometheus metrics. Query counters are
-// kept lock-free by the DNS workers and read here at scrape time, so the query
-// path never touches the Prometheus client.
+// Package metrics exposes the Prometheus metrics of the node and of the
+// control plane. Query counters are kept lock-free by the DNS workers and
+// read here at scrape time, so the query path never touches the Prometheus
+// client. Every role's registry has anycastd_build_info.
 package metrics
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/version"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -45,8 +47,48 @@ func NewNode(stats *dnsserver.Stats, zones func() []*zone.Zone) *Node {
 	}
 	reg.MustRegister(n.LoadErrors, n.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		BuildInfo(version.Get()),
 		&queryCollector{stats: stats}, &zoneCollector{zones: zones})
 	return n
+}
+
+// Control holds the registry of a control plane.
+type Control struct {
+	Registry *prometheus.Registry
+	Reloads  *prometheus.CounterVec // by result
+}
+
+// NewControl registers the control plane's own collectors; the transfer
+// server's are registered by the role once it exists.
+func NewControl() *Control {
+	reg := prometheus.NewRegistry()
+	c := &Control{
+		Registry: reg,
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "reloads_total", Help: "Configuration reloads by result (ok, config_error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(c.Reloads, BuildInfo(version.Get()),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return c
+}
+
+// Handler returns the /metrics handler of the control plane's registry.
+func (c *Control) Handler() http.Handler {
+	return promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{Registry: c.Registry})
+}
+
+// BuildInfo is the anycastd_build_info gauge, always 1, whose labels say
+// which build runs: version, revision (VCS, "" when not stamped) and
+// goversion.
+func BuildInfo(info version.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "build_info",
+		Help:        "Always 1; the labels say which build of anycastd runs.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "revision": info.Revision, "goversion": info.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 var (
@@ -125,10 +167,13 @@ func Serve(ctx context.Context, addr netip.AddrPort, h http.Handler, logger *slo
 	return ServeListener(ctx, ln, h, logger)
 }
 
-// ServeListener is Serve on an open listener.
+// ServeListener is Serve on an open listener. It logs as component
+// "metrics": logger must not carry a component of its own.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("http listening", "addr", ln.Addr().String())
+	log := logger.With("component", "metrics")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("metrics listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error

@@ -51,7 +51,8 @@ PRAGMA user_version = 1;
 `
 
 // Open opens (creating if needed) the database at path, whose directory must
-// exist, and loads every zone into memory.
+// exist, and loads every zone into memory. A database it creates, and its
+// -wal and -shm files, are mode 0600 whatever the umask.
 func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	start := time.Now()
 	o := options{journalLimit: DefaultJournalLimit, maxRecords: DefaultMaxRecords, policy: SerialIncrement, now: time.Now}
@@ -69,6 +70,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	}
 	lock, err := lockFile(path + ".lock")
 	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := createPrivate(path, logger.With("component", "store")); err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	// synchronous=FULL fsyncs the WAL on every commit; busy_timeout covers

@@ -76,17 +76,18 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	}
 
 	keyName := ""
+	pol := s.pol.Load()
 	if t := q.IsTsig(); t != nil {
-		if err := s.ring.verify(raw); err != nil {
+		if err := pol.ring.verify(raw); err != nil {
 			s.met.result(typ, resultNotAuth)
 			s.log.Debug("request with a bad tsig", "src", src, "zone", r.qname, "qtype", typ, "key", t.Hdr.Name, "err", err)
 			return s.tsigError(r, t, tsigRcode(err)) == nil
 		}
-		r.key = s.ring[dns.CanonicalName(t.Hdr.Name)]
+		r.key = pol.ring[dns.CanonicalName(t.Hdr.Name)]
 		r.mac, _ = hex.DecodeString(t.MAC)
 		keyName = r.key.name
 	}
-	if !s.allowed(src.Addr(), keyName) {
+	if !pol.allowed(src.Addr(), keyName) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
 		return s.reply(r, dns.RcodeRefused) == nil
@@ -123,11 +124,11 @@ func typeLabel(t uint16) string {
 	return "other"
 }
 
-// allowed applies the transfer ACL to a source and the key the request was
-// signed with ("" = unsigned).
-func (s *Server) allowed(addr netip.Addr, keyName string) bool {
+// allowed applies the transfer ACL of p to a source and the key the request
+// was signed with ("" = unsigned).
+func (p *policy) allowed(addr netip.Addr, keyName string) bool {
 	addr = addr.Unmap()
-	for _, a := range s.cfg.AllowTransfer {
+	for _, a := range p.allow {
 		if a.Prefix.Contains(addr) && (a.Key == "" || dns.CanonicalName(a.Key) == keyName) {
 			return true
 		}
@@ -185,7 +186,7 @@ func (s *Server) tsigError(r *request, t *dns.TSIG, tsigErr uint16) error {
 	var key *tsigKey
 	var mac []byte
 	if tsigErr == dns.RcodeBadTime {
-		key = s.ring[dns.CanonicalName(t.Hdr.Name)]
+		key = s.pol.Load().ring[dns.CanonicalName(t.Hdr.Name)]
 		mac, _ = hex.DecodeString(t.MAC)
 	}
 	sig, err := newSigner(key, t.Hdr.Name, t.Algorithm, mac, tsigErr, time.Now)

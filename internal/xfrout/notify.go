@@ -42,6 +42,7 @@ type notifier struct {
 	tries   int
 	backoff time.Duration
 	workers int
+	timeout time.Duration
 	log     *slog.Logger
 	met     *metricsSet
 	// soa returns the current SOA of a zone (sent in the answer section);
@@ -50,14 +51,20 @@ type notifier struct {
 	// send sends one NOTIFY and waits for its answer: nil when
 	// acknowledged, an error matching errRejected when refused, another
 	// error when unanswered.
-	send    func(ctx context.Context, t *target, m *dns.Msg) error
-	targets []*target
+	send func(ctx context.Context, t *target, m *dns.Msg) error
+
+	mu      sync.Mutex
+	targets []*target       // replaced by setTargets
+	ctx     context.Context // of run while it runs, else nil
+	wg      sync.WaitGroup  // the targets' workers
 }
 
 // target is one secondary and its queue.
 type target struct {
-	addr netip.AddrPort
-	key  *tsigKey // nil = unsigned
+	addr   netip.AddrPort
+	key    *tsigKey           // nil = unsigned
+	client *dns.Client        // signs with key
+	stop   context.CancelFunc // ends the target's workers; nil before they start
 
 	mu    sync.Mutex
 	jobs  map[string]*job // zone → its pending NOTIFY
@@ -79,20 +86,86 @@ type job struct {
 func newNotifier(cfg Config, ring keyring, log *slog.Logger, met *metricsSet, soa func(context.Context, string) (*dns.SOA, error)) *notifier {
 	n := &notifier{
 		tries: cfg.NotifyTries, backoff: cfg.NotifyBackoff, workers: cfg.NotifyConcurrency,
-		log: log, met: met, soa: soa,
+		timeout: cfg.NotifyTimeout, log: log, met: met, soa: soa,
 	}
-	client := &dns.Client{Net: "udp", Timeout: cfg.NotifyTimeout, TsigProvider: ring}
 	n.send = func(ctx context.Context, t *target, m *dns.Msg) error {
-		return exchangeNotify(ctx, client, t, m)
+		return exchangeNotify(ctx, t.client, t, m)
 	}
 	for _, nt := range cfg.Notify {
-		t := &target{addr: nt.Addr, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
-		if nt.Key != "" {
-			t.key = ring[dns.CanonicalName(nt.Key)]
-		}
-		n.targets = append(n.targets, t)
+		n.targets = append(n.targets, n.newTarget(nt, ring))
 	}
 	return n
+}
+
+// newTarget returns the target of nt, its key taken from ring.
+func (n *notifier) newTarget(nt NotifyTarget, ring keyring) *target {
+	t := &target{addr: nt.Addr, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+	// Each target signs with its own key: a reconfiguration that
+	// changes the keys does not change what a running target signs with.
+	signing := keyring{}
+	if nt.Key != "" {
+		t.key = ring[dns.CanonicalName(nt.Key)]
+		if t.key != nil {
+			signing[t.key.name] = t.key
+		}
+	}
+	t.client = &dns.Client{Net: "udp", Timeout: n.timeout, TsigProvider: signing}
+	return t
+}
+
+// sameKey reports whether two keys sign alike.
+func sameKey(a, b *tsigKey) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.name == b.name && a.alg == b.alg && string(a.secret) == string(b.secret)
+}
+
+// setTargets replaces the targets by those of list. A target whose address
+// and key are unchanged is kept with its queue; one that is gone stops
+// and drops its pending NOTIFYs; a new one starts when the notifier runs.
+// It returns the new targets.
+func (n *notifier) setTargets(list []NotifyTarget, ring keyring) []*target {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	kept := map[*target]bool{}
+	var next, added []*target
+	for _, nt := range list {
+		var t *target
+		want := n.newTarget(nt, ring)
+		for _, old := range n.targets {
+			if !kept[old] && old.addr == want.addr && sameKey(old.key, want.key) {
+				t = old
+				break
+			}
+		}
+		if t == nil {
+			t = want
+			added = append(added, t)
+			if n.ctx != nil {
+				n.start(t)
+			}
+		}
+		kept[t] = true
+		next = append(next, t)
+	}
+	for _, old := range n.targets {
+		if !kept[old] {
+			if old.stop != nil {
+				old.stop()
+			}
+			old.clear()
+		}
+	}
+	n.targets = next
+	return added
+}
+
+// current returns the targets.
+func (n *notifier) current() []*target {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.targets
 }
 
 // exchangeNotify sends m to t over UDP and checks the answer.
@@ -144,8 +217,13 @@ func tsigErrorName(code uint16) string {
 
 // enqueue announces serial of zone to every target.
 func (n *notifier) enqueue(zoneName string, serial uint32) {
+	n.enqueueTo(n.current(), zoneName, serial)
+}
+
+// enqueueTo announces serial of zone to targets.
+func (n *notifier) enqueueTo(targets []*target, zoneName string, serial uint32) {
 	zoneName = dns.CanonicalName(zoneName)
-	for _, t := range n.targets {
+	for _, t := range targets {
 		t.mu.Lock()
 		j := t.jobs[zoneName]
 		switch {
@@ -205,23 +283,43 @@ func (t *target) pop() *job {
 
 // run sends until ctx is done; then pending retries are dropped.
 func (n *notifier) run(ctx context.Context) {
-	var wg sync.WaitGroup
+	n.mu.Lock()
+	n.ctx = ctx
 	for _, t := range n.targets {
-		for range n.workers {
-			wg.Go(func() { n.work(ctx, t) })
+		n.start(t)
+	}
+	n.mu.Unlock()
+	<-ctx.Done()
+	n.mu.Lock()
+	n.ctx = nil // no target starts after this
+	targets := n.targets
+	n.mu.Unlock()
+	n.wg.Wait()
+	for _, t := range targets {
+		t.clear()
+	}
+}
+
+// start runs t's workers until n.ctx is done or t is removed; n.mu is held
+// and n.ctx is set.
+func (n *notifier) start(t *target) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	t.stop = cancel
+	for range n.workers {
+		n.wg.Go(func() { n.work(ctx, t) })
+	}
+}
+
+// clear drops t's pending NOTIFYs and their retry timers.
+func (t *target) clear() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, j := range t.jobs {
+		if j.timer != nil {
+			j.timer.Stop()
 		}
 	}
-	wg.Wait()
-	for _, t := range n.targets {
-		t.mu.Lock()
-		for _, j := range t.jobs {
-			if j.timer != nil {
-				j.timer.Stop()
-			}
-		}
-		t.jobs, t.queue = map[string]*job{}, nil
-		t.mu.Unlock()
-	}
+	t.jobs, t.queue = map[string]*job{}, nil
 }
 
 func (n *notifier) work(ctx context.Context, t *target) {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,11 +27,11 @@ import (
 // AXFR and IXFR, with TSIG; it sends them NOTIFY when a zone changes and
 // serves the catalog zone. Create it with New, then Run it.
 type Server struct {
-	cfg    Config
+	cfg    Config // Keys, AllowTransfer and Notify as at New: the current ones are in pol
 	src    ZoneSource
 	log    *slog.Logger
-	ring   keyring
-	cat    *catalog // nil without a catalog
+	pol    atomic.Pointer[policy] // keys and ACL, replaced by Reconfigure
+	cat    *catalog               // nil without a catalog
 	notify *notifier
 	met    *metricsSet
 	xfrs   chan struct{} // transfers being written
@@ -42,6 +43,8 @@ type Server struct {
 	tcp   []*net.TCPListener
 	conns map[net.Conn]struct{}
 	done  bool
+
+	reconfigure sync.Mutex // one Reconfigure at a time
 }
 
 // New checks cfg and returns a Server for the zones of src; nothing is
@@ -59,7 +62,6 @@ func New(cfg Config, src ZoneSource, logger *slog.Logger) (*Server, error) {
 		cfg:   cfg,
 		src:   src,
 		log:   logger.With("component", "xfrout"),
-		ring:  ring,
 		met:   newMetrics(),
 		xfrs:  make(chan struct{}, cfg.MaxTransfers),
 		ready: make(chan struct{}),
@@ -68,6 +70,7 @@ func New(cfg Config, src ZoneSource, logger *slog.Logger) (*Server, error) {
 	if cfg.Catalog != "" {
 		s.cat = newCatalog(cfg.Catalog, cfg.CatalogJournal, cfg.Now)
 	}
+	s.pol.Store(&policy{ring: ring, allow: cfg.AllowTransfer})
 	s.notify = newNotifier(cfg, ring, s.log, s.met, s.currentSOA)
 	return s, nil
 }
@@ -395,9 +398,10 @@ func remoteAddr(c *net.TCPConn) (netip.Addr, bool) {
 }
 
 // mayConnect reports whether addr is in the prefix of an allow_transfer
-// entry, whatever the entry's key.
+// entry of the current policy (a reload may have changed it), whatever the
+// entry's key.
 func (s *Server) mayConnect(addr netip.Addr) bool {
-	for _, a := range s.cfg.AllowTransfer {
+	for _, a := range s.pol.Load().allow {
 		if a.Prefix.Contains(addr) {
 			return true
 		}

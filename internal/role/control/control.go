@@ -2,10 +2,21 @@
 // the transfer server (AXFR/IXFR, NOTIFY, catalog zone) of package xfrout.
 //
 // Start-up order: create the data directory → open the store, which loads
-// every zone into memory → bind the API listener and the transfer listeners
-// (any failure closes what was opened and aborts) → ready.
+// every zone into memory → bind the API listener, the metrics listener and
+// the transfer listeners (any failure closes what was opened and aborts) →
+// ready.
 //
-// Shutdown order, when the context ends: the API stops accepting requests
+// Reload (SIGHUP, a value on Run's reload channel) re-reads the
+// configuration the way the node does: one that fails to load or validate
+// is logged with its file:line and changes nothing; a valid one replaces,
+// at once, the API tokens and body limit, the transfer keys, ACL and
+// NOTIFY targets and the log level. Settings that need their listener or
+// the store re-created (data_dir, api.listen, xfr.listen, xfr.catalog,
+// metrics.listen, serial_policy, journal_limit, log.format) are logged as
+// needing a restart and keep their running values.
+//
+// Shutdown order, when the context ends: /readyz turns 503, the API and
+// metrics listeners stop accepting requests
 // and waits up to api.ShutdownTimeout for those in progress, so a write
 // that started is committed and answered → the transfer server stops →
 // the store closes (after the write in progress, if any) → Run returns. If
@@ -21,14 +32,23 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
@@ -38,18 +58,43 @@ const DBFile = "zones.db"
 
 // Control is a control plane process.
 type Control struct {
-	cfg   *config.Control
-	log   *slog.Logger
-	ready chan struct{}
+	log     *slog.Logger // as given to New: the parts name their own component
+	clog    *slog.Logger // component=control
+	ready   chan struct{}
+	load    func() (*config.Control, error) // nil: reload has nothing to re-read
+	level   *slog.LevelVar                  // nil: the level stays
+	metrics *metrics.Control
 
 	// listener, when set before Run (by tests), is used instead of
 	// binding api.listen.
 	listener net.Listener
 
-	mu       sync.Mutex
-	store    *store.Store
-	addr     netip.AddrPort
-	xfrAddrs []netip.AddrPort
+	api      apiSwitch   // the API handler of the current configuration
+	stopping atomic.Bool // the shutdown has started
+	reloadMu sync.Mutex  // one reload at a time
+
+	mu          sync.Mutex
+	cfg         *config.Control // the configuration in force
+	store       *store.Store
+	addr        netip.AddrPort
+	metricsAddr netip.AddrPort
+	xfr         *xfrout.Server // nil without a transfer server
+	xfrAddrs    []netip.AddrPort
+}
+
+// Option configures New.
+type Option func(*Control)
+
+// WithReload makes a reload call load for the new configuration, such as
+// config.LoadControl of the file the control plane was started with.
+func WithReload(load func() (*config.Control, error)) Option {
+	return func(c *Control) { c.load = load }
+}
+
+// WithLogLevel makes a reload set level to the new configuration's
+// log.level.
+func WithLogLevel(level *slog.LevelVar) Option {
+	return func(c *Control) { c.level = level }
 }
 
 // XfrAddrs returns the bound transfer addresses, once ready.
@@ -61,7 +106,7 @@ func (c *Control) XfrAddrs() []netip.AddrPort {
 
 // New prepares a control plane from a configuration, which it validates.
 // Nothing is opened until Run.
-func New(cfg *config.Control, logger *slog.Logger) (*Control, error) {
+func New(cfg *config.Control, logger *slog.Logger, opts ...Option) (*Control, error) {
 	if cfg == nil {
 		return nil, errors.New("control: no configuration")
 	}
@@ -71,11 +116,31 @@ func New(cfg *config.Control, logger *slog.Logger) (*Control, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Control{cfg: cfg, log: logger, ready: make(chan struct{})}, nil
+	c := &Control{cfg: cfg, log: logger, clog: logger.With("component", "control"), ready: make(chan struct{}),
+		metrics: metrics.NewControl()}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // Ready is closed once the store is open and the API listens.
 func (c *Control) Ready() <-chan struct{} { return c.ready }
+
+// Readiness is the /readyz of the control plane's HTTP listeners: ready
+// from the moment the store is open and every listener is up until the
+// shutdown starts.
+func (c *Control) Readiness() error {
+	select {
+	case <-c.ready:
+	default:
+		return errors.New("opening the store and binding the listeners")
+	}
+	if c.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
 
 // Store returns the open store, nil before Ready.
 func (c *Control) Store() *store.Store {
@@ -91,74 +156,154 @@ func (c *Control) APIAddr() netip.AddrPort {
 	return c.addr
 }
 
+// MetricsAddr returns the address the metrics endpoint listens on, zero
+// before Ready or without one.
+func (c *Control) MetricsAddr() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.metricsAddr
+}
+
+// XfrCollectors returns the transfer server's Prometheus collectors once
+// ready, for a process that serves them on a registry of its own
+// (standalone); nil without a transfer server.
+func (c *Control) XfrCollectors() []prometheus.Collector {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.xfr == nil {
+		return nil
+	}
+	return c.xfr.Collectors()
+}
+
+// apiSwitch serves the API handler of the configuration in force.
+type apiSwitch struct{ h atomic.Pointer[http.Handler] }
+
+func (s *apiSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+
+func (s *apiSwitch) set(h http.Handler) { s.h.Store(&h) }
+
+// apiHandler is the API of cfg over s.
+func (c *Control) apiHandler(s *store.Store, cfg *config.Control) http.Handler {
+	return api.Handler(NewBackend(s), api.Config{Tokens: cfg.API.Tokens, MaxBody: cfg.API.MaxBody}, c.log)
+}
+
 // Run starts the control plane and serves until ctx is done, then shuts
-// down in the order the package documents.
-func (c *Control) Run(ctx context.Context) error {
+// down in the order the package documents. Each value received on reload
+// triggers a reload (nil: none).
+func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	start := time.Now()
-	log := c.log.With("component", "control")
-	if err := os.MkdirAll(c.cfg.DataDir, 0o700); err != nil {
+	log := c.clog
+	c.mu.Lock()
+	cfg := c.cfg
+	c.mu.Unlock()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("control: data directory: %w", err)
 	}
-	policy, err := store.ParseSerialPolicy(c.cfg.SerialPolicy)
+	policy, err := store.ParseSerialPolicy(cfg.SerialPolicy)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	s, err := store.Open(ctx, filepath.Join(c.cfg.DataDir, DBFile), c.log,
-		store.WithJournalLimit(c.cfg.JournalLimit), store.WithDefaultPolicy(policy))
+	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log,
+		store.WithJournalLimit(cfg.JournalLimit), store.WithDefaultPolicy(policy))
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
+	}
+	// closeAll closes what was opened when the start-up fails.
+	var opened []interface{ Close() error }
+	closeAll := func(err error) error {
+		for _, o := range slices.Backward(opened) {
+			_ = o.Close()
+		}
+		return errors.Join(err, s.Close())
 	}
 	ln := c.listener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", c.cfg.API.Listen.String()); err != nil {
-			return errors.Join(fmt.Errorf("control: api: %w", err), s.Close())
+		if ln, err = net.Listen("tcp", cfg.API.Listen.String()); err != nil {
+			return closeAll(fmt.Errorf("control: api: %w", err))
 		}
 	}
+	opened = append(opened, ln)
 	addr, err := netip.ParseAddrPort(ln.Addr().String())
 	if err != nil {
-		_ = ln.Close()
-		return errors.Join(fmt.Errorf("control: api: %w", err), s.Close())
+		return closeAll(fmt.Errorf("control: api: %w", err))
 	}
 	if !addr.Addr().IsLoopback() {
 		log.Warn("the API speaks plain HTTP on a non-loopback address: tokens cross the network in the clear unless a TLS proxy fronts it",
 			"addr", addr.String())
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen.IsValid() {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen.String()); err != nil {
+			return closeAll(fmt.Errorf("control: metrics: %w", err))
+		}
+		opened = append(opened, metricsLn)
+	}
 	c.mu.Lock()
 	c.store, c.addr = s, addr
+	if metricsLn != nil {
+		c.metricsAddr, _ = netip.ParseAddrPort(metricsLn.Addr().String())
+	}
 	c.mu.Unlock()
-	h := api.Handler(NewBackend(s), api.Config{Tokens: c.cfg.API.Tokens, MaxBody: c.cfg.API.MaxBody}, c.log)
+	c.api.set(c.apiHandler(s, cfg))
 
 	// xfrDone stays nil (never ready) without a transfer server.
 	xfrCtx, stopXfr := context.WithCancel(context.Background())
 	defer stopXfr()
 	var xfrDone chan error
-	if xfrout.Enabled(c.cfg) {
-		srv, err := xfrout.New(xfrout.FromControl(c.cfg), s, c.log)
+	if xfrout.Enabled(cfg) {
+		srv, err := xfrout.New(xfrout.FromControl(cfg), s, c.log)
 		if err != nil {
-			_ = ln.Close()
-			return errors.Join(fmt.Errorf("control: xfr: %w", err), s.Close())
+			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
+		c.metrics.Registry.MustRegister(srv.Collectors()...)
 		xfrDone = make(chan error, 1)
 		go func() { xfrDone <- srv.Run(xfrCtx) }()
 		select {
 		case <-srv.Ready():
 			c.mu.Lock()
-			c.xfrAddrs = srv.Addrs()
+			c.xfr, c.xfrAddrs = srv, srv.Addrs()
 			c.mu.Unlock()
 		case err := <-xfrDone:
-			_ = ln.Close()
-			return errors.Join(fmt.Errorf("control: xfr: %w", err), s.Close())
+			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
 	}
 	close(c.ready)
-	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "data_dir", c.cfg.DataDir,
-		"startup", time.Since(start).Round(time.Millisecond))
+	metricsAt := "off"
+	if a := c.MetricsAddr(); a.IsValid() {
+		metricsAt = a.String()
+	}
+	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
+		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
 
-	// The API stops when ctx ends, or when the transfer server fails.
+	// The API and metrics stop when ctx ends, or when the transfer
+	// server fails.
 	apiCtx, stopAPI := context.WithCancel(ctx)
 	defer stopAPI()
 	apiDone := make(chan error, 1)
-	go func() { apiDone <- api.Serve(apiCtx, ln, h, c.log) }()
+	go func() { apiDone <- api.Serve(apiCtx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log) }()
+	metricsDone := make(chan error, 1)
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", c.metrics.Handler())
+		go func() {
+			metricsDone <- metrics.ServeListener(apiCtx, metricsLn, httpprobe.Wrap(mux, c.Readiness), c.log)
+		}()
+	} else {
+		metricsDone <- nil
+	}
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		for {
+			select {
+			case <-apiCtx.Done():
+				return
+			case <-reload:
+				c.Reload(apiCtx)
+			}
+		}
+	}()
 	var runErr error
 	select {
 	case runErr = <-apiDone:
@@ -173,6 +318,12 @@ func (c *Control) Run(ctx context.Context) error {
 			log.Warn("api stopped", "err", err)
 		}
 	}
+	c.stopping.Store(true)
+	stopAPI()
+	<-reloadDone
+	if err := <-metricsDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("control: metrics: %w", err)
+	}
 	log.Info("shutting down")
 	stopXfr()
 	if xfrDone != nil {
@@ -185,4 +336,77 @@ func (c *Control) Run(ctx context.Context) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// Reload re-reads the configuration and applies it as the package
+// documents; one that fails to load keeps the running one. It does
+// nothing before Ready.
+func (c *Control) Reload(ctx context.Context) {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	log := c.clog
+	select {
+	case <-c.ready:
+	default:
+		log.Warn("reload: the control plane is still starting; ignored")
+		return
+	}
+	if c.load == nil {
+		log.Info("reload: no configuration to re-read")
+		return
+	}
+	nc, err := c.load()
+	if err != nil {
+		log.Error("reload: configuration rejected, keeping the running one", "err", err)
+		c.metrics.Reloads.WithLabelValues("config_error").Inc()
+		return
+	}
+	c.mu.Lock()
+	old, s, srv := c.cfg, c.store, c.xfr
+	c.mu.Unlock()
+	restart := restartOnly(old, nc)
+	if srv != nil && xfrout.Enabled(nc) {
+		if err := srv.Reconfigure(ctx, xfrout.FromControl(nc)); err != nil {
+			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
+			c.metrics.Reloads.WithLabelValues("config_error").Inc()
+			return
+		}
+	}
+	c.api.set(c.apiHandler(s, nc))
+	if c.level != nil {
+		c.level.Set(nc.Log.Level)
+	}
+	c.mu.Lock()
+	c.cfg = nc
+	c.mu.Unlock()
+	if len(restart) > 0 {
+		log.Warn("reload: these settings changed but apply only after a restart", "settings", strings.Join(restart, ","))
+	}
+	c.metrics.Reloads.WithLabelValues("ok").Inc()
+	log.Info("reloaded", "tokens", len(nc.API.Tokens), "allow_transfer", len(nc.Xfr.AllowTransfer),
+		"notify_targets", len(nc.Xfr.Notify), "tsig_keys", len(nc.Xfr.TSIGKeys), "log_level", nc.Log.Level.String())
+}
+
+// restartOnly lists the settings of c that differ from old and that a
+// reload cannot apply.
+func restartOnly(old, c *config.Control) []string {
+	var changed []string
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"data_dir", c.DataDir == old.DataDir},
+		{"api.listen", c.API.Listen == old.API.Listen},
+		{"xfr.listen", slices.Equal(c.Xfr.Listen, old.Xfr.Listen)},
+		{"xfr.catalog", reflect.DeepEqual(c.Xfr.Catalog, old.Xfr.Catalog)},
+		{"metrics.listen", c.Metrics == old.Metrics},
+		{"serial_policy", c.SerialPolicy == old.SerialPolicy},
+		{"journal_limit", c.JournalLimit == old.JournalLimit},
+		{"log.format", c.Log.Format == old.Log.Format},
+	} {
+		if !f.same {
+			changed = append(changed, f.name)
+		}
+	}
+	return changed
 }

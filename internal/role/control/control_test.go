@@ -63,7 +63,7 @@ func runChild(cfgPath string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- c.Run(ctx) }()
+	go func() { errc <- c.Run(ctx, nil) }()
 	select {
 	case <-c.Ready():
 		fmt.Printf("LISTENING %s\n", c.APIAddr())
@@ -350,7 +350,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
-	go func() { errc <- c.Run(ctx) }()
+	go func() { errc <- c.Run(ctx, nil) }()
 	select {
 	case <-c.Ready():
 	case err := <-errc:
@@ -401,7 +401,7 @@ func TestRunListenFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "control: api: ") {
+	if err := c.Run(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "control: api: ") {
 		t.Fatalf("Run with the API address in use: %v", err)
 	}
 	s, err := store.Open(t.Context(), filepath.Join(cfg.DataDir, DBFile), nil)

@@ -30,6 +30,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -38,8 +39,9 @@ import (
 
 // Node is a running PoP.
 type Node struct {
-	path    string // config file, empty when built from flags
-	log     *slog.Logger
+	path    string       // config file, empty when built from flags
+	log     *slog.Logger // with component=node
+	root    *slog.Logger // as given to New: for the parts that name their own component
 	level   *slog.LevelVar
 	mu      sync.Mutex
 	cfg     *config.Node
@@ -51,6 +53,8 @@ type Node struct {
 	zs      *zonesync.Manager // nil without secondary zones
 	ready   chan struct{}
 	started time.Time
+
+	stopping atomic.Bool // the shutdown has started
 
 	setMu     sync.Mutex
 	fileZones []*zone.Zone // the zones loaded from files, published with zs's
@@ -71,7 +75,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, fmt.Errorf("limits.rrl: %w", err)
 	}
 	h.SetRRL(limiter)
-	h.SetCookies(cookies(cfg.Limits.Cookies, logger))
+	h.SetCookies(cookies(cfg.Limits.Cookies, logger.With("component", "node")))
 	if err := setTSIG(h, cfg); err != nil {
 		return nil, err
 	}
@@ -91,10 +95,11 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, err
 	}
 	n := &Node{
-		path: path, cfg: cfg, log: logger.With("component", "node"), level: level,
+		path: path, cfg: cfg, log: logger.With("component", "node"), root: logger, level: level,
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
+	n.logAdvice(cfg)
 	if zonesync.Enabled(cfg) {
 		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
 		if err != nil {
@@ -211,7 +216,8 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
-		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, mux, n.log) })
+		h := httpprobe.Wrap(mux, n.Readiness)
+		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
@@ -225,7 +231,7 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			return fmt.Errorf("admin: %w", err)
 		}
-		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.log) }()
+		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.root) }()
 	} else {
 		adminDone <- nil
 	}
@@ -252,6 +258,7 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		runErr = fmt.Errorf("bgp: %w", err)
 		bgpDone <- nil
 	}
+	n.stopping.Store(true)
 	n.log.Info("shutting down")
 	if a := n.anycast; a != nil {
 		a.withdraw()
@@ -325,6 +332,7 @@ func (n *Node) Reload() {
 				n.handler.SetCookies(cookies(c.Limits.Cookies, n.log))
 				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
 			}
+			n.logAdvice(c)
 			cfg = c
 			n.cfg = c
 		}
@@ -513,6 +521,15 @@ func (n *Node) zoneStates() map[string]health.ZoneState {
 	return out
 }
 
+// logAdvice logs the warnings about a valid configuration (response rate
+// limiting off on a public address, an anycast PoP without a cookie
+// secret).
+func (n *Node) logAdvice(cfg *config.Node) {
+	for _, a := range cfg.Advice() {
+		n.log.Warn("configuration: "+a.Msg, "setting", a.Path, "at", a.Pos)
+	}
+}
+
 // cookies returns the DNS Cookies of the configuration, nil when off. The
 // secret was validated with the configuration.
 func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
@@ -520,7 +537,8 @@ func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
 		return nil
 	}
 	if c.Secret == "" {
-		logger.Warn("dns cookies: no secret configured, using a random one; the PoPs of an anycast set need the same secret")
+		// A PoP of an anycast set is warned by config.Node.Advice.
+		logger.Info("dns cookies on with a random secret (limits.cookies.secret is not set)")
 		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
 	}
 	secret, err := ratelimit.ParseCookieSecret(c.Secret)

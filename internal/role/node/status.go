@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +48,19 @@ func (n *Node) Status() admin.Status {
 	return st
 }
 
+// Readiness implements admin.Readier and is the /readyz of the node's HTTP
+// listeners: ready once the zones are loaded and the DNS listeners answer,
+// until the shutdown starts.
+func (n *Node) Readiness() error {
+	switch {
+	case !isClosed(n.ready):
+		return errors.New("loading zones and starting the DNS listeners")
+	case n.stopping.Load():
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
 // Drain implements admin.Backend: withdraw and keep answering.
 func (n *Node) Drain(context.Context) error {
 	if n.anycast == nil {
@@ -62,6 +76,18 @@ func (n *Node) Undrain(context.Context) error {
 		return fmt.Errorf("undrain: this node has no BGP configured: %w", admin.ErrConflict)
 	}
 	n.anycast.setDrained(false)
+	return nil
+}
+
+// Register adds collectors to the node's metrics registry: a process that
+// runs the control plane beside the node (standalone) serves its
+// transfer server's metrics there.
+func (n *Node) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := n.metrics.Registry.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 	return nil
 }
 

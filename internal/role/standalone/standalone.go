@@ -8,6 +8,12 @@
 // example zone into an empty store → node (loads persisted copies, then
 // transfers the catalog and its members). Shutdown: node first, then the
 // control plane.
+//
+// Everything lives in the data directory, whatever the working directory:
+// DATA/control (the zone database), DATA/node (the node's copies of the
+// zones) and DATA/api.token. Reload (SIGHUP) re-reads the API tokens from
+// the token file through the control plane's reload; the rest comes from
+// the command line and changes with a restart.
 package standalone
 
 import (
@@ -16,6 +22,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -30,22 +37,41 @@ import (
 
 // Options of a standalone run.
 type Options struct {
-	DataDir string         // control plane and node data
+	DataDir string         // control plane and node data; relative to the working directory
 	DNS     netip.AddrPort // the node's DNS listener
 	API     netip.AddrPort // the control plane's REST API
 	Xfr     netip.AddrPort // the control plane's transfer listener (loopback)
 	Admin   netip.AddrPort // the node's admin API
-	Metrics netip.AddrPort // the node's metrics; invalid = off
-	Token   string         // API token; "" = read or create DataDir/api.token
-	Name    string         // node identity
+	Metrics netip.AddrPort // the node's metrics (with the transfer server's); invalid = off
+	// Token is an API token given on the command line or in the
+	// environment; "" = the tokens of TokenFile.
+	Token string
+	// TokenFile holds the API tokens, one per line, re-read on reload;
+	// "" = DataDir/api.token, created with a random token when missing.
+	TokenFile string
+	Name      string     // node identity
+	LogLevel  slog.Level // of both roles
 }
 
-// Run starts both roles and serves until ctx is done.
-func Run(ctx context.Context, o Options, logger *slog.Logger, level *slog.LevelVar) error {
+// configName names the generated configurations in messages: they are
+// built in memory, not read from a file.
+const (
+	controlConfigName = "standalone control configuration"
+	nodeConfigName    = "standalone node configuration"
+)
+
+// Run starts both roles and serves until ctx is done. Each value received
+// on reload reloads the control plane's configuration (the API tokens).
+func Run(ctx context.Context, o Options, logger *slog.Logger, level *slog.LevelVar, reload <-chan struct{}) error {
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("standalone: data directory: %w", err)
+	}
+	o.DataDir = dir
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("standalone: %w", err)
 	}
-	token, err := apiToken(o)
+	tokens, err := apiTokens(&o)
 	if err != nil {
 		return err
 	}
@@ -57,17 +83,19 @@ func Run(ctx context.Context, o Options, logger *slog.Logger, level *slog.LevelV
 	ctlYAML := fmt.Sprintf(`data_dir: %q
 api:
   listen: %q
-  tokens: [%q]
+  %s
 xfr:
   listen: [%q]
   tsig_keys: [{name: standalone-xfr., algorithm: hmac-sha256, secret: %q}]
   allow_transfer: [{prefix: 127.0.0.0/8, key: standalone-xfr.}]
   notify: [{addr: %q, key: standalone-xfr.}]
   catalog: {zone: catalog.invalid.}
-`, filepath.Join(o.DataDir, "control"), o.API.String(), token, o.Xfr.String(), key, o.DNS.String())
-	ccfg, err := config.ParseControl([]byte(ctlYAML), filepath.Join(o.DataDir, "standalone-control.yaml"))
+log: {level: %s}
+`, filepath.Join(o.DataDir, "control"), o.API.String(), tokens, o.Xfr.String(), key, o.DNS.String(), levelName(o.LogLevel))
+	loadControl := func() (*config.Control, error) { return config.ParseControl([]byte(ctlYAML), controlConfigName) }
+	ccfg, err := loadControl()
 	if err != nil {
-		return fmt.Errorf("standalone: control configuration: %w", err)
+		return fmt.Errorf("standalone: %w", err)
 	}
 	metrics := ""
 	if o.Metrics.IsValid() {
@@ -81,20 +109,21 @@ catalog:
   zone: catalog.invalid.
   primaries: [{addr: %q, key: standalone-xfr.}]
 admin: {listen: %q}
-%s`, o.Name, o.DNS.String(), filepath.Join(o.DataDir, "node"), key, o.Xfr.String(), o.Admin.String(), metrics)
-	ncfg, err := config.ParseNode([]byte(nodeYAML), filepath.Join(o.DataDir, "standalone-node.yaml"))
+log: {level: %s}
+%s`, o.Name, o.DNS.String(), filepath.Join(o.DataDir, "node"), key, o.Xfr.String(), o.Admin.String(), levelName(o.LogLevel), metrics)
+	ncfg, err := config.ParseNode([]byte(nodeYAML), nodeConfigName)
 	if err != nil {
-		return fmt.Errorf("standalone: node configuration: %w", err)
+		return fmt.Errorf("standalone: %w", err)
 	}
 
-	ctl, err := control.New(ccfg, logger)
+	ctl, err := control.New(ccfg, logger, control.WithReload(loadControl))
 	if err != nil {
 		return err
 	}
 	ctlCtx, stopCtl := context.WithCancel(context.Background())
 	defer stopCtl()
 	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- ctl.Run(ctlCtx) }()
+	go func() { ctlDone <- ctl.Run(ctlCtx, reload) }()
 	select {
 	case <-ctl.Ready():
 	case err := <-ctlDone:
@@ -108,15 +137,24 @@ admin: {listen: %q}
 		return errors.Join(err, <-ctlDone)
 	}
 	n, err := node.New(ncfg, "", logger, level)
+	if err == nil {
+		err = n.Register(ctl.XfrCollectors()...)
+	}
 	if err != nil {
 		stopCtl()
 		return errors.Join(err, <-ctlDone)
 	}
-	logger.Info("standalone: API ready", "api", "http://"+o.API.String(), "token_file", tokenPath(o), "dns", o.DNS.String())
+	tokenFrom := "token_file=" + o.TokenFile
+	if o.TokenFile == "" {
+		tokenFrom = "token=given"
+	}
+	logger.Info("standalone: API ready", "api", "http://"+o.API.String(), "dns", o.DNS.String(), "data_dir", o.DataDir, "tokens", tokenFrom)
 	nodeErr := n.Run(ctx, nil)
 	stopCtl()
 	return errors.Join(nodeErr, <-ctlDone)
 }
+
+func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
 
 // seed imports the example zone into an empty store.
 func seed(ctx context.Context, ctl *control.Control) error {
@@ -134,27 +172,65 @@ func seed(ctx context.Context, ctl *control.Control) error {
 	return nil
 }
 
-func tokenPath(o Options) string { return filepath.Join(o.DataDir, "api.token") }
+// TokenPath is the default token file of a data directory.
+func TokenPath(dataDir string) string { return filepath.Join(dataDir, "api.token") }
 
-// apiToken returns the configured token or the one kept in the data
-// directory, creating it on first start.
-func apiToken(o Options) (string, error) {
+// apiTokens returns the api.tokens or api.token_file line of the control
+// plane's configuration: the token given, or the token file, creating the
+// default one with a random token when it is missing or empty. It sets
+// o.TokenFile to the file used ("" for a given token).
+func apiTokens(o *Options) (string, error) {
 	if o.Token != "" {
-		return o.Token, nil
+		o.TokenFile = ""
+		return fmt.Sprintf("tokens: [%q]", o.Token), nil
 	}
-	p := tokenPath(o)
-	if b, err := os.ReadFile(p); err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
+	if o.TokenFile != "" {
+		p, err := filepath.Abs(o.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("standalone: token file: %w", err)
 		}
+		o.TokenFile = p
+		return fmt.Sprintf("token_file: %q", p), nil
 	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	t := base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.WriteFile(p, []byte(t+"\n"), 0o600); err != nil {
+	o.TokenFile = TokenPath(o.DataDir)
+	b, err := os.ReadFile(o.TokenFile)
+	switch {
+	case err == nil && strings.TrimSpace(string(b)) != "":
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		if err := createTokenFile(o.TokenFile); err != nil {
+			return "", err
+		}
+	default:
 		return "", fmt.Errorf("standalone: token: %w", err)
 	}
-	return t, nil
+	return fmt.Sprintf("token_file: %q", o.TokenFile), nil
+}
+
+// createTokenFile writes a new random token to path, mode 0600 whatever
+// the umask, replacing an empty file atomically.
+func createTokenFile(path string) error {
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return err
+	}
+	t := base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.CreateTemp(filepath.Dir(path), ".api.token.*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("standalone: token: %w", err)
+	}
+	_, err = f.WriteString(t + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("standalone: token: %w", err)
+	}
+	return nil
 }

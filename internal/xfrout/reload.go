@@ -1,0 +1,63 @@
+package xfrout
+
+import (
+	"context"
+
+	"github.com/miekg/dns"
+)
+
+// policy is what Reconfigure replaces as one: the TSIG keys and the
+// transfer ACL. A request reads it once, so it is checked against one
+// version from start to end.
+type policy struct {
+	ring  keyring
+	allow []ACL
+}
+
+// Reconfigure applies the TSIG keys, the transfer ACL and the NOTIFY
+// targets of cfg while the server runs. It checks them first: on an error
+// nothing changes. Requests that started keep the keys and ACL they
+// started with. A NOTIFY target whose address and key are unchanged keeps
+// its pending NOTIFYs; a removed one drops them; a new one is sent a
+// NOTIFY of every zone, as every target is at start.
+//
+// The other fields of cfg (the listen addresses, the catalog, the limits
+// and timers) are fixed at New and ignored here.
+func (s *Server) Reconfigure(ctx context.Context, cfg Config) error {
+	cfg.Listen, cfg.Catalog = s.cfg.Listen, s.cfg.Catalog
+	cfg.defaults()
+	ring, err := cfg.check()
+	if err != nil {
+		return err
+	}
+	s.reconfigure.Lock()
+	defer s.reconfigure.Unlock()
+	s.pol.Store(&policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...)})
+	added := s.notify.setTargets(cfg.Notify, ring)
+	s.log.Info("transfer keys, ACL and notify targets reloaded", "keys", len(ring),
+		"allow_transfer", len(cfg.AllowTransfer), "notify_targets", len(cfg.Notify), "new_targets", len(added))
+	if len(added) == 0 {
+		return nil
+	}
+	select {
+	case <-s.ready:
+	default:
+		return nil // Run has not started: it notifies every target of every zone
+	}
+	if s.cat != nil {
+		if z := s.cat.current(); z != nil {
+			s.notify.enqueueTo(added, z.Origin, z.Serial)
+		}
+	}
+	infos, err := s.src.ListZones(ctx)
+	if err != nil {
+		s.log.Warn("listing zones to notify the new targets", "err", err)
+		return nil // the keys and ACL are in force; the new targets hear of the next change
+	}
+	for _, zi := range infos {
+		if s.cat == nil || dns.CanonicalName(zi.Name) != s.cat.name {
+			s.notify.enqueueTo(added, zi.Name, zi.Serial)
+		}
+	}
+	return nil
+}
