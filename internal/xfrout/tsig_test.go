@@ -134,6 +134,20 @@ func TestDeniedAtAccept(t *testing.T) {
 	if _, err := io.ReadFull(allowed, l[:]); err != nil {
 		t.Fatalf("allowed connection: %v", err)
 	}
+
+	// A reload that allows 127.0.0.4 and no longer 127.0.0.2 moves the
+	// accept-time check with it.
+	next := cfg
+	next.AllowTransfer = []ACL{{Prefix: netip.MustParsePrefix("127.0.0.4/32")}}
+	if err := s.Reconfigure(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	if c := dial("127.0.0.4"); closedWithin(c, 500*time.Millisecond) {
+		t.Error("after the reload, a connection from 127.0.0.4 (now allowed) was closed")
+	}
+	if c := dial("127.0.0.2"); !closedWithin(c, 2*time.Second) {
+		t.Error("after the reload, a connection from 127.0.0.2 (no longer allowed) is still open")
+	}
 }
 
 // TestAlgorithms transfers with a key of each algorithm; miekg/dns checks
