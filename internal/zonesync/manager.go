@@ -46,9 +46,10 @@ type Manager struct {
 	reachMu   sync.Mutex
 	unreached map[netip.AddrPort]bool
 
-	fnMu     sync.Mutex
-	onChange []func()
-	changed  chan struct{}
+	fnMu       sync.Mutex
+	onChange   []func()
+	streamLive func() bool // SetStreamLive
+	changed    chan struct{}
 
 	met *metricsSet
 }
@@ -462,6 +463,9 @@ func (m *Manager) syncCatalog(z *zone.Zone) error {
 		}
 		s := m.newSecondary(mb.name, m.catPrim)
 		s.memberOf, s.memberID = z.Origin, mb.id
+		if m.streaming() {
+			s.firstDelay = StreamGrace // the stream sends it next (push.go)
+		}
 		m.zones[mb.name] = s
 		added = append(added, s)
 	}

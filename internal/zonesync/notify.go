@@ -82,7 +82,9 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 		return m.reply(&q, dns.RcodeSuccess, key, reqMAC)
 	}
 	m.log.Debug("notify accepted", "src", src, "zone", name, "serial", serial, "key", keyName)
-	s.kick()
+	if !m.deferNotify(s, serial) {
+		s.kick()
+	}
 	return m.reply(&q, dns.RcodeSuccess, key, reqMAC)
 }
 

@@ -24,6 +24,10 @@ type secondary struct {
 	memberOf  string // catalog zone that provisioned it; "" = configured
 	memberID  string
 	trigger   chan struct{} // NOTIFY and Refresh; capacity 1 coalesces bursts
+	push      chan *pushReq // transfers pushed by a control plane's stream (push.go)
+	// firstDelay holds back the first refresh of a member that a catalog
+	// pushed over a live stream: the stream sends its data next.
+	firstDelay time.Duration
 
 	// Set by Manager.start under Manager.mu.
 	cancel context.CancelFunc
@@ -52,7 +56,7 @@ type secondary struct {
 }
 
 func (m *Manager) newSecondary(name string, primaries []Primary) *secondary {
-	return &secondary{m: m, name: name, primaries: primaries, trigger: make(chan struct{}, 1)}
+	return &secondary{m: m, name: name, primaries: primaries, trigger: make(chan struct{}, 1), push: make(chan *pushReq)}
 }
 
 // kick asks for a refresh now. It never blocks.
@@ -147,10 +151,11 @@ func (s *secondary) current() *zone.Zone {
 
 // run is the zone's loop: refresh at once, then on the refresh timer (retry
 // timer after a failure) and on every kick; expire when no primary has
-// confirmed the zone for its expire time.
+// confirmed the zone for its expire time. Transfers pushed over a stream
+// are applied here too, so that they and the refreshes take turns.
 func (s *secondary) run(ctx context.Context) {
 	defer close(s.done)
-	refresh := time.NewTimer(0)
+	refresh := time.NewTimer(s.firstDelay)
 	defer refresh.Stop()
 	expire := time.NewTimer(time.Hour)
 	expire.Stop()
@@ -162,6 +167,12 @@ func (s *secondary) run(ctx context.Context) {
 			return
 		case <-expire.C:
 			s.expire()
+			continue
+		case req := <-s.push:
+			if next, ok := s.applyPush(req); ok {
+				refresh.Reset(next)
+			}
+			s.armExpire(expire)
 			continue
 		case <-s.trigger:
 		case <-refresh.C:
@@ -263,6 +274,13 @@ func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error
 // succeeded records a refresh that reached a primary and returns the
 // refresh interval.
 func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
+	return s.confirmed(p.Addr.String(), updated)
+}
+
+// confirmed records that from (a primary's address, or a stream) confirmed
+// the zone, with a new version when updated, and returns the refresh
+// interval.
+func (s *secondary) confirmed(from string, updated bool) time.Duration {
 	m := s.m
 	now := time.Now()
 	s.mu.Lock()
@@ -272,10 +290,10 @@ func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
 	s.expired, s.attempted = false, true
 	s.lastRefresh, s.expiresAt, s.nextRefresh = now, now.Add(expire), now.Add(refresh)
 	if s.failures > 0 {
-		m.log.Info("zone refresh recovered", "zone", s.name, "primary", p.Addr, "failures", s.failures)
+		m.log.Info("zone refresh recovered", "zone", s.name, "primary", from, "failures", s.failures)
 	}
 	s.lastErr, s.failures = "", 0
-	s.primary = p.Addr.String()
+	s.primary = from
 	st := s.stateLocked()
 	z := s.z
 	s.mu.Unlock()
@@ -398,7 +416,7 @@ func (s *secondary) update(ctx context.Context, p Primary, cur *zone.Zone) (bool
 	if err != nil || nz == nil {
 		return false, err
 	}
-	s.install(nz, p)
+	s.install(nz)
 	return true, nil
 }
 
@@ -441,7 +459,7 @@ func (s *secondary) refreshUDP(ctx context.Context, p Primary, cur *zone.Zone) (
 		return false, false, nil
 	}
 	m.met.transfers.WithLabelValues(res.kind.String()+"_udp", "ok").Inc()
-	s.install(nz, p)
+	s.install(nz)
 	return true, true, nil
 }
 
@@ -498,6 +516,12 @@ func resultOf(err error) string {
 
 // build turns a complete transfer into a validated zone.
 func (s *secondary) build(res *xfrParser, cur *zone.Zone, p Primary) (*zone.Zone, error) {
+	return s.buildFrom(res, cur, p.Addr.String())
+}
+
+// buildFrom is build for a transfer from anywhere (a primary's address, a
+// stream), which the new version's Source names.
+func (s *secondary) buildFrom(res *xfrParser, cur *zone.Zone, from string) (*zone.Zone, error) {
 	var recs []dns.RR
 	switch res.kind {
 	case kindFull:
@@ -513,12 +537,12 @@ func (s *secondary) build(res *xfrParser, cur *zone.Zone, p Primary) (*zone.Zone
 	default:
 		return nil, fmt.Errorf("%w: nothing to build from a %s reply", ErrStream, res.kind)
 	}
-	source := fmt.Sprintf("%s from %s", res.kind, p.Addr)
+	source := fmt.Sprintf("%s from %s", res.kind, from)
 	return zone.FromRecords(s.name, recs, source)
 }
 
 // install serves a new version.
-func (s *secondary) install(nz *zone.Zone, p Primary) {
+func (s *secondary) install(nz *zone.Zone) {
 	s.mu.Lock()
 	old := s.z
 	s.z, s.unverified = nz, false
