@@ -53,7 +53,8 @@ type pushDone struct {
 	err error
 }
 
-// ErrNotRunning: a pushed transfer came before Run or after it ended.
+// ErrNotRunning is the error of a pushed transfer that came before Run or
+// after it ended.
 var ErrNotRunning = errors.New("zonesync is not running")
 
 // ApplyPushed applies a transfer pushed by source (a control plane's
