@@ -45,6 +45,8 @@ type Server struct {
 	done  bool
 
 	reconfigure sync.Mutex // one Reconfigure at a time
+
+	catSubs catalogSubs // StreamSource's subscribers to catalog versions (push.go)
 }
 
 // New checks cfg and returns a Server for the zones of src; nothing is
@@ -168,6 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 			case changed:
 				z := s.cat.current()
 				s.notify.enqueue(z.Origin, z.Serial)
+				s.catalogChanged()
 			}
 		}
 	}
