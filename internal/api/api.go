@@ -15,6 +15,10 @@
 //	GET    /v1/zones/{zone}/rrsets/{name}/{type}   one RRset, with an ETag
 //	PUT    /v1/zones/{zone}/rrsets/{name}/{type}   replace it: {"ttl":300,"records":["192.0.2.1"]}
 //	DELETE /v1/zones/{zone}/rrsets/{name}/{type}   delete it
+//	GET    /v1/fleet[?zone=ZONE]                   the nodes that joined over the stream (fleet.View)
+//	DELETE /v1/fleet/{node}                        forget a member that is gone
+//	POST   /v1/fleet/{node}/revoke                 revoke a member; DELETE lifts the revocation
+//	GET    /fleet                                  the fleet page (no token: it asks for one)
 //
 // Names in paths: a zone with or without the trailing dot, the root as
 // "%2E" (PathSegment); an RRset name "@" for the apex, a name with a

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/anycastdns/anycastdns/internal/fleet"
 )
 
 // TestDocumentedRoutes keeps docs/api.md true to the handler: every
@@ -44,7 +46,8 @@ func TestDocumentedRoutes(t *testing.T) {
 		t.Errorf("%d endpoints served, %d documented: %q", len(served), len(documented), documented)
 	}
 
-	for _, v := range []any{ZoneList{}, Zone{}, RRsetList{}, RRset{}, PutRRset{}, CreateZone{}, WriteResult{}, Error{}} {
+	for _, v := range []any{ZoneList{}, Zone{}, RRsetList{}, RRset{}, PutRRset{}, CreateZone{}, WriteResult{}, Error{},
+		fleet.View{}, fleet.MemberView{}, fleet.ZoneLag{}} {
 		for _, field := range jsonFields(reflect.TypeOf(v)) {
 			if !strings.Contains(string(doc), `"`+field+`"`) && !strings.Contains(string(doc), "`"+field+"`") {
 				t.Errorf("docs/api.md does not mention the field %q of %T", field, v)

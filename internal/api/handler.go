@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/fleet"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -76,6 +77,9 @@ type Config struct {
 	// MaxBody bounds request bodies in bytes (default 32 MiB); larger
 	// ones get 413.
 	MaxBody int64
+	// Fleet is the registry of the nodes (GET /v1/fleet and the fleet
+	// page); nil = none.
+	Fleet Fleet
 }
 
 // DefaultMaxBody is the body limit when Config.MaxBody is 0.
@@ -87,6 +91,8 @@ type handler struct {
 	maxBody int64
 	log     *slog.Logger
 	mux     *http.ServeMux
+	fleet   Fleet
+	page    http.Handler // the fleet page, nil without a fleet
 }
 
 // Handler returns the API over b.
@@ -94,7 +100,10 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{b: b, maxBody: cfg.MaxBody, log: logger.With("component", "api"), mux: http.NewServeMux()}
+	h := &handler{b: b, maxBody: cfg.MaxBody, log: logger.With("component", "api"), mux: http.NewServeMux(), fleet: cfg.Fleet}
+	if cfg.Fleet != nil {
+		h.page = fleet.PageHandler()
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
@@ -129,6 +138,9 @@ func (h *handler) routes() []route {
 		{PathZones + "/{zone}/zonefile", map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}},
 		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
 		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
+		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},
+		{PathFleet + "/{node}", map[string]handlerFunc{"DELETE": h.fleetForget}},
+		{PathFleet + "/{node}/revoke", map[string]handlerFunc{"POST": h.fleetRevoke, "DELETE": h.fleetUnrevoke}},
 	}
 }
 
@@ -141,6 +153,12 @@ type request struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.page != nil && fleet.IsPage(r.URL.Path) {
+		// The page holds no data: it asks the operator for the token
+		// and reads GET /v1/fleet with it.
+		h.page.ServeHTTP(w, r)
+		return
+	}
 	start := time.Now()
 	token := h.authenticate(r)
 	if token == 0 {
