@@ -38,6 +38,8 @@ type Control struct {
 	// Metrics is the Prometheus endpoint (/metrics, with /healthz and
 	// /readyz); unset = none.
 	Metrics Metrics
+	// Stream is the listener of the nodes' streams (stream.go).
+	Stream Stream
 
 	src        *source // where the fields came from; nil for a Control built in code
 	tokenLines []int   // line of each token in API.TokenFile
@@ -176,6 +178,7 @@ func (d *decoder) decodeControl(data []byte) *Control {
 		API:          ControlAPI{Listen: DefaultAPIListen, MaxBody: defaultMaxBody},
 		SerialPolicy: "increment",
 		JournalLimit: defaultJournalLimit,
+		Stream:       Stream{Heartbeat: defaultStreamHeartbeat},
 		Log:          defaultLog(),
 		src:          d.src,
 	}
@@ -239,6 +242,7 @@ func (d *decoder) control(top *yaml.Node, c *Control) {
 				{"listen", func(n *yaml.Node, p string) { c.Metrics.Listen, _ = parseScalar(d, n, p, parseOptionalAddrPort) }},
 			})
 		}},
+		d.streamField(c),
 	})
 }
 
@@ -413,6 +417,7 @@ func (c *Control) validate(v *validator) {
 	v.log("log", c.Log)
 	v.xfr(&c.Xfr, tcp)
 	v.httpListen("metrics.listen", c.Metrics.Listen, tcp)
+	v.stream(c, tcp)
 }
 
 func (c *Control) validateTokens(v *validator) {

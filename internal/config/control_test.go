@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -84,6 +85,7 @@ func TestControlGood(t *testing.T) {
 			SerialPolicy: "increment",
 			JournalLimit: 1000,
 			Log:          config.Log{Level: slog.LevelInfo, Format: config.LogText},
+			Stream:       config.Stream{Heartbeat: time.Second},
 		},
 		"testdata/control/full.good.yaml": {
 			DataDir: "/var/lib/anycastd",
@@ -112,6 +114,8 @@ func TestControlGood(t *testing.T) {
 			JournalLimit: 50,
 			Log:          config.Log{Level: slog.LevelDebug, Format: config.LogJSON},
 			Metrics:      config.Metrics{Listen: addrPort("127.0.0.1:9154")},
+			Stream: config.Stream{Listen: []netip.AddrPort{addrPort("192.0.2.1:8055")}, TLSCert: "/etc/anycastd/stream.crt",
+				TLSKey: "/etc/anycastd/stream.key", Keys: []string{"xfr-key."}, Heartbeat: 500 * time.Millisecond},
 		},
 	}
 	files, err := filepath.Glob("testdata/control/*.good.yaml")

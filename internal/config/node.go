@@ -48,6 +48,8 @@ type Node struct {
 	Catalog     *Catalog // nil = no catalog zone
 	// SecondaryTimers are floors under the SOA timers of secondary zones.
 	SecondaryTimers SecondaryTimers
+	// Control is the stream to the control planes (stream.go); nil = none.
+	Control *ControlLink
 
 	src *source // where the fields came from; nil for a Node built in code
 }
@@ -320,7 +322,7 @@ func (d *decoder) node(top *yaml.Node, n *Node) {
 		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
 		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
 		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
-	}, d.secondaryFields(n)...))
+	}, append(d.secondaryFields(n), d.controlField(n))...))
 }
 
 func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
@@ -520,6 +522,7 @@ func (n *Node) validate(v *validator) {
 	v.health(&n.Health, slices.ContainsFunc(n.Listen, netip.AddrPort.IsValid))
 
 	v.secondary(n)
+	v.control(n)
 }
 
 func (v *validator) identity(id *Identity) {

@@ -222,6 +222,8 @@ func TestGood(t *testing.T) {
 			TSIGKeys:    []config.TSIGKey{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
 			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
 			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
+			Control: &config.ControlLink{Servers: []string{"https://control.example.net:8054"}, Key: "xfr-key.", PoP: "ams",
+				CAFile: "/etc/anycastd/control-ca.pem"},
 			SecondaryTimers: config.SecondaryTimers{
 				MinRefresh: 30 * time.Second, MinRetry: 10 * time.Second, MinExpire: time.Hour},
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
