@@ -95,7 +95,7 @@ func commands() []*command {
 				"interrupted.",
 			run: runDig,
 		},
-		zoneCommand(), recordCommand(),
+		zoneCommand(), recordCommand(), fleetCommand(),
 		{
 			name: "version", summary: "print the version",
 			run: runVersion,

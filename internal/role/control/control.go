@@ -80,6 +80,7 @@ type Control struct {
 	metricsAddr netip.AddrPort
 	xfr         *xfrout.Server // nil without a transfer server
 	xfrAddrs    []netip.AddrPort
+	stream      *streamPart // nil without a stream listener (stream.go)
 }
 
 // Option configures New.
@@ -185,7 +186,7 @@ func (s *apiSwitch) set(h http.Handler) { s.h.Store(&h) }
 
 // apiHandler is the API of cfg over s.
 func (c *Control) apiHandler(s *store.Store, cfg *config.Control) http.Handler {
-	return api.Handler(NewBackend(s), api.Config{Tokens: cfg.API.Tokens, MaxBody: cfg.API.MaxBody}, c.log)
+	return api.Handler(NewBackend(s), api.Config{Tokens: cfg.API.Tokens, MaxBody: cfg.API.MaxBody, Fleet: c.apiFleet()}, c.log)
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -267,6 +268,30 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 		case err := <-xfrDone:
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
+		if cfg.Stream.Enabled() {
+			sp, err := openStream(cfg, srv, c.log)
+			if err != nil {
+				stopXfr()
+				return closeAll(errors.Join(fmt.Errorf("control: %w", err), <-xfrDone))
+			}
+			c.mu.Lock()
+			c.stream = sp
+			c.mu.Unlock()
+			c.metrics.Registry.MustRegister(sp.reg.Collector())
+			c.metrics.Registry.MustRegister(sp.srv.Collectors()...)
+			c.api.set(c.apiHandler(s, cfg)) // with the fleet
+		}
+	}
+	streamCtx, stopStream := context.WithCancel(context.Background())
+	defer stopStream()
+	streamDone := make(chan struct{})
+	if sp := c.stream; sp != nil {
+		go func() {
+			defer close(streamDone)
+			sp.run(streamCtx, c.Readiness, c.log)
+		}()
+	} else {
+		close(streamDone)
 	}
 	close(c.ready)
 	metricsAt := "off"
@@ -325,6 +350,8 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 		runErr = fmt.Errorf("control: metrics: %w", err)
 	}
 	log.Info("shutting down")
+	stopStream() // every node's stream is told; they keep serving and reconnect
+	<-streamDone
 	stopXfr()
 	if xfrDone != nil {
 		if err := <-xfrDone; err != nil && runErr == nil {
@@ -362,7 +389,7 @@ func (c *Control) Reload(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	old, s, srv := c.cfg, c.store, c.xfr
+	old, s, srv, sp := c.cfg, c.store, c.xfr, c.stream
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
 	if srv != nil && xfrout.Enabled(nc) {
@@ -371,6 +398,9 @@ func (c *Control) Reload(ctx context.Context) {
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return
 		}
+	}
+	if sp != nil {
+		sp.srv.SetKeys(streamKeys(nc)) // streams already open stay
 	}
 	c.api.set(c.apiHandler(s, nc))
 	if c.level != nil {
@@ -403,6 +433,9 @@ func restartOnly(old, c *config.Control) []string {
 		{"serial_policy", c.SerialPolicy == old.SerialPolicy},
 		{"journal_limit", c.JournalLimit == old.JournalLimit},
 		{"log.format", c.Log.Format == old.Log.Format},
+		{"stream.listen", slices.Equal(c.Stream.Listen, old.Stream.Listen)},
+		{"stream.tls_cert", c.Stream.TLSCert == old.Stream.TLSCert && c.Stream.TLSKey == old.Stream.TLSKey},
+		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

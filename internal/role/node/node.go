@@ -33,6 +33,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -51,6 +52,7 @@ type Node struct {
 	metrics *metrics.Node
 	anycast *anycast          // nil without BGP
 	zs      *zonesync.Manager // nil without secondary zones
+	streams []*stream.Client  // one per control plane followed (stream.go)
 	ready   chan struct{}
 	started time.Time
 
@@ -118,6 +120,9 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		n.anycast = a
 		n.metrics.Registry.MustRegister(a.checker.Collectors()...)
 		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker})
+	}
+	if err := n.newStreams(cfg); err != nil {
+		return nil, err
 	}
 	return n, nil
 }
@@ -201,6 +206,10 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		zsDone <- nil
 	}
 
+	streamCtx, stopStreams := context.WithCancel(context.Background())
+	defer stopStreams()
+	waitStreams := n.runStreams(streamCtx)
+
 	bgpCtx, stopBGP := context.WithCancel(context.Background())
 	defer stopBGP()
 	bgpDone := make(chan error, 1)
@@ -272,6 +281,8 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := <-dnsDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("dns: %w", err)
 	}
+	stopStreams()
+	waitStreams()
 	stopZS()
 	if err := <-zsDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
 		runErr = fmt.Errorf("secondary zones: %w", err)
@@ -370,6 +381,9 @@ func (n *Node) warnRestartOnly(old, c *config.Node) {
 	}
 	if c.Log.Format != old.Log.Format {
 		changed = append(changed, "log.format")
+	}
+	if !reflect.DeepEqual(c.Control, old.Control) {
+		changed = append(changed, "control")
 	}
 	if len(changed) > 0 {
 		n.log.Warn("reload: these settings changed but apply only after a restart", "settings", strings.Join(changed, ","))
