@@ -1,0 +1,309 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/api"
+	"github.com/anycastdns/anycastdns/internal/apiclient"
+	"github.com/anycastdns/anycastdns/internal/fleet"
+)
+
+const (
+	token     = "fleet-test-token-0123456789"
+	keyName   = "fleet-key."
+	keySecret = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
+	catalog   = "catalog.invalid."
+)
+
+// proc is an anycastd process started by the test; it is stopped when the
+// test ends, and its log is shown when the test failed.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	exited chan error
+	once   sync.Once
+	err    error
+}
+
+func start(t *testing.T, name, bin, logPath string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), log: logPath, exited: make(chan error, 1)} //nolint:gosec // the binary under test
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if err := p.stop(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("%s log (last 80 lines):\n%s", name, tail(logPath, 80))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for the exit (SIGKILL after 20s).
+func (p *proc) stop() error {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case p.err = <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			p.err = errors.New("no exit within 20s of SIGTERM; killed")
+		}
+	})
+	return p.err
+}
+
+// kill ends the process with SIGKILL: nothing of it gets to say goodbye.
+func (p *proc) kill() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+}
+
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// plane is the control plane's addresses and configuration.
+type plane struct {
+	bin, dir, cfg            string
+	api, xfr, stream, metric string
+	client                   *apiclient.Client
+}
+
+// newPlane writes a control plane's configuration: API, transfer server
+// with the catalog, the stream, and no NOTIFY target and no per-node
+// entry at all: nodes join with the key.
+func newPlane(t *testing.T, bin, dir string) *plane {
+	t.Helper()
+	p := &plane{bin: bin, dir: dir, cfg: filepath.Join(dir, "control.yaml"),
+		api:    fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		xfr:    fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		stream: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		metric: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+	}
+	writeFile(t, p.cfg, fmt.Sprintf(`data_dir: %q
+api:
+  listen: %q
+  tokens: [%q]
+xfr:
+  listen: [%q]
+  tsig_keys: [{name: %s, algorithm: hmac-sha256, secret: %q}]
+  allow_transfer: [{prefix: 127.0.0.0/8, key: %s}]
+  catalog: {zone: %s}
+stream:
+  listen: [%q]
+  heartbeat: 200ms
+metrics: {listen: %q}
+log: {level: debug}
+`, filepath.Join(dir, "control"), p.api, token, p.xfr, keyName, keySecret, keyName, catalog, p.stream, p.metric))
+	c, err := apiclient.New("http://"+p.api, token, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.client = c
+	return p
+}
+
+// start runs the control plane and waits for its API.
+func (p *plane) start(t *testing.T, log string) *proc {
+	t.Helper()
+	pr := start(t, "control", p.bin, filepath.Join(p.dir, log), "control", "-config", p.cfg)
+	waitHTTP(t, "http://"+p.api+"/readyz", 20*time.Second)
+	return pr
+}
+
+// node is a PoP's addresses and configuration.
+type node struct {
+	name, dir, cfg, dns, admin, log string
+}
+
+// newNode writes the configuration of a PoP that knows nothing but the
+// control plane's stream and transfer addresses and the key.
+func newNode(t *testing.T, p *plane, name string) *node {
+	t.Helper()
+	dir := filepath.Join(p.dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{name: name, dir: dir, cfg: filepath.Join(dir, "node.yaml"), log: filepath.Join(dir, "node.log"),
+		dns:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		admin: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+	}
+	writeFile(t, n.cfg, fmt.Sprintf(`identity: {name: %s}
+listen: [%q]
+admin: {listen: %q}
+data_dir: %q
+tsig_keys: [{name: %s, algorithm: hmac-sha256, secret: %q}]
+catalog:
+  zone: %s
+  primaries: [{addr: %q, key: %s}]
+control:
+  servers: ["http://%s"]
+  key: %s
+  pop: pop-%s
+log: {level: debug, format: json}
+drain_period: 0s
+`, name, n.dns, n.admin, filepath.Join(dir, "data"), keyName, keySecret, catalog, p.xfr, keyName, p.stream, keyName, name))
+	return n
+}
+
+func (n *node) start(t *testing.T, bin string) *proc {
+	t.Helper()
+	pr := start(t, n.name, bin, n.log, "node", "-config", n.cfg)
+	waitHTTP(t, "http://"+n.admin+"/readyz", 20*time.Second)
+	return pr
+}
+
+// waitHTTP waits until url answers at all.
+func waitHTTP(t *testing.T, url string, limit time.Duration) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(url)
+		if err == nil {
+			_ = resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s not answering after %v", url, limit)
+}
+
+// query asks addr for name/qtype over UDP.
+func query(addr, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = false
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+// soaSerial is the serial a node answers for a zone, 0 when it does not.
+func soaSerial(addr, zone string) uint32 {
+	r, err := query(addr, zone, dns.TypeSOA)
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		return 0
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa.Serial
+		}
+	}
+	return 0
+}
+
+// waitSerial waits until the node answers zone's SOA with serial.
+func waitSerial(t *testing.T, n *node, zone string, serial uint32, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := soaSerial(n.dns, zone)
+		if got == serial {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: %s at serial %d after %v, want %d", n.name, zone, got, limit, serial)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// createZone creates a small zone through the API.
+func createZone(t *testing.T, c *apiclient.Client, name string) uint32 {
+	t.Helper()
+	info, err := c.CreateZone(context.Background(), api.CreateZone{Name: name, Records: []string{
+		"@ 3600 IN SOA ns1 hostmaster 1 3600 600 604800 60",
+		"@ 3600 IN NS ns1",
+		"ns1 3600 IN A 192.0.2.53",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Serial
+}
+
+// member returns a node's entry in the fleet.
+func member(v fleet.View, name string) (fleet.MemberView, bool) {
+	for _, m := range v.Members {
+		if m.Node == name {
+			return m, true
+		}
+	}
+	return fleet.MemberView{}, false
+}
+
+// update is one "zone updated" line of a node's JSON log.
+type update struct {
+	Zone     string `json:"zone"`
+	Serial   uint32 `json:"serial"`
+	Previous uint32 `json:"previous"`
+	Source   string `json:"source"`
+}
+
+// updates reads the versions a node installed of a zone, in order.
+func updates(t *testing.T, path, zone string) []update {
+	t.Helper()
+	f, err := os.Open(path) //nolint:gosec // the test's own log
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	var out []update
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var l struct {
+			Msg string `json:"msg"`
+			update
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "zone updated" || l.Zone != zone {
+			continue
+		}
+		out = append(out, l.update)
+	}
+	return out
+}
