@@ -4,7 +4,7 @@
 // network namespaces: routers running BIRD 2, anycast PoPs and clients,
 // joined by links with delay and loss.
 //
-//	anycastlab up [-topology FILE] [-id ID] [-speakers | -anycastd PATH [-control]]   build a lab and wait until it converged
+//	anycastlab up [-topology FILE] [-id ID] [-speakers | -anycastd PATH [-control [-stream=false]]]   build a lab and wait until it converged
 //	anycastlab status [-id ID]                             namespaces, processes, BGP sessions
 //	anycastlab rtt [-id ID] [-count N]                     RTT matrix from every client
 //	anycastlab exec [-id ID] NODE CMD...                   run CMD in a node's namespace
@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		speakers := fs.Bool("speakers", false, "run BIRD on the PoPs in place of anycastd's BGP speaker, announcing the anycast prefixes")
 		anycastd := fs.String("anycastd", "", "run this anycastd binary on every PoP (`anycastd node` with the generated configuration)")
 		control := fs.Bool("control", false, "with -anycastd: also run `anycastd control` in the central region's client namespace; the PoPs follow its catalog")
+		stream := fs.Bool("stream", true, "with -control: the PoPs keep a stream to the control plane (false: NOTIFY and IXFR alone)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for BGP to converge")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("find own executable for the wires: %w", err)
 		}
 		l, err := lab.Up(ctx, topo, lab.Options{
-			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers, Anycastd: *anycastd, Control: *control,
+			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers, Anycastd: *anycastd, Control: *control, NoStream: !*stream,
 			ConvergeTimeout: *timeout, Progress: stdout, Logger: logger(),
 		})
 		if err != nil {

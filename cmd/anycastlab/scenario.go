@@ -36,7 +36,8 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
 	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
 	changes := fs.Int("changes", 100, "record changes the propagation scenario makes through the control plane's API")
-	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation and control-outage)")
+	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join and control-outage)")
+	stream := fs.Bool("stream", true, "with a control plane: the PoPs keep a stream to it (false: NOTIFY and IXFR alone)")
 	// "scenario NAME [flags]" as well as "scenario [flags] NAME".
 	var positional []string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -105,7 +106,8 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		}
 		s, err := runOnLab(ctx, t, names, lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
-			Control:  *control || slices.Contains(names, "propagation") || slices.Contains(names, "control-outage"),
+			Control:  *control || slices.Contains(names, "propagation") || slices.Contains(names, "join") || slices.Contains(names, "control-outage"),
+			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
 		}, opts, *keep, tables, lines)
 		steps = append(steps, s...)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -16,8 +17,10 @@ import (
 // host would sit. Its network is routed to every PoP (the PoPs answer that
 // client), so it needs no links of its own. The PoPs follow its catalog
 // zone: a zone created through its API is provisioned on every PoP, and a
-// change is pushed by NOTIFY and pulled by IXFR, all signed with one TSIG
-// key.
+// change is pushed over each PoP's stream the moment it commits (unless
+// Options.NoStream), and by NOTIFY and IXFR, all signed with one TSIG key.
+// With the stream, the control plane's transfer ACL takes any address with
+// the key: a PoP added later joins with the address and the key alone.
 const (
 	// CatalogZone is the control plane's catalog zone (RFC 9432).
 	CatalogZone = "catalog.invalid."
@@ -25,6 +28,8 @@ const (
 	// its namespace; ControlXfrPort its transfer and NOTIFY port.
 	ControlAPIPort  = 8080
 	ControlXfrPort  = 53
+	// ControlStreamPort is the control plane's stream listener.
+	ControlStreamPort = 8054
 	controlKeyName  = "lab-xfr."
 	controlKeyAlg   = "hmac-sha256"
 	controlFile     = "control.yaml"
@@ -36,9 +41,10 @@ const (
 // with the PoPs.
 type controlPlan struct {
 	Node   string     // the client namespace it runs in
-	Addr4  netip.Addr // its transfer and NOTIFY address
+	Addr4  netip.Addr // its transfer, NOTIFY and stream address
 	Secret string     // base64 TSIG secret
 	Token  string     // API token
+	Stream bool       // the PoPs keep a stream to it
 }
 
 // newControlPlan places the control plane in the client namespace of the
@@ -65,6 +71,8 @@ func (p *plan) newControlPlan() (*controlPlan, error) {
 
 func (c *controlPlan) xfrAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlXfrPort) }
 
+func (c *controlPlan) streamAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlStreamPort) }
+
 func (c *controlPlan) key() TSIGKey {
 	return TSIGKey{Name: controlKeyName, Algorithm: controlKeyAlg, Secret: c.Secret}
 }
@@ -77,6 +85,13 @@ func (c *controlPlan) nodeSettings(cfg *NodeConfig, pop string) {
 	cfg.NotifyAllow = []NodeNotifyACL{{Prefix: netip.PrefixFrom(c.Addr4, 32).String(), Key: controlKeyName}}
 	cfg.Catalog = &NodeCatalog{Zone: CatalogZone, Primaries: []NodePrimary{{Addr: c.xfrAddr().String(), Key: controlKeyName}}}
 	cfg.SecondaryTimers = &NodeSecondaryTimers{MinRefresh: labMinTimer.String(), MinRetry: labMinTimer.String(), MinExpire: labMinTimer.String()}
+	if c.Stream {
+		region := pop
+		if i := strings.LastIndex(pop, "-"); i > 0 {
+			region = pop[:i]
+		}
+		cfg.Control = &NodeControl{Servers: []string{"http://" + c.streamAddr().String()}, Key: controlKeyName, PoP: region}
+	}
 }
 
 // labMinTimer is the floor of every SOA timer of the lab's secondary
@@ -102,6 +117,13 @@ type ControlConfig struct {
 			Zone string `yaml:"zone"`
 		} `yaml:"catalog"`
 	} `yaml:"xfr"`
+	// Stream is the listener of the PoPs' streams; nil without.
+	Stream *ControlStream `yaml:"stream,omitempty"`
+}
+
+// ControlStream is the control plane's stream section.
+type ControlStream struct {
+	Listen []string `yaml:"listen"`
 }
 
 // ControlACL allows transfers to a prefix with a key.
@@ -112,7 +134,8 @@ type ControlACL struct {
 
 // controlConfig builds the control plane's configuration: the API on its
 // namespace's loopback, transfers to every PoP's unicast address with the
-// key, NOTIFY to each of them, and the catalog.
+// key (to any address with the key when the PoPs stream), NOTIFY to each
+// PoP, the catalog, and the stream listener.
 func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	var cfg ControlConfig
 	cfg.DataDir = controlDataDir
@@ -121,11 +144,19 @@ func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	cfg.Xfr.Listen = []string{c.xfrAddr().String()}
 	cfg.Xfr.TSIGKeys = []TSIGKey{c.key()}
 	cfg.Xfr.Catalog.Zone = CatalogZone
+	if c.Stream {
+		// A PoP with the key is a member, wherever it is: one added later
+		// needs no entry here (the join scenario checks it).
+		cfg.Stream = &ControlStream{Listen: []string{c.streamAddr().String()}}
+		cfg.Xfr.AllowTransfer = []ControlACL{{Prefix: "0.0.0.0/0", Key: controlKeyName}, {Prefix: "::/0", Key: controlKeyName}}
+	}
 	for _, n := range p.nodes {
 		if n.Role != RolePoP {
 			continue
 		}
-		cfg.Xfr.AllowTransfer = append(cfg.Xfr.AllowTransfer, ControlACL{Prefix: netip.PrefixFrom(n.Addr4, 32).String(), Key: controlKeyName})
+		if !c.Stream {
+			cfg.Xfr.AllowTransfer = append(cfg.Xfr.AllowTransfer, ControlACL{Prefix: netip.PrefixFrom(n.Addr4, 32).String(), Key: controlKeyName})
+		}
 		cfg.Xfr.Notify = append(cfg.Xfr.Notify, NodePrimary{Addr: netip.AddrPortFrom(n.Addr4, DNSPort).String(), Key: controlKeyName})
 	}
 	return cfg

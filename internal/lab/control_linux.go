@@ -94,5 +94,9 @@ func (l *Lab) startControl(ctx context.Context) (string, error) {
 			}
 		}
 	}
-	return fmt.Sprintf("anycastd control on %s (transfers and NOTIFY from %s, catalog %s), routed to every PoP", l.ctl.Node, l.ctl.xfrAddr(), CatalogZone), nil
+	stream := "no stream"
+	if l.ctl.Stream {
+		stream = "stream at " + l.ctl.streamAddr().String()
+	}
+	return fmt.Sprintf("anycastd control on %s (transfers and NOTIFY from %s, catalog %s, %s), routed to every PoP", l.ctl.Node, l.ctl.xfrAddr(), CatalogZone, stream), nil
 }

@@ -49,6 +49,9 @@ type Options struct {
 	// region's client namespace and makes every PoP follow its catalog
 	// zone (see control.go); the propagation scenario needs it.
 	Control bool
+	// NoStream, with Control, leaves the PoPs without their stream to the
+	// control plane: changes reach them by NOTIFY and IXFR alone.
+	NoStream bool
 	// Timing tunes the nodes' health checks and drain period (zero:
 	// DefaultNodeTiming).
 	Timing NodeTiming
@@ -220,6 +223,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
+		c.Stream = !opts.NoStream
 		l.ctl = c
 	}
 	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}

@@ -76,6 +76,16 @@ type NodeConfig struct {
 	// zone with tiny SOA timers (the control-outage scenario's) expires in
 	// seconds; zones with ordinary timers are unaffected.
 	SecondaryTimers *NodeSecondaryTimers `yaml:"secondary_timers,omitempty"`
+	// Control is the stream to the control plane (unless
+	// Options.NoStream).
+	Control *NodeControl `yaml:"control,omitempty"`
+}
+
+// NodeControl is the node's stream to its control plane.
+type NodeControl struct {
+	Servers []string `yaml:"servers"`
+	Key     string   `yaml:"key"`
+	PoP     string   `yaml:"pop"`
 }
 
 // NodeSecondaryTimers are the floors under secondary zones' SOA timers.

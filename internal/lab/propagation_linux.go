@@ -330,9 +330,13 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 	clientLines, steady := steadyLines(l.clientNames(), answers, o)
 	streams = nil
 
+	transport := "notify+ixfr"
+	if l.ctl.Stream {
+		transport = "stream"
+	}
 	line := func(pop string, st propagationStats, rtt *float64) Line {
 		n := st.n
-		ln := Line{Scenario: "propagation", Client: l.ctl.Node, Transport: "notify+ixfr", PoP: pop, Sent: st.n, Lost: st.n - st.ok,
+		ln := Line{Scenario: "propagation", Client: l.ctl.Node, Transport: transport, PoP: pop, Sent: st.n, Lost: st.n - st.ok,
 			Changes: &n, RTTMS: rtt}
 		if st.ok > 0 {
 			ln.P50MS, ln.P95MS, ln.MaxMS = ms(st.p50), ms(st.p95), ms(st.max)
@@ -340,10 +344,15 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 		return ln
 	}
 	var floor []string
+	var farthest time.Duration
 	for i, n := range pops {
 		st := statsOf(per[i])
 		run.res.Lines = append(run.res.Lines, line(n.Name, st, ms(rtts[i])))
 		f := rtts[i] * 3 / 2
+		if l.ctl.Stream {
+			f = rtts[i] / 2
+		}
+		farthest = max(farthest, rtts[i])
 		floor = append(floor, fmt.Sprintf("%s %.1f ms (p50 %+.1f ms)", n.Name, float64(f.Microseconds())/1000, float64((st.p50-f).Microseconds())/1000))
 	}
 	all := statsOf(allPoPs(per))
@@ -351,7 +360,16 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 	run.res.Lines = append(run.res.Lines, clientLines...)
 	run.notef("steady queries to the anycast address meanwhile (%d q/s per client): %s", o.Rate, steady)
 	run.notef("%d changes through the API; each waited for until every PoP answered it (polled every %s from the PoP's own namespace); time from the API call's return", o.Changes, pollEvery)
-	run.notef("the network's floor for NOTIFY then one IXFR round trip over UDP, 1.5 x RTT: %s", strings.Join(floor, ", "))
+	if l.ctl.Stream {
+		run.notef("the network's floor for a change pushed over the stream, one way, RTT / 2: %s", strings.Join(floor, ", "))
+		if all.ok > 0 {
+			run.notef("every PoP: p50 %.1f ms against 0.6 x the farthest RTT + 5 ms = %.1f ms; max %.1f ms against 2 x p50 = %.1f ms",
+				float64(all.p50.Microseconds())/1000, float64((farthest*6/10+5*time.Millisecond).Microseconds())/1000,
+				float64(all.max.Microseconds())/1000, float64((2*all.p50).Microseconds())/1000)
+		}
+	} else {
+		run.notef("the network's floor for NOTIFY then one IXFR round trip over UDP, 1.5 x RTT: %s", strings.Join(floor, ", "))
+	}
 	if all.ok > 0 {
 		run.notef("every PoP: p50 %.1f ms, p95 %.1f ms, max %.1f ms", float64(all.p50.Microseconds())/1000, float64(all.p95.Microseconds())/1000, float64(all.max.Microseconds())/1000)
 	}
