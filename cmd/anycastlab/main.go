@@ -47,7 +47,7 @@ func main() {
 }
 
 const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
-scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, control-outage
+scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

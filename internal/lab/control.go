@@ -26,15 +26,15 @@ const (
 	CatalogZone = "catalog.invalid."
 	// ControlAPIPort is the control plane's REST API, on the loopback of
 	// its namespace; ControlXfrPort its transfer and NOTIFY port.
-	ControlAPIPort  = 8080
-	ControlXfrPort  = 53
+	ControlAPIPort = 8080
+	ControlXfrPort = 53
 	// ControlStreamPort is the control plane's stream listener.
 	ControlStreamPort = 8054
-	controlKeyName  = "lab-xfr."
-	controlKeyAlg   = "hmac-sha256"
-	controlFile     = "control.yaml"
-	controlDataDir  = "control.data"
-	controlTokenLen = 24
+	controlKeyName    = "lab-xfr."
+	controlKeyAlg     = "hmac-sha256"
+	controlFile       = "control.yaml"
+	controlDataDir    = "control.data"
+	controlTokenLen   = 24
 )
 
 // controlPlan is where the control plane runs and the secrets it shares
@@ -71,7 +71,9 @@ func (p *plan) newControlPlan() (*controlPlan, error) {
 
 func (c *controlPlan) xfrAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlXfrPort) }
 
-func (c *controlPlan) streamAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlStreamPort) }
+func (c *controlPlan) streamAddr() netip.AddrPort {
+	return netip.AddrPortFrom(c.Addr4, ControlStreamPort)
+}
 
 func (c *controlPlan) key() TSIGKey {
 	return TSIGKey{Name: controlKeyName, Algorithm: controlKeyAlg, Secret: c.Secret}

@@ -14,7 +14,7 @@ import (
 )
 
 // Scenarios anycastlab can run, in the order of the usage text.
-var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "control-outage"}
+var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage"}
 
 // Line is one client's outcome in a scenario: one JSON object per line
 // with -json. Fields that do not apply to a scenario are left out, except
@@ -69,6 +69,18 @@ type Line struct {
 	P95MS   *float64 `json:"p95_ms,omitempty"`
 	MaxMS   *float64 `json:"max_ms,omitempty"`
 	RTTMS   *float64 `json:"rtt_ms,omitempty"`
+	// Join: the PoP that joined (new_pop), the time from its anycastd's
+	// start to its first heartbeat at the control plane (heartbeat_ms),
+	// from that heartbeat to the fleet listing it (listed_ms), and to its
+	// answering every zone of the control plane (served_ms, from the
+	// start); the control plane's zones and how many the PoP served; and
+	// whether the control plane's configuration stayed as it was.
+	HeartbeatMS            *float64 `json:"heartbeat_ms,omitempty"`
+	ListedMS               *float64 `json:"listed_ms,omitempty"`
+	ServedMS               *float64 `json:"served_ms,omitempty"`
+	Zones                  *int     `json:"zones,omitempty"`
+	ZonesServed            *int     `json:"zones_served,omitempty"`
+	ControlConfigUnchanged *bool    `json:"control_config_unchanged,omitempty"`
 }
 
 // OutageLine is one PoP's outcome in the control-outage scenario: one JSON
@@ -214,6 +226,15 @@ func (r *Result) WriteTable(out io.Writer) error {
 			n := *l.Changes
 			printf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t\n", l.Client, l.PoP, n, l.Sent-l.Lost, fmtMS(l.P50MS), fmtMS(l.P95MS), fmtMS(l.MaxMS), fmtMS(l.RTTMS))
 		}
+	case "join":
+		printf(tw, "NEW POP\tFIRST HEARTBEAT ms\tLISTED AFTER IT ms\tZONES SERVED\tALL SERVED ms\tCONTROL CONFIG\t"+"\n")
+		for _, l := range r.Lines {
+			cfg := "CHANGED"
+			if l.ControlConfigUnchanged != nil && *l.ControlConfigUnchanged {
+				cfg = "unchanged"
+			}
+			printf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", l.PoP, fmtMS(l.HeartbeatMS), fmtMS(l.ListedMS), derefInt(l.ZonesServed), derefInt(l.Zones), fmtMS(l.ServedMS), cfg)
+		}
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {
@@ -231,6 +252,13 @@ func (r *Result) WriteTable(out io.Writer) error {
 		return err
 	}
 	return w.err
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func orDash(s string) string {

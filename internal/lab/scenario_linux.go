@@ -128,6 +128,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.scaleOut(ctx, o)
 	case "propagation":
 		return l.propagation(ctx, o)
+	case "join":
+		return l.join(ctx, o)
 	case "control-outage":
 		return l.controlOutage(ctx, o)
 	}
