@@ -30,7 +30,7 @@ func TestStreamCut(t *testing.T) {
 	ctl := p.start(t, "control.log")
 	const zone = "cut.example."
 	createZone(t, p.client, zone)
-	nodes := []*node{newNode(t, p, "n1"), newNode(t, p, "n2")}
+	nodes := []*node{newNode(t, p, "n1", 0), newNode(t, p, "n2", 0)}
 	for _, n := range nodes {
 		n.start(t, bin)
 	}
@@ -160,7 +160,7 @@ func TestStreamCut(t *testing.T) {
 
 	// A new PoP joins with the address and the key alone.
 	createZone(t, p.client, "second.example.")
-	n3 := newNode(t, p, "n3")
+	n3 := newNode(t, p, "n3", 0)
 	n3.start(t, bin)
 	var joined time.Time
 	var m fleet.MemberView

@@ -29,6 +29,11 @@ const (
 	keyName   = "fleet-key."
 	keySecret = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 	catalog   = "catalog.invalid."
+	nodeASN   = 64512
+	routerASN = 64513
+	// anycastPrefix is a documentation prefix; it only travels over BGP
+	// sessions on loopback.
+	anycastPrefix = "192.0.2.53/32"
 )
 
 // proc is an anycastd process started by the test; it is stopped when the
@@ -160,8 +165,9 @@ type node struct {
 }
 
 // newNode writes the configuration of a PoP that knows nothing but the
-// control plane's stream and transfer addresses and the key.
-func newNode(t *testing.T, p *plane, name string) *node {
+// control plane's stream and transfer addresses and the key; with bgpPort,
+// it also has a BGP speaker that accepts a router on 127.0.0.1 there.
+func newNode(t *testing.T, p *plane, name string, bgpPort uint16) *node {
 	t.Helper()
 	dir := filepath.Join(p.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -186,6 +192,23 @@ control:
 log: {level: debug, format: json}
 drain_period: 0s
 `, name, n.dns, n.admin, filepath.Join(dir, "data"), keyName, keySecret, catalog, p.xfr, keyName, p.stream, keyName, name))
+	if bgpPort != 0 {
+		f, err := os.OpenFile(n.cfg, os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fmt.Fprintf(f, `bgp:
+  asn: %d
+  router_id: 192.0.2.1
+  listen_port: %d
+  peers: [{address: 127.0.0.1, asn: %d, passive: true}]
+  announce: [{prefix: %s}]
+health: {interval: 100ms, timeout: 80ms, rise: 2, fall: 2}
+`, nodeASN, bgpPort, routerASN, anycastPrefix)
+		if err := errors.Join(err, f.Close()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return n
 }
 

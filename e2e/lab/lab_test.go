@@ -412,7 +412,7 @@ func TestPropagation(t *testing.T) {
 		}
 		farthest = max(farthest, *ln.RTTMS)
 		if floor := *ln.RTTMS / 2; *ln.P50MS > floor+15 {
-			t.Errorf("%s: p50 %s ms, more than 15 ms over half its RTT (%.1f ms)", ln.PoP, f(ln.P50MS), floor)
+			t.Errorf("%s: p50 %s, more than 15 ms over half its RTT (%.1f ms)", ln.PoP, f(ln.P50MS), floor)
 		}
 		t.Logf("FIGURE propagation stream %s: max/p50 %.2f", ln.PoP, *ln.MaxMS / *ln.P50MS)
 	}
@@ -420,10 +420,10 @@ func TestPropagation(t *testing.T) {
 		t.Fatal("no line for every PoP")
 	}
 	if limit := 0.6*farthest + 5; *all.P50MS > limit {
-		t.Errorf("every PoP: p50 %s ms, over 0.6 × the farthest RTT + 5 ms = %.1f ms", f(all.P50MS), limit)
+		t.Errorf("every PoP: p50 %s, over 0.6 × the farthest RTT + 5 ms = %.1f ms", f(all.P50MS), limit)
 	}
 	if *all.MaxMS > 2**all.P50MS {
-		t.Errorf("every PoP: max %s ms, over twice the median %s ms", f(all.MaxMS), f(all.P50MS))
+		t.Errorf("every PoP: max %s, over twice the median %s", f(all.MaxMS), f(all.P50MS))
 	}
 }
 
@@ -443,7 +443,7 @@ func TestPropagationWithoutStream(t *testing.T) {
 			continue
 		}
 		if floor := 1.5 * *ln.RTTMS; *ln.P50MS > floor+15 {
-			t.Errorf("%s: p50 %s ms, more than 15 ms over 1.5 × its RTT (%.1f ms)", ln.PoP, f(ln.P50MS), floor)
+			t.Errorf("%s: p50 %s, more than 15 ms over 1.5 × its RTT (%.1f ms)", ln.PoP, f(ln.P50MS), floor)
 		}
 	}
 }
@@ -508,11 +508,11 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("%d lines, want 1", len(r.Lines))
 	}
 	ln := r.Lines[0]
-	t.Logf("FIGURE join %s: first heartbeat %s ms after its start, listed %s ms after it, every zone served %s ms after its start",
+	t.Logf("FIGURE join %s: first heartbeat %s after its start, listed %s after it, every zone served %s after its start",
 		ln.PoP, f(ln.HeartbeatMS), f(ln.ListedMS), f(ln.ServedMS))
 	switch {
 	case ln.ListedMS == nil || *ln.ListedMS > 1000:
-		t.Errorf("%s listed %s ms after its first heartbeat, want within 1000", ln.PoP, f(ln.ListedMS))
+		t.Errorf("%s listed %s after its first heartbeat, want within 1000 ms", ln.PoP, f(ln.ListedMS))
 	case ln.Zones == nil || ln.ZonesServed == nil || *ln.ZonesServed != *ln.Zones || ln.ServedMS == nil:
 		t.Errorf("%s served %v of %v zones", ln.PoP, ln.ZonesServed, ln.Zones)
 	case ln.ControlConfigUnchanged == nil || !*ln.ControlConfigUnchanged:

@@ -46,3 +46,26 @@ func BuildAnycastd(t testing.TB) string {
 	}
 	return bin
 }
+
+// RequireTool returns the path of an external program (in PATH or an sbin
+// directory). A missing one skips the test, except under CI=true, where it
+// fails it: CI installs what the tests need (.ci/run), so a missing tool
+// there is a broken CI, not a test to leave out.
+func RequireTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	msg := name + " not found (install the Debian package " + debianPackage + ")"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; CI=true: the test must run")
+	}
+	t.Skip(msg)
+	return ""
+}
