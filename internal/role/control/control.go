@@ -3,8 +3,8 @@
 //
 // Start-up order: create the data directory → open the store, which loads
 // every zone into memory → bind the API listener, the metrics listener and
-// the transfer listeners (any failure closes what was opened and aborts) →
-// ready.
+// the transfer listeners, then the stream listeners with the fleet
+// (stream.go; any failure closes what was opened and aborts) → ready.
 //
 // Reload (SIGHUP, a value on Run's reload channel) re-reads the
 // configuration the way the node does: one that fails to load or validate
@@ -18,7 +18,8 @@
 // Shutdown order, when the context ends: /readyz turns 503, the API and
 // metrics listeners stop accepting requests
 // and waits up to api.ShutdownTimeout for those in progress, so a write
-// that started is committed and answered → the transfer server stops →
+// that started is committed and answered → every node's stream is told
+// the control plane stops and closed → the transfer server stops →
 // the store closes (after the write in progress, if any) → Run returns. If
 // the transfer server fails, the API shuts down the same way and Run
 // returns the error. A write that was acknowledged has been fsynced before
