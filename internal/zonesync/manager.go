@@ -169,6 +169,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			m.running.Wait()
+			m.mu.RLock()
+			for _, s := range m.zones {
+				s.waitPersisted() // what the loops left to write
+			}
+			m.mu.RUnlock()
 			return nil
 		case <-m.changed:
 			start := time.Now()

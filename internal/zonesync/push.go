@@ -99,9 +99,10 @@ func (s *secondary) applyPush(req *pushReq) (time.Duration, bool) {
 	ok := err == nil && res.Applied
 	var next time.Duration
 	if ok {
-		// As after a refresh: the new version is persisted, the zone
-		// is confirmed (expire timer), before the push is answered.
-		next = s.confirmed(req.source, updated)
+		// As after a refresh: the zone is confirmed (expire timer) and
+		// the version persisted, in the background: the next change of
+		// the stream does not wait for the disk.
+		next = s.confirmed(req.source, updated, false)
 	}
 	req.done <- pushDone{res, err}
 	return next, ok

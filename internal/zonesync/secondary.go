@@ -49,10 +49,14 @@ type secondary struct {
 	// earlier version's): served, but never the base of an IXFR; the
 	// next refresh transfers the whole zone.
 	unverified bool
-	// fileSum and fileRecords describe the zone file on disk, for the
-	// state written after a refresh that changed nothing.
+	// fileSum and fileRecords describe the zone file on disk, the version
+	// savedZone, for the state written after a refresh that changed
+	// nothing. Written by the persister (persist.go).
 	fileSum     string
 	fileRecords int
+	savedZone   *zone.Zone
+
+	persister persister
 }
 
 func (m *Manager) newSecondary(name string, primaries []Primary) *secondary {
@@ -73,6 +77,7 @@ func (s *secondary) stop() {
 		s.cancel()
 		<-s.done
 	}
+	s.waitPersisted()
 }
 
 // loadPersisted serves the copy in the data directory, if there is one.
@@ -104,7 +109,7 @@ func (s *secondary) loadPersisted() {
 	s.z, s.primary, s.lastRefresh = z, st.Primary, st.LastRefresh
 	s.expiresAt = st.LastRefresh.Add(expire)
 	s.expired = !now.Before(s.expiresAt)
-	s.unverified, s.fileSum, s.fileRecords = st.SHA256 == "", st.SHA256, st.Records
+	s.unverified, s.fileSum, s.fileRecords, s.savedZone = st.SHA256 == "", st.SHA256, st.Records, z
 	s.mu.Unlock()
 	if s.unverified {
 		// Written by an earlier version (temporary file, fsync, rename):
@@ -274,13 +279,14 @@ func (s *secondary) pullFromPrimaries(ctx context.Context) (Primary, bool, error
 // succeeded records a refresh that reached a primary and returns the
 // refresh interval.
 func (s *secondary) succeeded(p Primary, updated bool) time.Duration {
-	return s.confirmed(p.Addr.String(), updated)
+	return s.confirmed(p.Addr.String(), updated, true)
 }
 
 // confirmed records that from (a primary's address, or a stream) confirmed
 // the zone, with a new version when updated, and returns the refresh
-// interval.
-func (s *secondary) confirmed(from string, updated bool) time.Duration {
+// interval. The version is persisted before it returns with wait, in the
+// background without (persist.go).
+func (s *secondary) confirmed(from string, updated, wait bool) time.Duration {
 	m := s.m
 	now := time.Now()
 	s.mu.Lock()
@@ -297,24 +303,12 @@ func (s *secondary) confirmed(from string, updated bool) time.Duration {
 	st := s.stateLocked()
 	z := s.z
 	s.mu.Unlock()
-	if !updated {
-		m.met.refreshes.WithLabelValues("unchanged").Inc()
-		if err := m.store.saveState(st); err != nil {
-			m.met.persistErrors.Inc()
-			m.log.Error("persisting zone state failed", "zone", s.name, "err", err)
-		}
-	} else {
+	if updated {
 		m.met.refreshes.WithLabelValues("updated").Inc()
-		saved, err := m.store.save(z, st)
-		if err != nil {
-			m.met.persistErrors.Inc()
-			m.log.Error("persisting zone failed; the new version is served but a restart loads the previous one", "zone", s.name, "serial", z.Serial, "err", err)
-		} else {
-			s.mu.Lock()
-			s.fileSum, s.fileRecords = saved.SHA256, saved.Records
-			s.mu.Unlock()
-		}
+	} else {
+		m.met.refreshes.WithLabelValues("unchanged").Inc()
 	}
+	s.persist(z, st, wait)
 	if wasExpired {
 		m.log.Info("zone confirmed by a primary; served again", "zone", s.name, "serial", z.Serial)
 		if !s.isCatalog {
