@@ -185,15 +185,24 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			// A callback rebuilds the node's whole zone set: with
 			// 10,000 zones arriving, back-to-back rebuilds took a core
-			// from the transfers. Pausing for a multiple of its cost
+			// from the transfers. When changes came in during the
+			// callback (a burst), pausing for a multiple of its cost
 			// bounds it to a fifth of a core; changes meanwhile are
-			// coalesced into the next call. A single change is not
-			// delayed at all.
-			if pause := min(4*time.Since(start), maxChangePause); pause >= time.Millisecond {
-				select {
-				case <-ctx.Done():
-				case <-time.After(pause):
+			// coalesced into the next call. A change that comes alone
+			// is not delayed at all, however long the last callback
+			// took (on a loaded machine, a callback's wall time can be
+			// tens of milliseconds, which would hold up the next change
+			// a stream pushes).
+			select {
+			case <-m.changed:
+				m.notifyChange() // for the next round
+				if pause := min(4*time.Since(start), maxChangePause); pause >= time.Millisecond {
+					select {
+					case <-ctx.Done():
+					case <-time.After(pause):
+					}
 				}
+			default:
 			}
 		}
 	}
