@@ -158,6 +158,22 @@ func TestStreamCut(t *testing.T) {
 		}
 	}
 
+	// The metrics say the same: each node's stream is up and brought the
+	// changes; the control plane sees both members connected.
+	for _, n := range nodes {
+		url := "http://" + n.metrics + "/metrics"
+		control := fmt.Sprintf(`{control="http://%s/v1/stream"}`, p.stream)
+		if up := metric(t, url, "anycastd_stream_up"+control); up != 1 {
+			t.Errorf("%s: anycastd_stream_up %v, want 1", n.name, up)
+		}
+		if pushes := metric(t, url, "anycastd_stream_pushes_total"+control); pushes < 10 {
+			t.Errorf("%s: anycastd_stream_pushes_total %v", n.name, pushes)
+		}
+		if c := metric(t, "http://"+p.metric+"/metrics", fmt.Sprintf(`anycastd_fleet_connected{node=%q,pop="pop-%s"}`, n.name, n.name)); c != 1 {
+			t.Errorf("anycastd_fleet_connected of %s: %v, want 1", n.name, c)
+		}
+	}
+
 	// A new PoP joins with the address and the key alone.
 	createZone(t, p.client, "second.example.")
 	n3 := newNode(t, p, "n3", 0)

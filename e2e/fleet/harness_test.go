@@ -161,7 +161,7 @@ func (p *plane) start(t *testing.T, log string) *proc {
 
 // node is a PoP's addresses and configuration.
 type node struct {
-	name, dir, cfg, dns, admin, log string
+	name, dir, cfg, dns, admin, metrics, log string
 }
 
 // newNode writes the configuration of a PoP that knows nothing but the
@@ -175,11 +175,13 @@ func newNode(t *testing.T, p *plane, name string, bgpPort uint16) *node {
 	}
 	n := &node{name: name, dir: dir, cfg: filepath.Join(dir, "node.yaml"), log: filepath.Join(dir, "node.log"),
 		dns:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		admin: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		admin:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
 	}
 	writeFile(t, n.cfg, fmt.Sprintf(`identity: {name: %s}
 listen: [%q]
 admin: {listen: %q}
+metrics: {listen: %q}
 data_dir: %q
 tsig_keys: [{name: %s, algorithm: hmac-sha256, secret: %q}]
 catalog:
@@ -191,7 +193,7 @@ control:
   pop: pop-%s
 log: {level: debug, format: json}
 drain_period: 0s
-`, name, n.dns, n.admin, filepath.Join(dir, "data"), keyName, keySecret, catalog, p.xfr, keyName, p.stream, keyName, name))
+`, name, n.dns, n.admin, n.metrics, filepath.Join(dir, "data"), keyName, keySecret, catalog, p.xfr, keyName, p.stream, keyName, name))
 	if bgpPort != 0 {
 		f, err := os.OpenFile(n.cfg, os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -217,6 +219,28 @@ func (n *node) start(t *testing.T, bin string) *proc {
 	pr := start(t, n.name, bin, n.log, "node", "-config", n.cfg)
 	waitHTTP(t, "http://"+n.admin+"/readyz", 20*time.Second)
 	return pr
+}
+
+// metric returns the value of the sample of a Prometheus text exposition
+// whose name and labels are sample (`name{label="value"}`), or -1.
+func metric(t *testing.T, url, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 // waitHTTP waits until url answers at all.

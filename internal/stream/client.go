@@ -257,7 +257,7 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 		return false, err
 	}
 	fc := newFrameConn(resp.Body, pw, nil, false)
-	head, payload, mac, err := fc.readRaw()
+	head, payload, mac, err := fc.readRaw(maxFirstFrame)
 	if err != nil {
 		return false, fmt.Errorf("read challenge: %w", cmpCause(sctx, err))
 	}
@@ -279,6 +279,9 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	serials := c.zones.Serials()
 	hello, err := json.Marshal(nodeHello{Node: c.cfg.Node, PoP: c.cfg.PoP, Version: c.cfg.Version, Zones: serials})
 	if err != nil {
+		return false, err
+	}
+	if err := fc.write(frameAuth); err != nil {
 		return false, err
 	}
 	if err := fc.write(frameHello, hello); err != nil {

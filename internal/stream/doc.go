@@ -21,7 +21,9 @@
 // connects is a member, with no per-node entry in the control plane's
 // configuration. The request names the key, the node and a 32-byte random
 // nonce; the control plane answers with its own nonce, and both derive the
-// session key HMAC-SHA256(secret, "anycastd stream v1", key, node, nonces).
+// session key HMAC-SHA256(secret, "anycastd stream v1", key, node, nonces);
+// the node's first frame is an empty one whose MAC proves the key, so that
+// nothing large is read from a client that does not hold it.
 // Every frame, the control plane's first included, carries an HMAC-SHA256
 // under that key over its direction, its sequence number and its content:
 // a party without the secret can neither join nor pose as the control

@@ -24,6 +24,7 @@ const (
 	frameAck       byte = 6 // node → server: ack (JSON)
 	frameKeepalive byte = 7 // server → node: nothing (liveness)
 	frameBye       byte = 8 // server → node: bye (JSON), then the server closes
+	frameAuth      byte = 9 // node → server: nothing; its MAC proves the key before the hello, which may be large
 )
 
 func frameName(t byte) string {
@@ -44,6 +45,8 @@ func frameName(t byte) string {
 		return "keepalive"
 	case frameBye:
 		return "bye"
+	case frameAuth:
+		return "auth"
 	}
 	return fmt.Sprintf("type%d", t)
 }
@@ -56,6 +59,9 @@ const (
 	// at most 64 KiB, and the largest frame is a hello listing the serial
 	// of every zone (about 40 bytes a zone).
 	MaxFrame = 64 << 20
+	// maxFirstFrame bounds the first frame of each side, read before
+	// the peer has proven it holds the key.
+	maxFirstFrame = 64 << 10
 )
 
 // Errors of the framing, matched with errors.Is.
@@ -180,15 +186,15 @@ func (c *frameConn) write(t byte, parts ...[]byte) error {
 	return nil
 }
 
-// readRaw reads one frame without checking its MAC; it returns the
-// header, the payload and the MAC.
-func (c *frameConn) readRaw() (head, payload, mac []byte, err error) {
+// readRaw reads one frame of at most limit bytes without checking its
+// MAC; it returns the header, the payload and the MAC.
+func (c *frameConn) readRaw(limit uint32) (head, payload, mac []byte, err error) {
 	head = make([]byte, 5)
 	if _, err := io.ReadFull(c.r, head); err != nil {
 		return nil, nil, nil, err
 	}
 	size := binary.BigEndian.Uint32(head)
-	if size < 1+macLen || size > MaxFrame {
+	if size < 1+macLen || size > limit {
 		return nil, nil, nil, fmt.Errorf("%w: frame of %d bytes", ErrProtocol, size)
 	}
 	body := make([]byte, size-1)
@@ -214,7 +220,12 @@ func (c *frameConn) verify(head, payload, mac []byte) error {
 
 // read reads and authenticates one frame.
 func (c *frameConn) read() (byte, []byte, error) {
-	head, payload, mac, err := c.readRaw()
+	return c.readLimited(MaxFrame)
+}
+
+// readLimited is read with a smaller bound on the frame.
+func (c *frameConn) readLimited(limit uint32) (byte, []byte, error) {
+	head, payload, mac, err := c.readRaw(limit)
 	if err != nil {
 		return 0, nil, err
 	}

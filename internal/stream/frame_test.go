@@ -112,6 +112,19 @@ func TestFrameLimits(t *testing.T) {
 	if _, _, err := node.read(); !errors.Is(err, ErrProtocol) {
 		t.Errorf("oversized read: %v, want ErrProtocol", err)
 	}
+	// Before the peer proved its key, a frame of more than 64 KiB is
+	// refused before it is read.
+	var b bytes.Buffer
+	w := newFrameConn(&bytes.Buffer{}, &b, nil, true)
+	w.setKey([]byte("k"))
+	if err := w.write(frameHello, make([]byte, maxFirstFrame)); err != nil {
+		t.Fatal(err)
+	}
+	r := newFrameConn(&b, &bytes.Buffer{}, nil, false)
+	r.setKey([]byte("k"))
+	if _, _, err := r.readLimited(maxFirstFrame); !errors.Is(err, ErrProtocol) {
+		t.Errorf("large first frame: %v, want ErrProtocol", err)
+	}
 	if _, _, err := splitZone([]byte{0, 5, 'a'}); !errors.Is(err, ErrProtocol) {
 		t.Errorf("short zone: %v, want ErrProtocol", err)
 	}

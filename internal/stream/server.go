@@ -334,6 +334,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, node, keyNa
 		return err
 	}
 	_ = rc.SetReadDeadline(time.Now().Add(helloTimeout))
+	// A small frame first: nothing large is read from a client before it
+	// has proven it holds the key.
+	t, _, err := fc.readLimited(maxFirstFrame)
+	if err != nil {
+		return fmt.Errorf("read auth: %w", err)
+	}
+	if t != frameAuth {
+		return fmt.Errorf("%w: %s frame instead of the auth", ErrProtocol, frameName(t))
+	}
 	t, p, err := fc.read()
 	if err != nil {
 		return fmt.Errorf("read hello: %w", err)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -73,7 +75,35 @@ func (n *Node) newStreams(cfg *config.Node) error {
 	if n.zs != nil {
 		n.zs.SetStreamLive(n.streamLive)
 	}
+	n.metrics.Registry.MustRegister(streamCollector{n})
 	return nil
+}
+
+var (
+	streamUpDesc = prometheus.NewDesc("anycastd_stream_up",
+		"1 while the stream to the control plane is established and heard from, else 0.", []string{"control"}, nil)
+	streamPushesDesc = prometheus.NewDesc("anycastd_stream_pushes_total",
+		"Transfers the control plane pushed over the stream.", []string{"control"}, nil)
+)
+
+// streamCollector reports the streams at scrape time.
+type streamCollector struct{ n *Node }
+
+func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- streamUpDesc
+	ch <- streamPushesDesc
+}
+
+func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cl := range c.n.streams {
+		st := cl.State()
+		up := 0.0
+		if cl.Live() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(streamUpDesc, prometheus.GaugeValue, up, st.URL)
+		ch <- prometheus.MustNewConstMetric(streamPushesDesc, prometheus.CounterValue, float64(st.Pushes), st.URL)
+	}
 }
 
 // streamLive reports whether a stream is delivering changes.
