@@ -174,7 +174,7 @@ func newNode(t *testing.T, p *plane, name string, bgpPort uint16) *node {
 		t.Fatal(err)
 	}
 	n := &node{name: name, dir: dir, cfg: filepath.Join(dir, "node.yaml"), log: filepath.Join(dir, "node.log"),
-		dns:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		dns:     fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
 		admin:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
 		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
 	}
