@@ -461,7 +461,9 @@ func (c *Client) followChanges() (map[string]uint32, []string) {
 	var follow map[string]uint32
 	var unfollow []string
 	for z, s := range now {
-		if _, ok := c.reported[z]; !ok {
+		// New zones, and zones followed anew from nothing (a member
+		// re-created under a new id).
+		if old, ok := c.reported[z]; !ok || (s == 0 && old != 0) {
 			if follow == nil {
 				follow = map[string]uint32{}
 			}

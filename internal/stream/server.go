@@ -603,8 +603,12 @@ func (ss *session) handle(ctx context.Context, evs []nodeEvent) error {
 	var todo []string
 	for _, ev := range evs {
 		for z, serial := range ev.follow {
+			// A zone the node starts following, or one it follows anew
+			// without data (a catalog member re-created under a new
+			// id): what the node says wins. A serial of a zone it has
+			// says nothing new (a transfer may be on its way).
 			z = dns.CanonicalName(z)
-			if _, ok := ss.belief[z]; !ok {
+			if b, ok := ss.belief[z]; !ok || (serial == 0 && b != 0) {
 				ss.belief[z] = serial
 				todo = append(todo, z)
 			}

@@ -174,6 +174,7 @@ type fakeZones struct {
 	applied  []string
 	refuse   map[string]int    // zone → refusals left
 	adds     map[string]string // catalog zone → zone it adds when applied
+	resets   map[string]bool   // catalog zone → applying it drops the data of every other zone
 	catalog  string
 	refresh  []string
 	appliedC chan string
@@ -225,6 +226,13 @@ func (z *fakeZones) ApplyPushed(_ context.Context, zone string, msgs [][]byte, _
 	z.applied = append(z.applied, what)
 	if add := z.adds[zone]; add != "" {
 		z.serials[add] = 0
+	}
+	if z.resets[zone] {
+		for other := range z.serials {
+			if other != zone {
+				z.serials[other] = 0
+			}
+		}
 	}
 	select {
 	case z.appliedC <- what:
@@ -504,5 +512,31 @@ func TestStreamRevoke(t *testing.T) {
 	reg.mu.Unlock()
 	if joins != 1 {
 		t.Errorf("%d joins; want 1 (no reconnection attempt right after a revocation)", joins)
+	}
+}
+
+// TestStreamFollowAnew: a zone the node follows anew without data (a
+// catalog member re-created under a new id) is sent whole, even though
+// the node held a newer serial of it before.
+func TestStreamFollowAnew(t *testing.T) {
+	src := newFakeSource(map[string]uint32{"cat.": 1, "a.": 50})
+	src.catalog = "cat."
+	h := startServer(t, src, newFakeRegistry(), "")
+	zones := newFakeZones(map[string]uint32{"cat.": 1, "a.": 50})
+	zones.catalog = "cat."
+	c := startClient(t, h.addr, "n1", testSecret, zones)
+	waitFor(t, "the stream", c.Live)
+	// The zone is deleted and created again: serial 1 on the control
+	// plane; the catalog's new version drops the node's data of it.
+	zones.mu.Lock()
+	zones.resets = map[string]bool{"cat.": true}
+	zones.mu.Unlock()
+	src.mu.Lock()
+	src.serials["a."] = 1
+	src.mu.Unlock()
+	src.set("cat.", 2)
+	waitFor(t, "the re-created zone", func() bool { return len(zones.appliedList()) == 2 })
+	if diff := cmp.Diff([]string{"cat. 1→2", "a. full→1"}, zones.appliedList()); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 }

@@ -384,6 +384,8 @@ func (n *Node) warnRestartOnly(old, c *config.Node) {
 	}
 	if !reflect.DeepEqual(c.Control, old.Control) {
 		changed = append(changed, "control")
+	} else if c.Control != nil && streamKey(c) != streamKey(old) {
+		changed = append(changed, "tsig_keys (the secret of control.key)")
 	}
 	if len(changed) > 0 {
 		n.log.Warn("reload: these settings changed but apply only after a restart", "settings", strings.Join(changed, ","))

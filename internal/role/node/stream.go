@@ -30,18 +30,13 @@ func (n *Node) newStreams(cfg *config.Node) error {
 	if c == nil {
 		return nil
 	}
-	var secret []byte
-	for _, k := range cfg.TSIGKeys {
-		if k.Name == c.Key {
-			b, err := base64.StdEncoding.DecodeString(k.Secret)
-			if err != nil {
-				return fmt.Errorf("control.key: %w", err)
-			}
-			secret = b
-		}
-	}
-	if secret == nil {
+	k := streamKey(cfg)
+	if k.Name == "" {
 		return fmt.Errorf("control.key: no tsig_keys entry %s", c.Key)
+	}
+	secret, err := base64.StdEncoding.DecodeString(k.Secret)
+	if err != nil {
+		return fmt.Errorf("control.key: %w", err)
 	}
 	var tlsConfig *tls.Config
 	if c.CAFile != "" {
@@ -104,6 +99,16 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(streamUpDesc, prometheus.GaugeValue, up, st.URL)
 		ch <- prometheus.MustNewConstMetric(streamPushesDesc, prometheus.CounterValue, float64(st.Pushes), st.URL)
 	}
+}
+
+// streamKey is the tsig_keys entry of control.key, zero when there is none.
+func streamKey(cfg *config.Node) config.TSIGKey {
+	for _, k := range cfg.TSIGKeys {
+		if cfg.Control != nil && k.Name == cfg.Control.Key {
+			return k
+		}
+	}
+	return config.TSIGKey{}
 }
 
 // streamLive reports whether a stream is delivering changes.
