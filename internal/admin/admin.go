@@ -7,6 +7,8 @@
 //	GET  /v1/status   → Status
 //	POST /v1/drain    → Status after the drain
 //	POST /v1/undrain  → Status after the undrain
+//	GET  /v1/load     → Load: queries/s, TCP connections, CPU, drops over the last interval
+//	                    (when the Backend is a Loader; see Load for the JSON)
 //	GET  /healthz     → 200 "ok" (liveness)
 //	GET  /readyz      → 200 "ready", or 503 "not ready: ..." (zones loaded, DNS up)
 //

@@ -80,9 +80,22 @@ func (c *Client) Undrain(ctx context.Context) (Status, error) {
 }
 
 func (c *Client) do(ctx context.Context, op, method, path string) (Status, error) {
+	var st Status
+	if err := c.call(ctx, op, method, path, &st); err != nil {
+		return Status{}, err
+	}
+	return st, nil
+}
+
+func (c *Client) get(ctx context.Context, op, path string, v any) error {
+	return c.call(ctx, op, http.MethodGet, path, v)
+}
+
+// call makes one request and decodes its JSON answer into v.
+func (c *Client) call(ctx context.Context, op, method, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
-		return Status{}, fmt.Errorf("%s %s: %w", op, c.base, err)
+		return fmt.Errorf("%s %s: %w", op, c.base, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
@@ -92,24 +105,23 @@ func (c *Client) do(ctx context.Context, op, method, path string) (Status, error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return Status{}, fmt.Errorf("%s %s: %w", op, c.base, err)
+		return fmt.Errorf("%s %s: %w", op, c.base, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return Status{}, fmt.Errorf("%s: %s: read response: %w", op, c.base, err)
+		return fmt.Errorf("%s: %s: read response: %w", op, c.base, err)
 	}
 	if len(body) > maxResponse {
-		return Status{}, fmt.Errorf("%s %s: response larger than %d bytes", op, c.base, maxResponse)
+		return fmt.Errorf("%s %s: response larger than %d bytes", op, c.base, maxResponse)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Status{}, &Error{Op: op, URL: c.base, StatusCode: resp.StatusCode, Message: errorMessage(body)}
+		return &Error{Op: op, URL: c.base, StatusCode: resp.StatusCode, Message: errorMessage(body)}
 	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return Status{}, fmt.Errorf("%s %s: decode response: %w", op, c.base, err)
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", op, c.base, err)
 	}
-	return st, nil
+	return nil
 }
 
 // errorMessage is the error of an {"error": ...} body, or the body's first

@@ -42,7 +42,7 @@ type route struct {
 }
 
 // Handler serves the admin API of b. Only GET /v1/status, POST /v1/drain,
-// POST /v1/undrain and the probes GET /healthz and /readyz (package
+// POST /v1/undrain, GET /v1/load (when b is a Loader) and the probes GET /healthz and /readyz (package
 // httpprobe) exist; other paths are 404 and other methods 405. Requests
 // whose Host is not an IP address or localhost are refused (403), against
 // DNS rebinding, and so are cross-origin requests from browsers.
@@ -65,6 +65,9 @@ func Handler(b Backend, logger *slog.Logger) http.Handler {
 		PathDrain:   {http.MethodPost, h.action("drain", b.Drain)},
 		PathUndrain: {http.MethodPost, h.action("undrain", b.Undrain)},
 	}
+	if l, ok := b.(Loader); ok {
+		h.routes[PathLoad] = route{http.MethodGet, h.load(l)}
+	}
 	return h
 }
 
@@ -73,7 +76,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a local address", r.Host))
 		return
 	}
-	if httpprobe.Serve(w, r, h.ready) {
+	if h.ready != nil && httpprobe.Serve(w, r, h.ready) {
 		return
 	}
 	rt, ok := h.routes[r.URL.Path]

@@ -49,6 +49,7 @@ type Node struct {
 	handler *dnsserver.Handler
 	server  *dnsserver.Server
 	metrics *metrics.Node
+	load    *loadMeter        // for GET /v1/load
 	anycast *anycast          // nil without BGP
 	zs      *zonesync.Manager // nil without secondary zones
 	ready   chan struct{}
@@ -99,6 +100,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
+	n.load = newLoadMeter(stats)
 	n.logAdvice(cfg)
 	if zonesync.Enabled(cfg) {
 		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
@@ -213,9 +215,11 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { n.load.run(gctx); return nil })
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
+		mux.Handle(admin.PathLoad, admin.LoadHandler(n))
 		h := httpprobe.Wrap(mux, n.Readiness)
 		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
 	}
