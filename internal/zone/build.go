@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strings"
-	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -31,7 +29,7 @@ const (
 type builder struct {
 	originName string
 	origin     []byte
-	nodes      map[string]*Node
+	names      *trie   // every node by name
 	all        []*Node // every node, in the order of creation
 	files      []string
 	fileIdx    map[string]uint16
@@ -48,6 +46,7 @@ type builder struct {
 	// Slabs.
 	nodeMem []Node
 	setMem  []RRset
+	trieMem []trie
 	arena   []byte
 	// lastFile caches fileIndex.
 	lastFile    string
@@ -136,7 +135,7 @@ func newBuilder(origin string, sizeHint int) (*builder, error) {
 	return &builder{
 		originName: strings.ToLower(dns.Fqdn(origin)),
 		origin:     ow,
-		nodes:      make(map[string]*Node, sizeHint),
+		names:      &trie{},
 		all:        make([]*Node, 0, sizeHint),
 		fileIdx:    make(map[string]uint16),
 		buf:        make([]byte, 65536),
@@ -234,8 +233,8 @@ func (b *builder) build() (*Zone, error) {
 		b.records++
 	}
 	b.pend = nil
-	z := &Zone{Origin: origin, origin: b.origin, nodes: b.nodes, Records: b.records}
-	z.Apex = b.nodes[string(b.origin)]
+	z := &Zone{Origin: origin, origin: b.origin, names: b.names, Records: b.records, files: b.files}
+	z.Apex = b.names.get(b.origin)
 	b.finish(z)
 	if len(b.errs) > 0 {
 		if len(b.errs) >= maxErrors {
@@ -274,7 +273,7 @@ func (b *builder) alloc(n int) []byte {
 }
 
 func (b *builder) node(name []byte) *Node {
-	if n, ok := b.nodes[string(name)]; ok {
+	if n := b.names.get(name); n != nil {
 		return n
 	}
 	if len(b.nodeMem) == cap(b.nodeMem) {
@@ -283,10 +282,18 @@ func (b *builder) node(name []byte) *Node {
 	b.nodeMem = append(b.nodeMem, Node{Name: b.alloc(len(name))})
 	n := &b.nodeMem[len(b.nodeMem)-1]
 	copy(n.Name, name)
-	// The key shares the node's name bytes, which never change.
-	b.nodes[unsafe.String(&n.Name[0], len(n.Name))] = n
+	b.names.insertMut(hashName(n.Name), 0, n, b.newTrie)
 	b.all = append(b.all, n)
 	return n
+}
+
+// newTrie returns a trie node from the slab.
+func (b *builder) newTrie() *trie {
+	if len(b.trieMem) == cap(b.trieMem) {
+		b.trieMem = make([]trie, 0, nodeSlab)
+	}
+	b.trieMem = append(b.trieMem, trie{})
+	return &b.trieMem[len(b.trieMem)-1]
 }
 
 // add adds a record to node, which becomes the current node.
@@ -497,7 +504,7 @@ func (b *builder) finish(z *Zone) {
 	for i, end := 0, len(b.all); i < end; i++ {
 		n := b.all[i]
 		for p := wire.Parent(n.Name); len(p) >= len(ow); p = wire.Parent(p) {
-			if _, ok := b.nodes[string(p)]; ok {
+			if b.names.get(p) != nil {
 				break
 			}
 			b.node(p)
@@ -513,70 +520,94 @@ func (b *builder) finish(z *Zone) {
 		if n == apex {
 			continue
 		}
-		p := b.nodes[string(wire.Parent(n.Name))]
-		switch {
-		case p.Cut != nil:
-			n.Cut = p.Cut
-		case n.Get(dns.TypeNS) != nil:
-			n.Cut = n
-		}
-		switch {
-		case p.DNAME != nil:
-			n.DNAME = p.DNAME
-		case p.Get(dns.TypeDNAME) != nil:
-			n.DNAME = p
-		}
-		if n.Name[0] == 1 && n.Name[1] == '*' {
+		p := b.names.get(wire.Parent(n.Name))
+		link(n, p)
+		if isWildcard(n.Name) {
 			p.Wildcard = n
 		}
 	}
 	// The checks run in creation order; when they find problems they run
 	// again in canonical order, which makes error reports deterministic
 	// and readable.
+	z.count = len(all)
 	nerr := len(b.errs)
-	b.check(z, all)
+	nsec, nsec3 := b.check(z, all)
 	if len(b.errs) > nerr {
 		b.errs = b.errs[:nerr]
-		z.nsec, z.nsec3 = nil, nil
 		sortCanonical(all)
-		z.ordered = all
-		b.check(z, all)
+		nsec, nsec3 = b.check(z, all)
 	}
-	sort.Slice(z.nsec, func(i, j int) bool { return Compare(z.nsec[i].Name, z.nsec[j].Name) < 0 })
-	sort.Slice(z.nsec3, func(i, j int) bool { return bytes.Compare(z.nsec3[i].hash, z.nsec3[j].hash) < 0 })
-	z.Signed = apex.Get(dns.TypeDNSKEY) != nil
-	if p := apex.Get(dns.TypeNSEC3PARAM); p != nil && len(p.First()) >= 5 {
-		rd := p.First()
-		slen := int(rd[4])
-		if len(rd) >= 5+slen {
-			z.NSEC3 = &NSEC3Param{Hash: rd[0], Iterations: uint16(rd[2])<<8 | uint16(rd[3]), Salt: bytes.Clone(rd[5 : 5+slen])}
-		}
-	}
-	if z.NSEC3 == nil && len(z.nsec3) > 0 {
+	sortCanonical(nsec)
+	slices.SortFunc(nsec3, func(a, b nsec3Entry) int { return bytes.Compare(a.hash, b.hash) })
+	z.nsec, z.nsec3 = bulkTree(nsec), bulkTree(nsec3)
+	z.Signed, z.NSEC3 = apexChain(apex)
+	if z.NSEC3 == nil && len(nsec3) > 0 {
 		b.errorf(Record{}, "NSEC3 records without an NSEC3PARAM at the apex")
 	}
 }
 
+// link sets the delegation and DNAME links of n, a node below the apex,
+// from its parent p.
+func link(n, p *Node) {
+	n.Cut, n.DNAME = nil, nil
+	switch {
+	case p.Cut != nil:
+		n.Cut = p.Cut
+	case n.Get(dns.TypeNS) != nil:
+		n.Cut = n
+	}
+	switch {
+	case p.DNAME != nil:
+		n.DNAME = p.DNAME
+	case p.Get(dns.TypeDNAME) != nil:
+		n.DNAME = p
+	}
+}
+
+// isWildcard reports whether a wire name's first label is "*".
+func isWildcard(name []byte) bool { return len(name) > 1 && name[0] == 1 && name[1] == '*' }
+
+// apexChain reads from the apex whether the zone is signed and its NSEC3
+// parameters.
+func apexChain(apex *Node) (signed bool, param *NSEC3Param) {
+	signed = apex.Get(dns.TypeDNSKEY) != nil
+	if p := apex.Get(dns.TypeNSEC3PARAM); p != nil && len(p.First()) >= 5 {
+		rd := p.First()
+		slen := int(rd[4])
+		if len(rd) >= 5+slen {
+			param = &NSEC3Param{Hash: rd[0], Iterations: uint16(rd[2])<<8 | uint16(rd[3]), Salt: bytes.Clone(rd[5 : 5+slen])}
+		}
+	}
+	return signed, param
+}
+
 // check validates every node and collects the NSEC and NSEC3 owners.
-func (b *builder) check(z *Zone, all []*Node) {
+func (b *builder) check(z *Zone, all []*Node) (nsec []*Node, nsec3 []nsec3Entry) {
 	for _, n := range all {
 		b.checkNode(z, n)
 	}
 	b.checkGlue(z, all)
 	for _, n := range all {
 		if n.Get(dns.TypeNSEC) != nil {
-			z.nsec = append(z.nsec, n)
+			nsec = append(nsec, n)
 		}
-		if s := n.Get(dns.TypeNSEC3); s != nil {
-			label := strings.ToUpper(string(n.Name[1 : 1+n.Name[0]]))
-			h, err := base32.HexEncoding.WithPadding(base32.NoPadding).DecodeString(label)
-			if err != nil {
+		if n.Get(dns.TypeNSEC3) != nil {
+			h, ok := nsec3Owner(n.Name)
+			if !ok {
 				b.setErrorf(n, dns.TypeNSEC3, "NSEC3 owner is not a base32hex hash")
 				continue
 			}
-			z.nsec3 = append(z.nsec3, nsec3Entry{hash: h, node: n})
+			nsec3 = append(nsec3, nsec3Entry{hash: h, node: n})
 		}
 	}
+	return nsec, nsec3
+}
+
+// nsec3Owner decodes the hash in the first label of an NSEC3 owner.
+func nsec3Owner(name []byte) ([]byte, bool) {
+	label := strings.ToUpper(string(name[1 : 1+name[0]]))
+	h, err := base32.HexEncoding.WithPadding(base32.NoPadding).DecodeString(label)
+	return h, err == nil
 }
 
 // byDepth returns the nodes ordered by their number of labels below the
@@ -606,23 +637,31 @@ func byDepth(nodes []*Node, originLen int) []*Node {
 }
 
 func (b *builder) checkNode(z *Zone, n *Node) {
-	if n != z.Apex && n.Get(dns.TypeSOA) != nil {
-		b.setErrorf(n, dns.TypeSOA, "SOA record not at the zone apex")
+	checkNodeSets(n, n == z.Apex, func(n *Node, t uint16, format string, args ...any) {
+		b.setErrorf(n, t, format, args...)
+	})
+}
+
+// checkNodeSets checks the RRsets of one node: SOA only at the apex, CNAME
+// alone (RRSIG and NSEC aside) and single, DNAME single.
+func checkNodeSets(n *Node, apex bool, report func(n *Node, t uint16, format string, args ...any)) {
+	if !apex && n.Get(dns.TypeSOA) != nil {
+		report(n, dns.TypeSOA, "SOA record not at the zone apex")
 	}
 	if c := n.Get(dns.TypeCNAME); c != nil {
 		if c.Len() > 1 {
-			b.setErrorf(n, dns.TypeCNAME, "more than one CNAME record")
+			report(n, dns.TypeCNAME, "more than one CNAME record")
 		}
 		for _, s := range n.Sets {
 			switch s.Type {
 			case dns.TypeCNAME, dns.TypeRRSIG, dns.TypeNSEC:
 			default:
-				b.setErrorf(n, s.Type, "CNAME and other data at the same name")
+				report(n, s.Type, "CNAME and other data at the same name")
 			}
 		}
 	}
 	if d := n.Get(dns.TypeDNAME); d != nil && d.Len() > 1 {
-		b.setErrorf(n, dns.TypeDNAME, "more than one DNAME record")
+		report(n, dns.TypeDNAME, "more than one DNAME record")
 	}
 }
 
@@ -639,26 +678,35 @@ func (b *builder) checkGlue(z *Zone, all []*Node) {
 			if !wire.IsSubdomain(target, z.origin) {
 				continue
 			}
-			t := b.nodes[string(target)]
-			var cut *Node
-			if t != nil {
-				cut = t.Cut
-			} else {
-				cut = b.cutAbove(target, z.origin)
-			}
-			if cut == nil {
-				continue // served authoritatively from this zone
-			}
-			if t == nil || (t.Get(dns.TypeA) == nil && t.Get(dns.TypeAAAA) == nil) {
+			if missingGlue(z.origin, b.names, target) {
 				b.setErrorf(n, dns.TypeNS, "missing glue: name server %s is inside the delegation but has no A or AAAA record", NameString(target))
 			}
 		}
 	}
 }
 
-func (b *builder) cutAbove(name, origin []byte) *Node {
+// missingGlue reports whether the in-zone name server target lies at or
+// below a delegation, where only glue can give its address, and has no A
+// or AAAA record.
+func missingGlue(origin []byte, names *trie, target []byte) bool {
+	t := names.get(target)
+	var cut *Node
+	if t != nil {
+		cut = t.Cut
+	} else {
+		cut = cutAbove(names, target, origin)
+	}
+	if cut == nil {
+		return false // served authoritatively from this zone
+	}
+	return t == nil || (t.Get(dns.TypeA) == nil && t.Get(dns.TypeAAAA) == nil)
+}
+
+// cutAbove returns the delegation of the closest existing ancestor of a
+// name that does not exist.
+func cutAbove(names *trie, name, origin []byte) *Node {
 	for p := name; len(p) > len(origin); p = wire.Parent(p) {
-		if n, ok := b.nodes[string(p)]; ok {
+		if n := names.get(p); n != nil {
 			return n.Cut
 		}
 	}
