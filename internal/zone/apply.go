@@ -79,7 +79,7 @@ type editor struct {
 	list  []*affected
 	keep  map[string]bool // existing names that get a new name below
 	edit  uint64
-	names *trie
+	names nameIndex
 }
 
 // owner is a name whose records change.
@@ -601,21 +601,16 @@ func (e *editor) linkTarget(a *affected) bool {
 func (e *editor) index() {
 	z := e.z
 	idx := z.index()
-	ops := make([]trieOp, 0, len(e.list))
+	ops := make([]nameOp, 0, len(e.list))
 	order := &orderIndex{canon: idx.canon, glue: idx.glue}
 	nsec, nsec3 := z.nsec, z.nsec3
-	count := z.count
 	for _, a := range e.list {
-		ops = append(ops, trieOp{h: hashName(a.name), name: a.name, n: a.node})
+		ops = append(ops, nameOp{h: hashName(a.name), name: a.name, n: a.node})
 		switch {
 		case a.gone:
 			order.canon.delete(nodeProbe(a.name), e.edit)
-			count--
 		default:
 			order.canon.set(a.node, nodeProbe(a.name), e.edit)
-			if a.old == nil {
-				count++
-			}
 		}
 		var had, has bool
 		if a.old != nil {
@@ -633,10 +628,10 @@ func (e *editor) index() {
 		e.indexNSEC3(a, &nsec3)
 		e.indexGlue(a, &order.glue)
 	}
-	e.names = z.names.update(ops, 0)
+	e.names = z.names.update(ops)
 	apex := e.resolve(z.origin)
 	nz := &Zone{
-		Origin: z.Origin, origin: z.origin, names: e.names, count: count, order: order,
+		Origin: z.Origin, origin: z.origin, names: e.names, order: order,
 		Apex: apex, nsec: nsec, nsec3: nsec3, Records: z.Records + e.delta, Source: z.Source, files: e.files,
 	}
 	if apex != nil {
@@ -776,7 +771,7 @@ func (e *editor) check() {
 	for _, a := range e.list {
 		named(a.name, false)
 		if a.node == nil {
-			addCut(cutAbove(e.names, a.name, z.origin))
+			addCut(cutAbove(&e.names, a.name, z.origin))
 			continue
 		}
 		addCut(a.node.Cut)
@@ -792,7 +787,7 @@ func (e *editor) check() {
 	for _, n := range check {
 		for rd := range n.Get(dns.TypeNS).All() {
 			target := wire.LowerName(make([]byte, len(rd)), rd)
-			if wire.IsSubdomain(target, z.origin) && missingGlue(z.origin, e.names, target) {
+			if wire.IsSubdomain(target, z.origin) && missingGlue(z.origin, &e.names, target) {
 				e.setErrorf(n, dns.TypeNS, "missing glue: name server %s is inside the delegation but has no A or AAAA record", NameString(target))
 			}
 		}

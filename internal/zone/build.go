@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha1" //nolint:gosec // NSEC3 is defined with SHA-1 (RFC 5155)
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -29,8 +31,8 @@ const (
 type builder struct {
 	originName string
 	origin     []byte
-	names      *trie   // every node by name
-	all        []*Node // every node, in the order of creation
+	names      nameIndex // every node by name
+	all        []*Node   // every node, in the order of creation
 	files      []string
 	fileIdx    map[string]uint16
 	noLines    bool
@@ -46,7 +48,6 @@ type builder struct {
 	// Slabs.
 	nodeMem []Node
 	setMem  []RRset
-	trieMem []trie
 	arena   []byte
 	// lastFile caches fileIndex.
 	lastFile    string
@@ -135,7 +136,7 @@ func newBuilder(origin string, sizeHint int) (*builder, error) {
 	return &builder{
 		originName: strings.ToLower(dns.Fqdn(origin)),
 		origin:     ow,
-		names:      &trie{},
+		names:      newNameIndex(),
 		all:        make([]*Node, 0, sizeHint),
 		fileIdx:    make(map[string]uint16),
 		buf:        make([]byte, 65536),
@@ -233,9 +234,10 @@ func (b *builder) build() (*Zone, error) {
 		b.records++
 	}
 	b.pend = nil
-	z := &Zone{Origin: origin, origin: b.origin, names: b.names, Records: b.records, files: b.files}
+	z := &Zone{Origin: origin, origin: b.origin, Records: b.records, files: b.files}
 	z.Apex = b.names.get(b.origin)
 	b.finish(z)
+	z.names = b.names // with the empty non-terminals finish added
 	if len(b.errs) > 0 {
 		if len(b.errs) >= maxErrors {
 			b.errs = append(b.errs, fmt.Errorf("too many errors, stopped after %d", maxErrors))
@@ -282,18 +284,9 @@ func (b *builder) node(name []byte) *Node {
 	b.nodeMem = append(b.nodeMem, Node{Name: b.alloc(len(name))})
 	n := &b.nodeMem[len(b.nodeMem)-1]
 	copy(n.Name, name)
-	b.names.insertMut(hashName(n.Name), 0, n, b.newTrie)
+	b.names.insertMut(tentry{hashName(n.Name), n})
 	b.all = append(b.all, n)
 	return n
-}
-
-// newTrie returns a trie node from the slab.
-func (b *builder) newTrie() *trie {
-	if len(b.trieMem) == cap(b.trieMem) {
-		b.trieMem = make([]trie, 0, nodeSlab)
-	}
-	b.trieMem = append(b.trieMem, trie{})
-	return &b.trieMem[len(b.trieMem)-1]
 }
 
 // add adds a record to node, which becomes the current node.
@@ -529,7 +522,6 @@ func (b *builder) finish(z *Zone) {
 	// The checks run in creation order; when they find problems they run
 	// again in canonical order, which makes error reports deterministic
 	// and readable.
-	z.count = len(all)
 	nerr := len(b.errs)
 	nsec, nsec3 := b.check(z, all)
 	if len(b.errs) > nerr {
@@ -678,7 +670,7 @@ func (b *builder) checkGlue(z *Zone, all []*Node) {
 			if !wire.IsSubdomain(target, z.origin) {
 				continue
 			}
-			if missingGlue(z.origin, b.names, target) {
+			if missingGlue(z.origin, &b.names, target) {
 				b.setErrorf(n, dns.TypeNS, "missing glue: name server %s is inside the delegation but has no A or AAAA record", NameString(target))
 			}
 		}
@@ -688,7 +680,7 @@ func (b *builder) checkGlue(z *Zone, all []*Node) {
 // missingGlue reports whether the in-zone name server target lies at or
 // below a delegation, where only glue can give its address, and has no A
 // or AAAA record.
-func missingGlue(origin []byte, names *trie, target []byte) bool {
+func missingGlue(origin []byte, names *nameIndex, target []byte) bool {
 	t := names.get(target)
 	var cut *Node
 	if t != nil {
@@ -704,7 +696,7 @@ func missingGlue(origin []byte, names *trie, target []byte) bool {
 
 // cutAbove returns the delegation of the closest existing ancestor of a
 // name that does not exist.
-func cutAbove(names *trie, name, origin []byte) *Node {
+func cutAbove(names *nameIndex, name, origin []byte) *Node {
 	for p := name; len(p) > len(origin); p = wire.Parent(p) {
 		if n := names.get(p); n != nil {
 			return n.Cut
@@ -741,40 +733,129 @@ func HashToLabel(h []byte) string {
 // per node that bytes.Compare orders the same way: the labels from the
 // right, each followed by 0x00, with 0x00 and 0x01 inside labels escaped as
 // 0x01 0x01 and 0x01 0x02. Names are lower case already. The keys share one
-// buffer.
+// buffer; the bytes every key starts with (the origin's labels) are
+// skipped, and the next 8, as a number, are radix sorted; keys that tie on
+// them are sorted on the rest.
 func sortCanonical(nodes []*Node) {
-	type keyed struct {
-		key []byte
-		n   *Node
+	if len(nodes) < 2 {
+		return
+	}
+	if len(nodes) > 1<<14 {
+		// Read the names in the order they lie in memory, not in the
+		// caller's (hash order, say): far fewer cache misses.
+		byAddress(nodes)
 	}
 	total := 0
 	for _, n := range nodes {
 		total += len(n.Name) + 8
 	}
 	arena := make([]byte, 0, total)
-	ks := make([]keyed, len(nodes))
+	keys := make([][]byte, len(nodes))
 	var starts [128]int
 	for i, n := range nodes {
 		from := len(arena)
 		ls := labelStarts(n.Name, starts[:0])
 		for j := len(ls) - 1; j >= 0; j-- {
 			l := n.Name[ls[j]+1 : ls[j]+1+int(n.Name[ls[j]])]
-			for _, c := range l {
-				switch c {
-				case 0:
-					arena = append(arena, 1, 1)
-				case 1:
-					arena = append(arena, 1, 2)
-				default:
-					arena = append(arena, c)
+			if bytes.IndexByte(l, 0) < 0 && bytes.IndexByte(l, 1) < 0 {
+				arena = append(arena, l...)
+			} else {
+				for _, c := range l {
+					switch c {
+					case 0:
+						arena = append(arena, 1, 1)
+					case 1:
+						arena = append(arena, 1, 2)
+					default:
+						arena = append(arena, c)
+					}
 				}
 			}
 			arena = append(arena, 0)
 		}
-		ks[i] = keyed{arena[from:len(arena):len(arena)], n}
+		keys[i] = arena[from:len(arena):len(arena)]
 	}
-	slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
+	common := len(keys[0])
+	for _, k := range keys[1:] {
+		common = min(common, len(k))
+		for common > 0 && string(k[:common]) != string(keys[0][:common]) {
+			common--
+		}
+	}
+	ks := make([]sortKey, len(nodes))
+	for i, k := range keys {
+		k = k[common:]
+		var p [8]byte
+		copy(p[:], k)
+		ks[i] = sortKey{binary.BigEndian.Uint64(p[:]), uint32(i)}
+		keys[i] = k[min(len(k), 8):]
+	}
+	radixSort(ks)
+	// Equal prefixes mean equal first 8 bytes: a key ends in 0x00 and no
+	// 0x00 follows a 0x00, so zero padding never ties a shorter key with a
+	// longer one.
+	for i := 0; i < len(ks); {
+		j := i + 1
+		for j < len(ks) && ks[j].prefix == ks[i].prefix {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(ks[i:j], func(a, b sortKey) int { return bytes.Compare(keys[a.i], keys[b.i]) })
+		}
+		i = j
+	}
+	sorted := make([]*Node, len(nodes))
 	for i := range ks {
-		nodes[i] = ks[i].n
+		sorted[i] = nodes[ks[i].i]
+	}
+	copy(nodes, sorted)
+}
+
+// byAddress sorts nodes by their address in memory.
+func byAddress(nodes []*Node) {
+	ks := make([]sortKey, len(nodes))
+	for i, n := range nodes {
+		ks[i] = sortKey{uint64(uintptr(unsafe.Pointer(n))), uint32(i)}
+	}
+	radixSort(ks)
+	sorted := make([]*Node, len(nodes))
+	for i := range ks {
+		sorted[i] = nodes[ks[i].i]
+	}
+	copy(nodes, sorted)
+}
+
+type sortKey struct {
+	prefix uint64
+	i      uint32
+}
+
+// radixSort sorts keys by prefix, least significant byte first, skipping
+// the bytes every prefix has alike.
+func radixSort(ks []sortKey) {
+	tmp := make([]sortKey, len(ks))
+	src, dst := ks, tmp
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, k := range src {
+			count[byte(k.prefix>>shift)]++
+		}
+		if count[byte(src[0].prefix>>shift)] == len(src) {
+			continue
+		}
+		sum := 0
+		for b, c := range count {
+			count[b] = sum
+			sum += c
+		}
+		for _, k := range src {
+			b := byte(k.prefix >> shift)
+			dst[count[b]] = k
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &ks[0] {
+		copy(ks, src)
 	}
 }

@@ -95,7 +95,7 @@ func Diff(old, new *Zone) (del, add []dns.RR, err error) {
 func DiffWire(old, new *Zone) (del, add []RR) {
 	type pair struct{ a, b *Node }
 	var pairs []pair
-	trieDiff(old.names, new.names, 0, func(a, b *Node) { pairs = append(pairs, pair{a, b}) })
+	diffIndex(&old.names, &new.names, func(a, b *Node) { pairs = append(pairs, pair{a, b}) })
 	keyed := make([]*Node, len(pairs))
 	at := make(map[*Node]int, len(pairs))
 	for i, p := range pairs {

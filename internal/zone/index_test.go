@@ -3,97 +3,107 @@ package zone
 import (
 	"cmp"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
 
-// checkTrie verifies the layout of a trie: every node in the slot its hash
-// gives, sub-tries with at least two nodes, collision lists only at the
-// bottom. It returns the number of nodes.
-func checkTrie(t *trie, depth int, prefix uint64, hash func([]byte) uint64) (int, error) {
-	if depth == trieMaxDepth {
-		if t.dmap|t.nmap != 0 || len(t.kids) != 0 {
-			return 0, fmt.Errorf("collision node with bitmaps")
-		}
-		for _, n := range t.data {
-			if h := hash(n.Name); h&(1<<(trieBits*depth)-1) != prefix {
-				return 0, fmt.Errorf("%x at depth %d under prefix %x", h, depth, prefix)
-			}
-		}
-		return len(t.data), nil
-	}
-	if bits.OnesCount64(t.dmap) != len(t.data) || bits.OnesCount64(t.nmap) != len(t.kids) || t.dmap&t.nmap != 0 {
-		return 0, fmt.Errorf("bitmaps and slices disagree at depth %d", depth)
+// checkNames verifies the layout of a name index: every slot points to a
+// page of its local depth whose first slot it agrees with, every entry in
+// the page its hash chooses, with its hash, findable by probing (no free
+// slot between its home and its place), counts right. It returns the
+// number of nodes.
+func checkNames(x *nameIndex, hash func([]byte) uint64) (int, error) {
+	if len(x.dir) != max(1, 1<<x.depth/dirChunkSize) {
+		return 0, fmt.Errorf("%d directory chunks for depth %d", len(x.dir), x.depth)
 	}
 	total := 0
-	for s := range 64 {
-		bit := uint64(1) << s
-		p := prefix | uint64(s)<<(trieBits*depth)
-		switch {
-		case t.dmap&bit != 0:
-			n := t.data[bits.OnesCount64(t.dmap&(bit-1))]
-			if h := hash(n.Name); h&(1<<(trieBits*(depth+1))-1) != p {
-				return 0, fmt.Errorf("node %x in slot %d at depth %d", h, s, depth)
-			}
-			total++
-		case t.nmap&bit != 0:
-			k := t.kids[bits.OnesCount64(t.nmap&(bit-1))]
-			c, err := checkTrie(k, depth+1, p, hash)
-			if err != nil {
-				return 0, err
-			}
-			if c < 2 {
-				return 0, fmt.Errorf("sub-trie of %d nodes at depth %d", c, depth+1)
-			}
-			total += c
+	for i := range uint64(1) << x.depth {
+		p := x.slot(i)
+		if p.depth > x.depth {
+			return 0, fmt.Errorf("slot %d: page depth %d over %d", i, p.depth, x.depth)
 		}
+		first := x.slot(i & (1<<p.depth - 1))
+		if !samePage(p, first) {
+			return 0, fmt.Errorf("slot %d and its page's first slot differ", i)
+		}
+		if i >= 1<<p.depth {
+			continue
+		}
+		if len(p.e) < pageMin || len(p.e)&(len(p.e)-1) != 0 {
+			return 0, fmt.Errorf("slot %d: table of %d", i, len(p.e))
+		}
+		n := 0
+		m := uint64(len(p.e) - 1)
+		for j, t := range p.e {
+			if t.n == nil {
+				continue
+			}
+			n++
+			if h := hash(t.n.Name); h != t.h {
+				return 0, fmt.Errorf("%s: hash %x kept as %x", t.n.Name, h, t.h)
+			}
+			if t.h&(1<<p.depth-1) != i {
+				return 0, fmt.Errorf("hash %x in the page of slot %d, depth %d", t.h, i, p.depth)
+			}
+			for k := t.h >> 32 & m; k != uint64(j); k = (k + 1) & m {
+				if p.e[k].n == nil {
+					return 0, fmt.Errorf("%s: a free slot between its home and its place", t.n.Name)
+				}
+			}
+		}
+		if n != int(p.n) || n*4 > len(p.e)*3 {
+			return 0, fmt.Errorf("slot %d: %d entries, counted %d, table %d", i, n, p.n, len(p.e))
+		}
+		total += n
+	}
+	if total != x.count {
+		return 0, fmt.Errorf("%d nodes, count %d", total, x.count)
 	}
 	return total, nil
 }
 
-// TestTrieModel changes a trie at random, with hashes forced to collide in
-// their low bits (and some entirely), and checks it against a map after
-// every step, and that old versions do not change.
-func TestTrieModel(t *testing.T) {
-	for _, collide := range []int{64, 12, 0} {
-		t.Run(fmt.Sprintf("hash bits %d", collide), func(t *testing.T) {
-			// Hashes with only `collide` significant bits (the rest of a
-			// name's hash is 0): the trie must go to the collision nodes.
+// TestNameIndexModel changes an index at random, with hashes forced to
+// share their low bits (and, with 0 bits, to be all equal), and checks it
+// against a map after every step, and that old versions do not change.
+func TestNameIndexModel(t *testing.T) {
+	for _, keep := range []int{64, 40, 9, 0} {
+		t.Run(fmt.Sprintf("hash bits %d", keep), func(t *testing.T) {
 			hash := func(name []byte) uint64 {
 				h := hashName(name)
-				if collide < 64 {
-					h &= 1<<collide - 1
+				if keep < 64 {
+					h &= 1<<keep - 1
 				}
 				return h
 			}
-			old := rehash
-			rehash = hash
-			defer func() { rehash = old }()
-			r := rand.New(rand.NewPCG(1, uint64(collide)))
+			universe := 3000
+			if keep == 0 {
+				universe = 600
+			}
+			r := rand.New(rand.NewPCG(1, uint64(keep)))
 			model := map[string]*Node{}
 			type version struct {
-				t     *trie
+				x     nameIndex
 				model map[string]*Node
 			}
 			var versions []version
-			tr := &trie{}
+			x := newNameIndex()
 			for step := range 300 {
-				ops := map[string]trieOp{}
-				for range 1 + r.IntN(20) {
-					name := fmt.Appendf(nil, "n%d", r.IntN(200))
+				ops := map[string]nameOp{}
+				span := []int{3, 40, 600}[r.IntN(3)]
+				for range 1 + r.IntN(span) {
+					name := fmt.Appendf(nil, "n%d", r.IntN(universe))
 					var n *Node
-					if r.IntN(3) > 0 {
+					if r.IntN(3) > 0 || step < 10 {
 						n = &Node{Name: name}
 					}
-					ops[string(name)] = trieOp{h: hash(name), name: name, n: n}
+					ops[string(name)] = nameOp{h: hash(name), name: name, n: n}
 				}
-				list := make([]trieOp, 0, len(ops))
+				list := make([]nameOp, 0, len(ops))
 				for _, o := range ops {
 					list = append(list, o)
 				}
-				tr = tr.update(list, 0)
+				x = x.update(list)
 				next := maps(model)
 				for k, o := range ops {
 					if o.n == nil {
@@ -103,8 +113,8 @@ func TestTrieModel(t *testing.T) {
 					}
 				}
 				model = next
-				versions = append(versions, version{tr, model})
-				c, err := checkTrie(tr, 0, 0, hash)
+				versions = append(versions, version{x, model})
+				c, err := checkNames(&x, hash)
 				if err != nil {
 					t.Fatalf("step %d: %v", step, err)
 				}
@@ -113,9 +123,12 @@ func TestTrieModel(t *testing.T) {
 				}
 			}
 			for i, v := range versions {
-				for k := range 200 {
+				if _, err := checkNames(&v.x, hash); err != nil {
+					t.Fatalf("version %d changed: %v", i, err)
+				}
+				for k := range universe {
 					name := fmt.Appendf(nil, "n%d", k)
-					if got, want := v.t.find(hash(name), name), v.model[string(name)]; got != want {
+					if got, want := v.x.find(hash(name), name), v.model[string(name)]; got != want {
 						t.Fatalf("version %d: %s: %p, want %p", i, name, got, want)
 					}
 				}
@@ -124,30 +137,29 @@ func TestTrieModel(t *testing.T) {
 			for i := 1; i < len(versions); i++ {
 				a, b := versions[i-1], versions[i]
 				got := map[string]bool{}
-				trieDiff(a.t, b.t, 0, func(x, y *Node) {
+				diffIndex(&a.x, &b.x, func(x, y *Node) {
 					n := x
 					if n == nil {
 						n = y
 					}
 					got[string(n.Name)] = true
 				})
-				for k := range 200 {
+				for k := range universe {
 					name := fmt.Sprintf("n%d", k)
 					if want := a.model[name] != b.model[name]; got[name] != want {
 						t.Fatalf("diff %d: %s reported %v, want %v", i, name, got[name], want)
 					}
 				}
 			}
-			// Built by insertion, the same names give the same shape.
-			b := &trie{}
+			// Built by insertion, the same names.
+			b := newNameIndex()
 			for _, n := range model {
-				b.insertMut(hash(n.Name), 0, n, func() *trie { return &trie{} })
+				b.insertMut(tentry{hash(n.Name), n})
 			}
-			same := true
-			trieDiff(b, tr, 0, func(x, y *Node) { same = false })
-			if !same {
-				t.Error("a trie built by insertion differs from the updated one")
+			if _, err := checkNames(&b, hash); err != nil {
+				t.Fatal(err)
 			}
+			diffIndex(&b, &x, func(p, q *Node) { t.Errorf("built by insertion: %v / %v", p, q) })
 		})
 	}
 }

@@ -202,10 +202,9 @@ type nsec3Entry struct {
 // canonical order and the NSEC and NSEC3 chains (see trie.go and
 // btree.go). Readers use a version without locks.
 type Zone struct {
-	Origin string // presentation form, lower case, fully qualified
-	origin []byte // wire form
-	names  *trie  // every node by name
-	count  int    // nodes in names
+	Origin string    // presentation form, lower case, fully qualified
+	origin []byte    // wire form
+	names  nameIndex // every node by name
 	// order holds every node in canonical order (transfers, Diff's
 	// output, Apply) and the in-zone name servers of delegations (glue
 	// checks). Load and queries do not need it: it is built on first use
@@ -251,7 +250,7 @@ func (z *Zone) Lookup(name []byte) *Node { return z.names.get(name) }
 func (z *Zone) OriginWire() []byte { return z.origin }
 
 // Len returns the number of nodes, empty non-terminals included.
-func (z *Zone) Len() int { return z.count }
+func (z *Zone) Len() int { return z.names.count }
 
 // Nodes calls fn for every node in canonical order.
 func (z *Zone) Nodes(fn func(*Node)) {
@@ -264,7 +263,7 @@ func (z *Zone) index() *orderIndex {
 		if z.order != nil {
 			return
 		}
-		all := make([]*Node, 0, z.count)
+		all := make([]*Node, 0, z.names.count)
 		z.names.walk(func(n *Node) { all = append(all, n) })
 		sortCanonical(all)
 		z.order = &orderIndex{canon: bulkTree(all), glue: glueIndex(z.origin, all)}
