@@ -114,7 +114,8 @@ func soaChange(z *Zone) (del, add RR) {
 // 1,000,000-name zone of dnsbench). "once" applies the same change to the
 // loaded version each time (B/op is what one version adds); "chain"
 // applies one change after another, each to the version the last one
-// made, as a secondary does. first-ms is the first Apply after the load,
+// made, as a secondary does; "diff" is DiffWire of the versions before and
+// after one change. first-ms is the first Apply after the load,
 // which builds the canonical order the load leaves to first use.
 func BenchmarkApply(b *testing.B) {
 	origin, path := benchZone(b, 100000)
@@ -145,6 +146,20 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
+	})
+	b.Run("diff", func(b *testing.B) {
+		// DiffWire of the versions before and after the change: the
+		// cost of the difference, not of the zone.
+		nz, err := z.Apply(del, add)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, a := DiffWire(z, nz); len(d) != 2 || len(a) != 2 {
+				b.Fatalf("diff %v %v", d, a)
+			}
+		}
 	})
 	b.Run("chain", func(b *testing.B) {
 		cur := z

@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"bytes"
 	"hash/maphash"
 	"slices"
 )
@@ -391,41 +392,55 @@ func diffIndex(a, b *nameIndex, fn func(old, new *Node)) {
 	if len(pa) == 0 {
 		return
 	}
-	// The names of the pages that differ on either side, compared.
-	var na, nb []*Node
-	for _, p := range pa {
-		for _, t := range p.e {
-			if t.n != nil {
-				na = append(na, t.n)
+	// The names of the pages that differ on either side, compared in
+	// the order of their hashes.
+	ea, eb := entriesOf(pa), entriesOf(pb)
+	for len(ea) > 0 || len(eb) > 0 {
+		var c int
+		switch {
+		case len(ea) == 0:
+			c = 1
+		case len(eb) == 0:
+			c = -1
+		default:
+			c = compareEntries(ea[0], eb[0])
+		}
+		switch {
+		case c < 0:
+			fn(ea[0].n, nil)
+			ea = ea[1:]
+		case c > 0:
+			fn(nil, eb[0].n)
+			eb = eb[1:]
+		default:
+			if ea[0].n != eb[0].n {
+				fn(ea[0].n, eb[0].n)
 			}
+			ea, eb = ea[1:], eb[1:]
 		}
 	}
-	for _, p := range pb {
-		for _, t := range p.e {
-			if t.n != nil {
-				nb = append(nb, t.n)
-			}
-		}
-	}
-	diffLists(na, nb, fn)
 }
 
-// diffLists calls fn for the nodes that differ between two lists.
-func diffLists(a, b []*Node, fn func(old, new *Node)) {
-	inB := make(map[string]*Node, len(b))
-	for _, n := range b {
-		inB[string(n.Name)] = n
-	}
-	for _, x := range a {
-		y := inB[string(x.Name)]
-		delete(inB, string(x.Name))
-		if x != y {
-			fn(x, y)
+// entriesOf returns the entries of pages sorted by hash and name.
+func entriesOf(pages map[*tentry]*pageRef) []tentry {
+	var out []tentry
+	for _, p := range pages {
+		for _, t := range p.e {
+			if t.n != nil {
+				out = append(out, t)
+			}
 		}
 	}
-	for _, y := range b {
-		if _, ok := inB[string(y.Name)]; ok {
-			fn(nil, y)
-		}
+	slices.SortFunc(out, compareEntries)
+	return out
+}
+
+func compareEntries(a, b tentry) int {
+	switch {
+	case a.h < b.h:
+		return -1
+	case a.h > b.h:
+		return 1
 	}
+	return bytes.Compare(a.n.Name, b.n.Name)
 }

@@ -257,6 +257,14 @@ func (z *Zone) Nodes(fn func(*Node)) {
 	z.index().canon.ascend(nil, func(n *Node) bool { fn(n); return true })
 }
 
+// Prepare builds the indexes that Build leaves to first use: the
+// canonical order, which transfers, Apply and a DiffWire of unrelated
+// versions need (about 0.4 s for a 1,000,000-name zone). A secondary or
+// a store that expects changes calls it after a load, off the query path,
+// so that the first change does not wait for it. Versions made by Apply
+// have it already.
+func (z *Zone) Prepare() { z.index() }
+
 // index returns the order index, building it on first use.
 func (z *Zone) index() *orderIndex {
 	z.orderOnce.Do(func() {
