@@ -316,3 +316,36 @@ func TestApplyErrorsNameRecords(t *testing.T) {
 		}
 	}
 }
+
+func TestHasAndKey(t *testing.T) {
+	z := parseZone(t, applyBase+"www 300 RRSIG A 8 2 300 20300101000000 20200101000000 1 example. AAAA\n")
+	for _, tt := range []struct {
+		rr   string
+		want bool
+	}{
+		{"WWW 60 A 192.0.2.10", true},
+		{"www A 192.0.2.11", false},
+		{"alias CNAME WWW", true}, // CNAME's target compares without case
+		{"www TXT x", false},
+		{"nope A 192.0.2.10", false},
+		{"www RRSIG A 8 2 300 20300101000000 20200101000000 1 example. AAAA", true},
+		{"www RRSIG AAAA 8 2 300 20300101000000 20200101000000 1 example. AAAA", false},
+	} {
+		r := wireList(t, tt.rr)[0]
+		if got := z.Has(r); got != tt.want {
+			t.Errorf("Has(%s) = %v, want %v", tt.rr, got, tt.want)
+		}
+		rr, err := r.DNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := RRKey(rr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// RRKey packs the TTL as 0 and the rdata length; Key has neither.
+		if r.Key() != k[:len(r.Name)+2]+k[len(r.Name)+10:] {
+			t.Errorf("Key(%s) differs from RRKey", tt.rr)
+		}
+	}
+}

@@ -107,3 +107,47 @@ func nameLen(b []byte) int {
 	}
 	return -1
 }
+
+// Key identifies the record as Apply and DiffWire compare records (and
+// RRKey dns.RR values): owner without case, type, and rdata with the
+// names RFC 4034 §6.2 lists without case; the TTL aside.
+func (r RR) Key() string {
+	b := make([]byte, 0, len(r.Name)+2+len(r.Rdata))
+	b = append(b, r.Name...)
+	wire.LowerName(b, b)
+	b = binary.BigEndian.AppendUint16(b, r.Type)
+	return string(append(b, canonicalRdata(r.Type, r.Rdata)...))
+}
+
+// Has reports whether the version holds the record, compared as Key
+// compares.
+func (z *Zone) Has(r RR) bool {
+	if nameLen(r.Name) != len(r.Name) {
+		return false
+	}
+	n := z.Lookup(wire.LowerName(make([]byte, len(r.Name)), r.Name))
+	if n == nil {
+		return false
+	}
+	covered := r.Type
+	if r.Type == dns.TypeRRSIG {
+		covered = RRSIGCovered(r.Rdata)
+	}
+	s := n.Get(covered)
+	if s == nil {
+		return false
+	}
+	data := s.data
+	if r.Type == dns.TypeRRSIG {
+		if s.sigs == nil {
+			return false
+		}
+		data = s.sigs.data
+	}
+	for rd := range records(data) {
+		if rdataEqual(r.Type, rd, r.Rdata) {
+			return true
+		}
+	}
+	return false
+}
