@@ -32,16 +32,25 @@ var ErrNoRecord = errors.New("record to delete is not in the zone")
 // The work and the memory are those of the names changed (and of the
 // subtree below a changed delegation or DNAME): the new version shares
 // every other node, and most of its indexes, with z.
-func (z *Zone) Apply(del, add []RR) (*Zone, error) { return z.apply(del, add, nil) }
+func (z *Zone) Apply(del, add []RR) (*Zone, error) { return z.apply(del, add, nil, "") }
+
+// ApplyNamed is Apply with the records named in errors as a writer names
+// them: name(i) is the place of the i-th added record ("records[3]", as
+// a file:line names a loaded one), and kept names every RRset the change
+// does not make, here and in the errors of later changes ("in the
+// zone").
+func (z *Zone) ApplyNamed(del, add []RR, name func(i int) string, kept string) (*Zone, error) {
+	return z.apply(del, add, name, kept)
+}
 
 // apply is Apply where label(i), when label is not nil, gives the place
-// of the i-th added record (as a file:line does for a loaded one) in
-// errors and in later ones about the RRset it starts.
-func (z *Zone) apply(del, add []RR, label func(int) string) (*Zone, error) {
+// of the i-th added record in errors, and kept, when not empty, the place
+// of every other RRset.
+func (z *Zone) apply(del, add []RR, label func(int) string, kept string) (*Zone, error) {
 	if len(del) == 0 && len(add) == 0 {
 		return z, nil
 	}
-	e := &editor{z: z, label: label, owners: map[string]*owner{}, files: z.files}
+	e := &editor{z: z, label: label, kept: kept, owners: map[string]*owner{}}
 	for i := range del {
 		if err := e.delete(&del[i]); err != nil {
 			return nil, fmt.Errorf("zone %s: %w", z.Origin, err)
@@ -53,6 +62,9 @@ func (z *Zone) apply(del, add []RR, label func(int) string) (*Zone, error) {
 	e.attachSigs()
 	e.compose()
 	e.restructure()
+	if len(e.errs) == 0 {
+		e.settle()
+	}
 	if len(e.errs) > 0 {
 		if len(e.errs) >= maxErrors {
 			e.errs = append(e.errs, fmt.Errorf("too many errors, stopped after %d", maxErrors))
@@ -62,17 +74,55 @@ func (z *Zone) apply(del, add []RR, label func(int) string) (*Zone, error) {
 	return e.nz, nil
 }
 
+// settle gives the RRsets this change made their place for later errors:
+// kept when the change has it, else the name of their first record. Until
+// then, their line holds fresh and the index of that name in e.labels.
+func (e *editor) settle() {
+	files := e.z.files
+	index := func(f string) uint16 {
+		if i := slices.Index(files, f); i >= 0 {
+			return uint16(i)
+		}
+		if len(files) >= maxFiles {
+			return maxFiles
+		}
+		files = append(slices.Clip(files), f)
+		return uint16(len(files) - 1)
+	}
+	for _, a := range e.list {
+		if a.node == nil || !a.touched {
+			continue
+		}
+		for i := range a.node.Sets {
+			s := &a.node.Sets[i]
+			if s.line&fresh == 0 {
+				continue
+			}
+			name := e.kept
+			if name == "" {
+				name = e.labels[s.line&^fresh]
+			}
+			s.file, s.line = index(name), 0
+		}
+	}
+	e.nz.files = files
+}
+
+// fresh marks the line of an RRset this change starts: the rest is the
+// index of its first record's place in editor.labels.
+const fresh = 1 << 31
+
 // editor is one Apply.
 type editor struct {
-	z          *Zone
-	label      func(int) string
-	owners     map[string]*owner // the names the records change
-	order      []*owner          // in the order of their first record
-	errs       []error
-	files      []string // z.files, copied before it grows
-	filesOwned bool
-	delta      int // records added less records deleted
-	nz         *Zone
+	z      *Zone
+	label  func(int) string
+	owners map[string]*owner // the names the records change
+	order  []*owner          // in the order of their first record
+	errs   []error
+	labels []string // places of the added records that start RRsets
+	kept   string   // names the RRsets of z when not empty
+	delta  int      // records added less records deleted
+	nz     *Zone
 
 	// restructure's state
 	aff   map[string]*affected
@@ -129,9 +179,15 @@ func (e *editor) recErrorf(i int, name []byte, t uint16, format string, args ...
 
 // setPos returns where the RRset's first record came from.
 func (e *editor) setPos(s *RRset) string {
+	if s.line&fresh != 0 {
+		return e.labels[s.line&^fresh]
+	}
+	if e.kept != "" {
+		return e.kept
+	}
 	r := Record{Line: int(s.line)}
-	if int(s.file) < len(e.files) {
-		r.File = e.files[s.file]
+	if int(s.file) < len(e.z.files) {
+		r.File = e.z.files[s.file]
 	}
 	if r.File == "" && r.Line == 0 {
 		return ""
@@ -151,20 +207,11 @@ func (e *editor) setErrorf(n *Node, t uint16, format string, args ...any) {
 	e.errorf("%s", msg)
 }
 
-// fileIndex returns the index of a place name in files, adding it.
-func (e *editor) fileIndex(f string) uint16 {
-	if i := slices.Index(e.files, f); i >= 0 {
-		return uint16(i)
-	}
-	if len(e.files) >= 1<<16-1 {
-		return 0
-	}
-	if !e.filesOwned {
-		e.files = slices.Clone(e.files)
-		e.filesOwned = true
-	}
-	e.files = append(e.files, f)
-	return uint16(len(e.files) - 1)
+// start returns the place to keep in a new RRset, file and line, for the
+// i-th added record (see fresh).
+func (e *editor) start(i int) (uint16, uint32) {
+	e.labels = append(e.labels, e.pos(i))
+	return 0, fresh | uint32(len(e.labels)-1)
 }
 
 // record checks a record of the change and returns its owner in lower
@@ -311,12 +358,14 @@ func (e *editor) add(i int, r *RR) {
 	s := o.set(r.Type)
 	switch {
 	case s == nil:
-		o.sets = append(o.sets, wset{RRset: RRset{Type: r.Type, TTL: r.TTL, file: e.fileIndex(e.pos(i))}})
+		f, l := e.start(i)
+		o.sets = append(o.sets, wset{RRset: RRset{Type: r.Type, TTL: r.TTL, file: f, line: l}})
 		s = &o.sets[len(o.sets)-1]
 	case s.n == 0:
 		// Emptied by the deletions: the set starts again with this
 		// record, as it would in a zone built from the records.
-		s.TTL, s.file, s.line = r.TTL, e.fileIndex(e.pos(i)), 0
+		s.TTL = r.TTL
+		s.file, s.line = e.start(i)
 	}
 	for old := range records(s.data) {
 		if rdataEqual(r.Type, old, rdata) {
@@ -632,7 +681,7 @@ func (e *editor) index() {
 	apex := e.resolve(z.origin)
 	nz := &Zone{
 		Origin: z.Origin, origin: z.origin, names: e.names, order: order,
-		Apex: apex, nsec: nsec, nsec3: nsec3, Records: z.Records + e.delta, Source: z.Source, files: e.files,
+		Apex: apex, nsec: nsec, nsec3: nsec3, Records: z.Records + e.delta, Source: z.Source, files: z.files,
 	}
 	if apex != nil {
 		nz.Signed, nz.NSEC3 = apexChain(apex)

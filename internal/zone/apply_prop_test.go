@@ -344,7 +344,7 @@ func runApplyChain(t *testing.T, seed uint64, steps int) {
 		}
 		want, berr := buildProp(t, next.records(t))
 		del, add := recordDiff(t, cur.records(t), next.records(t))
-		got, aerr := z.apply(del, add, func(int) string { return "t" })
+		got, aerr := z.apply(del, add, func(int) string { return "t" }, "")
 		switch {
 		case (berr == nil) != (aerr == nil):
 			t.Fatalf("seed %d step %d: Build: %v\nApply: %v\ndel %v\nadd %v", seed, step, berr, aerr, del, add)

@@ -2,6 +2,7 @@ package zone
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -304,7 +305,7 @@ d 300 NSEC example. A NSEC
 // from, the loaded file's line or the label given to the change.
 func TestApplyErrorsNameRecords(t *testing.T) {
 	old := parseZone(t, applyBase)
-	_, err := old.apply(nil, wireList(t, "www CNAME ns1", "x.example.net. A 192.0.2.1"), func(i int) string { return []string{"records[0]", "records[1]"}[i] })
+	_, err := old.apply(nil, wireList(t, "www CNAME ns1", "x.example.net. A 192.0.2.1"), func(i int) string { return []string{"records[0]", "records[1]"}[i] }, "")
 	for _, want := range []string{
 		"zone example.: invalid zone: ",
 		"records[1]: x.example.net. A: out-of-zone data (not in example.)",
@@ -347,5 +348,50 @@ func TestHasAndKey(t *testing.T) {
 		if r.Key() != k[:len(r.Name)+2]+k[len(r.Name)+10:] {
 			t.Errorf("Key(%s) differs from RRKey", tt.rr)
 		}
+	}
+}
+
+// TestApplyNamed: a writer's names for its records and for the rest, in
+// this change's errors and in later ones.
+func TestApplyNamed(t *testing.T) {
+	old := parseZone(t, applyBase)
+	name := func(i int) string { return fmt.Sprintf("records[%d]", i) }
+	_, err := old.ApplyNamed(nil, wireList(t, "txt TXT a", "txt TXT a"), name, "in the zone")
+	if err == nil || !strings.Contains(err.Error(), "records[1]: txt.example. TXT: duplicate record (first at records[0])") {
+		t.Errorf("duplicate: %v", err)
+	}
+	_, err = old.ApplyNamed(nil, wireList(t, "www CNAME ns1"), name, "in the zone")
+	if err == nil || !strings.Contains(err.Error(), "in the zone: www.example. A: CNAME and other data at the same name") {
+		t.Errorf("kept RRset not named as kept: %v", err)
+	}
+	// What a change makes is named as kept in the next one.
+	z, err := old.ApplyNamed(nil, wireList(t, "txt TXT a"), name, "in the zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = z.ApplyNamed(nil, wireList(t, "txt CNAME ns1"), name, "in the zone")
+	if err == nil || !strings.Contains(err.Error(), "in the zone: txt.example. TXT: CNAME and other data at the same name") {
+		t.Errorf("RRset of an earlier change: %v", err)
+	}
+	if len(z.files) > len(old.files)+1 {
+		t.Errorf("the names of a change stay in the zone: %q", z.files)
+	}
+}
+
+// TestBuildManyPlaces: past 65,535 places (a writer naming each record,
+// "records[70000]"), records are named by no place rather than by
+// another record's.
+func TestBuildManyPlaces(t *testing.T) {
+	recs := []Record{
+		{RR: mustRR(t, "example. 300 IN SOA ns h 1 2 3 4 5"), File: "records[0]"},
+		{RR: mustRR(t, "example. 300 IN NS ns.example.net."), File: "records[1]"},
+	}
+	for i := 2; i < 70000; i++ {
+		recs = append(recs, Record{RR: mustRR(t, fmt.Sprintf("h%d.example. 300 IN TXT x", i)), File: fmt.Sprintf("records[%d]", i)})
+	}
+	recs = append(recs, Record{RR: mustRR(t, "h69999.example. 300 IN CNAME example."), File: "records[70000]"})
+	_, err := Build("example.", recs)
+	if err == nil || !strings.Contains(err.Error(), "invalid zone: h69999.example. TXT: CNAME and other data at the same name") {
+		t.Errorf("error %v", err)
 	}
 }

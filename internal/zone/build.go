@@ -20,6 +20,10 @@ import (
 // maxErrors bounds how many problems one load reports.
 const maxErrors = 50
 
+// maxFiles bounds the places (files, or labels such as "records[3]") a
+// zone names; RRsets from beyond have none (RRset.file is this index).
+const maxFiles = 1<<16 - 1
+
 // Slab sizes: nodes, RRsets, names and rdata are carved out of large
 // allocations (the zone is immutable, so nothing is freed one by one).
 const (
@@ -83,7 +87,7 @@ func (b *builder) errorf(r Record, format string, args ...any) {
 // place of its first record.
 func (b *builder) setErrorf(n *Node, t uint16, format string, args ...any) {
 	r := Record{}
-	if s := n.Get(t); s != nil {
+	if s := n.Get(t); s != nil && int(s.file) < len(b.files) {
 		r.File = b.files[s.file]
 		if !b.noLines {
 			r.Line = int(s.line)
@@ -99,6 +103,9 @@ func (b *builder) fileIndex(f string) uint16 {
 	}
 	i, ok := b.fileIdx[f]
 	if !ok {
+		if len(b.files) >= maxFiles {
+			return maxFiles // past the limit, records have no place
+		}
 		i = uint16(len(b.files))
 		b.files = append(b.files, f)
 		b.fileIdx[f] = i
@@ -311,7 +318,10 @@ func (b *builder) add(node *Node, r Record, t uint16, ttl uint32, rdata []byte) 
 	}
 	for old := range records(set.data) {
 		if rdataEqual(t, old, rdata) {
-			first := Record{File: b.files[set.file], Line: int(set.line)}
+			first := Record{Line: int(set.line)}
+			if int(set.file) < len(b.files) {
+				first.File = b.files[set.file]
+			}
 			b.errorf(r, "duplicate record (first at %s)", first.Pos())
 			return
 		}

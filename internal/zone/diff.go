@@ -241,7 +241,7 @@ func Apply(z *Zone, del, add []dns.RR) (*Zone, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply to %s: %w", z.Origin, err)
 	}
-	return z.apply(d, a, func(int) string { return "(ixfr)" })
+	return z.apply(d, a, func(int) string { return "(ixfr)" }, "")
 }
 
 // FromRecords builds a zone from plain records (an AXFR, the store), with
