@@ -209,6 +209,7 @@ func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {
 	if err != nil {
 		return err
 	}
+	z.Prepare() // the canonical order the first write needs, built now
 	z.Source = "store"
 	st.z = z
 	st.info.Serial = z.Serial
