@@ -23,11 +23,14 @@ var ErrNoRecord = errors.New("record to delete is not in the zone")
 //
 // Records compare as RRKey compares them: owner, type and rdata, names in
 // rdata without case where RFC 4034 §6.2 says so, TTL excluded. Deleting a
-// record the zone does not have fails with ErrNoRecord. The result is
-// validated as Build validates a zone, with Build's messages, but only
-// where the change can have made it invalid: the names changed, their
-// parents, the delegations they lie in or that name them as name
-// servers. It fails with ErrInvalid.
+// record the zone does not have fails with ErrNoRecord. Adding one it has
+// (and the change does not delete) is a duplicate, an RRSIG too (Build
+// takes repeated RRSIGs). Records added to an RRset lower its TTL to
+// theirs, as in Build; their rdata is kept as packing its parsed form
+// gives it. The result is validated as Build validates a zone, with
+// Build's messages, but only where the change can have made it invalid:
+// the names changed, their parents, the delegations they lie in or that
+// name them as name servers. It fails with ErrInvalid.
 //
 // The work and the memory are those of the names changed (and of the
 // subtree below a changed delegation or DNAME): the new version shares
