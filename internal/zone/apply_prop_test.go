@@ -15,7 +15,7 @@ import (
 )
 
 // verifyZone checks every index and link of a zone against what the
-// zone's nodes say: the trie's layout and contents, the canonical order,
+// zone's nodes say: the name index's layout and contents, the canonical order,
 // the NSEC and NSEC3 chains, the name server references, the delegation,
 // DNAME and wildcard links (pointing to this version's nodes), empty
 // non-terminals only above data, and the counts and apex fields.
@@ -32,7 +32,7 @@ func verifyZone(z *Zone) error {
 		return fmt.Errorf("canonical order: %w", err)
 	}
 	if !slices.Equal(canon, all) {
-		return fmt.Errorf("canonical order holds other nodes than the trie")
+		return fmt.Errorf("canonical order holds other nodes than the name index")
 	}
 	if z.Apex != z.names.get(z.origin) || z.Apex == nil {
 		return fmt.Errorf("apex is not the origin's node")

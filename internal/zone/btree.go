@@ -9,7 +9,7 @@ import (
 // (canonical order of names, NSEC3 hashes): leaves hold the items, inner
 // nodes the first item under each child. It keeps a zone's nodes in
 // canonical order (transfers, the NSEC chain, the subtree below a name)
-// where the hash trie has none.
+// where the name index has none.
 //
 // A change copies the tree nodes on its path and shares the rest with the
 // version it came from. The changes of one edit (one Zone.Apply) copy a

@@ -198,8 +198,8 @@ type nsec3Entry struct {
 
 // Zone is an immutable authoritative zone: one version of it. A new
 // version (Apply) shares every node the change does not touch with the
-// version it came from, and so do the indexes: the name trie, the
-// canonical order and the NSEC and NSEC3 chains (see trie.go and
+// version it came from, and so do the indexes: the names, the
+// canonical order and the NSEC and NSEC3 chains (see names.go and
 // btree.go). Readers use a version without locks.
 type Zone struct {
 	Origin string    // presentation form, lower case, fully qualified
