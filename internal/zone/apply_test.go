@@ -395,3 +395,25 @@ func TestBuildManyPlaces(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestQueryPathAllocs: the lookups of the query path allocate nothing, on
+// a built zone and on one a change made.
+func TestQueryPathAllocs(t *testing.T) {
+	built := parseZone(t, nsecZone+"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom 300 NSEC3 1 0 0 - 2t7b4g4vsa5smi47k61mv5bv1a22bojr A\n@ 300 NSEC3PARAM 1 0 0 -\n")
+	changed, err := built.Apply(wireList(t, "@ SOA ns1 h 1 2 3 4 5"), wireList(t, "@ SOA ns1 h 2 2 3 4 5", "c A 192.0.2.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c, nope := wname(t, "b.example."), wname(t, "cc.example."), wname(t, "nope.example.")
+	for _, z := range []*Zone{built, changed} {
+		h := z.HashName(b)
+		if n := testing.AllocsPerRun(100, func() {
+			_ = z.Lookup(b)
+			_ = z.Lookup(nope)
+			_ = z.CoveringNSEC(c)
+			_, _ = z.NSEC3Match(h)
+		}); n != 0 {
+			t.Errorf("%v allocations", n)
+		}
+	}
+}
