@@ -322,21 +322,25 @@ func (v *validator) levels(b *BGP) {
 			break
 		}
 	}
-	var bad [len(ShedLevels)]bool // the level's prepend is wrong already
+	prev := -1 // index of the level below when its prepend is right
 	for i, name := range ShedLevels {
 		path := "bgp.levels." + name
 		l := &b.Levels[i]
-		bad[i] = true
+		ok := false
 		switch {
 		case v.bad(path + ".prepend"):
 		case l.Prepend > maxPrepend:
 			v.add(path+".prepend", "%s", rangeMsg(int64(l.Prepend), 0, maxPrepend))
 		case l.Prepend > 0 && ibgp.IsValid():
 			v.add(path+".prepend", "prepending is for eBGP only, and peer %s is iBGP (it would drop the route as a loop): set 0 and steer with communities or med", ibgp)
-		case i > 0 && !bad[i-1] && l.Prepend < b.Levels[i-1].Prepend:
-			v.add(path+".prepend", "%d is less than %s's %d: a higher level must not attract more traffic", l.Prepend, ShedLevels[i-1], b.Levels[i-1].Prepend)
+		case prev >= 0 && l.Prepend < b.Levels[prev].Prepend:
+			v.add(path+".prepend", "%d is less than %s's %d: a higher level must not attract more traffic", l.Prepend, ShedLevels[prev], b.Levels[prev].Prepend)
 		default:
-			bad[i] = false
+			ok = true
+		}
+		prev = -1
+		if ok {
+			prev = i
 		}
 		v.communities(path, l.Communities)
 		v.largeCommunities(path, l.LargeCommunities)
