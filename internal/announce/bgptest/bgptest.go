@@ -151,6 +151,7 @@ func routeOf(p netip.Prefix, pa *apiutil.Path) Route {
 type Event struct {
 	Route
 	Withdrawn bool
+	Time      time.Time // as the router's event says
 }
 
 // Watch records the changes of the router's best paths (its Loc-RIB) from
@@ -166,7 +167,7 @@ func (r *Router) Watch() (*Watch, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watch{stop: cancel}
 	err := r.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
-		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
+		OnBestPath: func(paths []*apiutil.Path, at time.Time) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for _, pa := range paths {
@@ -174,7 +175,7 @@ func (r *Router) Watch() (*Watch, error) {
 				if err != nil {
 					continue
 				}
-				w.events = append(w.events, Event{Route: routeOf(p, pa), Withdrawn: pa.Withdrawal})
+				w.events = append(w.events, Event{Route: routeOf(p, pa), Withdrawn: pa.Withdrawal, Time: at})
 			}
 		},
 	}, server.WatchBestPath(false))
