@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ func NewClient(addr string, hc *http.Client) *Client {
 
 // Error is an error answer of the API.
 type Error struct {
-	Op         string // status, drain, undrain
+	Op         string // status, drain, undrain, load, pin level, unpin level
 	URL        string // of the API, without the path
 	StatusCode int
 	Message    string // the server's {"error": ...}, or the start of the body
@@ -81,23 +82,35 @@ func (c *Client) Undrain(ctx context.Context) (Status, error) {
 
 func (c *Client) do(ctx context.Context, op, method, path string) (Status, error) {
 	var st Status
-	if err := c.call(ctx, op, method, path, &st); err != nil {
+	if err := c.call(ctx, op, method, path, nil, &st); err != nil {
 		return Status{}, err
 	}
 	return st, nil
 }
 
 func (c *Client) get(ctx context.Context, op, path string, v any) error {
-	return c.call(ctx, op, http.MethodGet, path, v)
+	return c.call(ctx, op, http.MethodGet, path, nil, v)
 }
 
-// call makes one request and decodes its JSON answer into v.
-func (c *Client) call(ctx context.Context, op, method, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+// call makes one request, with in as its JSON body unless nil, and
+// decodes its JSON answer into v.
+func (c *Client) call(ctx context.Context, op, method, path string, in, v any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", op, c.base, err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reqBody)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, c.base, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// The url.Error repeats method and URL.

@@ -131,7 +131,7 @@ func (h *handler) load(l Loader) func(http.ResponseWriter, *http.Request) {
 // on another host can reach).
 func LoadHandler(l Loader) http.Handler {
 	h := &handler{cop: http.NewCrossOriginProtection()}
-	h.routes = map[string]route{PathLoad: {http.MethodGet, h.load(l)}}
+	h.routes = map[string][]route{PathLoad: {{http.MethodGet, h.load(l)}}}
 	return h
 }
 

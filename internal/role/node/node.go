@@ -119,7 +119,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.anycast = a
 		n.metrics.Registry.MustRegister(a.checker.Collectors()...)
-		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker})
+		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker}, levelCollector{a})
 	}
 	return n, nil
 }
@@ -272,6 +272,9 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 	}
 	stopHC()
+	if a := n.anycast; a != nil {
+		a.levels.close()
+	}
 	stopDNS()
 	if err := <-dnsDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("dns: %w", err)
