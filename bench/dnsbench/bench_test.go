@@ -1,9 +1,6 @@
 package main
 
 import (
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -117,25 +114,5 @@ func TestLatencyRoundsMedians(t *testing.T) {
 	}
 	if m := (serverRounds{}).medians(); m.P99 != 0 {
 		t.Errorf("no runs: p99 %v, want 0", m.P99)
-	}
-}
-
-// TestAnycastdBinaryBuild builds ./cmd/anycastd as dnsbench does without
-// -anycastd-bin and checks that the binary leaves room for the anycastd
-// server's directory in the same work directory (they once collided).
-func TestAnycastdBinaryBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds anycastd; skipped with -short")
-	}
-	work := t.TempDir()
-	bin, err := anycastdBinary(t.Context(), &options{}, work, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(bin); err != nil || !fi.Mode().IsRegular() {
-		t.Fatalf("binary %s: %v", bin, err)
-	}
-	if err := os.MkdirAll(filepath.Join(work, "anycastd"), 0o755); err != nil {
-		t.Fatalf("server directory beside the binary: %v", err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func main() {
@@ -197,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := checkTools(o); err != nil {
 		return err
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := benchkit.BecomeSubreaper(); err != nil {
 		return err
 	}
 	// The benchmark's own work (zone generation, memory sampling, polling,
@@ -224,7 +226,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	if slices.Contains(o.Only, "anycastd") {
-		bin, err := anycastdBinary(ctx, o, work, logger)
+		bin, err := benchkit.AnycastdBinary(ctx, o.AnycastdBin, work, logger)
 		switch {
 		case err == nil:
 			o.AnycastdBin = bin
@@ -302,50 +304,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(report)
 	}
 	return nil
-}
-
-// anycastdBinary returns -anycastd-bin or builds ./cmd/anycastd of the
-// module the benchmark runs in.
-func anycastdBinary(ctx context.Context, o *options, work string, logger *slog.Logger) (string, error) {
-	if o.AnycastdBin != "" {
-		p, err := exec.LookPath(o.AnycastdBin)
-		if err != nil {
-			return "", fmt.Errorf("anycastd binary: %w", err)
-		}
-		return filepath.Abs(p)
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	// Not work/anycastd: that is the anycastd server's directory.
-	bin := filepath.Join(work, "bin", "anycastd")
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", fmt.Errorf("anycastd binary: %w", err)
-	}
-	logger.Info("building anycastd", "module", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/anycastd")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return bin, nil
-}
-
-// moduleRoot finds the directory of go.mod from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory; pass -anycastd-bin")
-		}
-		dir = parent
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // Side-by-side latency rounds. One latency run's p99 on this VM is set by
@@ -161,7 +163,7 @@ func (b *bench) pairedOnce(ctx context.Context, name string, nsdFirst bool) (pai
 	if nsdFirst {
 		order = [2]int{1, 0}
 	}
-	var servers [2]*runningServer
+	var servers [2]*benchkit.Server
 	for _, i := range order {
 		srv, err := b.startReadyIn(ctx, names[i], dirs[i])
 		if err != nil {
