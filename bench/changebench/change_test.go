@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -111,34 +110,21 @@ func TestAnswers(t *testing.T) {
 // with new; it counts the queries.
 func fakeServer(t *testing.T, old, new netip.Addr, switchAt time.Time) (netip.AddrPort, *atomic.Int64) {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	var queries atomic.Int64
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			q, err := benchkit.ParseMessage(buf[:n])
-			if err != nil {
-				continue
-			}
-			queries.Add(1)
-			addr := old
-			if !time.Now().Before(switchAt) {
-				addr = new
-			}
-			resp := benchkit.NewMsg(q.ID, 0x8400).Question("h2.bench.example.", benchkit.TypeA).
-				RR(1, "h2.bench.example.", nil, benchkit.TypeA, addr.AsSlice()).Bytes()
-			_, _ = conn.WriteToUDPAddrPort(resp, from)
+	addr := benchkit.ServeUDP(t, netip.MustParseAddrPort("127.0.0.1:0"), func(b []byte) []byte {
+		q, err := benchkit.ParseMessage(b)
+		if err != nil {
+			return nil
 		}
-	}()
-	return netip.MustParseAddrPort(conn.LocalAddr().String()), &queries
+		queries.Add(1)
+		a := old
+		if !time.Now().Before(switchAt) {
+			a = new
+		}
+		return benchkit.NewMsg(q.ID, 0x8400).Question("h2.bench.example.", benchkit.TypeA).
+			RR(1, "h2.bench.example.", nil, benchkit.TypeA, a.AsSlice()).Bytes()
+	})
+	return addr, &queries
 }
 
 func TestAwaitAnswer(t *testing.T) {

@@ -9,16 +9,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -133,35 +129,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, errors.Join(errs...)
 }
 
-// tool is an external program the benchmark needs.
-type tool struct{ bin, hint string }
-
 func checkTools(o *options) error {
-	var need []tool
+	var need []benchkit.Tool
 	if slices.Contains(o.Only, "knot") {
-		need = append(need, tool{"knotd", "apt-get install knot"}, tool{"knotc", "apt-get install knot"})
+		need = append(need, benchkit.ToolKnotd, benchkit.ToolKnotc)
 	}
 	if slices.Contains(o.Only, "anycastd") && o.AnycastdBin == "" {
-		need = append(need, tool{"go", "install Go from https://go.dev/dl/, or pass -anycastd-bin"})
+		need = append(need, benchkit.ToolGo)
 	}
-	var errs []error
-	for _, t := range need {
-		if _, err := exec.LookPath(t.bin); err != nil {
-			errs = append(errs, fmt.Errorf("%s not found (%s)", t.bin, t.hint))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05"))
-			}
-			return a
-		},
-	}))
+	return benchkit.CheckTools(need...)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -172,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	logger := newLogger(stderr)
+	logger := benchkit.NewLogger(stderr)
 	if err := checkTools(o); err != nil {
 		return err
 	}
@@ -182,22 +158,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
-	work := o.OutDir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "changebench-"); err != nil {
-			return fmt.Errorf("work directory: %w", err)
-		}
-		defer func() {
-			if err := os.RemoveAll(work); err != nil {
-				logger.Warn("remove work directory", "dir", work, "err", err)
-			}
-		}()
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return fmt.Errorf("work directory: %w", err)
+	work, cleanup, err := benchkit.WorkDir(o.OutDir, "changebench", logger)
+	if err != nil {
+		return err
 	}
-	if work, err = filepath.Abs(work); err != nil {
-		return fmt.Errorf("work directory: %w", err)
-	}
+	defer cleanup()
 
 	if slices.Contains(o.Only, "anycastd") {
 		if o.AnycastdBin, err = benchkit.AnycastdBinary(ctx, o.AnycastdBin, work, logger); err != nil {
@@ -217,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	b := &bench{o: o, zone: z, changes: changes, work: work, logger: logger}
-	rep := &report{Options: o, Zone: zoneInfo{Origin: z.Origin, Names: z.Names, Records: z.Records, Bytes: z.Bytes}}
+	rep := &report{Options: o, Zone: z.Info()}
 	for _, name := range o.Only {
 		if ctx.Err() != nil {
 			break
@@ -235,9 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("print results: %w", err)
 	}
 	if o.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := benchkit.WriteJSON(stdout, rep); err != nil {
 			return fmt.Errorf("print results: %w", err)
 		}
 	}

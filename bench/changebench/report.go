@@ -5,42 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
-type zoneInfo struct {
-	Origin  string `json:"origin"`
-	Names   int    `json:"names"`
-	Records int    `json:"records"`
-	Bytes   int64  `json:"bytes"`
-}
-
 type report struct {
-	Options *options       `json:"options"`
-	Zone    zoneInfo       `json:"zone"`
-	Servers []serverResult `json:"servers"`
-}
-
-// stats summarises durations.
-type stats struct {
-	Count  int           `json:"count"`
-	Median time.Duration `json:"median_ns"`
-	P99    time.Duration `json:"p99_ns"`
-	Max    time.Duration `json:"max_ns"`
-}
-
-func summarise(ds []time.Duration) stats {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	st := stats{Count: len(s)}
-	if len(s) > 0 {
-		st.Median, st.P99, st.Max = benchkit.Percentile(s, 50), benchkit.Percentile(s, 99), s[len(s)-1]
-	}
-	return st
+	Options *options          `json:"options"`
+	Zone    benchkit.ZoneInfo `json:"zone"`
+	Servers []serverResult    `json:"servers"`
 }
 
 // targetResult is one target of issue 11 checked on one server.
@@ -51,12 +25,12 @@ type targetResult struct {
 }
 
 type serverResult struct {
-	Server  string         `json:"server"`
-	PID     int            `json:"pid,omitempty"`
-	Load    loadResult     `json:"load"`
-	Changes []changeResult `json:"changes"`
-	API     stats          `json:"api_latency"`
-	Answer  stats          `json:"time_to_answer"`
+	Server  string                `json:"server"`
+	PID     int                   `json:"pid,omitempty"`
+	Load    loadResult            `json:"load"`
+	Changes []changeResult        `json:"changes"`
+	API     benchkit.LatencyStats `json:"api_latency"`
+	Answer  benchkit.LatencyStats `json:"time_to_answer"`
 	// NotAnswered counts the changes not answered within the answer
 	// timeout; they count as the timeout in Answer.
 	NotAnswered     int    `json:"not_answered"`
@@ -88,19 +62,19 @@ func (r *serverResult) finish(o *options) {
 			r.NotAnswered++
 		}
 	}
-	r.API, r.Answer = summarise(api), summarise(answer)
+	r.API, r.Answer = benchkit.Summarise(api), benchkit.Summarise(answer)
 	complete := r.Error == "" && len(r.Changes) == o.Changes
-	tail := func(s stats, what string) targetResult {
+	tail := func(s benchkit.LatencyStats, what string) targetResult {
 		t := targetResult{Target: what + " p99 ≤ 3× median"}
-		if s.Count > 0 && s.Median > 0 {
-			f := float64(s.P99) / float64(s.Median)
+		if s.Count > 0 && s.P50 > 0 {
+			f := float64(s.P99) / float64(s.P50)
 			t.Value, t.Pass = fmt.Sprintf("%.2f×", f), f <= targetP99Factor
 		}
 		return t
 	}
 	r.Targets = []targetResult{
-		{Target: "median API latency ≤ 20 ms", Value: durs(r.API)[0], Pass: r.API.Median <= targetAPIMedian},
-		{Target: "median time to answer ≤ 50 ms", Value: durs(r.Answer)[0], Pass: r.Answer.Median <= targetAnswerMedian},
+		{Target: "median API latency ≤ 20 ms", Value: durs(r.API)[0], Pass: r.API.P50 <= targetAPIMedian},
+		{Target: "median time to answer ≤ 50 ms", Value: durs(r.Answer)[0], Pass: r.Answer.P50 <= targetAnswerMedian},
 		tail(r.API, "API latency"),
 		tail(r.Answer, "time to answer"),
 		{Target: "RSS after changes ≤ 1.1× after load"},
@@ -152,11 +126,11 @@ func dur(d time.Duration) string {
 }
 
 // durs formats the median, p99 and max of s, or dashes without data.
-func durs(s stats) []string {
+func durs(s benchkit.LatencyStats) []string {
 	if s.Count == 0 {
 		return []string{"-", "-", "-"}
 	}
-	return []string{dur(s.Median), dur(s.P99), dur(s.Max)}
+	return []string{dur(s.P50), dur(s.P99), dur(s.Max)}
 }
 
 // mibOr formats KiB as MiB, or a dash for nothing measured.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 const ms = time.Millisecond
@@ -115,7 +117,7 @@ func TestFinishCounts(t *testing.T) {
 	r := result(5, 10*ms, 50*ms, 30*ms, 60*ms, 1, 1)
 	r.Changes[2].NotAnswered = true
 	r.finish(&options{Changes: 5})
-	if r.API.Count != 5 || r.API.Median != 10*ms || r.API.Max != 50*ms || r.Answer.Max != 60*ms || r.NotAnswered != 1 {
+	if r.API.Count != 5 || r.API.P50 != 10*ms || r.API.Max != 50*ms || r.Answer.Max != 60*ms || r.NotAnswered != 1 {
 		t.Errorf("API %+v answer %+v not answered %d", r.API, r.Answer, r.NotAnswered)
 	}
 	// finish again (a deferred call after an early one) counts the same.
@@ -169,7 +171,7 @@ func TestPrintReport(t *testing.T) {
 	f := serverResult{Server: "anycastd", Error: "exited"}
 	f.finish(o)
 	var b strings.Builder
-	if err := printReport(&b, &report{Options: o, Zone: zoneInfo{Origin: "bench.example.", Names: 1000}, Servers: []serverResult{a, k, f}}); err != nil {
+	if err := printReport(&b, &report{Options: o, Zone: benchkit.ZoneInfo{Origin: "bench.example.", Names: 1000}, Servers: []serverResult{a, k, f}}); err != nil {
 		t.Fatal(err)
 	}
 	// Compare with runs of spaces as one: the columns' widths vary.

@@ -81,11 +81,11 @@ type latencyResult struct {
 	Perf perfResult `json:"dnsperf"`
 	// Stats is over the quiet seconds when there are at least minQuiet of
 	// them, else over the whole run (All).
-	Stats        latencyStats `json:"latency"`
-	All          latencyStats `json:"latency_whole_run"`
-	QuietSeconds int          `json:"quiet_seconds"`
-	Seconds      int          `json:"seconds"`
-	Busy         float64      `json:"server_busy"`
+	Stats        benchkit.LatencyStats `json:"latency"`
+	All          benchkit.LatencyStats `json:"latency_whole_run"`
+	QuietSeconds int                   `json:"quiet_seconds"`
+	Seconds      int                   `json:"seconds"`
+	Busy         float64               `json:"server_busy"`
 	// Other is the larger share of the server's or the client's core
 	// used by anything else during the run.
 	Other float64 `json:"other_load"`
@@ -317,7 +317,7 @@ func (b *bench) latency(ctx context.Context, s *benchkit.Server, cfg perfConfig)
 // quiet seconds (each answer belongs to the second whose statistics line
 // followed it).
 func latencyFigures(perf perfResult, sh shares, secs []second) latencyResult {
-	r := latencyResult{Perf: perf, All: summarise(perf.Latencies), Busy: sh.Server,
+	r := latencyResult{Perf: perf, All: benchkit.Summarise(perf.Latencies), Busy: sh.Server,
 		Other: max(sh.ServerOther, sh.ClientOther), Seconds: len(secs)}
 	r.Stats = r.All
 	var quiet []time.Duration
@@ -333,7 +333,7 @@ func latencyFigures(perf perfResult, sh shares, secs []second) latencyResult {
 		r.QuietSeconds++
 	}
 	if r.QuietSeconds >= minQuiet {
-		r.Stats = summarise(quiet)
+		r.Stats = benchkit.Summarise(quiet)
 	}
 	return r
 }
@@ -545,13 +545,13 @@ func medianOf(ds []time.Duration) time.Duration {
 }
 
 // medians are the medians over the runs of each figure.
-func (lr serverRounds) medians() latencyStats {
+func (lr serverRounds) medians() benchkit.LatencyStats {
 	var p50, p90, p99, p999, mx []time.Duration
 	for _, r := range lr.Runs {
 		p50, p90, p99 = append(p50, r.Stats.P50), append(p90, r.Stats.P90), append(p99, r.Stats.P99)
 		p999, mx = append(p999, r.Stats.P999), append(mx, r.Stats.Max)
 	}
-	return latencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
+	return benchkit.LatencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
 }
 
 func (lr serverRounds) p99Range() (lo, hi time.Duration) {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestRunFigures(t *testing.T) {
@@ -95,7 +97,7 @@ func TestLatencyFigures(t *testing.T) {
 
 func TestLatencyRoundsMedians(t *testing.T) {
 	run := func(p50, p99 time.Duration, busy float64) latencyResult {
-		return latencyResult{Stats: latencyStats{P50: p50, P99: p99}, Busy: busy}
+		return latencyResult{Stats: benchkit.LatencyStats{P50: p50, P99: p99}, Busy: busy}
 	}
 	lr := serverRounds{Server: "x", Runs: []latencyResult{
 		run(100*time.Microsecond, 4000*time.Microsecond, 0.4),

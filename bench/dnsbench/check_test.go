@@ -156,31 +156,18 @@ func refuser(t *testing.T) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close(); ln.Close() })
 	refuse := func(q []byte) []byte {
 		r := append([]byte(nil), q...)
 		r[2] |= 0x80         // QR
 		r[3] = r[3]&0xf0 | 5 // REFUSED
 		return r
 	}
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(refuse(buf[:n]), from)
-		}
-	}()
+	benchkit.ServeUDP(t, addr, refuse)
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/netip"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -231,27 +230,6 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 		return res, fmt.Errorf("%s: %w: %s", strings.Join(cfg.args(), " "), werr, strings.TrimSpace(stderr.String()))
 	}
 	return res, perr
-}
-
-// latencyStats summarises the per-answer latencies of a verbose run.
-type latencyStats struct {
-	Count int           `json:"count"`
-	P50   time.Duration `json:"p50_ns"`
-	P90   time.Duration `json:"p90_ns"`
-	P99   time.Duration `json:"p99_ns"`
-	P999  time.Duration `json:"p999_ns"`
-	Max   time.Duration `json:"max_ns"`
-}
-
-func summarise(lat []time.Duration) latencyStats {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	st := latencyStats{Count: len(s)}
-	if len(s) > 0 {
-		st.P50, st.P90, st.P99, st.P999 = benchkit.Percentile(s, 50), benchkit.Percentile(s, 90), benchkit.Percentile(s, 99), benchkit.Percentile(s, 99.9)
-		st.Max = s[len(s)-1]
-	}
-	return st
 }
 
 // tailBuffer keeps the last max bytes written to it: dnsperf writes a line

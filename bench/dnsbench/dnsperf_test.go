@@ -106,20 +106,6 @@ func TestPerfArgs(t *testing.T) {
 	}
 }
 
-func TestSummarise(t *testing.T) {
-	var d []time.Duration
-	for i := 1; i <= 1000; i++ {
-		d = append(d, time.Duration(i)*time.Microsecond)
-	}
-	// summarise sorts a copy.
-	rev := slices.Clone(d)
-	slices.Reverse(rev)
-	st := summarise(rev)
-	if st.P50 != 500*time.Microsecond || st.Max != time.Millisecond || st.Count != 1000 || rev[0] != time.Millisecond {
-		t.Errorf("summarise = %+v (input[0] = %v)", st, rev[0])
-	}
-}
-
 func TestTailBuffer(t *testing.T) {
 	tb := &tailBuffer{max: 8}
 	for _, s := range []string{"hello ", "wide ", "world"} {

@@ -6,16 +6,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -154,30 +151,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, errors.Join(errs...)
 }
 
-// tool is an external program the benchmark needs.
-type tool struct{ bin, hint string }
-
 func checkTools(o *options) error {
-	need := []tool{{"taskset", "apt-get install util-linux"}}
+	need := []benchkit.Tool{{Bin: "taskset", Hint: "apt-get install util-linux"}}
 	if !o.Mem {
-		need = append(need, tool{"dnsperf", "apt-get install dnsperf"})
+		need = append(need, benchkit.Tool{Bin: "dnsperf", Hint: "apt-get install dnsperf"})
 	}
 	if slices.Contains(o.Only, "nsd") {
-		need = append(need, tool{"nsd", "apt-get install nsd"})
+		need = append(need, benchkit.Tool{Bin: "nsd", Hint: "apt-get install nsd"})
 	}
 	if slices.Contains(o.Only, "knot") {
-		need = append(need, tool{"knotd", "apt-get install knot"})
+		need = append(need, benchkit.ToolKnotd)
 	}
 	if slices.Contains(o.Only, "anycastd") && o.AnycastdBin == "" {
-		need = append(need, tool{"go", "install Go from https://go.dev/dl/"})
+		need = append(need, benchkit.ToolGo)
 	}
-	var errs []error
-	for _, t := range need {
-		if _, err := exec.LookPath(t.bin); err != nil {
-			errs = append(errs, fmt.Errorf("%s not found (%s)", t.bin, t.hint))
-		}
-	}
-	return errors.Join(errs...)
+	return benchkit.CheckTools(need...)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -188,14 +176,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05"))
-			}
-			return a
-		},
-	}))
+	logger := benchkit.NewLogger(stderr)
 	if err := checkTools(o); err != nil {
 		return err
 	}
@@ -208,22 +189,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("pin dnsbench to cpu %d: %w: %s", o.ClientCPU, err, strings.TrimSpace(string(out)))
 	}
 
-	work := o.OutDir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "dnsbench-"); err != nil {
-			return fmt.Errorf("work directory: %w", err)
-		}
-		defer func() {
-			if err := os.RemoveAll(work); err != nil {
-				logger.Warn("remove work directory", "dir", work, "err", err)
-			}
-		}()
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return fmt.Errorf("work directory: %w", err)
+	work, cleanup, err := benchkit.WorkDir(o.OutDir, "dnsbench", logger)
+	if err != nil {
+		return err
 	}
-	if work, err = filepath.Abs(work); err != nil {
-		return fmt.Errorf("work directory: %w", err)
-	}
+	defer cleanup()
 
 	if slices.Contains(o.Only, "anycastd") {
 		bin, err := benchkit.AnycastdBinary(ctx, o.AnycastdBin, work, logger)
@@ -257,7 +227,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	b := &bench{o: o, zd: zd, work: work, logger: logger}
-	report := &report{Options: o, Zone: zoneInfo{Origin: zd.Origin, Names: zd.Names, Records: zd.Records, Bytes: zd.Bytes}}
+	report := &report{Options: o, Zone: zoneInfo{ZoneInfo: zd.Info()}}
 	if !o.Mem {
 		report.Zone.Mix = map[string]int{}
 		for k := range numKinds {
@@ -299,9 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("print results: %w", err)
 	}
 	if o.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		return benchkit.WriteJSON(stdout, report)
 	}
 	return nil
 }

@@ -11,11 +11,8 @@ import (
 )
 
 type zoneInfo struct {
-	Origin  string         `json:"origin"`
-	Names   int            `json:"names"`
-	Records int            `json:"records"`
-	Bytes   int64          `json:"bytes"`
-	Mix     map[string]int `json:"query_mix,omitempty"`
+	benchkit.ZoneInfo
+	Mix map[string]int `json:"query_mix,omitempty"`
 }
 
 type report struct {

@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -27,5 +28,19 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := Percentile(nil, 50); got != 0 {
 		t.Errorf("Percentile(nil) = %v", got)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 1000; i++ {
+		d = append(d, time.Duration(i)*time.Microsecond)
+	}
+	// Summarise sorts a copy.
+	rev := slices.Clone(d)
+	slices.Reverse(rev)
+	st := Summarise(rev)
+	if st.P50 != 500*time.Microsecond || st.Max != time.Millisecond || st.Count != 1000 || rev[0] != time.Millisecond {
+		t.Errorf("summarise = %+v (input[0] = %v)", st, rev[0])
 	}
 }

@@ -3,6 +3,8 @@ package benchkit
 import (
 	"bufio"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -52,4 +54,29 @@ func ZoneOwners(path, origin string) (map[string]int, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return owners, nil
+}
+
+// ServeUDP answers what comes to addr over UDP (port 0: a free one) with
+// reply(query), or not at all when reply returns nil, until the test ends.
+// It returns the address it listens on.
+func ServeUDP(t testing.TB, addr netip.AddrPort, reply func(q []byte) []byte) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if r := reply(buf[:n]); r != nil {
+				_, _ = conn.WriteToUDPAddrPort(r, from)
+			}
+		}
+	}()
+	return netip.MustParseAddrPort(conn.LocalAddr().String())
 }

@@ -91,6 +91,19 @@ type Zone struct {
 	Layout   Layout
 }
 
+// ZoneInfo describes a generated zone in a benchmark's results.
+type ZoneInfo struct {
+	Origin  string `json:"origin"`
+	Names   int    `json:"names"`
+	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// Info is z's description for the results.
+func (z *Zone) Info() ZoneInfo {
+	return ZoneInfo{Origin: z.Origin, Names: z.Names, Records: z.Records, Bytes: z.Bytes}
+}
+
 // GenerateZone writes the zone file of origin (lower case, dot-terminated)
 // with names owner names into dir, as dir/ORIGIN.zone.
 func GenerateZone(origin string, names int, dir string) (*Zone, error) {
