@@ -189,9 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Servers = append(rep.Servers, b.measure(ctx, name))
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("interrupted: %w", err)
-	}
+	// An interrupted run (Ctrl-C, -timeout) still shows what it measured.
 	tables := stdout
 	if o.JSON {
 		tables = stderr
@@ -203,6 +201,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := benchkit.WriteJSON(stdout, rep); err != nil {
 			return fmt.Errorf("print results: %w", err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
 	}
 	if o.Strict {
 		return rep.strictErr()

@@ -283,8 +283,8 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 }
 
 // TestInterrupt cancels the run (as Ctrl-C does) in the middle of
-// anycastd's changes: the run ends with an error, and the server process
-// and the work directory are gone.
+// anycastd's changes: the run reports what it measured and ends with an
+// error, and the server process and the work directory are gone.
 func TestInterrupt(t *testing.T) {
 	needServers(t)
 	bin := anycastdForTest(t)
@@ -293,10 +293,15 @@ func TestInterrupt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	stderr := &cancelOn{marker: "msg=change server=anycastd n=2", cancel: cancel}
+	var stdout bytes.Buffer
 	start := time.Now()
-	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-anycastd-bin", bin}, io.Discard, stderr)
+	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-anycastd-bin", bin}, &stdout, stderr)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("run = %v, want interrupted", err)
+	}
+	// What was measured is still reported.
+	if out := stdout.String(); !strings.Contains(out, "anycastd failed: interrupted") || !strings.Contains(out, "Targets of issue 11") {
+		t.Errorf("no report of the interrupted run:\n%s", out)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("run took %v to end after the interrupt", d)
