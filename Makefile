@@ -11,7 +11,7 @@ export GOTOOLCHAIN := local
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/anycastdns/anycastdns/internal/version.revision=$(REVISION)
 
-.PHONY: all build test test-short lint vet fuzz bench bench-mem run demo clean
+.PHONY: all build test test-short lint vet fuzz bench bench-mem bench-change run demo clean
 
 all: build
 
@@ -50,6 +50,14 @@ bench: build
 # Load time and peak memory on a 1,000,000-name zone beside NSD and Knot.
 bench-mem: build
 	$(GO) run ./bench/dnsbench -mem -nice -20 -anycastd-bin $(BIN)/anycastd
+
+# One-record changes on a 1,000,000-name zone (issue 11): anycastd standalone
+# through its REST API beside Knot through knotc; API latency, time until the
+# change is answered, memory, and the issue's targets. Flags for the tool in
+# BENCH_CHANGE_FLAGS, e.g. BENCH_CHANGE_FLAGS="-names 500000 -strict".
+BENCH_CHANGE_FLAGS ?=
+bench-change: build
+	$(GO) run ./bench/changebench -anycastd-bin $(BIN)/anycastd $(BENCH_CHANGE_FLAGS)
 
 # The embedded default: control plane (API on 127.0.0.1:8080, token in
 # anycastdns-data/api.token) and one node on 127.0.0.1:5353 serving example.com.

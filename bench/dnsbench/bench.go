@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // bench runs the measurements of one invocation.
@@ -79,11 +81,11 @@ type latencyResult struct {
 	Perf perfResult `json:"dnsperf"`
 	// Stats is over the quiet seconds when there are at least minQuiet of
 	// them, else over the whole run (All).
-	Stats        latencyStats `json:"latency"`
-	All          latencyStats `json:"latency_whole_run"`
-	QuietSeconds int          `json:"quiet_seconds"`
-	Seconds      int          `json:"seconds"`
-	Busy         float64      `json:"server_busy"`
+	Stats        benchkit.LatencyStats `json:"latency"`
+	All          benchkit.LatencyStats `json:"latency_whole_run"`
+	QuietSeconds int                   `json:"quiet_seconds"`
+	Seconds      int                   `json:"seconds"`
+	Busy         float64               `json:"server_busy"`
 	// Other is the larger share of the server's or the client's core
 	// used by anything else during the run.
 	Other float64 `json:"other_load"`
@@ -103,18 +105,18 @@ type speedResult struct {
 }
 
 // startReady starts server name on a fresh port and waits for its SOA.
-func (b *bench) startReady(ctx context.Context, name string) (*runningServer, error) {
+func (b *bench) startReady(ctx context.Context, name string) (*benchkit.Server, error) {
 	return b.startReadyIn(ctx, name, name)
 }
 
 // startReadyIn is startReady with the server's files in work/dirName, so
 // that two instances of one server can run at once.
-func (b *bench) startReadyIn(ctx context.Context, name, dirName string) (*runningServer, error) {
+func (b *bench) startReadyIn(ctx context.Context, name, dirName string) (*benchkit.Server, error) {
 	dir := filepath.Join(b.work, dirName)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("server directory: %w", err)
 	}
-	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	addr, err := benchkit.FreePort(netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		return nil, err
 	}
@@ -123,14 +125,13 @@ func (b *bench) startReadyIn(ctx context.Context, name, dirName string) (*runnin
 		return nil, err
 	}
 	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
-	s, err := startServer(l, b.o.ServerCPU, b.o.Nice, dir, addr)
+	s, err := benchkit.Start(l, b.o.ServerCPU, b.o.Nice, dir, addr)
 	if err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.o.ReadyWait)
 	defer cancel()
-	soa := query{Name: b.zd.Origin, Type: typeSOA}
-	at, err := waitAnswer(rctx, s, soa, soaReady)
+	at, err := benchkit.WaitAnswer(rctx, s, b.zd.Origin, benchkit.TypeSOA, benchkit.SOAReady)
 	if err != nil {
 		b.stop(s)
 		return nil, err
@@ -139,7 +140,7 @@ func (b *bench) startReadyIn(ctx context.Context, name, dirName string) (*runnin
 	return s, nil
 }
 
-func (b *bench) stop(s *runningServer) {
+func (b *bench) stop(s *benchkit.Server) {
 	if err := s.Stop(10 * time.Second); err != nil {
 		b.logger.Warn("stop", "server", s.Name, "err", err)
 	}
@@ -190,8 +191,8 @@ func (b *bench) speed(ctx context.Context, name string) (res speedResult) {
 		}
 		res.TCP = &tcp
 	}
-	if s.exited() {
-		return fail(fmt.Errorf("%s exited during the run: %w\n%s", name, s.exitErr(), s.logTail()))
+	if s.Exited() {
+		return fail(fmt.Errorf("%s exited during the run: %w\n%s", name, s.ExitErr(), s.LogTail()))
 	}
 	return res
 }
@@ -210,7 +211,7 @@ func (s second) quiet() bool { return s.Shares.ServerOther <= noisy && s.Shares.
 // last one-second statistics line, which leaves out dnsperf reading the
 // query file and waiting for stragglers at the end, and over each second.
 // It logs a line of progress every second.
-func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg perfConfig) (perfResult, shares, []second, error) {
+func (b *bench) measure(ctx context.Context, s *benchkit.Server, label string, cfg perfConfig) (perfResult, shares, []second, error) {
 	sm := &sampler{server: s.Tree(), serverCPU: b.o.ServerCPU, clientCPU: b.o.ClientCPU}
 	var first, last cpuSample
 	var secs []second
@@ -254,7 +255,7 @@ func (b *bench) measure(ctx context.Context, s *runningServer, label string, cfg
 // run is left out of the quiet figures.
 const noisy = 0.05
 
-func (b *bench) saturate(ctx context.Context, s *runningServer, label string, cfg perfConfig) (runResult, error) {
+func (b *bench) saturate(ctx context.Context, s *benchkit.Server, label string, cfg perfConfig) (runResult, error) {
 	perf, sh, secs, err := b.measure(ctx, s, label, cfg)
 	if err != nil {
 		return runResult{}, err
@@ -301,7 +302,7 @@ func runFigures(perf perfResult, sh shares, secs []second) runResult {
 	return r
 }
 
-func (b *bench) latency(ctx context.Context, s *runningServer, cfg perfConfig) (latencyResult, error) {
+func (b *bench) latency(ctx context.Context, s *benchkit.Server, cfg perfConfig) (latencyResult, error) {
 	perf, sh, secs, err := b.measure(ctx, s, "latency", cfg)
 	if err != nil {
 		return latencyResult{}, err
@@ -316,7 +317,7 @@ func (b *bench) latency(ctx context.Context, s *runningServer, cfg perfConfig) (
 // quiet seconds (each answer belongs to the second whose statistics line
 // followed it).
 func latencyFigures(perf perfResult, sh shares, secs []second) latencyResult {
-	r := latencyResult{Perf: perf, All: summarise(perf.Latencies), Busy: sh.Server,
+	r := latencyResult{Perf: perf, All: benchkit.Summarise(perf.Latencies), Busy: sh.Server,
 		Other: max(sh.ServerOther, sh.ClientOther), Seconds: len(secs)}
 	r.Stats = r.All
 	var quiet []time.Duration
@@ -332,7 +333,7 @@ func latencyFigures(perf perfResult, sh shares, secs []second) latencyResult {
 		r.QuietSeconds++
 	}
 	if r.QuietSeconds >= minQuiet {
-		r.Stats = summarise(quiet)
+		r.Stats = benchkit.Summarise(quiet)
 	}
 	return r
 }
@@ -383,7 +384,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(fmt.Errorf("server directory: %w", err))
 	}
-	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	addr, err := benchkit.FreePort(netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		return fail(err)
 	}
@@ -394,7 +395,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	b.logger.Info("starting", "server", name, "addr", addr, "cpu", b.o.ServerCPU, "cmd", strings.Join(l.Argv, " "))
 	sm := &sampler{serverCPU: b.o.ServerCPU, clientCPU: b.o.ClientCPU}
 	before := sm.sample()
-	s, err := startServer(l, b.o.ServerCPU, b.o.Nice, dir, addr)
+	s, err := benchkit.Start(l, b.o.ServerCPU, b.o.Nice, dir, addr)
 	if err != nil {
 		return fail(err)
 	}
@@ -408,7 +409,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	sample := func() {
 		var pss uint64
 		for _, pid := range s.Tree() {
-			m, err := readMem(pid, loaded.Load())
+			m, err := benchkit.ReadMem(pid, loaded.Load())
 			if err != nil {
 				continue
 			}
@@ -455,7 +456,7 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 		}
 	})
 	rctx, cancel := context.WithTimeout(ctx, b.o.ReadyWait)
-	at, err := waitAnswer(rctx, s, b.zd.Probe, func(m *message) bool { return checkAnswer(b.zd.Probe, m) == nil })
+	at, err := benchkit.WaitAnswer(rctx, s, b.zd.Probe.Name, b.zd.Probe.Type, func(m *benchkit.Message) bool { return checkAnswer(b.zd.Probe, m) == nil })
 	cancel()
 	if err != nil {
 		stopSampling()
@@ -477,8 +478,8 @@ func (b *bench) memory(ctx context.Context, name string) (res memResult) {
 	stopSampling()
 	wg.Wait()
 	sample()
-	if s.exited() {
-		return fail(fmt.Errorf("%s exited: %w\n%s", name, s.exitErr(), s.logTail()))
+	if s.Exited() {
+		return fail(fmt.Errorf("%s exited: %w\n%s", name, s.ExitErr(), s.LogTail()))
 	}
 	pids := make([]int, 0, len(hwm))
 	for pid := range hwm {
@@ -544,13 +545,13 @@ func medianOf(ds []time.Duration) time.Duration {
 }
 
 // medians are the medians over the runs of each figure.
-func (lr serverRounds) medians() latencyStats {
+func (lr serverRounds) medians() benchkit.LatencyStats {
 	var p50, p90, p99, p999, mx []time.Duration
 	for _, r := range lr.Runs {
 		p50, p90, p99 = append(p50, r.Stats.P50), append(p90, r.Stats.P90), append(p99, r.Stats.P99)
 		p999, mx = append(p999, r.Stats.P999), append(mx, r.Stats.Max)
 	}
-	return latencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
+	return benchkit.LatencyStats{P50: medianOf(p50), P90: medianOf(p90), P99: medianOf(p99), P999: medianOf(p999), Max: medianOf(mx)}
 }
 
 func (lr serverRounds) p99Range() (lo, hi time.Duration) {
@@ -635,7 +636,7 @@ func (b *bench) roundOnce(ctx context.Context, name string) (runResult, latencyR
 }
 
 // baseConfig is the dnsperf configuration every run against s starts from.
-func (b *bench) baseConfig(s *runningServer) perfConfig {
+func (b *bench) baseConfig(s *benchkit.Server) perfConfig {
 	return perfConfig{
 		Addr: s.Addr, QueryFile: b.zd.QueryPath, Duration: b.o.Duration,
 		Clients: b.o.Clients, Outstanding: b.o.Outstanding, EDNS: b.o.EDNS,

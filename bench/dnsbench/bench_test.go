@@ -1,14 +1,13 @@
 package main
 
 import (
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestRunFigures(t *testing.T) {
@@ -98,7 +97,7 @@ func TestLatencyFigures(t *testing.T) {
 
 func TestLatencyRoundsMedians(t *testing.T) {
 	run := func(p50, p99 time.Duration, busy float64) latencyResult {
-		return latencyResult{Stats: latencyStats{P50: p50, P99: p99}, Busy: busy}
+		return latencyResult{Stats: benchkit.LatencyStats{P50: p50, P99: p99}, Busy: busy}
 	}
 	lr := serverRounds{Server: "x", Runs: []latencyResult{
 		run(100*time.Microsecond, 4000*time.Microsecond, 0.4),
@@ -117,25 +116,5 @@ func TestLatencyRoundsMedians(t *testing.T) {
 	}
 	if m := (serverRounds{}).medians(); m.P99 != 0 {
 		t.Errorf("no runs: p99 %v, want 0", m.P99)
-	}
-}
-
-// TestAnycastdBinaryBuild builds ./cmd/anycastd as dnsbench does without
-// -anycastd-bin and checks that the binary leaves room for the anycastd
-// server's directory in the same work directory (they once collided).
-func TestAnycastdBinaryBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds anycastd; skipped with -short")
-	}
-	work := t.TempDir()
-	bin, err := anycastdBinary(t.Context(), &options{}, work, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(bin); err != nil || !fi.Mode().IsRegular() {
-		t.Fatalf("binary %s: %v", bin, err)
-	}
-	if err := os.MkdirAll(filepath.Join(work, "anycastd"), 0o755); err != nil {
-		t.Fatalf("server directory beside the binary: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // Before a server is measured, a sample of each kind of query is sent to it
@@ -18,8 +20,8 @@ import (
 // instead of flattering the figures.
 
 // checkAnswer returns nil when m is a correct answer to q.
-func checkAnswer(q query, m *message) error {
-	want, err := packName(nil, q.Name)
+func checkAnswer(q query, m *benchkit.Message) error {
+	want, err := benchkit.PackName(nil, q.Name)
 	if err != nil {
 		return err
 	}
@@ -32,9 +34,9 @@ func checkAnswer(q query, m *message) error {
 		return fmt.Errorf("question not echoed as sent (letter case must be kept)")
 	}
 	qname := strings.ToLower(q.Name)
-	wantRcode := rcodeNoError
+	wantRcode := benchkit.RCodeNoError
 	if q.Kind == kindNXDomain {
-		wantRcode = rcodeNXDomain
+		wantRcode = benchkit.RCodeNXDomain
 	}
 	if m.RCode != wantRcode {
 		return fmt.Errorf("rcode %d, want %d", m.RCode, wantRcode)
@@ -46,10 +48,10 @@ func checkAnswer(q query, m *message) error {
 		if len(m.Answer) != 0 {
 			return fmt.Errorf("referral with %d answer records", len(m.Answer))
 		}
-		if countType(m.Authority, typeNS) == 0 {
+		if benchkit.CountType(m.Authority, benchkit.TypeNS) == 0 {
 			return errors.New("referral without NS records")
 		}
-		if countType(m.Extra, typeA)+countType(m.Extra, typeAAAA) == 0 {
+		if benchkit.CountType(m.Extra, benchkit.TypeA)+benchkit.CountType(m.Extra, benchkit.TypeAAAA) == 0 {
 			return errors.New("referral without glue")
 		}
 		return nil
@@ -62,14 +64,14 @@ func checkAnswer(q query, m *message) error {
 		if len(m.Answer) != 0 {
 			return fmt.Errorf("%d answer records", len(m.Answer))
 		}
-		if countType(m.Authority, typeSOA) != 1 {
+		if benchkit.CountType(m.Authority, benchkit.TypeSOA) != 1 {
 			return errors.New("no SOA in the authority section")
 		}
 	case kindCNAME:
-		if len(m.Answer) == 0 || m.Answer[0].Type != typeCNAME || m.Answer[0].Name != qname {
+		if len(m.Answer) == 0 || m.Answer[0].Type != benchkit.TypeCNAME || m.Answer[0].Name != qname {
 			return errors.New("answer does not start with the CNAME of the name")
 		}
-		target, err := m.rdataName(m.Answer[0], 0)
+		target, err := m.RDataName(m.Answer[0], 0)
 		if err != nil {
 			return fmt.Errorf("cname target: %w", err)
 		}
@@ -81,7 +83,7 @@ func checkAnswer(q query, m *message) error {
 					return nil
 				}
 			}
-			if q.Type == typeA {
+			if q.Type == benchkit.TypeA {
 				return fmt.Errorf("in-zone CNAME target %s not followed", target)
 			}
 		}
@@ -93,7 +95,7 @@ func checkAnswer(q query, m *message) error {
 			}
 		}
 		if n == 0 {
-			return fmt.Errorf("no %s record owned by the query name", typeString(q.Type))
+			return fmt.Errorf("no %s record owned by the query name", benchkit.TypeString(q.Type))
 		}
 		if q.WantA.IsValid() {
 			a, ok := netip.AddrFromSlice(m.Answer[0].RData)
@@ -122,7 +124,7 @@ type checkResult struct {
 }
 
 // exchanger sends one query and returns the answer with the same ID.
-type exchanger func(msg []byte, id uint16) (*message, error)
+type exchanger func(msg []byte, id uint16) (*benchkit.Message, error)
 
 // checkServer sends the sample queries of every kind to addr, over UDP and
 // over one TCP connection.
@@ -138,7 +140,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 	}
 	defer func() { _ = tconn.Close() }()
 	buf := make([]byte, 65535)
-	udp := func(msg []byte, id uint16) (*message, error) {
+	udp := func(msg []byte, id uint16) (*benchkit.Message, error) {
 		if _, err := uconn.Write(msg); err != nil {
 			return nil, err
 		}
@@ -148,7 +150,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			m, err := parseMessage(buf[:n])
+			m, err := benchkit.ParseMessage(buf[:n])
 			if err != nil {
 				return nil, fmt.Errorf("parse: %w", err)
 			}
@@ -157,7 +159,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 			}
 		}
 	}
-	tcp := func(msg []byte, id uint16) (*message, error) {
+	tcp := func(msg []byte, id uint16) (*benchkit.Message, error) {
 		_ = tconn.SetDeadline(time.Now().Add(2 * time.Second))
 		framed := binary.BigEndian.AppendUint16(nil, uint16(len(msg)))
 		if _, err := tconn.Write(append(framed, msg...)); err != nil {
@@ -171,7 +173,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 		if _, err := io.ReadFull(tconn, b); err != nil {
 			return nil, err
 		}
-		m, err := parseMessage(b)
+		m, err := benchkit.ParseMessage(b)
 		if err != nil {
 			return nil, fmt.Errorf("parse: %w", err)
 		}
@@ -190,7 +192,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 			for _, q := range zd.Samples[k] {
 				id++
 				res.Checked++
-				msg, err := buildQuery(id, q.Name, q.Type)
+				msg, err := benchkit.BuildQuery(id, q.Name, q.Type)
 				if err != nil {
 					return res, err
 				}
@@ -201,7 +203,7 @@ func checkServer(addr netip.AddrPort, zd *zoneData) (checkResult, error) {
 				if err != nil {
 					res.Wrong++
 					if len(res.Examples) < 5 {
-						res.Examples = append(res.Examples, fmt.Sprintf("%s %s %s %s: %v", tr.name, k, q.Name, typeString(q.Type), err))
+						res.Examples = append(res.Examples, fmt.Sprintf("%s %s %s %s: %v", tr.name, k, q.Name, benchkit.TypeString(q.Type), err))
 					}
 				}
 			}

@@ -7,132 +7,134 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestCheckAnswer(t *testing.T) {
 	const (
 		aa       = 0x8400 // QR, AA
 		noAA     = 0x8000
-		nxdomain = aa | rcodeNXDomain
+		nxdomain = aa | benchkit.RCodeNXDomain
 	)
 	soa := []byte{0}
 	a := []byte{100, 64, 0, 4}
 	tests := []struct {
 		name    string
 		q       query
-		msg     *msgBuilder
+		msg     *benchkit.MsgBuilder
 		wantErr string // "" = correct answer
 	}{
 		{
 			name: "positive",
-			q:    query{Name: "H1.bench.EXAMPLE.", Type: typeA, Kind: kindPositive, WantA: netip.MustParseAddr("100.64.0.4")},
-			msg:  newMsg(1, aa).question("H1.bench.EXAMPLE.", typeA).rr(1, "h1.bench.example.", nil, typeA, a),
+			q:    query{Name: "H1.bench.EXAMPLE.", Type: benchkit.TypeA, Kind: kindPositive, WantA: netip.MustParseAddr("100.64.0.4")},
+			msg:  benchkit.NewMsg(1, aa).Question("H1.bench.EXAMPLE.", benchkit.TypeA).RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 		},
 		{
 			name:    "positive with the wrong address",
-			q:       query{Name: "h1.bench.example.", Type: typeA, Kind: kindPositive, WantA: netip.MustParseAddr("100.64.0.8")},
-			msg:     newMsg(1, aa).question("h1.bench.example.", typeA).rr(1, "h1.bench.example.", nil, typeA, a),
+			q:       query{Name: "h1.bench.example.", Type: benchkit.TypeA, Kind: kindPositive, WantA: netip.MustParseAddr("100.64.0.8")},
+			msg:     benchkit.NewMsg(1, aa).Question("h1.bench.example.", benchkit.TypeA).RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 			wantErr: "want 100.64.0.8",
 		},
 		{
 			name:    "question case not kept",
-			q:       query{Name: "H1.bench.example.", Type: typeA, Kind: kindPositive},
-			msg:     newMsg(1, aa).question("h1.bench.example.", typeA).rr(1, "h1.bench.example.", nil, typeA, a),
+			q:       query{Name: "H1.bench.example.", Type: benchkit.TypeA, Kind: kindPositive},
+			msg:     benchkit.NewMsg(1, aa).Question("h1.bench.example.", benchkit.TypeA).RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 			wantErr: "letter case",
 		},
 		{
 			name:    "positive without AA",
-			q:       query{Name: "h1.bench.example.", Type: typeA, Kind: kindPositive},
-			msg:     newMsg(1, noAA).question("h1.bench.example.", typeA).rr(1, "h1.bench.example.", nil, typeA, a),
+			q:       query{Name: "h1.bench.example.", Type: benchkit.TypeA, Kind: kindPositive},
+			msg:     benchkit.NewMsg(1, noAA).Question("h1.bench.example.", benchkit.TypeA).RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 			wantErr: "AA clear",
 		},
 		{
 			name:    "positive answered with another type",
-			q:       query{Name: "h1.bench.example.", Type: typeAAAA, Kind: kindPositive},
-			msg:     newMsg(1, aa).question("h1.bench.example.", typeAAAA).rr(1, "h1.bench.example.", nil, typeA, a),
+			q:       query{Name: "h1.bench.example.", Type: benchkit.TypeAAAA, Kind: kindPositive},
+			msg:     benchkit.NewMsg(1, aa).Question("h1.bench.example.", benchkit.TypeAAAA).RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 			wantErr: "no AAAA record",
 		},
 		{
 			name: "nxdomain",
-			q:    query{Name: "nx.bench.example.", Type: typeA, Kind: kindNXDomain},
-			msg:  newMsg(1, nxdomain).question("nx.bench.example.", typeA).rr(2, "bench.example.", nil, typeSOA, soa),
+			q:    query{Name: "nx.bench.example.", Type: benchkit.TypeA, Kind: kindNXDomain},
+			msg:  benchkit.NewMsg(1, nxdomain).Question("nx.bench.example.", benchkit.TypeA).RR(2, "bench.example.", nil, benchkit.TypeSOA, soa),
 		},
 		{
 			name:    "nxdomain answered REFUSED",
-			q:       query{Name: "nx.bench.example.", Type: typeA, Kind: kindNXDomain},
-			msg:     newMsg(1, noAA|5).question("nx.bench.example.", typeA),
+			q:       query{Name: "nx.bench.example.", Type: benchkit.TypeA, Kind: kindNXDomain},
+			msg:     benchkit.NewMsg(1, noAA|5).Question("nx.bench.example.", benchkit.TypeA),
 			wantErr: "rcode 5",
 		},
 		{
 			name: "nodata",
-			q:    query{Name: "h1.bench.example.", Type: typeSRV, Kind: kindNoData},
-			msg:  newMsg(1, aa).question("h1.bench.example.", typeSRV).rr(2, "bench.example.", nil, typeSOA, soa),
+			q:    query{Name: "h1.bench.example.", Type: benchkit.TypeSRV, Kind: kindNoData},
+			msg:  benchkit.NewMsg(1, aa).Question("h1.bench.example.", benchkit.TypeSRV).RR(2, "bench.example.", nil, benchkit.TypeSOA, soa),
 		},
 		{
 			name:    "nodata without SOA",
-			q:       query{Name: "h1.bench.example.", Type: typeSRV, Kind: kindNoData},
-			msg:     newMsg(1, aa).question("h1.bench.example.", typeSRV),
+			q:       query{Name: "h1.bench.example.", Type: benchkit.TypeSRV, Kind: kindNoData},
+			msg:     benchkit.NewMsg(1, aa).Question("h1.bench.example.", benchkit.TypeSRV),
 			wantErr: "no SOA",
 		},
 		{
 			name: "cname chased in zone",
-			q:    query{Name: "C1.bench.example.", Type: typeA, Kind: kindCNAME},
-			msg: newMsg(1, aa).question("C1.bench.example.", typeA).
-				rr(1, "c1.bench.example.", nil, typeCNAME, wireName("h1.bench.example.")).
-				rr(1, "h1.bench.example.", nil, typeA, a),
+			q:    query{Name: "C1.bench.example.", Type: benchkit.TypeA, Kind: kindCNAME},
+			msg: benchkit.NewMsg(1, aa).Question("C1.bench.example.", benchkit.TypeA).
+				RR(1, "c1.bench.example.", nil, benchkit.TypeCNAME, benchkit.WireName("h1.bench.example.")).
+				RR(1, "h1.bench.example.", nil, benchkit.TypeA, a),
 		},
 		{
 			name: "cname not chased in zone",
-			q:    query{Name: "c1.bench.example.", Type: typeA, Kind: kindCNAME},
-			msg: newMsg(1, aa).question("c1.bench.example.", typeA).
-				rr(1, "c1.bench.example.", nil, typeCNAME, wireName("h1.bench.example.")),
+			q:    query{Name: "c1.bench.example.", Type: benchkit.TypeA, Kind: kindCNAME},
+			msg: benchkit.NewMsg(1, aa).Question("c1.bench.example.", benchkit.TypeA).
+				RR(1, "c1.bench.example.", nil, benchkit.TypeCNAME, benchkit.WireName("h1.bench.example.")),
 			wantErr: "not followed",
 		},
 		{
 			name: "cname out of zone",
-			q:    query{Name: "c7.bench.example.", Type: typeA, Kind: kindCNAME},
-			msg: newMsg(1, aa).question("c7.bench.example.", typeA).
-				rr(1, "c7.bench.example.", nil, typeCNAME, wireName("www7.example.net.")),
+			q:    query{Name: "c7.bench.example.", Type: benchkit.TypeA, Kind: kindCNAME},
+			msg: benchkit.NewMsg(1, aa).Question("c7.bench.example.", benchkit.TypeA).
+				RR(1, "c7.bench.example.", nil, benchkit.TypeCNAME, benchkit.WireName("www7.example.net.")),
 		},
 		{
 			name: "referral",
-			q:    query{Name: "www.d1.bench.example.", Type: typeA, Kind: kindReferral},
-			msg: newMsg(1, noAA).question("www.d1.bench.example.", typeA).
-				rr(2, "d1.bench.example.", nil, typeNS, wireName("ns1.d1.bench.example.")).
-				rr(3, "ns1.d1.bench.example.", nil, typeA, a),
+			q:    query{Name: "www.d1.bench.example.", Type: benchkit.TypeA, Kind: kindReferral},
+			msg: benchkit.NewMsg(1, noAA).Question("www.d1.bench.example.", benchkit.TypeA).
+				RR(2, "d1.bench.example.", nil, benchkit.TypeNS, benchkit.WireName("ns1.d1.bench.example.")).
+				RR(3, "ns1.d1.bench.example.", nil, benchkit.TypeA, a),
 		},
 		{
 			name: "referral with AA",
-			q:    query{Name: "www.d1.bench.example.", Type: typeA, Kind: kindReferral},
-			msg: newMsg(1, aa).question("www.d1.bench.example.", typeA).
-				rr(2, "d1.bench.example.", nil, typeNS, wireName("ns1.d1.bench.example.")).
-				rr(3, "ns1.d1.bench.example.", nil, typeA, a),
+			q:    query{Name: "www.d1.bench.example.", Type: benchkit.TypeA, Kind: kindReferral},
+			msg: benchkit.NewMsg(1, aa).Question("www.d1.bench.example.", benchkit.TypeA).
+				RR(2, "d1.bench.example.", nil, benchkit.TypeNS, benchkit.WireName("ns1.d1.bench.example.")).
+				RR(3, "ns1.d1.bench.example.", nil, benchkit.TypeA, a),
 			wantErr: "AA set",
 		},
 		{
 			name: "referral without glue",
-			q:    query{Name: "www.d1.bench.example.", Type: typeA, Kind: kindReferral},
-			msg: newMsg(1, noAA).question("www.d1.bench.example.", typeA).
-				rr(2, "d1.bench.example.", nil, typeNS, wireName("ns1.d1.bench.example.")),
+			q:    query{Name: "www.d1.bench.example.", Type: benchkit.TypeA, Kind: kindReferral},
+			msg: benchkit.NewMsg(1, noAA).Question("www.d1.bench.example.", benchkit.TypeA).
+				RR(2, "d1.bench.example.", nil, benchkit.TypeNS, benchkit.WireName("ns1.d1.bench.example.")),
 			wantErr: "without glue",
 		},
 		{
 			name: "wildcard",
-			q:    query{Name: "W9.wild.bench.example.", Type: typeTXT, Kind: kindWildcard},
-			msg: newMsg(1, aa).question("W9.wild.bench.example.", typeTXT).
-				rr(1, "w9.wild.bench.example.", nil, typeTXT, []byte{1, 'x'}),
+			q:    query{Name: "W9.wild.bench.example.", Type: benchkit.TypeTXT, Kind: kindWildcard},
+			msg: benchkit.NewMsg(1, aa).Question("W9.wild.bench.example.", benchkit.TypeTXT).
+				RR(1, "w9.wild.bench.example.", nil, benchkit.TypeTXT, []byte{1, 'x'}),
 		},
 		{
 			name: "wildcard answered with the wildcard owner",
-			q:    query{Name: "w9.wild.bench.example.", Type: typeTXT, Kind: kindWildcard},
-			msg: newMsg(1, aa).question("w9.wild.bench.example.", typeTXT).
-				rr(1, "*.wild.bench.example.", nil, typeTXT, []byte{1, 'x'}),
+			q:    query{Name: "w9.wild.bench.example.", Type: benchkit.TypeTXT, Kind: kindWildcard},
+			msg: benchkit.NewMsg(1, aa).Question("w9.wild.bench.example.", benchkit.TypeTXT).
+				RR(1, "*.wild.bench.example.", nil, benchkit.TypeTXT, []byte{1, 'x'}),
 			wantErr: "owned by the query name",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseMessage(tt.msg.bytes())
+			m, err := benchkit.ParseMessage(tt.msg.Bytes())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,35 +152,22 @@ func TestCheckAnswer(t *testing.T) {
 // refuser answers every query over UDP and TCP on one port with REFUSED.
 func refuser(t *testing.T) netip.AddrPort {
 	t.Helper()
-	addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+	addr, err := benchkit.FreePort(netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close(); ln.Close() })
 	refuse := func(q []byte) []byte {
 		r := append([]byte(nil), q...)
 		r[2] |= 0x80         // QR
 		r[3] = r[3]&0xf0 | 5 // REFUSED
 		return r
 	}
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(refuse(buf[:n]), from)
-		}
-	}()
+	benchkit.ServeUDP(t, addr, refuse)
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -8,11 +8,12 @@ import (
 	"math"
 	"net/netip"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // perfConfig is one dnsperf run.
@@ -201,7 +202,7 @@ func parsePerf(r io.Reader, ev perfEvents) (perfResult, error) {
 // runPerf runs dnsperf pinned to cfg.CPU and parses its report; started,
 // when set, gets dnsperf's PID before its output is read.
 func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perfEvents) (perfResult, error) {
-	prog, args := pinned(cfg.CPU, cfg.Nice, cfg.args())
+	prog, args := benchkit.Pinned(cfg.CPU, cfg.Nice, cfg.args())
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: cfg.Nice != 0}
 	stderr := &tailBuffer{max: 4096}
@@ -213,7 +214,7 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 	if err := cmd.Start(); err != nil {
 		return perfResult{}, fmt.Errorf("start dnsperf: %w", err)
 	}
-	if err := setAutogroupNice(cmd.Process.Pid, cfg.Nice); err != nil {
+	if err := benchkit.SetAutogroupNice(cmd.Process.Pid, cfg.Nice); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return perfResult{}, fmt.Errorf("dnsperf: %w", err)
@@ -229,37 +230,6 @@ func runPerf(ctx context.Context, cfg perfConfig, started func(pid int), ev perf
 		return res, fmt.Errorf("%s: %w: %s", strings.Join(cfg.args(), " "), werr, strings.TrimSpace(stderr.String()))
 	}
 	return res, perr
-}
-
-// percentile returns the p-th percentile (0 < p <= 100) of sorted durations
-// by the nearest-rank method.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(float64(len(sorted))*p/100+0.999999) - 1
-	return sorted[min(max(rank, 0), len(sorted)-1)]
-}
-
-// latencyStats summarises the per-answer latencies of a verbose run.
-type latencyStats struct {
-	Count int           `json:"count"`
-	P50   time.Duration `json:"p50_ns"`
-	P90   time.Duration `json:"p90_ns"`
-	P99   time.Duration `json:"p99_ns"`
-	P999  time.Duration `json:"p999_ns"`
-	Max   time.Duration `json:"max_ns"`
-}
-
-func summarise(lat []time.Duration) latencyStats {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	st := latencyStats{Count: len(s)}
-	if len(s) > 0 {
-		st.P50, st.P90, st.P99, st.P999 = percentile(s, 50), percentile(s, 90), percentile(s, 99), percentile(s, 99.9)
-		st.Max = s[len(s)-1]
-	}
-	return st
 }
 
 // tailBuffer keeps the last max bytes written to it: dnsperf writes a line

@@ -6,22 +6,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func main() {
@@ -152,30 +151,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, errors.Join(errs...)
 }
 
-// tool is an external program the benchmark needs.
-type tool struct{ bin, hint string }
-
 func checkTools(o *options) error {
-	need := []tool{{"taskset", "apt-get install util-linux"}}
+	need := []benchkit.Tool{{Bin: "taskset", Hint: "apt-get install util-linux"}}
 	if !o.Mem {
-		need = append(need, tool{"dnsperf", "apt-get install dnsperf"})
+		need = append(need, benchkit.Tool{Bin: "dnsperf", Hint: "apt-get install dnsperf"})
 	}
 	if slices.Contains(o.Only, "nsd") {
-		need = append(need, tool{"nsd", "apt-get install nsd"})
+		need = append(need, benchkit.Tool{Bin: "nsd", Hint: "apt-get install nsd"})
 	}
 	if slices.Contains(o.Only, "knot") {
-		need = append(need, tool{"knotd", "apt-get install knot"})
+		need = append(need, benchkit.ToolKnotd)
 	}
 	if slices.Contains(o.Only, "anycastd") && o.AnycastdBin == "" {
-		need = append(need, tool{"go", "install Go from https://go.dev/dl/"})
+		need = append(need, benchkit.ToolGo)
 	}
-	var errs []error
-	for _, t := range need {
-		if _, err := exec.LookPath(t.bin); err != nil {
-			errs = append(errs, fmt.Errorf("%s not found (%s)", t.bin, t.hint))
-		}
-	}
-	return errors.Join(errs...)
+	return benchkit.CheckTools(need...)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -186,18 +176,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
-		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05"))
-			}
-			return a
-		},
-	}))
+	logger := benchkit.NewLogger(stderr)
 	if err := checkTools(o); err != nil {
 		return err
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := benchkit.BecomeSubreaper(); err != nil {
 		return err
 	}
 	// The benchmark's own work (zone generation, memory sampling, polling,
@@ -206,25 +189,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("pin dnsbench to cpu %d: %w: %s", o.ClientCPU, err, strings.TrimSpace(string(out)))
 	}
 
-	work := o.OutDir
-	if work == "" {
-		if work, err = os.MkdirTemp("", "dnsbench-"); err != nil {
-			return fmt.Errorf("work directory: %w", err)
-		}
-		defer func() {
-			if err := os.RemoveAll(work); err != nil {
-				logger.Warn("remove work directory", "dir", work, "err", err)
-			}
-		}()
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
-		return fmt.Errorf("work directory: %w", err)
+	work, cleanup, err := benchkit.WorkDir(o.OutDir, "dnsbench", logger)
+	if err != nil {
+		return err
 	}
-	if work, err = filepath.Abs(work); err != nil {
-		return fmt.Errorf("work directory: %w", err)
-	}
+	defer cleanup()
 
 	if slices.Contains(o.Only, "anycastd") {
-		bin, err := anycastdBinary(ctx, o, work, logger)
+		bin, err := benchkit.AnycastdBinary(ctx, o.AnycastdBin, work, logger)
 		switch {
 		case err == nil:
 			o.AnycastdBin = bin
@@ -255,7 +227,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	b := &bench{o: o, zd: zd, work: work, logger: logger}
-	report := &report{Options: o, Zone: zoneInfo{Origin: zd.Origin, Names: zd.Names, Records: zd.Records, Bytes: zd.Bytes}}
+	report := &report{Options: o, Zone: zoneInfo{ZoneInfo: zd.Info()}}
 	if !o.Mem {
 		report.Zone.Mix = map[string]int{}
 		for k := range numKinds {
@@ -297,55 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("print results: %w", err)
 	}
 	if o.JSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		return benchkit.WriteJSON(stdout, report)
 	}
 	return nil
-}
-
-// anycastdBinary returns -anycastd-bin or builds ./cmd/anycastd of the
-// module the benchmark runs in.
-func anycastdBinary(ctx context.Context, o *options, work string, logger *slog.Logger) (string, error) {
-	if o.AnycastdBin != "" {
-		p, err := exec.LookPath(o.AnycastdBin)
-		if err != nil {
-			return "", fmt.Errorf("anycastd binary: %w", err)
-		}
-		return filepath.Abs(p)
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	// Not work/anycastd: that is the anycastd server's directory.
-	bin := filepath.Join(work, "bin", "anycastd")
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		return "", fmt.Errorf("anycastd binary: %w", err)
-	}
-	logger.Info("building anycastd", "module", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/anycastd")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/anycastd: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return bin, nil
-}
-
-// moduleRoot finds the directory of go.mod from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory; pass -anycastd-bin")
-		}
-		dir = parent
-	}
 }

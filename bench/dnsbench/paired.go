@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // Side-by-side latency rounds. One latency run's p99 on this VM is set by
@@ -25,8 +27,8 @@ import (
 
 // pairedRun is one round of a pair.
 type pairedRun struct {
-	Server latencyStats `json:"server"`
-	NSD    latencyStats `json:"nsd"`
+	Server benchkit.LatencyStats `json:"server"`
+	NSD    benchkit.LatencyStats `json:"nsd"`
 	// Busy and NSDBusy are each one's share of the shared core.
 	Busy    float64 `json:"server_busy"`
 	NSDBusy float64 `json:"nsd_busy"`
@@ -161,7 +163,7 @@ func (b *bench) pairedOnce(ctx context.Context, name string, nsdFirst bool) (pai
 	if nsdFirst {
 		order = [2]int{1, 0}
 	}
-	var servers [2]*runningServer
+	var servers [2]*benchkit.Server
 	for _, i := range order {
 		srv, err := b.startReadyIn(ctx, names[i], dirs[i])
 		if err != nil {
@@ -209,7 +211,7 @@ func (b *bench) pairedOnce(ctx context.Context, name string, nsdFirst bool) (pai
 	}
 	return pairedRun{
 		NSDFirst: nsdFirst,
-		Server:   summarise(perf[0].Latencies), NSD: summarise(perf[1].Latencies),
+		Server:   benchkit.Summarise(perf[0].Latencies), NSD: benchkit.Summarise(perf[1].Latencies),
 		Busy: busy(0), NSDBusy: busy(1), Lost: perf[0].Lost, NSDLost: perf[1].Lost,
 		QPS: perf[0].QPS, NSDQPS: perf[1].QPS,
 	}, nil

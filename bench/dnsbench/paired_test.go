@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestPairedNames(t *testing.T) {
@@ -24,7 +26,7 @@ func TestPairedNames(t *testing.T) {
 }
 
 func pair(p50, p99, nsdP50, nsdP99 time.Duration) pairedRun {
-	return pairedRun{Server: latencyStats{P50: p50, P99: p99}, NSD: latencyStats{P50: nsdP50, P99: nsdP99}}
+	return pairedRun{Server: benchkit.LatencyStats{P50: p50, P99: p99}, NSD: benchkit.LatencyStats{P50: nsdP50, P99: nsdP99}}
 }
 
 func TestPairedRoundsFigures(t *testing.T) {

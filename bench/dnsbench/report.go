@@ -6,15 +6,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 type zoneInfo struct {
-	Origin  string         `json:"origin"`
-	Names   int            `json:"names"`
-	Records int            `json:"records"`
-	Bytes   int64          `json:"bytes"`
-	Mix     map[string]int `json:"query_mix,omitempty"`
+	benchkit.ZoneInfo
+	Mix map[string]int `json:"query_mix,omitempty"`
 }
 
 type report struct {
@@ -74,7 +72,7 @@ func printSpeed(w io.Writer, r *report) error {
 				rows = append(rows, cells)
 			}
 		}
-		writeTable(b, rows)
+		benchkit.WriteTable(b, rows)
 	}
 	table(fmt.Sprintf("UDP, saturating (dnsperf -c %d -q %d%s):", o.Clients, o.Outstanding, edns),
 		"server\tanswers ok\tq/s\tbusy\tq/s per core\tclient-limited\tlost\tquiet s\tnoise\tresponse B",
@@ -131,13 +129,13 @@ func printSpeed(w io.Writer, r *report) error {
 		}
 		fmt.Fprintf(b, "\n%d more rounds, the servers taking turns, each started afresh for a UDP run as above and a latency run at %d q/s (%s each):\n",
 			n, o.LatencyQPS, o.Duration)
-		writeTable(b, rows)
+		benchkit.WriteTable(b, rows)
 	}
 
 	if len(r.PairedRounds) > 0 {
 		fmt.Fprintf(b, "\nLatency at %d q/s beside NSD: the server and NSD running at the same time on CPU %d, a dnsperf each on CPU %d (%d rounds of %s):\n",
 			o.LatencyQPS, o.ServerCPU, o.ClientCPU, o.PairedRounds, o.Duration)
-		writeTable(b, pairedRows(r.PairedRounds))
+		benchkit.WriteTable(b, pairedRows(r.PairedRounds))
 	}
 
 	var nsd *speedResult
@@ -288,7 +286,7 @@ func printMem(w io.Writer, r *report) error {
 		rows = append(rows, []string{m.Server, fmt.Sprintf("%.2fs", m.LoadTime.Seconds()), fmt.Sprintf("%.2fs", m.LoadCPU.Seconds()),
 			noise, mib(m.Peak), mib(m.HWMSum), mib(m.PSSPeak), strings.Join(procs, ", ")})
 	}
-	writeTable(b, rows)
+	benchkit.WriteTable(b, rows)
 	if nsd != nil && len(r.Mem) > 1 {
 		fmt.Fprintf(b, "\nRatios vs NSD (<1 = faster load, less memory):\n")
 		rows := [][]string{{"server", "load time", "peak memory", "VmHWM sum"}}
@@ -301,7 +299,7 @@ func printMem(w io.Writer, r *report) error {
 				ratio(float64(m.Peak), float64(nsd.Peak)),
 				ratio(float64(m.HWMSum), float64(nsd.HWMSum))})
 		}
-		writeTable(b, rows)
+		benchkit.WriteTable(b, rows)
 	}
 	for _, m := range r.Mem {
 		if m.Error != "" {
@@ -315,24 +313,4 @@ func printMem(w io.Writer, r *report) error {
 		"VmHWM sum counts pages that forked processes share (NSD) once per process: an upper bound.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// writeTable writes rows with right-aligned columns two spaces apart.
-func writeTable(b *strings.Builder, rows [][]string) {
-	var width []int
-	for _, row := range rows {
-		for i, c := range row {
-			if i == len(width) {
-				width = append(width, 0)
-			}
-			width[i] = max(width[i], utf8.RuneCountInString(c))
-		}
-	}
-	for _, row := range rows {
-		for i, c := range row {
-			b.WriteString(strings.Repeat(" ", 2+width[i]-utf8.RuneCountInString(c)))
-			b.WriteString(c)
-		}
-		b.WriteByte('\n')
-	}
 }

@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestPrintSpeedRatios(t *testing.T) {
 	r := &report{
 		Options: &options{Duration: 12 * time.Second, Clients: 16, Outstanding: 128, LatencyQPS: 10000, ClientCPU: 1, TCP: true},
-		Zone:    zoneInfo{Names: 100000, Mix: map[string]int{"positive": 3, "nxdomain": 1}},
+		Zone:    zoneInfo{ZoneInfo: benchkit.ZoneInfo{Names: 100000}, Mix: map[string]int{"positive": 3, "nxdomain": 1}},
 		Speed: []speedResult{
 			{
 				Server: "anycastd",
@@ -21,13 +23,13 @@ func TestPrintSpeedRatios(t *testing.T) {
 					Quiet: &figures{QPS: 100000, Busy: 0.5, PerCore: 200000, ClientBusy: 1, Seconds: 10}, QuietCount: 10,
 					ClientLimited: true,
 				},
-				Latency: &latencyResult{Stats: latencyStats{P99: 300 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
+				Latency: &latencyResult{Stats: benchkit.LatencyStats{P99: 300 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
 				TCP:     &runResult{Run: figures{QPS: 30000, Busy: 1, PerCore: 30000, Seconds: 12}, QuietCount: 1},
 			},
 			{
 				Server:  "nsd",
 				UDP:     &runResult{Run: figures{QPS: 100000, Busy: 1, PerCore: 100000, ClientOther: 0.2, Seconds: 12}, QuietCount: 2},
-				Latency: &latencyResult{Stats: latencyStats{P99: 100 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
+				Latency: &latencyResult{Stats: benchkit.LatencyStats{P99: 100 * time.Microsecond}, QuietSeconds: 12, Seconds: 12},
 				TCP:     &runResult{Run: figures{QPS: 60000, Busy: 1, PerCore: 60000, Seconds: 12}, QuietCount: 12},
 			},
 			{Server: "knot", Error: "knot exited before answering\nlog line"},
@@ -62,7 +64,7 @@ func TestPrintSpeedRatios(t *testing.T) {
 func TestPrintMemRatios(t *testing.T) {
 	r := &report{
 		Options: &options{},
-		Zone:    zoneInfo{Names: 1000000, Bytes: 60e6},
+		Zone:    zoneInfo{ZoneInfo: benchkit.ZoneInfo{Names: 1000000, Bytes: 60e6}},
 		Mem: []memResult{
 			{Server: "nsd", LoadTime: 4 * time.Second, HWMSum: 800 << 10, PSSPeak: 400 << 10, Peak: 400 << 10,
 				Processes: []procMem{{Command: "nsd: xfrd", HWMKiB: 10 << 10}, {Command: "nsd: main", HWMKiB: 400 << 10}}},

@@ -10,13 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 func TestPrepareAnycastd(t *testing.T) {
-	zd := &zoneData{Origin: "bench.example.", ZonePath: "/tmp/x/bench.example.zone"}
+	zd := &zoneData{Zone: benchkit.Zone{Origin: "bench.example.", ZonePath: "/tmp/x/bench.example.zone"}}
 	l := prepareAnycastd("/bin/anycastd", netip.MustParseAddrPort("127.0.0.1:5300"), zd)
 	want := "/bin/anycastd node -listen 127.0.0.1:5300 -zone bench.example.=/tmp/x/bench.example.zone -nsid bench-anycastd -log-level warn"
 	if got := strings.Join(l.Argv, " "); got != want {
@@ -31,52 +32,9 @@ func TestPrepareAnycastd(t *testing.T) {
 	}
 }
 
-func TestPinned(t *testing.T) {
-	prog, args := pinned(0, 0, []string{"nsd", "-d"})
-	if got := prog + " " + strings.Join(args, " "); got != "taskset -c 0 nsd -d" {
-		t.Errorf("pinned(0, 0) = %q", got)
-	}
-	prog, args = pinned(1, -10, []string{"dnsperf"})
-	if got := prog + " " + strings.Join(args, " "); got != "nice -n -10 taskset -c 1 dnsperf" {
-		t.Errorf("pinned(1, -10) = %q", got)
-	}
-}
-
-// TestAutogroupNice starts a process in a session of its own at niceness
-// -5 the way -nice does and reads the niceness back.
-func TestAutogroupNice(t *testing.T) {
-	b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled")
-	if err != nil || strings.TrimSpace(string(b)) != "1" {
-		t.Skip("scheduler autogroups are off")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("lowering niceness needs root")
-	}
-	cmd := exec.Command("sleep", "30")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	if err := setAutogroupNice(cmd.Process.Pid, -5); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "autogroup"))
-	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(got)), "nice -5") {
-		t.Errorf("autogroup = %q, %v; want nice -5", got, err)
-	}
-	mine, _ := os.ReadFile("/proc/self/autogroup")
-	if strings.TrimSpace(string(mine)) == strings.TrimSpace(string(got)) {
-		t.Errorf("the test's own autogroup %q was changed", mine)
-	}
-}
-
 func TestNSDConfig(t *testing.T) {
 	dir := t.TempDir()
-	zd := &zoneData{Origin: "bench.example.", ZonePath: filepath.Join(dir, "bench.example.zone")}
+	zd := &zoneData{Zone: benchkit.Zone{Origin: "bench.example.", ZonePath: filepath.Join(dir, "bench.example.zone")}}
 	conf := nsdConf(dir, netip.MustParseAddrPort("127.0.0.1:5300"), zd)
 	for _, want := range []string{"server-count: 1", "rrl-ratelimit: 0", "ip-address: 127.0.0.1", "port: 5300",
 		`database: ""`, `username: ""`, `chroot: ""`, `name: "bench.example."`} {
@@ -84,32 +42,13 @@ func TestNSDConfig(t *testing.T) {
 			t.Errorf("nsd.conf lacks %q:\n%s", want, conf)
 		}
 	}
-	needTool(t, "nsd-checkconf")
+	benchkit.NeedTool(t, "nsd-checkconf")
 	path := filepath.Join(dir, "nsd.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("nsd-checkconf", path).CombinedOutput(); err != nil {
 		t.Errorf("nsd-checkconf: %v\n%s", err, out)
-	}
-}
-
-func TestKnotConfig(t *testing.T) {
-	dir := t.TempDir()
-	zd := &zoneData{Origin: "bench.example.", ZonePath: filepath.Join(dir, "bench.example.zone")}
-	conf := knotConf(dir, netip.MustParseAddrPort("127.0.0.1:5300"), zd)
-	for _, want := range []string{"udp-workers: 1", "tcp-workers: 1", "background-workers: 1", "listen: 127.0.0.1@5300"} {
-		if !strings.Contains(conf, want) {
-			t.Errorf("knot.conf lacks %q:\n%s", want, conf)
-		}
-	}
-	needTool(t, "knotc")
-	path := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("knotc", "-c", path, "conf-check").CombinedOutput(); err != nil {
-		t.Errorf("knotc conf-check: %v\n%s", err, out)
 	}
 }
 
@@ -124,9 +63,9 @@ func TestServers(t *testing.T) {
 		t.Skip("needs two CPUs")
 	}
 	for _, bin := range []string{"taskset", "dnsperf"} {
-		needTool(t, bin)
+		benchkit.NeedTool(t, bin)
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := benchkit.BecomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
@@ -136,12 +75,12 @@ func TestServers(t *testing.T) {
 	}
 	for name, bin := range map[string]string{"nsd": "nsd", "knot": "knotd"} {
 		t.Run(name, func(t *testing.T) {
-			needTool(t, bin)
+			benchkit.NeedTool(t, bin)
 			dir := filepath.Join(work, name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			addr, err := freePort(netip.MustParseAddr("127.0.0.1"))
+			addr, err := benchkit.FreePort(netip.MustParseAddr("127.0.0.1"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +88,7 @@ func TestServers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := startServer(l, 0, 0, dir, addr)
+			s, err := benchkit.Start(l, 0, 0, dir, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +105,7 @@ func TestServers(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if _, err := waitAnswer(ctx, s, query{Name: zd.Origin, Type: typeSOA}, soaReady); err != nil {
+			if _, err := benchkit.WaitAnswer(ctx, s, zd.Origin, benchkit.TypeSOA, benchkit.SOAReady); err != nil {
 				t.Fatal(err)
 			}
 			tree = s.Tree()
@@ -176,7 +115,7 @@ func TestServers(t *testing.T) {
 					t.Errorf("process %d affinity %q (%v), want CPU 0 only (mask 1)", pid, out, err)
 				}
 			}
-			if _, err := waitAnswer(ctx, s, zd.Probe, func(m *message) bool { return checkAnswer(zd.Probe, m) == nil }); err != nil {
+			if _, err := benchkit.WaitAnswer(ctx, s, zd.Probe.Name, zd.Probe.Type, func(m *benchkit.Message) bool { return checkAnswer(zd.Probe, m) == nil }); err != nil {
 				t.Errorf("probe: %v", err)
 			}
 			res, err := checkServer(s.Addr, zd)
@@ -213,7 +152,7 @@ func TestServers(t *testing.T) {
 			}
 			var hwm uint64
 			for _, pid := range tree {
-				if m, err := readMem(pid, false); err == nil {
+				if m, err := benchkit.ReadMem(pid, false); err == nil {
 					hwm += m.HWM
 				}
 			}

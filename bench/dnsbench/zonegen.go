@@ -3,13 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/anycastdns/anycastdns/bench/internal/benchkit"
 )
 
 // kind classifies a query by the answer the algorithm of RFC 1034 must give.
@@ -60,91 +60,24 @@ type query struct {
 
 // zoneData is what generate wrote and what the benchmark needs about it.
 type zoneData struct {
-	Origin     string
-	ZonePath   string
-	QueryPath  string // empty when no queries were asked for
-	Names      int    // owner names with records
-	Records    int    // resource records in the file
-	Bytes      int64  // size of the zone file
-	Mix        [numKinds]int
-	Samples    [numKinds][]query // a few queries of each kind for answer checks
-	Probe      query             // a positive A query near the end of the zone
-	hostCount  int
-	delegCount int
-}
-
-// zoneLayout divides the owner names between the record shapes.
-type zoneLayout struct {
-	hosts, cnames, delegs, wildExplicit, groups int
-}
-
-// Fixed names: apex, ns1, ns2, mail and the wildcard owner.
-const fixedNames = 5
-
-func layout(names int) (zoneLayout, error) {
-	if names < 100 {
-		return zoneLayout{}, fmt.Errorf("names %d: need at least 100", names)
-	}
-	l := zoneLayout{
-		cnames:       names * 8 / 100,
-		delegs:       names * 4 / 100, // three names each: cut, ns1, ns2
-		wildExplicit: names / 100,
-	}
-	l.hosts = names - fixedNames - l.cnames - 3*l.delegs - l.wildExplicit
-	l.groups = max(1, l.hosts/400)
-	return l, nil
-}
-
-// Host i: half the hosts directly under the apex, half one level down under
-// an empty non-terminal "g<k>" so that lookups see some depth and ENTs.
-func hostName(i int, l zoneLayout) string {
-	if i%2 == 0 {
-		return fmt.Sprintf("h%d", i)
-	}
-	return fmt.Sprintf("h%d.g%d", i, i%l.groups)
-}
-
-func hostHasAAAA(i int) bool { return i%2 == 0 || i%5 == 1 }
-func hostHasTXT(i int) bool  { return i%5 == 0 }
-func hostHasMX(i int) bool   { return i%10 == 3 }
-func hostACount(i int) int {
-	if i%10 == 7 {
-		return 3
-	}
-	return 1
-}
-
-// hostA is the n-th address of host i, from 100.64.0.0/10 (4M addresses;
-// it wraps beyond that, which only makes addresses repeat).
-func hostA(i, n int) netip.Addr {
-	v := uint32(100<<24|64<<16) + uint32((i*4+n)%(1<<22))
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-func hostAAAA(i int) netip.Addr {
-	a := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0}
-	a[12], a[13], a[14], a[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
-	return netip.AddrFrom16(a)
+	benchkit.Zone
+	QueryPath string // empty when no queries were asked for
+	Mix       [numKinds]int
+	Samples   [numKinds][]query // a few queries of each kind for answer checks
+	Probe     query             // a positive A query near the end of the zone
 }
 
 // generate writes the zone file (and the query file when cfg.Queries > 0)
 // into dir.
 func generate(cfg genConfig, dir string) (*zoneData, error) {
-	l, err := layout(cfg.Names)
+	z, err := benchkit.GenerateZone(cfg.Origin, cfg.Names, dir)
 	if err != nil {
 		return nil, err
 	}
-	zd := &zoneData{
-		Origin:     cfg.Origin,
-		ZonePath:   filepath.Join(dir, strings.TrimSuffix(cfg.Origin, ".")+".zone"),
-		hostCount:  l.hosts,
-		delegCount: l.delegs,
-	}
-	if err := writeZone(zd, l); err != nil {
-		return nil, err
-	}
-	probe := l.hosts - 1
-	zd.Probe = query{Name: hostName(probe, l) + "." + cfg.Origin, Type: typeA, Kind: kindPositive, WantA: hostA(probe, 0)}
+	zd := &zoneData{Zone: *z}
+	l := z.Layout
+	probe := l.Hosts - 1
+	zd.Probe = query{Name: l.HostName(probe) + "." + cfg.Origin, Type: benchkit.TypeA, Kind: kindPositive, WantA: benchkit.HostA(probe, 0)}
 	if cfg.Queries > 0 {
 		zd.QueryPath = filepath.Join(dir, "queries.txt")
 		if err := writeQueries(zd, l, cfg); err != nil {
@@ -152,95 +85,6 @@ func generate(cfg genConfig, dir string) (*zoneData, error) {
 		}
 	}
 	return zd, nil
-}
-
-func writeZone(zd *zoneData, l zoneLayout) (err error) {
-	f, err := os.Create(zd.ZonePath)
-	if err != nil {
-		return fmt.Errorf("create zone file: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close zone file: %w", cerr)
-		}
-	}()
-	cw := &countingWriter{w: f}
-	w := bufio.NewWriterSize(cw, 1<<20)
-	// A bufio.Writer keeps its first error and Flush returns it.
-	printf := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
-	rec := func(format string, args ...any) {
-		printf(format+"\n", args...)
-		zd.Records++
-	}
-	printf("$ORIGIN %s\n$TTL 3600\n", zd.Origin)
-	rec("@ SOA ns1 hostmaster 2024010101 7200 3600 1209600 3600")
-	rec("@ NS ns1")
-	rec("@ NS ns2")
-	rec("@ MX 10 mail")
-	rec(`@ TXT "v=spf1 -all"`)
-	rec("ns1 A 192.0.2.1")
-	rec("ns1 AAAA 2001:db8::1")
-	rec("ns2 A 198.51.100.1")
-	rec("ns2 AAAA 2001:db8:1::1")
-	rec("mail A 203.0.113.25")
-	rec("*.wild A 192.0.2.80")
-	rec("*.wild AAAA 2001:db8::80")
-	rec(`*.wild TXT "synthesised from a wildcard"`)
-	names := fixedNames
-
-	for i := range l.hosts {
-		n := hostName(i, l)
-		for k := range hostACount(i) {
-			rec("%s A %s", n, hostA(i, k))
-		}
-		if hostHasAAAA(i) {
-			rec("%s AAAA %s", n, hostAAAA(i))
-		}
-		if hostHasTXT(i) {
-			rec(`%s TXT "host %d; benchmark text record of a typical length"`, n, i)
-		}
-		if hostHasMX(i) {
-			rec("%s MX 10 mail", n)
-		}
-		names++
-	}
-	for i := range l.cnames {
-		if i%8 == 7 {
-			rec("c%d CNAME www%d.example.net.", i, i)
-		} else {
-			rec("c%d CNAME %s", i, hostName((i*7919)%l.hosts, l))
-		}
-		names++
-	}
-	for i := range l.delegs {
-		rec("d%d NS ns1.d%d", i, i)
-		rec("d%d NS ns2.d%d", i, i)
-		rec("ns1.d%d A %s", i, hostA(i, 3))
-		rec("ns1.d%d AAAA %s", i, hostAAAA(i))
-		rec("ns2.d%d A %s", i, hostA(i, 2))
-		names += 3
-	}
-	for i := range l.wildExplicit {
-		rec("e%d.wild A %s", i, hostA(i, 1))
-		names++
-	}
-	zd.Names = names
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write zone file: %w", err)
-	}
-	zd.Bytes = cw.n
-	return nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // randomCase flips the case of each letter with probability one half, the
@@ -268,79 +112,79 @@ func pickKind(r *rand.Rand) kind {
 }
 
 // makeQuery draws one query of kind k. Names are relative to the origin.
-func makeQuery(r *rand.Rand, k kind, l zoneLayout) query {
+func makeQuery(r *rand.Rand, k kind, l benchkit.Layout) query {
 	q := query{Kind: k}
 	switch k {
 	case kindPositive:
 		if r.IntN(50) == 0 { // apex and name servers
 			switch r.IntN(4) {
 			case 0:
-				q.Name, q.Type = "@", typeSOA
+				q.Name, q.Type = "@", benchkit.TypeSOA
 			case 1:
-				q.Name, q.Type = "@", typeNS
+				q.Name, q.Type = "@", benchkit.TypeNS
 			case 2:
-				q.Name, q.Type = "@", typeMX
+				q.Name, q.Type = "@", benchkit.TypeMX
 			default:
-				q.Name, q.Type = "ns1", typeA
+				q.Name, q.Type = "ns1", benchkit.TypeA
 				q.WantA = netip.MustParseAddr("192.0.2.1")
 			}
 			break
 		}
-		i := r.IntN(l.hosts)
-		q.Name = hostName(i, l)
-		types := []uint16{typeA, typeA, typeA}
-		if hostHasAAAA(i) {
-			types = append(types, typeAAAA, typeAAAA)
+		i := r.IntN(l.Hosts)
+		q.Name = l.HostName(i)
+		types := []uint16{benchkit.TypeA, benchkit.TypeA, benchkit.TypeA}
+		if benchkit.HostHasAAAA(i) {
+			types = append(types, benchkit.TypeAAAA, benchkit.TypeAAAA)
 		}
-		if hostHasTXT(i) {
-			types = append(types, typeTXT)
+		if benchkit.HostHasTXT(i) {
+			types = append(types, benchkit.TypeTXT)
 		}
-		if hostHasMX(i) {
-			types = append(types, typeMX)
+		if benchkit.HostHasMX(i) {
+			types = append(types, benchkit.TypeMX)
 		}
 		q.Type = types[r.IntN(len(types))]
-		if q.Type == typeA && hostACount(i) == 1 {
-			q.WantA = hostA(i, 0)
+		if q.Type == benchkit.TypeA && benchkit.HostACount(i) == 1 {
+			q.WantA = benchkit.HostA(i, 0)
 		}
 	case kindNXDomain:
 		switch r.IntN(4) {
 		case 0:
 			q.Name = fmt.Sprintf("nx%d", r.IntN(1<<30))
 		case 1: // below an existing leaf
-			q.Name = "www." + hostName(r.IntN(l.hosts), l)
+			q.Name = "www." + l.HostName(r.IntN(l.Hosts))
 		case 2: // under an empty non-terminal
-			q.Name = fmt.Sprintf("x%d.g%d", r.IntN(1<<20), r.IntN(l.groups))
+			q.Name = fmt.Sprintf("x%d.g%d", r.IntN(1<<20), r.IntN(l.Groups))
 		default: // a host number past the end
-			q.Name = fmt.Sprintf("h%d", l.hosts+r.IntN(1<<20)*2)
+			q.Name = fmt.Sprintf("h%d", l.Hosts+r.IntN(1<<20)*2)
 		}
-		q.Type = []uint16{typeA, typeAAAA, typeTXT}[r.IntN(3)]
+		q.Type = []uint16{benchkit.TypeA, benchkit.TypeAAAA, benchkit.TypeTXT}[r.IntN(3)]
 	case kindNoData:
 		switch r.IntN(4) {
 		case 0: // host without AAAA
-			i := r.IntN(l.hosts)
-			for hostHasAAAA(i) {
-				i = (i + 1) % l.hosts
+			i := r.IntN(l.Hosts)
+			for benchkit.HostHasAAAA(i) {
+				i = (i + 1) % l.Hosts
 			}
-			q.Name, q.Type = hostName(i, l), typeAAAA
+			q.Name, q.Type = l.HostName(i), benchkit.TypeAAAA
 		case 1:
-			q.Name, q.Type = hostName(r.IntN(l.hosts), l), typeSRV
+			q.Name, q.Type = l.HostName(r.IntN(l.Hosts)), benchkit.TypeSRV
 		case 2: // empty non-terminal
-			q.Name, q.Type = fmt.Sprintf("g%d", r.IntN(l.groups)), typeA
+			q.Name, q.Type = fmt.Sprintf("g%d", r.IntN(l.Groups)), benchkit.TypeA
 		default:
-			q.Name, q.Type = "wild", typeA // empty non-terminal above the wildcard
+			q.Name, q.Type = "wild", benchkit.TypeA // empty non-terminal above the wildcard
 		}
 	case kindCNAME:
-		q.Name = fmt.Sprintf("c%d", r.IntN(l.cnames))
-		q.Type = []uint16{typeA, typeA, typeAAAA}[r.IntN(3)]
+		q.Name = fmt.Sprintf("c%d", r.IntN(l.CNAMEs))
+		q.Type = []uint16{benchkit.TypeA, benchkit.TypeA, benchkit.TypeAAAA}[r.IntN(3)]
 	case kindReferral:
-		i := r.IntN(l.delegs)
+		i := r.IntN(l.Delegs)
 		switch r.IntN(4) {
 		case 0:
-			q.Name, q.Type = fmt.Sprintf("d%d", i), typeNS
+			q.Name, q.Type = fmt.Sprintf("d%d", i), benchkit.TypeNS
 		case 1:
-			q.Name, q.Type = fmt.Sprintf("ns1.d%d", i), typeA
+			q.Name, q.Type = fmt.Sprintf("ns1.d%d", i), benchkit.TypeA
 		default:
-			q.Name, q.Type = fmt.Sprintf("www.d%d", i), typeA
+			q.Name, q.Type = fmt.Sprintf("www.d%d", i), benchkit.TypeA
 		}
 	case kindWildcard:
 		if r.IntN(4) == 0 {
@@ -348,8 +192,8 @@ func makeQuery(r *rand.Rand, k kind, l zoneLayout) query {
 		} else {
 			q.Name = fmt.Sprintf("w%d.wild", r.IntN(1<<30))
 		}
-		q.Type = []uint16{typeA, typeA, typeAAAA, typeTXT}[r.IntN(4)]
-		if q.Type == typeA {
+		q.Type = []uint16{benchkit.TypeA, benchkit.TypeA, benchkit.TypeAAAA, benchkit.TypeTXT}[r.IntN(4)]
+		if q.Type == benchkit.TypeA {
 			q.WantA = netip.MustParseAddr("192.0.2.80")
 		}
 	}
@@ -360,7 +204,7 @@ func makeQuery(r *rand.Rand, k kind, l zoneLayout) query {
 // the servers' answers before they are measured.
 const samplesPerKind = 40
 
-func writeQueries(zd *zoneData, l zoneLayout, cfg genConfig) (err error) {
+func writeQueries(zd *zoneData, l benchkit.Layout, cfg genConfig) (err error) {
 	f, err := os.Create(zd.QueryPath)
 	if err != nil {
 		return fmt.Errorf("create query file: %w", err)
@@ -385,7 +229,7 @@ func writeQueries(zd *zoneData, l zoneLayout, cfg genConfig) (err error) {
 			zd.Samples[q.Kind] = append(zd.Samples[q.Kind], q)
 		}
 		// The bufio.Writer keeps its first error for Flush.
-		_, _ = fmt.Fprintf(w, "%s %s\n", q.Name, typeString(q.Type))
+		_, _ = fmt.Fprintf(w, "%s %s\n", q.Name, benchkit.TypeString(q.Type))
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write query file: %w", err)

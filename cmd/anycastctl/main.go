@@ -1,5 +1,5 @@
 // Command anycastctl is the operator CLI of anycastdns: a node's status,
-// drain and undrain over its local admin API, and dig with the answering
+// drain, undrain and PoP level over its local admin API, and dig with the answering
 // PoP. It only parses flags and calls into internal/admin and
 // internal/anycastctl.
 package main
@@ -20,6 +20,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/anycastctl"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/version"
 )
 
@@ -68,7 +69,7 @@ func commands() []*command {
 	return []*command{
 		{
 			name: "status", args: "[-admin ADDR] [-json]",
-			summary:  "show a node's health checks, BGP sessions, announced prefixes and zones",
+			summary:  "show a node's health checks, PoP level, BGP sessions, announced prefixes and zones",
 			describe: "The node is asked over its local admin API (config admin.listen).",
 			run:      runStatus,
 		},
@@ -83,6 +84,17 @@ func commands() []*command {
 			name: "undrain", args: "[-admin ADDR]",
 			summary: "end a drain: announce again while the node is healthy",
 			run:     runUndrain,
+		},
+		{
+			name: "level", args: "[-admin ADDR] [LEVEL [-reason TEXT] | -unpin]",
+			summary: "show a node's PoP level, pin it for maintenance, or unpin it",
+			describe: "LEVEL is one of " + strings.Join(level.Names, ", ") + ". shed-N announces the anycast\n" +
+				"prefixes with the attributes of bgp.levels.shed-N (by default N more copies of the\n" +
+				"node's AS in the path), so that part of the PoP's catchment moves to other PoPs;\n" +
+				"withdrawn announces nothing. A pin overrides the level the control plane sets from\n" +
+				"the monitors' view until -unpin (or a restart); the node's own health and a drain\n" +
+				"still withdraw whatever the pin. Without LEVEL or -unpin the level is shown.",
+			run: runLevel,
 		},
 		{
 			name: "dig", args: "[-server ADDR[:PORT]] [-tcp] [-count N] [-interval D] [-timeout D] NAME [TYPE]",
@@ -326,6 +338,54 @@ func runUndrain(ctx context.Context, e *env, c *command, args []string) error {
 		return adminErr(*addr, err)
 	}
 	return anycastctl.WriteUndrained(e.stdout, st)
+}
+
+func runLevel(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	addr := adminFlag(fs, e)
+	reason := fs.String("reason", "", "why the level is pinned, for the node's log and status (one line, at most 200 bytes)")
+	unpin := fs.Bool("unpin", false, "remove the pin: the control plane's level applies again, else normal")
+	pos, err := parse(c, e, fs, args)
+	if err != nil {
+		return err
+	}
+	reasonSet := false
+	fs.Visit(func(f *flag.Flag) { reasonSet = reasonSet || f.Name == "reason" })
+	switch {
+	case len(pos) > 1:
+		return usagef("unexpected argument %q", pos[1])
+	case *unpin && len(pos) == 1:
+		return usagef("-unpin takes no LEVEL, got %q", pos[0])
+	case reasonSet && len(pos) == 0:
+		return usagef("-reason goes with a LEVEL to pin")
+	}
+	if err := admin.CheckReason(*reason); err != nil {
+		return usagef("-reason: %v", err)
+	}
+	cl := admin.NewClient(*addr, e.http)
+	switch {
+	case *unpin:
+		st, err := cl.UnpinLevel(ctx)
+		if err != nil {
+			return adminErr(*addr, err)
+		}
+		return anycastctl.WriteUnpinned(e.stdout, st, e.now())
+	case len(pos) == 1:
+		l, err := level.Parse(pos[0])
+		if err != nil {
+			return usageError{err}
+		}
+		st, err := cl.PinLevel(ctx, l, *reason)
+		if err != nil {
+			return adminErr(*addr, err)
+		}
+		return anycastctl.WritePinned(e.stdout, st, l, e.now())
+	}
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return adminErr(*addr, err)
+	}
+	return anycastctl.WriteLevel(e.stdout, st, e.now())
 }
 
 func runDig(ctx context.Context, e *env, c *command, args []string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/version"
 )
 
@@ -78,6 +79,24 @@ func (n *node) Undrain(context.Context) error {
 	return nil
 }
 
+func (n *node) PinLevel(_ context.Context, l level.Level, reason string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pin := &admin.LevelSetting{Level: l, Reason: reason, Since: now.Add(-time.Second)}
+	n.st.Level = &admin.Level{Level: l, Source: admin.SourceOperator, Reason: reason, Pin: pin, Control: n.st.Level.Control}
+	return nil
+}
+
+func (n *node) UnpinLevel(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.st.Level = &admin.Level{Level: level.Normal, Source: admin.SourceDefault, Control: n.st.Level.Control}
+	if c := n.st.Level.Control; c != nil {
+		n.st.Level.Level, n.st.Level.Source, n.st.Level.Reason = c.Level, admin.SourceControl, c.Reason
+	}
+	return nil
+}
+
 func newNode() *node {
 	prefixes := []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8:53::/48")}
 	return &node{prefixes: prefixes, st: admin.Status{
@@ -90,6 +109,7 @@ func newNode() *node {
 			{Peer: netip.MustParseAddr("10.0.0.1"), ASN: 64500, State: "established", Uptime: 3 * time.Hour, BFD: "up"},
 		},
 		Announced: prefixes,
+		Level:     &admin.Level{Level: level.Normal, Source: admin.SourceDefault},
 		Zones:     []admin.Zone{{Name: "example.com.", Serial: 2026031401, Records: 42, Source: "zones/example.com.zone"}},
 	}}
 }
@@ -158,6 +178,30 @@ func TestDrainUndrain(t *testing.T) {
 	}
 }
 
+func TestLevel(t *testing.T) {
+	n := newNode()
+	n.st.Level.Control = &admin.LevelSetting{Level: level.Shed1, Reason: "hot", Since: now.Add(-time.Minute), Until: now.Add(time.Minute)}
+	n.st.Level.Level, n.st.Level.Source, n.st.Level.Reason = level.Shed1, admin.SourceControl, "hot"
+	addr := adminServer(t, n)
+	var all bytes.Buffer
+	for _, args := range [][]string{
+		{"level"},
+		{"level", "shed-3", "-reason", "rack upgrade"},
+		{"level", "-reason", "the monitor is wrong", "normal"},
+		{"level", "-unpin"},
+	} {
+		code, out, errOut := cli(t, map[string]string{"ANYCASTCTL_ADMIN": addr}, args...)
+		if code != 0 || errOut != "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+		fmt.Fprintf(&all, "$ anycastctl %s\n%s\n", strings.Join(args, " "), out)
+	}
+	golden(t, "level.golden", all.Bytes())
+	if l := n.Status().Level; l.Pin != nil || l.Level != level.Shed1 {
+		t.Errorf("after -unpin the node has %+v", l)
+	}
+}
+
 func TestFailures(t *testing.T) {
 	n := newNode()
 	n.drainErr = fmt.Errorf("no bgp configured: %w", admin.ErrConflict)
@@ -220,6 +264,12 @@ func TestUsage(t *testing.T) {
 		{args: []string{"status", "-bogus"}, wantCode: 2, wantStderr: "anycastctl status: flag provided but not defined: -bogus\n"},
 		{args: []string{"drain", "-admin"}, wantCode: 2, wantStderr: "anycastctl drain: flag needs an argument: -admin\n"},
 		{args: []string{"dig"}, wantCode: 2, wantStderr: "anycastctl dig: want NAME [TYPE], got 0 arguments\n"},
+		{args: []string{"level", "shed-4"}, wantCode: 2, wantStderr: `anycastctl level: unknown level "shed-4" (want one of normal, shed-1, shed-2, shed-3, withdrawn)`},
+		{args: []string{"level", "shed-1", "shed-2"}, wantCode: 2, wantStderr: `anycastctl level: unexpected argument "shed-2"`},
+		{args: []string{"level", "-unpin", "shed-2"}, wantCode: 2, wantStderr: `anycastctl level: -unpin takes no LEVEL, got "shed-2"`},
+		{args: []string{"level", "-reason", "x"}, wantCode: 2, wantStderr: "anycastctl level: -reason goes with a LEVEL to pin\n"},
+		{args: []string{"level", "shed-1", "-reason", "two\nlines"}, wantCode: 2, wantStderr: "anycastctl level: -reason: reason holds the control character U+000A\n"},
+		{args: []string{"level", "-h"}, wantCode: 0, wantStdout: "usage: anycastctl level [-admin ADDR] [LEVEL [-reason TEXT] | -unpin]"},
 		{args: []string{"dig", "a", "A", "b"}, wantCode: 2, wantStderr: "anycastctl dig: want NAME [TYPE], got 3 arguments\n"},
 		{args: []string{"dig", "example.com", "BOGUS"}, wantCode: 2, wantStderr: `anycastctl dig: unknown query type "BOGUS"`},
 		{args: []string{"dig", "-count", "-1", "example.com"}, wantCode: 2, wantStderr: "anycastctl dig: -count must be 0 or more, got -1\n"},
@@ -244,7 +294,7 @@ func TestUsage(t *testing.T) {
 
 func TestUsageGolden(t *testing.T) {
 	var all bytes.Buffer
-	for _, args := range [][]string{{"--help"}, {"help", "status"}, {"help", "drain"}, {"help", "undrain"}, {"help", "dig"}, {"help", "version"}} {
+	for _, args := range [][]string{{"--help"}, {"help", "status"}, {"help", "drain"}, {"help", "undrain"}, {"help", "level"}, {"help", "dig"}, {"help", "version"}} {
 		code, out, _ := cli(t, map[string]string{"ANYCASTCTL_ADMIN": "127.0.0.1:9053"}, args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d", args, code)

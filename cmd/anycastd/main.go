@@ -18,6 +18,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/role/control"
+	"github.com/anycastdns/anycastdns/internal/role/monitor"
 	"github.com/anycastdns/anycastdns/internal/role/node"
 	"github.com/anycastdns/anycastdns/internal/role/standalone"
 	"github.com/anycastdns/anycastdns/internal/version"
@@ -30,13 +31,15 @@ Usage:
   anycastd node -listen ADDR:PORT -zone NAME=FILE [-listen ...] [-zone ...] [-nsid TEXT]
                [-metrics ADDR:PORT] [-log-level LEVEL]
   anycastd control -config FILE          the control plane: zone store, REST API, AXFR/IXFR, NOTIFY, catalog
+  anycastd monitor -config FILE          a vantage point: probes every PoP (DNS over UDP and TCP, load),
+                                         serves its view at /v1/view and /metrics
   anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE]
                                          control plane + one node on loopback, seeded with example.com.
   anycastd version
 
 Signals: SIGHUP reloads the configuration (node: and its zones; a zone that
 fails to load keeps its previous version serving; standalone: the API token
-file); a configuration that fails to load is logged with its file:line and
+file; monitor: its PoPs and timing); a configuration that fails to load is logged with its file:line and
 the running one stays. SIGTERM and SIGINT shut down cleanly.
 `
 
@@ -57,6 +60,8 @@ func run(args []string, stderr io.Writer) error {
 		return runNode(args[1:], stderr)
 	case "control":
 		return runControl(args[1:], stderr)
+	case "monitor":
+		return runMonitor(args[1:], stderr)
 	case "standalone":
 		return runStandalone(args[1:], stderr)
 	case "version":
@@ -200,6 +205,37 @@ func runControl(args []string, stderr io.Writer) error {
 		return err
 	}
 	return c.Run(ctx, reload)
+}
+
+func runMonitor(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "monitor configuration `file` (YAML)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *cfgPath == "" {
+		return errors.New("monitor: -config is required")
+	}
+	cfg, err := config.LoadMonitor(*cfgPath)
+	if err != nil {
+		return err
+	}
+	logger, level := config.NewLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reload, stopReload := reloadSignal()
+	defer stopReload()
+	m, err := monitor.New(cfg, logger,
+		monitor.WithReload(func() (*config.Monitor, error) { return config.LoadMonitor(*cfgPath) }),
+		monitor.WithLogLevel(level))
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx, reload)
 }
 
 // reloadSignal catches SIGHUP from now on, so that it no longer ends the

@@ -166,7 +166,7 @@ filter from_node6 {
 	reject;
 }
 protocol bgp node {
-	debug { states, events };
+	debug { states, events, routes };
 	local %s as %d;
 	neighbor %s as %d;
 	hold time %d;

@@ -503,6 +503,14 @@ func TestAcceptedDifferencesDocumented(t *testing.T) {
 			t.Errorf("accepted difference %q gives no RFC reason", a.id)
 		}
 	}
+	for _, a := range tsigAccepted {
+		if !strings.Contains(readme, "`"+a.id+"`") {
+			t.Errorf("accepted TSIG difference %q is not in README.md", a.id)
+		}
+		if !strings.Contains(a.reason, "RFC") {
+			t.Errorf("accepted TSIG difference %q gives no RFC reason", a.id)
+		}
+	}
 }
 
 // TestMixCase checks that the random-case names are deterministic, change

@@ -566,8 +566,11 @@ func TestControlOutage(t *testing.T) {
 			t.Errorf("%s: announced %v, expired zone %s, other zone %s, file zone %s; want announced, SERVFAIL, NOERROR, NOERROR",
 				ln.PoP, ln.Announced, ln.ExpiredZoneRcode, ln.OtherZoneRcode, ln.FileZoneRcode)
 		}
-		if ln.ClientAnswers == 0 || ln.ClientLost != 0 {
-			t.Errorf("%s: %d client queries answered, %d lost during the outage; want its clients served throughout", ln.PoP, ln.ClientAnswers, ln.ClientLost)
+		// A withdrawn PoP would lose its clients' queries for seconds (or
+		// move them, which the scenario reports as an error); a loaded
+		// machine drops the odd one of the 100 q/s on its own.
+		if ln.ClientAnswers == 0 || ln.ClientLost*100 > ln.ClientAnswers {
+			t.Errorf("%s: %d client queries answered, %d lost during the outage; want its clients served throughout (under 1%% lost)", ln.PoP, ln.ClientAnswers, ln.ClientLost)
 		}
 		if ln.ExpiredMS == nil || ln.RecoveredMS == nil {
 			t.Errorf("%s: expired after %s, recovered after %s; want both", ln.PoP, f(ln.ExpiredMS), f(ln.RecoveredMS))

@@ -7,6 +7,10 @@
 //	GET  /v1/status   → Status
 //	POST /v1/drain    → Status after the drain
 //	POST /v1/undrain  → Status after the undrain
+//	GET  /v1/load     → Load: queries/s, TCP connections, CPU, drops over the last interval
+//	                    (when the Backend is a Loader; see Load for the JSON)
+//	POST /v1/level    → Status after pinning the PoP level: {"level": "shed-2", "reason": "..."}
+//	DELETE /v1/level  → Status after unpinning it (both when the Backend is a Leveler; see Level)
 //	GET  /healthz     → 200 "ok" (liveness)
 //	GET  /readyz      → 200 "ready", or 503 "not ready: ..." (zones loaded, DNS up)
 //
@@ -59,7 +63,10 @@ type Status struct {
 	Sessions []Session
 	// Announced are the prefixes currently announced.
 	Announced []netip.Prefix
-	Zones     []Zone
+	// Level is the PoP level the node announces at and why; nil without
+	// BGP.
+	Level *Level
+	Zones []Zone
 }
 
 // Check is the last result of one health check.
@@ -105,6 +112,7 @@ type statusJSON struct {
 	Checks        []Check        `json:"checks"`
 	Sessions      []Session      `json:"sessions"`
 	Announced     []netip.Prefix `json:"announced"`
+	Level         *Level         `json:"level,omitempty"`
 	Zones         []Zone         `json:"zones"`
 }
 
@@ -130,7 +138,7 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Node: s.Node, Version: s.Version, UptimeSeconds: s.Uptime.Seconds(),
 		Ready: s.Ready, Drained: s.Drained, Healthy: s.Healthy,
 		Checks: nonNil(s.Checks), Sessions: nonNil(s.Sessions),
-		Announced: nonNil(s.Announced), Zones: nonNil(s.Zones),
+		Announced: nonNil(s.Announced), Level: s.Level, Zones: nonNil(s.Zones),
 	})
 }
 
@@ -147,7 +155,7 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 	*s = Status{
 		Node: j.Node, Version: j.Version, Uptime: uptime,
 		Ready: j.Ready, Drained: j.Drained, Healthy: j.Healthy,
-		Checks: j.Checks, Sessions: j.Sessions, Announced: j.Announced, Zones: j.Zones,
+		Checks: j.Checks, Sessions: j.Sessions, Announced: j.Announced, Level: j.Level, Zones: j.Zones,
 	}
 	return nil
 }

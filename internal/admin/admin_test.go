@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -92,6 +93,11 @@ func sampleStatus() admin.Status {
 			{Peer: netip.MustParseAddr("2001:db8::1"), ASN: 64501, State: "active"},
 		},
 		Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8:53::/48")},
+		Level: &admin.Level{
+			Level: level.Shed2, Source: admin.SourceOperator, Reason: "rack upgrade",
+			Pin:     &admin.LevelSetting{Level: level.Shed2, Reason: "rack upgrade", Since: t0.Add(-5 * time.Minute)},
+			Control: &admin.LevelSetting{Level: level.Shed1, Reason: "load 1200 q/s above the high-water mark 1000", Since: t0.Add(-time.Minute), Until: t0.Add(2 * time.Minute)},
+		},
 		Zones: []admin.Zone{
 			{Name: "example.com.", Serial: 2026031401, Records: 42, Source: "/var/lib/anycastd/example.com.zone"},
 			{Name: "example.net.", Serial: 7, Records: 3, Source: "axfr 192.0.2.1:53"},

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ func NewClient(addr string, hc *http.Client) *Client {
 
 // Error is an error answer of the API.
 type Error struct {
-	Op         string // status, drain, undrain
+	Op         string // status, drain, undrain, load, pin level, unpin level
 	URL        string // of the API, without the path
 	StatusCode int
 	Message    string // the server's {"error": ...}, or the start of the body
@@ -80,11 +81,36 @@ func (c *Client) Undrain(ctx context.Context) (Status, error) {
 }
 
 func (c *Client) do(ctx context.Context, op, method, path string) (Status, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	var st Status
+	if err := c.call(ctx, op, method, path, nil, &st); err != nil {
+		return Status{}, err
+	}
+	return st, nil
+}
+
+func (c *Client) get(ctx context.Context, op, path string, v any) error {
+	return c.call(ctx, op, http.MethodGet, path, nil, v)
+}
+
+// call makes one request, with in as its JSON body unless nil, and
+// decodes its JSON answer into v.
+func (c *Client) call(ctx context.Context, op, method, path string, in, v any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", op, c.base, err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reqBody)
 	if err != nil {
-		return Status{}, fmt.Errorf("%s %s: %w", op, c.base, err)
+		return fmt.Errorf("%s %s: %w", op, c.base, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// The url.Error repeats method and URL.
@@ -92,24 +118,23 @@ func (c *Client) do(ctx context.Context, op, method, path string) (Status, error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return Status{}, fmt.Errorf("%s %s: %w", op, c.base, err)
+		return fmt.Errorf("%s %s: %w", op, c.base, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return Status{}, fmt.Errorf("%s: %s: read response: %w", op, c.base, err)
+		return fmt.Errorf("%s: %s: read response: %w", op, c.base, err)
 	}
 	if len(body) > maxResponse {
-		return Status{}, fmt.Errorf("%s %s: response larger than %d bytes", op, c.base, maxResponse)
+		return fmt.Errorf("%s %s: response larger than %d bytes", op, c.base, maxResponse)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Status{}, &Error{Op: op, URL: c.base, StatusCode: resp.StatusCode, Message: errorMessage(body)}
+		return &Error{Op: op, URL: c.base, StatusCode: resp.StatusCode, Message: errorMessage(body)}
 	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return Status{}, fmt.Errorf("%s %s: decode response: %w", op, c.base, err)
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", op, c.base, err)
 	}
-	return st, nil
+	return nil
 }
 
 // errorMessage is the error of an {"error": ...} body, or the body's first

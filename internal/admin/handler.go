@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ type handler struct {
 	b      Backend
 	logger *slog.Logger
 	cop    *http.CrossOriginProtection
-	routes map[string]route
+	routes map[string][]route // by path, one per method
 	ready  httpprobe.ReadyFunc
 }
 
@@ -42,8 +43,9 @@ type route struct {
 }
 
 // Handler serves the admin API of b. Only GET /v1/status, POST /v1/drain,
-// POST /v1/undrain and the probes GET /healthz and /readyz (package
-// httpprobe) exist; other paths are 404 and other methods 405. Requests
+// POST /v1/undrain, GET /v1/load (when b is a Loader), POST and DELETE
+// /v1/level (when b is a Leveler) and the probes GET /healthz and /readyz
+// (package httpprobe) exist; other paths are 404 and other methods 405. Requests
 // whose Host is not an IP address or localhost are refused (403), against
 // DNS rebinding, and so are cross-origin requests from browsers.
 func Handler(b Backend, logger *slog.Logger) http.Handler {
@@ -60,10 +62,16 @@ func Handler(b Backend, logger *slog.Logger) http.Handler {
 	if r, ok := b.(Readier); ok {
 		h.ready = r.Readiness
 	}
-	h.routes = map[string]route{
-		PathStatus:  {http.MethodGet, h.status},
-		PathDrain:   {http.MethodPost, h.action("drain", b.Drain)},
-		PathUndrain: {http.MethodPost, h.action("undrain", b.Undrain)},
+	h.routes = map[string][]route{
+		PathStatus:  {{http.MethodGet, h.status}},
+		PathDrain:   {{http.MethodPost, h.action("drain", b.Drain)}},
+		PathUndrain: {{http.MethodPost, h.action("undrain", b.Undrain)}},
+	}
+	if l, ok := b.(Loader); ok {
+		h.routes[PathLoad] = []route{{http.MethodGet, h.load(l)}}
+	}
+	if l, ok := b.(Leveler); ok {
+		h.routes[PathLevel] = []route{{http.MethodPost, h.pin(l)}, {http.MethodDelete, h.unpin(l)}}
 	}
 	return h
 }
@@ -73,19 +81,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a local address", r.Host))
 		return
 	}
-	if httpprobe.Serve(w, r, h.ready) {
+	if h.ready != nil && httpprobe.Serve(w, r, h.ready) {
 		return
 	}
-	rt, ok := h.routes[r.URL.Path]
+	rts, ok := h.routes[r.URL.Path]
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 		return
 	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s, use %s", r.Method, r.URL.Path, rt.method))
+	i := slices.IndexFunc(rts, func(rt route) bool { return rt.method == r.Method })
+	if i < 0 {
+		methods := make([]string, len(rts))
+		for j, rt := range rts {
+			methods[j] = rt.method
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s, use %s", r.Method, r.URL.Path, strings.Join(methods, " or ")))
 		return
 	}
+	rt := rts[i]
 	if err := h.cop.Check(r); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
 		return
@@ -97,8 +111,9 @@ func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, h.b.Status())
 }
 
-// action serves an operator action and answers with the status after it.
-func (h *handler) action(name string, do func(context.Context) error) func(http.ResponseWriter, *http.Request) {
+// action serves an operator action and answers with the status after it;
+// attrs are logged with it.
+func (h *handler) action(name string, do func(context.Context) error, attrs ...any) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if err := do(r.Context()); err != nil {
@@ -107,11 +122,11 @@ func (h *handler) action(name string, do func(context.Context) error) func(http.
 			if code >= http.StatusInternalServerError {
 				level = slog.LevelError
 			}
-			h.logger.Log(r.Context(), level, "operator "+name+" failed", "remote_addr", r.RemoteAddr, "error", err)
+			h.logger.Log(r.Context(), level, "operator "+name+" failed", append(attrs, "remote_addr", r.RemoteAddr, "error", err)...)
 			writeError(w, code, err.Error())
 			return
 		}
-		h.logger.Info("operator "+name, "remote_addr", r.RemoteAddr, "took", time.Since(start))
+		h.logger.Info("operator "+name, append(attrs, "remote_addr", r.RemoteAddr, "took", time.Since(start))...)
 		writeJSON(w, http.StatusOK, h.b.Status())
 	}
 }

@@ -2,9 +2,16 @@
 // prefixes this node may serve to its routers and withdraws them on demand.
 //
 // It is the only package that imports GoBGP. The node role calls Set with the
-// prefixes that should be announced (nil withdraws everything); Run owns the
-// BGP server for the lifetime of its context and withdraws everything before
-// it returns.
+// prefixes that should be announced (nil withdraws everything) and SetLevel
+// with the PoP's level (normal, shed-1..3: announced with what
+// Config.Levels adds; withdrawn: nothing announced); Run owns the BGP server
+// for the lifetime of its context and withdraws everything before it
+// returns.
+//
+// A change of level re-announces each prefix with its new attributes: one
+// UPDATE that replaces the route at the router (an implicit withdrawal of
+// the old path, RFC 4271 §3.1), never a withdrawal first, so the route is
+// never missing while the catchment moves.
 package announce
 
 import (
@@ -15,6 +22,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -34,6 +43,19 @@ type Config struct {
 	Peers      []Peer
 	// Announce lists the prefixes this node may announce, with their attributes.
 	Announce []Announcement
+	// Levels are what the shed levels add to every announcement: [0] for
+	// shed-1, [1] shed-2, [2] shed-3. The zero value adds nothing.
+	Levels [3]Attributes
+}
+
+// Attributes are what a shed level adds to an announcement.
+type Attributes struct {
+	// Prepend more copies of the local ASN, after the announcement's own
+	// (eBGP only, like Announcement.Prepend).
+	Prepend          uint8
+	Communities      []uint32    // added to the announcement's (once each)
+	LargeCommunities [][3]uint32 // added to the announcement's (once each)
+	MED              *uint32     // replaces the announcement's; nil = keep it
 }
 
 // Peer is one BGP neighbour (a router of this PoP).
@@ -82,6 +104,7 @@ type Status struct {
 	Running   bool
 	Sessions  []Session
 	Announced []netip.Prefix // prefixes currently in the BGP RIB, sorted
+	Level     level.Level    // as last set; the announced prefixes carry its attributes
 }
 
 // Session is the state of one BGP neighbour.
@@ -112,10 +135,11 @@ type Speaker struct {
 
 	mu        sync.Mutex
 	desired   map[netip.Prefix]struct{}
-	announced map[netip.Prefix]struct{}
-	rt        *runtime // nil unless Run is between start and stop
-	started   bool     // Run was called
-	stopped   bool     // Run has returned
+	level     level.Level
+	announced map[netip.Prefix]level.Level // with the level whose attributes it carries
+	rt        *runtime                     // nil unless Run is between start and stop
+	started   bool                         // Run was called
+	stopped   bool                         // Run has returned
 }
 
 // New validates cfg and returns a speaker that announces nothing until Set is
@@ -139,7 +163,7 @@ func New(cfg Config, logger *slog.Logger) (*Speaker, error) {
 		ready:     make(chan struct{}),
 		bfdPort:   bfdPort,
 		desired:   map[netip.Prefix]struct{}{},
-		announced: map[netip.Prefix]struct{}{},
+		announced: map[netip.Prefix]level.Level{},
 	}, nil
 }
 
@@ -243,7 +267,49 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for i, l := range c.Levels {
+		where := fmt.Sprintf("level %v", level.Level(i+1))
+		if l.Prepend == 0 {
+			continue
+		}
+		for _, p := range c.Peers {
+			if p.ASN == c.ASN {
+				errs = append(errs, fmt.Errorf("%s: prepend is eBGP only, but peer %v is iBGP", where, p.Address))
+			}
+		}
+		for _, a := range c.Announce {
+			// One AS_SEQUENCE segment holds at most 255 ASNs.
+			if int(a.Prepend)+int(l.Prepend) > 254 {
+				errs = append(errs, fmt.Errorf("%s: prepend %d with announce %v's %d is more than 254", where, l.Prepend, a.Prefix, a.Prepend))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// at returns a as announced at level l (normal or shed-1..3).
+func (a Announcement) at(l level.Level, levels *[3]Attributes) Announcement {
+	if l < level.Shed1 || l > level.Shed3 {
+		return a
+	}
+	x := levels[l-level.Shed1]
+	a.Prepend += x.Prepend
+	a.Communities = appendNew(slices.Clone(a.Communities), x.Communities)
+	a.LargeCommunities = appendNew(slices.Clone(a.LargeCommunities), x.LargeCommunities)
+	if x.MED != nil {
+		a.MED = x.MED
+	}
+	return a
+}
+
+// appendNew appends the values of add that s does not hold yet.
+func appendNew[T comparable](s, add []T) []T {
+	for _, v := range add {
+		if !slices.Contains(s, v) {
+			s = append(s, v)
+		}
+	}
+	return s
 }
 
 func (c Config) withDefaults() Config {
@@ -306,11 +372,36 @@ func (s *Speaker) Set(prefixes []netip.Prefix) error {
 	return s.reconcileLocked()
 }
 
-// reconcileLocked makes the RIB match s.desired. s.mu must be held.
+// SetLevel sets the level the prefixes given to Set are announced at:
+// normal with their own attributes, shed-1..3 with what Config.Levels adds,
+// withdrawn not at all. A prefix already announced is announced again with
+// the new attributes, which replaces its route at the routers in one UPDATE
+// (make-before-break); from or to withdrawn, the prefixes are announced or
+// withdrawn. Like Set, it may be called before Run and after it returned,
+// and is safe for concurrent use.
+func (s *Speaker) SetLevel(l level.Level) error {
+	if !l.Valid() {
+		return fmt.Errorf("set level %v: not a level", l)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.level = l
+	if s.rt == nil {
+		return nil
+	}
+	return s.reconcileLocked()
+}
+
+// reconcileLocked makes the RIB match s.desired at s.level. s.mu must be
+// held.
 func (s *Speaker) reconcileLocked() error {
+	want := s.desired
+	if s.level == level.Withdrawn {
+		want = nil
+	}
 	var errs []error
 	for _, p := range sortedPrefixes(s.announced) {
-		if _, ok := s.desired[p]; ok {
+		if _, ok := want[p]; ok {
 			continue
 		}
 		if err := s.rt.withdraw(s.known[p]); err != nil {
@@ -318,18 +409,25 @@ func (s *Speaker) reconcileLocked() error {
 			continue
 		}
 		delete(s.announced, p)
-		s.logger.Info("withdrawn", "prefix", p)
+		s.logger.Info("withdrawn", "prefix", p, "level", s.level)
 	}
-	for _, p := range sortedPrefixes(s.desired) {
-		if _, ok := s.announced[p]; ok {
+	for _, p := range sortedPrefixes(want) {
+		was, ok := s.announced[p]
+		if ok && was == s.level {
 			continue
 		}
-		if err := s.rt.announce(s.known[p]); err != nil {
-			errs = append(errs, fmt.Errorf("announce %v: %w", p, err))
+		a := s.known[p].at(s.level, &s.cfg.Levels)
+		// Adding a path for a prefix already announced replaces it.
+		if err := s.rt.announce(a); err != nil {
+			errs = append(errs, fmt.Errorf("announce %v at %v: %w", p, s.level, err))
 			continue
 		}
-		s.announced[p] = struct{}{}
-		s.logger.Info("announced", "prefix", p)
+		s.announced[p] = s.level
+		if ok {
+			s.logger.Info("announced again with the attributes of the new level", "prefix", p, "level", s.level, "was", was, "prepend", a.Prepend)
+		} else {
+			s.logger.Info("announced", "prefix", p, "level", s.level, "prepend", a.Prepend)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -338,7 +436,7 @@ func (s *Speaker) reconcileLocked() error {
 func (s *Speaker) Status() Status {
 	s.mu.Lock()
 	rt := s.rt
-	st := Status{Running: rt != nil, Announced: sortedPrefixes(s.announced)}
+	st := Status{Running: rt != nil, Announced: sortedPrefixes(s.announced), Level: s.level}
 	s.mu.Unlock()
 	if rt != nil {
 		st.Sessions = rt.sessions()
@@ -346,7 +444,7 @@ func (s *Speaker) Status() Status {
 	return st
 }
 
-func sortedPrefixes(m map[netip.Prefix]struct{}) []netip.Prefix {
+func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(m))
 	for p := range m {
 		out = append(out, p)

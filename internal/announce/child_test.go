@@ -9,8 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 // childEnv carries the JSON childConfig when the test binary runs as the
@@ -29,7 +32,8 @@ type childConfig struct {
 
 // childMain runs a speaker until stdin closes or SIGTERM. It reads commands
 // from stdin, one per line: "all" announces every prefix, "none" withdraws
-// them; each is answered with "ok" or "error ...". It prints "pid N" first and
+// them, "level L" sets the level (shed-N prepends N); each is answered with
+// "ok" or "error ...". It prints "pid N" first and
 // "ready" once the BGP server runs.
 func childMain() int {
 	var cc childConfig
@@ -51,6 +55,7 @@ func childMain() int {
 			{Prefix: all[0], Communities: []uint32{ourASN<<16 | 53}},
 			{Prefix: all[1], NextHop: cc.NextHop6},
 		},
+		Levels: [3]Attributes{{Prepend: 1}, {Prepend: 2}, {Prepend: 3}},
 	}, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -79,11 +84,17 @@ func childMain() int {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			var err error
-			switch sc.Text() {
+			cmd, arg, _ := strings.Cut(sc.Text(), " ")
+			switch cmd {
 			case "all":
 				err = s.Set(all)
 			case "none":
 				err = s.Set(nil)
+			case "level":
+				var l level.Level
+				if l, err = level.Parse(arg); err == nil {
+					err = s.SetLevel(l)
+				}
 			default:
 				err = fmt.Errorf("unknown command %q", sc.Text())
 			}

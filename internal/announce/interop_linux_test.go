@@ -143,7 +143,7 @@ filter from_speaker6 {
 	reject;
 }
 protocol bgp speaker {
-	debug { states, events };
+	debug { states, events, routes };
 	local %s as %d;
 	neighbor %s as %d;
 	hold time 3;

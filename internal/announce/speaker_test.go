@@ -511,6 +511,16 @@ func TestValidate(t *testing.T) {
 		{"next hop family", func(c *Config) { c.Announce[1].NextHop = netip.MustParseAddr("192.0.2.1") }, []string{"next hop 192.0.2.1"}},
 		{"v6 self over v4 session", func(c *Config) { c.Announce[1].NextHop = netip.Addr{} }, []string{"next hop self needs a session of the prefix's family"}},
 		{"prepend ibgp", func(c *Config) { c.Peers[0].ASN = ourASN }, []string{"prepend is eBGP only"}},
+		{"level prepend ibgp", func(c *Config) {
+			c.Announce = []Announcement{v6}
+			c.Levels[1].Prepend = 1
+			c.Peers[0].ASN = ourASN
+		}, []string{"level shed-2: prepend is eBGP only, but peer 192.0.2.2 is iBGP"}},
+		{"level communities ibgp", func(c *Config) {
+			c.Announce = []Announcement{v6}
+			c.Levels[1].Communities = []uint32{1}
+			c.Peers[0].ASN = ourASN
+		}, nil},
 		{"all at once", func(c *Config) {
 			c.ASN = 0
 			c.Peers[0].ASN = 0

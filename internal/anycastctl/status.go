@@ -12,11 +12,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/anycastdns/anycastdns/internal/admin"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 // WriteStatus prints st as a report: the node's state, its health checks
-// with each one's last result, the BGP sessions, the announced prefixes and
-// the zones. now is the time the ages of check results are counted from.
+// with each one's last result, its PoP level and where it comes from, the
+// BGP sessions, the announced prefixes and the zones. now is the time the ages of check results are counted from.
 func WriteStatus(w io.Writer, st admin.Status, now time.Time) error {
 	ew := &errWriter{w: w}
 	var tb table
@@ -55,6 +56,11 @@ func WriteStatus(w io.Writer, st admin.Status, now time.Time) error {
 			tb.row(c.Name, result, last, latency, oneLine(c.Error))
 		}
 		tb.writeTo(ew, "  ")
+	}
+
+	if st.Level != nil {
+		ew.printf("\n")
+		writeLevel(ew, st.Level, now, "")
 	}
 
 	ew.printf("\nbgp sessions: %d\n", len(st.Sessions))
@@ -124,6 +130,13 @@ func state(st admin.Status) string {
 	}
 	if st.Drained {
 		parts = append(parts, "DRAINED by the operator")
+	}
+	if l := st.Level; l != nil && l.Level != level.Normal && (l.Source == admin.SourceOperator || l.Source == admin.SourceControl) {
+		who := "pinned by the operator"
+		if l.Source == admin.SourceControl {
+			who = "from the control plane"
+		}
+		parts = append(parts, fmt.Sprintf("level %s %s", l.Level, who))
 	}
 	if n := len(st.Announced); n > 0 {
 		parts = append(parts, "announcing "+plural(n, "prefix", "prefixes"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/anycastctl"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -50,6 +51,8 @@ func sampleStatus() admin.Status {
 			{Peer: netip.MustParseAddr("2001:db8::1"), ASN: 4200000000, State: "active"},
 		},
 		Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8:53::/48")},
+		Level: &admin.Level{Level: level.Shed1, Source: admin.SourceControl, Reason: "load 1200 q/s above the high-water mark 1000",
+			Control: &admin.LevelSetting{Level: level.Shed1, Reason: "load 1200 q/s above the high-water mark 1000", Since: now.Add(-time.Minute), Until: now.Add(2 * time.Minute)}},
 		Zones: []admin.Zone{
 			{Name: "example.com.", Serial: 2026031401, Records: 42, Source: "/var/lib/anycastd/example.com.zone"},
 			{Name: "example.net.", Serial: 7, Records: 3, Source: "axfr 192.0.2.1:53"},
@@ -60,12 +63,15 @@ func sampleStatus() admin.Status {
 func TestWriteStatusGolden(t *testing.T) {
 	drained := sampleStatus()
 	drained.Drained, drained.Healthy, drained.Announced = true, false, nil
+	drained.Level = &admin.Level{Level: level.Withdrawn, Source: admin.SourceDrain, Reason: "operator drain",
+		Pin: &admin.LevelSetting{Level: level.Shed3, Reason: "rack\nupgrade", Since: now.Add(-5 * time.Minute)}}
 	drained.Checks[0].Last = now.Add(90 * time.Minute) // the node's clock is ahead
 	// A secondary zone past its SOA expire: answered SERVFAIL, the node
 	// healthy and announcing all the same.
 	expired := sampleStatus()
 	expired.Checks = expired.Checks[:1]
 	expired.Zones[1].Expired = true
+	expired.Level = &admin.Level{Level: level.Normal, Source: admin.SourceDefault}
 	for _, tc := range []struct {
 		file string
 		st   admin.Status
@@ -122,3 +128,44 @@ func TestWriteDrainUndrain(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteLevel(t *testing.T) {
+	pinned := sampleStatus()
+	pinned.Level = &admin.Level{Level: level.Shed2, Source: admin.SourceOperator, Reason: "rack upgrade",
+		Pin:     &admin.LevelSetting{Level: level.Shed2, Reason: "rack upgrade", Since: now.Add(-90 * time.Second)},
+		Control: sampleStatus().Level.Control}
+	unhealthy := pinned
+	unhealthy.Level = &admin.Level{Level: level.Withdrawn, Source: admin.SourceHealth, Reason: "health check failing: [dns]", Pin: pinned.Level.Pin}
+	normal := sampleStatus()
+	normal.Level = &admin.Level{Level: level.Normal, Source: admin.SourceDefault}
+	noBGP := admin.Status{Node: "lab1"}
+	for _, tc := range []struct {
+		file  string
+		write func(*bytes.Buffer, admin.Status) error
+		st    admin.Status
+	}{
+		{"level_control.golden", level0, sampleStatus()},
+		{"level_default.golden", level0, normal},
+		{"level_no_bgp.golden", level0, noBGP},
+		{"level_pinned.golden", pin(level.Shed2), pinned},
+		{"level_pinned_unhealthy.golden", pin(level.Shed2), unhealthy},
+		{"level_unpinned.golden", unpin, sampleStatus()},
+		{"level_unpinned_still_pinned.golden", unpin, pinned},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := tc.write(&out, tc.st); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.file, out.Bytes())
+		})
+	}
+}
+
+func level0(b *bytes.Buffer, st admin.Status) error { return anycastctl.WriteLevel(b, st, now) }
+
+func pin(l level.Level) func(*bytes.Buffer, admin.Status) error {
+	return func(b *bytes.Buffer, st admin.Status) error { return anycastctl.WritePinned(b, st, l, now) }
+}
+
+func unpin(b *bytes.Buffer, st admin.Status) error { return anycastctl.WriteUnpinned(b, st, now) }

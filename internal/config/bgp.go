@@ -20,7 +20,25 @@ type BGP struct {
 	ListenPort uint16
 	Peers      []Peer         // at least one
 	Announce   []Announcement // at least one; announced while healthy
+	// Levels are what the shed levels add to every announcement:
+	// Levels[0] is bgp.levels.shed-1, [1] shed-2, [2] shed-3. A level
+	// absent from the file prepends 1, 2 or 3 copies of the local AS —
+	// none when a peer is iBGP (it would see its own AS and drop the
+	// route as a loop).
+	Levels [3]LevelAttributes
 }
+
+// LevelAttributes are what a shed level adds to each announcement's own
+// attributes, so that part of the PoP's catchment moves to other PoPs.
+type LevelAttributes struct {
+	Prepend          uint8            // more copies of the local AS after the announcement's own, 0..10
+	Communities      []Community      // added to the announcement's
+	LargeCommunities []LargeCommunity // added to the announcement's
+	MED              *uint32          // replaces the announcement's; nil = keep it
+}
+
+// ShedLevels names the keys of bgp.levels, in order.
+var ShedLevels = [3]string{"shed-1", "shed-2", "shed-3"}
 
 // Peer is one BGP neighbour.
 type Peer struct {
@@ -145,8 +163,66 @@ func (d *decoder) bgp(n *yaml.Node, path string) *BGP {
 				d.announcement(item, indexPath(p, i), &b.Announce[i])
 			}
 		}},
+		{"levels", func(n *yaml.Node, p string) {
+			fields := make([]field, len(ShedLevels))
+			for i, name := range ShedLevels {
+				fields[i] = field{name, func(n *yaml.Node, p string) { d.levelAttributes(n, p, &b.Levels[i]) }}
+			}
+			d.mapping(n, p, fields)
+		}},
 	})
+	// Default prepends, once the peers are known: 1, 2, 3 extra copies of
+	// the local AS, unless a peer is iBGP.
+	ibgp := false
+	for _, p := range b.Peers {
+		ibgp = ibgp || p.ASN != 0 && p.ASN == b.ASN
+	}
+	for i, name := range ShedLevels {
+		if !d.present[keyPath(keyPath(path, "levels"), name)+".prepend"] && !ibgp {
+			b.Levels[i].Prepend = uint8(i + 1)
+		}
+	}
 	return b
+}
+
+// levelAttributes decodes one entry of bgp.levels.
+func (d *decoder) levelAttributes(n *yaml.Node, path string, l *LevelAttributes) {
+	d.mapping(n, path, []field{
+		{"prepend", func(n *yaml.Node, p string) {
+			v, _ := d.bounded(n, p, 0, maxPrepend)
+			l.Prepend = uint8(v)
+		}},
+		{"communities", func(n *yaml.Node, p string) { l.Communities = d.communities(n, p) }},
+		{"large_communities", func(n *yaml.Node, p string) { l.LargeCommunities = d.largeCommunities(n, p) }},
+		{"med", func(n *yaml.Node, p string) { l.MED = d.med(n, p) }},
+	})
+}
+
+func (d *decoder) communities(n *yaml.Node, path string) []Community {
+	items := d.sequence(n, path)
+	out := make([]Community, len(items))
+	for i, item := range items {
+		out[i], _ = parseScalar(d, item, indexPath(path, i), ParseCommunity)
+	}
+	return out
+}
+
+func (d *decoder) largeCommunities(n *yaml.Node, path string) []LargeCommunity {
+	items := d.sequence(n, path)
+	out := make([]LargeCommunity, len(items))
+	for i, item := range items {
+		out[i], _ = parseScalar(d, item, indexPath(path, i), ParseLargeCommunity)
+	}
+	return out
+}
+
+func (d *decoder) med(n *yaml.Node, path string) *uint32 {
+	v, ok := d.bounded(n, path, 0, math.MaxUint32)
+	if !ok {
+		return nil
+	}
+	med := uint32(v)
+	return &med
 }
 
 func (d *decoder) asn(n *yaml.Node, path string, dst *uint32) {
@@ -192,26 +268,9 @@ func (d *decoder) announcement(n *yaml.Node, path string, a *Announcement) {
 	d.mapping(n, path, []field{
 		{"prefix", func(n *yaml.Node, p string) { a.Prefix, _ = parseScalar(d, n, p, parsePrefix) }},
 		{"next_hop", func(n *yaml.Node, p string) { a.NextHop, _ = parseScalar(d, n, p, parseOptionalAddr) }},
-		{"communities", func(n *yaml.Node, p string) {
-			items := d.sequence(n, p)
-			a.Communities = make([]Community, len(items))
-			for i, item := range items {
-				a.Communities[i], _ = parseScalar(d, item, indexPath(p, i), ParseCommunity)
-			}
-		}},
-		{"large_communities", func(n *yaml.Node, p string) {
-			items := d.sequence(n, p)
-			a.LargeCommunities = make([]LargeCommunity, len(items))
-			for i, item := range items {
-				a.LargeCommunities[i], _ = parseScalar(d, item, indexPath(p, i), ParseLargeCommunity)
-			}
-		}},
-		{"med", func(n *yaml.Node, p string) {
-			if v, ok := d.bounded(n, p, 0, math.MaxUint32); ok {
-				med := uint32(v)
-				a.MED = &med
-			}
-		}},
+		{"communities", func(n *yaml.Node, p string) { a.Communities = d.communities(n, p) }},
+		{"large_communities", func(n *yaml.Node, p string) { a.LargeCommunities = d.largeCommunities(n, p) }},
+		{"med", func(n *yaml.Node, p string) { a.MED = d.med(n, p) }},
 		{"prepend", func(n *yaml.Node, p string) {
 			v, _ := d.bounded(n, p, 0, maxPrepend)
 			a.Prepend = uint8(v)
@@ -249,6 +308,72 @@ func (v *validator) bgp(b *BGP) {
 	prefixes := map[netip.Prefix]int{}
 	for i := range b.Announce {
 		v.announcement(&b.Announce[i], i, prefixes)
+	}
+	v.levels(b)
+}
+
+// levels checks bgp.levels: a higher level never prepends less than the
+// one below it, and prepends go to eBGP peers only.
+func (v *validator) levels(b *BGP) {
+	ibgp := netip.Addr{}
+	for _, p := range b.Peers {
+		if p.ASN != 0 && p.ASN == b.ASN {
+			ibgp = p.Address
+			break
+		}
+	}
+	prev := -1 // index of the level below when its prepend is right
+	for i, name := range ShedLevels {
+		path := "bgp.levels." + name
+		l := &b.Levels[i]
+		ok := false
+		switch {
+		case v.bad(path + ".prepend"):
+		case l.Prepend > maxPrepend:
+			v.add(path+".prepend", "%s", rangeMsg(int64(l.Prepend), 0, maxPrepend))
+		case l.Prepend > 0 && ibgp.IsValid():
+			v.add(path+".prepend", "prepending is for eBGP only, and peer %s is iBGP (it would drop the route as a loop): set 0 and steer with communities or med", ibgp)
+		case prev >= 0 && l.Prepend < b.Levels[prev].Prepend:
+			v.add(path+".prepend", "%d is less than %s's %d: a higher level must not attract more traffic", l.Prepend, ShedLevels[prev], b.Levels[prev].Prepend)
+		default:
+			ok = true
+		}
+		prev = -1
+		if ok {
+			prev = i
+		}
+		v.communities(path, l.Communities)
+		v.largeCommunities(path, l.LargeCommunities)
+	}
+}
+
+func (v *validator) communities(path string, cs []Community) {
+	seen := map[Community]int{}
+	for k, c := range cs {
+		p := indexPath(path+".communities", k)
+		if v.bad(p) {
+			continue
+		}
+		if j, dup := seen[c]; dup {
+			v.add(p, "duplicate community %s (also communities[%d])", c, j)
+		} else {
+			seen[c] = k
+		}
+	}
+}
+
+func (v *validator) largeCommunities(path string, cs []LargeCommunity) {
+	seen := map[LargeCommunity]int{}
+	for k, c := range cs {
+		p := indexPath(path+".large_communities", k)
+		if v.bad(p) {
+			continue
+		}
+		if j, dup := seen[c]; dup {
+			v.add(p, "duplicate large community %s (also large_communities[%d])", c, j)
+		} else {
+			seen[c] = k
+		}
 	}
 }
 
@@ -328,30 +453,8 @@ func (v *validator) announcement(a *Announcement, i int, seen map[netip.Prefix]i
 			v.add(path+".next_hop", "%s is not in the address family of prefix %s", nh, a.Prefix)
 		}
 	}
-	communities := map[Community]int{}
-	for k, c := range a.Communities {
-		p := indexPath(path+".communities", k)
-		if v.bad(p) {
-			continue
-		}
-		if j, dup := communities[c]; dup {
-			v.add(p, "duplicate community %s (also communities[%d])", c, j)
-		} else {
-			communities[c] = k
-		}
-	}
-	large := map[LargeCommunity]int{}
-	for k, c := range a.LargeCommunities {
-		p := indexPath(path+".large_communities", k)
-		if v.bad(p) {
-			continue
-		}
-		if j, dup := large[c]; dup {
-			v.add(p, "duplicate large community %s (also large_communities[%d])", c, j)
-		} else {
-			large[c] = k
-		}
-	}
+	v.communities(path, a.Communities)
+	v.largeCommunities(path, a.LargeCommunities)
 	if a.Prepend > maxPrepend {
 		v.add(path+".prepend", "%s", rangeMsg(int64(a.Prepend), 0, maxPrepend))
 	}

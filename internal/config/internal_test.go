@@ -49,7 +49,7 @@ func TestExampleShowsEveryKey(t *testing.T) {
 	}
 	// Every section with sub-keys must have been visited, or the check
 	// above would not know its keys.
-	for _, section := range []string{"", "identity", "zones[]", "limits", "metrics", "admin", "log", "bgp", "bgp.peers[]", "bgp.peers[].bfd", "bgp.announce[]", "health", "control"} {
+	for _, section := range []string{"", "identity", "zones[]", "limits", "metrics", "admin", "log", "bgp", "bgp.peers[]", "bgp.peers[].bfd", "bgp.announce[]", "bgp.levels", "bgp.levels.shed-1", "bgp.levels.shed-2", "bgp.levels.shed-3", "health", "control"} {
 		if _, ok := d.keys[section]; !ok {
 			t.Errorf("%s: section %q not shown", file, section)
 		}

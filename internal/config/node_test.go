@@ -29,7 +29,7 @@ var errLine = regexp.MustCompile(`^testdata/[a-z0-9_]+\.bad\.yaml:[0-9]+(:[0-9]+
 
 // fieldLine is the shape of a problem with a field: file:line:column: path:
 // message.
-var fieldLine = regexp.MustCompile(`^testdata/[a-z0-9_]+\.bad\.yaml:[0-9]+:[0-9]+: [a-z_]+[a-z0-9_.\[\]"]*: \S`)
+var fieldLine = regexp.MustCompile(`^testdata/[a-z0-9_]+\.bad\.yaml:[0-9]+:[0-9]+: [a-z_]+[a-z0-9_.\[\]"-]*: \S`)
 
 // TestBad loads every testdata/*.bad.yaml and compares the error with the
 // paired .bad.err file.
@@ -134,6 +134,30 @@ func TestGood(t *testing.T) {
 				QueryAddr: addrPort("192.0.2.53:53"),
 			},
 		},
+		"testdata/bgp_levels.good.yaml": {
+			Identity:    defaultIdentity,
+			Listen:      []netip.AddrPort{addrPort("192.0.2.53:53")},
+			Limits:      defaultLimits,
+			Log:         defaultLog,
+			DrainPeriod: 5 * time.Second,
+			BGP: &config.BGP{
+				ASN: 64512, RouterID: addr("192.0.2.1"),
+				Peers: []config.Peer{{
+					Address: addr("100.64.0.1"), ASN: 64500, HoldTime: 9 * time.Second, Keepalive: 3 * time.Second,
+					BFD: config.BFD{Interval: 300 * time.Millisecond, Multiplier: 3},
+				}},
+				Announce: []config.Announcement{{Prefix: netip.MustParsePrefix("192.0.2.53/32"), Prepend: 1}},
+				Levels: [3]config.LevelAttributes{
+					{Prepend: 1, Communities: []config.Community{{ASN: 64512, Value: 901}}},
+					{Prepend: 2, MED: ptr(uint32(50))},
+					{Prepend: 3},
+				},
+			},
+			Health: config.Health{
+				Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 2,
+				QueryAddr: addrPort("192.0.2.53:53"),
+			},
+		},
 		"testdata/wildcard.good.yaml": {
 			Identity: config.Identity{Name: host, NSID: false, IDServer: true, HostnameBind: true, VersionBind: false, Version: "1.10"},
 			Listen:   []netip.AddrPort{addrPort("0.0.0.0:53"), addrPort("[::]:53")},
@@ -151,6 +175,7 @@ func TestGood(t *testing.T) {
 				MaintenanceFile: filepath.Join(testdata, "drain"),
 			},
 		},
+		// An iBGP peer: no default prepends on the shed levels.
 		"testdata/full.good.yaml": {
 			Identity: config.Identity{Name: "pop-b.example", NSID: true, IDServer: false, HostnameBind: true, VersionBind: true, Version: "anycastdns 1.0"},
 			Listen:   []netip.AddrPort{addrPort("192.0.2.53:53"), addrPort("[2001:db8::53]:53"), addrPort("127.0.0.1:5353")},
@@ -246,6 +271,11 @@ func TestGood(t *testing.T) {
 					LargeCommunities: []config.LargeCommunity{{ASN: 64512, Data1: 1, Data2: 2}},
 					MED:              ptr(uint32(0)),
 				}},
+				Levels: [3]config.LevelAttributes{
+					{Prepend: 1, Communities: []config.Community{{ASN: 64512, Value: 901}}, LargeCommunities: []config.LargeCommunity{{ASN: 64512, Data1: 9, Data2: 1}}, MED: ptr(uint32(100))},
+					{Prepend: 2, Communities: []config.Community{{ASN: 64512, Value: 902}}, LargeCommunities: []config.LargeCommunity{{ASN: 64512, Data1: 9, Data2: 2}}, MED: ptr(uint32(200))},
+					{Prepend: 3, Communities: []config.Community{{ASN: 64512, Value: 903}}, LargeCommunities: []config.LargeCommunity{{ASN: 64512, Data1: 9, Data2: 3}}, MED: ptr(uint32(300))},
+				},
 			},
 			Health: config.Health{
 				Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 2,

@@ -45,51 +45,34 @@ func decodeRRs(data []byte) ([]dns.RR, error) {
 	return out, nil
 }
 
-// recordKey identifies a record the way zone.Diff and zone.Apply do.
-func recordKey(rr dns.RR) (string, error) { return zone.RRKey(rr) }
-
-// diffRRs returns the records of old that are not in new and those of new
-// that are not in old; a record whose TTL changed is in both.
-func diffRRs(old, new []dns.RR) (del, add []dns.RR, err error) {
-	inOld := make(map[string]dns.RR, len(old))
-	for _, rr := range old {
-		k, err := recordKey(rr)
+// wireRRs converts records to the zone's wire form; what, when not empty,
+// names the list in errors ("records[2]: ...").
+func wireRRs(rrs []dns.RR, what string) ([]zone.RR, error) {
+	out := make([]zone.RR, len(rrs))
+	for i, rr := range rrs {
+		w, err := zone.WireRR(rr)
 		if err != nil {
-			return nil, nil, err
-		}
-		inOld[k] = rr
-	}
-	inNew := make(map[string]bool, len(new))
-	for _, rr := range new {
-		k, err := recordKey(rr)
-		if err != nil {
-			return nil, nil, err
-		}
-		inNew[k] = true
-		if prev, ok := inOld[k]; !ok || prev.Header().Ttl != rr.Header().Ttl {
-			if ok {
-				del = append(del, prev)
+			if what != "" {
+				return nil, fmt.Errorf("%s[%d]: %w", what, i, err)
 			}
-			add = append(add, rr)
+			return nil, err
 		}
+		out[i] = w
 	}
-	for _, rr := range old {
-		k, _ := recordKey(rr)
-		if !inNew[k] {
-			del = append(del, rr)
-		}
-	}
-	return del, add, nil
+	return out, nil
 }
 
-// sameRRs reports whether two record lists hold the same records with the
-// same TTLs, in any order.
-func sameRRs(a, b []dns.RR) (bool, error) {
-	if len(a) != len(b) {
-		return false, nil
+// dnsRRs converts records from the zone's wire form.
+func dnsRRs(rrs []zone.RR) ([]dns.RR, error) {
+	out := make([]dns.RR, len(rrs))
+	for i, r := range rrs {
+		rr, err := r.DNS()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r, err)
+		}
+		out[i] = rr
 	}
-	del, add, err := diffRRs(a, b)
-	return len(del) == 0 && len(add) == 0, err
+	return out, nil
 }
 
 // normalize returns copies of rrs with the owner set to the canonical name,

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
 	_ "modernc.org/sqlite" // the database driver, registered as "sqlite"
 
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -161,7 +160,7 @@ func (s *Store) loadAll(ctx context.Context) error {
 	var states []*zoneState
 	serials := map[int64]int64{}
 	for rows.Next() {
-		st := &zoneState{sets: map[setKey][]dns.RR{}}
+		st := &zoneState{}
 		var serial int64
 		var updated int64
 		if err := rows.Scan(&st.id, &st.info.Name, &serial, &st.info.SerialPolicy, &updated, &st.lastSeq); err != nil {
@@ -204,9 +203,8 @@ func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {
 		if err != nil {
 			return fmt.Errorf("rrset %s %s: %w", k.name, typeString(k.typ), err)
 		}
-		st.sets[k] = rrs
 		for _, rr := range rrs {
-			recs = append(recs, zone.Record{RR: rr, File: "stored"})
+			recs = append(recs, zone.Record{RR: rr, File: inZone})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -216,6 +214,7 @@ func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {
 	if err != nil {
 		return err
 	}
+	z.Prepare() // the canonical order the first write needs, built now
 	z.Source = "store"
 	st.z = z
 	st.info.Serial = z.Serial

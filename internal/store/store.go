@@ -3,10 +3,13 @@
 // in one SQLite database file, with the current version of each zone held in
 // memory as an immutable *zone.Zone.
 //
-// Every write is one transaction that builds the resulting zone with the
-// rules of zone loading (zone.Build), bumps the SOA serial by the zone's
-// policy without ever going backwards (RFC 1982), stores the new content and
-// records the difference, SOA change included, in the zone's change log.
+// Every write is one transaction that makes the next version of the zone
+// from the current one (zone.Zone.Apply: the names it changes, validated
+// with the rules of zone loading; a whole new content, from text, with
+// zone.Build), bumps the SOA serial by the zone's policy without ever going
+// backwards (RFC 1982), stores the new content and records the difference,
+// SOA change included (zone.DiffWire), in the zone's change log. The zone
+// is held once, as that version.
 // Writes are serialized; reads are served from memory without touching
 // SQLite, except Changes, which reads the log.
 //
@@ -155,31 +158,21 @@ type Store struct {
 	subs subscribers
 }
 
-// zoneState is one zone as the store holds it. A write replaces the whole
-// value in Store.zones; only sets is updated in place, by writers alone.
+// zoneState is one zone as the store holds it: the current version, whose
+// next one a write makes with zone.Apply and which shares every node the
+// write does not change. A write replaces the whole value in Store.zones.
 type zoneState struct {
 	id      int64
 	info    ZoneInfo
 	z       *zone.Zone
 	lastSeq int64 // sequence number of the newest change log entry
-	// sets holds every RRset of the current version, normalized as the
-	// zone serves them (lower-case owners, one TTL per RRset); RRSIGs are
-	// one set per owner. Only writers, which are serialized, touch it.
-	sets map[setKey][]dns.RR
 }
 
+// setKey names a row of the rrsets table: one RRset, or every RRSIG of an
+// owner.
 type setKey struct {
 	name string // lower-case presentation form
 	typ  uint16
-}
-
-func (st *zoneState) soa() *dns.SOA {
-	rrs := st.sets[setKey{st.info.Name, dns.TypeSOA}]
-	if len(rrs) == 0 {
-		return nil
-	}
-	soa, _ := rrs[0].(*dns.SOA)
-	return soa
 }
 
 // Close closes the database and every subscription. Writes that are in
@@ -397,11 +390,23 @@ func dnssecIn(types iter.Seq[uint16]) string {
 	return strings.Join(names, ", ")
 }
 
-// signed returns the DNSSEC types of a zone's current version.
+// signed returns the DNSSEC types of a zone's current version, read at its
+// apex alone so that a write costs no walk of the zone: a signed zone has its
+// DNSKEY, its NSEC or NSEC3PARAM and the RRSIGs of its SOA there, and zone
+// imports, which may carry DNSSEC records anywhere, are checked record by
+// record (signedRecords).
 func (st *zoneState) signed() string {
+	apex := st.z.Apex
+	if apex == nil {
+		return ""
+	}
 	return dnssecIn(func(yield func(uint16) bool) {
-		for k := range st.sets {
-			if !yield(k.typ) {
+		for i := range apex.Sets {
+			set := &apex.Sets[i]
+			if !yield(set.Type) {
+				return
+			}
+			if set.SigLen() > 0 && !yield(dns.TypeRRSIG) {
 				return
 			}
 		}

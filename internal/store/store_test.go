@@ -215,7 +215,9 @@ func TestSetRRset(t *testing.T) {
 		{"replace one record and the ttl", func() (uint32, error) {
 			return s.SetRRset(ctx, "example.com.", "mail.example.com.", dns.TypeA, rrs(t, "mail.example.com. 60 IN A 192.0.2.21", "mail.example.com. 60 IN A 192.0.2.22"))
 		}, 102, nil, "",
-			[]string{"mail.example.com.\t300\tIN\tA\t192.0.2.21", "mail.example.com.\t300\tIN\tA\t192.0.2.20"},
+			// In the order the zone holds them (a TTL change deletes and adds
+			// every record of the RRset).
+			[]string{"mail.example.com.\t300\tIN\tA\t192.0.2.20", "mail.example.com.\t300\tIN\tA\t192.0.2.21"},
 			[]string{"mail.example.com.\t60\tIN\tA\t192.0.2.21", "mail.example.com.\t60\tIN\tA\t192.0.2.22"}},
 		{"delete", func() (uint32, error) { return s.DeleteRRset(ctx, "example.com.", "mail.example.com.", dns.TypeA) }, 103, nil, "",
 			[]string{"mail.example.com.\t60\tIN\tA\t192.0.2.21", "mail.example.com.\t60\tIN\tA\t192.0.2.22"}, nil},

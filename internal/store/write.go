@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,7 +217,10 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		return 0, nil, err
 	}
 	key := setKey{owner, t}
-	cur := st.sets[key]
+	cur, err := rrsetOf(st.z, owner, t)
+	if err != nil {
+		return 0, nil, fmt.Errorf("zone %s: rrset %s %s: %w", zname, owner, typeString(t), err)
+	}
 	next, err := fn(copyRRs(cur))
 	if err != nil {
 		return 0, nil, err
@@ -237,32 +242,37 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 	if len(next) == 0 && len(cur) == 0 {
 		return 0, nil, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
-	same, err := sameRRs(cur, next)
+	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
+		return 0, nil, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
+	}
+	del, err := wireRRs(cur, "")
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	add, err := wireRRs(next, "records")
 	if err != nil {
 		return 0, nil, invalidf("%s: %v", what, err)
 	}
-	if same {
-		return st.info.Serial, copyRRs(cur), nil
-	}
-	if types := st.signed(); types != "" {
-		return 0, nil, signedf("%s: zone %s is DNSSEC-signed (it has %s records): changing one RRset would leave a bogus signature, "+
-			"an unsigned record or a broken NSEC chain; %s", what, zname, types, howToEditSigned)
-	}
-	if isDNSSECType(t) {
+
+	// A signed zone, or a DNSSEC RRset, is written whole by a signer: any
+	// change of one RRset is refused before it is tried (validation would
+	// otherwise report the orphaned signature), a write of what is there
+	// already is not a change.
+	if types := st.signed(); (types != "" || isDNSSECType(t)) && !sameRecords(del, add) {
+		if types != "" {
+			return 0, nil, signedf("%s: zone %s is DNSSEC-signed (it has %s records): changing one RRset would leave a bogus signature, "+
+				"an unsigned record or a broken NSEC chain; %s", what, zname, types, howToEditSigned)
+		}
 		return 0, nil, signedf("%s: %s records come from a signer with the rest of the signed zone and cannot be written one RRset at a time; "+
 			"sign the zone and import the whole signed zone", what, typeString(t))
-	}
-	if n := st.info.Records - len(cur) + len(next); n > s.opt.maxRecords {
-		return 0, nil, invalidf("%s: the zone would have %d records, more than the limit of %d", what, n, s.opt.maxRecords)
 	}
 
 	soaKey := setKey{zname, dns.TypeSOA}
 	isSOA := key == soaKey
-	oldSOA := st.soa()
+	oldSOA := st.z.SOA()
 	if oldSOA == nil {
 		return 0, nil, fmt.Errorf("%s: the stored zone has no SOA", what)
 	}
-	newSOA := dns.Copy(oldSOA).(*dns.SOA)
 	var proposed uint32
 	if isSOA {
 		if len(next) != 1 {
@@ -272,53 +282,45 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		if !ok {
 			return 0, nil, invalidf("%s: records[0]: not an SOA record", what)
 		}
-		newSOA, proposed = soa, soa.Serial
+		proposed = soa.Serial
 	}
-	now := s.opt.now()
-	newSOA.Serial = bumpSerial(SerialPolicy(st.info.SerialPolicy), oldSOA.Serial, proposed, isSOA, now)
-
-	recs := make([]zone.Record, 0, st.info.Records+len(next)+1)
-	if isSOA {
-		recs = append(recs, zone.Record{RR: newSOA, File: "records[0]"})
-	} else {
-		for i, rr := range next {
-			recs = append(recs, zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)})
-		}
-		recs = append(recs, zone.Record{RR: newSOA, File: inZone})
-	}
-	for k, rrs := range st.sets {
-		if k == key || k == soaKey {
-			continue
-		}
-		for _, rr := range rrs {
-			recs = append(recs, zone.Record{RR: rr, File: inZone})
-		}
-	}
-	nz, err := zone.Build(zname, recs)
+	// The RRset replaced, as one change of the current version; nothing
+	// changed, nothing to write.
+	label := func(i int) string { return fmt.Sprintf("records[%d]", i) }
+	nz, err := st.z.ApplyNamed(del, add, label, inZone)
 	if err != nil {
+		return 0, nil, invalid(err)
+	}
+	if d, a := zone.DiffWire(st.z, nz); len(d)+len(a) == 0 {
+		return st.info.Serial, copyRRs(cur), nil
+	}
+	// Then the new serial.
+	now := s.opt.now()
+	soaSet := nz.Apex.Get(dns.TypeSOA)
+	oldRR := zone.RR{Name: nz.OriginWire(), Type: dns.TypeSOA, TTL: soaSet.TTL, Rdata: soaSet.First()}
+	newRR := zone.RR{Name: oldRR.Name, Type: dns.TypeSOA, TTL: oldRR.TTL, Rdata: slices.Clone(oldRR.Rdata)}
+	binary.BigEndian.PutUint32(newRR.Rdata[len(newRR.Rdata)-20:], bumpSerial(SerialPolicy(st.info.SerialPolicy), oldSOA.Serial, proposed, isSOA, now))
+	if nz, err = nz.ApplyNamed([]zone.RR{oldRR}, []zone.RR{newRR}, label, inZone); err != nil {
 		return 0, nil, invalid(err)
 	}
 	newSet, err := rrsetOf(nz, owner, t)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	soaSet, err := rrsetOf(nz, zname, dns.TypeSOA)
+	soaRRs, err := rrsetOf(nz, zname, dns.TypeSOA)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: read back the new SOA: %w", what, err)
 	}
-	if len(soaSet) != 1 {
-		return 0, nil, fmt.Errorf("%s: the new zone has %d SOA records", what, len(soaSet))
+	// The change log gets the difference of the versions, SOA first.
+	ch := &Change{From: oldSOA.Serial, To: nz.Serial}
+	d, a := zone.DiffWire(st.z, nz)
+	if ch.Del, err = dnsRRs(d); err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	ch := &Change{From: oldSOA.Serial, To: nz.Serial, Del: []dns.RR{oldSOA}, Add: soaSet}
-	if !isSOA {
-		del, add, err := diffRRs(cur, newSet)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s: %w", what, err)
-		}
-		ch.Del = append(ch.Del, del...)
-		ch.Add = append(ch.Add, add...)
+	if ch.Add, err = dnsRRs(a); err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	sets := map[setKey][]dns.RR{key: newSet, soaKey: soaSet}
+	sets := map[setKey][]dns.RR{key: newSet, soaKey: soaRRs}
 	ns, err := s.commit(st, nz, sets, false, ch, now)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
@@ -583,18 +585,6 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 		s.resync(ns.info.Name)
 		return nil, err
 	}
-	if all {
-		ns.sets = sets
-	} else {
-		ns.sets = st.sets
-		for k, rrs := range sets {
-			if len(rrs) == 0 {
-				delete(ns.sets, k)
-			} else {
-				ns.sets[k] = rrs
-			}
-		}
-	}
 	s.mu.Lock()
 	s.zones[ns.info.Name] = ns
 	s.mu.Unlock()
@@ -664,7 +654,7 @@ func (s *Store) resync(zname string) {
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		st := &zoneState{sets: map[setKey][]dns.RR{}}
+		st := &zoneState{}
 		var updated int64
 		err = tx.QueryRowContext(ctx, `SELECT id, name, policy, updated,
 			COALESCE((SELECT MAX(seq) FROM changes c WHERE c.zone_id = z.id), 0) FROM zones z WHERE name = ?`, zname).
@@ -693,4 +683,23 @@ func (s *Store) resync(zname string) {
 		return
 	}
 	s.log.Warn("zone reloaded from the database after a failed commit", "zone", zname)
+}
+
+// sameRecords reports whether two RRsets hold the same records with the
+// same TTLs, as zone.RR.Key compares records.
+func sameRecords(a, b []zone.RR) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	have := make(map[string]uint32, len(a))
+	for _, r := range a {
+		have[r.Key()] = r.TTL
+	}
+	for _, r := range b {
+		ttl, ok := have[r.Key()]
+		if !ok || ttl != r.TTL {
+			return false
+		}
+	}
+	return true
 }

@@ -16,7 +16,7 @@ import (
 func zoneDiff(a, b *Zone) string {
 	if a.Origin != b.Origin || !bytes.Equal(a.origin, b.origin) || a.Serial != b.Serial || a.NegTTL != b.NegTTL ||
 		a.Signed != b.Signed || a.Records != b.Records || a.Len() != b.Len() || a.Source != b.Source ||
-		len(a.nsec) != len(b.nsec) || len(a.nsec3) != len(b.nsec3) || (a.NSEC3 == nil) != (b.NSEC3 == nil) {
+		a.nsec.Len() != b.nsec.Len() || a.nsec3.Len() != b.nsec3.Len() || (a.NSEC3 == nil) != (b.NSEC3 == nil) {
 		return fmt.Sprintf("zone fields: serial %d/%d negttl %d/%d records %d/%d names %d/%d",
 			a.Serial, b.Serial, a.NegTTL, b.NegTTL, a.Records, b.Records, a.Len(), b.Len())
 	}

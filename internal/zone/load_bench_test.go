@@ -1,11 +1,16 @@
 package zone
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 // benchZone writes a zone shaped like bench/dnsbench's (hosts with A, AAAA,
@@ -52,7 +57,8 @@ func benchZone(b *testing.B, n int) (origin, path string) {
 }
 
 // BenchmarkLoad loads a 100,000-host zone (or $ZONE_BENCH_FILE) and reports
-// the heap the loaded zone holds.
+// the heap the loaded zone holds, without and with the canonical order
+// that transfers and changes build on first use.
 func BenchmarkLoad(b *testing.B) {
 	origin, path := benchZone(b, 100000)
 	b.ReportAllocs()
@@ -68,5 +74,109 @@ func BenchmarkLoad(b *testing.B) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "MiB-live")
+	// With the canonical order built (a transfer, Diff or Apply does).
+	z.index()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "MiB-live-ordered")
 	runtime.KeepAlive(z)
+}
+
+// benchHosts returns owners of A records of a loaded bench zone, for
+// changes to make.
+func benchHosts(b *testing.B, z *Zone, n int) []*Node {
+	b.Helper()
+	var out []*Node
+	z.names.walk(func(nd *Node) {
+		if len(out) < n && nd.Get(dns.TypeA) != nil && nd.Get(dns.TypeA).Len() == 1 && nd.Cut == nil {
+			out = append(out, nd)
+		}
+	})
+	if len(out) < n {
+		b.Fatalf("only %d hosts", len(out))
+	}
+	return out
+}
+
+// soaChange returns the records that replace z's SOA with one of the next
+// serial.
+func soaChange(z *Zone) (del, add RR) {
+	soa := z.Apex.Get(dns.TypeSOA)
+	old := soa.First()
+	nw := slices.Clone(old)
+	binary.BigEndian.PutUint32(nw[len(nw)-20:], z.Serial+1)
+	return RR{Name: z.origin, Type: dns.TypeSOA, TTL: soa.TTL, Rdata: old},
+		RR{Name: z.origin, Type: dns.TypeSOA, TTL: soa.TTL, Rdata: nw}
+}
+
+// BenchmarkApply applies an IXFR of one record (delete one A, add one A,
+// new SOA) to a loaded 100,000-host zone (or $ZONE_BENCH_FILE, e.g. the
+// 1,000,000-name zone of dnsbench). "once" applies the same change to the
+// loaded version each time (B/op is what one version adds); "chain"
+// applies one change after another, each to the version the last one
+// made, as a secondary does; "diff" is DiffWire of the versions before and
+// after one change. first-ms is the first Apply after the load,
+// which builds the canonical order the load leaves to first use.
+func BenchmarkApply(b *testing.B) {
+	origin, path := benchZone(b, 100000)
+	z, err := Load(origin, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hosts := benchHosts(b, z, 1000)
+	change := func(z *Zone, n *Node, v byte) (del, add []RR) {
+		sd, sa := soaChange(z)
+		old := z.Lookup(n.Name).Get(dns.TypeA)
+		a := slices.Clone(old.First())
+		a[3] = v
+		return []RR{sd, {Name: n.Name, Type: dns.TypeA, TTL: old.TTL, Rdata: old.First()}},
+			[]RR{sa, {Name: n.Name, Type: dns.TypeA, TTL: old.TTL, Rdata: a}}
+	}
+	start := time.Now()
+	del, add := change(z, hosts[0], 1)
+	if _, err := z.Apply(del, add); err != nil {
+		b.Fatal(err)
+	}
+	first := time.Since(start)
+	b.Run("once", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := z.Apply(del, add); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
+	})
+	b.Run("diff", func(b *testing.B) {
+		// DiffWire of the versions before and after the change: the
+		// cost of the difference, not of the zone.
+		nz, err := z.Apply(del, add)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, a := DiffWire(z, nz); len(d) != 2 || len(a) != 2 {
+				b.Fatalf("diff %v %v", d, a)
+			}
+		}
+	})
+	b.Run("chain", func(b *testing.B) {
+		cur := z
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			n := hosts[i%len(hosts)]
+			del, add := change(cur, n, byte(i))
+			if byte(i) == cur.Lookup(n.Name).Get(dns.TypeA).First()[3] {
+				del, add = change(cur, n, byte(i)+1)
+			}
+			next, err := cur.Apply(del, add)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cur = next
+			i++
+		}
+	})
 }

@@ -176,7 +176,8 @@ new 300 IN TXT "here"
 		}
 		return s
 	}
-	wantDel := []string{"example.com.\t300\tIN\tSOA\tns1.example.com. h.example.com. 1 2 3 4 5", "www.example.com.\t300\tIN\tA\t192.0.2.2", "old.example.com.\t300\tIN\tTXT\t\"gone\""}
+	// SOA first, then canonical order.
+	wantDel := []string{"example.com.\t300\tIN\tSOA\tns1.example.com. h.example.com. 1 2 3 4 5", "old.example.com.\t300\tIN\tTXT\t\"gone\"", "www.example.com.\t300\tIN\tA\t192.0.2.2"}
 	wantAdd := []string{"example.com.\t300\tIN\tSOA\tns1.example.com. h.example.com. 2 2 3 4 5", "new.example.com.\t300\tIN\tTXT\t\"here\"", "www.example.com.\t60\tIN\tA\t192.0.2.2"}
 	if d := cmp.Diff(wantDel, str(del)); d != "" {
 		t.Errorf("del (-want +got):\n%s", d)

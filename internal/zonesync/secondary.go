@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -516,23 +514,26 @@ func (s *secondary) build(res *xfrParser, cur *zone.Zone, p Primary) (*zone.Zone
 // buildFrom is build for a transfer from anywhere (a primary's address, a
 // stream), which the new version's Source names.
 func (s *secondary) buildFrom(res *xfrParser, cur *zone.Zone, from string) (*zone.Zone, error) {
-	var recs []dns.RR
+	source := fmt.Sprintf("%s from %s", res.kind, from)
 	switch res.kind {
 	case kindFull:
-		recs = res.full
-	case kindDelta:
-		have, err := cur.RRs()
+		nz, err := zone.FromRecords(s.name, res.full, source)
 		if err != nil {
 			return nil, err
 		}
-		if recs, err = applyDeltas(have, res.deltas); err != nil {
+		// The canonical order, which the next IXFR needs, is built now
+		// rather than when that IXFR waits for it.
+		nz.Prepare()
+		return nz, nil
+	case kindDelta:
+		nz, err := applySteps(cur, res.deltas)
+		if err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("%w: nothing to build from a %s reply", ErrStream, res.kind)
+		nz.Source = source // a new version, not yet seen by anyone else
+		return nz, nil
 	}
-	source := fmt.Sprintf("%s from %s", res.kind, from)
-	return zone.FromRecords(s.name, recs, source)
+	return nil, fmt.Errorf("%w: nothing to build from a %s reply", ErrStream, res.kind)
 }
 
 // install serves a new version.

@@ -161,68 +161,61 @@ func (p *xfrParser) next(rr dns.RR) error {
 	return nil
 }
 
-// applyDeltas applies the steps of an IXFR to the records of the version we
-// hold (SOA first, as zone.RRs returns them) and returns the records of the
-// new version. A step that deletes a record we do not have, or does not start
-// at our serial, is ErrDiverged: the caller falls back to AXFR. Adding a
-// record that exists replaces it (a TTL change).
-func applyDeltas(cur []dns.RR, deltas []delta) ([]dns.RR, error) {
-	if len(cur) == 0 {
+// applySteps applies the steps of an IXFR to the version we hold, each
+// with zone.Apply in wire form: our SOA and the step's deletions out, the
+// step's SOA and additions in. A step that does not start at our serial,
+// or deletes a record we do not have, is ErrDiverged: the caller falls
+// back to AXFR. Adding a record we have, which the step does not delete,
+// replaces it (a TTL change). Each version shares what the step does not
+// change with the one before.
+func applySteps(cur *zone.Zone, deltas []delta) (*zone.Zone, error) {
+	if cur == nil {
 		return nil, fmt.Errorf("%w: no current version", ErrDiverged)
 	}
-	soa, ok := cur[0].(*dns.SOA)
-	if !ok {
-		return nil, fmt.Errorf("%w: current version does not start with its SOA", ErrDiverged)
-	}
-	recs := make([]dns.RR, len(cur)-1, len(cur))
-	copy(recs, cur[1:])
-	idx := make(map[string]int, len(recs))
-	for i, rr := range recs {
-		k, err := rrKey(rr)
-		if err != nil {
-			return nil, err
-		}
-		idx[k] = i
+	if len(deltas) == 0 {
+		return nil, fmt.Errorf("%w: an incremental transfer without steps", ErrStream)
 	}
 	for _, d := range deltas {
-		if d.from.Serial != soa.Serial {
-			return nil, fmt.Errorf("%w: step from serial %d, we are at %d", ErrDiverged, d.from.Serial, soa.Serial)
+		if d.from.Serial != cur.Serial {
+			return nil, fmt.Errorf("%w: step from serial %d, we are at %d", ErrDiverged, d.from.Serial, cur.Serial)
 		}
+		soa := cur.Apex.Get(dns.TypeSOA)
+		del := []zone.RR{{Name: cur.OriginWire(), Type: dns.TypeSOA, TTL: soa.TTL, Rdata: soa.First()}}
+		add := make([]zone.RR, 0, len(d.add)+1)
+		for _, rrs := range [][]dns.RR{{d.to}, d.add} {
+			for _, rr := range rrs {
+				w, err := zone.WireRR(rr)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %w", ErrStream, err)
+				}
+				add = append(add, w)
+			}
+		}
+		deleted := make(map[string]bool, len(d.del))
 		for _, rr := range d.del {
-			k, err := rrKey(rr)
+			w, err := zone.WireRR(rr)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrStream, rr.Header(), err)
+				return nil, fmt.Errorf("%w: %w", ErrStream, err)
 			}
-			i, ok := idx[k]
-			if !ok {
-				return nil, fmt.Errorf("%w: serial %d→%d deletes %s, which we do not have", ErrDiverged, d.from.Serial, d.to.Serial, rr)
+			if k := w.Key(); !deleted[k] {
+				deleted[k] = true
+				del = append(del, w)
 			}
-			recs[i] = nil
-			delete(idx, k)
 		}
-		for _, rr := range d.add {
-			k, err := rrKey(rr)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", ErrStream, rr.Header(), err)
+		for _, w := range add[1:] {
+			if k := w.Key(); !deleted[k] && cur.Has(w) {
+				deleted[k] = true
+				del = append(del, w)
 			}
-			if i, ok := idx[k]; ok {
-				recs[i] = rr
-				continue
-			}
-			idx[k] = len(recs)
-			recs = append(recs, rr)
 		}
-		soa = d.to
+		nz, err := cur.Apply(del, add)
+		if errors.Is(err, zone.ErrNoRecord) {
+			return nil, fmt.Errorf("%w: serial %d→%d: %w", ErrDiverged, d.from.Serial, d.to.Serial, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("serial %d→%d: %w", d.from.Serial, d.to.Serial, err)
+		}
+		cur = nz
 	}
-	out := make([]dns.RR, 0, len(idx)+1)
-	out = append(out, soa)
-	for _, rr := range recs {
-		if rr != nil {
-			out = append(out, rr)
-		}
-	}
-	return out, nil
+	return cur, nil
 }
-
-// rrKey identifies a record as RFC 1995 compares them (zone.RRKey).
-func rrKey(rr dns.RR) (string, error) { return zone.RRKey(rr) }

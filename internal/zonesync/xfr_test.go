@@ -87,13 +87,22 @@ func TestParser(t *testing.T) {
 	}
 }
 
-func TestApplyDeltas(t *testing.T) {
-	base := rrs(t, soaLine(1),
+func TestApplySteps(t *testing.T) {
+	base, err := zone.FromRecords(origin, rrs(t, soaLine(1),
 		"example.com. 3600 IN NS NS1.Example.COM.",
+		"example.com. 3600 IN NS ns2.example.com.",
 		"ns1.example.com. 3600 IN A 192.0.2.1",
+		"ns2.example.com. 3600 IN A 192.0.2.2",
 		"www.example.com. 300 IN A 192.0.2.80",
 		"example.com. 300 IN MX 65 mail.example.com.",
-	)
+	), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := base.RRs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	step := func(from, to uint32, del, add []string) delta {
 		return delta{
 			from: rrs(t, soaLine(from))[0].(*dns.SOA), to: rrs(t, soaLine(to))[0].(*dns.SOA),
@@ -103,49 +112,70 @@ func TestApplyDeltas(t *testing.T) {
 	tests := []struct {
 		name    string
 		deltas  []delta
-		want    []string // besides the SOA, in order
-		wantErr string
+		want    []string // besides the SOA, in canonical order
+		wantErr error
+		errText string
 	}{
 		{"names compare without case, TTL ignored", []delta{step(1, 2,
 			[]string{"example.com. 99 IN NS ns1.example.com.", "WWW.example.com. 1 IN A 192.0.2.80"},
 			[]string{"www.example.com. 300 IN A 192.0.2.81"})},
-			[]string{"ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "example.com.\t300\tIN\tMX\t65 mail.example.com.", "www.example.com.\t300\tIN\tA\t192.0.2.81"}, ""},
+			[]string{"example.com.\t3600\tIN\tNS\tns2.example.com.", "example.com.\t300\tIN\tMX\t65 mail.example.com.", "ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "ns2.example.com.\t3600\tIN\tA\t192.0.2.2", "www.example.com.\t300\tIN\tA\t192.0.2.81"}, nil, ""},
 		{"TTL change replaces", []delta{step(1, 2, nil, []string{"www.example.com. 60 IN A 192.0.2.80"})},
-			[]string{"example.com.\t3600\tIN\tNS\tNS1.Example.COM.", "ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "www.example.com.\t60\tIN\tA\t192.0.2.80", "example.com.\t300\tIN\tMX\t65 mail.example.com."}, ""},
-		{"preference is not a name: MX 97 is another record", []delta{step(1, 2, []string{"example.com. 300 IN MX 97 mail.example.com."}, nil)}, nil, "MX\t97"},
+			[]string{"example.com.\t3600\tIN\tNS\tNS1.Example.COM.", "example.com.\t3600\tIN\tNS\tns2.example.com.", "example.com.\t300\tIN\tMX\t65 mail.example.com.", "ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "ns2.example.com.\t3600\tIN\tA\t192.0.2.2", "www.example.com.\t60\tIN\tA\t192.0.2.80"}, nil, ""},
+		{"preference is not a name: MX 97 is another record", []delta{step(1, 2, []string{"example.com. 300 IN MX 97 mail.example.com."}, nil)}, nil, ErrDiverged, "MX\t97"},
 		{"delete then re-add over two steps", []delta{
 			step(1, 2, []string{"www.example.com. 300 IN A 192.0.2.80"}, nil),
 			step(2, 3, nil, []string{"www.example.com. 300 IN A 192.0.2.80"}),
-		}, []string{"example.com.\t3600\tIN\tNS\tNS1.Example.COM.", "ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "example.com.\t300\tIN\tMX\t65 mail.example.com.", "www.example.com.\t300\tIN\tA\t192.0.2.80"}, ""},
-		{"step from another serial", []delta{step(2, 3, nil, nil)}, nil, "step from serial 2, we are at 1"},
+		}, []string{"example.com.\t3600\tIN\tNS\tNS1.Example.COM.", "example.com.\t3600\tIN\tNS\tns2.example.com.", "example.com.\t300\tIN\tMX\t65 mail.example.com.", "ns1.example.com.\t3600\tIN\tA\t192.0.2.1", "ns2.example.com.\t3600\tIN\tA\t192.0.2.2", "www.example.com.\t300\tIN\tA\t192.0.2.80"}, nil, ""},
+		{"step from another serial", []delta{step(2, 3, nil, nil)}, nil, ErrDiverged, "step from serial 2, we are at 1"},
 		{"delete twice", []delta{
 			step(1, 2, []string{"www.example.com. 300 IN A 192.0.2.80"}, nil),
 			step(2, 3, []string{"www.example.com. 300 IN A 192.0.2.80"}, nil),
-		}, nil, "which we do not have"},
+		}, nil, ErrDiverged, "serial 2→3: zone example.com.: delete www.example.com.\t300\tIN\tA\t192.0.2.80: record to delete is not in the zone"},
+		{"a step that makes the zone invalid", []delta{step(1, 2, nil, []string{"www.example.com. 300 IN CNAME ns1.example.com."})},
+			nil, zone.ErrInvalid, "www.example.com. A: CNAME and other data at the same name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := applyDeltas(base, tt.deltas)
-			if tt.wantErr != "" {
-				if !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want ErrDiverged containing %q", err, tt.wantErr)
+			got, err := applySteps(base, tt.deltas)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.errText) {
+					t.Fatalf("err = %v, want %v containing %q", err, tt.wantErr, tt.errText)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got[0].(*dns.SOA).Serial != tt.deltas[len(tt.deltas)-1].to.Serial {
-				t.Errorf("SOA %v", got[0])
+			if got.Serial != tt.deltas[len(tt.deltas)-1].to.Serial {
+				t.Errorf("serial %d", got.Serial)
+			}
+			// A name the steps do not touch is the same node: the new
+			// version shares it, nothing was rebuilt.
+			ns1, _ := zone.NameWire("ns1.example.com.")
+			if got.Lookup(ns1) != base.Lookup(ns1) {
+				t.Error("an untouched node was copied")
+			}
+			rrs, err := got.RRs()
+			if err != nil {
+				t.Fatal(err)
 			}
 			var lines []string
-			for _, rr := range got[1:] {
+			for _, rr := range rrs[1:] {
 				lines = append(lines, rr.String())
 			}
 			if strings.Join(lines, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
+	}
+	// The version the steps started from is untouched.
+	after, err := base.RRs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Error("applying steps changed the version they started from")
 	}
 }
 
@@ -155,10 +185,6 @@ func TestApplyDeltas(t *testing.T) {
 // applies or reports why not.
 func FuzzTransfer(f *testing.F) {
 	base := makeZone(f, 10)
-	baseRRs, err := base.RRs()
-	if err != nil {
-		f.Fatal(err)
-	}
 	next := makeZone(f, 11, "new.example.com. 60 IN TXT \"x\"")
 	del, add, err := zone.Diff(base, next)
 	if err != nil {
@@ -218,17 +244,16 @@ func FuzzTransfer(f *testing.F) {
 		case kindFull:
 			_, _ = zone.FromRecords(origin, p.full, "fuzz")
 		case kindDelta:
-			recs, err := applyDeltas(baseRRs, p.deltas)
+			nz, err := applySteps(base, p.deltas)
 			if err != nil {
-				if !errors.Is(err, ErrDiverged) && !errors.Is(err, ErrStream) {
-					t.Fatalf("applyDeltas: unexpected error kind: %v", err)
+				if !errors.Is(err, ErrDiverged) && !errors.Is(err, ErrStream) && !errors.Is(err, zone.ErrInvalid) {
+					t.Fatalf("applySteps: unexpected error kind: %v", err)
 				}
 				return
 			}
-			if recs[0].(*dns.SOA).Serial != p.first.Serial {
-				t.Fatalf("applied IXFR ends at serial %d, announced %d", recs[0].(*dns.SOA).Serial, p.first.Serial)
+			if nz.Serial != p.first.Serial {
+				t.Fatalf("applied IXFR ends at serial %d, announced %d", nz.Serial, p.first.Serial)
 			}
-			_, _ = zone.FromRecords(origin, recs, "fuzz")
 		case kindUpToDate:
 			if zone.SerialLess(have.Serial, p.first.Serial) {
 				t.Fatalf("up to date with a newer serial %d", p.first.Serial)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
@@ -91,3 +92,106 @@ func (r *Router) Has(prefix netip.Prefix) bool {
 	})
 	return found
 }
+
+// Route is what the router holds for one prefix from the speaker.
+type Route struct {
+	Prefix      netip.Prefix
+	ASPath      []uint32 // every ASN of every segment, in order
+	Communities []uint32 // RFC 1997, high 16 bits the ASN
+	MED         *uint32  // nil = not sent
+}
+
+// Route returns the route the router holds for prefix from the speaker,
+// and false when it holds none.
+func (r *Router) Route(prefix netip.Prefix) (Route, bool) {
+	fam := bgp.RF_IPv4_UC
+	if prefix.Addr().Is6() {
+		fam = bgp.RF_IPv6_UC
+	}
+	var out Route
+	found := false
+	_ = r.srv.ListPath(apiutil.ListPathRequest{
+		TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: r.speaker.String(), Family: fam,
+	}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+		p, err := netip.ParsePrefix(nlri.String())
+		if err != nil || p != prefix {
+			return
+		}
+		for _, pa := range paths {
+			if pa.Withdrawal {
+				continue
+			}
+			found = true
+			out = routeOf(p, pa)
+		}
+	})
+	return out, found
+}
+
+func routeOf(p netip.Prefix, pa *apiutil.Path) Route {
+	out := Route{Prefix: p}
+	for _, a := range pa.Attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				out.ASPath = append(out.ASPath, seg.GetAS()...)
+			}
+		case *bgp.PathAttributeCommunities:
+			out.Communities = append([]uint32(nil), a.Value...)
+		case *bgp.PathAttributeMultiExitDisc:
+			v := a.Value
+			out.MED = &v
+		}
+	}
+	return out
+}
+
+// Event is a change of the router's best path for a prefix: a new route
+// (Withdrawn false) or none any more.
+type Event struct {
+	Route
+	Withdrawn bool
+	Time      time.Time // as the router's event says
+}
+
+// Watch records the changes of the router's best paths (its Loc-RIB) from
+// now until Close; Events returns them.
+type Watch struct {
+	mu     sync.Mutex
+	events []Event
+	stop   context.CancelFunc
+}
+
+// Watch starts recording the router's best-path changes.
+func (r *Router) Watch() (*Watch, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Watch{stop: cancel}
+	err := r.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnBestPath: func(paths []*apiutil.Path, at time.Time) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			for _, pa := range paths {
+				p, err := netip.ParsePrefix(pa.Nlri.String())
+				if err != nil {
+					continue
+				}
+				w.events = append(w.events, Event{Route: routeOf(p, pa), Withdrawn: pa.Withdrawal, Time: at})
+			}
+		},
+	}, server.WatchBestPath(false))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("bgptest: watch: %w", err)
+	}
+	return w, nil
+}
+
+// Events returns the changes recorded so far, oldest first.
+func (w *Watch) Events() []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Event(nil), w.events...)
+}
+
+// Close stops recording.
+func (w *Watch) Close() { w.stop() }

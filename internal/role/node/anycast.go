@@ -12,21 +12,26 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/health"
 )
 
 // anycast ties health to routing: the prefixes are announced exactly while
-// the node is healthy, not drained by an operator and not shutting down.
+// the node is healthy, not drained by an operator and not shutting down,
+// at the level of levels (the operator's pin, else the control plane's
+// level while valid, else normal; withdrawn announces nothing).
 type anycast struct {
 	log      *slog.Logger
 	speaker  *announce.Speaker
 	checker  *health.Checker
 	prefixes []netip.Prefix
+	levels   *levels
 
 	mu        sync.Mutex
 	drained   bool
 	stopping  bool
-	announced bool
+	announced bool        // the prefixes are given to the speaker
+	level     level.Level // as last given to the speaker
 	setErrors prometheus.Counter
 }
 
@@ -124,6 +129,7 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	for _, an := range cfg.BGP.Announce {
 		a.prefixes = append(a.prefixes, an.Prefix)
 	}
+	a.levels = newLevels(a.log, a.apply)
 	return a, nil
 }
 
@@ -146,17 +152,56 @@ func speakerConfig(b *config.BGP) announce.Config {
 		}
 		c.Announce = append(c.Announce, x)
 	}
+	for i, l := range b.Levels {
+		x := announce.Attributes{Prepend: l.Prepend, MED: l.MED}
+		for _, cm := range l.Communities {
+			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
+		}
+		for _, lc := range l.LargeCommunities {
+			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{lc.ASN, lc.Data1, lc.Data2})
+		}
+		c.Levels[i] = x
+	}
 	return c
 }
 
-// apply converges the announcement to the wanted state.
+// apply converges the announcement to the wanted state: the prefixes
+// while healthy, not drained and not stopping, at the level of a.levels.
 func (a *anycast) apply(reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	want := a.checker.Healthy() && !a.drained && !a.stopping
-	if want == a.announced {
+	lvl, source, why := a.levels.current()
+	if want == a.announced && lvl == a.level {
 		return
 	}
+	// Withdrawing: first, so no announcement goes out at a new level
+	// just before. Announcing: after the level, so the first UPDATE
+	// carries its attributes. Between two announced levels the speaker
+	// replaces the routes in place.
+	if !want && a.announced && !a.set(false, reason) {
+		return
+	}
+	if lvl != a.level {
+		if err := a.speaker.SetLevel(lvl); err != nil {
+			a.setErrors.Inc()
+			a.log.Error("changing the level failed", "level", lvl, "err", err)
+			return
+		}
+		log := a.log.Info
+		if lvl == level.Withdrawn {
+			log = a.log.Warn
+		}
+		log("level", "level", lvl, "was", a.level, "source", source, "why", why, "announcing", want, "reason", reason)
+		a.level = lvl
+	}
+	if want && !a.announced {
+		a.set(true, reason)
+	}
+}
+
+// set gives the speaker the prefixes (or none) and logs it; a.mu is held.
+func (a *anycast) set(want bool, reason string) bool {
 	var err error
 	if want {
 		err = a.speaker.Set(a.prefixes)
@@ -166,14 +211,18 @@ func (a *anycast) apply(reason string) {
 	if err != nil {
 		a.setErrors.Inc()
 		a.log.Error("changing announcements failed", "announce", want, "err", err)
-		return
+		return false
 	}
 	a.announced = want
-	if want {
-		a.log.Info("announcing", "prefixes", fmt.Sprint(a.prefixes), "reason", reason)
-	} else {
+	switch {
+	case want && a.level == level.Withdrawn:
+		a.log.Warn("healthy, but the level is withdrawn: announcing nothing", "prefixes", fmt.Sprint(a.prefixes), "reason", reason)
+	case want:
+		a.log.Info("announcing", "prefixes", fmt.Sprint(a.prefixes), "level", a.level, "reason", reason)
+	default:
 		a.log.Warn("withdrawn", "prefixes", fmt.Sprint(a.prefixes), "reason", reason)
 	}
+	return true
 }
 
 // follow turns health transitions into announcements until ctx is done.

@@ -50,6 +50,7 @@ type Node struct {
 	handler *dnsserver.Handler
 	server  *dnsserver.Server
 	metrics *metrics.Node
+	load    *loadMeter        // for GET /v1/load
 	anycast *anycast          // nil without BGP
 	zs      *zonesync.Manager // nil without secondary zones
 	streams []*stream.Client  // one per control plane followed (stream.go)
@@ -101,6 +102,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
+	n.load = newLoadMeter(stats)
 	n.logAdvice(cfg)
 	if zonesync.Enabled(cfg) {
 		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
@@ -119,7 +121,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.anycast = a
 		n.metrics.Registry.MustRegister(a.checker.Collectors()...)
-		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker})
+		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker}, levelCollector{a})
 	}
 	if err := n.newStreams(cfg); err != nil {
 		return nil, err
@@ -222,9 +224,11 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { n.load.run(gctx); return nil })
 	if n.cfg.Metrics.Listen.IsValid() {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
+		mux.Handle(admin.PathLoad, admin.LoadHandler(n))
 		h := httpprobe.Wrap(mux, n.Readiness)
 		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
 	}
@@ -277,6 +281,9 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 	}
 	stopHC()
+	if a := n.anycast; a != nil {
+		a.levels.close()
+	}
 	stopDNS()
 	if err := <-dnsDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("dns: %w", err)

@@ -45,6 +45,8 @@ func (n *Node) Status() admin.Status {
 		st.Sessions = append(st.Sessions, admin.Session{Peer: s.Peer, ASN: s.ASN, State: s.State, Uptime: s.Uptime, BFD: s.BFD})
 	}
 	st.Announced = sp.Announced
+	lv := a.levelStatus()
+	st.Level = &lv
 	return st
 }
 

@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"encoding/binary"
@@ -7,35 +7,36 @@ import (
 	"strings"
 )
 
-// A deliberately small DNS wire codec: the benchmark only needs to build
+// A deliberately small DNS wire codec: the benchmarks only need to build
 // plain queries and inspect the sections of an answer to check that each
-// server answered what the query mix expects. It does not depend on the
-// project's DNS packages so that it measures them from the outside.
+// server answered what they expect. It does not depend on the project's DNS
+// packages so that it measures them from the outside.
 
 // DNS type codes used by the benchmark.
 const (
-	typeA     uint16 = 1
-	typeNS    uint16 = 2
-	typeCNAME uint16 = 5
-	typeSOA   uint16 = 6
-	typeMX    uint16 = 15
-	typeTXT   uint16 = 16
-	typeAAAA  uint16 = 28
-	typeSRV   uint16 = 33
+	TypeA     uint16 = 1
+	TypeNS    uint16 = 2
+	TypeCNAME uint16 = 5
+	TypeSOA   uint16 = 6
+	TypeMX    uint16 = 15
+	TypeTXT   uint16 = 16
+	TypeAAAA  uint16 = 28
+	TypeSRV   uint16 = 33
 )
 
 // DNS response codes.
 const (
-	rcodeNoError  = 0
-	rcodeNXDomain = 3
+	RCodeNoError  = 0
+	RCodeNXDomain = 3
 )
 
 var typeNames = map[uint16]string{
-	typeA: "A", typeNS: "NS", typeCNAME: "CNAME", typeSOA: "SOA",
-	typeMX: "MX", typeTXT: "TXT", typeAAAA: "AAAA", typeSRV: "SRV",
+	TypeA: "A", TypeNS: "NS", TypeCNAME: "CNAME", TypeSOA: "SOA",
+	TypeMX: "MX", TypeTXT: "TXT", TypeAAAA: "AAAA", TypeSRV: "SRV",
 }
 
-func typeString(t uint16) string {
+// TypeString returns the mnemonic of t, or TYPEnnn.
+func TypeString(t uint16) string {
 	if s, ok := typeNames[t]; ok {
 		return s
 	}
@@ -47,9 +48,9 @@ var (
 	errPointer = errors.New("bad compression pointer")
 )
 
-// packName encodes a presentation-format name without escapes, keeping the
+// PackName encodes a presentation-format name without escapes, keeping the
 // letter case exactly as given (the benchmark sends mixed-case names).
-func packName(b []byte, name string) ([]byte, error) {
+func PackName(b []byte, name string) ([]byte, error) {
 	name = strings.TrimSuffix(name, ".")
 	if name != "" {
 		for label := range strings.SplitSeq(name, ".") {
@@ -63,13 +64,13 @@ func packName(b []byte, name string) ([]byte, error) {
 	return append(b, 0), nil
 }
 
-// buildQuery returns a query message without EDNS and with RD clear, like
+// BuildQuery returns a query message without EDNS and with RD clear, like
 // the queries dnsperf sends.
-func buildQuery(id uint16, name string, qtype uint16) ([]byte, error) {
+func BuildQuery(id uint16, name string, qtype uint16) ([]byte, error) {
 	b := make([]byte, 12, 12+len(name)+6)
 	binary.BigEndian.PutUint16(b[0:], id)
 	binary.BigEndian.PutUint16(b[4:], 1) // QDCOUNT
-	b, err := packName(b, name)
+	b, err := PackName(b, name)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +78,8 @@ func buildQuery(id uint16, name string, qtype uint16) ([]byte, error) {
 	return binary.BigEndian.AppendUint16(b, 1), nil // class IN
 }
 
-// rr is one resource record of a parsed message.
-type rr struct {
+// RR is one resource record of a parsed message.
+type RR struct {
 	Name  string // lower-cased, dot-terminated
 	Type  uint16
 	RData []byte
@@ -87,8 +88,8 @@ type rr struct {
 	rdataOff int
 }
 
-// message is a parsed response.
-type message struct {
+// Message is a parsed response.
+type Message struct {
 	ID        uint16
 	Response  bool
 	AA        bool
@@ -96,17 +97,18 @@ type message struct {
 	RCode     int
 	QNameWire []byte // question name exactly as on the wire (case kept)
 	QType     uint16
-	Answer    []rr
-	Authority []rr
-	Extra     []rr
+	Answer    []RR
+	Authority []RR
+	Extra     []RR
 	raw       []byte
 }
 
-func parseMessage(b []byte) (*message, error) {
+// ParseMessage parses a response: header, question and the three sections.
+func ParseMessage(b []byte) (*Message, error) {
 	if len(b) < 12 {
 		return nil, errShort
 	}
-	m := &message{raw: b}
+	m := &Message{raw: b}
 	m.ID = binary.BigEndian.Uint16(b[0:])
 	flags := binary.BigEndian.Uint16(b[2:])
 	m.Response = flags&0x8000 != 0
@@ -136,7 +138,7 @@ func parseMessage(b []byte) (*message, error) {
 		m.QType = binary.BigEndian.Uint16(b[next:])
 		off = next + 4
 	}
-	sections := [3]*[]rr{&m.Answer, &m.Authority, &m.Extra}
+	sections := [3]*[]RR{&m.Answer, &m.Authority, &m.Extra}
 	for i, n := range counts {
 		for range n {
 			name, next, err := readName(b, off)
@@ -152,7 +154,7 @@ func parseMessage(b []byte) (*message, error) {
 			if rdOff+rdlen > len(b) {
 				return nil, errShort
 			}
-			*sections[i] = append(*sections[i], rr{Name: name, Type: t, RData: b[rdOff : rdOff+rdlen], rdataOff: rdOff})
+			*sections[i] = append(*sections[i], RR{Name: name, Type: t, RData: b[rdOff : rdOff+rdlen], rdataOff: rdOff})
 			off = rdOff + rdlen
 		}
 	}
@@ -209,9 +211,9 @@ func readName(b []byte, off int) (string, int, error) {
 	}
 }
 
-// rdataName decodes a domain name that starts at byte skip of r's RDATA
+// RDataName decodes a domain name that starts at byte skip of r's RDATA
 // (NS and CNAME: 0, MX: 2).
-func (m *message) rdataName(r rr, skip int) (string, error) {
+func (m *Message) RDataName(r RR, skip int) (string, error) {
 	if skip > len(r.RData) {
 		return "", errShort
 	}
@@ -219,7 +221,8 @@ func (m *message) rdataName(r rr, skip int) (string, error) {
 	return name, err
 }
 
-func countType(rrs []rr, t uint16) int {
+// CountType counts the records of type t in rrs.
+func CountType(rrs []RR, t uint16) int {
 	n := 0
 	for _, r := range rrs {
 		if r.Type == t {
