@@ -27,7 +27,7 @@ func TestFleetCommands(t *testing.T) {
 	}
 	a := reg.Join(stream.Member{Node: "A-pop", PoP: "A", Version: "v1.0",
 		Zones: map[string]uint32{"catalog.invalid.": 3, "example.org.": 42}}, func(string) {})
-	a.Heartbeat(stream.Heartbeat{Status: stream.Status{Health: "healthy", BGP: true, QPS: 120.25, TCPConns: 2, Zones: 2,
+	a.Heartbeat(stream.Heartbeat{Status: stream.Status{Health: "healthy", BGP: true, QPS: 120.25, TCPConns: 2, Zones: 2, Level: "shed-2",
 		Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}}})
 	b := reg.Join(stream.Member{Node: "B-pop", PoP: "B", Version: "v1.0",
 		Zones: map[string]uint32{"catalog.invalid.": 3, "example.org.": 40}}, func(string) {})
@@ -43,14 +43,14 @@ func TestFleetCommands(t *testing.T) {
 	}{
 		{[]string{"fleet"}, "" +
 			"2 members, 2 connected; 2 zones on the control plane\n" +
-			"POP  NODE   STATE      HEALTH   ANNOUNCED      LAG              Q/S    TCP  ZONES  HEARTBEAT  VERSION\n" +
-			"A    A-pop  connected  healthy  192.0.2.53/32  in sync          120.2  2    2      3s ago     v1.0\n" +
-			"B    B-pop  connected  drained  withdrawn      1 behind, max 2  0.0    0    2      3s ago     v1.0\n"},
+			"POP  NODE   STATE      HEALTH   ANNOUNCED               LAG              Q/S    TCP  ZONES  HEARTBEAT  VERSION\n" +
+			"A    A-pop  connected  healthy  192.0.2.53/32 (shed-2)  in sync          120.2  2    2      3s ago     v1.0\n" +
+			"B    B-pop  connected  drained  withdrawn               1 behind, max 2  0.0    0    2      3s ago     v1.0\n"},
 		{[]string{"fleet", "-zone", "example.org"}, "" +
 			"2 members, 2 connected; 2 zones on the control plane\n" +
-			"POP  NODE   STATE      HEALTH   ANNOUNCED      SERIAL example.org  Q/S    TCP  ZONES  HEARTBEAT  VERSION\n" +
-			"A    A-pop  connected  healthy  192.0.2.53/32  42                  120.2  2    2      3s ago     v1.0\n" +
-			"B    B-pop  connected  drained  withdrawn      40 (current 42)     0.0    0    2      3s ago     v1.0\n"},
+			"POP  NODE   STATE      HEALTH   ANNOUNCED               SERIAL example.org  Q/S    TCP  ZONES  HEARTBEAT  VERSION\n" +
+			"A    A-pop  connected  healthy  192.0.2.53/32 (shed-2)  42                  120.2  2    2      3s ago     v1.0\n" +
+			"B    B-pop  connected  drained  withdrawn               40 (current 42)     0.0    0    2      3s ago     v1.0\n"},
 		{[]string{"fleet", "revoke", "B-pop"}, "B-pop: revoked: its stream is closed and it is refused until unrevoke\n"},
 		{[]string{"fleet", "unrevoke", "B-pop"}, "B-pop: revocation lifted: it joins at its next attempt (within a minute)\n"},
 	}

@@ -21,12 +21,13 @@ type row struct {
 	State     string `json:"state"`
 	Health    string `json:"health"`
 	Announced string `json:"announced"`
+	Level     string `json:"level"`
 }
 
 // pageRows reads the page's table and how many times it was redrawn.
 const pageRows = `({updates: Number(document.getElementById("updated").dataset.updates || 0),
   rows: [...document.querySelectorAll("#members tr")].map(r => ({node: r.dataset.node, state: r.dataset.state,
-    health: r.dataset.health, announced: r.dataset.announced}))})`
+    health: r.dataset.health, announced: r.dataset.announced, level: r.dataset.level}))})`
 
 type pageState struct {
 	Updates int   `json:"updates"`
@@ -75,7 +76,7 @@ func TestFleetPage(t *testing.T) {
 	b.navigate(fmt.Sprintf("http://%s%s#token=%s", p.api, fleet.PagePath, token))
 	st := waitPage(ctx, t, b, "both PoPs healthy and announced", pageRows, func(s pageState) bool {
 		return len(s.Rows) == 2 && s.row("ams").Health == "healthy" && s.row("ams").Announced == "1" &&
-			s.row("nyc").Health == "healthy" && s.row("nyc").Announced == "1"
+			s.row("nyc").Health == "healthy" && s.row("nyc").Announced == "1" && s.row("nyc").Level == "normal"
 	})
 	var hash string
 	if err := b.eval("location.hash", &hash); err != nil || hash != "" {
@@ -93,7 +94,8 @@ func TestFleetPage(t *testing.T) {
 	}
 	drained := time.Now()
 	after := waitPage(ctx, t, b, "nyc drained and withdrawn", pageRows, func(s pageState) bool {
-		return s.row("nyc").Health == "drained" && s.row("nyc").Announced == "0" && s.row("ams").Health == "healthy"
+		return s.row("nyc").Health == "drained" && s.row("nyc").Announced == "0" && s.row("nyc").Level == "withdrawn" &&
+			s.row("ams").Health == "healthy"
 	})
 	t.Logf("the page showed the drain %v after it (redrawn %d times meanwhile)", time.Since(drained).Round(time.Millisecond), after.Updates-st.Updates)
 	if after.Updates <= st.Updates {

@@ -82,7 +82,11 @@ func fleetAnnounced(m fleet.MemberView) string {
 	for i, p := range m.Announced {
 		parts[i] = p.String()
 	}
-	return strings.Join(parts, ",")
+	s := strings.Join(parts, ",")
+	if m.Level != "" && m.Level != "normal" {
+		s += " (" + m.Level + ")"
+	}
+	return s
 }
 
 // fleetLag says how far a member is behind: "in sync", or the zones behind

@@ -353,6 +353,8 @@ type MemberView struct {
 	Drained       bool           `json:"drained"`
 	BGP           bool           `json:"bgp"`
 	Announced     []netip.Prefix `json:"announced"`
+	Level         string         `json:"level"`        // normal, shed-1..3, withdrawn; "" without BGP
+	LevelSource   string         `json:"level_source"` // what set it: health, drain, pin, control, ...
 	QPS           float64        `json:"qps"`
 	TCPConns      int            `json:"tcp_conns"`
 	ZonesServed   int            `json:"zones_served"`
@@ -414,6 +416,7 @@ func (r *Registry) viewOf(m *member, cur map[string]uint32, zone string, now tim
 		State: StateDisconnected, Since: m.since, FirstSeen: m.firstSeen, LastSeen: m.lastSeen,
 		LastHeartbeat: m.heartbeat, FirstHeartbeat: m.firstBeat,
 		Health: m.status.Health, Drained: m.status.Drained, BGP: m.status.BGP, Announced: slices.Clone(m.status.Announced),
+		Level: m.status.Level, LevelSource: m.status.LevelSource,
 		QPS: m.status.QPS, TCPConns: m.status.TCPConns, ZonesServed: m.status.Zones, ZonesExpired: m.status.Expired,
 		UptimeSeconds: m.status.UptimeSeconds, LastError: m.lastError, Behind: []ZoneLag{},
 	}
@@ -423,7 +426,7 @@ func (r *Registry) viewOf(m *member, cur map[string]uint32, zone string, now tim
 	if m.sess != nil {
 		mv.State, mv.LastError = StateConnected, ""
 	} else {
-		mv.Health, mv.QPS, mv.TCPConns = "unknown", 0, 0
+		mv.Health, mv.QPS, mv.TCPConns, mv.Level, mv.LevelSource = "unknown", 0, 0, "", ""
 	}
 	if at, ok := r.revoked[m.node]; ok {
 		mv.State, mv.Since = StateRevoked, at

@@ -93,13 +93,14 @@ func TestRegistryLag(t *testing.T) {
 		Zones: map[string]uint32{"cat.": 7, "a.": 10, "b.": 18, "other.": 3}}, st.fn("n1"))
 	clk.add(100 * time.Millisecond)
 	s.Heartbeat(stream.Heartbeat{Status: stream.Status{Health: "healthy", BGP: true, Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")},
-		QPS: 12.5, TCPConns: 3, Zones: 3}})
+		QPS: 12.5, TCPConns: 3, Zones: 3, Level: "shed-1", LevelSource: "control"}})
 	m := memberOf(t, r, "n1", "b.")
 	want := MemberView{
 		Node: "n1", PoP: "A", Key: "k.", Version: "v1", Remote: "192.0.2.1:1234", State: StateConnected,
 		Since: clk.t.Add(-100 * time.Millisecond), FirstSeen: clk.t.Add(-100 * time.Millisecond), LastSeen: clk.t,
 		LastHeartbeat: clk.t, FirstHeartbeat: clk.t, HeartbeatAgeSeconds: new(float64),
 		Health: "healthy", BGP: true, Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}, QPS: 12.5, TCPConns: 3, ZonesServed: 3,
+		Level: "shed-1", LevelSource: "control",
 		ZonesFollowed: 3, ZonesBehind: 1, ZonesMissing: 1, MaxSerialLag: 2,
 		Behind: []ZoneLag{{Zone: "b.", Serial: 18, Current: 20, Lag: 2}, {Zone: "c.", Current: 5, Lag: 5, Missing: true}},
 		Zone:   &ZoneLag{Zone: "b.", Serial: 18, Current: 20, Lag: 2},

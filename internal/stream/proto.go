@@ -47,6 +47,11 @@ type Status struct {
 	// the node has no BGP speaker at all.
 	BGP       bool           `json:"bgp"`
 	Announced []netip.Prefix `json:"announced"`
+	// Level is the PoP level the node announces at (normal, shed-1..3,
+	// withdrawn) and LevelSource what set it (health, drain, pin, control,
+	// ...); empty without BGP.
+	Level       string `json:"level,omitempty"`
+	LevelSource string `json:"level_source,omitempty"`
 	// QPS is the queries per second since the previous heartbeat.
 	QPS float64 `json:"qps"`
 	// TCPConns is the number of open DNS TCP connections.

@@ -61,6 +61,9 @@ function announcedCell(m) {
     td.append(el("span", "no BGP", "muted"));
   } else if (m.announced.length === 0) {
     td.append(badge("withdrawn", "bad"));
+  } else if (m.level && m.level !== "normal") {
+    td.append(badge(m.level, "warn"), el("span", " " + m.announced.join(" "), "muted"));
+    td.title = "level set by " + (m.level_source || "?");
   } else {
     td.append(badge("announced", "ok"), el("span", " " + m.announced.join(" "), "muted"));
   }
@@ -88,6 +91,7 @@ function row(m) {
   tr.dataset.state = m.state;
   tr.dataset.health = m.drained ? "drained" : (m.health || "");
   tr.dataset.announced = String(m.announced.length);
+  tr.dataset.level = m.level || "";
   if (m.state !== "connected") tr.className = "gone";
   tr.append(
     el("td", m.pop || "—"),

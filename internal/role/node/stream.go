@@ -162,6 +162,8 @@ func (n *Node) streamStatus() stream.Status {
 		}
 		st.Drained, _ = a.state()
 		st.Announced = a.speaker.Status().Announced
+		lv := a.levelStatus()
+		st.Level, st.LevelSource = lv.Level.String(), lv.Source
 	}
 	switch {
 	case n.stopping.Load():
