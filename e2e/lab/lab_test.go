@@ -463,8 +463,11 @@ func checkPropagation(t *testing.T, l *lab.Lab, r *lab.Result, transport string)
 				t.Fatal(err)
 			}
 			own := c.Region + "-pop"
-			if ln.Sent == 0 || ln.Lost != 0 || len(ln.PoPsAfter) != 1 || ln.PoPsAfter[own] != ln.Sent {
-				t.Errorf("%s: %d sent, %d lost, answered by %v; want every query answered by %s", ln.Client, ln.Sent, ln.Lost, ln.PoPsAfter, own)
+			// A PoP that withdrew while a zone loaded would lose or move
+			// its clients' queries for seconds; a loaded machine drops the
+			// odd one of the 100 q/s on its own (as in control-outage).
+			if ln.Sent == 0 || ln.Lost*100 > ln.Sent || len(ln.PoPsAfter) != 1 || ln.PoPsAfter[own] != ln.Sent-ln.Lost {
+				t.Errorf("%s: %d sent, %d lost, answered by %v; want every query answered by %s (under 1%% lost)", ln.Client, ln.Sent, ln.Lost, ln.PoPsAfter, own)
 			}
 			continue
 		}
