@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 func TestPrepareAnycastd(t *testing.T) {
@@ -84,7 +86,7 @@ func TestNSDConfig(t *testing.T) {
 			t.Errorf("nsd.conf lacks %q:\n%s", want, conf)
 		}
 	}
-	needTool(t, "nsd-checkconf")
+	testkit.RequireTool(t, "nsd-checkconf", "nsd")
 	path := filepath.Join(dir, "nsd.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,7 +105,7 @@ func TestKnotConfig(t *testing.T) {
 			t.Errorf("knot.conf lacks %q:\n%s", want, conf)
 		}
 	}
-	needTool(t, "knotc")
+	testkit.RequireTool(t, "knotc", "knot")
 	path := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -123,9 +125,8 @@ func TestServers(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two CPUs")
 	}
-	for _, bin := range []string{"taskset", "dnsperf"} {
-		needTool(t, bin)
-	}
+	testkit.RequireTool(t, "taskset", "util-linux")
+	testkit.RequireTool(t, "dnsperf", "dnsperf")
 	if err := becomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestServers(t *testing.T) {
 	}
 	for name, bin := range map[string]string{"nsd": "nsd", "knot": "knotd"} {
 		t.Run(name, func(t *testing.T) {
-			needTool(t, bin)
+			testkit.RequireTool(t, bin, name)
 			dir := filepath.Join(work, name)
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 func TestLayoutAddsUp(t *testing.T) {
@@ -200,7 +202,7 @@ func TestGenerate(t *testing.T) {
 // TestZoneIsValid has NSD's zone checker read the generated zone (Knot
 // loads it in TestServers).
 func TestZoneIsValid(t *testing.T) {
-	needTool(t, "nsd-checkzone")
+	testkit.RequireTool(t, "nsd-checkzone", "nsd")
 	zd, err := generate(genConfig{Origin: "bench.example.", Names: 2000, Seed: 1}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -209,18 +211,4 @@ func TestZoneIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nsd-checkzone: %v\n%s", err, out)
 	}
-}
-
-// needTool skips a test whose external tool is missing, except in CI
-// (CI=true) where the tools are part of the environment and a skip would
-// hide a broken setup.
-func needTool(t *testing.T, bin string) {
-	t.Helper()
-	if _, err := exec.LookPath(bin); err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not installed (CI=true)", bin)
-	}
-	t.Skipf("%s not installed", bin)
 }

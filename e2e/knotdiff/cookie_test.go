@@ -13,7 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // cookieSecret is shared by Knot and anycastd, as by two PoPs of one
@@ -23,9 +23,9 @@ const cookieSecret = "e5e973e5a6b2a43f48e7dc849e37bfcf"
 // startKnotCookies starts Knot with mod-cookies and cookieSecret.
 func startKnotCookies(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
+	knotd := testkit.RequireTool(t, "knotd", "knot")
 	dir := filepath.Join(t.TempDir(), "knot")
-	port := e2etest.FreePort(t)
+	port := testkit.FreePort(t)
 	conf := writeKnotConfig(t, dir, port, zones, false)
 	b, err := os.ReadFile(conf)
 	if err != nil {
@@ -50,7 +50,7 @@ func startAnycastdCookies(t *testing.T, zones []testZone) *process {
 	t.Helper()
 	bin := anycastdBinary(t)
 	dir := t.TempDir()
-	port := e2etest.FreePort(t)
+	port := testkit.FreePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	var zs strings.Builder
 	for _, z := range zones {

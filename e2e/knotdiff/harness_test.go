@@ -16,7 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // identity is the server identity both servers are given: the EDNS NSID
@@ -74,39 +74,6 @@ func testdataDir(t *testing.T) string {
 		t.Fatalf("testdata path: %v", err)
 	}
 	return dir
-}
-
-// sbinDirs are searched for external programs after PATH.
-var sbinDirs = []string{"/usr/sbin", "/usr/local/sbin", "/sbin"}
-
-// lookTool finds an external program in PATH or in the sbin directories
-// (which a non-root PATH often lacks).
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range sbinDirs {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
-
-// requireTool finds an external program. A missing program skips the test,
-// except under CI=true where it fails it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := lookTool(name); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (install the Debian package %q); %s cannot run", name, pkg, t.Name())
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // execOutput runs a program to completion and returns its combined output.
@@ -322,11 +289,11 @@ func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, se
 // it answers for every zone.
 func startKnot(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
+	knotd := testkit.RequireTool(t, "knotd", "knot")
 	var last error
 	for attempt := range 3 {
 		dir := filepath.Join(t.TempDir(), "knot")
-		port := e2etest.FreePort(t)
+		port := testkit.FreePort(t)
 		conf := writeKnotConfig(t, dir, port, zones, false)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		p := startProcess(t, fmt.Sprintf("knotd#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
@@ -370,7 +337,7 @@ func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
 	var last error
 	for attempt := range 3 {
 		dir := t.TempDir()
-		port := e2etest.FreePort(t)
+		port := testkit.FreePort(t)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		argv := []string{bin, "node", "-listen", addr.String(), "-nsid", identity, "-log-level", "info"}
 		for _, z := range zones {

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // TSIG (RFC 8945) on ordinary queries, Knot against anycastd: both hold
@@ -285,11 +285,11 @@ func verifyTSIG(resp []byte, reqMAC string) error {
 // a key in no such ACL is BADKEY).
 func startKnotTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
+	knotd := testkit.RequireTool(t, "knotd", "knot")
 	var last error
 	for attempt := range 3 {
 		dir := filepath.Join(t.TempDir(), "knot")
-		port := e2etest.FreePort(t)
+		port := testkit.FreePort(t)
 		conf := writeKnotConfig(t, dir, port, zones, false)
 		b, err := os.ReadFile(conf)
 		if err != nil {
@@ -332,7 +332,7 @@ func startAnycastdTSIG(t *testing.T, zones []testZone) *process {
 	var last error
 	for attempt := range 3 {
 		dir := t.TempDir()
-		port := e2etest.FreePort(t)
+		port := testkit.FreePort(t)
 		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		var zs strings.Builder
 		for _, z := range zones {

@@ -3,7 +3,6 @@
 package standalone
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,40 +20,22 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
-
-// syncLog collects a process's output.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // daemon is an anycastd process started by a test.
 type daemon struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *syncLog
+	log  *testkit.Log
 	done chan struct{}
 	err  error // once done is closed
 }
 
 func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, log: &syncLog{}, done: make(chan struct{})}
-	d.cmd = exec.Command(e2etest.BuildAnycastd(t), args...)
+	d := &daemon{t: t, log: &testkit.Log{}, done: make(chan struct{})}
+	d.cmd = exec.Command(testkit.BuildAnycastd(t), args...)
 	d.cmd.Dir = dir
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -129,7 +110,7 @@ func (d *daemon) hup(want string) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	return fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 }
 
 // httpGet returns the status and body of GET url with a bearer token ("" =

@@ -20,8 +20,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -31,27 +31,6 @@ const (
 	keyName  = "xfr-key."
 	secret   = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 )
-
-// requireTool finds a program in PATH or the sbin directories. A missing
-// one skips the test, except under CI=true where it fails it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found (install the Debian package \"knot\"); the Knot transfer test cannot run", name)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // knot is a knotd started by the test.
 type knot struct {
@@ -66,8 +45,8 @@ type knot struct {
 // notifyTo and a journal of changes, so that it answers IXFR.
 func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	t.Helper()
-	knotd := requireTool(t, "knotd")
-	knotc := requireTool(t, "knotc")
+	knotd := testkit.RequireTool(t, "knotd", "knot")
+	knotc := testkit.RequireTool(t, "knotc", "knot")
 	dir := t.TempDir()
 	for _, d := range []string{"run", "db", "zones"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -81,7 +60,7 @@ func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	if err := os.WriteFile(filepath.Join(dir, "zones", "example.com.zone"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := e2etest.FreePort(t)
+	port := testkit.FreePort(t)
 	k := &knot{
 		t: t, addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"), log: filepath.Join(dir, "knotd.log"),
@@ -385,7 +364,7 @@ func TestKnotPrimary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts knotd")
 	}
-	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), e2etest.FreePort(t))
+	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testkit.FreePort(t))
 	k := startKnot(t, ourAddr)
 	dataDir := t.TempDir()
 	s := startSecondary(t, ourAddr, k.addr, dataDir)

@@ -4,7 +4,6 @@ package xfrout
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -30,36 +30,6 @@ const (
 	keySecret = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 	catalog   = "catalog.invalid."
 )
-
-// lookTool finds an external program in PATH or in the sbin directories.
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
-
-// requireKnot returns the path of knotd; it skips the test when there is
-// none, except under CI=true, where it fails it.
-func requireKnot(t *testing.T) string {
-	t.Helper()
-	p, err := lookTool("knotd")
-	if err == nil {
-		return p
-	}
-	msg := "knotd not found (install the Debian package knot); the Knot interoperability test cannot run"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 func testLogger() *slog.Logger {
 	if testing.Verbose() {
@@ -103,23 +73,7 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("xfrout Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		done <- err // for the cleanup
-		t.Fatalf("xfrout Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("xfrout not ready after 10s")
-	}
+	testkit.Start(t, s)
 	return s.Addrs()[0]
 }
 
@@ -196,7 +150,7 @@ template:
 // (SIGTERM) when the test ends, and its log printed if the test failed.
 func startKnot(t *testing.T, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) *knot {
 	t.Helper()
-	knotd := requireKnot(t)
+	knotd := testkit.RequireTool(t, "knotd", "knot")
 	dir := filepath.Join(t.TempDir(), "knot")
 	for _, d := range []string{"run", "db", "zones"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -399,7 +353,7 @@ func netipAddrPort(port uint16) netip.AddrPort {
 // control runs knotc against this knotd.
 func (k *knot) control(t *testing.T, args ...string) {
 	t.Helper()
-	knotc, err := lookTool("knotc")
+	knotc, err := testkit.LookTool("knotc")
 	if err != nil {
 		t.Fatal(err)
 	}

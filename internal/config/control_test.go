@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // controlFieldLine is the shape of a problem in a control document:
@@ -45,18 +46,7 @@ func TestControlBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("error differs from %s (-want +got):\n%s", golden, diff)
-			}
+			testkit.Golden(t, golden, []byte(got))
 			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
 				if line = strings.TrimSuffix(line, "\n"); !controlFieldLine.MatchString(line) {
 					t.Errorf("line does not name file:line:column and a field path: %q", line)

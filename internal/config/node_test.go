@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -18,9 +17,8 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.bad.err from the errors the code gives")
 
 // errLine is the shape of every reported problem: file, line (and column,
 // except for YAML syntax errors, whose parser reports only the line), then
@@ -56,18 +54,7 @@ func TestBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("error differs from %s (-want +got):\n%s", golden, diff)
-			}
+			testkit.Golden(t, golden, []byte(got))
 			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
 				line = strings.TrimSuffix(line, "\n")
 				if !errLine.MatchString(line) {

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // startServer runs a server for testHandler's zone on a free loopback
@@ -26,20 +27,7 @@ func startServer(t *testing.T, cfg Config) (*Server, netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	testkit.Start(t, s)
 	return s, s.Addrs()[0]
 }
 

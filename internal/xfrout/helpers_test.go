@@ -27,6 +27,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -228,32 +229,7 @@ func startServer(t *testing.T, cfg Config, src ZoneSource) (*Server, netip.AddrP
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	stopped := false
-	t.Cleanup(func() {
-		cancel()
-		if stopped {
-			return
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return 10s after cancel")
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		stopped = true
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server not ready after 10s")
-	}
+	testkit.Start(t, s)
 	return s, s.Addrs()[0]
 }
 

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,27 +18,10 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const otherToken = "rotated-token-0123456789"
-
-// syncBuffer is a log that tests read while the control plane writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // freeAddr returns a loopback TCP address free a moment ago.
 func freeAddr(t *testing.T) string {
@@ -57,7 +38,7 @@ func freeAddr(t *testing.T) string {
 type running struct {
 	c      *Control
 	path   string
-	log    *syncBuffer
+	log    *testkit.Log
 	level  *slog.LevelVar
 	reload chan struct{}
 	cancel context.CancelFunc
@@ -66,7 +47,7 @@ type running struct {
 
 func startFromFile(t *testing.T, doc string) *running {
 	t.Helper()
-	r := &running{path: filepath.Join(t.TempDir(), "control.yaml"), log: &syncBuffer{}, reload: make(chan struct{}, 1), errc: make(chan error, 1)}
+	r := &running{path: filepath.Join(t.TempDir(), "control.yaml"), log: &testkit.Log{}, reload: make(chan struct{}, 1), errc: make(chan error, 1)}
 	if err := os.WriteFile(r.path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
