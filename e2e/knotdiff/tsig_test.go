@@ -1,9 +1,6 @@
 package knotdiff
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -179,7 +176,7 @@ func newTSIGView(t *testing.T, id uint16, resp []byte, reqMAC string, reqTime ui
 		} else {
 			tv.OtherData = ts.OtherData
 		}
-		tv.Verifies = verifyTSIG(resp, reqMAC) == nil
+		tv.Verifies = testkit.VerifyTSIG(resp, tsigSecret, reqMAC) == nil
 	}
 	v.sections[2] = rest
 	return v, tv
@@ -220,64 +217,6 @@ func timeClass(got, req uint64) string {
 		return "server"
 	}
 	return fmt.Sprint(got)
-}
-
-// verifyTSIG checks the MAC of a response with tsigSecret, whatever its
-// RCODE: miekg/dns's TsigVerify declines NOTAUTH messages, which BADTIME
-// answers are.
-func verifyTSIG(resp []byte, reqMAC string) error {
-	m := new(dns.Msg)
-	if err := m.Unpack(resp); err != nil {
-		return err
-	}
-	ts := m.IsTsig()
-	if ts == nil {
-		return fmt.Errorf("no TSIG")
-	}
-	mac, err := hex.DecodeString(ts.MAC)
-	if err != nil || len(mac) == 0 {
-		return fmt.Errorf("no MAC")
-	}
-	body := append([]byte(nil), resp[:len(resp)-dns.Len(ts)]...)
-	binary.BigEndian.PutUint16(body, ts.OrigId)
-	binary.BigEndian.PutUint16(body[10:], binary.BigEndian.Uint16(body[10:])-1)
-	rm, _ := hex.DecodeString(reqMAC)
-	buf := binary.BigEndian.AppendUint16(nil, uint16(len(rm)))
-	buf = append(buf, rm...)
-	buf = append(buf, body...)
-	for _, name := range []string{ts.Hdr.Name} {
-		n := make([]byte, 256)
-		off, err := dns.PackDomainName(dns.CanonicalName(name), n, 0, nil, false)
-		if err != nil {
-			return err
-		}
-		buf = append(buf, n[:off]...)
-	}
-	buf = binary.BigEndian.AppendUint16(buf, dns.ClassANY)
-	buf = binary.BigEndian.AppendUint32(buf, 0)
-	n := make([]byte, 256)
-	off, err := dns.PackDomainName(dns.CanonicalName(ts.Algorithm), n, 0, nil, false)
-	if err != nil {
-		return err
-	}
-	buf = append(buf, n[:off]...)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(ts.TimeSigned>>32))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(ts.TimeSigned))
-	buf = binary.BigEndian.AppendUint16(buf, ts.Fudge)
-	buf = binary.BigEndian.AppendUint16(buf, ts.Error)
-	other, _ := hex.DecodeString(ts.OtherData)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(other)))
-	buf = append(buf, other...)
-	if dns.CanonicalName(ts.Algorithm) != dns.HmacSHA256 {
-		return fmt.Errorf("algorithm %s is not the key's", ts.Algorithm)
-	}
-	secret, _ := base64.StdEncoding.DecodeString(tsigSecret)
-	h := hmac.New(sha256.New, secret)
-	h.Write(buf)
-	if !hmac.Equal(h.Sum(nil), mac) {
-		return fmt.Errorf("MAC does not verify")
-	}
-	return nil
 }
 
 // startKnotTSIG starts Knot with the key tsigKey allowed for queries on

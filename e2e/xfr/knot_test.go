@@ -22,6 +22,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -228,7 +229,7 @@ func startSecondary(t *testing.T, addr, primary netip.AddrPort, dataDir string) 
 	}
 	m, err := zonesync.New(zonesync.Config{
 		DataDir: dataDir,
-		Keys:    []zonesync.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: secret}},
+		Keys:    []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: secret}},
 		Zones:   []zonesync.Zone{{Name: zoneName, Primaries: []zonesync.Primary{{Addr: primary, Key: keyName}}}},
 	}, logger)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -60,7 +61,7 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 	t.Helper()
 	cfg := xfrout.Config{
 		Listen:        []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Keys:          []xfrout.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
+		Keys:          []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
 		AllowTransfer: []xfrout.ACL{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), Key: keyName}},
 		Notify:        []xfrout.NotifyTarget{{Addr: notify, Key: keyName}},
 		CatalogDelay:  50 * time.Millisecond,

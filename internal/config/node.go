@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -43,7 +44,7 @@ type Node struct {
 	// zone has primaries or there is a catalog. TSIGKeys, NotifyAllow and
 	// Catalog configure the secondary zones (see secondary.go).
 	DataDir     string
-	TSIGKeys    []TSIGKey
+	TSIGKeys    []tsig.Key
 	NotifyAllow []NotifyAllow
 	Catalog     *Catalog // nil = no catalog zone
 	// SecondaryTimers are floors under the SOA timers of secondary zones.

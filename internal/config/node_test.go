@@ -18,6 +18,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // errLine is the shape of every reported problem: file, line (and column,
@@ -206,7 +207,7 @@ func TestGood(t *testing.T) {
 				{Name: "example.net.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
 			},
 			DataDir:     "/var/lib/anycastd",
-			TSIGKeys:    []config.TSIGKey{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
+			TSIGKeys:    []tsig.Key{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
 			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
 			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
 			SecondaryTimers: config.SecondaryTimers{

@@ -41,7 +41,7 @@ func FuzzHandle(f *testing.F) {
 		}
 	}
 	h := testHandler(f)
-	h.SetTSIG(testKeys{})
+	h.SetTSIG(testKeys())
 	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1, Slip: 1})
 	if err != nil {
 		f.Fatal(err)

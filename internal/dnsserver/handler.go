@@ -15,6 +15,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/authority"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -73,7 +74,7 @@ type Handler struct {
 	self   atomic.Pointer[settings]
 	rrl    atomic.Pointer[ratelimit.RRL]     // nil: no response rate limiting
 	cookie atomic.Pointer[ratelimit.Cookies] // nil: COOKIE options ignored
-	tsig   atomic.Pointer[tsigKeys]          // nil: no keys, every signed query is BADKEY
+	tsig   atomic.Pointer[tsig.Keyring]      // nil: no keys, every signed query is BADKEY
 	maxUDP int                               // capacity of the UDP response buffers
 	stats  *Stats
 }
@@ -126,17 +127,11 @@ func (h *Handler) SetRRL(l *ratelimit.RRL) { h.rrl.Store(l) }
 func (h *Handler) SetCookies(c *ratelimit.Cookies) { h.cookie.Store(c) }
 
 // SetTSIG installs the TSIG keys (RFC 8945) that signed queries are checked
-// and answered with: the node's keyring (zonesync.Keyring). A query signed
-// with a key keys does not hold, with a wrong MAC or at a time outside its
-// fudge gets NOTAUTH with BADKEY, BADSIG or BADTIME; a valid one gets a
-// signed answer. nil removes every key.
-func (h *Handler) SetTSIG(keys dns.TsigProvider) {
-	if keys == nil {
-		h.tsig.Store(nil)
-		return
-	}
-	h.tsig.Store(&tsigKeys{keys})
-}
+// and answered with: the node's keyring (tsig_keys, the one the secondary
+// zones use). A query signed with a key keys does not hold, with a wrong
+// MAC or at a time outside its fudge gets NOTAUTH with BADKEY, BADSIG or
+// BADTIME; a valid one gets a signed answer. nil removes every key.
+func (h *Handler) SetTSIG(keys *tsig.Keyring) { h.tsig.Store(keys) }
 
 // SetZones atomically replaces the served zones.
 func (h *Handler) SetZones(s *zone.Set) { h.zones.Store(s) }
@@ -165,9 +160,9 @@ type Worker struct {
 	cookieOut   []byte
 	cookieValid bool
 	cookieBuf   [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
-	// The TSIG answer to a signed query (nil for an unsigned one, the
-	// fast path).
-	sig *tsigAnswer
+	// The signer of the answer to a signed query (nil for an unsigned
+	// one, the fast path).
+	sig *tsig.Signer
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.
@@ -208,12 +203,12 @@ func (w *Worker) Handle(req []byte, t Transport) []byte {
 	w.qlower, w.zone, w.cookieOut, w.cookieValid, w.sig = nil, nil, nil, false, nil
 	resp, rcode, qtype := w.handle(req, t)
 	if w.sig != nil && resp != nil {
-		resp = w.sign(resp)
+		resp = w.sig.Sign(resp)
 	}
 	// A valid Server Cookie shows that the source address is not spoofed:
 	// such clients are not rate limited (as in Knot and Unbound); nor are
 	// queries signed with one of our keys.
-	if t == UDP && resp != nil && !w.cookieValid && !w.sig.valid() {
+	if t == UDP && resp != nil && !w.cookieValid && !w.signedOK() {
 		if l := w.h.rrl.Load(); l != nil {
 			if c, name, ok := w.rrlClass(resp, rcode); ok {
 				switch l.Check(w.Src.Addr(), c, name) {
@@ -354,10 +349,10 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	if r.tsigAt > 0 {
 		// Signed: checked before anything else is answered (RFC 8945
 		// §5.2), off the fast path.
-		if !w.checkTSIG(p, &r) {
+		if !w.checkTSIG(p, &r, w.h.tsig.Load()) {
 			return w.header(&r, dns.RcodeFormatError, limit, true), dns.RcodeFormatError, r.qtype
 		}
-		if w.sig.err != 0 {
+		if w.sig.Err() != 0 {
 			return w.header(&r, dns.RcodeNotAuth, limit, true), dns.RcodeNotAuth, r.qtype
 		}
 	}
@@ -521,7 +516,7 @@ func (w *Worker) optLen(r *request) int {
 func (w *Worker) trailerLen(r *request) int {
 	n := w.optLen(r)
 	if w.sig != nil {
-		n += w.sig.size()
+		n += w.sig.Size()
 	}
 	return n
 }

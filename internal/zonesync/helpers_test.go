@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -122,8 +123,8 @@ func (r *recordLog) count(level slog.Level, msg string) int {
 	return n
 }
 
-func testKeys() []Key {
-	return []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}}
+func testKeys() []tsig.Key {
+	return []tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}}
 }
 
 func served(m *Manager, name string) *zone.Zone {

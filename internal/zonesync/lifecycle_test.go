@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // The SOA of the test zones says refresh 3600, retry 600, expire 86400.
@@ -269,7 +270,7 @@ func TestBadTSIGRejected(t *testing.T) {
 					tt.setup(f)
 				}
 				f.cfg = Config{
-					DataDir: t.TempDir(), Keys: []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: tt.secret}},
+					DataDir: t.TempDir(), Keys: []tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: tt.secret}},
 					Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}}},
 					Dial:  pn.dial,
 				}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -28,7 +29,7 @@ import (
 type Manager struct {
 	cfg      Config
 	log      *slog.Logger
-	ring     keyring
+	ring     *tsig.Keyring
 	client   *client
 	store    *store
 	sem      chan struct{}

@@ -33,6 +33,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -138,7 +139,7 @@ func setTSIG(h *dnsserver.Handler, cfg *config.Node) error {
 		h.SetTSIG(nil)
 		return nil
 	}
-	ring, err := zonesync.Keyring(zonesync.FromNode(cfg).Keys)
+	ring, err := tsig.New(cfg.TSIGKeys)
 	if err != nil {
 		return fmt.Errorf("tsig_keys: %w", err)
 	}
