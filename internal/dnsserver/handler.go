@@ -268,7 +268,7 @@ func (w *Worker) rrlClass(resp []byte, rcode int) (c ratelimit.Class, name []byt
 func slip(resp []byte) []byte {
 	end := wire.HeaderLen
 	if binary.BigEndian.Uint16(resp[4:]) == 1 {
-		n := skipName(resp[wire.HeaderLen:])
+		n := wire.SkipName(resp[wire.HeaderLen:])
 		if n < 0 || wire.HeaderLen+n+4 > len(resp) {
 			end = wire.HeaderLen
 			binary.BigEndian.PutUint16(resp[4:], 0)
@@ -405,7 +405,7 @@ func (w *Worker) parseAdditional(msg []byte, start, count int, r *request) bool 
 		}
 		// Owner name: OPT must have the root; skip others.
 		owner := p[off]
-		nl := skipName(p[off:])
+		nl := wire.SkipName(p[off:])
 		if nl < 0 || off+nl+10 > len(p) {
 			return false
 		}
@@ -469,27 +469,6 @@ func (w *Worker) parseOptions(p []byte, r *request) bool {
 		p = p[4+n:]
 	}
 	return true
-}
-
-// skipName returns the length of the (possibly compressed) name at the start
-// of p, or -1.
-func skipName(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		switch {
-		case c == 0:
-			return i + 1
-		case c&0xC0 == 0xC0:
-			if i+1 >= len(p) {
-				return -1
-			}
-			return i + 2
-		case c&0xC0 != 0:
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }
 
 // optLen is the size of the OPT record an answer with records will carry,

@@ -119,7 +119,7 @@ func (st *stream) rrValue(rr dns.RR) error {
 		return fmt.Errorf("pack %s: %w", rr.Header().Name, err)
 	}
 	p := st.scratch[:n]
-	o := ownerLen(p)
+	o := wire.NameLen(p)
 	if o < 0 || o+10 > n {
 		return fmt.Errorf("pack %s: malformed record", rr.Header().Name)
 	}
@@ -197,20 +197,4 @@ func (st *stream) flush() error {
 	st.msgs++
 	st.bytes += len(msg)
 	return nil
-}
-
-// ownerLen returns the length of the uncompressed name at the start of p,
-// or -1.
-func ownerLen(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		if c == 0 {
-			return i + 1
-		}
-		if c&0xC0 != 0 {
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }
