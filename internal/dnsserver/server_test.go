@@ -87,9 +87,9 @@ func closedSoon(c net.Conn, d time.Duration) bool {
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.nconns.Load() != int64(n) {
+	for s.tcpConns() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("server holds %d connections, want %d", s.nconns.Load(), n)
+			t.Fatalf("server holds %d connections, want %d", s.tcpConns(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
