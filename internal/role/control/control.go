@@ -287,7 +287,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", c.metrics.Handler())
 		go func() {
-			metricsDone <- metrics.ServeListener(apiCtx, metricsLn, httpprobe.Wrap(mux, c.Readiness), c.log)
+			metricsDone <- metrics.Serve(apiCtx, metricsLn, httpprobe.Wrap(mux, c.Readiness), c.log)
 		}()
 	} else {
 		metricsDone <- nil

@@ -218,7 +218,13 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
 		h := httpprobe.Wrap(mux, n.Readiness)
-		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
+		g.Go(func() error {
+			ln, err := net.Listen("tcp", n.cfg.Metrics.Listen.String())
+			if err != nil {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			return metrics.Serve(gctx, ln, h, n.root)
+		})
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
