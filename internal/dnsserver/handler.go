@@ -114,7 +114,7 @@ func (h *Handler) SetIdentity(id Identity, maxUDP int) {
 // NotifyFunc answers a NOTIFY message (RFC 1996): it gets the raw request
 // and its source and returns the raw response, or nil to drop it. It runs on
 // the query path, so it must hand real work to another goroutine.
-type NotifyFunc func(req []byte, src netip.AddrPort, t Transport) []byte
+type NotifyFunc func(req []byte, src netip.AddrPort) []byte
 
 // SetNotify installs the NOTIFY handler; without one NOTIFY is NOTIMP.
 func (h *Handler) SetNotify(f NotifyFunc) { h.notify.Store(&f) }
@@ -304,7 +304,7 @@ func (w *Worker) handle(p []byte, t Transport) ([]byte, int, uint16) {
 	}
 	if opcode == dns.OpcodeNotify {
 		if f := w.h.notify.Load(); f != nil {
-			return (*f)(p, w.Src, t), 0, dns.TypeSOA
+			return (*f)(p, w.Src), 0, dns.TypeSOA
 		}
 	}
 	if qd != 1 {

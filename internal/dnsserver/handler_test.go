@@ -197,7 +197,7 @@ func TestNotifyDispatch(t *testing.T) {
 		t.Fatalf("no handler: %v %v", err, r.Rcode)
 	}
 	var got []byte
-	h.SetNotify(func(req []byte, _ netip.AddrPort, _ Transport) []byte {
+	h.SetNotify(func(req []byte, _ netip.AddrPort) []byte {
 		got = req
 		resp := new(dns.Msg)
 		resp.SetReply(m)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
@@ -166,25 +165,3 @@ func (c *Config) check() (*tsig.Keyring, error) {
 	}
 	return ring, nil
 }
-
-// FromControl returns the Config of the xfr section of a control-plane
-// configuration (limits and timers at their defaults).
-func FromControl(c *config.Control) Config {
-	x := c.Xfr
-	cfg := Config{Listen: append([]netip.AddrPort(nil), x.Listen...)}
-	cfg.Keys = x.TSIGKeys
-	for _, a := range x.AllowTransfer {
-		cfg.AllowTransfer = append(cfg.AllowTransfer, ACL{Prefix: a.Prefix, Key: a.Key})
-	}
-	for _, t := range x.Notify {
-		cfg.Notify = append(cfg.Notify, NotifyTarget{Addr: t.Addr, Key: t.Key})
-	}
-	if x.Catalog != nil {
-		cfg.Catalog = x.Catalog.Zone
-	}
-	return cfg
-}
-
-// Enabled reports whether a control-plane configuration has a transfer
-// server (xfr.listen is set).
-func Enabled(c *config.Control) bool { return len(c.Xfr.Listen) > 0 }

@@ -82,7 +82,7 @@ func nodeNotifyReceiver(t *testing.T, secret string) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			if resp := m.Notify(buf[:n], from.(*net.UDPAddr).AddrPort(), 0); resp != nil {
+			if resp := m.Notify(buf[:n], from.(*net.UDPAddr).AddrPort()); resp != nil {
 				_, _ = pc.WriteTo(resp, from)
 			}
 		}

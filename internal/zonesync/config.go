@@ -11,7 +11,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -208,49 +207,3 @@ func (c *Config) check() (*tsig.Keyring, error) {
 // labels of letters, digits, '-', '_' and '/', no escapes, at most 255
 // octets. Zone names become file names.
 func validName(name string) bool { return zone.ValidateZoneName(name) == nil }
-
-// FromNode returns the Config of the secondary zones of a node
-// configuration: its data directory, keys, NOTIFY ACL, catalog and every
-// zone that has primaries. File zones are Reserved.
-func FromNode(n *config.Node) Config {
-	c := Config{DataDir: n.DataDir}
-	c.Timers.MinRefresh = n.SecondaryTimers.MinRefresh
-	c.Timers.MinRetry = n.SecondaryTimers.MinRetry
-	c.Timers.MinExpire = n.SecondaryTimers.MinExpire
-	c.Keys = n.TSIGKeys
-	prim := func(ps []config.Primary) []Primary {
-		out := make([]Primary, len(ps))
-		for i, p := range ps {
-			out[i] = Primary{Addr: p.Addr, Key: p.Key}
-		}
-		return out
-	}
-	for _, z := range n.Zones {
-		if z.Secondary() {
-			c.Zones = append(c.Zones, Zone{Name: z.Name, Primaries: prim(z.Primaries)})
-		} else {
-			c.Reserved = append(c.Reserved, z.Name)
-		}
-	}
-	for _, a := range n.NotifyAllow {
-		c.NotifyAllow = append(c.NotifyAllow, NotifyACL{Prefix: a.Prefix, Key: a.Key})
-	}
-	if n.Catalog != nil {
-		c.Catalog = &Catalog{Zone: n.Catalog.Zone, Primaries: prim(n.Catalog.Primaries)}
-	}
-	return c
-}
-
-// Enabled reports whether a node configuration has anything for a Manager
-// to do.
-func Enabled(n *config.Node) bool {
-	if n.Catalog != nil {
-		return true
-	}
-	for _, z := range n.Zones {
-		if z.Secondary() {
-			return true
-		}
-	}
-	return false
-}

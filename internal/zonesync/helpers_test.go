@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -193,7 +194,7 @@ func runSecondary(t *testing.T, addr netip.AddrPort) (m *Manager, changed chan s
 // accepted.
 func notifyOK(t testing.TB, m *Manager, addr netip.AddrPort) {
 	t.Helper()
-	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
+	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr); len(resp) < 4 || resp[3]&0xf != 0 {
 		t.Fatalf("notify answer %x", resp)
 	}
 }
@@ -221,4 +222,16 @@ func gauges(t testing.TB, c prometheus.Collector) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// healthStates gives m's zone states to a health.ZoneCheck, as the node
+// does.
+func healthStates(m *Manager) func() map[string]health.ZoneState {
+	return func() map[string]health.ZoneState {
+		out := map[string]health.ZoneState{}
+		for name, st := range m.States() {
+			out[name] = health.ZoneState{Serial: st.Serial, Expired: st.Expired, Unconfirmed: st.Unconfirmed}
+		}
+		return out
+	}
 }

@@ -6,15 +6,14 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
-// Notify answers a NOTIFY (RFC 1996) and, when it is accepted, makes the
-// zone refresh at once (bursts coalesce into one refresh). Its signature is
-// dnsserver.NotifyFunc: install it with Handler.SetNotify(m.Notify). It does
-// not block.
+// Notify answers a NOTIFY (RFC 1996) received from src and, when it is
+// accepted, makes the zone refresh at once (bursts coalesce into one
+// refresh). It is the node's DNS server's NOTIFY handler
+// (dnsserver.NotifyFunc). It does not block.
 //
 // A NOTIFY is accepted when its source is in a notify_allow prefix (signed
 // with that entry's key, if it has one) or is the address of one of the
@@ -23,7 +22,7 @@ import (
 // FORMERR for a malformed request, NOTAUTH with the TSIG error for a TSIG
 // that does not verify (RFC 8945 §5.2), NOTAUTH for a zone that is not a
 // secondary here, REFUSED for a source or key that is not allowed.
-func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) []byte {
+func (m *Manager) Notify(req []byte, src netip.AddrPort) []byte {
 	var q dns.Msg
 	if err := q.Unpack(req); err != nil {
 		m.met.notifies.WithLabelValues("formerr").Inc()

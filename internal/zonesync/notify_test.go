@@ -80,7 +80,7 @@ func TestNotify(t *testing.T) {
 				default:
 				}
 			}
-			resp := m.Notify(tt.req, mustAddrPort(tt.src), 0)
+			resp := m.Notify(tt.req, mustAddrPort(tt.src))
 			if tt.rcode < 0 {
 				if resp != nil {
 					t.Fatalf("answered %x, want no answer", resp)

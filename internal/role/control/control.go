@@ -185,7 +185,7 @@ func (s *apiSwitch) set(h http.Handler) { s.h.Store(&h) }
 
 // apiHandler is the API of cfg over s.
 func (c *Control) apiHandler(s *store.Store, cfg *config.Control) http.Handler {
-	return api.Handler(NewBackend(s), api.Config{Tokens: cfg.API.Tokens, MaxBody: cfg.API.MaxBody}, c.log)
+	return api.Handler(NewBackend(s), apiConfig(cfg), c.log)
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -200,12 +200,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("control: data directory: %w", err)
 	}
-	policy, err := store.ParseSerialPolicy(cfg.SerialPolicy)
+	opts, err := storeOptions(cfg)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log,
-		store.WithJournalLimit(cfg.JournalLimit), store.WithDefaultPolicy(policy))
+	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log, opts...)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
@@ -251,8 +250,8 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	xfrCtx, stopXfr := context.WithCancel(context.Background())
 	defer stopXfr()
 	var xfrDone chan error
-	if xfrout.Enabled(cfg) {
-		srv, err := xfrout.New(xfrout.FromControl(cfg), s, c.log)
+	if hasXfr(cfg) {
+		srv, err := xfrout.New(xfrConfig(cfg), s, c.log)
 		if err != nil {
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
@@ -365,8 +364,8 @@ func (c *Control) Reload(ctx context.Context) {
 	old, s, srv := c.cfg, c.store, c.xfr
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
-	if srv != nil && xfrout.Enabled(nc) {
-		if err := srv.Reconfigure(ctx, xfrout.FromControl(nc)); err != nil {
+	if srv != nil && hasXfr(nc) {
+		if err := srv.Reconfigure(ctx, xfrConfig(nc)); err != nil {
 			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -32,8 +31,6 @@ import (
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
-	"github.com/anycastdns/anycastdns/internal/ratelimit"
-	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -71,27 +68,16 @@ type Node struct {
 func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVar) (*Node, error) {
 	stats := &dnsserver.Stats{}
 	h := dnsserver.NewHandler(identity(cfg), cfg.Limits.UDPMaxSize, stats)
-	limiter, err := ratelimit.NewRRL(cfg.Limits.RRL)
+	limiter, err := rrl(cfg.Limits.RRL)
 	if err != nil {
-		return nil, fmt.Errorf("limits.rrl: %w", err)
+		return nil, err
 	}
 	h.SetRRL(limiter)
 	h.SetCookies(cookies(cfg.Limits.Cookies, logger.With("component", "node")))
 	if err := setTSIG(h, cfg); err != nil {
 		return nil, err
 	}
-	tl := tcpLimits(cfg.Limits)
-	srv, err := dnsserver.New(dnsserver.Config{
-		Listen:        cfg.Listen,
-		Readers:       cfg.Limits.UDPReaders,
-		TCPMaxConns:   tl.MaxConns,
-		TCPIdle:       tl.Idle,
-		TCPMaxQueries: tl.MaxQueries,
-		TCPPerSource:  tl.PerSource,
-		TCPSourceV4:   tl.SourceV4,
-		TCPSourceV6:   tl.SourceV6,
-		TCPBusyIdle:   tl.BusyIdle,
-	}, h, logger)
+	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -101,8 +87,8 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
 	n.logAdvice(cfg)
-	if zonesync.Enabled(cfg) {
-		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
+	if hasSecondaries(cfg) {
+		zs, err := zonesync.New(secondaryConfig(cfg), logger)
 		if err != nil {
 			return nil, fmt.Errorf("secondary zones: %w", err)
 		}
@@ -123,37 +109,16 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	return n, nil
 }
 
-func identity(cfg *config.Node) dnsserver.Identity {
-	id := cfg.Identity
-	return dnsserver.Identity{
-		Name: id.Name, NSID: id.NSID, IDServer: id.IDServer, HostnameBind: id.HostnameBind,
-		VersionBind: id.VersionBind, Version: id.Version,
-	}
-}
-
 // setTSIG gives the DNS server the node's TSIG keys (tsig_keys), the same
 // keyring the secondary zones use, to check signed queries and sign their
 // answers.
 func setTSIG(h *dnsserver.Handler, cfg *config.Node) error {
-	if len(cfg.TSIGKeys) == 0 {
-		h.SetTSIG(nil)
-		return nil
-	}
-	ring, err := tsig.New(cfg.TSIGKeys)
+	ring, err := keyring(cfg)
 	if err != nil {
-		return fmt.Errorf("tsig_keys: %w", err)
+		return err
 	}
 	h.SetTSIG(ring)
 	return nil
-}
-
-// tcpLimits are the TCP limits of the DNS server in a configuration.
-func tcpLimits(l config.Limits) dnsserver.TCPLimits {
-	return dnsserver.TCPLimits{
-		MaxConns: l.TCPMaxConns, Idle: l.TCPIdleTimeout, MaxQueries: l.TCPMaxQueries,
-		PerSource: l.TCPMaxConnsPerSource, SourceV4: l.TCPSourceIPv4Prefix, SourceV6: l.TCPSourceIPv6Prefix,
-		BusyIdle: l.TCPBusyIdleTimeout,
-	}
 }
 
 // Ready is closed when zones are loaded and the DNS listeners answer.
@@ -322,7 +287,7 @@ func (n *Node) Reload() {
 			if c.Limits.RRL != cfg.Limits.RRL {
 				// Validated with the configuration; a new table starts
 				// every bucket afresh.
-				if l, err := ratelimit.NewRRL(c.Limits.RRL); err == nil {
+				if l, err := rrl(c.Limits.RRL); err == nil {
 					n.handler.SetRRL(l)
 					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
 				}
@@ -523,7 +488,9 @@ func (n *Node) zoneStates() map[string]health.ZoneState {
 		out[z.Origin] = health.ZoneState{Serial: z.Serial}
 	}
 	if n.zs != nil {
-		maps.Copy(out, n.zs.States())
+		for name, st := range n.zs.States() {
+			out[name] = health.ZoneState{Serial: st.Serial, Expired: st.Expired, Unconfirmed: st.Unconfirmed}
+		}
 	}
 	return out
 }
@@ -535,23 +502,4 @@ func (n *Node) logAdvice(cfg *config.Node) {
 	for _, a := range cfg.Advice() {
 		n.log.Warn("configuration: "+a.Msg, "setting", a.Path, "at", a.Pos)
 	}
-}
-
-// cookies returns the DNS Cookies of the configuration, nil when off. The
-// secret was validated with the configuration.
-func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
-	if !c.Enabled {
-		return nil
-	}
-	if c.Secret == "" {
-		// A PoP of an anycast set is warned by config.Node.Advice.
-		logger.Info("dns cookies on with a random secret (limits.cookies.secret is not set)")
-		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
-	}
-	secret, err := ratelimit.ParseCookieSecret(c.Secret)
-	if err != nil {
-		logger.Error("dns cookies: bad secret, cookies off", "err", err)
-		return nil
-	}
-	return ratelimit.NewCookies(secret)
 }
