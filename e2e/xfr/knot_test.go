@@ -235,7 +235,7 @@ func startSecondary(t *testing.T, addr, primary netip.AddrPort, dataDir string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := dnsserver.NewHandler(dnsserver.Identity{}, 1232, nil)
+	h := dnsserver.NewHandler(dnsserver.Settings{MaxUDP: 1232}, nil)
 	h.SetNotify(m.Notify)
 	s := &secondary{m: m, h: h, addr: addr, reg: prometheus.NewRegistry(), changed: make(chan struct{}, 100)}
 	s.reg.MustRegister(m.Collectors()...)

@@ -35,7 +35,7 @@ func TestZonesyncSecondary(t *testing.T) {
 	}
 
 	// The node: a DNS listener handing NOTIFYs to the zone manager.
-	h := dnsserver.NewHandler(dnsserver.Identity{}, 1232, nil)
+	h := dnsserver.NewHandler(dnsserver.Settings{MaxUDP: 1232}, nil)
 	dnsSrv, err := dnsserver.New(dnsserver.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1}, h, testLogger())
 	if err != nil {
 		t.Fatal(err)

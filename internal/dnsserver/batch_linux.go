@@ -101,7 +101,7 @@ func newBatcher(u *net.UDPConn, maxResp int) (*batcher, error) {
 
 // serveUDPBatch is the Linux UDP loop.
 func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
-	b, err := newBatcher(u, s.h.maxUDP)
+	b, err := newBatcher(u, maxUDPLimit)
 	if err != nil {
 		return err
 	}
@@ -136,8 +136,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 				}
 				continue
 			}
-			w.Src = sockaddrToAddrPort(&b.names[i])
-			resp := w.Handle(b.inBuf[i][:b.in[i].n], UDP)
+			resp, _ := w.Handle(b.inBuf[i][:b.in[i].n], sockaddrToAddrPort(&b.names[i]), UDP)
 			if resp == nil {
 				continue
 			}

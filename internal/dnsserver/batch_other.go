@@ -15,8 +15,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 	w := s.h.NewWorker()
 	return lis.ServeUDP(u, func(msg []byte, src netip.AddrPort, reply listen.UDPReply) {
 		start := time.Now()
-		w.Src = src
-		resp := w.Handle(msg, UDP)
+		resp, _ := w.Handle(msg, src, UDP)
 		if resp == nil {
 			return
 		}

@@ -13,33 +13,11 @@ import (
 	"github.com/anycastdns/anycastdns/internal/listen"
 )
 
-// Config of the listeners.
+// Config of the listeners. The TCP limits are Settings: they change with
+// a reload.
 type Config struct {
-	Listen        []netip.AddrPort
-	Readers       int           // UDP sockets (SO_REUSEPORT) per address; 0 = GOMAXPROCS
-	TCPMaxConns   int           // open TCP connections at most; 0 = 1024
-	TCPIdle       time.Duration // idle timeout of a TCP connection; 0 = 10s
-	TCPMaxQueries int           // queries per TCP connection; 0 = unlimited
-	// TCPPerSource bounds the open TCP connections of one source prefix
-	// (TCPSourceV4, TCPSourceV6 bits); 0 = 64.
-	TCPPerSource int
-	TCPSourceV4  int // 0 = 32
-	TCPSourceV6  int // 0 = 64
-	// TCPBusyIdle replaces TCPIdle while more than half of TCPMaxConns
-	// are open; 0 = 1s. It is never longer than TCPIdle.
-	TCPBusyIdle time.Duration
-}
-
-// TCPLimits are the reloadable TCP limits; zero fields take the defaults
-// of Config.
-type TCPLimits struct {
-	MaxConns   int
-	Idle       time.Duration
-	MaxQueries int
-	PerSource  int
-	SourceV4   int
-	SourceV6   int
-	BusyIdle   time.Duration
+	Listen  []netip.AddrPort
+	Readers int // UDP sockets (SO_REUSEPORT) per address; 0 = GOMAXPROCS
 }
 
 // Server serves a Handler on UDP and TCP, on the sockets of a
@@ -52,53 +30,8 @@ type Server struct {
 	ready chan struct{}
 	pool  sync.Pool
 
-	mu     sync.Mutex
-	limits listen.TCPLimits // with the defaults applied
-	lis    *listen.Listener // nil until Run has bound the sockets
-}
-
-// Defaults of the TCP limits.
-const (
-	defaultTCPMaxConns  = 1024
-	defaultTCPIdle      = 10 * time.Second
-	defaultTCPPerSource = 64
-	defaultTCPSourceV4  = 32
-	defaultTCPSourceV6  = 64
-	defaultTCPBusyIdle  = time.Second
-)
-
-// SetTCPLimits changes the TCP limits of a running server (on reload);
-// zero values keep the defaults. Open connections pick them up with their
-// next query; a lower connection limit takes effect as new connections
-// arrive.
-func (s *Server) SetTCPLimits(l TCPLimits) {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&l.MaxConns, defaultTCPMaxConns)
-	def(&l.PerSource, defaultTCPPerSource)
-	def(&l.SourceV4, defaultTCPSourceV4)
-	def(&l.SourceV6, defaultTCPSourceV6)
-	if l.Idle <= 0 {
-		l.Idle = defaultTCPIdle
-	}
-	if l.BusyIdle <= 0 {
-		l.BusyIdle = defaultTCPBusyIdle
-	}
-	lim := listen.TCPLimits{
-		MaxConns: l.MaxConns, PerSource: l.PerSource, SourceV4: l.SourceV4, SourceV6: l.SourceV6,
-		Idle: l.Idle, BusyIdle: l.BusyIdle, MaxQueries: l.MaxQueries,
-		// A new connection is never refused for want of room.
-		Evict: true,
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limits = lim
-	if s.lis != nil {
-		s.lis.SetTCPLimits(lim)
-	}
+	mu  sync.Mutex
+	lis *listen.Listener // nil until Run has bound the sockets
 }
 
 // New returns a server; nothing is bound until Run.
@@ -122,11 +55,6 @@ func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
 		shared = h.stats.newWorker()
 	}
 	s.pool.New = func() any { return h.newWorker(shared) }
-	s.SetTCPLimits(TCPLimits{
-		MaxConns: cfg.TCPMaxConns, Idle: cfg.TCPIdle, MaxQueries: cfg.TCPMaxQueries,
-		PerSource: cfg.TCPPerSource, SourceV4: cfg.TCPSourceV4, SourceV6: cfg.TCPSourceV6,
-		BusyIdle: cfg.TCPBusyIdle,
-	})
 	return s, nil
 }
 
@@ -175,8 +103,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	lis.SetHooks(s.hooks())
+	// The limits are those of the handler's snapshot, replaced whole by
+	// a reload.
+	lis.SetTCPLimitsFunc(func() *listen.TCPLimits { return &s.h.rt.Load().tcp })
 	s.mu.Lock()
-	lis.SetTCPLimits(s.limits)
 	s.lis = lis
 	s.mu.Unlock()
 	udp := lis.UDP()
@@ -202,8 +132,7 @@ func (s *Server) serveTCP(c *listen.Conn, msg []byte) bool {
 	start := time.Now()
 	w := s.pool.Get().(*Worker)
 	defer s.pool.Put(w)
-	w.Src = c.Remote()
-	resp := w.Handle(msg, TCP)
+	resp, _ := w.Handle(msg, c.Remote(), TCP)
 	if resp == nil {
 		return true
 	}

@@ -17,12 +17,12 @@ import (
 )
 
 // startServer runs a server for testHandler's zone on a free loopback
-// port with cfg (Listen is filled in) until the test ends.
-func startServer(t *testing.T, cfg Config) (*Server, netip.AddrPort) {
+// port with the TCP limits tl until the test ends.
+func startServer(t *testing.T, tl TCPLimits) (*Server, netip.AddrPort) {
 	t.Helper()
 	h := testHandler(t)
-	cfg.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
-	cfg.Readers = 1
+	set(h, func(s *Settings) { s.TCP = tl })
+	cfg := Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1}
 	s, err := New(cfg, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func waitConns(t *testing.T, s *Server, n int) {
 // TestTCPFullEvictsOldest: with every slot held by idle connections, a new
 // client is served and the connection idle longest is closed for it.
 func TestTCPFullEvictsOldest(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
+	s, addr := startServer(t, TCPLimits{MaxConns: 4, Idle: time.Minute, BusyIdle: time.Minute})
 	var idle []*net.TCPConn
 	for i, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
 		c := dialFrom(t, src, addr)
@@ -132,7 +132,7 @@ func TestTCPFullEvictsOldest(t *testing.T) {
 // TestTCPPerSourceCap: one source prefix holds at most its share; its new
 // connections displace its own oldest, not those of others.
 func TestTCPPerSourceCap(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 100, TCPPerSource: 3, TCPSourceV4: 24, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
+	s, addr := startServer(t, TCPLimits{MaxConns: 100, PerSource: 3, SourceV4: 24, Idle: time.Minute, BusyIdle: time.Minute})
 	other := dialFrom(t, "127.0.1.1", addr)
 	waitConns(t, s, 1)
 	var mine []*net.TCPConn
@@ -158,7 +158,7 @@ func TestTCPPerSourceCap(t *testing.T) {
 // TestTCPBusyIdle: past half of the slots, idle connections get the short
 // timeout, those already waiting included.
 func TestTCPBusyIdle(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: 200 * time.Millisecond})
+	s, addr := startServer(t, TCPLimits{MaxConns: 4, Idle: time.Minute, BusyIdle: 200 * time.Millisecond})
 	first := dialFrom(t, "127.0.0.2", addr)
 	if err := queryTCP(first); err != nil {
 		t.Fatal(err)
@@ -171,5 +171,23 @@ func TestTCPBusyIdle(t *testing.T) {
 	dialFrom(t, "127.0.0.4", addr) // three of four: over half
 	if !closedSoon(first, 3*time.Second) {
 		t.Error("with three of four slots taken, a connection waiting with a 1m idle timeout was not closed after the 200ms busy one")
+	}
+}
+
+// TestTCPLimitsFromSettings: the TCP limits are part of the settings
+// snapshot; new settings (a reload) apply to the next connection.
+func TestTCPLimitsFromSettings(t *testing.T) {
+	s, addr := startServer(t, TCPLimits{Idle: time.Minute})
+	first := dialFrom(t, "127.0.0.2", addr)
+	if err := queryTCP(first); err != nil {
+		t.Fatal(err)
+	}
+	set(s.h, func(st *Settings) { st.TCP.PerSource = 1 })
+	second := dialFrom(t, "127.0.0.2", addr)
+	if err := queryTCP(second); err != nil {
+		t.Fatal(err)
+	}
+	if !closedSoon(first, time.Second) {
+		t.Error("with one connection per source, the first was not evicted for the second")
 	}
 }

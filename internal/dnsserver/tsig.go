@@ -13,11 +13,12 @@ import (
 // verification against the node's keyring, signing the answer with
 // tsig.Signer — happens here, for the queries that carry one.
 
-// checkTSIG verifies the TSIG record of p at r.tsigAt against ring and sets
-// w.sig to the signer of the answer. It returns false when the record
-// cannot be read (a format error).
-func (w *Worker) checkTSIG(p []byte, r *request, ring *tsig.Keyring) bool {
-	rr, _, err := dns.UnpackRR(p, r.tsigAt)
+// checkTSIG verifies the TSIG record of p at q.tsigAt against the keyring
+// of q's snapshot and sets q.sig to the signer of the answer. It returns
+// false when the record cannot be read (a format error).
+func (q *query) checkTSIG(p []byte) bool {
+	ring := q.rt.settings.TSIG
+	rr, _, err := dns.UnpackRR(p, q.tsigAt)
 	t, ok := rr.(*dns.TSIG)
 	if err != nil || !ok {
 		return false
@@ -39,10 +40,6 @@ func (w *Worker) checkTSIG(p []byte, r *request, ring *tsig.Keyring) bool {
 	if err != nil {
 		return false // a key or algorithm name that does not pack
 	}
-	w.sig = s
+	q.sig = s
 	return true
 }
-
-// signedOK reports whether the query was signed with a key we hold and
-// verified: its answer is signed, and it is not rate limited.
-func (w *Worker) signedOK() bool { return w.sig != nil && w.sig.Err() == 0 }

@@ -57,7 +57,7 @@ func signedQueryAt(t *testing.T, name string, qtype uint16, edns bool, key, alg,
 
 func TestTSIGQueries(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys())
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	tests := []struct {
 		name      string
@@ -86,7 +86,7 @@ func TestTSIGQueries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, edns := range []bool{false, true} {
 				q, mac, reqTime := signedQueryAt(t, tt.qname, dns.TypeA, edns, tt.key, tt.alg, tt.secret, tt.skew)
-				resp := w.Handle(q, tt.tr)
+				resp := answer(w, q, tt.tr)
 				if resp == nil {
 					t.Fatal("no answer")
 				}
@@ -147,16 +147,16 @@ func TestTSIGNoKeys(t *testing.T) {
 	w := h.NewWorker()
 	q, _ := signedQuery(t, "www.example.com.", dns.TypeA, false, "k1.", dns.HmacSHA256, testSecret, 0)
 	r := new(dns.Msg)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if ts := r.IsTsig(); r.Rcode != dns.RcodeNotAuth || ts == nil || ts.Error != dns.RcodeBadKey {
 		t.Errorf("signed query to a node without keys: want NOTAUTH/BADKEY, got\n%v", r)
 	}
 	// Keys removed on reload: BADKEY again.
-	h.SetTSIG(testKeys())
-	h.SetTSIG(nil)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
+	set(h, func(s *Settings) { s.TSIG = nil })
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if ts := r.IsTsig(); r.Rcode != dns.RcodeNotAuth || ts == nil || ts.Error != dns.RcodeBadKey {
@@ -168,14 +168,14 @@ func TestTSIGNoKeys(t *testing.T) {
 // format error (RFC 8945 §5.1), answered unsigned.
 func TestTSIGNotLast(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys())
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	q, _ := signedQuery(t, "www.example.com.", dns.TypeA, false, "k1.", dns.HmacSHA256, testSecret, 0)
 	// Append an OPT record after the TSIG.
 	q = append(q, 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint16(q[10:], 2)
 	r := new(dns.Msg)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if r.Rcode != dns.RcodeFormatError || r.IsTsig() != nil {
@@ -199,9 +199,9 @@ func TestTSIGTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Identity{Name: "pop-test"}, 1232, &Stats{})
+	h := NewHandler(Settings{Identity: Identity{Name: "pop-test"}, MaxUDP: 1232}, &Stats{})
 	h.SetZones(zone.NewSet(z))
-	h.SetTSIG(testKeys())
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 
 	plain := new(dns.Msg)
@@ -211,7 +211,7 @@ func TestTSIGTruncation(t *testing.T) {
 		t.Fatalf("unsigned: the RRset should fit in 512 bytes: tc=%t, %d answers", r.Truncated, len(r.Answer))
 	}
 	q, mac := signedQuery(t, "fill.example.com.", dns.TypeTXT, false, "k1.", dns.HmacSHA256, testSecret, 0)
-	resp := w.Handle(q, UDP)
+	resp := answer(w, q, UDP)
 	if len(resp) > 512 {
 		t.Errorf("signed answer of %d bytes over a 512-byte limit", len(resp))
 	}
@@ -225,7 +225,7 @@ func TestTSIGTruncation(t *testing.T) {
 		t.Errorf("truncated signed answer: %v", err)
 	}
 	// Over TCP it all fits, signed.
-	resp = w.Handle(q, TCP)
+	resp = answer(w, q, TCP)
 	if err := r.Unpack(resp); err != nil || r.Truncated || len(r.Answer) != 4 {
 		t.Errorf("tcp: %v\n%v", err, r)
 	}
@@ -238,7 +238,7 @@ func TestTSIGTruncation(t *testing.T) {
 // unsigned queries without allocations.
 func TestUnsignedQueriesDoNotAllocate(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys())
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.com.", dns.TypeA)
@@ -247,7 +247,7 @@ func TestUnsignedQueriesDoNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(200, func() { w.Handle(p, UDP) }); n != 0 {
+	if n := testing.AllocsPerRun(200, func() { answer(w, p, UDP) }); n != 0 {
 		t.Errorf("%v allocations per unsigned query, want 0", n)
 	}
 }

@@ -45,6 +45,13 @@ const (
 	DefaultIdle     = 10 * time.Second
 )
 
+// WithDefaults returns l with the defaults in its zero fields and its
+// fields within their bounds: the limits as a Listener applies them.
+func (l TCPLimits) WithDefaults() TCPLimits {
+	l.defaults()
+	return l
+}
+
 func (l *TCPLimits) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -96,7 +103,8 @@ type Handler func(c *Conn, msg []byte) bool
 
 // tcpServer is the connection table of a Listener.
 type tcpServer struct {
-	limits atomic.Pointer[TCPLimits] // defaults applied
+	set    atomic.Pointer[TCPLimits] // by SetTCPLimits, defaults applied
+	limits func() *TCPLimits         // the limits in force: set's, or the owner's
 	hooks  Hooks
 
 	mu     sync.Mutex
@@ -110,6 +118,7 @@ type tcpServer struct {
 func (s *tcpServer) init() {
 	s.conns = make(map[*Conn]struct{})
 	s.perSrc = make(map[netip.Prefix]int)
+	s.limits = s.set.Load
 	s.SetTCPLimits(TCPLimits{})
 }
 
@@ -118,11 +127,18 @@ func (s *tcpServer) init() {
 // limit as new connections arrive.
 func (s *tcpServer) SetTCPLimits(l TCPLimits) {
 	l.defaults()
-	s.limits.Store(&l)
+	s.set.Store(&l)
 }
 
+// SetTCPLimitsFunc makes the listener read its limits from f at each
+// decision, instead of keeping its own (SetTCPLimits no longer counts):
+// for an owner that holds them in a snapshot of its settings, replaced
+// whole on reload. f returns limits with the defaults applied
+// (WithDefaults) and must not block. Call it before ServeTCP.
+func (s *tcpServer) SetTCPLimitsFunc(f func() *TCPLimits) { s.limits = f }
+
 // TCPLimits returns the limits in force, defaults applied.
-func (s *tcpServer) TCPLimits() TCPLimits { return *s.limits.Load() }
+func (s *tcpServer) TCPLimits() TCPLimits { return *s.limits() }
 
 // SetHooks installs the hooks; call it before ServeTCP.
 func (s *tcpServer) SetHooks(h Hooks) { s.hooks = h }
@@ -134,7 +150,7 @@ func (s *tcpServer) Conns() int { return int(s.nconns.Load()) }
 // while more than half of the slots are taken, so that idle clients make
 // room sooner.
 func (s *tcpServer) idle() time.Duration {
-	l := s.limits.Load()
+	l := s.limits()
 	if s.nconns.Load() > int64(l.MaxConns/2) {
 		return l.BusyIdle
 	}
@@ -253,7 +269,7 @@ func remoteAddr(c *net.TCPConn) netip.AddrPort {
 // when the limits say so. It refuses when there is no room, or when the
 // listener is closing.
 func (s *tcpServer) admit(c *net.TCPConn, remote netip.AddrPort) (*Conn, bool) {
-	l := s.limits.Load()
+	l := s.limits()
 	src := sourcePrefix(remote.Addr(), l.SourceV4, l.SourceV6)
 	tc := &Conn{c: c, remote: remote, src: src, srv: s}
 	tc.last.Store(time.Now().UnixNano())
@@ -370,7 +386,7 @@ func (s *tcpServer) serveConn(tc *Conn, h Handler) {
 	msg := make([]byte, 512)
 	var lenb [2]byte
 	for served := 0; ; served++ {
-		if max := s.limits.Load().MaxQueries; max > 0 && served >= max {
+		if max := s.limits().MaxQueries; max > 0 && served >= max {
 			return
 		}
 		if err := c.SetReadDeadline(time.Now().Add(s.idle())); err != nil {

@@ -67,16 +67,11 @@ type Node struct {
 // reloaded configuration changes the log level.
 func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVar) (*Node, error) {
 	stats := &dnsserver.Stats{}
-	h := dnsserver.NewHandler(identity(cfg), cfg.Limits.UDPMaxSize, stats)
-	limiter, err := rrl(cfg.Limits.RRL)
+	settings, err := dnsSettings(cfg, nil, dnsserver.Settings{}, logger.With("component", "node"))
 	if err != nil {
 		return nil, err
 	}
-	h.SetRRL(limiter)
-	h.SetCookies(cookies(cfg.Limits.Cookies, logger.With("component", "node")))
-	if err := setTSIG(h, cfg); err != nil {
-		return nil, err
-	}
+	h := dnsserver.NewHandler(settings, stats)
 	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
 		return nil, err
@@ -94,7 +89,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.zs = zs
 		h.SetNotify(zs.Notify)
-		zs.OnChange(n.publish)
+		zs.OnChange(func() { n.publish(nil) })
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}
 	if cfg.BGP != nil {
@@ -107,18 +102,6 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker})
 	}
 	return n, nil
-}
-
-// setTSIG gives the DNS server the node's TSIG keys (tsig_keys), the same
-// keyring the secondary zones use, to check signed queries and sign their
-// answers.
-func setTSIG(h *dnsserver.Handler, cfg *config.Node) error {
-	ring, err := keyring(cfg)
-	if err != nil {
-		return err
-	}
-	h.SetTSIG(ring)
-	return nil
 }
 
 // Ready is closed when zones are loaded and the DNS listeners answer.
@@ -142,7 +125,8 @@ func (n *Node) Addrs() []string {
 // stop BGP.
 func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	n.started = time.Now()
-	n.loadZones(n.cfg, nil)
+	n.setFileZones(n.loadZones(n.cfg, nil))
+	n.publish(nil)
 	set := n.handler.Zones()
 	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(n.started).Round(time.Millisecond))
 
@@ -272,8 +256,15 @@ func (n *Node) Reload() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cfg := n.cfg
+	// next are the DNS server's settings of the new configuration, swapped
+	// in with the reloaded zones in one step; nil keeps the running ones.
+	var next *dnsserver.Settings
 	if n.path != "" {
 		c, err := config.LoadNode(n.path)
+		var s dnsserver.Settings
+		if err == nil {
+			s, err = dnsSettings(c, cfg, n.handler.Settings(), n.log)
+		}
 		if err != nil {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)
 			n.metrics.Reloads.WithLabelValues("config_error").Inc()
@@ -282,35 +273,24 @@ func (n *Node) Reload() {
 			if n.level != nil {
 				n.level.Set(c.Log.Level)
 			}
-			n.handler.SetIdentity(identity(c), c.Limits.UDPMaxSize)
-			n.server.SetTCPLimits(tcpLimits(c.Limits))
 			if c.Limits.RRL != cfg.Limits.RRL {
-				// Validated with the configuration; a new table starts
-				// every bucket afresh.
-				if l, err := rrl(c.Limits.RRL); err == nil {
-					n.handler.SetRRL(l)
-					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
-				}
+				// A new table starts every bucket afresh.
+				n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
 			}
 			if !slices.Equal(c.TSIGKeys, cfg.TSIGKeys) {
-				// Validated with the configuration.
-				if err := setTSIG(n.handler, c); err != nil {
-					n.log.Error("reload: tsig keys rejected, keeping the running ones", "err", err)
-				} else {
-					n.log.Info("tsig keys changed", "keys", len(c.TSIGKeys))
-				}
+				n.log.Info("tsig keys changed", "keys", len(c.TSIGKeys))
 			}
 			if c.Limits.Cookies != cfg.Limits.Cookies {
-				n.handler.SetCookies(cookies(c.Limits.Cookies, n.log))
 				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
 			}
 			n.logAdvice(c)
-			cfg = c
+			cfg, next = c, &s
 			n.cfg = c
 		}
 	}
-	old := n.handler.Zones()
-	failed := n.loadZones(cfg, old)
+	zones, failed := n.loadZonesFailed(cfg, n.handler.Zones())
+	n.setFileZones(zones)
+	n.publish(next)
 	result := "ok"
 	if failed > 0 {
 		result = "zone_error"
@@ -351,9 +331,16 @@ func (n *Node) warnRestartOnly(old, c *config.Node) {
 // loadGCPercent is the GC target while zones load.
 const loadGCPercent = 40
 
-// loadZones loads every configured zone in parallel and swaps the result in
-// at once. A zone that fails keeps its version from old (if any).
-func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
+// loadZones is loadZonesFailed without the count.
+func (n *Node) loadZones(cfg *config.Node, old *zone.Set) []*zone.Zone {
+	zones, _ := n.loadZonesFailed(cfg, old)
+	return zones
+}
+
+// loadZonesFailed loads every configured file zone in parallel and
+// returns them with the number that failed. A zone that fails keeps its
+// version from old (if any).
+func (n *Node) loadZonesFailed(cfg *config.Node, old *zone.Set) ([]*zone.Zone, int) {
 	// Loading a zone through miekg/dns's ZoneParser (zone.Load's fallback)
 	// makes much short-lived garbage (a dns.RR per record) beside the
 	// long-lived zone: a tighter GC target while loading keeps the peak
@@ -401,17 +388,21 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 		n.log.Info("zone loaded", "zone", zc.Name, "serial", r.z.Serial, "records", r.z.Records, "file", zc.File)
 		zones = append(zones, r.z)
 	}
+	return zones, failed
+}
+
+// setFileZones records the file zones for publish.
+func (n *Node) setFileZones(zones []*zone.Zone) {
 	n.setMu.Lock()
 	n.fileZones = zones
 	n.setMu.Unlock()
-	n.publish()
-	return failed
 }
 
-// publish swaps in the set of file zones and secondary zones as one.
+// publish swaps in the set of file zones and secondary zones as one, with
+// settings when they are not nil (a reload), in the same snapshot.
 // Secondary zones past their SOA expire are in the set, marked expired:
 // they answer SERVFAIL.
-func (n *Node) publish() {
+func (n *Node) publish(settings *dnsserver.Settings) {
 	n.setMu.Lock()
 	defer n.setMu.Unlock()
 	zones := append([]*zone.Zone(nil), n.fileZones...)
@@ -444,7 +435,11 @@ func (n *Node) publish() {
 		}
 		set = set.WithExpired(kept...)
 	}
-	n.handler.SetZones(set)
+	if settings != nil {
+		n.handler.Set(*settings, set)
+	} else {
+		n.handler.SetZones(set)
+	}
 	n.served.Store(&unique)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
@@ -28,20 +29,36 @@ func identity(cfg *config.Node) dnsserver.Identity {
 	}
 }
 
-// serverConfig is the DNS server's listener configuration.
+// serverConfig is the DNS server's listener configuration, which only a
+// restart changes.
 func serverConfig(cfg *config.Node) dnsserver.Config {
-	tl := tcpLimits(cfg.Limits)
-	return dnsserver.Config{
-		Listen:        cfg.Listen,
-		Readers:       cfg.Limits.UDPReaders,
-		TCPMaxConns:   tl.MaxConns,
-		TCPIdle:       tl.Idle,
-		TCPMaxQueries: tl.MaxQueries,
-		TCPPerSource:  tl.PerSource,
-		TCPSourceV4:   tl.SourceV4,
-		TCPSourceV6:   tl.SourceV6,
-		TCPBusyIdle:   tl.BusyIdle,
+	return dnsserver.Config{Listen: cfg.Listen, Readers: cfg.Limits.UDPReaders}
+}
+
+// dnsSettings builds the DNS server's settings of cfg whole: a reload
+// swaps them in at once (dnsserver.Handler.Set). prev and cur are the
+// configuration and the settings in force (nil and zero at start): a part
+// whose configuration did not change keeps its state — the rate limiter
+// its buckets, the cookies their secret, random when none is configured.
+func dnsSettings(cfg, prev *config.Node, cur dnsserver.Settings, logger *slog.Logger) (dnsserver.Settings, error) {
+	s := dnsserver.Settings{Identity: identity(cfg), MaxUDP: cfg.Limits.UDPMaxSize, TCP: tcpLimits(cfg.Limits)}
+	var err error
+	if prev != nil && cfg.Limits.RRL == prev.Limits.RRL {
+		s.RRL = cur.RRL
+	} else if s.RRL, err = rrl(cfg.Limits.RRL); err != nil {
+		return s, err
 	}
+	if prev != nil && cfg.Limits.Cookies == prev.Limits.Cookies {
+		s.Cookies = cur.Cookies
+	} else {
+		s.Cookies = cookies(cfg.Limits.Cookies, logger)
+	}
+	if prev != nil && slices.Equal(cfg.TSIGKeys, prev.TSIGKeys) {
+		s.TSIG = cur.TSIG
+	} else if s.TSIG, err = keyring(cfg); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 // tcpLimits are the TCP limits of the DNS server in a configuration.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
 
@@ -89,5 +90,33 @@ func TestCookies(t *testing.T) {
 	}
 	if c := cookies(config.Cookies{Enabled: true, Secret: "e5e973e5a6b2a43f48e7dc849e37bfcf"}, log); c == nil {
 		t.Error("no cookies with a configured secret")
+	}
+}
+
+// TestDNSSettings: a reload builds the settings whole, but the parts whose
+// configuration is unchanged keep their state: the rate limiter its
+// buckets, the cookies their random secret; changed parts are new.
+func TestDNSSettings(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	doc := "identity: {name: a}\nlisten: [\"127.0.0.1:53\"]\nlimits: {rrl: {rate: 20}}\n"
+	cfg, err := config.ParseNode([]byte(doc), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := dnsSettings(cfg, nil, dnsserver.Settings{}, log)
+	if err != nil || first.RRL == nil || first.Cookies == nil || first.TSIG != nil || first.Identity.Name != "a" {
+		t.Fatalf("settings at start: %+v, %v", first, err)
+	}
+	same, err := dnsSettings(cfg, cfg, first, log)
+	if err != nil || same.RRL != first.RRL || same.Cookies != first.Cookies {
+		t.Errorf("unchanged configuration: new limiter %t, new cookies %t, %v", same.RRL != first.RRL, same.Cookies != first.Cookies, err)
+	}
+	changed, err := config.ParseNode([]byte("identity: {name: b}\nlisten: [\"127.0.0.1:53\"]\nlimits: {rrl: {rate: 30}, tcp_max_conns: 7}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := dnsSettings(changed, cfg, first, log)
+	if err != nil || next.RRL == first.RRL || next.Cookies != first.Cookies || next.Identity.Name != "b" || next.TCP.MaxConns != 7 {
+		t.Errorf("changed configuration: %+v, %v", next, err)
 	}
 }
