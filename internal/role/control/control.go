@@ -15,15 +15,15 @@
 // metrics.listen, serial_policy, journal_limit, log.format) are logged as
 // needing a restart and keep their running values.
 //
-// Shutdown order, when the context ends: /readyz turns 503, the API and
-// metrics listeners stop accepting requests
-// and waits up to api.ShutdownTimeout for those in progress, so a write
-// that started is committed and answered → the transfer server stops →
-// the store closes (after the write in progress, if any) → Run returns. If
-// the transfer server fails, the API shuts down the same way and Run
-// returns the error. A write that was acknowledged has been fsynced before
-// its answer was sent, so a crash at any point loses only writes that were
-// never acknowledged.
+// Shutdown order, when the context ends: reloads stop → /readyz turns
+// 503 → the API and metrics listeners stop accepting requests and wait up
+// to api.ShutdownTimeout for those in progress, so a write that started is
+// committed and answered → the transfer server stops → the store closes
+// (after the write in progress, if any) → Run returns. If a part fails
+// (the transfer server, a listener), the others stop the same way and Run
+// returns every part's error. The parts run under one lifecycle.Runner. A
+// write that was acknowledged has been fsynced before its answer was sent,
+// so a crash at any point loses only writes that were never acknowledged.
 package control
 
 import (
@@ -48,6 +48,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -69,9 +70,10 @@ type Control struct {
 	// binding api.listen.
 	listener net.Listener
 
-	api      apiSwitch   // the API handler of the current configuration
-	stopping atomic.Bool // the shutdown has started
-	reloadMu sync.Mutex  // one reload at a time
+	api      apiSwitch         // the API handler of the current configuration
+	stopping atomic.Bool       // the shutdown has started
+	reloadMu sync.Mutex        // one reload at a time
+	runner   *lifecycle.Runner // of Run
 
 	mu          sync.Mutex
 	cfg         *config.Control // the configuration in force
@@ -246,92 +248,71 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	c.mu.Unlock()
 	c.api.set(c.apiHandler(s, cfg))
 
-	// xfrDone stays nil (never ready) without a transfer server.
-	xfrCtx, stopXfr := context.WithCancel(context.Background())
-	defer stopXfr()
-	var xfrDone chan error
+	r := lifecycle.New(log)
+	var xfr *xfrout.Server
 	if hasXfr(cfg) {
-		srv, err := xfrout.New(xfrConfig(cfg), s, c.log)
-		if err != nil {
+		if xfr, err = xfrout.New(xfrConfig(cfg), s, c.log); err != nil {
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
-		c.metrics.Registry.MustRegister(srv.Collectors()...)
-		xfrDone = make(chan error, 1)
-		go func() { xfrDone <- srv.Run(xfrCtx) }()
-		select {
-		case <-srv.Ready():
-			c.mu.Lock()
-			c.xfr, c.xfrAddrs = srv, srv.Addrs()
-			c.mu.Unlock()
-		case err := <-xfrDone:
-			return closeAll(fmt.Errorf("control: xfr: %w", err))
-		}
+		c.metrics.Registry.MustRegister(xfr.Collectors()...)
+		r.Add("xfr", xfr)
 	}
-	close(c.ready)
-	metricsAt := "off"
-	if a := c.MetricsAddr(); a.IsValid() {
-		metricsAt = a.String()
-	}
-	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
-		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
-
-	// The API and metrics stop when ctx ends, or when the transfer
-	// server fails.
-	apiCtx, stopAPI := context.WithCancel(ctx)
-	defer stopAPI()
-	apiDone := make(chan error, 1)
-	go func() { apiDone <- api.Serve(apiCtx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log) }()
-	metricsDone := make(chan error, 1)
+	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
+		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
+	}))
+	stopHTTP := lifecycle.Stop("api")
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", c.metrics.Handler())
-		go func() {
-			metricsDone <- metrics.Serve(apiCtx, metricsLn, httpprobe.Wrap(mux, c.Readiness), c.log)
-		}()
-	} else {
-		metricsDone <- nil
+		h := httpprobe.Wrap(mux, c.Readiness)
+		r.Add("metrics", lifecycle.Func(func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, c.log) }))
+		stopHTTP = lifecycle.Stop("api", "metrics")
 	}
-	reloadDone := make(chan struct{})
-	go func() {
-		defer close(reloadDone)
+	r.Add("reload", lifecycle.Func(func(ctx context.Context) error {
 		for {
 			select {
-			case <-apiCtx.Done():
-				return
+			case <-ctx.Done():
+				return nil
 			case <-reload:
-				c.Reload(apiCtx)
+				c.Reload(ctx)
 			}
 		}
-	}()
-	var runErr error
-	select {
-	case runErr = <-apiDone:
-	case err := <-xfrDone:
-		xfrDone = nil // received
-		runErr = fmt.Errorf("control: xfr: %w", err)
-		if err == nil {
-			runErr = errors.New("control: xfr: the transfer server stopped")
-		}
-		stopAPI()
-		if err := <-apiDone; err != nil {
-			log.Warn("api stopped", "err", err)
-		}
+	}))
+	stages := []lifecycle.Stage{
+		lifecycle.Stop("reload"),
+		lifecycle.Do("not ready", func(error) {
+			c.stopping.Store(true)
+			log.Info("shutting down")
+		}),
+		stopHTTP,
 	}
-	c.stopping.Store(true)
-	stopAPI()
-	<-reloadDone
-	if err := <-metricsDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("control: metrics: %w", err)
+	if xfr != nil {
+		stages = append(stages, lifecycle.Stop("xfr"))
 	}
-	log.Info("shutting down")
-	stopXfr()
-	if xfrDone != nil {
-		if err := <-xfrDone; err != nil && runErr == nil {
-			runErr = fmt.Errorf("control: xfr: %w", err)
+	r.StopOrder(stages...)
+	c.runner = r
+	runErr := r.Run(ctx, func() {
+		c.mu.Lock()
+		if xfr != nil {
+			c.xfr, c.xfrAddrs = xfr, xfr.Addrs()
 		}
+		c.mu.Unlock()
+		close(c.ready)
+		metricsAt := "off"
+		if a := c.MetricsAddr(); a.IsValid() {
+			metricsAt = a.String()
+		}
+		log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
+			"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
+	})
+	if runErr != nil {
+		runErr = fmt.Errorf("control: %w", runErr)
 	}
-	if err := s.Close(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("control: %w", err)
+	for _, o := range opened {
+		_ = o.Close() // a listener whose part never started (closing twice is harmless)
+	}
+	if err := s.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("control: %w", err))
 	}
 	log.Info("stopped")
 	return runErr

@@ -1,15 +1,19 @@
 // Package node wires the components of a PoP: zones, the DNS server,
-// metrics, and (when configured) health checks and the BGP speaker.
+// metrics, and (when configured) secondary zones, health checks and the BGP
+// speaker. Its parts run under one lifecycle.Runner.
 //
-// Start-up order: load zones → start DNS listeners → (health passes →
-// announce). Shutdown order: withdraw → drain period while still answering →
-// stop DNS → close. Reload (SIGHUP) re-reads the configuration and every zone;
-// anything that fails to load keeps its previous version serving.
+// Start-up order: load zones → DNS listeners → secondary zones → BGP
+// speaker → health checks (the prefixes are announced only once they pass)
+// → metrics and admin endpoints (bound before anything starts, so an
+// address in use stops the start-up) → reloads. Shutdown order: reloads
+// stop → withdraw → drain period while still answering (not after a
+// failure) → health checks and DNS stop → secondary zones → BGP →
+// admin and metrics. Reload (SIGHUP) re-reads the configuration and every
+// zone; anything that fails to load keeps its previous version serving.
 package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,6 +34,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -51,6 +56,7 @@ type Node struct {
 	zs      *zonesync.Manager // nil without secondary zones
 	ready   chan struct{}
 	started time.Time
+	runner  *lifecycle.Runner // of Run
 
 	stopping atomic.Bool // the shutdown has started
 
@@ -116,13 +122,10 @@ func (n *Node) Addrs() []string {
 	return out
 }
 
-// Run starts the node and serves until ctx is done. Each value received on
-// reload triggers a reload.
-//
-// Start-up: zones → DNS listeners → (BGP speaker, health checks; prefixes
-// are announced only once the checks pass) → admin and metrics endpoints.
-// Shutdown: withdraw → keep answering for the drain period → stop DNS →
-// stop BGP.
+// Run starts the node and serves until ctx is done, in the orders of the
+// package documentation. Each value received on reload triggers a reload.
+// It returns the errors of every part that failed, each with the part's
+// name, once every part has stopped.
 func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	n.started = time.Now()
 	n.setFileZones(n.loadZones(n.cfg, nil))
@@ -130,123 +133,109 @@ func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	set := n.handler.Zones()
 	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(n.started).Round(time.Millisecond))
 
-	// The DNS server and the BGP speaker outlive ctx: they are stopped in
-	// order after the withdrawal and the drain period.
-	dnsCtx, stopDNS := context.WithCancel(context.Background())
-	defer stopDNS()
-	dnsDone := make(chan error, 1)
-	go func() { dnsDone <- n.server.Run(dnsCtx) }()
-	select {
-	case <-n.server.Ready():
-	case err := <-dnsDone:
-		return fmt.Errorf("dns: %w", err)
+	// The HTTP listeners are bound before anything starts: an address in
+	// use ends the start-up at once.
+	var metricsLn, adminLn net.Listener
+	var err error
+	if a := n.cfg.Metrics.Listen; a.IsValid() {
+		if metricsLn, err = net.Listen("tcp", a.String()); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
 	}
-
-	zsCtx, stopZS := context.WithCancel(context.Background())
-	defer stopZS()
-	zsDone := make(chan error, 1)
-	if n.zs != nil {
-		go func() { zsDone <- n.zs.Run(zsCtx) }()
-	} else {
-		zsDone <- nil
-	}
-
-	bgpCtx, stopBGP := context.WithCancel(context.Background())
-	defer stopBGP()
-	bgpDone := make(chan error, 1)
-	hcCtx, stopHC := context.WithCancel(context.Background())
-	defer stopHC()
-	if a := n.anycast; a != nil {
-		go func() { bgpDone <- a.speaker.Run(bgpCtx) }()
-		go func() { _ = a.checker.Run(hcCtx) }()
-		go a.follow(hcCtx)
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	if n.cfg.Metrics.Listen.IsValid() {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", n.metrics.Handler())
-		h := httpprobe.Wrap(mux, n.Readiness)
-		g.Go(func() error {
-			ln, err := net.Listen("tcp", n.cfg.Metrics.Listen.String())
-			if err != nil {
-				return fmt.Errorf("metrics: %w", err)
-			}
-			return metrics.Serve(gctx, ln, h, n.root)
-		})
-	}
-	adminCtx, stopAdmin := context.WithCancel(context.Background())
-	defer stopAdmin()
-	adminDone := make(chan error, 1)
-	if n.cfg.Admin.Listen.IsValid() {
-		ln, err := net.Listen("tcp", n.cfg.Admin.Listen.String())
-		if err != nil {
-			stopDNS()
-			if dnsErr := <-dnsDone; dnsErr != nil {
-				n.log.Error("dns stopped with an error", "err", dnsErr)
+	if a := n.cfg.Admin.Listen; a.IsValid() {
+		if adminLn, err = net.Listen("tcp", a.String()); err != nil {
+			if metricsLn != nil {
+				_ = metricsLn.Close()
 			}
 			return fmt.Errorf("admin: %w", err)
 		}
-		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.root) }()
-	} else {
-		adminDone <- nil
 	}
-	close(n.ready)
-	n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond), "addrs", n.Addrs(), "bgp", n.anycast != nil)
+	n.runner = n.parts(reload, metricsLn, adminLn)
+	err = n.runner.Run(ctx, func() {
+		close(n.ready)
+		n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond), "addrs", n.Addrs(), "bgp", n.anycast != nil)
+	})
+	n.log.Info("stopped")
+	return err
+}
 
-	g.Go(func() error {
+// parts are the node's tasks in their start order, and its stop order.
+func (n *Node) parts(reload <-chan struct{}, metricsLn, adminLn net.Listener) *lifecycle.Runner {
+	r := lifecycle.New(n.log)
+	have := map[string]bool{}
+	add := func(name string, t lifecycle.Task) {
+		r.Add(name, t)
+		have[name] = true
+	}
+	add("dns", n.server)
+	if n.zs != nil {
+		add("zonesync", n.zs)
+	}
+	if a := n.anycast; a != nil {
+		add("bgp", a.speaker)
+		add("health", a.checker)
+		add("follow", lifecycle.Func(func(ctx context.Context) error {
+			a.follow(ctx)
+			return nil
+		}))
+	}
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", n.metrics.Handler())
+		h := httpprobe.Wrap(mux, n.Readiness)
+		add("metrics", lifecycle.Func(func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, n.root) }))
+	}
+	if adminLn != nil {
+		add("admin", lifecycle.Func(func(ctx context.Context) error { return admin.Serve(ctx, adminLn, n, n.root) }))
+	}
+	add("reload", lifecycle.Func(func(ctx context.Context) error {
 		for {
 			select {
-			case <-gctx.Done():
+			case <-ctx.Done():
 				return nil
 			case <-reload:
 				n.Reload()
 			}
 		}
-	})
-	var runErr error
-	select {
-	case <-gctx.Done():
-	case err := <-dnsDone:
-		runErr = fmt.Errorf("dns: %w", err)
-		dnsDone <- nil
-	case err := <-bgpDone:
-		runErr = fmt.Errorf("bgp: %w", err)
-		bgpDone <- nil
+	}))
+	stop := func(names ...string) lifecycle.Stage {
+		var present []string
+		for _, name := range names {
+			if have[name] {
+				present = append(present, name)
+			}
+		}
+		return lifecycle.Stop(present...)
 	}
+	r.StopOrder(
+		stop("reload"),
+		lifecycle.Do("withdraw and drain", n.withdraw),
+		stop("health", "follow", "dns"),
+		stop("zonesync"),
+		stop("bgp"),
+		stop("admin", "metrics"),
+	)
+	return r
+}
+
+// withdraw is the first step of the shutdown: /readyz turns 503, the
+// prefixes are withdrawn and, unless a part failed, the node keeps
+// answering for the drain period while the routers converge elsewhere.
+func (n *Node) withdraw(cause error) {
 	n.stopping.Store(true)
 	n.log.Info("shutting down")
-	if a := n.anycast; a != nil {
-		a.withdraw()
-		if runErr == nil && n.cfg.DrainPeriod > 0 {
-			n.log.Info("draining: still answering", "drain_period", n.cfg.DrainPeriod)
-			time.Sleep(n.cfg.DrainPeriod)
-		}
+	a := n.anycast
+	if a == nil {
+		return
 	}
-	stopHC()
-	stopDNS()
-	if err := <-dnsDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("dns: %w", err)
+	a.withdraw()
+	n.mu.Lock()
+	drain := n.cfg.DrainPeriod
+	n.mu.Unlock()
+	if cause == nil && drain > 0 {
+		n.log.Info("draining: still answering", "drain_period", drain)
+		time.Sleep(drain)
 	}
-	stopZS()
-	if err := <-zsDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = fmt.Errorf("secondary zones: %w", err)
-	}
-	if n.anycast != nil {
-		stopBGP()
-		if err := <-bgpDone; err != nil && runErr == nil {
-			runErr = fmt.Errorf("bgp: %w", err)
-		}
-	}
-	stopAdmin()
-	if err := <-adminDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("admin: %w", err)
-	}
-	if err := g.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = err
-	}
-	n.log.Info("stopped")
-	return runErr
 }
 
 // Reload re-reads the configuration (when the node has a file) and every
