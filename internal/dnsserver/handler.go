@@ -65,8 +65,9 @@ const (
 	optFixedLen         = 11
 )
 
-// Worker holds the scratch state of one reader goroutine: buffers, no
-// query state (that is on the stack of Handle, and in its Outcome).
+// Worker holds the scratch state of one reader goroutine: buffers, and the
+// query being handled, reset by Handle and passed explicitly to what
+// answers it; what answering it came to is Handle's Outcome.
 type Worker struct {
 	h         *Handler
 	ans       authority.Answerer
@@ -76,6 +77,10 @@ type Worker struct {
 	lower     [wire.MaxName + 1]byte
 	cookieBuf [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
 	local     *workerStats
+	// q is the query being handled. It lives here rather than on Handle's
+	// stack so that a query resets a few fields instead of zeroing the
+	// whole struct (240 bytes, 5% of a query's time in BenchmarkHandle).
+	q query
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.
@@ -111,7 +116,7 @@ type request struct {
 }
 
 // query is one query being handled: the snapshot it is answered from, its
-// source, and what answering it found out. It lives on Handle's stack.
+// source, and what answering it found out.
 type query struct {
 	request
 	rt  *Runtime
@@ -160,6 +165,15 @@ type Outcome struct {
 	RRL ratelimit.Verdict
 }
 
+// reset readies q for a new query answered from rt: every field that a
+// query does not always set is cleared.
+func (q *query) reset(rt *Runtime, src netip.AddrPort, t Transport) {
+	q.rt, q.src, q.t = rt, src, t
+	r := &q.request
+	r.qname, r.edns, r.version, r.do, r.udpSize, r.nsid, r.cookie, r.tsigAt = nil, false, 0, false, 0, false, nil, 0
+	q.zone, q.cookieOut, q.cookie, q.sig, q.rcode, q.qtype = nil, nil, CookieNone, nil, 0, 0
+}
+
 // signedOK reports whether the query was signed with a key we hold and
 // verified: its answer is signed, and it is not rate limited.
 func (q *query) signedOK() bool { return q.sig != nil && q.sig.Err() == 0 }
@@ -169,8 +183,9 @@ func (q *query) signedOK() bool { return q.sig != nil && q.sig.Err() == 0 }
 // and what answering it came to. It reads the handler's settings once, so
 // the whole answer comes from one snapshot.
 func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Outcome) {
-	q := query{rt: w.h.rt.Load(), src: src, t: t}
-	resp := w.handle(req, &q)
+	q := &w.q
+	q.reset(w.h.rt.Load(), src, t)
+	resp := w.handle(req, q)
 	if q.sig != nil && resp != nil {
 		resp = q.sig.Sign(resp)
 	}

@@ -71,10 +71,26 @@ func TestOutcome(t *testing.T) {
 			t.Fatalf("valid cookie: %+v", out)
 		}
 	}
+	// A plain query after them: nothing of theirs is left in its answer
+	// (the worker resets its query state).
+	resp, out = w.Handle(pack(query("www.example.com.", dns.TypeTXT)), netip.MustParseAddrPort("203.0.113.1:1"), TCP)
+	var plain dns.Msg
+	if err := plain.Unpack(resp); err != nil {
+		t.Fatal(err)
+	}
+	if plain.IsEdns0() != nil || out.Cookie != CookieNone || out.Zone == nil {
+		t.Errorf("plain query after a cookie: OPT %v, %+v", plain.IsEdns0(), out)
+	}
 	// Signed with an unknown key: NOTAUTH with BADKEY.
 	q, _ := signedQuery(t, "www.example.com.", dns.TypeA, false, "k2.", dns.HmacSHA256, testSecret, 0)
 	if _, out = w.Handle(q, src, TCP); !out.Signed || out.TSIG != dns.RcodeBadKey || out.Rcode != dns.RcodeNotAuth || out.Cookie != CookieNone {
 		t.Errorf("unknown key: %+v", out)
+	}
+	// A plain query after a signed one is not signed.
+	if resp, out = w.Handle(pack(query("www.example.com.", dns.TypeA)), src, TCP); out.Signed || out.Rcode != dns.RcodeSuccess {
+		t.Errorf("plain query after a signed one: %+v", out)
+	} else if err := plain.Unpack(resp); err != nil || plain.IsTsig() != nil {
+		t.Errorf("plain answer after a signed query has a TSIG record: %v", err)
 	}
 	// Identity: no zone.
 	ch := query("id.server.", dns.TypeTXT)
