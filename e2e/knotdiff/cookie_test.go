@@ -40,7 +40,7 @@ func startKnotCookies(t *testing.T, zones []testZone) *process {
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	p := startProcess(t, "knotd-cookies", addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
 	if err := waitReady(p, zones, 20*time.Second); err != nil {
-		t.Fatalf("knotd with mod-cookies: %v\n%s", err, tail(p.logPath, 20))
+		t.Fatalf("knotd with mod-cookies: %v\n%s", err, p.Tail(20))
 	}
 	return p
 }
@@ -48,7 +48,7 @@ func startKnotCookies(t *testing.T, zones []testZone) *process {
 // startAnycastdCookies starts the node with cookies on and cookieSecret.
 func startAnycastdCookies(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	bin := anycastdBinary(t)
+	bin := testkit.BuildAnycastd(t)
 	dir := t.TempDir()
 	port := testkit.FreePort(t)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
@@ -63,7 +63,7 @@ func startAnycastdCookies(t *testing.T, zones []testZone) *process {
 	}
 	p := startProcess(t, "anycastd-cookies", addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
 	if err := waitReady(p, zones, 30*time.Second); err != nil {
-		t.Fatalf("anycastd with cookies: %v\n%s", err, tail(p.logPath, 20))
+		t.Fatalf("anycastd with cookies: %v\n%s", err, p.Tail(20))
 	}
 	return p
 }

@@ -3,14 +3,11 @@ package knotdiff
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,87 +79,19 @@ func execOutput(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// process is a server process started by the test.
+// process is a server process started by the test, with the address it
+// answers on.
 type process struct {
-	name    string
-	addr    netip.AddrPort
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // valid after done is closed
-	logPath string
+	*testkit.Process
+	addr netip.AddrPort
 }
 
-// startProcess starts a server with its stdout and stderr in logPath. The
-// process is stopped by SIGTERM (SIGKILL after 10s) when the test ends, and
-// its log is printed if the test failed.
+// startProcess starts a server with its stdout and stderr in logPath
+// (testkit.StartProcess: stopped when the test ends, its log printed if
+// the test failed).
 func startProcess(t *testing.T, name string, addr netip.AddrPort, logPath string, argv ...string) *process {
 	t.Helper()
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatalf("%s log: %v", name, err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &process{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), logPath: logPath}
-	go func() {
-		p.waitErr = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("%s log (%s):\n%s", name, logPath, tail(logPath, 40))
-		}
-	})
-	return p
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the process that this test started: SIGTERM, then SIGKILL if it
-// has not exited within 10 seconds.
-func (p *process) stop(t *testing.T) {
-	if p.exited() {
-		return
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Logf("signal %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s (pid %d) ignored SIGTERM for 10s; killing it", p.name, p.cmd.Process.Pid)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return &process{Process: testkit.StartProcess(t, name, logPath, argv...), addr: addr}
 }
 
 // waitReady polls until the server answers an authoritative SOA for every
@@ -172,11 +101,11 @@ func waitReady(p *process, zones []testZone, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			if p.waitErr == nil {
-				return fmt.Errorf("%s exited with status 0 before it was ready", p.name)
+		if p.Exited() {
+			if p.Err() == nil {
+				return fmt.Errorf("%s exited with status 0 before it was ready", p.Name)
 			}
-			return fmt.Errorf("%s exited before it was ready: %w", p.name, p.waitErr)
+			return fmt.Errorf("%s exited before it was ready: %w", p.Name, p.Err())
 		}
 		last = answersSOA(p.addr, zones)
 		if last == nil {
@@ -184,7 +113,7 @@ func waitReady(p *process, zones []testZone, timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready after %v: %w", p.name, timeout, last)
+	return fmt.Errorf("%s not ready after %v: %w", p.Name, timeout, last)
 }
 
 func answersSOA(addr netip.AddrPort, zones []testZone) error {
@@ -226,7 +155,7 @@ func answersSOA(addr netip.AddrPort, zones []testZone) error {
 // Knot applies response rate limiting and DNS cookies only through the
 // rrl and cookies modules, which are not loaded here; no other Knot feature
 // changes answers by client or by time.
-func knotConfig(dir string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
+func knotConfig(dir, dirs string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
 	var b bytes.Buffer
 	checks := "off"
 	if semanticChecks {
@@ -241,17 +170,7 @@ func knotConfig(dir string, port uint16, zoneDir string, zones []testZone, seman
     udp-max-payload: 1232
     answer-rotation: off
 
-control:
-    listen: %q
-
-database:
-    storage: %q
-
-log:
-  - target: stderr
-    any: info
-
-template:
+%stemplate:
   - id: default
     storage: %q
     dnssec-signing: off
@@ -261,8 +180,7 @@ template:
     journal-content: none
 
 zone:
-`, port, filepath.Join(dir, "run"), identity, identity, knotVersion,
-		filepath.Join(dir, "run", "knot.sock"), filepath.Join(dir, "db"), zoneDir, checks)
+`, port, filepath.Join(dir, "run"), identity, identity, knotVersion, dirs, zoneDir, checks)
 	for _, z := range zones {
 		fmt.Fprintf(&b, "  - domain: %s\n    file: %s\n", z.origin, z.file)
 	}
@@ -272,13 +190,8 @@ zone:
 // writeKnotConfig writes knot.conf and the directories it names into dir.
 func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, semanticChecks bool) string {
 	t.Helper()
-	for _, d := range []string{"run", "db"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatalf("knot dir: %v", err)
-		}
-	}
 	path := filepath.Join(dir, "knot.conf")
-	conf := knotConfig(dir, port, testdataDir(t), zones, semanticChecks)
+	conf := knotConfig(dir, testkit.KnotDirs(t, dir), port, testdataDir(t), zones, semanticChecks)
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatalf("write knot.conf: %v", err)
 	}
@@ -300,33 +213,11 @@ func startKnot(t *testing.T, zones []testZone) *process {
 		if last = waitReady(p, zones, 20*time.Second); last == nil {
 			return p
 		}
-		p.stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+		p.Stop(t)
+		t.Logf("knotd attempt %d: %v\n%s", attempt, last, p.Tail(20))
 	}
 	t.Fatalf("knotd did not start: %v", last)
 	return nil
-}
-
-// anycastdBinary returns $ANYCASTD_BIN, or builds ./cmd/anycastd.
-func anycastdBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("ANYCASTD_BIN: %v", err)
-		}
-		return bin
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go tool to build anycastd: %v (or set ANYCASTD_BIN)", err)
-	}
-	bin := filepath.Join(t.TempDir(), "anycastd")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/anycastdns/anycastdns/cmd/anycastd")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("build anycastd: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // startAnycastd starts the node with the test zones on a free port and waits
@@ -347,8 +238,8 @@ func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
 		if last = waitReady(p, zones, 30*time.Second); last == nil {
 			return p
 		}
-		p.stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+		p.Stop(t)
+		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, p.Tail(20))
 	}
 	t.Fatalf("anycastd did not start: %v", last)
 	return nil

@@ -27,7 +27,7 @@ func TestKnotDiff(t *testing.T) {
 	zones := testZones()
 	zoneData := loadZoneData(t, zones)
 	knot := startKnot(t, zones)
-	ours := startAnycastd(t, anycastdBinary(t), zones)
+	ours := startAnycastd(t, testkit.BuildAnycastd(t), zones)
 	accepted := acceptedDifferences(zoneData)
 
 	used := map[string][]string{}

@@ -257,8 +257,8 @@ acl:
 		if last = waitReady(p, zones, 20*time.Second); last == nil {
 			return p
 		}
-		p.stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+		p.Stop(t)
+		t.Logf("knotd attempt %d: %v\n%s", attempt, last, p.Tail(20))
 	}
 	t.Fatalf("knotd with a TSIG key did not start: %v", last)
 	return nil
@@ -267,7 +267,7 @@ acl:
 // startAnycastdTSIG starts the node with tsigKey in tsig_keys.
 func startAnycastdTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	bin := anycastdBinary(t)
+	bin := testkit.BuildAnycastd(t)
 	var last error
 	for attempt := range 3 {
 		dir := t.TempDir()
@@ -287,8 +287,8 @@ func startAnycastdTSIG(t *testing.T, zones []testZone) *process {
 		if last = waitReady(p, zones, 30*time.Second); last == nil {
 			return p
 		}
-		p.stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
+		p.Stop(t)
+		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, p.Tail(20))
 	}
 	t.Fatalf("anycastd with a TSIG key did not start: %v", last)
 	return nil

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,11 +34,11 @@ const (
 
 // knot is a knotd started by the test.
 type knot struct {
+	*testkit.Process
 	t      *testing.T
 	addr   netip.AddrPort
 	knotc  string
 	socket string
-	log    string
 }
 
 // startKnot runs knotd as the primary of example.com. with TSIG, NOTIFY to
@@ -49,10 +48,9 @@ func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	knotd := testkit.RequireTool(t, "knotd", "knot")
 	knotc := testkit.RequireTool(t, "knotc", "knot")
 	dir := t.TempDir()
-	for _, d := range []string{"run", "db", "zones"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	dirs := testkit.KnotDirs(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "zones"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	data, err := os.ReadFile("testdata/example.com.zone")
 	if err != nil {
@@ -64,19 +62,12 @@ func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	port := testkit.FreePort(t)
 	k := &knot{
 		t: t, addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
-		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"), log: filepath.Join(dir, "knotd.log"),
+		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"),
 	}
 	conf := fmt.Sprintf(`server:
     listen: 127.0.0.1@%d
     rundir: %q
-control:
-    listen: %q
-database:
-    storage: %q
-log:
-  - target: stderr
-    any: info
-key:
+%skey:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -102,41 +93,13 @@ zone:
     file: example.com.zone
     notify: secondary
     acl: transfer
-`, port, filepath.Join(dir, "run"), k.socket, filepath.Join(dir, "db"),
+`, port, filepath.Join(dir, "run"), dirs,
 		keyName, secret, notifyTo.Addr(), notifyTo.Port(), keyName, keyName, filepath.Join(dir, "zones"), zoneName)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(k.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(knotd, "-c", confPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start knotd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // our own child, by PID
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(k.log)
-			t.Logf("knotd log:\n%s", b)
-		}
-	})
+	k.Process = testkit.StartProcess(t, "knotd", filepath.Join(dir, "knotd.log"), knotd, "-c", confPath)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := k.axfr(); err == nil {
@@ -145,9 +108,8 @@ zone:
 			t.Fatalf("knotd not serving after 20s: %v", err)
 		}
 		select {
-		case <-done:
-			b, _ := os.ReadFile(k.log)
-			t.Fatalf("knotd exited:\n%s", b)
+		case <-k.Done():
+			t.Fatalf("knotd exited:\n%s", k.Log())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

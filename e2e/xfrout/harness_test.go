@@ -4,7 +4,6 @@ package xfrout
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,32 +78,20 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 
 // knot is a knotd process started by the test.
 type knot struct {
-	addr    netip.AddrPort
-	socket  string // control socket, for knotc
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	*testkit.Process
+	addr   netip.AddrPort
+	socket string // control socket, for knotc
 }
 
 // knotConfig is knot.conf for a secondary of primary: either of the zones
 // listed, or of the catalog zone and its members.
-func knotConfig(dir string, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) string {
+func knotConfig(dir, dirs string, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `server:
     listen: 127.0.0.1@%d
     rundir: %q
 
-control:
-    listen: %q
-
-database:
-    storage: %q
-
-log:
-  - target: stderr
-    any: info
-
-key:
+%skey:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -133,7 +119,7 @@ template:
     zonefile-load: none
     journal-content: changes
     semantic-checks: on
-`, port, filepath.Join(dir, "run"), filepath.Join(dir, "run", "knot.sock"), filepath.Join(dir, "db"),
+`, port, filepath.Join(dir, "run"), dirs,
 		strings.TrimSuffix(keyName, "."), keySecret,
 		primary.Addr(), primary.Port(), strings.TrimSuffix(keyName, "."), strings.TrimSuffix(keyName, "."),
 		filepath.Join(dir, "zones"))
@@ -153,87 +139,25 @@ func startKnot(t *testing.T, port uint16, primary netip.AddrPort, zones []string
 	t.Helper()
 	knotd := testkit.RequireTool(t, "knotd", "knot")
 	dir := filepath.Join(t.TempDir(), "knot")
-	for _, d := range []string{"run", "db", "zones"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "zones"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConfig(dir, port, primary, zones, withCatalog)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(knotConfig(dir, testkit.KnotDirs(t, dir), port, primary, zones, withCatalog)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	k := &knot{
+		Process: testkit.StartProcess(t, "knotd", filepath.Join(dir, "knotd.log"), knotd, "-c", conf),
 		addr:    netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 		socket:  filepath.Join(dir, "run", "knot.sock"),
-		logPath: filepath.Join(dir, "knotd.log"),
-		done:    make(chan struct{}),
 	}
-	logFile, err := os.Create(k.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.cmd = exec.Command(knotd, "-c", conf)
-	k.cmd.Stdout, k.cmd.Stderr = logFile, logFile
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := k.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start knotd: %v", err)
-	}
-	go func() {
-		_ = k.cmd.Wait()
-		logFile.Close()
-		close(k.done)
-	}()
-	t.Cleanup(func() {
-		k.stop(t)
-		if t.Failed() {
-			t.Logf("knotd log (%s):\n%s", k.logPath, k.log())
-		}
-	})
 	return k
 }
 
-// stop ends the knotd this test started: SIGTERM, SIGKILL after 10s.
-func (k *knot) stop(t *testing.T) {
-	select {
-	case <-k.done:
-		return
-	default:
-	}
-	if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Logf("signal knotd (pid %d): %v", k.cmd.Process.Pid, err)
-	}
-	select {
-	case <-k.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("knotd (pid %d) ignored SIGTERM for 10s; killing it", k.cmd.Process.Pid)
-		_ = k.cmd.Process.Kill()
-		<-k.done
-	}
-}
-
-func (k *knot) exited() bool {
-	select {
-	case <-k.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (k *knot) log() string {
-	b, err := os.ReadFile(k.logPath)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	return string(b)
-}
-
-// logLines returns the lines of Knot's log about zone that contain every
 // one of words.
 func (k *knot) logLines(zone string, words ...string) []string {
 	var out []string
-	for _, l := range strings.Split(k.log(), "\n") {
+	for _, l := range strings.Split(k.Log(), "\n") {
 		if !strings.Contains(l, "["+zone+"]") {
 			continue
 		}
@@ -274,7 +198,7 @@ func (k *knot) waitSerial(t *testing.T, zone string, serial uint32) {
 		if ok && got == serial {
 			return
 		}
-		if k.exited() {
+		if k.Exited() {
 			t.Fatalf("knotd exited while waiting for %s serial %d", zone, serial)
 		}
 		if time.Now().After(deadline) {

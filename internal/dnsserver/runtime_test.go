@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 )
 
@@ -158,4 +159,21 @@ func TestOneSnapshot(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestTCPDefaults: the DNS server's TCP limits, as the listener applies
+// them: a new connection is never refused for want of room (eviction),
+// 64 per source prefix (/32, /64), a 1s idle timeout past half of 1,024
+// slots; the busy timeout is never longer than the idle one.
+func TestTCPDefaults(t *testing.T) {
+	h := NewHandler(Settings{}, nil)
+	got := h.Runtime().tcp
+	want := listen.TCPLimits{MaxConns: 1024, PerSource: 64, SourceV4: 32, SourceV6: 64, Idle: 10 * time.Second, BusyIdle: time.Second, Evict: true}
+	if got != want {
+		t.Errorf("defaults %+v, want %+v", got, want)
+	}
+	h.SetSettings(Settings{TCP: TCPLimits{Idle: 500 * time.Millisecond, PerSource: 5000, MaxConns: 10}})
+	if got := h.Runtime().tcp; got.BusyIdle != 500*time.Millisecond || got.PerSource != 10 {
+		t.Errorf("bounded: %+v, want the busy timeout at most the idle one and per source at most all", got)
+	}
 }

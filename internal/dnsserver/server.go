@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/listen"
@@ -30,8 +31,7 @@ type Server struct {
 	ready chan struct{}
 	pool  sync.Pool
 
-	mu  sync.Mutex
-	lis *listen.Listener // nil until Run has bound the sockets
+	lis atomic.Pointer[listen.Listener] // nil until Run has bound the sockets
 }
 
 // New returns a server; nothing is bound until Run.
@@ -62,24 +62,10 @@ func New(cfg Config, h *Handler, logger *slog.Logger) (*Server, error) {
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addrs returns the bound addresses (with the real port when 0 was asked).
-func (s *Server) Addrs() []netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return nil
-	}
-	return s.lis.Addrs()
-}
+func (s *Server) Addrs() []netip.AddrPort { return s.lis.Load().Addrs() }
 
 // tcpConns is the number of open TCP connections.
-func (s *Server) tcpConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return 0
-	}
-	return s.lis.Conns()
-}
+func (s *Server) tcpConns() int { return s.lis.Load().Conns() }
 
 // hooks count the listener's TCP events in the server's Stats.
 func (s *Server) hooks() listen.Hooks {
@@ -106,9 +92,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The limits are those of the handler's snapshot, replaced whole by
 	// a reload.
 	lis.SetTCPLimitsFunc(func() *listen.TCPLimits { return &s.h.rt.Load().tcp })
-	s.mu.Lock()
-	s.lis = lis
-	s.mu.Unlock()
+	s.lis.Store(lis)
 	udp := lis.UDP()
 	errc := make(chan error, len(udp)+1)
 	var wg sync.WaitGroup

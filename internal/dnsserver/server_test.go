@@ -129,51 +129,6 @@ func TestTCPFullEvictsOldest(t *testing.T) {
 	}
 }
 
-// TestTCPPerSourceCap: one source prefix holds at most its share; its new
-// connections displace its own oldest, not those of others.
-func TestTCPPerSourceCap(t *testing.T) {
-	s, addr := startServer(t, TCPLimits{MaxConns: 100, PerSource: 3, SourceV4: 24, Idle: time.Minute, BusyIdle: time.Minute})
-	other := dialFrom(t, "127.0.1.1", addr)
-	waitConns(t, s, 1)
-	var mine []*net.TCPConn
-	for i := range 5 {
-		// 127.0.2.x share a /24.
-		c := dialFrom(t, "127.0.2."+string(rune('1'+i)), addr)
-		if err := queryTCP(c); err != nil {
-			t.Fatalf("connection %d of the source: %v", i, err)
-		}
-		mine = append(mine, c)
-	}
-	for i, want := range []bool{true, true, false, false, false} {
-		if got := closedSoon(mine[i], 300*time.Millisecond); got != want {
-			t.Errorf("source connection %d closed: %t, want %t", i, got, want)
-		}
-	}
-	if err := queryTCP(other); err != nil {
-		t.Errorf("another source's connection: %v", err)
-	}
-	waitConns(t, s, 4)
-}
-
-// TestTCPBusyIdle: past half of the slots, idle connections get the short
-// timeout, those already waiting included.
-func TestTCPBusyIdle(t *testing.T) {
-	s, addr := startServer(t, TCPLimits{MaxConns: 4, Idle: time.Minute, BusyIdle: 200 * time.Millisecond})
-	first := dialFrom(t, "127.0.0.2", addr)
-	if err := queryTCP(first); err != nil {
-		t.Fatal(err)
-	}
-	if closedSoon(first, 500*time.Millisecond) {
-		t.Fatal("one connection of four closed before its idle timeout")
-	}
-	dialFrom(t, "127.0.0.3", addr)
-	waitConns(t, s, 2)
-	dialFrom(t, "127.0.0.4", addr) // three of four: over half
-	if !closedSoon(first, 3*time.Second) {
-		t.Error("with three of four slots taken, a connection waiting with a 1m idle timeout was not closed after the 200ms busy one")
-	}
-}
-
 // TestTCPLimitsFromSettings: the TCP limits are part of the settings
 // snapshot; new settings (a reload) apply to the next connection.
 func TestTCPLimitsFromSettings(t *testing.T) {

@@ -126,8 +126,12 @@ func (l *Listener) bindOnce(ctx context.Context, ap netip.AddrPort, cfg Config) 
 	return nil
 }
 
-// Addrs returns the bound addresses, with the real port where 0 was asked.
+// Addrs returns the bound addresses, with the real port where 0 was asked;
+// none for a nil Listener (not bound yet).
 func (l *Listener) Addrs() []netip.AddrPort {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]netip.AddrPort(nil), l.addrs...)

@@ -146,6 +146,14 @@ func (s *tcpServer) SetHooks(h Hooks) { s.hooks = h }
 // Conns is the number of open TCP connections.
 func (s *tcpServer) Conns() int { return int(s.nconns.Load()) }
 
+// Conns is the number of open TCP connections; 0 for a nil Listener.
+func (l *Listener) Conns() int {
+	if l == nil {
+		return 0
+	}
+	return l.tcpServer.Conns()
+}
+
 // idle is how long a connection may wait for its next message: shorter
 // while more than half of the slots are taken, so that idle clients make
 // room sooner.

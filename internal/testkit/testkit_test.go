@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recorder is a testing.TB that records how a helper ended the test
@@ -174,5 +175,34 @@ func TestStart(t *testing.T) {
 	late := &task{ready: make(chan struct{}), stopErr: errors.New("lost a connection")}
 	if r := run(t, func(tb testing.TB) { Start(tb, late) }); !r.failed || !strings.Contains(strings.Join(r.msgs, ""), "lost a connection") {
 		t.Errorf("a task that fails at the end: failed=%v %q", r.failed, r.msgs)
+	}
+}
+
+// TestProcess: a process started by a test logs to its file, reports its
+// exit, and Stop ends one that runs (SIGTERM).
+func TestProcess(t *testing.T) {
+	dir := t.TempDir()
+	short := StartProcess(t, "short", filepath.Join(dir, "short.log"), "sh", "-c", "echo one; echo two; exit 3")
+	<-short.Done()
+	if err := short.Err(); err == nil || !short.Exited() {
+		t.Errorf("exit 3: err %v, exited %t", err, short.Exited())
+	}
+	if short.Log() != "one\ntwo\n" || short.Tail(1) != "two" {
+		t.Errorf("log %q, tail %q", short.Log(), short.Tail(1))
+	}
+	long := StartProcess(t, "long", filepath.Join(dir, "long.log"), "sleep", "60")
+	start := time.Now()
+	long.Stop(t)
+	if !long.Exited() || time.Since(start) > 5*time.Second {
+		t.Errorf("Stop: exited %t after %s", long.Exited(), time.Since(start))
+	}
+	conf := KnotDirs(t, filepath.Join(dir, "knot"))
+	for _, want := range []string{filepath.Join(dir, "knot", "run", "knot.sock"), filepath.Join(dir, "knot", "db")} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("knot sections %q do not name %s", conf, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "knot", "run")); err != nil {
+		t.Error(err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/testkit/testzone"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -158,32 +159,10 @@ func (m *memSource) Subscribe() (<-chan store.Event, func()) {
 	}
 }
 
-// makeZone builds a zone at serial with an SOA, NS, glue, n hosts and extra
-// lines (master-file syntax, absolute names).
+// makeZone returns zone name with serial, hosts host records and extra.
 func makeZone(t testing.TB, name string, serial uint32, hosts int, extra ...string) *zone.Zone {
 	t.Helper()
-	lines := []string{
-		fmt.Sprintf("%s 3600 IN SOA ns1.%s hostmaster.%s %d 3600 600 86400 300", name, name, name, serial),
-		fmt.Sprintf("%s 3600 IN NS ns1.%s", name, name),
-		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
-	}
-	for i := range hosts {
-		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 10.%d.%d.%d", i, name, i>>16&255, i>>8&255, i&255))
-	}
-	lines = append(lines, extra...)
-	var rrs []dns.RR
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		rrs = append(rrs, rr)
-	}
-	z, err := zone.FromRecords(name, rrs, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
+	return testzone.New(t, name, serial, hosts, extra...)
 }
 
 // rrStrings returns the records in presentation form, sorted, TTLs kept.

@@ -32,8 +32,7 @@ type Server struct {
 	xfrs   chan struct{} // transfers being written
 
 	ready chan struct{}
-	mu    sync.Mutex
-	lis   *listen.Listener // nil until Run has bound the sockets
+	lis   atomic.Pointer[listen.Listener] // nil until Run has bound the sockets
 
 	reconfigure sync.Mutex // one Reconfigure at a time
 }
@@ -71,14 +70,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addrs returns the bound addresses (with the real port when 0 was asked),
 // once Ready is closed.
-func (s *Server) Addrs() []netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return nil
-	}
-	return s.lis.Addrs()
-}
+func (s *Server) Addrs() []netip.AddrPort { return s.lis.Load().Addrs() }
 
 // Collectors returns the server's Prometheus collectors, to register.
 func (s *Server) Collectors() []prometheus.Collector {
@@ -107,9 +99,7 @@ func (s *Server) Run(ctx context.Context) error {
 		},
 		Refused: s.met.connsRefused.Inc,
 	})
-	s.mu.Lock()
-	s.lis = lis
-	s.mu.Unlock()
+	s.lis.Store(lis)
 	events, unsubscribe := s.src.Subscribe()
 	defer unsubscribe()
 	if s.cat != nil {

@@ -2,7 +2,6 @@ package zonesync
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -11,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/testkit/testzone"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -29,30 +28,10 @@ func makeZone(t testing.TB, serial uint32, extra ...string) *zone.Zone {
 	return makeZoneFor(t, origin, serial, extra...)
 }
 
+// makeZoneFor returns zone name with serial, 20 host records and extra.
 func makeZoneFor(t testing.TB, name string, serial uint32, extra ...string) *zone.Zone {
 	t.Helper()
-	lines := []string{
-		fmt.Sprintf("%s 3600 IN SOA ns1.%s hostmaster.%s %d 3600 600 86400 300", name, name, name, serial),
-		fmt.Sprintf("%s 3600 IN NS ns1.%s", name, name),
-		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
-	}
-	for i := range 20 {
-		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 192.0.2.%d", i, name, 10+i))
-	}
-	lines = append(lines, extra...)
-	var rrs []dns.RR
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		rrs = append(rrs, rr)
-	}
-	z, err := zone.FromRecords(name, rrs, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
+	return testzone.New(t, name, serial, 20, extra...)
 }
 
 // dump prints a zone in canonical master-file form, for comparisons.
