@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,21 +203,45 @@ func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, se
 // it answers for every zone.
 func startKnot(t *testing.T, zones []testZone) *process {
 	t.Helper()
+	return startKnotWith(t, "knotd", zones, nil)
+}
+
+// startKnotWith is startKnot with edit applied to knot.conf (nil: none).
+func startKnotWith(t *testing.T, name string, zones []testZone, edit func(t *testing.T, conf string) string) *process {
+	t.Helper()
 	knotd := testkit.RequireTool(t, "knotd", "knot")
+	return startServer(t, name, zones, 20*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
+		conf := writeKnotConfig(t, dir, addr.Port(), zones, false)
+		if edit != nil {
+			b, err := os.ReadFile(conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(conf, []byte(edit(t, string(b))), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return startProcess(t, name, addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
+	})
+}
+
+// startServer starts a server with start, in a new directory and on a
+// free port, and waits until it answers for every zone. One that does not
+// come up (its port taken meanwhile) is tried again on another port, three
+// times at most.
+func startServer(t *testing.T, name string, zones []testZone, timeout time.Duration, start func(dir string, addr netip.AddrPort, name string) *process) *process {
+	t.Helper()
 	var last error
 	for attempt := range 3 {
-		dir := filepath.Join(t.TempDir(), "knot")
-		port := testkit.FreePort(t)
-		conf := writeKnotConfig(t, dir, port, zones, false)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		p := startProcess(t, fmt.Sprintf("knotd#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
-		if last = waitReady(p, zones, 20*time.Second); last == nil {
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testkit.FreePort(t))
+		p := start(filepath.Join(t.TempDir(), "srv"), addr, fmt.Sprintf("%s#%d", name, attempt))
+		if last = waitReady(p, zones, timeout); last == nil {
 			return p
 		}
 		p.Stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, p.Tail(20))
+		t.Logf("%s attempt %d: %v\n%s", name, attempt, last, p.Tail(20))
 	}
-	t.Fatalf("knotd did not start: %v", last)
+	t.Fatalf("%s did not start: %v", name, last)
 	return nil
 }
 
@@ -225,22 +250,33 @@ func startKnot(t *testing.T, zones []testZone) *process {
 func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
 	t.Helper()
 	data := testdataDir(t)
-	var last error
-	for attempt := range 3 {
-		dir := t.TempDir()
-		port := testkit.FreePort(t)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	return startServer(t, "anycastd", zones, 30*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
 		argv := []string{bin, "node", "-listen", addr.String(), "-nsid", identity, "-log-level", "info"}
 		for _, z := range zones {
 			argv = append(argv, "-zone", z.origin+"="+filepath.Join(data, z.file))
 		}
-		p := startProcess(t, fmt.Sprintf("anycastd#%d", attempt), addr, filepath.Join(dir, "anycastd.log"), argv...)
-		if last = waitReady(p, zones, 30*time.Second); last == nil {
-			return p
+		return startProcess(t, name, addr, filepath.Join(t.TempDir(), "anycastd.log"), argv...)
+	})
+}
+
+// startAnycastdConfig starts the node with the test zones and the YAML
+// extra in its configuration file.
+func startAnycastdConfig(t *testing.T, name string, zones []testZone, extra string) *process {
+	t.Helper()
+	bin := testkit.BuildAnycastd(t)
+	return startServer(t, name, zones, 30*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
+		var zs strings.Builder
+		for _, z := range zones {
+			fmt.Fprintf(&zs, "  - name: %s\n    file: %s\n", z.origin, filepath.Join(testdataDir(t), z.file))
 		}
-		p.Stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, p.Tail(20))
-	}
-	t.Fatalf("anycastd did not start: %v", last)
-	return nil
+		conf := fmt.Sprintf("listen: [%q]\nzones:\n%s%s", addr, zs.String(), extra)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "node.yaml")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return startProcess(t, name, addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
+	})
 }

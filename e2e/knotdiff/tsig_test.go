@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,21 +222,12 @@ func timeClass(got, req uint64) string {
 // a key in no such ACL is BADKEY).
 func startKnotTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := testkit.RequireTool(t, "knotd", "knot")
-	var last error
-	for attempt := range 3 {
-		dir := filepath.Join(t.TempDir(), "knot")
-		port := testkit.FreePort(t)
-		conf := writeKnotConfig(t, dir, port, zones, false)
-		b, err := os.ReadFile(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
+	return startKnotWith(t, "knotd-tsig", zones, func(t *testing.T, conf string) string {
 		const tmpl = "template:\n  - id: default\n"
-		if !strings.Contains(string(b), tmpl) {
+		if !strings.Contains(conf, tmpl) {
 			t.Fatalf("knot.conf has no %q to extend", tmpl)
 		}
-		text := strings.Replace(string(b), tmpl, fmt.Sprintf(`key:
+		return strings.Replace(conf, tmpl, fmt.Sprintf(`key:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -249,49 +238,14 @@ acl:
     action: query
 
 `, strings.TrimSuffix(tsigKey, "."), tsigSecret, strings.TrimSuffix(tsigKey, "."))+tmpl+"    acl: tsig-query\n", 1)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		p := startProcess(t, fmt.Sprintf("knotd-tsig#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
-		if last = waitReady(p, zones, 20*time.Second); last == nil {
-			return p
-		}
-		p.Stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, p.Tail(20))
-	}
-	t.Fatalf("knotd with a TSIG key did not start: %v", last)
-	return nil
+	})
 }
 
 // startAnycastdTSIG starts the node with tsigKey in tsig_keys.
 func startAnycastdTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	bin := testkit.BuildAnycastd(t)
-	var last error
-	for attempt := range 3 {
-		dir := t.TempDir()
-		port := testkit.FreePort(t)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		var zs strings.Builder
-		for _, z := range zones {
-			fmt.Fprintf(&zs, "  - name: %s\n    file: %s\n", z.origin, filepath.Join(testdataDir(t), z.file))
-		}
-		conf := fmt.Sprintf("identity: {name: %s}\nlisten: [%q]\nzones:\n%stsig_keys:\n  - {name: %s, algorithm: hmac-sha256, secret: %q}\n",
-			identity, addr, zs.String(), tsigKey, tsigSecret)
-		path := filepath.Join(dir, "node.yaml")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p := startProcess(t, fmt.Sprintf("anycastd-tsig#%d", attempt), addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
-		if last = waitReady(p, zones, 30*time.Second); last == nil {
-			return p
-		}
-		p.Stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, p.Tail(20))
-	}
-	t.Fatalf("anycastd with a TSIG key did not start: %v", last)
-	return nil
+	return startAnycastdConfig(t, "anycastd-tsig", zones,
+		fmt.Sprintf("identity: {name: %s}\ntsig_keys:\n  - {name: %s, algorithm: hmac-sha256, secret: %q}\n", identity, tsigKey, tsigSecret))
 }
 
 // tsigAccepted are the differences between Knot's and anycastd's answers
