@@ -423,11 +423,11 @@ func TestCatalog10k(t *testing.T) {
 	if d := os.Getenv("CATALOG_LOGDIR"); d != "" {
 		logDir = d // kept after the test
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	xfrAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	apiAddr := testkit.FreeAddr(t)
+	xfrAddr := testkit.FreeAddr(t)
+	dnsAddr := testkit.FreeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
+	adminAddr := testkit.FreeAddr(t)
 	bgpPort := testkit.FreePort(t)
 	metricsURL := "http://" + metricsAddr + "/metrics"
 

@@ -36,30 +36,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "ANYCASTD_BIN:", err)
-			return 2
-		}
-		anycastdBin = abs
-		return m.Run()
-	}
 	dir, err := os.MkdirTemp("", "anycastd-e2e-node-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
 		return 2
 	}
 	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "go tool not found to build anycastd (or set ANYCASTD_BIN):", err)
-		return 2
-	}
-	anycastdBin = filepath.Join(dir, "anycastd")
-	build := exec.Command(goTool, "build", "-o", anycastdBin, "github.com/anycastdns/anycastdns/cmd/anycastd")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build anycastd: %v\n%s", err, out)
+	if anycastdBin, err = testkit.Build(dir, testkit.Module+"/cmd/anycastd", "ANYCASTD_BIN"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	return m.Run()

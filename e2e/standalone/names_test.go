@@ -5,7 +5,6 @@ package standalone
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,10 +24,10 @@ const namesToken = "names-token-0123456789"
 func startStandalone(t *testing.T) (dnsAddr, apiAddr string) {
 	t.Helper()
 	bin := testkit.BuildAnycastd(t)
-	dnsAddr = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	apiAddr = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	dnsAddr = testkit.FreeAddr(t)
+	apiAddr = testkit.FreeAddr(t)
 	cmd := exec.Command(bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
-		"-xfr", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", namesToken)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -108,11 +108,6 @@ func (d *daemon) hup(want string) string {
 	return d.waitLog(from, want)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-}
-
 // httpGet returns the status and body of GET url with a bearer token ("" =
 // none).
 func httpGet(t *testing.T, url, token string) (int, string) {
@@ -257,7 +252,7 @@ const (
 // keeps serving. The process survives both.
 func TestControlSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	api, metrics, xfr := freeAddr(t), freeAddr(t), freeAddr(t)
+	api, metrics, xfr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	rcv := startNotifyReceiver(t)
 	cfgPath := filepath.Join(dir, "control.yaml")
 	config := func(token, acl, notify, level string) string {
@@ -408,9 +403,9 @@ func checkJSONLines(t *testing.T, log string) []map[string]any {
 // include the transfer server's, and the JSON log has no key twice.
 func TestStandaloneFirstHour(t *testing.T) {
 	dir := t.TempDir()
-	api, admin, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
-	d := startDaemon(t, dir, "standalone", "-data", "anycastdns-data", "-dns", freeAddr(t), "-api", api,
-		"-xfr", freeAddr(t), "-admin", admin, "-metrics", metrics, "-log-format", "json")
+	api, admin, metrics := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
+	d := startDaemon(t, dir, "standalone", "-data", "anycastdns-data", "-dns", testkit.FreeAddr(t), "-api", api,
+		"-xfr", testkit.FreeAddr(t), "-admin", admin, "-metrics", metrics, "-log-format", "json")
 	waitReady(t, d, "http://"+api+"/readyz")
 	waitReady(t, d, "http://"+admin+"/readyz")
 
@@ -509,9 +504,9 @@ func TestStandaloneTokenSources(t *testing.T) {
 			if tc.file != "" {
 				writeFile(t, filepath.Join(dir, "tokens"), tc.file, 0o600)
 			}
-			api := freeAddr(t)
-			args := append([]string{"standalone", "-data", "data", "-dns", freeAddr(t), "-api", api, "-xfr", freeAddr(t),
-				"-admin", freeAddr(t), "-metrics", ""}, tc.args...)
+			api := testkit.FreeAddr(t)
+			args := append([]string{"standalone", "-data", "data", "-dns", testkit.FreeAddr(t), "-api", api, "-xfr", testkit.FreeAddr(t),
+				"-admin", testkit.FreeAddr(t), "-metrics", ""}, tc.args...)
 			t.Setenv("ANYCASTD_API_TOKEN", tc.env)
 			d := startDaemon(t, dir, args...)
 			waitReady(t, d, "http://"+api+"/readyz")

@@ -49,10 +49,10 @@ func waitA(t *testing.T, addr, name, want string, limit time.Duration) time.Dura
 func TestStandalone(t *testing.T) {
 	bin := testkit.BuildAnycastd(t)
 	data := t.TempDir()
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	api := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	dnsAddr := testkit.FreeAddr(t)
+	api := testkit.FreeAddr(t)
 	cmd := exec.Command(bin, "standalone", "-data", data, "-dns", dnsAddr, "-api", api,
-		"-xfr", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", "test-token-0123456789")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -115,6 +115,12 @@ var (
 // process may still take it before it is bound.
 func FreePort(t testing.TB) uint16 { return freePort(t, false) }
 
+// FreeAddr is FreePort as an address, "127.0.0.1:PORT".
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+}
+
 // FreePortDual is FreePort on ::1 as well.
 func FreePortDual(t testing.TB) uint16 { return freePort(t, true) }
 

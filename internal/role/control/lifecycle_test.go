@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,11 +20,11 @@ import (
 func xfrConfigFor(t *testing.T, cfg *config.Control) {
 	t.Helper()
 	cfg.Xfr = config.Xfr{
-		Listen:        []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)))},
+		Listen:        []netip.AddrPort{netip.MustParseAddrPort(testkit.FreeAddr(t))},
 		TSIGKeys:      []tsig.Key{{Name: "k.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="}},
 		AllowTransfer: []config.XfrACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Key: "k."}},
 	}
-	cfg.Metrics.Listen = netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)))
+	cfg.Metrics.Listen = netip.MustParseAddrPort(testkit.FreeAddr(t))
 }
 
 // TestShutdownOrder: a control plane with a transfer server and metrics

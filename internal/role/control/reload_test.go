@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,17 +21,6 @@ import (
 )
 
 const otherToken = "rotated-token-0123456789"
-
-// freeAddr returns a loopback TCP address free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // running is a control plane run in the test with a configuration file.
 type running struct {
@@ -116,7 +104,7 @@ func apiStatus(t *testing.T, addr, tok string) error {
 // configuration is logged with its file:line and changes nothing.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	api := freeAddr(t)
+	api := testkit.FreeAddr(t)
 	doc := func(tok, level string) string {
 		return fmt.Sprintf("data_dir: %s\napi:\n  listen: %s\n  tokens: [%q]\nlog: {level: %s}\n", filepath.Join(dir, "data"), api, tok, level)
 	}
@@ -167,7 +155,7 @@ func TestReload(t *testing.T) {
 // probes on it and on the API.
 func TestMetricsAndProbes(t *testing.T) {
 	dir := t.TempDir()
-	api, met, xfr := freeAddr(t), freeAddr(t), freeAddr(t)
+	api, met, xfr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	r := startFromFile(t, fmt.Sprintf(`data_dir: %s
 api: {listen: %s, tokens: [%q]}
 metrics: {listen: %s}

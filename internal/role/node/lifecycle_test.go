@@ -69,10 +69,10 @@ type running struct {
 // METRICS replaced by free loopback addresses) until it is ready.
 func runNode(t *testing.T, doc string) *running {
 	t.Helper()
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	dnsAddr := testkit.FreeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
 	doc = strings.NewReplacer("DNS", dnsAddr,
-		"ADMIN", fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		"ADMIN", testkit.FreeAddr(t),
 		"METRICS", metricsAddr,
 		"DATA", t.TempDir(), "ZONE", exampleZone).Replace(doc)
 	cfg, err := config.ParseNode([]byte(doc), "test")
@@ -217,7 +217,7 @@ func TestStartFailure(t *testing.T) {
 		{"dns", "", "dns: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			listen := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+			listen := testkit.FreeAddr(t)
 			if tc.name == "dns" {
 				listen = taken.Addr().String()
 			}

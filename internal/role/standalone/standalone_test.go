@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // nothing answers any more, and (goleak) no goroutine is left.
 func TestLifecycle(t *testing.T) {
 	addr := func() netip.AddrPort {
-		return netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)))
+		return netip.MustParseAddrPort(testkit.FreeAddr(t))
 	}
 	o := Options{DataDir: t.TempDir(), DNS: addr(), API: addr(), Xfr: addr(), Admin: addr(), Metrics: addr(),
 		Token: "lifecycle-token-0123456789", Name: "lifecycle", LogLevel: slog.LevelWarn}
