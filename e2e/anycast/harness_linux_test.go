@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // The topology of every test (see doc.go).
@@ -82,22 +83,7 @@ func runMain(m *testing.M) int {
 // ./cmd/anycastd (only when a test gets past its root check).
 func anycastd(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-			binPath, binErr = filepath.Abs(bin)
-			return
-		}
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			binErr = fmt.Errorf("go tool not found to build anycastd (or set ANYCASTD_BIN): %w", err)
-			return
-		}
-		binPath = filepath.Join(buildDir, "anycastd")
-		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/anycastdns/anycastdns/cmd/anycastd").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("build anycastd: %w\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { binPath, binErr = testkit.Build(buildDir, testkit.Module+"/cmd/anycastd", "ANYCASTD_BIN") })
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
@@ -111,20 +97,9 @@ func requireLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("anycast end-to-end tests take about two minutes; skipped with -short")
 	}
-	ci := os.Getenv("CI") == "true"
-	if os.Geteuid() != 0 {
-		if ci {
-			t.Fatal("anycast end-to-end tests need root (network namespaces, nftables), and CI=true")
-		}
-		t.Skip("anycast end-to-end tests need root for network namespaces and nftables; run as root")
-	}
+	testkit.RequireRoot(t, "network namespaces, nftables")
 	for _, bin := range []string{"bird", "birdc", "ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if ci {
-				t.Fatalf("anycast end-to-end tests need %s (Debian packages bird2, iproute2, nftables): %v", bin, err)
-			}
-			t.Skipf("anycast end-to-end tests need %s (Debian packages bird2, iproute2, nftables)", bin)
-		}
+		testkit.RequireTool(t, bin, "bird2, iproute2 or nftables")
 	}
 }
 

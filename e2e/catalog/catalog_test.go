@@ -23,10 +23,10 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/announce/bgptest"
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const (
@@ -417,18 +417,18 @@ func sample(n, k int) []int {
 
 func TestCatalog10k(t *testing.T) {
 	n := zoneCount(t)
-	bin := e2etest.BuildAnycastd(t)
+	bin := testkit.BuildAnycastd(t)
 	dir := t.TempDir()
 	logDir := dir
 	if d := os.Getenv("CATALOG_LOGDIR"); d != "" {
 		logDir = d // kept after the test
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	xfrAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	adminAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	bgpPort := e2etest.FreePort(t)
+	apiAddr := testkit.FreeAddr(t)
+	xfrAddr := testkit.FreeAddr(t)
+	dnsAddr := testkit.FreeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
+	adminAddr := testkit.FreeAddr(t)
+	bgpPort := testkit.FreePort(t)
 	metricsURL := "http://" + metricsAddr + "/metrics"
 
 	ctlCfg := filepath.Join(dir, "control.yaml")

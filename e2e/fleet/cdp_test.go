@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // browser is a headless Chromium driven over the DevTools protocol: one
@@ -37,7 +37,7 @@ type browser struct {
 // browser is stopped when the test ends.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	bin := e2etest.RequireTool(t, "chromium", "chromium")
+	bin := testkit.RequireTool(t, "chromium", "chromium")
 	profile := t.TempDir()
 	cmd := exec.Command(bin, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", //nolint:gosec // the browser under test
 		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",

@@ -10,9 +10,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // TestStreamCut runs the real anycastd control and two nodes that know only
@@ -25,7 +25,7 @@ import (
 // no change lost, none applied twice. A third node started afterwards
 // joins the fleet by itself and serves every zone.
 func TestStreamCut(t *testing.T) {
-	bin := e2etest.BuildAnycastd(t)
+	bin := testkit.BuildAnycastd(t)
 	p := newPlane(t, bin, t.TempDir())
 	ctl := p.start(t, "control.log")
 	const zone = "cut.example."

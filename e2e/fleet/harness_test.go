@@ -18,10 +18,10 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const (
@@ -123,10 +123,10 @@ type plane struct {
 func newPlane(t *testing.T, bin, dir string) *plane {
 	t.Helper()
 	p := &plane{bin: bin, dir: dir, cfg: filepath.Join(dir, "control.yaml"),
-		api:    fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		xfr:    fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		stream: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		metric: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		api:    fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		xfr:    fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		stream: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		metric: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 	}
 	writeFile(t, p.cfg, fmt.Sprintf(`data_dir: %q
 api:
@@ -174,9 +174,9 @@ func newNode(t *testing.T, p *plane, name string, bgpPort uint16) *node {
 		t.Fatal(err)
 	}
 	n := &node{name: name, dir: dir, cfg: filepath.Join(dir, "node.yaml"), log: filepath.Join(dir, "node.log"),
-		dns:     fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		admin:   fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
-		metrics: fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		dns:     fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		admin:   fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		metrics: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 	}
 	writeFile(t, n.cfg, fmt.Sprintf(`identity: {name: %s}
 listen: [%q]

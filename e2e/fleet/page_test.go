@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/announce/bgptest"
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // row is a member's line on the fleet page, as its data attributes give it.
@@ -51,14 +51,14 @@ func (s pageState) row(node string) row {
 // keeps the screenshot for the documentation.
 func TestFleetPage(t *testing.T) {
 	b := startBrowser(t)
-	bin := e2etest.BuildAnycastd(t)
+	bin := testkit.BuildAnycastd(t)
 	p := newPlane(t, bin, t.TempDir())
 	p.start(t, "control.log")
 	createZone(t, p.client, "example.org.")
 	createZone(t, p.client, "example.net.")
 	var nodes []*node
 	for _, name := range []string{"ams", "nyc"} {
-		port := e2etest.FreePort(t)
+		port := testkit.FreePort(t)
 		n := newNode(t, p, name, port)
 		n.start(t, bin)
 		lo := netip.MustParseAddr("127.0.0.1")

@@ -5,15 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 )
 
 // cookieSecret is shared by Knot and anycastd, as by two PoPs of one
@@ -23,49 +19,18 @@ const cookieSecret = "e5e973e5a6b2a43f48e7dc849e37bfcf"
 // startKnotCookies starts Knot with mod-cookies and cookieSecret.
 func startKnotCookies(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
-	dir := filepath.Join(t.TempDir(), "knot")
-	port := e2etest.FreePort(t)
-	conf := writeKnotConfig(t, dir, port, zones, false)
-	b, err := os.ReadFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "template:\n  - id: default\n",
-		"mod-cookies:\n  - id: interop\n    secret: 0x"+cookieSecret+"\n\n"+
-			"template:\n  - id: default\n    global-module: mod-cookies/interop\n", 1)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	p := startProcess(t, "knotd-cookies", addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
-	if err := waitReady(p, zones, 20*time.Second); err != nil {
-		t.Fatalf("knotd with mod-cookies: %v\n%s", err, tail(p.logPath, 20))
-	}
-	return p
+	return startKnotWith(t, "knotd-cookies", zones, func(_ *testing.T, conf string) string {
+		return strings.Replace(conf, "template:\n  - id: default\n",
+			"mod-cookies:\n  - id: interop\n    secret: 0x"+cookieSecret+"\n\n"+
+				"template:\n  - id: default\n    global-module: mod-cookies/interop\n", 1)
+	})
 }
 
 // startAnycastdCookies starts the node with cookies on and cookieSecret.
 func startAnycastdCookies(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	bin := anycastdBinary(t)
-	dir := t.TempDir()
-	port := e2etest.FreePort(t)
-	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	var zs strings.Builder
-	for _, z := range zones {
-		fmt.Fprintf(&zs, "  - name: %s\n    file: %s\n", z.origin, filepath.Join(testdataDir(t), z.file))
-	}
-	conf := fmt.Sprintf("listen: [%q]\nzones:\n%slimits:\n  cookies:\n    enabled: true\n    secret: %s\n", addr, zs.String(), cookieSecret)
-	path := filepath.Join(dir, "node.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := startProcess(t, "anycastd-cookies", addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
-	if err := waitReady(p, zones, 30*time.Second); err != nil {
-		t.Fatalf("anycastd with cookies: %v\n%s", err, tail(p.logPath, 20))
-	}
-	return p
+	return startAnycastdConfig(t, "anycastd-cookies", zones,
+		fmt.Sprintf("limits:\n  cookies:\n    enabled: true\n    secret: %s\n", cookieSecret))
 }
 
 // askCookie sends an A query for name with COOKIE data (hex) over UDP and

@@ -3,20 +3,18 @@ package knotdiff
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // identity is the server identity both servers are given: the EDNS NSID
@@ -76,126 +74,25 @@ func testdataDir(t *testing.T) string {
 	return dir
 }
 
-// sbinDirs are searched for external programs after PATH.
-var sbinDirs = []string{"/usr/sbin", "/usr/local/sbin", "/sbin"}
-
-// lookTool finds an external program in PATH or in the sbin directories
-// (which a non-root PATH often lacks).
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range sbinDirs {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
-
-// requireTool finds an external program. A missing program skips the test,
-// except under CI=true where it fails it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := lookTool(name); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (install the Debian package %q); %s cannot run", name, pkg, t.Name())
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // execOutput runs a program to completion and returns its combined output.
 func execOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
 
-// process is a server process started by the test.
+// process is a server process started by the test, with the address it
+// answers on.
 type process struct {
-	name    string
-	addr    netip.AddrPort
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // valid after done is closed
-	logPath string
+	*testkit.Process
+	addr netip.AddrPort
 }
 
-// startProcess starts a server with its stdout and stderr in logPath. The
-// process is stopped by SIGTERM (SIGKILL after 10s) when the test ends, and
-// its log is printed if the test failed.
+// startProcess starts a server with its stdout and stderr in logPath
+// (testkit.StartProcess: stopped when the test ends, its log printed if
+// the test failed).
 func startProcess(t *testing.T, name string, addr netip.AddrPort, logPath string, argv ...string) *process {
 	t.Helper()
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatalf("%s log: %v", name, err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &process{name: name, addr: addr, cmd: cmd, done: make(chan struct{}), logPath: logPath}
-	go func() {
-		p.waitErr = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("%s log (%s):\n%s", name, logPath, tail(logPath, 40))
-		}
-	})
-	return p
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the process that this test started: SIGTERM, then SIGKILL if it
-// has not exited within 10 seconds.
-func (p *process) stop(t *testing.T) {
-	if p.exited() {
-		return
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Logf("signal %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s (pid %d) ignored SIGTERM for 10s; killing it", p.name, p.cmd.Process.Pid)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return &process{Process: testkit.StartProcess(t, name, logPath, argv...), addr: addr}
 }
 
 // waitReady polls until the server answers an authoritative SOA for every
@@ -205,11 +102,11 @@ func waitReady(p *process, zones []testZone, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			if p.waitErr == nil {
-				return fmt.Errorf("%s exited with status 0 before it was ready", p.name)
+		if p.Exited() {
+			if p.Err() == nil {
+				return fmt.Errorf("%s exited with status 0 before it was ready", p.Name)
 			}
-			return fmt.Errorf("%s exited before it was ready: %w", p.name, p.waitErr)
+			return fmt.Errorf("%s exited before it was ready: %w", p.Name, p.Err())
 		}
 		last = answersSOA(p.addr, zones)
 		if last == nil {
@@ -217,7 +114,7 @@ func waitReady(p *process, zones []testZone, timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready after %v: %w", p.name, timeout, last)
+	return fmt.Errorf("%s not ready after %v: %w", p.Name, timeout, last)
 }
 
 func answersSOA(addr netip.AddrPort, zones []testZone) error {
@@ -259,7 +156,7 @@ func answersSOA(addr netip.AddrPort, zones []testZone) error {
 // Knot applies response rate limiting and DNS cookies only through the
 // rrl and cookies modules, which are not loaded here; no other Knot feature
 // changes answers by client or by time.
-func knotConfig(dir string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
+func knotConfig(dir, dirs string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
 	var b bytes.Buffer
 	checks := "off"
 	if semanticChecks {
@@ -274,17 +171,7 @@ func knotConfig(dir string, port uint16, zoneDir string, zones []testZone, seman
     udp-max-payload: 1232
     answer-rotation: off
 
-control:
-    listen: %q
-
-database:
-    storage: %q
-
-log:
-  - target: stderr
-    any: info
-
-template:
+%stemplate:
   - id: default
     storage: %q
     dnssec-signing: off
@@ -294,8 +181,7 @@ template:
     journal-content: none
 
 zone:
-`, port, filepath.Join(dir, "run"), identity, identity, knotVersion,
-		filepath.Join(dir, "run", "knot.sock"), filepath.Join(dir, "db"), zoneDir, checks)
+`, port, filepath.Join(dir, "run"), identity, identity, knotVersion, dirs, zoneDir, checks)
 	for _, z := range zones {
 		fmt.Fprintf(&b, "  - domain: %s\n    file: %s\n", z.origin, z.file)
 	}
@@ -305,13 +191,8 @@ zone:
 // writeKnotConfig writes knot.conf and the directories it names into dir.
 func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, semanticChecks bool) string {
 	t.Helper()
-	for _, d := range []string{"run", "db"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatalf("knot dir: %v", err)
-		}
-	}
 	path := filepath.Join(dir, "knot.conf")
-	conf := knotConfig(dir, port, testdataDir(t), zones, semanticChecks)
+	conf := knotConfig(dir, testkit.KnotDirs(t, dir), port, testdataDir(t), zones, semanticChecks)
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatalf("write knot.conf: %v", err)
 	}
@@ -322,44 +203,46 @@ func writeKnotConfig(t *testing.T, dir string, port uint16, zones []testZone, se
 // it answers for every zone.
 func startKnot(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
-	var last error
-	for attempt := range 3 {
-		dir := filepath.Join(t.TempDir(), "knot")
-		port := e2etest.FreePort(t)
-		conf := writeKnotConfig(t, dir, port, zones, false)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		p := startProcess(t, fmt.Sprintf("knotd#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
-		if last = waitReady(p, zones, 20*time.Second); last == nil {
-			return p
-		}
-		p.stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
-	}
-	t.Fatalf("knotd did not start: %v", last)
-	return nil
+	return startKnotWith(t, "knotd", zones, nil)
 }
 
-// anycastdBinary returns $ANYCASTD_BIN, or builds ./cmd/anycastd.
-func anycastdBinary(t *testing.T) string {
+// startKnotWith is startKnot with edit applied to knot.conf (nil: none).
+func startKnotWith(t *testing.T, name string, zones []testZone, edit func(t *testing.T, conf string) string) *process {
 	t.Helper()
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("ANYCASTD_BIN: %v", err)
+	knotd := testkit.RequireTool(t, "knotd", "knot")
+	return startServer(t, name, zones, 20*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
+		conf := writeKnotConfig(t, dir, addr.Port(), zones, false)
+		if edit != nil {
+			b, err := os.ReadFile(conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(conf, []byte(edit(t, string(b))), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return bin
+		return startProcess(t, name, addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
+	})
+}
+
+// startServer starts a server with start, in a new directory and on a
+// free port, and waits until it answers for every zone. One that does not
+// come up (its port taken meanwhile) is tried again on another port, three
+// times at most.
+func startServer(t *testing.T, name string, zones []testZone, timeout time.Duration, start func(dir string, addr netip.AddrPort, name string) *process) *process {
+	t.Helper()
+	var last error
+	for attempt := range 3 {
+		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testkit.FreePort(t))
+		p := start(filepath.Join(t.TempDir(), "srv"), addr, fmt.Sprintf("%s#%d", name, attempt))
+		if last = waitReady(p, zones, timeout); last == nil {
+			return p
+		}
+		p.Stop(t)
+		t.Logf("%s attempt %d: %v\n%s", name, attempt, last, p.Tail(20))
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go tool to build anycastd: %v (or set ANYCASTD_BIN)", err)
-	}
-	bin := filepath.Join(t.TempDir(), "anycastd")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/anycastdns/anycastdns/cmd/anycastd")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("build anycastd: %v\n%s", err, out)
-	}
-	return bin
+	t.Fatalf("%s did not start: %v", name, last)
+	return nil
 }
 
 // startAnycastd starts the node with the test zones on a free port and waits
@@ -367,22 +250,33 @@ func anycastdBinary(t *testing.T) string {
 func startAnycastd(t *testing.T, bin string, zones []testZone) *process {
 	t.Helper()
 	data := testdataDir(t)
-	var last error
-	for attempt := range 3 {
-		dir := t.TempDir()
-		port := e2etest.FreePort(t)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	return startServer(t, "anycastd", zones, 30*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
 		argv := []string{bin, "node", "-listen", addr.String(), "-nsid", identity, "-log-level", "info"}
 		for _, z := range zones {
 			argv = append(argv, "-zone", z.origin+"="+filepath.Join(data, z.file))
 		}
-		p := startProcess(t, fmt.Sprintf("anycastd#%d", attempt), addr, filepath.Join(dir, "anycastd.log"), argv...)
-		if last = waitReady(p, zones, 30*time.Second); last == nil {
-			return p
+		return startProcess(t, name, addr, filepath.Join(t.TempDir(), "anycastd.log"), argv...)
+	})
+}
+
+// startAnycastdConfig starts the node with the test zones and the YAML
+// extra in its configuration file.
+func startAnycastdConfig(t *testing.T, name string, zones []testZone, extra string) *process {
+	t.Helper()
+	bin := testkit.BuildAnycastd(t)
+	return startServer(t, name, zones, 30*time.Second, func(dir string, addr netip.AddrPort, name string) *process {
+		var zs strings.Builder
+		for _, z := range zones {
+			fmt.Fprintf(&zs, "  - name: %s\n    file: %s\n", z.origin, filepath.Join(testdataDir(t), z.file))
 		}
-		p.stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
-	}
-	t.Fatalf("anycastd did not start: %v", last)
-	return nil
+		conf := fmt.Sprintf("listen: [%q]\nzones:\n%s%s", addr, zs.String(), extra)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "node.yaml")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return startProcess(t, name, addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
+	})
 }

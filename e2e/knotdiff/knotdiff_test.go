@@ -14,7 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 var dump = flag.Bool("dump", false, "log both servers' full responses for every query")
@@ -27,7 +27,7 @@ func TestKnotDiff(t *testing.T) {
 	zones := testZones()
 	zoneData := loadZoneData(t, zones)
 	knot := startKnot(t, zones)
-	ours := startAnycastd(t, anycastdBinary(t), zones)
+	ours := startAnycastd(t, testkit.BuildAnycastd(t), zones)
 	accepted := acceptedDifferences(zoneData)
 
 	used := map[string][]string{}
@@ -102,9 +102,9 @@ func TestKnotOracle(t *testing.T) {
 // check on, over the test zones, so that a broken test zone is reported as
 // such and not as a difference between the servers.
 func TestZonesLoadInKnot(t *testing.T) {
-	knotc := requireTool(t, "knotc", "knot")
+	knotc := testkit.RequireTool(t, "knotc", "knot")
 	dir := t.TempDir()
-	conf := writeKnotConfig(t, dir, e2etest.FreePort(t), testZones(), true)
+	conf := writeKnotConfig(t, dir, testkit.FreePort(t), testZones(), true)
 	out, err := execOutput(knotc, "-c", conf, "-f", "zone-check")
 	if err != nil {
 		t.Fatalf("knotc zone-check: %v\n%s", err, out)
@@ -212,7 +212,7 @@ func keyFor(keys []*dns.DNSKEY, tag uint16) *dns.DNSKEY {
 // testdata/ and checks that the committed signed files are what it gives,
 // so they cannot drift from their *.unsigned sources.
 func TestSignScriptReproduces(t *testing.T) {
-	requireTool(t, "ldns-signzone", "ldnsutils")
+	testkit.RequireTool(t, "ldns-signzone", "ldnsutils")
 	src := testdataDir(t)
 	dst := t.TempDir()
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
@@ -337,9 +337,9 @@ func parseZone(t *testing.T, z testZone) []dns.RR {
 // be found: like every test here that needs an external program, it must
 // fail under CI instead of skipping silently.
 func TestSignScriptFailsUnderCIWithoutTool(t *testing.T) {
-	for _, dir := range sbinDirs {
+	for _, dir := range testkit.SbinDirs {
 		if _, err := os.Stat(filepath.Join(dir, "ldns-signzone")); err == nil {
-			t.Skipf("ldns-signzone is in %s, which lookTool searches whatever PATH says", dir)
+			t.Skipf("ldns-signzone is in %s, which testkit.LookTool searches whatever PATH says", dir)
 		}
 	}
 	bin, err := os.Executable()

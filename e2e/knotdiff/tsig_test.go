@@ -1,15 +1,10 @@
 package knotdiff
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // TSIG (RFC 8945) on ordinary queries, Knot against anycastd: both hold
@@ -179,7 +174,7 @@ func newTSIGView(t *testing.T, id uint16, resp []byte, reqMAC string, reqTime ui
 		} else {
 			tv.OtherData = ts.OtherData
 		}
-		tv.Verifies = verifyTSIG(resp, reqMAC) == nil
+		tv.Verifies = testkit.VerifyTSIG(resp, tsigSecret, reqMAC) == nil
 	}
 	v.sections[2] = rest
 	return v, tv
@@ -222,84 +217,17 @@ func timeClass(got, req uint64) string {
 	return fmt.Sprint(got)
 }
 
-// verifyTSIG checks the MAC of a response with tsigSecret, whatever its
-// RCODE: miekg/dns's TsigVerify declines NOTAUTH messages, which BADTIME
-// answers are.
-func verifyTSIG(resp []byte, reqMAC string) error {
-	m := new(dns.Msg)
-	if err := m.Unpack(resp); err != nil {
-		return err
-	}
-	ts := m.IsTsig()
-	if ts == nil {
-		return fmt.Errorf("no TSIG")
-	}
-	mac, err := hex.DecodeString(ts.MAC)
-	if err != nil || len(mac) == 0 {
-		return fmt.Errorf("no MAC")
-	}
-	body := append([]byte(nil), resp[:len(resp)-dns.Len(ts)]...)
-	binary.BigEndian.PutUint16(body, ts.OrigId)
-	binary.BigEndian.PutUint16(body[10:], binary.BigEndian.Uint16(body[10:])-1)
-	rm, _ := hex.DecodeString(reqMAC)
-	buf := binary.BigEndian.AppendUint16(nil, uint16(len(rm)))
-	buf = append(buf, rm...)
-	buf = append(buf, body...)
-	for _, name := range []string{ts.Hdr.Name} {
-		n := make([]byte, 256)
-		off, err := dns.PackDomainName(dns.CanonicalName(name), n, 0, nil, false)
-		if err != nil {
-			return err
-		}
-		buf = append(buf, n[:off]...)
-	}
-	buf = binary.BigEndian.AppendUint16(buf, dns.ClassANY)
-	buf = binary.BigEndian.AppendUint32(buf, 0)
-	n := make([]byte, 256)
-	off, err := dns.PackDomainName(dns.CanonicalName(ts.Algorithm), n, 0, nil, false)
-	if err != nil {
-		return err
-	}
-	buf = append(buf, n[:off]...)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(ts.TimeSigned>>32))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(ts.TimeSigned))
-	buf = binary.BigEndian.AppendUint16(buf, ts.Fudge)
-	buf = binary.BigEndian.AppendUint16(buf, ts.Error)
-	other, _ := hex.DecodeString(ts.OtherData)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(other)))
-	buf = append(buf, other...)
-	if dns.CanonicalName(ts.Algorithm) != dns.HmacSHA256 {
-		return fmt.Errorf("algorithm %s is not the key's", ts.Algorithm)
-	}
-	secret, _ := base64.StdEncoding.DecodeString(tsigSecret)
-	h := hmac.New(sha256.New, secret)
-	h.Write(buf)
-	if !hmac.Equal(h.Sum(nil), mac) {
-		return fmt.Errorf("MAC does not verify")
-	}
-	return nil
-}
-
 // startKnotTSIG starts Knot with the key tsigKey allowed for queries on
 // every zone (Knot checks a query's key through an ACL with action query;
 // a key in no such ACL is BADKEY).
 func startKnotTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	knotd := requireTool(t, "knotd", "knot")
-	var last error
-	for attempt := range 3 {
-		dir := filepath.Join(t.TempDir(), "knot")
-		port := e2etest.FreePort(t)
-		conf := writeKnotConfig(t, dir, port, zones, false)
-		b, err := os.ReadFile(conf)
-		if err != nil {
-			t.Fatal(err)
-		}
+	return startKnotWith(t, "knotd-tsig", zones, func(t *testing.T, conf string) string {
 		const tmpl = "template:\n  - id: default\n"
-		if !strings.Contains(string(b), tmpl) {
+		if !strings.Contains(conf, tmpl) {
 			t.Fatalf("knot.conf has no %q to extend", tmpl)
 		}
-		text := strings.Replace(string(b), tmpl, fmt.Sprintf(`key:
+		return strings.Replace(conf, tmpl, fmt.Sprintf(`key:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -310,49 +238,14 @@ acl:
     action: query
 
 `, strings.TrimSuffix(tsigKey, "."), tsigSecret, strings.TrimSuffix(tsigKey, "."))+tmpl+"    acl: tsig-query\n", 1)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		p := startProcess(t, fmt.Sprintf("knotd-tsig#%d", attempt), addr, filepath.Join(dir, "knotd.log"), knotd, "-c", conf)
-		if last = waitReady(p, zones, 20*time.Second); last == nil {
-			return p
-		}
-		p.stop(t)
-		t.Logf("knotd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
-	}
-	t.Fatalf("knotd with a TSIG key did not start: %v", last)
-	return nil
+	})
 }
 
 // startAnycastdTSIG starts the node with tsigKey in tsig_keys.
 func startAnycastdTSIG(t *testing.T, zones []testZone) *process {
 	t.Helper()
-	bin := anycastdBinary(t)
-	var last error
-	for attempt := range 3 {
-		dir := t.TempDir()
-		port := e2etest.FreePort(t)
-		addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-		var zs strings.Builder
-		for _, z := range zones {
-			fmt.Fprintf(&zs, "  - name: %s\n    file: %s\n", z.origin, filepath.Join(testdataDir(t), z.file))
-		}
-		conf := fmt.Sprintf("identity: {name: %s}\nlisten: [%q]\nzones:\n%stsig_keys:\n  - {name: %s, algorithm: hmac-sha256, secret: %q}\n",
-			identity, addr, zs.String(), tsigKey, tsigSecret)
-		path := filepath.Join(dir, "node.yaml")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p := startProcess(t, fmt.Sprintf("anycastd-tsig#%d", attempt), addr, filepath.Join(dir, "anycastd.log"), bin, "node", "-config", path)
-		if last = waitReady(p, zones, 30*time.Second); last == nil {
-			return p
-		}
-		p.stop(t)
-		t.Logf("anycastd attempt %d: %v\n%s", attempt, last, tail(p.logPath, 20))
-	}
-	t.Fatalf("anycastd with a TSIG key did not start: %v", last)
-	return nil
+	return startAnycastdConfig(t, "anycastd-tsig", zones,
+		fmt.Sprintf("identity: {name: %s}\ntsig_keys:\n  - {name: %s, algorithm: hmac-sha256, secret: %q}\n", identity, tsigKey, tsigSecret))
 }
 
 // tsigAccepted are the differences between Knot's and anycastd's answers

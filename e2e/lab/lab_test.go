@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/lab"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // The binaries under test, built by TestMain when the tests can run.
@@ -82,50 +82,27 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	for _, b := range []struct {
-		bin *string
-		env string
-		pkg string
+		bin      *string
+		env, pkg string
 	}{
-		{&anycastdBin, "ANYCASTD_BIN", "github.com/anycastdns/anycastdns/cmd/anycastd"},
-		{&anycastlabBin, "ANYCASTLAB_BIN", "github.com/anycastdns/anycastdns/cmd/anycastlab"},
+		{&anycastdBin, "ANYCASTD_BIN", testkit.Module + "/cmd/anycastd"},
+		{&anycastlabBin, "ANYCASTLAB_BIN", testkit.Module + "/cmd/anycastlab"},
 	} {
-		if p := os.Getenv(b.env); p != "" {
-			if *b.bin, err = filepath.Abs(p); err != nil {
-				fmt.Fprintln(os.Stderr, b.env+":", err)
-				return 2
-			}
-			continue
-		}
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go tool not found to build %s (or set %s): %v\n", b.pkg, b.env, err)
-			return 2
-		}
-		*b.bin = filepath.Join(dir, filepath.Base(b.pkg))
-		if out, err := exec.Command(goTool, "build", "-o", *b.bin, b.pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+		if *b.bin, err = testkit.Build(dir, b.pkg, b.env); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 	}
 	return m.Run()
 }
 
-// needRoot skips a test that needs root, except in CI where it fails.
+// needRoot skips a test that needs root or a tool of the lab, except in
+// CI where it fails.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the lab end-to-end tests need root and CI=true: run CI as root")
-		}
-		t.Skip("the lab needs root (network namespaces, TUN devices, nftables, BIRD): run as root")
-	}
+	testkit.RequireRoot(t, "network namespaces, TUN devices, nftables, BIRD")
 	for _, bin := range []string{"bird", "birdc", "ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed (CI must have it): %v", bin, err)
-			}
-			t.Skipf("%s is not installed", bin)
-		}
+		testkit.RequireTool(t, bin, "bird2, iproute2 or nftables")
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/role/monitor"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // lockedBuffer is a process's output, read while it runs.
@@ -128,7 +128,7 @@ func waitFor(t *testing.T, url string, within time.Duration, what string, ok fun
 // a frozen node (SIGSTOP) goes down after fall rounds and comes back up
 // after rise rounds once resumed.
 func TestMonitorSeesNodes(t *testing.T) {
-	bin := e2etest.BuildAnycastd(t)
+	bin := testkit.BuildAnycastd(t)
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "canary.zone"), zone)
 
@@ -139,7 +139,7 @@ func TestMonitorSeesNodes(t *testing.T) {
 	}
 	nodes := []*node{{name: "A-pop", ip: "127.0.0.2"}, {name: "B-pop", ip: "127.0.0.3"}}
 	for _, n := range nodes {
-		n.dns, n.admin = e2etest.FreePort(t), e2etest.FreePort(t)
+		n.dns, n.admin = testkit.FreePort(t), testkit.FreePort(t)
 		cfg := filepath.Join(dir, n.name+".yaml")
 		write(t, cfg, fmt.Sprintf(`listen: ["%s:%d"]
 identity: {name: %s}
@@ -155,7 +155,7 @@ log: {level: debug}
 		rise     = 2
 		fall     = 3
 	)
-	mport := e2etest.FreePort(t)
+	mport := testkit.FreePort(t)
 	mcfg := filepath.Join(dir, "monitor.yaml")
 	write(t, mcfg, fmt.Sprintf(`vantage: e2e
 listen: 127.0.0.1:%d

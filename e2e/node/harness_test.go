@@ -24,6 +24,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // anycastdBin is the binary under test, set by TestMain.
@@ -34,30 +36,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if bin := os.Getenv("ANYCASTD_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "ANYCASTD_BIN:", err)
-			return 2
-		}
-		anycastdBin = abs
-		return m.Run()
-	}
 	dir, err := os.MkdirTemp("", "anycastd-e2e-node-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
 		return 2
 	}
 	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "go tool not found to build anycastd (or set ANYCASTD_BIN):", err)
-		return 2
-	}
-	anycastdBin = filepath.Join(dir, "anycastd")
-	build := exec.Command(goTool, "build", "-o", anycastdBin, "github.com/anycastdns/anycastdns/cmd/anycastd")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build anycastd: %v\n%s", err, out)
+	if anycastdBin, err = testkit.Build(dir, testkit.Module+"/cmd/anycastd", "ANYCASTD_BIN"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	return m.Run()
@@ -91,66 +77,6 @@ func (p ports) Listen() string {
 // MetricsAddr is the address of the Prometheus endpoint.
 func (p ports) MetricsAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.Metrics) }
 
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[uint16]bool{} // never hand out a port twice in one test binary
-)
-
-// freePort returns a port that is free right now for UDP and TCP on
-// 127.0.0.1, and on ::1 too when v6 is set. Another process may take it
-// before the node binds it; startNode retries with new ports when that
-// happens.
-func freePort(t *testing.T, v6 bool) uint16 {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen tcp: %v", err)
-		}
-		port := uint16(ln.Addr().(*net.TCPAddr).Port)
-		ok := !portsUsed[port] && portFree(port, v6)
-		ln.Close()
-		if ok {
-			portsUsed[port] = true
-			return port
-		}
-	}
-	t.Fatal("no port free for UDP and TCP on loopback")
-	return 0
-}
-
-// portFree reports whether UDP on 127.0.0.1 (and UDP and TCP on ::1 when v6)
-// can be bound on port; the caller holds TCP on 127.0.0.1.
-func portFree(port uint16, v6 bool) bool {
-	var closers []interface{ Close() error }
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, pc)
-	if !v6 {
-		return true
-	}
-	pc6, err := net.ListenPacket("udp6", fmt.Sprintf("[::1]:%d", port))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, pc6)
-	ln6, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, ln6)
-	return true
-}
-
 // haveIPv6 reports whether ::1 can be bound.
 func haveIPv6() bool {
 	ln, err := net.Listen("tcp6", "[::1]:0")
@@ -161,30 +87,6 @@ func haveIPv6() bool {
 	return true
 }
 
-// logBuffer collects the node's stderr.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
 // proc is one anycastd node process started by a test.
 type proc struct {
 	t        *testing.T
@@ -193,7 +95,7 @@ type proc struct {
 	cfgPath  string // "" in flag mode
 	cfgTmpl  string // the configuration template in config-file mode
 	cmd      *exec.Cmd
-	log      *logBuffer
+	log      *testkit.Log
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // valid once done is closed
 	stopOnce sync.Once
@@ -222,9 +124,12 @@ func startNode(t *testing.T, o nodeOpts) *proc {
 	}
 	var lastErr error
 	for attempt := range 5 {
-		p := ports{DNS: freePort(t, o.v6), V6: o.v6}
-		p.Metrics = freePort(t, false)
-		n := &proc{t: t, ports: p, dir: o.dir, log: &logBuffer{}, done: make(chan struct{}), cfgTmpl: o.config}
+		p := ports{DNS: testkit.FreePort(t), V6: o.v6}
+		if o.v6 {
+			p.DNS = testkit.FreePortDual(t)
+		}
+		p.Metrics = testkit.FreePort(t)
+		n := &proc{t: t, ports: p, dir: o.dir, log: &testkit.Log{}, done: make(chan struct{}), cfgTmpl: o.config}
 		var args []string
 		if o.config != "" {
 			n.cfgPath = filepath.Join(o.dir, "node.yaml")

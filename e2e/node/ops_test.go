@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // jsonKeys returns the keys of every object in one JSON value, object by
@@ -121,7 +123,7 @@ func (n *proc) waitLog(s string, timeout time.Duration) {
 func TestJSONLog(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/example.com.zone", zoneText("example.com.", 1))
-	admin := freePort(t, false)
+	admin := testkit.FreePort(t)
 	n := startNode(t, nodeOpts{dir: dir, metrics: true, config: `identity: {name: json-node}
 listen: {{.Listen}}
 zones: [{name: example.com., file: example.com.zone}]
@@ -173,7 +175,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestProbesAndBuildInfo(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/example.com.zone", zoneText("example.com.", 1))
-	admin := freePort(t, false)
+	admin := testkit.FreePort(t)
 	n := startNode(t, nodeOpts{dir: dir, metrics: true, config: `identity: {name: probe-node}
 listen: {{.Listen}}
 zones: [{name: example.com., file: example.com.zone}]

@@ -5,10 +5,8 @@ package standalone
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,35 +14,20 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const namesToken = "names-token-0123456789"
-
-// buildAnycastctl returns $ANYCASTCTL_BIN, or builds cmd/anycastctl into the
-// test's temporary directory.
-func buildAnycastctl(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ANYCASTCTL_BIN"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "anycastctl")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/anycastdns/anycastdns/cmd/anycastctl").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build anycastctl: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // startStandalone runs anycastd standalone until the end of the test and
 // returns its DNS and API addresses.
 func startStandalone(t *testing.T) (dnsAddr, apiAddr string) {
 	t.Helper()
-	bin := e2etest.BuildAnycastd(t)
-	dnsAddr = fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	apiAddr = fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	bin := testkit.BuildAnycastd(t)
+	dnsAddr = testkit.FreeAddr(t)
+	apiAddr = testkit.FreeAddr(t)
 	cmd := exec.Command(bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
-		"-xfr", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", namesToken)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -96,7 +79,7 @@ func waitRcode(t *testing.T, addr, name string, rcode int, limit time.Duration) 
 // the root zone needs -allow-tld, is served once created, and
 // `anycastctl zone delete .` removes it from the node.
 func TestZoneNamesWithTheBinaries(t *testing.T) {
-	ctl := buildAnycastctl(t)
+	ctl := testkit.BuildAnycastctl(t)
 	dnsAddr, apiAddr := startStandalone(t)
 	anycastctl := func(args ...string) (int, string) {
 		t.Helper()

@@ -3,7 +3,6 @@
 package standalone
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,40 +20,22 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
-
-// syncLog collects a process's output.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // daemon is an anycastd process started by a test.
 type daemon struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *syncLog
+	log  *testkit.Log
 	done chan struct{}
 	err  error // once done is closed
 }
 
 func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, log: &syncLog{}, done: make(chan struct{})}
-	d.cmd = exec.Command(e2etest.BuildAnycastd(t), args...)
+	d := &daemon{t: t, log: &testkit.Log{}, done: make(chan struct{})}
+	d.cmd = exec.Command(testkit.BuildAnycastd(t), args...)
 	d.cmd.Dir = dir
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -125,11 +106,6 @@ func (d *daemon) hup(want string) string {
 		d.t.Fatal(err)
 	}
 	return d.waitLog(from, want)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
 }
 
 // httpGet returns the status and body of GET url with a bearer token ("" =
@@ -276,7 +252,7 @@ const (
 // keeps serving. The process survives both.
 func TestControlSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	api, metrics, xfr := freeAddr(t), freeAddr(t), freeAddr(t)
+	api, metrics, xfr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	rcv := startNotifyReceiver(t)
 	cfgPath := filepath.Join(dir, "control.yaml")
 	config := func(token, acl, notify, level string) string {
@@ -427,9 +403,9 @@ func checkJSONLines(t *testing.T, log string) []map[string]any {
 // include the transfer server's, and the JSON log has no key twice.
 func TestStandaloneFirstHour(t *testing.T) {
 	dir := t.TempDir()
-	api, admin, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
-	d := startDaemon(t, dir, "standalone", "-data", "anycastdns-data", "-dns", freeAddr(t), "-api", api,
-		"-xfr", freeAddr(t), "-admin", admin, "-metrics", metrics, "-log-format", "json")
+	api, admin, metrics := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
+	d := startDaemon(t, dir, "standalone", "-data", "anycastdns-data", "-dns", testkit.FreeAddr(t), "-api", api,
+		"-xfr", testkit.FreeAddr(t), "-admin", admin, "-metrics", metrics, "-log-format", "json")
 	waitReady(t, d, "http://"+api+"/readyz")
 	waitReady(t, d, "http://"+admin+"/readyz")
 
@@ -528,9 +504,9 @@ func TestStandaloneTokenSources(t *testing.T) {
 			if tc.file != "" {
 				writeFile(t, filepath.Join(dir, "tokens"), tc.file, 0o600)
 			}
-			api := freeAddr(t)
-			args := append([]string{"standalone", "-data", "data", "-dns", freeAddr(t), "-api", api, "-xfr", freeAddr(t),
-				"-admin", freeAddr(t), "-metrics", ""}, tc.args...)
+			api := testkit.FreeAddr(t)
+			args := append([]string{"standalone", "-data", "data", "-dns", testkit.FreeAddr(t), "-api", api, "-xfr", testkit.FreeAddr(t),
+				"-admin", testkit.FreeAddr(t), "-metrics", ""}, tc.args...)
 			t.Setenv("ANYCASTD_API_TOKEN", tc.env)
 			d := startDaemon(t, dir, args...)
 			waitReady(t, d, "http://"+api+"/readyz")

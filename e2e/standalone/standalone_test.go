@@ -17,7 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 func query(addr, name string) (*dns.Msg, error) {
@@ -47,12 +47,12 @@ func waitA(t *testing.T, addr, name, want string, limit time.Duration) time.Dura
 }
 
 func TestStandalone(t *testing.T) {
-	bin := e2etest.BuildAnycastd(t)
+	bin := testkit.BuildAnycastd(t)
 	data := t.TempDir()
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
-	api := fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t))
+	dnsAddr := testkit.FreeAddr(t)
+	api := testkit.FreeAddr(t)
 	cmd := exec.Command(bin, "standalone", "-data", data, "-dns", dnsAddr, "-api", api,
-		"-xfr", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)), "-admin", fmt.Sprintf("127.0.0.1:%d", e2etest.FreePort(t)),
+		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", "test-token-0123456789")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

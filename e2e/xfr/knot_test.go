@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,8 +19,9 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -32,47 +32,25 @@ const (
 	secret   = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 )
 
-// requireTool finds a program in PATH or the sbin directories. A missing
-// one skips the test, except under CI=true where it fails it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found (install the Debian package \"knot\"); the Knot transfer test cannot run", name)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // knot is a knotd started by the test.
 type knot struct {
+	*testkit.Process
 	t      *testing.T
 	addr   netip.AddrPort
 	knotc  string
 	socket string
-	log    string
 }
 
 // startKnot runs knotd as the primary of example.com. with TSIG, NOTIFY to
 // notifyTo and a journal of changes, so that it answers IXFR.
 func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	t.Helper()
-	knotd := requireTool(t, "knotd")
-	knotc := requireTool(t, "knotc")
+	knotd := testkit.RequireTool(t, "knotd", "knot")
+	knotc := testkit.RequireTool(t, "knotc", "knot")
 	dir := t.TempDir()
-	for _, d := range []string{"run", "db", "zones"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	dirs := testkit.KnotDirs(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "zones"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	data, err := os.ReadFile("testdata/example.com.zone")
 	if err != nil {
@@ -81,22 +59,15 @@ func startKnot(t *testing.T, notifyTo netip.AddrPort) *knot {
 	if err := os.WriteFile(filepath.Join(dir, "zones", "example.com.zone"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := e2etest.FreePort(t)
+	port := testkit.FreePort(t)
 	k := &knot{
 		t: t, addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
-		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"), log: filepath.Join(dir, "knotd.log"),
+		knotc: knotc, socket: filepath.Join(dir, "run", "knot.sock"),
 	}
 	conf := fmt.Sprintf(`server:
     listen: 127.0.0.1@%d
     rundir: %q
-control:
-    listen: %q
-database:
-    storage: %q
-log:
-  - target: stderr
-    any: info
-key:
+%skey:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -122,41 +93,13 @@ zone:
     file: example.com.zone
     notify: secondary
     acl: transfer
-`, port, filepath.Join(dir, "run"), k.socket, filepath.Join(dir, "db"),
+`, port, filepath.Join(dir, "run"), dirs,
 		keyName, secret, notifyTo.Addr(), notifyTo.Port(), keyName, keyName, filepath.Join(dir, "zones"), zoneName)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(k.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(knotd, "-c", confPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start knotd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // our own child, by PID
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(k.log)
-			t.Logf("knotd log:\n%s", b)
-		}
-	})
+	k.Process = testkit.StartProcess(t, "knotd", filepath.Join(dir, "knotd.log"), knotd, "-c", confPath)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := k.axfr(); err == nil {
@@ -165,9 +108,8 @@ zone:
 			t.Fatalf("knotd not serving after 20s: %v", err)
 		}
 		select {
-		case <-done:
-			b, _ := os.ReadFile(k.log)
-			t.Fatalf("knotd exited:\n%s", b)
+		case <-k.Done():
+			t.Fatalf("knotd exited:\n%s", k.Log())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -249,13 +191,13 @@ func startSecondary(t *testing.T, addr, primary netip.AddrPort, dataDir string) 
 	}
 	m, err := zonesync.New(zonesync.Config{
 		DataDir: dataDir,
-		Keys:    []zonesync.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: secret}},
+		Keys:    []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: secret}},
 		Zones:   []zonesync.Zone{{Name: zoneName, Primaries: []zonesync.Primary{{Addr: primary, Key: keyName}}}},
 	}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := dnsserver.NewHandler(dnsserver.Identity{}, 1232, nil)
+	h := dnsserver.NewHandler(dnsserver.Settings{MaxUDP: 1232}, nil)
 	h.SetNotify(m.Notify)
 	s := &secondary{m: m, h: h, addr: addr, reg: prometheus.NewRegistry(), changed: make(chan struct{}, 100)}
 	s.reg.MustRegister(m.Collectors()...)
@@ -385,7 +327,7 @@ func TestKnotPrimary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts knotd")
 	}
-	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), e2etest.FreePort(t))
+	ourAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), testkit.FreePort(t))
 	k := startKnot(t, ourAddr)
 	dataDir := t.TempDir()
 	s := startSecondary(t, ourAddr, k.addr, dataDir)

@@ -4,8 +4,6 @@ package xfrout
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,13 +12,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -30,36 +29,6 @@ const (
 	keySecret = "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 	catalog   = "catalog.invalid."
 )
-
-// lookTool finds an external program in PATH or in the sbin directories.
-func lookTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
-
-// requireKnot returns the path of knotd; it skips the test when there is
-// none, except under CI=true, where it fails it.
-func requireKnot(t *testing.T) string {
-	t.Helper()
-	p, err := lookTool("knotd")
-	if err == nil {
-		return p
-	}
-	msg := "knotd not found (install the Debian package knot); the Knot interoperability test cannot run"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 func testLogger() *slog.Logger {
 	if testing.Verbose() {
@@ -90,7 +59,7 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 	t.Helper()
 	cfg := xfrout.Config{
 		Listen:        []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Keys:          []xfrout.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
+		Keys:          []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
 		AllowTransfer: []xfrout.ACL{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), Key: keyName}},
 		Notify:        []xfrout.NotifyTarget{{Addr: notify, Key: keyName}},
 		CatalogDelay:  50 * time.Millisecond,
@@ -103,54 +72,26 @@ func startServer(t *testing.T, st *store.Store, notify netip.AddrPort, withCatal
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("xfrout Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		done <- err // for the cleanup
-		t.Fatalf("xfrout Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("xfrout not ready after 10s")
-	}
+	testkit.Start(t, s)
 	return s.Addrs()[0]
 }
 
 // knot is a knotd process started by the test.
 type knot struct {
-	addr    netip.AddrPort
-	socket  string // control socket, for knotc
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	*testkit.Process
+	addr   netip.AddrPort
+	socket string // control socket, for knotc
 }
 
 // knotConfig is knot.conf for a secondary of primary: either of the zones
 // listed, or of the catalog zone and its members.
-func knotConfig(dir string, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) string {
+func knotConfig(dir, dirs string, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `server:
     listen: 127.0.0.1@%d
     rundir: %q
 
-control:
-    listen: %q
-
-database:
-    storage: %q
-
-log:
-  - target: stderr
-    any: info
-
-key:
+%skey:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -178,7 +119,7 @@ template:
     zonefile-load: none
     journal-content: changes
     semantic-checks: on
-`, port, filepath.Join(dir, "run"), filepath.Join(dir, "run", "knot.sock"), filepath.Join(dir, "db"),
+`, port, filepath.Join(dir, "run"), dirs,
 		strings.TrimSuffix(keyName, "."), keySecret,
 		primary.Addr(), primary.Port(), strings.TrimSuffix(keyName, "."), strings.TrimSuffix(keyName, "."),
 		filepath.Join(dir, "zones"))
@@ -196,89 +137,27 @@ template:
 // (SIGTERM) when the test ends, and its log printed if the test failed.
 func startKnot(t *testing.T, port uint16, primary netip.AddrPort, zones []string, withCatalog bool) *knot {
 	t.Helper()
-	knotd := requireKnot(t)
+	knotd := testkit.RequireTool(t, "knotd", "knot")
 	dir := filepath.Join(t.TempDir(), "knot")
-	for _, d := range []string{"run", "db", "zones"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "zones"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConfig(dir, port, primary, zones, withCatalog)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(knotConfig(dir, testkit.KnotDirs(t, dir), port, primary, zones, withCatalog)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	k := &knot{
+		Process: testkit.StartProcess(t, "knotd", filepath.Join(dir, "knotd.log"), knotd, "-c", conf),
 		addr:    netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
 		socket:  filepath.Join(dir, "run", "knot.sock"),
-		logPath: filepath.Join(dir, "knotd.log"),
-		done:    make(chan struct{}),
 	}
-	logFile, err := os.Create(k.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.cmd = exec.Command(knotd, "-c", conf)
-	k.cmd.Stdout, k.cmd.Stderr = logFile, logFile
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := k.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start knotd: %v", err)
-	}
-	go func() {
-		_ = k.cmd.Wait()
-		logFile.Close()
-		close(k.done)
-	}()
-	t.Cleanup(func() {
-		k.stop(t)
-		if t.Failed() {
-			t.Logf("knotd log (%s):\n%s", k.logPath, k.log())
-		}
-	})
 	return k
 }
 
-// stop ends the knotd this test started: SIGTERM, SIGKILL after 10s.
-func (k *knot) stop(t *testing.T) {
-	select {
-	case <-k.done:
-		return
-	default:
-	}
-	if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Logf("signal knotd (pid %d): %v", k.cmd.Process.Pid, err)
-	}
-	select {
-	case <-k.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("knotd (pid %d) ignored SIGTERM for 10s; killing it", k.cmd.Process.Pid)
-		_ = k.cmd.Process.Kill()
-		<-k.done
-	}
-}
-
-func (k *knot) exited() bool {
-	select {
-	case <-k.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (k *knot) log() string {
-	b, err := os.ReadFile(k.logPath)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	return string(b)
-}
-
-// logLines returns the lines of Knot's log about zone that contain every
 // one of words.
 func (k *knot) logLines(zone string, words ...string) []string {
 	var out []string
-	for _, l := range strings.Split(k.log(), "\n") {
+	for _, l := range strings.Split(k.Log(), "\n") {
 		if !strings.Contains(l, "["+zone+"]") {
 			continue
 		}
@@ -319,7 +198,7 @@ func (k *knot) waitSerial(t *testing.T, zone string, serial uint32) {
 		if ok && got == serial {
 			return
 		}
-		if k.exited() {
+		if k.Exited() {
 			t.Fatalf("knotd exited while waiting for %s serial %d", zone, serial)
 		}
 		if time.Now().After(deadline) {
@@ -399,7 +278,7 @@ func netipAddrPort(port uint16) netip.AddrPort {
 // control runs knotc against this knotd.
 func (k *knot) control(t *testing.T, args ...string) {
 	t.Helper()
-	knotc, err := lookTool("knotc")
+	knotc, err := testkit.LookTool("knotc")
 	if err != nil {
 		t.Fatal(err)
 	}

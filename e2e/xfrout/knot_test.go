@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/e2e/internal/e2etest"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const zoneName = "example.com."
@@ -61,13 +61,13 @@ func mustRR(t *testing.T, s string) dns.RR {
 // follows every change of a zone in the store by NOTIFY and IXFR, and
 // serves exactly the store's content after each.
 func TestKnotSecondary(t *testing.T) {
-	requireKnot(t)
+	testkit.RequireTool(t, "knotd", "knot")
 	ctx := t.Context()
 	st := openStore(t)
 	if _, err := st.CreateZoneFromText(ctx, zoneName, strings.NewReader(zoneText(2024010100, 1000)), store.SerialIncrement); err != nil {
 		t.Fatal(err)
 	}
-	knotPort := e2etest.FreePort(t)
+	knotPort := testkit.FreePort(t)
 	primary := startServer(t, st, netipAddrPort(knotPort), false)
 	k := startKnot(t, knotPort, primary, []string{zoneName}, false)
 
@@ -155,7 +155,7 @@ func TestKnotSecondary(t *testing.T) {
 // starts serving zones created in the store and stops serving zones deleted
 // from it, without any change to its configuration.
 func TestKnotCatalog(t *testing.T) {
-	requireKnot(t)
+	testkit.RequireTool(t, "knotd", "knot")
 	ctx := t.Context()
 	st := openStore(t)
 	for _, z := range []string{"a.example.", "b.example."} {
@@ -163,7 +163,7 @@ func TestKnotCatalog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	knotPort := e2etest.FreePort(t)
+	knotPort := testkit.FreePort(t)
 	primary := startServer(t, st, netipAddrPort(knotPort), true)
 	k := startKnot(t, knotPort, primary, nil, true)
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -34,7 +35,7 @@ func TestZonesyncSecondary(t *testing.T) {
 	}
 
 	// The node: a DNS listener handing NOTIFYs to the zone manager.
-	h := dnsserver.NewHandler(dnsserver.Identity{}, 1232, nil)
+	h := dnsserver.NewHandler(dnsserver.Settings{MaxUDP: 1232}, nil)
 	dnsSrv, err := dnsserver.New(dnsserver.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1}, h, testLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestZonesyncSecondary(t *testing.T) {
 
 	m, err := zonesync.New(zonesync.Config{
 		DataDir:     t.TempDir(),
-		Keys:        []zonesync.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
+		Keys:        []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
 		Catalog:     &zonesync.Catalog{Zone: catalog, Primaries: []zonesync.Primary{{Addr: primary, Key: keyName}}},
 		NotifyAllow: []zonesync.NotifyACL{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), Key: keyName}},
 	}, testLogger())

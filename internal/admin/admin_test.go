@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,9 +22,8 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/fleet/level"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fakeBackend is a node: drain withdraws the prefixes, undrain announces
 // them again when healthy.
@@ -118,19 +115,7 @@ var cmpOpts = cmp.Options{
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got), run go test -update if the change is right:\n%s", path, diff)
-	}
+	testkit.Golden(t, filepath.Join("testdata", name), got)
 }
 
 func TestStatusGolden(t *testing.T) {

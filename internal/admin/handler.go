@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/httpserve"
 )
 
 // Paths of the API.
@@ -188,37 +189,12 @@ var ErrNotLoopback = errors.New("admin endpoint must listen on a loopback addres
 // gracefully. It takes ownership of ln and refuses one that is not on a
 // loopback address.
 func Serve(ctx context.Context, ln net.Listener, b Backend, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	ap, err := netip.ParseAddrPort(ln.Addr().String())
 	if err != nil || !ap.Addr().IsLoopback() {
 		_ = ln.Close()
 		return fmt.Errorf("admin on %s: %w", ln.Addr(), ErrNotLoopback)
 	}
-	srv := &http.Server{
-		Handler:           Handler(b, logger),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.With("component", "admin").Handler(), slog.LevelWarn),
-	}
-	logger.Info("admin listening", "component", "admin", "addr", ap.String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		shutErr := srv.Shutdown(sctx)
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("admin on %s: %w", ap, err)
-		}
-		if shutErr != nil {
-			return fmt.Errorf("admin on %s: shutdown: %w", ap, shutErr)
-		}
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("admin on %s: %w", ap, err)
-	}
+	return httpserve.Serve(ctx, ln, Handler(b, logger), logger, httpserve.Options{
+		Component: "admin", ReadTimeout: 10 * time.Second,
+	})
 }

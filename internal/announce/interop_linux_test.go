@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // The interop tests run BIRD 2 as the router in one network namespace and
@@ -41,20 +43,9 @@ var nsCounter atomic.Int32
 
 func requireInterop(t *testing.T) {
 	t.Helper()
-	ci := os.Getenv("CI") == "true"
-	if os.Geteuid() != 0 {
-		if ci {
-			t.Fatal("interop test needs root (network namespaces), and CI=true")
-		}
-		t.Skip("interop test needs root for network namespaces; run as root")
-	}
+	testkit.RequireRoot(t, "network namespaces")
 	for _, bin := range []string{"bird", "birdc", "ip"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if ci {
-				t.Fatalf("interop test needs %s (Debian packages bird2, iproute2): %v", bin, err)
-			}
-			t.Skipf("interop test needs %s (Debian packages bird2, iproute2)", bin)
-		}
+		testkit.RequireTool(t, bin, "bird2 or iproute2")
 	}
 }
 

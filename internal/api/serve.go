@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/anycastdns/anycastdns/internal/httpserve"
 )
 
 // ShutdownTimeout is how long Serve waits for requests in progress when its
@@ -18,36 +18,17 @@ const ShutdownTimeout = 10 * time.Second
 // waits up to ShutdownTimeout for those in progress, so that a write that
 // started is answered. It takes ownership of ln.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	log := logger.With("component", "api")
-	srv := &http.Server{
-		Handler:           h,
+	return httpserve.Serve(ctx, ln, h, logger, Options())
+}
+
+// Options are the API listener's: imports can be large and clients slow.
+func Options() httpserve.Options {
+	return httpserve.Options{
+		Component:         "api",
 		ReadHeaderTimeout: 10 * time.Second,
-		// Bodies of imports can be large and clients slow.
-		ReadTimeout:  2 * time.Minute,
-		WriteTimeout: 2 * time.Minute,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("api listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
-		defer cancel()
-		shutErr := srv.Shutdown(sctx)
-		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("api on %s: %w", ln.Addr(), err)
-		}
-		if shutErr != nil {
-			_ = srv.Close()
-			return fmt.Errorf("api on %s: shutdown: %w", ln.Addr(), shutErr)
-		}
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("api on %s: %w", ln.Addr(), err)
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   ShutdownTimeout,
 	}
 }

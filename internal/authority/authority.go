@@ -600,7 +600,7 @@ func (a *Answerer) write(section int, owner []byte, set *zone.RRset, sigs bool) 
 // lowered returns a lower-cased copy of an uncompressed wire name in scratch
 // space that stays valid for the rest of the query.
 func (a *Answerer) lowered(name []byte) []byte {
-	n := nameLen(name)
+	n := wire.NameLen(name)
 	if n < 0 {
 		return nil
 	}
@@ -610,18 +610,4 @@ func (a *Answerer) lowered(name []byte) []byte {
 	out := wire.LowerName(a.arena[a.used:a.used+n], name[:n])
 	a.used += n
 	return out
-}
-
-func nameLen(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		if c == 0 {
-			return i + 1
-		}
-		if c&0xC0 != 0 {
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }

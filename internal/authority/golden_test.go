@@ -1,7 +1,6 @@
 package authority
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,11 +9,10 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the answers given now")
 
 // render prints a whole answer: RCODE, AA and TC, then every record of each
 // section in the order written, with its TTL and RDATA.
@@ -206,7 +204,7 @@ func TestAnswerGolden(t *testing.T) {
 		out.WriteString("\n")
 	}
 	path := filepath.Join("testdata", "answers.golden")
-	if *update {
+	if testkit.Updating() {
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 			t.Fatalf("write %s: %v", path, err)
 		}

@@ -3,7 +3,6 @@ package config
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // Control is the configuration of the "anycastd control" role: the zone
@@ -68,7 +69,7 @@ type Xfr struct {
 	// Listen holds the addresses of the transfer server, UDP and TCP on
 	// each; empty = no transfer server (then the rest must be empty too).
 	Listen   []netip.AddrPort
-	TSIGKeys []XfrKey
+	TSIGKeys []tsig.Key
 	// AllowTransfer lists who may transfer zones; at least one entry when
 	// Listen is set.
 	AllowTransfer []XfrACL
@@ -79,29 +80,18 @@ type Xfr struct {
 	Catalog *XfrCatalog
 }
 
-// XfrKey is a TSIG key (RFC 8945) shared with the nodes.
-type XfrKey struct {
-	Name string // lower-case FQDN with the trailing dot; unique
-	// Algorithm is hmac-sha256 (default), hmac-sha384, hmac-sha512,
-	// hmac-sha224 or hmac-sha1.
-	Algorithm string
-	// Secret is base64, as tsig-keygen prints it (the form miekg/dns
-	// takes); at least 16 bytes once decoded.
-	Secret string
-}
-
 // XfrACL allows AXFR/IXFR from a prefix, signed with Key unless Key is
 // empty.
 type XfrACL struct {
 	Prefix netip.Prefix
-	Key    string // the Name of an XfrKey, or ""
+	Key    string // the Name of a key of TSIGKeys, or ""
 }
 
 // XfrNotify is a secondary that is sent NOTIFY, signed with Key unless Key
 // is empty.
 type XfrNotify struct {
 	Addr netip.AddrPort
-	Key  string // the Name of an XfrKey, or ""
+	Key  string // the Name of a key of TSIGKeys, or ""
 }
 
 // XfrCatalog names the catalog zone.
@@ -118,16 +108,13 @@ const (
 	maxMaxBody          = 1 << 30
 	minTokenLen         = 16
 	maxTokenLen         = 512
-	minXfrSecret        = 16
-	defaultXfrAlgorithm = "hmac-sha256"
+	// minXfrSecret is the shortest secret of a transfer key, in bytes
+	// once decoded.
+	minXfrSecret = 16
 )
 
 // DefaultAPIListen is where the API listens unless configured otherwise.
 var DefaultAPIListen = netip.MustParseAddrPort("127.0.0.1:8080")
-
-// xfrAlgorithms are the TSIG algorithms of the transfer server, the ones
-// miekg/dns implements.
-var xfrAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
 
 // LoadControl reads the control configuration at path, decodes it, reads
 // the API token file if there is one, applies defaults and validates it.
@@ -257,7 +244,7 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 		}},
 		{"tsig_keys", func(n *yaml.Node, p string) {
 			items := d.sequence(n, p)
-			x.TSIGKeys = make([]XfrKey, len(items))
+			x.TSIGKeys = make([]tsig.Key, len(items))
 			for i, item := range items {
 				d.xfrKey(item, indexPath(p, i), &x.TSIGKeys[i])
 			}
@@ -303,8 +290,8 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 	})
 }
 
-func (d *decoder) xfrKey(n *yaml.Node, path string, k *XfrKey) {
-	k.Algorithm = defaultXfrAlgorithm
+func (d *decoder) xfrKey(n *yaml.Node, path string, k *tsig.Key) {
+	k.Algorithm = tsig.DefaultAlgorithm
 	d.mapping(n, path, []field{
 		{"name", func(n *yaml.Node, p string) { k.Name, _ = parseScalar(d, n, p, parseXfrKeyName) }},
 		{"algorithm", func(n *yaml.Node, p string) { d.str(n, p, &k.Algorithm) }},
@@ -494,11 +481,11 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 				keys[k.Name] = i
 			}
 		}
-		if !xfrOneOf(k.Algorithm, xfrAlgorithms) {
-			v.add(p+".algorithm", "unsupported algorithm %q (want one of %s)", k.Algorithm, strings.Join(xfrAlgorithms, ", "))
+		if _, err := tsig.ParseAlgorithm(k.Algorithm); err != nil {
+			v.add(p+".algorithm", "%v", err)
 		}
 		if !v.bad(p + ".secret") {
-			switch b, err := base64.StdEncoding.DecodeString(k.Secret); {
+			switch b, err := tsig.DecodeSecret(k.Secret); {
 			case k.Secret == "":
 				v.add(p+".secret", "required (base64)")
 			case err != nil:
@@ -562,13 +549,4 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 	} else if len(x.AllowTransfer) == 0 {
 		v.add("xfr.allow_transfer", "at least one entry is required when xfr.listen is set, or nobody can transfer")
 	}
-}
-
-func xfrOneOf(s string, list []string) bool {
-	for _, x := range list {
-		if s == x {
-			return true
-		}
-	}
-	return false
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // controlFieldLine is the shape of a problem in a control document:
@@ -46,18 +48,7 @@ func TestControlBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("error differs from %s (-want +got):\n%s", golden, diff)
-			}
+			testkit.Golden(t, golden, []byte(got))
 			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
 				if line = strings.TrimSuffix(line, "\n"); !controlFieldLine.MatchString(line) {
 					t.Errorf("line does not name file:line:column and a field path: %q", line)
@@ -96,7 +87,7 @@ func TestControlGood(t *testing.T) {
 			},
 			Xfr: config.Xfr{
 				Listen: []netip.AddrPort{addrPort("192.0.2.1:53"), addrPort("[2001:db8::1]:53")},
-				TSIGKeys: []config.XfrKey{
+				TSIGKeys: []tsig.Key{
 					{Name: "xfr-key.", Algorithm: "hmac-sha512", Secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="},
 					{Name: "notify.key.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="},
 				},
@@ -204,7 +195,7 @@ func validControl() *config.Control {
 		API:     config.ControlAPI{Listen: addrPort("127.0.0.1:8054"), Tokens: []string{"0123456789abcdef"}, MaxBody: 1 << 20},
 		Xfr: config.Xfr{
 			Listen:        []netip.AddrPort{addrPort("192.0.2.1:53")},
-			TSIGKeys:      []config.XfrKey{{Name: "k.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="}},
+			TSIGKeys:      []tsig.Key{{Name: "k.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="}},
 			AllowTransfer: []config.XfrACL{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "k."}},
 			Notify:        []config.XfrNotify{{Addr: addrPort("192.0.2.2:53"), Key: "k."}},
 			Catalog:       &config.XfrCatalog{Zone: "catalog.invalid."},
@@ -249,8 +240,8 @@ func TestControlValidate(t *testing.T) {
 		}},
 		{"keys", func(c *config.Control) {
 			c.Xfr.TSIGKeys = append(c.Xfr.TSIGKeys,
-				config.XfrKey{Name: "k.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="},
-				config.XfrKey{Algorithm: "hmac-md5", Secret: "c2hvcnQ="})
+				tsig.Key{Name: "k.", Algorithm: "hmac-sha256", Secret: "MDEyMzQ1Njc4OWFiY2RlZg=="},
+				tsig.Key{Algorithm: "hmac-md5", Secret: "c2hvcnQ="})
 			c.Xfr.AllowTransfer[0].Key = "other."
 			c.Xfr.Notify[0].Key = "other."
 		}, []string{

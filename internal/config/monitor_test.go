@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 var monitorFieldLine = regexp.MustCompile(`^testdata/monitor/[a-z0-9_]+\.bad\.yaml:[0-9]+(:[0-9]+: [a-z_]+[a-z0-9_.\[\]"]*)?: \S`)
@@ -41,18 +42,7 @@ func TestMonitorBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("error differs from %s (-want +got):\n%s", golden, diff)
-			}
+			testkit.Golden(t, golden, []byte(got))
 			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
 				if line = strings.TrimSuffix(line, "\n"); !monitorFieldLine.MatchString(line) {
 					t.Errorf("line does not name file:line:column and a field path: %q", line)

@@ -1,16 +1,16 @@
 package config
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -43,7 +43,7 @@ type Node struct {
 	// zone has primaries or there is a catalog. TSIGKeys, NotifyAllow and
 	// Catalog configure the secondary zones (see secondary.go).
 	DataDir     string
-	TSIGKeys    []TSIGKey
+	TSIGKeys    []tsig.Key
 	NotifyAllow []NotifyAllow
 	Catalog     *Catalog // nil = no catalog zone
 	// SecondaryTimers are floors under the SOA timers of secondary zones.
@@ -95,19 +95,53 @@ type Limits struct {
 	// set (slip 2, prefixes /24 and /56, 65536 buckets by default). A
 	// node on the internet should set it (RecommendedRRLRate); Advice
 	// warns when a non-loopback listener has it off.
-	RRL ratelimit.RRLConfig
+	RRL RRL
 	// Cookies are DNS Cookies (RFC 7873, 9018), on by default as in BIND.
 	Cookies Cookies
 }
 
-// Cookies configures DNS Cookies. Secret is 32 hex digits; every PoP of
-// an anycast set needs the same one. Empty = a random secret per process:
+// RRL configures response rate limiting (limits.rrl). Zero prefixes and
+// buckets take the limiter's defaults.
+type RRL struct {
+	Rate       int // answers a second per bucket, and the burst; 0 = off; at most MaxRRLRate
+	Slip       int // every Slip-th answer over the rate goes out truncated, the rest are dropped; 0..MaxRRLSlip
+	IPv4Prefix int // 0..32 (0: /24)
+	IPv6Prefix int // 0..128 (0: /56)
+	Buckets    int // table size, rounded up to a power of two; 0..MaxRRLBuckets (0: 65,536)
+}
+
+// Bounds of RRL.
+const (
+	MaxRRLRate    = 1 << 20
+	MaxRRLSlip    = 100
+	MaxRRLBuckets = 1 << 24
+	// defaultRRLSlip: one answer in two over the rate is truncated, so a
+	// real resolver behind a spoofed flood is still answered over TCP.
+	defaultRRLSlip = 2
+)
+
+// Cookies configures DNS Cookies. Secret is 32 hex digits (SecretBytes);
+// every PoP of an anycast set needs the same one. Empty = a random secret per process:
 // a restart only makes clients' cookies stale (the next answer carries a
 // new one, nothing is refused), but PoPs of one anycast set cannot check
 // each other's, so Advice warns when the node has BGP and no secret.
 type Cookies struct {
 	Enabled bool
 	Secret  string
+}
+
+// SecretBytes decodes Secret: 16 bytes written as 32 hex digits.
+func (c Cookies) SecretBytes() ([16]byte, error) {
+	var secret [16]byte
+	b, err := hex.DecodeString(c.Secret)
+	if err != nil {
+		return secret, fmt.Errorf("not hexadecimal: %w", err)
+	}
+	if len(b) != len(secret) {
+		return secret, fmt.Errorf("want 16 bytes (32 hex digits), got %d bytes", len(b))
+	}
+	copy(secret[:], b)
+	return secret, nil
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -235,7 +269,7 @@ func (d *decoder) decodeNode(data []byte, hostname func() (string, error)) *Node
 			TCPSourceIPv4Prefix:  defaultTCPSourceIPv4,
 			TCPSourceIPv6Prefix:  defaultTCPSourceIPv6,
 			TCPBusyIdleTimeout:   defaultTCPBusyIdle,
-			RRL:                  ratelimit.RRLConfig{Slip: ratelimit.DefaultSlip},
+			RRL:                  RRL{Slip: defaultRRLSlip},
 			Cookies:              Cookies{Enabled: true},
 		},
 		Log:         defaultLog(),
@@ -492,12 +526,22 @@ func (n *Node) validate(v *validator) {
 	if l.UDPReaders < 0 {
 		v.add("limits.udp_readers", "must not be negative (0 = GOMAXPROCS), got %d", l.UDPReaders)
 	}
-	if err := l.RRL.Validate(); err != nil {
-		field, msg, _ := strings.Cut(err.Error(), ": ")
-		v.add("limits.rrl."+field, "%s", msg)
+	r := l.RRL
+	for _, f := range []struct {
+		field   string
+		v, max  int
+		zeroMsg string
+	}{
+		{"rate", r.Rate, MaxRRLRate, " (off)"}, {"slip", r.Slip, MaxRRLSlip, ""},
+		{"ipv4_prefix", r.IPv4Prefix, 32, ""}, {"ipv6_prefix", r.IPv6Prefix, 128, ""},
+		{"buckets", r.Buckets, MaxRRLBuckets, " (default)"},
+	} {
+		if f.v < 0 || f.v > f.max {
+			v.add("limits.rrl."+f.field, "must be 0%s to %d, got %d", f.zeroMsg, f.max, f.v)
+		}
 	}
 	if l.Cookies.Secret != "" {
-		if _, err := ratelimit.ParseCookieSecret(l.Cookies.Secret); err != nil {
+		if _, err := l.Cookies.SecretBytes(); err != nil {
 			v.add("limits.cookies.secret", "%v", err)
 		}
 	}

@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -17,10 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
-	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.bad.err from the errors the code gives")
 
 // errLine is the shape of every reported problem: file, line (and column,
 // except for YAML syntax errors, whose parser reports only the line), then
@@ -56,18 +54,7 @@ func TestBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("error differs from %s (-want +got):\n%s", golden, diff)
-			}
+			testkit.Golden(t, golden, []byte(got))
 			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
 				line = strings.TrimSuffix(line, "\n")
 				if !errLine.MatchString(line) {
@@ -117,7 +104,7 @@ func TestGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaultIdentity := config.Identity{Name: host, NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns"}
-	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: ratelimit.RRLConfig{Slip: 2},
+	defaultLimits := config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second, RRL: config.RRL{Slip: 2},
 		TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second,
 		Cookies: config.Cookies{Enabled: true}}
 	defaultLog := config.Log{Level: slog.LevelInfo, Format: config.LogText}
@@ -184,7 +171,7 @@ func TestGood(t *testing.T) {
 				{Name: "example.org.", File: "/srv/zones/example.org.zone"},
 			},
 			Limits: config.Limits{UDPMaxSize: 4096, TCPMaxConns: 100, TCPIdleTimeout: 2500 * time.Millisecond, TCPMaxQueries: 50, UDPReaders: 4,
-				RRL:                  ratelimit.RRLConfig{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024},
+				RRL:                  config.RRL{Rate: 20, Slip: 3, IPv4Prefix: 22, IPv6Prefix: 48, Buckets: 1024},
 				Cookies:              config.Cookies{Enabled: true, Secret: "e5e973e5a6b2a43f48e7dc849e37bfcf"},
 				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second},
 			Metrics:     config.Metrics{Listen: addrPort("[::1]:9153")},
@@ -244,7 +231,7 @@ func TestGood(t *testing.T) {
 				{Name: "example.net.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
 			},
 			DataDir:     "/var/lib/anycastd",
-			TSIGKeys:    []config.TSIGKey{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
+			TSIGKeys:    []tsig.Key{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},
 			NotifyAllow: []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."}},
 			Catalog:     &config.Catalog{Zone: "catalog.invalid.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
 			Control: &config.ControlLink{Servers: []string{"https://control.example.net:8054"}, Key: "xfr-key.", PoP: "ams",
@@ -252,7 +239,7 @@ func TestGood(t *testing.T) {
 			SecondaryTimers: config.SecondaryTimers{
 				MinRefresh: 30 * time.Second, MinRetry: 10 * time.Second, MinExpire: time.Hour},
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
-				RRL:                  ratelimit.RRLConfig{Rate: 20, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
+				RRL:                  config.RRL{Rate: 20, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
 				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second,
 				Cookies: config.Cookies{Enabled: true}},
 			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
@@ -647,5 +634,18 @@ func TestFieldErrorFormat(t *testing.T) {
 				t.Errorf("Error() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCookieSecretBytes(t *testing.T) {
+	const good = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+	b, err := config.Cookies{Secret: good}.SecretBytes()
+	if err != nil || b[0] != 0xe5 || b[15] != 0xcf {
+		t.Errorf("SecretBytes(%s) = %x, %v", good, b, err)
+	}
+	for _, s := range []string{"", "e5e9", "zz" + good[2:], good + "00"} {
+		if _, err := (config.Cookies{Secret: s}).SecretBytes(); err == nil {
+			t.Errorf("SecretBytes(%q) accepted", s)
+		}
 	}
 }

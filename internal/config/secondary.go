@@ -1,23 +1,15 @@
 package config
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
-)
 
-// TSIGKey is a TSIG key (RFC 8945) shared with primaries or NOTIFY senders.
-type TSIGKey struct {
-	Name string // canonical: lower case, fully qualified; unique
-	// Algorithm is hmac-sha256 (default), hmac-sha512, hmac-sha384,
-	// hmac-sha224 or hmac-sha1.
-	Algorithm string
-	Secret    string // base64, as tsig-keygen and keymgr print it
-}
+	"github.com/anycastdns/anycastdns/internal/tsig"
+)
 
 // Primary is a server a secondary zone is transferred from.
 type Primary struct {
@@ -55,17 +47,13 @@ type SecondaryTimers struct {
 // than read from a file.
 func (z Zone) Secondary() bool { return len(z.Primaries) > 0 }
 
-const defaultTSIGAlgorithm = "hmac-sha256"
-
-var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1"}
-
 // secondaryFields are the top-level keys of the secondary configuration.
 func (d *decoder) secondaryFields(n *Node) []field {
 	return []field{
 		{"data_dir", func(v *yaml.Node, p string) { d.file(v, p, &n.DataDir) }},
 		{"tsig_keys", func(v *yaml.Node, p string) {
 			items := d.sequence(v, p)
-			n.TSIGKeys = make([]TSIGKey, len(items))
+			n.TSIGKeys = make([]tsig.Key, len(items))
 			for i, item := range items {
 				d.tsigKey(item, indexPath(p, i), &n.TSIGKeys[i])
 			}
@@ -103,21 +91,13 @@ func (d *decoder) secondaryFields(n *Node) []field {
 	}
 }
 
-func (d *decoder) tsigKey(n *yaml.Node, path string, k *TSIGKey) {
-	k.Algorithm = defaultTSIGAlgorithm
+// tsigKey decodes a key of tsig_keys: name (canonical), algorithm (one
+// of tsig.Algorithms, tsig.DefaultAlgorithm when left out) and secret.
+func (d *decoder) tsigKey(n *yaml.Node, path string, k *tsig.Key) {
+	k.Algorithm = tsig.DefaultAlgorithm
 	d.mapping(n, path, []field{
 		{"name", func(v *yaml.Node, p string) { k.Name, _ = parseScalar(d, v, p, parseOptionalZoneName) }},
-		{"algorithm", func(v *yaml.Node, p string) {
-			k.Algorithm, _ = parseScalar(d, v, p, func(s string) (string, error) {
-				s = strings.TrimSuffix(strings.ToLower(s), ".")
-				for _, a := range tsigAlgorithms {
-					if s == a {
-						return s, nil
-					}
-				}
-				return "", fmt.Errorf("unsupported algorithm %q (want one of %s)", s, strings.Join(tsigAlgorithms, ", "))
-			})
-		}},
+		{"algorithm", func(v *yaml.Node, p string) { k.Algorithm, _ = parseScalar(d, v, p, tsig.ParseAlgorithm) }},
 		// The secret is never repeated in messages.
 		{"secret", func(v *yaml.Node, p string) { d.str(v, p, &k.Secret) }},
 	})
@@ -186,7 +166,7 @@ func (v *validator) secondary(n *Node) {
 		}
 		if k.Secret == "" {
 			v.add(p+".secret", "required")
-		} else if b, err := base64.StdEncoding.DecodeString(k.Secret); err != nil || len(b) == 0 {
+		} else if _, err := tsig.DecodeSecret(k.Secret); err != nil {
 			v.add(p+".secret", "not valid base64")
 		}
 	}

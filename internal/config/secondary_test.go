@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // TestSecondaryGood loads a configuration with every secondary key and
@@ -28,7 +29,7 @@ func TestSecondaryGood(t *testing.T) {
 	type secondary struct {
 		Zones       []config.Zone
 		DataDir     string
-		TSIGKeys    []config.TSIGKey
+		TSIGKeys    []tsig.Key
 		NotifyAllow []config.NotifyAllow
 		Catalog     *config.Catalog
 	}
@@ -42,7 +43,7 @@ func TestSecondaryGood(t *testing.T) {
 			{Name: "0/25.2.0.192.in-addr.arpa.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53")}}},
 		},
 		DataDir: filepath.Join(testdata, "state"),
-		TSIGKeys: []config.TSIGKey{
+		TSIGKeys: []tsig.Key{
 			{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="},
 			{Name: "notify.key.", Algorithm: "hmac-sha512", Secret: "c2VjcmV0"},
 			{Name: "old.", Algorithm: "hmac-sha1", Secret: "c2VjcmV0"},
@@ -65,7 +66,7 @@ func TestSecondaryGood(t *testing.T) {
 
 // TestSecondaryValidate checks the secondary rules on Nodes built in code.
 func TestSecondaryValidate(t *testing.T) {
-	key := config.TSIGKey{Name: "k.", Algorithm: "hmac-sha256", Secret: "c2VjcmV0"}
+	key := tsig.Key{Name: "k.", Algorithm: "hmac-sha256", Secret: "c2VjcmV0"}
 	prim := []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "k."}}
 	tests := []struct {
 		name   string
@@ -74,13 +75,13 @@ func TestSecondaryValidate(t *testing.T) {
 	}{
 		{"valid secondary", func(n *config.Node) {
 			n.DataDir = "/var/lib/anycastd"
-			n.TSIGKeys = []config.TSIGKey{key}
+			n.TSIGKeys = []tsig.Key{key}
 			n.Zones = append(n.Zones, config.Zone{Name: "sec.example.", Primaries: prim})
 			n.NotifyAllow = []config.NotifyAllow{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "k."}}
 			n.Catalog = &config.Catalog{Zone: "catalog.invalid.", Primaries: prim}
 		}, nil},
 		{"keys without secondaries need no data_dir", func(n *config.Node) {
-			n.TSIGKeys = []config.TSIGKey{key}
+			n.TSIGKeys = []tsig.Key{key}
 		}, nil},
 		{"catalog needs data_dir and primaries", func(n *config.Node) {
 			n.Catalog = &config.Catalog{Zone: "example.com."}
@@ -102,7 +103,7 @@ func TestSecondaryValidate(t *testing.T) {
 			"zones[3].primaries[2].key: unknown key missing. (not in tsig_keys)",
 		}},
 		{"keys and acl", func(n *config.Node) {
-			n.TSIGKeys = []config.TSIGKey{key, key, {Name: "x.", Secret: "!"}}
+			n.TSIGKeys = []tsig.Key{key, key, {Name: "x.", Secret: "!"}}
 			n.NotifyAllow = []config.NotifyAllow{{}, {Prefix: netip.MustParsePrefix("10.1.2.3/8")}}
 		}, []string{
 			"tsig_keys[1].name: duplicate key k. (also tsig_keys[0])",

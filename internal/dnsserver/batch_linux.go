@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anycastdns/anycastdns/internal/listen"
 )
 
 // batchSize is how many datagrams one recvmmsg/sendmmsg call moves.
@@ -98,8 +100,8 @@ func newBatcher(u *net.UDPConn, maxResp int) (*batcher, error) {
 }
 
 // serveUDPBatch is the Linux UDP loop.
-func (s *Server) serveUDPBatch(u *net.UDPConn) error {
-	b, err := newBatcher(u, s.h.maxUDP)
+func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
+	b, err := newBatcher(u, maxUDPLimit)
 	if err != nil {
 		return err
 	}
@@ -111,13 +113,13 @@ func (s *Server) serveUDPBatch(u *net.UDPConn) error {
 		}
 		b.nread = 0
 		if err := b.rc.Read(b.readFn); err != nil {
-			if s.isClosed() {
+			if lis.Closed() {
 				return nil
 			}
 			return fmt.Errorf("udp read %s: %w", u.LocalAddr(), err)
 		}
 		if b.errno != 0 {
-			if s.isClosed() {
+			if lis.Closed() {
 				return nil
 			}
 			if b.errno == unix.EINTR || b.errno == unix.ENOMEM || b.errno == unix.ECONNREFUSED {
@@ -134,8 +136,7 @@ func (s *Server) serveUDPBatch(u *net.UDPConn) error {
 				}
 				continue
 			}
-			w.Src = sockaddrToAddrPort(&b.names[i])
-			resp := w.Handle(b.inBuf[i][:b.in[i].n], UDP)
+			resp, _ := w.Handle(b.inBuf[i][:b.in[i].n], sockaddrToAddrPort(&b.names[i]), UDP)
 			if resp == nil {
 				continue
 			}
@@ -149,7 +150,7 @@ func (s *Server) serveUDPBatch(u *net.UDPConn) error {
 		}
 		for b.sent = 0; b.sent < b.nout; {
 			if err := b.rc.Write(b.writeFn); err != nil {
-				if s.isClosed() {
+				if lis.Closed() {
 					return nil
 				}
 				return fmt.Errorf("udp write %s: %w", u.LocalAddr(), err)

@@ -41,20 +41,20 @@ func FuzzHandle(f *testing.F) {
 		}
 	}
 	h := testHandler(f)
-	h.SetTSIG(testKeys{})
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 1, Slip: 1})
 	if err != nil {
 		f.Fatal(err)
 	}
-	h.SetRRL(l)
-	h.SetCookies(ratelimit.NewCookies(ratelimit.RandomCookieSecret()))
+	set(h, func(s *Settings) { s.RRL = l })
+	set(h, func(s *Settings) { s.Cookies = ratelimit.NewCookies(ratelimit.RandomCookieSecret()) })
 	w := h.NewWorker()
 	f.Fuzz(func(t *testing.T, p []byte, tcp bool) {
 		tr := UDP
 		if tcp {
 			tr = TCP
 		}
-		resp := w.Handle(p, tr)
+		resp := answer(w, p, tr)
 		if resp == nil {
 			return
 		}

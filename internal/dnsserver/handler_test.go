@@ -16,18 +16,40 @@ func testHandler(t testing.TB) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Identity{Name: "pop-test", NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns-test"}, 1232, &Stats{})
+	h := NewHandler(Settings{Identity: Identity{Name: "pop-test", NSID: true, IDServer: true, HostnameBind: true, VersionBind: true, Version: "anycastdns-test"}, MaxUDP: 1232}, &Stats{})
 	h.SetZones(zone.NewSet(z))
 	return h
 }
 
+// testSrc is where the tests' queries come from.
+var testSrc = netip.MustParseAddrPort("192.0.2.7:5300")
+
+// answer is w's response to p from testSrc.
+func answer(w *Worker, p []byte, tr Transport) []byte {
+	resp, _ := w.Handle(p, testSrc, tr)
+	return resp
+}
+
+// set changes the handler's settings, as a reload does: a new set whole.
+func set(h *Handler, change func(s *Settings)) {
+	s := h.Settings()
+	change(&s)
+	h.SetSettings(s)
+}
+
 func ask(t testing.TB, w *Worker, m *dns.Msg, tr Transport) *dns.Msg {
+	t.Helper()
+	return askFrom(t, w, testSrc, m, tr)
+}
+
+// askFrom is ask from src.
+func askFrom(t testing.TB, w *Worker, src netip.AddrPort, m *dns.Msg, tr Transport) *dns.Msg {
 	t.Helper()
 	p, err := m.Pack()
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := w.Handle(p, tr)
+	resp, _ := w.Handle(p, src, tr)
 	if resp == nil {
 		return nil
 	}
@@ -145,7 +167,7 @@ func TestMalformed(t *testing.T) {
 		{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w'},
 		{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1},
 	} {
-		resp := w.Handle(p, UDP)
+		resp := answer(w, p, UDP)
 		if resp == nil {
 			continue
 		}
@@ -177,7 +199,7 @@ func BenchmarkHandle(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if w.Handle(p, UDP) == nil {
+				if answer(w, p, UDP) == nil {
 					b.Fatal("no answer")
 				}
 			}
@@ -193,18 +215,18 @@ func TestNotifyDispatch(t *testing.T) {
 	p, _ := m.Pack()
 	// Without a handler NOTIFY is not implemented.
 	var r dns.Msg
-	if err := r.Unpack(w.Handle(p, UDP)); err != nil || r.Rcode != dns.RcodeNotImplemented {
+	if err := r.Unpack(answer(w, p, UDP)); err != nil || r.Rcode != dns.RcodeNotImplemented {
 		t.Fatalf("no handler: %v %v", err, r.Rcode)
 	}
 	var got []byte
-	h.SetNotify(func(req []byte, _ netip.AddrPort, _ Transport) []byte {
+	h.SetNotify(func(req []byte, _ netip.AddrPort) []byte {
 		got = req
 		resp := new(dns.Msg)
 		resp.SetReply(m)
 		out, _ := resp.Pack()
 		return out
 	})
-	if err := r.Unpack(w.Handle(p, UDP)); err != nil || r.Rcode != dns.RcodeSuccess || r.Opcode != dns.OpcodeNotify {
+	if err := r.Unpack(answer(w, p, UDP)); err != nil || r.Rcode != dns.RcodeSuccess || r.Opcode != dns.OpcodeNotify {
 		t.Fatalf("with handler: %v %v", err, r)
 	}
 	if string(got) != string(p) {
@@ -221,9 +243,9 @@ func TestRRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.SetRRL(l)
+	set(h, func(s *Settings) { s.RRL = l })
 	w := h.NewWorker()
-	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
+	src := testSrc
 
 	pattern := func(qname string, qtype uint16, tr Transport, n int) string {
 		t.Helper()
@@ -232,7 +254,7 @@ func TestRRL(t *testing.T) {
 			m := new(dns.Msg)
 			m.SetQuestion(qname, qtype)
 			m.SetEdns0(1232, false)
-			r := ask(t, w, m, tr)
+			r := askFrom(t, w, src, m, tr)
 			switch {
 			case r == nil:
 				s = append(s, 'D')
@@ -273,11 +295,11 @@ func TestRRL(t *testing.T) {
 	}
 
 	// Another client network has buckets of its own.
-	w.Src = netip.MustParseAddrPort("198.51.100.7:5300")
+	src = netip.MustParseAddrPort("198.51.100.7:5300")
 	if got := pattern("www.example.com.", dns.TypeA, UDP, 3); got != "..D" {
 		t.Errorf("other network: %s", got)
 	}
-	h.SetRRL(nil)
+	set(h, func(s *Settings) { s.RRL = nil })
 	if got := pattern("www.example.com.", dns.TypeA, UDP, 3); got != "..." {
 		t.Errorf("limiting off: %s", got)
 	}
@@ -298,9 +320,8 @@ func BenchmarkHandleRRL(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h.SetRRL(l)
+	set(h, func(s *Settings) { s.RRL = l })
 	w := h.NewWorker()
-	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.com.", dns.TypeA)
 	p, _ := m.Pack()
@@ -308,7 +329,7 @@ func BenchmarkHandleRRL(b *testing.B) {
 	// (the answer is built before the check).
 	b.ReportAllocs()
 	for b.Loop() {
-		w.Handle(p, UDP)
+		answer(w, p, UDP)
 	}
 }
 
@@ -338,9 +359,8 @@ func cookieOf(r *dns.Msg) string {
 // rate limiting, and with cookies off the option is ignored.
 func TestCookies(t *testing.T) {
 	h := testHandler(t)
-	h.SetCookies(ratelimit.NewCookies(ratelimit.RandomCookieSecret()))
+	set(h, func(s *Settings) { s.Cookies = ratelimit.NewCookies(ratelimit.RandomCookieSecret()) })
 	w := h.NewWorker()
-	w.Src = netip.MustParseAddrPort("192.0.2.7:5300")
 	const client = "0123456789abcdef"
 
 	r := ask(t, w, withCookie(t, "www.example.com.", client), UDP)
@@ -369,7 +389,7 @@ func TestCookies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.SetRRL(l)
+	set(h, func(s *Settings) { s.RRL = l })
 	answered := func(data string) int {
 		n := 0
 		for range 5 {
@@ -385,9 +405,9 @@ func TestCookies(t *testing.T) {
 	if n := answered(client); n != 1 {
 		t.Errorf("client cookie alone under RRL at 1/s: %d of 5 answered, want 1", n)
 	}
-	h.SetRRL(nil)
+	set(h, func(s *Settings) { s.RRL = nil })
 
-	h.SetCookies(nil)
+	set(h, func(s *Settings) { s.Cookies = nil })
 	if c := cookieOf(ask(t, w, withCookie(t, "www.example.com.", client), UDP)); c != "" {
 		t.Errorf("cookies off: answered with cookie %s", c)
 	}

@@ -31,7 +31,7 @@ func TestOPTReserveIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := NewHandler(Identity{Name: "pop-test"}, 1232, &Stats{})
+		h := NewHandler(Settings{Identity: Identity{Name: "pop-test"}, MaxUDP: 1232}, &Stats{})
 		h.SetZones(zone.NewSet(z))
 		m := new(dns.Msg)
 		m.SetQuestion("fill.example.com.", dns.TypeTXT)
@@ -40,7 +40,7 @@ func TestOPTReserveIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp := h.NewWorker().Handle(p, UDP)
+		resp := answer(h.NewWorker(), p, UDP)
 		r := new(dns.Msg)
 		if err := r.Unpack(resp); err != nil {
 			t.Fatal(err)

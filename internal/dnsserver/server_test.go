@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,33 +12,22 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // startServer runs a server for testHandler's zone on a free loopback
-// port with cfg (Listen is filled in) until the test ends.
-func startServer(t *testing.T, cfg Config) (*Server, netip.AddrPort) {
+// port with the TCP limits tl until the test ends.
+func startServer(t *testing.T, tl TCPLimits) (*Server, netip.AddrPort) {
 	t.Helper()
 	h := testHandler(t)
-	cfg.Listen = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}
-	cfg.Readers = 1
+	set(h, func(s *Settings) { s.TCP = tl })
+	cfg := Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1}
 	s, err := New(cfg, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	testkit.Start(t, s)
 	return s, s.Addrs()[0]
 }
 
@@ -99,9 +87,9 @@ func closedSoon(c net.Conn, d time.Duration) bool {
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.nconns.Load() != int64(n) {
+	for s.tcpConns() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("server holds %d connections, want %d", s.nconns.Load(), n)
+			t.Fatalf("server holds %d connections, want %d", s.tcpConns(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -110,7 +98,7 @@ func waitConns(t *testing.T, s *Server, n int) {
 // TestTCPFullEvictsOldest: with every slot held by idle connections, a new
 // client is served and the connection idle longest is closed for it.
 func TestTCPFullEvictsOldest(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
+	s, addr := startServer(t, TCPLimits{MaxConns: 4, Idle: time.Minute, BusyIdle: time.Minute})
 	var idle []*net.TCPConn
 	for i, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
 		c := dialFrom(t, src, addr)
@@ -141,47 +129,20 @@ func TestTCPFullEvictsOldest(t *testing.T) {
 	}
 }
 
-// TestTCPPerSourceCap: one source prefix holds at most its share; its new
-// connections displace its own oldest, not those of others.
-func TestTCPPerSourceCap(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 100, TCPPerSource: 3, TCPSourceV4: 24, TCPIdle: time.Minute, TCPBusyIdle: time.Minute})
-	other := dialFrom(t, "127.0.1.1", addr)
-	waitConns(t, s, 1)
-	var mine []*net.TCPConn
-	for i := range 5 {
-		// 127.0.2.x share a /24.
-		c := dialFrom(t, "127.0.2."+string(rune('1'+i)), addr)
-		if err := queryTCP(c); err != nil {
-			t.Fatalf("connection %d of the source: %v", i, err)
-		}
-		mine = append(mine, c)
-	}
-	for i, want := range []bool{true, true, false, false, false} {
-		if got := closedSoon(mine[i], 300*time.Millisecond); got != want {
-			t.Errorf("source connection %d closed: %t, want %t", i, got, want)
-		}
-	}
-	if err := queryTCP(other); err != nil {
-		t.Errorf("another source's connection: %v", err)
-	}
-	waitConns(t, s, 4)
-}
-
-// TestTCPBusyIdle: past half of the slots, idle connections get the short
-// timeout, those already waiting included.
-func TestTCPBusyIdle(t *testing.T) {
-	s, addr := startServer(t, Config{TCPMaxConns: 4, TCPIdle: time.Minute, TCPBusyIdle: 200 * time.Millisecond})
+// TestTCPLimitsFromSettings: the TCP limits are part of the settings
+// snapshot; new settings (a reload) apply to the next connection.
+func TestTCPLimitsFromSettings(t *testing.T) {
+	s, addr := startServer(t, TCPLimits{Idle: time.Minute})
 	first := dialFrom(t, "127.0.0.2", addr)
 	if err := queryTCP(first); err != nil {
 		t.Fatal(err)
 	}
-	if closedSoon(first, 500*time.Millisecond) {
-		t.Fatal("one connection of four closed before its idle timeout")
+	set(s.h, func(st *Settings) { st.TCP.PerSource = 1 })
+	second := dialFrom(t, "127.0.0.2", addr)
+	if err := queryTCP(second); err != nil {
+		t.Fatal(err)
 	}
-	dialFrom(t, "127.0.0.3", addr)
-	waitConns(t, s, 2)
-	dialFrom(t, "127.0.0.4", addr) // three of four: over half
-	if !closedSoon(first, 3*time.Second) {
-		t.Error("with three of four slots taken, a connection waiting with a 1m idle timeout was not closed after the 200ms busy one")
+	if !closedSoon(first, time.Second) {
+		t.Error("with one connection per source, the first was not evicted for the second")
 	}
 }

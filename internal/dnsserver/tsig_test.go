@@ -1,13 +1,8 @@
 package dnsserver
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
-	"hash"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -24,33 +21,13 @@ const (
 	otherSecret = "AmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="
 )
 
-// testKeys is a dns.TsigProvider for the tests: one key, k1. with
-// hmac-sha256, answering as the node's keyring (zonesync.Keyring) does.
-type testKeys struct{}
-
-func (testKeys) Generate(msg []byte, t *dns.TSIG) ([]byte, error) {
-	if dns.CanonicalName(t.Hdr.Name) != "k1." {
-		return nil, dns.ErrSecret
-	}
-	if dns.CanonicalName(t.Algorithm) != dns.HmacSHA256 {
-		return nil, dns.ErrKeyAlg
-	}
-	secret, _ := base64.StdEncoding.DecodeString(testSecret)
-	m := hmac.New(sha256.New, secret)
-	m.Write(msg)
-	return m.Sum(nil), nil
-}
-
-func (k testKeys) Verify(msg []byte, t *dns.TSIG) error {
-	want, err := k.Generate(msg, t)
+// testKeys is the keyring of the tests: one key, k1. with hmac-sha256.
+func testKeys() *tsig.Keyring {
+	ring, err := tsig.New([]tsig.Key{{Name: "k1.", Algorithm: "hmac-sha256", Secret: testSecret}})
 	if err != nil {
-		return err
+		panic(err)
 	}
-	got, err := hex.DecodeString(t.MAC)
-	if err != nil || !hmac.Equal(want, got) {
-		return dns.ErrSig
-	}
-	return nil
+	return ring
 }
 
 // signedQuery packs a query for name signed with key (alg, secret) at
@@ -78,53 +55,9 @@ func signedQueryAt(t *testing.T, name string, qtype uint16, edns bool, key, alg,
 	return wire, mac, uint64(signed)
 }
 
-// verifyAnswer checks the TSIG of an answer against the request MAC with
-// the test secret, as RFC 8945 §5.3 makes it, whatever the RCODE (miekg/dns
-// refuses to verify NOTAUTH answers, such as BADTIME's).
-func verifyAnswer(resp []byte, reqMAC, secret string, h func() hash.Hash) error {
-	m := new(dns.Msg)
-	if err := m.Unpack(resp); err != nil {
-		return err
-	}
-	t := m.IsTsig()
-	if t == nil {
-		return fmt.Errorf("no TSIG record")
-	}
-	// The message without its TSIG record, ARCOUNT one less.
-	tsigLen := dns.Len(t)
-	body := append([]byte(nil), resp[:len(resp)-tsigLen]...)
-	binary.BigEndian.PutUint16(body[0:], t.OrigId)
-	binary.BigEndian.PutUint16(body[10:], binary.BigEndian.Uint16(body[10:])-1)
-	rm, _ := hex.DecodeString(reqMAC)
-	var buf []byte
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(rm)))
-	buf = append(buf, rm...)
-	buf = append(buf, body...)
-	name, _ := packName(dns.CanonicalName(t.Hdr.Name))
-	alg, _ := packName(dns.CanonicalName(t.Algorithm))
-	buf = append(buf, name...)
-	buf = binary.BigEndian.AppendUint16(buf, dns.ClassANY)
-	buf = binary.BigEndian.AppendUint32(buf, 0)
-	buf = append(buf, alg...)
-	buf = putUint48(buf, t.TimeSigned)
-	buf = binary.BigEndian.AppendUint16(buf, t.Fudge)
-	buf = binary.BigEndian.AppendUint16(buf, t.Error)
-	other, _ := hex.DecodeString(t.OtherData)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(other)))
-	buf = append(buf, other...)
-	s, _ := base64.StdEncoding.DecodeString(secret)
-	mac := hmac.New(h, s)
-	mac.Write(buf)
-	got, _ := hex.DecodeString(t.MAC)
-	if !hmac.Equal(mac.Sum(nil), got) {
-		return fmt.Errorf("MAC does not verify")
-	}
-	return nil
-}
-
 func TestTSIGQueries(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys{})
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	tests := []struct {
 		name      string
@@ -153,7 +86,7 @@ func TestTSIGQueries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, edns := range []bool{false, true} {
 				q, mac, reqTime := signedQueryAt(t, tt.qname, dns.TypeA, edns, tt.key, tt.alg, tt.secret, tt.skew)
-				resp := w.Handle(q, tt.tr)
+				resp := answer(w, q, tt.tr)
 				if resp == nil {
 					t.Fatal("no answer")
 				}
@@ -182,7 +115,7 @@ func TestTSIGQueries(t *testing.T) {
 					t.Errorf("time signed %d, want the request's %d", ts.TimeSigned, reqTime)
 				}
 				if tt.signed {
-					if err := verifyAnswer(resp, mac, testSecret, sha256.New); err != nil {
+					if err := testkit.VerifyTSIG(resp, testSecret, mac); err != nil {
 						t.Errorf("edns=%t: answer: %v", edns, err)
 					}
 					if tt.tsigErr == 0 {
@@ -214,16 +147,16 @@ func TestTSIGNoKeys(t *testing.T) {
 	w := h.NewWorker()
 	q, _ := signedQuery(t, "www.example.com.", dns.TypeA, false, "k1.", dns.HmacSHA256, testSecret, 0)
 	r := new(dns.Msg)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if ts := r.IsTsig(); r.Rcode != dns.RcodeNotAuth || ts == nil || ts.Error != dns.RcodeBadKey {
 		t.Errorf("signed query to a node without keys: want NOTAUTH/BADKEY, got\n%v", r)
 	}
 	// Keys removed on reload: BADKEY again.
-	h.SetTSIG(testKeys{})
-	h.SetTSIG(nil)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
+	set(h, func(s *Settings) { s.TSIG = nil })
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if ts := r.IsTsig(); r.Rcode != dns.RcodeNotAuth || ts == nil || ts.Error != dns.RcodeBadKey {
@@ -235,14 +168,14 @@ func TestTSIGNoKeys(t *testing.T) {
 // format error (RFC 8945 §5.1), answered unsigned.
 func TestTSIGNotLast(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys{})
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	q, _ := signedQuery(t, "www.example.com.", dns.TypeA, false, "k1.", dns.HmacSHA256, testSecret, 0)
 	// Append an OPT record after the TSIG.
 	q = append(q, 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint16(q[10:], 2)
 	r := new(dns.Msg)
-	if err := r.Unpack(w.Handle(q, UDP)); err != nil {
+	if err := r.Unpack(answer(w, q, UDP)); err != nil {
 		t.Fatal(err)
 	}
 	if r.Rcode != dns.RcodeFormatError || r.IsTsig() != nil {
@@ -266,9 +199,9 @@ func TestTSIGTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Identity{Name: "pop-test"}, 1232, &Stats{})
+	h := NewHandler(Settings{Identity: Identity{Name: "pop-test"}, MaxUDP: 1232}, &Stats{})
 	h.SetZones(zone.NewSet(z))
-	h.SetTSIG(testKeys{})
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 
 	plain := new(dns.Msg)
@@ -278,7 +211,7 @@ func TestTSIGTruncation(t *testing.T) {
 		t.Fatalf("unsigned: the RRset should fit in 512 bytes: tc=%t, %d answers", r.Truncated, len(r.Answer))
 	}
 	q, mac := signedQuery(t, "fill.example.com.", dns.TypeTXT, false, "k1.", dns.HmacSHA256, testSecret, 0)
-	resp := w.Handle(q, UDP)
+	resp := answer(w, q, UDP)
 	if len(resp) > 512 {
 		t.Errorf("signed answer of %d bytes over a 512-byte limit", len(resp))
 	}
@@ -292,7 +225,7 @@ func TestTSIGTruncation(t *testing.T) {
 		t.Errorf("truncated signed answer: %v", err)
 	}
 	// Over TCP it all fits, signed.
-	resp = w.Handle(q, TCP)
+	resp = answer(w, q, TCP)
 	if err := r.Unpack(resp); err != nil || r.Truncated || len(r.Answer) != 4 {
 		t.Errorf("tcp: %v\n%v", err, r)
 	}
@@ -305,7 +238,7 @@ func TestTSIGTruncation(t *testing.T) {
 // unsigned queries without allocations.
 func TestUnsignedQueriesDoNotAllocate(t *testing.T) {
 	h := testHandler(t)
-	h.SetTSIG(testKeys{})
+	set(h, func(s *Settings) { s.TSIG = testKeys() })
 	w := h.NewWorker()
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.com.", dns.TypeA)
@@ -314,7 +247,7 @@ func TestUnsignedQueriesDoNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(200, func() { w.Handle(p, UDP) }); n != 0 {
+	if n := testing.AllocsPerRun(200, func() { answer(w, p, UDP) }); n != 0 {
 		t.Errorf("%v allocations per unsigned query, want 0", n)
 	}
 }

@@ -33,10 +33,10 @@ func TestNodeChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := dnsserver.NewHandler(dnsserver.Identity{}, 1232, &dnsserver.Stats{})
+	h := dnsserver.NewHandler(dnsserver.Settings{MaxUDP: 1232, TCP: dnsserver.TCPLimits{MaxQueries: 1}}, &dnsserver.Stats{})
 	h.SetZones(zone.NewSet(z))
 	logger := testLogger(t)
-	srv, err := dnsserver.New(dnsserver.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1, TCPMaxQueries: 1}, h, logger)
+	srv, err := dnsserver.New(dnsserver.Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, Readers: 1}, h, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

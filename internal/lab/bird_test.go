@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bytes"
-	"flag"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,43 +13,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(want), string(got)); d != "" {
-		t.Errorf("%s differs (-want +got), run go test -update if intended:\n%s", path, d)
-	}
-}
-
-// needBinary skips a test when a tool is missing, except in CI.
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (CI must have it): %v", name, err)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
+	testkit.Golden(t, filepath.Join("testdata", "golden", name), got)
 }
 
 func testPlan(t *testing.T, ecmp bool) *plan {
@@ -66,7 +35,7 @@ func testPlan(t *testing.T, ecmp bool) *plan {
 // birdParses checks a configuration with BIRD's own parser (bird -p).
 func birdParses(t *testing.T, conf string) {
 	t.Helper()
-	bird := needBinary(t, "bird")
+	bird := testkit.RequireTool(t, "bird", "bird2")
 	path := filepath.Join(t.TempDir(), "bird.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

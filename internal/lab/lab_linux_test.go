@@ -19,6 +19,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 // TestMain doubles as `anycastlab wire` so that the wire-process mode can
@@ -80,18 +82,14 @@ func wireMain(args []string) int {
 	return 0
 }
 
-// needRoot skips a test that needs root, except in CI where it fails.
+// needRoot skips a test that needs root or a tool of the lab, except in
+// CI where it fails.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the lab tests need root and CI=true: run CI as root")
-		}
-		t.Skip("the lab needs root (network namespaces, TUN devices, BIRD): run as root")
+	testkit.RequireRoot(t, "network namespaces, TUN devices, BIRD")
+	for _, bin := range []string{"bird", "birdc", "ip"} {
+		testkit.RequireTool(t, bin, "bird2 or iproute2")
 	}
-	needBinary(t, "bird")
-	needBinary(t, "birdc")
-	needBinary(t, "ip")
 }
 
 type testLog struct{ t *testing.T }

@@ -6,11 +6,9 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/httpserve"
 	"github.com/anycastdns/anycastdns/internal/version"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -158,37 +157,11 @@ func (c *zoneCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(zonesDesc, prometheus.GaugeValue, float64(len(zones)))
 }
 
-// Serve runs an HTTP server with /metrics on addr until ctx is done.
-func Serve(ctx context.Context, addr netip.AddrPort, h http.Handler, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr.String())
-	if err != nil {
-		return err
-	}
-	return ServeListener(ctx, ln, h, logger)
-}
-
-// ServeListener is Serve on an open listener. It logs as component
-// "metrics": logger must not carry a component of its own.
-func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
-	log := logger.With("component", "metrics")
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("metrics listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var err error
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		err = <-errc
-	case err = <-errc:
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+// Serve serves h, the /metrics handler and the probes, on ln until ctx is
+// done. It takes ownership of ln and logs as component "metrics": logger
+// must not carry a component of its own.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	return httpserve.Serve(ctx, ln, h, logger, httpserve.Options{Component: "metrics", ShutdownTimeout: 2 * time.Second})
 }
 
 // Handler returns the /metrics handler of the node's registry.

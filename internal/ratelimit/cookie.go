@@ -3,8 +3,6 @@ package ratelimit
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -42,20 +40,6 @@ const (
 type Cookies struct {
 	k0, k1 uint64
 	now    func() time.Time // replaced in tests
-}
-
-// ParseCookieSecret reads a secret of 16 bytes written as 32 hex digits.
-func ParseCookieSecret(s string) ([16]byte, error) {
-	var secret [16]byte
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return secret, fmt.Errorf("not hexadecimal: %w", err)
-	}
-	if len(b) != len(secret) {
-		return secret, fmt.Errorf("want 16 bytes (32 hex digits), got %d bytes", len(b))
-	}
-	copy(secret[:], b)
-	return secret, nil
 }
 
 // RandomCookieSecret returns a fresh secret for a node on its own.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/stream"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -99,7 +100,7 @@ func startPlane(t *testing.T) *plane {
 	t.Cleanup(func() { _ = st.Close() })
 	x, err := xfrout.New(xfrout.Config{
 		Listen:        []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Keys:          []xfrout.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
+		Keys:          []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
 		AllowTransfer: []xfrout.ACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Key: keyName}},
 		Catalog:       catalog, CatalogDelay: 10 * time.Millisecond,
 	}, st, slog.New(slog.DiscardHandler))
@@ -178,7 +179,7 @@ func startNode(t *testing.T, p *plane) *node {
 	u := &updates{}
 	m, err := zonesync.New(zonesync.Config{
 		DataDir: t.TempDir(),
-		Keys:    []zonesync.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
+		Keys:    []tsig.Key{{Name: keyName, Algorithm: "hmac-sha256", Secret: keySecret}},
 		Catalog: &zonesync.Catalog{Zone: catalog, Primaries: []zonesync.Primary{{Addr: p.xfrAddr, Key: keyName}}},
 	}, slog.New(u))
 	if err != nil {

@@ -197,7 +197,7 @@ func (b *Builder) writeRdata(rtype uint16, rdata []byte) {
 	b.buf = append(b.buf, rdata[:prefix]...)
 	off := prefix
 	for range names {
-		n := nameLen(rdata[off:])
+		n := NameLen(rdata[off:])
 		if n < 0 {
 			b.buf = append(b.buf, rdata[off:]...)
 			return
@@ -206,21 +206,6 @@ func (b *Builder) writeRdata(rtype uint16, rdata []byte) {
 		off += n
 	}
 	b.buf = append(b.buf, rdata[off:]...)
-}
-
-// nameLen returns the length of the uncompressed name at the start of p, or -1.
-func nameLen(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		if c == 0 {
-			return i + 1
-		}
-		if c&0xC0 != 0 {
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }
 
 // writeName writes an uncompressed wire name, using a pointer to the longest

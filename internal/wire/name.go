@@ -141,3 +141,42 @@ func IsSubdomain(child, parent []byte) bool {
 	}
 	return len(child)-off == len(parent) && string(child[off:]) == string(parent)
 }
+
+// NameLen returns the length of the uncompressed wire name at the start of
+// p, or -1 when p does not start with one (a compression pointer, a
+// reserved label type, or no root label within p).
+func NameLen(p []byte) int {
+	for i := 0; i < len(p); {
+		c := int(p[i])
+		if c == 0 {
+			return i + 1
+		}
+		if c&0xC0 != 0 {
+			return -1
+		}
+		i += c + 1
+	}
+	return -1
+}
+
+// SkipName returns the length in the message of the name at the start of
+// p, which may end with a compression pointer, or -1 when it is malformed
+// or cut short. It does not follow the pointer.
+func SkipName(p []byte) int {
+	for i := 0; i < len(p); {
+		c := int(p[i])
+		switch {
+		case c == 0:
+			return i + 1
+		case c&0xC0 == 0xC0:
+			if i+1 >= len(p) {
+				return -1
+			}
+			return i + 2
+		case c&0xC0 != 0:
+			return -1
+		}
+		i += c + 1
+	}
+	return -1
+}

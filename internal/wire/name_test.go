@@ -127,3 +127,28 @@ func FuzzReadName(f *testing.F) {
 		}
 	})
 }
+
+func TestNameLenAndSkipName(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		p          []byte
+		plain, any int // NameLen, SkipName
+	}{
+		{"root", []byte{0}, 1, 1},
+		{"two labels and more bytes", []byte{3, 'w', 'w', 'w', 2, 'e', 'x', 0, 0, 1}, 8, 8},
+		{"pointer", []byte{0xC0, 12, 0, 1}, -1, 2},
+		{"label then pointer", []byte{3, 'w', 'w', 'w', 0xC0, 12}, -1, 6},
+		{"pointer cut short", []byte{3, 'w', 'w', 'w', 0xC0}, -1, -1},
+		{"reserved label type", []byte{0x40, 0}, -1, -1},
+		{"no root label", []byte{3, 'w', 'w', 'w'}, -1, -1},
+		{"label longer than the rest", []byte{9, 'a'}, -1, -1},
+		{"empty", nil, -1, -1},
+	} {
+		if got := NameLen(tc.p); got != tc.plain {
+			t.Errorf("%s: NameLen = %d, want %d", tc.name, got, tc.plain)
+		}
+		if got := SkipName(tc.p); got != tc.any {
+			t.Errorf("%s: SkipName = %d, want %d", tc.name, got, tc.any)
+		}
+	}
+}

@@ -2,16 +2,14 @@ package xfrout
 
 import (
 	"cmp"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // Config configures a Server. Zero limits and timers take the defaults
@@ -21,7 +19,7 @@ type Config struct {
 	// each; at least one. Port 0 picks a free port (see Server.Addrs).
 	Listen []netip.AddrPort
 	// Keys are the TSIG keys of the ACL and of the NOTIFY targets.
-	Keys []Key
+	Keys []tsig.Key
 	// AllowTransfer is who may query SOA and transfer (AXFR, IXFR) every
 	// zone: a request is allowed when its source is in the Prefix of an
 	// entry whose Key is empty or is the key the request was signed with.
@@ -66,13 +64,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Key is a TSIG key (RFC 8945).
-type Key struct {
-	Name      string // domain name, "xfr-key." or "xfr-key"
-	Algorithm string // hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224 or hmac-sha1
-	Secret    string // base64
-}
-
 // ACL allows transfers from Prefix, signed with Key unless Key is "".
 type ACL struct {
 	Prefix netip.Prefix
@@ -87,15 +78,6 @@ type NotifyTarget struct {
 
 // ErrConfig marks an invalid Config.
 var ErrConfig = errors.New("invalid xfrout configuration")
-
-// algorithms maps the accepted algorithm names to miekg/dns's.
-var algorithms = map[string]string{
-	"hmac-sha1":   dns.HmacSHA1,
-	"hmac-sha224": dns.HmacSHA224,
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha384": dns.HmacSHA384,
-	"hmac-sha512": dns.HmacSHA512,
-}
 
 // Bounds of the limits.
 const (
@@ -120,7 +102,7 @@ func (c *Config) defaults() {
 }
 
 // check validates c (with defaults applied) and returns its keyring.
-func (c *Config) check() (keyring, error) {
+func (c *Config) check() (*tsig.Keyring, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Listen) == 0 {
@@ -131,26 +113,12 @@ func (c *Config) check() (keyring, error) {
 			bad("listen[%d]: invalid address", i)
 		}
 	}
-	ring := keyring{}
-	for i, k := range c.Keys {
-		name := dns.CanonicalName(k.Name)
-		alg, ok := algorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
-		secret, err := base64.StdEncoding.DecodeString(k.Secret)
-		switch {
-		case k.Name == "" || !dns.IsFqdn(name) || name == ".":
-			bad("keys[%d]: invalid name %q", i, k.Name)
-		case !ok:
-			bad("keys[%d]: unsupported algorithm %q", i, k.Algorithm)
-		case err != nil || len(secret) == 0:
-			bad("keys[%d]: secret is not base64", i)
-		case ring[name] != nil:
-			bad("keys[%d]: duplicate key %s", i, name)
-		default:
-			ring[name] = &tsigKey{name: name, alg: alg, secret: secret}
-		}
+	ring, err := tsig.New(c.Keys)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	known := func(what, key string) {
-		if key != "" && ring[dns.CanonicalName(key)] == nil {
+		if key != "" && !ring.Has(key) {
 			bad("%s: unknown key %q", what, key)
 		}
 	}
@@ -197,27 +165,3 @@ func (c *Config) check() (keyring, error) {
 	}
 	return ring, nil
 }
-
-// FromControl returns the Config of the xfr section of a control-plane
-// configuration (limits and timers at their defaults).
-func FromControl(c *config.Control) Config {
-	x := c.Xfr
-	cfg := Config{Listen: append([]netip.AddrPort(nil), x.Listen...)}
-	for _, k := range x.TSIGKeys {
-		cfg.Keys = append(cfg.Keys, Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
-	}
-	for _, a := range x.AllowTransfer {
-		cfg.AllowTransfer = append(cfg.AllowTransfer, ACL{Prefix: a.Prefix, Key: a.Key})
-	}
-	for _, t := range x.Notify {
-		cfg.Notify = append(cfg.Notify, NotifyTarget{Addr: t.Addr, Key: t.Key})
-	}
-	if x.Catalog != nil {
-		cfg.Catalog = x.Catalog.Zone
-	}
-	return cfg
-}
-
-// Enabled reports whether a control-plane configuration has a transfer
-// server (xfr.listen is set).
-func Enabled(c *config.Control) bool { return len(c.Xfr.Listen) > 0 }

@@ -3,7 +3,6 @@ package xfrout
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -36,11 +36,12 @@ type request struct {
 	src   netip.AddrPort
 	tcp   bool
 	msg   dns.Msg
-	qname string // canonical
-	qwire []byte // as sent
-	key   *tsigKey
-	mac   []byte // request MAC when signed
+	qname string       // canonical
+	qwire []byte       // as sent
+	tsig  tsig.Request // of a signed request that verified
+	key   string       // its key's canonical name; "" = unsigned
 	send  func([]byte) error
+	ring  *tsig.Keyring // the keys in force when the request arrived
 }
 
 // handle answers one request; send writes one message (frame[2:], with its
@@ -75,18 +76,21 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		}
 	}
 
-	keyName := ""
 	pol := s.pol.Load()
+	r.ring = pol.ring
 	if t := q.IsTsig(); t != nil {
-		if err := pol.ring.verify(raw); err != nil {
+		req, err := tsig.RequestOf(t)
+		if err == nil {
+			err = pol.ring.Check(raw, "", false)
+		}
+		if err != nil {
 			s.met.result(typ, resultNotAuth)
 			s.log.Debug("request with a bad tsig", "src", src, "zone", r.qname, "qtype", typ, "key", t.Hdr.Name, "err", err)
-			return s.tsigError(r, t, tsigRcode(err)) == nil
+			return s.tsigError(r, req, tsig.Rcode(err)) == nil
 		}
-		r.key = pol.ring[dns.CanonicalName(t.Hdr.Name)]
-		r.mac, _ = hex.DecodeString(t.MAC)
-		keyName = r.key.name
+		r.tsig, r.key = req, dns.CanonicalName(t.Hdr.Name)
 	}
+	keyName := r.key
 	if !pol.allowed(src.Addr(), keyName) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
@@ -156,8 +160,8 @@ func (s *Server) newStream(r *request, rcode int, aa bool) (*stream, error) {
 			st.limit = max(dns.MinMsgSize, min(int(o.UDPSize()), 1232))
 		}
 	}
-	if r.key != nil {
-		sig, err := newSigner(r.key, r.key.name, r.key.alg, r.mac, 0, time.Now)
+	if r.key != "" {
+		sig, err := r.ring.Signer(r.tsig, 0, time.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -178,18 +182,12 @@ func (s *Server) reply(r *request, rcode int) error {
 // tsigError answers a request whose TSIG did not verify (RFC 8945 §5.2):
 // NOTAUTH, with the TSIG error in an unsigned TSIG record, or a signed one
 // for BADTIME.
-func (s *Server) tsigError(r *request, t *dns.TSIG, tsigErr uint16) error {
+func (s *Server) tsigError(r *request, req tsig.Request, tsigErr uint16) error {
 	st, err := s.newStream(r, dns.RcodeNotAuth, false)
 	if err != nil {
 		return err
 	}
-	var key *tsigKey
-	var mac []byte
-	if tsigErr == dns.RcodeBadTime {
-		key = s.pol.Load().ring[dns.CanonicalName(t.Hdr.Name)]
-		mac, _ = hex.DecodeString(t.MAC)
-	}
-	sig, err := newSigner(key, t.Hdr.Name, t.Algorithm, mac, tsigErr, time.Now)
+	sig, err := r.ring.Signer(req, tsigErr, time.Now)
 	if err != nil {
 		return s.reply(r, dns.RcodeNotAuth)
 	}
@@ -271,8 +269,8 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 		return err
 	}
 	log := s.log.With("zone", r.qname, "type", typ, "src", r.src)
-	if r.key != nil {
-		log = log.With("key", r.key.name)
+	if r.key != "" {
+		log = log.With("key", r.key)
 	}
 	var result string
 	switch {

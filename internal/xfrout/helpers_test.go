@@ -2,15 +2,8 @@ package xfrout
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +20,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
+	"github.com/anycastdns/anycastdns/internal/testkit/testzone"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -163,32 +159,10 @@ func (m *memSource) Subscribe() (<-chan store.Event, func()) {
 	}
 }
 
-// makeZone builds a zone at serial with an SOA, NS, glue, n hosts and extra
-// lines (master-file syntax, absolute names).
+// makeZone returns zone name with serial, hosts host records and extra.
 func makeZone(t testing.TB, name string, serial uint32, hosts int, extra ...string) *zone.Zone {
 	t.Helper()
-	lines := []string{
-		fmt.Sprintf("%s 3600 IN SOA ns1.%s hostmaster.%s %d 3600 600 86400 300", name, name, name, serial),
-		fmt.Sprintf("%s 3600 IN NS ns1.%s", name, name),
-		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
-	}
-	for i := range hosts {
-		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 10.%d.%d.%d", i, name, i>>16&255, i>>8&255, i&255))
-	}
-	lines = append(lines, extra...)
-	var rrs []dns.RR
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		rrs = append(rrs, rr)
-	}
-	z, err := zone.FromRecords(name, rrs, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
+	return testzone.New(t, name, serial, hosts, extra...)
 }
 
 // rrStrings returns the records in presentation form, sorted, TTLs kept.
@@ -228,38 +202,13 @@ func startServer(t *testing.T, cfg Config, src ZoneSource) (*Server, netip.AddrP
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	stopped := false
-	t.Cleanup(func() {
-		cancel()
-		if stopped {
-			return
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return 10s after cancel")
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		stopped = true
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server not ready after 10s")
-	}
+	testkit.Start(t, s)
 	return s, s.Addrs()[0]
 }
 
 // testKeys are the keys of the tests' configurations.
-func testKeys() []Key {
-	return []Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secretA}, {Name: keyB, Algorithm: "hmac-sha512", Secret: secretB}}
+func testKeys() []tsig.Key {
+	return []tsig.Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secretA}, {Name: keyB, Algorithm: "hmac-sha512", Secret: secretB}}
 }
 
 // clientKey is how a test client signs: a name, an algorithm and a secret
@@ -299,7 +248,7 @@ func pack(t testing.TB, q *dns.Msg, key *clientKey) ([]byte, string) {
 		}
 		return b, ""
 	}
-	q.SetTsig(key.name, key.alg, fudge, time.Now().Add(key.timeShift).Unix())
+	q.SetTsig(key.name, key.alg, tsig.Fudge, time.Now().Add(key.timeShift).Unix())
 	b, mac, err := dns.TsigGenerate(q, key.secret, "", false)
 	if err != nil {
 		t.Fatal(err)
@@ -540,69 +489,11 @@ func rawUDP(addr netip.AddrPort, req []byte) ([]byte, error) {
 }
 
 // verifyAnswer checks the TSIG of an answer with miekg/dns, or, for NOTAUTH
-// answers, which miekg/dns refuses to verify at all, with verifyNotAuth.
+// answers, which miekg/dns refuses to verify at all, with testkit.VerifyTSIG.
 func verifyAnswer(raw []byte, key *clientKey, requestMAC string, timersOnly bool) error {
 	if raw[3]&0xf == dns.RcodeNotAuth {
-		return verifyNotAuth(raw, key, requestMAC)
+		return testkit.VerifyTSIG(raw, key.secret, requestMAC)
 	}
 	// TsigVerify changes the ARCOUNT of the buffer it is given.
 	return dns.TsigVerify(append([]byte(nil), raw...), key.secret, requestMAC, timersOnly)
-}
-
-// verifyNotAuth checks the MAC of a single signed answer by hand
-// (RFC 8945 §4.3.3): request MAC, the message without its TSIG record, the
-// TSIG variables.
-func verifyNotAuth(raw []byte, key *clientKey, requestMAC string) error {
-	m := new(dns.Msg)
-	if err := m.Unpack(raw); err != nil {
-		return err
-	}
-	ts := m.IsTsig()
-	if ts == nil {
-		return errors.New("no tsig")
-	}
-	// The TSIG record is last; find where it starts by packing it.
-	tsigLen := dns.Len(ts)
-	body := append([]byte(nil), raw[:len(raw)-tsigLen]...)
-	binary.BigEndian.PutUint16(body[10:], binary.BigEndian.Uint16(body[10:])-1)
-	binary.BigEndian.PutUint16(body[0:], ts.OrigId)
-	reqMAC, err := hex.DecodeString(requestMAC)
-	if err != nil {
-		return err
-	}
-	secret, err := base64.StdEncoding.DecodeString(key.secret)
-	if err != nil {
-		return err
-	}
-	var h hash.Hash
-	switch key.alg {
-	case dns.HmacSHA256:
-		h = hmac.New(sha256.New, secret)
-	case dns.HmacSHA512:
-		h = hmac.New(sha512.New, secret)
-	default:
-		return fmt.Errorf("algorithm %s not supported by the test", key.alg)
-	}
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(reqMAC))))
-	h.Write(reqMAC)
-	h.Write(body)
-	name, _ := zone.NameWire(ts.Hdr.Name)
-	alg, _ := zone.NameWire(ts.Algorithm)
-	h.Write(name)
-	h.Write([]byte{0, 255, 0, 0, 0, 0})
-	h.Write(alg)
-	h.Write([]byte{byte(ts.TimeSigned >> 40), byte(ts.TimeSigned >> 32), byte(ts.TimeSigned >> 24),
-		byte(ts.TimeSigned >> 16), byte(ts.TimeSigned >> 8), byte(ts.TimeSigned)})
-	h.Write(binary.BigEndian.AppendUint16(nil, ts.Fudge))
-	h.Write(binary.BigEndian.AppendUint16(nil, ts.Error))
-	other, err := hex.DecodeString(ts.OtherData)
-	if err != nil {
-		return err
-	}
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(other))))
-	h.Write(other)
-	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, ts.MAC) {
-		return fmt.Errorf("MAC %s, computed %s", ts.MAC, got)
-	}
-	return nil
 }

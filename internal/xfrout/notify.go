@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -62,8 +63,9 @@ type notifier struct {
 // target is one secondary and its queue.
 type target struct {
 	addr   netip.AddrPort
-	key    *tsigKey           // nil = unsigned
-	client *dns.Client        // signs with key
+	key    string             // canonical name of the key it signs with; "" = unsigned
+	ring   *tsig.Keyring      // that key alone, as it was when the target was made
+	client *dns.Client        // signs with ring
 	stop   context.CancelFunc // ends the target's workers; nil before they start
 
 	mu    sync.Mutex
@@ -83,7 +85,7 @@ type job struct {
 	gen      int         // invalidates a timer that was stopped too late
 }
 
-func newNotifier(cfg Config, ring keyring, log *slog.Logger, met *metricsSet, soa func(context.Context, string) (*dns.SOA, error)) *notifier {
+func newNotifier(cfg Config, ring *tsig.Keyring, log *slog.Logger, met *metricsSet, soa func(context.Context, string) (*dns.SOA, error)) *notifier {
 	n := &notifier{
 		tries: cfg.NotifyTries, backoff: cfg.NotifyBackoff, workers: cfg.NotifyConcurrency,
 		timeout: cfg.NotifyTimeout, log: log, met: met, soa: soa,
@@ -98,34 +100,28 @@ func newNotifier(cfg Config, ring keyring, log *slog.Logger, met *metricsSet, so
 }
 
 // newTarget returns the target of nt, its key taken from ring.
-func (n *notifier) newTarget(nt NotifyTarget, ring keyring) *target {
+func (n *notifier) newTarget(nt NotifyTarget, ring *tsig.Keyring) *target {
 	t := &target{addr: nt.Addr, jobs: map[string]*job{}, wake: make(chan struct{}, 1)}
+	t.client = &dns.Client{Net: "udp", Timeout: n.timeout}
 	// Each target signs with its own key: a reconfiguration that
 	// changes the keys does not change what a running target signs with.
-	signing := keyring{}
 	if nt.Key != "" {
-		t.key = ring[dns.CanonicalName(nt.Key)]
-		if t.key != nil {
-			signing[t.key.name] = t.key
+		if t.ring = ring.Only(nt.Key); t.ring != nil {
+			t.key = dns.CanonicalName(nt.Key)
+			t.client.TsigProvider = t.ring
 		}
 	}
-	t.client = &dns.Client{Net: "udp", Timeout: n.timeout, TsigProvider: signing}
 	return t
 }
 
-// sameKey reports whether two keys sign alike.
-func sameKey(a, b *tsigKey) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.name == b.name && a.alg == b.alg && string(a.secret) == string(b.secret)
-}
+// sameKey reports whether two targets sign alike.
+func sameKey(a, b *target) bool { return a.key == b.key && a.ring.Equal(b.ring) }
 
 // setTargets replaces the targets by those of list. A target whose address
 // and key are unchanged is kept with its queue; one that is gone stops
 // and drops its pending NOTIFYs; a new one starts when the notifier runs.
 // It returns the new targets.
-func (n *notifier) setTargets(list []NotifyTarget, ring keyring) []*target {
+func (n *notifier) setTargets(list []NotifyTarget, ring *tsig.Keyring) []*target {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	kept := map[*target]bool{}
@@ -134,7 +130,7 @@ func (n *notifier) setTargets(list []NotifyTarget, ring keyring) []*target {
 		var t *target
 		want := n.newTarget(nt, ring)
 		for _, old := range n.targets {
-			if !kept[old] && old.addr == want.addr && sameKey(old.key, want.key) {
+			if !kept[old] && old.addr == want.addr && sameKey(old, want) {
 				t = old
 				break
 			}
@@ -180,7 +176,7 @@ func exchangeNotify(ctx context.Context, c *dns.Client, t *target, m *dns.Msg) e
 		}
 		return err
 	}
-	if t.key != nil && r.IsTsig() == nil {
+	if t.key != "" && r.IsTsig() == nil {
 		return errors.New("unsigned answer to a signed notify")
 	}
 	if r.Opcode != dns.OpcodeNotify || r.Rcode != dns.RcodeSuccess {
@@ -351,9 +347,7 @@ func (n *notifier) sendOne(ctx context.Context, t *target, zoneName string) (uin
 	m := new(dns.Msg)
 	m.SetNotify(zoneName)
 	m.Answer = []dns.RR{soa}
-	if t.key != nil {
-		m.SetTsig(t.key.name, t.key.alg, fudge, time.Now().Unix())
-	}
+	t.ring.SetTsig(m, t.key)
 	n.met.notifyMessages.Inc()
 	return soa.Serial, n.send(ctx, t, m)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // receiver is a secondary that receives NOTIFYs over UDP on 127.0.0.1: it
@@ -94,7 +95,7 @@ func (r *receiver) serve(pc net.PacketConn, from net.Addr, raw []byte) {
 	a.Authoritative = true
 	out, err := a.Pack()
 	if ts != nil && r.key != nil {
-		a.SetTsig(ts.Hdr.Name, ts.Algorithm, fudge, time.Now().Unix())
+		a.SetTsig(ts.Hdr.Name, ts.Algorithm, tsig.Fudge, time.Now().Unix())
 		out, _, err = dns.TsigGenerate(a, r.key.secret, ts.MAC, false)
 	}
 	if err == nil {
@@ -296,7 +297,7 @@ func newTestNotifier(f *fakeNet, workers int, addrs ...string) (*notifier, *metr
 		cfg.Notify = append(cfg.Notify, NotifyTarget{Addr: netip.MustParseAddrPort(a)})
 	}
 	met := newMetrics()
-	n := newNotifier(cfg, keyring{}, slog.New(slog.DiscardHandler), met, f.soa)
+	n := newNotifier(cfg, nil, slog.New(slog.DiscardHandler), met, f.soa)
 	n.send = f.send
 	return n, met
 }

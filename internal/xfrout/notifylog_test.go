@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
 
@@ -62,7 +63,7 @@ func nodeNotifyReceiver(t *testing.T, secret string) netip.AddrPort {
 	t.Helper()
 	m, err := zonesync.New(zonesync.Config{
 		DataDir:     t.TempDir(),
-		Keys:        []zonesync.Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secret}},
+		Keys:        []tsig.Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secret}},
 		NotifyAllow: []zonesync.NotifyACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Key: keyA}},
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -81,7 +82,7 @@ func nodeNotifyReceiver(t *testing.T, secret string) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			if resp := m.Notify(buf[:n], from.(*net.UDPAddr).AddrPort(), 0); resp != nil {
+			if resp := m.Notify(buf[:n], from.(*net.UDPAddr).AddrPort()); resp != nil {
 				_, _ = pc.WriteTo(resp, from)
 			}
 		}

@@ -4,13 +4,15 @@ import (
 	"context"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // policy is what Reconfigure replaces as one: the TSIG keys and the
 // transfer ACL. A request reads it once, so it is checked against one
 // version from start to end.
 type policy struct {
-	ring  keyring
+	ring  *tsig.Keyring
 	allow []ACL
 }
 
@@ -34,7 +36,7 @@ func (s *Server) Reconfigure(ctx context.Context, cfg Config) error {
 	defer s.reconfigure.Unlock()
 	s.pol.Store(&policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...)})
 	added := s.notify.setTargets(cfg.Notify, ring)
-	s.log.Info("transfer keys, ACL and notify targets reloaded", "keys", len(ring),
+	s.log.Info("transfer keys, ACL and notify targets reloaded", "keys", ring.Len(),
 		"allow_transfer", len(cfg.AllowTransfer), "notify_targets", len(cfg.Notify), "new_targets", len(added))
 	if len(added) == 0 {
 		return nil

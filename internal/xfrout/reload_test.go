@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // soaRcode asks the server for the SOA of origin over TCP from 127.0.0.1,
@@ -71,7 +73,7 @@ func TestReconfigure(t *testing.T) {
 	// A bad configuration is refused whole: the ACL stays as it was.
 	bad := next
 	bad.AllowTransfer = []ACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}}
-	bad.Keys = append(testKeys(), Key{Name: "key-c.", Algorithm: "hmac-md5", Secret: secretA})
+	bad.Keys = append(testKeys(), tsig.Key{Name: "key-c.", Algorithm: "hmac-md5", Secret: secretA})
 	err := s.Reconfigure(t.Context(), bad)
 	if err == nil || !strings.Contains(err.Error(), "unsupported algorithm") {
 		t.Fatalf("Reconfigure with a bad key: %v, want an unsupported algorithm error", err)
@@ -82,7 +84,7 @@ func TestReconfigure(t *testing.T) {
 
 	// A new secret for key B: the old one no longer verifies.
 	rotated := next
-	rotated.Keys = []Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secretA}, {Name: keyB, Algorithm: "hmac-sha512", Secret: secretA}}
+	rotated.Keys = []tsig.Key{{Name: keyA, Algorithm: "hmac-sha256", Secret: secretA}, {Name: keyB, Algorithm: "hmac-sha512", Secret: secretA}}
 	if err := s.Reconfigure(t.Context(), rotated); err != nil {
 		t.Fatal(err)
 	}

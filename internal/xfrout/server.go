@@ -1,24 +1,19 @@
 package xfrout
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -37,12 +32,7 @@ type Server struct {
 	xfrs   chan struct{} // transfers being written
 
 	ready chan struct{}
-	mu    sync.Mutex
-	addrs []netip.AddrPort
-	udp   []*net.UDPConn
-	tcp   []*net.TCPListener
-	conns map[net.Conn]struct{}
-	done  bool
+	lis   atomic.Pointer[listen.Listener] // nil until Run has bound the sockets
 
 	reconfigure sync.Mutex // one Reconfigure at a time
 
@@ -67,7 +57,6 @@ func New(cfg Config, src ZoneSource, logger *slog.Logger) (*Server, error) {
 		met:   newMetrics(),
 		xfrs:  make(chan struct{}, cfg.MaxTransfers),
 		ready: make(chan struct{}),
-		conns: map[net.Conn]struct{}{},
 	}
 	if cfg.Catalog != "" {
 		s.cat = newCatalog(cfg.Catalog, cfg.CatalogJournal, cfg.Now)
@@ -83,11 +72,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addrs returns the bound addresses (with the real port when 0 was asked),
 // once Ready is closed.
-func (s *Server) Addrs() []netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.addrs)
-}
+func (s *Server) Addrs() []netip.AddrPort { return s.lis.Load().Addrs() }
 
 // Collectors returns the server's Prometheus collectors, to register.
 func (s *Server) Collectors() []prometheus.Collector {
@@ -99,12 +84,24 @@ func (s *Server) Collectors() []prometheus.Collector {
 // was closed under the server). At start it sends NOTIFY for every zone,
 // as a primary does when it loads its zones.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.closeAll()
-	for _, ap := range s.cfg.Listen {
-		if err := s.bind(ctx, ap); err != nil {
-			return err
-		}
+	lis, err := listen.Bind(ctx, listen.Config{Listen: s.cfg.Listen})
+	if err != nil {
+		return fmt.Errorf("xfrout: %w", err)
 	}
+	defer lis.Close()
+	// One slot per connection up to MaxConns, refused beyond (an
+	// eviction would cut a transfer in progress), and only sources in
+	// allow_transfer get one.
+	lis.SetTCPLimits(listen.TCPLimits{MaxConns: s.cfg.MaxConns, Idle: s.cfg.IdleTimeout})
+	lis.SetHooks(listen.Hooks{
+		Allow: s.mayConnect,
+		Denied: func(remote netip.AddrPort) {
+			s.met.connsDenied.Inc()
+			s.log.Debug("tcp connection from a source outside allow_transfer closed", "src", remote)
+		},
+		Refused: s.met.connsRefused.Inc,
+	})
+	s.lis.Store(lis)
 	events, unsubscribe := s.src.Subscribe()
 	defer unsubscribe()
 	if s.cat != nil {
@@ -118,13 +115,21 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel() // before wg.Wait
-	errc := make(chan error, len(s.udp)+len(s.tcp))
-	for _, u := range s.udp {
-		wg.Go(func() { errc <- s.serveUDP(ctx, u) })
+	context.AfterFunc(ctx, lis.Close)
+	udp := lis.UDP()
+	errc := make(chan error, len(udp)+1)
+	for _, u := range udp {
+		wg.Go(func() {
+			errc <- lis.ServeUDP(u, func(msg []byte, src netip.AddrPort, reply listen.UDPReply) {
+				s.handle(ctx, msg, src, false, func(frame []byte) error { return reply.Send(frame[2:]) })
+			})
+		})
 	}
-	for _, l := range s.tcp {
-		wg.Go(func() { errc <- s.serveTCP(ctx, l, &wg) })
-	}
+	wg.Go(func() {
+		errc <- lis.ServeTCP(func(c *listen.Conn, msg []byte) bool {
+			return s.handle(ctx, msg, c.Remote(), true, func(frame []byte) error { return c.Write(frame[2:]) })
+		})
+	})
 	wg.Go(func() { s.notify.run(ctx) })
 	s.log.Info("transfer server listening", "addrs", fmt.Sprint(s.Addrs()), "catalog", s.cfg.Catalog,
 		"notify_targets", len(s.cfg.Notify))
@@ -259,147 +264,6 @@ func (s *Server) changes(ctx context.Context, name string, from uint32) ([]store
 	return s.src.Changes(ctx, name, from)
 }
 
-// bind opens the UDP socket and TCP listener of one address. For port 0,
-// the port the UDP socket got may be taken for TCP: then it tries others.
-func (s *Server) bind(ctx context.Context, ap netip.AddrPort) error {
-	for try := 1; ; try++ {
-		err := s.bindOnce(ctx, ap)
-		if err == nil || ap.Port() != 0 || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
-			return err
-		}
-	}
-}
-
-func (s *Server) bindOnce(ctx context.Context, ap netip.AddrPort) error {
-	var lc net.ListenConfig
-	unet, tnet := "udp4", "tcp4"
-	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-		unet, tnet = "udp6", "tcp6"
-	}
-	pc, err := lc.ListenPacket(ctx, unet, ap.String())
-	if err != nil {
-		return fmt.Errorf("xfrout: listen udp %s: %w", ap, err)
-	}
-	u := pc.(*net.UDPConn)
-	if ap.Port() == 0 {
-		ap = netip.AddrPortFrom(ap.Addr(), uint16(u.LocalAddr().(*net.UDPAddr).Port))
-	}
-	ln, err := lc.Listen(ctx, tnet, ap.String())
-	if err != nil {
-		_ = u.Close()
-		return fmt.Errorf("xfrout: listen tcp %s: %w", ap, err)
-	}
-	s.mu.Lock()
-	s.udp = append(s.udp, u)
-	s.tcp = append(s.tcp, ln.(*net.TCPListener))
-	s.addrs = append(s.addrs, ap)
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *Server) closeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.done = true
-	for _, u := range s.udp {
-		_ = u.Close()
-	}
-	for _, l := range s.tcp {
-		_ = l.Close()
-	}
-	for c := range s.conns {
-		_ = c.Close()
-	}
-}
-
-func (s *Server) closing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done
-}
-
-func (s *Server) serveUDP(ctx context.Context, u *net.UDPConn) error {
-	stop := context.AfterFunc(ctx, s.closeAll)
-	defer stop()
-	buf := make([]byte, 65535)
-	for {
-		n, src, err := u.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if s.closing() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("xfrout: udp read %s: %w", u.LocalAddr(), err)
-		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		s.handle(ctx, buf[:n], src, false, func(frame []byte) error {
-			_, err := u.WriteToUDPAddrPort(frame[2:], src)
-			return err
-		})
-	}
-}
-
-func (s *Server) serveTCP(ctx context.Context, l *net.TCPListener, wg *sync.WaitGroup) error {
-	stop := context.AfterFunc(ctx, s.closeAll)
-	defer stop()
-	for {
-		c, err := l.AcceptTCP()
-		if err != nil {
-			if s.closing() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("xfrout: tcp accept %s: %w", l.Addr(), err)
-		}
-		// Only secondaries in allow_transfer have anything to ask: others
-		// are closed before a byte is read, so that they cannot hold the
-		// connection slots (a request from an allowed prefix still needs
-		// the key its entry names).
-		if src, ok := remoteAddr(c); !ok || !s.mayConnect(src) {
-			_ = c.SetLinger(0)
-			_ = c.Close()
-			s.met.connsDenied.Inc()
-			s.log.Debug("tcp connection from a source outside allow_transfer closed", "src", c.RemoteAddr())
-			continue
-		}
-		s.mu.Lock()
-		if s.done || len(s.conns) >= s.cfg.MaxConns {
-			s.mu.Unlock()
-			_ = c.Close()
-			s.met.connsRefused.Inc()
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		wg.Go(func() {
-			s.serveConn(ctx, c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		})
-	}
-}
-
-// remoteAddr is the unmapped source address of a connection.
-func remoteAddr(c *net.TCPConn) (netip.Addr, bool) {
-	ta, ok := c.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	a, ok := netip.AddrFromSlice(ta.IP)
-	return a.Unmap(), ok
-}
-
 // mayConnect reports whether addr is in the prefix of an allow_transfer
 // entry of the current policy (a reload may have changed it), whatever the
 // entry's key.
@@ -410,40 +274,4 @@ func (s *Server) mayConnect(addr netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// serveConn answers the queries of one TCP connection in turn.
-func (s *Server) serveConn(ctx context.Context, c *net.TCPConn) {
-	defer func() { _ = c.Close() }()
-	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
-	r := bufio.NewReaderSize(c, 1024)
-	msg := make([]byte, 512)
-	var lenb [2]byte
-	for {
-		if err := c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
-			return
-		}
-		if _, err := io.ReadFull(r, lenb[:]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint16(lenb[:]))
-		if n > cap(msg) {
-			msg = make([]byte, n)
-		}
-		msg = msg[:n]
-		if _, err := io.ReadFull(r, msg); err != nil {
-			return
-		}
-		ok := s.handle(ctx, msg, remote, true, func(frame []byte) error {
-			if err := c.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
-				return err
-			}
-			_, err := c.Write(frame)
-			return err
-		})
-		if !ok {
-			return
-		}
-	}
 }

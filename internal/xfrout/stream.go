@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -46,7 +47,7 @@ type stream struct {
 	qname []byte // as the request had it
 	qtype uint16
 	opt   bool // the request had an OPT record: answer with one
-	sig   *signer
+	sig   *tsig.Signer
 	send  func(frame []byte) error // frame[2:] is the message, frame[:2] its length
 
 	open    bool // a message has been started
@@ -70,7 +71,7 @@ func (st *stream) start() {
 		reserve += len(optRR)
 	}
 	if st.sig != nil {
-		reserve += st.sig.size()
+		reserve += st.sig.Size()
 	}
 	st.b.Reserve(reserve)
 	st.b.Header(st.id, st.flags)
@@ -118,7 +119,7 @@ func (st *stream) rrValue(rr dns.RR) error {
 		return fmt.Errorf("pack %s: %w", rr.Header().Name, err)
 	}
 	p := st.scratch[:n]
-	o := ownerLen(p)
+	o := wire.NameLen(p)
 	if o < 0 || o+10 > n {
 		return fmt.Errorf("pack %s: malformed record", rr.Header().Name)
 	}
@@ -181,7 +182,7 @@ func (st *stream) flush() error {
 	}
 	msg := st.b.Bytes()
 	if st.sig != nil {
-		msg = st.sig.sign(msg)
+		msg = st.sig.Sign(msg)
 	}
 	if &msg[0] != &st.frame[2] {
 		// The builder or the signer outgrew the frame, which the slack
@@ -196,20 +197,4 @@ func (st *stream) flush() error {
 	st.msgs++
 	st.bytes += len(msg)
 	return nil
-}
-
-// ownerLen returns the length of the uncompressed name at the start of p,
-// or -1.
-func ownerLen(p []byte) int {
-	for i := 0; i < len(p); {
-		c := int(p[i])
-		if c == 0 {
-			return i + 1
-		}
-		if c&0xC0 != 0 {
-			return -1
-		}
-		i += c + 1
-	}
-	return -1
 }

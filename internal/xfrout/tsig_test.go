@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // TestAccess applies the ACL and TSIG checks: aclConfig allows key A from
@@ -163,13 +165,13 @@ func TestAlgorithms(t *testing.T) {
 	} {
 		t.Run(alg.name, func(t *testing.T) {
 			cfg := Config{
-				Keys:          []Key{{Name: "k.", Algorithm: alg.name, Secret: secretA}},
+				Keys:          []tsig.Key{{Name: "k.", Algorithm: alg.name, Secret: secretA}},
 				AllowTransfer: []ACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Key: "k."}},
 				MessageSize:   700,
 			}
 			_, addr := startServer(t, cfg, src)
 			q := axfrQuery(origin)
-			q.SetTsig("k.", alg.miekg, fudge, 0)
+			q.SetTsig("k.", alg.miekg, tsig.Fudge, 0)
 			tr := &dns.Transfer{TsigSecret: map[string]string{"k.": secretA}}
 			ch, err := tr.In(q, addr.String())
 			if err != nil {

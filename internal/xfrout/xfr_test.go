@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -204,7 +205,7 @@ func TestAXFRLibraryClient(t *testing.T) {
 	src, vs := sourceWithVersions(t)
 	_, addr := startServer(t, aclConfig(), src)
 	q := axfrQuery(origin)
-	q.SetTsig(keyA, dns.HmacSHA256, fudge, 0)
+	q.SetTsig(keyA, dns.HmacSHA256, tsig.Fudge, 0)
 	tr := &dns.Transfer{TsigSecret: map[string]string{keyA: secretA}}
 	ch, err := tr.In(q, addr.String())
 	if err != nil {

@@ -136,7 +136,7 @@ func TestCatalogConsumer(t *testing.T) {
 		}
 		notifyCatalog := func() {
 			t.Helper()
-			resp := f.m.Notify(notifyMsg(t, catName, testKey, testSecret), mustAddrPort(primaryAddr), 0)
+			resp := f.m.Notify(notifyMsg(t, catName, testKey, testSecret), mustAddrPort(primaryAddr))
 			var r dns.Msg
 			if err := r.Unpack(resp); err != nil || r.Rcode != dns.RcodeSuccess {
 				t.Fatalf("catalog notify answered %s", dns.RcodeToString[r.Rcode])

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // Sentinel errors of exchanges with primaries, checked with errors.Is.
@@ -44,7 +46,7 @@ func (e *RcodeError) Is(target error) bool { return target == ErrRcode }
 // when the primary has a key.
 type client struct {
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
-	ring       keyring
+	ring       *tsig.Keyring
 	timers     Timers
 	maxRecords int
 }
@@ -54,10 +56,10 @@ type client struct {
 type xconn struct {
 	c      net.Conn
 	udp    bool
-	ring   keyring
-	key    *tsigKey // nil = unsigned
-	mac    string   // MAC of the last signed message, for the next one
-	read   int      // messages read
+	ring   *tsig.Keyring
+	key    string // the key's canonical name; "" = unsigned
+	mac    string // MAC of the last signed message, for the next one
+	read   int    // messages read
 	idle   time.Duration
 	buf    []byte
 	closed func() bool
@@ -68,12 +70,12 @@ func (c *client) connect(ctx context.Context, p Primary) (*xconn, error) {
 }
 
 func (c *client) open(ctx context.Context, p Primary, network string, idle time.Duration) (*xconn, error) {
-	var key *tsigKey
+	key := ""
 	if p.Key != "" {
-		key = c.ring[dns.CanonicalName(p.Key)]
-		if key == nil {
+		if !c.ring.Has(p.Key) {
 			return nil, fmt.Errorf("unknown tsig key %q", p.Key)
 		}
+		key = dns.CanonicalName(p.Key)
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.timers.DialTimeout)
 	defer cancel()
@@ -96,8 +98,8 @@ func (x *xconn) close() {
 func (x *xconn) send(m *dns.Msg) error {
 	var out []byte
 	var err error
-	if x.key != nil {
-		out, x.mac, err = x.ring.sign(m, x.key, "")
+	if x.key != "" {
+		out, x.mac, err = x.ring.Sign(m, x.key, "")
 	} else {
 		out, err = m.Pack()
 	}
@@ -177,14 +179,14 @@ func (x *xconn) recv(q *dns.Msg) (*dns.Msg, error) {
 		}
 		return nil, e
 	}
-	if x.key != nil {
+	if x.key != "" {
 		if t == nil {
 			return nil, fmt.Errorf("%w: message %d of the response is not signed", ErrTSIG, x.read+1)
 		}
-		if !strings.EqualFold(t.Hdr.Name, x.key.name) {
-			return nil, fmt.Errorf("%w: response signed with key %s, not %s", ErrTSIG, t.Hdr.Name, x.key.name)
+		if !strings.EqualFold(t.Hdr.Name, x.key) {
+			return nil, fmt.Errorf("%w: response signed with key %s, not %s", ErrTSIG, t.Hdr.Name, x.key)
 		}
-		if err := x.ring.verify(raw, x.mac, x.read > 0); err != nil {
+		if err := x.ring.Check(raw, x.mac, x.read > 0); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrTSIG, err)
 		}
 		x.mac = t.MAC

@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -21,7 +21,7 @@ type Config struct {
 	// required.
 	DataDir string
 	// Keys are the TSIG keys that primaries and NOTIFY senders use.
-	Keys []Key
+	Keys []tsig.Key
 	// Zones are the zones transferred from their primaries.
 	Zones []Zone
 	// NotifyAllow lists who may send NOTIFY, beyond the addresses of each
@@ -42,13 +42,6 @@ type Config struct {
 	// Dial opens connections to primaries; nil = a net.Dialer. Tests use it
 	// to connect to in-memory primaries.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
-// Key is a TSIG key.
-type Key struct {
-	Name      string // key name, a domain name ("xfr-key." or "xfr-key")
-	Algorithm string // hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1 (with or without the final dot)
-	Secret    string // base64
 }
 
 // Primary is a server to transfer a zone from.
@@ -151,24 +144,17 @@ func (t *Timers) soaTimers(soa *dns.SOA) (refresh, retry, expire time.Duration) 
 // ErrConfig marks an invalid Config.
 var ErrConfig = errors.New("invalid zonesync configuration")
 
-// algorithms maps the accepted algorithm names to miekg/dns's.
-var algorithms = map[string]string{
-	"hmac-sha1":   dns.HmacSHA1,
-	"hmac-sha224": dns.HmacSHA224,
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha384": dns.HmacSHA384,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // check validates c and returns the keyring it names.
-func (c *Config) check() (keyring, error) {
+func (c *Config) check() (*tsig.Keyring, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.DataDir == "" {
 		bad("data_dir: required")
 	}
-	ring, keyErrs := newKeyring(c.Keys)
-	errs = append(errs, keyErrs...)
+	ring, err := tsig.New(c.Keys)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	primaries := func(what string, ps []Primary) {
 		if len(ps) == 0 {
 			bad("%s: at least one primary is required", what)
@@ -177,7 +163,7 @@ func (c *Config) check() (keyring, error) {
 			if !p.Addr.IsValid() || p.Addr.Port() == 0 {
 				bad("%s[%d]: invalid address %s", what, j, p.Addr)
 			}
-			if p.Key != "" && ring[dns.CanonicalName(p.Key)] == nil {
+			if p.Key != "" && !ring.Has(p.Key) {
 				bad("%s[%d]: unknown key %q", what, j, p.Key)
 			}
 		}
@@ -206,7 +192,7 @@ func (c *Config) check() (keyring, error) {
 		if !a.Prefix.IsValid() {
 			bad("notify_allow[%d]: invalid prefix", i)
 		}
-		if a.Key != "" && ring[dns.CanonicalName(a.Key)] == nil {
+		if a.Key != "" && !ring.Has(a.Key) {
 			bad("notify_allow[%d]: unknown key %q", i, a.Key)
 		}
 	}
@@ -221,51 +207,3 @@ func (c *Config) check() (keyring, error) {
 // labels of letters, digits, '-', '_' and '/', no escapes, at most 255
 // octets. Zone names become file names.
 func validName(name string) bool { return zone.ValidateZoneName(name) == nil }
-
-// FromNode returns the Config of the secondary zones of a node
-// configuration: its data directory, keys, NOTIFY ACL, catalog and every
-// zone that has primaries. File zones are Reserved.
-func FromNode(n *config.Node) Config {
-	c := Config{DataDir: n.DataDir}
-	c.Timers.MinRefresh = n.SecondaryTimers.MinRefresh
-	c.Timers.MinRetry = n.SecondaryTimers.MinRetry
-	c.Timers.MinExpire = n.SecondaryTimers.MinExpire
-	for _, k := range n.TSIGKeys {
-		c.Keys = append(c.Keys, Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret})
-	}
-	prim := func(ps []config.Primary) []Primary {
-		out := make([]Primary, len(ps))
-		for i, p := range ps {
-			out[i] = Primary{Addr: p.Addr, Key: p.Key}
-		}
-		return out
-	}
-	for _, z := range n.Zones {
-		if z.Secondary() {
-			c.Zones = append(c.Zones, Zone{Name: z.Name, Primaries: prim(z.Primaries)})
-		} else {
-			c.Reserved = append(c.Reserved, z.Name)
-		}
-	}
-	for _, a := range n.NotifyAllow {
-		c.NotifyAllow = append(c.NotifyAllow, NotifyACL{Prefix: a.Prefix, Key: a.Key})
-	}
-	if n.Catalog != nil {
-		c.Catalog = &Catalog{Zone: n.Catalog.Zone, Primaries: prim(n.Catalog.Primaries)}
-	}
-	return c
-}
-
-// Enabled reports whether a node configuration has anything for a Manager
-// to do.
-func Enabled(n *config.Node) bool {
-	if n.Catalog != nil {
-		return true
-	}
-	for _, z := range n.Zones {
-		if z.Secondary() {
-			return true
-		}
-	}
-	return false
-}

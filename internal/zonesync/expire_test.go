@@ -78,7 +78,7 @@ func TestExpiredOnDiskAtStart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				check := &health.ZoneCheck{Want: m.Names, Loaded: m.States}
+				check := &health.ZoneCheck{Want: m.Names, Loaded: healthStates(m)}
 				// Before any attempt: expired, unconfirmed, not loaded.
 				for _, name := range tt.zones {
 					if st := m.States()[name]; !st.Expired || !st.Unconfirmed {

@@ -2,7 +2,6 @@ package zonesync
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -11,10 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/testkit/testzone"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -27,30 +28,10 @@ func makeZone(t testing.TB, serial uint32, extra ...string) *zone.Zone {
 	return makeZoneFor(t, origin, serial, extra...)
 }
 
+// makeZoneFor returns zone name with serial, 20 host records and extra.
 func makeZoneFor(t testing.TB, name string, serial uint32, extra ...string) *zone.Zone {
 	t.Helper()
-	lines := []string{
-		fmt.Sprintf("%s 3600 IN SOA ns1.%s hostmaster.%s %d 3600 600 86400 300", name, name, name, serial),
-		fmt.Sprintf("%s 3600 IN NS ns1.%s", name, name),
-		fmt.Sprintf("ns1.%s 3600 IN A 192.0.2.1", name),
-	}
-	for i := range 20 {
-		lines = append(lines, fmt.Sprintf("host%d.%s 300 IN A 192.0.2.%d", i, name, 10+i))
-	}
-	lines = append(lines, extra...)
-	var rrs []dns.RR
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%s: %v", l, err)
-		}
-		rrs = append(rrs, rr)
-	}
-	z, err := zone.FromRecords(name, rrs, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return z
+	return testzone.New(t, name, serial, 20, extra...)
 }
 
 // dump prints a zone in canonical master-file form, for comparisons.
@@ -122,8 +103,8 @@ func (r *recordLog) count(level slog.Level, msg string) int {
 	return n
 }
 
-func testKeys() []Key {
-	return []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}}
+func testKeys() []tsig.Key {
+	return []tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}}
 }
 
 func served(m *Manager, name string) *zone.Zone {
@@ -192,7 +173,7 @@ func runSecondary(t *testing.T, addr netip.AddrPort) (m *Manager, changed chan s
 // accepted.
 func notifyOK(t testing.TB, m *Manager, addr netip.AddrPort) {
 	t.Helper()
-	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr, 0); len(resp) < 4 || resp[3]&0xf != 0 {
+	if resp := m.Notify(notifyMsg(t, origin, testKey, testSecret), addr); len(resp) < 4 || resp[3]&0xf != 0 {
 		t.Fatalf("notify answer %x", resp)
 	}
 }
@@ -220,4 +201,16 @@ func gauges(t testing.TB, c prometheus.Collector) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// healthStates gives m's zone states to a health.ZoneCheck, as the node
+// does.
+func healthStates(m *Manager) func() map[string]health.ZoneState {
+	return func() map[string]health.ZoneState {
+		out := map[string]health.ZoneState{}
+		for name, st := range m.States() {
+			out[name] = health.ZoneState{Serial: st.Serial, Expired: st.Expired, Unconfirmed: st.Unconfirmed}
+		}
+		return out
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 // The SOA of the test zones says refresh 3600, retry 600, expire 86400.
@@ -75,7 +76,7 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		f.wantServed(0)
-		if got := f.m.States()[origin]; got != (health.ZoneState{Serial: 1, Expired: true}) {
+		if got := f.m.States()[origin]; got != (ZoneState{Serial: 1, Expired: true}) {
 			t.Errorf("States()[%s] = %+v, want serial 1 expired", origin, got)
 		}
 		if _, expired := f.m.ZoneSets(); len(expired) != 1 || expired[0].Serial != 1 {
@@ -88,7 +89,7 @@ func TestRetryExpireAndRecover(t *testing.T) {
 		if g["anycastd_zonesync_zones{state=expired}"] != 1 || g["anycastd_zonesync_zone_expired{zone="+origin+"}"] != 1 {
 			t.Errorf("metrics of the expired zone: %v", g)
 		}
-		check := &health.ZoneCheck{Want: f.m.Names, Loaded: f.m.States}
+		check := &health.ZoneCheck{Want: f.m.Names, Loaded: healthStates(f.m)}
 		if err := check.Check(t.Context()); err != nil {
 			t.Errorf("ZoneCheck = %v, want it to pass: an expired zone fails alone", err)
 		}
@@ -170,7 +171,7 @@ func TestNoDataRetriesWithBackoff(t *testing.T) {
 		if _, ok := f.m.States()[origin]; ok {
 			t.Error("a zone without data is in States")
 		}
-		check := &health.ZoneCheck{Want: f.m.Names, Loaded: f.m.States}
+		check := &health.ZoneCheck{Want: f.m.Names, Loaded: healthStates(f.m)}
 		if err := check.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "not loaded") {
 			t.Errorf("ZoneCheck = %v, want not loaded", err)
 		}
@@ -269,7 +270,7 @@ func TestBadTSIGRejected(t *testing.T) {
 					tt.setup(f)
 				}
 				f.cfg = Config{
-					DataDir: t.TempDir(), Keys: []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: tt.secret}},
+					DataDir: t.TempDir(), Keys: []tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: tt.secret}},
 					Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}}},
 					Dial:  pn.dial,
 				}
@@ -507,7 +508,7 @@ func TestNotifyForCurrentSerial(t *testing.T) {
 		send := func(serial uint32) {
 			t.Helper()
 			var r dns.Msg
-			if err := r.Unpack(f.m.Notify(withSerial(serial), mustAddrPort(primaryAddr), 0)); err != nil || r.Rcode != dns.RcodeSuccess {
+			if err := r.Unpack(f.m.Notify(withSerial(serial), mustAddrPort(primaryAddr))); err != nil || r.Rcode != dns.RcodeSuccess {
 				t.Fatalf("notify of serial %d answered %s (%v)", serial, dns.RcodeToString[r.Rcode], err)
 			}
 			synctest.Wait()

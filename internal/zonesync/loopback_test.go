@@ -3,11 +3,8 @@ package zonesync
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/anycastdns/anycastdns/internal/config"
 )
 
 // TestLoopbackPrimary runs the Manager against a primary on a real socket on
@@ -25,40 +22,6 @@ func TestLoopbackPrimary(t *testing.T) {
 	}
 	if p.ixfrs.Load() != 1 {
 		t.Errorf("%d IXFRs, want 1", p.ixfrs.Load())
-	}
-}
-
-func TestFromNode(t *testing.T) {
-	n, err := config.LoadNode("../config/testdata/secondary_full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !Enabled(n) {
-		t.Error("Enabled = false for a node with secondary zones")
-	}
-	c := FromNode(n)
-	if _, err := c.check(); err != nil {
-		t.Fatalf("the Config of a valid node is invalid: %v", err)
-	}
-	want := []Zone{
-		{Name: "example.net.", Primaries: []Primary{{Addr: mustAddrPort("192.0.2.10:53"), Key: "xfr-key."}, {Addr: mustAddrPort("[2001:db8::10]:5300")}}},
-		{Name: "0/25.2.0.192.in-addr.arpa.", Primaries: []Primary{{Addr: mustAddrPort("192.0.2.10:53")}}},
-	}
-	if diff := cmp.Diff(want, c.Zones, cmp.Comparer(func(a, b Primary) bool { return a == b })); diff != "" {
-		t.Errorf("zones (-want +got):\n%s", diff)
-	}
-	if len(c.Keys) != 3 || c.Keys[1].Algorithm != "hmac-sha512" || len(c.NotifyAllow) != 3 ||
-		c.Catalog == nil || c.Catalog.Zone != "catalog.invalid." || len(c.Reserved) != 1 || c.Reserved[0] != "example.com." {
-		t.Errorf("FromNode = %+v", c)
-	}
-	n.SecondaryTimers = config.SecondaryTimers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}
-	c = FromNode(n)
-	if got := (Timers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}); c.Timers != got {
-		t.Errorf("FromNode timers = %+v, want %+v", c.Timers, got)
-	}
-	n.Zones, n.Catalog = n.Zones[:1], nil
-	if Enabled(n) {
-		t.Error("Enabled = true for a node with file zones only")
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -28,7 +28,7 @@ import (
 type Manager struct {
 	cfg      Config
 	log      *slog.Logger
-	ring     keyring
+	ring     *tsig.Keyring
 	client   *client
 	store    *store
 	sem      chan struct{}
@@ -277,8 +277,8 @@ func (m *Manager) ZoneSets() (served, expired []*zone.Zone) {
 }
 
 // Names returns every secondary zone the node should serve (configured and
-// catalog members, not the catalog itself), sorted: what health.ZoneCheck
-// wants loaded.
+// catalog members, not the catalog itself), sorted: what the node's health
+// check wants loaded.
 func (m *Manager) Names() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -309,9 +309,20 @@ func (m *Manager) CatalogPending() string {
 	return m.catName
 }
 
-// States returns the serial of every secondary zone that has data, with
-// Expired set for those past their SOA expire, for health.ZoneCheck. A zone
-// that never had data is absent (ZoneCheck reports it as not loaded).
+// ZoneState is the state of a secondary zone that has data.
+type ZoneState struct {
+	Serial uint32
+	// Expired: past its SOA expire without a refresh; it is answered
+	// SERVFAIL.
+	Expired bool
+	// Unconfirmed: found expired on disk at start-up, and no refresh
+	// attempt has ended since.
+	Unconfirmed bool
+}
+
+// States returns the state of every secondary zone that has data, for the
+// node's health check. A zone that never had data is absent (the check
+// reports it as not loaded).
 //
 // A zone found expired on disk at start-up is Unconfirmed until its first
 // refresh attempt ends, or until every one of its primaries has been found
@@ -319,17 +330,17 @@ func (m *Manager) CatalogPending() string {
 // does not announce a zone its primary would confirm a moment later, and a
 // node restarted while the primaries are away does not wait for the queue
 // of attempts of thousands of zones.
-func (m *Manager) States() map[string]health.ZoneState {
+func (m *Manager) States() map[string]ZoneState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make(map[string]health.ZoneState, len(m.zones))
+	out := make(map[string]ZoneState, len(m.zones))
 	for name, s := range m.zones {
 		if s.isCatalog {
 			continue
 		}
 		s.mu.Lock()
 		if s.z != nil {
-			st := health.ZoneState{Serial: s.z.Serial, Expired: s.expired}
+			st := ZoneState{Serial: s.z.Serial, Expired: s.expired}
 			st.Unconfirmed = s.expired && !s.attempted && !m.unreachable(s.primaries)
 			out[name] = st
 		}

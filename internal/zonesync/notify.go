@@ -6,14 +6,14 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
-// Notify answers a NOTIFY (RFC 1996) and, when it is accepted, makes the
-// zone refresh at once (bursts coalesce into one refresh). Its signature is
-// dnsserver.NotifyFunc: install it with Handler.SetNotify(m.Notify). It does
-// not block.
+// Notify answers a NOTIFY (RFC 1996) received from src and, when it is
+// accepted, makes the zone refresh at once (bursts coalesce into one
+// refresh). It is the node's DNS server's NOTIFY handler
+// (dnsserver.NotifyFunc). It does not block.
 //
 // A NOTIFY is accepted when its source is in a notify_allow prefix (signed
 // with that entry's key, if it has one) or is the address of one of the
@@ -22,7 +22,7 @@ import (
 // FORMERR for a malformed request, NOTAUTH with the TSIG error for a TSIG
 // that does not verify (RFC 8945 §5.2), NOTAUTH for a zone that is not a
 // secondary here, REFUSED for a source or key that is not allowed.
-func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) []byte {
+func (m *Manager) Notify(req []byte, src netip.AddrPort) []byte {
 	var q dns.Msg
 	if err := q.Unpack(req); err != nil {
 		m.met.notifies.WithLabelValues("formerr").Inc()
@@ -34,17 +34,18 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 	if q.Opcode != dns.OpcodeNotify || len(q.Question) != 1 ||
 		q.Question[0].Qtype != dns.TypeSOA || q.Question[0].Qclass != dns.ClassINET {
 		m.met.notifies.WithLabelValues("formerr").Inc()
-		return m.reply(&q, dns.RcodeFormatError, nil, "")
+		return m.reply(&q, dns.RcodeFormatError, "", "")
 	}
-	var key *tsigKey
-	var reqMAC string
+	// keyName is the canonical name of the key the request was signed
+	// with; "" = unsigned.
+	var keyName, reqMAC string
 	if t := q.IsTsig(); t != nil {
-		if err := m.ring.verify(req, "", false); err != nil {
+		if err := m.ring.Check(req, "", false); err != nil {
 			m.met.notifies.WithLabelValues("notauth").Inc()
 			m.log.Debug("notify with bad tsig", "src", src, "zone", q.Question[0].Name, "key", t.Hdr.Name, "err", err)
-			return m.tsigError(&q, t, tsigRcode(err))
+			return m.tsigError(&q, t, tsig.Rcode(err))
 		}
-		key, reqMAC = m.ring[dns.CanonicalName(t.Hdr.Name)], t.MAC
+		keyName, reqMAC = dns.CanonicalName(t.Hdr.Name), t.MAC
 	}
 	name := dns.CanonicalName(q.Question[0].Name)
 	m.mu.RLock()
@@ -56,16 +57,12 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 		// of a new catalog member usually comes before the catalog
 		// that lists it: not an error on either side.
 		m.log.Debug("notify for a zone not served here (yet); answered NOTAUTH", "src", src, "zone", name)
-		return m.reply(&q, dns.RcodeNotAuth, key, reqMAC)
-	}
-	keyName := ""
-	if key != nil {
-		keyName = key.name
+		return m.reply(&q, dns.RcodeNotAuth, keyName, reqMAC)
 	}
 	if !m.notifyAllowed(s, src.Addr().Unmap(), keyName) {
 		m.met.notifies.WithLabelValues("refused").Inc()
 		m.log.Debug("notify refused", "src", src, "zone", name, "key", keyName)
-		return m.reply(&q, dns.RcodeRefused, key, reqMAC)
+		return m.reply(&q, dns.RcodeRefused, keyName, reqMAC)
 	}
 	m.met.notifies.WithLabelValues("accepted").Inc()
 	serial := uint32(0)
@@ -79,13 +76,13 @@ func (m *Manager) Notify(req []byte, src netip.AddrPort, _ dnsserver.Transport) 
 		// that re-sends NOTIFYs for every zone, at its start or after
 		// retries, does not make every zone query its serial again.
 		m.log.Debug("notify for a serial we have", "src", src, "zone", name, "serial", serial, "key", keyName)
-		return m.reply(&q, dns.RcodeSuccess, key, reqMAC)
+		return m.reply(&q, dns.RcodeSuccess, keyName, reqMAC)
 	}
 	m.log.Debug("notify accepted", "src", src, "zone", name, "serial", serial, "key", keyName)
 	if !m.deferNotify(s, serial) {
 		s.kick()
 	}
-	return m.reply(&q, dns.RcodeSuccess, key, reqMAC)
+	return m.reply(&q, dns.RcodeSuccess, keyName, reqMAC)
 }
 
 // notifyAllowed applies the NOTIFY ACL: the zone's primaries and
@@ -105,14 +102,15 @@ func (m *Manager) notifyAllowed(s *secondary, addr netip.Addr, keyName string) b
 	return false
 }
 
-// reply packs the answer to q, signed with key when the request was.
-func (m *Manager) reply(q *dns.Msg, rcode int, key *tsigKey, reqMAC string) []byte {
+// reply packs the answer to q, signed with the key named keyName when the
+// request was.
+func (m *Manager) reply(q *dns.Msg, rcode int, keyName, reqMAC string) []byte {
 	r := new(dns.Msg)
 	r.SetRcode(q, rcode)
 	r.Authoritative = rcode == dns.RcodeSuccess
 	r.RecursionAvailable = false
-	if key != nil {
-		out, _, err := m.ring.sign(r, key, reqMAC)
+	if keyName != "" {
+		out, _, err := m.ring.Sign(r, keyName, reqMAC)
 		if err == nil {
 			return out
 		}

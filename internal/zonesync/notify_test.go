@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
 func TestNotify(t *testing.T) {
 	m, err := New(Config{
 		DataDir: t.TempDir(),
-		Keys:    append(testKeys(), Key{Name: "other.", Algorithm: "hmac-sha512", Secret: otherSecret}),
+		Keys:    append(testKeys(), tsig.Key{Name: "other.", Algorithm: "hmac-sha512", Secret: otherSecret}),
 		Zones: []Zone{
 			{Name: origin, Primaries: []Primary{{Addr: mustAddrPort("192.0.2.1:53"), Key: testKey}}},
 			{Name: "open.example.", Primaries: []Primary{{Addr: mustAddrPort("[2001:db8::1]:53")}}},
@@ -78,7 +80,7 @@ func TestNotify(t *testing.T) {
 				default:
 				}
 			}
-			resp := m.Notify(tt.req, mustAddrPort(tt.src), 0)
+			resp := m.Notify(tt.req, mustAddrPort(tt.src))
 			if tt.rcode < 0 {
 				if resp != nil {
 					t.Fatalf("answered %x, want no answer", resp)

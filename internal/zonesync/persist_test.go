@@ -41,7 +41,7 @@ func TestPersistedZoneVerification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(strings.Replace(string(b), "192.0.2.15", "192.0.2.51", 1)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(strings.Replace(string(b), "10.0.0.15", "10.0.0.51", 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

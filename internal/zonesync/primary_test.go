@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -56,8 +57,8 @@ func (p signingProvider) Generate(msg []byte, t *dns.TSIG) ([]byte, error) {
 }
 func (p signingProvider) Verify(msg []byte, t *dns.TSIG) error { return p.verify.Verify(msg, t) }
 
-func secretRing(secret string) keyring {
-	ring, err := (&Config{DataDir: "x", Keys: []Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: secret}}}).check()
+func secretRing(secret string) *tsig.Keyring {
+	ring, err := tsig.New([]tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: secret}})
 	if err != nil {
 		panic(err)
 	}

@@ -174,7 +174,7 @@ func TestNotifyWaitsForStream(t *testing.T) {
 		v2 := makeZone(t, 2, "new.example.com. 60 IN TXT \"two\"")
 		f.p.set(v2)
 		queries := f.p.queries.Load()
-		if resp := f.m.Notify(notifySerial(t, 2), mustAddrPort(primaryAddr), 0); len(resp) < 4 || resp[3]&0xf != 0 {
+		if resp := f.m.Notify(notifySerial(t, 2), mustAddrPort(primaryAddr)); len(resp) < 4 || resp[3]&0xf != 0 {
 			t.Fatalf("notify answer %x", resp)
 		}
 		synctest.Wait()
@@ -193,7 +193,7 @@ func TestNotifyWaitsForStream(t *testing.T) {
 		// the grace.
 		v3 := makeZone(t, 3, "new.example.com. 60 IN TXT \"three\"")
 		f.p.set(v3)
-		if resp := f.m.Notify(notifySerial(t, 3), mustAddrPort(primaryAddr), 0); len(resp) < 4 || resp[3]&0xf != 0 {
+		if resp := f.m.Notify(notifySerial(t, 3), mustAddrPort(primaryAddr)); len(resp) < 4 || resp[3]&0xf != 0 {
 			t.Fatalf("notify answer %x", resp)
 		}
 		time.Sleep(StreamGrace - time.Millisecond)

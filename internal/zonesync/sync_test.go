@@ -94,7 +94,7 @@ func (f *fixture) start() {
 // accepted.
 func (f *fixture) notify() {
 	f.t.Helper()
-	resp := f.m.Notify(notifyMsg(f.t, origin, testKey, testSecret), mustAddrPort(primaryAddr), 0)
+	resp := f.m.Notify(notifyMsg(f.t, origin, testKey, testSecret), mustAddrPort(primaryAddr))
 	var r dns.Msg
 	if err := r.Unpack(resp); err != nil || r.Rcode != dns.RcodeSuccess {
 		f.t.Fatalf("notify answered %v (unpack error %v)", dns.RcodeToString[r.Rcode], err)

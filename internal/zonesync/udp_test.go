@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	cpstore "github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -35,7 +36,7 @@ func TestRefreshOverUDP(t *testing.T) {
 	}
 	srv, err := xfrout.New(xfrout.Config{
 		Listen:        []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
-		Keys:          []xfrout.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}},
+		Keys:          []tsig.Key{{Name: testKey, Algorithm: "hmac-sha256", Secret: testSecret}},
 		AllowTransfer: []xfrout.ACL{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Key: testKey}},
 	}, st, testLogger(t))
 	if err != nil {

@@ -15,16 +15,17 @@
 // metrics.listen, serial_policy, journal_limit, log.format) are logged as
 // needing a restart and keep their running values.
 //
-// Shutdown order, when the context ends: /readyz turns 503, the API and
-// metrics listeners stop accepting requests
-// and waits up to api.ShutdownTimeout for those in progress, so a write
-// that started is committed and answered → every node's stream is told
-// the control plane stops and closed → the transfer server stops →
-// the store closes (after the write in progress, if any) → Run returns. If
-// the transfer server fails, the API shuts down the same way and Run
-// returns the error. A write that was acknowledged has been fsynced before
-// its answer was sent, so a crash at any point loses only writes that were
-// never acknowledged.
+// Shutdown order, when the context ends: reloads stop → /readyz turns
+// 503 → the API and metrics listeners stop accepting requests and wait up
+// to api.ShutdownTimeout for those in progress, so a write that started is
+// committed and answered → every node's stream is told the control plane
+// stops and closed (the nodes keep serving and reconnect) → the transfer
+// server stops → the store closes (after the write in progress, if any) →
+// Run returns. If a part fails (the transfer server, a listener), the others
+// stop the same way and Run returns every part's error. The parts run under
+// one lifecycle.Runner. A write that was acknowledged has been fsynced
+// before its answer was sent, so a crash at any point loses only writes that
+// were never acknowledged.
 package control
 
 import (
@@ -49,6 +50,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -70,9 +72,10 @@ type Control struct {
 	// binding api.listen.
 	listener net.Listener
 
-	api      apiSwitch   // the API handler of the current configuration
-	stopping atomic.Bool // the shutdown has started
-	reloadMu sync.Mutex  // one reload at a time
+	api      apiSwitch         // the API handler of the current configuration
+	stopping atomic.Bool       // the shutdown has started
+	reloadMu sync.Mutex        // one reload at a time
+	runner   *lifecycle.Runner // of Run
 
 	mu          sync.Mutex
 	cfg         *config.Control // the configuration in force
@@ -187,7 +190,9 @@ func (s *apiSwitch) set(h http.Handler) { s.h.Store(&h) }
 
 // apiHandler is the API of cfg over s.
 func (c *Control) apiHandler(s *store.Store, cfg *config.Control) http.Handler {
-	return api.Handler(NewBackend(s), api.Config{Tokens: cfg.API.Tokens, MaxBody: cfg.API.MaxBody, Fleet: c.apiFleet()}, c.log)
+	ac := apiConfig(cfg)
+	ac.Fleet = c.apiFleet()
+	return api.Handler(NewBackend(s), ac, c.log)
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -202,12 +207,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("control: data directory: %w", err)
 	}
-	policy, err := store.ParseSerialPolicy(cfg.SerialPolicy)
+	opts, err := storeOptions(cfg)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log,
-		store.WithJournalLimit(cfg.JournalLimit), store.WithDefaultPolicy(policy))
+	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log, opts...)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
@@ -249,118 +253,91 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	c.mu.Unlock()
 	c.api.set(c.apiHandler(s, cfg))
 
-	// xfrDone stays nil (never ready) without a transfer server.
-	xfrCtx, stopXfr := context.WithCancel(context.Background())
-	defer stopXfr()
-	var xfrDone chan error
-	if xfrout.Enabled(cfg) {
-		srv, err := xfrout.New(xfrout.FromControl(cfg), s, c.log)
-		if err != nil {
+	r := lifecycle.New(log)
+	var xfr *xfrout.Server
+	if hasXfr(cfg) {
+		if xfr, err = xfrout.New(xfrConfig(cfg), s, c.log); err != nil {
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
-		c.metrics.Registry.MustRegister(srv.Collectors()...)
-		xfrDone = make(chan error, 1)
-		go func() { xfrDone <- srv.Run(xfrCtx) }()
-		select {
-		case <-srv.Ready():
-			c.mu.Lock()
-			c.xfr, c.xfrAddrs = srv, srv.Addrs()
-			c.mu.Unlock()
-		case err := <-xfrDone:
-			return closeAll(fmt.Errorf("control: xfr: %w", err))
-		}
+		c.metrics.Registry.MustRegister(xfr.Collectors()...)
+		r.Add("xfr", xfr)
 		if cfg.Stream.Enabled() {
-			sp, err := openStream(cfg, srv, c.log)
+			sp, err := openStream(cfg, xfr, c.log)
 			if err != nil {
-				stopXfr()
-				return closeAll(errors.Join(fmt.Errorf("control: %w", err), <-xfrDone))
+				return closeAll(fmt.Errorf("control: %w", err))
 			}
+			opened = append(opened, closer(sp.close))
 			c.mu.Lock()
 			c.stream = sp
 			c.mu.Unlock()
 			c.metrics.Registry.MustRegister(sp.reg.Collector())
 			c.metrics.Registry.MustRegister(sp.srv.Collectors()...)
 			c.api.set(c.apiHandler(s, cfg)) // with the fleet
+			r.Add("stream", lifecycle.Func(func(ctx context.Context) error {
+				sp.run(ctx, c.Readiness, c.log)
+				return nil
+			}))
 		}
 	}
-	streamCtx, stopStream := context.WithCancel(context.Background())
-	defer stopStream()
-	streamDone := make(chan struct{})
-	if sp := c.stream; sp != nil {
-		go func() {
-			defer close(streamDone)
-			sp.run(streamCtx, c.Readiness, c.log)
-		}()
-	} else {
-		close(streamDone)
-	}
-	close(c.ready)
-	metricsAt := "off"
-	if a := c.MetricsAddr(); a.IsValid() {
-		metricsAt = a.String()
-	}
-	log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
-		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
-
-	// The API and metrics stop when ctx ends, or when the transfer
-	// server fails.
-	apiCtx, stopAPI := context.WithCancel(ctx)
-	defer stopAPI()
-	apiDone := make(chan error, 1)
-	go func() { apiDone <- api.Serve(apiCtx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log) }()
-	metricsDone := make(chan error, 1)
+	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
+		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
+	}))
+	stopHTTP := lifecycle.Stop("api")
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", c.metrics.Handler())
-		go func() {
-			metricsDone <- metrics.ServeListener(apiCtx, metricsLn, httpprobe.Wrap(mux, c.Readiness), c.log)
-		}()
-	} else {
-		metricsDone <- nil
+		h := httpprobe.Wrap(mux, c.Readiness)
+		r.Add("metrics", lifecycle.Func(func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, c.log) }))
+		stopHTTP = lifecycle.Stop("api", "metrics")
 	}
-	reloadDone := make(chan struct{})
-	go func() {
-		defer close(reloadDone)
+	r.Add("reload", lifecycle.Func(func(ctx context.Context) error {
 		for {
 			select {
-			case <-apiCtx.Done():
-				return
+			case <-ctx.Done():
+				return nil
 			case <-reload:
-				c.Reload(apiCtx)
+				c.Reload(ctx)
 			}
 		}
-	}()
-	var runErr error
-	select {
-	case runErr = <-apiDone:
-	case err := <-xfrDone:
-		xfrDone = nil // received
-		runErr = fmt.Errorf("control: xfr: %w", err)
-		if err == nil {
-			runErr = errors.New("control: xfr: the transfer server stopped")
-		}
-		stopAPI()
-		if err := <-apiDone; err != nil {
-			log.Warn("api stopped", "err", err)
-		}
+	}))
+	stages := []lifecycle.Stage{
+		lifecycle.Stop("reload"),
+		lifecycle.Do("not ready", func(error) {
+			c.stopping.Store(true)
+			log.Info("shutting down")
+		}),
+		stopHTTP,
 	}
-	c.stopping.Store(true)
-	stopAPI()
-	<-reloadDone
-	if err := <-metricsDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("control: metrics: %w", err)
+	if c.stream != nil {
+		stages = append(stages, lifecycle.Stop("stream")) // every node's stream is told; they keep serving and reconnect
 	}
-	log.Info("shutting down")
-	stopStream() // every node's stream is told; they keep serving and reconnect
-	<-streamDone
-	stopXfr()
-	if xfrDone != nil {
-		if err := <-xfrDone; err != nil && runErr == nil {
-			runErr = fmt.Errorf("control: xfr: %w", err)
+	if xfr != nil {
+		stages = append(stages, lifecycle.Stop("xfr"))
+	}
+	r.StopOrder(stages...)
+	c.runner = r
+	runErr := r.Run(ctx, func() {
+		c.mu.Lock()
+		if xfr != nil {
+			c.xfr, c.xfrAddrs = xfr, xfr.Addrs()
 		}
+		c.mu.Unlock()
+		close(c.ready)
+		metricsAt := "off"
+		if a := c.MetricsAddr(); a.IsValid() {
+			metricsAt = a.String()
+		}
+		log.Info("control plane ready", "api", addr.String(), "xfr", fmt.Sprint(c.XfrAddrs()), "metrics", metricsAt,
+			"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
+	})
+	if runErr != nil {
+		runErr = fmt.Errorf("control: %w", runErr)
 	}
-	if err := s.Close(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("control: %w", err)
+	for _, o := range opened {
+		_ = o.Close() // a listener whose part never started (closing twice is harmless)
+	}
+	if err := s.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("control: %w", err))
 	}
 	log.Info("stopped")
 	return runErr
@@ -393,8 +370,8 @@ func (c *Control) Reload(ctx context.Context) {
 	old, s, srv, sp := c.cfg, c.store, c.xfr, c.stream
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
-	if srv != nil && xfrout.Enabled(nc) {
-		if err := srv.Reconfigure(ctx, xfrout.FromControl(nc)); err != nil {
+	if srv != nil && hasXfr(nc) {
+		if err := srv.Reconfigure(ctx, xfrConfig(nc)); err != nil {
 			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return
@@ -444,3 +421,9 @@ func restartOnly(old, c *config.Control) []string {
 	}
 	return changed
 }
+
+// closer adapts a close function that reports nothing to the start-up's
+// list of what to close on failure.
+type closer func()
+
+func (f closer) Close() error { f(); return nil }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -27,6 +26,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -94,7 +94,7 @@ func writeConfig(t *testing.T, dir string) string {
 type child struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *strings.Builder
+	stderr *testkit.Log
 	done   chan error
 }
 
@@ -106,8 +106,8 @@ func startChild(t *testing.T, cfgPath string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stderr: &strings.Builder{}, done: make(chan error, 1)}
-	cmd.Stderr = &lockedWriter{w: c.stderr}
+	c := &child{cmd: cmd, stderr: &testkit.Log{}, done: make(chan error, 1)}
+	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,17 +138,6 @@ func startChild(t *testing.T, cfgPath string) *child {
 		t.Fatalf("control plane not ready after 60s: %s", c.stderr)
 	}
 	return c
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func (c *child) client(t *testing.T) *apiclient.Client {

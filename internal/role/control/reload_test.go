@@ -1,18 +1,15 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,44 +17,16 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const otherToken = "rotated-token-0123456789"
-
-// syncBuffer is a log that tests read while the control plane writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback TCP address free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // running is a control plane run in the test with a configuration file.
 type running struct {
 	c      *Control
 	path   string
-	log    *syncBuffer
+	log    *testkit.Log
 	level  *slog.LevelVar
 	reload chan struct{}
 	cancel context.CancelFunc
@@ -66,7 +35,7 @@ type running struct {
 
 func startFromFile(t *testing.T, doc string) *running {
 	t.Helper()
-	r := &running{path: filepath.Join(t.TempDir(), "control.yaml"), log: &syncBuffer{}, reload: make(chan struct{}, 1), errc: make(chan error, 1)}
+	r := &running{path: filepath.Join(t.TempDir(), "control.yaml"), log: &testkit.Log{}, reload: make(chan struct{}, 1), errc: make(chan error, 1)}
 	if err := os.WriteFile(r.path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +104,7 @@ func apiStatus(t *testing.T, addr, tok string) error {
 // configuration is logged with its file:line and changes nothing.
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
-	api := freeAddr(t)
+	api := testkit.FreeAddr(t)
 	doc := func(tok, level string) string {
 		return fmt.Sprintf("data_dir: %s\napi:\n  listen: %s\n  tokens: [%q]\nlog: {level: %s}\n", filepath.Join(dir, "data"), api, tok, level)
 	}
@@ -186,7 +155,7 @@ func TestReload(t *testing.T) {
 // probes on it and on the API.
 func TestMetricsAndProbes(t *testing.T) {
 	dir := t.TempDir()
-	api, met, xfr := freeAddr(t), freeAddr(t), freeAddr(t)
+	api, met, xfr := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	r := startFromFile(t, fmt.Sprintf(`data_dir: %s
 api: {listen: %s, tokens: [%q]}
 metrics: {listen: %s}

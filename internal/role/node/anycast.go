@@ -112,57 +112,19 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})
 	}
-	hc, err := health.New(health.Config{
-		Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout,
-		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
-	}, checks, logger)
+	hc, err := health.New(healthConfig(cfg.Health), checks, logger)
 	if err != nil {
 		return nil, fmt.Errorf("health: %w", err)
 	}
 	a := &anycast{
-		log: logger.With("component", "anycast"), speaker: sp, checker: hc,
+		log: logger.With("component", "anycast"), speaker: sp, checker: hc, prefixes: prefixes(cfg.BGP),
 		setErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "anycastd", Name: "announce_errors_total",
 			Help: "Failed attempts to change what is announced.",
 		}),
 	}
-	for _, an := range cfg.BGP.Announce {
-		a.prefixes = append(a.prefixes, an.Prefix)
-	}
 	a.levels = newLevels(a.log, a.apply)
 	return a, nil
-}
-
-func speakerConfig(b *config.BGP) announce.Config {
-	c := announce.Config{ASN: b.ASN, RouterID: b.RouterID, ListenPort: int32(b.ListenPort)}
-	for _, p := range b.Peers {
-		c.Peers = append(c.Peers, announce.Peer{
-			Address: p.Address, LocalAddress: p.LocalAddress, ASN: p.ASN, Passive: p.Passive,
-			HoldTime: p.HoldTime, Keepalive: p.Keepalive, Password: p.Password, Multihop: p.Multihop,
-			BFD: announce.BFD{Enabled: p.BFD.Enabled, Interval: p.BFD.Interval, Multiplier: p.BFD.Multiplier},
-		})
-	}
-	for _, an := range b.Announce {
-		x := announce.Announcement{Prefix: an.Prefix, NextHop: an.NextHop, MED: an.MED, Prepend: an.Prepend}
-		for _, cm := range an.Communities {
-			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
-		}
-		for _, l := range an.LargeCommunities {
-			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{l.ASN, l.Data1, l.Data2})
-		}
-		c.Announce = append(c.Announce, x)
-	}
-	for i, l := range b.Levels {
-		x := announce.Attributes{Prepend: l.Prepend, MED: l.MED}
-		for _, cm := range l.Communities {
-			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
-		}
-		for _, lc := range l.LargeCommunities {
-			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{lc.ASN, lc.Data1, lc.Data2})
-		}
-		c.Levels[i] = x
-	}
-	return c
 }
 
 // apply converges the announcement to the wanted state: the prefixes

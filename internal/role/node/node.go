@@ -1,18 +1,21 @@
 // Package node wires the components of a PoP: zones, the DNS server,
-// metrics, and (when configured) health checks and the BGP speaker.
+// metrics, and (when configured) secondary zones, health checks and the BGP
+// speaker. Its parts run under one lifecycle.Runner.
 //
-// Start-up order: load zones → start DNS listeners → (health passes →
-// announce). Shutdown order: withdraw → drain period while still answering →
-// stop DNS → close. Reload (SIGHUP) re-reads the configuration and every zone;
-// anything that fails to load keeps its previous version serving.
+// Start-up order: load zones → DNS listeners → secondary zones → BGP
+// speaker → health checks (the prefixes are announced only once they pass)
+// → metrics and admin endpoints (bound before anything starts, so an
+// address in use stops the start-up) → reloads. Shutdown order: reloads
+// stop → withdraw → drain period while still answering (not after a
+// failure) → health checks and DNS stop → secondary zones → BGP →
+// admin and metrics. Reload (SIGHUP) re-reads the configuration and every
+// zone; anything that fails to load keeps its previous version serving.
 package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -31,8 +34,8 @@ import (
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
+	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
-	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -56,6 +59,7 @@ type Node struct {
 	streams []*stream.Client  // one per control plane followed (stream.go)
 	ready   chan struct{}
 	started time.Time
+	runner  *lifecycle.Runner // of Run
 
 	stopping atomic.Bool // the shutdown has started
 
@@ -72,28 +76,12 @@ type Node struct {
 // reloaded configuration changes the log level.
 func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVar) (*Node, error) {
 	stats := &dnsserver.Stats{}
-	h := dnsserver.NewHandler(identity(cfg), cfg.Limits.UDPMaxSize, stats)
-	limiter, err := ratelimit.NewRRL(cfg.Limits.RRL)
+	settings, err := dnsSettings(cfg, nil, dnsserver.Settings{}, logger.With("component", "node"))
 	if err != nil {
-		return nil, fmt.Errorf("limits.rrl: %w", err)
-	}
-	h.SetRRL(limiter)
-	h.SetCookies(cookies(cfg.Limits.Cookies, logger.With("component", "node")))
-	if err := setTSIG(h, cfg); err != nil {
 		return nil, err
 	}
-	tl := tcpLimits(cfg.Limits)
-	srv, err := dnsserver.New(dnsserver.Config{
-		Listen:        cfg.Listen,
-		Readers:       cfg.Limits.UDPReaders,
-		TCPMaxConns:   tl.MaxConns,
-		TCPIdle:       tl.Idle,
-		TCPMaxQueries: tl.MaxQueries,
-		TCPPerSource:  tl.PerSource,
-		TCPSourceV4:   tl.SourceV4,
-		TCPSourceV6:   tl.SourceV6,
-		TCPBusyIdle:   tl.BusyIdle,
-	}, h, logger)
+	h := dnsserver.NewHandler(settings, stats)
+	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -104,14 +92,14 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	n.metrics = metrics.NewNode(stats, n.servedZones)
 	n.load = newLoadMeter(stats)
 	n.logAdvice(cfg)
-	if zonesync.Enabled(cfg) {
-		zs, err := zonesync.New(zonesync.FromNode(cfg), logger)
+	if hasSecondaries(cfg) {
+		zs, err := zonesync.New(secondaryConfig(cfg), logger)
 		if err != nil {
 			return nil, fmt.Errorf("secondary zones: %w", err)
 		}
 		n.zs = zs
 		h.SetNotify(zs.Notify)
-		zs.OnChange(n.publish)
+		zs.OnChange(func() { n.publish(nil) })
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}
 	if cfg.BGP != nil {
@@ -129,39 +117,6 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	return n, nil
 }
 
-func identity(cfg *config.Node) dnsserver.Identity {
-	id := cfg.Identity
-	return dnsserver.Identity{
-		Name: id.Name, NSID: id.NSID, IDServer: id.IDServer, HostnameBind: id.HostnameBind,
-		VersionBind: id.VersionBind, Version: id.Version,
-	}
-}
-
-// setTSIG gives the DNS server the node's TSIG keys (tsig_keys), the same
-// keyring the secondary zones use, to check signed queries and sign their
-// answers.
-func setTSIG(h *dnsserver.Handler, cfg *config.Node) error {
-	if len(cfg.TSIGKeys) == 0 {
-		h.SetTSIG(nil)
-		return nil
-	}
-	ring, err := zonesync.Keyring(zonesync.FromNode(cfg).Keys)
-	if err != nil {
-		return fmt.Errorf("tsig_keys: %w", err)
-	}
-	h.SetTSIG(ring)
-	return nil
-}
-
-// tcpLimits are the TCP limits of the DNS server in a configuration.
-func tcpLimits(l config.Limits) dnsserver.TCPLimits {
-	return dnsserver.TCPLimits{
-		MaxConns: l.TCPMaxConns, Idle: l.TCPIdleTimeout, MaxQueries: l.TCPMaxQueries,
-		PerSource: l.TCPMaxConnsPerSource, SourceV4: l.TCPSourceIPv4Prefix, SourceV6: l.TCPSourceIPv6Prefix,
-		BusyIdle: l.TCPBusyIdleTimeout,
-	}
-}
-
 // Ready is closed when zones are loaded and the DNS listeners answer.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
@@ -174,141 +129,139 @@ func (n *Node) Addrs() []string {
 	return out
 }
 
-// Run starts the node and serves until ctx is done. Each value received on
-// reload triggers a reload.
-//
-// Start-up: zones → DNS listeners → (BGP speaker, health checks; prefixes
-// are announced only once the checks pass) → admin and metrics endpoints.
-// Shutdown: withdraw → keep answering for the drain period → stop DNS →
-// stop BGP.
+// Run starts the node and serves until ctx is done, in the orders of the
+// package documentation. Each value received on reload triggers a reload.
+// It returns the errors of every part that failed, each with the part's
+// name, once every part has stopped.
 func (n *Node) Run(ctx context.Context, reload <-chan struct{}) error {
 	n.started = time.Now()
-	n.loadZones(n.cfg, nil)
+	n.setFileZones(n.loadZones(n.cfg, nil))
+	n.publish(nil)
 	set := n.handler.Zones()
 	n.log.Info("zones loaded", "zones", set.Len(), "configured", len(n.cfg.Zones), "duration", time.Since(n.started).Round(time.Millisecond))
 
-	// The DNS server and the BGP speaker outlive ctx: they are stopped in
-	// order after the withdrawal and the drain period.
-	dnsCtx, stopDNS := context.WithCancel(context.Background())
-	defer stopDNS()
-	dnsDone := make(chan error, 1)
-	go func() { dnsDone <- n.server.Run(dnsCtx) }()
-	select {
-	case <-n.server.Ready():
-	case err := <-dnsDone:
-		return fmt.Errorf("dns: %w", err)
+	// The HTTP listeners are bound before anything starts: an address in
+	// use ends the start-up at once.
+	var metricsLn, adminLn net.Listener
+	var err error
+	if a := n.cfg.Metrics.Listen; a.IsValid() {
+		if metricsLn, err = net.Listen("tcp", a.String()); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
 	}
+	if a := n.cfg.Admin.Listen; a.IsValid() {
+		if adminLn, err = net.Listen("tcp", a.String()); err != nil {
+			if metricsLn != nil {
+				_ = metricsLn.Close()
+			}
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	n.runner = n.parts(reload, metricsLn, adminLn)
+	err = n.runner.Run(ctx, func() {
+		close(n.ready)
+		n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond), "addrs", n.Addrs(), "bgp", n.anycast != nil)
+	})
+	n.log.Info("stopped")
+	return err
+}
 
-	zsCtx, stopZS := context.WithCancel(context.Background())
-	defer stopZS()
-	zsDone := make(chan error, 1)
+// parts are the node's tasks in their start order, and its stop order.
+func (n *Node) parts(reload <-chan struct{}, metricsLn, adminLn net.Listener) *lifecycle.Runner {
+	r := lifecycle.New(n.log)
+	have := map[string]bool{}
+	add := func(name string, t lifecycle.Task) {
+		r.Add(name, t)
+		have[name] = true
+	}
+	add("dns", n.server)
 	if n.zs != nil {
-		go func() { zsDone <- n.zs.Run(zsCtx) }()
-	} else {
-		zsDone <- nil
+		add("zonesync", n.zs)
 	}
-
-	streamCtx, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
-	waitStreams := n.runStreams(streamCtx)
-
-	bgpCtx, stopBGP := context.WithCancel(context.Background())
-	defer stopBGP()
-	bgpDone := make(chan error, 1)
-	hcCtx, stopHC := context.WithCancel(context.Background())
-	defer stopHC()
+	if len(n.streams) > 0 {
+		add("streams", lifecycle.Func(func(ctx context.Context) error {
+			wait := n.runStreams(ctx)
+			<-ctx.Done()
+			wait()
+			return nil
+		}))
+	}
 	if a := n.anycast; a != nil {
-		go func() { bgpDone <- a.speaker.Run(bgpCtx) }()
-		go func() { _ = a.checker.Run(hcCtx) }()
-		go a.follow(hcCtx)
+		add("bgp", a.speaker)
+		add("health", a.checker)
+		add("follow", lifecycle.Func(func(ctx context.Context) error {
+			a.follow(ctx)
+			return nil
+		}))
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { n.load.run(gctx); return nil })
-	if n.cfg.Metrics.Listen.IsValid() {
+	add("load", lifecycle.Func(func(ctx context.Context) error {
+		n.load.run(ctx)
+		return nil
+	}))
+	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
 		mux.Handle(admin.PathLoad, admin.LoadHandler(n))
 		h := httpprobe.Wrap(mux, n.Readiness)
-		g.Go(func() error { return metrics.Serve(gctx, n.cfg.Metrics.Listen, h, n.root) })
+		add("metrics", lifecycle.Func(func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, n.root) }))
 	}
-	adminCtx, stopAdmin := context.WithCancel(context.Background())
-	defer stopAdmin()
-	adminDone := make(chan error, 1)
-	if n.cfg.Admin.Listen.IsValid() {
-		ln, err := net.Listen("tcp", n.cfg.Admin.Listen.String())
-		if err != nil {
-			stopDNS()
-			if dnsErr := <-dnsDone; dnsErr != nil {
-				n.log.Error("dns stopped with an error", "err", dnsErr)
-			}
-			return fmt.Errorf("admin: %w", err)
-		}
-		go func() { adminDone <- admin.Serve(adminCtx, ln, n, n.root) }()
-	} else {
-		adminDone <- nil
+	if adminLn != nil {
+		add("admin", lifecycle.Func(func(ctx context.Context) error { return admin.Serve(ctx, adminLn, n, n.root) }))
 	}
-	close(n.ready)
-	n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond), "addrs", n.Addrs(), "bgp", n.anycast != nil)
-
-	g.Go(func() error {
+	add("reload", lifecycle.Func(func(ctx context.Context) error {
 		for {
 			select {
-			case <-gctx.Done():
+			case <-ctx.Done():
 				return nil
 			case <-reload:
 				n.Reload()
 			}
 		}
-	})
-	var runErr error
-	select {
-	case <-gctx.Done():
-	case err := <-dnsDone:
-		runErr = fmt.Errorf("dns: %w", err)
-		dnsDone <- nil
-	case err := <-bgpDone:
-		runErr = fmt.Errorf("bgp: %w", err)
-		bgpDone <- nil
+	}))
+	stop := func(names ...string) lifecycle.Stage {
+		var present []string
+		for _, name := range names {
+			if have[name] {
+				present = append(present, name)
+			}
+		}
+		return lifecycle.Stop(present...)
 	}
+	r.StopOrder(
+		stop("reload"),
+		lifecycle.Do("withdraw and drain", n.withdraw),
+		stop("health", "follow", "dns"),
+		lifecycle.Do("levels", func(error) {
+			if a := n.anycast; a != nil {
+				a.levels.close()
+			}
+		}),
+		stop("streams"),
+		stop("zonesync"),
+		stop("bgp"),
+		stop("admin", "metrics", "load"),
+	)
+	return r
+}
+
+// withdraw is the first step of the shutdown: /readyz turns 503, the
+// prefixes are withdrawn and, unless a part failed, the node keeps
+// answering for the drain period while the routers converge elsewhere.
+func (n *Node) withdraw(cause error) {
 	n.stopping.Store(true)
 	n.log.Info("shutting down")
-	if a := n.anycast; a != nil {
-		a.withdraw()
-		if runErr == nil && n.cfg.DrainPeriod > 0 {
-			n.log.Info("draining: still answering", "drain_period", n.cfg.DrainPeriod)
-			time.Sleep(n.cfg.DrainPeriod)
-		}
+	a := n.anycast
+	if a == nil {
+		return
 	}
-	stopHC()
-	if a := n.anycast; a != nil {
-		a.levels.close()
+	a.withdraw()
+	n.mu.Lock()
+	drain := n.cfg.DrainPeriod
+	n.mu.Unlock()
+	if cause == nil && drain > 0 {
+		n.log.Info("draining: still answering", "drain_period", drain)
+		time.Sleep(drain)
 	}
-	stopDNS()
-	if err := <-dnsDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("dns: %w", err)
-	}
-	stopStreams()
-	waitStreams()
-	stopZS()
-	if err := <-zsDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = fmt.Errorf("secondary zones: %w", err)
-	}
-	if n.anycast != nil {
-		stopBGP()
-		if err := <-bgpDone; err != nil && runErr == nil {
-			runErr = fmt.Errorf("bgp: %w", err)
-		}
-	}
-	stopAdmin()
-	if err := <-adminDone; err != nil && runErr == nil {
-		runErr = fmt.Errorf("admin: %w", err)
-	}
-	if err := g.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = err
-	}
-	n.log.Info("stopped")
-	return runErr
 }
 
 // Reload re-reads the configuration (when the node has a file) and every
@@ -318,8 +271,15 @@ func (n *Node) Reload() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cfg := n.cfg
+	// next are the DNS server's settings of the new configuration, swapped
+	// in with the reloaded zones in one step; nil keeps the running ones.
+	var next *dnsserver.Settings
 	if n.path != "" {
 		c, err := config.LoadNode(n.path)
+		var s dnsserver.Settings
+		if err == nil {
+			s, err = dnsSettings(c, cfg, n.handler.Settings(), n.log)
+		}
 		if err != nil {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)
 			n.metrics.Reloads.WithLabelValues("config_error").Inc()
@@ -328,35 +288,24 @@ func (n *Node) Reload() {
 			if n.level != nil {
 				n.level.Set(c.Log.Level)
 			}
-			n.handler.SetIdentity(identity(c), c.Limits.UDPMaxSize)
-			n.server.SetTCPLimits(tcpLimits(c.Limits))
 			if c.Limits.RRL != cfg.Limits.RRL {
-				// Validated with the configuration; a new table starts
-				// every bucket afresh.
-				if l, err := ratelimit.NewRRL(c.Limits.RRL); err == nil {
-					n.handler.SetRRL(l)
-					n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
-				}
+				// A new table starts every bucket afresh.
+				n.log.Info("response rate limiting changed", "rate", c.Limits.RRL.Rate, "slip", c.Limits.RRL.Slip)
 			}
 			if !slices.Equal(c.TSIGKeys, cfg.TSIGKeys) {
-				// Validated with the configuration.
-				if err := setTSIG(n.handler, c); err != nil {
-					n.log.Error("reload: tsig keys rejected, keeping the running ones", "err", err)
-				} else {
-					n.log.Info("tsig keys changed", "keys", len(c.TSIGKeys))
-				}
+				n.log.Info("tsig keys changed", "keys", len(c.TSIGKeys))
 			}
 			if c.Limits.Cookies != cfg.Limits.Cookies {
-				n.handler.SetCookies(cookies(c.Limits.Cookies, n.log))
 				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
 			}
 			n.logAdvice(c)
-			cfg = c
+			cfg, next = c, &s
 			n.cfg = c
 		}
 	}
-	old := n.handler.Zones()
-	failed := n.loadZones(cfg, old)
+	zones, failed := n.loadZonesFailed(cfg, n.handler.Zones())
+	n.setFileZones(zones)
+	n.publish(next)
 	result := "ok"
 	if failed > 0 {
 		result = "zone_error"
@@ -402,9 +351,16 @@ func (n *Node) warnRestartOnly(old, c *config.Node) {
 // loadGCPercent is the GC target while zones load.
 const loadGCPercent = 40
 
-// loadZones loads every configured zone in parallel and swaps the result in
-// at once. A zone that fails keeps its version from old (if any).
-func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
+// loadZones is loadZonesFailed without the count.
+func (n *Node) loadZones(cfg *config.Node, old *zone.Set) []*zone.Zone {
+	zones, _ := n.loadZonesFailed(cfg, old)
+	return zones
+}
+
+// loadZonesFailed loads every configured file zone in parallel and
+// returns them with the number that failed. A zone that fails keeps its
+// version from old (if any).
+func (n *Node) loadZonesFailed(cfg *config.Node, old *zone.Set) ([]*zone.Zone, int) {
 	// Loading a zone through miekg/dns's ZoneParser (zone.Load's fallback)
 	// makes much short-lived garbage (a dns.RR per record) beside the
 	// long-lived zone: a tighter GC target while loading keeps the peak
@@ -452,17 +408,21 @@ func (n *Node) loadZones(cfg *config.Node, old *zone.Set) int {
 		n.log.Info("zone loaded", "zone", zc.Name, "serial", r.z.Serial, "records", r.z.Records, "file", zc.File)
 		zones = append(zones, r.z)
 	}
+	return zones, failed
+}
+
+// setFileZones records the file zones for publish.
+func (n *Node) setFileZones(zones []*zone.Zone) {
 	n.setMu.Lock()
 	n.fileZones = zones
 	n.setMu.Unlock()
-	n.publish()
-	return failed
 }
 
-// publish swaps in the set of file zones and secondary zones as one.
+// publish swaps in the set of file zones and secondary zones as one, with
+// settings when they are not nil (a reload), in the same snapshot.
 // Secondary zones past their SOA expire are in the set, marked expired:
 // they answer SERVFAIL.
-func (n *Node) publish() {
+func (n *Node) publish(settings *dnsserver.Settings) {
 	n.setMu.Lock()
 	defer n.setMu.Unlock()
 	zones := append([]*zone.Zone(nil), n.fileZones...)
@@ -495,7 +455,11 @@ func (n *Node) publish() {
 		}
 		set = set.WithExpired(kept...)
 	}
-	n.handler.SetZones(set)
+	if settings != nil {
+		n.handler.Set(*settings, set)
+	} else {
+		n.handler.SetZones(set)
+	}
 	n.served.Store(&unique)
 }
 
@@ -539,7 +503,9 @@ func (n *Node) zoneStates() map[string]health.ZoneState {
 		out[z.Origin] = health.ZoneState{Serial: z.Serial}
 	}
 	if n.zs != nil {
-		maps.Copy(out, n.zs.States())
+		for name, st := range n.zs.States() {
+			out[name] = health.ZoneState{Serial: st.Serial, Expired: st.Expired, Unconfirmed: st.Unconfirmed}
+		}
 	}
 	return out
 }
@@ -551,23 +517,4 @@ func (n *Node) logAdvice(cfg *config.Node) {
 	for _, a := range cfg.Advice() {
 		n.log.Warn("configuration: "+a.Msg, "setting", a.Path, "at", a.Pos)
 	}
-}
-
-// cookies returns the DNS Cookies of the configuration, nil when off. The
-// secret was validated with the configuration.
-func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
-	if !c.Enabled {
-		return nil
-	}
-	if c.Secret == "" {
-		// A PoP of an anycast set is warned by config.Node.Advice.
-		logger.Info("dns cookies on with a random secret (limits.cookies.secret is not set)")
-		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
-	}
-	secret, err := ratelimit.ParseCookieSecret(c.Secret)
-	if err != nil {
-		logger.Error("dns cookies: bad secret, cookies off", "err", err)
-		return nil
-	}
-	return ratelimit.NewCookies(secret)
 }

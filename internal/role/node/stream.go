@@ -15,6 +15,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/stream"
+	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
 
@@ -102,13 +103,13 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // streamKey is the tsig_keys entry of control.key, zero when there is none.
-func streamKey(cfg *config.Node) config.TSIGKey {
+func streamKey(cfg *config.Node) tsig.Key {
 	for _, k := range cfg.TSIGKeys {
 		if cfg.Control != nil && k.Name == cfg.Control.Key {
 			return k
 		}
 	}
-	return config.TSIGKey{}
+	return tsig.Key{}
 }
 
 // streamLive reports whether a stream is delivering changes.

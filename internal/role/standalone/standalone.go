@@ -4,10 +4,11 @@
 // The node is a catalog consumer of the control plane, exactly as a PoP
 // would be: zones created through the API reach it by NOTIFY and IXFR.
 //
-// Start-up order: control plane (store, API, transfer server) → seed the
-// example zone into an empty store → node (loads persisted copies, then
-// transfers the catalog and its members). Shutdown: node first, then the
-// control plane.
+// Start-up order: the node is prepared (it reads its persisted copies of the
+// zones) → control plane (store, API, transfer server) → seed the example
+// zone into an empty store → node (serves, then transfers the catalog and
+// its members). Shutdown: node first, then the control plane. They run as
+// the parts of one lifecycle.Runner.
 //
 // Everything lives in the data directory, whatever the working directory:
 // DATA/control (the zone database), DATA/node (the node's copies of the
@@ -31,6 +32,7 @@ import (
 
 	examplezones "github.com/anycastdns/anycastdns/examples/zones"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/role/control"
 	"github.com/anycastdns/anycastdns/internal/role/node"
 )
@@ -63,21 +65,31 @@ const (
 // Run starts both roles and serves until ctx is done. Each value received
 // on reload reloads the control plane's configuration (the API tokens).
 func Run(ctx context.Context, o Options, logger *slog.Logger, level *slog.LevelVar, reload <-chan struct{}) error {
+	r, ready, err := prepare(o, logger, level, reload)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx, ready)
+}
+
+// prepare builds the configurations and the parts of a run, and what to
+// do once they are all ready.
+func prepare(o Options, logger *slog.Logger, level *slog.LevelVar, reload <-chan struct{}) (*lifecycle.Runner, func(), error) {
 	dir, err := filepath.Abs(o.DataDir)
 	if err != nil {
-		return fmt.Errorf("standalone: data directory: %w", err)
+		return nil, nil, fmt.Errorf("standalone: data directory: %w", err)
 	}
 	o.DataDir = dir
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return fmt.Errorf("standalone: %w", err)
+		return nil, nil, fmt.Errorf("standalone: %w", err)
 	}
 	tokens, err := apiTokens(&o)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return err
+		return nil, nil, err
 	}
 	key := base64.StdEncoding.EncodeToString(secret)
 	ctlYAML := fmt.Sprintf(`data_dir: %q
@@ -95,7 +107,7 @@ log: {level: %s}
 	loadControl := func() (*config.Control, error) { return config.ParseControl([]byte(ctlYAML), controlConfigName) }
 	ccfg, err := loadControl()
 	if err != nil {
-		return fmt.Errorf("standalone: %w", err)
+		return nil, nil, fmt.Errorf("standalone: %w", err)
 	}
 	metrics := ""
 	if o.Metrics.IsValid() {
@@ -113,45 +125,49 @@ log: {level: %s}
 %s`, o.Name, o.DNS.String(), filepath.Join(o.DataDir, "node"), key, o.Xfr.String(), o.Admin.String(), levelName(o.LogLevel), metrics)
 	ncfg, err := config.ParseNode([]byte(nodeYAML), nodeConfigName)
 	if err != nil {
-		return fmt.Errorf("standalone: %w", err)
+		return nil, nil, fmt.Errorf("standalone: %w", err)
 	}
 
 	ctl, err := control.New(ccfg, logger, control.WithReload(loadControl))
 	if err != nil {
-		return err
-	}
-	ctlCtx, stopCtl := context.WithCancel(context.Background())
-	defer stopCtl()
-	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- ctl.Run(ctlCtx, reload) }()
-	select {
-	case <-ctl.Ready():
-	case err := <-ctlDone:
-		return err
-	case <-ctx.Done():
-		stopCtl()
-		return <-ctlDone
-	}
-	if err := seed(ctx, ctl); err != nil {
-		stopCtl()
-		return errors.Join(err, <-ctlDone)
+		return nil, nil, err
 	}
 	n, err := node.New(ncfg, "", logger, level)
-	if err == nil {
-		err = n.Register(ctl.XfrCollectors()...)
-	}
 	if err != nil {
-		stopCtl()
-		return errors.Join(err, <-ctlDone)
+		return nil, nil, err
 	}
+	r := parts(ctl, n, reload)
 	tokenFrom := "token_file=" + o.TokenFile
 	if o.TokenFile == "" {
 		tokenFrom = "token=given"
 	}
-	logger.Info("standalone: API ready", "api", "http://"+o.API.String(), "dns", o.DNS.String(), "data_dir", o.DataDir, "tokens", tokenFrom)
-	nodeErr := n.Run(ctx, nil)
-	stopCtl()
-	return errors.Join(nodeErr, <-ctlDone)
+	return r, func() {
+		logger.Info("standalone: API ready", "api", "http://"+o.API.String(), "dns", o.DNS.String(), "data_dir", o.DataDir, "tokens", tokenFrom)
+	}, nil
+}
+
+// parts are the standalone's tasks — the control plane, the seeding of the
+// example zone, the node — and their stop order.
+func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}) *lifecycle.Runner {
+	r := lifecycle.New(nil)
+	r.Add("control", lifecycle.WithReady(func(ctx context.Context) error { return ctl.Run(ctx, reload) }, ctl.Ready()))
+	seeded := make(chan struct{})
+	r.Add("seed", lifecycle.WithReady(func(ctx context.Context) error {
+		if err := seed(ctx, ctl); err != nil {
+			return err
+		}
+		// The node serves the transfer server's metrics, which exists
+		// once the control plane is ready.
+		if err := n.Register(ctl.XfrCollectors()...); err != nil {
+			return err
+		}
+		close(seeded)
+		<-ctx.Done()
+		return nil
+	}, seeded))
+	r.Add("node", lifecycle.WithReady(func(ctx context.Context) error { return n.Run(ctx, nil) }, n.Ready()))
+	r.StopOrder(lifecycle.Stop("node"), lifecycle.Stop("seed"), lifecycle.Stop("control"))
+	return r
 }
 
 func levelName(l slog.Level) string { return strings.ToLower(l.String()) }

@@ -1,0 +1,49 @@
+package control
+
+import (
+	"net/netip"
+
+	"github.com/anycastdns/anycastdns/internal/api"
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/xfrout"
+)
+
+// This file is the one place where the control plane's configuration
+// becomes the settings of its components: they do not import package
+// config (.golangci.yml's depguard keeps it so).
+
+// hasXfr reports whether a configuration has a transfer server
+// (xfr.listen is set).
+func hasXfr(c *config.Control) bool { return len(c.Xfr.Listen) > 0 }
+
+// xfrConfig is the transfer server's configuration: the xfr section, with
+// the limits and timers at their defaults.
+func xfrConfig(c *config.Control) xfrout.Config {
+	x := c.Xfr
+	cfg := xfrout.Config{Listen: append([]netip.AddrPort(nil), x.Listen...), Keys: x.TSIGKeys}
+	for _, a := range x.AllowTransfer {
+		cfg.AllowTransfer = append(cfg.AllowTransfer, xfrout.ACL{Prefix: a.Prefix, Key: a.Key})
+	}
+	for _, t := range x.Notify {
+		cfg.Notify = append(cfg.Notify, xfrout.NotifyTarget{Addr: t.Addr, Key: t.Key})
+	}
+	if x.Catalog != nil {
+		cfg.Catalog = x.Catalog.Zone
+	}
+	return cfg
+}
+
+// apiConfig is the REST API's configuration.
+func apiConfig(c *config.Control) api.Config {
+	return api.Config{Tokens: c.API.Tokens, MaxBody: c.API.MaxBody}
+}
+
+// storeOptions are the zone store's options.
+func storeOptions(c *config.Control) ([]store.Option, error) {
+	policy, err := store.ParseSerialPolicy(c.SerialPolicy)
+	if err != nil {
+		return nil, err
+	}
+	return []store.Option{store.WithJournalLimit(c.JournalLimit), store.WithDefaultPolicy(policy)}, nil
+}

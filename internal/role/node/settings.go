@@ -1,0 +1,206 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	"github.com/anycastdns/anycastdns/internal/announce"
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/tsig"
+	"github.com/anycastdns/anycastdns/internal/zonesync"
+)
+
+// This file is the one place where the node's configuration becomes the
+// settings of its components: they do not import package config, and the
+// configuration does not import them (.golangci.yml's depguard keeps it
+// so).
+
+// identity is the DNS server's identity of a configuration.
+func identity(cfg *config.Node) dnsserver.Identity {
+	id := cfg.Identity
+	return dnsserver.Identity{
+		Name: id.Name, NSID: id.NSID, IDServer: id.IDServer, HostnameBind: id.HostnameBind,
+		VersionBind: id.VersionBind, Version: id.Version,
+	}
+}
+
+// serverConfig is the DNS server's listener configuration, which only a
+// restart changes.
+func serverConfig(cfg *config.Node) dnsserver.Config {
+	return dnsserver.Config{Listen: cfg.Listen, Readers: cfg.Limits.UDPReaders}
+}
+
+// dnsSettings builds the DNS server's settings of cfg whole: a reload
+// swaps them in at once (dnsserver.Handler.Set). prev and cur are the
+// configuration and the settings in force (nil and zero at start): a part
+// whose configuration did not change keeps its state — the rate limiter
+// its buckets, the cookies their secret, random when none is configured.
+func dnsSettings(cfg, prev *config.Node, cur dnsserver.Settings, logger *slog.Logger) (dnsserver.Settings, error) {
+	s := dnsserver.Settings{Identity: identity(cfg), MaxUDP: cfg.Limits.UDPMaxSize, TCP: tcpLimits(cfg.Limits)}
+	var err error
+	if prev != nil && cfg.Limits.RRL == prev.Limits.RRL {
+		s.RRL = cur.RRL
+	} else if s.RRL, err = rrl(cfg.Limits.RRL); err != nil {
+		return s, err
+	}
+	if prev != nil && cfg.Limits.Cookies == prev.Limits.Cookies {
+		s.Cookies = cur.Cookies
+	} else {
+		s.Cookies = cookies(cfg.Limits.Cookies, logger)
+	}
+	if prev != nil && slices.Equal(cfg.TSIGKeys, prev.TSIGKeys) {
+		s.TSIG = cur.TSIG
+	} else if s.TSIG, err = keyring(cfg); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// tcpLimits are the TCP limits of the DNS server in a configuration.
+func tcpLimits(l config.Limits) dnsserver.TCPLimits {
+	return dnsserver.TCPLimits{
+		MaxConns: l.TCPMaxConns, Idle: l.TCPIdleTimeout, MaxQueries: l.TCPMaxQueries,
+		PerSource: l.TCPMaxConnsPerSource, SourceV4: l.TCPSourceIPv4Prefix, SourceV6: l.TCPSourceIPv6Prefix,
+		BusyIdle: l.TCPBusyIdleTimeout,
+	}
+}
+
+// rrl returns the response rate limiter of a configuration; nil when off.
+func rrl(r config.RRL) (*ratelimit.RRL, error) {
+	l, err := ratelimit.NewRRL(ratelimit.RRLConfig{
+		Rate: r.Rate, Slip: r.Slip, IPv4Prefix: r.IPv4Prefix, IPv6Prefix: r.IPv6Prefix, Buckets: r.Buckets,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("limits.rrl: %w", err)
+	}
+	return l, nil
+}
+
+// cookies returns the DNS Cookies of the configuration, nil when off. The
+// secret was validated with the configuration.
+func cookies(c config.Cookies, logger *slog.Logger) *ratelimit.Cookies {
+	if !c.Enabled {
+		return nil
+	}
+	if c.Secret == "" {
+		// A PoP of an anycast set is warned by config.Node.Advice.
+		logger.Info("dns cookies on with a random secret (limits.cookies.secret is not set)")
+		return ratelimit.NewCookies(ratelimit.RandomCookieSecret())
+	}
+	secret, err := c.SecretBytes()
+	if err != nil {
+		logger.Error("dns cookies: bad secret, cookies off", "err", err)
+		return nil
+	}
+	return ratelimit.NewCookies(secret)
+}
+
+// keyring is the node's one TSIG keyring (tsig_keys): the secondary zones
+// and the DNS server use it; nil without keys.
+func keyring(cfg *config.Node) (*tsig.Keyring, error) {
+	if len(cfg.TSIGKeys) == 0 {
+		return nil, nil
+	}
+	ring, err := tsig.New(cfg.TSIGKeys)
+	if err != nil {
+		return nil, fmt.Errorf("tsig_keys: %w", err)
+	}
+	return ring, nil
+}
+
+// hasSecondaries reports whether a configuration has anything for
+// zonesync to do: secondary zones or a catalog.
+func hasSecondaries(cfg *config.Node) bool {
+	if cfg.Catalog != nil {
+		return true
+	}
+	for _, z := range cfg.Zones {
+		if z.Secondary() {
+			return true
+		}
+	}
+	return false
+}
+
+// secondaryConfig is the zonesync configuration of a node: its data
+// directory, keys, NOTIFY ACL, catalog and every zone that has primaries.
+// File zones are Reserved.
+func secondaryConfig(cfg *config.Node) zonesync.Config {
+	c := zonesync.Config{DataDir: cfg.DataDir, Keys: cfg.TSIGKeys}
+	c.Timers.MinRefresh = cfg.SecondaryTimers.MinRefresh
+	c.Timers.MinRetry = cfg.SecondaryTimers.MinRetry
+	c.Timers.MinExpire = cfg.SecondaryTimers.MinExpire
+	prim := func(ps []config.Primary) []zonesync.Primary {
+		out := make([]zonesync.Primary, len(ps))
+		for i, p := range ps {
+			out[i] = zonesync.Primary{Addr: p.Addr, Key: p.Key}
+		}
+		return out
+	}
+	for _, z := range cfg.Zones {
+		if z.Secondary() {
+			c.Zones = append(c.Zones, zonesync.Zone{Name: z.Name, Primaries: prim(z.Primaries)})
+		} else {
+			c.Reserved = append(c.Reserved, z.Name)
+		}
+	}
+	for _, a := range cfg.NotifyAllow {
+		c.NotifyAllow = append(c.NotifyAllow, zonesync.NotifyACL{Prefix: a.Prefix, Key: a.Key})
+	}
+	if cfg.Catalog != nil {
+		c.Catalog = &zonesync.Catalog{Zone: cfg.Catalog.Zone, Primaries: prim(cfg.Catalog.Primaries)}
+	}
+	return c
+}
+
+// speakerConfig is the BGP speaker's configuration.
+func speakerConfig(b *config.BGP) announce.Config {
+	c := announce.Config{ASN: b.ASN, RouterID: b.RouterID, ListenPort: int32(b.ListenPort)}
+	for _, p := range b.Peers {
+		c.Peers = append(c.Peers, announce.Peer{
+			Address: p.Address, LocalAddress: p.LocalAddress, ASN: p.ASN, Passive: p.Passive,
+			HoldTime: p.HoldTime, Keepalive: p.Keepalive, Password: p.Password, Multihop: p.Multihop,
+			BFD: announce.BFD{Enabled: p.BFD.Enabled, Interval: p.BFD.Interval, Multiplier: p.BFD.Multiplier},
+		})
+	}
+	for _, an := range b.Announce {
+		x := announce.Announcement{Prefix: an.Prefix, NextHop: an.NextHop, MED: an.MED, Prepend: an.Prepend}
+		for _, cm := range an.Communities {
+			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
+		}
+		for _, l := range an.LargeCommunities {
+			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{l.ASN, l.Data1, l.Data2})
+		}
+		c.Announce = append(c.Announce, x)
+	}
+	for i, l := range b.Levels {
+		x := announce.Attributes{Prepend: l.Prepend, MED: l.MED}
+		for _, cm := range l.Communities {
+			x.Communities = append(x.Communities, uint32(cm.ASN)<<16|uint32(cm.Value))
+		}
+		for _, lc := range l.LargeCommunities {
+			x.LargeCommunities = append(x.LargeCommunities, [3]uint32{lc.ASN, lc.Data1, lc.Data2})
+		}
+		c.Levels[i] = x
+	}
+	return c
+}
+
+// prefixes are the anycast prefixes a node announces.
+func prefixes(b *config.BGP) []netip.Prefix {
+	var out []netip.Prefix
+	for _, an := range b.Announce {
+		out = append(out, an.Prefix)
+	}
+	return out
+}
+
+// healthConfig is the health checker's timing.
+func healthConfig(h config.Health) health.Config {
+	return health.Config{Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall}
+}
