@@ -122,16 +122,14 @@ type query struct {
 	rt  *Runtime
 	src netip.AddrPort
 	t   Transport
-	// What the answer found: the answering zone (nil for none), the
-	// COOKIE option to answer with (client and server cookie, in the
-	// worker's buffer; nil for none) and its state, and the signer of the
-	// answer to a signed query (nil for an unsigned one, the fast path).
-	zone      *zone.Zone
+	// The COOKIE option to answer with (client and server cookie, in the
+	// worker's buffer; nil for none), and the signer of the answer to a
+	// signed query (nil for an unsigned one, the fast path).
 	cookieOut []byte
-	cookie    CookieState
 	sig       *tsig.Signer
-	rcode     int
-	qtype     uint16 // for the counters: 0 when the question did not parse
+	// out is the outcome, filled in as the query is answered and returned
+	// by Handle (a copy).
+	out Outcome
 }
 
 // CookieState is what a query's DNS COOKIE option (RFC 7873) came to.
@@ -148,6 +146,8 @@ const (
 // returns it instead of leaving it in the worker.
 type Outcome struct {
 	Rcode int
+	// Qtype is the query's type; 0 when the question did not parse,
+	// SOA for a NOTIFY handed to the NOTIFY handler.
 	Qtype uint16
 	// Flags are the header flags (and opcode) of the answer; 0 when it
 	// was dropped.
@@ -171,7 +171,7 @@ func (q *query) reset(rt *Runtime, src netip.AddrPort, t Transport) {
 	q.rt, q.src, q.t = rt, src, t
 	r := &q.request
 	r.qname, r.edns, r.version, r.do, r.udpSize, r.nsid, r.cookie, r.tsigAt = nil, false, 0, false, 0, false, nil, 0
-	q.zone, q.cookieOut, q.cookie, q.sig, q.rcode, q.qtype = nil, nil, CookieNone, nil, 0, 0
+	q.cookieOut, q.sig, q.out = nil, nil, Outcome{}
 }
 
 // signedOK reports whether the query was signed with a key we hold and
@@ -189,14 +189,14 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 	if q.sig != nil && resp != nil {
 		resp = q.sig.Sign(resp)
 	}
-	out := Outcome{Rcode: q.rcode, Qtype: q.qtype, Zone: q.zone, Cookie: q.cookie}
+	out := &q.out // the copy returned is the caller's
 	if q.sig != nil {
 		out.Signed, out.TSIG = true, q.sig.Err()
 	}
 	// A valid Server Cookie shows that the source address is not spoofed:
 	// such clients are not rate limited (as in Knot and Unbound); nor are
 	// queries signed with one of our keys.
-	if t == UDP && resp != nil && q.cookie != CookieValid && !q.signedOK() {
+	if t == UDP && resp != nil && q.out.Cookie != CookieValid && !q.signedOK() {
 		if l := q.rt.settings.RRL; l != nil {
 			if c, name, ok := q.rrlClass(resp); ok {
 				out.RRL = l.Check(src.Addr(), c, name)
@@ -206,7 +206,7 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 					if w.local != nil {
 						w.local.rrlDropped.Add(1)
 					}
-					return nil, out
+					return nil, *out
 				case ratelimit.Slip:
 					if w.local != nil {
 						w.local.rrlSlipped.Add(1)
@@ -223,10 +223,10 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 		if resp == nil {
 			w.local.dropped.Add(1)
 		} else {
-			w.local.count(t, q.qtype, q.rcode)
+			w.local.count(t, q.out.Qtype, q.out.Rcode)
 		}
 	}
-	return resp, out
+	return resp, *out
 }
 
 // rrlClass sorts an answer for the rate limiter (ratelimit.RRL): answers and
@@ -239,13 +239,13 @@ func (q *query) rrlClass(resp []byte) (c ratelimit.Class, name []byte, ok bool) 
 		return 0, nil, false
 	}
 	var origin []byte
-	if q.zone != nil {
-		origin = q.zone.OriginWire()
+	if q.out.Zone != nil {
+		origin = q.out.Zone.OriginWire()
 	}
 	switch {
-	case q.rcode == dns.RcodeNameError:
+	case q.out.Rcode == dns.RcodeNameError:
 		return ratelimit.NXDomain, origin, true
-	case q.rcode != dns.RcodeSuccess:
+	case q.out.Rcode != dns.RcodeSuccess:
 		return ratelimit.Error, nil, true
 	case flags&flagAA == 0:
 		return ratelimit.Referral, origin, true
@@ -297,7 +297,7 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 		limit = 65535
 	}
 	if opcode == dns.OpcodeNotify && rt.notify != nil {
-		q.qtype = dns.TypeSOA
+		q.out.Qtype = dns.TypeSOA
 		return rt.notify(p, q.src)
 	}
 	if qd != 1 {
@@ -312,7 +312,7 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	r.qtype = binary.BigEndian.Uint16(p[off:])
 	r.qclass = binary.BigEndian.Uint16(p[off+2:])
 	r.qend = off + 4
-	q.qtype = r.qtype
+	q.out.Qtype = r.qtype
 	if an != 0 || ns != 0 {
 		return w.header(q, dns.RcodeFormatError, limit, true)
 	}
@@ -326,9 +326,9 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 		out := append(w.cookieBuf[:0], client...)
 		var valid bool
 		q.cookieOut, valid = rt.settings.Cookies.Answer(out, client, r.cookie[ratelimit.ClientCookieLen:], q.src.Addr())
-		q.cookie = CookieNew
+		q.out.Cookie = CookieNew
 		if valid {
-			q.cookie = CookieValid
+			q.out.Cookie = CookieValid
 		}
 	}
 	if opcode != dns.OpcodeQuery {
@@ -371,7 +371,7 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.trailerLen(q))
 	res := w.ans.Answer(rt.zones, authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
-	q.zone = res.Zone
+	q.out.Zone = res.Zone
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
 	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {
@@ -381,7 +381,7 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 		flags |= flagTC
 	}
 	b.SetFlags(flags)
-	q.rcode = res.Rcode
+	q.out.Rcode = res.Rcode
 	w.appendOPT(q, res.Rcode)
 	return b.Bytes()
 }
@@ -537,7 +537,7 @@ func (w *Worker) appendOPT(q *query, rcode int) {
 // question it echoes the question (when it was parsed).
 func (w *Worker) header(q *query, rcode int, limit int, question bool) []byte {
 	r := &q.request
-	q.rcode = rcode
+	q.out.Rcode = rcode
 	b := &w.b
 	b.Reset(w.out, limit)
 	b.Header(r.id, flagQR|r.flags&(0xF<<11|flagRD)|uint16(rcode&0xF))
@@ -578,7 +578,7 @@ func (w *Worker) chaos(q *query, limit int) []byte {
 	rd[0] = byte(len(text))
 	copy(rd[1:], text)
 	b.RR(wire.Answer, r.lower, dns.TypeTXT, dns.ClassCHAOS, 0, rd[:1+len(text)])
-	q.rcode = dns.RcodeSuccess
+	q.out.Rcode = dns.RcodeSuccess
 	w.appendOPT(q, 0)
 	return b.Bytes()
 }
