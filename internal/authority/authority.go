@@ -380,8 +380,7 @@ func (a *Answerer) addresses(set *zone.RRset, owner, cut []byte) {
 // noDSProof proves that a delegation has no DS (an insecure delegation).
 func (a *Answerer) noDSProof(cut *zone.Node) {
 	if a.z.NSEC3 != nil {
-		h := a.z.HashName(cut.Name)
-		if m, _ := a.z.NSEC3Match(h); m != nil {
+		if m, _ := a.z.NSEC3Lookup(cut.Name); m != nil {
 			a.proof(m, dns.TypeNSEC3)
 			return
 		}
@@ -451,11 +450,11 @@ func (a *Answerer) negativeNSEC3(name []byte, ce, node *zone.Node, _ uint16) {
 		a.closestEncloserProof(name, true)
 	case ce != nil: // wildcard NODATA (RFC 5155 §7.2.5)
 		a.closestEncloserProof(name, false)
-		if m, _ := z.NSEC3Match(z.HashName(node.Name)); m != nil {
+		if m, _ := z.NSEC3Lookup(node.Name); m != nil {
 			a.proof(m, dns.TypeNSEC3)
 		}
 	default:
-		if m, _ := z.NSEC3Match(z.HashName(node.Name)); m != nil {
+		if m, _ := z.NSEC3Lookup(node.Name); m != nil {
 			a.proof(m, dns.TypeNSEC3)
 			return
 		}
@@ -471,16 +470,16 @@ func (a *Answerer) closestEncloserProof(name []byte, wildcard bool) {
 	z := a.z
 	next := name
 	for ce := wire.Parent(name); len(ce) >= len(z.OriginWire()); ce = wire.Parent(ce) {
-		if m, _ := z.NSEC3Match(z.HashName(ce)); m != nil {
+		if m, _ := z.NSEC3Lookup(ce); m != nil {
 			a.proof(m, dns.TypeNSEC3)
-			if _, c := z.NSEC3Match(z.HashName(next)); c != nil {
+			if _, c := z.NSEC3Lookup(next); c != nil {
 				a.proof(c, dns.TypeNSEC3)
 			}
 			if wildcard {
 				var wbuf [wire.MaxName + 3]byte
 				w := append(append(wbuf[:0], 1, '*'), ce...)
 				if len(w) <= wire.MaxName {
-					if _, c := z.NSEC3Match(z.HashName(w)); c != nil {
+					if _, c := z.NSEC3Lookup(w); c != nil {
 						a.proof(c, dns.TypeNSEC3)
 					}
 				}
@@ -504,7 +503,7 @@ func (a *Answerer) wildcardProof(name []byte, ce *zone.Node) {
 		for len(wire.Parent(next)) > len(ce.Name) {
 			next = wire.Parent(next)
 		}
-		if _, c := z.NSEC3Match(z.HashName(next)); c != nil {
+		if _, c := z.NSEC3Lookup(next); c != nil {
 			a.proof(c, dns.TypeNSEC3)
 		}
 		return

@@ -315,14 +315,28 @@ func (z *Zone) NSEC3Match(h []byte) (match, cover *Node) {
 	return match, e.node
 }
 
-// HashName computes the NSEC3 hash of a wire name with the zone's parameters.
+// HashName computes the NSEC3 hash of a wire name with the zone's parameters
+// (nil without NSEC3). The query path uses NSEC3Lookup, which does not
+// allocate.
 func (z *Zone) HashName(name []byte) []byte {
 	p := z.NSEC3
 	if p == nil {
 		return nil
 	}
 	h := nsec3Hash(name, p.Iterations, p.Salt)
-	return h
+	return h[:]
+}
+
+// NSEC3Lookup is NSEC3Match of the hash of a wire name: the node owning the
+// NSEC3 record of name, and the node whose NSEC3 record covers its hash.
+// Both are nil without an NSEC3 chain.
+func (z *Zone) NSEC3Lookup(name []byte) (match, cover *Node) {
+	p := z.NSEC3
+	if p == nil {
+		return nil, nil
+	}
+	h := nsec3Hash(name, p.Iterations, p.Salt)
+	return z.NSEC3Match(h[:])
 }
 
 // Compare orders two lower-cased wire names canonically (RFC 4034 §6.1):
