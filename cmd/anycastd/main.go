@@ -35,6 +35,10 @@ Usage:
                                          serves its view at /v1/view and /metrics
   anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE]
                                          control plane + one node on loopback, seeded with example.com.
+  anycastd checkconf [-role node|control|monitor] [-zones] FILE
+                                         check a configuration file as the role loads it (exit 0 valid, 1 not)
+  anycastd checkzone [-origin NAME] FILE...
+                                         check zone files as a node loads them (exit 0 valid, 1 not)
   anycastd version
 
 Signals: SIGHUP reloads the configuration (node: and its zones; a zone that
@@ -45,8 +49,11 @@ the running one stays. SIGTERM and SIGINT shut down cleanly.
 
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "anycastd:", err)
-		os.Exit(1)
+		var ee *exitError
+		if !errors.As(err, &ee) { // a check command has printed its problems
+			fmt.Fprintln(os.Stderr, "anycastd:", err)
+		}
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -64,6 +71,10 @@ func run(args []string, stderr io.Writer) error {
 		return runMonitor(args[1:], stderr)
 	case "standalone":
 		return runStandalone(args[1:], stderr)
+	case "checkconf":
+		return runCheckconf(args[1:], os.Stdout, stderr)
+	case "checkzone":
+		return runCheckzone(args[1:], os.Stdout, stderr)
 	case "version":
 		fmt.Println("anycastd", version.Get())
 		return nil
