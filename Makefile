@@ -11,7 +11,7 @@ export GOTOOLCHAIN := local
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/anycastdns/anycastdns/internal/version.revision=$(REVISION)
 
-.PHONY: all build test test-short lint vet fuzz bench bench-mem bench-change run demo clean
+.PHONY: all build test test-short lint vet fuzz bench bench-mem bench-change run demo deb clean
 
 all: build
 
@@ -74,6 +74,26 @@ demo: build
 	@command -v bird >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 || \
 	  { echo "installing bird2 nftables iproute2"; apt-get update -qq && apt-get install -y -qq bird2 nftables iproute2; }
 	$(BIN)/anycastlab demo -anycastd $(BIN)/anycastd
+
+# The Debian package (nfpm, a tool of tools/go.mod): static binaries, the
+# systemd units, the configuration under /etc/anycastd (conffiles), man
+# pages and bash completions rendered from the binaries' -help
+# (packaging/gendocs), and a postinst that makes the anycastd user.
+# DEB_VERSION: the commit's date and revision unless given.
+DEB_VERSION ?= 0.0~git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short=12 HEAD 2>/dev/null)
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB_DIR     := $(BIN)/deb
+DEB         ?= $(BIN)/anycastdns_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/bin
+	CGO_ENABLED=0 GOARCH=$(DEB_ARCH) $(GO) build -trimpath -buildvcs=auto -ldflags "-s -w $(LDFLAGS)" -o $(DEB_DIR)/bin/ ./cmd/anycastd ./cmd/anycastctl ./cmd/anycastlab
+	$(GO) run ./packaging/gendocs -bin $(DEB_DIR)/bin -out $(DEB_DIR)/docs -version $(DEB_VERSION) \
+	  -date $$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null || date -u +%Y-%m-%d)
+	gzip -9n $(DEB_DIR)/docs/man/*
+	DEB_VERSION=$(DEB_VERSION) GOARCH=$(DEB_ARCH) BIN_DIR=$(DEB_DIR)/bin DOCS_DIR=$(DEB_DIR)/docs \
+	  $(GO) tool -modfile=tools/go.mod nfpm package -f packaging/nfpm.yaml -p deb -t $(DEB)
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf $(BIN)
