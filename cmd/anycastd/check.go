@@ -221,6 +221,9 @@ func runCheckconf(args []string, stdout, stderr io.Writer) error {
 			return &exitError{exitInvalid}
 		}
 		*role, guessed = r, " (role guessed from its keys)"
+		if *zones && *role != "node" {
+			return usageErr("-zones: %s is a %s configuration%s, which names no zone files", path, *role, guessed)
+		}
 	}
 	cfg, warnings, err := loadRole(*role, path)
 	if err != nil {

@@ -54,6 +54,7 @@ func TestCheckconf(t *testing.T) {
 		{"ambiguous-role", []string{"-role", "monitor", conf + "log-only.yaml"}, 1},
 		{"standalone", []string{"-role", "standalone", conf + "node.yaml"}, 2},
 		{"bad-role", []string{"-role", "pop", conf + "node.yaml"}, 2},
+		{"zones-guessed-control", []string{"-zones", conf + "control.yaml"}, 2},
 		{"zones-not-node", []string{"-role", "control", "-zones", conf + "control.yaml"}, 2},
 		{"no-file", nil, 2},
 		{"two-files", []string{conf + "node.yaml", conf + "control.yaml"}, 2},
