@@ -72,7 +72,8 @@ func TestDeb(t *testing.T) {
 	}
 	dir := t.TempDir()
 	deb := filepath.Join(dir, "anycastdns.deb")
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// A cold build cache compiles nfpm and every package without cgo.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, makeTool, "-C", repo, "deb", "BIN="+filepath.Join(dir, "bin"), "DEB="+deb)
 	if out, err := build.CombinedOutput(); err != nil {
@@ -275,7 +276,7 @@ func runNodeUnit(t *testing.T, root string, uid, gid int) {
 	}
 
 	t.Run("without-capability", func(t *testing.T) {
-		log := &bytes.Buffer{}
+		log := &testkit.Log{}
 		cmd := nodeCommand(argv, root, uid, gid, nil, log)
 		if err := startInNetns(t, ns, cmd); err != nil {
 			t.Fatal(err)
@@ -294,7 +295,7 @@ func runNodeUnit(t *testing.T, root string, uid, gid int) {
 		}
 	})
 
-	log := &bytes.Buffer{}
+	log := &testkit.Log{}
 	cmd := nodeCommand(argv, root, uid, gid, ambient, log)
 	if err := startInNetns(t, ns, cmd); err != nil {
 		t.Fatal(err)
@@ -331,6 +332,17 @@ func runNodeUnit(t *testing.T, root string, uid, gid int) {
 		if !strings.Contains(answer, want) {
 			t.Errorf("answer lacks %q:\n%s", want, answer)
 		}
+	}
+	// The unit's reload: checkconf (as above), then SIGHUP; the node
+	// re-reads its configuration and zones as the anycastd user.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), `msg=reloaded component=node zones=1 failed=0`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload after SIGHUP:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
