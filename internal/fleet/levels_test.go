@@ -259,8 +259,11 @@ func TestLevelDecisions(t *testing.T) {
 		}
 	}
 
-	// The metrics: B's level and its changes (normal → withdrawn →
+	// The metrics: B's level and its changes (normal, then → withdrawn →
 	// normal → shed-2 → withdrawn).
+	if p := h.popLevel("B"); p.Changes != 4 {
+		t.Errorf("B's changes in the view: %d, want 4", p.Changes)
+	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.r.Collector())
 	mfs, err := reg.Gather()
@@ -279,7 +282,7 @@ func TestLevelDecisions(t *testing.T) {
 	}
 	for k, want := range map[string]float64{
 		"anycastd_fleet_pop_level,pop=A": 0, "anycastd_fleet_pop_level,pop=B": 4, "anycastd_fleet_pop_level,pop=C": 0,
-		"anycastd_fleet_level_changes_total,pop=B": 5, "anycastd_fleet_reports_total,result=ok": 22,
+		"anycastd_fleet_level_changes_total,pop=B": 4, "anycastd_fleet_reports_total,result=ok": 22,
 	} {
 		if v, ok := got[k]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
