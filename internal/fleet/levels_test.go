@@ -362,3 +362,25 @@ func TestRunLevelsStepsOnReport(t *testing.T) {
 		t.Fatal("no level within 5s of the report (the interval is an hour)")
 	}
 }
+
+// TestForgetSilentMonitors: a vantage point silent for an hour is
+// forgotten with its observations, levels or not.
+func TestForgetSilentMonitors(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r, err := New(Config{Now: clk.now}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := func(v string) {
+		if err := r.Observe(Report{Vantage: v, Time: clk.now(), IntervalMS: 1000, PoPs: []PoPReport{{PoP: "P-" + v, State: "up"}}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs("old")
+	clk.add(time.Hour + time.Second)
+	obs("new")
+	v, _ := r.View(context.Background(), "")
+	if len(v.Monitors) != 1 || v.Monitors[0].Vantage != "new" || len(v.PoPs) != 1 || v.PoPs[0].PoP != "P-new" {
+		t.Errorf("after an hour of silence: monitors %+v, pops %+v; want only new", v.Monitors, v.PoPs)
+	}
+}

@@ -163,6 +163,7 @@ func (r *Registry) Observe(rep Report, remote string) error {
 	}
 	now := r.now()
 	r.mu.Lock()
+	r.forgetOld(now)
 	m := r.monitors[rep.Vantage]
 	if m == nil {
 		m = &monitor{}
