@@ -121,8 +121,8 @@ func TestFleetLevels(t *testing.T) {
 		"\n" +
 		"PoP levels: decided every 250ms from the monitors' reports (quorum 2, hold 10s); a node keeps its level 10s without a refresh\n" +
 		"POP  LEVEL   SINCE   NODES  A                    C                    D                     WHY\n" +
-		"A    normal  1s ago  0      stale: up 1.0/2.0ms  stale: up 1.0/2.0ms  up 1.0/2.0ms          load 0 q/s and RTT p95 2ms below the low-water marks for 0s\n" +
-		"B    normal  1s ago  1      stale: down          stale: down          up 1.2/3.5ms 1234q/s  load 1234 q/s and RTT p95 3.5ms below the low-water marks for 0s\n" +
+		"A    normal  1s ago  0      stale: up 1.0/2.0ms  stale: up 1.0/2.0ms  up 1.0/2.0ms          available (neither load nor RTT marks set) for 0s\n" +
+		"B    normal  1s ago  1      stale: down          stale: down          up 1.2/3.5ms 1234q/s  available (neither load nor RTT marks set) for 0s\n" +
 		"\n" +
 		"VANTAGE  LAST REPORT              INTERVAL  POPS  REPORTS  REMOTE\n" +
 		"A        4s ago (stale: ignored)  250ms     2     1        192.0.2.9:4000\n" +
