@@ -141,6 +141,8 @@ func (h *handler) routes() []route {
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},
 		{PathFleet + "/{node}", map[string]handlerFunc{"DELETE": h.fleetForget}},
 		{PathFleet + "/{node}/revoke", map[string]handlerFunc{"POST": h.fleetRevoke, "DELETE": h.fleetUnrevoke}},
+		{fleet.PathObservations, map[string]handlerFunc{"POST": h.fleetObserve}},
+		{PathFleet + "/pops/{pop}/pin", map[string]handlerFunc{"PUT": h.fleetPin, "DELETE": h.fleetUnpin}},
 	}
 }
 
@@ -176,6 +178,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rec.status >= http.StatusInternalServerError:
 		level = slog.LevelError
+	case r.URL.Path == fleet.PathObservations && rec.status < http.StatusBadRequest:
+		// The monitors report every round: not an operator's write.
 	case r.Method != http.MethodGet && rec.status < http.StatusBadRequest:
 		level = slog.LevelInfo // the audit trail of writes
 	}
@@ -335,9 +339,14 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // decodeJSON decodes exactly one JSON value with no unknown fields.
-func decodeJSON(data []byte, v any) error {
+func decodeJSON(data []byte, v any) error { return decodeJSONWith(data, v, true) }
+
+// decodeJSONWith is decodeJSON, refusing unknown fields only when strict.
+func decodeJSONWith(data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
@@ -358,6 +367,7 @@ func decodeJSON(data []byte, v any) error {
 }
 
 func jsonKind(goType string) string {
+	goType = strings.TrimPrefix(goType, "*")
 	switch {
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
@@ -365,6 +375,10 @@ func jsonKind(goType string) string {
 		return "a string"
 	case strings.Contains(goType, "int"):
 		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
 	}
 	return "an object"
 }
