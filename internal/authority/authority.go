@@ -12,6 +12,7 @@ package authority
 import (
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -25,6 +26,11 @@ type Query struct {
 	Type  uint16
 	DO    bool // DNSSEC OK
 	Class uint16
+	// Steer answers A and AAAA at names with a pool (a steer.TypePool
+	// record); nil answers the records at the name as they are. Client
+	// is who the answer is for, read only by a steered answer.
+	Steer  *steer.Engine
+	Client steer.Source
 }
 
 // Result tells the caller how to finish the header.
@@ -35,6 +41,11 @@ type Result struct {
 	// 9471 requires) did not fit.
 	TC   bool
 	Zone *zone.Zone // the zone that answered (SERVFAIL: the expired zone), nil for REFUSED
+	// Scope is the ECS SCOPE PREFIX-LENGTH: how many leading bits of the
+	// ECS client address a steered answer depended on; 0 when the answer
+	// did not depend on it (not steered, or steered by the resolver's
+	// address).
+	Scope uint8
 }
 
 // Answerer holds per-worker scratch space; it is not safe for concurrent use.
@@ -49,12 +60,16 @@ type Answerer struct {
 	used    int
 	written [16]*zone.RRset // NSEC3/NSEC records already in the authority section
 	nw      int
+	steer   *steer.Engine
+	client  steer.Source
+	dec     steer.Decision
 }
 
 // Answer resolves q against set and writes the sections into b.
 func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	a.b = b
 	a.do = q.DO
+	a.steer, a.client = q.Steer, q.Client
 	a.nw = 0
 	a.used = 0
 	a.res = Result{}
@@ -191,7 +206,16 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		a.sigAnswer(name, n, synth)
 		return nil, false
 	}
-	if set := n.Get(qtype); set != nil {
+	if (qtype == dns.TypeA || qtype == dns.TypeAAAA) && a.steer != nil && !z.Signed {
+		if pools := n.Get(steer.TypePool); pools != nil && a.steered(name, pools, qtype) {
+			return nil, false
+		}
+	}
+	set := n.Get(qtype)
+	if qtype == steer.TypePool {
+		set = nil // pools are the node's own data, never an answer
+	}
+	if set != nil {
 		if !a.rrset(wire.Answer, name, set) {
 			return nil, false
 		}
@@ -220,13 +244,55 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 	return nil, false
 }
 
+// steered answers qtype at name from the pool for it among pools (the
+// TypePool RRset at the node), as the steering engine decides for the
+// client: the addresses chosen, or a CNAME to the first endpoint chosen when
+// it is a name, with the pool's TTL. It returns false when there is no
+// usable pool for qtype, and the records at the name answer as usual (a
+// pool this node cannot read falls back to them).
+func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
+	for rd, rest := pools.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+		if steer.RdataType(rd) != qtype {
+			continue
+		}
+		cl := a.client.Client()
+		d := &a.dec
+		if !a.steer.Decide(rd, cl, d) {
+			return false
+		}
+		if cl.ECS {
+			a.res.Scope = d.Scope
+		}
+		m := a.b.Save()
+		if d.Len() > 0 && d.IsName(0) {
+			if !a.b.RR(wire.Answer, name, dns.TypeCNAME, dns.ClassINET, d.TTL(), d.Rdata(0)) {
+				a.b.Restore(m)
+				a.res.TC = true
+			}
+			return true
+		}
+		for i := range d.Len() {
+			if d.IsName(i) {
+				continue
+			}
+			if !a.b.RR(wire.Answer, name, qtype, dns.ClassINET, d.TTL(), d.Rdata(i)) {
+				a.b.Restore(m)
+				a.res.TC = true
+				return true
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // anyAnswer gives a minimal answer to ANY (RFC 8482 §4.2): one RRset.
 func (a *Answerer) anyAnswer(name []byte, n, synth *zone.Node) {
 	var pick *zone.RRset
 	for i := range n.Sets {
 		s := &n.Sets[i]
 		switch s.Type {
-		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3:
+		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, steer.TypePool:
 			continue
 		}
 		pick = s

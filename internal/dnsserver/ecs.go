@@ -50,18 +50,10 @@ func parseECS(data []byte) (ecsOpt, bool) {
 // len is the size of the option's data as echoed.
 func (o *ecsOpt) len() int { return 4 + len(o.addr) }
 
-// source returns who a query is for: the ECS subnet when the option has a
-// source prefix, else the resolver's address (a source prefix of 0 asks
-// that the client's address not be used, RFC 7871 §7.1.2).
-func (o *ecsOpt) client(resolver netip.Addr, present bool) steer.Client {
-	if !present || o.source == 0 {
-		return steer.NewClient(resolver, 128, false)
+// source fills in what the query says about its client.
+func (r *request) source(resolver netip.Addr, src *steer.Source) {
+	src.Resolver, src.HasECS = resolver, r.hasECS
+	if r.hasECS {
+		src.ECSFamily, src.ECSBits, src.ECSAddr = r.ecs.family, r.ecs.source, r.ecs.addr
 	}
-	var a [16]byte
-	copy(a[:], o.addr)
-	addr := netip.AddrFrom16(a)
-	if o.family == 1 {
-		addr = netip.AddrFrom4([4]byte(a[:4]))
-	}
-	return steer.NewClient(addr, int(o.source), true)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/steer"
 )
 
 // ecsQuery is a query for name/type with an ECS option whose data is raw.
@@ -147,13 +149,18 @@ func TestECSClient(t *testing.T) {
 		if !ok {
 			t.Fatalf("%v refused", tt.data)
 		}
-		c := o.client(resolver, true)
+		r := request{ecs: o, hasECS: true}
+		var src steer.Source
+		r.source(resolver, &src)
+		c := src.Client()
 		if got := netip.PrefixFrom(c.Addr, int(c.Bits)).String(); got != tt.want || c.ECS != tt.ecs {
 			t.Errorf("%v: client %s ecs=%v, want %s ecs=%v", tt.data, got, c.ECS, tt.want, tt.ecs)
 		}
 	}
-	var o ecsOpt
-	if c := o.client(netip.MustParseAddr("2001:db8::53"), false); c.Bits != 56 || c.ECS {
+	var r request
+	var src steer.Source
+	r.source(netip.MustParseAddr("2001:db8::53"), &src)
+	if c := src.Client(); c.Bits != 56 || c.ECS {
 		t.Errorf("resolver client %+v", c)
 	}
 }
@@ -192,7 +199,10 @@ func FuzzECS(f *testing.F) {
 		if err != nil || p.Addr() != addr.Unmap() {
 			t.Fatalf("accepted %x with bits beyond its prefix (%v)", data, ref.Address)
 		}
-		c := o.client(netip.MustParseAddr("192.0.2.1"), true)
+		r := request{ecs: o, hasECS: true}
+		var src steer.Source
+		r.source(netip.MustParseAddr("192.0.2.1"), &src)
+		c := src.Client()
 		if o.source > 0 && (!c.ECS || !netip.PrefixFrom(c.Addr, int(c.Bits)).Contains(p.Addr())) {
 			t.Fatalf("%x: client %+v outside %v", data, c, p)
 		}

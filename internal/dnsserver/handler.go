@@ -382,8 +382,11 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	b.Header(r.id, 0)
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.trailerLen(q))
-	res := w.ans.Answer(rt.zones, authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
+	aq := authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do, Steer: rt.steer}
+	r.source(q.src.Addr(), &aq.Client)
+	res := w.ans.Answer(rt.zones, aq, b)
 	q.out.Zone = res.Zone
+	q.scope = res.Scope
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
 	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {

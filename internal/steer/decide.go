@@ -92,6 +92,9 @@ type Decision struct {
 	Scope uint8
 }
 
+// TTL is the TTL of the answer.
+func (d *Decision) TTL() uint32 { return d.pool.ttl }
+
 // Len is the number of endpoints chosen.
 func (d *Decision) Len() int { return d.n }
 

@@ -17,6 +17,34 @@ type Client struct {
 	ECS  bool // the address came from an ECS option
 }
 
+// Source is what a query says about its client, kept raw until a steered
+// answer needs it (Client): the resolver's address, and the ECS option's
+// fields when the query had one.
+type Source struct {
+	Resolver  netip.Addr
+	HasECS    bool
+	ECSFamily uint16 // 1 IPv4, 2 IPv6
+	ECSBits   uint8  // SOURCE PREFIX-LENGTH
+	ECSAddr   []byte // ADDRESS, ceil(ECSBits/8) octets
+}
+
+// Client returns the client a decision is for: the ECS subnet when the
+// query had one with a source prefix, else the resolver (a SOURCE
+// PREFIX-LENGTH of 0 asks that the client's address not be used, RFC 7871
+// §7.1.2), cut to the privacy limits.
+func (s *Source) Client() Client {
+	if !s.HasECS || s.ECSBits == 0 {
+		return NewClient(s.Resolver, 128, false)
+	}
+	var a [16]byte
+	copy(a[:], s.ECSAddr)
+	addr := netip.AddrFrom16(a)
+	if s.ECSFamily == 1 {
+		addr = netip.AddrFrom4([4]byte(a[:4]))
+	}
+	return NewClient(addr, int(s.ECSBits), true)
+}
+
 // Privacy limits: the most of a client address a decision ever uses.
 const (
 	MaxV4Bits = 24
