@@ -90,6 +90,7 @@ func TestPoolErrors(t *testing.T) {
 	srv, _ := server(t, 1<<20)
 	mustStatus(t, srv.URL, call{method: "POST", path: "/v1/zones", body: zoneJSON, contentType: "application/json", status: 201})
 	mustStatus(t, srv.URL, call{method: "PUT", path: "/v1/zones/signed.example/zonefile", body: signedText, status: 200})
+	mustStatus(t, srv.URL, call{method: "PUT", path: "/v1/zones/example.com/rrsets/alias/CNAME", body: `{"records": ["www"]}`, contentType: "application/json", status: 200})
 	tests := []struct {
 		name, method, path, body string
 		status                   int
@@ -106,6 +107,7 @@ func TestPoolErrors(t *testing.T) {
 		{"no zone", "PUT", "/v1/zones/example.net/pools/svc/A", weightedPool, 404, "example.net"},
 		{"raw write", "PUT", "/v1/zones/example.com/rrsets/svc/TYPE65320", `{"records": ["\\# 3 000101"]}`, 400, "holds pools: write them through /v1/zones/example.com./pools/svc.example.com./{A,AAAA}"},
 		{"signed zone", "PUT", "/v1/zones/signed.example/pools/svc/A", weightedPool, 409, "zone signed.example. is DNSSEC-signed: a steered answer would not validate"},
+		{"beside a CNAME", "PUT", "/v1/zones/example.com/pools/alias/A", weightedPool, 400, "CNAME"},
 		{"none", "GET", "/v1/zones/example.com/pools/www/A", "", 404, "rrset www.example.com. TYPE65320"},
 	}
 	for _, tt := range tests {

@@ -121,20 +121,33 @@ func Decide(c *Compiled, s *State, cl Client, d *Decision) {
 	if s == nil {
 		s = &emptyState
 	}
+	// The client's region, looked up once for geo and latency.
+	var (
+		region  string
+		scope   uint8
+		located bool
+		looked  bool
+	)
+	locate := func() {
+		if !looked {
+			region, scope, located = s.Geo.Lookup(cl)
+			looked = true
+		}
+	}
 	for _, f := range c.chain {
 		switch f {
 		case fUp:
 			keep(d, func(i uint8) bool { return !s.Endpoints[c.keys[i]].Down })
 		case fGeo:
-			region, scope, ok := s.Geo.Lookup(cl)
+			locate()
 			d.Scope = max(d.Scope, scope)
-			if ok {
+			if located {
 				keep(d, func(i uint8) bool { return c.eps[i].Region == region })
 			}
 		case fLatency:
-			region, scope, ok := s.Geo.Lookup(cl)
+			locate()
 			d.Scope = max(d.Scope, scope)
-			if !ok {
+			if !located {
 				break
 			}
 			row := s.RTT[region]

@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -87,9 +88,18 @@ type State struct {
 
 // GeoMap is an operator's prefix→region map, looked up by longest prefix.
 type GeoMap struct {
-	byLen map[int]map[netip.Prefix]geoEntry
+	byLen map[int]map[geoKey]geoEntry
 	lens4 []int // prefix lengths present, longest first
 	lens6 []int
+}
+
+// geoKey is a masked prefix's address as two words: a cheaper map key
+// than netip.Prefix, whose hash covers its zone handle too.
+type geoKey struct{ hi, lo uint64 }
+
+func keyOf(p netip.Prefix) geoKey {
+	a := p.Masked().Addr().As16()
+	return geoKey{hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:])}
 }
 
 type geoEntry struct {
@@ -100,7 +110,7 @@ type geoEntry struct {
 // NewGeoMap builds a map from prefix to region. Prefixes must be masked
 // (no host bits) and given once.
 func NewGeoMap(m map[netip.Prefix]string) (*GeoMap, error) {
-	g := &GeoMap{byLen: map[int]map[netip.Prefix]geoEntry{}}
+	g := &GeoMap{byLen: map[int]map[geoKey]geoEntry{}}
 	for p, region := range m {
 		if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() {
 			return nil, fmt.Errorf("geo map: prefix %s: not a masked IPv4 or IPv6 prefix", p)
@@ -113,39 +123,52 @@ func NewGeoMap(m map[netip.Prefix]string) (*GeoMap, error) {
 			l += 1000 // keep the families apart
 		}
 		if g.byLen[l] == nil {
-			g.byLen[l] = map[netip.Prefix]geoEntry{}
+			g.byLen[l] = map[geoKey]geoEntry{}
 			if p.Addr().Is4() {
 				g.lens4 = append(g.lens4, p.Bits())
 			} else {
 				g.lens6 = append(g.lens6, p.Bits())
 			}
 		}
-		g.byLen[l][p] = geoEntry{region: region}
+		g.byLen[l][keyOf(p)] = geoEntry{region: region}
 	}
 	slices.Sort(g.lens4)
 	slices.Reverse(g.lens4)
 	slices.Sort(g.lens6)
 	slices.Reverse(g.lens6)
 	// Mark the prefixes that have a longer one inside.
-	for l, entries := range g.byLen {
-		for p := range entries {
-			lens, off := g.lens4, 0
-			if l >= 1000 {
-				lens, off = g.lens6, 1000
+	for p := range m {
+		lens, off := g.lens4, 0
+		if p.Addr().Is6() {
+			lens, off = g.lens6, 1000
+		}
+		for _, shorter := range lens {
+			if shorter >= p.Bits() {
+				continue
 			}
-			for _, shorter := range lens {
-				if shorter >= p.Bits() {
-					continue
-				}
-				outer := netip.PrefixFrom(p.Addr(), shorter).Masked()
-				if e, ok := g.byLen[shorter+off][outer]; ok {
-					e.nested = true
-					g.byLen[shorter+off][outer] = e
-				}
+			outer := keyOf(netip.PrefixFrom(p.Addr(), shorter))
+			if e, ok := g.byLen[shorter+off][outer]; ok {
+				e.nested = true
+				g.byLen[shorter+off][outer] = e
 			}
 		}
 	}
 	return g, nil
+}
+
+// maskKey keeps the first bits of the 128-bit address hi:lo.
+func maskKey(hi, lo uint64, bits int) geoKey {
+	switch {
+	case bits <= 0:
+		return geoKey{}
+	case bits < 64:
+		return geoKey{hi: hi &^ (^uint64(0) >> bits)}
+	case bits == 64:
+		return geoKey{hi: hi}
+	case bits < 128:
+		return geoKey{hi: hi, lo: lo &^ (^uint64(0) >> (bits - 64))}
+	}
+	return geoKey{hi: hi, lo: lo}
 }
 
 // Lookup returns the region of c and the number of leading bits of c's
@@ -156,6 +179,8 @@ func (g *GeoMap) Lookup(c Client) (region string, scope uint8, ok bool) {
 		return "", c.Bits, false
 	}
 	lens, off := g.lens4, 0
+	a := c.Addr.As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 	if c.Addr.Is6() {
 		lens, off = g.lens6, 1000
 	}
@@ -163,8 +188,11 @@ func (g *GeoMap) Lookup(c Client) (region string, scope uint8, ok bool) {
 		if l > int(c.Bits) {
 			continue
 		}
-		p := netip.PrefixFrom(c.Addr, l).Masked()
-		if e, found := g.byLen[l+off][p]; found {
+		bits := l
+		if off == 0 {
+			bits += 96 // IPv4 in the low 32 bits of the 16-byte form
+		}
+		if e, found := g.byLen[l+off][maskKey(hi, lo, bits)]; found {
 			if e.nested {
 				// A longer prefix inside could match another client of
 				// this one: the answer holds for c's bits only.
