@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,7 +35,8 @@ func poolCommand() *command {
 			"policy chain (" + strings.Join(steer.Policies, ", ") + "), on every PoP\n" +
 			"alike. ENDPOINT is ADDRESS or NAME, then optional ,weight=W ,region=R\n" +
 			"and ,capacity=C: pool set example.com svc A -policy up,weighted\n" +
-			"192.0.2.1,weight=70 192.0.2.2,weight=30. See docs/steering.md.\n" +
+			"192.0.2.1,weight=70 192.0.2.2,weight=30. -region PREFIX=REGION (repeatable)\n" +
+			"places clients for geo and latency. See docs/steering.md.\n" +
 			"\n" + apiHelp + "\n" +
 			"Run 'anycastctl pool SUBCOMMAND -help' for its flags.",
 		run: func(ctx context.Context, e *env, c *command, args []string) error {
@@ -59,14 +62,23 @@ func runPoolSet(ctx context.Context, e *env, sc *subcommand, args []string) erro
 	policy := fs.String("policy", "", "the policy chain, comma-separated (`P,...`: "+strings.Join(steer.Policies, ", ")+"); none: every endpoint")
 	firstN := fs.Int("first-n", 0, "how many endpoints first-n keeps (`N`, default 1)")
 	file := fs.String("file", "", "read the pool as JSON from `FILE` (- for standard input)")
+	regions := map[string]string{}
+	fs.Func("region", "map a client `PREFIX=REGION` for geo and latency (repeatable): -region 198.51.100.0/24=eu", func(v string) error {
+		prefix, region, ok := strings.Cut(v, "=")
+		if !ok || prefix == "" || region == "" {
+			return fmt.Errorf("want PREFIX=REGION, got %q", v)
+		}
+		regions[prefix] = region
+		return nil
+	})
 	pos, err := parseSub(e, sc, fs, args, 3, 3+steer.MaxEndpoints)
 	if err != nil {
 		return err
 	}
 	var p steer.Pool
 	if *file != "" {
-		if len(pos) > 3 {
-			return sc.usage(usagef("give endpoints as arguments or -file, not both"))
+		if len(pos) > 3 || len(regions) > 0 {
+			return sc.usage(usagef("give endpoints and regions as arguments or -file, not both"))
 		}
 		if p, err = readPoolFile(e, *file); err != nil {
 			return err
@@ -79,6 +91,9 @@ func runPoolSet(ctx context.Context, e *env, sc *subcommand, args []string) erro
 			return sc.usage(usagef("-ttl must be at most %d, got %d", steer.MaxTTL, *ttl))
 		}
 		p = steer.Pool{TTL: uint32(*ttl), FirstN: *firstN}
+		if len(regions) > 0 {
+			p.Regions = regions
+		}
 		if *policy != "" {
 			p.Policy = strings.Split(*policy, ",")
 		}
@@ -242,6 +257,14 @@ func writePools(w io.Writer, ps []api.Pool) error {
 			line += fmt.Sprintf("  first-n %d", p.FirstN)
 		}
 		_, _ = fmt.Fprintln(tw, line)
+		if len(p.Regions) > 0 {
+			prefixes := slices.Sorted(maps.Keys(p.Regions))
+			var parts []string
+			for _, pr := range prefixes {
+				parts = append(parts, pr+"="+p.Regions[pr])
+			}
+			_, _ = fmt.Fprintf(tw, "  regions %s\n", strings.Join(parts, " "))
+		}
 		_, _ = fmt.Fprintln(tw, "  ENDPOINT\tWEIGHT\tREGION\tCAPACITY")
 		for _, ep := range p.Endpoints {
 			target := ep.Name

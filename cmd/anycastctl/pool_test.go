@@ -29,14 +29,23 @@ func TestPoolCommands(t *testing.T) {
 			"  ENDPOINT   WEIGHT  REGION  CAPACITY\n" +
 			"  192.0.2.1  70      eu      -\n" +
 			"  192.0.2.2  30      -       100\n"},
-		{[]string{"pool", "set", "example.com", "svc", "AAAA", "-file", poolFile}, "" +
+		{[]string{"pool", "set", "example.com", "geo", "A", "-policy", "geo,first-n", "-region", "198.51.100.0/24=eu",
+			"-region", "203.0.113.0/24=us", "192.0.2.10,region=eu", "192.0.2.20,region=us"}, "" +
 			"zone example.com. serial 3\n" +
+			"geo.example.com. A  ttl 30  policy geo,first-n\n" +
+			"  regions 198.51.100.0/24=eu 203.0.113.0/24=us\n" +
+			"  ENDPOINT    WEIGHT  REGION  CAPACITY\n" +
+			"  192.0.2.10  1       eu      -\n" +
+			"  192.0.2.20  1       us      -\n"},
+		{[]string{"pool", "delete", "example.com", "geo", "A"}, "deleted pool geo A from zone example.com, serial 4\n"},
+		{[]string{"pool", "set", "example.com", "svc", "AAAA", "-file", poolFile}, "" +
+			"zone example.com. serial 5\n" +
 			"svc.example.com. AAAA  ttl 60  policy up,geo\n" +
 			"  ENDPOINT     WEIGHT  REGION  CAPACITY\n" +
 			"  2001:db8::1  1       eu      -\n" +
 			"  2001:db8::2  1       us      -\n"},
 		{[]string{"pool", "set", "example.com", "www", "A", "-policy", "first-n", "-first-n", "1", "edge.example.net"}, "" +
-			"zone example.com. serial 4\n" +
+			"zone example.com. serial 6\n" +
 			"www.example.com. A  ttl 30  policy first-n  first-n 1\n" +
 			"  ENDPOINT           WEIGHT  REGION  CAPACITY\n" +
 			"  edge.example.net.  1       -       -\n"},
@@ -45,7 +54,7 @@ func TestPoolCommands(t *testing.T) {
 			"  ENDPOINT   WEIGHT  REGION  CAPACITY\n" +
 			"  192.0.2.1  70      eu      -\n" +
 			"  192.0.2.2  30      -       100\n"},
-		{[]string{"pool", "delete", "example.com", "www", "A"}, "deleted pool www A from zone example.com, serial 5\n"},
+		{[]string{"pool", "delete", "example.com", "www", "A"}, "deleted pool www A from zone example.com, serial 7\n"},
 		{[]string{"pool", "list", "example.com"}, "" +
 			"svc.example.com. A  ttl 20  policy up,weighted\n" +
 			"  ENDPOINT   WEIGHT  REGION  CAPACITY\n" +
@@ -88,6 +97,8 @@ func TestPoolFailures(t *testing.T) {
 		{[]string{"pool", "set", "example.com", "svc", "A", "192.0.2.1,weight=x"}, 2, `weight "x": want a whole number`},
 		{[]string{"pool", "set", "example.com", "svc", "A", "192.0.2.1,color=red"}, 2, `unknown key "color"`},
 		{[]string{"pool", "set", "example.com", "svc", "A", "192.0.2.1,weight"}, 2, `"weight" is not KEY=VALUE`},
+		{[]string{"pool", "set", "example.com", "svc", "A", "-region", "198.51.100.0/24", "192.0.2.1"}, 2, "want PREFIX=REGION"},
+		{[]string{"pool", "set", "example.com", "svc", "A", "-region", "198.51.100.1/24=eu", "192.0.2.1"}, 1, "host bits set"},
 		{[]string{"pool", "set", "example.com", "svc", "A", "2001:db8::1"}, 1, "endpoints[0].address 2001:db8::1: not an address of type A"},
 		{[]string{"pool", "set", "example.com", "svc", "A", "-policy", "closest", "192.0.2.1"}, 1, `policy[0] "closest": unknown`},
 		{[]string{"pool", "set", "example.com", "svc", "MX", "192.0.2.1"}, 1, "type MX: a pool steers A or AAAA"},

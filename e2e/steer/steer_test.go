@@ -125,8 +125,9 @@ func cidr(s string) *net.IPNet {
 // TestWeightedPool: a 70/30 pool defined with anycastctl is served by the
 // node; 10,000 ECS subnets split within ±2 points, each with scope 24 and
 // the same answer every time; without ECS one resolver gets one answer and
-// no ECS option; an ECS source of 0 gets scope 0; deleting the pool brings
-// the static record back.
+// no ECS option; an ECS source of 0 gets scope 0; a geo pool with its own
+// region map sends each ECS subnet to its region's endpoint with the map
+// prefix as scope; deleting the pool brings the static record back.
 func TestWeightedPool(t *testing.T) {
 	ctlBin := testkit.BuildAnycastctl(t)
 	dnsAddr, apiAddr := standalone(t)
@@ -221,6 +222,40 @@ func TestWeightedPool(t *testing.T) {
 	m.SetQuestion("svc.example.com.", 65320)
 	if r, _, err := c.Exchange(m, dnsAddr); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 {
 		t.Errorf("TYPE65320 query: %v %v", r, err)
+	}
+
+	// A geo pool with its own prefix→region map.
+	ctl(t, ctlBin, apiAddr, "pool", "set", "example.com", "geo", "AAAA", "-ttl", "15", "-policy", "up,geo,first-n",
+		"-region", "198.51.100.0/24=eu", "-region", "203.0.113.0/24=us", "-region", "2001:db8:e0::/48=eu", "-region", "10.0.0.0/8=us",
+		"2001:db8::e,region=eu", "2001:db8::5,region=us")
+	geo := []struct {
+		subnet *net.IPNet
+		want   string
+		scope  uint8
+	}{
+		{cidr("198.51.100.0/24"), "2001:db8::e/15", 24},
+		{cidr("198.51.100.99/32"), "2001:db8::e/15", 24},
+		{cidr("203.0.113.0/24"), "2001:db8::5/15", 24},
+		{cidr("10.20.30.0/24"), "2001:db8::5/15", 8},
+		{cidr("2001:db8:e0::/56"), "2001:db8::e/15", 48},
+		{cidr("192.0.2.0/24"), "2001:db8::e/15", 24}, // in no region: first of all
+	}
+	start = time.Now()
+	for _, g := range geo {
+		var a string
+		var ecs *dns.EDNS0_SUBNET
+		for {
+			if a, ecs = ask(t, c, dnsAddr, "geo.example.com.", dns.TypeAAAA, g.subnet); a != "" || time.Since(start) > 5*time.Second {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if a != g.want || ecs == nil || ecs.SourceScope != g.scope {
+			t.Errorf("geo %v: %q ECS %v, want %q scope %d", g.subnet, a, ecs, g.want, g.scope)
+		}
+	}
+	if a, ecs := ask(t, c, dnsAddr, "geo.example.com.", dns.TypeAAAA, nil); a != "2001:db8::e/15" || ecs != nil {
+		t.Errorf("geo without ECS (resolver 127.0.0.1, in no region): %q ECS %v", a, ecs)
 	}
 
 	// Deleting the pool brings the static record back.

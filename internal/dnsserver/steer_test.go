@@ -39,6 +39,12 @@ var (
 	v6Pool = steer.Pool{TTL: 40, Endpoints: []steer.Endpoint{
 		{Address: netip.MustParseAddr("2001:db8::1")}, {Address: netip.MustParseAddr("2001:db8::2")},
 	}}
+	// geoOwn carries its own map, which places 198.51.100.0/24 in us,
+	// against the State's eu.
+	geoOwn = steer.Pool{TTL: 35, Policy: []string{"geo", "first-n"}, Regions: map[string]string{"198.51.0.0/16": "us"}, Endpoints: []steer.Endpoint{
+		{Address: netip.MustParseAddr("192.0.2.10"), Region: "eu"},
+		{Address: netip.MustParseAddr("192.0.2.20"), Region: "us"},
+	}}
 	cnamePool = steer.Pool{TTL: 50, Policy: []string{"first-n"}, Endpoints: []steer.Endpoint{{Name: "edge.example.net."}}}
 )
 
@@ -55,6 +61,7 @@ func steerHandler(t testing.TB) *Handler {
 		poolRR(t, "geo", dns.TypeA, geoPool) +
 		poolRR(t, "v6", dns.TypeAAAA, v6Pool) +
 		poolRR(t, "cname", dns.TypeA, cnamePool) +
+		poolRR(t, "geoown", dns.TypeA, geoOwn) +
 		fmt.Sprintf("bad IN A 192.0.2.98\nbad 300 IN TYPE%d \\# 4 00010900\n", steer.TypePool)
 	recs, err := zone.Parse(strings.NewReader(text), "example.com.", "steer.zone")
 	if err != nil {
@@ -132,6 +139,7 @@ func TestSteeredAnswers(t *testing.T) {
 		{"geo eu by resolver", "geo.example.com.", dns.TypeA, nil, "198.51.100.5", []string{"A 30 192.0.2.10"}, -1},
 		{"geo us by resolver, ECS source 0", "geo.example.com.", dns.TypeA, ecsData(1, 0, 0), "203.0.113.5", []string{"A 30 192.0.2.20"}, 0},
 		{"geo unknown region: first-n of all", "geo.example.com.", dns.TypeA, ecsData(1, 24, 0, 100, 64, 1), "198.51.100.5", []string{"A 30 192.0.2.10"}, 24},
+		{"pool's own map over the node's", "geoown.example.com.", dns.TypeA, eu, "192.0.2.7", []string{"A 35 192.0.2.20"}, 16},
 		{"v6 pool, all endpoints", "v6.example.com.", dns.TypeAAAA, nil, "2001:db8:99::1", []string{"AAAA 40 2001:db8::1|AAAA 40 2001:db8::2"}, -1},
 		{"v6 pool, ECS not depended on", "v6.example.com.", dns.TypeAAAA, ecsData(2, 48, 0, 0x20, 1, 0xd, 0xb8, 0, 9), "2001:db8:99::1", []string{"AAAA 40 2001:db8::1|AAAA 40 2001:db8::2"}, 0},
 		{"name endpoint: CNAME", "cname.example.com.", dns.TypeA, nil, "192.0.2.7", []string{"CNAME 50 edge.example.net."}, -1},

@@ -3,6 +3,7 @@ package steer
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -32,7 +33,8 @@ type Compiled struct {
 	keys   []string
 	rdata  [][]byte // A/AAAA rdata, or the wire name of a name endpoint
 	isName []bool
-	salt   uint64 // spreads the weighted choice of different pools apart
+	salt   uint64  // spreads the weighted choice of different pools apart
+	geo    *GeoMap // the pool's own region map; nil: the State's
 	err    error
 }
 
@@ -43,6 +45,15 @@ func Compile(rd []byte) *Compiled {
 		return &Compiled{typ: t, err: err}
 	}
 	c := &Compiled{typ: t, ttl: p.TTL, firstN: p.FirstN, eps: p.Endpoints}
+	if len(p.Regions) > 0 {
+		m := make(map[netip.Prefix]string, len(p.Regions))
+		for k, v := range p.Regions {
+			m[netip.MustParsePrefix(k)] = v // validated by Decode
+		}
+		if c.geo, err = NewGeoMap(m); err != nil {
+			return &Compiled{typ: t, err: err}
+		}
+	}
 	if c.firstN == 0 {
 		c.firstN = 1
 	}
@@ -130,7 +141,11 @@ func Decide(c *Compiled, s *State, cl Client, d *Decision) {
 	)
 	locate := func() {
 		if !looked {
-			region, scope, located = s.Geo.Lookup(cl)
+			g := c.geo
+			if g == nil {
+				g = s.Geo
+			}
+			region, scope, located = g.Lookup(cl)
 			looked = true
 		}
 	}

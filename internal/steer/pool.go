@@ -34,6 +34,10 @@ const formatVersion = 1
 // MaxEndpoints bounds the endpoints of a pool.
 const MaxEndpoints = 64
 
+// MaxRegions bounds the prefixes of a pool's region map (the pool record
+// must fit in 65,535 octets).
+const MaxRegions = 1000
+
 // Policy names, in the order a chain applies them as written.
 const (
 	PolicyUp        = "up"
@@ -59,6 +63,11 @@ type Pool struct {
 	// FirstN is how many endpoints first-n keeps (default 1).
 	FirstN    int        `json:"first_n,omitempty"`
 	Endpoints []Endpoint `json:"endpoints"`
+	// Regions maps client prefixes to regions for geo and latency
+	// ("198.51.100.0/24": "eu"), longest prefix first. It travels with
+	// the pool, so every PoP places a client alike; without it the
+	// node's State.Geo is used.
+	Regions map[string]string `json:"regions,omitempty"`
 }
 
 // Endpoint is one server of a pool: an address (answered as A or AAAA) or a
@@ -123,6 +132,20 @@ func (p *Pool) Validate(t uint16) error {
 	}
 	if p.FirstN < 0 || p.FirstN > MaxEndpoints {
 		bad("first_n %d: 0 to %d", p.FirstN, MaxEndpoints)
+	}
+	if len(p.Regions) > MaxRegions {
+		bad("regions: %d prefixes, at most %d", len(p.Regions), MaxRegions)
+	}
+	for prefix, region := range p.Regions {
+		pr, err := netip.ParsePrefix(prefix)
+		switch {
+		case err != nil:
+			bad("regions %q: not a prefix (like 198.51.100.0/24 or 2001:db8::/32)", prefix)
+		case pr.Masked() != pr || pr.Addr().Is4In6() || pr.Addr().Zone() != "":
+			bad("regions %q: host bits set or not a plain IPv4/IPv6 prefix (%s?)", prefix, pr.Masked())
+		case region == "" || len(region) > 63:
+			bad("regions %q: region %q: 1 to 63 characters", prefix, region)
+		}
 	}
 	if len(p.Endpoints) == 0 || len(p.Endpoints) > MaxEndpoints {
 		bad("endpoints: %d given, 1 to %d allowed", len(p.Endpoints), MaxEndpoints)

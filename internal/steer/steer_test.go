@@ -84,6 +84,10 @@ func TestValidate(t *testing.T) {
 		{"ttl", dns.TypeA, Pool{TTL: 1 << 31, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, "ttl 2147483648"},
 		{"firstn", dns.TypeA, Pool{FirstN: 65, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, "first_n 65"},
 		{"badname", dns.TypeA, Pool{Endpoints: []Endpoint{{Name: "a..b"}}}, "not a domain name"},
+		{"regions ok", dns.TypeA, Pool{Regions: map[string]string{"198.51.100.0/24": "eu", "2001:db8::/32": "us"}, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, ""},
+		{"regions prefix", dns.TypeA, Pool{Regions: map[string]string{"198.51.100.0": "eu"}, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, `regions "198.51.100.0": not a prefix`},
+		{"regions host bits", dns.TypeA, Pool{Regions: map[string]string{"198.51.100.1/24": "eu"}, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, "host bits set or not a plain IPv4/IPv6 prefix (198.51.100.0/24?)"},
+		{"regions empty region", dns.TypeA, Pool{Regions: map[string]string{"198.51.100.0/24": ""}, Endpoints: []Endpoint{{Address: a("192.0.2.1")}}}, `region "": 1 to 63 characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +302,34 @@ func TestSamePoolSameAnswer(t *testing.T) {
 		}
 		if addrs(&d1) != addrs(&d2) || d1.Scope != d2.Scope {
 			t.Fatalf("%v: %s/%d against %s/%d", cl, addrs(&d1), d1.Scope, addrs(&d2), d2.Scope)
+		}
+	}
+}
+
+// TestPoolRegions: a pool's own region map places the client, over the
+// State's; a pool without one uses the State's.
+func TestPoolRegions(t *testing.T) {
+	own := Compile(mustEncode(t, dns.TypeA, Pool{Policy: []string{"geo"}, Endpoints: threeEndpoints,
+		Regions: map[string]string{"198.51.0.0/16": "us", "198.51.100.128/25": "ap", "10.0.0.0/8": "eu"}}))
+	state := Compile(mustEncode(t, dns.TypeA, Pool{Policy: []string{"geo"}, Endpoints: threeEndpoints}))
+	tests := []struct {
+		c      *Compiled
+		client Client
+		want   string
+		scope  uint8
+	}{
+		{own, client("198.51.100.0/24", true), "10.0.0.2", 24}, // the /16 holds a /25: the answer holds for the /24
+		{own, client("198.51.7.0/24", true), "10.0.0.2", 24},
+		{own, client("10.9.9.0/24", true), "10.0.0.1", 8},
+		{own, client("203.0.113.0/24", true), "10.0.0.1 10.0.0.2 10.0.0.3", 24},
+		{state, client("198.51.100.0/24", true), "10.0.0.1", 24},
+		{state, client("203.0.113.0/24", true), "10.0.0.2", 24},
+	}
+	for _, tt := range tests {
+		var d Decision
+		Decide(tt.c, testState(t), tt.client, &d)
+		if got := addrs(&d); got != tt.want || d.Scope != tt.scope {
+			t.Errorf("%v: %q scope %d, want %q scope %d", tt.client, got, d.Scope, tt.want, tt.scope)
 		}
 	}
 }
