@@ -48,6 +48,16 @@ var (
 	cnamePool = steer.Pool{TTL: 50, Policy: []string{"first-n"}, Endpoints: []steer.Endpoint{{Name: "edge.example.net."}}}
 )
 
+// bigPool has 64 AAAA endpoints, all answered: more than 1232 octets.
+func bigPool(t testing.TB) steer.Pool {
+	t.Helper()
+	p := steer.Pool{TTL: 10}
+	for i := range steer.MaxEndpoints {
+		p.Endpoints = append(p.Endpoints, steer.Endpoint{Address: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)})})
+	}
+	return p
+}
+
 // steerHandler serves example.com. with pools: svc (A weighted 70/30, a
 // static A and AAAA beside it), geo (A by region), v6 (AAAA, both
 // endpoints), cname (A, a name endpoint), bad (an unreadable pool and a
@@ -62,6 +72,7 @@ func steerHandler(t testing.TB) *Handler {
 		poolRR(t, "v6", dns.TypeAAAA, v6Pool) +
 		poolRR(t, "cname", dns.TypeA, cnamePool) +
 		poolRR(t, "geoown", dns.TypeA, geoOwn) +
+		"alias IN CNAME svc\n" + poolRR(t, "*.wild", dns.TypeA, weighted7030) + poolRR(t, "big", dns.TypeAAAA, bigPool(t)) +
 		fmt.Sprintf("bad IN A 192.0.2.98\nbad 300 IN TYPE%d \\# 4 00010900\n", steer.TypePool)
 	recs, err := zone.Parse(strings.NewReader(text), "example.com.", "steer.zone")
 	if err != nil {
@@ -140,6 +151,8 @@ func TestSteeredAnswers(t *testing.T) {
 		{"geo us by resolver, ECS source 0", "geo.example.com.", dns.TypeA, ecsData(1, 0, 0), "203.0.113.5", []string{"A 30 192.0.2.20"}, 0},
 		{"geo unknown region: first-n of all", "geo.example.com.", dns.TypeA, ecsData(1, 24, 0, 100, 64, 1), "198.51.100.5", []string{"A 30 192.0.2.10"}, 24},
 		{"pool's own map over the node's", "geoown.example.com.", dns.TypeA, eu, "192.0.2.7", []string{"A 35 192.0.2.20"}, 16},
+		{"through an in-zone CNAME", "alias.example.com.", dns.TypeA, eu, "192.0.2.7", []string{"CNAME 3600 svc.example.com.|A 20 192.0.2.1", "CNAME 3600 svc.example.com.|A 20 192.0.2.2"}, 24},
+		{"wildcard pool", "x.wild.example.com.", dns.TypeA, eu, "192.0.2.7", []string{"A 20 192.0.2.1", "A 20 192.0.2.2"}, 24},
 		{"v6 pool, all endpoints", "v6.example.com.", dns.TypeAAAA, nil, "2001:db8:99::1", []string{"AAAA 40 2001:db8::1|AAAA 40 2001:db8::2"}, -1},
 		{"v6 pool, ECS not depended on", "v6.example.com.", dns.TypeAAAA, ecsData(2, 48, 0, 0x20, 1, 0xd, 0xb8, 0, 9), "2001:db8:99::1", []string{"AAAA 40 2001:db8::1|AAAA 40 2001:db8::2"}, 0},
 		{"name endpoint: CNAME", "cname.example.com.", dns.TypeA, nil, "192.0.2.7", []string{"CNAME 50 edge.example.net."}, -1},
@@ -171,6 +184,26 @@ func TestSteeredAnswers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSteeredTruncated: a steered answer that does not fit the client's
+// buffer is truncated (TC, no partial RRset) and whole over TCP.
+func TestSteeredTruncated(t *testing.T) {
+	w := steerHandler(t).NewWorker()
+	q := steerQuery(t, "big.example.com.", dns.TypeAAAA, ecsData(1, 24, 0, 198, 51, 100))
+	m := new(dns.Msg)
+	if err := m.Unpack(answer(w, q, UDP)); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Truncated || len(m.Answer) != 0 {
+		t.Fatalf("UDP: TC=%v with %d records", m.Truncated, len(m.Answer))
+	}
+	if err := m.Unpack(answer(w, q, TCP)); err != nil {
+		t.Fatal(err)
+	}
+	if m.Truncated || len(m.Answer) != steer.MaxEndpoints {
+		t.Fatalf("TCP: TC=%v with %d records", m.Truncated, len(m.Answer))
 	}
 }
 
