@@ -1,10 +1,11 @@
 package steer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/fnv"
+	"hash/maphash"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -35,6 +36,7 @@ type Compiled struct {
 	isName []bool
 	salt   uint64  // spreads the weighted choice of different pools apart
 	geo    *GeoMap // the pool's own region map; nil: the State's
+	record []byte  // the TypePool rdata compiled, as the engine's cache key
 	err    error
 }
 
@@ -279,21 +281,23 @@ func mix(x uint64) uint64 {
 // nor a new pool ever blocks a query.
 type Engine struct {
 	state atomic.Pointer[State]
-	mu    sync.Mutex // one writer of pools at a time
-	pools atomic.Pointer[map[string]*Compiled]
+	seed  maphash.Seed
+	// cache holds compiled pools in cacheSlots sets of two, by a hash of
+	// the pool record: a lookup hashes the record and compares it with at
+	// most two entries, no lock, no allocation; a new pool takes the
+	// older-looking way of its set. Memory is bounded whatever the number
+	// of pools and versions, and pools no longer served age out.
+	cache    [cacheSlots][2]atomic.Pointer[Compiled]
+	compiles atomic.Uint64
 }
 
-// maxCached bounds the compiled pools kept; past it the cache starts over
-// (old versions of pools go with it).
-const maxCached = 4096
+// cacheSlots is the number of two-way sets of the pool cache (a power of
+// two): 8,192 sets hold 16,384 pools.
+const cacheSlots = 1 << 13
 
 // NewEngine returns an engine with no state: every endpoint up, no map,
 // no RTT or load.
-func NewEngine() *Engine {
-	e := &Engine{}
-	e.pools.Store(&map[string]*Compiled{})
-	return e
-}
+func NewEngine() *Engine { return &Engine{seed: maphash.MakeSeed()} }
 
 // SetState replaces the state: decisions from now on read s, which must
 // not change afterwards.
@@ -302,28 +306,29 @@ func (e *Engine) SetState(s *State) { e.state.Store(s) }
 // State returns the state in force (nil: none).
 func (e *Engine) State() *State { return e.state.Load() }
 
+// Compiles counts the pools compiled: the first use of each, and again
+// after eviction from the cache.
+func (e *Engine) Compiles() uint64 { return e.compiles.Load() }
+
 // Pool returns the compiled pool of a TypePool rdata, compiling it on
-// first sight. The lookup of a known pool takes no lock and allocates
-// nothing.
+// first sight. Finding a known pool takes no lock and allocates nothing.
 func (e *Engine) Pool(rd []byte) *Compiled {
-	if c := (*e.pools.Load())[string(rd)]; c != nil {
-		return c
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cur := *e.pools.Load()
-	if c := cur[string(rd)]; c != nil {
-		return c
-	}
-	c := Compile(rd)
-	next := make(map[string]*Compiled, len(cur)+1)
-	if len(cur) < maxCached {
-		for k, v := range cur {
-			next[k] = v
+	h := maphash.Bytes(e.seed, rd)
+	set := &e.cache[h&(cacheSlots-1)]
+	for w := range set {
+		if c := set[w].Load(); c != nil && string(c.record) == string(rd) {
+			return c
 		}
 	}
-	next[string(rd)] = c
-	e.pools.Store(&next)
+	c := Compile(rd)
+	c.record = bytes.Clone(rd)
+	e.compiles.Add(1)
+	// Replace way 1, moving way 0 there: the newest pool of a set stays
+	// in way 0, so a pool used all the time is not evicted by one seen
+	// once (unless two busy pools share a set, which costs a compile per
+	// switch, never a wrong answer).
+	set[1].Store(set[0].Load())
+	set[0].Store(c)
 	return c
 }
 

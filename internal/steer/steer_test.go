@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,6 +332,46 @@ func TestPoolRegions(t *testing.T) {
 		if got := addrs(&d); got != tt.want || d.Scope != tt.scope {
 			t.Errorf("%v: %q scope %d, want %q scope %d", tt.client, got, d.Scope, tt.want, tt.scope)
 		}
+	}
+}
+
+// TestEngineCache: with far more pools than the cache holds, from several
+// goroutines at once, every decision is the one of its own pool, and a
+// pool in steady use is found without compiling it again.
+func TestEngineCache(t *testing.T) {
+	e := NewEngine()
+	const n = 3 * cacheSlots * 2
+	rds := make([][]byte, n)
+	for i := range rds {
+		rds[i] = mustEncode(t, dns.TypeA, Pool{TTL: uint32(i), Endpoints: []Endpoint{{Address: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}}})
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d Decision
+			for k := range n {
+				i := (k*7 + g*1013) % n
+				if !e.Decide(rds[i], Client{}, &d) || d.TTL() != uint32(i) {
+					t.Errorf("pool %d: decided with TTL %d", i, d.TTL())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 20 pools in steady use are compiled once each (evicting one needs
+	// three of them in one of 8,192 sets: odds of about 1 in 60,000).
+	e = NewEngine()
+	var d Decision
+	for range 50 {
+		for _, rd := range rds[:20] {
+			e.Decide(rd, Client{}, &d)
+		}
+	}
+	if got := e.Compiles(); got != 20 {
+		t.Fatalf("%d compiles for 20 pools", got)
 	}
 }
 
