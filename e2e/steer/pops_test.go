@@ -175,18 +175,26 @@ drain_period: 0s
 	t.Logf("FIGURE pool change served by all 3 PoPs %v after anycastctl started (%v of it waiting)", time.Since(start), d)
 }
 
-// tryAsk is ask without failing the test (for polling).
+// tryAsk asks for name's A records without failing the test (for
+// polling); tryAskType for another type.
 func tryAsk(c *dns.Client, addr, name string) (string, error) {
+	return tryAskType(c, addr, name, dns.TypeA)
+}
+
+func tryAskType(c *dns.Client, addr, name string, qtype uint16) (string, error) {
 	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
+	m.SetQuestion(name, qtype)
 	r, _, err := c.Exchange(m, addr)
 	if err != nil {
 		return "", err
 	}
 	var b bytes.Buffer
 	for _, rr := range r.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			fmt.Fprintf(&b, "%s/%d", a.A, a.Hdr.Ttl)
+		switch v := rr.(type) {
+		case *dns.A:
+			fmt.Fprintf(&b, "%s/%d", v.A, v.Hdr.Ttl)
+		case *dns.AAAA:
+			fmt.Fprintf(&b, "%s/%d", v.AAAA, v.Hdr.Ttl)
 		}
 	}
 	return b.String(), nil
