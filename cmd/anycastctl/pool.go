@@ -257,6 +257,18 @@ func writePools(w io.Writer, ps []api.Pool) error {
 			line += fmt.Sprintf("  first-n %d", p.FirstN)
 		}
 		_, _ = fmt.Fprintln(tw, line)
+		if c := p.Check; c != nil {
+			d := c.WithDefaults()
+			what := fmt.Sprintf("%s port %d", d.Type, d.Port)
+			switch d.Type {
+			case "http", "https":
+				what += fmt.Sprintf(" %s status %d", d.Path, d.Status)
+			case "dns":
+				what += fmt.Sprintf(" %s %s", d.Query, strings.ToUpper(d.QueryType))
+			}
+			_, _ = fmt.Fprintf(tw, "  check %s every %v timeout %v rise %d fall %d quorum %d\n",
+				what, d.Interval.Duration, d.Timeout.Duration, d.Rise, d.Fall, d.Quorum)
+		}
 		if len(p.Regions) > 0 {
 			prefixes := slices.Sorted(maps.Keys(p.Regions))
 			var parts []string

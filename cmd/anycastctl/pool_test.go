@@ -12,7 +12,7 @@ import (
 func TestPoolCommands(t *testing.T) {
 	vars := controlPlane(t)
 	poolFile := filepath.Join(t.TempDir(), "pool.json")
-	if err := os.WriteFile(poolFile, []byte(`{"ttl": 60, "policy": ["up", "geo"], "endpoints": [
+	if err := os.WriteFile(poolFile, []byte(`{"ttl": 60, "policy": ["up", "geo"], "check": {"type": "https", "path": "/health", "interval": "1s"}, "endpoints": [
 		{"address": "2001:db8::1", "region": "eu"}, {"address": "2001:db8::2", "region": "us"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +41,7 @@ func TestPoolCommands(t *testing.T) {
 		{[]string{"pool", "set", "example.com", "svc", "AAAA", "-file", poolFile}, "" +
 			"zone example.com. serial 5\n" +
 			"svc.example.com. AAAA  ttl 60  policy up,geo\n" +
+			"  check https port 443 /health status 200 every 1s timeout 500ms rise 2 fall 3 quorum 2\n" +
 			"  ENDPOINT     WEIGHT  REGION  CAPACITY\n" +
 			"  2001:db8::1  1       eu      -\n" +
 			"  2001:db8::2  1       us      -\n"},
@@ -62,6 +63,7 @@ func TestPoolCommands(t *testing.T) {
 			"  192.0.2.2  30      -       100\n" +
 			"\n" +
 			"svc.example.com. AAAA  ttl 60  policy up,geo\n" +
+			"  check https port 443 /health status 200 every 1s timeout 500ms rise 2 fall 3 quorum 2\n" +
 			"  ENDPOINT     WEIGHT  REGION  CAPACITY\n" +
 			"  2001:db8::1  1       eu      -\n" +
 			"  2001:db8::2  1       us      -\n"},

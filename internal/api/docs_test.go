@@ -48,7 +48,7 @@ func TestDocumentedRoutes(t *testing.T) {
 	}
 
 	for _, v := range []any{ZoneList{}, Zone{}, RRsetList{}, RRset{}, PutRRset{}, CreateZone{}, WriteResult{}, Error{},
-		fleet.View{}, fleet.MemberView{}, fleet.ZoneLag{}, Pool{}, PoolList{}, PoolWrite{}, steer.Endpoint{}} {
+		fleet.View{}, fleet.MemberView{}, fleet.ZoneLag{}, Pool{}, PoolList{}, PoolWrite{}, steer.Endpoint{}, steer.Check{}, steer.LoadSource{}} {
 		for _, field := range jsonFields(reflect.TypeOf(v)) {
 			if !strings.Contains(string(doc), `"`+field+`"`) && !strings.Contains(string(doc), "`"+field+"`") {
 				t.Errorf("docs/api.md does not mention the field %q of %T", field, v)

@@ -68,6 +68,9 @@ type Pool struct {
 	// the pool, so every PoP places a client alike; without it the
 	// node's State.Geo is used.
 	Regions map[string]string `json:"regions,omitempty"`
+	// Check is how the monitors probe the endpoints (nil: not probed, so
+	// never known to be down).
+	Check *Check `json:"check,omitempty"`
 }
 
 // Endpoint is one server of a pool: an address (answered as A or AAAA) or a
@@ -146,6 +149,9 @@ func (p *Pool) Validate(t uint16) error {
 		case region == "" || len(region) > 63:
 			bad("regions %q: region %q: 1 to 63 characters", prefix, region)
 		}
+	}
+	if p.Check != nil {
+		p.Check.validate(bad)
 	}
 	if len(p.Endpoints) == 0 || len(p.Endpoints) > MaxEndpoints {
 		bad("endpoints: %d given, 1 to %d allowed", len(p.Endpoints), MaxEndpoints)

@@ -1,9 +1,11 @@
 package steer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -430,5 +432,67 @@ func TestDecideAllocs(t *testing.T) {
 	e.Decide(rd, cl, &d)
 	if n := testing.AllocsPerRun(100, func() { e.Decide(rd, cl, &d) }); n != 0 {
 		t.Fatalf("%v allocations per decision", n)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	ep := []Endpoint{{Address: netip.MustParseAddr("192.0.2.1")}}
+	tests := []struct {
+		name string
+		json string
+		want string // "" = valid
+	}{
+		{"http defaults", `{"type":"http"}`, ""},
+		{"https full", `{"type":"https","port":8443,"path":"/health","host":"svc.example","status":204,"body":"ok","insecure":true,
+			"interval":"250ms","timeout":"100ms","rise":2,"fall":2,"quorum":2,"load":{"type":"json","url":"http://{address}:9000/load","field":"conns.open"}}`, ""},
+		{"tcp", `{"type":"tcp","port":443,"interval":"1s"}`, ""},
+		{"dns", `{"type":"dns","query":"svc.example.","query_type":"a"}`, ""},
+		{"prometheus load", `{"type":"tcp","port":22,"load":{"type":"prometheus","url":"https://[2001:db8::1]/metrics","metric":"http_inflight{job=\"web\"}"}}`, ""},
+		{"type", `{"type":"icmp"}`, `check.type "icmp": http, https, tcp or dns`},
+		{"tcp without port", `{"type":"tcp"}`, "check.port: required for a tcp check"},
+		{"dns without query", `{"type":"dns"}`, "check.query: the name a dns check asks for is required"},
+		{"dns bad type", `{"type":"dns","query":"x.","query_type":"BOGUS"}`, `check.query_type "BOGUS": unknown type`},
+		{"http fields on tcp", `{"type":"tcp","port":1,"path":"/x"}`, "path, host, status, body and insecure are for http and https checks"},
+		{"path", `{"type":"http","path":"health"}`, `check.path "health": an absolute path`},
+		{"status", `{"type":"http","status":99}`, "check.status 99"},
+		{"interval", `{"type":"http","interval":"10ms"}`, "check.interval 10ms: 100ms to 1h0m0s"},
+		{"timeout", `{"type":"http","interval":"1s","timeout":"1s"}`, "check.timeout 1s: more than 0 and less than the interval (1s)"},
+		{"rise", `{"type":"http","rise":101}`, "check.rise 101: 1 to 100"},
+		{"quorum", `{"type":"http","quorum":-1}`, "check.quorum -1: 1 to 100"},
+		{"load url", `{"type":"http","load":{"type":"json","url":"ftp://x/","field":"a"}}`, `check.load.url "ftp://x/"`},
+		{"load field", `{"type":"http","load":{"type":"prometheus","url":"http://x/","field":"a"}}`, "a prometheus load needs metric"},
+		{"load type", `{"type":"http","load":{"type":"snmp","url":"http://x/"}}`, `check.load.type "snmp"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Check
+			if err := json.Unmarshal([]byte(tt.json), &c); err != nil {
+				t.Fatal(err)
+			}
+			p := Pool{Endpoints: ep, Check: &c}
+			err := p.Validate(dns.TypeA)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if err == nil {
+				// It survives the pool record.
+				rd := mustEncode(t, dns.TypeA, p)
+				if _, back, err := Decode(rd); err != nil || back.Check == nil || !reflect.DeepEqual(back.Check.WithDefaults(), c.WithDefaults()) {
+					t.Fatalf("round trip: %+v %v", back.Check, err)
+				}
+			}
+		})
+	}
+	d := Check{Type: "https"}.WithDefaults()
+	if d.Port != 443 || d.Path != "/" || d.Status != 200 || d.Interval.Duration != 5*time.Second || d.Timeout.Duration != 2*time.Second ||
+		d.Rise != 2 || d.Fall != 3 || d.Quorum != 2 {
+		t.Fatalf("defaults %+v", d)
+	}
+	var bad Check
+	if err := json.Unmarshal([]byte(`{"type":"http","interval":5}`), &bad); err == nil || !strings.Contains(err.Error(), `a duration is a string such as "5s"`) {
+		t.Fatalf("numeric interval: %v", err)
 	}
 }
