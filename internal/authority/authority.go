@@ -237,11 +237,40 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		if !wire.IsSubdomain(lt, z.OriginWire()) {
 			return nil, false // the resolver continues elsewhere
 		}
+		if a.client.HasECS && a.steeredAt(lt, qtype) {
+			// A tailored answer at the end of a CNAME chain: only the
+			// CNAME goes in (RFC 7871 §7.2.1), so that the resolver
+			// caches it for everyone and asks for the target with its
+			// client's subnet.
+			return nil, false
+		}
 		return lt, true
 	}
 	// NODATA.
 	a.negative(name, synth, n, qtype)
 	return nil, false
+}
+
+// steeredAt reports whether a query for name and qtype in the zone would
+// be steered: an A or AAAA query at a name with a pool for it.
+func (a *Answerer) steeredAt(name []byte, qtype uint16) bool {
+	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil || a.z.Signed {
+		return false
+	}
+	n := a.z.Lookup(name)
+	if n == nil {
+		return false
+	}
+	pools := n.Get(steer.TypePool)
+	if pools == nil {
+		return false
+	}
+	for rd, rest := pools.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+		if steer.RdataType(rd) == qtype {
+			return true
+		}
+	}
+	return false
 }
 
 // steered answers qtype at name from the pool for it among pools (the
