@@ -28,9 +28,10 @@ type Query struct {
 	Class uint16
 	// Steer answers A and AAAA at names with a pool (a steer.TypePool
 	// record); nil answers the records at the name as they are. Client
-	// is who the answer is for, read only by a steered answer.
+	// is who the answer is for, read only by a steered answer (nil: a
+	// client with no address).
 	Steer  *steer.Engine
-	Client steer.Source
+	Client *steer.Source
 }
 
 // Result tells the caller how to finish the header.
@@ -61,7 +62,7 @@ type Answerer struct {
 	written [16]*zone.RRset // NSEC3/NSEC records already in the authority section
 	nw      int
 	steer   *steer.Engine
-	client  steer.Source
+	client  *steer.Source
 	dec     steer.Decision
 }
 
@@ -70,6 +71,9 @@ func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	a.b = b
 	a.do = q.DO
 	a.steer, a.client = q.Steer, q.Client
+	if a.client == nil {
+		a.client = &noSource
+	}
 	a.nw = 0
 	a.used = 0
 	a.res = Result{}
@@ -250,6 +254,8 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 	a.negative(name, synth, n, qtype)
 	return nil, false
 }
+
+var noSource steer.Source
 
 // steeredAt reports whether a query for name and qtype in the zone would
 // be steered: an A or AAAA query at a name with a pool for it.
