@@ -26,12 +26,6 @@ type Query struct {
 	Type  uint16
 	DO    bool // DNSSEC OK
 	Class uint16
-	// Steer answers A and AAAA at names with a pool (a steer.TypePool
-	// record); nil answers the records at the name as they are. Client
-	// is who the answer is for, read only by a steered answer (nil: a
-	// client with no address).
-	Steer  *steer.Engine
-	Client *steer.Source
 }
 
 // Result tells the caller how to finish the header.
@@ -42,11 +36,6 @@ type Result struct {
 	// 9471 requires) did not fit.
 	TC   bool
 	Zone *zone.Zone // the zone that answered (SERVFAIL: the expired zone), nil for REFUSED
-	// Scope is the ECS SCOPE PREFIX-LENGTH: how many leading bits of the
-	// ECS client address a steered answer depended on; 0 when the answer
-	// did not depend on it (not steered, or steered by the resolver's
-	// address).
-	Scope uint8
 }
 
 // Answerer holds per-worker scratch space; it is not safe for concurrent use.
@@ -61,19 +50,40 @@ type Answerer struct {
 	used    int
 	written [16]*zone.RRset // NSEC3/NSEC records already in the authority section
 	nw      int
-	steer   *steer.Engine
-	client  *steer.Source
-	dec     steer.Decision
+	// Steering (SetSteering): the engine, the client of the query being
+	// answered, and what the last answer's ECS scope came to (Scope).
+	steer  *steer.Engine
+	client *steer.Source
+	scope  uint8
+	dec    steer.Decision
 }
+
+// SetSteering makes the answerer steer A and AAAA at names with a pool (a
+// steer.TypePool record) with e, for the client in *client, which the
+// caller fills in before each Answer and which is read only by a steered
+// answer. A nil e answers the records at such names as they are. Query
+// and Result stay as small as they were: the query path passes them by
+// value, and every unsteered answer would pay for the extra words.
+func (a *Answerer) SetSteering(e *steer.Engine, client *steer.Source) {
+	if client == nil {
+		client = &noSource
+	}
+	a.steer, a.client = e, client
+}
+
+// Scope is the ECS SCOPE PREFIX-LENGTH of the last answer: how many
+// leading bits of the ECS client address it depended on; 0 when it did
+// not (not steered, or steered by the resolver's address).
+func (a *Answerer) Scope() uint8 { return a.scope }
 
 // Answer resolves q against set and writes the sections into b.
 func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	a.b = b
 	a.do = q.DO
-	a.steer, a.client = q.Steer, q.Client
 	if a.client == nil {
 		a.client = &noSource
 	}
+	a.scope = 0
 	a.nw = 0
 	a.used = 0
 	a.res = Result{}
@@ -296,7 +306,7 @@ func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
 			return false
 		}
 		if cl.ECS {
-			a.res.Scope = d.Scope
+			a.scope = d.Scope
 		}
 		m := a.b.Save()
 		if d.Len() > 0 && d.IsName(0) {

@@ -78,7 +78,8 @@ type Worker struct {
 	lower     [wire.MaxName + 1]byte
 	cookieBuf [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
 	local     *workerStats
-	src       steer.Source // the client of the query being handled, for steering
+	src       steer.Source  // the client of the query being handled, for steering
+	steer     *steer.Engine // the engine w.ans steers with
 	// q is the query being handled. It lives here rather than on Handle's
 	// stack so that a query resets a few fields instead of zeroing the
 	// whole struct (240 bytes, 5% of a query's time in BenchmarkHandle).
@@ -385,9 +386,15 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.trailerLen(q))
 	r.source(q.src.Addr(), &w.src)
-	res := w.ans.Answer(rt.zones, authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do, Steer: rt.steer, Client: &w.src}, b)
+	if w.steer != rt.steer {
+		w.steer = rt.steer
+		w.ans.SetSteering(rt.steer, &w.src)
+	}
+	res := w.ans.Answer(rt.zones, authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
 	q.out.Zone = res.Zone
-	q.scope = res.Scope
+	if r.hasECS {
+		q.scope = w.ans.Scope()
+	}
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
 	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {
