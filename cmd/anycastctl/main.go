@@ -107,7 +107,7 @@ func commands() []*command {
 				"interrupted.",
 			run: runDig,
 		},
-		zoneCommand(), recordCommand(), fleetCommand(),
+		zoneCommand(), recordCommand(), poolCommand(), fleetCommand(),
 		{
 			name: "version", summary: "print the version",
 			run: runVersion,

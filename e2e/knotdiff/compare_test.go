@@ -315,6 +315,14 @@ func acceptedDifferences(zone map[string][]dns.RR) []acceptedDifference {
 			apply: applyDNAMEOverflow,
 		},
 		{
+			id:        "knot-ecs-lenient",
+			knotWrong: true,
+			reason: "RFC 7871 §6: an ECS option with more ADDRESS octets than SOURCE PREFIX-LENGTH needs, or with address " +
+				"bits set beyond it, SHOULD get FORMERR; Knot 3.2.6 (edns-client-subnet: on) answers the query and echoes " +
+				"the option. Knot's view is corrected to FORMERR with no records and no ECS option",
+			apply: applyECSLenient,
+		},
+		{
 			id: "malformed-drop",
 			reason: "RFC 1035 §4.1.1 and RFC 6891 §7: a query that cannot be parsed may be answered with FORMERR or " +
 				"dropped; where Knot drops it, anycastd may answer FORMERR instead",
@@ -451,6 +459,38 @@ func applyUDPSize(_ *query, knot, ours *view) bool {
 	e.UDPSize = knot.edns.UDPSize
 	ours.edns = &e
 	return differ
+}
+
+// applyECSLenient corrects Knot's answer to a query whose ECS option is
+// malformed in the ways Knot lets through (RFC 7871 §6) to FORMERR.
+func applyECSLenient(q *query, knot, ours *view) bool {
+	if q.raw != nil || q.edns == nil || !knot.answered || knot.rcode == dns.RcodeFormatError || ours.rcode != dns.RcodeFormatError {
+		return false
+	}
+	lenient := false
+	for _, o := range q.edns.options {
+		l, ok := o.(*dns.EDNS0_LOCAL)
+		if !ok || l.Code != dns.EDNS0SUBNET || len(l.Data) < 4 {
+			continue
+		}
+		source, addr := int(l.Data[2]), l.Data[4:]
+		switch {
+		case len(addr) > (source+7)/8:
+			lenient = true
+		case source%8 != 0 && len(addr) == (source+7)/8 && addr[len(addr)-1]&(0xFF>>(source%8)) != 0:
+			lenient = true
+		}
+	}
+	if !lenient {
+		return false
+	}
+	knot.rcode = dns.RcodeFormatError
+	knot.flags.aa = false
+	knot.sections = [3][]dns.RR{}
+	if knot.edns != nil {
+		knot.edns.Options = nil
+	}
+	return true
 }
 
 func applyMalformedDrop(q *query, knot, ours *view) bool {

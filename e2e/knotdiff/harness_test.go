@@ -155,7 +155,9 @@ func answersSOA(addr netip.AddrPort, zones []testZone) error {
 //
 // Knot applies response rate limiting and DNS cookies only through the
 // rrl and cookies modules, which are not loaded here; no other Knot feature
-// changes answers by client or by time.
+// changes answers by client or by time. edns-client-subnet makes Knot
+// validate and echo ECS options (RFC 7871) as anycastd does: without it
+// Knot ignores them.
 func knotConfig(dir, dirs string, port uint16, zoneDir string, zones []testZone, semanticChecks bool) string {
 	var b bytes.Buffer
 	checks := "off"
@@ -170,6 +172,7 @@ func knotConfig(dir, dirs string, port uint16, zoneDir string, zones []testZone,
     version: %q
     udp-max-payload: 1232
     answer-rotation: off
+    edns-client-subnet: on
 
 %stemplate:
   - id: default

@@ -13,6 +13,13 @@ const (
 	typeUnknown65401 = 65401 // present nowhere
 )
 
+// ecs is an EDNS(0) query with one ECS option of the given fields, raw so
+// that malformed ones can be sent.
+func ecs(family uint16, source, scope uint8, addr ...byte) *ednsQuery {
+	data := append(binary.BigEndian.AppendUint16(nil, family), source, scope)
+	return &ednsQuery{size: 1232, options: []dns.EDNS0{&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: append(data, addr...)}}}
+}
+
 // queries is the list sent to both servers. Each group says which part of
 // the checklist it covers; want is what Knot answers (see expect).
 func queries() []query {
@@ -286,6 +293,25 @@ func queries() []query {
 		query{qname: "bigtxt.example.com.", qtype: dns.TypeTXT, edns: &ednsQuery{size: 4096}, want: truncated(true), note: "2.6k of TXT over the server's 1232"},
 		query{qname: "bigtxt.example.com.", qtype: dns.TypeTXT, edns: &ednsQuery{size: 4096}, tcp: true, want: ok(24), note: "2.6k of TXT over TCP"},
 		query{qname: "bigtxt.example.com.", qtype: dns.TypeTXT, tcp: true, want: ok(24), note: "2.6k of TXT over TCP without EDNS"},
+	)
+
+	// EDNS Client Subnet (RFC 7871) on answers that are not steered: the
+	// option is echoed with SCOPE PREFIX-LENGTH 0; malformed ones are
+	// FORMERR.
+	add("ecs",
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51, 100), want: ok(1), note: "IPv4 /24"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 32, 0, 198, 51, 100, 7), want: ok(1), note: "IPv4 /32"},
+		query{qname: "www.example.com.", qtype: dns.TypeAAAA, edns: ecs(2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 1, 2), want: ok(1), note: "IPv6 /56"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 0, 0), want: ok(1), note: "source 0"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51, 100), tcp: true, want: ok(1), note: "over TCP"},
+		query{qname: "nonexistent.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51, 100), want: nxdomain(0), note: "NXDOMAIN"},
+		query{qname: "www.example.org.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51, 100), want: rcode(dns.RcodeRefused), note: "REFUSED"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(3, 24, 0, 198, 51, 100), want: rcode(dns.RcodeFormatError), note: "unknown family"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 33, 0, 198, 51, 100, 7, 0), want: rcode(dns.RcodeFormatError), note: "source longer than the family"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 16, 198, 51, 100), want: ok(1), note: "scope in a query (MUST be 0, no FORMERR named)"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51, 100, 0), want: ok(1), note: "too many address octets: Knot answers, knot-ecs-lenient"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 24, 0, 198, 51), want: rcode(dns.RcodeFormatError), note: "too few address octets"},
+		query{qname: "www.example.com.", qtype: dns.TypeA, edns: ecs(1, 22, 0, 198, 51, 101), want: ok(1), note: "address bits beyond the source: Knot answers, knot-ecs-lenient"},
 	)
 
 	add("nsec", signedQueries("nsec.example.", false)...)

@@ -15,6 +15,10 @@
 //	GET    /v1/zones/{zone}/rrsets/{name}/{type}   one RRset, with an ETag
 //	PUT    /v1/zones/{zone}/rrsets/{name}/{type}   replace it: {"ttl":300,"records":["192.0.2.1"]}
 //	DELETE /v1/zones/{zone}/rrsets/{name}/{type}   delete it
+//	GET    /v1/zones/{zone}/pools                  every pool (steered RRset) of the zone
+//	GET    /v1/zones/{zone}/pools/{name}/{type}    one pool (type A or AAAA)
+//	PUT    /v1/zones/{zone}/pools/{name}/{type}    define it: {"ttl":30,"policy":["up","weighted"],"endpoints":[...]}
+//	DELETE /v1/zones/{zone}/pools/{name}/{type}    delete it
 //	GET    /v1/fleet[?zone=ZONE]                   the nodes that joined over the stream (fleet.View)
 //	DELETE /v1/fleet/{node}                        forget a member that is gone
 //	POST   /v1/fleet/{node}/revoke                 revoke a member; DELETE lifts the revocation
@@ -42,6 +46,11 @@
 // importing it whole, signed with a newer serial or unsigned: the control
 // plane does not sign, and an edit of one RRset would leave bogus
 // signatures, so it is refused with 409.
+//
+// A pool is stored as a record of the private-use type steer.TypePool at
+// its owner, so it replicates with the zone; it is written only through
+// the pools endpoints (a PUT of that type through rrsets is refused), and
+// refused in a DNSSEC-signed zone with 409.
 //
 // Errors are JSON {"error": "..."}: 400 for bad input (naming the record or
 // field), 401 without a valid token, 404, 405, 409 when the zone exists or

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -138,6 +139,8 @@ func (h *handler) routes() []route {
 		{PathZones + "/{zone}/zonefile", map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}},
 		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
 		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
+		{PathZones + "/{zone}/pools", map[string]handlerFunc{"GET": h.listPools}},
+		{PathZones + "/{zone}/pools/{name}/{type}", map[string]handlerFunc{"GET": h.getPool, "PUT": h.putPool, "DELETE": h.deletePool}},
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},
 		{PathFleet + "/{node}", map[string]handlerFunc{"DELETE": h.fleetForget}},
 		{PathFleet + "/{node}/revoke", map[string]handlerFunc{"POST": h.fleetRevoke, "DELETE": h.fleetUnrevoke}},
@@ -696,6 +699,9 @@ func (h *handler) putRRset(w http.ResponseWriter, r *http.Request) error {
 	zname, owner, t, err := rrsetParams(r)
 	if err != nil {
 		return err
+	}
+	if t == steer.TypePool {
+		return badRequest("type %s holds pools: write them through %s/{A,AAAA}", typeString(t), PoolsPath(zname)+"/"+PathSegment(owner))
 	}
 	if _, err := requireMedia(r, MediaJSON); err != nil {
 		return err

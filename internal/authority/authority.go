@@ -12,6 +12,7 @@ package authority
 import (
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -49,12 +50,40 @@ type Answerer struct {
 	used    int
 	written [16]*zone.RRset // NSEC3/NSEC records already in the authority section
 	nw      int
+	// Steering (SetSteering): the engine, the client of the query being
+	// answered, and what the last answer's ECS scope came to (Scope).
+	steer  *steer.Engine
+	client *steer.Source
+	scope  uint8
+	dec    steer.Decision
 }
+
+// SetSteering makes the answerer steer A and AAAA at names with a pool (a
+// steer.TypePool record) with e, for the client in *client, which the
+// caller fills in before each Answer and which is read only by a steered
+// answer. A nil e answers the records at such names as they are. Query
+// and Result stay as small as they were: the query path passes them by
+// value, and every unsteered answer would pay for the extra words.
+func (a *Answerer) SetSteering(e *steer.Engine, client *steer.Source) {
+	if client == nil {
+		client = &noSource
+	}
+	a.steer, a.client = e, client
+}
+
+// Scope is the ECS SCOPE PREFIX-LENGTH of the last answer: how many
+// leading bits of the ECS client address it depended on; 0 when it did
+// not (not steered, or steered by the resolver's address).
+func (a *Answerer) Scope() uint8 { return a.scope }
 
 // Answer resolves q against set and writes the sections into b.
 func (a *Answerer) Answer(set *zone.Set, q Query, b *wire.Builder) Result {
 	a.b = b
 	a.do = q.DO
+	if a.client == nil {
+		a.client = &noSource
+	}
+	a.scope = 0
 	a.nw = 0
 	a.used = 0
 	a.res = Result{}
@@ -191,7 +220,16 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		a.sigAnswer(name, n, synth)
 		return nil, false
 	}
-	if set := n.Get(qtype); set != nil {
+	if (qtype == dns.TypeA || qtype == dns.TypeAAAA) && a.steer != nil && !z.Signed {
+		if pools := n.Get(steer.TypePool); pools != nil && a.steered(name, pools, qtype) {
+			return nil, false
+		}
+	}
+	set := n.Get(qtype)
+	if qtype == steer.TypePool {
+		set = nil // pools are the node's own data, never an answer
+	}
+	if set != nil {
 		if !a.rrset(wire.Answer, name, set) {
 			return nil, false
 		}
@@ -213,11 +251,84 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		if !wire.IsSubdomain(lt, z.OriginWire()) {
 			return nil, false // the resolver continues elsewhere
 		}
+		if a.client.HasECS && a.steeredAt(lt, qtype) {
+			// A tailored answer at the end of a CNAME chain: only the
+			// CNAME goes in (RFC 7871 §7.2.1), so that the resolver
+			// caches it for everyone and asks for the target with its
+			// client's subnet.
+			return nil, false
+		}
 		return lt, true
 	}
 	// NODATA.
 	a.negative(name, synth, n, qtype)
 	return nil, false
+}
+
+var noSource steer.Source
+
+// steeredAt reports whether a query for name and qtype in the zone would
+// be steered: an A or AAAA query at a name with a pool for it.
+func (a *Answerer) steeredAt(name []byte, qtype uint16) bool {
+	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil || a.z.Signed {
+		return false
+	}
+	n := a.z.Lookup(name)
+	if n == nil {
+		return false
+	}
+	pools := n.Get(steer.TypePool)
+	if pools == nil {
+		return false
+	}
+	for rd, rest := pools.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+		if steer.RdataType(rd) == qtype {
+			return true
+		}
+	}
+	return false
+}
+
+// steered answers qtype at name from the pool for it among pools (the
+// TypePool RRset at the node), as the steering engine decides for the
+// client: the addresses chosen, or a CNAME to the first endpoint chosen when
+// it is a name, with the pool's TTL. It returns false when there is no
+// usable pool for qtype, and the records at the name answer as usual (a
+// pool this node cannot read falls back to them).
+func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
+	for rd, rest := pools.Head(); rd != nil; rd, rest = zone.Tail(rest) {
+		if steer.RdataType(rd) != qtype {
+			continue
+		}
+		cl := a.client.Client()
+		d := &a.dec
+		if !a.steer.Decide(rd, cl, d) {
+			return false
+		}
+		if cl.ECS {
+			a.scope = d.Scope
+		}
+		m := a.b.Save()
+		if d.Len() > 0 && d.IsName(0) {
+			if !a.b.RR(wire.Answer, name, dns.TypeCNAME, dns.ClassINET, d.TTL(), d.Rdata(0)) {
+				a.b.Restore(m)
+				a.res.TC = true
+			}
+			return true
+		}
+		for i := range d.Len() {
+			if d.IsName(i) {
+				continue
+			}
+			if !a.b.RR(wire.Answer, name, qtype, dns.ClassINET, d.TTL(), d.Rdata(i)) {
+				a.b.Restore(m)
+				a.res.TC = true
+				return true
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // anyAnswer gives a minimal answer to ANY (RFC 8482 §4.2): one RRset.
@@ -226,7 +337,7 @@ func (a *Answerer) anyAnswer(name []byte, n, synth *zone.Node) {
 	for i := range n.Sets {
 		s := &n.Sets[i]
 		switch s.Type {
-		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3:
+		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, steer.TypePool:
 			continue
 		}
 		pick = s

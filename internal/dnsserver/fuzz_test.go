@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -29,6 +30,10 @@ func FuzzHandle(f *testing.F) {
 		f.Add(p, true)
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef01000000000000000000000000000000"})
 		p, _ = m.Pack()
+		f.Add(p, false)
+		e := m.Copy()
+		e.IsEdns0().Option = append(e.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: ednsECS, Data: ecsData(1, 22, 0, 198, 51, 100)})
+		p, _ = e.Pack()
 		f.Add(p, false)
 		for _, k := range []struct{ name, secret string }{{"k1.", testSecret}, {"k2.", testSecret}, {"k1.", otherSecret}} {
 			for _, skew := range []int64{0, -3600} {
@@ -67,6 +72,41 @@ func FuzzHandle(f *testing.F) {
 		}
 		if len(p) >= 2 && m.Id != uint16(p[0])<<8|uint16(p[1]) {
 			t.Fatalf("id %d does not echo the query", m.Id)
+		}
+	})
+}
+
+// FuzzHandleSteered feeds arbitrary packets to a handler serving pools:
+// never a panic, every response a well-formed message echoing the ID,
+// with at most one ECS option, whose scope is never more than the
+// privacy limit.
+func FuzzHandleSteered(f *testing.F) {
+	for _, name := range []string{"svc.example.com.", "geo.example.com.", "v6.example.com.", "alias.example.com.", "x.wild.example.com.", "big.example.com."} {
+		for _, ecs := range [][]byte{nil, ecsData(1, 24, 0, 198, 51, 100), ecsData(2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 1, 2), ecsData(1, 0, 0)} {
+			f.Add(steerQuery(f, name, dns.TypeA, ecs), false)
+			f.Add(steerQuery(f, name, dns.TypeAAAA, ecs), true)
+		}
+	}
+	w := steerHandler(f).NewWorker()
+	f.Fuzz(func(t *testing.T, p []byte, tcp bool) {
+		tr := UDP
+		if tcp {
+			tr = TCP
+		}
+		resp := answer(w, p, tr)
+		if resp == nil {
+			return
+		}
+		var m dns.Msg
+		if err := m.Unpack(resp); err != nil {
+			t.Fatalf("response does not parse: %v\nquery %x\nresponse %x", err, p, resp)
+		}
+		if len(p) >= 2 && m.Id != uint16(p[0])<<8|uint16(p[1]) {
+			t.Fatalf("id %d does not echo the query", m.Id)
+		}
+		data, n := echoedECS(t, resp)
+		if n > 1 || n == 1 && (data[3] > 56 || binary.BigEndian.Uint16(data) == 1 && data[3] > 24) {
+			t.Fatalf("ECS %v (%d options)\nquery %x", data, n, p)
 		}
 	})
 }

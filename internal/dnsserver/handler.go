@@ -14,6 +14,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/authority"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -77,6 +78,8 @@ type Worker struct {
 	lower     [wire.MaxName + 1]byte
 	cookieBuf [ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
 	local     *workerStats
+	src       steer.Source  // the client of the query being handled, for steering
+	steer     *steer.Engine // the engine w.ans steers with
 	// q is the query being handled. It lives here rather than on Handle's
 	// stack so that a query resets a few fields instead of zeroing the
 	// whole struct (240 bytes, 5% of a query's time in BenchmarkHandle).
@@ -113,6 +116,11 @@ type request struct {
 	nsid    bool
 	cookie  []byte // COOKIE option data: client cookie, then server cookie if any
 	tsigAt  int    // offset of the TSIG record (the last one); 0 = unsigned
+	// The first ECS option (RFC 7871), when hasECS; badECS when an ECS
+	// option was malformed (FORMERR).
+	ecs    ecsOpt
+	hasECS bool
+	badECS bool
 }
 
 // query is one query being handled: the snapshot it is answered from, its
@@ -127,6 +135,9 @@ type query struct {
 	// signed query (nil for an unsigned one, the fast path).
 	cookieOut []byte
 	sig       *tsig.Signer
+	// scope is the ECS SCOPE PREFIX-LENGTH of the answer: the client
+	// address bits a steered answer depended on, 0 for any other.
+	scope uint8
 	// out is the outcome, filled in as the query is answered and returned
 	// by Handle (a copy).
 	out Outcome
@@ -171,7 +182,8 @@ func (q *query) reset(rt *Runtime, src netip.AddrPort, t Transport) {
 	q.rt, q.src, q.t = rt, src, t
 	r := &q.request
 	r.qname, r.edns, r.version, r.do, r.udpSize, r.nsid, r.cookie, r.tsigAt = nil, false, 0, false, 0, false, nil, 0
-	q.cookieOut, q.sig, q.out = nil, nil, Outcome{}
+	r.hasECS, r.badECS = false, false
+	q.cookieOut, q.sig, q.out, q.scope = nil, nil, Outcome{}, 0
 }
 
 // signedOK reports whether the query was signed with a key we hold and
@@ -353,6 +365,9 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	if r.edns && r.version > 0 {
 		return w.header(q, dns.RcodeBadVers, limit, true)
 	}
+	if r.badECS {
+		return w.header(q, dns.RcodeFormatError, limit, true)
+	}
 	switch r.qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		if q.t == UDP && r.qtype == dns.TypeAXFR {
@@ -370,8 +385,16 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	b.Header(r.id, 0)
 	b.Question(r.qname, r.qtype, r.qclass)
 	b.Reserve(w.trailerLen(q))
+	r.source(q.src.Addr(), &w.src)
+	if w.steer != rt.steer {
+		w.steer = rt.steer
+		w.ans.SetSteering(rt.steer, &w.src)
+	}
 	res := w.ans.Answer(rt.zones, authority.Query{Name: r.lower, Type: r.qtype, Class: r.qclass, DO: r.do}, b)
 	q.out.Zone = res.Zone
+	if r.hasECS {
+		q.scope = w.ans.Scope()
+	}
 	// RD is copied; CD is cleared in authoritative answers (RFC 4035 §3.1.6).
 	flags := flagQR | r.flags&flagRD | uint16(res.Rcode&0xF)
 	if res.AA {
@@ -448,6 +471,13 @@ func (w *Worker) parseOptions(p []byte, r *request) bool {
 		switch code {
 		case ednsNSID:
 			r.nsid = true
+		case ednsECS:
+			// Only the first ECS option counts; a malformed one is
+			// answered with FORMERR once the header is known.
+			if !r.hasECS && !r.badECS {
+				r.ecs, r.hasECS = parseECS(p[4 : 4+n])
+				r.badECS = !r.hasECS
+			}
 		case ednsCookie:
 			// A client cookie alone, or with a server cookie of 8 to 32
 			// bytes; anything else is a format error (RFC 7873 §5.2.2).
@@ -481,6 +511,9 @@ func (w *Worker) optLen(q *query) int {
 	if q.cookieOut != nil {
 		n += 4 + len(q.cookieOut)
 	}
+	if q.hasECS {
+		n += 4 + q.ecs.len()
+	}
 	return n
 }
 
@@ -500,7 +533,7 @@ func (w *Worker) appendOPT(q *query, rcode int) {
 	if !r.edns {
 		return
 	}
-	var opt [optFixedLen + 6 + 4 + 255 + 4 + ratelimit.ClientCookieLen + ratelimit.ServerCookieLen]byte
+	var opt [optFixedLen + 6 + 4 + 255 + 4 + ratelimit.ClientCookieLen + ratelimit.ServerCookieLen + 4 + 4 + 16]byte
 	o := opt[:0]
 	o = append(o, 0) // root owner
 	o = binary.BigEndian.AppendUint16(o, dns.TypeOPT)
@@ -528,6 +561,16 @@ func (w *Worker) appendOPT(q *query, rcode int) {
 		o = binary.BigEndian.AppendUint16(o, ednsCookie)
 		o = binary.BigEndian.AppendUint16(o, uint16(len(q.cookieOut)))
 		o = append(o, q.cookieOut...)
+	}
+	if r.hasECS {
+		// FAMILY, SOURCE PREFIX-LENGTH and ADDRESS as the query had them,
+		// SCOPE PREFIX-LENGTH what the answer depended on (RFC 7871
+		// §7.2.1): 0 for every answer that is not steered.
+		o = binary.BigEndian.AppendUint16(o, ednsECS)
+		o = binary.BigEndian.AppendUint16(o, uint16(r.ecs.len()))
+		o = binary.BigEndian.AppendUint16(o, r.ecs.family)
+		o = append(o, r.ecs.source, q.scope)
+		o = append(o, r.ecs.addr...)
 	}
 	binary.BigEndian.PutUint16(o[rdlenAt:], uint16(len(o)-rdlenAt-2))
 	w.b.AppendRaw(wire.Additional, 1, o)

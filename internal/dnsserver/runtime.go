@@ -8,6 +8,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -33,6 +34,10 @@ type Settings struct {
 	// TCP are the limits of the TCP connections (zero fields take the
 	// defaults of TCPLimits).
 	TCP TCPLimits
+	// Steer decides steered answers (the pools in the zones) from its
+	// state; nil: an engine of the handler's own with no state (every
+	// endpoint up, no region map, RTT or load).
+	Steer *steer.Engine
 }
 
 // TCPLimits are the limits of the TCP connections; zero fields take the
@@ -64,6 +69,7 @@ type Runtime struct {
 	settings Settings
 	zones    *zone.Set
 	notify   NotifyFunc // nil: NOTIFY is NOTIMP
+	steer    *steer.Engine
 	// Derived from settings.
 	maxUDP int
 	nsid   []byte           // NSID option data, nil when off
@@ -90,9 +96,14 @@ const (
 	defaultTCPBusyIdle  = time.Second
 )
 
-// derive fills in what the snapshot derives from its settings.
-func (rt *Runtime) derive() {
+// derive fills in what the snapshot derives from its settings; engine is the
+// steering engine when the settings name none.
+func (rt *Runtime) derive(engine *steer.Engine) {
 	s := rt.settings
+	rt.steer = s.Steer
+	if rt.steer == nil {
+		rt.steer = engine
+	}
 	rt.maxUDP = s.MaxUDP
 	if rt.maxUDP < minUDP || rt.maxUDP > maxUDPLimit {
 		rt.maxUDP = defaultUDP
@@ -133,14 +144,15 @@ type Handler struct {
 	mu    sync.Mutex // one writer at a time: each builds on the current snapshot
 	rt    atomic.Pointer[Runtime]
 	stats *Stats
+	steer *steer.Engine // when the settings name none
 }
 
 // NewHandler returns a handler with settings s that answers from an empty
 // zone set until SetZones is called.
 func NewHandler(s Settings, stats *Stats) *Handler {
-	h := &Handler{stats: stats}
+	h := &Handler{stats: stats, steer: steer.NewEngine()}
 	rt := &Runtime{settings: s, zones: zone.NewSet()}
-	rt.derive()
+	rt.derive(h.steer)
 	h.rt.Store(rt)
 	return h
 }
@@ -155,7 +167,7 @@ func (h *Handler) update(change func(rt *Runtime)) {
 	defer h.mu.Unlock()
 	next := *h.rt.Load()
 	change(&next)
-	next.derive()
+	next.derive(h.steer)
 	h.rt.Store(&next)
 }
 

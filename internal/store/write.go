@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -66,6 +67,9 @@ func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, polic
 			return ZoneInfo{}, invalidf("create zone %s: records[%d]: no record", zname, i)
 		}
 		recs[i] = zone.Record{RR: rr, File: fmt.Sprintf("records[%d]", i)}
+	}
+	if err := checkPoolRecords(zname, recs, signedRecords(recs)); err != nil {
+		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
 	}
 	now := s.opt.now()
 	if i := apexSOA(zname, recs); i >= 0 && signedRecords(recs) == "" {
@@ -239,6 +243,11 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		}
 	}
 	next = normalize(owner, next)
+	if t == steer.TypePool {
+		if err := checkPools(next, func(i int) string { return fmt.Sprintf("%s: records[%d]", what, i) }); err != nil {
+			return 0, nil, err
+		}
+	}
 	if len(next) == 0 && len(cur) == 0 {
 		return 0, nil, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
@@ -423,6 +432,9 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	}
 	for i := range recs {
 		recs[i].File = importLabel
+	}
+	if err := checkPoolRecords(zname, recs, signedRecords(recs)); err != nil {
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
 	if err := s.acquire(ctx); err != nil {
 		return ZoneInfo{}, err
