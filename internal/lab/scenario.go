@@ -347,13 +347,27 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // delays returns the one-way delay of the lowest-delay path from node to
-// every other node, over the plan's links.
+// every other node, over the plan's links. A path crosses no stub region's
+// router from one router to another (a stub gives no transit), unless it
+// starts in that region.
 func (p *plan) delays(from string) map[string]time.Duration {
 	dist := map[string]time.Duration{from: 0}
+	stub := map[string]bool{}
+	for _, r := range p.topo.Regions {
+		stub[r.Name] = r.Stub
+	}
+	origin := p.byName[from]
+	transit := func(via, to string) bool {
+		v, t := p.byName[via], p.byName[to]
+		return v.Role == RoleRouter && t.Role == RoleRouter && stub[v.Region] && (origin == nil || origin.Region != v.Region)
+	}
 	for range p.nodes { // Bellman-Ford: the graph is tiny
 		changed := false
 		for _, k := range p.links {
 			for _, e := range [][2]string{{k.A.Node, k.B.Node}, {k.B.Node, k.A.Node}} {
+				if transit(e[0], e[1]) {
+					continue
+				}
 				if d, ok := dist[e[0]]; ok {
 					if old, ok := dist[e[1]]; !ok || d+k.Spec.Delay < old {
 						dist[e[1]] = d + k.Spec.Delay
