@@ -41,6 +41,10 @@ type Control struct {
 	Metrics Metrics
 	// Stream is the listener of the nodes' streams (stream.go).
 	Stream Stream
+	// Levels, when set, makes the control plane decide each PoP's level
+	// from the monitors' reports and send it to the nodes (levels.go);
+	// nil = no decisions are sent (reports are still kept and shown).
+	Levels *Levels
 
 	src        *source // where the fields came from; nil for a Control built in code
 	tokenLines []int   // line of each token in API.TokenFile
@@ -230,6 +234,7 @@ func (d *decoder) control(top *yaml.Node, c *Control) {
 			})
 		}},
 		d.streamField(c),
+		d.levelsField(c),
 	})
 }
 
@@ -405,6 +410,7 @@ func (c *Control) validate(v *validator) {
 	v.xfr(&c.Xfr, tcp)
 	v.httpListen("metrics.listen", c.Metrics.Listen, tcp)
 	v.stream(c, tcp)
+	v.controlLevels(c)
 }
 
 func (c *Control) validateTokens(v *validator) {

@@ -45,7 +45,7 @@ func TestControlFullShowsEveryKey(t *testing.T) {
 	if diff := cmp.Diff(allowed, used); diff != "" {
 		t.Errorf("keys of the schema (-) missing from %s, or keys (+) it uses that the schema lacks:\n%s", file, diff)
 	}
-	for _, section := range []string{"", "api", "xfr", "xfr.tsig_keys[]", "xfr.allow_transfer[]", "xfr.notify[]", "xfr.catalog", "log", "metrics", "stream"} {
+	for _, section := range []string{"", "api", "xfr", "xfr.tsig_keys[]", "xfr.allow_transfer[]", "xfr.notify[]", "xfr.catalog", "log", "metrics", "stream", "levels"} {
 		if _, ok := d.keys[section]; !ok {
 			t.Errorf("%s: section %q not shown", file, section)
 		}

@@ -107,6 +107,9 @@ func TestControlGood(t *testing.T) {
 			Metrics:      config.Metrics{Listen: addrPort("127.0.0.1:9154")},
 			Stream: config.Stream{Listen: []netip.AddrPort{addrPort("192.0.2.1:8055")}, TLSCert: "/etc/anycastd/stream.crt",
 				TLSKey: "/etc/anycastd/stream.key", Keys: []string{"xfr-key."}, Heartbeat: 500 * time.Millisecond},
+			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
+				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
+				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2},
 		},
 	}
 	files, err := filepath.Glob("testdata/control/*.good.yaml")

@@ -43,7 +43,10 @@ type Monitor struct {
 	Window time.Duration
 	// PoPs are the PoPs to probe; at least one.
 	PoPs []MonitorPoP
-	Log  Log
+	// Report, when set, sends what the monitor sees to a control plane
+	// after each round (levels.go); nil = it reports to nobody.
+	Report *MonitorReport
+	Log    Log
 
 	src *source
 }
@@ -138,6 +141,7 @@ func (d *decoder) decodeMonitor(data []byte) *Monitor {
 				})
 			}
 		}},
+		d.reportField(m),
 		{"log", func(n *yaml.Node, p string) { d.log(n, p, &m.Log) }},
 	})
 	return m
@@ -223,6 +227,7 @@ func (m *Monitor) validate(v *validator) {
 			}
 		}
 	}
+	v.report(m.Report)
 	v.log("log", m.Log)
 }
 

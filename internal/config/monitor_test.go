@@ -76,7 +76,8 @@ func TestMonitorGood(t *testing.T) {
 				{Name: "A-pop", DNS: addrPort("192.0.2.1:53"), Load: "http://192.0.2.1:9153"},
 				{Name: "B-pop", DNS: addrPort("[2001:db8::53]:5353"), Load: "https://b-pop.example:8443/base/"},
 			},
-			Log: config.Log{Level: slog.LevelDebug, Format: config.LogJSON},
+			Report: &config.MonitorReport{URL: "http://198.51.100.190:8080/", Token: "0123456789abcdef-monitor"},
+			Log:    config.Log{Level: slog.LevelDebug, Format: config.LogJSON},
 		},
 	}
 	files, _ := filepath.Glob("testdata/monitor/*.good.yaml")

@@ -60,6 +60,11 @@ type ClientConfig struct {
 	Version   string
 	// TLS configures https (nil: the system's roots).
 	TLS *tls.Config
+	// OnLevel, when set, is called with each level the control plane
+	// sends for the node's PoP (from the stream's reader: it must not
+	// block); nil = the node does not take levels, and the control plane
+	// sends none.
+	OnLevel func(Level)
 }
 
 // Client is the node's end of one control plane's stream: it keeps the
@@ -92,6 +97,7 @@ type ClientState struct {
 	Server    string    `json:"server,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Pushes    uint64    `json:"pushes"`
+	Levels    uint64    `json:"levels"` // level frames received
 }
 
 // NewClient checks cfg and returns a client; status is asked for each
@@ -277,7 +283,7 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 		hb = DefaultHeartbeat
 	}
 	serials := c.zones.Serials()
-	hello, err := json.Marshal(nodeHello{Node: c.cfg.Node, PoP: c.cfg.PoP, Version: c.cfg.Version, Zones: serials})
+	hello, err := json.Marshal(nodeHello{Node: c.cfg.Node, PoP: c.cfg.PoP, Version: c.cfg.Version, Zones: serials, Levels: c.cfg.OnLevel != nil})
 	if err != nil {
 		return false, err
 	}
@@ -395,6 +401,17 @@ func (c *Client) readLoop(ctx context.Context, fc *frameConn, ap *appliers) erro
 			}
 			if err := ap.send(ctx, j); err != nil {
 				return err
+			}
+		case frameLevel:
+			var l Level
+			if err := json.Unmarshal(p, &l); err != nil {
+				return fmt.Errorf("%w: level: %w", ErrProtocol, err)
+			}
+			c.mu.Lock()
+			c.state.Levels++
+			c.mu.Unlock()
+			if c.cfg.OnLevel != nil {
+				c.cfg.OnLevel(l)
 			}
 		case frameBye:
 			var b bye

@@ -16,15 +16,16 @@ import (
 // frameConn); the first one the server sends, the challenge, carries its
 // nonce in the clear so that the node can derive that key.
 const (
-	frameChallenge byte = 1 // server → node: server nonce, then serverHello (JSON)
-	frameHello     byte = 2 // node → server: nodeHello (JSON)
-	frameHeartbeat byte = 3 // node → server: Heartbeat (JSON)
-	frameXfr       byte = 4 // server → node: zone name, then one DNS message of a transfer
-	frameXfrEnd    byte = 5 // server → node: zone name, then the transfer's serial (4 bytes)
-	frameAck       byte = 6 // node → server: ack (JSON)
-	frameKeepalive byte = 7 // server → node: nothing (liveness)
-	frameBye       byte = 8 // server → node: bye (JSON), then the server closes
-	frameAuth      byte = 9 // node → server: nothing; its MAC proves the key before the hello, which may be large
+	frameChallenge byte = 1  // server → node: server nonce, then serverHello (JSON)
+	frameHello     byte = 2  // node → server: nodeHello (JSON)
+	frameHeartbeat byte = 3  // node → server: Heartbeat (JSON)
+	frameXfr       byte = 4  // server → node: zone name, then one DNS message of a transfer
+	frameXfrEnd    byte = 5  // server → node: zone name, then the transfer's serial (4 bytes)
+	frameAck       byte = 6  // node → server: ack (JSON)
+	frameKeepalive byte = 7  // server → node: nothing (liveness)
+	frameBye       byte = 8  // server → node: bye (JSON), then the server closes
+	frameAuth      byte = 9  // node → server: nothing; its MAC proves the key before the hello, which may be large
+	frameLevel     byte = 10 // server → node: Level (JSON), only to a node whose hello said it takes them
 )
 
 func frameName(t byte) string {
@@ -47,6 +48,8 @@ func frameName(t byte) string {
 		return "bye"
 	case frameAuth:
 		return "auth"
+	case frameLevel:
+		return "level"
 	}
 	return fmt.Sprintf("type%d", t)
 }

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"net/netip"
+	"time"
 )
 
 // Path is where a control plane serves the stream.
@@ -34,7 +35,27 @@ type nodeHello struct {
 	PoP     string            `json:"pop"`
 	Version string            `json:"version"`
 	Zones   map[string]uint32 `json:"zones"`
+	// Levels: the node takes level frames (a node of an older version
+	// would end the stream on a frame type it does not know).
+	Levels bool `json:"levels,omitempty"`
 }
+
+// Level is the level the control plane decided for the node's PoP (see
+// package internal/fleet/level), sent at once when it changes and again
+// every decision interval as a refresh. The node keeps it for Valid from
+// when it reads the frame (a duration, not a time: the two clocks need not
+// agree), then returns to normal unless a refresh came.
+type Level struct {
+	PoP    string `json:"pop"`
+	Level  string `json:"level"` // normal, shed-1, shed-2, shed-3, withdrawn
+	Reason string `json:"reason"`
+	// ValidMS is how long the level holds without a refresh, in
+	// milliseconds.
+	ValidMS int64 `json:"valid_ms"`
+}
+
+// Valid is how long the level holds without a refresh.
+func (l Level) Valid() time.Duration { return time.Duration(l.ValidMS) * time.Millisecond }
 
 // Status is what a node reports about itself in each heartbeat.
 type Status struct {

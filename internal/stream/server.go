@@ -95,6 +95,15 @@ type Session interface {
 	Leave(err error)
 }
 
+// LevelSession is a Session that also has levels for the node (its PoP's,
+// decided by the control plane): the server sends each value it receives
+// as a level frame, to a node that takes them. The channel should hold
+// only the newest level.
+type LevelSession interface {
+	Session
+	Levels() <-chan Level
+}
+
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Name is the control plane's name, sent to the nodes.
@@ -300,6 +309,10 @@ type session struct {
 	queue []nodeEvent
 	wake  chan struct{}
 
+	// levels are the PoP levels for the node, nil when the registry has
+	// none or the node does not take them.
+	levels <-chan Level
+
 	// The writer's own.
 	belief   map[string]uint32 // serial the node holds, or will once it applied what was sent
 	pushID   uint64
@@ -375,7 +388,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, node, keyNa
 		default:
 		}
 	})
-	ss.log.Info("stream established", "pop", nh.PoP, "version", nh.Version, "key", keyName, "zones", len(zones))
+	if ls, ok := ss.member.(LevelSession); ok {
+		if nh.Levels {
+			ss.levels = ls.Levels()
+		} else {
+			ss.log.Info("the node does not take PoP levels (an older version): none is sent to it")
+		}
+	}
+	ss.log.Info("stream established", "pop", nh.PoP, "version", nh.Version, "key", keyName, "zones", len(zones), "levels", nh.Levels)
 	readErr := make(chan error, 1)
 	go func() { readErr <- ss.readLoop() }()
 	err = ss.writeLoop(r.Context(), stop, readErr)
@@ -500,6 +520,15 @@ func (ss *session) writeLoop(ctx context.Context, stop <-chan string, readErr <-
 			if err := ss.handle(ctx, ss.drain()); err != nil {
 				return err
 			}
+		case l := <-ss.levels:
+			b, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			if err := ss.write(frameLevel, b); err != nil {
+				return err
+			}
+			ss.s.met.levels.Inc()
 		case <-keepalive.C:
 			if err := ss.write(frameKeepalive); err != nil {
 				return err
@@ -673,6 +702,7 @@ type serverMetrics struct {
 	refused *prometheus.CounterVec
 	pushes  *prometheus.CounterVec
 	bytes   prometheus.Counter
+	levels  prometheus.Counter
 }
 
 func newServerMetrics() *serverMetrics {
@@ -685,9 +715,11 @@ func newServerMetrics() *serverMetrics {
 			Help: "Transfers pushed to nodes, by kind (ixfr, axfr), and pushes the nodes refused (refused) or that could not be made (failed)."}, []string{"kind"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "anycastd_stream_push_bytes_total",
 			Help: "DNS message bytes pushed to nodes."}),
+		levels: prometheus.NewCounter(prometheus.CounterOpts{Name: "anycastd_stream_levels_sent_total",
+			Help: "PoP level frames sent to nodes (changes and refreshes)."}),
 	}
 }
 
 func (m *serverMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.streams, m.refused, m.pushes, m.bytes}
+	return []prometheus.Collector{m.streams, m.refused, m.pushes, m.bytes, m.levels}
 }

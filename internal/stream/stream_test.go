@@ -261,6 +261,13 @@ type harness struct {
 
 func startServer(t *testing.T, src *fakeSource, reg *fakeRegistry, addr string) *harness {
 	t.Helper()
+	return startServerWith(t, src, reg, reg, addr)
+}
+
+// startServerWith is startServer with a registry of the test's own around
+// fake.
+func startServerWith(t *testing.T, src *fakeSource, fake *fakeRegistry, reg Registry, addr string) *harness {
+	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -282,7 +289,7 @@ func startServer(t *testing.T, src *fakeSource, reg *fakeRegistry, addr string) 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, nil, nil) }()
-	h := &harness{t: t, src: src, reg: reg, srv: srv, addr: ln.Addr().String()}
+	h := &harness{t: t, src: src, reg: fake, srv: srv, addr: ln.Addr().String()}
 	stopped := false
 	h.stop = func() {
 		if stopped {
