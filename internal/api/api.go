@@ -18,6 +18,8 @@
 //	GET    /v1/fleet[?zone=ZONE]                   the nodes that joined over the stream (fleet.View)
 //	DELETE /v1/fleet/{node}                        forget a member that is gone
 //	POST   /v1/fleet/{node}/revoke                 revoke a member; DELETE lifts the revocation
+//	POST   /v1/fleet/observations                  a monitor's report (fleet.Report)
+//	PUT    /v1/fleet/pops/{pop}/pin                pin a PoP's level: {"level":"shed-2","reason":"..."}; DELETE lifts it
 //	GET    /fleet                                  the fleet page (no token: it asks for one)
 //
 // Names in paths: a zone with or without the trailing dot, the root as

@@ -141,6 +141,8 @@ func (h *handler) routes() []route {
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},
 		{PathFleet + "/{node}", map[string]handlerFunc{"DELETE": h.fleetForget}},
 		{PathFleet + "/{node}/revoke", map[string]handlerFunc{"POST": h.fleetRevoke, "DELETE": h.fleetUnrevoke}},
+		{fleet.PathObservations, map[string]handlerFunc{"POST": h.fleetObserve}},
+		{PathFleet + "/pops/{pop}/pin", map[string]handlerFunc{"PUT": h.fleetPin, "DELETE": h.fleetUnpin}},
 	}
 }
 
@@ -335,9 +337,14 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // decodeJSON decodes exactly one JSON value with no unknown fields.
-func decodeJSON(data []byte, v any) error {
+func decodeJSON(data []byte, v any) error { return decodeJSONWith(data, v, true) }
+
+// decodeJSONWith is decodeJSON, refusing unknown fields only when strict.
+func decodeJSONWith(data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
@@ -358,6 +365,7 @@ func decodeJSON(data []byte, v any) error {
 }
 
 func jsonKind(goType string) string {
+	goType = strings.TrimPrefix(goType, "*")
 	switch {
 	case strings.HasPrefix(goType, "[]"):
 		return "a list"
@@ -365,6 +373,10 @@ func jsonKind(goType string) string {
 		return "a string"
 	case strings.Contains(goType, "int"):
 		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
 	}
 	return "an object"
 }

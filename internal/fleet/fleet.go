@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/stream"
 )
 
@@ -59,9 +60,18 @@ type Registry struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	mu      sync.Mutex
-	members map[string]*member
-	revoked map[string]time.Time
+	lv     *LevelsConfig // nil = no decisions
+	engine *level.Engine
+	kick   chan struct{} // a report came: step now
+	met    *levelMetrics
+
+	mu       sync.Mutex
+	members  map[string]*member
+	revoked  map[string]time.Time
+	monitors map[string]*monitor                // vantage → its last report
+	obs      map[string]map[string]*observation // PoP → vantage → latest
+	pops     map[string]*popLevel               // PoP → level in force
+	pins     map[string]*pin                    // PoP → operator's pin
 
 	saveMu sync.Mutex // one save at a time, so the newest state is the one written
 }
@@ -102,6 +112,9 @@ type Config struct {
 	Catalog string
 	// Now replaces time.Now in tests.
 	Now func() time.Time
+	// Levels, when set, makes the registry decide the PoPs' levels from
+	// the monitors' reports and send them to the nodes (levels.go).
+	Levels *LevelsConfig
 }
 
 // New returns a registry, with the members and revocations of cfg.File
@@ -114,7 +127,16 @@ func New(cfg Config, logger *slog.Logger) (*Registry, error) {
 		cfg.Serials = func(context.Context) (map[string]uint32, error) { return nil, nil }
 	}
 	r := &Registry{path: cfg.File, serials: cfg.Serials, catalog: cfg.Catalog, log: logger.With("component", "fleet"), now: cfg.Now,
-		members: map[string]*member{}, revoked: map[string]time.Time{}}
+		members: map[string]*member{}, revoked: map[string]time.Time{},
+		monitors: map[string]*monitor{}, obs: map[string]map[string]*observation{}, pops: map[string]*popLevel{}, pins: map[string]*pin{},
+		kick: make(chan struct{}, 1), met: newLevelMetrics()}
+	if cfg.Levels != nil {
+		if cfg.Levels.Interval <= 0 || cfg.Levels.Validity <= cfg.Levels.Interval || cfg.Levels.Engine.Stale <= 0 {
+			return nil, fmt.Errorf("fleet: levels: want an interval, a validity above it and a stale bound, got %+v", *cfg.Levels)
+		}
+		lv := *cfg.Levels
+		r.lv, r.engine = &lv, level.New(lv.Engine)
+	}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -149,8 +171,11 @@ func (r *Registry) Join(m stream.Member, stop func(reason string)) stream.Sessio
 	mb.heartbeat, mb.firstBeat = time.Time{}, time.Time{}
 	mb.serials = maps.Clone(m.Zones)
 	mb.pending = map[string]pushState{}
-	s := &session{r: r, m: mb, stop: stop}
+	s := &session{r: r, m: mb, stop: stop, levels: make(chan stream.Level, 1)}
 	mb.sess = s
+	if pl := r.pops[m.PoP]; r.lv != nil && pl != nil && pl.known {
+		s.sendLevel(r.levelMsg(m.PoP, pl)) // the PoP's level at once, before its first refresh
+	}
 	r.mu.Unlock()
 	if old != nil {
 		old.stop(stream.ByeReplaced)
@@ -168,9 +193,10 @@ func (r *Registry) Join(m stream.Member, stop func(reason string)) stream.Sessio
 
 // session is one stream of a member (stream.Session).
 type session struct {
-	r    *Registry
-	m    *member
-	stop func(reason string)
+	r      *Registry
+	m      *member
+	stop   func(reason string)
+	levels chan stream.Level // the newest level not yet sent
 }
 
 func (s *session) live() bool { return s.m.sess == s }
@@ -379,6 +405,12 @@ type View struct {
 	Generated time.Time    `json:"generated"`
 	Zones     int          `json:"zones"` // zones of the control plane, the catalog included
 	Members   []MemberView `json:"members"`
+	// Levels are the decisions' settings, null when the control plane
+	// decides no levels; PoPs every PoP known from members, reports,
+	// decisions or pins; Monitors every vantage point that reported.
+	Levels   *LevelsView   `json:"levels"`
+	PoPs     []PoPView     `json:"pops"`
+	Monitors []MonitorView `json:"monitors"`
 }
 
 // MaxBehind bounds the zones listed as behind per member.
@@ -406,6 +438,8 @@ func (r *Registry) View(ctx context.Context, zone string) (View, error) {
 	slices.SortFunc(v.Members, func(a, b MemberView) int {
 		return cmp.Or(cmp.Compare(a.PoP, b.PoP), cmp.Compare(a.Node, b.Node))
 	})
+	v.Levels = r.levelsView()
+	v.PoPs, v.Monitors = r.popsView(now)
 	return v, nil
 }
 
@@ -480,6 +514,7 @@ func (r *Registry) viewOf(m *member, cur map[string]uint32, zone string, now tim
 type fileState struct {
 	Members []fileMember         `json:"members"`
 	Revoked map[string]time.Time `json:"revoked"`
+	Pins    map[string]*pin      `json:"pins,omitempty"` // PoP → operator's level
 }
 
 type fileMember struct {
@@ -516,6 +551,11 @@ func (r *Registry) load() error {
 			serials: map[string]uint32{}, pending: map[string]pushState{}}
 	}
 	maps.Copy(r.revoked, st.Revoked)
+	for pop, p := range st.Pins {
+		if p != nil && p.Level.Valid() && checkName(pop) == nil {
+			r.pins[pop] = p
+		}
+	}
 	return nil
 }
 
@@ -533,7 +573,7 @@ func (r *Registry) saveErr() error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
 	r.mu.Lock()
-	st := fileState{Revoked: maps.Clone(r.revoked), Members: []fileMember{}}
+	st := fileState{Revoked: maps.Clone(r.revoked), Members: []fileMember{}, Pins: maps.Clone(r.pins)}
 	for _, m := range r.members {
 		st.Members = append(st.Members, fileMember{Node: m.node, PoP: m.pop, Key: m.key, Version: m.version,
 			FirstSeen: m.firstSeen, LastSeen: m.lastSeen, LastError: m.lastError})

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 )
 
 var (
@@ -29,9 +31,13 @@ func (r *Registry) Collector() prometheus.Collector { return collector{r} }
 type collector struct{ r *Registry }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{membersDesc, connectedDesc, heartbeatAgeDesc, serialLagDesc, zonesBehindDesc, lagSecondsDesc} {
+	for _, d := range []*prometheus.Desc{membersDesc, connectedDesc, heartbeatAgeDesc, serialLagDesc, zonesBehindDesc, lagSecondsDesc,
+		popLevelDesc, monitorAgeDesc} {
 		ch <- d
 	}
+	c.r.met.reports.Describe(ch)
+	c.r.met.changes.Describe(ch)
+	c.r.met.steps.Describe(ch)
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -65,5 +71,18 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, n := range states {
 		gauge(membersDesc, float64(n), s)
+	}
+	for _, p := range v.PoPs {
+		if l, err := level.Parse(p.Level); err == nil {
+			gauge(popLevelDesc, float64(l), p.PoP)
+		}
+	}
+	for _, m := range v.Monitors {
+		gauge(monitorAgeDesc, m.AgeSeconds, m.Vantage)
+	}
+	c.r.met.reports.Collect(ch)
+	c.r.met.changes.Collect(ch)
+	if c.r.lv != nil {
+		c.r.met.steps.Collect(ch)
 	}
 }
