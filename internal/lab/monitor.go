@@ -27,7 +27,7 @@ const (
 	MonitorTimeout  = 200 * time.Millisecond
 	MonitorRise     = 2
 	MonitorFall     = 2
-	MonitorWindow   = 2 * time.Second
+	MonitorWindow   = 5 * time.Second
 	monitorToken    = "monitor.token"
 )
 
@@ -50,19 +50,21 @@ type Levels struct {
 // SteeringLevels are the levels the steering scenarios run with: a decision
 // every 250 ms, a PoP withdrawn when 2 of the 3 vantage points see it down,
 // shed one step when the median over the vantage points of their RTT p95
-// exceeds 40 ms and one step back after 8 s below 25 ms, one change per PoP
+// exceeds 80 ms and one step back after 8 s below 40 ms, one change per PoP
 // per 8 s, one PoP shed at a time. The hold outlasts the monitors' RTT
-// window (2 s) well, so that a step is judged on what came after the step
-// before. The baseline, 5 ms one way between the regions, keeps every
-// PoP's median p95 near 10 ms.
+// window (5 s), so that a step is judged on what came after the step
+// before. The bounds sit well above what an idle PoP shows (a few ms over
+// 1 ms links, some tens of ms when the machine is busy) and well below
+// what a PoP throttled by the overload scenarios' CPU quota shows (up to
+// its 100 ms period).
 var SteeringLevels = Levels{
 	Interval:  250 * time.Millisecond,
 	Quorum:    2,
 	Stale:     time.Second,
 	Validity:  5 * time.Second,
 	Hold:      8 * time.Second,
-	HighRTT:   40 * time.Millisecond,
-	LowRTT:    25 * time.Millisecond,
+	HighRTT:   80 * time.Millisecond,
+	LowRTT:    40 * time.Millisecond,
 	MaxShed:   1,
 	MinNormal: 1,
 }

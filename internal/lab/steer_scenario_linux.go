@@ -477,8 +477,9 @@ const (
 	loadWorkers = 20 // queries in flight per loaded client at most
 	// capacityShare is the share of the offered load a hot PoP's quota
 	// lets it serve: with three client networks in its catchment, shed-1
-	// (one network gone) leaves it hot, shed-2 (two gone) does not.
-	capacityShare = 0.5
+	// (one network gone, 1.7 times what it can serve) leaves it hot,
+	// shed-2 (two gone, 0.8 times) does not.
+	capacityShare = 0.4
 	quotaPeriod   = 100 * time.Millisecond
 	minQuota      = 0.02
 )
