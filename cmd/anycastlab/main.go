@@ -11,7 +11,7 @@
 //	anycastlab down [-id ID]                               remove a lab (default: every lab)
 //	anycastlab topology                                    print the default topology
 //	anycastlab scenario NAME [-json] [-keep] [flags]       up, run one scenario, down
-//	anycastlab demo [-json] [-keep] [flags]                up, catchment, latency, drain, crash, hang, down
+//	anycastlab demo [-json] [-keep] [flags]                up, catchment, latency, drain, crash, hang, down; then a steering lab: gray-failure, overload
 //
 // It needs root. Labs are recorded under /run/anycastlab (-state-dir).
 package main
@@ -47,7 +47,8 @@ func main() {
 }
 
 const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
-scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage
+scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage,
+           gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
