@@ -297,8 +297,11 @@ func TestSteering(t *testing.T) {
 			if ln.SwitchMS != nil || ln.PoPAfter != ln.PoPBefore {
 				t.Errorf("%s moved %s → %s with every PoP hot; want nothing to move", ln.Client, ln.PoPBefore, ln.PoPAfter)
 			}
-			if ln.Withdrawn == nil || *ln.Withdrawn || ln.LevelChanges == nil || *ln.LevelChanges != 0 {
-				t.Errorf("%s: levels %q (%v changes, withdrawn %v), want none", ln.Client, ln.Levels, ln.LevelChanges, ln.Withdrawn)
+			// A PoP whose clients cannot move may be shed for a moment
+			// while the others heat up; the target, whose clients
+			// could move, never, and no PoP is withdrawn.
+			if ln.Withdrawn == nil || *ln.Withdrawn || strings.Contains(ln.Levels, ln.Target) {
+				t.Errorf("%s: levels %q (withdrawn %v), want %s untouched and none withdrawn", ln.Client, ln.Levels, ln.Withdrawn, ln.Target)
 			}
 		}
 	})

@@ -144,6 +144,22 @@ func levelPath(cs []levelChange) string {
 	return strings.Join(parts, "→")
 }
 
+// levelPaths is levelPath per PoP, "A-pop: normal→shed-1; C-pop: …", in
+// the order of their first change.
+func levelPaths(cs []levelChange) string {
+	var pops []string
+	for _, c := range cs {
+		if !slices.Contains(pops, c.pop) {
+			pops = append(pops, c.pop)
+		}
+	}
+	var parts []string
+	for _, p := range pops {
+		parts = append(parts, p+": "+levelPath(changesOf(cs, p)))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // minGap is the shortest time between two changes of one PoP; nil with
 // fewer than two.
 func minGap(cs []levelChange) *float64 {
@@ -461,9 +477,13 @@ func steeringLines(lines []Line, changes []levelChange, pop string, mon bool) []
 	cs := changesOf(changes, pop)
 	n := len(cs)
 	wd := withdrawnIn(cs)
+	path := levelPath(cs)
+	if pop == "" {
+		path = levelPaths(cs)
+	}
 	for i := range lines {
 		lines[i].Monitor = &mon
-		lines[i].LevelChanges, lines[i].Levels, lines[i].MinGapMS, lines[i].Withdrawn = &n, levelPath(cs), minGap(cs), &wd
+		lines[i].LevelChanges, lines[i].Levels, lines[i].MinGapMS, lines[i].Withdrawn = &n, path, minGap(cs), &wd
 	}
 	return lines
 }
@@ -529,6 +549,27 @@ func (l *Lab) medianRTT(ctx context.Context, pop string) (time.Duration, error) 
 	}
 	slices.Sort(v)
 	return time.Duration(v[(len(v)-1)/2] * float64(time.Millisecond)), nil
+}
+
+// waitHot waits until the monitors' median RTT p95 of a PoP is over the
+// control plane's bound.
+func (l *Lab) waitHot(ctx context.Context, pop string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		rtt, err := l.medianRTT(ctx, pop)
+		if err != nil {
+			return err
+		}
+		if rtt > l.ctl.Levels.HighRTT {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not hot after %s: RTT p95 (median of the monitors) %s, bound %s", pop, timeout, rtt, l.ctl.Levels.HighRTT)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // startLoads starts a load generator on each client.
@@ -788,9 +829,10 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 	return r.done(), nil
 }
 
-// allHot overloads every PoP at once, each with load from the clients it
-// serves and a CPU quota that lets it serve half of it: every PoP is hot,
-// none has room to spare, so none is shed and none withdrawn.
+// allHot overloads every PoP, each with load from the clients it serves
+// and a CPU quota that lets it serve 40 % of it: every PoP is hot, none
+// has room to spare, so the target (whose clients could move) is not
+// shed, no client moves and no PoP is withdrawn.
 func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err error) {
 	const name = "all-hot"
 	if err := l.needSteering(name); err != nil {
@@ -857,16 +899,28 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 	hold := max(o.Hold, 6*time.Second)
 	lines, changes, err := l.steady(ctx, r, o, hold,
 		func(ctx context.Context) error {
-			for _, p := range pops {
+			// The other PoPs first, the target once they are hot: the
+			// first PoP the monitors see hot would otherwise be shed,
+			// for a moment, while another still has room. A PoP whose
+			// clients cannot move (A's, C's: their routers see every
+			// other PoP 4 AS hops further) may be; the target's
+			// clients could move, so it comes last.
+			order := append(slices.DeleteFunc(slices.Clone(pops), func(p string) bool { return p == o.Target }), o.Target)
+			var qs []string
+			for i, p := range order {
+				if i == len(order)-1 {
+					for _, q := range order[:i] {
+						if err := l.waitHot(ctx, q, 10*time.Second); err != nil {
+							return err
+						}
+					}
+				}
 				if err := l.SetCPUQuota(p, quotas[p], quotaPeriod); err != nil {
 					return err
 				}
-			}
-			var qs []string
-			for _, p := range pops {
 				qs = append(qs, fmt.Sprintf("%s %.3f", p, quotas[p]))
 			}
-			r.notef("CPU quotas on every PoP at once (%s of a CPU per %s): each can serve half its load", strings.Join(qs, ", "), quotaPeriod)
+			r.notef("CPU quotas on every PoP (%s of a CPU per %s, %s once the others were hot): each can serve %.0f%% of its load", strings.Join(qs, ", "), quotaPeriod, o.Target, 100*capacityShare)
 			// Every PoP must be hot in the monitors' eyes.
 			if err := sleep(ctx, hold-time.Second); err != nil {
 				return err

@@ -108,6 +108,9 @@ func TestLevelChanges(t *testing.T) {
 	if minGap(cs[:1]) != nil || levelPath(nil) != "" {
 		t.Error("one change has no gap; none has no path")
 	}
+	if got := levelPaths(cs); got != "B-pop: normal→shed-1→shed-2→shed-1; A-pop: normal→withdrawn" {
+		t.Errorf("paths %q", got)
+	}
 	if withdrawnIn(b) || !withdrawnIn(cs) {
 		t.Error("withdrawn: want only A-pop's")
 	}
