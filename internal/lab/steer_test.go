@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -142,5 +144,36 @@ func TestCgroupLayout(t *testing.T) {
 	}
 	if _, _, err := cgroupLayout(none); !errors.Is(err, ErrNoCPUController) {
 		t.Errorf("no cpu controller: %v", err)
+	}
+}
+
+// TestSteeringOutput: each steering line carries the keys the issue names,
+// and the overload's extras when set.
+func TestSteeringOutput(t *testing.T) {
+	on, n, share := true, 2, 0.33
+	r := &Result{Scenario: "overload", Lines: []Line{{Scenario: "overload", Client: "D-client", PoPBefore: "B-pop", PoPAfter: "A-pop", PoP: "B-pop",
+		Sent: 4000, SwitchMS: ms(1500 * time.Millisecond), Monitor: &on, LevelChanges: &n, Levels: "normal→shed-1→normal", ShedShare: &share,
+		P95MSBefore: ms(95 * time.Millisecond), P95MSAfter: ms(12 * time.Millisecond)}}}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"scenario", "client", "pop_before", "pop_after", "sent", "lost", "switch_ms", "level_changes", "shed_share", "p95_ms_before", "p95_ms_after", "monitor"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("no %q in %s", k, js.String())
+		}
+	}
+	var tb bytes.Buffer
+	if err := r.WriteTable(&tb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"D-client", "A-pop", "normal→shed-1→normal", "0.33", "95.0 / 12.0"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table has no %q:\n%s", want, tb.String())
+		}
 	}
 }
