@@ -12,14 +12,16 @@
 // at once, the API tokens and body limit, the transfer keys, ACL and
 // NOTIFY targets and the log level. Settings that need their listener or
 // the store re-created (data_dir, api.listen, xfr.listen, xfr.catalog,
-// metrics.listen, serial_policy, journal_limit, log.format) are logged as
-// needing a restart and keep their running values.
+// metrics.listen, serial_policy, journal_limit, log.format, stream.*,
+// levels) are logged as needing a restart and keep their running values.
 //
 // Shutdown order, when the context ends: reloads stop → /readyz turns
 // 503 → the API and metrics listeners stop accepting requests and wait up
 // to api.ShutdownTimeout for those in progress, so a write that started is
-// committed and answered → every node's stream is told the control plane
-// stops and closed (the nodes keep serving and reconnect) → the transfer
+// committed and answered (no more monitor reports) → the PoP-level
+// decisions stop (levels; the nodes keep their last level for
+// levels.validity, then return to normal) → every node's stream is told
+// the control plane stops and closed (the nodes keep serving and reconnect) → the transfer
 // server stops → the store closes (after the write in progress, if any) →
 // Run returns. If a part fails (the transfer server, a listener), the others
 // stop the same way and Run returns every part's error. The parts run under
@@ -277,6 +279,9 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 				sp.run(ctx, c.Readiness, c.log)
 				return nil
 			}))
+			if sp.reg.Levels() {
+				r.Add("levels", lifecycle.Func(sp.reg.RunLevels))
+			}
 		}
 	}
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
@@ -309,6 +314,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 		stopHTTP,
 	}
 	if c.stream != nil {
+		if c.stream.reg.Levels() {
+			// No decision after the reports stopped coming; the nodes
+			// keep the last level for levels.validity, then normal.
+			stages = append(stages, lifecycle.Stop("levels"))
+		}
 		stages = append(stages, lifecycle.Stop("stream")) // every node's stream is told; they keep serving and reconnect
 	}
 	if xfr != nil {
@@ -414,6 +424,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"stream.listen", slices.Equal(c.Stream.Listen, old.Stream.Listen)},
 		{"stream.tls_cert", c.Stream.TLSCert == old.Stream.TLSCert && c.Stream.TLSKey == old.Stream.TLSKey},
 		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
+		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

@@ -18,6 +18,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/version"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -56,7 +57,8 @@ func streamKeys(cfg *config.Control) map[string][]byte {
 // served until run.
 func openStream(cfg *config.Control, xfr *xfrout.Server, logger *slog.Logger) (*streamPart, error) {
 	src := xfr.StreamSource()
-	reg, err := fleet.New(fleet.Config{File: filepath.Join(cfg.DataDir, FleetFile), Serials: src.Zones, Catalog: src.Catalog()}, logger)
+	reg, err := fleet.New(fleet.Config{File: filepath.Join(cfg.DataDir, FleetFile), Serials: src.Zones, Catalog: src.Catalog(),
+		Levels: levelsConfig(cfg.Levels)}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +86,18 @@ func openStream(cfg *config.Control, xfr *xfrout.Server, logger *slog.Logger) (*
 		p.addrs = append(p.addrs, ap)
 	}
 	return p, nil
+}
+
+// levelsConfig is the fleet's view of the levels section, nil without one.
+func levelsConfig(l *config.Levels) *fleet.LevelsConfig {
+	if l == nil {
+		return nil
+	}
+	return &fleet.LevelsConfig{
+		Engine: level.Config{Quorum: l.Quorum, Stale: l.Stale, HighQPS: l.HighQPS, LowQPS: l.LowQPS, HighRTT: l.HighRTT, LowRTT: l.LowRTT,
+			Hold: l.Hold, MaxShed: l.MaxShed, MinNormal: l.MinNormal},
+		Interval: l.Interval, Validity: l.Validity,
+	}
 }
 
 func (p *streamPart) close() {

@@ -19,6 +19,11 @@
 // unknown, removed ones are forgotten. A changed listen address is logged
 // as needing a restart. SIGTERM ends the current round and stops the
 // listener.
+//
+// With a report section, each round's view is also sent to the control
+// plane (POST /v1/fleet/observations, report.go), which decides the PoPs'
+// levels from the reports of every vantage point; the report never delays
+// the probes.
 package monitor
 
 import (
@@ -41,6 +46,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/fleet"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/probe"
@@ -76,6 +82,7 @@ type Monitor struct {
 	prober Prober
 	reg    *prometheus.Registry
 	reload *prometheus.CounterVec
+	rep    *reporter // sends the reports (config report), report.go
 
 	ready    chan struct{} // closed after the first round
 	stopping atomic.Bool
@@ -123,8 +130,9 @@ func New(cfg *config.Monitor, logger *slog.Logger, opts ...Option) (*Monitor, er
 	for _, o := range opts {
 		o(m)
 	}
+	m.rep = newReporter(m)
 	m.apply(cfg)
-	m.reg.MustRegister(m.reload, metrics.BuildInfo(version.Get()),
+	m.reg.MustRegister(m.reload, m.rep.results, metrics.BuildInfo(version.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&viewCollector{m})
 	return m, nil
@@ -186,6 +194,8 @@ func (m *Monitor) Run(ctx context.Context, reload <-chan struct{}) error {
 	defer stopLoop()
 	loopDone := make(chan struct{})
 	go func() { defer close(loopDone); m.loop(loopCtx, reload) }()
+	repDone := make(chan struct{})
+	go func() { defer close(repDone); m.rep.run(loopCtx) }()
 
 	var runErr error
 	select {
@@ -198,6 +208,7 @@ func (m *Monitor) Run(ctx context.Context, reload <-chan struct{}) error {
 	m.log.Info("shutting down")
 	stopLoop()
 	<-loopDone
+	<-repDone
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
@@ -265,7 +276,15 @@ func (m *Monitor) round(ctx context.Context) {
 			m.log.Info("pop "+change, "pop", p.cfg.Name, "udp_error", errString(results[i].udp.Err), "tcp_error", errString(results[i].tcp.Err))
 		}
 	}
+	var rep *fleet.Report
+	if m.cfg.Report != nil {
+		r := m.reportLocked(now)
+		rep = &r
+	}
 	m.mu.Unlock()
+	if rep != nil {
+		m.rep.offer(*rep) // never waits for the control plane
+	}
 	select {
 	case <-m.ready:
 	default:

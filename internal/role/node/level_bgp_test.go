@@ -46,6 +46,13 @@ type bgpNode struct {
 
 func startBGPNode(t *testing.T) *bgpNode {
 	t.Helper()
+	return startBGPNodeWith(t, "")
+}
+
+// startBGPNodeWith is startBGPNode with more of the node's configuration
+// (YAML appended to the document).
+func startBGPNodeWith(t *testing.T, extra string) *bgpNode {
+	t.Helper()
 	dir := t.TempDir()
 	zone := filepath.Join(dir, "example.com.zone")
 	if err := os.WriteFile(zone, []byte("$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 host 1 3600 600 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n"), 0o644); err != nil {
@@ -73,7 +80,7 @@ bgp:
   listen_port: %d
   peers: [{address: 127.0.0.1, asn: %d, passive: true}]
   announce: [{prefix: %s}]
-`, dnsPort, zone, dnsPort, maintenance, testNodeASN, bgpPort, testRouterASN, testPrefix)
+`, dnsPort, zone, dnsPort, maintenance, testNodeASN, bgpPort, testRouterASN, testPrefix) + extra
 	cfg, err := config.ParseNode([]byte(doc), "level-test.yaml")
 	if err != nil {
 		t.Fatal(err)

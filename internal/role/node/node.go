@@ -57,9 +57,12 @@ type Node struct {
 	anycast *anycast          // nil without BGP
 	zs      *zonesync.Manager // nil without secondary zones
 	streams []*stream.Client  // one per control plane followed (stream.go)
-	ready   chan struct{}
-	started time.Time
-	runner  *lifecycle.Runner // of Run
+	// levelLog limits the log lines of PoP levels that cannot apply
+	// (stream.go): once without BGP, once a minute otherwise.
+	levelLog levelLogLimit
+	ready    chan struct{}
+	started  time.Time
+	runner   *lifecycle.Runner // of Run
 
 	stopping atomic.Bool // the shutdown has started
 

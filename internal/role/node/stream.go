@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -62,6 +63,7 @@ func (n *Node) newStreams(cfg *config.Node) error {
 	for _, u := range c.Servers {
 		cl, err := stream.NewClient(stream.ClientConfig{
 			URL: u, KeyName: c.Key, Secret: secret, Node: cfg.Identity.Name, PoP: pop, Version: Version, TLS: tlsConfig,
+			OnLevel: func(l stream.Level) { n.applyStreamLevel(pop, l, time.Now()) },
 		}, zones, n.streamStatus, n.root)
 		if err != nil {
 			return fmt.Errorf("control.servers: %w", err)
@@ -195,4 +197,54 @@ func (noZones) CatalogZone() string        { return "" }
 func (noZones) Refresh(string) error       { return errors.New("no secondary zones") }
 func (noZones) ApplyPushed(context.Context, string, [][]byte, string) (stream.PushResult, error) {
 	return stream.PushResult{Unknown: true}, nil
+}
+
+// levelLogLimit rate-limits the log of levels that cannot apply.
+type levelLogLimit struct {
+	mu     sync.Mutex
+	noBGP  bool      // the "no BGP" line was logged
+	lastAt time.Time // of the last other line
+}
+
+// allow reports whether a line may be logged now: the one without BGP
+// once, the others once a minute.
+func (l *levelLogLimit) allow(noBGP bool, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if noBGP {
+		was := l.noBGP
+		l.noBGP = true
+		return !was
+	}
+	if now.Sub(l.lastAt) < time.Minute {
+		return false
+	}
+	l.lastAt = now
+	return true
+}
+
+// applyStreamLevel applies the level the control plane sent for the
+// node's PoP (pop) at now: it holds for the level's validity from now
+// unless renewed, then the node returns to normal (SetRemoteLevel). A node
+// without BGP ignores it (logged once).
+func (n *Node) applyStreamLevel(pop string, l stream.Level, now time.Time) {
+	if n.anycast == nil {
+		if n.levelLog.allow(true, now) {
+			n.log.Info("the control plane sends PoP levels, but this node has no BGP: they are ignored", "pop", pop, "level", l.Level)
+		}
+		return
+	}
+	lv, err := level.Parse(l.Level)
+	switch {
+	case l.PoP != pop:
+		err = fmt.Errorf("the level is for PoP %q, this node is of %q", l.PoP, pop)
+	case err != nil:
+	case l.Valid() <= 0:
+		err = fmt.Errorf("validity %d ms", l.ValidMS)
+	default:
+		err = n.SetRemoteLevel(lv, l.Reason, now.Add(l.Valid()))
+	}
+	if err != nil && n.levelLog.allow(false, now) {
+		n.log.Warn("a PoP level from the control plane was not applied", "level", l.Level, "err", err)
+	}
 }
