@@ -71,7 +71,9 @@ func TestCalibrateQuota(t *testing.T) {
 		want         float64
 		err          bool
 	}{
-		{"measured", nodeLoad{30, 0.02}, nodeLoad{4530, 0.11}, 1800, 0.02 + 0.09/4500*1800, false},
+		{"measured", nodeLoad{30, 0.02}, nodeLoad{4530, 0.11}, 1800, 0.02 - 0.09/4500*30 + 0.09/4500*1800, false},
+		// Queries in the idle reading do not count twice.
+		{"busy idle", nodeLoad{530, 0.03}, nodeLoad{4530, 0.11}, 1800, 0.03 - 0.08/4000*530 + 0.08/4000*1800, false},
 		{"floor", nodeLoad{0, 0}, nodeLoad{10000, 0.01}, 100, minQuota, false},
 		{"cpu fell", nodeLoad{30, 0.05}, nodeLoad{4530, 0.04}, 1800, 0.05, false},
 		{"no load", nodeLoad{30, 0.02}, nodeLoad{90, 0.03}, 1800, 0, true},
