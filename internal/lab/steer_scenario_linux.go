@@ -491,9 +491,9 @@ func steeringLines(lines []Line, changes []levelChange, pop string, mon bool) []
 // Load the overload scenarios offer.
 const (
 	// loadRate is each loaded client's queries per second (overload);
-	// allHotRate the same in all-hot, where every client loads.
+	// allHotRate the load on each PoP in all-hot, shared by its clients.
 	loadRate    = 1500
-	allHotRate  = 800
+	allHotRate  = 2400
 	loadWorkers = 20 // queries in flight per loaded client at most
 	// capacityShare is the share of the offered load a hot PoP's quota
 	// lets it serve: with three client networks in its catchment, shed-1
@@ -503,9 +503,15 @@ const (
 	// quotaPeriod is the quota's period: a throttled node waits up to
 	// nearly all of it, so the monitors' p95 of a hot PoP is some 100 ms,
 	// clear of the 80 ms bound, while a probe (200 ms timeout) and BFD
-	// (300 ms) still get through.
+	// (500 ms in the steering topology) still get through.
 	quotaPeriod = 150 * time.Millisecond
-	minQuota      = 0.02
+	// minQuota keeps a throttled node's share of each period at 7.5 ms at
+	// least: with less, its probes and BFD wait whole periods, and it is
+	// seen dead rather than slow.
+	minQuota = 0.05
+	// allHotShare is capacityShare in all-hot: enough for every PoP to be
+	// hot, not so little that its probes time out.
+	allHotShare = 0.6
 )
 
 // calibrateQuota measures what a query costs a PoP's node in CPU (from its
@@ -859,7 +865,7 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 }
 
 // allHot overloads every PoP, each with load from the clients it serves
-// and a CPU quota that lets it serve 40 % of it: every PoP is hot, none
+// and a CPU quota that lets it serve 60 % of it: every PoP is hot, none
 // has room to spare, so the target (whose clients could move) is not
 // shed, no client moves and no PoP is withdrawn.
 func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err error) {
@@ -892,18 +898,32 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 	}
 	defer stopAll(streams)
 	serves := map[string]int{}
+	servedBy := map[string]string{}
 	for _, s := range streams {
 		serves[s.Last().PoP]++
+		servedBy[s.Client] = s.Last().PoP
 	}
-	loads, err := l.startLoads(l.clientNames(), allHotRate, o.IPv6)
+	dst, err := l.anycastAddr(o.IPv6)
 	if err != nil {
 		return nil, err
 	}
+	var loads []*Load
 	defer func() {
 		if loads != nil {
 			stopLoads(loads)
 		}
 	}()
+	for _, c := range l.clientNames() {
+		p := servedBy[c]
+		if serves[p] == 0 {
+			return nil, fmt.Errorf("%s: %s got no answer", name, c)
+		}
+		ld, err := l.StartLoad(c, dst, allHotRate/serves[p], loadWorkers)
+		if err != nil {
+			return nil, err
+		}
+		loads = append(loads, ld)
+	}
 	defer func() {
 		for _, p := range pops {
 			if cerr := l.ClearCPUQuota(p); cerr != nil {
@@ -911,7 +931,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 			}
 		}
 	}()
-	r.notef("every client sends %d q/s (at most %d in flight) to the anycast address", allHotRate, loadWorkers)
+	r.notef("every PoP gets %d q/s from the clients it serves (at most %d in flight each)", allHotRate, loadWorkers)
 	if err := sleep(ctx, 2500*time.Millisecond); err != nil {
 		return nil, err
 	}
@@ -924,7 +944,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 		if err != nil {
 			return nil, err
 		}
-		if quotas[p], err = calibrateQuota(idle[p], loaded, capacityShare*float64(allHotRate*serves[p])); err != nil {
+		if quotas[p], err = calibrateQuota(idle[p], loaded, allHotShare*allHotRate); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", name, p, err)
 		}
 	}
@@ -942,8 +962,20 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 			for i, p := range order {
 				if i == len(order)-1 {
 					for _, q := range order[:i] {
-						if err := l.waitHot(ctx, q, 10*time.Second); err != nil {
-							return err
+						// Not hot yet: a little less CPU, a few times.
+						for try := 0; ; try++ {
+							err := l.waitHot(ctx, q, 4*time.Second)
+							if err == nil {
+								break
+							}
+							if try == 2 {
+								r.notef("%v; going on", err)
+								break
+							}
+							quotas[q] *= 0.8
+							if err := l.SetCPUQuota(q, quotas[q], quotaPeriod); err != nil {
+								return err
+							}
 						}
 					}
 				}
@@ -952,7 +984,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 				}
 				qs = append(qs, fmt.Sprintf("%s %.3f", p, quotas[p]))
 			}
-			r.notef("CPU quotas on every PoP (%s of a CPU per %s, %s once the others were hot): each can serve %.0f%% of its load", strings.Join(qs, ", "), quotaPeriod, o.Target, 100*capacityShare)
+			r.notef("CPU quotas on every PoP (%s of a CPU per %s, %s once the others were hot): each can serve %.0f%% of its load", strings.Join(qs, ", "), quotaPeriod, o.Target, 100*allHotShare)
 			// Every PoP must be hot in the monitors' eyes.
 			if err := sleep(ctx, hold-time.Second); err != nil {
 				return err
