@@ -178,6 +178,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rec.status >= http.StatusInternalServerError:
 		level = slog.LevelError
+	case r.URL.Path == fleet.PathObservations && rec.status < http.StatusBadRequest:
+		// The monitors report every round: not an operator's write.
 	case r.Method != http.MethodGet && rec.status < http.StatusBadRequest:
 		level = slog.LevelInfo // the audit trail of writes
 	}

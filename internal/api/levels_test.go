@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +109,24 @@ func TestFleetPin(t *testing.T) {
 	}
 	if code, body := fleetSend(t, srv.URL, "DELETE", api.FleetPinPath("B-pop"), ""); code != http.StatusNotFound {
 		t.Errorf("second unpin: %d %s, want 404", code, body)
+	}
+}
+
+// TestFleetObservationsQuiet: the monitors' reports, several a second, are
+// not logged at info as operators' writes are.
+func TestFleetObservationsQuiet(t *testing.T) {
+	reg, err := fleet.New(fleet.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	srv := httptest.NewServer(api.Handler(nil, api.Config{Tokens: []string{token}, Fleet: reg}, slog.New(slog.NewTextHandler(&logs, nil))))
+	t.Cleanup(srv.Close)
+	body := `{"vantage":"A","time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","interval_ms":250,"pops":[]}`
+	if code, b := fleetSend(t, srv.URL, "POST", fleet.PathObservations, body); code != http.StatusNoContent {
+		t.Fatalf("report: %d %s", code, b)
+	}
+	if strings.Contains(logs.String(), "api request") {
+		t.Errorf("a report was logged at info:\n%s", logs.String())
 	}
 }

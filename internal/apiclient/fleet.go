@@ -40,3 +40,16 @@ func (c *Client) fleetAction(ctx context.Context, method, path string) (fleet.Vi
 	_, err := c.doJSON(ctx, request{method: method, path: path}, nil, &v)
 	return v, err
 }
+
+// Pin pins a PoP's level on the control plane and returns the fleet
+// afterwards.
+func (c *Client) Pin(ctx context.Context, pop, level, reason string) (fleet.View, error) {
+	var v fleet.View
+	_, err := c.doJSON(ctx, request{method: "PUT", path: api.FleetPinPath(pop)}, api.PinRequest{Level: level, Reason: reason}, &v)
+	return v, err
+}
+
+// Unpin lifts a PoP's pin.
+func (c *Client) Unpin(ctx context.Context, pop string) (fleet.View, error) {
+	return c.fleetAction(ctx, "DELETE", api.FleetPinPath(pop))
+}

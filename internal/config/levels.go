@@ -39,7 +39,8 @@ type Levels struct {
 	// least Interval (default 2s).
 	Stale time.Duration
 	// Validity is how long a node keeps a level without a refresh before
-	// it returns to normal; more than Interval, at most 1h (default 10s).
+	// it returns to normal; more than Interval, at most 5m (the node's
+	// own bound, node.MaxRemoteValidity; default 10s).
 	Validity time.Duration
 	// Hold is the least time between two load changes of a PoP, and how
 	// long a PoP must be cool (or available again) to come down; 0..1h
@@ -70,6 +71,7 @@ const (
 	minLevelsInterval     = 10 * time.Millisecond
 	maxLevelsInterval     = time.Minute
 	maxLevelsDuration     = time.Hour
+	maxLevelsValidity     = 5 * time.Minute // node.MaxRemoteValidity
 	maxLevelsCount        = 1000
 	maxQuorum             = 100
 )
@@ -154,8 +156,8 @@ func (v *validator) controlLevels(c *Control) {
 	case v.bad("levels.validity"):
 	case l.Validity <= l.Interval:
 		v.add("levels.validity", "must be more than the interval (%s), got %s: the refreshes would not keep a level", l.Interval, l.Validity)
-	case l.Validity > maxLevelsDuration:
-		v.add("levels.validity", "must be at most %s, got %s", maxLevelsDuration, l.Validity)
+	case l.Validity > maxLevelsValidity:
+		v.add("levels.validity", "must be at most %s (the longest a node keeps a level), got %s", maxLevelsValidity, l.Validity)
 	}
 	if (l.Hold < 0 || l.Hold > maxLevelsDuration) && !v.bad("levels.hold") {
 		v.add("levels.hold", "must be between 0s and %s, got %s", maxLevelsDuration, l.Hold)

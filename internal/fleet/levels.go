@@ -53,7 +53,8 @@ type popLevel struct {
 	level   level.Level
 	reason  string
 	since   time.Time
-	known   bool // a level is in force (decided or pinned)
+	known   bool   // a level is in force (decided or pinned)
+	changes uint64 // level changes, the first level counting only when not normal
 }
 
 // levelChange is one change of a PoP's level, logged outside the lock.
@@ -76,7 +77,7 @@ func newLevelMetrics() *levelMetrics {
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "anycastd_fleet_reports_total",
 			Help: "Monitor reports received, by result (ok, invalid)."}, []string{"result"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "anycastd_fleet_level_changes_total",
-			Help: "Changes of a PoP's level in force (decided or pinned)."}, []string{"pop"}),
+			Help: "Changes of a PoP's level in force (decided or pinned); a first level of normal is no change."}, []string{"pop"}),
 		steps: prometheus.NewCounter(prometheus.CounterOpts{Name: "anycastd_fleet_level_steps_total",
 			Help: "Decision steps run over the monitors' reports."}),
 	}
@@ -214,7 +215,10 @@ func (r *Registry) applyLocked(pop string, now time.Time) (levelChange, bool) {
 		return levelChange{}, false
 	}
 	pl.level, pl.since, pl.known = l, now, true
-	r.met.changes.WithLabelValues(pop).Inc()
+	if !c.first || l != level.Normal {
+		pl.changes++
+		r.met.changes.WithLabelValues(pop).Inc()
+	}
 	return c, true
 }
 
@@ -308,6 +312,9 @@ type PoPView struct {
 	Pinned  bool     `json:"pinned"`
 	Pin     *PinView `json:"pin,omitempty"`
 	Decided string   `json:"decided,omitempty"`
+	// Changes counts the changes of its level in force since the control
+	// plane started (a first level of normal is none).
+	Changes uint64 `json:"changes"`
 	// Nodes are the connected members of the PoP.
 	Nodes    int           `json:"nodes"`
 	Vantages []VantageView `json:"vantages"`
@@ -404,6 +411,7 @@ func (r *Registry) popsView(now time.Time) ([]PoPView, []MonitorView) {
 		if pl.known {
 			pv.Level, pv.Reason, pv.Since = pl.level.String(), pl.reason, pl.since
 		}
+		pv.Changes = pl.changes
 		if pl.decided != nil {
 			pv.Decided = pl.decided.Level.String()
 		}

@@ -259,8 +259,11 @@ func TestLevelDecisions(t *testing.T) {
 		}
 	}
 
-	// The metrics: B's level and its changes (normal → withdrawn →
+	// The metrics: B's level and its changes (normal, then → withdrawn →
 	// normal → shed-2 → withdrawn).
+	if p := h.popLevel("B"); p.Changes != 4 {
+		t.Errorf("B's changes in the view: %d, want 4", p.Changes)
+	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.r.Collector())
 	mfs, err := reg.Gather()
@@ -279,7 +282,7 @@ func TestLevelDecisions(t *testing.T) {
 	}
 	for k, want := range map[string]float64{
 		"anycastd_fleet_pop_level,pop=A": 0, "anycastd_fleet_pop_level,pop=B": 4, "anycastd_fleet_pop_level,pop=C": 0,
-		"anycastd_fleet_level_changes_total,pop=B": 5, "anycastd_fleet_reports_total,result=ok": 22,
+		"anycastd_fleet_level_changes_total,pop=B": 4, "anycastd_fleet_reports_total,result=ok": 22,
 	} {
 		if v, ok := got[k]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
@@ -357,5 +360,27 @@ func TestRunLevelsStepsOnReport(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no level within 5s of the report (the interval is an hour)")
+	}
+}
+
+// TestForgetSilentMonitors: a vantage point silent for an hour is
+// forgotten with its observations, levels or not.
+func TestForgetSilentMonitors(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r, err := New(Config{Now: clk.now}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := func(v string) {
+		if err := r.Observe(Report{Vantage: v, Time: clk.now(), IntervalMS: 1000, PoPs: []PoPReport{{PoP: "P-" + v, State: "up"}}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs("old")
+	clk.add(time.Hour + time.Second)
+	obs("new")
+	v, _ := r.View(context.Background(), "")
+	if len(v.Monitors) != 1 || v.Monitors[0].Vantage != "new" || len(v.PoPs) != 1 || v.PoPs[0].PoP != "P-new" {
+		t.Errorf("after an hour of silence: monitors %+v, pops %+v; want only new", v.Monitors, v.PoPs)
 	}
 }

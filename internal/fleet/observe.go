@@ -158,10 +158,12 @@ type monitor struct {
 // down moves without waiting for the next interval.
 func (r *Registry) Observe(rep Report, remote string) error {
 	if err := rep.Validate(); err != nil {
+		r.met.reports.WithLabelValues("invalid").Inc()
 		return err
 	}
 	now := r.now()
 	r.mu.Lock()
+	r.forgetOld(now)
 	m := r.monitors[rep.Vantage]
 	if m == nil {
 		m = &monitor{}
@@ -184,10 +186,6 @@ func (r *Registry) Observe(rep Report, remote string) error {
 	r.poke()
 	return nil
 }
-
-// RefuseReport counts a report that was refused (the API's, for the
-// metric).
-func (r *Registry) RefuseReport() { r.met.reports.WithLabelValues("invalid").Inc() }
 
 // forgetOld drops what came from vantage points silent for forgetAfter;
 // r.mu is held.

@@ -53,4 +53,14 @@
 // prefixes, queries per second, TCP connections, zones) and the serials
 // that changed since the previous heartbeat; the control plane records them
 // in its Registry (package fleet).
+//
+// # Levels
+//
+// A node whose hello says it takes them (ClientConfig.OnLevel) is sent
+// level frames: the level the control plane decided for its PoP, with a
+// reason and a validity in milliseconds, at once on a change and as a
+// refresh every decision interval (the registry's session implements
+// LevelSession). The node keeps a level for its validity from receipt;
+// without refreshes (the control plane or its monitors gone) it returns to
+// normal.
 package stream

@@ -310,7 +310,11 @@ func (e *Engine) assess(name string, obs []Observation) *assessment {
 	default:
 		qpsCool := c.HighQPS == 0 || a.qps >= 0 && a.qps < c.LowQPS
 		rttCool := c.HighRTT == 0 || a.rtt < c.LowRTT
-		if qpsCool && rttCool && a.fresh > a.down {
+		switch {
+		case !qpsCool || !rttCool || a.fresh <= a.down:
+		case c.HighQPS == 0 && c.HighRTT == 0:
+			a.cool, a.why = true, "available (neither load nor RTT marks set)"
+		default:
 			a.cool, a.why = true, fmt.Sprintf("load %.0f q/s and RTT p95 %v below the low-water marks", max(a.qps, 0), a.rtt)
 		}
 	}

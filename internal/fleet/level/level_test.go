@@ -33,6 +33,16 @@ func levels(ds []Decision) map[string]Level {
 	return m
 }
 
+// TestNoMarks: without load or RTT marks the reason says so, rather than
+// naming marks that are not set.
+func TestNoMarks(t *testing.T) {
+	e := New(Config{Quorum: 2, Stale: time.Second, Hold: time.Second})
+	ds := e.Step(t0, see("A", t0, allUp, 10*time.Millisecond, 100))
+	if len(ds) != 1 || ds[0].Level != Normal || !strings.HasPrefix(ds[0].Reason, "available (neither load nor RTT marks set) for 0s") {
+		t.Errorf("decisions %+v", ds)
+	}
+}
+
 // TestStepOnce: one step from all-normal, rule by rule.
 func TestStepOnce(t *testing.T) {
 	now := t0
