@@ -509,6 +509,9 @@ const (
 	// least: with less, its probes and BFD wait whole periods, and it is
 	// seen dead rather than slow.
 	minQuota = 0.05
+	// allHotWorkers is loadWorkers in all-hot: a smaller backlog for
+	// each of a throttled node's slices, so that its probes still pass.
+	allHotWorkers = 10
 	// allHotShare is capacityShare in all-hot: enough for every PoP to be
 	// hot, not so little that its probes time out.
 	allHotShare = 0.6
@@ -918,7 +921,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 		if serves[p] == 0 {
 			return nil, fmt.Errorf("%s: %s got no answer", name, c)
 		}
-		ld, err := l.StartLoad(c, dst, allHotRate/serves[p], loadWorkers)
+		ld, err := l.StartLoad(c, dst, allHotRate/serves[p], allHotWorkers)
 		if err != nil {
 			return nil, err
 		}
@@ -931,7 +934,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 			}
 		}
 	}()
-	r.notef("every PoP gets %d q/s from the clients it serves (at most %d in flight each)", allHotRate, loadWorkers)
+	r.notef("every PoP gets %d q/s from the clients it serves (at most %d in flight each)", allHotRate, allHotWorkers)
 	if err := sleep(ctx, 2500*time.Millisecond); err != nil {
 		return nil, err
 	}
@@ -972,7 +975,7 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 								r.notef("%v; going on", err)
 								break
 							}
-							quotas[q] *= 0.8
+							quotas[q] = max(quotas[q]*0.8, 0.8*minQuota)
 							if err := l.SetCPUQuota(q, quotas[q], quotaPeriod); err != nil {
 								return err
 							}
@@ -985,20 +988,15 @@ func (l *Lab) allHot(ctx context.Context, o ScenarioOptions) (_ *Result, err err
 				qs = append(qs, fmt.Sprintf("%s %.3f", p, quotas[p]))
 			}
 			r.notef("CPU quotas on every PoP (%s of a CPU per %s, %s once the others were hot): each can serve %.0f%% of its load", strings.Join(qs, ", "), quotaPeriod, o.Target, 100*allHotShare)
-			// Every PoP must be hot in the monitors' eyes.
-			if err := sleep(ctx, hold-time.Second); err != nil {
-				return err
-			}
-			for _, p := range pops {
-				rtt, err := l.medianRTT(ctx, p)
-				if err != nil {
-					return err
-				}
-				r.notef("%s: RTT p95 (median of the monitors) %s (bound %s)", p, rtt.Round(100*time.Microsecond), l.ctl.Levels.HighRTT)
-			}
 			return nil
 		},
 		func(ctx context.Context) error {
+			// Every PoP was hot in the monitors' eyes.
+			for _, p := range pops {
+				if rtt, err := l.medianRTT(ctx, p); err == nil {
+					r.notef("%s: RTT p95 (median of the monitors) %s at the end (bound %s)", p, rtt.Round(100*time.Microsecond), l.ctl.Levels.HighRTT)
+				}
+			}
 			stopLoads(loads)
 			loads = nil
 			var errs []error
