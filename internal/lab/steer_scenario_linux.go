@@ -749,7 +749,11 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 	// bound a little before the next step could come (then the level
 	// would only come down under the load, and the load back: a flap).
 	deadline := event.Add(3*lv.Hold + 10*time.Second)
-	var loadEnd time.Time
+	// The RTT counts once the monitors' window holds only what came after
+	// the last step, and must stay under the bound for a while (one
+	// window's p95 can dip), all before the next step could come.
+	const steady = 1750 * time.Millisecond
+	var loadEnd, underSince, lastSeen time.Time
 	for loadEnd.IsZero() {
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
 			return nil, err
@@ -762,21 +766,31 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 			break
 		}
 		if len(cs) == 0 || w.level(o.Target) == level.Normal || w.level(o.Target) == level.Withdrawn {
+			underSince = time.Time{}
 			continue
 		}
 		last := cs[len(cs)-1].at
-		if now.Sub(last) < lv.Hold-1500*time.Millisecond {
+		if !last.Equal(lastSeen) {
+			lastSeen, underSince = last, time.Time{}
+		}
+		if now.Sub(last) < MonitorWindow {
 			continue
 		}
 		rtt, err := l.medianRTT(ctx, o.Target)
 		if err != nil {
 			return nil, err
 		}
-		if rtt < lv.HighRTT {
-			r.notef("%s at %s, RTT p95 (median of the monitors) %s, under %s: the load stops", o.Target, w.level(o.Target), rtt.Round(100*time.Microsecond), lv.HighRTT)
-			loadEnd = now
-		} else if now.Sub(last) > lv.Hold+time.Second && w.level(o.Target) == level.Shed3 {
-			r.notef("%s at shed-3 and RTT p95 %s still over %s: the load stops", o.Target, rtt.Round(100*time.Microsecond), lv.HighRTT)
+		switch {
+		case rtt >= lv.HighRTT:
+			underSince = time.Time{}
+			if now.Sub(last) > lv.Hold+time.Second && w.level(o.Target) == level.Shed3 {
+				r.notef("%s at shed-3 and RTT p95 %s still over %s: the load stops", o.Target, rtt.Round(100*time.Microsecond), lv.HighRTT)
+				loadEnd = now
+			}
+		case underSince.IsZero():
+			underSince = now
+		case now.Sub(underSince) >= steady:
+			r.notef("%s at %s, RTT p95 (median of the monitors) under %s for %s (now %s): the load stops", o.Target, w.level(o.Target), lv.HighRTT, steady, rtt.Round(100*time.Microsecond))
 			loadEnd = now
 		}
 	}
