@@ -691,30 +691,28 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 	if len(hot) == 0 {
 		return nil, fmt.Errorf("%s: no client is served by %s", name, o.Target)
 	}
-	loads, err := l.startLoads(hot, loadRate, o.IPv6)
+	// A query's cost, measured at a third of the load (the full load
+	// alone may already slow the PoP on a busy machine, and the scenario
+	// would begin before its event).
+	calib, err := l.startLoads(hot, loadRate/3, o.IPv6)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if loads != nil {
-			stopLoads(loads)
-		}
-	}()
+	serr := sleep(ctx, 2500*time.Millisecond)
+	var loaded nodeLoad
+	if serr == nil {
+		loaded, serr = l.readLoad(ctx, o.Target)
+	}
+	stopLoads(calib)
+	if serr != nil {
+		return nil, serr
+	}
 	defer func() {
 		if cerr := l.ClearCPUQuota(o.Target); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 	}()
 	offered := float64(loadRate * len(hot))
-	r.notef("%s serves %s; each sends %d q/s (at most %d in flight), %.0f q/s in all, and %d q/s of steady probes",
-		o.Target, strings.Join(hot, ", "), loadRate, loadWorkers, offered, o.Rate)
-	if err := sleep(ctx, 2500*time.Millisecond); err != nil {
-		return nil, err
-	}
-	loaded, err := l.readLoad(ctx, o.Target)
-	if err != nil {
-		return nil, err
-	}
 	quota, err := calibrateQuota(idle, loaded, capacityShare*offered)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -724,12 +722,22 @@ func (l *Lab) overload(ctx context.Context, o ScenarioOptions) (_ *Result, err e
 		return nil, err
 	}
 	defer w.stop()
+	// The event: the clients' load comes, more than the PoP can serve.
 	event := time.Now()
 	if err := l.SetCPUQuota(o.Target, quota, quotaPeriod); err != nil {
 		return nil, err
 	}
-	r.notef("%s: CPU quota %.3f of a CPU per %s (idle %.3f CPU at %.0f q/s, %.3f CPU at %.0f q/s under load: room for %.0f%% of the offered load) at %s",
-		o.Target, quota, quotaPeriod, idle.cpu, idle.qps, loaded.cpu, loaded.qps, 100*capacityShare, r.at(event))
+	loads, err := l.startLoads(hot, loadRate, o.IPv6)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if loads != nil {
+			stopLoads(loads)
+		}
+	}()
+	r.notef("%s serves %s; at %s each sends %d q/s (at most %d in flight), %.0f q/s in all, beside %d q/s of steady probes, and %s gets a CPU quota of %.3f of a CPU per %s (idle %.3f CPU at %.0f q/s, %.3f CPU at %.0f q/s under a third of the load: room for %.0f%% of it)",
+		o.Target, strings.Join(hot, ", "), r.at(event), loadRate, loadWorkers, offered, o.Rate, o.Target, quota, quotaPeriod, idle.cpu, idle.qps, loaded.cpu, loaded.qps, 100*capacityShare)
 	// The machine's other work blurs the measure: if the PoP still serves
 	// much more than it should, tighten the quota once, in proportion.
 	if err := sleep(ctx, 2500*time.Millisecond); err != nil {
