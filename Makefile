@@ -69,7 +69,9 @@ run: build
 	$(BIN)/anycastd standalone -data anycastdns-data
 
 # The anycast lab demo (Linux, root): three regions with BIRD 2 routers, a PoP
-# running anycastd in each, clients; catchment, latency, drain, crash, hang.
+# running anycastd in each, clients; catchment, latency, drain, crash, hang;
+# then, on the steering lab (monitors reporting to a control plane that sets
+# the PoPs' levels), gray-failure and overload.
 demo: build
 	@command -v bird >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 || \
 	  { echo "installing bird2 nftables iproute2"; apt-get update -qq && apt-get install -y -qq bird2 nftables iproute2; }

@@ -4,14 +4,14 @@
 // network namespaces: routers running BIRD 2, anycast PoPs and clients,
 // joined by links with delay and loss.
 //
-//	anycastlab up [-topology FILE] [-id ID] [-speakers | -anycastd PATH [-control [-stream=false]]]   build a lab and wait until it converged
+//	anycastlab up [-topology FILE] [-id ID] [-speakers | -anycastd PATH [-control [-stream=false] [-monitors [-levels]]]]   build a lab and wait until it converged
 //	anycastlab status [-id ID]                             namespaces, processes, BGP sessions
 //	anycastlab rtt [-id ID] [-count N]                     RTT matrix from every client
 //	anycastlab exec [-id ID] NODE CMD...                   run CMD in a node's namespace
 //	anycastlab down [-id ID]                               remove a lab (default: every lab)
 //	anycastlab topology                                    print the default topology
 //	anycastlab scenario NAME [-json] [-keep] [flags]       up, run one scenario, down
-//	anycastlab demo [-json] [-keep] [flags]                up, catchment, latency, drain, crash, hang, down
+//	anycastlab demo [-json] [-keep] [flags]                up, catchment, latency, drain, crash, hang, down; then a steering lab: gray-failure, overload
 //
 // It needs root. Labs are recorded under /run/anycastlab (-state-dir).
 package main
@@ -47,7 +47,8 @@ func main() {
 }
 
 const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
-scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage
+scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage,
+           gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		anycastd := fs.String("anycastd", "", "run this anycastd binary on every PoP (`anycastd node` with the generated configuration)")
 		control := fs.Bool("control", false, "with -anycastd: also run `anycastd control` in the central region's client namespace; the PoPs follow its catalog")
 		stream := fs.Bool("stream", true, "with -control: the PoPs keep a stream to the control plane (false: NOTIFY and IXFR alone)")
+		monitors := fs.Bool("monitors", false, "with -control: also run one `anycastd monitor` per region with a PoP, reporting to the control plane")
+		levels := fs.Bool("levels", false, "with -monitors: the control plane decides the PoPs' levels from the reports (the steering scenarios' levels)")
 		timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for BGP to converge")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		l, err := lab.Up(ctx, topo, lab.Options{
 			ID: *id, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Speakers: *speakers, Anycastd: *anycastd, Control: *control, NoStream: !*stream,
-			ConvergeTimeout: *timeout, Progress: stdout, Logger: logger(),
+			Monitors: *monitors, Levels: levelsIf(*levels), ConvergeTimeout: *timeout, Progress: stdout, Logger: logger(),
 		})
 		if err != nil {
 			return err
@@ -241,6 +244,15 @@ func (f *specFlag) Set(v string) error {
 	}
 	*f = append(*f, sp)
 	return nil
+}
+
+// levelsIf returns the steering scenarios' levels when on, else nil.
+func levelsIf(on bool) *lab.Levels {
+	if !on {
+		return nil
+	}
+	lv := lab.SteeringLevels
+	return &lv
 }
 
 func loadTopology(path string) (*lab.Topology, error) {

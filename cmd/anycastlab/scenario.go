@@ -19,8 +19,12 @@ import (
 	"github.com/anycastdns/anycastdns/internal/lab"
 )
 
-// demoScenarios is the demo's story, between up and down.
-var demoScenarios = []string{"catchment", "latency", "drain", "crash", "hang"}
+// demoScenarios is the demo's story, between up and down: on the default
+// topology, then the steering scenarios on the steering topology.
+var (
+	demoScenarios         = []string{"catchment", "latency", "drain", "crash", "hang"}
+	demoSteeringScenarios = []string{"gray-failure", "overload"}
+)
 
 // runScenarios is "anycastlab scenario NAME" and "anycastlab demo": bring a
 // lab up with anycastd on every PoP, run the scenarios, print their tables
@@ -60,7 +64,11 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		}
 		names = positional
 	}
+	steering := slices.Contains(lab.SteeringScenarios, names[0])
 	topo, err := loadTopology(*topoFile)
+	if *topoFile == "" && steering {
+		topo, err = lab.SteeringTopology()
+	}
 	if err != nil {
 		return err
 	}
@@ -98,18 +106,45 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 			variants = []*lab.Topology{&on, topo}
 		}
 	}
+	type labRun struct {
+		topo     *lab.Topology
+		names    []string
+		steering bool
+	}
+	runs := make([]labRun, 0, len(variants)+1)
+	for _, t := range variants {
+		runs = append(runs, labRun{t, names, steering})
+	}
+	if cmd == "demo" {
+		st, err := lab.SteeringTopology()
+		if *topoFile != "" {
+			st = topo
+		}
+		if err != nil {
+			return err
+		}
+		runs = append(runs, labRun{st, demoSteeringScenarios, true})
+	}
 	var steps []string
-	for i, t := range variants {
+	for i, lr := range runs {
 		labID := *id
-		if labID != "" && len(variants) > 1 {
+		if labID != "" && len(runs) > 1 {
 			labID = fmt.Sprintf("%s%d", *id, i)
 		}
-		s, err := runOnLab(ctx, t, names, lab.Options{
+		lopts := lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
-			Control:  *control || slices.Contains(names, "propagation") || slices.Contains(names, "join") || slices.Contains(names, "control-outage"),
+			Control:  *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage"),
 			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
-		}, opts, *keep, tables, lines)
+		}
+		if lr.steering {
+			// The monitors report to the control plane, which decides
+			// the PoPs' levels and sends them down the PoPs' streams.
+			lv := lab.SteeringLevels
+			lopts.Monitors, lopts.Levels, lopts.NoStream = true, &lv, false
+			lopts.Timing = lab.SteeringNodeTiming
+		}
+		s, err := runOnLab(ctx, lr.topo, lr.names, lopts, opts, *keep, tables, lines)
 		steps = append(steps, s...)
 		if err != nil {
 			return err

@@ -6,7 +6,12 @@
 // routed around in under 0.5 s (BFD), a failed DNS listener in under 1 s,
 // a PoP added at runtime serves traffic within 5 s (ECMP), and changes made
 // through a control plane's API reach every PoP without disturbing what the
-// clients are served; and that
+// clients are served; that with a monitor per region reporting to the
+// control plane (issue #13), a PoP whose DNS is blackholed upstream is
+// withdrawn and its clients move within 2 s (plain anycast loses them), an
+// overloaded PoP is shed a step at a time with no query lost in the move
+// and comes back with at most one level change per hold, and a monitor cut
+// off or every PoP hot moves nothing; and that
 // anycastlab removes everything it built, also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,

@@ -97,6 +97,10 @@ func (p *plan) routerConfig(router string) (string, error) {
 		}
 		b.WriteString("}\n\n")
 	}
+	stub := false
+	for _, r := range t.Regions {
+		stub = stub || (r.Name == n.Region && r.Stub)
+	}
 	sessions := p.sessions(router)
 	hasPoP := false
 	for _, s := range sessions {
@@ -112,7 +116,7 @@ func (p *plan) routerConfig(router string) (string, error) {
 			s.Protocol, s.Peer, s.Local, n.ASN, s.Remote, s.PeerASN)
 		switch s.PeerRole {
 		case RoleRouter:
-			fmt.Fprintf(&b, "\t%s {\n\t\timport all;\n\t\texport all;\n\t};\n", channel(v6))
+			fmt.Fprintf(&b, "\t%s {\n\t\timport all;\n\t\texport %s;\n\t};\n", channel(v6), routerExport(n.ASN, stub, s.Prepend))
 		case RolePoP:
 			b.WriteString("\tbfd on;\n")
 			imp := "import none;"
@@ -124,6 +128,25 @@ func (p *plan) routerConfig(router string) (string, error) {
 		b.WriteString("}\n\n")
 	}
 	return b.String(), nil
+}
+
+// routerExport is a router's export to a neighbouring router: everything,
+// or a stub's own networks alone (nothing it learned over BGP), with its
+// AS prepended prepend more times (BIRD puts it in front once itself).
+func routerExport(asn uint32, stub bool, prepend int) string {
+	if !stub && prepend == 0 {
+		return "all"
+	}
+	var b strings.Builder
+	b.WriteString("filter {\n")
+	if stub {
+		b.WriteString("\t\t\tif source = RTS_BGP then reject; # a stub gives no transit\n")
+	}
+	for range prepend {
+		fmt.Fprintf(&b, "\t\t\tbgp_path.prepend(%d);\n", asn)
+	}
+	b.WriteString("\t\t\taccept;\n\t\t}")
+	return b.String()
 }
 
 // popSpeakerConfig is a BIRD 2 configuration that stands in for anycastd's

@@ -69,6 +69,27 @@ func TestRouterConfig(t *testing.T) {
 	}
 }
 
+// TestSteeringRouterConfig: in the steering topology B's router prepends
+// its AS three more times towards A and C, and D's router (a stub) exports
+// only its own networks, with one more prepend towards A.
+func TestSteeringRouterConfig(t *testing.T) {
+	topo, err := SteeringTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPlan("test", topo)
+	for _, router := range []string{"B-router", "D-router"} {
+		t.Run(router, func(t *testing.T) {
+			conf, err := p.routerConfig(router)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "steering-"+router+".bird.conf", []byte(conf))
+			birdParses(t, conf)
+		})
+	}
+}
+
 func TestPoPSpeakerConfig(t *testing.T) {
 	conf, err := testPlan(t, false).popSpeakerConfig("B-pop")
 	if err != nil {

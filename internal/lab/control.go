@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -24,7 +23,7 @@ import (
 const (
 	// CatalogZone is the control plane's catalog zone (RFC 9432).
 	CatalogZone = "catalog.invalid."
-	// ControlAPIPort is the control plane's REST API, on the loopback of
+	// ControlAPIPort is the control plane's REST API, on every address of
 	// its namespace; ControlXfrPort its transfer and NOTIFY port.
 	ControlAPIPort = 8080
 	ControlXfrPort = 53
@@ -45,6 +44,11 @@ type controlPlan struct {
 	Secret string     // base64 TSIG secret
 	Token  string     // API token
 	Stream bool       // the PoPs keep a stream to it
+	// MonitorToken is the API token the monitors report with.
+	MonitorToken string
+	// Levels, when set, makes the control plane decide the PoPs' levels
+	// from the monitors' reports.
+	Levels *Levels
 }
 
 // newControlPlan places the control plane in the client namespace of the
@@ -60,14 +64,19 @@ func (p *plan) newControlPlan() (*controlPlan, error) {
 	}
 	secret := make([]byte, 32)
 	token := make([]byte, controlTokenLen)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
+	mtoken := make([]byte, controlTokenLen)
+	for _, b := range [][]byte{secret, token, mtoken} {
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := rand.Read(token); err != nil {
-		return nil, err
-	}
-	return &controlPlan{Node: n.Name, Addr4: n.Addr4, Secret: base64.StdEncoding.EncodeToString(secret), Token: hex.EncodeToString(token)}, nil
+	return &controlPlan{Node: n.Name, Addr4: n.Addr4, Secret: base64.StdEncoding.EncodeToString(secret),
+		Token: hex.EncodeToString(token), MonitorToken: hex.EncodeToString(mtoken)}, nil
 }
+
+// apiAddr is where the rest of the lab (the monitors) reaches the control
+// plane's API.
+func (c *controlPlan) apiAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlAPIPort) }
 
 func (c *controlPlan) xfrAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlXfrPort) }
 
@@ -88,11 +97,7 @@ func (c *controlPlan) nodeSettings(cfg *NodeConfig, pop string) {
 	cfg.Catalog = &NodeCatalog{Zone: CatalogZone, Primaries: []NodePrimary{{Addr: c.xfrAddr().String(), Key: controlKeyName}}}
 	cfg.SecondaryTimers = &NodeSecondaryTimers{MinRefresh: labMinTimer.String(), MinRetry: labMinTimer.String(), MinExpire: labMinTimer.String()}
 	if c.Stream {
-		region := pop
-		if i := strings.LastIndex(pop, "-"); i > 0 {
-			region = pop[:i]
-		}
-		cfg.Control = &NodeControl{Servers: []string{"http://" + c.streamAddr().String()}, Key: controlKeyName, PoP: region}
+		cfg.Control = &NodeControl{Servers: []string{"http://" + c.streamAddr().String()}, Key: controlKeyName, PoP: popName(pop)}
 	}
 }
 
@@ -121,6 +126,8 @@ type ControlConfig struct {
 	} `yaml:"xfr"`
 	// Stream is the listener of the PoPs' streams; nil without.
 	Stream *ControlStream `yaml:"stream,omitempty"`
+	// Levels is the decision of the PoPs' levels; nil without.
+	Levels *ControlLevels `yaml:"levels,omitempty"`
 }
 
 // ControlStream is the control plane's stream section.
@@ -141,8 +148,13 @@ type ControlACL struct {
 func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	var cfg ControlConfig
 	cfg.DataDir = controlDataDir
-	cfg.API.Listen = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ControlAPIPort).String()
-	cfg.API.Tokens = []string{c.Token}
+	// Every address of its namespace: the loopback for an operator
+	// there (anycastctl's default), its own address for the monitors.
+	cfg.API.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), ControlAPIPort).String()
+	cfg.API.Tokens = []string{c.Token, c.MonitorToken}
+	if c.Levels != nil {
+		cfg.Levels = c.Levels.section()
+	}
 	cfg.Xfr.Listen = []string{c.xfrAddr().String()}
 	cfg.Xfr.TSIGKeys = []TSIGKey{c.key()}
 	cfg.Xfr.Catalog.Zone = CatalogZone

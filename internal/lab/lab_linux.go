@@ -52,6 +52,14 @@ type Options struct {
 	// NoStream, with Control, leaves the PoPs without their stream to the
 	// control plane: changes reach them by NOTIFY and IXFR alone.
 	NoStream bool
+	// Monitors, with Control, also runs one `anycastd monitor` per region
+	// with a PoP, in the region's client namespace, reporting to the
+	// control plane (see monitor.go).
+	Monitors bool
+	// Levels, with Monitors, is the control plane's levels section: it
+	// then decides the PoPs' levels from the monitors' reports and sends
+	// them down the PoPs' streams. nil: no decisions.
+	Levels *Levels
 	// Timing tunes the nodes' health checks and drain period (zero:
 	// DefaultNodeTiming).
 	Timing NodeTiming
@@ -83,6 +91,9 @@ type Lab struct {
 
 	ctl     *controlPlan // nil without Options.Control
 	control *Process     // the running control plane
+
+	monitors map[string]*Process  // the running monitor of each vantage point
+	quotas   map[string]*cpuQuota // the CPU quotas put on PoPs
 }
 
 type runningWire struct {
@@ -136,6 +147,13 @@ func Up(ctx context.Context, topo *Topology, opts Options) (_ *Lab, err error) {
 		name string
 		fn   func(context.Context) (string, error)
 	}{"convergence", l.converge})
+	if opts.Monitors {
+		// After convergence: a PoP still coming up would be seen down.
+		steps = append(steps, struct {
+			name string
+			fn   func(context.Context) (string, error)
+		}{"monitors", l.startMonitors})
+	}
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("up lab %s: %w", l.ID, context.Cause(ctx))
@@ -178,6 +196,12 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	if opts.Control && opts.Anycastd == "" {
 		return nil, errors.New("lab: a control plane needs anycastd (Options.Anycastd)")
 	}
+	if opts.Monitors && (!opts.Control || opts.NoStream) {
+		return nil, errors.New("lab: monitors need a control plane with the PoPs' streams (Options.Control, not NoStream)")
+	}
+	if opts.Levels != nil && !opts.Monitors {
+		return nil, errors.New("lab: levels need monitors (Options.Monitors)")
+	}
 	if opts.Timing == (NodeTiming{}) {
 		opts.Timing = DefaultNodeTiming
 	}
@@ -216,6 +240,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		ID: opts.ID, Dir: dir, plan: newPlan(opts.ID, topo), opts: opts, start: time.Now(),
 		log:     opts.Logger.With("component", "lab", "lab", opts.ID),
 		handles: map[string]*nsHandle{}, procs: map[int]*Process{}, nodes: map[string]*Process{},
+		monitors: map[string]*Process{}, quotas: map[string]*cpuQuota{},
 	}
 	if opts.Control {
 		c, err := l.plan.newControlPlan()
@@ -224,6 +249,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 			return nil, err
 		}
 		c.Stream = !opts.NoStream
+		c.Levels = opts.Levels
 		l.ctl = c
 	}
 	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}
@@ -647,6 +673,12 @@ func (l *Lab) writeConfigs(context.Context) (string, error) {
 		}
 		what += ", control plane config"
 	}
+	if l.opts.Monitors {
+		if err := l.writeMonitorConfigs(); err != nil {
+			return "", err
+		}
+		what += fmt.Sprintf(", %d monitor configs", len(l.plan.monitors()))
+	}
 	return what, nil
 }
 
@@ -1031,6 +1063,11 @@ func teardown(st *State, stopWires func() error) error {
 	}
 	if err := stopProcesses(wires, 2*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	for _, dir := range st.Cgroups {
+		if err := removeCgroup(dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -27,8 +27,9 @@ const (
 func ZoneText() []byte { return bytes.Clone(labZone) }
 
 // What a lab node listens on, besides its addresses: DNS on port 53, the
-// admin API and metrics on the loopback of its own namespace (every PoP has
-// its own, so the ports are the same on each).
+// admin API on the loopback of its own namespace (every PoP has its own,
+// so the ports are the same on each), metrics and GET /v1/load on its
+// unicast IPv4 address, where the monitors read the load.
 const (
 	DNSPort     = 53
 	AdminPort   = 8053
@@ -243,10 +244,11 @@ func (p *plan) nodeConfigFor(pop string, tm NodeTiming, ctl *controlPlan) (NodeC
 	}
 	n, _ := p.node(pop)
 	cfg := NodeConfig{
-		Identity:    NodeIdentity{Name: n.Name},
-		Zones:       []NodeZone{{Name: ZoneName, File: zoneFile}},
-		Admin:       NodeListen{Listen: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), AdminPort).String()},
-		Metrics:     NodeListen{Listen: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), MetricsPort).String()},
+		Identity: NodeIdentity{Name: n.Name},
+		Zones:    []NodeZone{{Name: ZoneName, File: zoneFile}},
+		Admin:    NodeListen{Listen: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), AdminPort).String()},
+		// The monitors read GET /v1/load here, from other namespaces.
+		Metrics:     NodeListen{Listen: netip.AddrPortFrom(n.Addr4, MetricsPort).String()},
 		DrainPeriod: tm.DrainPeriod.String(),
 		BGP:         bgp,
 		Health: NodeHealth{

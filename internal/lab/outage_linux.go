@@ -170,25 +170,11 @@ func (l *Lab) controlOutage(ctx context.Context, o ScenarioOptions) (_ *Result, 
 	if err != nil {
 		return nil, err
 	}
-	var pollers []*popPoller
-	defer func() {
-		for _, p := range pollers {
-			p.close()
-		}
-	}()
-	for _, n := range l.NodesByRole(RolePoP) {
-		if p := l.NodeProcess(n.Name); p == nil || !p.Running() {
-			continue
-		}
-		p, err := l.newPoller(n)
-		if err != nil {
-			return nil, err
-		}
-		pollers = append(pollers, p)
+	pollers, _, closePollers, err := l.runningPollers(name)
+	if err != nil {
+		return nil, err
 	}
-	if len(pollers) == 0 {
-		return nil, fmt.Errorf("%s: no PoP runs anycastd", name)
-	}
+	defer closePollers()
 
 	// A clean start: zones left by an interrupted run go first.
 	for _, z := range []string{OutageExpiringZone, OutageSteadyZone} {

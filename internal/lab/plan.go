@@ -51,6 +51,8 @@ type Link struct {
 	Spec LinkSpec `json:"spec"`
 	A    LinkEnd  `json:"a"`
 	B    LinkEnd  `json:"b"`
+	// Prepend is a router—router link's extra AS hops (RegionLink).
+	Prepend int `json:"prepend,omitempty"`
 }
 
 // Wired reports whether a wire process carries the link (delay or loss);
@@ -76,6 +78,7 @@ type Session struct {
 	PeerASN  uint32
 	Local    netip.Addr
 	Remote   netip.Addr
+	Prepend  int // extra AS hops of the link (router—router)
 }
 
 // plan is the concrete network a topology turns into: every node, every
@@ -123,7 +126,8 @@ func newPlan(id string, t *Topology) *plan {
 		}
 	}
 	for _, l := range t.Links {
-		p.connect(p.byName[nodeName(l.A, "router")], p.byName[nodeName(l.B, "router")], l.LinkSpec)
+		k := p.connect(p.byName[nodeName(l.A, "router")], p.byName[nodeName(l.B, "router")], l.LinkSpec)
+		k.Prepend = l.Prepend
 	}
 	return p
 }
@@ -300,8 +304,8 @@ func (p *plan) sessions(node string) []Session {
 			continue
 		}
 		out = append(out,
-			Session{Protocol: protocolName(peer.Name, false), Peer: peer.Name, PeerRole: peer.Role, PeerASN: peer.ASN, Local: local.Addr4, Remote: remote.Addr4},
-			Session{Protocol: protocolName(peer.Name, true), Peer: peer.Name, PeerRole: peer.Role, PeerASN: peer.ASN, Local: local.Addr6, Remote: remote.Addr6},
+			Session{Protocol: protocolName(peer.Name, false), Peer: peer.Name, PeerRole: peer.Role, PeerASN: peer.ASN, Local: local.Addr4, Remote: remote.Addr4, Prepend: l.Prepend},
+			Session{Protocol: protocolName(peer.Name, true), Peer: peer.Name, PeerRole: peer.Role, PeerASN: peer.ASN, Local: local.Addr6, Remote: remote.Addr6, Prepend: l.Prepend},
 		)
 	}
 	return out

@@ -53,6 +53,36 @@ func (l *Lab) newPoller(n *Node) (*popPoller, error) {
 
 func (p *popPoller) close() { _ = p.conn.Close() }
 
+// runningPollers opens a poller for every PoP whose anycastd runs and
+// returns them with their PoPs, in topology order, and a function that
+// closes them all. what names the caller in the error when no PoP runs
+// anycastd. On an error nothing is left open.
+func (l *Lab) runningPollers(what string) ([]*popPoller, []*Node, func(), error) {
+	var pollers []*popPoller
+	var pops []*Node
+	closeAll := func() {
+		for _, p := range pollers {
+			p.close()
+		}
+	}
+	for _, n := range l.NodesByRole(RolePoP) {
+		if p := l.NodeProcess(n.Name); p == nil || !p.Running() {
+			continue
+		}
+		p, err := l.newPoller(n)
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		pollers = append(pollers, p)
+		pops = append(pops, n)
+	}
+	if len(pollers) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s: no PoP runs anycastd", what)
+	}
+	return pollers, pops, closeAll, nil
+}
+
 // pollEvery is the interval between two queries of a poller: the
 // resolution of the measure.
 const pollEvery = time.Millisecond
@@ -218,27 +248,11 @@ func (l *Lab) propagation(ctx context.Context, o ScenarioOptions) (_ *Result, er
 	if err != nil {
 		return nil, err
 	}
-	var pollers []*popPoller
-	defer func() {
-		for _, p := range pollers {
-			p.close()
-		}
-	}()
-	var pops []*Node
-	for _, n := range l.NodesByRole(RolePoP) {
-		if p := l.NodeProcess(n.Name); p == nil || !p.Running() {
-			continue
-		}
-		p, err := l.newPoller(n)
-		if err != nil {
-			return nil, err
-		}
-		pollers = append(pollers, p)
-		pops = append(pops, n)
+	pollers, pops, closePollers, err := l.runningPollers("propagation")
+	if err != nil {
+		return nil, err
 	}
-	if len(pollers) == 0 {
-		return nil, errors.New("propagation: no PoP runs anycastd")
-	}
+	defer closePollers()
 	const wait = 10 * time.Second
 
 	// The clients query the anycast address all along: provisioning a zone

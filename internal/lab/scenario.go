@@ -14,7 +14,13 @@ import (
 )
 
 // Scenarios anycastlab can run, in the order of the usage text.
-var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage"}
+var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
+	"gray-failure", "overload", "monitor-partition", "all-hot"}
+
+// SteeringScenarios are the scenarios of application-layer anycast: they
+// need the monitors and the control plane's levels (Options.Monitors,
+// Options.Levels), and run on the steering topology unless told otherwise.
+var SteeringScenarios = []string{"gray-failure", "overload", "monitor-partition", "all-hot"}
 
 // Line is one client's outcome in a scenario: one JSON object per line
 // with -json. Fields that do not apply to a scenario are left out, except
@@ -42,6 +48,28 @@ type Line struct {
 	// the client before it.
 	Target    string `json:"target,omitempty"`
 	PoPBefore string `json:"pop_before,omitempty"`
+	// PoPAfter is the PoP that served the client last before the event
+	// ended: the one it moved to, or PoPBefore when it did not move (the
+	// steering scenarios).
+	PoPAfter string `json:"pop_after,omitempty"`
+	// Monitor: the steering scenarios' monitors and level decisions were
+	// running (false: plain anycast, the monitors stopped).
+	Monitor *bool `json:"monitor,omitempty"`
+	// Steering scenarios: the target PoP's level changes during the run
+	// (every PoP's in all-hot and monitor-partition), the levels it went
+	// through, the shortest time between two of its changes, and whether
+	// any PoP was withdrawn.
+	LevelChanges *int     `json:"level_changes,omitempty"`
+	Levels       string   `json:"levels,omitempty"`
+	MinGapMS     *float64 `json:"min_change_gap_ms,omitempty"`
+	Withdrawn    *bool    `json:"withdrawn,omitempty"`
+	// Overload: the share of the offered load of the hot PoP's clients
+	// that other PoPs answered once it shed (over the last seconds of the
+	// load), and this client's query time p95 while the PoP was hot before
+	// its first level change and in the last seconds of the load.
+	ShedShare   *float64 `json:"shed_share,omitempty"`
+	P95MSBefore *float64 `json:"p95_ms_before,omitempty"`
+	P95MSAfter  *float64 `json:"p95_ms_after,omitempty"`
 	// PoPDuring is the PoP the client switched to.
 	PoPDuring string `json:"pop_during,omitempty"`
 	// Catchment: the PoPs nearest to the client by link delay (several
@@ -235,6 +263,20 @@ func (r *Result) WriteTable(out io.Writer) error {
 			}
 			printf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t\n", l.PoP, fmtMS(l.HeartbeatMS), fmtMS(l.ListedMS), derefInt(l.ZonesServed), derefInt(l.Zones), fmtMS(l.ServedMS), cfg)
 		}
+	case "gray-failure", "overload", "monitor-partition", "all-hot":
+		printf(tw, "CLIENT\tMONITOR\tPOP BEFORE\tPOP AFTER\tPOP AT END\tSENT\tLOST\tSWITCH ms\tRECOVER ms\tLEVELS\tSHED SHARE\tp95 BEFORE/AFTER ms\t"+"\n")
+		for _, l := range r.Lines {
+			mon := "-"
+			if l.Monitor != nil {
+				mon = fmt.Sprint(*l.Monitor)
+			}
+			share := "-"
+			if l.ShedShare != nil {
+				share = fmt.Sprintf("%.2f", *l.ShedShare)
+			}
+			printf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s / %s\t\n", l.Client, mon, orDash(l.PoPBefore), orDash(l.PoPAfter), orDash(l.PoP),
+				l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS), orDash(l.Levels), share, fmtMS(l.P95MSBefore), fmtMS(l.P95MSAfter))
+		}
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {
@@ -347,13 +389,27 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // delays returns the one-way delay of the lowest-delay path from node to
-// every other node, over the plan's links.
+// every other node, over the plan's links. A path crosses no stub region's
+// router from one router to another (a stub gives no transit), unless it
+// starts in that region.
 func (p *plan) delays(from string) map[string]time.Duration {
 	dist := map[string]time.Duration{from: 0}
+	stub := map[string]bool{}
+	for _, r := range p.topo.Regions {
+		stub[r.Name] = r.Stub
+	}
+	origin := p.byName[from]
+	transit := func(via, to string) bool {
+		v, t := p.byName[via], p.byName[to]
+		return v.Role == RoleRouter && t.Role == RoleRouter && stub[v.Region] && (origin == nil || origin.Region != v.Region)
+	}
 	for range p.nodes { // Bellman-Ford: the graph is tiny
 		changed := false
 		for _, k := range p.links {
 			for _, e := range [][2]string{{k.A.Node, k.B.Node}, {k.B.Node, k.A.Node}} {
+				if transit(e[0], e[1]) {
+					continue
+				}
 				if d, ok := dist[e[0]]; ok {
 					if old, ok := dist[e[1]]; !ok || d+k.Spec.Delay < old {
 						dist[e[1]] = d + k.Spec.Delay

@@ -132,6 +132,14 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.join(ctx, o)
 	case "control-outage":
 		return l.controlOutage(ctx, o)
+	case "gray-failure":
+		return l.grayFailure(ctx, o)
+	case "overload":
+		return l.overload(ctx, o)
+	case "monitor-partition":
+		return l.monitorPartition(ctx, o)
+	case "all-hot":
+		return l.allHot(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {

@@ -34,6 +34,8 @@ type State struct {
 	Namespaces []string        `json:"namespaces"` // created, in order
 	Processes  []ProcessRecord `json:"processes"`
 	Links      []*Link         `json:"links"`
+	// Cgroups are the cgroup directories of CPU quotas (SetCPUQuota).
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 func (s *State) save() error {

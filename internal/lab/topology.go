@@ -38,6 +38,21 @@ var defaultTopology []byte
 // examples/lab/default.yaml.
 func DefaultTopologyYAML() []byte { return bytes.Clone(defaultTopology) }
 
+//go:embed steering.yaml
+var steeringTopology []byte
+
+// SteeringTopologyYAML returns the embedded topology of the steering
+// scenarios (gray-failure, overload, monitor-partition, all-hot), the same
+// text as examples/lab/steering.yaml.
+func SteeringTopologyYAML() []byte { return bytes.Clone(steeringTopology) }
+
+// SteeringTopology parses the embedded steering topology: the default's
+// three regions plus two stub networks in B's catchment that a shed B-pop
+// loses one at a time.
+func SteeringTopology() (*Topology, error) {
+	return ParseTopology("steering.yaml", steeringTopology)
+}
+
 // DefaultTopology parses the embedded default topology.
 func DefaultTopology() (*Topology, error) {
 	return ParseTopology("default.yaml", defaultTopology)
@@ -84,6 +99,12 @@ type Region struct {
 	Link    LinkSpec `yaml:"link"`
 	PoPs    []PoP    `yaml:"pops"`
 	Clients []Client `yaml:"clients"`
+	// Stub makes the router a customer network that gives no transit: it
+	// exports only its own networks (loopback, clients) to the routers it
+	// links to, not what it learned from one of them. A stub region has
+	// no PoPs. Linked to two regions, its clients reach the anycast
+	// service through either, whichever offers the shorter AS path.
+	Stub bool `yaml:"stub"`
 }
 
 // PoP is a namespace that will run anycastd node; it peers eBGP with BFD with
@@ -121,6 +142,11 @@ type RegionLink struct {
 	A        string `yaml:"a"`
 	B        string `yaml:"b"`
 	LinkSpec `yaml:",inline"`
+	// Prepend is how many more times each router puts its own AS number
+	// in front of the AS path of every route it exports over this link
+	// (0 to 10): the link costs that many more AS hops, so that paths of
+	// different lengths can be built.
+	Prepend int `yaml:"prepend"`
 }
 
 // Defaults used where the topology leaves a field out.
@@ -130,6 +156,7 @@ const (
 	defaultBFDInterval   = 100 * time.Millisecond
 	defaultBFDMultiplier = 3
 	maxDelay             = 10 * time.Second
+	maxLinkPrepend       = 10
 )
 
 var (
@@ -384,6 +411,9 @@ func (t *Topology) problems() []problem {
 			}
 			members[name] = true
 		}
+		if r.Stub && len(r.PoPs) > 0 {
+			c.add("a stub region has no PoPs", "regions", i, "stub")
+		}
 		for j, p := range r.PoPs {
 			member(p.Name, "regions", i, "pops", j, "name")
 			c.asn(p.ASN, "regions", i, "pops", j, "asn")
@@ -424,6 +454,9 @@ func (t *Topology) problems() []problem {
 			adj[l.B] = append(adj[l.B], l.A)
 		}
 		c.link(l.LinkSpec, "links", i)
+		if l.Prepend < 0 || l.Prepend > maxLinkPrepend {
+			c.add(fmt.Sprintf("prepend %d is outside 0..%d", l.Prepend, maxLinkPrepend), "links", i, "prepend")
+		}
 	}
 	if len(t.Regions) > 1 && len(c.probs) == 0 {
 		seen := map[string]bool{t.Regions[0].Name: true}

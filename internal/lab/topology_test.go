@@ -45,6 +45,35 @@ func TestDefaultTopology(t *testing.T) {
 	}
 }
 
+// The steering topology: B's catchment holds three client networks that
+// a shed B-pop loses one at a time (see steering.yaml).
+func TestSteeringTopology(t *testing.T) {
+	topo, err := SteeringTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs, pops := 0, 0
+	for _, r := range topo.Regions {
+		if r.Stub {
+			stubs++
+		}
+		pops += len(r.PoPs)
+	}
+	if stubs != 2 || pops != 3 {
+		t.Errorf("%d stub regions and %d PoPs, want 2 and 3", stubs, pops)
+	}
+	if c := newPlan("t", topo).centralPoP(); c != "B-pop" {
+		t.Errorf("central PoP %s, want B-pop (the scenarios' target)", c)
+	}
+	example, err := os.ReadFile("../../examples/lab/steering.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(example, SteeringTopologyYAML()) {
+		t.Error("examples/lab/steering.yaml differs from internal/lab/steering.yaml: copy one over the other")
+	}
+}
+
 // The example users copy and the embedded default must not drift apart.
 func TestExampleIsEmbeddedDefault(t *testing.T) {
 	example, err := os.ReadFile("../../examples/lab/default.yaml")
