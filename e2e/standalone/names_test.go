@@ -3,12 +3,11 @@
 package standalone
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,28 +25,9 @@ func startStandalone(t *testing.T) (dnsAddr, apiAddr string) {
 	bin := testkit.BuildAnycastd(t)
 	dnsAddr = testkit.FreeAddr(t)
 	apiAddr = testkit.FreeAddr(t)
-	cmd := exec.Command(bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
+	testkit.StartProcess(t, "standalone", filepath.Join(t.TempDir(), "standalone.log"), bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
 		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", namesToken)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("standalone log:\n%s", logs.String())
-		}
-	})
 	waitA(t, dnsAddr, "www.example.com.", "192.0.2.80", 15*time.Second)
 	return dnsAddr, apiAddr
 }
