@@ -58,14 +58,40 @@ func TestParseFlags(t *testing.T) {
 
 func TestStandaloneLaunch(t *testing.T) {
 	p := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-	l := standaloneLaunch("/bin/anycastd", "/w/anycastd", "TOKEN", p("127.0.0.1:1"), p("127.0.0.1:2"), p("127.0.0.1:3"), p("127.0.0.1:4"))
-	want := "/bin/anycastd standalone -data /w/anycastd/data -dns 127.0.0.1:1 -api 127.0.0.1:2 -xfr 127.0.0.1:3 -admin 127.0.0.1:4 -metrics= -nsid bench-anycastd -log-level warn"
+	l := standaloneLaunch("/bin/anycastd", "/w/anycastd", "TOKEN", 60, p("127.0.0.1:1"), p("127.0.0.1:2"), p("127.0.0.1:3"), p("127.0.0.1:4"))
+	want := "/bin/anycastd standalone -data /w/anycastd/data -dns 127.0.0.1:1 -api 127.0.0.1:2 -xfr 127.0.0.1:3 -admin 127.0.0.1:4 -api-max-body 60MiB -metrics= -nsid bench-anycastd -log-level warn"
 	if got := strings.Join(l.Argv, " "); got != want {
 		t.Errorf("argv %q, want %q", got, want)
 	}
 	// The token goes through the environment, not the command line.
 	if strings.Contains(strings.Join(l.Argv, " "), "TOKEN") || len(l.Env) != 1 || l.Env[0] != "ANYCASTD_API_TOKEN=TOKEN" {
 		t.Errorf("argv %q env %q", l.Argv, l.Env)
+	}
+}
+
+// TestMaxBodyMiB: the API's body limit takes the whole zone file in one
+// request (the 1,000,000-name zone is 61 MB, over the API's default).
+func TestMaxBodyMiB(t *testing.T) {
+	for _, tt := range []struct {
+		size int64
+		want int64
+		err  bool
+	}{
+		{0, 32, false},
+		{120_000, 32, false},
+		{32 << 20, 33, false},
+		{61_000_000, 59, false},
+		{64 << 20, 65, false},
+		{1<<30 - 1, 1024, false},
+		{1 << 30, 0, true},
+	} {
+		got, err := maxBodyMiB(tt.size)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("maxBodyMiB(%d) = %d, %v; want %d, error %v", tt.size, got, err, tt.want, tt.err)
+		}
+		if err == nil && got<<20 <= tt.size {
+			t.Errorf("maxBodyMiB(%d) = %d MiB: the file does not fit", tt.size, got)
+		}
 	}
 }
 
@@ -100,7 +126,7 @@ func TestImportErrors(t *testing.T) {
 		want   string
 	}{
 		{http.StatusRequestEntityTooLarge, `{"error": "request body too large"}`,
-			"413 Request Entity Too Large: request body too large (the zone file is 0.0 MB; anycastd standalone takes bodies up to its api.max_body"},
+			"413 Request Entity Too Large: request body too large (the zone file is 0.0 MB; anycastd standalone takes bodies up to its -api-max-body"},
 		{http.StatusBadRequest, `{"error": "zonefile:3: bad A"}`, "400 Bad Request: zonefile:3: bad A"},
 		{http.StatusInternalServerError, "not json", "500 Internal Server Error: not json"},
 	} {

@@ -53,6 +53,10 @@ type Options struct {
 	TokenFile string
 	Name      string     // node identity
 	LogLevel  slog.Level // of both roles
+	// APIMaxBody is the largest API request body in bytes, the control
+	// plane's api.max_body (1 KiB..1 GiB); 0 = its default, 32 MiB. A
+	// zone file imported in one request must fit.
+	APIMaxBody int64
 }
 
 // configName names the generated configurations in messages: they are
@@ -92,10 +96,14 @@ func prepare(o Options, logger *slog.Logger, level *slog.LevelVar, reload <-chan
 		return nil, nil, err
 	}
 	key := base64.StdEncoding.EncodeToString(secret)
+	maxBody := ""
+	if o.APIMaxBody != 0 {
+		maxBody = fmt.Sprintf("\n  max_body: %d", o.APIMaxBody)
+	}
 	ctlYAML := fmt.Sprintf(`data_dir: %q
 api:
   listen: %q
-  %s
+  %s%s
 xfr:
   listen: [%q]
   tsig_keys: [{name: standalone-xfr., algorithm: hmac-sha256, secret: %q}]
@@ -103,7 +111,7 @@ xfr:
   notify: [{addr: %q, key: standalone-xfr.}]
   catalog: {zone: catalog.invalid.}
 log: {level: %s}
-`, filepath.Join(o.DataDir, "control"), o.API.String(), tokens, o.Xfr.String(), key, o.DNS.String(), levelName(o.LogLevel))
+`, filepath.Join(o.DataDir, "control"), o.API.String(), tokens, maxBody, o.Xfr.String(), key, o.DNS.String(), levelName(o.LogLevel))
 	loadControl := func() (*config.Control, error) { return config.ParseControl([]byte(ctlYAML), controlConfigName) }
 	ccfg, err := loadControl()
 	if err != nil {
