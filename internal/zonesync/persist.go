@@ -77,20 +77,36 @@ func (s *secondary) persistLoop() {
 // stopped, so nothing new comes).
 func (s *secondary) waitPersisted() { s.persister.wg.Wait() }
 
-// write puts one version on disk: the zone file and its state, or the
-// state alone when the file already holds that version.
+// write puts one version on disk: the state alone when the disk already
+// holds that version; the change from the version on disk appended to the
+// zone's journal and the state, when the journal may take it
+// (journalFits); else the zone file and its state.
 func (s *secondary) write(j *persistJob) {
 	m := s.m
 	s.mu.Lock()
-	onDisk, sum, records := s.savedZone, s.fileSum, s.fileRecords
+	onDisk, sum, records, fileBytes, journalBytes := s.savedZone, s.fileSum, s.fileRecords, s.fileBytes, s.journalBytes
 	s.mu.Unlock()
+	j.st.SHA256, j.st.Records = sum, records
 	if onDisk == j.z {
-		j.st.SHA256, j.st.Records = sum, records
 		if err := m.store.saveState(j.st); err != nil {
 			m.met.persistErrors.Inc()
 			m.log.Error("persisting zone state failed", "zone", s.name, "err", err)
 		}
 		return
+	}
+	if m.store.journalFits(sum, fileBytes, journalBytes) && j.z.Derived(onDisk) {
+		del, add := zone.DiffWire(onDisk, j.z)
+		n, err := m.store.appendJournal(s.name, sum, onDisk.Serial, j.z.Serial, del, add, journalBytes == 0)
+		if err == nil {
+			err = m.store.saveState(j.st)
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.savedZone, s.journalBytes = j.z, journalBytes+n
+			s.mu.Unlock()
+			return
+		}
+		m.log.Warn("appending the change to the zone's journal failed; writing the whole zone", "zone", s.name, "serial", j.z.Serial, "err", err)
 	}
 	saved, err := m.store.save(j.z, j.st)
 	if err != nil {
@@ -100,5 +116,6 @@ func (s *secondary) write(j *persistJob) {
 	}
 	s.mu.Lock()
 	s.savedZone, s.fileSum, s.fileRecords = j.z, saved.SHA256, saved.Records
+	s.fileBytes, s.journalBytes = saved.FileBytes, 0
 	s.mu.Unlock()
 }
