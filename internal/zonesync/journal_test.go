@@ -2,8 +2,8 @@ package zonesync
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"testing"
