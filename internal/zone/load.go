@@ -333,7 +333,8 @@ func generateCount(r string) (int, error) {
 // WriteTo prints the zone in master-file form, canonical order, one record per
 // line; used for exports and golden tests.
 func (z *Zone) WriteTo(w io.Writer) (int64, error) {
-	bw := bufio.NewWriter(w)
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriter(cw)
 	var err error
 	z.Nodes(func(n *Node) {
 		if err != nil {
@@ -363,10 +364,22 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 	})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = bw.Flush()
 	}
-	return 0, bw.Flush()
+	return cw.n, err
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parseErrRE picks apart miekg/dns's "FILE: dns: MSG: TOKEN at line: L:C".

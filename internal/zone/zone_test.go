@@ -41,8 +41,12 @@ func TestLoadGood(t *testing.T) {
 		t.Errorf("serial %d negttl %d", z.Serial, z.NegTTL)
 	}
 	var buf bytes.Buffer
-	if _, err := z.WriteTo(&buf); err != nil {
+	n, err := z.WriteTo(&buf)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n != int64(buf.Len()) { // io.WriterTo: the bytes written
+		t.Errorf("WriteTo returned %d, wrote %d bytes", n, buf.Len())
 	}
 	golden(t, "good.zone.golden", buf.Bytes())
 }

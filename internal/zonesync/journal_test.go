@@ -31,12 +31,18 @@ func TestJournal(t *testing.T) {
 			hosts[i] = "h" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".example.com. 300 IN A 192.0.2.1"
 		}
 		v7 := makeZone(t, 7, hosts...)
-		if _, err := st.save(v7, state{Zone: origin, Serial: 7, LastRefresh: time.Now(), Primary: primaryAddr}); err != nil {
+		saved, err := st.save(v7, state{Zone: origin, Serial: 7, LastRefresh: time.Now(), Primary: primaryAddr})
+		if err != nil {
 			t.Fatal(err)
 		}
 		zoneFile, err := os.ReadFile(st.zonePath(origin))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The size the next change is measured against (a running
+		// node's, without a load in between).
+		if saved.FileBytes != int64(len(zoneFile)) {
+			t.Fatalf("save: FileBytes %d, the file has %d", saved.FileBytes, len(zoneFile))
 		}
 		pn := &pipeNet{}
 		p := newPrimary(t, pn.listen(primaryAddr), v7, "")
