@@ -144,7 +144,7 @@ log: {level: %s}
 	if err != nil {
 		return nil, nil, err
 	}
-	r := parts(ctl, n, reload)
+	r := parts(ctl, n, reload, logger)
 	tokenFrom := "token_file=" + o.TokenFile
 	if o.TokenFile == "" {
 		tokenFrom = "token=given"
@@ -155,8 +155,9 @@ log: {level: %s}
 }
 
 // parts are the standalone's tasks — the control plane, the seeding of the
-// example zone, the node — and their stop order.
-func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}) *lifecycle.Runner {
+// example zone, the node, the memory trimmer (trim.go) — and their stop
+// order.
+func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}, log *slog.Logger) *lifecycle.Runner {
 	r := lifecycle.New(nil)
 	r.Add("control", lifecycle.WithReady(func(ctx context.Context) error { return ctl.Run(ctx, reload) }, ctl.Ready()))
 	seeded := make(chan struct{})
@@ -174,7 +175,8 @@ func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}) *lifecycl
 		return nil
 	}, seeded))
 	r.Add("node", lifecycle.WithReady(func(ctx context.Context) error { return n.Run(ctx, nil) }, n.Ready()))
-	r.StopOrder(lifecycle.Stop("node"), lifecycle.Stop("seed"), lifecycle.Stop("control"))
+	r.Add("trim", lifecycle.Func(func(ctx context.Context) error { return trimMemory(ctx, trimEvery, log) }))
+	r.StopOrder(lifecycle.Stop("trim"), lifecycle.Stop("node"), lifecycle.Stop("seed"), lifecycle.Stop("control"))
 	return r
 }
 
