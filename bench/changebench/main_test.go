@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Names != 1_000_000 || o.Changes != 100 || strings.Join(o.Only, ",") != "anycastd,knot" || o.Knotc != knotcCalls ||
-		o.Poll != time.Millisecond || o.Strict || o.JSON {
+		o.Poll != time.Millisecond || o.Idle != 20*time.Second || o.Strict || o.JSON {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseFlags([]string{"-only", "knot, anycastd,knot", "-knotc", "batch", "-names", "2000", "-changes", "5"}, io.Discard)
@@ -48,6 +48,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-poll", "0s"}, "-poll 0s"},
 		{[]string{"-answer-timeout", "-1s"}, "-answer-timeout -1s"},
 		{[]string{"-settle", "-1s"}, "-settle -1s"},
+		{[]string{"-idle", "-1s"}, "-idle -1s"},
 		{[]string{"extra"}, "unexpected arguments"},
 	} {
 		if _, err := parseFlags(tt.args, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -230,7 +231,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"-names", "2000", "-changes", "5", "-settle", "100ms", "-answer-timeout", "10s", "-json", "-anycastd-bin", bin}, &stdout, &stderr)
+	err := run(ctx, []string{"-names", "2000", "-changes", "5", "-settle", "100ms", "-idle", "100ms", "-answer-timeout", "10s", "-json", "-anycastd-bin", bin}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -253,7 +254,7 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s change %d is %s -> %v, not the same change as %s's", s.Server, i, c.Name, c.New, rep.Servers[0].Server)
 			}
 		}
-		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
+		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.RSSIdle == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
 			t.Errorf("%s: load %+v, RSS %d / %d, HWM %d, %d targets", s.Server, s.Load, s.RSSAfterLoad, s.RSSAfterChanges, s.HWM, len(s.Targets))
 		}
 		gone(t, s.Server, s.PID)
@@ -273,7 +274,7 @@ func TestRunKnotBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"-only", "knot", "-knotc", "batch", "-names", "2000", "-changes", "3", "-settle", "0s", "-json"}, &stdout, &stderr)
+	err := run(ctx, []string{"-only", "knot", "-knotc", "batch", "-names", "2000", "-changes", "3", "-settle", "0s", "-idle", "0s", "-json"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -321,7 +322,7 @@ func TestInterrupt(t *testing.T) {
 	stderr := &cancelOn{marker: "msg=change server=anycastd n=2", cancel: cancel}
 	var stdout bytes.Buffer
 	start := time.Now()
-	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-anycastd-bin", bin}, &stdout, stderr)
+	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-idle", "0s", "-anycastd-bin", bin}, &stdout, stderr)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("run = %v, want interrupted", err)
 	}

@@ -131,6 +131,14 @@ func (b *bench) measure(ctx context.Context, name string) (res serverResult) {
 	}
 	b.logger.Info("changes done", "server", name, "rss_after_load", mib(res.RSSAfterLoad),
 		"rss_after_changes", mib(res.RSSAfterChanges), "vmhwm", mib(res.HWM))
+	if b.o.Idle > 0 {
+		b.sleep(ctx, b.o.Idle)
+		if ctx.Err() != nil {
+			return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
+		}
+		res.RSSIdle, _ = treeMem(s)
+		b.logger.Info("idle", "server", name, "after", b.o.Idle, "rss", mib(res.RSSIdle))
+	}
 	return res
 }
 
