@@ -16,13 +16,16 @@ import (
 // only what lies above that: on the 1,000,000-name zone of make
 // bench-change, about 570 MiB live and 1.3 GiB resident. A lower GC target
 // costs every load a full mark of the heap far more often. So the
-// standalone trims instead: once the heap has been quiet for a look
-// (allocated less than quietShare of what is live since the one before),
-// and it holds more than trimOver beyond what is live, it collects and
+// standalone trims instead: once the heap has been quiet for quietLooks
+// looks in a row (allocated less than live/quietShare between two), and
+// it holds more than live/trimShare beyond what is live, it collects and
 // returns the free memory to the system (debug.FreeOSMemory), once per
-// burst.
+// burst. A trim marks the whole heap and takes the heap lock while it
+// returns memory: waiting for seconds of quiet keeps it away from a burst
+// of changes (it made single changes right after a load take 20-30 ms).
 const (
-	trimEvery  = 2 * time.Second
+	trimEvery  = time.Second
+	quietLooks = 3
 	quietShare = 50       // quiet: allocated under live/quietShare since the last look
 	trimShare  = 4        // trim when objects and free memory exceed live by live/trimShare
 	trimFloor  = 32 << 20 // ... and by at least this
@@ -57,17 +60,19 @@ func readHeap() heapSample {
 // beyond what is live to be worth a collection and a return to the
 // system.
 func shouldTrim(prev, cur heapSample) bool {
-	quiet := cur.allocs-prev.allocs < cur.live/quietShare
-	excess := cur.objects + cur.free
-	return quiet && excess > cur.live+max(cur.live/trimShare, trimFloor)
+	return isQuiet(prev, cur) && cur.objects+cur.free > cur.live+max(cur.live/trimShare, trimFloor)
 }
 
+// isQuiet reports whether little was allocated between two looks.
+func isQuiet(prev, cur heapSample) bool { return cur.allocs-prev.allocs < cur.live/quietShare }
+
 // trimMemory looks at the heap every interval until ctx ends, and trims it
-// when shouldTrim says so.
+// when shouldTrim says so after quietLooks quiet looks.
 func trimMemory(ctx context.Context, every time.Duration, log *slog.Logger) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	prev := readHeap()
+	quiet := 0 // looks in a row that found the heap quiet
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,7 +80,12 @@ func trimMemory(ctx context.Context, every time.Duration, log *slog.Logger) erro
 		case <-tick.C:
 		}
 		cur := readHeap()
-		if shouldTrim(prev, cur) {
+		quiet++
+		if !isQuiet(prev, cur) {
+			quiet = 0
+		}
+		if quiet >= quietLooks && shouldTrim(prev, cur) {
+			quiet = 0
 			start := time.Now()
 			debug.FreeOSMemory()
 			after := readHeap()
