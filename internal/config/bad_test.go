@@ -50,3 +50,16 @@ func badFiles[T any](t *testing.T, dir, fn string, load func(string) (*T, error)
 		}
 	}
 }
+
+// problems returns the lines of a validation error (nil for none), failing
+// the test when the error does not wrap ErrInvalid.
+func problems(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Errorf("errors.Is(err, ErrInvalid) = false")
+	}
+	return strings.Split(err.Error(), "\n")
+}

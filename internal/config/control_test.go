@@ -241,14 +241,7 @@ func TestControlValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validControl()
 			tt.modify(c)
-			var got []string
-			if err := c.Validate(); err != nil {
-				if !errors.Is(err, config.ErrInvalid) {
-					t.Errorf("errors.Is(err, ErrInvalid) = false")
-				}
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, problems(t, c.Validate())); diff != "" {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})

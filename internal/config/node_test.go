@@ -470,14 +470,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := validNode()
 			tt.modify(n)
-			var got []string
-			if err := n.Validate(); err != nil {
-				if !errors.Is(err, config.ErrInvalid) {
-					t.Errorf("errors.Is(err, ErrInvalid) = false")
-				}
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, problems(t, n.Validate())); diff != "" {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})
