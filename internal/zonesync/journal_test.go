@@ -2,7 +2,6 @@ package zonesync
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -57,14 +56,7 @@ func TestJournal(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.store.journalMin = 1 << 10
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- m.Run(ctx) }()
-			synctest.Wait()
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			runIdle(t, m)
 			if got, want := dump(t, served(m, origin)), dump(t, p.current(origin)); got != want {
 				t.Fatalf("served:\n%s\nwant the primary's:\n%s", got, want)
 			}
