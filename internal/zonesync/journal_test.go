@@ -3,6 +3,7 @@ package zonesync
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -199,6 +200,55 @@ func TestJournalEntry(t *testing.T) {
 		b[i] ^= 0x10
 		if _, _, _, _, _, err := decodeEntry(b); err == nil {
 			t.Errorf("byte %d changed: decoded", i)
+		}
+	}
+}
+
+// TestRefreshWaitsForSmallZonesOnly: a refresh waits for its version to be
+// written only when the zone has at most waitMaxRecords records; a larger
+// one's write (whole, after an AXFR: seconds for a large zone) goes on in
+// the background while the next refresh may begin.
+func TestRefreshWaitsForSmallZonesOnly(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir(), Keys: testKeys(),
+		Zones: []Zone{{Name: origin, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}}}}
+	m, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.zones[origin]
+	hosts := make([]string, waitMaxRecords)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("h%d.example.com. 300 IN A 192.0.2.1", i)
+	}
+	for _, tt := range []struct {
+		name string
+		z    *zone.Zone
+		wait bool
+	}{
+		{"small", makeZone(t, 1), true},
+		{"large", makeZone(t, 2, hosts...), false},
+	} {
+		s.mu.Lock() // the write waits for it
+		returned := make(chan struct{})
+		go func() {
+			s.persist(tt.z, state{Zone: origin, Serial: tt.z.Serial}, true)
+			close(returned)
+		}()
+		select {
+		case <-returned:
+			if tt.wait {
+				t.Errorf("%s zone: persist returned before its version was written", tt.name)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if !tt.wait {
+				t.Errorf("%s zone (%d records): persist waited for the write", tt.name, tt.z.Records)
+			}
+		}
+		s.mu.Unlock()
+		<-returned
+		s.waitPersisted()
+		if z, _, err := m.store.load(origin); err != nil || z.Serial != tt.z.Serial {
+			t.Errorf("%s zone: on disk %v, %v; want serial %d", tt.name, z, err, tt.z.Serial)
 		}
 	}
 }

@@ -9,7 +9,8 @@ import (
 // persister writes a zone's versions to the data directory, one at a time
 // and newest wins: a version that a newer one replaced before it was
 // written is never written. A refresh waits for its version to be on disk
-// before it ends; a pushed version does not, so that a slow disk (an fsync
+// before it ends (a large zone's does not: waitMaxRecords); a pushed
+// version does not, so that a slow disk (an fsync
 // of tens of milliseconds under load) never holds up the next change the
 // stream brings: the new version is served the moment it is installed,
 // and a crash before it is written only makes the node resume from the
@@ -30,9 +31,19 @@ type persistJob struct {
 	gen uint64
 }
 
+// waitMaxRecords: a refresh does not wait for the version of a zone of
+// more records to be written (about journalMinZone of master file). Such
+// a version goes to the journal in a moment, but one from an AXFR is
+// written whole, which takes seconds (the 1,000,000-name zone: a 109 MB
+// file, 3-7 s): the next NOTIFY's refresh, the first change after the
+// load, waited for it.
+const waitMaxRecords = 20_000
+
 // persist queues z with its state; with wait it returns once that version
-// (or a newer one) has been written.
+// (or a newer one) has been written, unless z has more than waitMaxRecords
+// records.
 func (s *secondary) persist(z *zone.Zone, st state, wait bool) {
+	wait = wait && z.Records <= waitMaxRecords
 	p := &s.persister
 	p.mu.Lock()
 	defer p.mu.Unlock()
