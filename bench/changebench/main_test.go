@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Names != 1_000_000 || o.Changes != 100 || strings.Join(o.Only, ",") != "anycastd,knot" || o.Knotc != knotcCalls ||
-		o.Poll != time.Millisecond || o.Idle != 20*time.Second || o.Strict || o.JSON {
+		o.Poll != time.Millisecond || o.Idle != 20*time.Second || !o.WaitIdle || o.Strict || o.JSON {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseFlags([]string{"-only", "knot, anycastd,knot", "-knotc", "batch", "-names", "2000", "-changes", "5"}, io.Discard)
@@ -253,6 +253,9 @@ func TestRun(t *testing.T) {
 			if c.Name != rep.Servers[0].Changes[i].Name || c.New != rep.Servers[0].Changes[i].New {
 				t.Errorf("%s change %d is %s -> %v, not the same change as %s's", s.Server, i, c.Name, c.New, rep.Servers[0].Server)
 			}
+		}
+		if s.Load.Busy < idleWindow {
+			t.Errorf("%s: busy after the load %v, want at least one look (%v)", s.Server, s.Load.Busy, idleWindow)
 		}
 		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.RSSIdle == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
 			t.Errorf("%s: load %+v, RSS %d / %d, HWM %d, %d targets", s.Server, s.Load, s.RSSAfterLoad, s.RSSAfterChanges, s.HWM, len(s.Targets))

@@ -195,16 +195,19 @@ func printReport(w io.Writer, r *report) error {
 	b := &strings.Builder{} // written to w at the end, so one error to check
 	fmt.Fprintf(b, "\nRecord changes: zone %s of %d names (%.1f MB, %d records), %d changes of one A RRset each\n\n",
 		r.Zone.Origin, r.Zone.Names, float64(r.Zone.Bytes)/1e6, r.Zone.Records, r.Options.Changes)
-	rows := [][]string{{"server", "load", "of which API import", "RSS after load"}}
+	rows := [][]string{{"server", "load", "of which API import", "busy after", "RSS after load"}}
 	for _, s := range r.Servers {
-		load, imp := "-", "-"
+		load, imp, busy := "-", "-", "-"
 		if s.Load.Total > 0 {
 			load = dur(s.Load.Total)
 		}
 		if s.Load.Import > 0 {
 			imp = dur(s.Load.Import)
 		}
-		rows = append(rows, []string{s.Server, load, imp, mibOr(s.RSSAfterLoad)})
+		if s.Load.Busy > 0 {
+			busy = dur(s.Load.Busy)
+		}
+		rows = append(rows, []string{s.Server, load, imp, busy, mibOr(s.RSSAfterLoad)})
 	}
 	benchkit.WriteTable(b, rows)
 	b.WriteString("\n")
@@ -251,7 +254,8 @@ func printReport(w io.Writer, r *report) error {
 	if r.Options.Knotc == knotcBatch {
 		how = "one knotc process reading the four commands"
 	}
-	fmt.Fprintf(b, "\nload = anycastd: API import until the node answers the zone's last name; Knot: knotd start until it does.\n"+
+	fmt.Fprintf(b, "\nload = anycastd: API import until the node answers the zone's last name; Knot: knotd start until it does;\n"+
+		"      busy after = until the server was idle (under 10%% of a core for a second), when the changes began.\n"+
 		"API = anycastd: PUT of the RRset, request sent to answer read;\n"+
 		"      Knot: zone-begin, zone-unset, zone-set, zone-commit, %s, wall time.\n"+
 		"answer = from the same start until the first DNS answer with the new address (a UDP query every %v).\n"+

@@ -163,7 +163,7 @@ func TestStrictErr(t *testing.T) {
 func TestPrintReport(t *testing.T) {
 	o := &options{Changes: 100, Knotc: knotcCalls, Poll: ms, Settle: 2 * time.Second, Idle: 20 * time.Second}
 	a := result(100, 600*ms, 700*ms, 1500*ms, 1600*ms, 600<<10, 1200<<10)
-	a.Load = loadResult{Import: 60 * time.Second, Total: 65 * time.Second}
+	a.Load = loadResult{Import: 60 * time.Second, Total: 65 * time.Second, Busy: 4 * time.Second}
 	a.RSSIdle = 330 << 10
 	a.finish(o)
 	k := result(100, 40*ms, 50*ms, 41*ms, 51*ms, 150<<10, 151<<10)
@@ -183,8 +183,8 @@ func TestPrintReport(t *testing.T) {
 	}
 	out := strings.Join(lines, "\n")
 	for _, want := range []string{
-		"anycastd 65.00s 60.00s 600.0MiB",
-		"knot 3.00s - 150.0MiB",
+		"anycastd 65.00s 60.00s 4.00s 600.0MiB",
+		"knot 3.00s - - 150.0MiB",
 		"anycastd 100 600.0ms 600.0ms 700.0ms 1.50s 1.50s 1.60s 0 1200.0MiB 2.00 - 330.0MiB",
 		"anycastd 0 - - - - - - 0 - - - -",
 		"Memory holding the zone, idle: anycastd standalone 330.0MiB = 2.20× Knot's 150.0MiB (issue 11: ≤ 2×, it holds the zone for the API and for the node): FAIL",
