@@ -21,11 +21,13 @@ import (
 // it holds more than live/trimShare beyond what is live, it collects and
 // returns the free memory to the system (debug.FreeOSMemory), once per
 // burst. A trim marks the whole heap and takes the heap lock while it
-// returns memory: waiting for seconds of quiet keeps it away from a burst
-// of changes (it made single changes right after a load take 20-30 ms).
+// returns memory (one or two seconds of CPU at this size): it comes in the
+// first quiet second after the burst, while nothing else is asked of the
+// process, rather than later among the changes that follow (a trim that
+// fell among them made single changes take 20-40 ms).
 const (
 	trimEvery  = time.Second
-	quietLooks = 3
+	quietLooks = 1
 	quietShare = 50       // quiet: allocated under live/quietShare since the last look
 	trimShare  = 4        // trim when objects and free memory exceed live by live/trimShare
 	trimFloor  = 32 << 20 // ... and by at least this
