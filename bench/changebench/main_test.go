@@ -254,8 +254,8 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s change %d is %s -> %v, not the same change as %s's", s.Server, i, c.Name, c.New, rep.Servers[0].Server)
 			}
 		}
-		if s.Load.Busy < idleWindow {
-			t.Errorf("%s: busy after the load %v, want at least one look (%v)", s.Server, s.Load.Busy, idleWindow)
+		if s.Load.Busy < idleWindows*idleWindow {
+			t.Errorf("%s: busy after the load %v, want at least %d looks (%v)", s.Server, s.Load.Busy, idleWindows, idleWindows*idleWindow)
 		}
 		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.RSSIdle == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
 			t.Errorf("%s: load %+v, RSS %d / %d, HWM %d, %d targets", s.Server, s.Load, s.RSSAfterLoad, s.RSSAfterChanges, s.HWM, len(s.Targets))

@@ -229,23 +229,29 @@ func (b *bench) progress(ctx context.Context, s *benchkit.Server, since time.Tim
 }
 
 // idleShare is the CPU share (of one core, over idleWindow) under which a
-// server counts as idle.
+// server counts as idle, for idleWindows windows in a row.
 const (
-	idleShare  = 0.10
-	idleWindow = time.Second
-	idleMax    = 5 * time.Minute
+	idleShare   = 0.10
+	idleWindow  = time.Second
+	idleWindows = 2
+	idleMax     = 5 * time.Minute
 )
 
-// waitIdle waits until s has used less than idleShare of a core over
-// idleWindow, at most idleMax, and returns how long that took and whether
-// it became idle.
+// waitIdle waits until s has used less than idleShare of a core over each
+// of idleWindows windows of idleWindow in a row, at most idleMax, and
+// returns how long that took and whether it became idle.
 func (b *bench) waitIdle(ctx context.Context, s *benchkit.Server) (time.Duration, bool) {
 	start := time.Now()
 	prev := treeTicks(s)
+	quiet := 0
 	for time.Since(start) < idleMax && ctx.Err() == nil {
 		b.sleep(ctx, idleWindow)
 		cur := treeTicks(s)
-		if float64(cur-prev)/userHZ < idleShare*idleWindow.Seconds() {
+		quiet++
+		if float64(cur-prev)/userHZ >= idleShare*idleWindow.Seconds() {
+			quiet = 0
+		}
+		if quiet >= idleWindows {
 			return time.Since(start), true
 		}
 		prev = cur

@@ -255,7 +255,7 @@ func printReport(w io.Writer, r *report) error {
 		how = "one knotc process reading the four commands"
 	}
 	fmt.Fprintf(b, "\nload = anycastd: API import until the node answers the zone's last name; Knot: knotd start until it does;\n"+
-		"      busy after = until the server was idle (under 10%% of a core for a second), when the changes began.\n"+
+		"      busy after = until the server was idle (under 10%% of a core for two seconds), when the changes began.\n"+
 		"API = anycastd: PUT of the RRset, request sent to answer read;\n"+
 		"      Knot: zone-begin, zone-unset, zone-set, zone-commit, %s, wall time.\n"+
 		"answer = from the same start until the first DNS answer with the new address (a UDP query every %v).\n"+
