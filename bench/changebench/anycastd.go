@@ -67,21 +67,44 @@ func containsPort(ports []netip.AddrPort, p netip.AddrPort) bool {
 }
 
 // standaloneLaunch is the command line of anycastd standalone with every
-// listener on the given loopback ports, its data in dir/data and no
-// metrics listener.
-func standaloneLaunch(bin, dir, token string, dns, api, xfr, admin netip.AddrPort) benchkit.Launch {
+// listener on the given loopback ports, its data in dir/data, no metrics
+// listener, and an API that takes bodies up to maxBody MiB.
+func standaloneLaunch(bin, dir, token string, maxBody int64, dns, api, xfr, admin netip.AddrPort) benchkit.Launch {
 	return benchkit.Launch{
 		Name: "anycastd",
 		Argv: []string{bin, "standalone",
 			"-data", filepath.Join(dir, "data"),
 			"-dns", dns.String(), "-api", api.String(), "-xfr", xfr.String(), "-admin", admin.String(),
+			"-api-max-body", fmt.Sprintf("%dMiB", maxBody),
 			"-metrics=", "-nsid", "bench-anycastd", "-log-level", "warn"},
 		Env: []string{envToken + "=" + token},
 	}
 }
 
-// startAnycastd starts anycastd standalone in dir and waits for its API.
-func startAnycastd(ctx context.Context, bin, dir, origin string) (*anycastd, error) {
+// The API's body limit (-api-max-body): its default, and its largest.
+const (
+	defaultMaxBodyMiB = 32
+	maxMaxBodyMiB     = 1 << 10
+)
+
+// maxBodyMiB is the API body limit, in MiB, that takes a zone file of
+// size bytes in one request: the API's default, or the file's size rounded
+// up to the next whole MiB past it, at most 1 GiB.
+func maxBodyMiB(size int64) (int64, error) {
+	n := max(size>>20+1, defaultMaxBodyMiB)
+	if n > maxMaxBodyMiB {
+		return 0, fmt.Errorf("the zone file is %.1f MB; anycastd standalone's API takes bodies of at most 1 GiB", float64(size)/1e6)
+	}
+	return n, nil
+}
+
+// startAnycastd starts anycastd standalone in dir, its API taking a zone
+// file of zoneBytes in one request, and waits for its API.
+func startAnycastd(ctx context.Context, bin, dir, origin string, zoneBytes int64) (*anycastd, error) {
+	maxBody, err := maxBodyMiB(zoneBytes)
+	if err != nil {
+		return nil, err
+	}
 	ports, err := loopbackPorts(4)
 	if err != nil {
 		return nil, err
@@ -91,7 +114,7 @@ func startAnycastd(ctx context.Context, bin, dir, origin string) (*anycastd, err
 		return nil, err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	l := standaloneLaunch(bin, dir, token, ports[0], ports[1], ports[2], ports[3])
+	l := standaloneLaunch(bin, dir, token, maxBody, ports[0], ports[1], ports[2], ports[3])
 	s, err := benchkit.Start(l, -1, 0, dir, ports[0])
 	if err != nil {
 		return nil, err
@@ -211,7 +234,7 @@ func (a *anycastd) importZone(ctx context.Context, b *bench) (time.Duration, err
 	wg.Wait()
 	if err != nil {
 		if ae, ok := errors.AsType[*apiError](err); ok && ae.Status == http.StatusRequestEntityTooLarge {
-			return took, fmt.Errorf("import through the API: %w (the zone file is %.1f MB; anycastd standalone takes bodies up to its api.max_body, 32 MiB unless configured)",
+			return took, fmt.Errorf("import through the API: %w (the zone file is %.1f MB; anycastd standalone takes bodies up to its -api-max-body)",
 				err, float64(b.zone.Bytes)/1e6)
 		}
 		if s := a.s; s.Exited() {
@@ -239,7 +262,7 @@ func (a *anycastd) apply(ctx context.Context, c change) error {
 func (b *bench) loadAnycastd(ctx context.Context, dir string) (subject, loadResult, error) {
 	var res loadResult
 	b.logger.Info("starting", "server", "anycastd", "bin", b.o.AnycastdBin)
-	a, err := startAnycastd(ctx, b.o.AnycastdBin, dir, b.zone.Origin)
+	a, err := startAnycastd(ctx, b.o.AnycastdBin, dir, b.zone.Origin, b.zone.Bytes)
 	if a == nil {
 		return nil, res, err
 	}

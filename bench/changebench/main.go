@@ -53,6 +53,8 @@ type options struct {
 	AnswerTimeout time.Duration `json:"answer_timeout_ns"`
 	LoadTimeout   time.Duration `json:"load_timeout_ns"`
 	Settle        time.Duration `json:"settle_ns"`
+	Idle          time.Duration `json:"idle_ns"`
+	WaitIdle      bool          `json:"wait_idle"`
 	Timeout       time.Duration `json:"timeout_ns"`
 	Strict        bool          `json:"strict"`
 	JSON          bool          `json:"-"`
@@ -79,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.AnswerTimeout, "answer-timeout", time.Minute, "how long one change may take to be answered")
 	fs.DurationVar(&o.LoadTimeout, "load-timeout", 20*time.Minute, "how long a server may take to load the zone (anycastd: import through the API until the node answers)")
 	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait this long before reading memory after the load and after the changes")
+	fs.BoolVar(&o.WaitIdle, "wait-idle", true, "after the load, wait until the server is idle (under 10% of a core for two seconds, at most 5 min) before -settle and the changes: the changes of a zone in service, not of one still being loaded")
+	fs.DurationVar(&o.Idle, "idle", 20*time.Second, "after the changes, wait this long more and read the memory of the server holding the zone, idle (0 = not)")
 	fs.DurationVar(&o.Timeout, "timeout", 90*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.Strict, "strict", false, "exit with an error when anycastd misses a target (default: report only)")
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (the tables go to stderr)")
@@ -125,6 +129,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.Settle < 0 {
 		errs = append(errs, fmt.Errorf("-settle %v: must not be negative", o.Settle))
+	}
+	if o.Idle < 0 {
+		errs = append(errs, fmt.Errorf("-idle %v: must not be negative", o.Idle))
 	}
 	return o, errors.Join(errs...)
 }

@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Names != 1_000_000 || o.Changes != 100 || strings.Join(o.Only, ",") != "anycastd,knot" || o.Knotc != knotcCalls ||
-		o.Poll != time.Millisecond || o.Strict || o.JSON {
+		o.Poll != time.Millisecond || o.Idle != 20*time.Second || !o.WaitIdle || o.Strict || o.JSON {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseFlags([]string{"-only", "knot, anycastd,knot", "-knotc", "batch", "-names", "2000", "-changes", "5"}, io.Discard)
@@ -48,6 +48,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-poll", "0s"}, "-poll 0s"},
 		{[]string{"-answer-timeout", "-1s"}, "-answer-timeout -1s"},
 		{[]string{"-settle", "-1s"}, "-settle -1s"},
+		{[]string{"-idle", "-1s"}, "-idle -1s"},
 		{[]string{"extra"}, "unexpected arguments"},
 	} {
 		if _, err := parseFlags(tt.args, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -58,14 +59,40 @@ func TestParseFlags(t *testing.T) {
 
 func TestStandaloneLaunch(t *testing.T) {
 	p := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
-	l := standaloneLaunch("/bin/anycastd", "/w/anycastd", "TOKEN", p("127.0.0.1:1"), p("127.0.0.1:2"), p("127.0.0.1:3"), p("127.0.0.1:4"))
-	want := "/bin/anycastd standalone -data /w/anycastd/data -dns 127.0.0.1:1 -api 127.0.0.1:2 -xfr 127.0.0.1:3 -admin 127.0.0.1:4 -metrics= -nsid bench-anycastd -log-level warn"
+	l := standaloneLaunch("/bin/anycastd", "/w/anycastd", "TOKEN", 60, p("127.0.0.1:1"), p("127.0.0.1:2"), p("127.0.0.1:3"), p("127.0.0.1:4"))
+	want := "/bin/anycastd standalone -data /w/anycastd/data -dns 127.0.0.1:1 -api 127.0.0.1:2 -xfr 127.0.0.1:3 -admin 127.0.0.1:4 -api-max-body 60MiB -metrics= -nsid bench-anycastd -log-level warn"
 	if got := strings.Join(l.Argv, " "); got != want {
 		t.Errorf("argv %q, want %q", got, want)
 	}
 	// The token goes through the environment, not the command line.
 	if strings.Contains(strings.Join(l.Argv, " "), "TOKEN") || len(l.Env) != 1 || l.Env[0] != "ANYCASTD_API_TOKEN=TOKEN" {
 		t.Errorf("argv %q env %q", l.Argv, l.Env)
+	}
+}
+
+// TestMaxBodyMiB: the API's body limit takes the whole zone file in one
+// request (the 1,000,000-name zone is 61 MB, over the API's default).
+func TestMaxBodyMiB(t *testing.T) {
+	for _, tt := range []struct {
+		size int64
+		want int64
+		err  bool
+	}{
+		{0, 32, false},
+		{120_000, 32, false},
+		{32 << 20, 33, false},
+		{61_000_000, 59, false},
+		{64 << 20, 65, false},
+		{1<<30 - 1, 1024, false},
+		{1 << 30, 0, true},
+	} {
+		got, err := maxBodyMiB(tt.size)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("maxBodyMiB(%d) = %d, %v; want %d, error %v", tt.size, got, err, tt.want, tt.err)
+		}
+		if err == nil && got<<20 <= tt.size {
+			t.Errorf("maxBodyMiB(%d) = %d MiB: the file does not fit", tt.size, got)
+		}
 	}
 }
 
@@ -100,7 +127,7 @@ func TestImportErrors(t *testing.T) {
 		want   string
 	}{
 		{http.StatusRequestEntityTooLarge, `{"error": "request body too large"}`,
-			"413 Request Entity Too Large: request body too large (the zone file is 0.0 MB; anycastd standalone takes bodies up to its api.max_body"},
+			"413 Request Entity Too Large: request body too large (the zone file is 0.0 MB; anycastd standalone takes bodies up to its -api-max-body"},
 		{http.StatusBadRequest, `{"error": "zonefile:3: bad A"}`, "400 Bad Request: zonefile:3: bad A"},
 		{http.StatusInternalServerError, "not json", "500 Internal Server Error: not json"},
 	} {
@@ -204,7 +231,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"-names", "2000", "-changes", "5", "-settle", "100ms", "-answer-timeout", "10s", "-json", "-anycastd-bin", bin}, &stdout, &stderr)
+	err := run(ctx, []string{"-names", "2000", "-changes", "5", "-settle", "100ms", "-idle", "100ms", "-answer-timeout", "10s", "-json", "-anycastd-bin", bin}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -227,7 +254,10 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s change %d is %s -> %v, not the same change as %s's", s.Server, i, c.Name, c.New, rep.Servers[0].Server)
 			}
 		}
-		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
+		if s.Load.Busy < idleWindows*idleWindow {
+			t.Errorf("%s: busy after the load %v, want at least %d looks (%v)", s.Server, s.Load.Busy, idleWindows, idleWindows*idleWindow)
+		}
+		if s.RSSAfterLoad == 0 || s.RSSAfterChanges == 0 || s.RSSIdle == 0 || s.HWM < s.RSSAfterChanges || s.Load.Total <= 0 || len(s.Targets) != 5 {
 			t.Errorf("%s: load %+v, RSS %d / %d, HWM %d, %d targets", s.Server, s.Load, s.RSSAfterLoad, s.RSSAfterChanges, s.HWM, len(s.Targets))
 		}
 		gone(t, s.Server, s.PID)
@@ -247,7 +277,7 @@ func TestRunKnotBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"-only", "knot", "-knotc", "batch", "-names", "2000", "-changes", "3", "-settle", "0s", "-json"}, &stdout, &stderr)
+	err := run(ctx, []string{"-only", "knot", "-knotc", "batch", "-names", "2000", "-changes", "3", "-settle", "0s", "-idle", "0s", "-json"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -295,7 +325,7 @@ func TestInterrupt(t *testing.T) {
 	stderr := &cancelOn{marker: "msg=change server=anycastd n=2", cancel: cancel}
 	var stdout bytes.Buffer
 	start := time.Now()
-	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-anycastd-bin", bin}, &stdout, stderr)
+	err := run(ctx, []string{"-names", "2000", "-changes", "50", "-settle", "0s", "-idle", "0s", "-anycastd-bin", bin}, &stdout, stderr)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Errorf("run = %v, want interrupted", err)
 	}

@@ -46,6 +46,10 @@ type loadResult struct {
 	// zone: from the import request for anycastd, from process start for
 	// Knot.
 	Total time.Duration `json:"total_ns"`
+	// Busy is how long the server went on working (over idleShare of a
+	// core) after it answered: anycastd's node writes its copy of the
+	// zone after the transfer. The changes start after it (-wait-idle).
+	Busy time.Duration `json:"busy_after_ns,omitempty"`
 }
 
 // changeResult is one measured change.
@@ -100,6 +104,13 @@ func (b *bench) measure(ctx context.Context, name string) (res serverResult) {
 		return fail(err)
 	}
 	s := sub.server()
+	if b.o.WaitIdle {
+		busy, idle := b.waitIdle(ctx, s)
+		res.Load.Busy = busy
+		if !idle && ctx.Err() == nil {
+			b.logger.Warn("still busy; changing anyway", "server", name, "after", busy.Round(time.Millisecond))
+		}
+	}
 	b.sleep(ctx, b.o.Settle)
 	res.RSSAfterLoad, _ = treeMem(s)
 	b.logger.Info("loaded", "server", name, "took", res.Load.Total.Round(time.Millisecond), "rss", mib(res.RSSAfterLoad))
@@ -131,6 +142,14 @@ func (b *bench) measure(ctx context.Context, name string) (res serverResult) {
 	}
 	b.logger.Info("changes done", "server", name, "rss_after_load", mib(res.RSSAfterLoad),
 		"rss_after_changes", mib(res.RSSAfterChanges), "vmhwm", mib(res.HWM))
+	if b.o.Idle > 0 {
+		b.sleep(ctx, b.o.Idle)
+		if ctx.Err() != nil {
+			return fail(fmt.Errorf("interrupted: %w", ctx.Err()))
+		}
+		res.RSSIdle, _ = treeMem(s)
+		b.logger.Info("idle", "server", name, "after", b.o.Idle, "rss", mib(res.RSSIdle))
+	}
 	return res
 }
 
@@ -207,6 +226,52 @@ func (b *bench) progress(ctx context.Context, s *benchkit.Server, since time.Tim
 			b.logger.Info(what, args...)
 		}
 	}
+}
+
+// idleShare is the CPU share (of one core, over idleWindow) under which a
+// server counts as idle, for idleWindows windows in a row.
+const (
+	idleShare   = 0.10
+	idleWindow  = time.Second
+	idleWindows = 2
+	idleMax     = 5 * time.Minute
+)
+
+// waitIdle waits until s has used less than idleShare of a core over each
+// of idleWindows windows of idleWindow in a row, at most idleMax, and
+// returns how long that took and whether it became idle.
+func (b *bench) waitIdle(ctx context.Context, s *benchkit.Server) (time.Duration, bool) {
+	start := time.Now()
+	prev := treeTicks(s)
+	quiet := 0
+	for time.Since(start) < idleMax && ctx.Err() == nil {
+		b.sleep(ctx, idleWindow)
+		cur := treeTicks(s)
+		quiet++
+		if float64(cur-prev)/userHZ >= idleShare*idleWindow.Seconds() {
+			quiet = 0
+		}
+		if quiet >= idleWindows {
+			return time.Since(start), true
+		}
+		prev = cur
+	}
+	return time.Since(start), false
+}
+
+// userHZ is the clock tick of /proc/PID/stat (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// treeTicks is the CPU time (utime+stime, in clock ticks) of the server's
+// processes.
+func treeTicks(s *benchkit.Server) uint64 {
+	var t uint64
+	for _, pid := range s.Tree() {
+		if st, err := benchkit.ReadStat(pid); err == nil {
+			t += st.Ticks
+		}
+	}
+	return t
 }
 
 func (b *bench) sleep(ctx context.Context, d time.Duration) {

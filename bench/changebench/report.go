@@ -37,13 +37,49 @@ type serverResult struct {
 	RSSAfterLoad    uint64 `json:"rss_after_load_kib"`
 	RSSAfterChanges uint64 `json:"rss_after_changes_kib"`
 	// HWM is the peak resident set (VmHWM) at the end.
-	HWM     uint64         `json:"vmhwm_kib"`
+	HWM uint64 `json:"vmhwm_kib"`
+	// RSSIdle is the resident set -idle after RSSAfterChanges: the
+	// memory of the server holding the zone, with nothing to do.
+	RSSIdle uint64         `json:"rss_idle_kib,omitempty"`
 	Targets []targetResult `json:"targets"`
 	Error   string         `json:"error,omitempty"`
 }
 
+// memoryResult compares the idle memory of anycastd standalone with
+// Knot's: issue 11 wants at most targetIdleFactor times.
+type memoryResult struct {
+	Anycastd uint64  `json:"anycastd_kib"`
+	Knot     uint64  `json:"knot_kib"`
+	Ratio    float64 `json:"ratio"`
+	Pass     bool    `json:"pass"`
+}
+
+// memory compares the idle memory of the two servers, nil when one of
+// them has no figure (failed, or -idle 0).
+func (r *report) memory() *memoryResult {
+	var m memoryResult
+	for _, s := range r.Servers {
+		if s.Error != "" {
+			continue
+		}
+		switch s.Server {
+		case "anycastd":
+			m.Anycastd = s.RSSIdle
+		case "knot":
+			m.Knot = s.RSSIdle
+		}
+	}
+	if m.Anycastd == 0 || m.Knot == 0 {
+		return nil
+	}
+	m.Ratio = float64(m.Anycastd) / float64(m.Knot)
+	m.Pass = m.Ratio <= targetIdleFactor
+	return &m
+}
+
 // The targets of issue 11.
 const (
+	targetIdleFactor   = 2.0
 	targetAPIMedian    = 20 * time.Millisecond
 	targetAnswerMedian = 50 * time.Millisecond
 	targetP99Factor    = 3.0
@@ -159,28 +195,39 @@ func printReport(w io.Writer, r *report) error {
 	b := &strings.Builder{} // written to w at the end, so one error to check
 	fmt.Fprintf(b, "\nRecord changes: zone %s of %d names (%.1f MB, %d records), %d changes of one A RRset each\n\n",
 		r.Zone.Origin, r.Zone.Names, float64(r.Zone.Bytes)/1e6, r.Zone.Records, r.Options.Changes)
-	rows := [][]string{{"server", "load", "of which API import", "RSS after load"}}
+	rows := [][]string{{"server", "load", "of which API import", "busy after", "RSS after load"}}
 	for _, s := range r.Servers {
-		load, imp := "-", "-"
+		load, imp, busy := "-", "-", "-"
 		if s.Load.Total > 0 {
 			load = dur(s.Load.Total)
 		}
 		if s.Load.Import > 0 {
 			imp = dur(s.Load.Import)
 		}
-		rows = append(rows, []string{s.Server, load, imp, mibOr(s.RSSAfterLoad)})
+		if s.Load.Busy > 0 {
+			busy = dur(s.Load.Busy)
+		}
+		rows = append(rows, []string{s.Server, load, imp, busy, mibOr(s.RSSAfterLoad)})
 	}
 	benchkit.WriteTable(b, rows)
 	b.WriteString("\n")
 	rows = [][]string{{"server", "changes", "API median", "p99", "max", "answer median", "p99", "max", "not answered",
-		"RSS after changes", "/ after load", "VmHWM"}}
+		"RSS after changes", "/ after load", "VmHWM", "RSS idle"}}
 	for _, s := range r.Servers {
 		row := append([]string{s.Server, fmt.Sprint(len(s.Changes))}, durs(s.API)...)
 		row = append(row, durs(s.Answer)...)
 		rows = append(rows, append(row, fmt.Sprint(s.NotAnswered),
-			mibOr(s.RSSAfterChanges), ratio(s.RSSAfterChanges, s.RSSAfterLoad), mibOr(s.HWM)))
+			mibOr(s.RSSAfterChanges), ratio(s.RSSAfterChanges, s.RSSAfterLoad), mibOr(s.HWM), mibOr(s.RSSIdle)))
 	}
 	benchkit.WriteTable(b, rows)
+	if m := r.memory(); m != nil {
+		verdict := "FAIL"
+		if m.Pass {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(b, "\nMemory holding the zone, idle: anycastd standalone %s = %.2f× Knot's %s (issue 11: ≤ %.0f×, it holds the zone for the API and for the node): %s\n",
+			mib(m.Anycastd), m.Ratio, mib(m.Knot), targetIdleFactor, verdict)
+	}
 
 	fmt.Fprintf(b, "\nTargets of issue 11 (for anycastd; Knot's for comparison):\n\n")
 	head := []string{"target"}
@@ -207,12 +254,14 @@ func printReport(w io.Writer, r *report) error {
 	if r.Options.Knotc == knotcBatch {
 		how = "one knotc process reading the four commands"
 	}
-	fmt.Fprintf(b, "\nload = anycastd: API import until the node answers the zone's last name; Knot: knotd start until it does.\n"+
+	fmt.Fprintf(b, "\nload = anycastd: API import until the node answers the zone's last name; Knot: knotd start until it does;\n"+
+		"      busy after = until the server was idle (under 10%% of a core for two seconds), when the changes began.\n"+
 		"API = anycastd: PUT of the RRset, request sent to answer read;\n"+
 		"      Knot: zone-begin, zone-unset, zone-set, zone-commit, %s, wall time.\n"+
 		"answer = from the same start until the first DNS answer with the new address (a UDP query every %v).\n"+
-		"RSS = VmRSS of the server's process, %v after the load and after the last change was answered.\n",
-		how, r.Options.Poll, r.Options.Settle)
+		"RSS = VmRSS of the server's process, %v after the load and after the last change was answered;\n"+
+		"      idle: %v after that.\n",
+		how, r.Options.Poll, r.Options.Settle, r.Options.Idle)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

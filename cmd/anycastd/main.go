@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -33,7 +34,7 @@ Usage:
   anycastd control -config FILE          the control plane: zone store, REST API, AXFR/IXFR, NOTIFY, catalog
   anycastd monitor -config FILE          a vantage point: probes every PoP (DNS over UDP and TCP, load),
                                          serves its view at /v1/view and /metrics
-  anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE]
+  anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE] [-api-max-body SIZE]
                                          control plane + one node on loopback, seeded with example.com.
   anycastd checkconf [-role node|control|monitor] [-zones] FILE
                                          check a configuration file as the role loads it (exit 0 valid, 1 not)
@@ -281,6 +282,35 @@ func reloadSignal() (reload <-chan struct{}, stop func()) {
 // API token: unlike -token, it is not shown to other users by ps.
 const envStandaloneToken = "ANYCASTD_API_TOKEN" //nolint:gosec // the name of a variable, not a credential
 
+// The bounds of -api-max-body: those of the control plane's api.max_body.
+const (
+	minAPIMaxBody = 1 << 10
+	maxAPIMaxBody = 1 << 30
+)
+
+// parseSize reads a size in bytes: digits, optionally followed by KiB, MiB
+// or GiB, between lo and hi.
+func parseSize(s string, lo, hi int64) (int64, error) {
+	digits, mult := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if d, ok := strings.CutSuffix(s, u.suffix); ok {
+			digits, mult = d, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a number of bytes, or one with a KiB, MiB or GiB suffix", s)
+	}
+	if n > hi/mult || n*mult < lo {
+		return 0, fmt.Errorf("%q: must be between %d and %d bytes (1KiB..1GiB)", s, lo, hi)
+	}
+	return n * mult, nil
+}
+
 func runStandalone(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -293,6 +323,7 @@ func runStandalone(args []string, stderr io.Writer) error {
 	token := fs.String("token", "", "API token (visible to other users in ps: prefer -token-file or $"+envStandaloneToken+")")
 	tokenFile := fs.String("token-file", "", "`file` of API tokens, one per line, mode 0600, re-read on SIGHUP (default: DIR/api.token, created with a random token)")
 	name := fs.String("nsid", "standalone", "node identity (NSID)")
+	maxBody := fs.String("api-max-body", "", "largest API request `size` in bytes, or with a KiB, MiB or GiB suffix, 1KiB..1GiB (control's api.max_body; default 32MiB); a zone file imported in one request must fit")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -308,6 +339,13 @@ func runStandalone(args []string, stderr io.Writer) error {
 	}
 	if *token != "" && *tokenFile != "" {
 		errs = append(errs, errors.New("-token and -token-file: use one"))
+	}
+	if *maxBody != "" {
+		n, err := parseSize(*maxBody, minAPIMaxBody, maxAPIMaxBody)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-api-max-body: %w", err))
+		}
+		o.APIMaxBody = n
 	}
 	for _, a := range []struct {
 		flag string

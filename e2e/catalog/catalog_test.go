@@ -11,13 +11,11 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,60 +59,20 @@ func zoneCount(t *testing.T) int {
 
 func zoneName(i int) string { return fmt.Sprintf("z%05d.example.", i) }
 
-// proc is an anycastd process started by the test; it is stopped when the
-// test ends, and its log is shown when the test failed.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan error
-	once   sync.Once
-	err    error
-}
-
-func start(t *testing.T, name, bin, logPath string, args ...string) *proc {
+// start runs an anycastd process until the end of the test
+// (testkit.StartProcess): SIGTERM, SIGKILL 20s later; the test fails if it
+// does not exit with status 0, and shows its log if it failed.
+func start(t *testing.T, name, bin, logPath string, args ...string) *testkit.Process {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), log: logPath, exited: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if t.Failed() {
-			t.Logf("%s log (last 60 lines):\n%s", name, tail(logPath, 60))
-		}
-	})
+	p := testkit.StartProcess(t, name, logPath, append([]string{bin}, args...)...)
+	p.StopAfter = 20 * time.Second
+	p.CheckExit = true
 	return p
 }
 
-// stop sends SIGTERM and waits for the exit (SIGKILL after 20s). It
-// returns the exit error; calling it again returns the same.
-func (p *proc) stop() error {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case p.err = <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			p.err = errors.New("no exit within 20s of SIGTERM; killed")
-		}
-	})
-	return p.err
-}
-
 // cpu returns the CPU time (user and system) the process has used so far.
-func (p *proc) cpu() (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func cpu(p *testkit.Process) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
@@ -131,16 +89,6 @@ func (p *proc) cpu() (time.Duration, error) {
 	}
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticks, nil
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // router is a GoBGP router in the test process (package bgptest) that
@@ -467,7 +415,7 @@ bgp:
 
 	// The control plane, and the zones through its API.
 	ctl := start(t, "control", bin, filepath.Join(logDir, "control.log"), "control", "-config", ctlCfg)
-	waitHTTP(t, "http://"+apiAddr+api.PathZones, 15*time.Second)
+	testkit.WaitHTTP(t, "http://"+apiAddr+api.PathZones, 15*time.Second)
 	t0 := time.Now()
 	serials := createZones(t, "http://"+apiAddr, n)
 	create := time.Since(t0)
@@ -482,11 +430,11 @@ bgp:
 	defer cancel()
 	t0 = time.Now()
 	node := start(t, "node", bin, filepath.Join(logDir, "node.log"), "node", "-config", nodeCfg)
-	waitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
+	testkit.WaitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
 	rt := startRouter(t, bgpPort)
 	watch := rt.watch(ctx, metricsURL)
 	load := waitServed(t, metricsURL, n, 120*time.Second).Sub(t0)
-	loadCPU, err := node.cpu()
+	loadCPU, err := cpu(node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,17 +451,17 @@ bgp:
 
 	// The same node restarted from its data directory, the primary
 	// stopped: it serves and announces without any transfer.
-	if err := node.stop(); err != nil {
+	if err := node.Stop(t); err != nil {
 		t.Fatalf("node: %v", err)
 	}
 	rt.waitWithdrawn(t, 15*time.Second)
 	rt.Close()
-	if err := ctl.stop(); err != nil {
+	if err := ctl.Stop(t); err != nil {
 		t.Fatalf("control: %v", err)
 	}
 	t0 = time.Now()
 	start(t, "node (restarted)", bin, filepath.Join(logDir, "node-restart.log"), "node", "-config", nodeCfg)
-	waitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
+	testkit.WaitHTTP(t, "http://"+adminAddr+"/v1/status", 15*time.Second)
 	rt = startRouter(t, bgpPort)
 	watch = rt.watch(ctx, metricsURL)
 	restartServe := waitServed(t, metricsURL, n, 120*time.Second).Sub(t0)
@@ -537,19 +485,4 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitHTTP waits until url answers at all (any status).
-func waitHTTP(t *testing.T, url string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		resp, err := metricsClient.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not answering after %v", url, limit)
 }

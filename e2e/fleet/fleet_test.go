@@ -103,7 +103,7 @@ func TestStreamCut(t *testing.T) {
 		}
 	}
 	waitAcked(40)
-	ctl.kill()
+	ctl.Kill()
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()

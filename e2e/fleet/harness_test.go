@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,71 +33,15 @@ const (
 	anycastPrefix = "192.0.2.53/32"
 )
 
-// proc is an anycastd process started by the test; it is stopped when the
-// test ends, and its log is shown when the test failed.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan error
-	once   sync.Once
-	err    error
-}
-
-func start(t *testing.T, name, bin, logPath string, args ...string) *proc {
+// start runs an anycastd process until the end of the test
+// (testkit.StartProcess): SIGTERM, SIGKILL 20s later; the test fails if it
+// does not exit with status 0, and shows its log if it failed.
+func start(t *testing.T, name, bin, logPath string, args ...string) *testkit.Process {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), log: logPath, exited: make(chan error, 1)} //nolint:gosec // the binary under test
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if t.Failed() {
-			t.Logf("%s log (last 80 lines):\n%s", name, tail(logPath, 80))
-		}
-	})
+	p := testkit.StartProcess(t, name, logPath, append([]string{bin}, args...)...)
+	p.StopAfter = 20 * time.Second
+	p.CheckExit = true
 	return p
-}
-
-// stop sends SIGTERM and waits for the exit (SIGKILL after 20s).
-func (p *proc) stop() error {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case p.err = <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			p.err = errors.New("no exit within 20s of SIGTERM; killed")
-		}
-	})
-	return p.err
-}
-
-// kill ends the process with SIGKILL: nothing of it gets to say goodbye.
-func (p *proc) kill() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	})
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -152,10 +93,10 @@ log: {level: debug}
 }
 
 // start runs the control plane and waits for its API.
-func (p *plane) start(t *testing.T, log string) *proc {
+func (p *plane) start(t *testing.T, log string) *testkit.Process {
 	t.Helper()
 	pr := start(t, "control", p.bin, filepath.Join(p.dir, log), "control", "-config", p.cfg)
-	waitHTTP(t, "http://"+p.api+"/readyz", 20*time.Second)
+	testkit.WaitHTTP(t, "http://"+p.api+"/readyz", 20*time.Second)
 	return pr
 }
 
@@ -214,10 +155,10 @@ health: {interval: 100ms, timeout: 80ms, rise: 2, fall: 2}
 	return n
 }
 
-func (n *node) start(t *testing.T, bin string) *proc {
+func (n *node) start(t *testing.T, bin string) *testkit.Process {
 	t.Helper()
 	pr := start(t, n.name, bin, n.log, "node", "-config", n.cfg)
-	waitHTTP(t, "http://"+n.admin+"/readyz", 20*time.Second)
+	testkit.WaitHTTP(t, "http://"+n.admin+"/readyz", 20*time.Second)
 	return pr
 }
 
@@ -241,22 +182,6 @@ func metric(t *testing.T, url, sample string) float64 {
 		}
 	}
 	return -1
-}
-
-// waitHTTP waits until url answers at all.
-func waitHTTP(t *testing.T, url string, limit time.Duration) {
-	t.Helper()
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		resp, err := c.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not answering after %v", url, limit)
 }
 
 // query asks addr for name/qtype over UDP.

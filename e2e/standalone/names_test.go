@@ -3,12 +3,11 @@
 package standalone
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,34 +19,15 @@ import (
 const namesToken = "names-token-0123456789"
 
 // startStandalone runs anycastd standalone until the end of the test and
-// returns its DNS and API addresses.
-func startStandalone(t *testing.T) (dnsAddr, apiAddr string) {
+// returns its DNS and API addresses; extra are more flags.
+func startStandalone(t *testing.T, extra ...string) (dnsAddr, apiAddr string) {
 	t.Helper()
 	bin := testkit.BuildAnycastd(t)
 	dnsAddr = testkit.FreeAddr(t)
 	apiAddr = testkit.FreeAddr(t)
-	cmd := exec.Command(bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
-		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
-		"-metrics", "", "-token", namesToken)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("standalone log:\n%s", logs.String())
-		}
-	})
+	argv := []string{bin, "standalone", "-data", t.TempDir(), "-dns", dnsAddr, "-api", apiAddr,
+		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t), "-metrics", "", "-token", namesToken}
+	testkit.StartProcess(t, "standalone", filepath.Join(t.TempDir(), "standalone.log"), append(argv, extra...)...)
 	waitA(t, dnsAddr, "www.example.com.", "192.0.2.80", 15*time.Second)
 	return dnsAddr, apiAddr
 }

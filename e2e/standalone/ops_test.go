@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,61 +22,24 @@ import (
 	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
-// daemon is an anycastd process started by a test.
+// daemon is an anycastd process started by a test (testkit.Process: its
+// log in a file, SIGTERM at the end of the test, SIGKILL 15 s later).
 type daemon struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	log  *testkit.Log
-	done chan struct{}
-	err  error // once done is closed
+	t *testing.T
+	*testkit.Process
 }
 
+// startDaemon runs anycastd with args in dir.
 func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, log: &testkit.Log{}, done: make(chan struct{})}
-	d.cmd = exec.Command(testkit.BuildAnycastd(t), args...)
-	d.cmd.Dir = dir
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			t.Logf("anycastd %s log:\n%s", args[0], d.log.String())
-		}
-	})
-	return d
-}
-
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
+	p := testkit.StartProcessIn(t, "anycastd "+args[0], dir, filepath.Join(t.TempDir(), "anycastd.log"),
+		append([]string{testkit.BuildAnycastd(t)}, args...)...)
+	p.StopAfter = 15 * time.Second
+	return &daemon{t: t, Process: p}
 }
 
 // stop sends SIGTERM and waits; it returns the exit error.
-func (d *daemon) stop() error {
-	if !d.exited() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(15 * time.Second):
-			d.t.Errorf("no exit 15s after SIGTERM")
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	}
-	return d.err
-}
+func (d *daemon) stop() error { return d.Stop(d.t) }
 
 // waitLog waits until the log, after offset from, contains s, and returns
 // that part of the log. The process must stay up meanwhile.
@@ -85,10 +47,10 @@ func (d *daemon) waitLog(from int, s string) string {
 	d.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if d.exited() {
-			d.t.Fatalf("anycastd exited (%v) waiting for %q", d.err, s)
+		if d.Exited() {
+			d.t.Fatalf("anycastd exited (%v) waiting for %q", d.Err(), s)
 		}
-		if l := d.log.String()[from:]; strings.Contains(l, s) {
+		if l := d.Log()[from:]; strings.Contains(l, s) {
 			return l
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -101,8 +63,8 @@ func (d *daemon) waitLog(from int, s string) string {
 // logged since.
 func (d *daemon) hup(want string) string {
 	d.t.Helper()
-	from := len(d.log.String())
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	from := len(d.Log())
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		d.t.Fatal(err)
 	}
 	return d.waitLog(from, want)
@@ -134,8 +96,8 @@ func waitReady(t *testing.T, d *daemon, url string) {
 	deadline := time.Now().Add(20 * time.Second)
 	c := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
-		if d.exited() {
-			t.Fatalf("anycastd exited before it was ready: %v", d.err)
+		if d.Exited() {
+			t.Fatalf("anycastd exited before it was ready: %v", d.Err())
 		}
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
@@ -310,7 +272,7 @@ log: {level: %s}
 	if !rcv.got("example.com.") {
 		t.Error("the notify target added by the reload was not notified of example.com.")
 	}
-	from := len(d.log.String())
+	from := len(d.Log())
 	tokenWorks(t, api, tokenB)
 	if !strings.Contains(d.waitLog(from, "api request"), "level=DEBUG") {
 		t.Error("no debug line after the reload set log.level debug")
@@ -467,7 +429,7 @@ func TestStandaloneFirstHour(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
-	lines := checkJSONLines(t, d.log.String())
+	lines := checkJSONLines(t, d.Log())
 	var components = map[string]bool{}
 	for _, l := range lines {
 		if c, ok := l["component"].(string); ok {
@@ -519,7 +481,7 @@ func TestStandaloneTokenSources(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "data", "api.token")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("data/api.token: %v, want none", err)
 			}
-			if strings.Contains(d.log.String(), tokenA) {
+			if strings.Contains(d.Log(), tokenA) {
 				t.Error("the log shows the token")
 			}
 		})

@@ -5,11 +5,10 @@
 package standalone
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,28 +50,9 @@ func TestStandalone(t *testing.T) {
 	data := t.TempDir()
 	dnsAddr := testkit.FreeAddr(t)
 	api := testkit.FreeAddr(t)
-	cmd := exec.Command(bin, "standalone", "-data", data, "-dns", dnsAddr, "-api", api,
+	p := testkit.StartProcess(t, "standalone", filepath.Join(t.TempDir(), "standalone.log"), bin, "standalone", "-data", data, "-dns", dnsAddr, "-api", api,
 		"-xfr", testkit.FreeAddr(t), "-admin", testkit.FreeAddr(t),
 		"-metrics", "", "-token", "test-token-0123456789")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("standalone log:\n%s", logs.String())
-		}
-	})
 
 	// The seeded example zone reaches the node through the catalog.
 	d := waitA(t, dnsAddr, "www.example.com.", "192.0.2.80", 15*time.Second)
@@ -100,13 +80,12 @@ func TestStandalone(t *testing.T) {
 	t.Logf("FIGURE propagation api->served max over 10 changes: %v", worst)
 
 	// SIGTERM ends it cleanly.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil { // ours, by PID
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
+	case <-p.Done():
+		if err := p.Err(); err != nil {
 			t.Fatalf("exit: %v", err)
 		}
 	case <-time.After(10 * time.Second):

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
-	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
@@ -26,42 +25,11 @@ var controlFieldLine = regexp.MustCompile(`^testdata/control/[a-z0-9_]+\.bad\.ya
 // TestControlBad loads every testdata/control/*.bad.yaml and compares the
 // error with the paired .bad.err file (rewritten with -update).
 func TestControlBad(t *testing.T) {
-	files, err := filepath.Glob("testdata/control/*.bad.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no testdata/control/*.bad.yaml")
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".bad.yaml")
-		t.Run(name, func(t *testing.T) {
-			c, err := config.LoadControl(file)
-			if err == nil {
-				t.Fatalf("LoadControl(%s) = %+v, want an error", file, c)
-			}
-			if c != nil {
-				t.Errorf("LoadControl returned a Control along with the error")
-			}
-			if !errors.Is(err, config.ErrInvalid) {
-				t.Errorf("errors.Is(err, ErrInvalid) = false for %v", err)
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			testkit.Golden(t, golden, []byte(got))
-			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
-				if line = strings.TrimSuffix(line, "\n"); !controlFieldLine.MatchString(line) {
-					t.Errorf("line does not name file:line:column and a field path: %q", line)
-				}
-			}
-		})
-	}
-	errs, _ := filepath.Glob("testdata/control/*.bad.err")
-	for _, e := range errs {
-		if _, err := os.Stat(strings.TrimSuffix(e, ".err") + ".yaml"); err != nil {
-			t.Errorf("%s has no .bad.yaml: %v", e, err)
+	badFiles(t, "testdata/control", "LoadControl", config.LoadControl, func(t *testing.T, _, line string) {
+		if !controlFieldLine.MatchString(line) {
+			t.Errorf("line does not name file:line:column and a field path: %q", line)
 		}
-	}
+	})
 }
 
 func TestControlGood(t *testing.T) {
@@ -276,14 +244,7 @@ func TestControlValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validControl()
 			tt.modify(c)
-			var got []string
-			if err := c.Validate(); err != nil {
-				if !errors.Is(err, config.ErrInvalid) {
-					t.Errorf("errors.Is(err, ErrInvalid) = false")
-				}
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, problems(t, c.Validate())); diff != "" {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})

@@ -1,10 +1,8 @@
 package config_test
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
-	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 var monitorFieldLine = regexp.MustCompile(`^testdata/monitor/[a-z0-9_]+\.bad\.yaml:[0-9]+(:[0-9]+: [a-z_]+[a-z0-9_.\[\]"]*)?: \S`)
@@ -23,42 +20,14 @@ var monitorFieldLine = regexp.MustCompile(`^testdata/monitor/[a-z0-9_]+\.bad\.ya
 // TestMonitorBad loads every testdata/monitor/*.bad.yaml and compares the
 // error with the paired .bad.err file (rewritten with -update).
 func TestMonitorBad(t *testing.T) {
-	files, err := filepath.Glob("testdata/monitor/*.bad.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata/monitor/*.bad.yaml (%v)", err)
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".bad.yaml")
-		t.Run(name, func(t *testing.T) {
-			m, err := config.LoadMonitor(file)
-			if err == nil {
-				t.Fatalf("LoadMonitor(%s) = %+v, want an error", file, m)
-			}
-			if m != nil {
-				t.Errorf("LoadMonitor returned a Monitor along with the error")
-			}
-			if !errors.Is(err, config.ErrInvalid) {
-				t.Errorf("errors.Is(err, ErrInvalid) = false for %v", err)
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			testkit.Golden(t, golden, []byte(got))
-			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
-				if line = strings.TrimSuffix(line, "\n"); !monitorFieldLine.MatchString(line) {
-					t.Errorf("line does not name file:line:column and a field path: %q", line)
-				}
-			}
-			if strings.Contains(got, "secret") {
-				t.Errorf("the error shows a password from a URL:\n%s", got)
-			}
-		})
-	}
-	errs, _ := filepath.Glob("testdata/monitor/*.bad.err")
-	for _, e := range errs {
-		if _, err := os.Stat(strings.TrimSuffix(e, ".err") + ".yaml"); err != nil {
-			t.Errorf("%s has no .bad.yaml: %v", e, err)
+	badFiles(t, "testdata/monitor", "LoadMonitor", config.LoadMonitor, func(t *testing.T, _, line string) {
+		if !monitorFieldLine.MatchString(line) {
+			t.Errorf("line does not name file:line:column and a field path: %q", line)
 		}
-	}
+		if strings.Contains(line, "secret") {
+			t.Errorf("the error shows a password from a URL: %q", line)
+		}
+	})
 }
 
 func TestMonitorGood(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
-	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
@@ -30,57 +29,18 @@ var errLine = regexp.MustCompile(`^testdata/[a-z0-9_]+\.bad\.yaml:[0-9]+(:[0-9]+
 var fieldLine = regexp.MustCompile(`^testdata/[a-z0-9_]+\.bad\.yaml:[0-9]+:[0-9]+: [a-z_]+[a-z0-9_.\[\]"-]*: \S`)
 
 // TestBad loads every testdata/*.bad.yaml and compares the error with the
-// paired .bad.err file.
+// paired .bad.err file; a .bad.err left behind by a removed or renamed
+// .bad.yaml fails it.
 func TestBad(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.bad.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no testdata/*.bad.yaml")
-	}
-	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".bad.yaml")
-		t.Run(name, func(t *testing.T) {
-			n, err := config.LoadNode(file)
-			if err == nil {
-				t.Fatalf("LoadNode(%s) = %+v, want an error", file, n)
-			}
-			if n != nil {
-				t.Errorf("LoadNode returned a Node along with the error")
-			}
-			if !errors.Is(err, config.ErrInvalid) {
-				t.Errorf("errors.Is(err, ErrInvalid) = false for %v", err)
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			testkit.Golden(t, golden, []byte(got))
-			for line := range strings.Lines(strings.TrimSuffix(got, "\n")) {
-				line = strings.TrimSuffix(line, "\n")
-				if !errLine.MatchString(line) {
-					t.Errorf("line does not name file:line: %q", line)
-				}
-				if !strings.Contains(line, "invalid YAML:") && !fieldLine.MatchString(line) &&
-					name != "not_mapping" && name != "multi_doc" {
-					t.Errorf("line does not name file:line:column and a field path: %q", line)
-				}
-			}
-		})
-	}
-}
-
-// TestGoldenFilesPaired catches a .bad.err left behind by a removed or
-// renamed .bad.yaml, which TestBad would never look at.
-func TestGoldenFilesPaired(t *testing.T) {
-	errs, err := filepath.Glob("testdata/*.bad.err")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range errs {
-		if _, err := os.Stat(strings.TrimSuffix(e, ".err") + ".yaml"); err != nil {
-			t.Errorf("%s has no .bad.yaml: %v", e, err)
+	badFiles(t, "testdata", "LoadNode", config.LoadNode, func(t *testing.T, name, line string) {
+		if !errLine.MatchString(line) {
+			t.Errorf("line does not name file:line: %q", line)
 		}
-	}
+		if !strings.Contains(line, "invalid YAML:") && !fieldLine.MatchString(line) &&
+			name != "not_mapping" && name != "multi_doc" {
+			t.Errorf("line does not name file:line:column and a field path: %q", line)
+		}
+	})
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -510,14 +470,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := validNode()
 			tt.modify(n)
-			var got []string
-			if err := n.Validate(); err != nil {
-				if !errors.Is(err, config.ErrInvalid) {
-					t.Errorf("errors.Is(err, ErrInvalid) = false")
-				}
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, problems(t, n.Validate())); diff != "" {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})

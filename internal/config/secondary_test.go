@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -116,14 +115,7 @@ func TestSecondaryValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := validNode()
 			tt.modify(n)
-			var got []string
-			if err := n.Validate(); err != nil {
-				if !errors.Is(err, config.ErrInvalid) {
-					t.Errorf("errors.Is(err, ErrInvalid) = false")
-				}
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, problems(t, n.Validate())); diff != "" {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})

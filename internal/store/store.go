@@ -112,7 +112,9 @@ type Event struct {
 // Defaults of the options.
 const (
 	DefaultJournalLimit = 1000
-	DefaultMaxRecords   = 1_000_000
+	// DefaultMaxRecords is the transfer bound of the nodes (zonesync's
+	// MaxRecords): a zone of 1,000,000 names has about 2,000,000 records.
+	DefaultMaxRecords = 10_000_000
 )
 
 type options struct {

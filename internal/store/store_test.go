@@ -350,7 +350,7 @@ www 300	IN A 192.0.2.10
 
 func TestImport(t *testing.T) {
 	ctx := t.Context()
-	s, _ := newStore(t)
+	s, _ := newStore(t, store.WithMaxRecords(1_000_000))
 	info, err := s.ImportZone(ctx, "example.com", strings.NewReader(importText))
 	if err != nil {
 		t.Fatal(err)
@@ -428,6 +428,25 @@ func TestImport(t *testing.T) {
 	}
 	if z, _ := s.Zone(ctx, "example.com."); z.Serial != 900 || z.Records != 5 {
 		t.Errorf("failed imports changed the zone: serial %d records %d", z.Serial, z.Records)
+	}
+}
+
+// TestDefaultMaxRecords: with the default limit, the store takes a zone of
+// more than a million records (the 1,000,000-name zone of make
+// bench-change has 1,949,003); the limit of 1,000,000 refused it.
+func TestDefaultMaxRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 1,020,000 records")
+	}
+	s, _ := newStore(t)
+	var text strings.Builder
+	text.WriteString(importText)
+	for g := range 17 {
+		fmt.Fprintf(&text, "$GENERATE 1-60000 h$.g%d A 192.0.2.1\n", g)
+	}
+	info, err := s.ImportZone(t.Context(), "example.com.", strings.NewReader(text.String()))
+	if err != nil || info.Records != 4+17*60000 {
+		t.Fatalf("import of 1,020,000 more records = %+v, %v", info, err)
 	}
 }
 

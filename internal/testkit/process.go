@@ -1,12 +1,14 @@
 package testkit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,23 +21,40 @@ type Process struct {
 	Name    string
 	Cmd     *exec.Cmd
 	LogPath string
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // valid once done is closed
+	// StopAfter is how long Stop waits after SIGTERM before SIGKILL;
+	// 0 = StopTimeout.
+	StopAfter time.Duration
+	// CheckExit fails the test when, at its end, the process did not exit
+	// with status 0 (stopped by Stop, or on its own); Kill excepted.
+	CheckExit bool
+	done      chan struct{} // closed when the process has exited
+	waitErr   error         // valid once done is closed
+	stopOnce  sync.Once
+	stopErr   error // what Stop returns
 }
 
 // StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 const StopTimeout = 10 * time.Second
 
-// StartProcess starts argv with its stdout and stderr in logPath; name
-// names it in messages. The process is killed if the test binary dies
-// (Pdeathsig).
+// StartProcess starts argv with its stdout and stderr appended to logPath
+// (a process restarted with the same log keeps the earlier run's lines);
+// name names it in messages. The process is killed if the test binary
+// dies (Pdeathsig).
 func StartProcess(t testing.TB, name, logPath string, argv ...string) *Process {
 	t.Helper()
-	logFile, err := os.Create(logPath)
+	return StartProcessIn(t, name, "", logPath, argv...)
+}
+
+// StartProcessIn is StartProcess with dir as the working directory ("" =
+// the test's).
+func StartProcessIn(t testing.TB, name, dir, logPath string, argv ...string) *Process {
+	t.Helper()
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatalf("%s log: %v", name, err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -49,7 +68,9 @@ func StartProcess(t testing.TB, name, logPath string, argv ...string) *Process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		p.Stop(t)
+		if err := p.Stop(t); err != nil && p.CheckExit {
+			t.Errorf("%s (pid %d): %v", name, cmd.Process.Pid, err)
+		}
 		if t.Failed() {
 			t.Logf("%s log (%s):\n%s", name, logPath, p.Tail(40))
 		}
@@ -77,21 +98,36 @@ func (p *Process) Err() error {
 }
 
 // Stop ends the process (ours, by PID): SIGTERM, then SIGKILL if it has not
-// exited within StopTimeout, which fails the test.
-func (p *Process) Stop(t testing.TB) {
-	if p.Exited() {
-		return
-	}
-	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Logf("signal %s (pid %d): %v", p.Name, p.Cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(StopTimeout):
-		t.Errorf("%s (pid %d) ignored SIGTERM for %s; killing it", p.Name, p.Cmd.Process.Pid, StopTimeout)
+// exited within StopAfter, which fails the test. It returns how the process
+// ended — nil for exit status 0 — and the same on later calls; nil after
+// Kill.
+func (p *Process) Stop(t testing.TB) error {
+	p.stopOnce.Do(func() {
+		if !p.Exited() {
+			if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				t.Logf("signal %s (pid %d): %v", p.Name, p.Cmd.Process.Pid, err)
+			}
+			after := cmp.Or(p.StopAfter, StopTimeout)
+			select {
+			case <-p.done:
+			case <-time.After(after):
+				t.Errorf("%s (pid %d) ignored SIGTERM for %s; killing it", p.Name, p.Cmd.Process.Pid, after)
+				_ = p.Cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		p.stopErr = p.waitErr
+	})
+	return p.stopErr
+}
+
+// Kill ends the process (ours, by PID) with SIGKILL, as a crash would:
+// nothing of it gets to say goodbye. Stop then returns nil.
+func (p *Process) Kill() {
+	p.stopOnce.Do(func() {
 		_ = p.Cmd.Process.Kill()
 		<-p.done
-	}
+	})
 }
 
 // Log returns the whole log.

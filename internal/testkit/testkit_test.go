@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -196,6 +198,66 @@ func TestProcess(t *testing.T) {
 	if !long.Exited() || time.Since(start) > 5*time.Second {
 		t.Errorf("Stop: exited %t after %s", long.Exited(), time.Since(start))
 	}
+	if err := long.Stop(t); err == nil {
+		t.Error("Stop of a sleep ended by SIGTERM returned nil, want its exit")
+	}
+
+	// A process that exits 0 on SIGTERM: Stop returns nil, as on later
+	// calls; its log is appended to, not truncated.
+	term := "trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.05; done"
+	logPath := filepath.Join(dir, "term.log")
+	if err := os.WriteFile(logPath, []byte("earlier run\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clean := StartProcess(t, "clean", logPath, "sh", "-c", term)
+	for !strings.Contains(clean.Log(), "up") && !clean.Exited() { // the trap is set
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := clean.Stop(t); err != nil || clean.Stop(t) != nil {
+		t.Errorf("Stop of a clean exit: %v", err)
+	}
+	if clean.Log() != "earlier run\nup\nbye\n" {
+		t.Errorf("log %q, want the earlier run's line kept", clean.Log())
+	}
+
+	// StartProcessIn: in the directory given.
+	wd := StartProcessIn(t, "pwd", dir, filepath.Join(dir, "pwd.log"), "pwd")
+	if err := wd.Err(); err != nil || strings.TrimSpace(wd.Log()) != dir {
+		t.Errorf("pwd in %s: %q, %v", dir, wd.Log(), err)
+	}
+
+	// Kill: SIGKILL, and Stop returns nil.
+	killed := StartProcess(t, "killed", filepath.Join(dir, "killed.log"), "sleep", "60")
+	killed.Kill()
+	if !killed.Exited() || killed.Stop(t) != nil {
+		t.Errorf("Kill: exited %t, Stop %v", killed.Exited(), killed.Stop(t))
+	}
+
+	// CheckExit: a process that exits non-zero fails the test at its end,
+	// one killed by Kill or exiting 0 does not.
+	for _, tt := range []struct {
+		name, script string
+		kill, fail   bool
+	}{
+		{"exit 3", "exit 3", false, true},
+		{"clean", term, false, false},
+		{"killed", "sleep 60", true, false},
+	} {
+		r := run(t, func(tb testing.TB) {
+			p := StartProcess(tb, tt.name, filepath.Join(dir, "check.log"), "sh", "-c", tt.script)
+			p.CheckExit = true
+			for tt.script == term && !strings.Contains(p.Log(), "up") && !p.Exited() { // the trap is set
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tt.kill {
+				p.Kill()
+			}
+		})
+		if r.failed != tt.fail {
+			t.Errorf("CheckExit, %s: failed %t, want %t (%q)", tt.name, r.failed, tt.fail, r.msgs)
+		}
+	}
+
 	conf := KnotDirs(t, filepath.Join(dir, "knot"))
 	for _, want := range []string{filepath.Join(dir, "knot", "run", "knot.sock"), filepath.Join(dir, "knot", "db")} {
 		if !strings.Contains(conf, want) {
@@ -204,5 +266,19 @@ func TestProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "knot", "run")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestWaitHTTP: it returns once the URL answers, whatever the status, and
+// fails the test when nothing answers within the limit.
+func TestWaitHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer srv.Close()
+	if r := run(t, func(tb testing.TB) { WaitHTTP(tb, srv.URL, time.Second) }); r.failed {
+		t.Errorf("a server that answers 503: %q", r.msgs)
+	}
+	addr := FreeAddr(t)
+	if r := run(t, func(tb testing.TB) { WaitHTTP(tb, "http://"+addr+"/", 100*time.Millisecond) }); !r.failed || !strings.Contains(strings.Join(r.msgs, ""), "not answering") {
+		t.Errorf("nothing listening: failed=%v %q", r.failed, r.msgs)
 	}
 }

@@ -685,6 +685,7 @@ func (e *editor) index() {
 	nz := &Zone{
 		Origin: z.Origin, origin: z.origin, names: e.names, order: order,
 		Apex: apex, nsec: nsec, nsec3: nsec3, Records: z.Records + e.delta, Source: z.Source, files: z.files,
+		lineage: z.lineage,
 	}
 	if apex != nil {
 		nz.Signed, nz.NSEC3 = apexChain(apex)

@@ -417,3 +417,36 @@ func TestQueryPathAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestDerived: versions made by Apply from a built zone, directly or
+// through others, are Derived from it and from each other; two Builds of
+// the same text are not.
+func TestDerived(t *testing.T) {
+	z := parseZone(t, applyBase)
+	v1, err := z.Apply(wireList(t, "@ SOA ns1 h 1 2 3 4 5"), wireList(t, "@ SOA ns1 h 2 2 3 4 5", "new A 192.0.2.99"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := v1.Apply(wireList(t, "@ SOA ns1 h 2 2 3 4 5", "new A 192.0.2.99"), wireList(t, "@ SOA ns1 h 3 2 3 4 5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := parseZone(t, applyBase)
+	for _, tt := range []struct {
+		name string
+		a, b *Zone
+		want bool
+	}{
+		{"applied", v1, z, true},
+		{"applied twice", v2, z, true},
+		{"siblings", v1, v2, true},
+		{"itself", z, z, true},
+		{"another build", other, z, false},
+		{"from another build", v2, other, false},
+		{"nil", z, nil, false},
+	} {
+		if got := tt.a.Derived(tt.b); got != tt.want {
+			t.Errorf("%s: Derived = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

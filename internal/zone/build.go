@@ -241,7 +241,7 @@ func (b *builder) build() (*Zone, error) {
 		b.records++
 	}
 	b.pend = nil
-	z := &Zone{Origin: origin, origin: b.origin, Records: b.records, files: b.files}
+	z := &Zone{Origin: origin, origin: b.origin, Records: b.records, files: b.files, lineage: lineages.Add(1)}
 	z.Apex = b.names.get(b.origin)
 	b.finish(z)
 	z.names = b.names // with the empty non-terminals finish added

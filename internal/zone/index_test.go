@@ -310,3 +310,34 @@ func TestBTreeModel(t *testing.T) {
 		}
 	}
 }
+
+// TestNameIndexInsertMut builds indexes by insertion, as the zone builder
+// does, large enough that the directory doubles past pages of a smaller
+// local depth: each of a page's slots must agree on its count, or a page
+// fills up through one slot while another's count says it has room (a
+// full page makes a lookup of an absent name probe for ever: the node's
+// build of a 1,000,000-name zone from AXFR never ended).
+func TestNameIndexInsertMut(t *testing.T) {
+	for _, n := range []int{1000, 20_000, 100_000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			x := newNameIndex()
+			for i := range n {
+				name := fmt.Appendf(nil, "h%d.g%d", i, i%97)
+				x.insertMut(tentry{hashName(name), &Node{Name: name}})
+			}
+			c, err := checkNames(&x, hashName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c != n {
+				t.Fatalf("%d nodes, want %d", c, n)
+			}
+			for i := range n {
+				name := fmt.Appendf(nil, "h%d.g%d", i, i%97)
+				if got := x.get(name); got == nil || string(got.Name) != string(name) {
+					t.Fatalf("%s: not found", name)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -333,15 +334,17 @@ func generateCount(r string) (int, error) {
 // WriteTo prints the zone in master-file form, canonical order, one record per
 // line; used for exports and golden tests.
 func (z *Zone) WriteTo(w io.Writer) (int64, error) {
-	bw := bufio.NewWriter(w)
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriter(cw)
 	var err error
+	var line []byte
 	z.Nodes(func(n *Node) {
 		if err != nil {
 			return
 		}
-		owner := NameString(n.Name)
 		// SOA first at the apex, as transfers and readers expect.
-		order := make([]int, 0, len(n.Sets))
+		var buf [8]int
+		order := buf[:0]
 		for i := range n.Sets {
 			if n.Sets[i].Type == dns.TypeSOA {
 				order = append([]int{i}, order...)
@@ -349,24 +352,94 @@ func (z *Zone) WriteTo(w io.Writer) (int64, error) {
 				order = append(order, i)
 			}
 		}
+		var owner, text string // the owner's presentation form, and as miekg/dns prints it
 		for _, i := range order {
+			if set := &n.Sets[i]; addressesOnly(set) {
+				if text == "" {
+					if text, _, err = dns.UnpackDomainName(n.Name, 0); err != nil {
+						return
+					}
+				}
+				if line, err = writeAddresses(bw, line, text, set); err != nil {
+					return
+				}
+				continue
+			}
+			if owner == "" {
+				owner = NameString(n.Name)
+			}
 			rrs, e := n.Sets[i].RRs(owner)
 			if e != nil {
 				err = e
 				return
 			}
 			for _, rr := range rrs {
-				if _, e := fmt.Fprintln(bw, rr.String()); e != nil {
+				_, _ = bw.WriteString(rr.String()) // a bufio.Writer keeps its error: WriteByte returns it
+				if e := bw.WriteByte('\n'); e != nil {
 					err = e
 					return
 				}
 			}
 		}
 	})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = bw.Flush()
 	}
-	return 0, bw.Flush()
+	return cw.n, err
+}
+
+// addressesOnly reports whether set is an A or AAAA RRset without
+// signatures whose addresses print as net.IP does (no IPv4-mapped IPv6
+// address: miekg/dns prints those its own way): WriteTo prints such sets
+// itself, without a dns.RR and a string per record, exactly as miekg/dns
+// would. They are most of a large zone's records; the node writes its whole
+// copy after a transfer, and the garbage of a dns.RR per record made that
+// seconds of work and collection.
+func addressesOnly(set *RRset) bool {
+	if set.sigs != nil || set.Type != dns.TypeA && set.Type != dns.TypeAAAA {
+		return false
+	}
+	for rd := range set.All() {
+		switch {
+		case set.Type == dns.TypeA && len(rd) == 4:
+		case set.Type == dns.TypeAAAA && len(rd) == 16 && !netip.AddrFrom16([16]byte(rd)).Is4In6():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// writeAddresses prints the records of an addressesOnly set, owner as
+// miekg/dns prints names, as miekg/dns prints them, using line as scratch
+// space; it returns line for the next call.
+func writeAddresses(w io.Writer, line []byte, owner string, set *RRset) ([]byte, error) {
+	hdr := (&dns.RR_Header{Name: owner, Rrtype: set.Type, Class: dns.ClassINET, Ttl: set.TTL}).String()
+	for rd := range set.All() {
+		line = append(line[:0], hdr...)
+		if set.Type == dns.TypeA {
+			line = netip.AddrFrom4([4]byte(rd)).AppendTo(line)
+		} else {
+			line = netip.AddrFrom16([16]byte(rd)).AppendTo(line)
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return line, err
+		}
+	}
+	return line, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // parseErrRE picks apart miekg/dns's "FILE: dns: MSG: TOKEN at line: L:C".

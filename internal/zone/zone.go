@@ -15,6 +15,7 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -226,6 +227,19 @@ type Zone struct {
 	Source  string
 	// files names the places RRsets came from (RRset.file) in errors.
 	files []string
+	// lineage is the same for a built zone and every version Apply made
+	// from it, directly or not (Derived).
+	lineage uint64
+}
+
+// lineages numbers the zones Build makes.
+var lineages atomic.Uint64
+
+// Derived reports whether z and old are versions of one built zone, one
+// made from the other by Apply (directly or through versions between):
+// then DiffWire of the two costs what differs, not the zone.
+func (z *Zone) Derived(old *Zone) bool {
+	return z != nil && old != nil && z.lineage != 0 && z.lineage == old.lineage
 }
 
 // orderIndex is the part of a zone's indexes that Build leaves to first

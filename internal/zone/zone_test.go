@@ -41,8 +41,12 @@ func TestLoadGood(t *testing.T) {
 		t.Errorf("serial %d negttl %d", z.Serial, z.NegTTL)
 	}
 	var buf bytes.Buffer
-	if _, err := z.WriteTo(&buf); err != nil {
+	n, err := z.WriteTo(&buf)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n != int64(buf.Len()) { // io.WriterTo: the bytes written
+		t.Errorf("WriteTo returned %d, wrote %d bytes", n, buf.Len())
 	}
 	golden(t, "good.zone.golden", buf.Bytes())
 }
@@ -342,4 +346,70 @@ func FuzzCanonicalRdata(f *testing.F) {
 			t.Fatalf("rdata %x differs from its canonical form %x", rd, c)
 		}
 	})
+}
+
+// TestWriteToAddresses: the A and AAAA records WriteTo prints itself are
+// the lines miekg/dns prints (the rest of WriteTo's way): escaped and wild
+// owners, several records, IPv4-mapped and other IPv6 forms, signed sets.
+func TestWriteToAddresses(t *testing.T) {
+	text := `$ORIGIN example.com.
+$TTL 300
+@ SOA ns1 h 1 2 3 4 5
+@ NS ns1
+ns1 A 192.0.2.1
+@ A 192.0.2.2
+@ A 198.51.100.255
+a\.b A 0.0.0.0
+\032sp 60 A 255.255.255.255
+*.wild AAAA 2001:db8::1
+v6 AAAA ::
+v6 AAAA ::1
+v6 AAAA 2001:db8:0:0:1:0:0:1
+v6 AAAA fe80::1:2:3:4
+mapped AAAA ::ffff:192.0.2.9
+compat AAAA ::192.0.2.9
+signed A 192.0.2.77
+signed RRSIG A 8 3 300 20300101000000 20200101000000 1 example.com. AAAA
+mixed A 192.0.2.78
+mixed TXT "x"
+`
+	recs, err := Parse(strings.NewReader(text), "example.com.", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := Build("example.com.", recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if _, err := z.WriteTo(&got); err != nil {
+		t.Fatal(err)
+	}
+	// What WriteTo printed before: a dns.RR per record, SOA first.
+	var want strings.Builder
+	z.Nodes(func(n *Node) {
+		owner := NameString(n.Name)
+		for _, first := range []bool{true, false} {
+			for i := range n.Sets {
+				if (n.Sets[i].Type == dns.TypeSOA) != first {
+					continue
+				}
+				rrs, err := n.Sets[i].RRs(owner)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rr := range rrs {
+					want.WriteString(rr.String() + "\n")
+				}
+			}
+		}
+	})
+	if got.String() != want.String() {
+		t.Errorf("WriteTo:\n%s\nwant (dns.RR.String):\n%s", got.String(), want.String())
+	}
+	for _, line := range []string{"mapped.example.com.\t300\tIN\tAAAA\t::ffff:192.0.2.9\n", "\\ sp.example.com.\t60\tIN\tA\t255.255.255.255\n"} {
+		if !strings.Contains(got.String(), line) {
+			t.Errorf("WriteTo lacks %q:\n%s", line, got.String())
+		}
+	}
 }

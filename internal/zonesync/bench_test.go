@@ -3,7 +3,10 @@ package zonesync
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
+
+	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -50,6 +53,39 @@ func BenchmarkIXFRApply100k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := applySteps(old, []delta{d}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIXFRApplyFile: an IXFR of one record (mail's A replaced, new
+// SOA) applied as the secondary applies it (applySteps: the steps from
+// dns.RR to wire form, then zone.Apply) to the zone of $ZONE_BENCH_FILE,
+// origin bench.example. — e.g. the 1,000,000-name zone of make
+// bench-change (go run ./bench/changebench -out DIR keeps it). Each
+// iteration applies the step to the loaded version: the cost of one IXFR
+// into a zone of that size.
+func BenchmarkIXFRApplyFile(b *testing.B) {
+	path := os.Getenv("ZONE_BENCH_FILE")
+	if path == "" {
+		b.Skip("ZONE_BENCH_FILE names no zone file of bench.example.")
+	}
+	z, err := zone.Load("bench.example.", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	z.Prepare() // as after an AXFR (secondary.buildFrom)
+	soa := z.SOA()
+	next := dns.Copy(soa).(*dns.SOA)
+	next.Serial++
+	d := delta{from: soa, to: next,
+		del: rrs(b, "mail.bench.example. 3600 IN A 203.0.113.25"),
+		add: rrs(b, "mail.bench.example. 3600 IN A 203.0.113.26"),
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		nz, err := applySteps(z, []delta{d})
+		if err != nil || nz.Serial != next.Serial {
 			b.Fatal(err)
 		}
 	}

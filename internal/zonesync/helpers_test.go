@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,20 @@ func makeZone(t testing.TB, serial uint32, extra ...string) *zone.Zone {
 func makeZoneFor(t testing.TB, name string, serial uint32, extra ...string) *zone.Zone {
 	t.Helper()
 	return testzone.New(t, name, serial, 20, extra...)
+}
+
+// runIdle runs m inside a synctest bubble until every goroutine of the
+// bubble is blocked (its first refreshes done, persisted), then stops it.
+func runIdle(t *testing.T, m *Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	synctest.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dump prints a zone in canonical master-file form, for comparisons.

@@ -1,7 +1,6 @@
 package zonesync
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -120,14 +119,7 @@ func TestPersistedZoneVerification(t *testing.T) {
 					t.Errorf("warning naming %s: %v, want %v (records %q)", st.zonePath(origin), got, tt.wantWarn, warns)
 				}
 
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan error, 1)
-				go func() { done <- m.Run(ctx) }()
-				synctest.Wait()
-				cancel()
-				if err := <-done; err != nil {
-					t.Fatal(err)
-				}
+				runIdle(t, m)
 
 				if got, want := dump(t, served(m, origin)), dump(t, p.current(origin)); got != want {
 					t.Errorf("served after the refresh:\n%s\nwant the primary's:\n%s", got, want)

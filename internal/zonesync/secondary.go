@@ -47,12 +47,16 @@ type secondary struct {
 	// earlier version's): served, but never the base of an IXFR; the
 	// next refresh transfers the whole zone.
 	unverified bool
-	// fileSum and fileRecords describe the zone file on disk, the version
-	// savedZone, for the state written after a refresh that changed
-	// nothing. Written by the persister (persist.go).
-	fileSum     string
-	fileRecords int
-	savedZone   *zone.Zone
+	// fileSum, fileRecords and fileBytes describe the zone file on disk,
+	// for the state written after a refresh that changed nothing;
+	// savedZone is the version on disk, the zone file's with its journal
+	// of journalBytes applied (journal.go). Written by the persister
+	// (persist.go).
+	fileSum      string
+	fileRecords  int
+	fileBytes    int64
+	journalBytes int64
+	savedZone    *zone.Zone
 
 	persister persister
 }
@@ -108,6 +112,7 @@ func (s *secondary) loadPersisted() {
 	s.expiresAt = st.LastRefresh.Add(expire)
 	s.expired = !now.Before(s.expiresAt)
 	s.unverified, s.fileSum, s.fileRecords, s.savedZone = st.SHA256 == "", st.SHA256, st.Records, z
+	s.fileBytes, s.journalBytes = st.FileBytes, st.JournalBytes
 	s.mu.Unlock()
 	if s.unverified {
 		// Written by an earlier version (temporary file, fsync, rename):

@@ -32,6 +32,9 @@ import (
 // every rename before it.
 type store struct {
 	dir string
+	// journalMin is the size from which a zone file is continued by a
+	// journal rather than rewritten (journalMinZone; tests lower it).
+	journalMin int64
 
 	mu    sync.Mutex
 	syncs map[string]*groupSync // by directory
@@ -106,6 +109,10 @@ type state struct {
 	// written before they existed has neither: its zone is unverified.
 	SHA256  string `json:"sha256,omitempty"`
 	Records int    `json:"records,omitempty"`
+	// FileBytes and JournalBytes are the sizes of the zone file and of its
+	// journal, known once they are written or read (not stored).
+	FileBytes    int64 `json:"-"`
+	JournalBytes int64 `json:"-"`
 }
 
 // errCorrupt: a persisted zone file does not match its state's checksum or
@@ -117,7 +124,7 @@ func newStore(dataDir string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return &store{dir: dir, syncs: map[string]*groupSync{}}, nil
+	return &store{dir: dir, journalMin: journalMinZone, syncs: map[string]*groupSync{}}, nil
 }
 
 // fileName turns a zone name into a file name: lower case without the final
@@ -173,16 +180,25 @@ func (s *store) legacyPaths(name string) []string {
 // record count, and returns that state. A crash between the two renames
 // leaves a state whose checksum does not match the file: load discards the
 // zone, which is transferred again.
+//
+// The zone's journal, which continued the zone file before it, is removed
+// after the state (a crash before that leaves a journal that load ignores:
+// it names the old file's checksum).
 func (s *store) save(z *zone.Zone, st state) (state, error) {
 	h := sha256.New()
+	var n int64
 	if err := s.writeAtomic(s.zonePath(z.Origin), func(w io.Writer) error {
-		_, err := z.WriteTo(io.MultiWriter(w, h))
+		var err error
+		n, err = z.WriteTo(io.MultiWriter(w, h))
 		return err
 	}); err != nil {
 		return st, fmt.Errorf("persist %s: %w", z.Origin, err)
 	}
-	st.SHA256, st.Records = hex.EncodeToString(h.Sum(nil)), z.Records
+	st.SHA256, st.Records, st.FileBytes, st.JournalBytes = hex.EncodeToString(h.Sum(nil)), z.Records, n, 0
 	if err := s.saveState(st); err != nil {
+		return st, err
+	}
+	if err := s.removeJournal(z.Origin); err != nil {
 		return st, err
 	}
 	return st, s.removeLegacy(z.Origin)
@@ -227,7 +243,8 @@ func (s *store) saveState(st state) error {
 // zone file must have the checksum and record count its state records
 // (errCorrupt otherwise, naming the file); a state without a checksum
 // (written by an earlier version) loads the zone unverified: st.SHA256 is
-// "". The zone's serial wins over the state's.
+// "". The zone's serial wins over the state's. The zone's journal is
+// applied to the zone file's version (replayJournal).
 func (s *store) load(name string) (*zone.Zone, state, error) {
 	var st state
 	zonePath, statePath := s.zonePath(name), s.statePath(name)
@@ -258,6 +275,12 @@ func (s *store) load(name string) (*zone.Zone, state, error) {
 	}
 	if st.SHA256 != "" && z.Records != st.Records {
 		return nil, st, fmt.Errorf("%w: %s holds %d records, its state %s says %d", errCorrupt, zonePath, z.Records, statePath, st.Records)
+	}
+	if fi, err := os.Stat(zonePath); err == nil {
+		st.FileBytes = fi.Size()
+	}
+	if z, st.JournalBytes, err = s.replayJournal(name, st.SHA256, z); err != nil {
+		return nil, st, err
 	}
 	st.Zone, st.Serial = z.Origin, z.Serial
 	return z, st, nil
@@ -306,7 +329,7 @@ func (s *store) states() ([]state, error) {
 // remove deletes a zone's files.
 func (s *store) remove(name string) error {
 	var errs []error
-	for _, p := range []string{s.zonePath(name), s.statePath(name)} {
+	for _, p := range []string{s.zonePath(name), s.statePath(name), s.journalPath(name)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

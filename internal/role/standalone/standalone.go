@@ -53,6 +53,10 @@ type Options struct {
 	TokenFile string
 	Name      string     // node identity
 	LogLevel  slog.Level // of both roles
+	// APIMaxBody is the largest API request body in bytes, the control
+	// plane's api.max_body (1 KiB..1 GiB); 0 = its default, 32 MiB. A
+	// zone file imported in one request must fit.
+	APIMaxBody int64
 }
 
 // configName names the generated configurations in messages: they are
@@ -92,10 +96,14 @@ func prepare(o Options, logger *slog.Logger, level *slog.LevelVar, reload <-chan
 		return nil, nil, err
 	}
 	key := base64.StdEncoding.EncodeToString(secret)
+	maxBody := ""
+	if o.APIMaxBody != 0 {
+		maxBody = fmt.Sprintf("\n  max_body: %d", o.APIMaxBody)
+	}
 	ctlYAML := fmt.Sprintf(`data_dir: %q
 api:
   listen: %q
-  %s
+  %s%s
 xfr:
   listen: [%q]
   tsig_keys: [{name: standalone-xfr., algorithm: hmac-sha256, secret: %q}]
@@ -103,7 +111,7 @@ xfr:
   notify: [{addr: %q, key: standalone-xfr.}]
   catalog: {zone: catalog.invalid.}
 log: {level: %s}
-`, filepath.Join(o.DataDir, "control"), o.API.String(), tokens, o.Xfr.String(), key, o.DNS.String(), levelName(o.LogLevel))
+`, filepath.Join(o.DataDir, "control"), o.API.String(), tokens, maxBody, o.Xfr.String(), key, o.DNS.String(), levelName(o.LogLevel))
 	loadControl := func() (*config.Control, error) { return config.ParseControl([]byte(ctlYAML), controlConfigName) }
 	ccfg, err := loadControl()
 	if err != nil {
@@ -136,7 +144,7 @@ log: {level: %s}
 	if err != nil {
 		return nil, nil, err
 	}
-	r := parts(ctl, n, reload)
+	r := parts(ctl, n, reload, logger)
 	tokenFrom := "token_file=" + o.TokenFile
 	if o.TokenFile == "" {
 		tokenFrom = "token=given"
@@ -147,8 +155,9 @@ log: {level: %s}
 }
 
 // parts are the standalone's tasks — the control plane, the seeding of the
-// example zone, the node — and their stop order.
-func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}) *lifecycle.Runner {
+// example zone, the node, the memory trimmer (trim.go) — and their stop
+// order.
+func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}, log *slog.Logger) *lifecycle.Runner {
 	r := lifecycle.New(nil)
 	r.Add("control", lifecycle.WithReady(func(ctx context.Context) error { return ctl.Run(ctx, reload) }, ctl.Ready()))
 	seeded := make(chan struct{})
@@ -166,7 +175,8 @@ func parts(ctl *control.Control, n *node.Node, reload <-chan struct{}) *lifecycl
 		return nil
 	}, seeded))
 	r.Add("node", lifecycle.WithReady(func(ctx context.Context) error { return n.Run(ctx, nil) }, n.Ready()))
-	r.StopOrder(lifecycle.Stop("node"), lifecycle.Stop("seed"), lifecycle.Stop("control"))
+	r.Add("trim", lifecycle.Func(func(ctx context.Context) error { return trimMemory(ctx, trimEvery, log) }))
+	r.StopOrder(lifecycle.Stop("trim"), lifecycle.Stop("node"), lifecycle.Stop("seed"), lifecycle.Stop("control"))
 	return r
 }
 

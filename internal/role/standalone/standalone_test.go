@@ -61,7 +61,7 @@ func TestLifecycle(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v\n%s", err, log.String())
 	}
-	if got, want := r.Stopped(), []string{"node", "seed", "control"}; !slices.Equal(got, want) {
+	if got, want := r.Stopped(), []string{"trim", "node", "seed", "control"}; !slices.Equal(got, want) {
 		t.Errorf("stop stages %v, want %v", got, want)
 	}
 	if soa() == nil {
