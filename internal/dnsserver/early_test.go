@@ -140,3 +140,41 @@ func BenchmarkDrop(b *testing.B) {
 		}
 	})
 }
+
+// TestExemptSkipsRRL: a source in an exempt prefix of the per-source limit
+// is not response rate limited either; others are.
+func TestExemptSkipsRRL(t *testing.T) {
+	h := testHandler(t)
+	src, err := ratelimit.NewSourceLimiter(ratelimit.SourceConfig{
+		Rate: 1000, Exempt: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrl, err := ratelimit.NewRRL(ratelimit.RRLConfig{Rate: 2, Slip: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(h, func(s *Settings) { s.Source, s.RRL = src, rrl })
+	w := h.NewWorker()
+	p := packed(t, "www.example.com.", dns.TypeA, dns.ClassINET, nil)
+	for _, tc := range []struct {
+		src  string
+		want string // . answered, x dropped
+	}{
+		{"198.51.100.1:53", "......"},
+		{"192.0.2.1:53", "..xxxx"},
+	} {
+		var got []byte
+		for range len(tc.want) {
+			if resp, _ := w.Handle(p, netip.MustParseAddrPort(tc.src), UDP); resp != nil {
+				got = append(got, '.')
+			} else {
+				got = append(got, 'x')
+			}
+		}
+		if string(got) != tc.want {
+			t.Errorf("from %s: %s, want %s", tc.src, got, tc.want)
+		}
+	}
+}

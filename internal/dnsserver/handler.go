@@ -252,8 +252,10 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 	}
 	// A valid Server Cookie shows that the source address is not spoofed:
 	// such clients are not rate limited (as in Knot and Unbound); nor are
-	// queries signed with one of our keys.
-	if t == UDP && resp != nil && q.out.Cookie != CookieValid && !q.signedOK() {
+	// queries signed with one of our keys, nor sources in the exempt
+	// prefixes of the per-source limit (monitors, known resolvers: Knot's
+	// rrl whitelist, BIND's exempt-clients).
+	if t == UDP && resp != nil && q.out.Cookie != CookieValid && !q.signedOK() && !q.out.SourceExempt {
 		if l := q.rt.settings.RRL; l != nil {
 			if c, name, ok := q.rrlClass(resp); ok {
 				out.RRL = l.Check(src.Addr(), c, name)
