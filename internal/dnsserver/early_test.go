@@ -178,3 +178,17 @@ func TestExemptSkipsRRL(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPHandled: the count the health check reads moves with every UDP
+// packet handled, answered or dropped, and not with TCP answers.
+func TestUDPHandled(t *testing.T) {
+	h := testHandler(t)
+	w := h.NewWorker()
+	q := packed(t, "www.example.com.", dns.TypeA, dns.ClassINET, nil)
+	answer(w, q, UDP)
+	answer(w, q[:3], UDP)
+	answer(w, q, TCP)
+	if n := h.stats.UDPHandled(); n != 2 {
+		t.Errorf("UDPHandled = %d, want 2", n)
+	}
+}

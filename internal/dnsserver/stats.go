@@ -121,6 +121,24 @@ func (s *Stats) EarlyDrops() (drops [NumDropReasons]uint64, exempt uint64) {
 	return drops, exempt
 }
 
+// UDPHandled counts the UDP packets the workers have handled: answered,
+// dropped, or limited. The health check reads it to tell a flooded server
+// (the count moves, the check's answer is late) from a wedged one.
+func (s *Stats) UDPHandled() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, w := range s.workers {
+		n += w.dropped.Load() + w.rrlDropped.Load()
+		for q := range numQtypes {
+			for r := range numRcodes {
+				n += w.queries[UDP][q][r].Load()
+			}
+		}
+	}
+	return n
+}
+
 // QueryCount is one series of the query counter.
 type QueryCount struct {
 	Transport, Qtype, Rcode string
