@@ -96,6 +96,8 @@ type Limits struct {
 	// node on the internet should set it (RecommendedRRLRate); Advice
 	// warns when a non-loopback listener has it off.
 	RRL RRL
+	// Source is the per-source query limit (source.go); off by default.
+	Source SourceLimit
 	// Cookies are DNS Cookies (RFC 7873, 9018), on by default as in BIND.
 	Cookies Cookies
 }
@@ -407,6 +409,7 @@ func (d *decoder) limits(n *yaml.Node, path string, l *Limits) {
 				{"buckets", func(n *yaml.Node, p string) { d.intValue(n, p, &r.Buckets) }},
 			})
 		}},
+		{"source", func(n *yaml.Node, p string) { d.sourceLimit(n, p, &l.Source) }},
 		{"cookies", func(n *yaml.Node, p string) {
 			c := &l.Cookies
 			d.mapping(n, p, []field{
@@ -540,6 +543,7 @@ func (n *Node) validate(v *validator) {
 			v.add("limits.rrl."+f.field, "must be 0%s to %d, got %d", f.zeroMsg, f.max, f.v)
 		}
 	}
+	l.Source.validate(v)
 	if l.Cookies.Secret != "" {
 		if _, err := l.Cookies.SecretBytes(); err != nil {
 			v.add("limits.cookies.secret", "%v", err)

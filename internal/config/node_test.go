@@ -201,6 +201,8 @@ func TestGood(t *testing.T) {
 			Limits: config.Limits{UDPMaxSize: 1232, TCPMaxConns: 1024, TCPIdleTimeout: 10 * time.Second,
 				RRL:                  config.RRL{Rate: 20, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536},
 				TCPMaxConnsPerSource: 64, TCPSourceIPv4Prefix: 32, TCPSourceIPv6Prefix: 64, TCPBusyIdleTimeout: time.Second,
+				Source: config.SourceLimit{Rate: 1000, Burst: 2000, IPv4Prefix: 24, IPv6Prefix: 56, Buckets: 65536,
+					Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 				Cookies: config.Cookies{Enabled: true}},
 			Metrics: config.Metrics{Listen: addrPort("127.0.0.1:9153")},
 			Admin:   config.Admin{Listen: addrPort("127.0.0.1:8053")},

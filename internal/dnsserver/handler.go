@@ -141,6 +141,27 @@ type query struct {
 	// out is the outcome, filled in as the query is answered and returned
 	// by Handle (a copy).
 	out Outcome
+	// drop is why the query was dropped before an answer was built
+	// (DropNone when it was not).
+	drop DropReason
+}
+
+// DropReason is why a packet was dropped early: before any answer was
+// built, at the least cost the reason allows.
+type DropReason uint8
+
+// The drop reasons; each is counted (Stats.EarlyDrops).
+const (
+	DropNone     DropReason = iota
+	DropShort               // shorter than a DNS header
+	DropResponse            // QR=1: a response, never answered (reflection loops)
+	DropClass               // a QUERY in a class never served (not IN, CH or ANY)
+	DropSource              // the source prefix is over its query rate (Settings.Source)
+	NumDropReasons
+)
+
+func (r DropReason) String() string {
+	return [...]string{"none", "short", "response", "class", "source_limit"}[r]
 }
 
 // CookieState is what a query's DNS COOKIE option (RFC 7873) came to.
@@ -174,6 +195,11 @@ type Outcome struct {
 	// RRL is the rate limiter's verdict on a UDP answer (ratelimit.Pass
 	// when it was not limited or not checked).
 	RRL ratelimit.Verdict
+	// Drop is why the packet was dropped early, DropNone when it was not.
+	Drop DropReason
+	// SourceExempt tells that the source was in an exempt prefix of the
+	// per-source limit.
+	SourceExempt bool
 }
 
 // reset readies q for a new query answered from rt: every field that a
@@ -183,7 +209,7 @@ func (q *query) reset(rt *Runtime, src netip.AddrPort, t Transport) {
 	r := &q.request
 	r.qname, r.edns, r.version, r.do, r.udpSize, r.nsid, r.cookie, r.tsigAt = nil, false, 0, false, 0, false, nil, 0
 	r.hasECS, r.badECS = false, false
-	q.cookieOut, q.sig, q.out, q.scope = nil, nil, Outcome{}, 0
+	q.cookieOut, q.sig, q.out, q.scope, q.drop = nil, nil, Outcome{}, 0, DropNone
 }
 
 // signedOK reports whether the query was signed with a key we hold and
@@ -197,7 +223,26 @@ func (q *query) signedOK() bool { return q.sig != nil && q.sig.Err() == 0 }
 func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Outcome) {
 	q := &w.q
 	q.reset(w.h.rt.Load(), src, t)
+	if q.early(req) {
+		if w.local != nil {
+			w.local.early[q.drop].Add(1)
+			w.local.dropped.Add(1)
+		}
+		q.out.Drop = q.drop
+		return nil, q.out
+	}
+	if q.out.SourceExempt && w.local != nil {
+		w.local.exempt.Add(1)
+	}
 	resp := w.handle(req, q)
+	if q.drop != DropNone {
+		if w.local != nil {
+			w.local.early[q.drop].Add(1)
+			w.local.dropped.Add(1)
+		}
+		q.out.Drop = q.drop
+		return nil, q.out
+	}
 	if q.sig != nil && resp != nil {
 		resp = q.sig.Sign(resp)
 	}
@@ -207,8 +252,10 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 	}
 	// A valid Server Cookie shows that the source address is not spoofed:
 	// such clients are not rate limited (as in Knot and Unbound); nor are
-	// queries signed with one of our keys.
-	if t == UDP && resp != nil && q.out.Cookie != CookieValid && !q.signedOK() {
+	// queries signed with one of our keys, nor sources in the exempt
+	// prefixes of the per-source limit (monitors, known resolvers: Knot's
+	// rrl whitelist, BIND's exempt-clients).
+	if t == UDP && resp != nil && q.out.Cookie != CookieValid && !q.signedOK() && !q.out.SourceExempt {
 		if l := q.rt.settings.RRL; l != nil {
 			if c, name, ok := q.rrlClass(resp); ok {
 				out.RRL = l.Check(src.Addr(), c, name)
@@ -239,6 +286,32 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 		}
 	}
 	return resp, *out
+}
+
+// early decides from the header alone, before anything is parsed or
+// built, whether p is dropped: too short, a response, or (UDP) a source
+// over its query rate. It records the reason in q.drop.
+func (q *query) early(p []byte) bool {
+	switch {
+	case len(p) < wire.HeaderLen:
+		q.drop = DropShort
+	case p[2]&0x80 != 0: // QR
+		q.drop = DropResponse
+	case q.t == UDP && q.rt.settings.Source != nil:
+		switch q.rt.settings.Source.Check(q.src.Addr()) {
+		case ratelimit.SourceLimited:
+			q.drop = DropSource
+		case ratelimit.SourceExempt:
+			q.out.SourceExempt = true
+		}
+	}
+	return q.drop != DropNone
+}
+
+// servedClass tells whether a query in class c is answered: IN, CH
+// (identity) and ANY. Others are dropped unanswered.
+func servedClass(c uint16) bool {
+	return c == dns.ClassINET || c == dns.ClassCHAOS || c == dns.ClassANY
 }
 
 // rrlClass sorts an answer for the rate limiter (ratelimit.RRL): answers and
@@ -325,6 +398,10 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	r.qclass = binary.BigEndian.Uint16(p[off+2:])
 	r.qend = off + 4
 	q.out.Qtype = r.qtype
+	if opcode == dns.OpcodeQuery && !servedClass(r.qclass) {
+		q.drop = DropClass
+		return nil
+	}
 	if an != 0 || ns != 0 {
 		return w.header(q, dns.RcodeFormatError, limit, true)
 	}

@@ -22,6 +22,9 @@ type Settings struct {
 	MaxUDP int
 	// RRL limits UDP answers; nil: no response rate limiting.
 	RRL *ratelimit.RRL
+	// Source limits the UDP queries of each source prefix before they
+	// are parsed or answered; nil: no per-source limit.
+	Source *ratelimit.SourceLimiter
 	// Cookies answer DNS COOKIE options (RFC 7873, 9018); nil: the
 	// options are ignored, as by a server without cookies.
 	Cookies *ratelimit.Cookies

@@ -47,6 +47,10 @@ var LatencyBuckets = []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.00
 type workerStats struct {
 	queries [numTransports][numQtypes][numRcodes]atomic.Uint64
 	dropped atomic.Uint64
+	// early counts packets dropped before an answer was built, by
+	// reason; exempt counts queries from exempt prefixes.
+	early  [NumDropReasons]atomic.Uint64
+	exempt atomic.Uint64
 	// UDP answers the response rate limiter dropped or sent truncated.
 	rrlDropped, rrlSlipped atomic.Uint64
 	lat                    [12]atomic.Uint64 // len(LatencyBuckets)+1
@@ -100,6 +104,39 @@ func (s *Stats) RRL() (dropped, slipped uint64) {
 		slipped += w.rrlSlipped.Load()
 	}
 	return dropped, slipped
+}
+
+// EarlyDrops sums the workers' counts of packets dropped before an answer
+// was built, indexed by DropReason (DropNone stays 0), and of queries from
+// prefixes exempt from the per-source limit.
+func (s *Stats) EarlyDrops() (drops [NumDropReasons]uint64, exempt uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		for i := range drops {
+			drops[i] += w.early[i].Load()
+		}
+		exempt += w.exempt.Load()
+	}
+	return drops, exempt
+}
+
+// UDPHandled counts the UDP packets the workers have handled: answered,
+// dropped, or limited. The health check reads it to tell a flooded server
+// (the count moves, the check's answer is late) from a wedged one.
+func (s *Stats) UDPHandled() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, w := range s.workers {
+		n += w.dropped.Load() + w.rrlDropped.Load()
+		for q := range numQtypes {
+			for r := range numRcodes {
+				n += w.queries[UDP][q][r].Load()
+			}
+		}
+	}
+	return n
 }
 
 // QueryCount is one series of the query counter.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -33,6 +34,16 @@ type DNSCheck struct {
 	// SERVFAIL) only when Zones has none; nil = none.
 	Expired func() []string
 	Label   string // Name; "" = "dns"
+	// UDPProgress, when set, counts the UDP packets the server has
+	// handled (answered or dropped). A round whose UDP queries only timed
+	// out while this count advanced, and whose TCP queries were answered,
+	// is a server too busy to answer the check in time — flooded, not
+	// broken — and passes: a PoP absorbs a flood instead of withdrawing
+	// and moving it to the next region (docs/ddos.md). A wedged UDP
+	// listener handles nothing and still fails. Flooded counts those
+	// rounds.
+	UDPProgress func() uint64
+	Flooded     atomic.Uint64
 }
 
 // Name implements Check.
@@ -47,16 +58,29 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	if len(zones) == 0 {
 		return errors.New("no zones to query")
 	}
+	var before uint64
+	if d.UDPProgress != nil {
+		before = d.UDPProgress()
+	}
 	var wg sync.WaitGroup
 	errs := make([]string, 2)
+	var udpTimeoutsOnly bool
 	for i, network := range []string{"udp", "tcp"} {
 		wg.Go(func() {
-			if err := d.check(ctx, network, zones, expired); err != nil {
+			timeoutsOnly, err := d.check(ctx, network, zones, expired)
+			if err != nil {
 				errs[i] = err.Error()
+			}
+			if i == 0 {
+				udpTimeoutsOnly = timeoutsOnly
 			}
 		})
 	}
 	wg.Wait()
+	if errs[0] != "" && errs[1] == "" && udpTimeoutsOnly && d.UDPProgress != nil && d.UDPProgress() > before {
+		d.Flooded.Add(1)
+		return nil
+	}
 	if errs[0] != "" && errs[1] != "" {
 		return errors.New(errs[0] + "; " + errs[1])
 	}
@@ -67,11 +91,14 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 }
 
 // check queries every zone over one transport; expired: the zones are
-// expired and must answer SERVFAIL.
-func (d *DNSCheck) check(ctx context.Context, network string, zones []string, expired bool) error {
+// expired and must answer SERVFAIL. timeoutsOnly tells that every failure
+// was a query without an answer in time (or a zone not asked for want of
+// time).
+func (d *DNSCheck) check(ctx context.Context, network string, zones []string, expired bool) (timeoutsOnly bool, err error) {
 	s := &session{ctx: ctx, network: network, addr: d.Addr.String(), client: &dns.Client{Net: network}, expired: expired}
 	defer s.close()
 	var fails []string
+	timeoutsOnly = true
 	for i, z := range zones {
 		if done(ctx) {
 			cause := context.Cause(ctx)
@@ -85,6 +112,10 @@ func (d *DNSCheck) check(ctx context.Context, network string, zones []string, ex
 		if err == nil {
 			continue
 		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			timeoutsOnly = false
+		}
 		var de dialError
 		if errors.As(err, &de) {
 			// Without a connection the other zones cannot be asked.
@@ -97,9 +128,9 @@ func (d *DNSCheck) check(ctx context.Context, network string, zones []string, ex
 		fails = append(fails, fmt.Sprintf("%s over %s: %v", z, network, err))
 	}
 	if len(fails) > 0 {
-		return errors.New(listSome(fails))
+		return timeoutsOnly, errors.New(listSome(fails))
 	}
-	return nil
+	return false, nil
 }
 
 // done reports whether ctx is done or its deadline has passed: a read

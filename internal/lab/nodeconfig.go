@@ -2,7 +2,9 @@ package lab
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"time"
@@ -67,6 +69,8 @@ type NodeConfig struct {
 	DrainPeriod string       `yaml:"drain_period"`
 	BGP         NodeBGP      `yaml:"bgp"`
 	Health      NodeHealth   `yaml:"health"`
+	// Limits are the recommended settings of a public node (labLimits).
+	Limits NodeLimits `yaml:"limits"`
 	// With a control plane (Options.Control): where transferred zones are
 	// kept, the transfer key, who may NOTIFY, and the catalog to follow.
 	DataDir     string          `yaml:"data_dir,omitempty"`
@@ -120,6 +124,73 @@ type NodeCatalog struct {
 type NodePrimary struct {
 	Addr string `yaml:"addr"`
 	Key  string `yaml:"key"`
+}
+
+// NodeLimits is the part of the node's limits section the lab sets.
+type NodeLimits struct {
+	RRL     NodeRRL     `yaml:"rrl"`
+	Source  NodeSource  `yaml:"source"`
+	Cookies NodeCookies `yaml:"cookies"`
+}
+
+// NodeRRL is response rate limiting.
+type NodeRRL struct {
+	Rate int `yaml:"rate"`
+	Slip int `yaml:"slip"`
+}
+
+// NodeSource is the per-source query limit and its exempt prefixes (which
+// RRL exempts too).
+type NodeSource struct {
+	Rate   int      `yaml:"rate"`
+	Burst  int      `yaml:"burst"`
+	Exempt []string `yaml:"exempt"`
+}
+
+// NodeCookies are DNS Cookies with the secret every PoP shares.
+type NodeCookies struct {
+	Enabled bool   `yaml:"enabled"`
+	Secret  string `yaml:"secret"`
+}
+
+// The recommended limits of a public node (examples/node.yaml), which the
+// lab runs with.
+const (
+	LabRRLRate     = 20
+	LabRRLSlip     = 2
+	LabSourceRate  = 1000
+	LabSourceBurst = 2000
+)
+
+// labLimits are the recommended limits (examples/node.yaml) for a PoP of
+// the lab: RRL at 20 answers a second with slip 2, the per-source limit at
+// 1000 queries a second, cookies with one secret for the whole anycast set
+// (derived from the lab's id). Exempt from both limits are the lab's own
+// measuring points, as an operator exempts its monitors: the client
+// networks, whose probes and loads ask one name at up to 10,000 queries a
+// second, and the anycast and PoP addresses the nodes check themselves
+// from. A scenario that floods does so from elsewhere.
+func (p *plan) labLimits() NodeLimits {
+	secret := sha256.Sum256([]byte("anycastlab cookie secret " + p.id))
+	l := NodeLimits{
+		RRL:     NodeRRL{Rate: LabRRLRate, Slip: LabRRLSlip},
+		Source:  NodeSource{Rate: LabSourceRate, Burst: LabSourceBurst},
+		Cookies: NodeCookies{Enabled: true, Secret: hex.EncodeToString(secret[:16])},
+	}
+	for _, a := range p.topo.Anycast {
+		l.Source.Exempt = append(l.Source.Exempt, a.String())
+	}
+	for _, n := range p.nodes {
+		switch n.Role {
+		case RoleClient:
+			l.Source.Exempt = append(l.Source.Exempt, n.Network4.String(), n.Network6.String())
+		case RolePoP:
+			for _, a := range n.Addrs() {
+				l.Source.Exempt = append(l.Source.Exempt, netip.PrefixFrom(a, a.BitLen()).String())
+			}
+		}
+	}
+	return l
 }
 
 // NodeIdentity is the node's name, which its NSID answers carry.
@@ -255,6 +326,7 @@ func (p *plan) nodeConfigFor(pop string, tm NodeTiming, ctl *controlPlan) (NodeC
 			Interval: tm.HealthInterval.String(), Timeout: tm.HealthTimeout.String(),
 			Rise: tm.Rise, Fall: tm.Fall, QueryAddr: p.healthAddr().String(),
 		},
+		Limits: p.labLimits(),
 	}
 	for _, a := range p.topo.Anycast {
 		cfg.Listen = append(cfg.Listen, netip.AddrPortFrom(a.Addr(), DNSPort).String())

@@ -101,6 +101,9 @@ var (
 	tcpEvDesc   = prometheus.NewDesc(ns+"_tcp_evicted_total", "TCP connections closed to make room for a new one (the oldest idle of its source prefix, or of all).", nil, nil)
 	rrlDesc     = prometheus.NewDesc(ns+"_rrl_limited_total", "UDP answers over the response rate limit, by action: dropped or sent truncated (slip).",
 		[]string{"action"}, nil)
+	earlyDesc = prometheus.NewDesc(ns+"_early_drops_total", "Packets dropped before an answer was built, by reason: short, response (QR=1), class (never served), source_limit (the source prefix over limits.source.rate).",
+		[]string{"reason"}, nil)
+	exemptDesc  = prometheus.NewDesc(ns+"_source_exempt_total", "UDP queries from prefixes exempt from the per-source limit (limits.source.exempt).", nil, nil)
 	serialDesc  = prometheus.NewDesc(ns+"_zone_serial", "SOA serial of each served zone.", []string{"zone"}, nil)
 	recordsDesc = prometheus.NewDesc(ns+"_zone_records", "Records in each served zone.", []string{"zone"}, nil)
 	zonesDesc   = prometheus.NewDesc(ns+"_zones", "Zones served.", nil, nil)
@@ -109,7 +112,7 @@ var (
 type queryCollector struct{ stats *dnsserver.Stats }
 
 func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc, tcpEvDesc, rrlDesc} {
+	for _, d := range []*prometheus.Desc{queriesDesc, droppedDesc, malformDesc, latDesc, tcpDesc, tcpRefDesc, tcpEvDesc, rrlDesc, earlyDesc, exemptDesc} {
 		ch <- d
 	}
 }
@@ -127,6 +130,11 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	rrlDropped, rrlSlipped := c.stats.RRL()
 	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlDropped), "drop")
 	ch <- prometheus.MustNewConstMetric(rrlDesc, prometheus.CounterValue, float64(rrlSlipped), "slip")
+	drops, exempt := c.stats.EarlyDrops()
+	for r := dnsserver.DropNone + 1; r < dnsserver.NumDropReasons; r++ {
+		ch <- prometheus.MustNewConstMetric(earlyDesc, prometheus.CounterValue, float64(drops[r]), r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(exemptDesc, prometheus.CounterValue, float64(exempt))
 	buckets := make(map[float64]uint64, len(dnsserver.LatencyBuckets))
 	var cum uint64
 	for i, ub := range dnsserver.LatencyBuckets {

@@ -99,7 +99,7 @@ func expiredOf(want func() []string, loaded func() map[string]health.ZoneState) 
 
 // newAnycast builds the speaker and the checker of a node with BGP.
 // want lists the zones the node must serve, loaded their state.
-func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, logger *slog.Logger) (*anycast, error) {
+func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, udpHandled func() uint64, logger *slog.Logger) (*anycast, error) {
 	sp, err := announce.New(speakerConfig(cfg.BGP), logger)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
@@ -107,7 +107,7 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	checks := []health.Check{
 		&health.ZoneCheck{Want: want, Loaded: loaded},
 		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
-			Expired: sampler(expiredOf(want, loaded), dnsCheckZones)},
+			Expired: sampler(expiredOf(want, loaded), dnsCheckZones), UDPProgress: udpHandled},
 	}
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})

@@ -106,7 +106,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}
 	if cfg.BGP != nil {
-		a, err := newAnycast(cfg, n.wantZones, n.zoneStates, logger)
+		a, err := newAnycast(cfg, n.wantZones, n.zoneStates, stats.UDPHandled, logger)
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,12 @@ func dnsSettings(cfg, prev *config.Node, cur dnsserver.Settings, logger *slog.Lo
 	} else if s.RRL, err = rrl(cfg.Limits.RRL); err != nil {
 		return s, err
 	}
+	if prev != nil && slices.Equal(cfg.Limits.Source.Exempt, prev.Limits.Source.Exempt) &&
+		sourceScalars(cfg.Limits.Source) == sourceScalars(prev.Limits.Source) {
+		s.Source = cur.Source
+	} else if s.Source, err = sourceLimiter(cfg.Limits.Source); err != nil {
+		return s, err
+	}
 	if prev != nil && cfg.Limits.Cookies == prev.Limits.Cookies {
 		s.Cookies = cur.Cookies
 	} else {
@@ -77,6 +83,24 @@ func rrl(r config.RRL) (*ratelimit.RRL, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("limits.rrl: %w", err)
+	}
+	return l, nil
+}
+
+// sourceScalars is s without its exempt list, comparable.
+func sourceScalars(s config.SourceLimit) [5]int {
+	return [5]int{s.Rate, s.Burst, s.IPv4Prefix, s.IPv6Prefix, s.Buckets}
+}
+
+// sourceLimiter returns the per-source query limiter of a configuration;
+// nil when off.
+func sourceLimiter(s config.SourceLimit) (*ratelimit.SourceLimiter, error) {
+	l, err := ratelimit.NewSourceLimiter(ratelimit.SourceConfig{
+		Rate: s.Rate, Burst: s.Burst, IPv4Prefix: s.IPv4Prefix, IPv6Prefix: s.IPv6Prefix,
+		Buckets: s.Buckets, Exempt: s.Exempt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("limits.source: %w", err)
 	}
 	return l, nil
 }
