@@ -82,3 +82,9 @@ func (b *Builder) Zone() (*Zone, error) {
 	z.Source = b.source
 	return z, nil
 }
+
+// Last returns the last node in canonical order.
+func (z *Zone) Last() *Node {
+	n, _ := z.index().canon.last()
+	return n
+}
