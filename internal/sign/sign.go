@@ -243,15 +243,11 @@ func bitmap(ts []uint16) []byte {
 	return out
 }
 
-// nsecTypes is the bitmap of a node's NSEC record.
-func nsecTypes(k kind, ts []uint16) []uint16 {
-	out := append(slices.Clone(ts), dns.TypeNSEC, dns.TypeRRSIG)
-	if k == kindDeleg && !slices.Contains(ts, dns.TypeDS) {
-		// An insecure delegation's own data is unsigned, but the NSEC
-		// itself is signed.
-		return out
-	}
-	return out
+// nsecTypes is the bitmap of a node's NSEC record: its types, the NSEC
+// and its signature (at an insecure delegation too: the NSEC itself is
+// signed there).
+func nsecTypes(ts []uint16) []uint16 {
+	return append(slices.Clone(ts), dns.TypeNSEC, dns.TypeRRSIG)
 }
 
 // nsec3Types is the bitmap of a node's NSEC3 record.
@@ -586,7 +582,7 @@ func (s *Signer) Records(z *zone.Zone, now time.Time) ([]zone.RR, error) {
 					break
 				}
 			}
-			rd := append(slices.Clone(next), bitmap(nsecTypes(m.k, m.ts))...)
+			rd := append(slices.Clone(next), bitmap(nsecTypes(m.ts))...)
 			recs = append(recs, zone.RR{Name: m.node.Name, Type: dns.TypeNSEC, TTL: negTTL, Rdata: rd})
 			jobs = append(jobs, job{owner: m.node.Name, t: dns.TypeNSEC, ttl: negTTL, rds: [][]byte{rd}, keys: ks.zsk})
 		}

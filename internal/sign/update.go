@@ -21,6 +21,9 @@ import (
 // of the RRsets that went), SOA first, as zone.DiffWire gives it. The
 // signatures of RRsets the change did not touch are kept.
 //
+// A change of the SOA's TTL or MINIMUM changes the TTL of every NSEC or
+// NSEC3 record (RFC 9077): the zone is then signed whole.
+//
 // The change must not hold DNSSEC records the signer makes (RRSIG, NSEC,
 // NSEC3; DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex): the apex's key
 // RRsets follow the keys' timing at now.
@@ -74,6 +77,16 @@ func (s *Signer) Update(z *zone.Zone, del, add []zone.RR, now time.Time) (*zone.
 	nz1, err := z.Apply(append(slices.Clip(del), strip...), add)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("update %s: %w", s.zone, err)
+	}
+	if nz1.NegTTL != z.NegTTL {
+		// Every NSEC or NSEC3 record takes the SOA's negative TTL (RFC
+		// 9077): a change of it is a change of the whole chain.
+		nz, err := s.Sign(nz1, now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		d, a := zone.DiffWire(z, nz)
+		return nz, d, a, nil
 	}
 	u.nz = nz1
 	if err := u.resign(); err != nil {
@@ -218,7 +231,7 @@ func (u *updater) resign() error {
 		}
 		switch {
 		case !s.policy.NSEC3 && inNSEC(k):
-			rd := append(slices.Clone(u.nextNSEC(n.Name)), bitmap(nsecTypes(k, ts))...)
+			rd := append(slices.Clone(u.nextNSEC(n.Name)), bitmap(nsecTypes(ts))...)
 			u.add = append(u.add, zone.RR{Name: n.Name, Type: dns.TypeNSEC, TTL: negTTL, Rdata: rd})
 			u.sign(n.Name, dns.TypeNSEC, negTTL, [][]byte{rd}, false)
 		case s.policy.NSEC3 && s.inNSEC3(n, k):

@@ -240,3 +240,30 @@ func TestUpdateTouchesOnlyWhatChanged(t *testing.T) {
 		checkSigned(t, s, nz, now.Add(time.Second))
 	}
 }
+
+// TestUpdateNegativeTTL: a new SOA MINIMUM changes every chain record's
+// TTL, as a full signing makes it.
+func TestUpdateNegativeTTL(t *testing.T) {
+	s := newSigner(t, DefaultPolicy(), "example.com.")
+	now := time.Now()
+	sz, err := s.Sign(loadZone(t, "example.com.", "testdata/example.com.zone"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soa := sz.Apex.Get(dns.TypeSOA)
+	old := zone.RR{Name: sz.OriginWire(), Type: dns.TypeSOA, TTL: soa.TTL, Rdata: soa.First()}
+	nw := old
+	nw.Rdata = slices.Clone(old.Rdata)
+	binary.BigEndian.PutUint32(nw.Rdata[len(nw.Rdata)-20:], sz.Serial+1)
+	binary.BigEndian.PutUint32(nw.Rdata[len(nw.Rdata)-4:], 60)
+	nz, _, _, err := s.Update(sz, []zone.RR{old}, []zone.RR{nw}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nz.Nodes(func(n *zone.Node) {
+		if set := n.Get(dns.TypeNSEC); set != nil && set.TTL != 60 {
+			t.Errorf("%s NSEC TTL %d, want 60", zone.NameString(n.Name), set.TTL)
+		}
+	})
+	checkSigned(t, s, nz, now)
+}
