@@ -292,7 +292,8 @@ func (x *nameIndex) insertMut(t tentry) {
 	switch {
 	case int(p.n+1)*4 <= len(p.e)*3:
 		pagePut(p.e, t)
-		p.n++
+		// Every slot of the page holds its count, not this one alone.
+		ed.setPage(i&(1<<p.depth-1), pageRef{e: p.e, n: p.n + 1, depth: p.depth})
 		ed.x.count++
 	default:
 		entries := make([]tentry, 0, p.n+1)
