@@ -253,8 +253,10 @@ func (r *Registry) Observe(rep Report, remote string) error {
 		}
 		byVantage[rep.Vantage] = &observation{rep: p, time: rep.Time, received: now}
 	}
+	r.observeEndpointsLocked(rep.Vantage, rep.Endpoints, now)
 	r.mu.Unlock()
 	r.met.reports.WithLabelValues("ok").Inc()
+	r.stepSteering()
 	r.poke()
 	return nil
 }
@@ -276,6 +278,16 @@ func (r *Registry) forgetOld(now time.Time) {
 		}
 		if len(byVantage) == 0 {
 			delete(r.obs, pop)
+		}
+	}
+	for id, byVantage := range r.eps {
+		for v, o := range byVantage {
+			if now.Sub(o.received) > forgetAfter {
+				delete(byVantage, v)
+			}
+		}
+		if len(byVantage) == 0 {
+			delete(r.eps, id)
 		}
 	}
 }

@@ -282,6 +282,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			if sp.reg.Levels() {
 				r.Add("levels", lifecycle.Func(sp.reg.RunLevels))
 			}
+			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
