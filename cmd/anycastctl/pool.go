@@ -30,6 +30,7 @@ func poolCommand() *command {
 			"  pool get ZONE NAME TYPE [-json]\n" +
 			"  pool list ZONE [-json]\n" +
 			"  pool delete ZONE NAME TYPE\n" +
+			"  pool status ZONE [-json]\n" +
 			"\n" +
 			"A pool answers the A or AAAA queries for NAME with endpoints chosen by its\n" +
 			"policy chain (" + strings.Join(steer.Policies, ", ") + "), on every PoP\n" +
@@ -50,6 +51,10 @@ func poolCommand() *command {
 				{"get", "ZONE NAME TYPE [-json]", "show one pool", "", runPoolGet},
 				{"list", "ZONE [-json]", "list the pools of a zone", "", runPoolList},
 				{"delete", "ZONE NAME TYPE", "delete a pool: the name answers from its records again", "", runPoolDelete},
+				{"status", "ZONE [-json]", "show the endpoints' health as the monitors see it and the steering state version",
+					"Each endpoint of each pool with a check: down or up in the state sent to\n" +
+						"every node (its pool's quorum of fresh vantage points), then what each\n" +
+						"vantage point saw last: state, RTT, load, age (stale: not counted).", runPoolStatus},
 			})
 		},
 	}
@@ -298,4 +303,69 @@ func writePools(w io.Writer, ps []api.Pool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func runPoolStatus(ctx context.Context, e *env, sc *subcommand, args []string) error {
+	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
+	af := addAPIFlags(fs)
+	asJSON := fs.Bool("json", false, "print the fleet view's steering part as JSON")
+	pos, cl, url, err := af.parse(e, sc, fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	v, err := cl.Fleet(ctx, "")
+	if err != nil {
+		return apiErr(url, err)
+	}
+	zone := strings.ToLower(strings.TrimSuffix(pos[0], ".")) + "."
+	sv := v.Steering
+	eps := sv.Pools[:0:0]
+	for _, ep := range sv.Pools {
+		if ep.Zone == zone {
+			eps = append(eps, ep)
+		}
+	}
+	sv.Pools = eps
+	if *asJSON {
+		return printJSON(e, sv)
+	}
+	var b strings.Builder
+	if sv.Version == 0 {
+		b.WriteString("steering state: none yet (no endpoint reports)\n")
+	} else {
+		fmt.Fprintf(&b, "steering state: version %d since %s\n", sv.Version, sv.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	if len(eps) == 0 {
+		fmt.Fprintf(&b, "no endpoint of zone %s is reported by a monitor\n", zone)
+		e.print(e.stdout, b.String())
+		return nil
+	}
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "POOL\tENDPOINT\tSTATE\tQUORUM\tVANTAGE\tSEEN\tRTT\tLOAD\tAGE\tERROR")
+	for _, ep := range eps {
+		state := "up"
+		if ep.Down {
+			state = "down"
+		}
+		for i, vt := range ep.Vantages {
+			pool, end, st, q := "", "", "", ""
+			if i == 0 {
+				pool, end, st, q = ep.Pool, ep.Endpoint, state, strconv.Itoa(ep.Quorum)
+			}
+			load := "-"
+			if vt.Load != nil {
+				load = strconv.FormatFloat(*vt.Load, 'f', -1, 64)
+			}
+			age := fmt.Sprintf("%.1fs", vt.AgeSeconds)
+			if vt.Stale {
+				age += " (stale)"
+			}
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%s\t%s\t%s\n", pool, end, st, q, vt.Vantage, vt.State, vt.RTTms, load, age, vt.Error)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	e.print(e.stdout, b.String())
+	return nil
 }

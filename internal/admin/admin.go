@@ -66,7 +66,25 @@ type Status struct {
 	// Level is the PoP level the node announces at and why; nil without
 	// BGP.
 	Level *Level
-	Zones []Zone
+	// Steering is the steering state the node answers with (issue #14):
+	// nil until the control plane sent one.
+	Steering *Steering
+	Zones    []Zone
+}
+
+// Steering is the node's steering state: the control plane's version,
+// when it arrived, and the endpoints it lists (any other is up).
+type Steering struct {
+	Version   uint64             `json:"version"`
+	Received  time.Time          `json:"received"`
+	Endpoints []SteeringEndpoint `json:"endpoints"`
+}
+
+// SteeringEndpoint is one endpoint of the steering state.
+type SteeringEndpoint struct {
+	Endpoint string   `json:"endpoint"`
+	Down     bool     `json:"down"`
+	Load     *float64 `json:"load,omitempty"`
 }
 
 // Check is the last result of one health check.
@@ -113,6 +131,7 @@ type statusJSON struct {
 	Sessions      []Session      `json:"sessions"`
 	Announced     []netip.Prefix `json:"announced"`
 	Level         *Level         `json:"level,omitempty"`
+	Steering      *Steering      `json:"steering,omitempty"`
 	Zones         []Zone         `json:"zones"`
 }
 
@@ -138,7 +157,7 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Node: s.Node, Version: s.Version, UptimeSeconds: s.Uptime.Seconds(),
 		Ready: s.Ready, Drained: s.Drained, Healthy: s.Healthy,
 		Checks: nonNil(s.Checks), Sessions: nonNil(s.Sessions),
-		Announced: nonNil(s.Announced), Level: s.Level, Zones: nonNil(s.Zones),
+		Announced: nonNil(s.Announced), Level: s.Level, Steering: s.Steering, Zones: nonNil(s.Zones),
 	})
 }
 
@@ -155,7 +174,7 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 	*s = Status{
 		Node: j.Node, Version: j.Version, Uptime: uptime,
 		Ready: j.Ready, Drained: j.Drained, Healthy: j.Healthy,
-		Checks: j.Checks, Sessions: j.Sessions, Announced: j.Announced, Level: j.Level, Zones: j.Zones,
+		Checks: j.Checks, Sessions: j.Sessions, Announced: j.Announced, Level: j.Level, Steering: j.Steering, Zones: j.Zones,
 	}
 	return nil
 }

@@ -73,6 +73,11 @@ type Registry struct {
 	pops     map[string]*popLevel               // PoP → level in force
 	pins     map[string]*pin                    // PoP → operator's pin
 
+	eps           map[string]map[string]*epObs // endpoint of a pool → vantage → latest (steering.go)
+	steering      *stream.Steering             // the state in force, nil before one
+	steerVersion  uint64
+	steeringSince time.Time
+
 	saveMu sync.Mutex // one save at a time, so the newest state is the one written
 }
 
@@ -129,6 +134,7 @@ func New(cfg Config, logger *slog.Logger) (*Registry, error) {
 	r := &Registry{path: cfg.File, serials: cfg.Serials, catalog: cfg.Catalog, log: logger.With("component", "fleet"), now: cfg.Now,
 		members: map[string]*member{}, revoked: map[string]time.Time{},
 		monitors: map[string]*monitor{}, obs: map[string]map[string]*observation{}, pops: map[string]*popLevel{}, pins: map[string]*pin{},
+		eps:  map[string]map[string]*epObs{},
 		kick: make(chan struct{}, 1), met: newLevelMetrics()}
 	if cfg.Levels != nil {
 		if cfg.Levels.Interval <= 0 || cfg.Levels.Validity <= cfg.Levels.Interval || cfg.Levels.Engine.Stale <= 0 {
@@ -171,8 +177,11 @@ func (r *Registry) Join(m stream.Member, stop func(reason string)) stream.Sessio
 	mb.heartbeat, mb.firstBeat = time.Time{}, time.Time{}
 	mb.serials = maps.Clone(m.Zones)
 	mb.pending = map[string]pushState{}
-	s := &session{r: r, m: mb, stop: stop, levels: make(chan stream.Level, 1)}
+	s := &session{r: r, m: mb, stop: stop, levels: make(chan stream.Level, 1), steering: make(chan stream.Steering, 1)}
 	mb.sess = s
+	if r.steering != nil {
+		s.sendSteering(*r.steering) // the state at once, on join
+	}
 	if pl := r.pops[m.PoP]; r.lv != nil && pl != nil && pl.known {
 		s.sendLevel(r.levelMsg(m.PoP, pl)) // the PoP's level at once, before its first refresh
 	}
@@ -193,10 +202,11 @@ func (r *Registry) Join(m stream.Member, stop func(reason string)) stream.Sessio
 
 // session is one stream of a member (stream.Session).
 type session struct {
-	r      *Registry
-	m      *member
-	stop   func(reason string)
-	levels chan stream.Level // the newest level not yet sent
+	r        *Registry
+	m        *member
+	stop     func(reason string)
+	levels   chan stream.Level    // the newest level not yet sent
+	steering chan stream.Steering // the newest steering state not yet sent
 }
 
 func (s *session) live() bool { return s.m.sess == s }
@@ -411,6 +421,9 @@ type View struct {
 	Levels   *LevelsView   `json:"levels"`
 	PoPs     []PoPView     `json:"pops"`
 	Monitors []MonitorView `json:"monitors"`
+	// Steering is the steering state sent to the nodes and the pools'
+	// endpoints as the monitors see them (steering.go).
+	Steering SteeringView `json:"steering"`
 }
 
 // MaxBehind bounds the zones listed as behind per member.
@@ -423,6 +436,7 @@ func (r *Registry) View(ctx context.Context, zone string) (View, error) {
 	if err != nil {
 		return View{}, fmt.Errorf("fleet: current serials: %w", err)
 	}
+	sv := r.SteeringView("")
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -440,6 +454,7 @@ func (r *Registry) View(ctx context.Context, zone string) (View, error) {
 	})
 	v.Levels = r.levelsView()
 	v.PoPs, v.Monitors = r.popsView(now)
+	v.Steering = sv
 	return v, nil
 }
 

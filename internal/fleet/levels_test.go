@@ -24,7 +24,8 @@ func TestReportValidate(t *testing.T) {
 	good := func() Report {
 		return Report{Vantage: "region-a", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), IntervalMS: 250,
 			PoPs: []PoPReport{{PoP: "A-pop", State: "up", RTTp50ms: 1.2, RTTp95ms: 3.4, QPS: ptr(1234.5), TCPConns: ptr(3)},
-				{PoP: "B-pop", State: "down", Error: "udp: timeout"}}}
+				{PoP: "B-pop", State: "down", Error: "udp: timeout"}},
+			Endpoints: []EndpointReport{{Zone: "example.com.", Pool: "svc.example.com./A", Endpoint: "192.0.2.1", State: "up", Quorum: 2, RTTms: 1}}}
 	}
 	tests := []struct {
 		name   string
@@ -49,6 +50,12 @@ func TestReportValidate(t *testing.T) {
 		{"cpu negative", func(r *Report) { r.PoPs[0].CPU = ptr(-0.5) }, "pops[0].cpu: must be a number"},
 		{"conns negative", func(r *Report) { r.PoPs[0].TCPConns = ptr(-1) }, "pops[0].tcp_conns: must not be negative, got -1"},
 		{"error long", func(r *Report) { r.PoPs[1].Error = strings.Repeat("x", 600) }, "pops[1].error: at most 512 bytes, got 600"},
+		{"no endpoints", func(r *Report) { r.Endpoints = nil }, ""},
+		{"endpoint state", func(r *Report) { r.Endpoints[0].State = "fine" }, `endpoints[0].state: want up, down or unknown, got "fine"`},
+		{"endpoint quorum", func(r *Report) { r.Endpoints[0].Quorum = 0 }, "endpoints[0].quorum: 1 to 100, got 0"},
+		{"endpoint load", func(r *Report) { r.Endpoints[0].Load = ptr(-1.0) }, "endpoints[0].load: must be a number"},
+		{"endpoint no pool", func(r *Report) { r.Endpoints[0].Pool = "" }, "endpoints[0].pool: 1 to 300 characters"},
+		{"endpoint dup", func(r *Report) { r.Endpoints = append(r.Endpoints, r.Endpoints[0]) }, "endpoints[1]: endpoint 192.0.2.1 of pool svc.example.com./A given twice"},
 		{"too many", func(r *Report) { r.PoPs = make([]PoPReport, MaxReportPoPs+1) }, "pops: at most 1000 PoPs, got 1001"},
 	}
 	for _, tt := range tests {

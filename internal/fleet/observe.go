@@ -24,6 +24,32 @@ type Report struct {
 	// IntervalMS is the monitor's probe interval.
 	IntervalMS int64       `json:"interval_ms"`
 	PoPs       []PoPReport `json:"pops"`
+	// Endpoints are the pools' endpoints as this vantage point's health
+	// checks see them (issue #14). Optional: a monitor of an older
+	// version sends none, and a report without them leaves this vantage
+	// point with no endpoint observations.
+	Endpoints []EndpointReport `json:"endpoints,omitempty"`
+}
+
+// EndpointReport is one endpoint of one pool in a report.
+type EndpointReport struct {
+	// Zone, Pool (the owner name and type, "svc.example.com./A") and
+	// Endpoint (steer.Endpoint.Key: its address, or its name) say which.
+	Zone     string `json:"zone"`
+	Pool     string `json:"pool"`
+	Endpoint string `json:"endpoint"`
+	// State is up, down or unknown (not yet rise or fall probes).
+	State string `json:"state"`
+	// Quorum is the pool check's: how many fresh vantage points must see
+	// the endpoint down for it to be down.
+	Quorum int `json:"quorum"`
+	// RTTms is the last passing probe's time, in milliseconds; 0 = none.
+	RTTms float64 `json:"rtt_ms"`
+	// Load is the endpoint's load as last read (check.load); absent when
+	// the pool names no load source or the read failed.
+	Load *float64 `json:"load,omitempty"`
+	// Error is why the last probe failed, if it did.
+	Error string `json:"error,omitempty"`
 }
 
 // PoPReport is one PoP in a report.
@@ -49,10 +75,12 @@ type PoPReport struct {
 
 // Bounds of a report.
 const (
-	MaxReportPoPs  = 1000
-	maxName        = 63
-	maxReportError = 512
-	maxInterval    = time.Hour
+	MaxReportPoPs = 1000
+	// MaxReportEndpoints bounds the endpoints of a report.
+	MaxReportEndpoints = 10000
+	maxName            = 63
+	maxReportError     = 512
+	maxInterval        = time.Hour
 	// forgetAfter drops a vantage point's observations (and the
 	// monitor) once nothing came from it for this long.
 	forgetAfter = time.Hour
@@ -116,8 +144,52 @@ func (rep *Report) Validate() error {
 			return bad(f+".error", "at most %d bytes, got %d", maxReportError, len(p.Error))
 		}
 	}
+	return rep.validateEndpoints(bad)
+}
+
+// validateEndpoints checks the endpoints of a report.
+func (rep *Report) validateEndpoints(bad func(field, format string, args ...any) error) error {
+	if len(rep.Endpoints) > MaxReportEndpoints {
+		return bad("endpoints", "at most %d, got %d", MaxReportEndpoints, len(rep.Endpoints))
+	}
+	seen := make(map[string]int, len(rep.Endpoints))
+	for i, e := range rep.Endpoints {
+		f := fmt.Sprintf("endpoints[%d]", i)
+		for _, v := range []struct{ field, s string }{{"zone", e.Zone}, {"pool", e.Pool}, {"endpoint", e.Endpoint}} {
+			if v.s == "" || len(v.s) > 300 {
+				return bad(f+"."+v.field, "1 to 300 characters, got %d", len(v.s))
+			}
+		}
+		id := endpointID(e)
+		if j, dup := seen[id]; dup {
+			return bad(f, "endpoint %s of pool %s given twice (also endpoints[%d])", e.Endpoint, e.Pool, j)
+		}
+		seen[id] = i
+		switch e.State {
+		case ReportUp, ReportDown, ReportUnknown:
+		default:
+			return bad(f+".state", "want up, down or unknown, got %q", e.State)
+		}
+		if e.Quorum < 1 || e.Quorum > 100 {
+			return bad(f+".quorum", "1 to 100, got %d", e.Quorum)
+		}
+		for _, n := range []struct {
+			field string
+			v     *float64
+		}{{"rtt_ms", &e.RTTms}, {"load", e.Load}} {
+			if n.v != nil && (math.IsNaN(*n.v) || math.IsInf(*n.v, 0) || *n.v < 0 || *n.v > 1e12) {
+				return bad(f+"."+n.field, "must be a number from 0 to 1e12, got %v", *n.v)
+			}
+		}
+		if len(e.Error) > maxReportError {
+			return bad(f+".error", "at most %d bytes, got %d", maxReportError, len(e.Error))
+		}
+	}
 	return nil
 }
+
+// endpointID names one endpoint of one pool.
+func endpointID(e EndpointReport) string { return e.Zone + " " + e.Pool + " " + e.Endpoint }
 
 // checkName checks a vantage point or PoP name: 1 to 63 characters of
 // a-z A-Z 0-9 - _ . (as the monitor's configuration).
@@ -181,8 +253,10 @@ func (r *Registry) Observe(rep Report, remote string) error {
 		}
 		byVantage[rep.Vantage] = &observation{rep: p, time: rep.Time, received: now}
 	}
+	r.observeEndpointsLocked(rep.Vantage, rep.Endpoints, now)
 	r.mu.Unlock()
 	r.met.reports.WithLabelValues("ok").Inc()
+	r.stepSteering()
 	r.poke()
 	return nil
 }
@@ -204,6 +278,16 @@ func (r *Registry) forgetOld(now time.Time) {
 		}
 		if len(byVantage) == 0 {
 			delete(r.obs, pop)
+		}
+	}
+	for id, byVantage := range r.eps {
+		for v, o := range byVantage {
+			if now.Sub(o.received) > forgetAfter {
+				delete(byVantage, v)
+			}
+		}
+		if len(byVantage) == 0 {
+			delete(r.eps, id)
 		}
 	}
 }

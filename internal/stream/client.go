@@ -65,6 +65,10 @@ type ClientConfig struct {
 	// block); nil = the node does not take levels, and the control plane
 	// sends none.
 	OnLevel func(Level)
+	// OnSteering, when set, is called with each steering state the
+	// control plane sends (from the stream's reader: it must not block);
+	// nil = the node does not take them.
+	OnSteering func(Steering)
 }
 
 // Client is the node's end of one control plane's stream: it keeps the
@@ -97,7 +101,8 @@ type ClientState struct {
 	Server    string    `json:"server,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Pushes    uint64    `json:"pushes"`
-	Levels    uint64    `json:"levels"` // level frames received
+	Levels    uint64    `json:"levels"`   // level frames received
+	Steering  uint64    `json:"steering"` // steering frames received
 }
 
 // NewClient checks cfg and returns a client; status is asked for each
@@ -283,7 +288,8 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 		hb = DefaultHeartbeat
 	}
 	serials := c.zones.Serials()
-	hello, err := json.Marshal(nodeHello{Node: c.cfg.Node, PoP: c.cfg.PoP, Version: c.cfg.Version, Zones: serials, Levels: c.cfg.OnLevel != nil})
+	hello, err := json.Marshal(nodeHello{Node: c.cfg.Node, PoP: c.cfg.PoP, Version: c.cfg.Version, Zones: serials, Levels: c.cfg.OnLevel != nil,
+		Steering: c.cfg.OnSteering != nil})
 	if err != nil {
 		return false, err
 	}
@@ -412,6 +418,17 @@ func (c *Client) readLoop(ctx context.Context, fc *frameConn, ap *appliers) erro
 			c.mu.Unlock()
 			if c.cfg.OnLevel != nil {
 				c.cfg.OnLevel(l)
+			}
+		case frameSteering:
+			var st Steering
+			if err := json.Unmarshal(p, &st); err != nil {
+				return fmt.Errorf("%w: steering: %w", ErrProtocol, err)
+			}
+			c.mu.Lock()
+			c.state.Steering++
+			c.mu.Unlock()
+			if c.cfg.OnSteering != nil {
+				c.cfg.OnSteering(st)
 			}
 		case frameBye:
 			var b bye

@@ -63,4 +63,13 @@
 // LevelSession). The node keeps a level for its validity from receipt;
 // without refreshes (the control plane or its monitors gone) it returns to
 // normal.
+//
+// # Steering
+//
+// A node whose hello says it takes them (ClientConfig.OnSteering) is sent
+// steering frames: the whole steering state (endpoint health, load, RTT by
+// region) the control plane built from the monitors' endpoint checks, with
+// its version, at once when it changes and when the node joins (the
+// registry's session implements SteeringSession). A node of an older
+// version says nothing and is sent none.
 package stream

@@ -26,6 +26,7 @@ const (
 	frameBye       byte = 8  // server → node: bye (JSON), then the server closes
 	frameAuth      byte = 9  // node → server: nothing; its MAC proves the key before the hello, which may be large
 	frameLevel     byte = 10 // server → node: Level (JSON), only to a node whose hello said it takes them
+	frameSteering  byte = 11 // server → node: Steering (JSON), only to a node whose hello said it takes them
 )
 
 func frameName(t byte) string {
@@ -50,6 +51,8 @@ func frameName(t byte) string {
 		return "auth"
 	case frameLevel:
 		return "level"
+	case frameSteering:
+		return "steering"
 	}
 	return fmt.Sprintf("type%d", t)
 }

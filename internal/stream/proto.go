@@ -38,6 +38,29 @@ type nodeHello struct {
 	// Levels: the node takes level frames (a node of an older version
 	// would end the stream on a frame type it does not know).
 	Levels bool `json:"levels,omitempty"`
+	// Steering: the node takes steering frames (Steering).
+	Steering bool `json:"steering,omitempty"`
+}
+
+// Steering is the steering state the control plane built from the
+// monitors' endpoint checks (issue #14): every node holds the same one,
+// named by Version, so that every PoP answers a client alike. It is sent
+// whole, at once when it changes and when the node joins.
+type Steering struct {
+	// Version names the state; a newer state has a larger version.
+	Version uint64 `json:"version"`
+	// Endpoints by endpoint key (steer.Endpoint.Key); an endpoint not
+	// listed is up with no load known.
+	Endpoints map[string]SteeringEndpoint `json:"endpoints"`
+	// RTTms is the RTT from a region (a monitor's vantage point) to an
+	// endpoint, in milliseconds.
+	RTTms map[string]map[string]float64 `json:"rtt_ms,omitempty"`
+}
+
+// SteeringEndpoint is one endpoint in a Steering state.
+type SteeringEndpoint struct {
+	Down bool     `json:"down"`
+	Load *float64 `json:"load,omitempty"`
 }
 
 // Level is the level the control plane decided for the node's PoP (see

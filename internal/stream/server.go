@@ -104,6 +104,14 @@ type LevelSession interface {
 	Levels() <-chan Level
 }
 
+// SteeringSession is a Session that also has steering states for the
+// node: the server sends each value it receives as a steering frame, to a
+// node that takes them. The channel should hold only the newest state.
+type SteeringSession interface {
+	Session
+	Steering() <-chan Steering
+}
+
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Name is the control plane's name, sent to the nodes.
@@ -312,6 +320,8 @@ type session struct {
 	// levels are the PoP levels for the node, nil when the registry has
 	// none or the node does not take them.
 	levels <-chan Level
+	// steering are the steering states, nil as levels.
+	steering <-chan Steering
 
 	// The writer's own.
 	belief   map[string]uint32 // serial the node holds, or will once it applied what was sent
@@ -393,6 +403,13 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, node, keyNa
 			ss.levels = ls.Levels()
 		} else {
 			ss.log.Info("the node does not take PoP levels (an older version): none is sent to it")
+		}
+	}
+	if st, ok := ss.member.(SteeringSession); ok {
+		if nh.Steering {
+			ss.steering = st.Steering()
+		} else {
+			ss.log.Info("the node does not take steering states (an older version): none is sent to it")
 		}
 	}
 	ss.log.Info("stream established", "pop", nh.PoP, "version", nh.Version, "key", keyName, "zones", len(zones), "levels", nh.Levels)
@@ -529,6 +546,15 @@ func (ss *session) writeLoop(ctx context.Context, stop <-chan string, readErr <-
 				return err
 			}
 			ss.s.met.levels.Inc()
+		case st := <-ss.steering:
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := ss.write(frameSteering, b); err != nil {
+				return err
+			}
+			ss.s.met.steering.Inc()
 		case <-keepalive.C:
 			if err := ss.write(frameKeepalive); err != nil {
 				return err
@@ -698,11 +724,12 @@ func (ss *session) bye(reason string) error {
 
 // serverMetrics are the stream server's collectors.
 type serverMetrics struct {
-	streams prometheus.Gauge
-	refused *prometheus.CounterVec
-	pushes  *prometheus.CounterVec
-	bytes   prometheus.Counter
-	levels  prometheus.Counter
+	streams  prometheus.Gauge
+	refused  *prometheus.CounterVec
+	pushes   *prometheus.CounterVec
+	bytes    prometheus.Counter
+	levels   prometheus.Counter
+	steering prometheus.Counter
 }
 
 func newServerMetrics() *serverMetrics {
@@ -717,9 +744,11 @@ func newServerMetrics() *serverMetrics {
 			Help: "DNS message bytes pushed to nodes."}),
 		levels: prometheus.NewCounter(prometheus.CounterOpts{Name: "anycastd_stream_levels_sent_total",
 			Help: "PoP level frames sent to nodes (changes and refreshes)."}),
+		steering: prometheus.NewCounter(prometheus.CounterOpts{Name: "anycastd_stream_steering_sent_total",
+			Help: "Steering state frames sent to nodes."}),
 	}
 }
 
 func (m *serverMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.streams, m.refused, m.pushes, m.bytes, m.levels}
+	return []prometheus.Collector{m.streams, m.refused, m.pushes, m.bytes, m.levels, m.steering}
 }

@@ -24,6 +24,12 @@ type Config struct {
 	// zone: a request is allowed when its source is in the Prefix of an
 	// entry whose Key is empty or is the key the request was signed with.
 	AllowTransfer []ACL
+	// NodeKeys name the keys of our own nodes (the control plane's stream
+	// keys): an AXFR or IXFR signed with one of them carries the pools
+	// (records of type steer.TypePool); any other transfer — unsigned, or
+	// signed with another key, as a third-party secondary's — gets the
+	// zone without them (issue #14). The change stream always carries them.
+	NodeKeys []string
 	// Notify are the secondaries sent NOTIFY when a zone changes.
 	Notify []NotifyTarget
 	// Catalog is the name of the catalog zone (RFC 9432) listing every

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -42,6 +43,7 @@ type request struct {
 	key   string       // its key's canonical name; "" = unsigned
 	send  func([]byte) error
 	ring  *tsig.Keyring // the keys in force when the request arrived
+	node  bool          // signed with a node key: the pools are sent
 }
 
 // handle answers one request; send writes one message (frame[2:], with its
@@ -90,6 +92,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		}
 		r.tsig, r.key = req, dns.CanonicalName(t.Hdr.Name)
 	}
+	r.node = pol.node(r.key)
 	keyName := r.key
 	if !pol.allowed(src.Addr(), keyName) {
 		s.met.result(typ, resultRefused)
@@ -268,6 +271,7 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
+	st.noPools = !r.node
 	log := s.log.With("zone", r.qname, "type", typ, "src", r.src)
 	if r.key != "" {
 		log = log.With("key", r.key)
@@ -416,14 +420,14 @@ func (s *Server) writeChanges(st *stream, changes []store.Change) error {
 		return err
 	}
 	for _, c := range changes {
-		for _, rr := range c.Del {
-			if err := st.rrValue(rr); err != nil {
-				return err
-			}
-		}
-		for _, rr := range c.Add {
-			if err := st.rrValue(rr); err != nil {
-				return err
+		for _, rrs := range [][]dns.RR{c.Del, c.Add} {
+			for _, rr := range rrs {
+				if st.noPools && rr.Header().Rrtype == steer.TypePool {
+					continue
+				}
+				if err := st.rrValue(rr); err != nil {
+					return err
+				}
 			}
 		}
 	}

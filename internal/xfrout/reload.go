@@ -14,7 +14,21 @@ import (
 type policy struct {
 	ring  *tsig.Keyring
 	allow []ACL
+	nodes map[string]bool // canonical names of the node keys
 }
+
+// newPolicy is the policy of cfg's ACL and node keys.
+func newPolicy(ring *tsig.Keyring, cfg Config) *policy {
+	p := &policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...), nodes: map[string]bool{}}
+	for _, k := range cfg.NodeKeys {
+		p.nodes[dns.CanonicalName(k)] = true
+	}
+	return p
+}
+
+// node reports whether a request signed with keyName ("" = unsigned)
+// comes from one of our nodes.
+func (p *policy) node(keyName string) bool { return keyName != "" && p.nodes[keyName] }
 
 // Reconfigure applies the TSIG keys, the transfer ACL and the NOTIFY
 // targets of cfg while the server runs. It checks them first: on an error
@@ -34,7 +48,7 @@ func (s *Server) Reconfigure(ctx context.Context, cfg Config) error {
 	}
 	s.reconfigure.Lock()
 	defer s.reconfigure.Unlock()
-	s.pol.Store(&policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...)})
+	s.pol.Store(newPolicy(ring, cfg))
 	added := s.notify.setTargets(cfg.Notify, ring)
 	s.log.Info("transfer keys, ACL and notify targets reloaded", "keys", ring.Len(),
 		"allow_transfer", len(cfg.AllowTransfer), "notify_targets", len(cfg.Notify), "new_targets", len(added))

@@ -61,7 +61,7 @@ func New(cfg Config, src ZoneSource, logger *slog.Logger) (*Server, error) {
 	if cfg.Catalog != "" {
 		s.cat = newCatalog(cfg.Catalog, cfg.CatalogJournal, cfg.Now)
 	}
-	s.pol.Store(&policy{ring: ring, allow: cfg.AllowTransfer})
+	s.pol.Store(newPolicy(ring, cfg))
 	s.notify = newNotifier(cfg, ring, s.log, s.met, s.currentSOA)
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -49,6 +50,9 @@ type stream struct {
 	opt   bool // the request had an OPT record: answer with one
 	sig   *tsig.Signer
 	send  func(frame []byte) error // frame[2:] is the message, frame[:2] its length
+	// noPools leaves out the pool records (steer.TypePool): a transfer
+	// to a peer that is not one of our nodes.
+	noPools bool
 
 	open    bool // a message has been started
 	msgs    int  // messages sent
@@ -145,6 +149,9 @@ func (st *stream) zone(z *zone.Zone) error {
 				return
 			}
 			set := &n.Sets[i]
+			if st.noPools && set.Type == steer.TypePool {
+				continue
+			}
 			if n != z.Apex || set.Type != dns.TypeSOA {
 				for rd := range set.All() {
 					if err = st.rr(n.Name, set.Type, set.TTL, rd); err != nil {

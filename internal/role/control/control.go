@@ -282,6 +282,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			if sp.reg.Levels() {
 				r.Add("levels", lifecycle.Func(sp.reg.RunLevels))
 			}
+			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
@@ -319,7 +320,8 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			// keep the last level for levels.validity, then normal.
 			stages = append(stages, lifecycle.Stop("levels"))
 		}
-		stages = append(stages, lifecycle.Stop("stream")) // every node's stream is told; they keep serving and reconnect
+		// The steering state stays with the nodes as it was last sent.
+		stages = append(stages, lifecycle.Stop("steering"), lifecycle.Stop("stream")) // every node's stream is told; they keep serving and reconnect
 	}
 	if xfr != nil {
 		stages = append(stages, lifecycle.Stop("xfr"))

@@ -31,6 +31,11 @@ func xfrConfig(c *config.Control) xfrout.Config {
 	if x.Catalog != nil {
 		cfg.Catalog = x.Catalog.Zone
 	}
+	// Our nodes are who holds a stream key: their transfers carry the
+	// pools, a third party's do not.
+	for name := range streamKeys(c) {
+		cfg.NodeKeys = append(cfg.NodeKeys, name)
+	}
 	return cfg
 }
 

@@ -82,7 +82,8 @@ type Monitor struct {
 	prober Prober
 	reg    *prometheus.Registry
 	reload *prometheus.CounterVec
-	rep    *reporter // sends the reports (config report), report.go
+	rep    *reporter  // sends the reports (config report), report.go
+	eps    *endpoints // the pools' endpoint checks, endpoints.go
 
 	ready    chan struct{} // closed after the first round
 	stopping atomic.Bool
@@ -131,6 +132,7 @@ func New(cfg *config.Monitor, logger *slog.Logger, opts ...Option) (*Monitor, er
 		o(m)
 	}
 	m.rep = newReporter(m)
+	m.eps = newEndpoints(m)
 	m.apply(cfg)
 	m.reg.MustRegister(m.reload, m.rep.results, metrics.BuildInfo(version.Get()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -196,6 +198,8 @@ func (m *Monitor) Run(ctx context.Context, reload <-chan struct{}) error {
 	go func() { defer close(loopDone); m.loop(loopCtx, reload) }()
 	repDone := make(chan struct{})
 	go func() { defer close(repDone); m.rep.run(loopCtx) }()
+	epsDone := make(chan struct{})
+	go func() { defer close(epsDone); m.eps.run(loopCtx) }()
 
 	var runErr error
 	select {
@@ -209,6 +213,7 @@ func (m *Monitor) Run(ctx context.Context, reload <-chan struct{}) error {
 	stopLoop()
 	<-loopDone
 	<-repDone
+	<-epsDone
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
@@ -290,6 +295,19 @@ func (m *Monitor) round(ctx context.Context) {
 	default:
 		close(m.ready)
 	}
+}
+
+// reportNow sends a report of what the monitor sees now (an endpoint
+// changed state), without waiting for the next round.
+func (m *Monitor) reportNow() {
+	m.mu.Lock()
+	if m.cfg.Report == nil {
+		m.mu.Unlock()
+		return
+	}
+	rep := m.reportLocked(time.Now())
+	m.mu.Unlock()
+	m.rep.offer(rep)
 }
 
 // Reload re-reads the configuration; one that fails to load keeps the

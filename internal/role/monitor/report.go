@@ -155,6 +155,7 @@ func (m *Monitor) reportLocked(now time.Time) fleet.Report {
 		}
 		rep.PoPs = append(rep.PoPs, pr)
 	}
+	rep.Endpoints = m.eps.reports()
 	return rep
 }
 

@@ -61,6 +61,7 @@ type Node struct {
 	// (stream.go): once without BGP, once a minute otherwise.
 	levelLog levelLogLimit
 	ready    chan struct{}
+	steering *steering // the steering engine and its state (steering.go)
 	started  time.Time
 	runner   *lifecycle.Runner // of Run
 
@@ -83,6 +84,8 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	if err != nil {
 		return nil, err
 	}
+	sr := newSteering()
+	settings.Steer = sr.engine
 	h := dnsserver.NewHandler(settings, stats)
 	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
@@ -90,7 +93,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	}
 	n := &Node{
 		path: path, cfg: cfg, log: logger.With("component", "node"), root: logger, level: level,
-		stats: stats, handler: h, server: srv, ready: make(chan struct{}),
+		stats: stats, handler: h, server: srv, ready: make(chan struct{}), steering: sr,
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
 	n.load = newLoadMeter(stats)

@@ -41,7 +41,8 @@ func serverConfig(cfg *config.Node) dnsserver.Config {
 // whose configuration did not change keeps its state — the rate limiter
 // its buckets, the cookies their secret, random when none is configured.
 func dnsSettings(cfg, prev *config.Node, cur dnsserver.Settings, logger *slog.Logger) (dnsserver.Settings, error) {
-	s := dnsserver.Settings{Identity: identity(cfg), MaxUDP: cfg.Limits.UDPMaxSize, TCP: tcpLimits(cfg.Limits)}
+	// The steering engine (and its state) is the node's: a reload keeps it.
+	s := dnsserver.Settings{Identity: identity(cfg), MaxUDP: cfg.Limits.UDPMaxSize, TCP: tcpLimits(cfg.Limits), Steer: cur.Steer}
 	var err error
 	if prev != nil && cfg.Limits.RRL == prev.Limits.RRL {
 		s.RRL = cur.RRL

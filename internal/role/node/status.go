@@ -22,6 +22,7 @@ func (n *Node) Status() admin.Status {
 		Version: Version,
 		Ready:   isClosed(n.ready),
 	}
+	st.Steering = n.steering.status()
 	if !n.started.IsZero() {
 		st.Uptime = timeSince(n.started)
 	}

@@ -63,7 +63,8 @@ func (n *Node) newStreams(cfg *config.Node) error {
 	for _, u := range c.Servers {
 		cl, err := stream.NewClient(stream.ClientConfig{
 			URL: u, KeyName: c.Key, Secret: secret, Node: cfg.Identity.Name, PoP: pop, Version: Version, TLS: tlsConfig,
-			OnLevel: func(l stream.Level) { n.applyStreamLevel(pop, l, time.Now()) },
+			OnLevel:    func(l stream.Level) { n.applyStreamLevel(pop, l, time.Now()) },
+			OnSteering: n.applySteering,
 		}, zones, n.streamStatus, n.root)
 		if err != nil {
 			return fmt.Errorf("control.servers: %w", err)
