@@ -251,6 +251,27 @@ func (r *Runner) start(t *task, ends chan<- ended) {
 	}()
 }
 
+// slowStop is how long a task may take to end after its stage asked it
+// before the runner logs that it still waits for it (and again each time
+// as long again passes): a task that ignores its context shows by name
+// instead of hanging the shutdown in silence.
+var slowStop = 5 * time.Second
+
+// wait waits for t to end, logging while it takes longer than slowStop.
+func (r *Runner) wait(t *task, stage string) {
+	start := time.Now()
+	tick := time.NewTicker(slowStop)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+			r.log.Warn("still waiting for a task to stop", "task", t.name, "stage", stage, "waited", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
 // shutdown runs the stop order; every started task has ended when it
 // returns.
 func (r *Runner) shutdown(cause error) {
@@ -284,7 +305,7 @@ func (r *Runner) shutdown(cause error) {
 				continue
 			}
 			for _, t := range ts {
-				<-t.done
+				r.wait(t, st.label)
 			}
 		}
 		r.log.Debug("stopped", "stage", st.label, "duration", time.Since(start))

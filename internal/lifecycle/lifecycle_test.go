@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -274,5 +275,57 @@ func TestWithReady(t *testing.T) {
 	}
 	if got := order.list(); !slices.Equal(got, []string{"ready first"}) {
 		t.Errorf("next: %v", got)
+	}
+}
+
+// lingerer ends only a while after its context ends.
+type lingerer struct{ linger time.Duration }
+
+func (l lingerer) Run(ctx context.Context) error {
+	<-ctx.Done()
+	time.Sleep(l.linger)
+	return nil
+}
+
+// syncBuffer is a log destination the runner's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSlowStopIsNamed: a task that takes longer than slowStop to end after
+// its stage asked it is named in a warning while the runner waits, so that
+// a shutdown that hangs says on what; one that ends in time is not.
+func TestSlowStopIsNamed(t *testing.T) {
+	old := slowStop
+	slowStop = 20 * time.Millisecond
+	defer func() { slowStop = old }()
+	var logs syncBuffer
+	r := New(slog.New(slog.NewTextHandler(&logs, nil)))
+	r.Add("quick", lingerer{})
+	r.Add("slow", lingerer{linger: 150 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.Run(ctx, nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "still waiting for a task to stop") || !strings.Contains(out, "task=slow") {
+		t.Errorf("no warning naming the slow task:\n%s", out)
+	}
+	if strings.Contains(out, "task=quick") {
+		t.Errorf("the quick task was named:\n%s", out)
 	}
 }
