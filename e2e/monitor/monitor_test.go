@@ -3,14 +3,12 @@
 package monitor
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,54 +17,17 @@ import (
 	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
-// lockedBuffer is a process's output, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// start runs bin with args and stops it (SIGCONT, then SIGTERM, then
-// SIGKILL after 10 s) when the test ends.
+// start runs bin with args through testkit (its log in the test's
+// directory), which stops it when the test ends and fails the test if it
+// did not exit with status 0. A test may have stopped it (SIGSTOP), so it
+// gets SIGCONT first: cleanups run last-in first-out, so the one added
+// here runs before testkit's SIGTERM.
 func start(t *testing.T, name, bin string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s exited with %v", name, err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("%s did not stop within 10 s of SIGTERM", name)
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out)
-		}
-	})
-	return cmd
+	p := testkit.StartProcess(t, name, filepath.Join(t.TempDir(), name+".log"), append([]string{bin}, args...)...)
+	p.CheckExit = true
+	t.Cleanup(func() { _ = p.Cmd.Process.Signal(syscall.SIGCONT) })
+	return p.Cmd
 }
 
 const zone = `$ORIGIN canary.test.

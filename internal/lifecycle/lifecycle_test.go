@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -287,24 +289,6 @@ func (l lingerer) Run(ctx context.Context) error {
 	return nil
 }
 
-// syncBuffer is a log destination the runner's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSlowStopIsNamed: a task that takes longer than slowStop to end after
 // its stage asked it is named in a warning while the runner waits, so that
 // a shutdown that hangs says on what; one that ends in time is not.
@@ -312,7 +296,7 @@ func TestSlowStopIsNamed(t *testing.T) {
 	old := slowStop
 	slowStop = 20 * time.Millisecond
 	defer func() { slowStop = old }()
-	var logs syncBuffer
+	var logs testkit.Buffer
 	r := New(slog.New(slog.NewTextHandler(&logs, nil)))
 	r.Add("quick", lingerer{})
 	r.Add("slow", lingerer{linger: 150 * time.Millisecond})

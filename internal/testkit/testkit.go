@@ -293,3 +293,23 @@ func (l *Log) Len() int {
 	defer l.mu.Unlock()
 	return l.buf.Len()
 }
+
+// Buffer is an in-memory log destination that a program's goroutines write
+// while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

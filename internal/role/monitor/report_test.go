@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -16,27 +15,10 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
 const reportToken = "0123456789abcdef-monitor"
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runMonitor runs m's rounds and reporter until the test ends.
 func runMonitor(t *testing.T, m *Monitor) {
@@ -125,7 +107,7 @@ func TestReportNeverDelaysProbing(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			t.Cleanup(srv.Close) // after the monitor's cleanup stops it
 			f := &fakeProber{down: map[netip.AddrPort]bool{}, rtt: map[netip.AddrPort]time.Duration{}}
-			var logs syncBuffer
+			var logs testkit.Buffer
 			m, err := New(reportConfig(srv.URL), slog.New(slog.NewTextHandler(&logs, nil)), WithProber(f))
 			if err != nil {
 				t.Fatal(err)
