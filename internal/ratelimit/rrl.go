@@ -122,11 +122,7 @@ func NewRRL(cfg RRLConfig) (*RRL, error) {
 	if cfg.IPv6Prefix == 0 {
 		cfg.IPv6Prefix = DefaultIPv6Prefix
 	}
-	n := cfg.Buckets
-	if n == 0 {
-		n = DefaultBuckets
-	}
-	n = 1 << bits.Len(uint(n-1)) // a power of two
+	n := tableSize(cfg.Buckets)
 	l := &RRL{
 		rate: int32(cfg.Rate), slip: uint32(cfg.Slip), v4: cfg.IPv4Prefix, v6: cfg.IPv6Prefix,
 		mask: uint64(n - 1), seed: maphash.MakeSeed(), start: time.Now(), slots: make([]slot, n),
@@ -143,16 +139,7 @@ func (l *RRL) Check(src netip.Addr, c Class, name []byte) Verdict {
 	}
 	var buf [16 + 1 + 256]byte
 	k := buf[:0]
-	src = src.Unmap()
-	if src.Is4() {
-		p, _ := src.Prefix(l.v4)
-		a := p.Addr().As4()
-		k = append(k, a[:]...)
-	} else {
-		p, _ := src.Prefix(l.v6)
-		a := p.Addr().As16()
-		k = append(k, a[:]...)
-	}
+	k = appendPrefix(k, src.Unmap(), l.v4, l.v6)
 	k = append(k, byte(c))
 	if len(name) > 256 {
 		name = name[:256]
@@ -183,4 +170,26 @@ func (l *RRL) Check(src netip.Addr, c Class, name []byte) Verdict {
 		return Slip
 	}
 	return Drop
+}
+
+// tableSize is the number of slots of a bucket table asked for n (0: the
+// default), rounded up to a power of two so that a key's slot is a mask.
+func tableSize(n int) int {
+	if n == 0 {
+		n = DefaultBuckets
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// appendPrefix appends the address of src's network — its first v4 (IPv4)
+// or v6 (IPv6) bits — to dst: the client a bucket counts. src is unmapped.
+func appendPrefix(dst []byte, src netip.Addr, v4, v6 int) []byte {
+	if src.Is4() {
+		p, _ := src.Prefix(v4)
+		a := p.Addr().As4()
+		return append(dst, a[:]...)
+	}
+	p, _ := src.Prefix(v6)
+	a := p.Addr().As16()
+	return append(dst, a[:]...)
 }

@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"fmt"
 	"hash/maphash"
-	"math/bits"
 	"net/netip"
 	"sync"
 	"time"
@@ -111,11 +110,7 @@ func NewSourceLimiter(cfg SourceConfig) (*SourceLimiter, error) {
 	if cfg.IPv6Prefix == 0 {
 		cfg.IPv6Prefix = DefaultIPv6Prefix
 	}
-	n := cfg.Buckets
-	if n == 0 {
-		n = DefaultBuckets
-	}
-	n = 1 << bits.Len(uint(n-1))
+	n := tableSize(cfg.Buckets)
 	l := &SourceLimiter{
 		rate: int64(cfg.Rate), burst: int64(cfg.Burst) * 1000, v4: cfg.IPv4Prefix, v6: cfg.IPv6Prefix,
 		mask: uint64(n - 1), seed: maphash.MakeSeed(), start: time.Now(), slots: make([]sourceSlot, n),
@@ -146,27 +141,17 @@ func (l *SourceLimiter) Check(src netip.Addr) SourceVerdict {
 		return SourceAllow
 	}
 	src = src.Unmap()
-	var key uint64
+	exempt := l.exempt6
 	if src.Is4() {
-		for _, p := range l.exempt4 {
-			if p.Contains(src) {
-				return SourceExempt
-			}
-		}
-		p, _ := src.Prefix(l.v4)
-		a := p.Addr().As4()
-		key = maphash.Bytes(l.seed, a[:])
-	} else {
-		for _, p := range l.exempt6 {
-			if p.Contains(src) {
-				return SourceExempt
-			}
-		}
-		p, _ := src.Prefix(l.v6)
-		a := p.Addr().As16()
-		key = maphash.Bytes(l.seed, a[:])
+		exempt = l.exempt4
 	}
-	key |= 1 // never 0: 0 marks an empty slot
+	for _, p := range exempt {
+		if p.Contains(src) {
+			return SourceExempt
+		}
+	}
+	var buf [16]byte
+	key := maphash.Bytes(l.seed, appendPrefix(buf[:0], src, l.v4, l.v6)) | 1 // never 0: 0 marks an empty slot
 	i := key & l.mask
 	now := int64(l.now() / time.Millisecond)
 
