@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -189,40 +190,38 @@ func flagConfig(listens, zones []string, metricsAddr, nsid, level string) (*conf
 }
 
 func runControl(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("control", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "control plane configuration `file` (YAML)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if *cfgPath == "" {
-		return errors.New("control: -config is required")
-	}
-	cfg, err := config.LoadControl(*cfgPath)
-	if err != nil {
-		return err
-	}
-	logger, level := config.NewLogger(cfg.Log, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	reload, stopReload := reloadSignal()
-	defer stopReload()
-	c, err := control.New(cfg, logger,
-		control.WithReload(func() (*config.Control, error) { return config.LoadControl(*cfgPath) }),
-		control.WithLogLevel(level))
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx, reload)
+	return runConfigured("control", "control plane", args, stderr, config.LoadControl,
+		func(cfg *config.Control) config.Log { return cfg.Log },
+		func(cfg *config.Control, logger *slog.Logger, level *slog.LevelVar, reload func() (*config.Control, error)) (role, error) {
+			return control.New(cfg, logger, control.WithReload(reload), control.WithLogLevel(level))
+		})
 }
 
 func runMonitor(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	return runConfigured("monitor", "monitor", args, stderr, config.LoadMonitor,
+		func(cfg *config.Monitor) config.Log { return cfg.Log },
+		func(cfg *config.Monitor, logger *slog.Logger, level *slog.LevelVar, reload func() (*config.Monitor, error)) (role, error) {
+			return monitor.New(cfg, logger, monitor.WithReload(reload), monitor.WithLogLevel(level))
+		})
+}
+
+// role is a running role: it serves until ctx ends, reloading on each
+// value of reload.
+type role interface {
+	Run(ctx context.Context, reload <-chan struct{}) error
+}
+
+// runConfigured is the command line of a role configured by one file
+// (-config, required, described as what): it loads the file, builds the
+// role with a reload that reads the file again, and runs it until SIGTERM
+// or SIGINT, reloading on SIGHUP.
+func runConfigured[C any](name, what string, args []string, stderr io.Writer,
+	load func(path string) (*C, error), logOf func(*C) config.Log,
+	build func(cfg *C, logger *slog.Logger, level *slog.LevelVar, reload func() (*C, error)) (role, error),
+) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "monitor configuration `file` (YAML)")
+	cfgPath := fs.String("config", "", what+" configuration `file` (YAML)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -230,24 +229,22 @@ func runMonitor(args []string, stderr io.Writer) error {
 		return err
 	}
 	if *cfgPath == "" {
-		return errors.New("monitor: -config is required")
+		return errors.New(name + ": -config is required")
 	}
-	cfg, err := config.LoadMonitor(*cfgPath)
+	cfg, err := load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	logger, level := config.NewLogger(cfg.Log, stderr)
+	logger, level := config.NewLogger(logOf(cfg), stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	reload, stopReload := reloadSignal()
 	defer stopReload()
-	m, err := monitor.New(cfg, logger,
-		monitor.WithReload(func() (*config.Monitor, error) { return config.LoadMonitor(*cfgPath) }),
-		monitor.WithLogLevel(level))
+	r, err := build(cfg, logger, level, func() (*C, error) { return load(*cfgPath) })
 	if err != nil {
 		return err
 	}
-	return m.Run(ctx, reload)
+	return r.Run(ctx, reload)
 }
 
 // reloadSignal catches SIGHUP from now on, so that it no longer ends the
