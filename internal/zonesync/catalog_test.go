@@ -216,3 +216,49 @@ func TestCatalogConsumer(t *testing.T) {
 		}
 	})
 }
+
+// TestCatalogKnownBeforeVisible: from the moment the catalog has data
+// (CatalogPending no longer holds the node back) Names() lists every
+// member, so a health check never sees an empty node as complete. It
+// failed when the members were added after the catalog became visible:
+// TestCatalog10k saw the prefix announced while 880 of 10,000 zones were
+// served.
+func TestCatalogKnownBeforeVisible(t *testing.T) {
+	const n = 5000
+	members := make([]string, n)
+	for i := range members {
+		members[i] = fmt.Sprintf("m%d=z%d.example.", i, i)
+	}
+	cat := catalogZone(t, 1, "2", members...)
+	m, err := New(Config{
+		DataDir: t.TempDir(), Keys: testKeys(),
+		Catalog: &Catalog{Zone: catName, Primaries: []Primary{{Addr: mustAddrPort(primaryAddr), Key: testKey}}},
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.RLock()
+	s := m.zones[catName]
+	m.mu.RUnlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.install(cat)
+	}()
+	for polls := 0; ; polls++ {
+		select {
+		case <-done:
+			if got := len(m.Names()); got != n || m.CatalogPending() != "" {
+				t.Fatalf("after install: %d members, CatalogPending() = %q; want %d, none", got, m.CatalogPending(), n)
+			}
+			t.Logf("%d polls during the install", polls)
+			return
+		default:
+		}
+		if m.CatalogPending() == "" {
+			if got := len(m.Names()); got != n {
+				t.Fatalf("catalog visible while %d of %d members were known", got, n)
+			}
+		}
+	}
+}

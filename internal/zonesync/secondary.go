@@ -541,8 +541,15 @@ func (s *secondary) buildFrom(res *xfrParser, cur *zone.Zone, from string) (*zon
 	return nil, fmt.Errorf("%w: nothing to build from a %s reply", ErrStream, res.kind)
 }
 
-// install serves a new version.
+// install serves a new version. A catalog's members follow it before the
+// version becomes visible: once the catalog has data, CatalogPending no
+// longer holds the node's announcement back, and the health check wants
+// exactly Names() loaded; members added after that would let an empty node
+// announce between the two.
 func (s *secondary) install(nz *zone.Zone) {
+	if s.isCatalog {
+		_ = s.m.syncCatalog(nz) // rejected catalogs are logged and counted there
+	}
 	s.mu.Lock()
 	old := s.z
 	s.z, s.unverified = nz, false
@@ -552,9 +559,7 @@ func (s *secondary) install(nz *zone.Zone) {
 		oldSerial = old.Serial
 	}
 	s.m.log.Info("zone updated", "zone", s.name, "serial", nz.Serial, "previous", oldSerial, "records", nz.Records, "source", nz.Source)
-	if s.isCatalog {
-		_ = s.m.syncCatalog(nz) // rejected catalogs are logged and counted there
-		return
+	if !s.isCatalog {
+		s.m.notifyChange()
 	}
-	s.m.notifyChange()
 }
