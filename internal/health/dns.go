@@ -5,23 +5,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// DNSCheck asks the node's own DNS server, over UDP and over TCP, for the SOA
-// of every zone it serves and requires an authoritative answer: rcode
-// NOERROR, the AA flag, and exactly one SOA record owned by the zone. A
-// wedged or dead listener on either transport therefore fails the check.
+// DNSCheck asks the node's own DNS server for the SOA of every zone it
+// serves and requires an authoritative answer: rcode NOERROR, the AA flag,
+// and exactly one SOA record owned by the zone. It asks on three paths:
+//
+//   - Direct, when set: the node's query handler in process, a path no
+//     flood can fill. It proves the answers (zone data, answer code).
+//   - UDP and TCP to Addr, through the listening sockets: they prove the
+//     listeners live.
+//
 // Zones past their SOA expire are not asked: they answer SERVFAIL. When
 // every zone is expired, the check asks the expired ones and requires
 // SERVFAIL, which still proves that the listeners answer.
+//
+// # Flooded is not broken
+//
+// Under a flood the node's public sockets are full and its CPU busy: the
+// check's own queries over them may get no answer in time although the
+// node answers all it can. Withdrawing then would move the flood to the
+// next region (docs/ddos.md, "Absorb, don't withdraw"), so a transport
+// whose queries only went unanswered (timeouts, a connection reset to make
+// room) is excused while the server demonstrably works on that transport:
+// its progress count (UDPProgress, TCPProgress) moved since the start of
+// the previous run (a window of two runs, so that the answer to the
+// previous run's query, sent after that run gave up, counts). judge holds
+// the whole decision:
+//
+//   - a wrong answer on any path, a refused connection or any other error
+//     that is not a missing answer fails (broken);
+//   - a transport without an answer and without progress fails (a wedged
+//     listener, a hung process);
+//   - a transport without an answer but with progress is flooded: the
+//     check passes and Flooded counts the run, provided the answers are
+//     proven, by Direct or by the other transport.
 //
 // Each transport uses one connection for all zones, in order; a TCP
 // connection the server closed is reopened (servers may limit queries per
@@ -34,20 +62,103 @@ type DNSCheck struct {
 	// SERVFAIL) only when Zones has none; nil = none.
 	Expired func() []string
 	Label   string // Name; "" = "dns"
-	// UDPProgress, when set, counts the UDP packets the server has
-	// handled (answered or dropped). A round whose UDP queries only timed
-	// out while this count advanced, and whose TCP queries were answered,
-	// is a server too busy to answer the check in time — flooded, not
-	// broken — and passes: a PoP absorbs a flood instead of withdrawing
-	// and moving it to the next region (docs/ddos.md). A wedged UDP
-	// listener handles nothing and still fails. Flooded counts those
-	// rounds.
+	// Direct, when set, answers a query in process, without a socket
+	// (the node's handler); a nil answer is a dropped query. It must be
+	// safe for concurrent use and must not count in UDPProgress or
+	// TCPProgress.
+	Direct func(req *dns.Msg) (*dns.Msg, error)
+	// UDPProgress and TCPProgress, when set, count what the server has
+	// done on each transport (packets handled, queries answered,
+	// connections evicted). Without one, that transport's missing
+	// answers are never excused.
 	UDPProgress func() uint64
-	Flooded     atomic.Uint64
+	TCPProgress func() uint64
+	// Flooded counts the runs that passed as flooded.
+	Flooded atomic.Uint64
+
+	mu   sync.Mutex
+	prev progress // the counts at the start of the previous run
+	have bool     // prev is set
+}
+
+// progress holds the counts of both transports at one moment.
+type progress struct{ udp, tcp uint64 }
+
+func (d *DNSCheck) progress() progress {
+	var p progress
+	if d.UDPProgress != nil {
+		p.udp = d.UDPProgress()
+	}
+	if d.TCPProgress != nil {
+		p.tcp = d.TCPProgress()
+	}
+	return p
+}
+
+// Progress implements Patient: the sum of both transports' counts.
+func (d *DNSCheck) Progress() uint64 {
+	p := d.progress()
+	return p.udp + p.tcp
 }
 
 // Name implements Check.
 func (d *DNSCheck) Name() string { return cmp.Or(d.Label, "dns") }
+
+// outcome is what one path's queries came to.
+type outcome int
+
+const (
+	outAnswered outcome = iota // every query answered right
+	outSilent                  // only missing answers: timeouts, resets, not asked for want of time
+	outFaulty                  // a wrong answer, a refused connection, another error
+	outUnused                  // the path is not configured
+)
+
+func (o outcome) String() string {
+	return [...]string{"answered", "silent", "faulty", "unused"}[o]
+}
+
+// observation is one run of the check, for judge.
+type observation struct {
+	direct, udp, tcp          outcome
+	directErr, udpErr, tcpErr string
+	// udpProgress, tcpProgress: the server's count of the transport
+	// moved within the window (false when it has no count).
+	udpProgress, tcpProgress bool
+}
+
+// judge decides a run: nil when it passes, with flooded when it passed
+// only because a transport's missing answers were excused.
+func judge(o observation) (flooded bool, err error) {
+	var fails []string
+	for _, p := range []struct {
+		name     string
+		out      outcome
+		msg      string
+		progress bool
+	}{
+		{"in process", o.direct, o.directErr, o.udpProgress || o.tcpProgress},
+		{"udp", o.udp, o.udpErr, o.udpProgress},
+		{"tcp", o.tcp, o.tcpErr, o.tcpProgress},
+	} {
+		switch {
+		case p.out == outFaulty:
+			fails = append(fails, p.msg)
+		case p.out == outSilent && !p.progress:
+			fails = append(fails, fmt.Sprintf("%s (and the server handled nothing over %s)", p.msg, p.name))
+		case p.out == outSilent:
+			flooded = true
+		}
+	}
+	if len(fails) > 0 {
+		return false, errors.New(strings.Join(fails, "; "))
+	}
+	if flooded && o.direct != outAnswered && o.udp != outAnswered && o.tcp != outAnswered {
+		// Nothing answered at all: the answers are not proven.
+		return false, fmt.Errorf("no path answered: %s; %s", o.udpErr, o.tcpErr)
+	}
+	return flooded, nil
+}
 
 // Check implements Check.
 func (d *DNSCheck) Check(ctx context.Context) error {
@@ -58,68 +169,93 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	if len(zones) == 0 {
 		return errors.New("no zones to query")
 	}
-	var before uint64
-	if d.UDPProgress != nil {
-		before = d.UDPProgress()
+	start := d.progress()
+	d.mu.Lock()
+	base := start
+	if d.have {
+		base = d.prev
+	}
+	d.prev, d.have = start, true
+	d.mu.Unlock()
+
+	o := observation{direct: outUnused}
+	if d.Direct != nil {
+		o.direct, o.directErr = d.direct(ctx, zones, expired)
 	}
 	var wg sync.WaitGroup
-	errs := make([]string, 2)
-	var udpTimeoutsOnly bool
-	for i, network := range []string{"udp", "tcp"} {
-		wg.Go(func() {
-			timeoutsOnly, err := d.check(ctx, network, zones, expired)
-			if err != nil {
-				errs[i] = err.Error()
-			}
-			if i == 0 {
-				udpTimeoutsOnly = timeoutsOnly
-			}
-		})
-	}
+	wg.Go(func() { o.udp, o.udpErr = d.check(ctx, "udp", zones, expired) })
+	wg.Go(func() { o.tcp, o.tcpErr = d.check(ctx, "tcp", zones, expired) })
 	wg.Wait()
-	if errs[0] != "" && errs[1] == "" && udpTimeoutsOnly && d.UDPProgress != nil && d.UDPProgress() > before {
+	end := d.progress()
+	o.udpProgress = d.UDPProgress != nil && end.udp > base.udp
+	o.tcpProgress = d.TCPProgress != nil && end.tcp > base.tcp
+	flooded, err := judge(o)
+	if err != nil {
+		return err
+	}
+	if flooded {
 		d.Flooded.Add(1)
-		return nil
-	}
-	if errs[0] != "" && errs[1] != "" {
-		return errors.New(errs[0] + "; " + errs[1])
-	}
-	if msg := errs[0] + errs[1]; msg != "" {
-		return errors.New(msg)
 	}
 	return nil
 }
 
+// direct asks every zone in process.
+func (d *DNSCheck) direct(ctx context.Context, zones []string, expired bool) (outcome, string) {
+	var fails []string
+	for i, z := range zones {
+		if done(ctx) {
+			return outSilent, fmt.Sprintf("%d zones not asked in process: %v", len(zones)-i, cmp.Or(context.Cause(ctx), context.DeadlineExceeded))
+		}
+		zone := dns.Fqdn(z)
+		m := new(dns.Msg)
+		m.SetQuestion(zone, dns.TypeSOA)
+		m.RecursionDesired = false
+		r, err := d.Direct(m)
+		switch {
+		case err != nil:
+		case r == nil:
+			err = errors.New("dropped")
+		case expired:
+			err = validateExpired(r, zone)
+		default:
+			err = validate(r, zone)
+		}
+		if err != nil {
+			fails = append(fails, fmt.Sprintf("%s in process: %v", z, err))
+		}
+	}
+	if len(fails) > 0 {
+		return outFaulty, listSome(fails)
+	}
+	return outAnswered, ""
+}
+
 // check queries every zone over one transport; expired: the zones are
-// expired and must answer SERVFAIL. timeoutsOnly tells that every failure
-// was a query without an answer in time (or a zone not asked for want of
-// time).
-func (d *DNSCheck) check(ctx context.Context, network string, zones []string, expired bool) (timeoutsOnly bool, err error) {
+// expired and must answer SERVFAIL.
+func (d *DNSCheck) check(ctx context.Context, network string, zones []string, expired bool) (outcome, string) {
 	s := &session{ctx: ctx, network: network, addr: d.Addr.String(), client: &dns.Client{Net: network}, expired: expired}
 	defer s.close()
 	var fails []string
-	timeoutsOnly = true
+	out := outAnswered
 	for i, z := range zones {
 		if done(ctx) {
-			cause := context.Cause(ctx)
-			if cause == nil {
-				cause = context.DeadlineExceeded
-			}
-			fails = append(fails, fmt.Sprintf("%d zones not queried over %s: %v", len(zones)-i, network, cause))
+			fails = append(fails, fmt.Sprintf("%d zones not queried over %s: %v", len(zones)-i, network, cmp.Or(context.Cause(ctx), context.DeadlineExceeded)))
+			out = max(out, outSilent)
 			break
 		}
 		err := s.query(dns.Fqdn(z))
 		if err == nil {
 			continue
 		}
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			timeoutsOnly = false
+		if missing(err) {
+			out = max(out, outSilent)
+		} else {
+			out = outFaulty
 		}
 		var de dialError
 		if errors.As(err, &de) {
 			// Without a connection the other zones cannot be asked.
-			fails = append(fails, de.Error())
+			fails = append(fails, fmt.Sprintf("%s: %v", network, de))
 			if n := len(zones) - i - 1; n > 0 {
 				fails = append(fails, fmt.Sprintf("%d zones not queried over %s", n, network))
 			}
@@ -128,9 +264,25 @@ func (d *DNSCheck) check(ctx context.Context, network string, zones []string, ex
 		fails = append(fails, fmt.Sprintf("%s over %s: %v", z, network, err))
 	}
 	if len(fails) > 0 {
-		return timeoutsOnly, errors.New(listSome(fails))
+		return out, listSome(fails)
 	}
-	return false, nil
+	return outAnswered, ""
+}
+
+// missing reports whether err is an answer that did not come, rather than
+// a wrong one or a refusal: a timeout, or a connection the server reset or
+// closed (a server under a connection flood closes the connections idle
+// longest to make room).
+func missing(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	return false
 }
 
 // done reports whether ctx is done or its deadline has passed: a read

@@ -33,6 +33,16 @@
 // window is quiet. Damping only slows the way up; withdrawal always takes
 // fall rounds.
 //
+// # Late but busy
+//
+// A check that has not returned in time counts as failed — unless it is
+// Patient and the work it watches advanced since that run started (the
+// DNS server handled packets): then the process is busy, not hung, as
+// under a flood that takes the CPU, and the check is late, not failing.
+// A round with such a check and no failing one is held: it moves neither
+// count, so a healthy node stays announced and an unhealthy one does not
+// rise. A run late for more than Config.Patience fails all the same.
+//
 // Each change of state is sent on Changes; the node role turns true into
 // announcing its prefixes and false into withdrawing them.
 package health
@@ -43,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +67,15 @@ type Check interface {
 	// Check returns nil when the condition holds. ctx ends after the
 	// checker's per-round timeout.
 	Check(ctx context.Context) error
+}
+
+// Patient is a Check whose lateness is excused while the work it watches
+// advances (package documentation, "Late but busy").
+type Patient interface {
+	Check
+	// Progress counts the work the check watches; it must be cheap and
+	// must not block.
+	Progress() uint64
 }
 
 // Config of a Checker. Zero values take the defaults.
@@ -73,6 +93,9 @@ type Config struct {
 	MaxFlaps int
 	// MaxRise caps the damped rise threshold; 0 = 16 × Rise.
 	MaxRise int
+	// Patience is how long a Patient check may stay late while its
+	// progress count moves before it fails; 0 = 10 × Interval.
+	Patience time.Duration
 }
 
 // Defaults.
@@ -100,6 +123,7 @@ type Status struct {
 	Fall          int
 	Flaps         int       // changes of state within the flap window
 	LastRound     time.Time // start of the last completed round
+	Held          uint64    // rounds held: a check late while busy, none failing
 	Checks        []CheckStatus
 }
 
@@ -112,6 +136,9 @@ type CheckStatus struct {
 	Latency time.Duration // of the last run
 	// Passes and Fails count consecutive passing and failing runs.
 	Passes, Fails int
+	// Busy: the last round found the check late while its progress
+	// count moved (Patient); OK, Passes and Fails are those before.
+	Busy bool
 }
 
 // Checker runs checks and keeps the debounced state.
@@ -123,6 +150,16 @@ type Checker struct {
 	now     chan struct{}
 	busy    []chan struct{} // per check: holds a token while a run is in progress
 	m       metrics
+	// Per check, of the run in progress or last started (only Run's
+	// goroutine uses them): when it started and its Patient progress
+	// count then.
+	runStart    []time.Time
+	runProgress []uint64
+	// wasLate: the run that started at runStart had not returned when
+	// its round ended; finished holds each check's last returned run,
+	// so that the next round still counts a late run's failure.
+	wasLate  []bool
+	finished []atomic.Pointer[result]
 
 	mu        sync.Mutex
 	started   bool
@@ -133,6 +170,7 @@ type Checker struct {
 	fails     int
 	flaps     []time.Time // changes of state within the flap window, oldest first
 	lastRound time.Time
+	held      uint64
 	st        []CheckStatus
 }
 
@@ -160,20 +198,25 @@ func New(cfg Config, checks []Check, logger *slog.Logger) (*Checker, error) {
 		return nil, fmt.Errorf("health: %w", err)
 	}
 	c := &Checker{
-		cfg:     cfg,
-		checks:  append([]Check(nil), checks...),
-		log:     logger.With("component", "health"),
-		changes: make(chan bool, 1),
-		now:     make(chan struct{}, 1),
-		busy:    make([]chan struct{}, len(checks)),
-		m:       newMetrics(),
-		st:      make([]CheckStatus, len(checks)),
+		cfg:         cfg,
+		checks:      append([]Check(nil), checks...),
+		log:         logger.With("component", "health"),
+		changes:     make(chan bool, 1),
+		now:         make(chan struct{}, 1),
+		busy:        make([]chan struct{}, len(checks)),
+		runStart:    make([]time.Time, len(checks)),
+		runProgress: make([]uint64, len(checks)),
+		wasLate:     make([]bool, len(checks)),
+		finished:    make([]atomic.Pointer[result], len(checks)),
+		m:           newMetrics(),
+		st:          make([]CheckStatus, len(checks)),
 	}
 	for i, ch := range c.checks {
 		c.busy[i] = make(chan struct{}, 1)
 		c.st[i].Name = ch.Name()
 		c.m.seconds.WithLabelValues(ch.Name())
 		c.m.failures.WithLabelValues(ch.Name())
+		c.m.late.WithLabelValues(ch.Name())
 	}
 	c.m.rise.Set(float64(cfg.Rise))
 	return c, nil
@@ -195,6 +238,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxFlaps < 0 {
 		errs = append(errs, fmt.Errorf("max flaps must not be negative, got %d", cfg.MaxFlaps))
+	}
+	if cfg.Patience < 0 {
+		errs = append(errs, fmt.Errorf("patience must not be negative, got %s", cfg.Patience))
 	}
 	if cfg.MaxRise < 0 {
 		errs = append(errs, fmt.Errorf("max rise must not be negative, got %d", cfg.MaxRise))
@@ -222,6 +268,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxRise == 0 {
 		cfg.MaxRise = 16 * cfg.Rise
+	}
+	if cfg.Patience == 0 {
+		cfg.Patience = 10 * cfg.Interval
 	}
 	if cfg.MaxRise < cfg.Rise && cfg.Rise > 0 {
 		errs = append(errs, fmt.Errorf("max rise (%d) must be at least rise (%d)", cfg.MaxRise, cfg.Rise))
@@ -264,6 +313,7 @@ func (c *Checker) Status() Status {
 		Fall:      c.cfg.Fall,
 		Flaps:     len(c.flaps),
 		LastRound: c.lastRound,
+		Held:      c.held,
 		Checks:    append([]CheckStatus(nil), c.st...),
 	}
 }
@@ -333,6 +383,8 @@ type result struct {
 	start   time.Time
 	latency time.Duration
 	skipped bool // not started: still running from an earlier round
+	late    bool // no result in time (or skipped): err is a timeout
+	busy    bool // late, but Patient and its progress moved: not a failure
 }
 
 // round runs every check once and applies the outcome. A round cut short by
@@ -345,6 +397,7 @@ func (c *Checker) round(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	res := make([]result, len(c.checks))
+	carried := make([]error, len(c.checks)) // failures of late runs that returned since
 	done := make(chan result, len(c.checks))
 	pending := 0
 	for i, ch := range c.checks {
@@ -357,11 +410,24 @@ func (c *Checker) round(ctx context.Context) {
 			continue
 		}
 		pending++
+		if c.wasLate[i] {
+			if f := c.finished[i].Load(); f != nil && f.start.Equal(c.runStart[i]) && f.err != nil {
+				carried[i] = fmt.Errorf("late run of %s: %w", c.runStart[i].Format(time.TimeOnly), f.err)
+			}
+			c.wasLate[i] = false
+		}
+		c.runStart[i] = start
+		if p, ok := ch.(Patient); ok {
+			c.runProgress[i] = p.Progress()
+		}
 		go func() {
 			t0 := time.Now()
 			err := ch.Check(rctx)
+			r := result{i: i, err: err, start: start, latency: time.Since(t0)}
+			c.finished[i].Store(&r)
 			<-c.busy[i]
-			done <- result{i: i, err: err, start: t0, latency: time.Since(t0)}
+			r.start = t0
+			done <- r
 		}()
 	}
 	// Checks that honour ctx return right after the deadline with an error
@@ -388,6 +454,17 @@ collect:
 		if l {
 			res[i].err = fmt.Errorf("%w: no result after %s", ErrTimeout, c.cfg.Timeout)
 			res[i].latency = time.Since(start)
+			res[i].late = true
+		}
+		if res[i].skipped {
+			res[i].late = true
+		}
+		if res[i].late {
+			c.wasLate[i] = true
+			c.excuse(&res[i])
+		}
+		if carried[i] != nil && (res[i].err == nil || res[i].busy) {
+			res[i].err, res[i].busy = carried[i], false
 		}
 	}
 	if ctx.Err() != nil {
@@ -396,27 +473,61 @@ collect:
 	c.apply(start, res)
 }
 
+// excuse marks a late result busy when its check is Patient, its progress
+// count moved since the late run started, and that was less than
+// Patience ago.
+func (c *Checker) excuse(r *result) {
+	p, ok := c.checks[r.i].(Patient)
+	if !ok {
+		return
+	}
+	since := time.Since(c.runStart[r.i])
+	now := p.Progress()
+	moved := now > c.runProgress[r.i]
+	c.runProgress[r.i] = now // the next look asks for progress since this one
+	if moved && since < c.cfg.Patience {
+		r.busy = true
+		return
+	}
+	if moved {
+		r.err = fmt.Errorf("%w: late for %s although busy (patience %s)", ErrTimeout, since.Round(time.Millisecond), c.cfg.Patience)
+	} else {
+		r.err = fmt.Errorf("%w, and no progress since it started %s ago", r.err, since.Round(time.Millisecond))
+	}
+}
+
 // apply records the results of one round and moves the state machine.
 func (c *Checker) apply(start time.Time, res []result) {
-	ok := true
+	ok, held := true, false
 	for _, r := range res {
 		name := c.checks[r.i].Name()
 		if !r.skipped {
 			c.m.seconds.WithLabelValues(name).Observe(r.latency.Seconds())
 		}
-		if r.err != nil {
+		switch {
+		case r.busy:
+			held = true
+			c.m.late.WithLabelValues(name).Inc()
+		case r.err != nil:
 			ok = false
 			c.m.failures.WithLabelValues(name).Inc()
 		}
 	}
+	held = held && ok
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var failing []string
 	for _, r := range res {
 		st := &c.st[r.i]
-		wasOK, first, oldErr, oldFails := st.OK, st.LastRun.IsZero(), st.Error, st.Fails
-		st.LastRun, st.Latency = r.start, r.latency
+		wasOK, first, oldErr, oldFails, wasBusy := st.OK, st.LastRun.IsZero(), st.Error, st.Fails, st.Busy
+		st.LastRun, st.Latency, st.Busy = r.start, r.latency, r.busy
+		if r.busy {
+			if !wasBusy {
+				c.log.Warn("check late, but the server is busy: round held", "check", st.Name, "latency", r.latency)
+			}
+			continue
+		}
 		if r.err == nil {
 			st.OK, st.Error = true, ""
 			st.Passes++
@@ -437,6 +548,11 @@ func (c *Checker) apply(start time.Time, res []result) {
 		}
 	}
 	c.lastRound = start
+	if held {
+		c.held++
+		c.m.held.Inc()
+		return
+	}
 	if ok {
 		c.passes++
 		c.fails = 0
@@ -499,8 +615,10 @@ type metrics struct {
 	healthy     prometheus.Gauge
 	rise        prometheus.Gauge
 	transitions prometheus.Counter
+	held        prometheus.Counter
 	seconds     *prometheus.HistogramVec
 	failures    *prometheus.CounterVec
+	late        *prometheus.CounterVec
 }
 
 func newMetrics() metrics {
@@ -512,6 +630,10 @@ func newMetrics() metrics {
 			Help: "Passing rounds needed to become healthy, raised by flap damping."}),
 		transitions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transitions_total",
 			Help: "Changes between healthy and unhealthy."}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "held_rounds_total",
+			Help: "Rounds that moved neither count: a check was late while the server made progress (busy, e.g. flooded), none failed."}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "check_late_busy_total",
+			Help: "Check runs late while the server made progress: excused, not failures."}, []string{"check"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "check_seconds",
 			Help:    "Duration of each check run.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}},
@@ -523,8 +645,10 @@ func newMetrics() metrics {
 
 // Collectors returns the checker's Prometheus collectors, for the caller to
 // register: anycastd_health_healthy, anycastd_health_rise_threshold,
-// anycastd_health_transitions_total, anycastd_health_check_seconds{check}
-// and anycastd_health_check_failures_total{check}.
+// anycastd_health_transitions_total, anycastd_health_held_rounds_total,
+// anycastd_health_check_seconds{check},
+// anycastd_health_check_failures_total{check} and
+// anycastd_health_check_late_busy_total{check}.
 func (c *Checker) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.m.healthy, c.m.rise, c.m.transitions, c.m.seconds, c.m.failures}
+	return []prometheus.Collector{c.m.healthy, c.m.rise, c.m.transitions, c.m.held, c.m.seconds, c.m.failures, c.m.late}
 }

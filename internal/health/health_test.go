@@ -471,7 +471,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 2,
-		FlapWindow: time.Minute, MaxFlaps: 4, MaxRise: 48}
+		FlapWindow: time.Minute, MaxFlaps: 4, MaxRise: 48, Patience: 5 * time.Second}
 	if diff := cmp.Diff(want, c.cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
@@ -530,6 +530,9 @@ func TestMetrics(t *testing.T) {
 			"anycastd_health_transitions_total":               3,
 			"anycastd_health_check_failures_total{check=a}":   0,
 			"anycastd_health_check_failures_total{check=b}":   1,
+			"anycastd_health_check_late_busy_total{check=a}":  0,
+			"anycastd_health_check_late_busy_total{check=b}":  0,
+			"anycastd_health_held_rounds_total":               0,
 			"anycastd_health_check_seconds{check=a}_count":    3,
 			"anycastd_health_check_seconds{check=a}_sum":      0.009,
 			"anycastd_health_check_seconds{check=a}_first_le": 0.005,

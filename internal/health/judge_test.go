@@ -1,0 +1,149 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestJudge is the decision of one run of the DNS check, path by path:
+// answered, silent (no answer in time), faulty (wrong answer, refused), or
+// unused; progress is the server's count of the transport moving.
+func TestJudge(t *testing.T) {
+	const (
+		A = outAnswered
+		S = outSilent
+		F = outFaulty
+		U = outUnused
+	)
+	for _, tc := range []struct {
+		name                     string
+		direct, udp, tcp         outcome
+		udpProgress, tcpProgress bool
+		wantFlooded              bool
+		wantErr                  string // "" = pass
+	}{
+		{name: "quiet, all answered", direct: A, udp: A, tcp: A},
+		{name: "quiet, no direct path", direct: U, udp: A, tcp: A},
+		{name: "flooded udp, tcp answers", direct: A, udp: S, tcp: A, udpProgress: true, wantFlooded: true},
+		{name: "flooded udp and tcp, direct answers", direct: A, udp: S, tcp: S, udpProgress: true, tcpProgress: true, wantFlooded: true},
+		{name: "flooded udp, tcp slow but its counts move", direct: A, udp: S, tcp: S, udpProgress: true, tcpProgress: true, wantFlooded: true},
+		{name: "no direct path: nothing answered proves the answers", direct: U, udp: S, tcp: S, udpProgress: true, tcpProgress: true, wantErr: "no path answered"},
+		{name: "udp wedged: silent, no progress", direct: A, udp: S, tcp: A, wantErr: "handled nothing over udp"},
+		{name: "udp progress does not excuse tcp", direct: A, udp: S, tcp: S, udpProgress: true, wantErr: "handled nothing over tcp"},
+		{name: "wrong answer in process under flood", direct: F, udp: S, tcp: S, udpProgress: true, tcpProgress: true, wantErr: "wrong"},
+		{name: "wrong answer over udp", direct: A, udp: F, tcp: A, wantErr: "wrong"},
+		{name: "tcp listener gone under flood", direct: A, udp: S, tcp: F, udpProgress: true, wantErr: "wrong"},
+		{name: "direct late, the server busy", direct: S, udp: A, tcp: A, udpProgress: true, wantFlooded: true},
+		{name: "direct late, nothing moves", direct: S, udp: A, tcp: A, wantErr: "handled nothing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := observation{direct: tc.direct, udp: tc.udp, tcp: tc.tcp, udpProgress: tc.udpProgress, tcpProgress: tc.tcpProgress}
+			for _, p := range []struct {
+				out outcome
+				msg *string
+			}{{tc.direct, &o.directErr}, {tc.udp, &o.udpErr}, {tc.tcp, &o.tcpErr}} {
+				switch p.out {
+				case S:
+					*p.msg = "i/o timeout"
+				case F:
+					*p.msg = "wrong"
+				}
+			}
+			flooded, err := judge(o)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("judge = %v, want pass", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("judge = %v, want an error with %q", err, tc.wantErr)
+			}
+			if flooded != tc.wantFlooded {
+				t.Errorf("flooded = %v, want %v", flooded, tc.wantFlooded)
+			}
+		})
+	}
+}
+
+// TestDNSCheckDirect: with the in-process path, a server whose UDP answers
+// are lost in a flood and whose TCP is slow passes while both counts move;
+// a wrong answer in process fails under the same flood; a window of two
+// runs lets the late answer of the previous run count as TCP progress.
+func TestDNSCheckDirect(t *testing.T) {
+	right := func(req *dns.Msg) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		rr, _ := dns.NewRR(req.Question[0].Name + " 300 IN SOA ns1. h. 1 2 3 4 5")
+		m.Answer = []dns.RR{rr}
+		return m, nil
+	}
+	refused := func(req *dns.Msg) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		return m, nil
+	}
+	for _, tc := range []struct {
+		name     string
+		direct   func(*dns.Msg) (*dns.Msg, error)
+		tcpMoves bool // the TCP count moves between runs (late answers)
+		wantPass bool
+	}{
+		{"flooded, answers right in process", right, true, true},
+		{"flooded, refused in process", refused, true, false},
+		{"flooded udp, tcp never moves", right, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var read atomic.Uint64
+			// UDP read and never answered; TCP accepted and never answered.
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pc.Close() })
+			ln, err := net.Listen("tcp", pc.LocalAddr().String())
+			if err != nil {
+				t.Skip("port taken for tcp:", err)
+			}
+			t.Cleanup(func() { _ = ln.Close() })
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					if _, _, err := pc.ReadFrom(buf); err != nil {
+						return
+					}
+					read.Add(1)
+				}
+			}()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					t.Cleanup(func() { _ = c.Close() })
+				}
+			}()
+			var tcp atomic.Uint64
+			d := &DNSCheck{Addr: netip.MustParseAddrPort(pc.LocalAddr().String()), Zones: zones("example.com."),
+				Direct: tc.direct, UDPProgress: read.Load, TCPProgress: tcp.Load}
+			var err2 error
+			for range 3 {
+				if tc.tcpMoves {
+					tcp.Add(1)
+				}
+				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+				err2 = d.Check(ctx)
+				cancel()
+			}
+			if (err2 == nil) != tc.wantPass {
+				t.Errorf("Check = %v, want pass %v", err2, tc.wantPass)
+			}
+		})
+	}
+}
