@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/fleet/level"
 	"github.com/anycastdns/anycastdns/internal/health"
 )
@@ -97,9 +99,65 @@ func expiredOf(want func() []string, loaded func() map[string]health.ZoneState) 
 	}
 }
 
+// healthPaths are what the DNS check needs of the node's server besides its
+// address: the handler to ask in process, and the counts that show it
+// working on each transport (health.DNSCheck, docs/ddos.md).
+type healthPaths struct {
+	handler *dnsserver.Handler
+	stats   *dnsserver.Stats
+	src     netip.AddrPort // the source the in-process queries come from
+
+	mu     sync.Mutex
+	worker *dnsserver.Worker // made on first use; one query at a time
+	asked  atomic.Uint64     // in-process queries, answered as TCP: not TCP progress
+}
+
+// direct answers req with the node's handler, in process: the queries of
+// the health check that no flood can queue behind. It asks as TCP, which
+// neither the per-source limit nor RRL applies to (both are for UDP).
+func (p *healthPaths) direct(req *dns.Msg) (*dns.Msg, error) {
+	wire, err := req.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("pack the query: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.worker == nil {
+		p.worker = p.handler.NewWorker()
+	}
+	p.asked.Add(1)
+	resp, _ := p.worker.Handle(wire, p.src, dnsserver.TCP)
+	if resp == nil {
+		return nil, nil
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(resp); err != nil {
+		return nil, fmt.Errorf("unpack the answer: %w", err)
+	}
+	return m, nil
+}
+
+// udpProgress counts the UDP packets the server handled.
+func (p *healthPaths) udpProgress() uint64 { return p.stats.UDPHandled() }
+
+// tcpProgress counts what the server did over TCP: queries answered (not
+// the in-process ones), connections evicted or refused, messages cut
+// short.
+func (p *healthPaths) tcpProgress() uint64 {
+	q, _, _, _ := p.stats.Snapshot()
+	var n uint64
+	for _, c := range q {
+		if c.Transport == dnsserver.TCP.String() {
+			n += c.N
+		}
+	}
+	n -= min(n, p.asked.Load())
+	return n + p.stats.TCPEvicted.Load() + p.stats.TCPRefuse.Load() + p.stats.Malformed.Load()
+}
+
 // newAnycast builds the speaker and the checker of a node with BGP.
 // want lists the zones the node must serve, loaded their state.
-func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, udpHandled func() uint64, logger *slog.Logger) (*anycast, error) {
+func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, paths *healthPaths, logger *slog.Logger) (*anycast, error) {
 	sp, err := announce.New(speakerConfig(cfg.BGP), logger)
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
@@ -107,7 +165,8 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	checks := []health.Check{
 		&health.ZoneCheck{Want: want, Loaded: loaded},
 		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
-			Expired: sampler(expiredOf(want, loaded), dnsCheckZones), UDPProgress: udpHandled},
+			Expired: sampler(expiredOf(want, loaded), dnsCheckZones),
+			Direct:  paths.direct, UDPProgress: paths.udpProgress, TCPProgress: paths.tcpProgress},
 	}
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})

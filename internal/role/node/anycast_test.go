@@ -2,12 +2,17 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
 func TestSampler(t *testing.T) {
@@ -51,5 +56,46 @@ func TestServedOf(t *testing.T) {
 	got = expiredOf(want, loaded)()
 	if w := []string{"old.example.", "Stale.example"}; !slices.Equal(got, w) {
 		t.Errorf("expiredOf = %v, want %v", got, w)
+	}
+}
+
+// TestHealthPathsDirect: the in-process path answers the zone's SOA with
+// the node's handler, REFUSED for a zone it does not serve, and its
+// queries do not count as TCP progress (they would excuse a dead TCP
+// listener).
+func TestHealthPathsDirect(t *testing.T) {
+	rrs, err := zone.Parse(strings.NewReader("@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n"), "example.com.", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := zone.Build("example.com.", rrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := &dnsserver.Stats{}
+	h := dnsserver.NewHandler(dnsserver.Settings{}, stats)
+	h.SetZones(zone.NewSet(z))
+	p := &healthPaths{handler: h, stats: stats, src: netip.MustParseAddrPort("127.0.0.1:0")}
+	before := p.tcpProgress()
+	for _, tc := range []struct {
+		zone  string
+		rcode int
+		soa   int
+	}{{"example.com.", dns.RcodeSuccess, 1}, {"other.example.", dns.RcodeRefused, 0}} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.zone, dns.TypeSOA)
+		r, err := p.direct(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != tc.rcode || len(r.Answer) != tc.soa || (tc.soa == 1 && !r.Authoritative) {
+			t.Errorf("%s: rcode %s, %d answers, AA %v; want %s, %d", tc.zone, dns.RcodeToString[r.Rcode], len(r.Answer), r.Authoritative, dns.RcodeToString[tc.rcode], tc.soa)
+		}
+	}
+	if got := p.tcpProgress(); got != before {
+		t.Errorf("tcp progress moved %d -> %d on in-process queries alone", before, got)
+	}
+	if got := p.udpProgress(); got != 0 {
+		t.Errorf("udp progress %d on in-process queries alone", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -109,7 +110,8 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}
 	if cfg.BGP != nil {
-		a, err := newAnycast(cfg, n.wantZones, n.zoneStates, stats.UDPHandled, logger)
+		paths := &healthPaths{handler: h, stats: stats, src: netip.AddrPortFrom(cfg.Health.QueryAddr.Addr(), 0)}
+		a, err := newAnycast(cfg, n.wantZones, n.zoneStates, paths, logger)
 		if err != nil {
 			return nil, err
 		}
