@@ -77,7 +77,7 @@ func TestControlGood(t *testing.T) {
 				TLSKey: "/etc/anycastd/stream.key", Keys: []string{"xfr-key."}, Heartbeat: 500 * time.Millisecond},
 			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
 				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
-				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2},
+				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2, ShedUnderAttack: true},
 		},
 	}
 	files, err := filepath.Glob("testdata/control/*.good.yaml")

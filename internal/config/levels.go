@@ -59,6 +59,12 @@ type Levels struct {
 	// MinNormal is how many other PoPs must be available, normal and not
 	// hot for one to be shed, 1..1000 (default 1).
 	MinNormal int
+	// ShedUnderAttack lets the control plane shed and withdraw a PoP
+	// whose nodes are dropping or rate limiting a flood, like any hot or
+	// down PoP (default false: a flooded PoP absorbs the flood instead of
+	// moving it to its neighbours; level.Config.ShedUnderAttack,
+	// docs/ddos.md).
+	ShedUnderAttack bool
 }
 
 // Defaults and bounds of the levels section.
@@ -102,6 +108,7 @@ func (d *decoder) levelsField(c *Control) field {
 			{"low_rtt", func(n *yaml.Node, p string) { d.duration(n, p, &l.LowRTT) }},
 			{"max_shed", func(n *yaml.Node, p string) { d.intValue(n, p, &l.MaxShed) }},
 			{"min_normal", func(n *yaml.Node, p string) { d.intValue(n, p, &l.MinNormal) }},
+			{"shed_under_attack", func(n *yaml.Node, p string) { d.boolean(n, p, &l.ShedUnderAttack) }},
 		})
 	}}
 }

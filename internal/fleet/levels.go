@@ -148,6 +148,9 @@ func (r *Registry) Step(refresh bool) {
 			if o.rep.QPS != nil {
 				ob.QPS = *o.rep.QPS
 			}
+			if o.rep.Limited != nil {
+				ob.Limited = *o.rep.Limited
+			}
 			obs = append(obs, ob)
 		}
 	}

@@ -69,6 +69,10 @@ type PoPReport struct {
 	QPS      *float64 `json:"qps,omitempty"`
 	TCPConns *int     `json:"tcp_conns,omitempty"`
 	CPU      *float64 `json:"cpu,omitempty"`
+	// Limited is what the node dropped unanswered or rate limited, in
+	// queries a second (its load's dropped, RRL dropped and slipped
+	// rates): the sign of a flood the levels absorb (level rule 6).
+	Limited *float64 `json:"limited_qps,omitempty"`
 	// Error is why the last probe failed, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -132,7 +136,7 @@ func (rep *Report) Validate() error {
 		for _, n := range []struct {
 			field string
 			v     *float64
-		}{{"rtt_p50_ms", &p.RTTp50ms}, {"rtt_p95_ms", &p.RTTp95ms}, {"qps", p.QPS}, {"cpu", p.CPU}} {
+		}{{"rtt_p50_ms", &p.RTTp50ms}, {"rtt_p95_ms", &p.RTTp95ms}, {"qps", p.QPS}, {"cpu", p.CPU}, {"limited_qps", p.Limited}} {
 			if n.v != nil && (math.IsNaN(*n.v) || math.IsInf(*n.v, 0) || *n.v < 0 || *n.v > 1e12) {
 				return bad(f+"."+n.field, "must be a number from 0 to 1e12, got %v", *n.v)
 			}

@@ -25,6 +25,15 @@
 //     nothing moves. At most Config.MaxShed PoPs are shed at once.
 //  5. A PoP without any fresh observation returns to normal: without
 //     monitors, plain anycast.
+//  6. Absorb, don't shed: a PoP under attack — its nodes drop or rate
+//     limit (source limit, early drops, RRL) at least AttackMinQPS
+//     queries a second and at least AttackShare of all they get — is
+//     neither shed nor withdrawn for being hot or seen down, unless
+//     Config.ShedUnderAttack: shedding a flooded PoP moves the flood onto
+//     its neighbours, and the monitors' probes are lost in the flood like
+//     any query (docs/ddos.md). A PoP that is really broken withdraws
+//     itself: its node's own health check tells a flood from a fault.
+//     Lowering a shed level and the return of a withdrawn PoP go on.
 //
 // Every Decision carries a reason a person can read.
 package level
@@ -68,7 +77,20 @@ type Observation struct {
 	Up      bool
 	RTTp95  time.Duration // over the monitor's window; 0 = unknown
 	QPS     float64       // the node's load; < 0 = unknown
+	// Limited is what the node dropped unanswered or rate limited, in
+	// queries a second (early drops, the per-source limit, RRL drops and
+	// slips); 0 or less = none or unknown. It tells a flood (rule 6).
+	Limited float64
 }
+
+// The marks of "under attack" (rule 6): at least AttackMinQPS queries a
+// second limited, and at least AttackShare of everything the node got
+// (answered and limited). A few RRL drops of a busy resolver are not an
+// attack.
+const (
+	AttackMinQPS = 100
+	AttackShare  = 0.1
+)
 
 // Config holds the thresholds.
 type Config struct {
@@ -81,6 +103,9 @@ type Config struct {
 	Hold      time.Duration // between two load changes of one PoP; cool (or back) for this long to lower
 	MaxShed   int           // PoPs shed at once; 0 = no limit
 	MinNormal int           // other PoPs that must stay available, normal and not hot for one to be shed; default 1
+	// ShedUnderAttack lets a PoP under attack be shed and withdrawn like
+	// any other (rule 6); off by default: a flooded PoP absorbs.
+	ShedUnderAttack bool
 }
 
 // Decision is a PoP's level and why.
@@ -126,6 +151,18 @@ type assessment struct {
 	rtt         time.Duration
 	hot, cool   bool
 	why         string // what makes it hot or cool
+	attack      bool   // under attack (rule 6)
+	limited     float64
+}
+
+// absorbs reports whether a's PoP must not be shed nor withdrawn for
+// load or the monitors' view: under attack, and the operator did not ask
+// to shed under attack.
+func (e *Engine) absorbs(a *assessment) bool { return a.attack && !e.cfg.ShedUnderAttack }
+
+// attackWhy says why a PoP absorbs.
+func (a *assessment) attackWhy() string {
+	return fmt.Sprintf("under attack (%.0f q/s dropped or rate limited): absorbing it rather than moving it to the neighbours (levels.shed_under_attack is off)", a.limited)
 }
 
 // Step takes the observations at now and returns every PoP's decision,
@@ -193,6 +230,8 @@ func (e *Engine) Step(now time.Time, obs []Observation) []Decision {
 		switch {
 		case a.fresh == 0:
 			set(n, Normal, "no fresh observation from any vantage point: plain anycast")
+		case a.unavailable && e.absorbs(a):
+			set(n, st.level, fmt.Sprintf("down from %d of %d vantage points, but %s", a.down, a.fresh, a.attackWhy()))
 		case a.unavailable && available == 0:
 			set(n, st.level, fmt.Sprintf("down from %d of %d vantage points, but so is every PoP: a shared condition moves nothing", a.down, a.fresh))
 		case a.unavailable:
@@ -246,6 +285,8 @@ func (e *Engine) Step(now time.Time, obs []Observation) []Decision {
 	for _, a := range hot {
 		n, st := a.name, e.pops[a.name]
 		switch {
+		case e.absorbs(a):
+			set(n, st.level, a.why+", but "+a.attackWhy())
 		case st.level == Shed3:
 			set(n, st.level, a.why+": already at the highest shed level")
 		case held(st):
@@ -287,7 +328,10 @@ func (e *Engine) assess(name string, obs []Observation) *assessment {
 	}
 	a.fresh = len(newest)
 	var rtts []time.Duration
+	qpsAll := -1.0 // the answered load, of every vantage point: for the attack share
 	for _, o := range newest {
+		a.limited = max(a.limited, o.Limited)
+		qpsAll = max(qpsAll, o.QPS)
 		if !o.Up {
 			a.down++
 			continue
@@ -298,6 +342,7 @@ func (e *Engine) assess(name string, obs []Observation) *assessment {
 		}
 	}
 	a.unavailable = a.down >= c.Quorum
+	a.attack = a.limited >= AttackMinQPS && a.limited >= AttackShare*(max(qpsAll, 0)+a.limited)
 	if len(rtts) > 0 {
 		slices.Sort(rtts)
 		a.rtt = rtts[(len(rtts)-1)/2]

@@ -95,7 +95,8 @@ func levelsConfig(l *config.Levels) *fleet.LevelsConfig {
 	}
 	return &fleet.LevelsConfig{
 		Engine: level.Config{Quorum: l.Quorum, Stale: l.Stale, HighQPS: l.HighQPS, LowQPS: l.LowQPS, HighRTT: l.HighRTT, LowRTT: l.LowRTT,
-			Hold: l.Hold, MaxShed: l.MaxShed, MinNormal: l.MinNormal},
+			Hold: l.Hold, MaxShed: l.MaxShed, MinNormal: l.MinNormal,
+			ShedUnderAttack: l.ShedUnderAttack},
 		Interval: l.Interval, Validity: l.Validity,
 	}
 }

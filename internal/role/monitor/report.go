@@ -148,7 +148,8 @@ func (m *Monitor) reportLocked(now time.Time) fleet.Report {
 			RTTp50ms: ms(p.udp.quantile(0.5)), RTTp95ms: ms(p.udp.quantile(0.95))}
 		if p.load != nil && p.loadErr == "" {
 			qps, conns, cpu := p.load.QueriesPerSecond, int(p.load.TCPConnections), p.load.CPU
-			pr.QPS, pr.TCPConns, pr.CPU = &qps, &conns, &cpu
+			limited := p.load.DroppedPerSecond + p.load.RRLDroppedPerSecond + p.load.RRLSlippedPerSecond
+			pr.QPS, pr.TCPConns, pr.CPU, pr.Limited = &qps, &conns, &cpu, &limited
 		}
 		if err := errors.Join(p.udp.last.Err, p.tcp.last.Err); err != nil {
 			pr.Error = truncate(strings.ReplaceAll(err.Error(), "\n", "; "), 500)
