@@ -24,7 +24,9 @@ import (
 )
 
 // floodEnv, when set in the environment of this test binary, makes it a
-// flood sender instead of running tests: "addr seconds max senders". The
+// flood sender instead of running tests: "addr seconds max senders rate"
+// (rate: queries a second in all, 0 = as fast as it can; zone: the zone
+// whose random subdomains it asks, example.com. when absent). The
 // sender is a separate process, so that the node and it share the CPU as
 // an attacker and a PoP would, and the test stops it by its PID.
 const floodEnv = "ANYCASTD_E2E_FLOOD"
@@ -49,14 +51,15 @@ type floodResult struct {
 // floodResult. It never reads the answers.
 func floodMain(spec string) int {
 	f := strings.Fields(spec)
-	if len(f) != 4 {
-		fmt.Fprintf(os.Stderr, "%s: want \"addr seconds max senders\", got %q\n", floodEnv, spec)
+	if len(f) != 6 {
+		fmt.Fprintf(os.Stderr, "%s: want \"addr seconds max senders rate zone\", got %q\n", floodEnv, spec)
 		return 2
 	}
 	secs, err1 := strconv.ParseFloat(f[1], 64)
 	maxSent, err2 := strconv.ParseUint(f[2], 10, 64)
 	senders, err3 := strconv.Atoi(f[3])
-	if err1 != nil || err2 != nil || err3 != nil || secs <= 0 || secs > 30 || senders < 1 || senders > 16 {
+	rate, err4 := strconv.ParseFloat(f[4], 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || secs <= 0 || secs > 30 || senders < 1 || senders > 16 || rate < 0 {
 		fmt.Fprintf(os.Stderr, "%s: bad spec %q\n", floodEnv, spec)
 		return 2
 	}
@@ -68,7 +71,7 @@ func floodMain(spec string) int {
 	// The query: ID, flags, counts, then a 16-character label under
 	// example.com, overwritten with random letters for each packet.
 	m := new(dns.Msg)
-	m.SetQuestion("aaaaaaaaaaaaaaaa.example.com.", dns.TypeA)
+	m.SetQuestion("aaaaaaaaaaaaaaaa."+dns.Fqdn(f[5]), dns.TypeA)
 	tmpl, err := m.Pack()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -89,7 +92,14 @@ func floodMain(spec string) int {
 		wg.Go(func() {
 			p := append([]byte(nil), tmpl...)
 			r := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
-			for time.Now().Before(stop) {
+			var mine uint64 // sent by this sender, for its share of rate
+			for now := time.Now(); now.Before(stop); now = time.Now() {
+				if rate > 0 {
+					if ahead := time.Duration(float64(mine)/(rate/float64(senders))*float64(time.Second)) - now.Sub(start); ahead > 0 {
+						time.Sleep(ahead)
+					}
+				}
+				mine += 64
 				for range 64 {
 					if sent.Add(1) > maxSent {
 						return
@@ -122,13 +132,20 @@ type flooder struct {
 // max queries; it is killed by its PID when the test ends.
 func startFlood(t *testing.T, addr string, seconds float64, maxSent uint64, senders int) *flooder {
 	t.Helper()
+	return startFloodAt(t, addr, seconds, maxSent, senders, 0, "example.com.")
+}
+
+// startFloodAt is startFlood at rate queries a second in all (0 = as fast
+// as it can) for random subdomains of zone.
+func startFloodAt(t *testing.T, addr string, seconds float64, maxSent uint64, senders int, rate float64, zone string) *flooder {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &flooder{done: make(chan struct{})}
 	f.cmd = exec.Command(exe, "-test.run=^$")
-	f.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %g %d %d", floodEnv, addr, seconds, maxSent, senders))
+	f.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %g %d %d %g %s", floodEnv, addr, seconds, maxSent, senders, rate, zone))
 	f.cmd.Stdout = &f.out
 	f.cmd.Stderr = os.Stderr
 	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
