@@ -268,7 +268,7 @@ func TestHealthUnderFlood(t *testing.T) {
 	writeFile(t, dir+"/example.com.zone", zoneText("example.com.", 1))
 	n := startNode(t, nodeOpts{dir: dir, metrics: true, config: fmt.Sprintf(floodNodeConfig, bgpPort)})
 
-	type state struct{ healthy, announced, transitions, held float64 }
+	type state struct{ healthy, announced, transitions, held, flooded float64 }
 	read := func() (state, error) {
 		fams, err := scrape(n.ports.MetricsAddr())
 		if err != nil {
@@ -279,6 +279,7 @@ func TestHealthUnderFlood(t *testing.T) {
 		s.announced, _ = metricValue(fams, "anycastd_bgp_announced", nil)
 		s.transitions, _ = metricValue(fams, "anycastd_health_transitions_total", nil)
 		s.held, _ = metricValue(fams, "anycastd_health_held_rounds_total", nil)
+		s.flooded, _ = metricValue(fams, "anycastd_health_flooded_total", nil)
 		return s, nil
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -326,9 +327,9 @@ func TestHealthUnderFlood(t *testing.T) {
 	drops := udpDrops(t, n.addr().Port()) - drops0
 	floodLog := n.log.String()[logAt:]
 	t.Logf("flood: %d queries in %.1f s (%.0f/s) from a separate process; the kernel dropped %d (%.0f%%) for want of a reader; "+
-		"samples %d (%d not healthy and announced, %d unread); held rounds %v; transitions %v -> %v",
+		"samples %d (%d not healthy and announced, %d unread); check runs passed as flooded %v, rounds held %v; transitions %v -> %v",
 		res.Sent, res.Seconds, float64(res.Sent)/res.Seconds, drops, 100*float64(drops)/float64(max(res.Sent, 1)),
-		samples, down, unread, after.held-before.held, before.transitions, after.transitions)
+		samples, down, unread, after.flooded-before.flooded, after.held-before.held, before.transitions, after.transitions)
 	if res.Sent < 100_000 {
 		t.Errorf("the flood sent only %d queries: it did not load the node", res.Sent)
 	}
@@ -337,7 +338,7 @@ func TestHealthUnderFlood(t *testing.T) {
 			down, before.transitions, after.transitions, after.healthy, after.announced)
 	}
 	if strings.Contains(floodLog, "msg=withdrawn") || strings.Contains(floodLog, "msg=unhealthy") {
-		t.Errorf("the node withdrew under the flood:\n%s", lastLines(floodLog, 20))
+		t.Errorf("the node withdrew under the flood:\n%s", grepLines(floodLog, "component=health"))
 	}
 
 	// 2. A real fault under the same flood: out of file descriptors.
@@ -390,4 +391,15 @@ func firstLine(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

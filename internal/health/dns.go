@@ -3,11 +3,15 @@ package health
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +77,13 @@ type DNSCheck struct {
 	// answers are never excused.
 	UDPProgress func() uint64
 	TCPProgress func() uint64
+	// TCPAcceptQueue, when set, tells how many connections wait in the
+	// accept queue of Addr's TCP listener (AcceptQueue). Empty at the
+	// end of a run, it shows the accept loop keeping up although the
+	// check's own TCP query went unanswered (a process starved of CPU
+	// may not even send it): a hung loop leaves the check's connections
+	// queued.
+	TCPAcceptQueue func() (int, error)
 	// Flooded counts the runs that passed as flooded.
 	Flooded atomic.Uint64
 
@@ -123,7 +134,8 @@ type observation struct {
 	direct, udp, tcp          outcome
 	directErr, udpErr, tcpErr string
 	// udpProgress, tcpProgress: the server's count of the transport
-	// moved within the window (false when it has no count).
+	// moved within the window (false when it has no count), or for TCP
+	// its accept queue was empty at the end.
 	udpProgress, tcpProgress bool
 }
 
@@ -180,7 +192,7 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 
 	o := observation{direct: outUnused}
 	if d.Direct != nil {
-		o.direct, o.directErr = d.direct(ctx, zones, expired)
+		o.direct, o.directErr = d.direct(zones, expired)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { o.udp, o.udpErr = d.check(ctx, "udp", zones, expired) })
@@ -189,6 +201,10 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	end := d.progress()
 	o.udpProgress = d.UDPProgress != nil && end.udp > base.udp
 	o.tcpProgress = d.TCPProgress != nil && end.tcp > base.tcp
+	if !o.tcpProgress && o.tcp == outSilent && d.TCPAcceptQueue != nil {
+		n, err := d.TCPAcceptQueue()
+		o.tcpProgress = err == nil && n == 0
+	}
 	flooded, err := judge(o)
 	if err != nil {
 		return err
@@ -199,13 +215,12 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	return nil
 }
 
-// direct asks every zone in process.
-func (d *DNSCheck) direct(ctx context.Context, zones []string, expired bool) (outcome, string) {
+// direct asks every zone in process. It does so even past the deadline:
+// it costs microseconds, and a run that started late (a process starved
+// of CPU) still learns whether the answers are right.
+func (d *DNSCheck) direct(zones []string, expired bool) (outcome, string) {
 	var fails []string
-	for i, z := range zones {
-		if done(ctx) {
-			return outSilent, fmt.Sprintf("%d zones not asked in process: %v", len(zones)-i, cmp.Or(context.Cause(ctx), context.DeadlineExceeded))
-		}
+	for _, z := range zones {
 		zone := dns.Fqdn(z)
 		m := new(dns.Msg)
 		m.SetQuestion(zone, dns.TypeSOA)
@@ -412,4 +427,57 @@ func validate(r *dns.Msg, zone string) error {
 		return fmt.Errorf("%d SOA records for the zone in the answer, want 1", n)
 	}
 	return nil
+}
+
+// AcceptQueue returns how many connections wait to be accepted by the TCP
+// listener of addr (or of the unspecified address on its port), from the
+// kernel's socket table (/proc/net/tcp, tcp6): the rx_queue of a
+// listening socket is its accept queue.
+func AcceptQueue(addr netip.AddrPort) (int, error) {
+	files := []string{"/proc/net/tcp"}
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		files = []string{"/proc/net/tcp6"}
+	}
+	want := []string{procAddr(addr.Addr().Unmap(), addr.Port())}
+	if addr.Addr().Unmap().Is4() {
+		want = append(want, procAddr(netip.IPv4Unspecified(), addr.Port()))
+	} else {
+		want = append(want, procAddr(netip.IPv6Unspecified(), addr.Port()))
+	}
+	found, total := false, 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, fmt.Errorf("accept queue of %s: %w", addr, err)
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			fl := strings.Fields(line)
+			// sl local_address rem_address st tx_queue:rx_queue ...
+			if len(fl) < 5 || fl[3] != "0A" || !slices.Contains(want, fl[1]) {
+				continue
+			}
+			_, rx, ok := strings.Cut(fl[4], ":")
+			n, err := strconv.ParseUint(rx, 16, 32)
+			if !ok || err != nil {
+				return 0, fmt.Errorf("accept queue of %s: bad queue field %q in %s", addr, fl[4], f)
+			}
+			found, total = true, total+int(n)
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("accept queue of %s: no listening socket", addr)
+	}
+	return total, nil
+}
+
+// procAddr is addr:port as /proc/net/tcp writes it: the address in 32-bit
+// words of host byte order, in hex, then the port in hex.
+func procAddr(addr netip.Addr, port uint16) string {
+	var b strings.Builder
+	raw := addr.AsSlice()
+	for i := 0; i < len(raw); i += 4 {
+		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(raw[i:i+4]))
+	}
+	fmt.Fprintf(&b, ":%04X", port)
+	return b.String()
 }

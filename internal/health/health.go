@@ -35,10 +35,12 @@
 //
 // # Late but busy
 //
-// A check that has not returned in time counts as failed — unless it is
-// Patient and the work it watches advanced since that run started (the
-// DNS server handled packets): then the process is busy, not hung, as
-// under a flood that takes the CPU, and the check is late, not failing.
+// A check that has not returned in time counts as failed — unless the
+// work it watches advanced (its own count if it is Patient, else
+// Config.Progress: the DNS server handled packets) since the run started,
+// or over the last Interval at least: then the process is busy, not
+// hung, as under a flood that takes the CPU, and the check is late, not
+// failing.
 // A round with such a check and no failing one is held: it moves neither
 // count, so a healthy node stays announced and an unhealthy one does not
 // rise. A run late for more than Config.Patience fails all the same.
@@ -96,6 +98,10 @@ type Config struct {
 	// Patience is how long a Patient check may stay late while its
 	// progress count moves before it fails; 0 = 10 × Interval.
 	Patience time.Duration
+	// Progress, when set, is the progress count of the checks that are
+	// not Patient (the process's work, e.g. the DNS packets handled): a
+	// process starved of CPU is late with every check.
+	Progress func() uint64
 }
 
 // Defaults.
@@ -151,10 +157,11 @@ type Checker struct {
 	busy    []chan struct{} // per check: holds a token while a run is in progress
 	m       metrics
 	// Per check, of the run in progress or last started (only Run's
-	// goroutine uses them): when it started and its Patient progress
-	// count then.
-	runStart    []time.Time
-	runProgress []uint64
+	// goroutine uses them): when it started, and two marks of its
+	// progress count (the older at least an Interval before the newer):
+	// a late run is busy when the count moved since the older one.
+	runStart []time.Time
+	marks    [][2]mark
 	// wasLate: the run that started at runStart had not returned when
 	// its round ended; finished holds each check's last returned run,
 	// so that the next round still counts a late run's failure.
@@ -198,18 +205,18 @@ func New(cfg Config, checks []Check, logger *slog.Logger) (*Checker, error) {
 		return nil, fmt.Errorf("health: %w", err)
 	}
 	c := &Checker{
-		cfg:         cfg,
-		checks:      append([]Check(nil), checks...),
-		log:         logger.With("component", "health"),
-		changes:     make(chan bool, 1),
-		now:         make(chan struct{}, 1),
-		busy:        make([]chan struct{}, len(checks)),
-		runStart:    make([]time.Time, len(checks)),
-		runProgress: make([]uint64, len(checks)),
-		wasLate:     make([]bool, len(checks)),
-		finished:    make([]atomic.Pointer[result], len(checks)),
-		m:           newMetrics(),
-		st:          make([]CheckStatus, len(checks)),
+		cfg:      cfg,
+		checks:   append([]Check(nil), checks...),
+		log:      logger.With("component", "health"),
+		changes:  make(chan bool, 1),
+		now:      make(chan struct{}, 1),
+		busy:     make([]chan struct{}, len(checks)),
+		runStart: make([]time.Time, len(checks)),
+		marks:    make([][2]mark, len(checks)),
+		wasLate:  make([]bool, len(checks)),
+		finished: make([]atomic.Pointer[result], len(checks)),
+		m:        newMetrics(),
+		st:       make([]CheckStatus, len(checks)),
 	}
 	for i, ch := range c.checks {
 		c.busy[i] = make(chan struct{}, 1)
@@ -417,8 +424,9 @@ func (c *Checker) round(ctx context.Context) {
 			c.wasLate[i] = false
 		}
 		c.runStart[i] = start
-		if p, ok := ch.(Patient); ok {
-			c.runProgress[i] = p.Progress()
+		if p := c.progress(i); p != nil {
+			m := mark{start, p()}
+			c.marks[i] = [2]mark{m, m}
 		}
 		go func() {
 			t0 := time.Now()
@@ -473,18 +481,36 @@ collect:
 	c.apply(start, res)
 }
 
-// excuse marks a late result busy when its check is Patient, its progress
-// count moved since the late run started, and that was less than
-// Patience ago.
+// mark is a progress count at a time.
+type mark struct {
+	t time.Time
+	n uint64
+}
+
+// progress returns the progress count of check i: its own (Patient), else
+// Config.Progress; nil when it has none.
+func (c *Checker) progress(i int) func() uint64 {
+	if p, ok := c.checks[i].(Patient); ok {
+		return p.Progress
+	}
+	return c.cfg.Progress
+}
+
+// excuse marks a late result busy when its check has a progress count
+// that moved within the last Interval or more (since the run started, at
+// first), and the run started less than Patience ago.
 func (c *Checker) excuse(r *result) {
-	p, ok := c.checks[r.i].(Patient)
-	if !ok {
+	p := c.progress(r.i)
+	if p == nil {
 		return
 	}
 	since := time.Since(c.runStart[r.i])
-	now := p.Progress()
-	moved := now > c.runProgress[r.i]
-	c.runProgress[r.i] = now // the next look asks for progress since this one
+	now := mark{time.Now(), p()}
+	m := &c.marks[r.i]
+	moved := now.n > m[0].n
+	if now.t.Sub(m[1].t) >= c.cfg.Interval {
+		m[0], m[1] = m[1], now
+	}
 	if moved && since < c.cfg.Patience {
 		r.busy = true
 		return

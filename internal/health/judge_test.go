@@ -147,3 +147,104 @@ func TestDNSCheckDirect(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptQueue reads a listener's accept queue from the kernel: the
+// connections not accepted yet, 0 once they are, an error for a port
+// nobody listens on.
+func TestAcceptQueue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	if n, err := AcceptQueue(addr); err != nil || n != 0 {
+		t.Fatalf("AcceptQueue before any client = %d, %v; want 0", n, err)
+	}
+	for range 3 {
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if n, err := AcceptQueue(addr); err != nil || n != 3 {
+		t.Errorf("AcceptQueue with 3 waiting = %d, %v; want 3", n, err)
+	}
+	for range 3 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if n, err := AcceptQueue(addr); err != nil || n != 0 {
+		t.Errorf("AcceptQueue once accepted = %d, %v; want 0", n, err)
+	}
+	ln.Close()
+	if _, err := AcceptQueue(addr); err == nil {
+		t.Error("AcceptQueue of a closed listener: no error")
+	}
+}
+
+// TestDNSCheckAcceptQueue: UDP flooded (its count moves), TCP unanswered
+// and its count still: a listener whose accept loop keeps up (the queue
+// empties) is flooded, one that never accepts (a hung loop) is broken.
+func TestDNSCheckAcceptQueue(t *testing.T) {
+	right := func(req *dns.Msg) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		rr, _ := dns.NewRR(req.Question[0].Name + " 300 IN SOA ns1. h. 1 2 3 4 5")
+		m.Answer = []dns.RR{rr}
+		return m, nil
+	}
+	for _, accepts := range []bool{true, false} {
+		t.Run(map[bool]string{true: "accepts", false: "hung accept loop"}[accepts], func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pc.Close() })
+			ln, err := net.Listen("tcp", pc.LocalAddr().String())
+			if err != nil {
+				t.Skip("port taken for tcp:", err)
+			}
+			t.Cleanup(func() { _ = ln.Close() })
+			var read atomic.Uint64
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					if _, _, err := pc.ReadFrom(buf); err != nil {
+						return
+					}
+					read.Add(1)
+				}
+			}()
+			if accepts {
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						t.Cleanup(func() { _ = c.Close() })
+					}
+				}()
+			}
+			addr := netip.MustParseAddrPort(pc.LocalAddr().String())
+			var tcp atomic.Uint64
+			d := &DNSCheck{Addr: addr, Zones: zones("example.com."), Direct: right, UDPProgress: read.Load, TCPProgress: tcp.Load,
+				TCPAcceptQueue: func() (int, error) { return AcceptQueue(addr) }}
+			var err2 error
+			for range 2 {
+				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+				err2 = d.Check(ctx)
+				cancel()
+			}
+			if (err2 == nil) != accepts {
+				t.Errorf("Check = %v, want pass %v", err2, accepts)
+			}
+		})
+	}
+}

@@ -35,6 +35,7 @@ type anycast struct {
 	announced bool        // the prefixes are given to the speaker
 	level     level.Level // as last given to the speaker
 	setErrors prometheus.Counter
+	flooded   prometheus.CounterFunc // the DNS check's runs passed as flooded
 }
 
 // dnsCheckZones bounds how many zones one health round queries; with more
@@ -162,16 +163,20 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	if err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
-	checks := []health.Check{
-		&health.ZoneCheck{Want: want, Loaded: loaded},
-		&health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
-			Expired: sampler(expiredOf(want, loaded), dnsCheckZones),
-			Direct:  paths.direct, UDPProgress: paths.udpProgress, TCPProgress: paths.tcpProgress},
-	}
+	dc := &health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
+		Expired: sampler(expiredOf(want, loaded), dnsCheckZones),
+		Direct:  paths.direct, UDPProgress: paths.udpProgress, TCPProgress: paths.tcpProgress,
+		TCPAcceptQueue: func() (int, error) { return health.AcceptQueue(cfg.Health.QueryAddr) }}
+	checks := []health.Check{&health.ZoneCheck{Want: want, Loaded: loaded}, dc}
 	if cfg.Health.MaintenanceFile != "" {
 		checks = append(checks, &health.FileCheck{Path: cfg.Health.MaintenanceFile})
 	}
-	hc, err := health.New(healthConfig(cfg.Health), checks, logger)
+	hcfg := healthConfig(cfg.Health)
+	// Starved of CPU by a flood, the process is late with every check:
+	// while the server works, that holds the round (health, "Late but
+	// busy").
+	hcfg.Progress = func() uint64 { return paths.udpProgress() + paths.tcpProgress() }
+	hc, err := health.New(hcfg, checks, logger)
 	if err != nil {
 		return nil, fmt.Errorf("health: %w", err)
 	}
@@ -181,6 +186,10 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 			Namespace: "anycastd", Name: "announce_errors_total",
 			Help: "Failed attempts to change what is announced.",
 		}),
+		flooded: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "anycastd", Subsystem: "health", Name: "flooded_total",
+			Help: "DNS check runs that passed as flooded: queries over a transport went unanswered while the server's count for it moved (docs/ddos.md).",
+		}, func() float64 { return float64(dc.Flooded.Load()) }),
 	}
 	a.levels = newLevels(a.log, a.apply)
 	return a, nil

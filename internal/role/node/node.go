@@ -117,7 +117,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.anycast = a
 		n.metrics.Registry.MustRegister(a.checker.Collectors()...)
-		n.metrics.Registry.MustRegister(a.setErrors, &bgpCollector{a.speaker}, levelCollector{a})
+		n.metrics.Registry.MustRegister(a.setErrors, a.flooded, &bgpCollector{a.speaker}, levelCollector{a})
 	}
 	if err := n.newStreams(cfg); err != nil {
 		return nil, err
