@@ -30,6 +30,13 @@ func (l *lateCheck) Check(context.Context) error {
 
 func (l *lateCheck) Progress() uint64 { return l.progress.Load() }
 
+// plainCheck is a lateCheck that is not Patient: Config.Progress is its
+// progress count.
+type plainCheck struct{ l *lateCheck }
+
+func (p plainCheck) Name() string                    { return p.l.Name() }
+func (p plainCheck) Check(ctx context.Context) error { return p.l.Check(ctx) }
+
 type errString string
 
 func (e errString) Error() string { return string(e) }
@@ -47,6 +54,8 @@ func TestLateButBusy(t *testing.T) {
 		fault       bool          // the late runs return a fault
 		otherFails  bool          // another (not patient) check fails
 		patience    time.Duration // 0 = default (10 × interval)
+		plain       bool          // not Patient: Config.Progress counts (nil when !progressCfg)
+		noCfg       bool          // plain, and no Config.Progress either
 		wantHealthy bool
 		wantHeld    bool // some round was held
 	}{
@@ -57,6 +66,8 @@ func TestLateButBusy(t *testing.T) {
 		{name: "late, busy, and a fault when it returns", hold: 90 * time.Millisecond, progress: true, fault: true, wantHealthy: false, wantHeld: true},
 		{name: "on time with a fault", progress: true, fault: true, wantHealthy: false},
 		{name: "late and busy, another check fails", hold: 150 * time.Millisecond, progress: true, otherFails: true, wantHealthy: false},
+		{name: "not patient, Config.Progress moves: held", hold: 150 * time.Millisecond, progress: true, plain: true, wantHealthy: true, wantHeld: true},
+		{name: "not patient, no progress count: late fails", hold: 150 * time.Millisecond, progress: true, plain: true, noCfg: true, wantHealthy: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -70,7 +81,14 @@ func TestLateButBusy(t *testing.T) {
 					}
 					return nil
 				}
-				c, err := New(cfg, []Check{dns, other}, testLogger(t))
+				var checked Check = dns
+				if tc.plain {
+					checked = plainCheck{dns}
+					if !tc.noCfg {
+						cfg.Progress = dns.Progress
+					}
+				}
+				c, err := New(cfg, []Check{checked, other}, testLogger(t))
 				if err != nil {
 					t.Fatal(err)
 				}
