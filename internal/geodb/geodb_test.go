@@ -25,8 +25,8 @@ var testPlaces = []place{
 	{"198.51.100.0/24", "DE", "DE", "EU"},
 	{"198.51.101.0/24", "DE", "DE", "EU"}, // the same record as the one before
 	{"203.0.113.0/24", "US", "US", "NA"},
-	{"192.0.2.0/24", "", "FR", "EU"},   // no country: the registered country
-	{"100.64.0.0/10", "", "", "OC"},    // a continent only
+	{"192.0.2.0/24", "", "FR", "EU"}, // no country: the registered country
+	{"100.64.0.0/10", "", "", "OC"},  // a continent only
 	{"2001:db8:1::/48", "JP", "JP", "AS"},
 	{"2001:db8:2::/48", "BR", "BR", "SA"}, // mapped to nothing
 }
