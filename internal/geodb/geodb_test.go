@@ -2,77 +2,31 @@ package geodb
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/anycastdns/anycastdns/internal/geodb/geodbtest"
 	"github.com/anycastdns/anycastdns/internal/steer"
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 )
 
-// place is one network of a test database and the codes of its record.
-type place struct {
-	network, country, registered, continent string
+// testPlaces: a country database as GeoLite2-Country lays it out.
+var testPlaces = []geodbtest.Place{
+	{Network: "198.51.100.0/24", Country: "DE", Registered: "DE", Continent: "EU"},
+	{Network: "198.51.101.0/24", Country: "DE", Registered: "DE", Continent: "EU"}, // the same record as the one before
+	{Network: "203.0.113.0/24", Country: "US", Registered: "US", Continent: "NA"},
+	{Network: "192.0.2.0/24", Country: "", Registered: "FR", Continent: "EU"}, // no country: the registered country
+	{Network: "100.64.0.0/10", Country: "", Registered: "", Continent: "OC"},  // a continent only
+	{Network: "2001:db8:1::/48", Country: "JP", Registered: "JP", Continent: "AS"},
+	{Network: "2001:db8:2::/48", Country: "BR", Registered: "BR", Continent: "SA"}, // mapped to nothing
 }
 
-// testPlaces: a country database as GeoLite2-Country lays it out, with a
-// city's fields on one record (a City database's records have them too).
-var testPlaces = []place{
-	{"198.51.100.0/24", "DE", "DE", "EU"},
-	{"198.51.101.0/24", "DE", "DE", "EU"}, // the same record as the one before
-	{"203.0.113.0/24", "US", "US", "NA"},
-	{"192.0.2.0/24", "", "FR", "EU"}, // no country: the registered country
-	{"100.64.0.0/10", "", "", "OC"},  // a continent only
-	{"2001:db8:1::/48", "JP", "JP", "AS"},
-	{"2001:db8:2::/48", "BR", "BR", "SA"}, // mapped to nothing
-}
-
-// WriteTestDB writes a MaxMind DB of places to a file in dir with
-// mmdbwriter, MaxMind's own writer, and returns its path.
-func writeTestDB(t *testing.T, places []place) string {
+func writeTestDB(t *testing.T, places []geodbtest.Place) string {
 	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", IncludeReservedNetworks: true, RecordSize: 24, BuildEpoch: 1765000000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	records := map[string]mmdbtype.Map{}
-	for _, p := range places {
-		_, n, err := net.ParseCIDR(p.network)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := p.country + "/" + p.registered + "/" + p.continent
-		rec, ok := records[key]
-		if !ok {
-			rec = mmdbtype.Map{"continent": mmdbtype.Map{"code": mmdbtype.String(p.continent), "geoname_id": mmdbtype.Uint32(6255148)}}
-			if p.country != "" {
-				rec["country"] = mmdbtype.Map{"iso_code": mmdbtype.String(p.country), "names": mmdbtype.Map{"en": mmdbtype.String("x")}}
-				rec["city"] = mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String("Somewhere")}}
-			}
-			if p.registered != "" {
-				rec["registered_country"] = mmdbtype.Map{"iso_code": mmdbtype.String(p.registered)}
-			}
-			records[key] = rec
-		}
-		if err := w.Insert(n, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
 	path := filepath.Join(t.TempDir(), "test.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	geodbtest.Write(t, path, places)
 	return path
 }
 
