@@ -100,6 +100,14 @@ func geoMap(s config.Steering, now time.Time) (*steer.GeoMap, admin.SteeringGeo,
 	return g, info, nil
 }
 
+// CheckSteering reads the geolocation database of a configuration's
+// steering section and builds its map, as the node does at start and on
+// reload, for anycastd checkconf; nil when the node would take it.
+func CheckSteering(s config.Steering) error {
+	_, _, err := geoMap(s, time.Time{})
+	return err
+}
+
 // tcpLimits are the TCP limits of the DNS server in a configuration.
 func tcpLimits(l config.Limits) dnsserver.TCPLimits {
 	return dnsserver.TCPLimits{
