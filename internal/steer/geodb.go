@@ -136,6 +136,9 @@ func bucketOf(k geoKey, v4 bool) int {
 // address: the ranges that start in bucket b are t[i[b]:i[b+1]], so that
 // a lookup searches a few ranges instead of all of them.
 func buckets(t []geoSpan, v4 bool) []uint32 {
+	if len(t) == 0 {
+		return nil // lookupSpan never reads the index of an empty table
+	}
 	idx := make([]uint32, 0, 1<<16+1)
 	n := 0
 	for b := range 1<<16 + 1 {
