@@ -352,3 +352,33 @@ func TestSteeredCost(t *testing.T) {
 		}
 	}
 }
+
+// TestSteeredByDatabase: a geo pool without its own map steers clients by
+// the geolocation database of the node's map (steerHandlerDB): a client
+// the database puts in eu and one it puts in us get their region's
+// endpoint, with the scope the database's range gives.
+func TestSteeredByDatabase(t *testing.T) {
+	h := steerHandlerDB(t)
+	geo := h.Settings().Steer.State().Geo
+	w := h.NewWorker()
+	found := map[string]bool{}
+	for i := 0; i < 1000 && len(found) < 2; i++ {
+		a := [4]byte{2, byte(i >> 8), byte(i), 0}
+		region, scope, ok := geo.Lookup(steer.NewClient(netip.AddrFrom4(a), 24, true))
+		if !ok || (region != "eu" && region != "us") || found[region] {
+			continue
+		}
+		found[region] = true
+		want := map[string]string{"eu": "192.0.2.10", "us": "192.0.2.20"}[region]
+		resp := answer(w, steerQuery(t, "geo.example.com.", dns.TypeA, ecsData(1, 24, 0, a[:3]...)), UDP)
+		if _, rrs := answerRRs(t, resp); len(rrs) != 1 || !strings.HasSuffix(rrs[0], want) {
+			t.Errorf("%v/24 (%s): %v, want %s", a, region, rrs, want)
+		}
+		if ecs, _ := echoedECS(t, resp); len(ecs) < 4 || ecs[3] != scope {
+			t.Errorf("%v/24 (%s): ECS %v, want scope %d", a, region, ecs, scope)
+		}
+	}
+	if len(found) != 2 {
+		t.Fatalf("no client in eu and us among 1,000: %v", found)
+	}
+}
