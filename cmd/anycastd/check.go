@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/role/node"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -235,6 +236,15 @@ func runCheckconf(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, w := range warnings {
 		_, _ = fmt.Fprintln(stderr, "warning: "+w)
+	}
+	if n, ok := cfg.(*config.Node); ok {
+		// The node reads its geolocation database at start and on
+		// SIGHUP; a file it cannot read fails the check as it would fail
+		// the start or the reload.
+		if err := node.CheckSteering(n.Steering); err != nil {
+			_, _ = fmt.Fprintf(stderr, "%s: %v\n", path, err)
+			return &exitError{exitInvalid}
+		}
 	}
 	if n, ok := cfg.(*config.Node); ok && *zones {
 		failed := 0

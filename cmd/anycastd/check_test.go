@@ -40,6 +40,7 @@ func TestCheckconf(t *testing.T) {
 		{"node-zones", []string{"-zones", conf + "node.yaml"}, 0},
 		{"node-zones-bad", []string{"-role", "node", "-zones", conf + "node-badzone.yaml"}, 1},
 		{"node-bad", []string{conf + "node-bad.yaml"}, 1},
+		{"node-geo-bad", []string{conf + "node-badgeo.yaml"}, 1},
 		{"node-warnings", []string{conf + "node-public.yaml"}, 0},
 		{"node-typo", []string{conf + "node-typo.yaml"}, 1},
 		{"node-as-control", []string{"-role", "control", conf + "node.yaml"}, 1},

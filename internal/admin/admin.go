@@ -78,6 +78,23 @@ type Steering struct {
 	Version   uint64             `json:"version"`
 	Received  time.Time          `json:"received"`
 	Endpoints []SteeringEndpoint `json:"endpoints"`
+	// Geo is the node's own map of client places (its configuration's
+	// steering section); nil without one.
+	Geo *SteeringGeo `json:"geo,omitempty"`
+}
+
+// SteeringGeo is the node's map of client places: PoPs whose Digest is
+// the same place every client alike.
+type SteeringGeo struct {
+	Digest       string    `json:"digest"`
+	Prefixes     int       `json:"prefixes"`                // of steering.regions
+	Ranges       int       `json:"ranges"`                  // the database's networks in regions, as address ranges
+	Database     string    `json:"database,omitempty"`      // the file
+	DatabaseType string    `json:"database_type,omitempty"` // its metadata's, e.g. GeoLite2-Country
+	Built        time.Time `json:"built,omitzero"`          // its build time
+	Networks     int       `json:"networks,omitempty"`      // networks in it
+	Mapped       int       `json:"mapped,omitempty"`        // of which in a region
+	Loaded       time.Time `json:"loaded"`
 }
 
 // SteeringEndpoint is one endpoint of the steering state.

@@ -50,6 +50,8 @@ type Node struct {
 	SecondaryTimers SecondaryTimers
 	// Control is the stream to the control planes (stream.go); nil = none.
 	Control *ControlLink
+	// Steering places the clients of steered answers (steering.go).
+	Steering Steering
 
 	src *source // where the fields came from; nil for a Node built in code
 }
@@ -358,7 +360,8 @@ func (d *decoder) node(top *yaml.Node, n *Node) {
 		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
 		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
 		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
-	}, append(d.secondaryFields(n), d.controlField(n))...))
+	}, append(d.secondaryFields(n), d.controlField(n),
+		field{"steering", func(v *yaml.Node, p string) { d.steering(v, p, &n.Steering) }})...))
 }
 
 func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
@@ -571,6 +574,7 @@ func (n *Node) validate(v *validator) {
 
 	v.secondary(n)
 	v.control(n)
+	v.steering(&n.Steering)
 }
 
 func (v *validator) identity(id *Identity) {

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -65,6 +66,46 @@ func bigPool(t testing.TB) steer.Pool {
 // static A), and a geo map of 198.51.100.0/24 eu, 203.0.113.0/24 us.
 func steerHandler(t testing.TB) *Handler {
 	t.Helper()
+	geo, err := steer.NewGeoMap(map[netip.Prefix]string{
+		netip.MustParsePrefix("198.51.100.0/24"): "eu",
+		netip.MustParsePrefix("203.0.113.0/24"):  "us",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return steerHandlerGeo(t, geo)
+}
+
+// steerHandlerDB is steerHandler whose map also places clients by a
+// geolocation database as large as a country database: 250,000 IPv4
+// networks (/24 from 1.0.0.0 on) and 100,000 IPv6 networks (/40 from
+// 2001::), each in one of five regions at random (few merge, the worst
+// case for the table), so 2.100.7.0/24 is placed by the database.
+func steerHandlerDB(t testing.TB) *Handler {
+	t.Helper()
+	regions := []string{"eu", "us", "ap", "sa", "af"}
+	rng := rand.New(rand.NewPCG(14, 14))
+	db := make([]steer.GeoNetwork, 0, 350000)
+	for i := range 250000 {
+		a := netip.AddrFrom4([4]byte{byte(1 + i>>16), byte(i >> 8), byte(i), 0})
+		db = append(db, steer.GeoNetwork{Prefix: netip.PrefixFrom(a, 24), Region: regions[rng.IntN(len(regions))]})
+	}
+	for i := range 100000 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, byte(i >> 16), byte(i >> 8), byte(i)})
+		db = append(db, steer.GeoNetwork{Prefix: netip.PrefixFrom(a, 40), Region: regions[rng.IntN(len(regions))]})
+	}
+	geo, err := steer.NewGeoMapDB(map[netip.Prefix]string{
+		netip.MustParsePrefix("198.51.100.0/24"): "eu",
+		netip.MustParsePrefix("203.0.113.0/24"):  "us",
+	}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return steerHandlerGeo(t, geo)
+}
+
+func steerHandlerGeo(t testing.TB, geo *steer.GeoMap) *Handler {
+	t.Helper()
 	text := "$ORIGIN example.com.\n$TTL 3600\n" +
 		"@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n" +
 		"www IN A 192.0.2.80\n" +
@@ -80,13 +121,6 @@ func steerHandler(t testing.TB) *Handler {
 		t.Fatal(err)
 	}
 	z, err := zone.Build("example.com.", recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	geo, err := steer.NewGeoMap(map[netip.Prefix]string{
-		netip.MustParsePrefix("198.51.100.0/24"): "eu",
-		netip.MustParsePrefix("203.0.113.0/24"):  "us",
-	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,14 +266,22 @@ func TestSteeredWeightedSplit(t *testing.T) {
 // TestSteeredNoAllocs: a steered answer allocates nothing once its pool
 // is compiled.
 func TestSteeredNoAllocs(t *testing.T) {
-	w := steerHandler(t).NewWorker()
-	for _, q := range [][]byte{
-		steerQuery(t, "svc.example.com.", dns.TypeA, ecsData(1, 24, 0, 198, 51, 100)),
-		steerQuery(t, "geo.example.com.", dns.TypeA, nil),
+	w, wdb := steerHandler(t).NewWorker(), steerHandlerDB(t).NewWorker()
+	for _, q := range []struct {
+		name string
+		w    *Worker
+		p    []byte
+	}{
+		{"weighted", w, steerQuery(t, "svc.example.com.", dns.TypeA, ecsData(1, 24, 0, 198, 51, 100))},
+		{"geo", w, steerQuery(t, "geo.example.com.", dns.TypeA, nil)},
+		{"geo by the database", wdb, steerQuery(t, "geo.example.com.", dns.TypeA, ecsData(1, 24, 0, 2, 100, 7))},
 	} {
-		answer(w, q, UDP)
-		if n := testing.AllocsPerRun(200, func() { answer(w, q, UDP) }); n != 0 {
-			t.Errorf("%v allocations per steered answer", n)
+		m := new(dns.Msg)
+		if err := m.Unpack(answer(q.w, q.p, UDP)); err != nil || len(m.Answer) != 1 {
+			t.Fatalf("%s: %v %v", q.name, err, m)
+		}
+		if n := testing.AllocsPerRun(200, func() { answer(q.w, q.p, UDP) }); n != 0 {
+			t.Errorf("%s: %v allocations per steered answer", q.name, n)
 		}
 	}
 }
@@ -247,16 +289,21 @@ func TestSteeredNoAllocs(t *testing.T) {
 // BenchmarkSteered: a steered answer (weighted, geo) beside an ordinary
 // one from the same zone, with ECS.
 func BenchmarkSteered(b *testing.B) {
-	w := steerHandler(b).NewWorker()
-	eu := ecsData(1, 24, 0, 198, 51, 100)
-	for _, q := range []struct{ name, qname string }{
-		{"ordinary", "www.example.com."}, {"weighted", "svc.example.com."}, {"geo", "geo.example.com."},
+	w, wdb := steerHandler(b).NewWorker(), steerHandlerDB(b).NewWorker()
+	eu, db := ecsData(1, 24, 0, 198, 51, 100), ecsData(1, 24, 0, 2, 100, 7)
+	for _, q := range []struct {
+		name, qname string
+		w           *Worker
+		ecs         []byte
+	}{
+		{"ordinary", "www.example.com.", w, eu}, {"weighted", "svc.example.com.", w, eu}, {"geo", "geo.example.com.", w, eu},
+		{"geo-db", "geo.example.com.", wdb, db},
 	} {
-		p := steerQuery(b, q.qname, dns.TypeA, eu)
+		p := steerQuery(b, q.qname, dns.TypeA, q.ecs)
 		b.Run(q.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if answer(w, p, UDP) == nil {
+				if answer(q.w, p, UDP) == nil {
 					b.Fatal("no answer")
 				}
 			}
@@ -273,19 +320,24 @@ func TestSteeredCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing test")
 	}
-	w := steerHandler(t).NewWorker()
-	eu := ecsData(1, 24, 0, 198, 51, 100)
-	queries := []struct{ name, qname string }{
-		{"ordinary", "www.example.com."}, {"weighted", "svc.example.com."}, {"geo", "geo.example.com."},
+	w, wdb := steerHandler(t).NewWorker(), steerHandlerDB(t).NewWorker()
+	eu, db := ecsData(1, 24, 0, 198, 51, 100), ecsData(1, 24, 0, 2, 100, 7)
+	queries := []struct {
+		name, qname string
+		w           *Worker
+		ecs         []byte
+	}{
+		{"ordinary", "www.example.com.", w, eu}, {"weighted", "svc.example.com.", w, eu}, {"geo", "geo.example.com.", w, eu},
+		{"geo-db", "geo.example.com.", wdb, db}, // placed by a database of 350,000 networks
 	}
 	best := make([]time.Duration, len(queries))
 	const batch = 2000
 	for range 150 {
 		for i, q := range queries {
-			p := steerQuery(t, q.qname, dns.TypeA, eu)
+			p := steerQuery(t, q.qname, dns.TypeA, q.ecs)
 			start := time.Now()
 			for range batch {
-				answer(w, p, UDP)
+				answer(q.w, p, UDP)
 			}
 			if d := time.Since(start) / batch; best[i] == 0 || d < best[i] {
 				best[i] = d
@@ -298,5 +350,35 @@ func TestSteeredCost(t *testing.T) {
 		if ratio > 2 {
 			t.Errorf("%s answer costs %.2f× an ordinary one (at most 2×)", q.name, ratio)
 		}
+	}
+}
+
+// TestSteeredByDatabase: a geo pool without its own map steers clients by
+// the geolocation database of the node's map (steerHandlerDB): a client
+// the database puts in eu and one it puts in us get their region's
+// endpoint, with the scope the database's range gives.
+func TestSteeredByDatabase(t *testing.T) {
+	h := steerHandlerDB(t)
+	geo := h.Settings().Steer.State().Geo
+	w := h.NewWorker()
+	found := map[string]bool{}
+	for i := 0; i < 1000 && len(found) < 2; i++ {
+		a := [4]byte{2, byte(i >> 8), byte(i), 0}
+		region, scope, ok := geo.Lookup(steer.NewClient(netip.AddrFrom4(a), 24, true))
+		if !ok || (region != "eu" && region != "us") || found[region] {
+			continue
+		}
+		found[region] = true
+		want := map[string]string{"eu": "192.0.2.10", "us": "192.0.2.20"}[region]
+		resp := answer(w, steerQuery(t, "geo.example.com.", dns.TypeA, ecsData(1, 24, 0, a[:3]...)), UDP)
+		if _, rrs := answerRRs(t, resp); len(rrs) != 1 || !strings.HasSuffix(rrs[0], want) {
+			t.Errorf("%v/24 (%s): %v, want %s", a, region, rrs, want)
+		}
+		if ecs, _ := echoedECS(t, resp); len(ecs) < 4 || ecs[3] != scope {
+			t.Errorf("%v/24 (%s): ECS %v, want scope %d", a, region, ecs, scope)
+		}
+	}
+	if len(found) != 2 {
+		t.Fatalf("no client in eu and us among 1,000: %v", found)
 	}
 }

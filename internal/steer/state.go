@@ -86,11 +86,20 @@ type State struct {
 	Geo *GeoMap
 }
 
-// GeoMap is an operator's prefix→region map, looked up by longest prefix.
+// GeoMap is an operator's prefix→region map, looked up by longest prefix,
+// and optionally the networks of a geolocation database (NewGeoMapDB) for
+// the clients no prefix of the map holds.
 type GeoMap struct {
 	byLen map[int]map[geoKey]geoEntry
 	lens4 []int // prefix lengths present, longest first
 	lens6 []int
+	// The database's networks as sorted, disjoint ranges of the 16-byte
+	// address space (IPv4 as ::ffff:a.b.c.d), apart from every prefix of
+	// the map, adjacent ranges of one region merged.
+	spans4, spans6   []geoSpan
+	bucket4, bucket6 []uint32 // the ranges by the first 16 bits of their first address (buckets)
+	regions          []string // a span's region by index
+	digest           string
 }
 
 // geoKey is a masked prefix's address as two words: a cheaper map key
@@ -110,6 +119,14 @@ type geoEntry struct {
 // NewGeoMap builds a map from prefix to region. Prefixes must be masked
 // (no host bits) and given once.
 func NewGeoMap(m map[netip.Prefix]string) (*GeoMap, error) {
+	return NewGeoMapDB(m, nil)
+}
+
+// NewGeoMapDB builds a map from prefix to region, as NewGeoMap, that places
+// the clients none of its prefixes holds by the networks of a
+// geolocation database: masked, disjoint (as a MaxMind database's leaves
+// are), each with its region. The prefixes of m win over the networks.
+func NewGeoMapDB(m map[netip.Prefix]string, db []GeoNetwork) (*GeoMap, error) {
 	g := &GeoMap{byLen: map[int]map[geoKey]geoEntry{}}
 	for p, region := range m {
 		if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() {
@@ -136,6 +153,10 @@ func NewGeoMap(m map[netip.Prefix]string) (*GeoMap, error) {
 	slices.Reverse(g.lens4)
 	slices.Sort(g.lens6)
 	slices.Reverse(g.lens6)
+	if err := g.addNetworks(m, db); err != nil {
+		return nil, err
+	}
+	g.digest = g.sum(m)
 	// Mark the prefixes that have a longer one inside.
 	for p := range m {
 		lens, off := g.lens4, 0
@@ -178,6 +199,21 @@ func (g *GeoMap) Lookup(c Client) (region string, scope uint8, ok bool) {
 	if g == nil || !c.Addr.IsValid() {
 		return "", c.Bits, false
 	}
+	if region, scope, ok := g.lookupPrefix(c); ok {
+		return region, scope, true
+	}
+	a := c.Addr.As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	if region, scope, ok := g.lookupSpan(hi, lo, c, c.Addr.Is4()); ok {
+		return region, scope, true
+	}
+	// Neither a prefix nor a range of the database holds c's address: the
+	// same for every address that shares its bits.
+	return "", c.Bits, false
+}
+
+// lookupPrefix is Lookup by the operator's prefixes alone.
+func (g *GeoMap) lookupPrefix(c Client) (region string, scope uint8, ok bool) {
 	lens, off := g.lens4, 0
 	a := c.Addr.As16()
 	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
@@ -201,7 +237,5 @@ func (g *GeoMap) Lookup(c Client) (region string, scope uint8, ok bool) {
 			return e.region, uint8(l), true
 		}
 	}
-	// No prefix holds c's address: the same for every address that
-	// shares its bits.
-	return "", c.Bits, false
+	return "", 0, false
 }

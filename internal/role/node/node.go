@@ -37,6 +37,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/stream"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
@@ -87,6 +88,11 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	}
 	sr := newSteering()
 	settings.Steer = sr.engine
+	geo, geoInfo, err := geoMap(cfg.Steering, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	sr.setGeo(geo, geoInfo)
 	h := dnsserver.NewHandler(settings, stats)
 	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
@@ -288,6 +294,13 @@ func (n *Node) Reload() {
 		if err == nil {
 			s, err = dnsSettings(c, cfg, n.handler.Settings(), n.log)
 		}
+		// The map of client places is built again on every reload, so
+		// that a database replaced in place is read.
+		var geo *steer.GeoMap
+		var geoInfo admin.SteeringGeo
+		if err == nil {
+			geo, geoInfo, err = geoMap(c.Steering, time.Now())
+		}
 		if err != nil {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)
 			n.metrics.Reloads.WithLabelValues("config_error").Inc()
@@ -307,6 +320,11 @@ func (n *Node) Reload() {
 				n.log.Info("dns cookies changed", "enabled", c.Limits.Cookies.Enabled)
 			}
 			n.logAdvice(c)
+			if old := n.steering.geoDigest(); old != geoInfo.Digest {
+				n.log.Info("steering map of client places changed", "digest", geoInfo.Digest, "prefixes", geoInfo.Prefixes,
+					"ranges", geoInfo.Ranges, "database", geoInfo.Database)
+			}
+			n.steering.setGeo(geo, geoInfo)
 			cfg, next = c, &s
 			n.cfg = c
 		}

@@ -5,12 +5,16 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"time"
 
+	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/geodb"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
+	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -66,6 +70,42 @@ func dnsSettings(cfg, prev *config.Node, cur dnsserver.Settings, logger *slog.Lo
 		return s, err
 	}
 	return s, nil
+}
+
+// geoMap is the map of client places of a configuration's steering
+// section: its prefixes and, when it names one, the networks of the
+// geolocation database in the regions it maps them to; nil when the
+// section is empty. The database is read here, whole, and closed: queries
+// look up the map built from it.
+func geoMap(s config.Steering, now time.Time) (*steer.GeoMap, admin.SteeringGeo, error) {
+	info := admin.SteeringGeo{Database: s.GeoDatabase, Loaded: now}
+	if len(s.Regions) == 0 && s.GeoDatabase == "" {
+		return nil, info, nil
+	}
+	var nets []steer.GeoNetwork
+	if s.GeoDatabase != "" {
+		var db geodb.Info
+		var err error
+		nets, db, err = geodb.Load(s.GeoDatabase, geodb.Mapping{Countries: s.Countries, Continents: s.Continents})
+		if err != nil {
+			return nil, info, fmt.Errorf("steering.geo_database: %w", err)
+		}
+		info.DatabaseType, info.Built, info.Networks, info.Mapped = db.Type, db.Built, db.Networks, db.Mapped
+	}
+	g, err := steer.NewGeoMapDB(s.Regions, nets)
+	if err != nil {
+		return nil, info, fmt.Errorf("steering: %s: %w", s.GeoDatabase, err)
+	}
+	info.Digest, info.Prefixes, info.Ranges = g.Digest(), g.Prefixes(), g.Ranges()
+	return g, info, nil
+}
+
+// CheckSteering reads the geolocation database of a configuration's
+// steering section and builds its map, as the node does at start and on
+// reload, for anycastd checkconf; nil when the node would take it.
+func CheckSteering(s config.Steering) error {
+	_, _, err := geoMap(s, time.Time{})
+	return err
 }
 
 // tcpLimits are the TCP limits of the DNS server in a configuration.

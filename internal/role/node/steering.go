@@ -29,6 +29,10 @@ type steering struct {
 	version  uint64
 	received time.Time
 	state    stream.Steering
+	// geo is the node's own map of client places (configuration section
+	// steering), the Geo of every state it gives the engine; nil = none.
+	geo     *steer.GeoMap
+	geoInfo admin.SteeringGeo
 }
 
 func newSteering() *steering { return &steering{engine: steer.NewEngine()} }
@@ -41,9 +45,25 @@ func (s *steering) apply(st stream.Steering, now time.Time) bool {
 	if st.Version <= s.version {
 		return false
 	}
-	s.engine.SetState(stateOf(st))
 	s.version, s.received, s.state = st.Version, now, st
+	s.engine.SetState(s.current())
 	return true
+}
+
+// current is the engine's State of the frame in force and the node's map.
+// Called with mu held.
+func (s *steering) current() *steer.State {
+	out := stateOf(s.state)
+	out.Geo = s.geo
+	return out
+}
+
+// setGeo makes g (nil: none) the map of the engine's states from now on.
+func (s *steering) setGeo(g *steer.GeoMap, info admin.SteeringGeo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.geo, s.geoInfo = g, info
+	s.engine.SetState(s.current())
 }
 
 // stateOf is the engine's State of a steering frame.
@@ -69,6 +89,13 @@ func stateOf(st stream.Steering) *steer.State {
 	return out
 }
 
+// geoDigest is the digest of the node's map ("" without one).
+func (s *steering) geoDigest() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.geo.Digest()
+}
+
 // status is the state in force for the node's status; nil before one.
 func (s *steering) status() *admin.Steering {
 	if s == nil {
@@ -76,10 +103,14 @@ func (s *steering) status() *admin.Steering {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.version == 0 {
+	if s.version == 0 && s.geo == nil {
 		return nil
 	}
 	out := &admin.Steering{Version: s.version, Received: s.received, Endpoints: []admin.SteeringEndpoint{}}
+	if s.geo != nil {
+		info := s.geoInfo
+		out.Geo = &info
+	}
 	for key, e := range s.state.Endpoints {
 		out.Endpoints = append(out.Endpoints, admin.SteeringEndpoint{Endpoint: key, Down: e.Down, Load: e.Load})
 	}
