@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,5 +70,40 @@ func ServeWire(ctx context.Context, cfg WireConfig, logger *slog.Logger, fdA, fd
 		a.Close()
 		return err
 	}
+	if cfg.DelayFile != "" {
+		// SIGUSR1: the link's delay changes (Lab.SetLinkDelay).
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGUSR1)
+		defer signal.Stop(sig)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-sig:
+				}
+				if err := w.reloadDelay(cfg.DelayFile); err != nil {
+					logger.Error("wire delay not changed", "link", cfg.Name, "err", err)
+				}
+			}
+		}()
+	}
 	return w.Run(ctx, a, b)
+}
+
+// reloadDelay sets the delay written in file (a Go duration).
+func (w *Wire) reloadDelay(file string) error {
+	b, err := os.ReadFile(file) //nolint:gosec // the lab's own file, named by its flag
+	if err != nil {
+		return fmt.Errorf("read delay: %w", err)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("delay in %s: %w", file, err)
+	}
+	if err := w.SetDelay(d); err != nil {
+		return err
+	}
+	w.logger.Info("wire delay changed", "delay", d)
+	return nil
 }
