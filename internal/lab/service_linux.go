@@ -54,7 +54,8 @@ type Service struct {
 	load    atomic.Uint64 // float64 bits
 	hits    atomic.Int64
 	srv     *http.Server
-	done    chan error
+	done    chan struct{}
+	err     error // why Serve ended, other than Shutdown
 }
 
 // SetHealthy makes the endpoint's health check pass or fail.
@@ -115,7 +116,7 @@ func (l *Lab) StartServices(specs ...ServiceSpec) (_ []*Service, err error) {
 	var out []*Service
 	defer func() {
 		if err != nil {
-			StopServices(out)
+			err = errors.Join(err, StopServices(out))
 		}
 	}()
 	for _, sp := range specs {
@@ -124,7 +125,7 @@ func (l *Lab) StartServices(specs ...ServiceSpec) (_ []*Service, err error) {
 			if err != nil {
 				return out, err
 			}
-			s := &Service{Name: fmt.Sprintf("%s%d", sp.Region, i+1), Region: sp.Region, Node: n.Name, Addr: addr, done: make(chan error, 1)}
+			s := &Service{Name: fmt.Sprintf("%s%d", sp.Region, i+1), Region: sp.Region, Node: n.Name, Addr: addr, done: make(chan struct{})}
 			s.SetHealthy(true)
 			var ln net.Listener
 			err = inNamespace(namespacePath(n.Namespace), func() error {
@@ -136,21 +137,30 @@ func (l *Lab) StartServices(specs ...ServiceSpec) (_ []*Service, err error) {
 				return out, fmt.Errorf("service endpoint %s on %s in %s: %w", s.Name, addr, n.Name, err)
 			}
 			s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
-			go func() { s.done <- s.srv.Serve(ln) }()
+			go func() {
+				defer close(s.done)
+				if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+					s.err = fmt.Errorf("service endpoint %s: %w", s.Name, err)
+				}
+			}()
 			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
-// StopServices stops the endpoints.
-func StopServices(svcs []*Service) {
+// StopServices stops the endpoints; the error says which had stopped
+// serving before.
+func StopServices(svcs []*Service) error {
+	var errs []error
 	for _, s := range svcs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.srv.Shutdown(ctx)
+		_ = s.srv.Shutdown(ctx) // a request still running after 2 s is cut
 		cancel()
 		<-s.done
+		errs = append(errs, s.err)
 	}
+	return errors.Join(errs...)
 }
 
 // steerAnswer is what one steered query got.

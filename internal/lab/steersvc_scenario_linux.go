@@ -120,6 +120,13 @@ func (l *Lab) serviceScenario(ctx context.Context, name string, o ScenarioOption
 	return r.done(), nil
 }
 
+// stopServices stops the scenario's endpoints, noting a failure.
+func (e *svcEnv) stopServices(svcs []*Service) {
+	if err := StopServices(svcs); err != nil {
+		e.r.notef("%v", err)
+	}
+}
+
 // regionMap places clients by their IPv6 network cut to svcRegionBits:
 // every region with a client.
 func (e *svcEnv) regionMap() map[string]string {
@@ -295,42 +302,70 @@ func fmtLoad(v *float64) string {
 	return fmt.Sprint(*v)
 }
 
-// watch asks every PoP for qname every 20 ms until stop, each on its own
-// goroutine, and returns what each got.
-func watchPoPs(ps []*popAsk, qname string) (stop func() ([][]steerAnswer, error)) {
-	out := make([][]steerAnswer, len(ps))
-	errs := make([]error, len(ps))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
+// popWatch asks every PoP for qname every 20 ms, each on its own
+// goroutine with its own asker, and keeps what each got.
+type popWatch struct {
+	mu   sync.Mutex
+	out  [][]steerAnswer
+	errs []error
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func watchPoPs(ps []*popAsk, qname string) *popWatch {
+	w := &popWatch{out: make([][]steerAnswer, len(ps)), errs: make([]error, len(ps)), done: make(chan struct{})}
 	for i, p := range ps {
-		wg.Add(1)
+		w.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer w.wg.Done()
 			for {
 				select {
-				case <-done:
+				case <-w.done:
 					return
 				default:
 				}
 				a, err := p.a.ask(p.dst, qname, netip.Prefix{}, svcAskTimeout)
+				w.mu.Lock()
 				if err != nil {
-					errs[i] = err
+					w.errs[i] = err
+					w.mu.Unlock()
 					return
 				}
-				out[i] = append(out[i], a)
+				w.out[i] = append(w.out[i], a)
+				w.mu.Unlock()
 				select {
-				case <-done:
+				case <-w.done:
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
 		}()
 	}
-	return func() ([][]steerAnswer, error) {
-		close(done)
-		wg.Wait()
-		return out, errors.Join(errs...)
+	return w
+}
+
+// followed tells whether every PoP's last answer, sent at since or later,
+// satisfies ok.
+func (w *popWatch) followed(since time.Time, ok func(steerAnswer) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, as := range w.out {
+		if len(as) == 0 {
+			return false
+		}
+		a := as[len(as)-1]
+		if a.sent.Before(since) || !ok(a) {
+			return false
+		}
 	}
+	return true
+}
+
+// stop ends the watch and returns what each PoP answered.
+func (w *popWatch) stop() ([][]steerAnswer, error) {
+	close(w.done)
+	w.wg.Wait()
+	return w.out, errors.Join(w.errs...)
 }
 
 // eventOutcome is what one PoP's answers show around an event from t0 to
@@ -338,14 +373,13 @@ func watchPoPs(ps []*popAsk, qname string) (stop func() ([][]steerAnswer, error)
 // answers after that did not (flaps), and when the first answer came after
 // t1 that is as before (isOld).
 type eventOutcome struct {
-	queries, lost   int
-	switched        *float64
-	recovered       *float64
-	flaps           int
-	during          string // the last answer of the event
-	before, after   string // the last answer before t0, the last one of all
-	switchedAt      time.Time
-	answersInWindow int
+	queries, lost int
+	switched      *float64
+	recovered     *float64
+	flaps         int
+	during        string // the last answer of the event
+	before, after string // the last answer before t0, the last one of all
+	switchedAt    time.Time
 }
 
 func analyzeEvent(as []steerAnswer, t0, t1 time.Time, isNew, isOld func(steerAnswer) bool) eventOutcome {
@@ -389,40 +423,30 @@ func analyzeEvent(as []steerAnswer, t0, t1 time.Time, isNew, isOld func(steerAns
 // event lasts once every PoP followed it (at most wait after t0).
 func (e *svcEnv) eventRun(ctx context.Context, ps []*popAsk, qname string, isNew func(steerAnswer) bool,
 	inject, restore func(), hold, wait time.Duration) ([][]steerAnswer, time.Time, time.Time, error) {
-	stop := watchPoPs(ps, qname)
+	w := watchPoPs(ps, qname)
 	if err := sleep(ctx, time.Second); err != nil {
-		_, _ = stop()
+		_, _ = w.stop()
 		return nil, time.Time{}, time.Time{}, err
 	}
 	t0 := time.Now()
 	inject()
 	// Until every PoP followed, or wait passed.
-	deadline := t0.Add(wait)
-	for time.Now().Before(deadline) {
-		followed := 0
-		for _, p := range ps {
-			if a, err := p.a.ask(p.dst, qname, netip.Prefix{}, svcAskTimeout); err == nil && isNew(a) {
-				followed++
-			}
-		}
-		if followed == len(ps) {
-			break
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+	for deadline := t0.Add(wait); time.Now().Before(deadline) && !w.followed(t0, isNew); {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			restore()
-			_, _ = stop()
+			_, _ = w.stop()
 			return nil, time.Time{}, time.Time{}, err
 		}
 	}
 	if err := sleep(ctx, hold); err != nil {
 		restore()
-		_, _ = stop()
+		_, _ = w.stop()
 		return nil, time.Time{}, time.Time{}, err
 	}
 	t1 := time.Now()
 	restore()
 	err := sleep(ctx, wait)
-	all, serr := stop()
+	all, serr := w.stop()
 	return all, t0, t1, errors.Join(err, serr)
 }
 
@@ -436,7 +460,7 @@ func (e *svcEnv) failover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	tn, err := e.l.plan.node(e.o.Target)
 	if err != nil {
 		return err
@@ -646,7 +670,7 @@ func (e *svcEnv) geo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	qname, del, err := e.setPool(ctx, "geo", steer.Pool{TTL: 5, Policy: []string{steer.PolicyGeo}, Endpoints: endpointsOf(svcs), Regions: e.regionMap()})
 	if err != nil {
 		return err
@@ -753,7 +777,7 @@ func (e *svcEnv) weighted(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	eps := endpointsOf(svcs)
 	eps[0].Weight, eps[1].Weight = weight(70), weight(30)
 	want := map[string]float64{svcs[0].Addr.String(): 0.7, svcs[1].Addr.String(): 0.3}
@@ -867,7 +891,7 @@ func (e *svcEnv) leastLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	const low, other, high = 10, 40, 90
 	hot, cool := svcs[0], svcs[1]
 	hot.SetLoad(low)
@@ -944,7 +968,7 @@ func (e *svcEnv) consistent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	eps := endpointsOf(svcs)
 	for i := range eps {
 		eps[i].Weight = weight(uint32(1 + 2*(i%2)))
@@ -1105,7 +1129,7 @@ func (e *svcEnv) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer StopServices(svcs)
+	defer e.stopServices(svcs)
 	ab, err := e.l.LinkDelay("A", "B")
 	if err != nil {
 		return err
@@ -1139,13 +1163,13 @@ func (e *svcEnv) latency(ctx context.Context) error {
 	prev := map[string]string{}
 	for pi, ph := range phases {
 		phase := fmt.Sprintf("A-B %s, B-C %s", ph.ab, ph.bc)
-		var t0 time.Time
+		// The time of the change: setDelays checks it with a ping after.
+		t0 := time.Now()
 		if pi > 0 {
 			if err := e.setDelays(ctx, ph.ab, ph.bc); err != nil {
 				return err
 			}
 		}
-		t0 = time.Now()
 		// Wait until the monitors' RTTs agree with the links and every
 		// client's answer follows, at every PoP.
 		wait := 30 * time.Second

@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,21 +87,4 @@ func ServeWire(ctx context.Context, cfg WireConfig, logger *slog.Logger, fdA, fd
 		}()
 	}
 	return w.Run(ctx, a, b)
-}
-
-// reloadDelay sets the delay written in file (a Go duration).
-func (w *Wire) reloadDelay(file string) error {
-	b, err := os.ReadFile(file) //nolint:gosec // the lab's own file, named by its flag
-	if err != nil {
-		return fmt.Errorf("read delay: %w", err)
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("delay in %s: %w", file, err)
-	}
-	if err := w.SetDelay(d); err != nil {
-		return err
-	}
-	w.logger.Info("wire delay changed", "delay", d)
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,23 @@ func (w *Wire) SetDelay(d time.Duration) error {
 		return fmt.Errorf("wire %s: negative delay %s", w.cfg.Name, d)
 	}
 	w.delay.Store(int64(d))
+	return nil
+}
+
+// reloadDelay sets the delay written in file (a Go duration).
+func (w *Wire) reloadDelay(file string) error {
+	b, err := os.ReadFile(file) //nolint:gosec // the lab's own file, named by its flag
+	if err != nil {
+		return fmt.Errorf("read delay: %w", err)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("delay in %s: %w", file, err)
+	}
+	if err := w.SetDelay(d); err != nil {
+		return err
+	}
+	w.logger.Info("wire delay changed", "delay", d)
 	return nil
 }
 
