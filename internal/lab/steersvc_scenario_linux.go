@@ -1120,7 +1120,7 @@ func (e *svcEnv) consistent(ctx context.Context) error {
 // endpoint's RTT from each region; a client gets the endpoint with the
 // lowest RTT from its region. A's clients are next to A's endpoint and C's
 // to C's; B's sit between, and follow the link delays: with A—B 1 ms and
-// B—C 15 ms they get A's endpoint, with A—B 15 ms and B—C 1 ms C's, and
+// B—C 25 ms they get A's endpoint, with A—B 25 ms and B—C 1 ms C's, and
 // back. Every client is asked over IPv6 (placed by its /48) at every PoP's
 // unicast address; the expected endpoint is the lowest monitor RTT from
 // its region, which must also be the lowest path delay of the lab's links.
@@ -1148,7 +1148,7 @@ func (e *svcEnv) latency(ctx context.Context) error {
 			}
 		}
 	}()
-	const near, far = time.Millisecond, 15 * time.Millisecond
+	const near, far = time.Millisecond, 25 * time.Millisecond
 	phases := []struct{ ab, bc time.Duration }{{near, far}, {far, near}, {near, far}}
 	if err := e.setDelays(ctx, phases[0].ab, phases[0].bc); err != nil {
 		return err
@@ -1354,21 +1354,21 @@ func (e *svcEnv) nearestService(node string, svcs []*Service) string {
 	e.l.mu.Lock()
 	dist := e.l.plan.delays(node)
 	e.l.mu.Unlock()
-	best, tie := -1, false
-	for i, s := range svcs {
+	var best *Service
+	var bestD time.Duration
+	tie := false
+	for _, s := range svcs {
 		d, ok := dist[s.Node]
-		if !ok {
-			continue
-		}
 		switch {
-		case best < 0 || d < dist[svcs[best].Node]:
-			best, tie = i, false
-		case d == dist[svcs[best].Node]:
+		case !ok:
+		case best == nil || d < bestD:
+			best, bestD, tie = s, d, false
+		case d == bestD:
 			tie = true
 		}
 	}
-	if best < 0 || tie {
+	if best == nil || tie {
 		return ""
 	}
-	return svcs[best].Addr.String()
+	return best.Addr.String()
 }
