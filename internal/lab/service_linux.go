@@ -67,6 +67,7 @@ func (s *Service) SetLoad(v float64) { s.load.Store(math.Float64bits(v)) }
 // Hits counts the requests the endpoint answered (health and load).
 func (s *Service) Hits() int64 { return s.hits.Load() }
 
+// ServeHTTP answers the health check and the load source.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.hits.Add(1)
 	switch r.URL.Path {

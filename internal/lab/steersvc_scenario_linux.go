@@ -572,13 +572,25 @@ func (e *svcEnv) askMany(ctx context.Context, qs []svcAsk, qname string, n, work
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for k, idx := range groups {
-		jobs := make(chan [2]int)
+	// Every socket first: a failure then leaves no worker behind.
+	askers := map[key][]*dnsAsker{}
+	for k := range groups {
 		for range workers {
 			a, err := e.l.newAsker(k.from, k.v6)
 			if err != nil {
+				for _, as := range askers {
+					for _, a := range as {
+						a.Close()
+					}
+				}
 				return nil, err
 			}
+			askers[k] = append(askers[k], a)
+		}
+	}
+	for k, idx := range groups {
+		jobs := make(chan [2]int)
+		for _, a := range askers[k] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
