@@ -175,6 +175,16 @@ func TestNearestService(t *testing.T) {
 	if got := e.nearestService("B-client", svcs); got != "198.51.100.10" {
 		t.Errorf("B—C slower: B-client's nearest %q, want A's", got)
 	}
+	// B-client's monitor: A's endpoint 1 ms away (one way), C's 15 ms.
+	if !e.rttsFresh("B-client", map[string]float64{"198.51.100.10": 4.1, "198.51.100.138": 62}, svcs) {
+		t.Error("RTTs of 4.1 and 62 ms over paths of 1 and 15 ms one way: not fresh")
+	}
+	if e.rttsFresh("B-client", map[string]float64{"198.51.100.10": 4.1, "198.51.100.138": 7}, svcs) {
+		t.Error("an RTT of 7 ms over a path of 15 ms one way (measured before the change): fresh")
+	}
+	if e.rttsFresh("B-client", map[string]float64{"198.51.100.10": 4.1}, svcs) {
+		t.Error("an endpoint without RTT: fresh")
+	}
 	if got := lowestOf(map[string]float64{"a": 3, "b": 1.5, "c": 9}); got != "b" {
 		t.Errorf("lowestOf = %q", got)
 	}

@@ -1203,7 +1203,7 @@ func (e *svcEnv) latency(ctx context.Context) error {
 				byRTT := lowestOf(rtts[c.Region])
 				byPath := e.nearestService(c.Name, svcs)
 				want[c.Name] = byRTT
-				agree = agree && byRTT == byPath
+				agree = agree && byRTT == byPath && e.rttsFresh(c.Name, rtts[c.Region], svcs)
 			}
 			if agree {
 				for _, c := range clients {
@@ -1347,6 +1347,23 @@ func (e *svcEnv) endpointRTTs(ctx context.Context, qname string) (map[string]map
 		}
 	}
 	return out, nil
+}
+
+// rttsFresh tells whether the monitor at node has an RTT to every
+// service of at least the round trip of the path to it: an HTTP check
+// takes one round trip at least, so an RTT under it was measured before
+// the link delays changed.
+func (e *svcEnv) rttsFresh(node string, rtt map[string]float64, svcs []*Service) bool {
+	e.l.mu.Lock()
+	dist := e.l.plan.delays(node)
+	e.l.mu.Unlock()
+	for _, s := range svcs {
+		v, ok := rtt[s.Addr.String()]
+		if !ok || time.Duration(v*float64(time.Millisecond)) < 2*dist[s.Node] {
+			return false
+		}
+	}
+	return true
 }
 
 // lowestOf is the key with the lowest value ("" for none).
