@@ -49,6 +49,8 @@ func main() {
 const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
 scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage,
            gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels)
+           steer-failover, steer-geo, steer-latency, steer-weighted, steer-least-load, steer-consistent
+           (service endpoints steered by a pool; on the steering topology too)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -223,10 +225,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		delay := fs.Duration("delay", 0, "one-way delay")
 		loss := fs.Float64("loss", 0, "loss probability")
 		seed := fs.Uint64("seed", 0, "loss generator seed")
+		delayFile := fs.String("delay-file", "", "file with a new delay, read on SIGUSR1")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return lab.ServeWire(ctx, lab.WireConfig{Name: *name, Delay: *delay, Loss: *loss, Seed: *seed}, logger(), 3, 4)
+		return lab.ServeWire(ctx, lab.WireConfig{Name: *name, Delay: *delay, Loss: *loss, Seed: *seed, DelayFile: *delayFile}, logger(), 3, 4)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}

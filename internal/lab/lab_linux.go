@@ -537,7 +537,8 @@ func (l *Lab) createWiredLink(k *Link) (err error) {
 		"-name", k.Name,
 		"-delay", k.Spec.Delay.String(),
 		"-loss", strconv.FormatFloat(k.Spec.Loss, 'g', -1, 64),
-		"-seed", strconv.FormatUint(cfg.Seed, 10))
+		"-seed", strconv.FormatUint(cfg.Seed, 10),
+		"-delay-file", l.delayFile(k))
 	cmd := exec.Command(l.opts.WireCommand[0], args...)
 	cmd.ExtraFiles = []*os.File{fa, fb}
 	rec, err := startRecorded(cmd, "wire "+k.Name, "wire", "", filepath.Join(l.Dir, "wire-"+k.Name+".log"))

@@ -66,6 +66,7 @@ func wireMain(args []string) int {
 	delay := fs.Duration("delay", 0, "")
 	loss := fs.Float64("loss", 0, "")
 	seed := fs.Uint64("seed", 0, "")
+	delayFile := fs.String("delay-file", "", "")
 	if len(args) > 0 && args[0] == "wire" {
 		args = args[1:]
 	}
@@ -75,7 +76,7 @@ func wireMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := ServeWire(ctx, WireConfig{Name: *name, Delay: *delay, Loss: *loss, Seed: *seed}, logger, 3, 4); err != nil {
+	if err := ServeWire(ctx, WireConfig{Name: *name, Delay: *delay, Loss: *loss, Seed: *seed, DelayFile: *delayFile}, logger, 3, 4); err != nil {
 		logger.Error("wire", "err", err)
 		return 1
 	}
@@ -443,6 +444,37 @@ func TestLabWireProcesses(t *testing.T) {
 	}
 	if res.Min() < want || res.Min() > 2*want+100*time.Millisecond {
 		t.Errorf("min RTT %s, want within [%s, %s]", res.Min(), want, 2*want+100*time.Millisecond)
+	}
+	// The delay of a wire process changes while it runs (SetLinkDelay:
+	// its delay file and SIGUSR1), and back.
+	ab, err := l.LinkDelay("A", "B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetLinkDelay("A", "B", ab+30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * ab) // what was queued under the old delay
+	res, err = l.Ping(ctx, "A-client", c.Addr4, 3, 20*time.Millisecond, 3*time.Second)
+	if err != nil || len(res.RTTs) == 0 {
+		t.Fatalf("ping after SetLinkDelay: %v", err)
+	}
+	if res.Min() < want+60*time.Millisecond {
+		t.Errorf("A—B delay %s → %s: min RTT A-client → C-client %s, want at least %s", ab, ab+30*time.Millisecond, res.Min(), want+60*time.Millisecond)
+	}
+	if err := l.SetLinkDelay("A", "B", ab); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetLinkDelay("A", "C", time.Millisecond); err == nil {
+		t.Error("SetLinkDelay between A and C, which no link joins: no error")
+	}
+	if pl, err := l.LinkDelay("B", "A"); err != nil || pl != ab {
+		t.Errorf("LinkDelay after restoring: %s, %v; want %s", pl, err, ab)
+	}
+	for _, p := range l.state.Processes {
+		if p.Kind == "wire" && !p.alive() {
+			t.Errorf("%s died", p.Name)
+		}
 	}
 	// Another process attaches and tears down from the state file.
 	a, err := Attach(filepath.Dir(l.Dir), l.ID, nil)

@@ -15,12 +15,14 @@ import (
 
 // Scenarios anycastlab can run, in the order of the usage text.
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
-	"gray-failure", "overload", "monitor-partition", "all-hot"}
+	"gray-failure", "overload", "monitor-partition", "all-hot",
+	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
 // Options.Levels), and run on the steering topology unless told otherwise.
-var SteeringScenarios = []string{"gray-failure", "overload", "monitor-partition", "all-hot"}
+var SteeringScenarios = []string{"gray-failure", "overload", "monitor-partition", "all-hot",
+	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent"}
 
 // Line is one client's outcome in a scenario: one JSON object per line
 // with -json. Fields that do not apply to a scenario are left out, except
@@ -148,7 +150,10 @@ type Result struct {
 	Lines []Line
 	// Outage holds the control-outage scenario's lines (one per PoP), in
 	// place of Lines.
-	Outage   []OutageLine
+	Outage []OutageLine
+	// Service holds the service-steering scenarios' lines (ServiceLine),
+	// in place of Lines.
+	Service  []ServiceLine
 	Duration time.Duration
 }
 
@@ -165,6 +170,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		}
 	}
 	for _, l := range r.Outage {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	for _, l := range r.Service {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
@@ -277,6 +287,8 @@ func (r *Result) WriteTable(out io.Writer) error {
 			printf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s / %s\t\n", l.Client, mon, orDash(l.PoPBefore), orDash(l.PoPAfter), orDash(l.PoP),
 				l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS), orDash(l.Levels), share, fmtMS(l.P95MSBefore), fmtMS(l.P95MSAfter))
 		}
+	case "steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent":
+		writeServiceTable(tw, r.Service)
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {

@@ -140,6 +140,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.monitorPartition(ctx, o)
 	case "all-hot":
 		return l.allHot(ctx, o)
+	case "steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent":
+		return l.serviceScenario(ctx, name, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,6 +67,24 @@ func ServeWire(ctx context.Context, cfg WireConfig, logger *slog.Logger, fdA, fd
 	if err != nil {
 		a.Close()
 		return err
+	}
+	if cfg.DelayFile != "" {
+		// SIGUSR1: the link's delay changes (Lab.SetLinkDelay).
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGUSR1)
+		defer signal.Stop(sig)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-sig:
+				}
+				if err := w.reloadDelay(cfg.DelayFile); err != nil {
+					logger.Error("wire delay not changed", "link", cfg.Name, "err", err)
+				}
+			}
+		}()
 	}
 	return w.Run(ctx, a, b)
 }

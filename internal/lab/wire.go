@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type WireConfig struct {
 	QueueLen int
 	// MTU bounds the packet size (default 1500); reads use MTU+64 bytes.
 	MTU int
+	// DelayFile, when set, holds a new delay (a Go duration) that the
+	// wire of `anycastlab wire` reads on SIGUSR1 (Lab.SetLinkDelay).
+	DelayFile string
 }
 
 // WireStats counts what a wire did, per direction (0: a→b, 1: b→a).
@@ -51,6 +55,9 @@ type Wire struct {
 	logger *slog.Logger
 	pool   sync.Pool
 	stats  [2]struct{ forwarded, lost, overflow, failed atomic.Uint64 }
+	// delay is the one-way delay in force (SetDelay changes it while the
+	// wire runs).
+	delay atomic.Int64
 }
 
 // NewWire checks cfg and returns a wire.
@@ -71,10 +78,42 @@ func NewWire(cfg WireConfig, logger *slog.Logger) (*Wire, error) {
 		return nil, fmt.Errorf("wire %s: queue length %d or mtu %d too small", cfg.Name, cfg.QueueLen, cfg.MTU)
 	}
 	w := &Wire{cfg: cfg, logger: logger.With("component", "wire", "link", cfg.Name)}
+	w.delay.Store(int64(cfg.Delay))
 	size := cfg.MTU + 64
 	w.pool.New = func() any { b := make([]byte, size); return &b }
 	return w, nil
 }
+
+// SetDelay changes the one-way delay of both directions: packets read
+// from now on are due after d. Packets already queued keep their time; a
+// shorter delay thus waits behind them (FIFO), as a re-routed link would.
+func (w *Wire) SetDelay(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("wire %s: negative delay %s", w.cfg.Name, d)
+	}
+	w.delay.Store(int64(d))
+	return nil
+}
+
+// reloadDelay sets the delay written in file (a Go duration).
+func (w *Wire) reloadDelay(file string) error {
+	b, err := os.ReadFile(file) //nolint:gosec // the lab's own file, named by its flag
+	if err != nil {
+		return fmt.Errorf("read delay: %w", err)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("delay in %s: %w", file, err)
+	}
+	if err := w.SetDelay(d); err != nil {
+		return err
+	}
+	w.logger.Info("wire delay changed", "delay", d)
+	return nil
+}
+
+// Delay is the one-way delay in force.
+func (w *Wire) Delay() time.Duration { return time.Duration(w.delay.Load()) }
 
 // Stats returns the counters so far.
 func (w *Wire) Stats() WireStats {
@@ -159,7 +198,7 @@ func (w *Wire) read(ctx context.Context, dir int, src io.Reader, q chan<- packet
 			continue
 		}
 		select {
-		case q <- packet{buf: buf, n: n, due: time.Now().Add(w.cfg.Delay)}:
+		case q <- packet{buf: buf, n: n, due: time.Now().Add(w.Delay())}:
 		default:
 			st.overflow.Add(1)
 			w.pool.Put(buf)
