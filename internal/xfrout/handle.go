@@ -58,7 +58,8 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		return s.headerOnly(raw, dns.RcodeFormatError, resultFormErr, send)
 	}
 	q := &r.msg
-	if q.Opcode != dns.OpcodeQuery {
+	pol := s.pol.Load()
+	if q.Opcode != dns.OpcodeQuery && (q.Opcode != dns.OpcodeUpdate || pol.update == nil) {
 		return s.headerOnly(raw, dns.RcodeNotImplemented, resultNotImp, send)
 	}
 	if len(q.Question) != 1 {
@@ -66,6 +67,9 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	}
 	qt := q.Question[0].Qtype
 	typ := typeLabel(qt)
+	if q.Opcode == dns.OpcodeUpdate {
+		typ = "update"
+	}
 	var err error
 	if r.qwire, err = nameWireAsIs(q.Question[0].Name); err != nil {
 		return s.headerOnly(raw, dns.RcodeFormatError, resultFormErr, send)
@@ -78,7 +82,6 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		}
 	}
 
-	pol := s.pol.Load()
 	r.ring = pol.ring
 	if t := q.IsTsig(); t != nil {
 		req, err := tsig.RequestOf(t)
@@ -91,6 +94,9 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 			return s.tsigError(r, req, tsig.Rcode(err)) == nil
 		}
 		r.tsig, r.key = req, dns.CanonicalName(t.Hdr.Name)
+	}
+	if q.Opcode == dns.OpcodeUpdate {
+		return s.update(ctx, r, pol) == nil
 	}
 	r.node = pol.node(r.key)
 	keyName := r.key
