@@ -74,6 +74,9 @@ func TestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r := resp.msgs[0]; r.Rcode != dns.RcodeNXRrset || r.IsTsig() != nil {
+		t.Errorf("unsigned: %v, want an unsigned NXRRSET (what Update said)", r)
+	}
 	if calls.count() != 3 {
 		t.Fatalf("%d calls, want 3", calls.count())
 	}

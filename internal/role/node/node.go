@@ -37,6 +37,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/stream"
+	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -105,6 +106,9 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.zs = zs
 		h.SetNotify(zs.Notify)
+		// UPDATEs go to the primaries, as the transfers come from them.
+		fwd := &update.Forwarder{Primaries: updatePrimaries(cfg, zs.Names), Log: logger.With("component", "update")}
+		h.SetForward(fwd.Forward)
 		zs.OnChange(func() { n.publish(nil) })
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}
