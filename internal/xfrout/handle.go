@@ -100,7 +100,10 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	}
 	r.node = pol.node(r.key)
 	keyName := r.key
-	if !pol.allowed(src.Addr(), keyName) {
+	// UPDATE clients (nsupdate, certbot) look up the zone's SOA with
+	// their key first: a signed SOA query from a source that may send
+	// UPDATE is answered too.
+	if !pol.allowed(src.Addr(), keyName) && (qt != dns.TypeSOA || keyName == "" || !pol.mayUpdate(src.Addr())) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
 		return s.reply(r, dns.RcodeRefused) == nil

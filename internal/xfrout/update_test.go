@@ -103,6 +103,31 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("%d calls, want still 3", calls.count())
 	}
 
+	// An SOA query signed with a key, from a source that may update but
+	// not transfer, is answered (UPDATE clients look the zone up first);
+	// a transfer is not.
+	resp, err = exchangeTCPFrom(t, netip.MustParseAddr("127.0.0.5"), addr, soaQuery(origin), signB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.msgs[0]; r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !r.Authoritative {
+		t.Errorf("signed SOA query from an update source: %v", r)
+	}
+	resp, err = exchangeTCPFrom(t, netip.MustParseAddr("127.0.0.5"), addr, soaQuery(origin), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.msgs[0]; r.Rcode != dns.RcodeRefused {
+		t.Errorf("unsigned SOA query from an update source: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	resp, err = exchangeTCPFrom(t, netip.MustParseAddr("127.0.0.5"), addr, axfrQuery(origin), signB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.msgs[0]; r.Rcode != dns.RcodeRefused {
+		t.Errorf("AXFR from an update source: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+
 	// Without Update: NOTIMP.
 	_, addr2 := startServer(t, aclConfig(), src)
 	m, _, err = exchangeUDP(t, addr2, updateMsg(), signA)
