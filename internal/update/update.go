@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/miekg/dns"
 
@@ -512,16 +511,4 @@ func result(zoneName string, err error) Result {
 		res.Rcode = dns.RcodeServerFailure
 	}
 	return res
-}
-
-// String names the rules of p, for logs.
-func (p *Policy) String() string {
-	if p == nil {
-		return "none"
-	}
-	var b strings.Builder
-	for k, rs := range p.rules {
-		fmt.Fprintf(&b, "%s:%d ", k, len(rs))
-	}
-	return strings.TrimSpace(b.String())
 }
