@@ -9,7 +9,8 @@
 // grant, a wrong key and failed prerequisites get their rcodes and change
 // nothing. certbot's RFC 2136 plugin (Debian python3-certbot-dns-rfc2136)
 // does an ACME DNS-01 round through its _RFC2136Client, as certbot does
-// around a challenge, against the node.
+// around a challenge, against the node and against the control plane, and
+// is refused a record the policy does not grant.
 //
 // The tests skip when the tools are missing, and fail instead when
 // CI=true. Run them with

@@ -274,38 +274,57 @@ func TestNsupdate(t *testing.T) {
 }
 
 // TestCertbotRFC2136: certbot's RFC 2136 plugin creates and removes the
-// challenge record as certbot does around an ACME DNS-01 validation:
-// its client finds the zone with signed SOA queries and sends the
-// UPDATEs over TCP — here to the node, which forwards them.
+// challenge record as certbot does around an ACME DNS-01 validation: its
+// client finds the zone with signed SOA queries and sends the UPDATEs
+// over TCP — to the node, which forwards them, and to the control plane.
+// A record the policy does not grant is refused.
 func TestCertbotRFC2136(t *testing.T) {
 	python := "/usr/bin/python3"
 	if out, err := exec.Command(python, "-c", "import certbot_dns_rfc2136._internal.dns_rfc2136").CombinedOutput(); err != nil {
 		testkit.Unavailable(t, "certbot's RFC 2136 plugin not importable by %s (install the Debian package python3-certbot-dns-rfc2136): %v %s", python, err, out)
 	}
 	s := start(t)
-	host, port, _ := strings.Cut(s.node, ":")
-	run := func(op, value string) time.Time {
+	// run calls the plugin's client against server: add or del of a TXT
+	// record; it returns when the UPDATE was answered, and the output.
+	run := func(server, op, name, value string) (time.Time, string, error) {
 		t.Helper()
+		host, port, _ := strings.Cut(server, ":")
 		script := fmt.Sprintf(`
 import sys, dns.name
 from certbot_dns_rfc2136._internal.dns_rfc2136 import _RFC2136Client
 c = _RFC2136Client(%q, %s, %q, %q, dns.name.from_text("hmac-sha256."), 5)
 if sys.argv[1] == "add":
-    c.add_txt_record(%q, sys.argv[2], 60)
+    c.add_txt_record(sys.argv[2], sys.argv[3], 60)
 else:
-    c.del_txt_record(%q, sys.argv[2])
-`, host, port, acmeKey, acmeSecret, challenge, challenge)
+    c.del_txt_record(sys.argv[2], sys.argv[3])
+`, host, port, acmeKey, acmeSecret)
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, python, "-c", script, op, value).CombinedOutput()
-		if err != nil {
-			t.Fatalf("certbot plugin %s %s: %v\n%s\nnode:\n%s", op, value, err, out, s.nodeProc.Tail(20))
-		}
-		return time.Now()
+		out, err := exec.CommandContext(ctx, python, "-c", script, op, name, value).CombinedOutput()
+		return time.Now(), string(out), err
 	}
-	const validation = "Zm9vYmFyLXZhbGlkYXRpb24tdG9rZW4tZm9yLWFjbWU"
-	at := run("add", validation)
-	t.Logf("certbot add: served by the node %v after the answer", s.waitTXT(t, challenge, at, validation).Round(time.Microsecond))
-	at = run("del", validation)
-	s.waitTXT(t, challenge, at)
+	must := func(server, op, value string) time.Time {
+		t.Helper()
+		at, out, err := run(server, op, challenge, value)
+		if err != nil {
+			t.Fatalf("certbot plugin %s %s via %s: %v\n%s\ncontrol:\n%s", op, value, server, err, out, s.ctl.Tail(20))
+		}
+		return at
+	}
+	for _, tc := range []struct{ via, server, validation string }{
+		{"the node", s.node, "Zm9vYmFyLXZhbGlkYXRpb24tdG9rZW4tZm9yLWFjbWU"},
+		{"the control plane", s.xfr, "YW5vdGhlci12YWxpZGF0aW9uLXRva2VuLWZvci1hY21l"},
+	} {
+		at := must(tc.server, "add", tc.validation)
+		t.Logf("certbot add through %s: served by the node %v after the answer", tc.via, s.waitTXT(t, challenge, at, tc.validation).Round(time.Microsecond))
+		at = must(tc.server, "del", tc.validation)
+		s.waitTXT(t, challenge, at)
+	}
+	_, out, err := run(s.xfr, "add", "www.example.com.", "not-granted")
+	if err == nil || !strings.Contains(out, "REFUSED") {
+		t.Errorf("certbot add of a record the policy does not grant: %v\n%s\nwant a failure with REFUSED", err, out)
+	}
+	if got, _ := s.txt("www.example.com."); len(got) != 0 {
+		t.Errorf("the node serves %q at www.example.com. after a refused update", got)
+	}
 }
