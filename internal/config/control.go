@@ -82,6 +82,9 @@ type Xfr struct {
 	// Catalog, when set, serves a catalog zone (RFC 9432) listing every
 	// zone, so that nodes pick up new zones by themselves.
 	Catalog *XfrCatalog
+	// Update, when set, accepts DNS UPDATE (RFC 2136) on the transfer
+	// listener (update.go); nil: UPDATE is answered NOTIMP.
+	Update *XfrUpdate
 }
 
 // XfrACL allows AXFR/IXFR from a prefix, signed with Key unless Key is
@@ -276,6 +279,7 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 				})
 			}
 		}},
+		{"update", func(n *yaml.Node, p string) { d.xfrUpdate(n, p, x) }},
 		{"catalog", func(n *yaml.Node, p string) {
 			if isNull(n) {
 				return
@@ -535,6 +539,7 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 		}
 		checkKey(p+".key", t.Key)
 	}
+	v.xfrUpdate(x, keys)
 	if x.Catalog != nil && x.Catalog.Zone == "" && !v.bad("xfr.catalog.zone") {
 		v.add("xfr.catalog.zone", "required (for example catalog.invalid.)")
 	}
@@ -546,6 +551,7 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 			{"allow_transfer", len(x.AllowTransfer) > 0},
 			{"notify", len(x.Notify) > 0},
 			{"catalog", x.Catalog != nil},
+			{"update", x.Update != nil},
 		} {
 			if f.set {
 				v.add("xfr.listen", "required when xfr.%s is set", f.name)

@@ -68,6 +68,9 @@ func TestControlGood(t *testing.T) {
 					{Addr: addrPort("[2001:db8::10]:5353")},
 				},
 				Catalog: &config.XfrCatalog{Zone: "catalog.invalid."},
+				Update: &config.XfrUpdate{From: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Policy: []config.UpdateRule{
+					{Key: "xfr-key.", Zones: []string{"example.com."}, Match: "subdomain", Name: "_acme-challenge.example.com.", Types: []uint16{16}},
+				}},
 			},
 			SerialPolicy: "date",
 			JournalLimit: 50,

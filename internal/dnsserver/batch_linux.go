@@ -106,6 +106,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 		return err
 	}
 	w := s.h.NewWorker()
+	w.setUDP(u)
 	for {
 		for i := range b.in {
 			b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6

@@ -8,6 +8,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -80,6 +81,7 @@ type Worker struct {
 	local     *workerStats
 	src       steer.Source  // the client of the query being handled, for steering
 	steer     *steer.Engine // the engine w.ans steers with
+	udp       *net.UDPConn  // the socket the worker reads; nil for TCP
 	// q is the query being handled. It lives here rather than on Handle's
 	// stack so that a query resets a few fields instead of zeroing the
 	// whole struct (240 bytes, 5% of a query's time in BenchmarkHandle).
@@ -200,6 +202,9 @@ type Outcome struct {
 	// SourceExempt tells that the source was in an exempt prefix of the
 	// per-source limit.
 	SourceExempt bool
+	// Forwarded tells that the message, an UPDATE received over UDP, is
+	// being forwarded: its answer is sent when it comes (no answer now).
+	Forwarded bool
 }
 
 // reset readies q for a new query answered from rt: every field that a
@@ -279,7 +284,7 @@ func (w *Worker) Handle(req []byte, src netip.AddrPort, t Transport) ([]byte, Ou
 		out.Flags = binary.BigEndian.Uint16(resp[2:])
 	}
 	if w.local != nil {
-		if resp == nil {
+		if resp == nil && !out.Forwarded {
 			w.local.dropped.Add(1)
 		} else {
 			w.local.count(t, q.out.Qtype, q.out.Rcode)
@@ -384,6 +389,9 @@ func (w *Worker) handle(p []byte, q *query) []byte {
 	if opcode == dns.OpcodeNotify && rt.notify != nil {
 		q.out.Qtype = dns.TypeSOA
 		return rt.notify(p, q.src)
+	}
+	if opcode == dns.OpcodeUpdate && rt.forward != nil {
+		return w.forward(p, q)
 	}
 	if qd != 1 {
 		return w.header(q, dns.RcodeFormatError, limit, false)

@@ -71,7 +71,8 @@ type NotifyFunc func(req []byte, src netip.AddrPort) []byte
 type Runtime struct {
 	settings Settings
 	zones    *zone.Set
-	notify   NotifyFunc // nil: NOTIFY is NOTIMP
+	notify   NotifyFunc  // nil: NOTIFY is NOTIMP
+	forward  ForwardFunc // nil: UPDATE is NOTIMP
 	steer    *steer.Engine
 	// Derived from settings.
 	maxUDP int
@@ -148,12 +149,14 @@ type Handler struct {
 	rt    atomic.Pointer[Runtime]
 	stats *Stats
 	steer *steer.Engine // when the settings name none
+	// forwards bounds the UPDATEs received over UDP being forwarded.
+	forwards chan struct{}
 }
 
 // NewHandler returns a handler with settings s that answers from an empty
 // zone set until SetZones is called.
 func NewHandler(s Settings, stats *Stats) *Handler {
-	h := &Handler{stats: stats, steer: steer.NewEngine()}
+	h := &Handler{stats: stats, steer: steer.NewEngine(), forwards: make(chan struct{}, maxForwards)}
 	rt := &Runtime{settings: s, zones: zone.NewSet()}
 	rt.derive(h.steer)
 	h.rt.Store(rt)

@@ -2,6 +2,7 @@ package xfrout
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -35,6 +36,16 @@ type Config struct {
 	// Catalog is the name of the catalog zone (RFC 9432) listing every
 	// zone of the source; "" = no catalog.
 	Catalog string
+	// Update applies a DNS UPDATE (RFC 2136) whose TSIG verified (key is
+	// its canonical name, "" when unsigned) and returns the rcode of the
+	// answer, which the server signs; nil: UPDATE is answered NOTIMP.
+	// It must be safe for concurrent use.
+	Update UpdateFunc
+	// UpdateFrom are the sources that may send UPDATE (others get
+	// REFUSED, and their TCP connections are accepted only if
+	// AllowTransfer lets them in); empty: any source, every UPDATE still
+	// needing a key Update accepts.
+	UpdateFrom []netip.Prefix
 
 	// MaxConns bounds open TCP connections (128); more are closed at once.
 	MaxConns int
@@ -69,6 +80,9 @@ type Config struct {
 	// Now is the clock of the catalog serial; nil = time.Now.
 	Now func() time.Time
 }
+
+// UpdateFunc applies one UPDATE message (see Config.Update).
+type UpdateFunc func(ctx context.Context, m *dns.Msg, key string, src netip.AddrPort) int
 
 // ACL allows transfers from Prefix, signed with Key unless Key is "".
 type ACL struct {
@@ -139,6 +153,11 @@ func (c *Config) check() (*tsig.Keyring, error) {
 			bad("notify[%d]: invalid address %s", i, t.Addr)
 		}
 		known(fmt.Sprintf("notify[%d]", i), t.Key)
+	}
+	for i, p := range c.UpdateFrom {
+		if !p.IsValid() {
+			bad("update_from[%d]: invalid prefix", i)
+		}
 	}
 	if c.Catalog != "" {
 		if _, err := dns.PackDomainName(dns.CanonicalName(c.Catalog), make([]byte, 256), 0, nil, false); err != nil {

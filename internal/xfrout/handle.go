@@ -58,7 +58,8 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		return s.headerOnly(raw, dns.RcodeFormatError, resultFormErr, send)
 	}
 	q := &r.msg
-	if q.Opcode != dns.OpcodeQuery {
+	pol := s.pol.Load()
+	if q.Opcode != dns.OpcodeQuery && (q.Opcode != dns.OpcodeUpdate || pol.update == nil) {
 		return s.headerOnly(raw, dns.RcodeNotImplemented, resultNotImp, send)
 	}
 	if len(q.Question) != 1 {
@@ -66,6 +67,9 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	}
 	qt := q.Question[0].Qtype
 	typ := typeLabel(qt)
+	if q.Opcode == dns.OpcodeUpdate {
+		typ = "update"
+	}
 	var err error
 	if r.qwire, err = nameWireAsIs(q.Question[0].Name); err != nil {
 		return s.headerOnly(raw, dns.RcodeFormatError, resultFormErr, send)
@@ -78,7 +82,6 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		}
 	}
 
-	pol := s.pol.Load()
 	r.ring = pol.ring
 	if t := q.IsTsig(); t != nil {
 		req, err := tsig.RequestOf(t)
@@ -92,9 +95,15 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 		}
 		r.tsig, r.key = req, dns.CanonicalName(t.Hdr.Name)
 	}
+	if q.Opcode == dns.OpcodeUpdate {
+		return s.update(ctx, r, pol) == nil
+	}
 	r.node = pol.node(r.key)
 	keyName := r.key
-	if !pol.allowed(src.Addr(), keyName) {
+	// UPDATE clients (nsupdate, certbot) look up the zone's SOA with
+	// their key first: a signed SOA query from a source that may send
+	// UPDATE is answered too.
+	if !pol.allowed(src.Addr(), keyName) && (qt != dns.TypeSOA || keyName == "" || !pol.mayUpdate(src.Addr())) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
 		return s.reply(r, dns.RcodeRefused) == nil

@@ -15,9 +15,10 @@ func newMetrics() *metricsSet {
 	return &metricsSet{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "anycastd", Subsystem: "xfrout", Name: "requests_total",
-			Help: "Requests to the transfer server by type (axfr, ixfr, soa, other) and result " +
+			Help: "Requests to the transfer server by type (axfr, ixfr, soa, update, other) and result " +
 				"(ok; ixfr: differences sent; uptodate: the client was current; full: IXFR answered with the whole zone; " +
-				"udp: IXFR over UDP answered with the SOA; refused; notauth; formerr; notimp; failed).",
+				"udp: IXFR over UDP answered with the SOA; refused; notauth; formerr; notimp; failed; " +
+				"prereq: an UPDATE whose prerequisites failed or that named records outside its zone).",
 		}, []string{"type", "result"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "anycastd", Subsystem: "xfrout", Name: "transfer_bytes_total",

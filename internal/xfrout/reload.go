@@ -2,6 +2,7 @@ package xfrout
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/miekg/dns"
 
@@ -15,11 +16,16 @@ type policy struct {
 	ring  *tsig.Keyring
 	allow []ACL
 	nodes map[string]bool // canonical names of the node keys
+	// update applies UPDATEs (nil: NOTIMP), from the sources in
+	// updateFrom (empty: any).
+	update     UpdateFunc
+	updateFrom []netip.Prefix
 }
 
 // newPolicy is the policy of cfg's ACL and node keys.
 func newPolicy(ring *tsig.Keyring, cfg Config) *policy {
-	p := &policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...), nodes: map[string]bool{}}
+	p := &policy{ring: ring, allow: append([]ACL(nil), cfg.AllowTransfer...), nodes: map[string]bool{},
+		update: cfg.Update, updateFrom: append([]netip.Prefix(nil), cfg.UpdateFrom...)}
 	for _, k := range cfg.NodeKeys {
 		p.nodes[dns.CanonicalName(k)] = true
 	}
@@ -30,8 +36,26 @@ func newPolicy(ring *tsig.Keyring, cfg Config) *policy {
 // comes from one of our nodes.
 func (p *policy) node(keyName string) bool { return keyName != "" && p.nodes[keyName] }
 
-// Reconfigure applies the TSIG keys, the transfer ACL and the NOTIFY
-// targets of cfg while the server runs. It checks them first: on an error
+// mayUpdate reports whether addr may send UPDATE.
+func (p *policy) mayUpdate(addr netip.Addr) bool {
+	if p.update == nil {
+		return false
+	}
+	if len(p.updateFrom) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, pr := range p.updateFrom {
+		if pr.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Reconfigure applies the TSIG keys, the transfer ACL, the update
+// function and its sources and the NOTIFY targets of cfg while the server
+// runs. It checks them first: on an error
 // nothing changes. Requests that started keep the keys and ACL they
 // started with. A NOTIFY target whose address and key are unchanged keeps
 // its pending NOTIFYs; a removed one drops them; a new one is sent a

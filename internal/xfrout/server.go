@@ -30,6 +30,10 @@ type Server struct {
 	notify *notifier
 	met    *metricsSet
 	xfrs   chan struct{} // transfers being written
+	// updates bounds the UPDATEs received over UDP being applied: each
+	// runs beside the socket's reader, which goes on answering.
+	updates  chan struct{}
+	updating sync.WaitGroup // the UDP updates being applied; Run waits for them
 
 	ready chan struct{}
 	lis   atomic.Pointer[listen.Listener] // nil until Run has bound the sockets
@@ -51,12 +55,13 @@ func New(cfg Config, src ZoneSource, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("%w: no zone source", ErrConfig)
 	}
 	s := &Server{
-		cfg:   cfg,
-		src:   src,
-		log:   logger.With("component", "xfrout"),
-		met:   newMetrics(),
-		xfrs:  make(chan struct{}, cfg.MaxTransfers),
-		ready: make(chan struct{}),
+		cfg:     cfg,
+		src:     src,
+		log:     logger.With("component", "xfrout"),
+		met:     newMetrics(),
+		xfrs:    make(chan struct{}, cfg.MaxTransfers),
+		updates: make(chan struct{}, maxUDPUpdates),
+		ready:   make(chan struct{}),
 	}
 	if cfg.Catalog != "" {
 		s.cat = newCatalog(cfg.Catalog, cfg.CatalogJournal, cfg.Now)
@@ -89,6 +94,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("xfrout: %w", err)
 	}
 	defer lis.Close()
+	defer s.updating.Wait() // after the readers stopped: no update starts then
 	// One slot per connection up to MaxConns, refused beyond (an
 	// eviction would cut a transfer in progress), and only sources in
 	// allow_transfer get one.
@@ -266,9 +272,13 @@ func (s *Server) changes(ctx context.Context, name string, from uint32) ([]store
 
 // mayConnect reports whether addr is in the prefix of an allow_transfer
 // entry of the current policy (a reload may have changed it), whatever the
-// entry's key.
+// entry's key, or may send UPDATE.
 func (s *Server) mayConnect(addr netip.Addr) bool {
-	for _, a := range s.pol.Load().allow {
+	pol := s.pol.Load()
+	if pol.mayUpdate(addr) {
+		return true
+	}
+	for _, a := range pol.allow {
 		if a.Prefix.Contains(addr) {
 			return true
 		}

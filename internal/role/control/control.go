@@ -1,5 +1,6 @@
 // Package control wires the control plane: the zone store, its REST API and
-// the transfer server (AXFR/IXFR, NOTIFY, catalog zone) of package xfrout.
+// the transfer server (AXFR/IXFR, NOTIFY, catalog zone) of package xfrout,
+// which also takes DNS UPDATE (package update) when xfr.update is set.
 //
 // Start-up order: create the data directory → open the store, which loads
 // every zone into memory → bind the API listener, the metrics listener and
@@ -10,7 +11,8 @@
 // configuration the way the node does: one that fails to load or validate
 // is logged with its file:line and changes nothing; a valid one replaces,
 // at once, the API tokens and body limit, the transfer keys, ACL and
-// NOTIFY targets and the log level. Settings that need their listener or
+// NOTIFY targets, the UPDATE sources and policy (xfr.update) and the log
+// level. Settings that need their listener or
 // the store re-created (data_dir, api.listen, xfr.listen, xfr.catalog,
 // metrics.listen, serial_policy, journal_limit, log.format, stream.*,
 // levels) are logged as needing a restart and keep their running values.
@@ -47,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/anycastdns/anycastdns/internal/api"
@@ -55,6 +58,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -258,7 +262,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	r := lifecycle.New(log)
 	var xfr *xfrout.Server
 	if hasXfr(cfg) {
-		if xfr, err = xfrout.New(xfrConfig(cfg), s, c.log); err != nil {
+		xc, err := c.xfrSettings(cfg, s)
+		if err != nil {
+			return closeAll(fmt.Errorf("control: %w", err))
+		}
+		if xfr, err = xfrout.New(xc, s, c.log); err != nil {
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
 		c.metrics.Registry.MustRegister(xfr.Collectors()...)
@@ -383,7 +391,11 @@ func (c *Control) Reload(ctx context.Context) {
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
 	if srv != nil && hasXfr(nc) {
-		if err := srv.Reconfigure(ctx, xfrConfig(nc)); err != nil {
+		xc, err := c.xfrSettings(nc, s)
+		if err == nil {
+			err = srv.Reconfigure(ctx, xc)
+		}
+		if err != nil {
 			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return
@@ -405,6 +417,23 @@ func (c *Control) Reload(ctx context.Context) {
 	c.metrics.Reloads.WithLabelValues("ok").Inc()
 	log.Info("reloaded", "tokens", len(nc.API.Tokens), "allow_transfer", len(nc.Xfr.AllowTransfer),
 		"notify_targets", len(nc.Xfr.Notify), "tsig_keys", len(nc.Xfr.TSIGKeys), "log_level", nc.Log.Level.String())
+}
+
+// xfrSettings is the transfer server's configuration of cfg with, when
+// xfr.update is set, the UPDATE processing of its policy over s.
+func (c *Control) xfrSettings(cfg *config.Control, s *store.Store) (xfrout.Config, error) {
+	xc := xfrConfig(cfg)
+	if cfg.Xfr.Update == nil {
+		return xc, nil
+	}
+	u, err := update.New(s, updateRules(cfg), c.log)
+	if err != nil {
+		return xc, fmt.Errorf("xfr.update: %w", err)
+	}
+	xc.Update = func(ctx context.Context, m *dns.Msg, key string, src netip.AddrPort) int {
+		return u.Apply(ctx, m, key, src).Rcode
+	}
+	return xc, nil
 }
 
 // restartOnly lists the settings of c that differ from old and that a

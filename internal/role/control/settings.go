@@ -6,6 +6,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
 )
 
@@ -31,12 +32,27 @@ func xfrConfig(c *config.Control) xfrout.Config {
 	if x.Catalog != nil {
 		cfg.Catalog = x.Catalog.Zone
 	}
+	if u := x.Update; u != nil {
+		cfg.UpdateFrom = append(cfg.UpdateFrom, u.From...)
+	}
 	// Our nodes are who holds a stream key: their transfers carry the
 	// pools, a third party's do not.
 	for name := range streamKeys(c) {
 		cfg.NodeKeys = append(cfg.NodeKeys, name)
 	}
 	return cfg
+}
+
+// updateRules are the rules of xfr.update.policy; none without it.
+func updateRules(c *config.Control) []update.Rule {
+	if c.Xfr.Update == nil {
+		return nil
+	}
+	rules := make([]update.Rule, len(c.Xfr.Update.Policy))
+	for i, r := range c.Xfr.Update.Policy {
+		rules[i] = update.Rule{Key: r.Key, Zones: r.Zones, Match: update.Match(r.Match), Name: r.Name, Types: r.Types}
+	}
+	return rules
 }
 
 // apiConfig is the REST API's configuration.

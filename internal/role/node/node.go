@@ -39,6 +39,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/stream"
+	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/zone"
 	"github.com/anycastdns/anycastdns/internal/zonesync"
 )
@@ -112,6 +113,9 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		}
 		n.zs = zs
 		h.SetNotify(zs.Notify)
+		// UPDATEs go to the primaries, as the transfers come from them.
+		fwd := &update.Forwarder{Primaries: updatePrimaries(cfg, zs.Names), Log: logger.With("component", "update")}
+		h.SetForward(fwd.Forward)
 		zs.OnChange(func() { n.publish(nil) })
 		n.metrics.Registry.MustRegister(zs.Collectors()...)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
@@ -190,6 +192,40 @@ func hasSecondaries(cfg *config.Node) bool {
 		}
 	}
 	return false
+}
+
+// updatePrimaries returns where the node forwards a DNS UPDATE for a zone
+// (RFC 2136 §6): the primaries of the secondary zone of that name, or of
+// the catalog for one of its members — those of the configuration the
+// node started with, the ones zonesync transfers from. None for a zone
+// served from a file or not served.
+func updatePrimaries(cfg *config.Node, members func() []string) func(zone string) []netip.AddrPort {
+	addrs := func(ps []config.Primary) []netip.AddrPort {
+		out := make([]netip.AddrPort, len(ps))
+		for i, p := range ps {
+			out[i] = p.Addr
+		}
+		return out
+	}
+	byZone := map[string][]netip.AddrPort{}
+	for _, z := range cfg.Zones {
+		if z.Secondary() {
+			byZone[dns.CanonicalName(z.Name)] = addrs(z.Primaries)
+		}
+	}
+	var catalog []netip.AddrPort
+	if cfg.Catalog != nil {
+		catalog = addrs(cfg.Catalog.Primaries)
+	}
+	return func(zone string) []netip.AddrPort {
+		if p, ok := byZone[zone]; ok {
+			return p
+		}
+		if catalog != nil && slices.Contains(members(), zone) {
+			return catalog
+		}
+		return nil
+	}
 }
 
 // secondaryConfig is the zonesync configuration of a node: its data
