@@ -15,7 +15,7 @@ import (
 
 // Scenarios anycastlab can run, in the order of the usage text.
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
-	"gray-failure", "overload", "monitor-partition", "all-hot"}
+	"gray-failure", "overload", "monitor-partition", "all-hot", "flood"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
@@ -148,7 +148,9 @@ type Result struct {
 	Lines []Line
 	// Outage holds the control-outage scenario's lines (one per PoP), in
 	// place of Lines.
-	Outage   []OutageLine
+	Outage []OutageLine
+	// Flood holds the flood scenario's lines, in place of Lines.
+	Flood    *FloodResult
 	Duration time.Duration
 }
 
@@ -167,6 +169,18 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	for _, l := range r.Outage {
 		if err := enc.Encode(l); err != nil {
 			return err
+		}
+	}
+	if r.Flood != nil {
+		for _, l := range r.Flood.Lines {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+		}
+		for _, l := range r.Flood.PoPs {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -276,6 +290,10 @@ func (r *Result) WriteTable(out io.Writer) error {
 			}
 			printf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s / %s\t\n", l.Client, mon, orDash(l.PoPBefore), orDash(l.PoPAfter), orDash(l.PoP),
 				l.Sent, l.Lost, fmtMS(l.SwitchMS), fmtMS(l.RecoverMS), orDash(l.Levels), share, fmtMS(l.P95MSBefore), fmtMS(l.P95MSAfter))
+		}
+	case "flood":
+		if r.Flood != nil {
+			writeFloodTable(tw, r.Flood)
 		}
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")

@@ -45,6 +45,8 @@ type ScenarioOptions struct {
 	// session does not delay them (see ServeStreams). Empty: in this
 	// process.
 	ProbeCommand []string
+	// Flood tunes the flood scenario (flood.go).
+	Flood FloodOptions
 	// Progress receives the timeline as it happens (default: discarded).
 	Progress io.Writer
 }
@@ -140,6 +142,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.monitorPartition(ctx, o)
 	case "all-hot":
 		return l.allHot(ctx, o)
+	case "flood":
+		return l.flood(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {
