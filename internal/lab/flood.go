@@ -1,14 +1,17 @@
 package lab
 
 import (
+	"bufio"
 	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,9 +199,12 @@ type FloodLine struct {
 	AttackerBytes *int64   `json:"attacker_bytes,omitempty"`
 	VictimBytes   *int64   `json:"victim_bytes,omitempty"`
 	Amplification *float64 `json:"amplification,omitempty"`
-	// AttackAnswers are the answers that came back to the attacker's
-	// sockets (UDP attacks; for tcp-conn the connections it opened).
-	AttackAnswers *int64 `json:"attack_answers,omitempty"`
+	// PoPCounters are what the attacked PoP did during the attack, from
+	// its metrics (popCounters): answers by rcode, drops by reason, TCP
+	// connections refused and evicted; the clients' queries and its own
+	// health checks are among the answers.
+	AttackedPoP string             `json:"attacked_pop,omitempty"`
+	PoPCounters map[string]float64 `json:"pop_counters,omitempty"`
 }
 
 // FloodPoPLine is one PoP's state over the whole flood scenario.
@@ -226,10 +232,11 @@ type FloodResult struct {
 	Lines []FloodLine
 	PoPs  []FloodPoPLine
 	// AttackRegion is where the attacker sits; Absorbed the highest sweep
-	// rate at which its PoP's clients stayed at ≥ 99 % (0: no sweep, or
-	// none).
+	// rate asked for at which its PoP's clients stayed at ≥ 99 % (0: no
+	// sweep, or none), AbsorbedPPS the rate the attacker achieved there.
 	AttackRegion string
 	Absorbed     int
+	AbsorbedPPS  float64
 }
 
 // The targets of the flood scenario (issue #15).
@@ -311,6 +318,13 @@ func writeFloodTable(tw io.Writer, f *FloodResult) {
 		}
 		printf(tw, "%s\t%d\t%.0f\t%s\t%s\t%d/%d\t%s (%s)\t%d/%d\t%s\t\n", attack, l.Rate, l.AttackPPS, l.Client, orDash(l.ServedBy), l.Answered, l.Sent,
 			fmtMS(l.P95MS), fmtMS(l.P95MSNormal), l.TCPAnswered, l.TCPSent, amp)
+	}
+	printf(tw, "\nATTACK\tRATE\tWHAT THE ATTACKED POP DID (its counters during the attack)\t\n")
+	for _, l := range f.Lines {
+		if l.Region != f.AttackRegion || l.PoPCounters == nil {
+			continue
+		}
+		printf(tw, "%s\t%d\t%s: %s\t\n", l.Attack, l.Rate, l.AttackedPoP, fmtCountsF(l.PoPCounters))
 	}
 	printf(tw, "\nPOP\tRSS MB BEFORE\tRSS MB MAX\tANNOUNCED\tNOT ANNOUNCED/SAMPLES\tSTATUS ERRORS\t\n")
 	for _, p := range f.PoPs {
@@ -460,4 +474,62 @@ func (p *plan) routesTowards(region string) ([]floodRoute, error) {
 		out = append(out, floodRoute{Router: n.Name, Via4: end.Addr4, Via6: end.Addr6})
 	}
 	return out, nil
+}
+
+// parseCounters reads the counters popCounters reports from a Prometheus
+// text exposition: anycastd_queries_total summed by rcode
+// ("answered_NXDOMAIN"), anycastd_dropped_total ("dropped"),
+// anycastd_early_drops_total by reason ("early_short"),
+// anycastd_rrl_limited_total by action ("rrl_slip"),
+// anycastd_tcp_refused_total and anycastd_tcp_evicted_total.
+func parseCounters(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		name, labels, _ := strings.Cut(line[:i], "{")
+		label := func(k string) string {
+			for kv := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
+				if key, val, ok := strings.Cut(kv, "="); ok && key == k {
+					return strings.Trim(val, `"`)
+				}
+			}
+			return ""
+		}
+		switch name {
+		case "anycastd_queries_total":
+			out["answered_"+label("rcode")] += v
+		case "anycastd_dropped_total":
+			out["dropped"] += v
+		case "anycastd_early_drops_total":
+			out["early_"+label("reason")] += v
+		case "anycastd_rrl_limited_total":
+			out["rrl_"+label("action")] += v
+		case "anycastd_tcp_refused_total":
+			out["tcp_refused"] += v
+		case "anycastd_tcp_evicted_total":
+			out["tcp_evicted"] += v
+		}
+	}
+	return out, sc.Err()
+}
+
+func fmtCountsF(m map[string]float64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s:%.0f", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }

@@ -10,8 +10,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,13 +199,14 @@ func freebind(network, _ string, c syscall.RawConn) error {
 }
 
 // udpFlood is a bounded UDP flood from sockets in the attacker's namespace.
+// It does not read what comes back (the PoP's counters tell what it did
+// with the flood): the answers fill a small receive buffer and are dropped
+// there.
 type udpFlood struct {
-	conns   []*net.UDPConn
-	readers sync.WaitGroup
-	sent    atomic.Int64
-	bytes   atomic.Int64
-	answers atomic.Int64
-	errs    atomic.Int64
+	conns []*net.UDPConn
+	sent  atomic.Int64
+	bytes atomic.Int64
+	errs  atomic.Int64
 }
 
 // openUDPFlood opens one socket from each source to dst in namespace ns.
@@ -221,26 +224,13 @@ func openUDPFlood(ns string, srcs []netip.AddrPort, dst netip.AddrPort) (*udpFlo
 				return fmt.Errorf("flood socket %s → %s: %w", s, dst, err)
 			}
 			f.conns = append(f.conns, c.(*net.UDPConn))
+			_ = f.conns[len(f.conns)-1].SetReadBuffer(4096)
 		}
 		return nil
 	})
 	if err != nil {
 		f.close()
 		return nil, err
-	}
-	for _, c := range f.conns {
-		f.readers.Go(func() {
-			buf := make([]byte, 65535)
-			for {
-				if _, err := c.Read(buf); err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue // ICMP errors of a connected socket
-				}
-				f.answers.Add(1)
-			}
-		})
 	}
 	return f, nil
 }
@@ -249,41 +239,61 @@ func (f *udpFlood) close() {
 	for _, c := range f.conns {
 		_ = c.Close()
 	}
-	f.readers.Wait()
 }
 
+// floodSenders is how many goroutines send a flood of rate packets a
+// second: one per 25,000, four at most.
+func floodSenders(rate int) int { return min(4, 1+rate/25_000) }
+
 // run sends rate packets a second for d (or until ctx ends), never more
-// than rate × the time elapsed, packet i made by next into buf; the
-// sockets take turns.
-func (f *udpFlood) run(ctx context.Context, rate int, d time.Duration, next func(buf []byte, i int) []byte) {
-	buf := make([]byte, 4096)
-	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	i := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		el := time.Since(start)
-		if el >= d {
-			return
-		}
-		due := int(float64(rate) * el.Seconds())
-		// A sender that fell behind catches up by 10 ms at most.
-		i = max(i, due-rate/100)
-		for ; i < due; i++ {
-			p := next(buf, i)
-			if _, err := f.conns[i%len(f.conns)].Write(p); err != nil {
-				f.errs.Add(1)
-				continue
+// than rate × the time elapsed, from floodSenders goroutines that take the
+// sockets in turn; newNext makes each sender's packet maker, which writes
+// packet i into buf. The senders run at normal priority, not the lab's
+// raised one: the flood is an outsider's traffic, and the sender pays the
+// kernel's cost of carrying each packet to the PoP.
+func (f *udpFlood) run(ctx context.Context, rate int, d time.Duration, newNext func() func(buf []byte, i int) []byte) {
+	k := floodSenders(rate)
+	var wg sync.WaitGroup
+	for w := range k {
+		next := newNext()
+		wg.Go(func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, its priority with it
+			_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 0)
+			buf := make([]byte, 4096)
+			share := rate / k
+			if w < rate%k {
+				share++
 			}
-			f.sent.Add(1)
-			f.bytes.Add(int64(len(p)))
-		}
+			start := time.Now()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			i := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				el := time.Since(start)
+				if el >= d {
+					return
+				}
+				due := int(float64(share) * el.Seconds())
+				// A sender that fell behind catches up by 10 ms at most.
+				i = max(i, due-share/100)
+				for ; i < due; i++ {
+					p := next(buf, i*k+w)
+					if _, err := f.conns[(i*k+w)%len(f.conns)].Write(p); err != nil {
+						f.errs.Add(1)
+						continue
+					}
+					f.sent.Add(1)
+					f.bytes.Add(int64(len(p)))
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // victimCounter counts what arrives at the victim's address.
@@ -619,8 +629,8 @@ type floodPhase struct {
 	rate       int
 	sweep      bool
 	start, end time.Time
-	sent       int64 // attack packets (tcp-conn: connections opened)
-	answers    *int64
+	sent       int64              // attack packets (tcp-conn: connections opened)
+	counters   map[string]float64 // of the attacked PoP, during the attack
 	attackerB  *int64
 	victimB    *int64
 	pps        float64
@@ -717,39 +727,42 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 	}
 	phases[0].end = time.Now()
 
+	attacked := l.NodesByRole(RolePoP)[0].Name
 	attack := func(name string, rate int, d time.Duration, sweep bool) (floodPhase, error) {
 		ph := floodPhase{attack: name, rate: rate, sweep: sweep, start: time.Now()}
+		before, cerr := l.popCounters(ctx, attacked)
+		if cerr != nil {
+			r.notef("%s: counters: %v", attacked, cerr)
+		}
 		switch name {
 		case AttackRandomSubdomain, AttackGarbage:
 			f, err := openUDPFlood(atk.ns, spread, dst6)
 			if err != nil {
 				return ph, err
 			}
-			var next func(buf []byte, i int) []byte
-			if name == AttackRandomSubdomain {
-				q, err := randomSubdomainQuery()
-				if err != nil {
-					f.close()
-					return ph, err
+			q, err := randomSubdomainQuery()
+			if err != nil {
+				f.close()
+				return ph, err
+			}
+			seed := uint64(time.Now().UnixNano())
+			newNext := func() func(buf []byte, i int) []byte {
+				seed++
+				rnd := rand.New(rand.NewPCG(seed, 1))
+				if name == AttackGarbage {
+					return func(buf []byte, i int) []byte { return garbagePacket(buf, i, rnd) }
 				}
-				rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-				next = func(buf []byte, _ int) []byte {
+				return func(buf []byte, _ int) []byte {
 					b := append(buf[:0], q...)
 					fillRandomLabel(b, rnd)
 					return b
 				}
-			} else {
-				rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-				next = func(buf []byte, i int) []byte { return garbagePacket(buf, i, rnd) }
 			}
 			ph.start = time.Now()
-			f.run(ctx, rate, d, next)
+			f.run(ctx, rate, d, newNext)
 			ph.end = time.Now()
-			time.Sleep(200 * time.Millisecond) // the last answers
 			f.close()
 			ph.sent = f.sent.Load()
-			ans := f.answers.Load()
-			ph.answers = &ans
 		case AttackReflection:
 			f, err := openUDPFlood(atk.ns, []netip.AddrPort{victimAddr}, dst4)
 			if err != nil {
@@ -760,19 +773,27 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 				f.close()
 				return ph, err
 			}
-			rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-			before := victim.bytes.Load()
+			seed := uint64(time.Now().UnixNano())
+			newNext := func() func(buf []byte, i int) []byte {
+				seed++
+				rnd := rand.New(rand.NewPCG(seed, 3))
+				return func(buf []byte, _ int) []byte {
+					b := append(buf[:0], q...)
+					b[0], b[1] = byte(rnd.Uint32()), byte(rnd.Uint32())
+					return b
+				}
+			}
+			vb0 := victim.bytes.Load()
 			ph.start = time.Now()
-			f.run(ctx, rate, d, func(buf []byte, _ int) []byte {
-				b := append(buf[:0], q...)
-				b[0], b[1] = byte(rnd.Uint32()), byte(rnd.Uint32())
-				return b
-			})
+			f.run(ctx, rate, d, newNext)
 			ph.end = time.Now()
-			time.Sleep(500 * time.Millisecond) // answers on their way
+			if err := sleep(ctx, 500*time.Millisecond); err != nil { // answers on their way
+				f.close()
+				return ph, err
+			}
 			f.close()
 			ph.sent = f.sent.Load()
-			ab, vb := f.bytes.Load(), victim.bytes.Load()-before
+			ab, vb := f.bytes.Load(), victim.bytes.Load()-vb0
 			ph.attackerB, ph.victimB = &ab, &vb
 		case AttackTCPConn:
 			q, err := probeQuery(qtypeFor(anycast6))
@@ -782,10 +803,17 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			opened, failed, closed := tcpFlood(ctx, atk.ns, srcs, dst6, fo.TCPRate, fo.TCPOpen, d, q)
 			ph.end = time.Now()
 			ph.sent = opened + failed
-			ph.answers = &opened
 			r.notef("tcp-conn: %d connections opened, %d refused or timed out, %d closed by the PoP before the end", opened, failed, closed)
 			rate = fo.TCPRate
 			ph.rate = rate
+		}
+		if after, err := l.popCounters(ctx, attacked); err == nil && cerr == nil {
+			ph.counters = map[string]float64{}
+			for k, v := range after {
+				if d := v - before[k]; d != 0 {
+					ph.counters[k] = d
+				}
+			}
 		}
 		if el := ph.end.Sub(ph.start).Seconds(); el > 0 {
 			ph.pps = math.Round(float64(ph.sent)/el*10) / 10
@@ -853,7 +881,10 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			sent, ans, rtts := phaseStats(all[j], ph)
 			line := FloodLine{Scenario: "flood", Attack: ph.attack, Client: s.Client, Region: n.Region, Sweep: ph.sweep, Rate: ph.rate, AttackPPS: ph.pps,
 				Transport: s.Transport, Sent: sent, Answered: ans, ServedBy: servedBy(all[j], ph),
-				AttackerBytes: ph.attackerB, VictimBytes: ph.victimB, AttackAnswers: ph.answers}
+				AttackerBytes: ph.attackerB, VictimBytes: ph.victimB}
+			if ph.counters != nil {
+				line.AttackedPoP, line.PoPCounters = attacked, ph.counters
+			}
 			if len(rtts) > 0 {
 				line.P95MS = ms(percentile(rtts, 95))
 			}
@@ -882,13 +913,13 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 					ok = ok && ln.Sent > 0 && float64(ln.Answered) >= FloodMinAnsweredAttacked*float64(ln.Sent)
 				}
 			}
-			if ok && i >= sweepFrom {
-				fr.Absorbed = max(fr.Absorbed, ph.rate)
+			if ok && i >= sweepFrom && ph.pps > fr.AbsorbedPPS {
+				fr.Absorbed, fr.AbsorbedPPS = ph.rate, ph.pps
 			}
 		}
 	}
 	if len(fo.Sweep) > 0 {
-		r.notef("highest random-subdomain rate %s-pop absorbed with its clients ≥ 99 %% answered: %d/s (of %v)", atkRegion, fr.Absorbed, fo.Sweep)
+		r.notef("highest random-subdomain rate %s-pop absorbed with its clients ≥ 99 %% answered: %.0f/s sent (%d/s asked; rates tried %v)", atkRegion, fr.AbsorbedPPS, fr.Absorbed, fo.Sweep)
 	}
 	for _, v := range fr.Violations() {
 		r.notef("target missed: %s", v)
@@ -976,4 +1007,30 @@ func (l *Lab) floodReach(ctx context.Context, ns string, src, dst netip.AddrPort
 		return nil
 	}
 	return fmt.Errorf("attacker %s reaches no PoP at %s: %w", src, dst, lastErr)
+}
+
+// popCounters reads a PoP's counters of what it did with the queries it
+// got (its metrics): answers by rcode ("answered_NXDOMAIN"), drops
+// ("dropped", "early_<reason>", "rrl_<action>"), TCP connections refused
+// and evicted.
+func (l *Lab) popCounters(ctx context.Context, pop string) (map[string]float64, error) {
+	n, err := l.plan.node(pop)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+netip.AddrPortFrom(n.Addr4, MetricsPort).String()+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClientIn(n, 2*time.Second).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("metrics of %s: %w", pop, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics of %s: %s", pop, resp.Status)
+	}
+	return parseCounters(resp.Body)
 }
