@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -338,25 +339,118 @@ func (v *victimCounter) close() {
 	<-v.done
 }
 
+// onOutsiderThread runs fn on an OS thread of its own in the namespace at
+// path, at normal priority (not the lab's raised one): the thread of an
+// attacker, whose kernel work (each packet's way to the PoP) must not
+// outrank the lab's daemons. The thread is never handed back to the Go
+// runtime: it ends with fn, its namespace and priority with it.
+func onOutsiderThread(path string, fn func()) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		target, err := netns.GetFromPath(path)
+		if err != nil {
+			errc <- fmt.Errorf("open namespace %s: %w", path, err)
+			return
+		}
+		err = netns.Set(target)
+		_ = target.Close()
+		if err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", path, err)
+			return
+		}
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 0)
+		errc <- nil
+		fn()
+	}()
+	return <-errc
+}
+
 // tcpFlood opens connections at rate a second, at most open of them at
 // once, from the sources in turn to dst, for d: even ones stay idle, odd
 // ones send a query's length and then one byte every 500 ms (slow
-// senders). It returns the connections opened, refused or timed out, and
+// senders). 32 dialers on outsider threads in the attacker's namespace
+// open them. It returns the connections opened, refused or timed out, and
 // closed by the server.
-func tcpFlood(ctx context.Context, ns string, srcs []netip.Addr, dst netip.AddrPort, rate, open int, d time.Duration, query []byte) (opened, failed, closed int64) {
+func tcpFlood(ctx context.Context, ns string, srcs []netip.Addr, dst netip.AddrPort, rate, open int, d time.Duration, query []byte) (opened, failed, closed int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var nOpen atomic.Int64
 	var nOpened, nFailed, nClosed atomic.Int64
 	var wg sync.WaitGroup
-	dials := make(chan struct{}, 64) // dials in flight
 	msg := append([]byte{byte(len(query) >> 8), byte(len(query))}, query...)
+	hold := func(c net.Conn, slow bool) {
+		defer nOpen.Add(-1)
+		defer c.Close()
+		gone := make(chan struct{})
+		go func() {
+			defer close(gone)
+			var b [512]byte
+			for {
+				if _, err := c.Read(b[:]); err != nil {
+					return
+				}
+			}
+		}()
+		var tick <-chan time.Time
+		if slow {
+			t := time.NewTicker(500 * time.Millisecond)
+			defer t.Stop()
+			tick = t.C
+		}
+		for j := 0; ; j++ {
+			select {
+			case <-gone:
+				if ctx.Err() == nil {
+					nClosed.Add(1)
+				}
+				return
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+			if j < len(msg) {
+				_, _ = c.Write(msg[j : j+1])
+			}
+		}
+	}
+	type dialJob struct {
+		src  netip.Addr
+		slow bool
+	}
+	jobs := make(chan dialJob)
+	for range 32 {
+		wg.Add(1)
+		serr := onOutsiderThread(namespacePath(ns), func() {
+			defer wg.Done()
+			for j := range jobs {
+				dctx, dcancel := context.WithTimeout(ctx, time.Second)
+				dl := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(j.src, 0)), Control: freebind}
+				c, err := dl.DialContext(dctx, "tcp", dst.String())
+				dcancel()
+				if err != nil {
+					nOpen.Add(-1)
+					if ctx.Err() == nil {
+						nFailed.Add(1)
+					}
+					continue
+				}
+				nOpened.Add(1)
+				wg.Go(func() { hold(c, j.slow) })
+			}
+		})
+		if serr != nil {
+			wg.Done()
+			err = serr
+			break
+		}
+	}
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	i := 0
 loop:
-	for {
+	for err == nil {
 		select {
 		case <-ctx.Done():
 			break loop
@@ -364,82 +458,20 @@ loop:
 		}
 		due := int(float64(rate) * time.Since(start).Seconds())
 		i = max(i, due-rate/10)
-		for ; i < due; i++ {
-			if nOpen.Load() >= int64(open) {
-				i = due
-				break
-			}
-			select {
-			case dials <- struct{}{}:
-			default:
-				i = due // every dial slot busy: the flood is bounded
-				continue
-			}
-			src := srcs[i%len(srcs)]
-			slow := i%2 == 1
+		for ; i < due && nOpen.Load() < int64(open); i++ {
 			nOpen.Add(1)
-			wg.Go(func() {
-				defer nOpen.Add(-1)
-				var c net.Conn
-				err := inNamespace(namespacePath(ns), func() error {
-					dctx, dcancel := context.WithTimeout(ctx, time.Second)
-					defer dcancel()
-					dl := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Control: freebind}
-					var err error
-					c, err = dl.DialContext(dctx, "tcp", dst.String())
-					return err
-				})
-				<-dials
-				if err != nil {
-					if ctx.Err() == nil {
-						nFailed.Add(1)
-					}
-					return
-				}
-				nOpened.Add(1)
-				defer c.Close()
-				gone := make(chan struct{})
-				go func() {
-					defer close(gone)
-					var b [512]byte
-					for {
-						if _, err := c.Read(b[:]); err != nil {
-							return
-						}
-					}
-				}()
-				if !slow {
-					select {
-					case <-gone:
-						if ctx.Err() == nil {
-							nClosed.Add(1)
-						}
-					case <-ctx.Done():
-					}
-					return
-				}
-				t := time.NewTicker(500 * time.Millisecond)
-				defer t.Stop()
-				for j := 0; ; j++ {
-					select {
-					case <-gone:
-						if ctx.Err() == nil {
-							nClosed.Add(1)
-						}
-						return
-					case <-ctx.Done():
-						return
-					case <-t.C:
-					}
-					if j < len(msg) {
-						_, _ = c.Write(msg[j : j+1])
-					}
-				}
-			})
+			select {
+			case jobs <- dialJob{src: srcs[i%len(srcs)], slow: i%2 == 1}:
+			default:
+				nOpen.Add(-1)
+				i = due // every dialer busy: the flood is bounded
+			}
 		}
+		i = max(i, due)
 	}
+	close(jobs)
 	wg.Wait()
-	return nOpened.Load(), nFailed.Load(), nClosed.Load()
+	return nOpened.Load(), nFailed.Load(), nClosed.Load(), err
 }
 
 // tcpProbes queries the anycast address over TCP from every client every
@@ -800,7 +832,10 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			if err != nil {
 				return ph, err
 			}
-			opened, failed, closed := tcpFlood(ctx, atk.ns, srcs, dst6, fo.TCPRate, fo.TCPOpen, d, q)
+			opened, failed, closed, err := tcpFlood(ctx, atk.ns, srcs, dst6, fo.TCPRate, fo.TCPOpen, d, q)
+			if err != nil {
+				return ph, err
+			}
 			ph.end = time.Now()
 			ph.sent = opened + failed
 			r.notef("tcp-conn: %d connections opened, %d refused or timed out, %d closed by the PoP before the end", opened, failed, closed)
