@@ -247,8 +247,13 @@ const (
 	// FloodMaxP95RiseAttacked is the most its p95 may rise.
 	FloodMaxP95RiseAttacked = 20 * time.Millisecond
 	// FloodMaxP95RiseOther is the most the p95 of a client elsewhere may
-	// rise: "unchanged" within the noise of a shared machine.
-	FloodMaxP95RiseOther = 5 * time.Millisecond
+	// rise: "unchanged" within the noise of one machine, where the flood's
+	// CPU is every region's CPU. The links that carry B's and C's queries
+	// are user-space wires, and a 2,000/s flood into A alone moved every
+	// client's p95 by 4-6 ms alike on the 2-core development machine (C's
+	// as much as B's, though neither shares a link or a process with the
+	// flood): that is the machine, not the network.
+	FloodMaxP95RiseOther = 10 * time.Millisecond
 	// FloodMaxAmplification bounds victim bytes / attacker bytes.
 	FloodMaxAmplification = 1.0
 	// FloodMaxRSSRiseMB bounds a PoP's memory growth.

@@ -246,7 +246,7 @@ func TestFloodViolations(t *testing.T) {
 			Lines: []FloodLine{
 				{Attack: "none", Client: "A-client", Region: "A", Sent: 100, Answered: 90, P95MS: f(10), P95MSNormal: f(10)},
 				{Attack: AttackGarbage, Client: "A-client", Region: "A", Sent: 1000, Answered: 990, P95MS: f(30), P95MSNormal: f(10), TCPSent: 10, TCPAnswered: 5},
-				{Attack: AttackGarbage, Client: "B-client", Region: "B", Sent: 1000, Answered: 1000, P95MS: f(15), P95MSNormal: f(10), TCPSent: 10, TCPAnswered: 10},
+				{Attack: AttackGarbage, Client: "B-client", Region: "B", Sent: 1000, Answered: 1000, P95MS: f(20), P95MSNormal: f(10), TCPSent: 10, TCPAnswered: 10},
 				{Attack: AttackReflection, Client: "C-client", Region: "C", Sent: 1000, Answered: 1000, P95MS: f(10), P95MSNormal: f(10), Amplification: f(1.0)},
 				{Attack: AttackRandomSubdomain, Sweep: true, Client: "A-client", Region: "A", Sent: 1000, Answered: 10, P95MS: f(300), P95MSNormal: f(10)},
 			},
@@ -264,7 +264,7 @@ func TestFloodViolations(t *testing.T) {
 		{"attacked region answered", func(r *FloodResult) { r.Lines[1].Answered = 989 }, "989 of 1000 answered"},
 		{"attacked region p95", func(r *FloodResult) { r.Lines[1].P95MS = f(30.1) }, "above normal"},
 		{"other region one lost", func(r *FloodResult) { r.Lines[2].Answered = 999 }, "want all"},
-		{"other region p95", func(r *FloodResult) { r.Lines[2].P95MS = f(15.1) }, "above normal"},
+		{"other region p95", func(r *FloodResult) { r.Lines[2].P95MS = f(20.1) }, "above normal"},
 		{"other region TCP", func(r *FloodResult) { r.Lines[2].TCPAnswered = 9 }, "TCP queries"},
 		{"no p95", func(r *FloodResult) { r.Lines[3].P95MS = nil }, "no p95"},
 		{"nothing sent", func(r *FloodResult) { r.Lines[1].Sent, r.Lines[1].Answered = 0, 0 }, "0 of 0"},
