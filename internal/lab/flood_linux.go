@@ -780,7 +780,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			seed := uint64(time.Now().UnixNano())
 			newNext := func() func(buf []byte, i int) []byte {
 				seed++
-				rnd := rand.New(rand.NewPCG(seed, 1))
+				rnd := rand.New(rand.NewPCG(seed, 1)) //nolint:gosec // flood payloads, not secrets
 				if name == AttackGarbage {
 					return func(buf []byte, i int) []byte { return garbagePacket(buf, i, rnd) }
 				}
@@ -808,7 +808,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			seed := uint64(time.Now().UnixNano())
 			newNext := func() func(buf []byte, i int) []byte {
 				seed++
-				rnd := rand.New(rand.NewPCG(seed, 3))
+				rnd := rand.New(rand.NewPCG(seed, 3)) //nolint:gosec // flood payloads, not secrets
 				return func(buf []byte, _ int) []byte {
 					b := append(buf[:0], q...)
 					b[0], b[1] = byte(rnd.Uint32()), byte(rnd.Uint32())
