@@ -49,6 +49,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	floodAttacks := fs.String("flood-attacks", "all", "flood: comma-separated attacks to run (random-subdomain, reflection, tcp-conn, garbage)")
 	floodSweep := fs.String("flood-sweep", "", "flood: also sweep random-subdomain over these comma-separated rates (\"2000,5000,10000\"), stopping where A's clients drop below 99 %")
 	floodStep := fs.Duration("flood-sweep-step", 5*time.Second, "flood: how long each rate of the sweep lasts")
+	floodServer := fs.String("flood-server", "anycastd", "flood: the DNS server on every PoP: anycastd, or nsd or knot with their RRL (BIRD then announces for the PoPs)")
 	// "scenario NAME [flags]" as well as "scenario [flags] NAME".
 	var positional []string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -111,7 +112,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if err != nil {
 		return fmt.Errorf("-flood-sweep: %w", err)
 	}
-	fo := lab.FloodOptions{Duration: *floodFor, Rate: *floodRate, TCPRate: *floodTCPRate, TCPOpen: *floodTCPOpen, Attacks: attacks, Sweep: sweep, SweepStep: *floodStep}
+	fo := lab.FloodOptions{Duration: *floodFor, Rate: *floodRate, TCPRate: *floodTCPRate, TCPOpen: *floodTCPOpen, Attacks: attacks, Sweep: sweep, SweepStep: *floodStep, Server: *floodServer}
 	if err := fo.Validate(); err != nil {
 		return err
 	}
@@ -158,6 +159,9 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 			Control:  *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage"),
 			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
+		}
+		if names[0] == "flood" && fo.Server != "anycastd" {
+			lopts.Speakers, lopts.Anycastd = true, ""
 		}
 		if lr.steering {
 			// The monitors report to the control plane, which decides

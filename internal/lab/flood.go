@@ -72,7 +72,16 @@ type FloodOptions struct {
 	// the first rate at which its clients get less than 99 % answered.
 	Sweep     []int
 	SweepStep time.Duration
+	// Server is the DNS server on every PoP: "anycastd" (default, the
+	// lab's nodes), or "nsd" or "knot" with their RRL at the lab's rate
+	// and slip, for comparison; those need a lab with BIRD as the PoPs'
+	// BGP speakers (Options.Speakers), which announce whatever the
+	// server does.
+	Server string
 }
+
+// FloodServers are the servers the flood scenario can put on the PoPs.
+var FloodServers = []string{"anycastd", "nsd", "knot"}
 
 // Bounds of one flood: no option can ask for more.
 const (
@@ -103,6 +112,9 @@ func (f FloodOptions) withDefaults() FloodOptions {
 	if f.SweepStep == 0 {
 		f.SweepStep = 5 * time.Second
 	}
+	if f.Server == "" {
+		f.Server = "anycastd"
+	}
 	return f
 }
 
@@ -121,6 +133,9 @@ func (f FloodOptions) Validate() error {
 		if r < 0 || r > maxFloodRate {
 			errs = append(errs, fmt.Errorf("flood rate %d: want 0 to %d a second", r, maxFloodRate))
 		}
+	}
+	if f.Server != "" && !slices.Contains(FloodServers, f.Server) {
+		errs = append(errs, fmt.Errorf("flood server %q: want one of %s", f.Server, strings.Join(FloodServers, ", ")))
 	}
 	if f.TCPOpen < 0 || f.TCPOpen > maxTCPOpen {
 		errs = append(errs, fmt.Errorf("flood open TCP connections %d: want 0 to %d", f.TCPOpen, maxTCPOpen))
@@ -170,9 +185,11 @@ func ParseRates(s string) ([]int, error) {
 // line with -json. Attack "none" is the baseline before the first attack.
 type FloodLine struct {
 	Scenario string `json:"scenario"`
-	Attack   string `json:"attack"`
-	Client   string `json:"client"`
-	Region   string `json:"region"`
+	// Server is the DNS server the PoPs ran (FloodOptions.Server).
+	Server string `json:"server"`
+	Attack string `json:"attack"`
+	Client string `json:"client"`
+	Region string `json:"region"`
 	// Sweep marks the lines of the rate sweep.
 	Sweep bool `json:"sweep,omitempty"`
 	// Rate is the attack's packets a second as asked (connections a
@@ -210,12 +227,15 @@ type FloodLine struct {
 // FloodPoPLine is one PoP's state over the whole flood scenario.
 type FloodPoPLine struct {
 	Scenario string `json:"scenario"`
+	Server   string `json:"server"`
 	PoP      string `json:"pop"`
-	// RSS of its anycastd before the first attack and the most seen.
+	// RSS of its server (with its child processes) before the first
+	// attack and the most seen.
 	RSSMBBefore float64 `json:"rss_mb_before"`
 	RSSMBMax    float64 `json:"rss_mb_max"`
 	// Announced: every sample of its admin status announced every anycast
-	// prefix, and every sample of its router's BIRD preferred its route.
+	// prefix, and every sample of its router's BIRD preferred its route
+	// (NSD and Knot: the router's BIRD alone, every 250 ms).
 	Announced bool `json:"announced"`
 	// Samples taken (status every 100 ms), those that were not announced,
 	// and what the first of them said.
@@ -324,10 +344,14 @@ func writeFloodTable(tw io.Writer, f *FloodResult) {
 		printf(tw, "%s\t%d\t%.0f\t%s\t%s\t%d/%d\t%s (%s)\t%d/%d\t%s\t\n", attack, l.Rate, l.AttackPPS, l.Client, orDash(l.ServedBy), l.Answered, l.Sent,
 			fmtMS(l.P95MS), fmtMS(l.P95MSNormal), l.TCPAnswered, l.TCPSent, amp)
 	}
-	printf(tw, "\nATTACK\tRATE\tWHAT THE ATTACKED POP DID (its counters during the attack)\t\n")
+	head := false
 	for _, l := range f.Lines {
 		if l.Region != f.AttackRegion || l.PoPCounters == nil {
 			continue
+		}
+		if !head {
+			printf(tw, "\nATTACK\tRATE\tWHAT THE ATTACKED POP DID (its counters during the attack)\t\n")
+			head = true
 		}
 		printf(tw, "%s\t%d\t%s: %s\t\n", l.Attack, l.Rate, l.AttackedPoP, fmtCountsF(l.PoPCounters))
 	}
@@ -537,4 +561,92 @@ func fmtCountsF(m map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s:%.0f", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// nsdFloodConf is NSD's configuration for a PoP of the flood scenario: its
+// addresses, NSID and identity the PoP's name (the probes learn the PoP
+// from NSID), RRL at the lab's rate and slip over /24 and /56 (anycastd's
+// prefixes). NSD cannot exempt a source prefix from RRL, only kinds of
+// answers: positive answers are whitelisted (rrl-whitelist-ratelimit,
+// 2,000 a second per prefix), else the lab's clients, which ask one name
+// 100 times a second, would be limited; NXDOMAIN, errors and ANY keep the
+// lab's 20 a second.
+func nsdFloodConf(dir, pop string, addrs []netip.Addr, zoneFile string) string {
+	q := strconv.Quote
+	var b strings.Builder
+	b.WriteString("server:\n")
+	kv := [][2]string{{"server-count", "2"}}
+	for _, a := range addrs {
+		kv = append(kv, [2]string{"ip-address", a.String()})
+	}
+	kv = append(kv, [][2]string{
+		{"port", strconv.Itoa(DNSPort)},
+		{"username", q("")},
+		{"chroot", q("")},
+		{"zonesdir", q(dir)},
+		{"pidfile", q(dir + "/nsd.pid")},
+		{"database", q("")},
+		{"zonelistfile", q(dir + "/zone.list")},
+		{"xfrdfile", q(dir + "/xfrd.state")},
+		{"xfrdir", q(dir)},
+		{"logfile", q(dir + "/nsd.log")},
+		{"verbosity", "1"},
+		{"identity", q(pop)},
+		{"nsid", q("ascii_" + pop)},
+		{"rrl-ratelimit", strconv.Itoa(LabRRLRate)},
+		{"rrl-slip", strconv.Itoa(LabRRLSlip)},
+		{"rrl-ipv4-prefix-length", "24"},
+		{"rrl-ipv6-prefix-length", "56"},
+		{"rrl-whitelist-ratelimit", "2000"},
+		{"tcp-count", "1024"},
+	}...)
+	for _, e := range kv {
+		fmt.Fprintf(&b, "\t%s: %s\n", e[0], e[1])
+	}
+	b.WriteString("remote-control:\n\tcontrol-enable: no\n")
+	fmt.Fprintf(&b, "zone:\n\tname: %s\n\tzonefile: %s\n\trrl-whitelist: positive\n", q(ZoneName), q(zoneFile))
+	return b.String()
+}
+
+// knotFloodConf is Knot's configuration for a PoP of the flood scenario:
+// its addresses, NSID and identity the PoP's name, mod-rrl at the lab's
+// rate and slip with the lab's exempt prefixes whitelisted (as anycastd
+// exempts them), workers sized by the CPUs.
+func knotFloodConf(dir, pop string, addrs []netip.Addr, zoneFile string, exempt []string) string {
+	var listen, white []string
+	for _, a := range addrs {
+		listen = append(listen, fmt.Sprintf("%s@%d", a, DNSPort))
+	}
+	white = append(white, exempt...)
+	return fmt.Sprintf(`server:
+    rundir: %[1]q
+    pidfile: %[2]q
+    listen: [ %[3]s ]
+    identity: %[4]q
+    nsid: %[4]q
+    tcp-max-clients: 1024
+database:
+    storage: %[1]q
+control:
+    listen: %[5]q
+log:
+  - target: stderr
+    any: warning
+mod-rrl:
+  - id: lab
+    rate-limit: %[6]d
+    slip: %[7]d
+    whitelist: [ %[8]s ]
+template:
+  - id: default
+    storage: %[1]q
+    semantic-checks: off
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    global-module: mod-rrl/lab
+zone:
+  - domain: %[9]q
+    file: %[10]q
+`, dir, dir+"/knot.pid", strings.Join(listen, ", "), pop, dir+"/knot.sock", LabRRLRate, LabRRLSlip, strings.Join(white, ", "), ZoneName, zoneFile)
 }

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -526,6 +528,30 @@ type popWatch struct {
 	stop chan struct{}
 }
 
+// treeRSSMB is the resident set size of a process and its descendants
+// (NSD's server and xfrd processes are children of its main one).
+func treeRSSMB(pid int) (float64, error) {
+	total, err := rssMB(pid)
+	if err != nil {
+		return 0, err
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for f := range strings.FieldsSeq(string(b)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				if r, err := treeRSSMB(child); err == nil {
+					total += r
+				}
+			}
+		}
+	}
+	return total, nil
+}
+
 // rssMB reads a process's resident set size.
 func rssMB(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -545,22 +571,21 @@ func rssMB(pid int) (float64, error) {
 	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
 }
 
-func (l *Lab) watchPoPs(ctx context.Context) (*popWatch, error) {
+// watchPoPs starts the samplers: pids are the servers' processes by PoP;
+// admin says whether they are anycastd nodes with an admin API (else the
+// routers' BIRD alone says whether a PoP is announced, every 250 ms).
+func (l *Lab) watchPoPs(ctx context.Context, server string, pids map[string]int, admin bool) (*popWatch, error) {
 	w := &popWatch{pops: map[string]*FloodPoPLine{}, stop: make(chan struct{})}
 	for _, n := range l.NodesByRole(RolePoP) {
-		p := l.NodeProcess(n.Name)
-		if p == nil {
-			return nil, fmt.Errorf("no anycastd on %s", n.Name)
+		pid, ok := pids[n.Name]
+		if !ok {
+			return nil, fmt.Errorf("no server on %s", n.Name)
 		}
-		rss, err := rssMB(p.PID)
+		rss, err := treeRSSMB(pid)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n.Name, err)
 		}
-		c, err := l.Admin(n.Name)
-		if err != nil {
-			return nil, err
-		}
-		line := &FloodPoPLine{Scenario: "flood", PoP: n.Name, RSSMBBefore: rss, RSSMBMax: rss, Announced: true}
+		line := &FloodPoPLine{Scenario: "flood", Server: server, PoP: n.Name, RSSMBBefore: rss, RSSMBMax: rss, Announced: true}
 		w.pops[n.Name] = line
 		bad := func(why string) {
 			w.mu.Lock()
@@ -570,6 +595,10 @@ func (l *Lab) watchPoPs(ctx context.Context) (*popWatch, error) {
 			if line.FirstProblem == "" {
 				line.FirstProblem = why
 			}
+		}
+		c, err := l.Admin(n.Name)
+		if err != nil {
+			return nil, err
 		}
 		w.wg.Go(func() {
 			t := time.NewTicker(100 * time.Millisecond)
@@ -582,10 +611,13 @@ func (l *Lab) watchPoPs(ctx context.Context) (*popWatch, error) {
 					return
 				case <-t.C:
 				}
-				if rss, err := rssMB(p.PID); err == nil {
+				if rss, err := treeRSSMB(pid); err == nil {
 					w.mu.Lock()
 					line.RSSMBMax = max(line.RSSMBMax, rss)
 					w.mu.Unlock()
+				}
+				if !admin {
+					continue
 				}
 				sctx, cancel := context.WithTimeout(ctx, time.Second)
 				st, err := c.Status(sctx)
@@ -605,10 +637,14 @@ func (l *Lab) watchPoPs(ctx context.Context) (*popWatch, error) {
 			}
 		})
 	}
+	every := time.Second
+	if !admin {
+		every = 250 * time.Millisecond
+	}
 	// The routers: each prefers its own PoP's route while that PoP
 	// announces (what the network sees).
 	w.wg.Go(func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -621,6 +657,13 @@ func (l *Lab) watchPoPs(ctx context.Context) (*popWatch, error) {
 			wrong, err := l.localPreferred(ctx)
 			if err != nil {
 				continue
+			}
+			if !admin {
+				w.mu.Lock()
+				for _, line := range w.pops {
+					line.Samples++
+				}
+				w.mu.Unlock()
 			}
 			for _, why := range wrong {
 				router, _, _ := strings.Cut(why, ":")
@@ -679,8 +722,28 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 	if err := fo.Validate(); err != nil {
 		return nil, err
 	}
-	if err := l.WaitSettled(ctx, 30*time.Second); err != nil {
-		return nil, err
+	isNode := fo.Server == "anycastd"
+	pids := map[string]int{}
+	switch {
+	case isNode && l.opts.Anycastd == "":
+		return nil, ErrNoAnycastd
+	case isNode:
+		if err := l.WaitSettled(ctx, 30*time.Second); err != nil {
+			return nil, err
+		}
+		for _, n := range l.NodesByRole(RolePoP) {
+			if p := l.NodeProcess(n.Name); p != nil {
+				pids[n.Name] = p.PID
+			}
+		}
+	case !l.opts.Speakers:
+		return nil, fmt.Errorf("flood with %s: the lab needs BIRD as the PoPs' BGP speakers (Options.Speakers; anycastlab -flood-server sets it)", fo.Server)
+	default:
+		var err error
+		if pids, err = l.startFloodServers(ctx, fo.Server); err != nil {
+			return nil, err
+		}
+		r.notef("%s on every PoP (RRL %d/s, slip %d), BIRD announcing for it", fo.Server, LabRRLRate, LabRRLSlip)
 	}
 	regions := l.popRegions()
 	if len(regions) < 2 {
@@ -727,7 +790,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 	}
 	defer victim.close()
 
-	watch, err := l.watchPoPs(ctx)
+	watch, err := l.watchPoPs(ctx, fo.Server, pids, isNode)
 	if err != nil {
 		return nil, err
 	}
@@ -762,9 +825,12 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 	attacked := l.NodesByRole(RolePoP)[0].Name
 	attack := func(name string, rate int, d time.Duration, sweep bool) (floodPhase, error) {
 		ph := floodPhase{attack: name, rate: rate, sweep: sweep, start: time.Now()}
-		before, cerr := l.popCounters(ctx, attacked)
-		if cerr != nil {
-			r.notef("%s: counters: %v", attacked, cerr)
+		var before map[string]float64
+		cerr := errors.New("no counters")
+		if isNode {
+			if before, cerr = l.popCounters(ctx, attacked); cerr != nil {
+				r.notef("%s: counters: %v", attacked, cerr)
+			}
 		}
 		switch name {
 		case AttackRandomSubdomain, AttackGarbage:
@@ -842,7 +908,9 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			rate = fo.TCPRate
 			ph.rate = rate
 		}
-		if after, err := l.popCounters(ctx, attacked); err == nil && cerr == nil {
+		if cerr != nil {
+			// no counters: not anycastd, or unreadable
+		} else if after, err := l.popCounters(ctx, attacked); err == nil {
 			ph.counters = map[string]float64{}
 			for k, v := range after {
 				if d := v - before[k]; d != 0 {
@@ -914,7 +982,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 		for j, s := range streams {
 			n, _ := l.plan.node(s.Client)
 			sent, ans, rtts := phaseStats(all[j], ph)
-			line := FloodLine{Scenario: "flood", Attack: ph.attack, Client: s.Client, Region: n.Region, Sweep: ph.sweep, Rate: ph.rate, AttackPPS: ph.pps,
+			line := FloodLine{Scenario: "flood", Server: fo.Server, Attack: ph.attack, Client: s.Client, Region: n.Region, Sweep: ph.sweep, Rate: ph.rate, AttackPPS: ph.pps,
 				Transport: s.Transport, Sent: sent, Answered: ans, ServedBy: servedBy(all[j], ph),
 				AttackerBytes: ph.attackerB, VictimBytes: ph.victimB}
 			if ph.counters != nil {
@@ -960,7 +1028,9 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 		r.notef("target missed: %s", v)
 	}
 	r.res.Flood = fr
-	r.checkSessions(ctx, l, "")
+	if isNode {
+		r.checkSessions(ctx, l, "")
+	}
 	return r.done(), nil
 }
 
@@ -1068,4 +1138,78 @@ func (l *Lab) popCounters(ctx context.Context, pop string) (map[string]float64, 
 		return nil, fmt.Errorf("metrics of %s: %s", pop, resp.Status)
 	}
 	return parseCounters(resp.Body)
+}
+
+// startFloodServers starts server ("nsd", "knot") on every PoP of a lab
+// whose PoPs announce through BIRD, serving the lab's zone on the anycast
+// and the PoP's addresses, and waits until every client is answered by
+// its region's PoP. It returns the servers' PIDs by PoP; Down stops them.
+func (l *Lab) startFloodServers(ctx context.Context, server string) (map[string]int, error) {
+	pids := map[string]int{}
+	zone := filepath.Join(l.Dir, zoneFile)
+	exempt := l.plan.labLimits().Source.Exempt
+	for _, n := range l.NodesByRole(RolePoP) {
+		dir := filepath.Join(l.Dir, n.Name+"."+server)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var addrs []netip.Addr
+		for _, a := range l.plan.topo.Anycast {
+			addrs = append(addrs, a.Addr())
+		}
+		addrs = append(addrs, n.Addrs()...)
+		conf := filepath.Join(dir, server+".conf")
+		var text string
+		var check, argv []string
+		switch server {
+		case "nsd":
+			text = nsdFloodConf(dir, n.Name, addrs, zone)
+			check, argv = []string{"nsd-checkconf", conf}, []string{"nsd", "-d", "-c", conf}
+		case "knot":
+			text = knotFloodConf(dir, n.Name, addrs, zone, exempt)
+			check, argv = []string{"knotc", "-c", conf, "conf-check"}, []string{"knotd", "-c", conf}
+		default:
+			return nil, fmt.Errorf("flood: unknown server %q", server)
+		}
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", conf, err)
+		}
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return nil, fmt.Errorf("flood with %s: %w", server, err)
+		}
+		if _, err := exec.LookPath(check[0]); err == nil {
+			if _, err := run(ctx, check[0], check[1:]...); err != nil {
+				return nil, fmt.Errorf("flood with %s on %s: %w", server, n.Name, err)
+			}
+		}
+		p, err := l.StartProcess(n.Name, argv...)
+		if err != nil {
+			return nil, fmt.Errorf("start %s on %s: %w", server, n.Name, err)
+		}
+		pids[n.Name] = p.PID
+	}
+	anycast, err := l.anycastAddr(false)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range l.clientNames() {
+		n, _ := l.plan.node(c)
+		for {
+			a, err := l.Query(ctx, c, "udp", anycast, 500*time.Millisecond)
+			if err != nil {
+				return nil, err
+			}
+			if a.OK() && a.PoP == nodeName(n.Region, "pop") {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("flood with %s: %s not answered by its region's PoP after 30s (last: %+v)", server, c, a)
+			}
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pids, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -342,5 +343,52 @@ go_goroutines 40
 	}
 	if _, err := parseCounters(strings.NewReader("anycastd_dropped_total x\n")); err == nil {
 		t.Error("a bad value: no error")
+	}
+}
+
+// TestFloodServerConfs checks the NSD and Knot configurations of the
+// flood comparison with the servers' own checkers (skipped when they are
+// not installed) and holds them to the lab's RRL settings.
+func TestFloodServerConfs(t *testing.T) {
+	dir := t.TempDir()
+	zone := dir + "/" + zoneFile
+	if err := os.WriteFile(zone, labZone, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("203.0.113.101")}
+	topo, err := FloodTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exempt := newPlan("t", topo).labLimits().Source.Exempt
+	for _, tc := range []struct {
+		server, conf string
+		check        func(path string) []string
+		want         []string
+	}{
+		{"nsd", nsdFloodConf(dir, "A-pop", addrs, zone), func(p string) []string { return []string{"nsd-checkconf", p} },
+			[]string{"rrl-ratelimit: 20", "rrl-slip: 2", "rrl-ipv6-prefix-length: 56", `nsid: "ascii_A-pop"`, "ip-address: 2001:db8::53", "rrl-whitelist: positive"}},
+		{"knot", knotFloodConf(dir, "A-pop", addrs, zone, exempt), func(p string) []string { return []string{"knotc", "-c", p, "conf-check"} },
+			[]string{"rate-limit: 20", "slip: 2", `nsid: "A-pop"`, "192.0.2.53@53", "198.51.100.0/26", "global-module: mod-rrl/lab"}},
+	} {
+		t.Run(tc.server, func(t *testing.T) {
+			for _, w := range tc.want {
+				if !strings.Contains(tc.conf, w) {
+					t.Errorf("no %q in\n%s", w, tc.conf)
+				}
+			}
+			path := dir + "/" + tc.server + ".conf"
+			if err := os.WriteFile(path, []byte(tc.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			argv := tc.check(path)
+			if _, err := exec.LookPath(argv[0]); err != nil {
+				t.Skipf("%s not installed", argv[0])
+			}
+			out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: %v: %s\n%s", strings.Join(argv, " "), err, out, tc.conf)
+			}
+		})
 	}
 }
