@@ -257,6 +257,10 @@ type FloodResult struct {
 	AttackRegion string
 	Absorbed     int
 	AbsorbedPPS  float64
+	// AbsorbedInTargetPPS is the highest achieved sweep rate at which
+	// the attacked region's clients also kept their p95 within
+	// FloodMaxP95RiseAttacked of normal (the whole target).
+	AbsorbedInTargetPPS float64
 }
 
 // The targets of the flood scenario (issue #15).

@@ -1010,19 +1010,25 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			fr.Lines = append(fr.Lines, line)
 		}
 		if ph.sweep {
-			ok := true
+			ok, inTarget := true, true
 			for _, ln := range fr.Lines[len(fr.Lines)-len(streams):] {
 				if ln.Region == atkRegion {
 					ok = ok && ln.Sent > 0 && float64(ln.Answered) >= FloodMinAnsweredAttacked*float64(ln.Sent)
+					inTarget = inTarget && ln.P95MS != nil && ln.P95MSNormal != nil &&
+						time.Duration((*ln.P95MS-*ln.P95MSNormal)*float64(time.Millisecond)) <= FloodMaxP95RiseAttacked
 				}
 			}
 			if ok && i >= sweepFrom && ph.pps > fr.AbsorbedPPS {
 				fr.Absorbed, fr.AbsorbedPPS = ph.rate, ph.pps
 			}
+			if ok && inTarget && i >= sweepFrom {
+				fr.AbsorbedInTargetPPS = max(fr.AbsorbedInTargetPPS, ph.pps)
+			}
 		}
 	}
 	if len(fo.Sweep) > 0 {
-		r.notef("highest random-subdomain rate %s-pop absorbed with its clients ≥ 99 %% answered: %.0f/s sent (%d/s asked; rates tried %v)", atkRegion, fr.AbsorbedPPS, fr.Absorbed, fo.Sweep)
+		r.notef("highest random-subdomain rate %s-pop absorbed with its clients ≥ 99 %% answered: %.0f/s sent (%d/s asked; rates tried %v); with their p95 also ≤ %s above normal: %.0f/s",
+			atkRegion, fr.AbsorbedPPS, fr.Absorbed, fo.Sweep, FloodMaxP95RiseAttacked, fr.AbsorbedInTargetPPS)
 	}
 	for _, v := range fr.Violations() {
 		r.notef("target missed: %s", v)
