@@ -216,6 +216,10 @@ type FloodLine struct {
 	AttackerBytes *int64   `json:"attacker_bytes,omitempty"`
 	VictimBytes   *int64   `json:"victim_bytes,omitempty"`
 	Amplification *float64 `json:"amplification,omitempty"`
+	// tcp-conn: the attacker's connections opened and those the PoP
+	// closed before the attack ended (evicted, or idle past its timeout).
+	FloodOpened      *int64 `json:"flood_conns_opened,omitempty"`
+	FloodClosedByPoP *int64 `json:"flood_conns_closed_by_pop,omitempty"`
 	// PoPCounters are what the attacked PoP did during the attack, from
 	// its metrics (popCounters): answers by rcode, drops by reason, TCP
 	// connections refused and evicted; the clients' queries and its own

@@ -708,6 +708,8 @@ type floodPhase struct {
 	counters   map[string]float64 // of the attacked PoP, during the attack
 	attackerB  *int64
 	victimB    *int64
+	opened     *int64 // tcp-conn
+	closed     *int64
 	pps        float64
 }
 
@@ -904,6 +906,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			}
 			ph.end = time.Now()
 			ph.sent = opened + failed
+			ph.opened, ph.closed = &opened, &closed
 			r.notef("tcp-conn: %d connections opened, %d refused or timed out, %d closed by the PoP before the end", opened, failed, closed)
 			rate = fo.TCPRate
 			ph.rate = rate
@@ -984,7 +987,7 @@ func (l *Lab) flood(ctx context.Context, o ScenarioOptions) (_ *Result, err erro
 			sent, ans, rtts := phaseStats(all[j], ph)
 			line := FloodLine{Scenario: "flood", Server: fo.Server, Attack: ph.attack, Client: s.Client, Region: n.Region, Sweep: ph.sweep, Rate: ph.rate, AttackPPS: ph.pps,
 				Transport: s.Transport, Sent: sent, Answered: ans, ServedBy: servedBy(all[j], ph),
-				AttackerBytes: ph.attackerB, VictimBytes: ph.victimB}
+				AttackerBytes: ph.attackerB, VictimBytes: ph.victimB, FloodOpened: ph.opened, FloodClosedByPoP: ph.closed}
 			if ph.counters != nil {
 				line.AttackedPoP, line.PoPCounters = attacked, ph.counters
 			}
