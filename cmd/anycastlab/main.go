@@ -48,9 +48,10 @@ func main() {
 
 const usage = `usage: anycastlab up|down|status|rtt|exec|topology|scenario|demo [flags]
 scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propagation, join, control-outage,
-           gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels)
+           gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels),
            steer-failover, steer-geo, steer-latency, steer-weighted, steer-least-load, steer-consistent
-           (service endpoints steered by a pool; on the steering topology too)
+           (service endpoints steered by a pool; on the steering topology too),
+           flood (on the flood topology: an attacker in A, a victim in C)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -42,6 +42,14 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	changes := fs.Int("changes", 100, "record changes the propagation scenario makes through the control plane's API")
 	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join and control-outage)")
 	stream := fs.Bool("stream", true, "with a control plane: the PoPs keep a stream to it (false: NOTIFY and IXFR alone)")
+	floodFor := fs.Duration("flood-duration", 20*time.Second, "flood: how long each attack lasts")
+	floodRate := fs.Int("flood-rate", 10000, "flood: packets a second of each UDP attack")
+	floodTCPRate := fs.Int("flood-tcp-rate", 500, "flood: connections a second of the tcp-conn attack")
+	floodTCPOpen := fs.Int("flood-tcp-open", 2000, "flood: most TCP connections the tcp-conn attack holds open")
+	floodAttacks := fs.String("flood-attacks", "all", "flood: comma-separated attacks to run (random-subdomain, reflection, tcp-conn, garbage)")
+	floodSweep := fs.String("flood-sweep", "", "flood: also sweep random-subdomain over these comma-separated rates (\"2000,5000,10000\"), stopping where A's clients drop below 99 %")
+	floodStep := fs.Duration("flood-sweep-step", 5*time.Second, "flood: how long each rate of the sweep lasts")
+	floodServer := fs.String("flood-server", "anycastd", "flood: the DNS server on every PoP: anycastd, or nsd or knot with their RRL (BIRD then announces for the PoPs)")
 	// "scenario NAME [flags]" as well as "scenario [flags] NAME".
 	var positional []string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -69,6 +77,9 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if *topoFile == "" && steering {
 		topo, err = lab.SteeringTopology()
 	}
+	if *topoFile == "" && names[0] == "flood" {
+		topo, err = lab.FloodTopology()
+	}
 	if err != nil {
 		return err
 	}
@@ -93,8 +104,20 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	if *changes < 1 {
 		return errors.New("-changes: want at least 1")
 	}
+	attacks, err := lab.ParseAttacks(*floodAttacks)
+	if err != nil {
+		return fmt.Errorf("-flood-attacks: %w", err)
+	}
+	sweep, err := lab.ParseRates(*floodSweep)
+	if err != nil {
+		return fmt.Errorf("-flood-sweep: %w", err)
+	}
+	fo := lab.FloodOptions{Duration: *floodFor, Rate: *floodRate, TCPRate: *floodTCPRate, TCPOpen: *floodTCPOpen, Attacks: attacks, Sweep: sweep, SweepStep: *floodStep, Server: *floodServer}
+	if err := fo.Validate(); err != nil {
+		return err
+	}
 	opts := lab.ScenarioOptions{Target: *pop, Rate: *rate, Timeout: *timeout, IPv6: *ipv6, Changes: *changes, Progress: stderr,
-		ProbeCommand: []string{exe, "stream"}}
+		ProbeCommand: []string{exe, "stream"}, Flood: fo}
 	t0 := time.Now()
 	// scale-out compares the routers without and with ECMP: one lab each.
 	variants := []*lab.Topology{topo}
@@ -136,6 +159,9 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 			Control:  *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage"),
 			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
+		}
+		if names[0] == "flood" && fo.Server != "anycastd" {
+			lopts.Speakers, lopts.Anycastd = true, ""
 		}
 		if lr.steering {
 			// The monitors report to the control plane, which decides

@@ -11,7 +11,9 @@
 // withdrawn and its clients move within 2 s (plain anycast loses them), an
 // overloaded PoP is shed a step at a time with no query lost in the move
 // and comes back with at most one level change per hold, and a monitor cut
-// off or every PoP hot moves nothing; and that
+// off or every PoP hot moves nothing; that bounded floods into A-pop (issue
+// #15) leave the clients of B and C untouched and A's answered, with
+// amplification under 1 and every PoP announced; and that
 // anycastlab removes everything it built, also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,

@@ -16,7 +16,7 @@ import (
 // Scenarios anycastlab can run, in the order of the usage text.
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
 	"gray-failure", "overload", "monitor-partition", "all-hot",
-	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent"}
+	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
@@ -153,7 +153,9 @@ type Result struct {
 	Outage []OutageLine
 	// Service holds the service-steering scenarios' lines (ServiceLine),
 	// in place of Lines.
-	Service  []ServiceLine
+	Service []ServiceLine
+	// Flood holds the flood scenario's lines, in place of Lines.
+	Flood    *FloodResult
 	Duration time.Duration
 }
 
@@ -177,6 +179,18 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	for _, l := range r.Service {
 		if err := enc.Encode(l); err != nil {
 			return err
+		}
+	}
+	if r.Flood != nil {
+		for _, l := range r.Flood.Lines {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+		}
+		for _, l := range r.Flood.PoPs {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -289,6 +303,10 @@ func (r *Result) WriteTable(out io.Writer) error {
 		}
 	case "steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent":
 		writeServiceTable(tw, r.Service)
+	case "flood":
+		if r.Flood != nil {
+			writeFloodTable(tw, r.Flood)
+		}
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {

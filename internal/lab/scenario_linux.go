@@ -45,6 +45,8 @@ type ScenarioOptions struct {
 	// session does not delay them (see ServeStreams). Empty: in this
 	// process.
 	ProbeCommand []string
+	// Flood tunes the flood scenario (flood.go).
+	Flood FloodOptions
 	// Progress receives the timeline as it happens (default: discarded).
 	Progress io.Writer
 }
@@ -112,7 +114,7 @@ func (r *scenarioRun) done() *Result {
 // PoPs (Options.Anycastd). Every failover scenario leaves the lab as it
 // found it: the PoP it hit announces again. scale-out adds a PoP for good.
 func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (*Result, error) {
-	if l.opts.Anycastd == "" {
+	if l.opts.Anycastd == "" && (name != "flood" || !l.opts.Speakers) { // flood can compare NSD, Knot
 		return nil, ErrNoAnycastd
 	}
 	o = o.withDefaults(l)
@@ -142,6 +144,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.allHot(ctx, o)
 	case "steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent":
 		return l.serviceScenario(ctx, name, o)
+	case "flood":
+		return l.flood(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {
