@@ -50,6 +50,10 @@ type Node struct {
 	SecondaryTimers SecondaryTimers
 	// Control is the stream to the control planes (stream.go); nil = none.
 	Control *ControlLink
+	// Dnstap and QueryLog copy the answered queries out (dnstap.go); nil
+	// = off.
+	Dnstap   *Dnstap
+	QueryLog *QueryLog
 
 	src *source // where the fields came from; nil for a Node built in code
 }
@@ -358,7 +362,7 @@ func (d *decoder) node(top *yaml.Node, n *Node) {
 		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
 		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
 		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
-	}, append(d.secondaryFields(n), d.controlField(n))...))
+	}, append(append(d.secondaryFields(n), d.controlField(n)), d.tapFields(n)...)...))
 }
 
 func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
@@ -571,6 +575,7 @@ func (n *Node) validate(v *validator) {
 
 	v.secondary(n)
 	v.control(n)
+	v.tap(n)
 }
 
 func (v *validator) identity(id *Identity) {
