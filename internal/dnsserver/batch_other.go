@@ -13,6 +13,7 @@ import (
 // serveUDPBatch falls back to one datagram per system call off Linux.
 func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 	w := s.h.NewWorker()
+	local := udpLocal(u)
 	return lis.ServeUDP(u, func(msg []byte, src netip.AddrPort, reply listen.UDPReply) {
 		start := time.Now()
 		resp, _ := w.Handle(msg, src, UDP)
@@ -20,6 +21,9 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 			return
 		}
 		_ = reply.Send(resp)
+		if w.Tapping() {
+			w.Tap(msg, resp, local, UDP, start)
+		}
 		if w.local != nil {
 			w.local.observe(time.Since(start))
 		}

@@ -41,6 +41,9 @@ type Settings struct {
 	// state; nil: an engine of the handler's own with no state (every
 	// endpoint up, no region map, RTT or load).
 	Steer *steer.Engine
+	// Tap gets a copy of every answered query (tap.go): dnstap and the
+	// query log; nil: none.
+	Tap Tap
 }
 
 // TCPLimits are the limits of the TCP connections; zero fields take the

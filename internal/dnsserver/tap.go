@@ -1,0 +1,54 @@
+package dnsserver
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Tap receives a copy of every answered query: the node's dnstap output
+// and query log (package dnstap). Settings.Tap nil costs the query path one
+// comparison.
+//
+// Tap runs on the query path, once per answered query: it must not block,
+// and it must copy what it keeps, since the message's slices are the
+// worker's buffers, reused by the next query.
+type Tap interface {
+	Tap(m TapMessage)
+}
+
+// TapMessage is one answered query as the server saw it.
+type TapMessage struct {
+	Query, Response []byte         // the wire messages, valid during Tap only
+	Client          netip.AddrPort // the query's source
+	Server          netip.AddrPort // the address it arrived on (invalid if unknown)
+	Transport       Transport
+	// Received is when the query was read (for UDP, when its batch was).
+	Received time.Time
+}
+
+// Tapping reports whether the snapshot that answered w's last query has a
+// Tap: the loops ask before working out what only Tap needs.
+func (w *Worker) Tapping() bool { return w.q.rt != nil && w.q.rt.settings.Tap != nil }
+
+// Tap hands a query that w just answered (resp is what Handle returned)
+// to the Tap of the snapshot that answered it, if there is one and an
+// answer went out. The UDP and TCP loops call it after Handle.
+func (w *Worker) Tap(req, resp []byte, server netip.AddrPort, t Transport, received time.Time) {
+	rt := w.q.rt
+	if rt == nil || rt.settings.Tap == nil || resp == nil {
+		return
+	}
+	rt.settings.Tap.Tap(TapMessage{
+		Query: req, Response: resp, Client: w.q.src, Server: server, Transport: t, Received: received,
+	})
+}
+
+// udpLocal is the address a UDP socket is bound to, IPv4 unmapped.
+func udpLocal(u *net.UDPConn) netip.AddrPort {
+	if a, ok := u.LocalAddr().(*net.UDPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
