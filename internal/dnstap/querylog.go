@@ -116,7 +116,7 @@ func (o *logOutput) run(ctx context.Context) {
 		}
 	}()
 	for {
-		if o.f == nil || o.reopen.Swap(false) {
+		if o.f == nil {
 			err := o.close()
 			if err == nil {
 				err = o.open()
@@ -159,6 +159,23 @@ func (o *logOutput) run(ctx context.Context) {
 // write logs r, rotating the file first when it is past its bound.
 func (o *logOutput) write(ctx context.Context, r *record) {
 	defer o.q.put(r)
+	if o.reopen.Swap(false) {
+		// A reload (after logrotate moved the file, say): go on at the
+		// configured path.
+		err := o.close()
+		if err == nil {
+			err = o.open()
+		}
+		if err != nil {
+			o.log.Error("query log: reopen", "err", err)
+			o.m.writeErrors.Inc()
+			return
+		}
+	}
+	if o.f == nil {
+		o.m.writeErrors.Inc() // the file could not be (re)opened
+		return
+	}
 	if o.size >= o.maxSize {
 		if err := o.rotate(); err != nil {
 			o.log.Error("query log", "err", err)
