@@ -163,6 +163,8 @@ func (o *frameOutput) connect(ctx context.Context) (net.Conn, *framestream.Write
 // flush or a write fails.
 func (o *frameOutput) serve(ctx context.Context, w *framestream.Writer) error {
 	pending := 0 // records written into w's buffer since the last flush
+	poll := time.NewTimer(pollInterval)
+	defer poll.Stop()
 	fail := func(err error) error {
 		o.m.writeErrors.Add(float64(pending))
 		return err
@@ -175,10 +177,8 @@ func (o *frameOutput) serve(ctx context.Context, w *framestream.Writer) error {
 			}
 			o.m.written.Add(float64(pending))
 			pending = 0
-			select {
-			case <-ctx.Done():
+			if r = o.q.wait(ctx, poll); r == nil {
 				return nil
-			case r = <-o.q.ch:
 			}
 		}
 		err := o.write(w, r)

@@ -110,6 +110,8 @@ func (o *logOutput) run(ctx context.Context) {
 		delay = backoffDelay
 	}
 	failures := 0
+	poll := time.NewTimer(pollInterval)
+	defer poll.Stop()
 	defer func() {
 		if err := o.close(); err != nil {
 			o.log.Error("query log", "err", err)
@@ -143,13 +145,11 @@ func (o *logOutput) run(ctx context.Context) {
 				_ = o.close()
 				continue
 			}
-			select {
-			case <-ctx.Done():
+			if r = o.q.wait(ctx, poll); r == nil {
 				for r := o.q.next(); r != nil; r = o.q.next() {
 					o.write(ctx, r)
 				}
 				return
-			case r = <-o.q.ch:
 			}
 		}
 		o.write(ctx, r)

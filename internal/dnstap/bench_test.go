@@ -1,0 +1,163 @@
+package dnstap
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/dnstap/golang-dnstap"
+	framestream "github.com/farsightsec/golang-framestream"
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+// hotPath answers p as a UDP reader does, tap hook included: Handle,
+// then the Tap of the snapshot when there is one.
+func hotPath(w *dnsserver.Worker, p []byte, received time.Time) []byte {
+	resp, _ := w.Handle(p, testClient, dnsserver.UDP)
+	if resp != nil && w.Tapping() {
+		w.Tap(p, resp, testServer, dnsserver.UDP, received)
+	}
+	return resp
+}
+
+func benchHandler(tb testing.TB, tap dnsserver.Tap) *dnsserver.Handler {
+	tb.Helper()
+	z, err := zone.Load("example.com.", "../dnsserver/testdata/example.com.zone")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := dnsserver.NewHandler(dnsserver.Settings{Identity: dnsserver.Identity{Name: "pop"}, MaxUDP: 1232, Tap: tap}, &dnsserver.Stats{})
+	h.SetZones(zone.NewSet(z))
+	return h
+}
+
+func wwwQuery(tb testing.TB) []byte {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	p, err := m.Pack()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// TestHotPathAllocs: the query path allocates nothing with the tap off,
+// and nothing either with it on once its pool is warm (the copy goes into
+// a pooled buffer; the worker encodes).
+func TestHotPathAllocs(t *testing.T) {
+	p := wwwQuery(t)
+	now := time.Now()
+	off := benchHandler(t, nil).NewWorker()
+	if a := testing.AllocsPerRun(1000, func() { hotPath(off, p, now) }); a != 0 {
+		t.Errorf("tap off: %.2f allocations a query, want 0", a)
+	}
+	// On, with a queue nobody drains: every query is copied and queued
+	// or, once it is full, dropped.
+	tp := New(slog.New(slog.DiscardHandler))
+	q := NewQueue(1<<16, 1, nil)
+	tp.q.Store(&queues{frame: q})
+	on := benchHandler(t, tp).NewWorker()
+	for range 100 { // warm the pool
+		hotPath(on, p, now)
+		q.put(q.next())
+	}
+	if a := testing.AllocsPerRun(1000, func() {
+		hotPath(on, p, now)
+		q.put(q.next())
+	}); a != 0 {
+		t.Errorf("tap on: %.2f allocations a query, want 0", a)
+	}
+}
+
+// BenchmarkHotPath is the cost of answering a query on the reader's core
+// with dnstap off, sampled (1 in 100) and full, the output running and
+// writing to a collector on a Unix socket (its worker and the collector
+// run on other cores when there are any). drops/op is the share of
+// sampled queries the queue had no room for.
+func BenchmarkHotPath(b *testing.B) {
+	p := wwwQuery(b)
+	now := time.Now()
+	b.Run("off", func(b *testing.B) {
+		w := benchHandler(b, nil).NewWorker()
+		b.ReportAllocs()
+		for b.Loop() {
+			if hotPath(w, p, now) == nil {
+				b.Fatal("no answer")
+			}
+		}
+	})
+	for _, bc := range []struct {
+		name   string
+		sample int
+	}{{"sample100", 100}, {"full", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			sock := filepath.Join(dir, "b.sock")
+			if len(sock) > 100 {
+				b.Skip("temp dir path too long for a Unix socket")
+			}
+			rcv := listenDiscard(b, sock)
+			defer rcv()
+			tp := New(slog.New(slog.DiscardHandler))
+			tp.Apply(Config{Dnstap: &FrameConfig{Collector: Collector{"unix", sock}, Identity: "pop", Version: "v", Sample: bc.sample, Queue: 4096}})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = tp.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			for value(tp.conn.WithLabelValues(outDnstap)) != 1 {
+				time.Sleep(time.Millisecond)
+			}
+			w := benchHandler(b, tp).NewWorker()
+			b.ReportAllocs()
+			for b.Loop() {
+				if hotPath(w, p, now) == nil {
+					b.Fatal("no answer")
+				}
+			}
+			b.ReportMetric(value(tp.dropped.WithLabelValues(outDnstap, "queue_full"))/float64(b.N), "drops/op")
+		})
+	}
+}
+
+// listenDiscard is a collector on a Unix socket that reads and discards
+// every frame; the returned function stops it.
+func listenDiscard(tb testing.TB, path string) func() {
+	tb.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				fr, err := framestream.NewReader(c, &framestream.ReaderOptions{
+					ContentTypes: [][]byte{pb.FSContentType}, Bidirectional: true, Timeout: 5 * time.Second,
+				})
+				if err != nil {
+					return
+				}
+				buf := make([]byte, 1<<16)
+				for {
+					if _, err := fr.ReadFrame(buf); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return func() { ln.Close(); wg.Wait() }
+}
