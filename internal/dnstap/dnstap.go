@@ -225,7 +225,7 @@ func (t *Tap) applyLocked() {
 }
 
 func startRunning[C comparable](parent context.Context, key C, q *Queue, run func(context.Context)) *running[C] {
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(parent) //nolint:gosec // called by running.stop
 	r := &running[C]{cfg: key, q: q, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)

@@ -87,7 +87,7 @@ func backoffDelay(n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, maxBackoff)
-	return d - time.Duration(rand.Int64N(int64(d/4)+1))
+	return d - time.Duration(rand.Int64N(int64(d/4)+1)) //nolint:gosec // jitter, not a secret
 }
 
 // run connects, writes until the connection fails, and connects again,

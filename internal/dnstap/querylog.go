@@ -47,7 +47,7 @@ func (o *logOutput) Write(p []byte) (int, error) {
 
 // open opens (or creates) the file for appending.
 func (o *logOutput) open() error {
-	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // readable by the log group, as the node's other logs
 	if err != nil {
 		return fmt.Errorf("open query log: %w", err)
 	}

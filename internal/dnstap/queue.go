@@ -77,7 +77,7 @@ func (q *Queue) Cap() int { return cap(q.ch) }
 func (q *Queue) Offer(m *dnsserver.TapMessage) bool {
 	// A random draw, not a shared counter: the readers of every core
 	// sample without touching a common cache line.
-	if n := q.sample.Load(); n > 1 && rand.Uint64N(n) != 0 {
+	if n := q.sample.Load(); n > 1 && rand.Uint64N(n) != 0 { //nolint:gosec // sampling, not a secret
 		return false
 	}
 	if len(q.ch) == cap(q.ch) {
