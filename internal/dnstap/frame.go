@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"time"
 
 	pb "github.com/dnstap/golang-dnstap"
@@ -60,6 +61,8 @@ type frameOutput struct {
 	rport       uint32
 	qsec, rsec  uint64
 	qnsec, rnsc uint32
+	qaddr       [16]byte
+	raddr       [16]byte
 	buf         []byte
 }
 
@@ -241,7 +244,7 @@ func (o *frameOutput) setMessage(r *record, t pb.Message_Type) {
 	*m = pb.Message{}
 	o.mtype = t
 	m.Type = &o.mtype
-	fillMessage(m, r, &o.family, &o.proto, &o.qport, &o.rport)
+	o.fillAddrs(m, r)
 	qt := r.received
 	if qt.IsZero() {
 		qt = r.answered
@@ -257,31 +260,42 @@ func (o *frameOutput) setMessage(r *record, t pb.Message_Type) {
 	m.ResponseMessage = r.response()
 }
 
-// fillMessage sets the addresses, ports, family and protocol of m from r,
-// pointing m's optional fields at the given variables.
-func fillMessage(m *pb.Message, r *record, family *pb.SocketFamily, protocol *pb.SocketProtocol, qport, rport *uint32) {
-	*family = pb.SocketFamily_INET6
-	if r.client.Addr().Is4() {
-		*family = pb.SocketFamily_INET
+// fillAddrs sets the addresses, ports, family and protocol of m from r,
+// in the output's own variables (no garbage a message).
+func (o *frameOutput) fillAddrs(m *pb.Message, r *record) {
+	client, server := r.client.Addr(), r.server.Addr()
+	o.family = pb.SocketFamily_INET6
+	if client.Is4() {
+		o.family = pb.SocketFamily_INET
 	}
-	m.SocketFamily = family
-	*protocol = pb.SocketProtocol_UDP
+	m.SocketFamily = &o.family
+	o.proto = pb.SocketProtocol_UDP
 	if r.transport == dnsserver.TCP {
-		*protocol = pb.SocketProtocol_TCP
+		o.proto = pb.SocketProtocol_TCP
 	}
-	m.SocketProtocol = protocol
+	m.SocketProtocol = &o.proto
 	if r.client.IsValid() {
-		m.QueryAddress = r.client.Addr().AsSlice()
-		*qport = uint32(r.client.Port())
-		m.QueryPort = qport
+		m.QueryAddress = addrBytes(&o.qaddr, client)
+		o.qport = uint32(r.client.Port())
+		m.QueryPort = &o.qport
 	}
 	// The server's address only when of the client's family (a wildcard
 	// socket's unspecified address says nothing).
-	if s := r.server; s.IsValid() && s.Addr().Is4() == r.client.Addr().Is4() && !s.Addr().IsUnspecified() {
-		m.ResponseAddress = s.Addr().AsSlice()
+	if r.server.IsValid() && server.Is4() == client.Is4() && !server.IsUnspecified() {
+		m.ResponseAddress = addrBytes(&o.raddr, server)
 	}
 	if r.server.IsValid() {
-		*rport = uint32(r.server.Port())
-		m.ResponsePort = rport
+		o.rport = uint32(r.server.Port())
+		m.ResponsePort = &o.rport
 	}
+}
+
+// addrBytes is a's 4 or 16 bytes in buf.
+func addrBytes(buf *[16]byte, a netip.Addr) []byte {
+	if a.Is4() {
+		b := a.As4()
+		return append(buf[:0], b[:]...)
+	}
+	b := a.As16()
+	return append(buf[:0], b[:]...)
 }
