@@ -51,11 +51,18 @@ func shortDir(t *testing.T) string {
 
 func listenReceiver(t *testing.T, path string) *receiver {
 	t.Helper()
-	ln, err := net.Listen("unix", path)
+	return listenReceiverOn(t, "unix", path)
+}
+
+// listenReceiverOn is listenReceiver on any network; path is then the
+// listener's address.
+func listenReceiverOn(t *testing.T, network, addr string) *receiver {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, ln: ln, path: path}
+	r := &receiver{t: t, ln: ln, path: ln.Addr().String()}
 	r.wg.Go(r.accept)
 	t.Cleanup(r.close)
 	return r
@@ -395,4 +402,15 @@ func value(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// TestFrameTCP: a collector on a TCP address gets the same stream.
+func TestFrameTCP(t *testing.T) {
+	rcv := listenReceiverOn(t, "tcp", "127.0.0.1:0")
+	tp := runTap(t, Config{Dnstap: &FrameConfig{Collector: Collector{"tcp", rcv.path}, Identity: "pop-tcp", Queue: 16}})
+	tp.Tap(testMessage([]byte("query"), []byte("response")))
+	msgs := rcv.waitMessages(2)
+	if string(msgs[0].GetIdentity()) != "pop-tcp" || string(msgs[1].GetMessage().GetResponseMessage()) != "response" {
+		t.Errorf("over TCP: %v", msgs)
+	}
 }
