@@ -104,3 +104,55 @@ func TestTapOffDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations a query, want 0", a)
 	}
 }
+
+// countingTap counts what it is given.
+type countingTap struct{ n int }
+
+func (c *countingTap) Tap(TapMessage) { c.n++ }
+
+// TestTapEvery: with TapEvery a worker hands 1 in TapEvery answered
+// queries to the Tap, at random gaps, and every one without it.
+func TestTapEvery(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	p, _ := m.Pack()
+	server := netip.MustParseAddrPort("127.0.0.1:53")
+	for _, tc := range []struct{ every, lo, hi int }{{0, 20000, 20000}, {1, 20000, 20000}, {10, 1900, 2100}, {1000, 10, 30}} {
+		h := testHandler(t)
+		c := &countingTap{}
+		set(h, func(s *Settings) { s.Tap, s.TapEvery = c, tc.every })
+		w := h.NewWorker()
+		for range 20000 {
+			resp, _ := w.Handle(p, testSrc, UDP)
+			w.Tap(p, resp, server, UDP, time.Time{})
+		}
+		if c.n < tc.lo || c.n > tc.hi {
+			t.Errorf("TapEvery %d: %d of 20000 tapped, want %d..%d", tc.every, c.n, tc.lo, tc.hi)
+		}
+	}
+}
+
+// TestTapEveryChange: a new rate draws a new gap, so the first query after
+// a reload to a rare rate is not taken just because the old rate was 1.
+func TestTapEveryChange(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.com.", dns.TypeA)
+	p, _ := m.Pack()
+	h := testHandler(t)
+	c := &countingTap{}
+	set(h, func(s *Settings) { s.Tap, s.TapEvery = c, 2 })
+	w := h.NewWorker()
+	for range 100 {
+		resp, _ := w.Handle(p, testSrc, UDP)
+		w.Tap(p, resp, testSrc, UDP, time.Time{})
+	}
+	before := c.n
+	set(h, func(s *Settings) { s.TapEvery = 1_000_000 })
+	for range 100 { // taken with a chance of 1 in 10,000
+		resp, _ := w.Handle(p, testSrc, UDP)
+		w.Tap(p, resp, testSrc, UDP, time.Time{})
+	}
+	if c.n != before {
+		t.Errorf("after the change to 1 in 1,000,000, %d of 100 queries were taken", c.n-before)
+	}
+}

@@ -78,8 +78,12 @@ func (r *running[C]) stop() {
 }
 
 // queues are what the query path reads: the queue of each running
-// output, nil when off.
-type queues struct{ frame, log *Queue }
+// output, nil when off, and the rate the DNS server samples at before it
+// calls Tap (Every).
+type queues struct {
+	frame, log *Queue
+	every      uint64
+}
 
 // Tap is the node's tap (a dnsserver.Tap): its outputs, started by Run and
 // changed by Apply. It is safe for concurrent use.
@@ -153,12 +157,49 @@ func (c Config) Enabled() bool { return c.Dnstap != nil || c.QueryLog != nil }
 // for those that take it. It never blocks (dnsserver.Tap).
 func (t *Tap) Tap(m dnsserver.TapMessage) {
 	qs := t.q.Load()
+	every := max(qs.every, 1)
 	if qs.frame != nil {
-		qs.frame.Offer(&m)
+		qs.frame.offer(&m, every)
 	}
 	if qs.log != nil {
-		qs.log.Offer(&m)
+		qs.log.offer(&m, every)
 	}
+}
+
+// Every is the rate at which the DNS server samples the queries it hands
+// to Tap (dnsserver.Settings.TapEvery): the most often sampled output's,
+// so that each output sees 1 in its own sample in all. The query path pays
+// for Tap only on those.
+func (t *Tap) Every() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int(every(t.cfg))
+}
+
+// every is the DNS server's sampling rate for cfg: the smallest sample of
+// its outputs (1 when none is on).
+func every(cfg Config) uint64 {
+	n := uint64(0)
+	for _, s := range []int{sampleOf(cfg.Dnstap), sampleOfLog(cfg.QueryLog)} {
+		if s > 0 && (n == 0 || uint64(s) < n) {
+			n = uint64(s)
+		}
+	}
+	return max(n, 1)
+}
+
+func sampleOf(f *FrameConfig) int {
+	if f == nil {
+		return 0
+	}
+	return max(f.Sample, 1)
+}
+
+func sampleOfLog(l *LogConfig) int {
+	if l == nil {
+		return 0
+	}
+	return max(l.Sample, 1)
 }
 
 // Apply makes cfg the outputs' configuration: an output whose collector,
@@ -214,7 +255,7 @@ func (t *Tap) applyLocked() {
 			t.qlog.reopen()
 		}
 	}
-	qs := &queues{}
+	qs := &queues{every: every(cfg)}
 	if t.frame != nil {
 		qs.frame = t.frame.q
 	}

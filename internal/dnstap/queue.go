@@ -74,10 +74,14 @@ func (q *Queue) Cap() int { return cap(q.ch) }
 
 // Offer samples m and, when it is taken and there is room, queues a copy
 // of it. It reports whether m was queued. It never blocks.
-func (q *Queue) Offer(m *dnsserver.TapMessage) bool {
+func (q *Queue) Offer(m *dnsserver.TapMessage) bool { return q.offer(m, 1) }
+
+// offer is Offer for a message that was already sampled 1 in pre: it is
+// taken with the probability pre/sample, so that 1 in sample is in all.
+func (q *Queue) offer(m *dnsserver.TapMessage, pre uint64) bool {
 	// A random draw, not a shared counter: the readers of every core
 	// sample without touching a common cache line.
-	if n := q.sample.Load(); n > 1 && rand.Uint64N(n) != 0 { //nolint:gosec // sampling, not a secret
+	if n := q.sample.Load(); n > pre && rand.Uint64N(n) >= pre { //nolint:gosec // sampling, not a secret
 		return false
 	}
 	if len(q.ch) == cap(q.ch) {

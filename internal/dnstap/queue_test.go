@@ -2,6 +2,7 @@ package dnstap
 
 import (
 	"bytes"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -154,5 +155,34 @@ func TestOfferAllocs(t *testing.T) {
 	full.Offer(&m)
 	if a := testing.AllocsPerRun(1000, func() { full.Offer(&m) }); a != 0 {
 		t.Errorf("Offer to a full queue: %.1f allocations, want 0", a)
+	}
+}
+
+// TestTapSplitsSampling: the server samples at the most often sampled
+// output's rate (Every), and each output takes its share of what it is
+// handed, so that each sees 1 in its own sample.
+func TestTapSplitsSampling(t *testing.T) {
+	tp := New(slog.New(slog.DiscardHandler))
+	cfg := Config{Dnstap: &FrameConfig{Sample: 10, Queue: 1 << 20}, QueryLog: &LogConfig{Sample: 100, Queue: 1 << 20}}
+	tp.Apply(cfg) // not run: the queues are set by hand below
+	if e := tp.Every(); e != 10 {
+		t.Fatalf("Every = %d, want 10 (the smaller sample)", e)
+	}
+	frame, log := NewQueue(1<<20, 10, nil), NewQueue(1<<20, 100, nil)
+	tp.q.Store(&queues{frame: frame, log: log, every: 10})
+	m := testMessage([]byte("q"), []byte("r"))
+	// What the server hands on: 1 in 10 of 200,000 queries.
+	for range 20_000 {
+		tp.Tap(m)
+	}
+	if n := frame.Len(); n != 20_000 {
+		t.Errorf("dnstap (sample 10) took %d of the 20,000 handed on, want all", n)
+	}
+	// 2,000 expected; the standard deviation is 42.
+	if n := log.Len(); n < 1_800 || n > 2_200 {
+		t.Errorf("query log (sample 100) took %d of the 20,000 handed on, want about 2,000", n)
+	}
+	if e := every(Config{}); e != 1 {
+		t.Errorf("every of no output = %d, want 1", e)
 	}
 }

@@ -91,7 +91,7 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	sr := newSteering()
 	settings.Steer = sr.engine
 	tap := dnstap.New(logger)
-	settings.Tap = applyTap(tap, cfg)
+	applyTap(tap, cfg, &settings)
 	h := dnsserver.NewHandler(settings, stats)
 	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
@@ -298,7 +298,7 @@ func (n *Node) Reload() {
 			s, err = dnsSettings(c, cfg, n.handler.Settings(), n.log)
 		}
 		if err == nil {
-			s.Tap = applyTap(n.tap, c)
+			applyTap(n.tap, c, &s)
 		}
 		if err != nil {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)

@@ -250,14 +250,15 @@ func tapConfig(cfg *config.Node) dnstap.Config {
 	return c
 }
 
-// applyTap applies cfg's outputs to tap and returns the DNS server's Tap:
-// tap while an output is on, nil (not a nil *dnstap.Tap) when both are
-// off, so that the query path pays one comparison.
-func applyTap(tap *dnstap.Tap, cfg *config.Node) dnsserver.Tap {
+// applyTap applies cfg's outputs to tap and sets the DNS server's Tap in
+// s: tap while an output is on, with the rate the server samples at; nil
+// (not a nil *dnstap.Tap) when both are off, so that the query path pays
+// one comparison.
+func applyTap(tap *dnstap.Tap, cfg *config.Node, s *dnsserver.Settings) {
 	c := tapConfig(cfg)
 	tap.Apply(c)
-	if !c.Enabled() {
-		return nil
+	s.Tap, s.TapEvery = nil, 0
+	if c.Enabled() {
+		s.Tap, s.TapEvery = tap, tap.Every()
 	}
-	return tap
 }

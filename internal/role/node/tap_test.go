@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/dnsserver"
 	"github.com/anycastdns/anycastdns/internal/dnstap"
 )
 
@@ -18,8 +19,10 @@ import (
 func TestTapConfig(t *testing.T) {
 	cfg := &config.Node{Identity: config.Identity{Name: "pop-ams-1", Version: "anycastdns 9"}}
 	tap := dnstap.New(slog.New(slog.DiscardHandler))
-	if got := applyTap(tap, cfg); got != nil {
-		t.Errorf("both off: the DNS server's Tap is %#v, want nil", got)
+	var s dnsserver.Settings
+	applyTap(tap, cfg, &s)
+	if s.Tap != nil || s.TapEvery != 0 {
+		t.Errorf("both off: the DNS server's Tap is %#v (every %d), want nil", s.Tap, s.TapEvery)
 	}
 
 	cfg.Dnstap = &config.Dnstap{TCP: netip.MustParseAddrPort("[::1]:6000"), Sample: 100, Queue: 10}
@@ -32,8 +35,9 @@ func TestTapConfig(t *testing.T) {
 	if diff := cmp.Diff(want, tapConfig(cfg)); diff != "" {
 		t.Errorf("tapConfig (-want +got):\n%s", diff)
 	}
-	if got := applyTap(tap, cfg); got != tap {
-		t.Errorf("outputs on: the DNS server's Tap is %#v, want the node's", got)
+	applyTap(tap, cfg, &s)
+	if s.Tap != tap || s.TapEvery != 100 {
+		t.Errorf("outputs on: the DNS server's Tap is %#v sampling 1 in %d, want the node's, 1 in 100 (the smaller sample)", s.Tap, s.TapEvery)
 	}
 
 	cfg.Dnstap = &config.Dnstap{Socket: "/run/dnstap.sock", Sample: 1, Queue: 1}
