@@ -496,6 +496,10 @@ func TestReloadAndQueryLog(t *testing.T) {
 		t.Fatalf("node: %v", err)
 	}
 	c.stop(t)
+	// A new sampling rate is applied in place: one connection throughout.
+	if k := strings.Count(n.p.Log(), "dnstap: connected to the collector"); k != 1 {
+		t.Errorf("the node connected %d times, want once:\n%s", k, n.p.Tail(30))
+	}
 
 	msgs := readBack(t, c.file)
 	for _, tag := range []string{"off", "sampled"} {
