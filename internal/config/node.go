@@ -52,6 +52,10 @@ type Node struct {
 	Control *ControlLink
 	// Steering places the clients of steered answers (steering.go).
 	Steering Steering
+	// Dnstap and QueryLog copy the answered queries out (dnstap.go); nil
+	// = off.
+	Dnstap   *Dnstap
+	QueryLog *QueryLog
 
 	src *source // where the fields came from; nil for a Node built in code
 }
@@ -360,8 +364,8 @@ func (d *decoder) node(top *yaml.Node, n *Node) {
 		{"drain_period", func(v *yaml.Node, p string) { d.duration(v, p, &n.DrainPeriod) }},
 		{"bgp", func(v *yaml.Node, p string) { n.BGP = d.bgp(v, p) }},
 		{"health", func(v *yaml.Node, p string) { d.health(v, p, &n.Health) }},
-	}, append(d.secondaryFields(n), d.controlField(n),
-		field{"steering", func(v *yaml.Node, p string) { d.steering(v, p, &n.Steering) }})...))
+	}, append(append(d.secondaryFields(n), d.controlField(n),
+		field{"steering", func(v *yaml.Node, p string) { d.steering(v, p, &n.Steering) }}), d.tapFields(n)...)...))
 }
 
 func (d *decoder) identity(n *yaml.Node, path string, id *Identity) {
@@ -575,6 +579,7 @@ func (n *Node) validate(v *validator) {
 	v.secondary(n)
 	v.control(n)
 	v.steering(&n.Steering)
+	v.tap(n)
 }
 
 func (v *validator) identity(id *Identity) {

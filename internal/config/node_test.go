@@ -81,6 +81,19 @@ func TestGood(t *testing.T) {
 				QueryAddr: addrPort("192.0.2.53:53"),
 			},
 		},
+		"testdata/dnstap.good.yaml": {
+			Identity:    defaultIdentity,
+			Listen:      []netip.AddrPort{addrPort("192.0.2.53:53")},
+			Limits:      defaultLimits,
+			Log:         defaultLog,
+			DrainPeriod: 5 * time.Second,
+			Health: config.Health{
+				Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 2,
+				QueryAddr: addrPort("192.0.2.53:53"),
+			},
+			Dnstap:   &config.Dnstap{TCP: addrPort("[::1]:6000"), Sample: 1, Queue: 4096},
+			QueryLog: &config.QueryLog{File: filepath.Join(testdata, "logs/queries.jsonl"), Sample: 1, Queue: 4096, MaxSize: 100 << 20},
+		},
 		"testdata/bgp_levels.good.yaml": {
 			Identity:    defaultIdentity,
 			Listen:      []netip.AddrPort{addrPort("192.0.2.53:53")},
@@ -237,6 +250,8 @@ func TestGood(t *testing.T) {
 				Countries:   map[string]string{"DE": "eu", "FR": "eu", "US": "us"},
 				Continents:  map[string]string{"EU": "eu", "NA": "us", "AS": "ap"},
 			},
+			Dnstap:   &config.Dnstap{Socket: "/run/anycastd/dnstap.sock", Sample: 100, Queue: 4096},
+			QueryLog: &config.QueryLog{File: "/var/log/anycastd/queries.jsonl", Sample: 1000, Queue: 4096, MaxSize: 100 << 20},
 		},
 	}
 

@@ -107,6 +107,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 	}
 	w := s.h.NewWorker()
 	w.setUDP(u)
+	local := udpLocal(u)
 	for {
 		for i := range b.in {
 			b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
@@ -137,9 +138,13 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 				}
 				continue
 			}
-			resp, _ := w.Handle(b.inBuf[i][:b.in[i].n], sockaddrToAddrPort(&b.names[i]), UDP)
+			req := b.inBuf[i][:b.in[i].n]
+			resp, _ := w.Handle(req, sockaddrToAddrPort(&b.names[i]), UDP)
 			if resp == nil {
 				continue
+			}
+			if w.Tapping() {
+				w.Tap(req, resp, local, UDP, start)
 			}
 			o := &b.out[b.nout]
 			n := copy(b.outBuf[i], resp)

@@ -14,6 +14,7 @@ import (
 func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 	w := s.h.NewWorker()
 	w.setUDP(u)
+	local := udpLocal(u)
 	return lis.ServeUDP(u, func(msg []byte, src netip.AddrPort, reply listen.UDPReply) {
 		start := time.Now()
 		resp, _ := w.Handle(msg, src, UDP)
@@ -21,6 +22,9 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 			return
 		}
 		_ = reply.Send(resp)
+		if w.Tapping() {
+			w.Tap(msg, resp, local, UDP, start)
+		}
 		if w.local != nil {
 			w.local.observe(time.Since(start))
 		}

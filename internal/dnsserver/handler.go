@@ -86,6 +86,8 @@ type Worker struct {
 	// stack so that a query resets a few fields instead of zeroing the
 	// whole struct (240 bytes, 5% of a query's time in BenchmarkHandle).
 	q query
+	// tap picks the answered queries that go to the Tap (tap.go).
+	tap tapSampler
 }
 
 // NewWorker returns per-goroutine state for h with counters of its own.

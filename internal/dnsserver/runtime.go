@@ -41,6 +41,12 @@ type Settings struct {
 	// state; nil: an engine of the handler's own with no state (every
 	// endpoint up, no region map, RTT or load).
 	Steer *steer.Engine
+	// Tap gets a copy of the answered queries (tap.go): dnstap and the
+	// query log; nil: none. TapEvery > 1 hands it 1 in TapEvery of them,
+	// at random, sampled by each worker before any work is done for
+	// them; 0 or 1: every one.
+	Tap      Tap
+	TapEvery int
 }
 
 // TCPLimits are the limits of the TCP connections; zero fields take the

@@ -123,6 +123,9 @@ func (s *Server) serveTCP(c *listen.Conn, msg []byte) bool {
 	if err := c.Write(resp); err != nil {
 		return false
 	}
+	if w.Tapping() {
+		w.Tap(msg, resp, c.Local(), TCP, start)
+	}
 	if w.local != nil {
 		w.local.observe(time.Since(start))
 	}

@@ -182,6 +182,17 @@ type Conn struct {
 // Remote is the address of the client.
 func (c *Conn) Remote() netip.AddrPort { return c.remote }
 
+// Local is the address the connection arrived on, IPv4 unmapped (for
+// dnstap's response address).
+func (c *Conn) Local() netip.AddrPort {
+	ta, ok := c.c.LocalAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 // errTooLong is a message longer than a TCP frame holds.
 var errTooLong = errors.New("message longer than 65535 bytes")
 

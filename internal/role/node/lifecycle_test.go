@@ -168,7 +168,7 @@ bgp:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return 10s after its context ended")
 	}
-	want := []string{"reload", "withdraw and drain", "health+follow+dns", "levels", "bgp", "admin+metrics+load"}
+	want := []string{"reload", "withdraw and drain", "health+follow+dns", "tap", "levels", "bgp", "admin+metrics+load"}
 	if got := r.n.runner.Stopped(); !slices.Equal(got, want) {
 		t.Errorf("stop stages %v, want %v", got, want)
 	}
@@ -198,7 +198,7 @@ metrics: {listen: "METRICS"}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %s: a node without BGP does not drain", d)
 	}
-	want := []string{"reload", "withdraw and drain", "dns", "levels", "zonesync", "metrics+load"}
+	want := []string{"reload", "withdraw and drain", "dns", "tap", "levels", "zonesync", "metrics+load"}
 	if got := r.n.runner.Stopped(); !slices.Equal(got, want) {
 		t.Errorf("stop stages %v, want %v", got, want)
 	}

@@ -2,12 +2,14 @@
 // metrics, and (when configured) secondary zones, health checks and the BGP
 // speaker. Its parts run under one lifecycle.Runner.
 //
-// Start-up order: load zones → DNS listeners → secondary zones → BGP
+// Start-up order: load zones → dnstap and query log outputs → DNS
+// listeners → secondary zones → BGP
 // speaker → health checks (the prefixes are announced only once they pass)
 // → metrics and admin endpoints (bound before anything starts, so an
 // address in use stops the start-up) → reloads. Shutdown order: reloads
 // stop → withdraw → drain period while still answering (not after a
-// failure) → health checks and DNS stop → secondary zones → BGP →
+// failure) → health checks and DNS stop → the tap's outputs write what
+// is queued → secondary zones → BGP →
 // admin and metrics. Reload (SIGHUP) re-reads the configuration and every
 // zone; anything that fails to load keeps its previous version serving.
 package node
@@ -33,6 +35,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/admin"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/dnstap"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
@@ -64,7 +67,8 @@ type Node struct {
 	// (stream.go): once without BGP, once a minute otherwise.
 	levelLog levelLogLimit
 	ready    chan struct{}
-	steering *steering // the steering engine and its state (steering.go)
+	steering *steering   // the steering engine and its state (steering.go)
+	tap      *dnstap.Tap // dnstap and the query log; in the DNS settings only while one is on
 	started  time.Time
 	runner   *lifecycle.Runner // of Run
 
@@ -94,6 +98,8 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 		return nil, err
 	}
 	sr.setGeo(geo, geoInfo)
+	tap := dnstap.New(logger)
+	applyTap(tap, cfg, &settings)
 	h := dnsserver.NewHandler(settings, stats)
 	srv, err := dnsserver.New(serverConfig(cfg), h, logger)
 	if err != nil {
@@ -101,9 +107,10 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	}
 	n := &Node{
 		path: path, cfg: cfg, log: logger.With("component", "node"), root: logger, level: level,
-		stats: stats, handler: h, server: srv, ready: make(chan struct{}), steering: sr,
+		stats: stats, handler: h, server: srv, ready: make(chan struct{}), steering: sr, tap: tap,
 	}
 	n.metrics = metrics.NewNode(stats, n.servedZones)
+	n.metrics.Registry.MustRegister(tap.Collectors()...)
 	n.load = newLoadMeter(stats)
 	n.logAdvice(cfg)
 	if hasSecondaries(cfg) {
@@ -192,6 +199,9 @@ func (n *Node) parts(reload <-chan struct{}, metricsLn, adminLn net.Listener) *l
 		r.Add(name, t)
 		have[name] = true
 	}
+	// The tap's outputs start before the DNS listeners and stop after
+	// them, writing what the last queries queued.
+	add("tap", lifecycle.Func(n.tap.Run))
 	add("dns", n.server)
 	if n.zs != nil {
 		add("zonesync", n.zs)
@@ -249,6 +259,7 @@ func (n *Node) parts(reload <-chan struct{}, metricsLn, adminLn net.Listener) *l
 		stop("reload"),
 		lifecycle.Do("withdraw and drain", n.withdraw),
 		stop("health", "follow", "dns"),
+		stop("tap"),
 		lifecycle.Do("levels", func(error) {
 			if a := n.anycast; a != nil {
 				a.levels.close()
@@ -304,6 +315,9 @@ func (n *Node) Reload() {
 		var geoInfo admin.SteeringGeo
 		if err == nil {
 			geo, geoInfo, err = geoMap(c.Steering, time.Now())
+		}
+		if err == nil {
+			applyTap(n.tap, c, &s)
 		}
 		if err != nil {
 			n.log.Error("reload: configuration rejected, keeping the running one", "err", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/announce"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/dnsserver"
+	"github.com/anycastdns/anycastdns/internal/dnstap"
 	"github.com/anycastdns/anycastdns/internal/geodb"
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
@@ -304,4 +305,36 @@ func prefixes(b *config.BGP) []netip.Prefix {
 // healthConfig is the health checker's timing.
 func healthConfig(h config.Health) health.Config {
 	return health.Config{Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall}
+}
+
+// tapConfig is the configuration of the node's dnstap output and query
+// log; their identity and version are the node's.
+func tapConfig(cfg *config.Node) dnstap.Config {
+	var c dnstap.Config
+	if d := cfg.Dnstap; d != nil {
+		to := dnstap.Collector{Network: "unix", Address: d.Socket}
+		if d.TCP.IsValid() {
+			to = dnstap.Collector{Network: "tcp", Address: d.TCP.String()}
+		}
+		c.Dnstap = &dnstap.FrameConfig{Collector: to, Identity: cfg.Identity.Name, Version: cfg.Identity.Version,
+			Sample: d.Sample, Queue: d.Queue}
+	}
+	if q := cfg.QueryLog; q != nil {
+		c.QueryLog = &dnstap.LogConfig{File: q.File, MaxSize: q.MaxSize, Identity: cfg.Identity.Name,
+			Sample: q.Sample, Queue: q.Queue}
+	}
+	return c
+}
+
+// applyTap applies cfg's outputs to tap and sets the DNS server's Tap in
+// s: tap while an output is on, with the rate the server samples at; nil
+// (not a nil *dnstap.Tap) when both are off, so that the query path pays
+// one comparison.
+func applyTap(tap *dnstap.Tap, cfg *config.Node, s *dnsserver.Settings) {
+	c := tapConfig(cfg)
+	tap.Apply(c)
+	s.Tap, s.TapEvery = nil, 0
+	if c.Enabled() {
+		s.Tap, s.TapEvery = tap, tap.Every()
+	}
 }
