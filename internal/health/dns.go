@@ -77,6 +77,14 @@ type DNSCheck struct {
 	// answers are never excused.
 	UDPProgress func() uint64
 	TCPProgress func() uint64
+	// Pressure, when set, counts the signs of a flood: packets the kernel
+	// dropped for full receive buffers, connections it could not queue,
+	// connections the server evicted or refused (KernelPressure plus the
+	// server's own). Missing answers are then excused only when it moved
+	// within the window too: a path that is cut (a firewall, a blackhole
+	// on the check's address) while the server answers other traffic is
+	// broken, not flooded — its queries never arrive, so nothing overflows.
+	Pressure func() uint64
 	// TCPAcceptQueue, when set, tells how many connections wait in the
 	// accept queue of Addr's TCP listener (AcceptQueue). Empty at the
 	// end of a run, it shows the accept loop keeping up although the
@@ -90,10 +98,16 @@ type DNSCheck struct {
 	mu   sync.Mutex
 	prev progress // the counts at the start of the previous run
 	have bool     // prev is set
+	// Progress with Pressure: the counts at its last call, and how many
+	// calls found both work and pressure moved.
+	busyLast progress
+	busyHave bool
+	busy     uint64
 }
 
-// progress holds the counts of both transports at one moment.
-type progress struct{ udp, tcp uint64 }
+// progress holds the counts of both transports, and the pressure, at one
+// moment.
+type progress struct{ udp, tcp, pressure uint64 }
 
 func (d *DNSCheck) progress() progress {
 	var p progress
@@ -103,13 +117,29 @@ func (d *DNSCheck) progress() progress {
 	if d.TCPProgress != nil {
 		p.tcp = d.TCPProgress()
 	}
+	if d.Pressure != nil {
+		p.pressure = d.Pressure()
+	}
 	return p
 }
 
 // Progress implements Patient: the sum of both transports' counts.
+// With Pressure set, the count moves only when both the work and the
+// pressure moved since the previous call: a late check is held for a
+// flood, not for a server that answers other traffic while the check's
+// own path is cut.
 func (d *DNSCheck) Progress() uint64 {
 	p := d.progress()
-	return p.udp + p.tcp
+	if d.Pressure == nil {
+		return p.udp + p.tcp
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busyHave && p.udp+p.tcp > d.busyLast.udp+d.busyLast.tcp && p.pressure > d.busyLast.pressure {
+		d.busy++
+	}
+	d.busyLast, d.busyHave = p, true
+	return d.busy
 }
 
 // Name implements Check.
@@ -204,6 +234,10 @@ func (d *DNSCheck) Check(ctx context.Context) error {
 	if !o.tcpProgress && o.tcp == outSilent && d.TCPAcceptQueue != nil {
 		n, err := d.TCPAcceptQueue()
 		o.tcpProgress = err == nil && n == 0
+	}
+	if d.Pressure != nil && end.pressure == base.pressure {
+		// Work without pressure: the check's queries did not arrive.
+		o.udpProgress, o.tcpProgress = false, false
 	}
 	flooded, err := judge(o)
 	if err != nil {

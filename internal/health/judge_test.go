@@ -75,6 +75,7 @@ func TestJudge(t *testing.T) {
 // a wrong answer in process fails under the same flood; a window of two
 // runs lets the late answer of the previous run count as TCP progress.
 func TestDNSCheckDirect(t *testing.T) {
+	yes, no := true, false
 	right := func(req *dns.Msg) (*dns.Msg, error) {
 		m := new(dns.Msg)
 		m.SetReply(req)
@@ -92,11 +93,19 @@ func TestDNSCheckDirect(t *testing.T) {
 		name     string
 		direct   func(*dns.Msg) (*dns.Msg, error)
 		tcpMoves bool // the TCP count moves between runs (late answers)
+		// pressure: nil = no Pressure count; else whether it moves
+		pressure *bool
 		wantPass bool
 	}{
-		{"flooded, answers right in process", right, true, true},
-		{"flooded, refused in process", refused, true, false},
-		{"flooded udp, tcp never moves", right, false, false},
+		{"flooded, answers right in process", right, true, nil, true},
+		{"flooded, refused in process", refused, true, nil, false},
+		{"flooded udp, tcp never moves", right, false, nil, false},
+		{"flooded, under pressure", right, true, &yes, true},
+		// The check's path is cut (a firewall on its address) while the
+		// server works for others: nothing overflows, so it is broken.
+		// This passed before Pressure: e2e/anycast TestDNSFailure's
+		// node stayed announced with its DNS blocked.
+		{"path cut, the server busy with others", right, true, &no, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var read atomic.Uint64
@@ -132,10 +141,17 @@ func TestDNSCheckDirect(t *testing.T) {
 			var tcp atomic.Uint64
 			d := &DNSCheck{Addr: netip.MustParseAddrPort(pc.LocalAddr().String()), Zones: zones("example.com."),
 				Direct: tc.direct, UDPProgress: read.Load, TCPProgress: tcp.Load}
+			var pressure atomic.Uint64
+			if tc.pressure != nil {
+				d.Pressure = pressure.Load
+			}
 			var err2 error
 			for range 3 {
 				if tc.tcpMoves {
 					tcp.Add(1)
+				}
+				if tc.pressure != nil && *tc.pressure {
+					pressure.Add(1)
 				}
 				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 				err2 = d.Check(ctx)
@@ -246,5 +262,62 @@ func TestDNSCheckAcceptQueue(t *testing.T) {
 				t.Errorf("Check = %v, want pass %v", err2, accepts)
 			}
 		})
+	}
+}
+
+// TestProcCounter reads the kernel's counter files in their two layouts,
+// and KernelPressure reads this machine's.
+func TestProcCounter(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdp: 10 2 7 9 5\nUdpLite: InDatagrams RcvbufErrors\nUdpLite: 0 99\n"
+	snmp6 := "Udp6InDatagrams                 \t12\nUdp6RcvbufErrors                \t3\n"
+	for _, tc := range []struct {
+		name, text, table, field string
+		want                     uint64
+		wantErr                  bool
+	}{
+		{"table", snmp, "Udp", "RcvbufErrors", 5, false},
+		{"another table's field", snmp, "UdpLite", "RcvbufErrors", 99, false},
+		{"absent field", snmp, "Udp", "NoSuchField", 0, false},
+		{"absent table", snmp, "TcpExt", "ListenDrops", 0, false},
+		{"name value lines", snmp6, "", "Udp6RcvbufErrors", 3, false},
+		{"names and values differ", "Udp: A B\nUdp: 1\n", "Udp", "B", 0, true},
+		{"bad value", "Udp: A B\nUdp: 1 x\n", "Udp", "B", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := procCounter(tc.text, tc.table, tc.field)
+			if (err != nil) != tc.wantErr || n != tc.want {
+				t.Errorf("procCounter = %d, %v; want %d, error %v", n, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	if _, err := KernelPressure(); err != nil {
+		t.Errorf("KernelPressure on this machine: %v", err)
+	}
+}
+
+// TestProgressNeedsPressure: with Pressure set, a late DNS check is held
+// (its Progress moves) only when the work and the pressure both moved.
+func TestProgressNeedsPressure(t *testing.T) {
+	var work, pressure atomic.Uint64
+	d := &DNSCheck{UDPProgress: work.Load, Pressure: pressure.Load}
+	first := d.Progress()
+	work.Add(10)
+	if got := d.Progress(); got != first {
+		t.Errorf("work without pressure: Progress %d → %d, want unmoved", first, got)
+	}
+	pressure.Add(1)
+	if got := d.Progress(); got != first {
+		t.Errorf("pressure without work: Progress %d → %d, want unmoved", first, got)
+	}
+	work.Add(1)
+	pressure.Add(1)
+	if got := d.Progress(); got <= first {
+		t.Errorf("work and pressure: Progress %d → %d, want moved", first, got)
+	}
+	plain := &DNSCheck{UDPProgress: work.Load}
+	before := plain.Progress()
+	work.Add(1)
+	if plain.Progress() <= before {
+		t.Error("without Pressure, Progress is the work count")
 	}
 }

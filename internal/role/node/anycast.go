@@ -156,6 +156,18 @@ func (p *healthPaths) tcpProgress() uint64 {
 	return n + p.stats.TCPEvicted.Load() + p.stats.TCPRefuse.Load() + p.stats.Malformed.Load()
 }
 
+// pressure counts the signs of a flood (health.DNSCheck.Pressure): what the
+// kernel dropped for full socket queues in the node's namespace, and the
+// TCP connections the server evicted or refused for its caps. A kernel
+// without the counters adds nothing.
+func (p *healthPaths) pressure() uint64 {
+	n, err := health.KernelPressure()
+	if err != nil {
+		n = 0
+	}
+	return n + p.stats.TCPEvicted.Load() + p.stats.TCPRefuse.Load()
+}
+
 // newAnycast builds the speaker and the checker of a node with BGP.
 // want lists the zones the node must serve, loaded their state.
 func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string]health.ZoneState, paths *healthPaths, logger *slog.Logger) (*anycast, error) {
@@ -165,7 +177,7 @@ func newAnycast(cfg *config.Node, want func() []string, loaded func() map[string
 	}
 	dc := &health.DNSCheck{Addr: cfg.Health.QueryAddr, Zones: sampler(servedOf(want, loaded), dnsCheckZones),
 		Expired: sampler(expiredOf(want, loaded), dnsCheckZones),
-		Direct:  paths.direct, UDPProgress: paths.udpProgress, TCPProgress: paths.tcpProgress,
+		Direct:  paths.direct, UDPProgress: paths.udpProgress, TCPProgress: paths.tcpProgress, Pressure: paths.pressure,
 		TCPAcceptQueue: func() (int, error) { return health.AcceptQueue(cfg.Health.QueryAddr) }}
 	checks := []health.Check{&health.ZoneCheck{Want: want, Loaded: loaded}, dc}
 	if cfg.Health.MaintenanceFile != "" {
