@@ -542,3 +542,40 @@ func Import(ctx context.Context, ks KeyStore, sealer *Sealer, backup []byte) (in
 	}
 	return len(keys), nil
 }
+
+// SealKey returns a key sealed with the sealer, bound to its zone and ID:
+// the form a database keeps it in. OpenKey reverses it.
+func (s *Sealer) SealKey(k *Key) ([]byte, error) {
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	j, err := toJSON(k)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
+	}
+	return s.Seal(plain, k.Zone+" "+k.ID)
+}
+
+// OpenKey returns the key of zone with ID id that SealKey sealed.
+func (s *Sealer) OpenKey(data []byte, zoneName, id string) (*Key, error) {
+	z, err := canonicalZone(zoneName)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.Open(data, z+" "+id)
+	if err != nil {
+		return nil, fmt.Errorf("key %s of %s: %w", id, z, err)
+	}
+	var j keyJSON
+	if err := json.Unmarshal(plain, &j); err != nil {
+		return nil, fmt.Errorf("key %s of %s: decode: %w", id, z, err)
+	}
+	if j.Zone != z || j.ID != id {
+		return nil, fmt.Errorf("key %s of %s: holds key %s of %s", id, z, j.ID, j.Zone)
+	}
+	return fromJSON(j)
+}

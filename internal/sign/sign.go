@@ -617,3 +617,8 @@ func (s *Signer) Records(z *zone.Zone, now time.Time) ([]zone.RR, error) {
 	}
 	return recs, nil
 }
+
+// Generated reports whether records of type t are made by the signer and
+// so cannot be written as zone data in a zone it signs: RRSIG, NSEC and
+// NSEC3 anywhere; DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex.
+func Generated(t uint16, apex bool) bool { return generated(t, apex) }

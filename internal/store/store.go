@@ -36,6 +36,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -122,6 +123,7 @@ type options struct {
 	maxRecords   int
 	policy       SerialPolicy
 	now          func() time.Time
+	sealer       *sign.Sealer // seals the signing keys; nil: no signing
 }
 
 // Option adjusts Open.
@@ -167,7 +169,8 @@ type zoneState struct {
 	id      int64
 	info    ZoneInfo
 	z       *zone.Zone
-	lastSeq int64 // sequence number of the newest change log entry
+	lastSeq int64      // sequence number of the newest change log entry
+	sig     *signState // nil: the store does not sign the zone
 }
 
 // setKey names a row of the rrsets table: one RRset, or every RRSIG of an
