@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anycastdns/anycastdns/internal/config"
-	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/tsig"
 )
 
@@ -79,11 +78,11 @@ func TestControlGood(t *testing.T) {
 			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
 				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
 				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2},
-			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key", Policies: map[string]sign.Policy{"nsec3-ksk": {
-				Algorithm: sign.ED25519, KSKLifetime: 8760 * time.Hour, ZSKLifetime: 720 * time.Hour,
-				SignatureValidity: 336 * time.Hour, SignatureRefresh: 120 * time.Hour, SignatureJitter: 12 * time.Hour,
-				InceptionOffset: time.Hour, NSEC3: true, NSEC3OptOut: true, DNSKEYTTL: time.Hour, ZoneMaxTTL: 24 * time.Hour,
-				PropagationDelay: 5 * time.Minute, CDS: true}}},
+			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key", Policies: map[string]config.SigningPolicy{"nsec3-ksk": {
+				Algorithm: "ED25519", RSABits: ptr(0), CSK: ptr(false), KSKLifetime: ptr(8760 * time.Hour), ZSKLifetime: ptr(720 * time.Hour),
+				SignatureValidity: ptr(336 * time.Hour), SignatureRefresh: ptr(120 * time.Hour), SignatureJitter: ptr(12 * time.Hour),
+				InceptionOffset: ptr(time.Hour), NSEC3: ptr(true), NSEC3Iterations: ptr(0), NSEC3SaltLength: ptr(0), NSEC3OptOut: ptr(true),
+				DNSKEYTTL: ptr(time.Hour), ZoneMaxTTL: ptr(24 * time.Hour), PropagationDelay: ptr(5 * time.Minute), CDS: ptr(true)}}},
 		},
 	}
 	files, err := filepath.Glob("testdata/control/*.good.yaml")

@@ -1,14 +1,10 @@
 package config
 
 import (
-	"maps"
 	"regexp"
-	"slices"
-	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/anycastdns/anycastdns/internal/sign"
 )
 
 // Signing configures DNSSEC signing on the control plane (issue #16): the
@@ -22,29 +18,39 @@ type Signing struct {
 	// database are useless, so back it up apart from the database. ""
 	// = no signing (then a database with signed zones does not open).
 	KeyFile string
-	// Policies by name, each starting from sign.DefaultPolicy (a CSK of
+	// Policies by name. Each field left out takes the value of the
+	// default policy (internal/sign's DefaultPolicy: a CSK of
 	// ECDSAP256SHA256, NSEC, signatures valid 14 days refreshed 5 days
-	// before they expire). "default" is that policy unless it is given
-	// here.
-	Policies map[string]sign.Policy
+	// before they expire); "default" is that policy unless it is given
+	// here. The control plane checks each policy when it starts (and on
+	// reload), naming the policy and the field.
+	Policies map[string]SigningPolicy
+}
+
+// SigningPolicy is a signing policy as the configuration gives it: the
+// fields of internal/sign's Policy that were set (nil: the default's).
+type SigningPolicy struct {
+	Algorithm         string // "": the default's
+	RSABits           *int
+	CSK               *bool
+	KSKLifetime       *time.Duration
+	ZSKLifetime       *time.Duration
+	SignatureValidity *time.Duration
+	SignatureRefresh  *time.Duration
+	SignatureJitter   *time.Duration
+	InceptionOffset   *time.Duration
+	NSEC3             *bool
+	NSEC3Iterations   *int
+	NSEC3SaltLength   *int
+	NSEC3OptOut       *bool
+	DNSKEYTTL         *time.Duration
+	ZoneMaxTTL        *time.Duration
+	PropagationDelay  *time.Duration
+	CDS               *bool
 }
 
 // DefaultSigningPolicy is the name of the policy used when none is named.
 const DefaultSigningPolicy = "default"
-
-// Policy returns the policy of that name ("" = default).
-func (s Signing) Policy(name string) (sign.Policy, bool) {
-	if name == "" {
-		name = DefaultSigningPolicy
-	}
-	if p, ok := s.Policies[name]; ok {
-		return p, true
-	}
-	if name == DefaultSigningPolicy {
-		return sign.DefaultPolicy(), true
-	}
-	return sign.Policy{}, false
-}
 
 var policyName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -61,7 +67,7 @@ func (d *decoder) signingField(c *Control) field {
 					d.errorAt(n, p, "expected a mapping of policy names to policies, got %s", describe(n))
 					return
 				}
-				c.Signing.Policies = map[string]sign.Policy{}
+				c.Signing.Policies = map[string]SigningPolicy{}
 				for i := 0; i+1 < len(n.Content); i += 2 {
 					k := resolve(n.Content[i])
 					kp := keyPath(p, k.Value)
@@ -73,7 +79,7 @@ func (d *decoder) signingField(c *Control) field {
 						d.errorAt(k, kp, "duplicate policy")
 						continue
 					}
-					pol := sign.DefaultPolicy()
+					var pol SigningPolicy
 					d.signingPolicy(n.Content[i+1], kp, &pol)
 					c.Signing.Policies[k.Value] = pol
 				}
@@ -82,44 +88,53 @@ func (d *decoder) signingField(c *Control) field {
 	}}
 }
 
-func (d *decoder) signingPolicy(n *yaml.Node, path string, pol *sign.Policy) {
+func (d *decoder) signingPolicy(n *yaml.Node, path string, pol *SigningPolicy) {
+	dur := func(dst **time.Duration) func(n *yaml.Node, p string) {
+		return func(n *yaml.Node, p string) {
+			var v time.Duration
+			d.duration(n, p, &v)
+			*dst = &v
+		}
+	}
+	boolean := func(dst **bool) func(n *yaml.Node, p string) {
+		return func(n *yaml.Node, p string) {
+			var v bool
+			d.boolean(n, p, &v)
+			*dst = &v
+		}
+	}
+	integer := func(dst **int) func(n *yaml.Node, p string) {
+		return func(n *yaml.Node, p string) {
+			var v int
+			d.intValue(n, p, &v)
+			*dst = &v
+		}
+	}
 	d.mapping(n, path, []field{
-		{"algorithm", func(n *yaml.Node, p string) {
-			if v, ok := parseScalar(d, n, p, sign.ParseAlgorithm); ok {
-				pol.Algorithm = v
-			}
-		}},
-		{"rsa_bits", func(n *yaml.Node, p string) { d.intValue(n, p, &pol.RSABits) }},
-		{"csk", func(n *yaml.Node, p string) { d.boolean(n, p, &pol.CSK) }},
-		{"ksk_lifetime", func(n *yaml.Node, p string) { d.duration(n, p, &pol.KSKLifetime) }},
-		{"zsk_lifetime", func(n *yaml.Node, p string) { d.duration(n, p, &pol.ZSKLifetime) }},
-		{"signature_validity", func(n *yaml.Node, p string) { d.duration(n, p, &pol.SignatureValidity) }},
-		{"signature_refresh", func(n *yaml.Node, p string) { d.duration(n, p, &pol.SignatureRefresh) }},
-		{"signature_jitter", func(n *yaml.Node, p string) { d.duration(n, p, &pol.SignatureJitter) }},
-		{"inception_offset", func(n *yaml.Node, p string) { d.duration(n, p, &pol.InceptionOffset) }},
-		{"nsec3", func(n *yaml.Node, p string) { d.boolean(n, p, &pol.NSEC3) }},
-		{"nsec3_iterations", func(n *yaml.Node, p string) { d.intValue(n, p, &pol.NSEC3Iterations) }},
-		{"nsec3_salt_length", func(n *yaml.Node, p string) { d.intValue(n, p, &pol.NSEC3SaltLength) }},
-		{"nsec3_opt_out", func(n *yaml.Node, p string) { d.boolean(n, p, &pol.NSEC3OptOut) }},
-		{"dnskey_ttl", func(n *yaml.Node, p string) { d.duration(n, p, &pol.DNSKEYTTL) }},
-		{"zone_max_ttl", func(n *yaml.Node, p string) { d.duration(n, p, &pol.ZoneMaxTTL) }},
-		{"propagation_delay", func(n *yaml.Node, p string) { d.duration(n, p, &pol.PropagationDelay) }},
-		{"cds", func(n *yaml.Node, p string) { d.boolean(n, p, &pol.CDS) }},
+		{"algorithm", func(n *yaml.Node, p string) { d.str(n, p, &pol.Algorithm) }},
+		{"rsa_bits", integer(&pol.RSABits)},
+		{"csk", boolean(&pol.CSK)},
+		{"ksk_lifetime", dur(&pol.KSKLifetime)},
+		{"zsk_lifetime", dur(&pol.ZSKLifetime)},
+		{"signature_validity", dur(&pol.SignatureValidity)},
+		{"signature_refresh", dur(&pol.SignatureRefresh)},
+		{"signature_jitter", dur(&pol.SignatureJitter)},
+		{"inception_offset", dur(&pol.InceptionOffset)},
+		{"nsec3", boolean(&pol.NSEC3)},
+		{"nsec3_iterations", integer(&pol.NSEC3Iterations)},
+		{"nsec3_salt_length", integer(&pol.NSEC3SaltLength)},
+		{"nsec3_opt_out", boolean(&pol.NSEC3OptOut)},
+		{"dnskey_ttl", dur(&pol.DNSKEYTTL)},
+		{"zone_max_ttl", dur(&pol.ZoneMaxTTL)},
+		{"propagation_delay", dur(&pol.PropagationDelay)},
+		{"cds", boolean(&pol.CDS)},
 	})
 }
 
-// signing validates the signing section: every policy is valid (each
-// problem at the policy's path, naming its field). The key file is read
-// when the control plane starts, which reports its problems.
+// signing validates the signing section. The policies' values are
+// checked by the control plane, which knows the signer's rules, and the
+// key file when it starts.
 func (v *validator) signing(s *Signing) {
-	for _, name := range slices.Sorted(maps.Keys(s.Policies)) {
-		p := s.Policies[name]
-		if err := p.Validate(); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				v.add(keyPath("signing.policies", name), "%s", strings.TrimPrefix(line, "policy: "))
-			}
-		}
-	}
 	if len(s.Policies) > 0 && s.KeyFile == "" {
 		v.add("signing.key_file", "required with signing.policies: it seals the signing keys")
 	}

@@ -430,8 +430,9 @@ func signedRecords(recs []zone.Record) string {
 }
 
 // howToEditSigned is the advice of an edit refused with ErrSigned.
-const howToEditSigned = "the control plane does not sign zones: sign the zone again with its signer and import the whole signed zone " +
-	"(a newer SOA serial), or import the zone without its DNSSEC records to serve it unsigned"
+const howToEditSigned = "the zone was imported signed and its signing is not enabled on the control plane: enable it " +
+	"(anycastctl dnssec enable, which signs the zone again with the control plane's keys), sign the zone again with its signer " +
+	"and import the whole signed zone (a newer SOA serial), or import the zone without its DNSSEC records to serve it unsigned"
 
 func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
 

@@ -120,6 +120,9 @@ func New(cfg *config.Control, logger *slog.Logger, opts ...Option) (*Control, er
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	if _, err := signingPolicies(cfg); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -285,6 +288,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
+	r.Add("signing", lifecycle.Func(func(ctx context.Context) error { return runSigning(ctx, s, c.log) }))
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
 		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
 	}))
@@ -313,6 +317,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			log.Info("shutting down")
 		}),
 		stopHTTP,
+		lifecycle.Stop("signing"), // after the last API write; the store closes after it
 	}
 	if c.stream != nil {
 		if c.stream.reg.Levels() {
@@ -378,6 +383,11 @@ func (c *Control) Reload(ctx context.Context) {
 		c.metrics.Reloads.WithLabelValues("config_error").Inc()
 		return
 	}
+	if _, err := signingPolicies(nc); err != nil {
+		log.Error("reload: configuration rejected, keeping the running one", "err", err)
+		c.metrics.Reloads.WithLabelValues("config_error").Inc()
+		return
+	}
 	c.mu.Lock()
 	old, s, srv, sp := c.cfg, c.store, c.xfr, c.stream
 	c.mu.Unlock()
@@ -427,6 +437,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"stream.tls_cert", c.Stream.TLSCert == old.Stream.TLSCert && c.Stream.TLSKey == old.Stream.TLSKey},
 		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
 		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
+		{"signing.key_file", c.Signing.KeyFile == old.Signing.KeyFile},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

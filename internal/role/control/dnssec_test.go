@@ -1,0 +1,210 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycastdns/anycastdns/internal/api"
+	"github.com/anycastdns/anycastdns/internal/apiclient"
+	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/sign"
+	"github.com/anycastdns/anycastdns/internal/sign/signtest"
+	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/zone"
+)
+
+func writeKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(path, sign.GenerateKeyFile(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDNSSECThroughTheAPI: a control plane with a key file and a policy of
+// its configuration signs a zone on PUT /v1/zones/{zone}/dnssec, keeps it
+// signed through API edits, shows its keys and next event, and refuses a
+// policy it does not have; without a key file, enabling is 409.
+func TestDNSSECThroughTheAPI(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Signing.KeyFile = writeKeyFile(t)
+	yes, no := true, false
+	cfg.Signing.Policies = map[string]config.SigningPolicy{"nsec3": {NSEC3: &yes, CSK: &no}}
+	iter := 3
+	bad := *cfg
+	bad.Signing.Policies = map[string]config.SigningPolicy{"slow": {NSEC3: &yes, NSEC3Iterations: &iter}}
+	if _, err := New(&bad, nil); err == nil || !strings.Contains(err.Error(), "signing.policies.slow: nsec3_iterations") {
+		t.Errorf("New with a bad policy: %v", err)
+	}
+	c, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, nil) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case <-c.Ready():
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	cl, err := apiclient.New("http://"+c.APIAddr().String(), token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.CreateZone(ctx, api.CreateZone{Name: "example.com", Records: zoneRecords}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.DNSSEC(ctx, "example.com")
+	if err != nil || st.Enabled {
+		t.Fatalf("status before: %+v %v", st, err)
+	}
+	var ae *apiclient.Error
+	if _, err := cl.SetDNSSEC(ctx, "example.com", api.PutDNSSEC{Enabled: true, Policy: "nope"}); !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown policy: %v, want 400", err)
+	}
+	st, err = cl.SetDNSSEC(ctx, "example.com", api.PutDNSSEC{Enabled: true, Policy: "nsec3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Enabled || st.Policy != "nsec3" || len(st.Keys) != 2 || st.NextEvent == nil || st.Settings == nil || !st.Settings.NSEC3 {
+		t.Fatalf("status after enable: %+v", st)
+	}
+	for i, name := range []string{"a", "b", "www"} {
+		if _, err := cl.PutRRset(ctx, "example.com", name, "A", api.PutRRset{Records: []string{"192.0.2." + string(rune('1'+i))}}, ""); err != nil {
+			t.Fatalf("edit %s: %v", name, err)
+		}
+		z, err := c.Store().Zone(ctx, "example.com.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if z.NSEC3 == nil {
+			t.Fatal("not NSEC3-signed")
+		}
+		signtest.Verify(t, z)
+	}
+	if _, err := cl.SetDNSSEC(ctx, "example.com", api.PutDNSSEC{Enabled: true, Settings: []byte(`{"nsec3_iterations": 5}`)}); !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || !strings.Contains(ae.Message, "nsec3_iterations") {
+		t.Errorf("bad custom settings: %v, want 400 naming nsec3_iterations", err)
+	}
+	st, err = cl.SetDNSSEC(ctx, "example.com", api.PutDNSSEC{Enabled: false})
+	if err != nil || st.Enabled {
+		t.Fatalf("disable: %+v %v", st, err)
+	}
+	if z, _ := c.Store().Zone(ctx, "example.com."); z.Signed {
+		t.Error("signed after disable")
+	}
+}
+
+// TestSigningTask: the control role's signing task refreshes the
+// signatures of a signed zone before they expire, spread over time: over
+// 40 days of a fake clock (testing/synctest) the zone's signatures are
+// valid at every check and its serial moved on in several writes.
+func TestSigningTask(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		sl, err := sign.NewSealer(sign.GenerateKeyFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.Open(ctx, filepath.Join(t.TempDir(), DBFile), nil, store.WithSealer(sl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs, err := api.ParseRecords("example.com.", zoneRecords)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateZone(ctx, "example.com.", rrs, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.EnableSigning(ctx, "example.com.", "default", sign.DefaultPolicy()); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- runSigning(ctx, s, slog.New(slog.DiscardHandler)) }()
+		z0, _ := s.Zone(ctx, "example.com.")
+		serials := map[uint32]bool{}
+		for range 40 * 24 {
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			z, err := s.Zone(ctx, "example.com.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			serials[z.Serial] = true
+			if err := sigsValid(z, time.Now()); err != nil {
+				t.Fatalf("at %v: %v", time.Now(), err)
+			}
+		}
+		if len(serials) < 4 {
+			t.Errorf("%d versions in 40 days from serial %d: the signatures were not refreshed in batches", len(serials), z0.Serial)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// sigsValid checks that every signature of z verifies and is valid at now.
+func sigsValid(z *zone.Zone, now time.Time) error {
+	all, err := z.RRs()
+	if err != nil {
+		return err
+	}
+	keys := map[uint16]*dns.DNSKEY{}
+	sets := map[string][]dns.RR{}
+	var sigs []*dns.RRSIG
+	for _, rr := range all {
+		switch v := rr.(type) {
+		case *dns.DNSKEY:
+			keys[v.KeyTag()] = v
+		case *dns.RRSIG:
+			sigs = append(sigs, v)
+			continue
+		}
+		k := strings.ToLower(rr.Header().Name) + " " + dns.TypeToString[rr.Header().Rrtype]
+		sets[k] = append(sets[k], rr)
+	}
+	if len(sigs) == 0 {
+		return errors.New("no signatures")
+	}
+	for _, sig := range sigs {
+		k := strings.ToLower(sig.Hdr.Name) + " " + dns.TypeToString[sig.TypeCovered]
+		key := keys[sig.KeyTag]
+		if key == nil {
+			return errors.New(k + ": signed by a key not in the DNSKEY RRset")
+		}
+		if err := sig.Verify(key, sets[k]); err != nil {
+			return errors.New(k + ": " + err.Error())
+		}
+		if !sig.ValidityPeriod(now) {
+			return errors.New(k + ": signature not valid now")
+		}
+	}
+	return nil
+}
