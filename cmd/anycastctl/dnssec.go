@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/anycastdns/anycastdns/internal/anycastctl"
 	"github.com/anycastdns/anycastdns/internal/api"
@@ -14,12 +15,13 @@ import (
 // dnssecCommand manages the signing of zones on the control plane.
 func dnssecCommand() *command {
 	return &command{
-		name: "dnssec", args: "enable|disable|status|keyfile [flags] ZONE",
+		name: "dnssec", args: "enable|disable|status|ds-seen|keyfile [flags] ZONE",
 		summary: "sign zones on the control plane: enable, disable, show keys and the next event",
 		describe: "Subcommands:\n" +
 			"  dnssec enable ZONE [-policy NAME | -settings JSON]\n" +
 			"  dnssec disable ZONE\n" +
 			"  dnssec status ZONE [-json]\n" +
+			"  dnssec ds-seen ZONE KEYTAG\n" +
 			"  dnssec keyfile FILE\n" +
 			"\n" +
 			"The control plane signs a zone once signing is enabled, with keys it keeps\n" +
@@ -36,6 +38,9 @@ func dnssecCommand() *command {
 						"version. Give its DS (dnssec status) to the parent to make it secure.", runDNSSECEnable},
 				{"disable", "ZONE", "remove the zone's DNSSEC records, policy and keys (remove the DS at the parent first)", "", runDNSSECDisable},
 				{"status", "ZONE [-json]", "show the zone's policy, keys, their states and the next event with its time", "", runDNSSECStatus},
+				{"ds-seen", "ZONE KEYTAG", "confirm that the parent publishes the DS of a rollover's new KSK or CSK",
+					"A KSK or CSK rollover publishes the new key (and its CDS) and waits for\n" +
+						"its DS at the parent; once the parent has it, this lets the rollover go on.", runDNSSECDSSeen},
 				{"keyfile", "FILE", "write a new key file for signing.key_file (32 random bytes, mode 0600)",
 					"Back the key file up apart from the database: the keys in it cannot be\n" +
 						"read without it.", runDNSSECKeyfile},
@@ -120,4 +125,26 @@ func runDNSSECKeyfile(_ context.Context, e *env, sc *subcommand, args []string) 
 	}
 	e.print(e.stdout, fmt.Sprintf("wrote %s: set signing.key_file to it and keep a copy apart from the database\n", pos[0]))
 	return nil
+}
+
+func runDNSSECDSSeen(ctx context.Context, e *env, sc *subcommand, args []string) error {
+	fs := flag.NewFlagSet(sc.name, flag.ContinueOnError)
+	af := addAPIFlags(fs)
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, cl, url, err := af.parse(e, sc, fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	tag, err := strconv.ParseUint(pos[1], 10, 16)
+	if err != nil || tag == 0 {
+		return usagef("KEYTAG %q: a key tag is a number from 1 to 65535", pos[1])
+	}
+	st, err := cl.DSSeen(ctx, pos[0], uint16(tag))
+	if err != nil {
+		return apiErr(url, err)
+	}
+	if *asJSON {
+		return printJSON(e, st)
+	}
+	return anycastctl.WriteDNSSEC(e.stdout, st, e.now())
 }

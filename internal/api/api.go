@@ -17,6 +17,7 @@
 //	DELETE /v1/zones/{zone}/rrsets/{name}/{type}   delete it
 //	GET    /v1/zones/{zone}/dnssec                 the zone's signing: policy, keys, states, next event (dnssec.go)
 //	PUT    /v1/zones/{zone}/dnssec                 enable signing: {"enabled":true,"policy":"default"}; disable: {"enabled":false}
+//	POST   /v1/zones/{zone}/dnssec/ds-seen         {"tag":N}: the parent publishes the DS of a rollover's new key
 //	GET    /v1/zones/{zone}/pools                  every pool (steered RRset) of the zone
 //	GET    /v1/zones/{zone}/pools/{name}/{type}    one pool (type A or AAAA)
 //	PUT    /v1/zones/{zone}/pools/{name}/{type}    define it: {"ttl":30,"policy":["up","weighted"],"endpoints":[...]}

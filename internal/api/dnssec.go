@@ -14,6 +14,7 @@ import (
 //
 //	GET /v1/zones/{zone}/dnssec   the zone's signing: policy, keys and their states, next event
 //	PUT /v1/zones/{zone}/dnssec   {"enabled":true,"policy":"NAME"} or {"enabled":true,"settings":{...}}; {"enabled":false}
+//	POST /v1/zones/{zone}/dnssec/ds-seen  {"tag":N}: the parent publishes the DS of the new key of a rollover
 
 // SigningBackend is the part of a Backend that signs zones. A Backend
 // without it answers the dnssec endpoints with 404.
@@ -25,10 +26,21 @@ type SigningBackend interface {
 	EnableSigning(ctx context.Context, zone, name string, p sign.Policy) (DNSSECStatus, error)
 	// DisableSigning takes the zone's DNSSEC records, policy and keys away.
 	DisableSigning(ctx context.Context, zone string) (DNSSECStatus, error)
+	// DSSeen records that the parent publishes the DS of the key with tag
+	// (a KSK or CSK rollover waits for it).
+	DSSeen(ctx context.Context, zone string, tag uint16) (DNSSECStatus, error)
+}
+
+// DSSeenRequest is the body of POST /v1/zones/{zone}/dnssec/ds-seen.
+type DSSeenRequest struct {
+	Tag uint16 `json:"tag"`
 }
 
 // DNSSECPath is the path of a zone's signing.
 func DNSSECPath(zone string) string { return ZonePath(zone) + "/dnssec" }
+
+// DSSeenPath is the path that confirms a DS at the parent.
+func DSSeenPath(zone string) string { return DNSSECPath(zone) + "/ds-seen" }
 
 // DNSSECPolicy is a signing policy (sign.Policy) as the API and the
 // configuration write it: durations as Go durations ("336h", "5m").
@@ -241,4 +253,35 @@ func (h *handler) policyOf(req PutDNSSEC) (string, sign.Policy, error) {
 		return name, sign.DefaultPolicy(), nil
 	}
 	return "", sign.Policy{}, Mark(fmt.Errorf("policy %q: no such policy in the control plane's configuration (signing.policies)", name), ErrInvalid)
+}
+
+func (h *handler) dsSeen(w http.ResponseWriter, r *http.Request) error {
+	zname, err := zoneParam(r)
+	if err != nil {
+		return err
+	}
+	sb, err := h.signing()
+	if err != nil {
+		return err
+	}
+	if _, err := requireMedia(r, MediaJSON); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req DSSeenRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return err
+	}
+	if req.Tag == 0 {
+		return badRequest("tag: the key tag of the key whose DS the parent publishes is required")
+	}
+	st, err := sb.DSSeen(r.Context(), zname, req.Tag)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
 }

@@ -147,6 +147,7 @@ func (h *handler) routes() []route {
 		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
 		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
 		{PathZones + "/{zone}/dnssec", map[string]handlerFunc{"GET": h.getDNSSEC, "PUT": h.putDNSSEC}},
+		{PathZones + "/{zone}/dnssec/ds-seen", map[string]handlerFunc{"POST": h.dsSeen}},
 		{PathZones + "/{zone}/pools", map[string]handlerFunc{"GET": h.listPools}},
 		{PathZones + "/{zone}/pools/{name}/{type}", map[string]handlerFunc{"GET": h.getPool, "PUT": h.putPool, "DELETE": h.deletePool}},
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},

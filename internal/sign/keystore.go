@@ -254,6 +254,8 @@ type keyJSON struct {
 	Activate  time.Time `json:"activate,omitzero"`
 	Retire    time.Time `json:"retire,omitzero"`
 	Remove    time.Time `json:"remove,omitzero"`
+	WaitDS    bool      `json:"wait_ds,omitempty"`
+	DSSeen    time.Time `json:"ds_seen,omitzero"`
 	Private   []byte    `json:"private_pkcs8"`
 }
 
@@ -263,7 +265,7 @@ func toJSON(k *Key) (keyJSON, error) {
 		return keyJSON{}, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
 	}
 	return keyJSON{ID: k.ID, Zone: k.Zone, Role: k.Role, Algorithm: k.Algorithm, Created: k.Created,
-		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, Private: der}, nil
+		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen, Private: der}, nil
 }
 
 func fromJSON(j keyJSON) (*Key, error) {
@@ -279,6 +281,7 @@ func fromJSON(j keyJSON) (*Key, error) {
 		return nil, fmt.Errorf("key %s of %s: the private key is that of key %s", j.ID, j.Zone, k.ID)
 	}
 	k.Created, k.Publish, k.Activate, k.Retire, k.Remove = j.Created, j.Publish, j.Activate, j.Retire, j.Remove
+	k.WaitDS, k.DSSeen = j.WaitDS, j.DSSeen
 	return k, nil
 }
 

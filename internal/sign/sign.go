@@ -79,13 +79,13 @@ func (s *Signer) keysAt(t time.Time) (keySet, error) {
 		}
 		ks.dnskey = append(ks.dnskey, k.DNSKEY())
 		have := algs[k.Algorithm]
+		if s.policy.CDS && k.announced(t) {
+			ks.cds = append(ks.cds, k)
+		}
 		if k.active(t) {
 			if k.Role != ZSK {
 				ks.ksk = append(ks.ksk, k)
 				have[0] = true
-				if s.policy.CDS {
-					ks.cds = append(ks.cds, k)
-				}
 			}
 			if k.Role != KSK {
 				ks.zsk = append(ks.zsk, k)

@@ -422,6 +422,8 @@ type KeyStatus struct {
 
 func keyState(k *sign.Key, t time.Time) string {
 	switch {
+	case k.WaitDS:
+		return "published, waiting for its DS at the parent"
 	case !k.Remove.IsZero() && !t.Before(k.Remove):
 		return "removed"
 	case !k.Retire.IsZero() && !t.Before(k.Retire):
@@ -458,7 +460,13 @@ func (s *Store) status(st *zoneState, now time.Time) SigningStatus {
 	if ke := ss.nextKeyEvent(now); !ke.IsZero() && (out.NextEvent.IsZero() || ke.Before(out.NextEvent)) {
 		out.NextEvent, out.NextEventWhat = ke, "key event"
 	}
-	if out.NextEvent.IsZero() {
+	if rt := ss.nextRoll(now); !rt.IsZero() && (out.NextEvent.IsZero() || rt.Before(out.NextEvent)) {
+		out.NextEvent, out.NextEventWhat = rt, "key rollover starts"
+	}
+	if w := ss.waiting(); len(w) > 0 {
+		out.NextEventWhat = strings.TrimPrefix(out.NextEventWhat+fmt.Sprintf("; waiting for the DS of key %v at the parent (anycastctl dnssec ds-seen)", w), "; ")
+	}
+	if out.NextEvent.IsZero() && len(ss.waiting()) == 0 {
 		out.NextEventWhat = ""
 	}
 	return out
@@ -697,8 +705,10 @@ func (s *Store) MaintainSigning(ctx context.Context) (time.Time, error) {
 // due returns when the signing of a zone next has work, seen at now.
 func (ss *signState) due(now time.Time) time.Time {
 	at := ss.nextRefresh
-	if ke := ss.nextKeyEvent(ss.keysAt); !ke.IsZero() && (at.IsZero() || ke.Before(at)) {
-		at = ke
+	for _, t := range []time.Time{ss.nextKeyEvent(ss.keysAt), ss.nextRoll(now)} {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
 	}
 	return at
 }
@@ -718,12 +728,26 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 		return at, nil
 	}
 	what := "maintain the signatures of zone " + zname
-	nz1, _, _, err := st.sig.signer.RefreshWithin(st.z, now, refreshBatch(st.sig.policy))
+	ss := st.sig
+	var sw *signWrite
+	keys, err := ss.roll(zname, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: rollover: %w", what, err)
+	}
+	if keys != nil {
+		if ss, err = newSignState(ss.name, ss.policy, zname, keys); err != nil {
+			return time.Time{}, fmt.Errorf("%s: rollover: %w", what, err)
+		}
+		if sw, err = s.sealKeys(ss); err != nil {
+			return time.Time{}, fmt.Errorf("%s: rollover: %w", what, err)
+		}
+	}
+	nz1, _, _, err := ss.signer.RefreshWithin(st.z, now, refreshBatch(ss.policy))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
 	oldRR, newRR := soaBump(nz1, bumpSerial(SerialPolicy(st.info.SerialPolicy), st.info.Serial, 0, false, now))
-	nz, _, _, err := st.sig.signer.Update(nz1, []zone.RR{oldRR}, []zone.RR{newRR}, now)
+	nz, _, _, err := ss.signer.Update(nz1, []zone.RR{oldRR}, []zone.RR{newRR}, now)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -736,10 +760,17 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
-	ss := st.sig.withRefresh(nz, now)
-	ns, err := s.commit(st, nz, sets, false, ch, now, &signWrite{state: ss})
+	ss = ss.withRefresh(nz, now)
+	if sw == nil {
+		sw = &signWrite{}
+	}
+	sw.state = ss
+	ns, err := s.commit(st, nz, sets, false, ch, now, sw)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if keys != nil {
+		s.log.Info("key rollover step", "zone", zname, "keys", len(keys), "waiting_for_ds", fmt.Sprint(ss.waiting()))
 	}
 	s.log.Info("signatures refreshed", "zone", zname, "serial", ns.info.Serial, "signatures", countSigs(a),
 		"next", ss.due(now).UTC().Format(time.RFC3339))

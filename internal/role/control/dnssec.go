@@ -109,6 +109,11 @@ func (b backend) DisableSigning(ctx context.Context, zone string) (api.DNSSECSta
 	return b.withSerial(ctx, st, err)
 }
 
+func (b backend) DSSeen(ctx context.Context, zone string, tag uint16) (api.DNSSECStatus, error) {
+	st, err := b.s.DSSeen(ctx, zone, tag)
+	return b.withSerial(ctx, st, err)
+}
+
 // loadSealer reads the key file of the signing section; nil without one.
 func loadSealer(path string) (*sign.Sealer, error) {
 	if path == "" {
