@@ -112,7 +112,7 @@ func runDNSSECKeyfile(_ context.Context, e *env, sc *subcommand, args []string) 
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(pos[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(pos[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // the operator names the file to write
 	if err != nil {
 		return fmt.Errorf("key file: %w (an existing key file is never overwritten)", err)
 	}

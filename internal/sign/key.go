@@ -189,11 +189,12 @@ func (k *Key) active(t time.Time) bool {
 }
 
 // announced reports whether a KSK or CSK is in the CDS and CDNSKEY RRsets
-// at t: published and not retired, so that during a rollover the parent
-// holds the DS of both keys (double-DS) before the new one signs, and
-// drops the old one's once it no longer signs.
+// at t: while it is in the DNSKEY RRset, so that during a rollover the
+// parent holds the DS of both keys (double-DS) from before the new one
+// signs until the old one has left the zone, when no cached DNSKEY RRset
+// is signed by the old key alone any more.
 func (k *Key) announced(t time.Time) bool {
-	return k.Role != ZSK && k.published(t) && (k.Retire.IsZero() || t.Before(k.Retire))
+	return k.Role != ZSK && k.published(t)
 }
 
 // sign signs data with the key, in the form the RRSIG carries (RFC 6605

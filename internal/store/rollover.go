@@ -24,8 +24,8 @@ import (
 //     (DSSeen: anycastctl dnssec ds-seen, or the parent's servers), then
 //     from the later of Ipub after its publication and the parent's DS
 //     TTL after the sighting (taken as at most zone_max_ttl); the old key
-//     stops signing then (and leaves the CDS, for the parent to drop its
-//     DS) and leaves the DNSKEY RRset Iret later.
+//     stops signing then and leaves the DNSKEY RRset, and the CDS (for the
+//     parent to drop its DS), Iret later.
 //
 // At every step each RRset has a signature by a key of the DNSKEY RRset
 // every validator may hold, and the DNSKEY RRset one by a key whose DS the
