@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"regexp"
 	"time"
 
@@ -25,6 +26,13 @@ type Signing struct {
 	// here. The control plane checks each policy when it starts (and on
 	// reload), naming the policy and the field.
 	Policies map[string]SigningPolicy
+	// ParentServers lists, by parent zone (lower-case FQDN), the
+	// authoritative servers of that zone. A KSK or CSK rollover of a zone
+	// under it (the longest such parent) waits until every one of them
+	// answers the zone's DS RRset with the new key's DS, asked every
+	// minute; without an entry the operator confirms with "anycastctl
+	// dnssec ds-seen".
+	ParentServers map[string][]netip.AddrPort
 }
 
 // SigningPolicy is a signing policy as the configuration gives it: the
@@ -59,6 +67,31 @@ func (d *decoder) signingField(c *Control) field {
 	return field{"signing", func(n *yaml.Node, p string) {
 		d.mapping(n, p, []field{
 			{"key_file", func(n *yaml.Node, p string) { d.file(n, p, &c.Signing.KeyFile) }},
+			{"parent_servers", func(n *yaml.Node, p string) {
+				if n = d.value(n, p); n == nil {
+					return
+				}
+				if n.Kind != yaml.MappingNode {
+					d.errorAt(n, p, "expected a mapping of parent zones to server lists, got %s", describe(n))
+					return
+				}
+				c.Signing.ParentServers = map[string][]netip.AddrPort{}
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					k := resolve(n.Content[i])
+					kp := keyPath(p, k.Value)
+					name, err := canonicalZoneName(k.Value)
+					if k.Kind != yaml.ScalarNode || err != nil {
+						d.errorAt(k, kp, "a parent zone name, got %s", describe(k))
+						continue
+					}
+					items := d.sequence(n.Content[i+1], kp)
+					servers := make([]netip.AddrPort, len(items))
+					for j, item := range items {
+						servers[j], _ = parseScalar(d, item, indexPath(kp, j), parseAddrPort)
+					}
+					c.Signing.ParentServers[name] = servers
+				}
+			}},
 			{"policies", func(n *yaml.Node, p string) {
 				if n = d.value(n, p); n == nil {
 					return

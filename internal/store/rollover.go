@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anycastdns/anycastdns/internal/sign"
@@ -268,4 +269,43 @@ func (ss *signState) waiting() []uint16 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// WaitingKey is a KSK or CSK of a rollover waiting for its DS at the
+// parent.
+type WaitingKey struct {
+	Zone string
+	Tag  uint16
+	DS   []byte // the DS rdata (SHA-256) the parent must publish
+}
+
+// WaitingForDS returns the keys of every signed zone that wait for their
+// DS at the parent, for a check of the parent's servers (then DSSeen).
+func (s *Store) WaitingForDS(ctx context.Context) ([]WaitingKey, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	var out []WaitingKey
+	for name, st := range s.zones {
+		if st.sig == nil {
+			continue
+		}
+		for _, k := range st.sig.keys {
+			if k.WaitDS {
+				out = append(out, WaitingKey{Zone: name, Tag: k.Tag(), DS: k.DS(st.z.OriginWire())})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b WaitingKey) int {
+		if a.Zone != b.Zone {
+			return strings.Compare(a.Zone, b.Zone)
+		}
+		return int(a.Tag) - int(b.Tag)
+	})
+	return out, nil
 }

@@ -288,7 +288,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
-	r.Add("signing", lifecycle.Func(func(ctx context.Context) error { return runSigning(ctx, s, c.log) }))
+	r.Add("signing", lifecycle.Func(func(ctx context.Context) error { return runSigning(ctx, s, cfg.Signing.ParentServers, c.log) }))
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
 		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
 	}))
@@ -438,6 +438,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
 		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
 		{"signing.key_file", c.Signing.KeyFile == old.Signing.KeyFile},
+		{"signing.parent_servers", reflect.DeepEqual(c.Signing.ParentServers, old.Signing.ParentServers)},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

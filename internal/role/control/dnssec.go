@@ -2,13 +2,17 @@ package control
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
@@ -26,12 +30,14 @@ import (
 // seen within it.
 const signingCheck = time.Minute
 
-// runSigning is the signing task: it does what is due in every signed zone
-// (store.MaintainSigning), then waits until the next thing comes due, at
+// runSigning is the signing task: it asks the parents' servers for the DS
+// of the keys that wait for it (checkParents), does what is due in every
+// signed zone (store.MaintainSigning), then waits until the next thing comes due, at
 // most signingCheck, until ctx ends.
-func runSigning(ctx context.Context, s *store.Store, log *slog.Logger) error {
+func runSigning(ctx context.Context, s *store.Store, parents map[string][]netip.AddrPort, log *slog.Logger) error {
 	log = log.With("component", "signing")
 	for {
+		checkParents(ctx, s, parents, log)
 		next, err := s.MaintainSigning(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("signature maintenance failed; retrying", "err", err)
@@ -183,4 +189,90 @@ func policyLookup(m map[string]sign.Policy) func(string) (sign.Policy, bool) {
 		p, ok := m[name]
 		return p, ok
 	}
+}
+
+// parentOf returns the servers of the longest parent zone of parents that
+// zone is under, nil when there is none.
+func parentOf(parents map[string][]netip.AddrPort, zone string) (string, []netip.AddrPort) {
+	best := ""
+	for p := range parents {
+		if p == zone || !dns.IsSubDomain(p, zone) {
+			continue
+		}
+		if best == "" || dns.CountLabel(p) > dns.CountLabel(best) {
+			best = p
+		}
+	}
+	if best == "" {
+		return "", nil
+	}
+	return best, parents[best]
+}
+
+// checkParents marks the DS of a waiting key seen (store.DSSeen) once every
+// server of the zone's parent answers the zone's DS RRset with it.
+func checkParents(ctx context.Context, s *store.Store, parents map[string][]netip.AddrPort, log *slog.Logger) {
+	if len(parents) == 0 {
+		return
+	}
+	waiting, err := s.WaitingForDS(ctx)
+	if err != nil {
+		return
+	}
+	for _, w := range waiting {
+		parent, servers := parentOf(parents, w.Zone)
+		if len(servers) == 0 {
+			continue
+		}
+		seen := true
+		for _, srv := range servers {
+			ok, err := hasDS(ctx, srv, w.Zone, w.DS)
+			if err != nil {
+				log.Warn("cannot ask a parent server for a DS", "zone", w.Zone, "parent", parent, "server", srv.String(), "err", err)
+			}
+			if !ok {
+				seen = false
+				break
+			}
+		}
+		if !seen {
+			continue
+		}
+		if _, err := s.DSSeen(ctx, w.Zone, w.Tag); err != nil {
+			log.Error("DS seen at every parent server, but recording it failed", "zone", w.Zone, "tag", w.Tag, "err", err)
+			continue
+		}
+		log.Info("DS seen at every server of the parent", "zone", w.Zone, "tag", w.Tag, "parent", parent, "servers", len(servers))
+	}
+}
+
+// hasDS asks one server (no recursion, TCP after a truncated answer) for
+// the DS RRset of zone and reports whether it holds the DS rdata ds.
+func hasDS(ctx context.Context, server netip.AddrPort, zone string, ds []byte) (bool, error) {
+	if len(ds) < 5 {
+		return false, errors.New("short DS")
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(zone, dns.TypeDS)
+	m.RecursionDesired = false
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := &dns.Client{Timeout: 5 * time.Second}
+	r, _, err := c.ExchangeContext(ctx, m, server.String())
+	if err == nil && r.Truncated {
+		c.Net = "tcp"
+		r, _, err = c.ExchangeContext(ctx, m, server.String())
+	}
+	if err != nil {
+		return false, err
+	}
+	want := strings.ToUpper(hex.EncodeToString(ds[4:]))
+	tag := uint16(ds[0])<<8 | uint16(ds[1])
+	for _, rr := range r.Answer {
+		d, ok := rr.(*dns.DS)
+		if ok && strings.EqualFold(d.Hdr.Name, zone) && d.KeyTag == tag && d.Algorithm == ds[2] && d.DigestType == ds[3] && strings.ToUpper(d.Digest) == want {
+			return true, nil
+		}
+	}
+	return false, nil
 }

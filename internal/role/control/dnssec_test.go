@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -142,7 +144,7 @@ func TestSigningTask(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- runSigning(ctx, s, slog.New(slog.DiscardHandler)) }()
+		go func() { done <- runSigning(ctx, s, nil, slog.New(slog.DiscardHandler)) }()
 		z0, _ := s.Zone(ctx, "example.com.")
 		serials := map[uint32]bool{}
 		for range 40 * 24 {
@@ -207,4 +209,111 @@ func sigsValid(z *zone.Zone, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// TestParentDSCheck: a KSK rollover waits for the new DS at the parent; the
+// signing task's check of the parent's servers (a DNS server on loopback
+// standing for them) does not take a DS set with the old key alone, and
+// takes one with both keys: the new key then has its activation time.
+func TestParentDSCheck(t *testing.T) {
+	ctx := t.Context()
+	var mu sync.Mutex
+	var parentDS []dns.RR
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		mu.Lock()
+		if r.Question[0].Qtype == dns.TypeDS {
+			m.Answer = append(m.Answer, parentDS...)
+		}
+		mu.Unlock()
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	defer func() { _ = srv.Shutdown() }()
+	parents := map[string][]netip.AddrPort{"example.": {netip.MustParseAddrPort(pc.LocalAddr().String())}, "org.": nil}
+
+	now := time.Now()
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	sl, err := sign.NewSealer(sign.GenerateKeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), DBFile), nil, store.WithSealer(sl), store.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rrs, err := api.ParseRecords("child.example.", []string{"@ 3600 IN SOA ns1 h 1 7200 3600 1209600 300", "@ 3600 IN NS ns1", "ns1 300 IN A 192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateZone(ctx, "child.example.", rrs, ""); err != nil {
+		t.Fatal(err)
+	}
+	p := sign.DefaultPolicy()
+	p.DNSKEYTTL, p.ZoneMaxTTL, p.KSKLifetime, p.CDS = time.Hour, time.Hour, 2*time.Hour, true
+	st, err := s.EnableSigning(ctx, "child.example.", "roll", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := dns.NewRR(st.Keys[0].DS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clockMu.Lock()
+	now = now.Add(3 * time.Hour)
+	clockMu.Unlock()
+	if _, err := s.MaintainSigning(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.WaitingForDS(ctx)
+	if err != nil || len(w) != 1 {
+		t.Fatalf("waiting after the rollover started: %v %v", w, err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	mu.Lock()
+	parentDS = []dns.RR{old}
+	mu.Unlock()
+	checkParents(ctx, s, parents, log)
+	if w2, _ := s.WaitingForDS(ctx); len(w2) != 1 {
+		t.Fatalf("the parent has only the old DS, yet the key no longer waits: %v", w2)
+	}
+	st, err = s.Signing(ctx, "child.example.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newDS dns.RR
+	for _, k := range st.Keys {
+		if k.Tag == w[0].Tag {
+			if newDS, err = dns.NewRR(k.DS); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mu.Lock()
+	parentDS = []dns.RR{old, newDS}
+	mu.Unlock()
+	checkParents(ctx, s, parents, log)
+	if w3, _ := s.WaitingForDS(ctx); len(w3) != 0 {
+		t.Fatalf("the parent has both DS, yet the key still waits: %v", w3)
+	}
+	st, _ = s.Signing(ctx, "child.example.")
+	for _, k := range st.Keys {
+		if k.Tag == w[0].Tag && (k.Activate.IsZero() || !k.Activate.After(clock())) {
+			t.Errorf("new key after its DS was seen: %+v", k)
+		}
+	}
+	if name, servers := parentOf(parents, "a.b.example."); name != "example." || len(servers) != 1 {
+		t.Errorf("parentOf(a.b.example.) = %q %v", name, servers)
+	}
+	if name, _ := parentOf(parents, "example."); name != "" {
+		t.Errorf("parentOf(example.) = %q, want none (a zone is not its own parent)", name)
+	}
 }
