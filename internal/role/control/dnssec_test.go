@@ -3,12 +3,15 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +26,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/store"
+	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -316,4 +320,177 @@ func TestParentDSCheck(t *testing.T) {
 	if name, _ := parentOf(parents, "example."); name != "" {
 		t.Errorf("parentOf(example.) = %q, want none (a zone is not its own parent)", name)
 	}
+}
+
+// TestRolloverTask: the control role's signing task, on a testing/synctest
+// clock, runs whole ZSK (pre-publish) and KSK (double-DS) rollovers over
+// eight days, the test playing the parent (its DS RRset follows the zone's
+// CDS) and the operator (ds-seen once the parent has the new DS). Every
+// hour every signature verifies and is valid, the DNSKEY RRset is signed
+// by a key whose DS the parent publishes, and ldns-verify-zone, at the
+// bubble's time with the parent's DS as trust anchor, accepts every new
+// version.
+func TestRolloverTask(t *testing.T) {
+	ldns := testkit.RequireTool(t, "ldns-verify-zone", "ldnsutils")
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		sl, err := sign.NewSealer(sign.GenerateKeyFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.Open(ctx, filepath.Join(t.TempDir(), DBFile), nil, store.WithSealer(sl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs, err := api.ParseRecords("example.com.", []string{"@ 3600 IN SOA ns1 h 1 7200 3600 1209600 300", "@ 3600 IN NS ns1",
+			"ns1 3600 IN A 192.0.2.1", "www 300 IN A 192.0.2.2", "sub 3600 IN NS ns.sub", "ns.sub 3600 IN A 192.0.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateZone(ctx, "example.com.", rrs, ""); err != nil {
+			t.Fatal(err)
+		}
+		p := sign.DefaultPolicy()
+		p.CSK, p.CDS = false, true
+		p.DNSKEYTTL, p.ZoneMaxTTL = time.Hour, time.Hour
+		p.SignatureValidity, p.SignatureRefresh, p.SignatureJitter = 4*24*time.Hour, 26*time.Hour, time.Hour
+		p.ZSKLifetime, p.KSKLifetime = 2*24*time.Hour, 3*24*time.Hour
+		if _, err := s.EnableSigning(ctx, "example.com.", "roll", p); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- runSigning(ctx, s, nil, slog.New(slog.DiscardHandler)) }()
+		cdsOf := func(z *zone.Zone) []string {
+			all, err := z.RRs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, rr := range all {
+				if c, ok := rr.(*dns.CDS); ok {
+					out = append(out, c.DS.String()[len(c.Hdr.String()):])
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+		z, _ := s.Zone(ctx, "example.com.")
+		parent := cdsOf(z)
+		lastSerial := z.Serial
+		keys, dsChanges, confirmed, checked := map[uint16]bool{}, 0, 0, 0
+		for range 8 * 24 {
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			now := time.Now()
+			z, err := s.Zone(ctx, "example.com.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cds := cdsOf(z); !slices.Equal(cds, parent) {
+				parent, dsChanges = cds, dsChanges+1
+				st, err := s.Signing(ctx, "example.com.")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range st.Keys {
+					if strings.Contains(k.State, "waiting for its DS") {
+						if _, err := s.DSSeen(ctx, "example.com.", k.Tag); err != nil {
+							t.Fatal(err)
+						}
+						confirmed++
+					}
+				}
+			}
+			if err := sigsValid(z, now); err != nil {
+				t.Fatalf("at %v: %v", now, err)
+			}
+			if err := dnskeyAnchored(z, parent); err != nil {
+				t.Fatalf("at %v: %v", now, err)
+			}
+			for _, k := range zoneKeys(t, z) {
+				keys[k] = true
+			}
+			if z.Serial != lastSerial {
+				lastSerial = z.Serial
+				dir := t.TempDir()
+				var anchors strings.Builder
+				for _, d := range parent {
+					anchors.WriteString("example.com. 3600 IN DS " + d + "\n")
+				}
+				if err := os.WriteFile(filepath.Join(dir, "ds"), []byte(anchors.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "zone"), []byte(zoneText(t, z)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(ldns, "-V", "1", "-t", now.UTC().Format("20060102150405"), "-k", filepath.Join(dir, "ds"), filepath.Join(dir, "zone")).CombinedOutput()
+				if err != nil {
+					t.Fatalf("at %v: ldns-verify-zone: %v\n%s", now, err, out)
+				}
+				checked++
+			}
+		}
+		t.Logf("8 days: %d versions checked by ldns-verify-zone, %d DS confirmed, %d keys, %d DS changes at the parent", checked, confirmed, len(keys), dsChanges)
+		// Two KSKs and four ZSKs at least: each rollover made a key.
+		if confirmed < 2 || len(keys) < 6 || dsChanges < 4 {
+			t.Errorf("in 8 days: %d DS confirmed, %d keys, %d DS changes at the parent", confirmed, len(keys), dsChanges)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// zoneKeys returns the tags of the zone's DNSKEY RRset.
+func zoneKeys(t *testing.T, z *zone.Zone) []uint16 {
+	t.Helper()
+	all, err := z.RRs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint16
+	for _, rr := range all {
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			out = append(out, k.KeyTag())
+		}
+	}
+	return out
+}
+
+// dnskeyAnchored checks that the DNSKEY RRset of z is signed by a key whose
+// DS is in ds ("tag alg type digest").
+func dnskeyAnchored(z *zone.Zone, ds []string) error {
+	all, err := z.RRs()
+	if err != nil {
+		return err
+	}
+	keys := map[uint16]*dns.DNSKEY{}
+	var set []dns.RR
+	var sigs []*dns.RRSIG
+	for _, rr := range all {
+		switch v := rr.(type) {
+		case *dns.DNSKEY:
+			keys[v.KeyTag()] = v
+			set = append(set, v)
+		case *dns.RRSIG:
+			if v.TypeCovered == dns.TypeDNSKEY {
+				sigs = append(sigs, v)
+			}
+		}
+	}
+	for _, sig := range sigs {
+		k := keys[sig.KeyTag]
+		if k == nil || sig.Verify(k, set) != nil {
+			continue
+		}
+		d := k.ToDS(dns.SHA256)
+		if slices.Contains(ds, d.String()[len(d.Hdr.String()):]) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the DNSKEY RRset is not signed by a key with a DS in the parent's set %v", ds)
 }
