@@ -15,6 +15,9 @@
 //	GET    /v1/zones/{zone}/rrsets/{name}/{type}   one RRset, with an ETag
 //	PUT    /v1/zones/{zone}/rrsets/{name}/{type}   replace it: {"ttl":300,"records":["192.0.2.1"]}
 //	DELETE /v1/zones/{zone}/rrsets/{name}/{type}   delete it
+//	GET    /v1/zones/{zone}/dnssec                 the zone's signing: policy, keys, states, next event (dnssec.go)
+//	PUT    /v1/zones/{zone}/dnssec                 enable signing: {"enabled":true,"policy":"default"}; disable: {"enabled":false}
+//	POST   /v1/zones/{zone}/dnssec/ds-seen         {"tag":N}: the parent publishes the DS of a rollover's new key
 //	GET    /v1/zones/{zone}/pools                  every pool (steered RRset) of the zone
 //	GET    /v1/zones/{zone}/pools/{name}/{type}    one pool (type A or AAAA)
 //	PUT    /v1/zones/{zone}/pools/{name}/{type}    define it: {"ttl":30,"policy":["up","weighted"],"endpoints":[...]}
@@ -42,10 +45,12 @@
 // A zone is created only under a name the nodes serve
 // (zone.ValidateZoneName: letters, digits, '-', '_' and '/'; no escapes, no
 // wildcard), and the root or a top-level domain only with allow_tld. A
-// zone that holds DNSSEC records (imported signed) is changed only by
-// importing it whole, signed with a newer serial or unsigned: the control
-// plane does not sign, and an edit of one RRset would leave bogus
-// signatures, so it is refused with 409.
+// zone whose signing is enabled (dnssec.go) is signed by the control
+// plane: every edit is signed with it, and its DNSSEC records are the
+// signer's alone (409). A zone that holds DNSSEC records without that
+// (imported signed) is changed only by importing it whole, signed with a
+// newer serial or unsigned, or by enabling signing: an edit of one RRset
+// would leave bogus signatures, so it is refused with 409.
 //
 // A pool is stored as a record of the private-use type steer.TypePool at
 // its owner, so it replicates with the zone; it is written only through

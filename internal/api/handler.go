@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/fleet"
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -81,6 +82,9 @@ type Config struct {
 	// Fleet is the registry of the nodes (GET /v1/fleet and the fleet
 	// page); nil = none.
 	Fleet Fleet
+	// SigningPolicies returns the signing policy of a name (dnssec.go);
+	// nil = only "default", sign.DefaultPolicy.
+	SigningPolicies func(name string) (sign.Policy, bool)
 }
 
 // DefaultMaxBody is the body limit when Config.MaxBody is 0.
@@ -94,6 +98,8 @@ type handler struct {
 	mux     *http.ServeMux
 	fleet   Fleet
 	page    http.Handler // the fleet page, nil without a fleet
+	// policies names the signing policies (Config.SigningPolicies).
+	policies func(name string) (sign.Policy, bool)
 }
 
 // Handler returns the API over b.
@@ -101,7 +107,8 @@ func Handler(b Backend, cfg Config, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{b: b, maxBody: cfg.MaxBody, log: logger.With("component", "api"), mux: http.NewServeMux(), fleet: cfg.Fleet}
+	h := &handler{b: b, maxBody: cfg.MaxBody, log: logger.With("component", "api"), mux: http.NewServeMux(), fleet: cfg.Fleet,
+		policies: cfg.SigningPolicies}
 	if cfg.Fleet != nil {
 		h.page = fleet.PageHandler()
 	}
@@ -139,6 +146,8 @@ func (h *handler) routes() []route {
 		{PathZones + "/{zone}/zonefile", map[string]handlerFunc{"GET": h.exportZone, "PUT": h.importZone}},
 		{PathZones + "/{zone}/rrsets", map[string]handlerFunc{"GET": h.listRRsets}},
 		{PathZones + "/{zone}/rrsets/{name}/{type}", map[string]handlerFunc{"GET": h.getRRset, "PUT": h.putRRset, "DELETE": h.deleteRRset}},
+		{PathZones + "/{zone}/dnssec", map[string]handlerFunc{"GET": h.getDNSSEC, "PUT": h.putDNSSEC}},
+		{PathZones + "/{zone}/dnssec/ds-seen", map[string]handlerFunc{"POST": h.dsSeen}},
 		{PathZones + "/{zone}/pools", map[string]handlerFunc{"GET": h.listPools}},
 		{PathZones + "/{zone}/pools/{name}/{type}", map[string]handlerFunc{"GET": h.getPool, "PUT": h.putPool, "DELETE": h.deletePool}},
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},

@@ -45,6 +45,8 @@ type Control struct {
 	// from the monitors' reports and send it to the nodes (levels.go);
 	// nil = no decisions are sent (reports are still kept and shown).
 	Levels *Levels
+	// Signing is DNSSEC signing on the control plane (signing.go).
+	Signing Signing
 
 	src        *source // where the fields came from; nil for a Control built in code
 	tokenLines []int   // line of each token in API.TokenFile
@@ -238,6 +240,7 @@ func (d *decoder) control(top *yaml.Node, c *Control) {
 		}},
 		d.streamField(c),
 		d.levelsField(c),
+		d.signingField(c),
 	})
 }
 
@@ -415,6 +418,7 @@ func (c *Control) validate(v *validator) {
 	v.httpListen("metrics.listen", c.Metrics.Listen, tcp)
 	v.stream(c, tcp)
 	v.controlLevels(c)
+	v.signing(&c.Signing)
 }
 
 func (c *Control) validateTokens(v *validator) {

@@ -81,6 +81,13 @@ func TestControlGood(t *testing.T) {
 			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
 				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
 				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2, ShedUnderAttack: true},
+			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key",
+				ParentServers: map[string][]netip.AddrPort{"com.": {addrPort("192.0.2.30:53"), addrPort("[2001:db8::30]:53")}},
+				Policies: map[string]config.SigningPolicy{"nsec3-ksk": {
+					Algorithm: "ED25519", RSABits: ptr(0), CSK: ptr(false), KSKLifetime: ptr(8760 * time.Hour), ZSKLifetime: ptr(720 * time.Hour),
+					SignatureValidity: ptr(336 * time.Hour), SignatureRefresh: ptr(120 * time.Hour), SignatureJitter: ptr(12 * time.Hour),
+					InceptionOffset: ptr(time.Hour), NSEC3: ptr(true), NSEC3Iterations: ptr(0), NSEC3SaltLength: ptr(0), NSEC3OptOut: ptr(true),
+					DNSKEYTTL: ptr(time.Hour), ZoneMaxTTL: ptr(24 * time.Hour), PropagationDelay: ptr(5 * time.Minute), CDS: ptr(true)}}},
 		},
 	}
 	files, err := filepath.Glob("testdata/control/*.good.yaml")

@@ -47,6 +47,11 @@ type Key struct {
 	Activate  time.Time // from then on signing
 	Retire    time.Time // from then on no longer signing
 	Remove    time.Time // from then on no longer in the DNSKEY RRset
+	// WaitDS marks a new KSK or CSK of a rollover that is published (and,
+	// with CDS, announced to the parent) but does not sign until its DS is
+	// seen at the parent; DSSeen is when it was. Activate is then set.
+	WaitDS bool
+	DSSeen time.Time
 	// Private is the private key: *ecdsa.PrivateKey, ed25519.PrivateKey
 	// or *rsa.PrivateKey.
 	Private crypto.Signer
@@ -180,7 +185,16 @@ func (k *Key) published(t time.Time) bool {
 
 // active reports whether the key signs at t.
 func (k *Key) active(t time.Time) bool {
-	return k.published(t) && !t.Before(k.Activate) && (k.Retire.IsZero() || t.Before(k.Retire))
+	return !k.WaitDS && k.published(t) && !t.Before(k.Activate) && (k.Retire.IsZero() || t.Before(k.Retire))
+}
+
+// announced reports whether a KSK or CSK is in the CDS and CDNSKEY RRsets
+// at t: while it is in the DNSKEY RRset, so that during a rollover the
+// parent holds the DS of both keys (double-DS) from before the new one
+// signs until the old one has left the zone, when no cached DNSKEY RRset
+// is signed by the old key alone any more.
+func (k *Key) announced(t time.Time) bool {
+	return k.Role != ZSK && k.published(t)
 }
 
 // sign signs data with the key, in the form the RRSIG carries (RFC 6605

@@ -254,6 +254,8 @@ type keyJSON struct {
 	Activate  time.Time `json:"activate,omitzero"`
 	Retire    time.Time `json:"retire,omitzero"`
 	Remove    time.Time `json:"remove,omitzero"`
+	WaitDS    bool      `json:"wait_ds,omitempty"`
+	DSSeen    time.Time `json:"ds_seen,omitzero"`
 	Private   []byte    `json:"private_pkcs8"`
 }
 
@@ -263,7 +265,7 @@ func toJSON(k *Key) (keyJSON, error) {
 		return keyJSON{}, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
 	}
 	return keyJSON{ID: k.ID, Zone: k.Zone, Role: k.Role, Algorithm: k.Algorithm, Created: k.Created,
-		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, Private: der}, nil
+		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen, Private: der}, nil
 }
 
 func fromJSON(j keyJSON) (*Key, error) {
@@ -279,6 +281,7 @@ func fromJSON(j keyJSON) (*Key, error) {
 		return nil, fmt.Errorf("key %s of %s: the private key is that of key %s", j.ID, j.Zone, k.ID)
 	}
 	k.Created, k.Publish, k.Activate, k.Retire, k.Remove = j.Created, j.Publish, j.Activate, j.Retire, j.Remove
+	k.WaitDS, k.DSSeen = j.WaitDS, j.DSSeen
 	return k, nil
 }
 
@@ -541,4 +544,41 @@ func Import(ctx context.Context, ks KeyStore, sealer *Sealer, backup []byte) (in
 		}
 	}
 	return len(keys), nil
+}
+
+// SealKey returns a key sealed with the sealer, bound to its zone and ID:
+// the form a database keeps it in. OpenKey reverses it.
+func (s *Sealer) SealKey(k *Key) ([]byte, error) {
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	j, err := toJSON(k)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
+	}
+	return s.Seal(plain, k.Zone+" "+k.ID)
+}
+
+// OpenKey returns the key of zone with ID id that SealKey sealed.
+func (s *Sealer) OpenKey(data []byte, zoneName, id string) (*Key, error) {
+	z, err := canonicalZone(zoneName)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.Open(data, z+" "+id)
+	if err != nil {
+		return nil, fmt.Errorf("key %s of %s: %w", id, z, err)
+	}
+	var j keyJSON
+	if err := json.Unmarshal(plain, &j); err != nil {
+		return nil, fmt.Errorf("key %s of %s: decode: %w", id, z, err)
+	}
+	if j.Zone != z || j.ID != id {
+		return nil, fmt.Errorf("key %s of %s: holds key %s of %s", id, z, j.ID, j.Zone)
+	}
+	return fromJSON(j)
 }

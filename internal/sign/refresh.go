@@ -36,6 +36,13 @@ func signs(k kind, t uint16) bool {
 // zone signed at once is refreshed spread over the jitter, and stays
 // spread. NextRefresh says when the next ones come due.
 func (s *Signer) Refresh(z *zone.Zone, now time.Time) (*zone.Zone, []zone.RR, []zone.RR, error) {
+	return s.RefreshWithin(z, now, 0)
+}
+
+// RefreshWithin is Refresh that also re-signs the signatures that come due
+// within window of now, so that a caller refreshing a large zone writes
+// them in batches (one per window) instead of one write per signature.
+func (s *Signer) RefreshWithin(z *zone.Zone, now time.Time, window time.Duration) (*zone.Zone, []zone.RR, []zone.RR, error) {
 	if !bytes.Equal(z.OriginWire(), s.origin) {
 		return nil, nil, nil, fmt.Errorf("refresh %s: the signer is for %s", z.Origin, s.zone)
 	}
@@ -50,7 +57,7 @@ func (s *Signer) Refresh(z *zone.Zone, now time.Time) (*zone.Zone, []zone.RR, []
 		apex := n == z.Apex
 		for i := range n.Sets {
 			set := &n.Sets[i]
-			if !signs(k, set.Type) || s.fresh(set, ks, now, apex) {
+			if !signs(k, set.Type) || s.freshUntil(set, ks, now, now.Add(max(window, 0)), apex) {
 				continue
 			}
 			del = appendSigsOf(del, n, set.Type)

@@ -79,13 +79,13 @@ func (s *Signer) keysAt(t time.Time) (keySet, error) {
 		}
 		ks.dnskey = append(ks.dnskey, k.DNSKEY())
 		have := algs[k.Algorithm]
+		if s.policy.CDS && k.announced(t) {
+			ks.cds = append(ks.cds, k)
+		}
 		if k.active(t) {
 			if k.Role != ZSK {
 				ks.ksk = append(ks.ksk, k)
 				have[0] = true
-				if s.policy.CDS {
-					ks.cds = append(ks.cds, k)
-				}
 			}
 			if k.Role != KSK {
 				ks.zsk = append(ks.zsk, k)
@@ -617,3 +617,8 @@ func (s *Signer) Records(z *zone.Zone, now time.Time) ([]zone.RR, error) {
 	}
 	return recs, nil
 }
+
+// Generated reports whether records of type t are made by the signer and
+// so cannot be written as zone data in a zone it signs: RRSIG, NSEC and
+// NSEC3 anywhere; DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex.
+func Generated(t uint16, apex bool) bool { return generated(t, apex) }

@@ -491,17 +491,23 @@ func (u *updater) prevHash(h []byte, hs [][]byte) *zone.Node {
 // fresh reports whether the signatures of set are good to keep at now:
 // one by each signing key of its role, none about to be refreshed.
 func (s *Signer) fresh(set *zone.RRset, ks keySet, now time.Time, apex bool) bool {
+	return s.freshUntil(set, ks, now, now, apex)
+}
+
+// freshUntil is fresh, with the signatures that come due up to until
+// counted as due.
+func (s *Signer) freshUntil(set *zone.RRset, ks keySet, now, until time.Time, apex bool) bool {
 	keys := keysFor(ks, set.Type, apex)
 	if set.SigLen() != len(keys) {
 		return false
 	}
-	limit := now.Add(s.policy.SignatureRefresh)
+	limit := until.Add(s.policy.SignatureRefresh)
 	for rd := range set.Sigs() {
 		if len(rd) < 18 {
 			return false
 		}
 		exp := sigTime(rd[8:12], now)
-		if exp.Before(limit) {
+		if !exp.After(limit) { // due from NextRefresh on, that moment included
 			return false
 		}
 		tag := uint16(rd[16])<<8 | uint16(rd[17])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -30,7 +31,10 @@ type RRsetWrite struct {
 // nothing, and so does an error with any one RRset. Writing the apex SOA
 // proposes its serial as UpdateRRset does. A write that changes nothing
 // returns the current serial. The rules of UpdateRRset hold for each
-// RRset (a signed zone, or a DNSSEC type, is refused with ErrSigned).
+// RRset: in a zone the control plane signs, the whole change is signed in
+// the same transaction (its RRSIG/NSEC/NSEC3/DNSKEY records and pools are
+// refused with ErrSigned); a zone signed elsewhere, or a DNSSEC type, is
+// refused with ErrSigned.
 func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zone.Zone) ([]RRsetWrite, error)) (uint32, error) {
 	zname, err := canonicalZone(zoneName)
 	if err != nil {
@@ -104,11 +108,20 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 		if sameRecords(d, a) {
 			continue
 		}
-		if signed != "" {
+		if st.sig != nil {
+			// Signed by the control plane: the change is signed below.
+			if sign.Generated(w.Type, owner == zname) {
+				return 0, signedf("%s: zone %s is signed by the control plane, which makes its %s records itself: they cannot be written",
+					what, zname, typeString(w.Type))
+			}
+			if w.Type == steer.TypePool {
+				return 0, signedf("%s: zone %s is DNSSEC-signed: steered answers (pools) are not signed, so they would not validate", what, zname)
+			}
+		} else if signed != "" {
 			return 0, signedf("%s: zone %s is DNSSEC-signed (it has %s records): changing one RRset would leave a bogus signature, "+
 				"an unsigned record or a broken NSEC chain; %s", what, zname, signed, howToEditSigned)
 		}
-		if isDNSSECType(w.Type) {
+		if st.sig == nil && isDNSSECType(w.Type) {
 			return 0, signedf("%s: %s records come from a signer with the rest of the signed zone and cannot be written one RRset at a time; "+
 				"sign the zone and import the whole signed zone", what, typeString(w.Type))
 		}
@@ -135,6 +148,9 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 	oldSOA := st.z.SOA()
 	if oldSOA == nil {
 		return 0, fmt.Errorf("%s: the stored zone has no SOA", what)
+	}
+	if st.sig != nil {
+		return s.updateRRsetsSigned(st, del, add, proposed, hasProposed, what)
 	}
 	label := func(i int) string { return fmt.Sprintf("records[%d]", i) }
 	nz, err := st.z.ApplyNamed(del, add, label, inZone)
@@ -167,7 +183,7 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 	if ch.Add, err = dnsRRs(a); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	ns, err := s.commit(st, nz, sets, false, ch, now)
+	ns, err := s.commit(st, nz, sets, false, ch, now, nil)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
@@ -178,5 +194,39 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 	slices.Sort(names)
 	s.log.Debug("rrsets written", "zone", zname, "rrsets", strings.Join(names, ", "), "serial", ns.info.Serial)
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
+	return ns.info.Serial, nil
+}
+
+// updateRRsetsSigned finishes UpdateRRsets in a zone the control plane
+// signs: the records del and add, with the SOA serial bumped (as proposed
+// by a written SOA, if any), signed as one change and committed.
+func (s *Store) updateRRsetsSigned(st *zoneState, del, add []zone.RR, proposed uint32, hasProposed bool, what string) (uint32, error) {
+	now := s.opt.now()
+	oldSOA := st.z.SOA()
+	policy := SerialPolicy(st.info.SerialPolicy)
+	serial := bumpSerial(policy, oldSOA.Serial, proposed, hasProposed, now)
+	apex := st.z.OriginWire()
+	soaWritten := false
+	for i := range add {
+		if add[i].Type == dns.TypeSOA && string(add[i].Name) == string(apex) {
+			add[i].Rdata = slices.Clone(add[i].Rdata)
+			setSerial(add[i].Rdata, serial)
+			soaWritten = true
+		}
+	}
+	if !soaWritten {
+		oldRR, newRR := soaBump(st.z, serial)
+		del, add = append(del, oldRR), append(add, newRR)
+	}
+	nz, d, a, err := st.sig.signer.Update(st.z, del, add, now)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, signError(err))
+	}
+	ns, err := s.commitSigned(st, nz, d, a, now)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	s.log.Debug("rrsets written and signed", "zone", st.info.Name, "serial", ns.info.Serial, "signed_records", len(a))
+	s.subs.publish(Event{Zone: st.info.Name, Serial: ns.info.Serial})
 	return ns.info.Serial, nil
 }

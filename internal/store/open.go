@@ -14,8 +14,9 @@ import (
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
-// schemaVersion is PRAGMA user_version of the schema below.
-const schemaVersion = 1
+// schemaVersion is PRAGMA user_version of the schema below with every
+// migration applied.
+const schemaVersion = 2
 
 // schema: zones, their RRsets (the records of one owner and type, in wire
 // format), and each zone's change log. Deleting a zone deletes the rest
@@ -48,6 +49,28 @@ CREATE TABLE changes (
 ) WITHOUT ROWID;
 PRAGMA user_version = 1;
 `
+
+// migrations[v] brings the schema from version v to v+1, in one
+// transaction with the version bump.
+var migrations = map[int]string{
+	// Version 2 (issue #16): the signing policy of each signed zone and its
+	// keys, each sealed with the operator's key file (AES-256-GCM) so that
+	// a copy of the database alone reveals no key.
+	1: `
+CREATE TABLE dnssec (
+	zone_id     INTEGER PRIMARY KEY REFERENCES zones(id) ON DELETE CASCADE,
+	policy_name TEXT NOT NULL,
+	policy      BLOB NOT NULL -- sign.Policy as JSON
+);
+CREATE TABLE dnssec_keys (
+	zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+	id      TEXT NOT NULL,
+	sealed  BLOB NOT NULL, -- sign.Sealer.SealKey
+	PRIMARY KEY (zone_id, id)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
+`,
+}
 
 // Open opens (creating if needed) the database at path, whose directory must
 // exist, and loads every zone into memory. A database it creates, and its
@@ -123,23 +146,36 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return err
 	}
-	switch {
-	case version == 0:
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }()
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-	case version > schemaVersion:
+	if version > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this program's (%d)", version, schemaVersion)
 	}
+	for version < schemaVersion {
+		script, what := migrations[version], fmt.Sprintf("migrate schema from version %d", version)
+		if version == 0 {
+			script, what = schema, "create schema"
+		}
+		if err := s.exec(ctx, script); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if version > 0 {
+			s.log.Info("database schema migrated", "from", version, "to", version+1)
+		}
+		version++
+	}
 	return s.loadAll(ctx)
+}
+
+// exec runs a script in one transaction.
+func (s *Store) exec(ctx context.Context, script string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, script); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // loadAll reads every zone and builds it. A stored zone that fails to build
@@ -183,7 +219,7 @@ func (s *Store) loadAll(ctx context.Context) error {
 		}
 		s.zones[st.info.Name] = st
 	}
-	return nil
+	return s.loadSigning(ctx, tx, states, 0)
 }
 
 func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {

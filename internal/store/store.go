@@ -36,6 +36,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -122,6 +123,7 @@ type options struct {
 	maxRecords   int
 	policy       SerialPolicy
 	now          func() time.Time
+	sealer       *sign.Sealer // seals the signing keys; nil: no signing
 }
 
 // Option adjusts Open.
@@ -167,7 +169,8 @@ type zoneState struct {
 	id      int64
 	info    ZoneInfo
 	z       *zone.Zone
-	lastSeq int64 // sequence number of the newest change log entry
+	lastSeq int64      // sequence number of the newest change log entry
+	sig     *signState // nil: the store does not sign the zone
 }
 
 // setKey names a row of the rrsets table: one RRset, or every RRSIG of an
@@ -427,8 +430,9 @@ func signedRecords(recs []zone.Record) string {
 }
 
 // howToEditSigned is the advice of an edit refused with ErrSigned.
-const howToEditSigned = "the control plane does not sign zones: sign the zone again with its signer and import the whole signed zone " +
-	"(a newer SOA serial), or import the zone without its DNSSEC records to serve it unsigned"
+const howToEditSigned = "the zone was imported signed and its signing is not enabled on the control plane: enable it " +
+	"(anycastctl dnssec enable, which signs the zone again with the control plane's keys), sign the zone again with its signer " +
+	"and import the whole signed zone (a newer SOA serial), or import the zone without its DNSSEC records to serve it unsigned"
 
 func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
 

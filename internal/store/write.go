@@ -104,7 +104,7 @@ func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, polic
 		return ZoneInfo{}, err
 	}
 	st := &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(policy)}}
-	ns, err := s.commit(st, nz, groupRRs(all), true, nil, now)
+	ns, err := s.commit(st, nz, groupRRs(all), true, nil, now, nil)
 	if err != nil {
 		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
 	}
@@ -252,6 +252,9 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		}
 	}
 	next = normalize(owner, next)
+	if t == steer.TypePool && st.sig != nil {
+		return 0, nil, signedf("%s: zone %s is DNSSEC-signed: steered answers (pools) are not signed, so they would not validate", what, zname)
+	}
 	if t == steer.TypePool {
 		if err := checkPools(next, func(i int) string { return fmt.Sprintf("%s: records[%d]", what, i) }); err != nil {
 			return 0, nil, err
@@ -272,7 +275,10 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		return 0, nil, invalidf("%s: %v", what, err)
 	}
 
-	// A signed zone, or a DNSSEC RRset, is written whole by a signer: any
+	if st.sig != nil {
+		return s.updateSigned(st, owner, t, cur, next, del, add, what)
+	}
+	// A zone signed elsewhere, or a DNSSEC RRset, is written whole by a signer: any
 	// change of one RRset is refused before it is tried (validation would
 	// otherwise report the orphaned signature), a write of what is there
 	// already is not a change.
@@ -339,7 +345,7 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	sets := map[setKey][]dns.RR{key: newSet, soaKey: soaRRs}
-	ns, err := s.commit(st, nz, sets, false, ch, now)
+	ns, err := s.commit(st, nz, sets, false, ch, now, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -463,6 +469,18 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 		}
 	}
 	now := s.opt.now()
+	signing := exists && st.sig != nil
+	if signing {
+		// The store signs this zone: the text's DNSSEC records, if any,
+		// are made again.
+		recs = stripDNSSEC(zname, recs)
+		for _, r := range recs {
+			if r.RR.Header().Rrtype == steer.TypePool {
+				return ZoneInfo{}, signedf("%s zone %s: %s: a pool (steered answers) in a zone the control plane signs: steered answers "+
+					"are not signed, so they would not validate; import the zone without its pools", op, zname, r.Pos())
+			}
+		}
+	}
 	// The SOA of signed text is signed: its serial stays as it is.
 	signed := signedRecords(recs)
 	newSerial := false   // the text's SOA has a serial newer than the zone's
@@ -490,6 +508,17 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	if err != nil {
 		return ZoneInfo{}, invalid(err)
 	}
+	if signing {
+		ns, changed, err := s.importSigned(st, nz, newSerial, now)
+		if err != nil {
+			return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
+		}
+		if changed {
+			s.log.Info("zone imported and signed", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records)
+			s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
+		}
+		return ns.info, nil
+	}
 	all, err := nz.RRs()
 	if err != nil {
 		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
@@ -515,7 +544,7 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	} else {
 		st = &zoneState{info: ZoneInfo{Name: zname, SerialPolicy: string(policy)}}
 	}
-	ns, err := s.commit(st, nz, groupRRs(all), true, ch, now)
+	ns, err := s.commit(st, nz, groupRRs(all), true, ch, now, nil)
 	if err != nil {
 		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
@@ -562,11 +591,17 @@ func onlySerial(del, add []dns.RR) bool {
 // (inserted when st.id is 0), the RRsets in sets (an empty one is deleted;
 // with all, they replace every RRset), and the change ch when not nil. Then
 // it installs the new version in memory and returns it.
-func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time) (*zoneState, error) {
+//
+// sw, when not nil, is the zone's signing after the commit (written in the
+// same transaction); nil keeps the one it has.
+func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time, sw *signWrite) (*zoneState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitBudget(len(sets)))
 	defer cancel()
 	updated := now.UnixNano()
-	ns := &zoneState{id: st.id, info: st.info, z: nz, lastSeq: st.lastSeq}
+	ns := &zoneState{id: st.id, info: st.info, z: nz, lastSeq: st.lastSeq, sig: st.sig}
+	if sw != nil {
+		ns.sig = sw.state
+	}
 	ns.info.Serial, ns.info.Records, ns.info.Updated = nz.Serial, nz.Records, time.Unix(0, updated).UTC()
 
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -594,6 +629,11 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 	}
 	if err := writeSets(ctx, tx, ns.id, sets); err != nil {
 		return nil, err
+	}
+	if sw != nil {
+		if err := sw.write(ctx, tx, ns.id); err != nil {
+			return nil, err
+		}
 	}
 	if ch != nil {
 		if err := s.logChange(ctx, tx, ns, ch, updated); err != nil {
@@ -691,6 +731,9 @@ func (s *Store) resync(zname string) {
 		}
 		st.info.Updated = time.Unix(0, updated).UTC()
 		if err := s.loadZone(ctx, tx, st); err != nil {
+			return err
+		}
+		if err := s.loadSigning(ctx, tx, []*zoneState{st}, st.id); err != nil {
 			return err
 		}
 		s.mu.Lock()

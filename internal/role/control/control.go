@@ -124,6 +124,9 @@ func New(cfg *config.Control, logger *slog.Logger, opts ...Option) (*Control, er
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	if _, err := signingPolicies(cfg); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -293,6 +296,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
+	r.Add("signing", lifecycle.Func(func(ctx context.Context) error { return runSigning(ctx, s, cfg.Signing.ParentServers, c.log) }))
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
 		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
 	}))
@@ -321,6 +325,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			log.Info("shutting down")
 		}),
 		stopHTTP,
+		lifecycle.Stop("signing"), // after the last API write; the store closes after it
 	}
 	if c.stream != nil {
 		if c.stream.reg.Levels() {
@@ -382,6 +387,11 @@ func (c *Control) Reload(ctx context.Context) {
 	}
 	nc, err := c.load()
 	if err != nil {
+		log.Error("reload: configuration rejected, keeping the running one", "err", err)
+		c.metrics.Reloads.WithLabelValues("config_error").Inc()
+		return
+	}
+	if _, err := signingPolicies(nc); err != nil {
 		log.Error("reload: configuration rejected, keeping the running one", "err", err)
 		c.metrics.Reloads.WithLabelValues("config_error").Inc()
 		return
@@ -456,6 +466,8 @@ func restartOnly(old, c *config.Control) []string {
 		{"stream.tls_cert", c.Stream.TLSCert == old.Stream.TLSCert && c.Stream.TLSKey == old.Stream.TLSKey},
 		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
 		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
+		{"signing.key_file", c.Signing.KeyFile == old.Signing.KeyFile},
+		{"signing.parent_servers", reflect.DeepEqual(c.Signing.ParentServers, old.Signing.ParentServers)},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

@@ -147,7 +147,7 @@ func TestLevelsLoop(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	want := []string{"reload", "not ready", "api+metrics", "levels", "steering", "stream", "xfr"}
+	want := []string{"reload", "not ready", "api+metrics", "signing", "levels", "steering", "stream", "xfr"}
 	if got := c.runner.Stopped(); !slices.Equal(got, want) {
 		t.Errorf("stop stages %v, want %v", got, want)
 	}

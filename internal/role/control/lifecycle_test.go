@@ -57,7 +57,7 @@ func TestShutdownOrder(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	want := []string{"reload", "not ready", "api+metrics", "xfr"}
+	want := []string{"reload", "not ready", "api+metrics", "signing", "xfr"}
 	if got := c.runner.Stopped(); !slices.Equal(got, want) {
 		t.Errorf("stop stages %v, want %v", got, want)
 	}

@@ -57,7 +57,9 @@ func updateRules(c *config.Control) []update.Rule {
 
 // apiConfig is the REST API's configuration.
 func apiConfig(c *config.Control) api.Config {
-	return api.Config{Tokens: c.API.Tokens, MaxBody: c.API.MaxBody}
+	// The policies were checked by New and by Reload.
+	policies, _ := signingPolicies(c)
+	return api.Config{Tokens: c.API.Tokens, MaxBody: c.API.MaxBody, SigningPolicies: policyLookup(policies)}
 }
 
 // storeOptions are the zone store's options.
@@ -66,5 +68,13 @@ func storeOptions(c *config.Control) ([]store.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []store.Option{store.WithJournalLimit(c.JournalLimit), store.WithDefaultPolicy(policy)}, nil
+	sealer, err := loadSealer(c.Signing.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := []store.Option{store.WithJournalLimit(c.JournalLimit), store.WithDefaultPolicy(policy)}
+	if sealer != nil {
+		opts = append(opts, store.WithSealer(sealer))
+	}
+	return opts, nil
 }
