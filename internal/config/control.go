@@ -82,6 +82,18 @@ type Xfr struct {
 	// Catalog, when set, serves a catalog zone (RFC 9432) listing every
 	// zone, so that nodes pick up new zones by themselves.
 	Catalog *XfrCatalog
+	// TLS, when set, serves transfers over TLS too (XoT, RFC 9103), with
+	// the same ACL and keys.
+	TLS *XfrTLS
+}
+
+// XfrTLS is the transfer server over TLS.
+type XfrTLS struct {
+	// Listen holds its addresses (TCP; 853 by convention); at least one.
+	Listen []netip.AddrPort
+	// Cert and Key are the PEM certificate (chain) and key, re-read on
+	// SIGHUP; both required.
+	Cert, Key string
 }
 
 // XfrACL allows AXFR/IXFR from a prefix, signed with Key unless Key is
@@ -275,6 +287,24 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 					{"key", func(n *yaml.Node, p string) { t.Key, _ = parseScalar(d, n, p, parseXfrKeyName) }},
 				})
 			}
+		}},
+		{"tls", func(n *yaml.Node, p string) {
+			if isNull(n) {
+				return
+			}
+			t := &XfrTLS{}
+			x.TLS = t
+			d.mapping(n, p, []field{
+				{"listen", func(n *yaml.Node, p string) {
+					items := d.sequence(n, p)
+					t.Listen = make([]netip.AddrPort, len(items))
+					for i, item := range items {
+						t.Listen[i], _ = parseScalar(d, item, indexPath(p, i), parseAddrPort)
+					}
+				}},
+				{"cert", func(n *yaml.Node, p string) { d.file(n, p, &t.Cert) }},
+				{"key", func(n *yaml.Node, p string) { d.file(n, p, &t.Key) }},
+			})
 		}},
 		{"catalog", func(n *yaml.Node, p string) {
 			if isNull(n) {
@@ -535,6 +565,9 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 		}
 		checkKey(p+".key", t.Key)
 	}
+	if x.TLS != nil {
+		v.xfrTLS(x.TLS, tcp)
+	}
 	if x.Catalog != nil && x.Catalog.Zone == "" && !v.bad("xfr.catalog.zone") {
 		v.add("xfr.catalog.zone", "required (for example catalog.invalid.)")
 	}
@@ -546,6 +579,7 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 			{"allow_transfer", len(x.AllowTransfer) > 0},
 			{"notify", len(x.Notify) > 0},
 			{"catalog", x.Catalog != nil},
+			{"tls", x.TLS != nil},
 		} {
 			if f.set {
 				v.add("xfr.listen", "required when xfr.%s is set", f.name)

@@ -68,6 +68,8 @@ func TestControlGood(t *testing.T) {
 					{Addr: addrPort("[2001:db8::10]:5353")},
 				},
 				Catalog: &config.XfrCatalog{Zone: "catalog.invalid."},
+				TLS: &config.XfrTLS{Listen: []netip.AddrPort{addrPort("192.0.2.1:853")},
+					Cert: filepath.Join(testdata, "xfr.pem"), Key: filepath.Join(testdata, "xfr.key")},
 			},
 			SerialPolicy: "date",
 			JournalLimit: 50,
