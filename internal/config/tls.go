@@ -82,4 +82,3 @@ func (v *validator) keyPair(path, cert, key string, required bool) {
 		}
 	}
 }
-

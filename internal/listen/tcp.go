@@ -173,9 +173,9 @@ func (s *tcpServer) idle() time.Duration {
 
 // Conn is a TCP connection being served, or a TLS connection over one.
 type Conn struct {
-	c      net.Conn     // tcp, or the TLS connection over it
-	tcp    *net.TCPConn // the socket: reset and closed from outside the connection's goroutine
-	tls    *tls.Conn    // nil: plain TCP
+	c      net.Conn       // tcp, or the TLS connection over it
+	tcp    *net.TCPConn   // the socket: reset and closed from outside the connection's goroutine
+	tls    *tls.Conn      // nil: plain TCP
 	remote netip.AddrPort // IPv4 unmapped
 	src    netip.Prefix   // the source prefix it counts against
 	// last is when the connection last made progress (accepted, or a
