@@ -53,6 +53,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -84,7 +85,8 @@ type Control struct {
 	store       *store.Store
 	addr        netip.AddrPort
 	metricsAddr netip.AddrPort
-	xfr         *xfrout.Server // nil without a transfer server
+	xfr         *xfrout.Server      // nil without a transfer server
+	xfrCert     *listen.Certificate // of xfr.tls, re-read on reload; nil without it
 	xfrAddrs    []netip.AddrPort
 	stream      *streamPart // nil without a stream listener (stream.go)
 }
@@ -258,7 +260,14 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	r := lifecycle.New(log)
 	var xfr *xfrout.Server
 	if hasXfr(cfg) {
-		if xfr, err = xfrout.New(xfrConfig(cfg), s, c.log); err != nil {
+		cert, err := xfrCertificate(cfg)
+		if err != nil {
+			return closeAll(fmt.Errorf("control: xfr: %w", err))
+		}
+		c.mu.Lock()
+		c.xfrCert = cert
+		c.mu.Unlock()
+		if xfr, err = xfrout.New(xfrConfig(cfg, cert), s, c.log); err != nil {
 			return closeAll(fmt.Errorf("control: xfr: %w", err))
 		}
 		c.metrics.Registry.MustRegister(xfr.Collectors()...)
@@ -379,14 +388,24 @@ func (c *Control) Reload(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	old, s, srv, sp := c.cfg, c.store, c.xfr, c.stream
+	old, s, srv, sp, cert := c.cfg, c.store, c.xfr, c.stream, c.xfrCert
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
 	if srv != nil && hasXfr(nc) {
-		if err := srv.Reconfigure(ctx, xfrConfig(nc)); err != nil {
+		if err := srv.Reconfigure(ctx, xfrConfig(nc, cert)); err != nil {
 			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return
+		}
+	}
+	if cert != nil {
+		// A renewed certificate in the same files reaches the next
+		// handshake; transfers under way keep theirs.
+		if err := cert.Reload(); err != nil {
+			log.Error("reload: the xfr.tls certificate did not load; the old one stays", "err", err)
+		} else {
+			log.Info("reload: xfr.tls certificate re-read", "subject", cert.Leaf().Subject.String(),
+				"serial", cert.Leaf().SerialNumber.String(), "not_after", cert.Leaf().NotAfter)
 		}
 	}
 	if sp != nil {
@@ -419,6 +438,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"api.listen", c.API.Listen == old.API.Listen},
 		{"xfr.listen", slices.Equal(c.Xfr.Listen, old.Xfr.Listen)},
 		{"xfr.catalog", reflect.DeepEqual(c.Xfr.Catalog, old.Xfr.Catalog)},
+		{"xfr.tls", reflect.DeepEqual(c.Xfr.TLS, old.Xfr.TLS)}, // the listen addresses and file names; the files are re-read
 		{"metrics.listen", c.Metrics == old.Metrics},
 		{"serial_policy", c.SerialPolicy == old.SerialPolicy},
 		{"journal_limit", c.JournalLimit == old.JournalLimit},
