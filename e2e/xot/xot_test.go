@@ -58,7 +58,7 @@ type control struct {
 
 // startControl runs a control plane with its transfer server over TLS on
 // a free port with certFile and keyFile, allowing transfers from loopback
-// signed with the key, and NOTIFY to notify (if set).
+// signed with the key and over TLS only, and NOTIFY to notify (if set).
 func startControl(t *testing.T, bin, dir, certFile, keyFile string, notify ...string) *control {
 	t.Helper()
 	c := &control{api: testkit.FreeAddr(t), xfr: testkit.FreeAddr(t), xot: testkit.FreeAddr(t)}
@@ -75,7 +75,7 @@ api: {listen: %q, tokens: [%q]}
 xfr:
   listen: [%q]
   tsig_keys: [{name: %s, algorithm: hmac-sha256, secret: %q}]
-  allow_transfer: [{prefix: 127.0.0.0/8, key: %s}]
+  allow_transfer: [{prefix: 127.0.0.0/8, key: %s, tls: true}]
 %s  tls:
     listen: [%q]
     cert: %q
@@ -230,6 +230,18 @@ func TestControlToNode(t *testing.T) {
 
 	if got := peerSerial(t, ctl.xot, ca); got != first.String() {
 		t.Fatalf("control plane shows certificate %s, want %s", got, first)
+	}
+	// The ACL wants TLS: the same signed AXFR in clear is refused.
+	q := new(dns.Msg)
+	q.SetAxfr(zoneName)
+	q.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	tr := &dns.Transfer{TsigSecret: map[string]string{keyName: keySecret}}
+	ch, err := tr.In(q, ctl.xfr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := <-ch; env.Error == nil || !strings.Contains(env.Error.Error(), "rcode: 5") { // REFUSED
+		t.Errorf("AXFR in clear from an ACL entry that wants TLS: %v, want refused", env.Error)
 	}
 
 	// A change reaches the node over TLS (its only primary is the XoT

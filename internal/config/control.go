@@ -101,6 +101,8 @@ type XfrTLS struct {
 type XfrACL struct {
 	Prefix netip.Prefix
 	Key    string // the Name of a key of TSIGKeys, or ""
+	// TLS allows transfers over TLS only (xfr.tls), refused in clear.
+	TLS bool
 }
 
 // XfrNotify is a secondary that is sent NOTIFY, signed with Key unless Key
@@ -274,6 +276,7 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 				d.mapping(item, indexPath(p, i), []field{
 					{"prefix", func(n *yaml.Node, p string) { a.Prefix, _ = parseScalar(d, n, p, parsePrefix) }},
 					{"key", func(n *yaml.Node, p string) { a.Key, _ = parseScalar(d, n, p, parseXfrKeyName) }},
+					{"tls", func(n *yaml.Node, p string) { d.boolean(n, p, &a.TLS) }},
 				})
 			}
 		}},
@@ -550,6 +553,9 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 			v.add(p+".prefix", "%s has host bits set (did you mean %s?)", a.Prefix, a.Prefix.Masked())
 		}
 		checkKey(p+".key", a.Key)
+		if a.TLS && x.TLS == nil {
+			v.add(p+".tls", "transfers over TLS only, but there is no xfr.tls listener")
+		}
 	}
 	for i, t := range x.Notify {
 		p := indexPath("xfr.notify", i)

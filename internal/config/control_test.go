@@ -61,7 +61,7 @@ func TestControlGood(t *testing.T) {
 				},
 				AllowTransfer: []config.XfrACL{
 					{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."},
-					{Prefix: netip.MustParsePrefix("2001:db8::/32")},
+					{Prefix: netip.MustParsePrefix("2001:db8::/32"), TLS: true},
 				},
 				Notify: []config.XfrNotify{
 					{Addr: addrPort("192.0.2.10:53"), Key: "notify.key."},

@@ -77,10 +77,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// ACL allows transfers from Prefix, signed with Key unless Key is "".
+// ACL allows transfers from Prefix, signed with Key unless Key is "",
+// and only over TLS (XoT, RFC 9103) when TLS is set.
 type ACL struct {
 	Prefix netip.Prefix
 	Key    string
+	TLS    bool
 }
 
 // NotifyTarget is a secondary sent NOTIFY, signed with Key unless Key is "".

@@ -94,7 +94,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	}
 	r.node = pol.node(r.key)
 	keyName := r.key
-	if !pol.allowed(src.Addr(), keyName) {
+	if !pol.allowed(src.Addr(), keyName, overTLS(ctx)) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
 		return s.reply(r, dns.RcodeRefused) == nil
@@ -131,12 +131,12 @@ func typeLabel(t uint16) string {
 	return "other"
 }
 
-// allowed applies the transfer ACL of p to a source and the key the request
-// was signed with ("" = unsigned).
-func (p *policy) allowed(addr netip.Addr, keyName string) bool {
+// allowed applies the transfer ACL of p to a source, the key the request
+// was signed with ("" = unsigned) and whether it came over TLS.
+func (p *policy) allowed(addr netip.Addr, keyName string, tls bool) bool {
 	addr = addr.Unmap()
 	for _, a := range p.allow {
-		if a.Prefix.Contains(addr) && (a.Key == "" || dns.CanonicalName(a.Key) == keyName) {
+		if a.Prefix.Contains(addr) && (a.Key == "" || dns.CanonicalName(a.Key) == keyName) && (tls || !a.TLS) {
 			return true
 		}
 	}

@@ -128,13 +128,16 @@ func (s *Server) Run(ctx context.Context) error {
 			})
 		})
 	}
-	serveTCP := func(c *listen.Conn, msg []byte) bool {
-		return s.handle(ctx, msg, c.Remote(), true, func(frame []byte) error { return c.Write(frame[2:]) })
+	serveTCP := func(ctx context.Context) listen.Handler {
+		return func(c *listen.Conn, msg []byte) bool {
+			return s.handle(ctx, msg, c.Remote(), true, func(frame []byte) error { return c.Write(frame[2:]) })
+		}
 	}
-	wg.Go(func() { errc <- lis.ServeTCP(serveTCP) })
+	wg.Go(func() { errc <- lis.ServeTCP(serveTCP(ctx)) })
 	if tlis != nil {
 		context.AfterFunc(ctx, tlis.Close)
-		wg.Go(func() { errc <- tlis.ServeTCP(serveTCP) })
+		tctx := context.WithValue(ctx, tlsKey{}, true)
+		wg.Go(func() { errc <- tlis.ServeTCP(serveTCP(tctx)) })
 	}
 	wg.Go(func() { s.notify.run(ctx) })
 	s.log.Info("transfer server listening", "addrs", fmt.Sprint(s.Addrs()), "tls_addrs", fmt.Sprint(s.TLSAddrs()), "catalog", s.cfg.Catalog,
@@ -185,6 +188,16 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// tlsKey marks the context of the requests that came over TLS, for the
+// ACL entries that want it.
+type tlsKey struct{}
+
+// overTLS reports whether the request of ctx came over TLS.
+func overTLS(ctx context.Context) bool {
+	v, _ := ctx.Value(tlsKey{}).(bool)
+	return v
 }
 
 // limit sets the connection limits and hooks of a listener of the server:

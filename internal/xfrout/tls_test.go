@@ -92,3 +92,48 @@ func TestXoTConfig(t *testing.T) {
 		t.Error("New accepted tls listen addresses without a certificate")
 	}
 }
+
+// TestXoTRequired: an ACL entry with TLS allows transfers over TLS only;
+// the same request in clear is refused.
+func TestXoTRequired(t *testing.T) {
+	dir := t.TempDir()
+	ca := testkit.NewCA(t, dir, "ca")
+	certFile, keyFile, _ := ca.Issue(t, "xfr", "xfr.test")
+	cert, err := listen.LoadCertificate(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := sourceWithVersions(t)
+	cfg := Config{
+		Keys:          testKeys(),
+		AllowTransfer: []ACL{{Prefix: netip.MustParsePrefix("127.0.0.1/32"), Key: keyA, TLS: true}},
+		TLSListen:     []netip.AddrPort{netip.MustParseAddrPort(loopback + ":0")},
+		TLS:           listen.ServerTLS(cert),
+	}
+	s, plain := startServer(t, cfg, src)
+	resp, err := exchangeTCP(t, plain, axfrQuery(origin), signA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := resp.msgs[0].Rcode; rc != dns.RcodeRefused {
+		t.Errorf("AXFR in clear answered %s, want REFUSED", dns.RcodeToString[rc])
+	}
+	q := axfrQuery(origin)
+	q.SetTsig(keyA, dns.HmacSHA256, tsig.Fudge, 0)
+	tr := &dns.Transfer{TsigSecret: map[string]string{keyA: secretA}, DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second,
+		TLS: &tls.Config{RootCAs: ca.Pool, ServerName: "xfr.test", MinVersion: tls.VersionTLS12}}
+	ch, err := tr.In(q, s.TLSAddrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for env := range ch {
+		if env.Error != nil {
+			t.Fatalf("AXFR over TLS: %v", env.Error)
+		}
+		n += len(env.RR)
+	}
+	if n == 0 {
+		t.Error("AXFR over TLS: no records")
+	}
+}

@@ -29,7 +29,7 @@ func xfrConfig(c *config.Control, cert *listen.Certificate) xfrout.Config {
 		cfg.TLS = listen.ServerTLS(cert)
 	}
 	for _, a := range x.AllowTransfer {
-		cfg.AllowTransfer = append(cfg.AllowTransfer, xfrout.ACL{Prefix: a.Prefix, Key: a.Key})
+		cfg.AllowTransfer = append(cfg.AllowTransfer, xfrout.ACL{Prefix: a.Prefix, Key: a.Key, TLS: a.TLS})
 	}
 	for _, t := range x.Notify {
 		cfg.Notify = append(cfg.Notify, xfrout.NotifyTarget{Addr: t.Addr, Key: t.Key})
