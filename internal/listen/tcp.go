@@ -251,20 +251,22 @@ func (l *Listener) accept(ln *net.TCPListener, h Handler, wg *sync.WaitGroup) er
 			return fmt.Errorf("tcp accept %s: %w", ln.Addr(), err)
 		}
 		remote := remoteAddr(c)
+		// The hooks hear of a denial or refusal before the client can
+		// see its connection closed.
 		if allow := l.hooks.Allow; allow != nil && !allow(remote.Addr()) {
-			_ = c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
-			_ = c.Close()
 			if f := l.hooks.Denied; f != nil {
 				f(remote)
 			}
+			_ = c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
+			_ = c.Close()
 			continue
 		}
 		tc, ok := l.admit(c, remote)
 		if !ok {
-			_ = c.Close()
 			if f := l.hooks.Refused; f != nil {
 				f()
 			}
+			_ = c.Close()
 			continue
 		}
 		wg.Go(func() {
@@ -350,11 +352,11 @@ func (s *tcpServer) evictLocked(src netip.Prefix, bySource bool) bool {
 		return false
 	}
 	s.removeLocked(oldest)
+	if f := s.hooks.Evicted; f != nil {
+		f() // before the client can see the reset
+	}
 	_ = oldest.tcp.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
 	_ = oldest.tcp.Close()
-	if f := s.hooks.Evicted; f != nil {
-		f()
-	}
 	return true
 }
 
