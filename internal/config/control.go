@@ -87,6 +87,18 @@ type Xfr struct {
 	// Update, when set, accepts DNS UPDATE (RFC 2136) on the transfer
 	// listener (update.go); nil: UPDATE is answered NOTIMP.
 	Update *XfrUpdate
+	// TLS, when set, serves transfers over TLS too (XoT, RFC 9103), with
+	// the same ACL and keys.
+	TLS *XfrTLS
+}
+
+// XfrTLS is the transfer server over TLS.
+type XfrTLS struct {
+	// Listen holds its addresses (TCP; 853 by convention); at least one.
+	Listen []netip.AddrPort
+	// Cert and Key are the PEM certificate (chain) and key, re-read on
+	// SIGHUP; both required.
+	Cert, Key string
 }
 
 // XfrACL allows AXFR/IXFR from a prefix, signed with Key unless Key is
@@ -94,6 +106,8 @@ type Xfr struct {
 type XfrACL struct {
 	Prefix netip.Prefix
 	Key    string // the Name of a key of TSIGKeys, or ""
+	// TLS allows transfers over TLS only (xfr.tls), refused in clear.
+	TLS bool
 }
 
 // XfrNotify is a secondary that is sent NOTIFY, signed with Key unless Key
@@ -268,6 +282,7 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 				d.mapping(item, indexPath(p, i), []field{
 					{"prefix", func(n *yaml.Node, p string) { a.Prefix, _ = parseScalar(d, n, p, parsePrefix) }},
 					{"key", func(n *yaml.Node, p string) { a.Key, _ = parseScalar(d, n, p, parseXfrKeyName) }},
+					{"tls", func(n *yaml.Node, p string) { d.boolean(n, p, &a.TLS) }},
 				})
 			}
 		}},
@@ -283,6 +298,24 @@ func (d *decoder) xfr(n *yaml.Node, path string, x *Xfr) {
 			}
 		}},
 		{"update", func(n *yaml.Node, p string) { d.xfrUpdate(n, p, x) }},
+		{"tls", func(n *yaml.Node, p string) {
+			if isNull(n) {
+				return
+			}
+			t := &XfrTLS{}
+			x.TLS = t
+			d.mapping(n, p, []field{
+				{"listen", func(n *yaml.Node, p string) {
+					items := d.sequence(n, p)
+					t.Listen = make([]netip.AddrPort, len(items))
+					for i, item := range items {
+						t.Listen[i], _ = parseScalar(d, item, indexPath(p, i), parseAddrPort)
+					}
+				}},
+				{"cert", func(n *yaml.Node, p string) { d.file(n, p, &t.Cert) }},
+				{"key", func(n *yaml.Node, p string) { d.file(n, p, &t.Key) }},
+			})
+		}},
 		{"catalog", func(n *yaml.Node, p string) {
 			if isNull(n) {
 				return
@@ -528,6 +561,9 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 			v.add(p+".prefix", "%s has host bits set (did you mean %s?)", a.Prefix, a.Prefix.Masked())
 		}
 		checkKey(p+".key", a.Key)
+		if a.TLS && x.TLS == nil {
+			v.add(p+".tls", "transfers over TLS only, but there is no xfr.tls listener")
+		}
 	}
 	for i, t := range x.Notify {
 		p := indexPath("xfr.notify", i)
@@ -544,6 +580,9 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 		checkKey(p+".key", t.Key)
 	}
 	v.xfrUpdate(x, keys)
+	if x.TLS != nil {
+		v.xfrTLS(x.TLS, tcp)
+	}
 	if x.Catalog != nil && x.Catalog.Zone == "" && !v.bad("xfr.catalog.zone") {
 		v.add("xfr.catalog.zone", "required (for example catalog.invalid.)")
 	}
@@ -556,6 +595,7 @@ func (v *validator) xfr(x *Xfr, tcp map[netip.AddrPort]string) {
 			{"notify", len(x.Notify) > 0},
 			{"catalog", x.Catalog != nil},
 			{"update", x.Update != nil},
+			{"tls", x.TLS != nil},
 		} {
 			if f.set {
 				v.add("xfr.listen", "required when xfr.%s is set", f.name)

@@ -61,7 +61,7 @@ func TestControlGood(t *testing.T) {
 				},
 				AllowTransfer: []config.XfrACL{
 					{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Key: "xfr-key."},
-					{Prefix: netip.MustParsePrefix("2001:db8::/32")},
+					{Prefix: netip.MustParsePrefix("2001:db8::/32"), TLS: true},
 				},
 				Notify: []config.XfrNotify{
 					{Addr: addrPort("192.0.2.10:53"), Key: "notify.key."},
@@ -71,6 +71,8 @@ func TestControlGood(t *testing.T) {
 				Update: &config.XfrUpdate{From: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Policy: []config.UpdateRule{
 					{Key: "xfr-key.", Zones: []string{"example.com."}, Match: "subdomain", Name: "_acme-challenge.example.com.", Types: []uint16{16}},
 				}},
+				TLS: &config.XfrTLS{Listen: []netip.AddrPort{addrPort("192.0.2.1:853")},
+					Cert: filepath.Join(testdata, "xfr.pem"), Key: filepath.Join(testdata, "xfr.key")},
 			},
 			SerialPolicy: "date",
 			JournalLimit: 50,

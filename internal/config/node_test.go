@@ -201,7 +201,8 @@ func TestGood(t *testing.T) {
 			Listen:   []netip.AddrPort{addrPort("127.0.0.1:5353"), addrPort("[::1]:5353")},
 			Zones: []config.Zone{
 				{Name: "example.com.", File: filepath.Join(examples, "zones/example.com.zone")},
-				{Name: "example.net.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."}}},
+				{Name: "example.net.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."},
+					{Addr: addrPort("192.0.2.11:853"), Key: "xfr-key.", TLS: &config.PrimaryTLS{ServerName: "ns1.example.net"}}}},
 			},
 			DataDir:     "/var/lib/anycastd",
 			TSIGKeys:    []tsig.Key{{Name: "xfr-key.", Algorithm: "hmac-sha256", Secret: "KmSBOQmjtyYzILPFjRYDIUmaEGkpbDVAkwbzmB8pfLE="}},

@@ -15,6 +15,23 @@ import (
 type Primary struct {
 	Addr netip.AddrPort // IP:port
 	Key  string         // name of a tsig_keys entry (canonical); "" = unsigned
+	// TLS, when set, transfers over TLS (XoT, RFC 9103): Addr is then the
+	// primary's TLS port (853 by convention).
+	TLS *PrimaryTLS
+}
+
+// PrimaryTLS is how a secondary talks TLS to a primary.
+type PrimaryTLS struct {
+	// CA is a PEM bundle of the authorities that sign the primary's
+	// certificate (default: the system's roots).
+	CA string
+	// ServerName is the name the primary's certificate must carry
+	// (default: the address of the primary, which its certificate must
+	// then list).
+	ServerName string
+	// Cert and Key are a PEM client certificate and its key, for a
+	// primary that wants mutual TLS; both or neither.
+	Cert, Key string
 }
 
 // NotifyAllow lets NOTIFY from addresses in Prefix trigger a refresh,
@@ -111,6 +128,19 @@ func (d *decoder) primaries(n *yaml.Node, path string) []Primary {
 		d.mapping(item, indexPath(path, i), []field{
 			{"addr", func(v *yaml.Node, p string) { pr.Addr, _ = parseScalar(d, v, p, parseAddrPort) }},
 			{"key", func(v *yaml.Node, p string) { pr.Key, _ = parseScalar(d, v, p, parseKeyRef) }},
+			{"tls", func(v *yaml.Node, p string) {
+				if isNull(v) {
+					return
+				}
+				t := &PrimaryTLS{}
+				pr.TLS = t
+				d.mapping(v, p, []field{
+					{"ca", func(v *yaml.Node, p string) { d.file(v, p, &t.CA) }},
+					{"server_name", func(v *yaml.Node, p string) { d.str(v, p, &t.ServerName) }},
+					{"cert", func(v *yaml.Node, p string) { d.file(v, p, &t.Cert) }},
+					{"key", func(v *yaml.Node, p string) { d.file(v, p, &t.Key) }},
+				})
+			}},
 		})
 	}
 	return out
@@ -199,6 +229,9 @@ func (v *validator) secondary(n *Node) {
 				seen[pr.Addr] = i
 			}
 			keyRef(p+".key", pr.Key)
+			if pr.TLS != nil {
+				v.primaryTLS(p+".tls", pr.TLS)
+			}
 		}
 	}
 

@@ -38,6 +38,10 @@ func TestSecondaryGood(t *testing.T) {
 			{Name: "example.net.", Primaries: []config.Primary{
 				{Addr: addrPort("192.0.2.10:53"), Key: "xfr-key."},
 				{Addr: addrPort("[2001:db8::10]:5300")},
+				{Addr: addrPort("192.0.2.12:853"), Key: "xfr-key.", TLS: &config.PrimaryTLS{
+					CA: filepath.Join(testdata, "primary-ca.pem"), ServerName: "xfr.test",
+					Cert: filepath.Join(testdata, "control/xfr.pem"), Key: filepath.Join(testdata, "control/xfr.key"),
+				}},
 			}},
 			{Name: "0/25.2.0.192.in-addr.arpa.", Primaries: []config.Primary{{Addr: addrPort("192.0.2.10:53")}}},
 		},

@@ -1,7 +1,9 @@
 // Package listen is the one DNS listener of anycastd, under the node's DNS
 // server (dnsserver) and the control plane's transfer server (xfrout):
 // binding UDP sockets and a TCP listener on the same port of each address
-// (retrying when port 0 gave UDP a port TCP cannot have), the TCP accept
+// (retrying when port 0 gave UDP a port TCP cannot have) — or, with a TLS
+// configuration, a TCP listener alone whose connections speak TLS (DNS
+// over TLS, RFC 7858, and zone transfers over it, RFC 9103) — the TCP accept
 // loop with its limits — total and per source prefix, the connection idle
 // longest evicted or the newcomer refused, a check of the source at accept
 // time, a shorter idle timeout under pressure, a pause when the process is
@@ -15,6 +17,7 @@ package listen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +37,13 @@ type Config struct {
 	// ReusePort sets SO_REUSEPORT on every socket even with one UDP
 	// socket per address (it is always set with more).
 	ReusePort bool
+	// TLS, when set, makes the listener a TLS one: no UDP sockets, and
+	// every TCP connection is a TLS server connection with this
+	// configuration (its certificate, typically from a Certificates'
+	// GetCertificate so that a reload reaches new connections, and its
+	// ALPN protocols), the handshake bounded by the idle timeout. The
+	// messages inside are framed as over TCP.
+	TLS *tls.Config
 }
 
 // Listener holds the bound sockets and serves TCP on them. Create it with
@@ -44,6 +54,9 @@ type Listener struct {
 	tcp   []*net.TCPListener
 	tcpServer
 }
+
+// TLS reports whether the listener serves TLS (Config.TLS was set).
+func (l *Listener) TLS() bool { return l.tls != nil }
 
 // bindTries bounds the attempts to bind port 0 on UDP and TCP alike.
 const bindTries = 10
@@ -58,6 +71,7 @@ func Bind(ctx context.Context, cfg Config) (*Listener, error) {
 	}
 	l := &Listener{}
 	l.init()
+	l.tls = cfg.TLS
 	for _, ap := range cfg.Listen {
 		var err error
 		for try := 1; ; try++ {
@@ -88,6 +102,9 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 func (l *Listener) bindOnce(ctx context.Context, ap netip.AddrPort, cfg Config) error {
 	var lc net.ListenConfig
 	n := max(cfg.UDPSockets, 1)
+	if cfg.TLS != nil {
+		n = 0 // TLS is over TCP alone
+	}
 	if n > 1 || cfg.ReusePort {
 		lc.Control = reusePort
 	}
@@ -117,6 +134,9 @@ func (l *Listener) bindOnce(ctx context.Context, ap netip.AddrPort, cfg Config) 
 	if err != nil {
 		closeUDP()
 		return fmt.Errorf("listen tcp %s: %w", ap, err)
+	}
+	if ap.Port() == 0 { // TLS: no UDP socket chose the port
+		ap = netip.AddrPortFrom(ap.Addr(), uint16(ln.Addr().(*net.TCPAddr).Port))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -157,7 +177,7 @@ func (l *Listener) Close() {
 		_ = t.Close()
 	}
 	for c := range l.conns {
-		_ = c.c.Close()
+		_ = c.tcp.Close()
 	}
 }
 

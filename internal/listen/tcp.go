@@ -2,6 +2,8 @@ package listen
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -94,6 +96,9 @@ type Hooks struct {
 	Malformed func()
 	// Conns is told of each connection opened (+1) and closed (-1).
 	Conns func(delta int)
+	// HandshakeFailed is told of a TLS connection whose handshake failed
+	// (a TLS listener only); the connection is closed.
+	HandshakeFailed func(remote netip.AddrPort, err error)
 }
 
 // Handler answers one message read from c, writing any answer with
@@ -103,6 +108,7 @@ type Handler func(c *Conn, msg []byte) bool
 
 // tcpServer is the connection table of a Listener.
 type tcpServer struct {
+	tls    *tls.Config               // nil: plain TCP
 	set    atomic.Pointer[TCPLimits] // by SetTCPLimits, defaults applied
 	limits func() *TCPLimits         // the limits in force: set's, or the owner's
 	hooks  Hooks
@@ -165,9 +171,11 @@ func (s *tcpServer) idle() time.Duration {
 	return l.Idle
 }
 
-// Conn is a TCP connection being served.
+// Conn is a TCP connection being served, or a TLS connection over one.
 type Conn struct {
-	c      *net.TCPConn
+	c      net.Conn       // tcp, or the TLS connection over it
+	tcp    *net.TCPConn   // the socket: reset and closed from outside the connection's goroutine
+	tls    *tls.Conn      // nil: plain TCP
 	remote netip.AddrPort // IPv4 unmapped
 	src    netip.Prefix   // the source prefix it counts against
 	// last is when the connection last made progress (accepted, or a
@@ -192,6 +200,9 @@ func (c *Conn) Local() netip.AddrPort {
 	ap := ta.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
+
+// TLS reports whether the connection is a TLS one (its handshake done).
+func (c *Conn) TLS() bool { return c.tls != nil }
 
 // errTooLong is a message longer than a TCP frame holds.
 var errTooLong = errors.New("message longer than 65535 bytes")
@@ -251,20 +262,22 @@ func (l *Listener) accept(ln *net.TCPListener, h Handler, wg *sync.WaitGroup) er
 			return fmt.Errorf("tcp accept %s: %w", ln.Addr(), err)
 		}
 		remote := remoteAddr(c)
+		// The hooks hear of a denial or refusal before the client can
+		// see its connection closed.
 		if allow := l.hooks.Allow; allow != nil && !allow(remote.Addr()) {
-			_ = c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
-			_ = c.Close()
 			if f := l.hooks.Denied; f != nil {
 				f(remote)
 			}
+			_ = c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
+			_ = c.Close()
 			continue
 		}
 		tc, ok := l.admit(c, remote)
 		if !ok {
-			_ = c.Close()
 			if f := l.hooks.Refused; f != nil {
 				f()
 			}
+			_ = c.Close()
 			continue
 		}
 		wg.Go(func() {
@@ -290,7 +303,11 @@ func remoteAddr(c *net.TCPConn) netip.AddrPort {
 func (s *tcpServer) admit(c *net.TCPConn, remote netip.AddrPort) (*Conn, bool) {
 	l := s.limits()
 	src := sourcePrefix(remote.Addr(), l.SourceV4, l.SourceV6)
-	tc := &Conn{c: c, remote: remote, src: src, srv: s}
+	tc := &Conn{c: c, tcp: c, remote: remote, src: src, srv: s}
+	if s.tls != nil {
+		tc.tls = tls.Server(c, s.tls)
+		tc.c = tc.tls
+	}
 	tc.last.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -346,11 +363,11 @@ func (s *tcpServer) evictLocked(src netip.Prefix, bySource bool) bool {
 		return false
 	}
 	s.removeLocked(oldest)
-	_ = oldest.c.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
-	_ = oldest.c.Close()
 	if f := s.hooks.Evicted; f != nil {
-		f()
+		f() // before the client can see the reset
 	}
+	_ = oldest.tcp.SetLinger(0) // nothing is owed to it: reset, no TIME_WAIT
+	_ = oldest.tcp.Close()
 	return true
 }
 
@@ -397,6 +414,9 @@ func sourcePrefix(ip netip.Addr, v4, v6 int) netip.Prefix {
 func (s *tcpServer) serveConn(tc *Conn, h Handler) {
 	c := tc.c
 	defer func() { _ = c.Close() }()
+	if tc.tls != nil && !s.handshake(tc) {
+		return
+	}
 	r := bufio.NewReaderSize(c, 4096)
 	tc.w = bufio.NewWriterSize(c, 4096)
 	// What was written goes out before the connection does, whatever
@@ -437,6 +457,21 @@ func (s *tcpServer) serveConn(tc *Conn, h Handler) {
 			}
 		}
 	}
+}
+
+// handshake runs the TLS handshake of tc within the idle timeout and
+// reports whether it succeeded; the HandshakeFailed hook hears why not.
+func (s *tcpServer) handshake(tc *Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.idle())
+	defer cancel()
+	err := tc.tls.HandshakeContext(ctx)
+	if err == nil {
+		return true
+	}
+	if f := s.hooks.HandshakeFailed; f != nil {
+		f(tc.remote, err)
+	}
+	return false
 }
 
 // wholeMessageBuffered reports whether r holds a complete length-prefixed

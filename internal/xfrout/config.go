@@ -3,6 +3,7 @@ package xfrout
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -19,6 +20,12 @@ type Config struct {
 	// Listen holds the addresses of the transfer server, UDP and TCP on
 	// each; at least one. Port 0 picks a free port (see Server.Addrs).
 	Listen []netip.AddrPort
+	// TLSListen holds the addresses of the transfer server over TLS
+	// (RFC 9103, XoT), TCP alone, with the TLS configuration TLS (a
+	// certificate, ALPN "dot": listen.ServerTLS); empty = none. The same
+	// ACL and TSIG apply as without TLS.
+	TLSListen []netip.AddrPort
+	TLS       *tls.Config
 	// Keys are the TSIG keys of the ACL and of the NOTIFY targets.
 	Keys []tsig.Key
 	// AllowTransfer is who may query SOA and transfer (AXFR, IXFR) every
@@ -84,10 +91,12 @@ type Config struct {
 // UpdateFunc applies one UPDATE message (see Config.Update).
 type UpdateFunc func(ctx context.Context, m *dns.Msg, key string, src netip.AddrPort) int
 
-// ACL allows transfers from Prefix, signed with Key unless Key is "".
+// ACL allows transfers from Prefix, signed with Key unless Key is "",
+// and only over TLS (XoT, RFC 9103) when TLS is set.
 type ACL struct {
 	Prefix netip.Prefix
 	Key    string
+	TLS    bool
 }
 
 // NotifyTarget is a secondary sent NOTIFY, signed with Key unless Key is "".
@@ -132,6 +141,14 @@ func (c *Config) check() (*tsig.Keyring, error) {
 		if !a.IsValid() {
 			bad("listen[%d]: invalid address", i)
 		}
+	}
+	for i, a := range c.TLSListen {
+		if !a.IsValid() {
+			bad("tls.listen[%d]: invalid address", i)
+		}
+	}
+	if len(c.TLSListen) > 0 && c.TLS == nil {
+		bad("tls.listen: no TLS configuration (certificate)")
 	}
 	ring, err := tsig.New(c.Keys)
 	if err != nil {

@@ -103,7 +103,7 @@ func (s *Server) handle(ctx context.Context, raw []byte, src netip.AddrPort, tcp
 	// UPDATE clients (nsupdate, certbot) look up the zone's SOA with
 	// their key first: a signed SOA query from a source that may send
 	// UPDATE is answered too.
-	if !pol.allowed(src.Addr(), keyName) && (qt != dns.TypeSOA || keyName == "" || !pol.mayUpdate(src.Addr())) {
+	if !pol.allowed(src.Addr(), keyName, overTLS(ctx)) && (qt != dns.TypeSOA || keyName == "" || !pol.mayUpdate(src.Addr())) {
 		s.met.result(typ, resultRefused)
 		s.log.Debug("request refused", "src", src, "zone", r.qname, "qtype", typ, "key", keyName)
 		return s.reply(r, dns.RcodeRefused) == nil
@@ -140,12 +140,12 @@ func typeLabel(t uint16) string {
 	return "other"
 }
 
-// allowed applies the transfer ACL of p to a source and the key the request
-// was signed with ("" = unsigned).
-func (p *policy) allowed(addr netip.Addr, keyName string) bool {
+// allowed applies the transfer ACL of p to a source, the key the request
+// was signed with ("" = unsigned) and whether it came over TLS.
+func (p *policy) allowed(addr netip.Addr, keyName string, tls bool) bool {
 	addr = addr.Unmap()
 	for _, a := range p.allow {
-		if a.Prefix.Contains(addr) && (a.Key == "" || dns.CanonicalName(a.Key) == keyName) {
+		if a.Prefix.Contains(addr) && (a.Key == "" || dns.CanonicalName(a.Key) == keyName) && (tls || !a.TLS) {
 			return true
 		}
 	}

@@ -37,6 +37,7 @@ type Server struct {
 
 	ready chan struct{}
 	lis   atomic.Pointer[listen.Listener] // nil until Run has bound the sockets
+	tlis  atomic.Pointer[listen.Listener] // the TLS listener; nil without one or until bound
 
 	reconfigure sync.Mutex // one Reconfigure at a time
 
@@ -79,6 +80,10 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // once Ready is closed.
 func (s *Server) Addrs() []netip.AddrPort { return s.lis.Load().Addrs() }
 
+// TLSAddrs returns the bound addresses of the transfer server over TLS,
+// once Ready is closed; none without TLSListen.
+func (s *Server) TLSAddrs() []netip.AddrPort { return s.tlis.Load().Addrs() }
+
 // Collectors returns the server's Prometheus collectors, to register.
 func (s *Server) Collectors() []prometheus.Collector {
 	return append(s.met.collectors(), &catalogCollector{s.cat})
@@ -97,17 +102,18 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.updating.Wait() // after the readers stopped: no update starts then
 	// One slot per connection up to MaxConns, refused beyond (an
 	// eviction would cut a transfer in progress), and only sources in
-	// allow_transfer get one.
-	lis.SetTCPLimits(listen.TCPLimits{MaxConns: s.cfg.MaxConns, Idle: s.cfg.IdleTimeout})
-	lis.SetHooks(listen.Hooks{
-		Allow: s.mayConnect,
-		Denied: func(remote netip.AddrPort) {
-			s.met.connsDenied.Inc()
-			s.log.Debug("tcp connection from a source outside allow_transfer closed", "src", remote)
-		},
-		Refused: s.met.connsRefused.Inc,
-	})
+	// allow_transfer (or update.from) get one.
+	s.limit(lis)
 	s.lis.Store(lis)
+	var tlis *listen.Listener
+	if len(s.cfg.TLSListen) > 0 {
+		if tlis, err = listen.Bind(ctx, listen.Config{Listen: s.cfg.TLSListen, TLS: s.cfg.TLS}); err != nil {
+			return fmt.Errorf("xfrout: tls: %w", err)
+		}
+		defer tlis.Close()
+		s.limit(tlis)
+		s.tlis.Store(tlis)
+	}
 	events, unsubscribe := s.src.Subscribe()
 	defer unsubscribe()
 	if s.cat != nil {
@@ -123,7 +129,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel() // before wg.Wait
 	context.AfterFunc(ctx, lis.Close)
 	udp := lis.UDP()
-	errc := make(chan error, len(udp)+1)
+	errc := make(chan error, len(udp)+2) // UDP, TCP, TLS
 	for _, u := range udp {
 		wg.Go(func() {
 			errc <- lis.ServeUDP(u, func(msg []byte, src netip.AddrPort, reply listen.UDPReply) {
@@ -131,13 +137,19 @@ func (s *Server) Run(ctx context.Context) error {
 			})
 		})
 	}
-	wg.Go(func() {
-		errc <- lis.ServeTCP(func(c *listen.Conn, msg []byte) bool {
+	serveTCP := func(ctx context.Context) listen.Handler {
+		return func(c *listen.Conn, msg []byte) bool {
 			return s.handle(ctx, msg, c.Remote(), true, func(frame []byte) error { return c.Write(frame[2:]) })
-		})
-	})
+		}
+	}
+	wg.Go(func() { errc <- lis.ServeTCP(serveTCP(ctx)) })
+	if tlis != nil {
+		context.AfterFunc(ctx, tlis.Close)
+		tctx := context.WithValue(ctx, tlsKey{}, true)
+		wg.Go(func() { errc <- tlis.ServeTCP(serveTCP(tctx)) })
+	}
 	wg.Go(func() { s.notify.run(ctx) })
-	s.log.Info("transfer server listening", "addrs", fmt.Sprint(s.Addrs()), "catalog", s.cfg.Catalog,
+	s.log.Info("transfer server listening", "addrs", fmt.Sprint(s.Addrs()), "tls_addrs", fmt.Sprint(s.TLSAddrs()), "catalog", s.cfg.Catalog,
 		"notify_targets", len(s.cfg.Notify))
 	close(s.ready)
 
@@ -185,6 +197,35 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// tlsKey marks the context of the requests that came over TLS, for the
+// ACL entries that want it.
+type tlsKey struct{}
+
+// overTLS reports whether the request of ctx came over TLS.
+func overTLS(ctx context.Context) bool {
+	v, _ := ctx.Value(tlsKey{}).(bool)
+	return v
+}
+
+// limit sets the connection limits and hooks of a listener of the server:
+// one slot per connection up to MaxConns, refused beyond (an eviction
+// would cut a transfer in progress), and only sources in allow_transfer
+// get one.
+func (s *Server) limit(lis *listen.Listener) {
+	lis.SetTCPLimits(listen.TCPLimits{MaxConns: s.cfg.MaxConns, Idle: s.cfg.IdleTimeout})
+	lis.SetHooks(listen.Hooks{
+		Allow: s.mayConnect,
+		Denied: func(remote netip.AddrPort) {
+			s.met.connsDenied.Inc()
+			s.log.Debug("tcp connection from a source outside allow_transfer closed", "src", remote)
+		},
+		Refused: s.met.connsRefused.Inc,
+		HandshakeFailed: func(remote netip.AddrPort, err error) {
+			s.log.Info("tls handshake of a transfer connection failed", "src", remote, "err", err)
+		},
+	})
 }
 
 // catalogWait is how long a creation or deletion at now waits for the next

@@ -2,6 +2,7 @@ package zonesync
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ var (
 	ErrRcode = errors.New("primary refused")
 	// ErrTSIG: the response's TSIG is missing or does not verify.
 	ErrTSIG = errors.New("tsig")
+	// ErrTLS: the TLS handshake with the primary failed (a certificate
+	// not trusted, a name that does not match, no TLS on the port).
+	ErrTLS = errors.New("xfr over tls")
 	// errUnreachable: no connection to the primary could be made.
 	errUnreachable = errors.New("primary unreachable")
 )
@@ -49,6 +53,29 @@ type client struct {
 	ring       *tsig.Keyring
 	timers     Timers
 	maxRecords int
+}
+
+// alpnDoT is the ALPN protocol of zone transfers over TLS (RFC 9103 §7.1).
+const alpnDoT = "dot"
+
+// handshake makes conn a TLS client connection with conf, offering ALPN
+// "dot", and completes the handshake by ctx's deadline; on an error it
+// closes conn.
+func handshake(ctx context.Context, conn net.Conn, conf *tls.Config) (net.Conn, error) {
+	conf = conf.Clone()
+	conf.NextProtos = []string{alpnDoT}
+	tc := tls.Client(conn, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	// A server that negotiates ALPN must pick "dot"; one without ALPN
+	// (NegotiatedProtocol "") is accepted, as RFC 9103 §7.1 allows.
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "" && p != alpnDoT {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls: server chose ALPN %q, not %q", p, alpnDoT)
+	}
+	return tc, nil
 }
 
 // xconn is one TCP connection (or UDP socket) to a primary with the TSIG
@@ -82,6 +109,11 @@ func (c *client) open(ctx context.Context, p Primary, network string, idle time.
 	conn, err := c.dial(dctx, network, p.Addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	if p.TLS != nil && network != "udp" {
+		if conn, err = handshake(dctx, conn, p.TLS); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+		}
 	}
 	x := &xconn{c: conn, udp: network == "udp", ring: c.ring, key: key, idle: idle}
 	// Closing the connection when ctx ends unblocks a read in progress.

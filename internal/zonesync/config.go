@@ -2,6 +2,7 @@ package zonesync
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -48,6 +49,12 @@ type Config struct {
 type Primary struct {
 	Addr netip.AddrPort
 	Key  string // name of the TSIG key; "" = unsigned
+	// TLS, when set, makes every exchange with the primary a TLS one
+	// (XoT, RFC 9103): the SOA query and the transfers over TLS on Addr,
+	// no IXFR over UDP. It says whom to trust (RootCAs, ServerName) and
+	// may carry a client certificate for mutual TLS; ALPN "dot" is
+	// offered whatever NextProtos says. TSIG still applies.
+	TLS *tls.Config
 }
 
 // Zone is one secondary zone.

@@ -392,9 +392,11 @@ func (s *secondary) refreshFrom(ctx context.Context, p Primary) (bool, error) {
 		// is the first question (half the exchanges of a new node).
 		return s.update(ctx, p, nil)
 	}
-	done, updated, err := s.refreshUDP(ctx, p, cur)
-	if done {
-		return updated, err
+	if p.TLS == nil { // over TLS, nothing goes in clear (RFC 9103 §9)
+		done, updated, err := s.refreshUDP(ctx, p, cur)
+		if done {
+			return updated, err
+		}
 	}
 	serial, err := m.client.soa(ctx, p, s.name)
 	if err != nil {

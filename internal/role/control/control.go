@@ -56,6 +56,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/update"
@@ -88,7 +89,8 @@ type Control struct {
 	store       *store.Store
 	addr        netip.AddrPort
 	metricsAddr netip.AddrPort
-	xfr         *xfrout.Server // nil without a transfer server
+	xfr         *xfrout.Server      // nil without a transfer server
+	xfrCert     *listen.Certificate // of xfr.tls, re-read on reload; nil without it
 	xfrAddrs    []netip.AddrPort
 	stream      *streamPart // nil without a stream listener (stream.go)
 }
@@ -265,7 +267,14 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	r := lifecycle.New(log)
 	var xfr *xfrout.Server
 	if hasXfr(cfg) {
-		xc, err := c.xfrSettings(cfg, s)
+		cert, err := xfrCertificate(cfg)
+		if err != nil {
+			return closeAll(fmt.Errorf("control: xfr: %w", err))
+		}
+		c.mu.Lock()
+		c.xfrCert = cert
+		c.mu.Unlock()
+		xc, err := c.xfrSettings(cfg, s, cert)
 		if err != nil {
 			return closeAll(fmt.Errorf("control: %w", err))
 		}
@@ -397,11 +406,11 @@ func (c *Control) Reload(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	old, s, srv, sp := c.cfg, c.store, c.xfr, c.stream
+	old, s, srv, sp, cert := c.cfg, c.store, c.xfr, c.stream, c.xfrCert
 	c.mu.Unlock()
 	restart := restartOnly(old, nc)
 	if srv != nil && hasXfr(nc) {
-		xc, err := c.xfrSettings(nc, s)
+		xc, err := c.xfrSettings(nc, s, cert)
 		if err == nil {
 			err = srv.Reconfigure(ctx, xc)
 		}
@@ -409,6 +418,16 @@ func (c *Control) Reload(ctx context.Context) {
 			log.Error("reload: transfer settings rejected, keeping the running configuration", "err", err)
 			c.metrics.Reloads.WithLabelValues("config_error").Inc()
 			return
+		}
+	}
+	if cert != nil {
+		// A renewed certificate in the same files reaches the next
+		// handshake; transfers under way keep theirs.
+		if err := cert.Reload(); err != nil {
+			log.Error("reload: the xfr.tls certificate did not load; the old one stays", "err", err)
+		} else {
+			log.Info("reload: xfr.tls certificate re-read", "subject", cert.Leaf().Subject.String(),
+				"serial", cert.Leaf().SerialNumber.String(), "not_after", cert.Leaf().NotAfter)
 		}
 	}
 	if sp != nil {
@@ -431,8 +450,8 @@ func (c *Control) Reload(ctx context.Context) {
 
 // xfrSettings is the transfer server's configuration of cfg with, when
 // xfr.update is set, the UPDATE processing of its policy over s.
-func (c *Control) xfrSettings(cfg *config.Control, s *store.Store) (xfrout.Config, error) {
-	xc := xfrConfig(cfg)
+func (c *Control) xfrSettings(cfg *config.Control, s *store.Store, cert *listen.Certificate) (xfrout.Config, error) {
+	xc := xfrConfig(cfg, cert)
 	if cfg.Xfr.Update == nil {
 		return xc, nil
 	}
@@ -458,6 +477,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"api.listen", c.API.Listen == old.API.Listen},
 		{"xfr.listen", slices.Equal(c.Xfr.Listen, old.Xfr.Listen)},
 		{"xfr.catalog", reflect.DeepEqual(c.Xfr.Catalog, old.Xfr.Catalog)},
+		{"xfr.tls", reflect.DeepEqual(c.Xfr.TLS, old.Xfr.TLS)}, // the listen addresses and file names; the files are re-read
 		{"metrics.listen", c.Metrics == old.Metrics},
 		{"serial_policy", c.SerialPolicy == old.SerialPolicy},
 		{"journal_limit", c.JournalLimit == old.JournalLimit},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -19,12 +20,17 @@ import (
 func hasXfr(c *config.Control) bool { return len(c.Xfr.Listen) > 0 }
 
 // xfrConfig is the transfer server's configuration: the xfr section, with
-// the limits and timers at their defaults.
-func xfrConfig(c *config.Control) xfrout.Config {
+// the limits and timers at their defaults, and transfers over TLS with
+// cert when xfr.tls is set (cert is then the certificate of its files).
+func xfrConfig(c *config.Control, cert *listen.Certificate) xfrout.Config {
 	x := c.Xfr
 	cfg := xfrout.Config{Listen: append([]netip.AddrPort(nil), x.Listen...), Keys: x.TSIGKeys}
+	if x.TLS != nil && cert != nil {
+		cfg.TLSListen = append([]netip.AddrPort(nil), x.TLS.Listen...)
+		cfg.TLS = listen.ServerTLS(cert)
+	}
 	for _, a := range x.AllowTransfer {
-		cfg.AllowTransfer = append(cfg.AllowTransfer, xfrout.ACL{Prefix: a.Prefix, Key: a.Key})
+		cfg.AllowTransfer = append(cfg.AllowTransfer, xfrout.ACL{Prefix: a.Prefix, Key: a.Key, TLS: a.TLS})
 	}
 	for _, t := range x.Notify {
 		cfg.Notify = append(cfg.Notify, xfrout.NotifyTarget{Addr: t.Addr, Key: t.Key})
@@ -53,6 +59,14 @@ func updateRules(c *config.Control) []update.Rule {
 		rules[i] = update.Rule{Key: r.Key, Zones: r.Zones, Match: update.Match(r.Match), Name: r.Name, Types: r.Types}
 	}
 	return rules
+}
+
+// xfrCertificate reads the certificate of xfr.tls; nil without it.
+func xfrCertificate(c *config.Control) (*listen.Certificate, error) {
+	if c.Xfr.TLS == nil {
+		return nil, nil
+	}
+	return listen.LoadCertificate(c.Xfr.TLS.Cert, c.Xfr.TLS.Key)
 }
 
 // apiConfig is the REST API's configuration.

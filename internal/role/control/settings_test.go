@@ -23,7 +23,7 @@ func TestXfrConfig(t *testing.T) {
 	if !hasXfr(c) {
 		t.Fatal("hasXfr = false with xfr.listen set")
 	}
-	x := xfrConfig(c)
+	x := xfrConfig(c, nil)
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), DBFile), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/health"
 	"github.com/anycastdns/anycastdns/internal/httpprobe"
 	"github.com/anycastdns/anycastdns/internal/lifecycle"
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/metrics"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/stream"
@@ -49,20 +50,21 @@ import (
 
 // Node is a running PoP.
 type Node struct {
-	path    string       // config file, empty when built from flags
-	log     *slog.Logger // with component=node
-	root    *slog.Logger // as given to New: for the parts that name their own component
-	level   *slog.LevelVar
-	mu      sync.Mutex
-	cfg     *config.Node
-	stats   *dnsserver.Stats
-	handler *dnsserver.Handler
-	server  *dnsserver.Server
-	metrics *metrics.Node
-	load    *loadMeter        // for GET /v1/load
-	anycast *anycast          // nil without BGP
-	zs      *zonesync.Manager // nil without secondary zones
-	streams []*stream.Client  // one per control plane followed (stream.go)
+	path         string       // config file, empty when built from flags
+	log          *slog.Logger // with component=node
+	root         *slog.Logger // as given to New: for the parts that name their own component
+	level        *slog.LevelVar
+	mu           sync.Mutex
+	cfg          *config.Node
+	stats        *dnsserver.Stats
+	handler      *dnsserver.Handler
+	server       *dnsserver.Server
+	metrics      *metrics.Node
+	load         *loadMeter            // for GET /v1/load
+	anycast      *anycast              // nil without BGP
+	zs           *zonesync.Manager     // nil without secondary zones
+	primaryCerts []*listen.Certificate // client certificates of primaries over TLS, re-read on reload
+	streams      []*stream.Client      // one per control plane followed (stream.go)
 	// levelLog limits the log lines of PoP levels that cannot apply
 	// (stream.go): once without BGP, once a minute otherwise.
 	levelLog levelLogLimit
@@ -114,7 +116,12 @@ func New(cfg *config.Node, path string, logger *slog.Logger, level *slog.LevelVa
 	n.load = newLoadMeter(stats)
 	n.logAdvice(cfg)
 	if hasSecondaries(cfg) {
-		zs, err := zonesync.New(secondaryConfig(cfg), logger)
+		zc, certs, err := secondaryConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("secondary zones: %w", err)
+		}
+		n.primaryCerts = certs
+		zs, err := zonesync.New(zc, logger)
 		if err != nil {
 			return nil, fmt.Errorf("secondary zones: %w", err)
 		}
@@ -345,6 +352,13 @@ func (n *Node) Reload() {
 			n.steering.setGeo(geo, geoInfo)
 			cfg, next = c, &s
 			n.cfg = c
+		}
+	}
+	for _, c := range n.primaryCerts {
+		// Client certificates of mutual TLS with primaries: a renewed
+		// one reaches the next transfer.
+		if err := c.Reload(); err != nil {
+			n.log.Error("reload: a primary's tls client certificate did not load; the old one stays", "err", err)
 		}
 	}
 	zones, failed := n.loadZonesFailed(cfg, n.handler.Zones())

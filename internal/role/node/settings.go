@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -16,6 +18,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/dnstap"
 	"github.com/anycastdns/anycastdns/internal/geodb"
 	"github.com/anycastdns/anycastdns/internal/health"
+	"github.com/anycastdns/anycastdns/internal/listen"
 	"github.com/anycastdns/anycastdns/internal/ratelimit"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/tsig"
@@ -231,16 +234,31 @@ func updatePrimaries(cfg *config.Node, members func() []string) func(zone string
 
 // secondaryConfig is the zonesync configuration of a node: its data
 // directory, keys, NOTIFY ACL, catalog and every zone that has primaries.
-// File zones are Reserved.
-func secondaryConfig(cfg *config.Node) zonesync.Config {
+// File zones are Reserved. A primary with a tls section is reached over
+// TLS (its CA file read now); the client certificates of mutual TLS are
+// returned too, to be re-read on reload.
+func secondaryConfig(cfg *config.Node) (zonesync.Config, []*listen.Certificate, error) {
 	c := zonesync.Config{DataDir: cfg.DataDir, Keys: cfg.TSIGKeys}
 	c.Timers.MinRefresh = cfg.SecondaryTimers.MinRefresh
 	c.Timers.MinRetry = cfg.SecondaryTimers.MinRetry
 	c.Timers.MinExpire = cfg.SecondaryTimers.MinExpire
+	var certs []*listen.Certificate
+	var errs []error
 	prim := func(ps []config.Primary) []zonesync.Primary {
 		out := make([]zonesync.Primary, len(ps))
 		for i, p := range ps {
 			out[i] = zonesync.Primary{Addr: p.Addr, Key: p.Key}
+			if p.TLS != nil {
+				conf, cert, err := primaryTLS(p)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				out[i].TLS = conf
+				if cert != nil {
+					certs = append(certs, cert)
+				}
+			}
 		}
 		return out
 	}
@@ -257,7 +275,38 @@ func secondaryConfig(cfg *config.Node) zonesync.Config {
 	if cfg.Catalog != nil {
 		c.Catalog = &zonesync.Catalog{Zone: cfg.Catalog.Zone, Primaries: prim(cfg.Catalog.Primaries)}
 	}
-	return c
+	if len(errs) > 0 {
+		return c, nil, errors.Join(errs...)
+	}
+	return c, certs, nil
+}
+
+// primaryTLS is the TLS client configuration of a primary's tls section:
+// its CA (default: the system's roots), the name its certificate must
+// carry (default: its address) and, for mutual TLS, a client certificate
+// read through a listen.Certificate so that a reload re-reads it.
+func primaryTLS(p config.Primary) (*tls.Config, *listen.Certificate, error) {
+	t := p.TLS
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if conf.ServerName == "" {
+		conf.ServerName = p.Addr.Addr().String()
+	}
+	if t.CA != "" {
+		pool, err := listen.ReadCAs(t.CA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("primary %s: %w", p.Addr, err)
+		}
+		conf.RootCAs = pool
+	}
+	if t.Cert == "" {
+		return conf, nil, nil
+	}
+	cert, err := listen.LoadCertificate(t.Cert, t.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("primary %s: client %w", p.Addr, err)
+	}
+	conf.GetClientCertificate = cert.GetClientCertificate
+	return conf, cert, nil
 }
 
 // speakerConfig is the BGP speaker's configuration.

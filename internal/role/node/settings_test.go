@@ -24,13 +24,24 @@ func TestSecondaryConfig(t *testing.T) {
 		t.Error("hasSecondaries = false for a node with secondary zones")
 	}
 	n.DataDir = t.TempDir()
-	c := secondaryConfig(n)
+	c, certs, err := secondaryConfig(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The primary over TLS: its CA, the name, the client certificate.
+	tp := c.Zones[0].Primaries[2]
+	if tp.TLS == nil || tp.TLS.ServerName != "xfr.test" || tp.TLS.RootCAs == nil || tp.TLS.GetClientCertificate == nil || len(certs) != 1 {
+		t.Errorf("primary over tls: %+v, %d client certificates", tp.TLS, len(certs))
+	} else if cc, err := tp.TLS.GetClientCertificate(nil); err != nil || cc.Leaf.Subject.CommonName != "xfr.test" {
+		t.Errorf("client certificate %v, %v", cc, err)
+	}
+	c.Zones[0].Primaries[2].TLS = nil
 	if _, err := zonesync.New(c, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("the zonesync configuration of a valid node is invalid: %v", err)
 	}
 	ap := netip.MustParseAddrPort
 	want := []zonesync.Zone{
-		{Name: "example.net.", Primaries: []zonesync.Primary{{Addr: ap("192.0.2.10:53"), Key: "xfr-key."}, {Addr: ap("[2001:db8::10]:5300")}}},
+		{Name: "example.net.", Primaries: []zonesync.Primary{{Addr: ap("192.0.2.10:53"), Key: "xfr-key."}, {Addr: ap("[2001:db8::10]:5300")}, {Addr: ap("192.0.2.12:853"), Key: "xfr-key."}}},
 		{Name: "0/25.2.0.192.in-addr.arpa.", Primaries: []zonesync.Primary{{Addr: ap("192.0.2.10:53")}}},
 	}
 	if diff := cmp.Diff(want, c.Zones, cmp.Comparer(func(a, b zonesync.Primary) bool { return a == b })); diff != "" {
@@ -41,7 +52,9 @@ func TestSecondaryConfig(t *testing.T) {
 		t.Errorf("secondaryConfig = %+v", c)
 	}
 	n.SecondaryTimers = config.SecondaryTimers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}
-	c = secondaryConfig(n)
+	if c, _, err = secondaryConfig(n); err != nil {
+		t.Fatal(err)
+	}
 	if got := (zonesync.Timers{MinRefresh: 2 * time.Second, MinRetry: time.Second, MinExpire: 5 * time.Second}); c.Timers != got {
 		t.Errorf("timers = %+v, want %+v", c.Timers, got)
 	}
