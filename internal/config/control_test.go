@@ -78,6 +78,7 @@ func TestControlGood(t *testing.T) {
 			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
 				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
 				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2},
+			Store: config.Store{Postgres: &config.StorePostgres{DSN: "postgres://anycast@db.example:5432/zones"}},
 			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key", Policies: map[string]config.SigningPolicy{"nsec3-ksk": {
 				Algorithm: "ED25519", RSABits: ptr(0), CSK: ptr(false), KSKLifetime: ptr(8760 * time.Hour), ZSKLifetime: ptr(720 * time.Hour),
 				SignatureValidity: ptr(336 * time.Hour), SignatureRefresh: ptr(120 * time.Hour), SignatureJitter: ptr(12 * time.Hour),
