@@ -179,7 +179,29 @@ func describeDSN(dsn string) string {
 const migrationLock = 0x616e79636173 // "anycas"
 
 func (s *Store) initPG(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	if err := migrateSchemaPG(ctx, s.db, s.log); err != nil {
+		return err
+	}
+	// The zones and their versions, read in one snapshot.
+	rtx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rtx.Rollback() }()
+	versions, err := zoneVersions(ctx, rtx)
+	if err != nil {
+		return err
+	}
+	if err := s.loadAllIn(ctx, rtx); err != nil {
+		return err
+	}
+	s.pg.versions = versions
+	return nil
+}
+
+// migrateSchemaPG creates or migrates the schema of a PostgreSQL database.
+func migrateSchemaPG(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -214,26 +236,12 @@ func (s *Store) initPG(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if version > 0 {
-			s.log.Info("database schema migrated", "from", version, "to", version+1)
+			log.Info("database schema migrated", "from", version, "to", version+1)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit the schema: %w", err)
 	}
-	// The zones and their versions, read in one snapshot.
-	rtx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rtx.Rollback() }()
-	versions, err := zoneVersions(ctx, rtx)
-	if err != nil {
-		return err
-	}
-	if err := s.loadAllIn(ctx, rtx); err != nil {
-		return err
-	}
-	s.pg.versions = versions
 	return nil
 }
 
