@@ -143,14 +143,22 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger, opts ...
 		wsem: make(chan struct{}, 1), zones: map[string]*zoneState{},
 		pg: &pgState{dsn: dsn, replica: hex.EncodeToString(id), versions: map[string]int64{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1)},
 	}
+	// LISTEN before the zones are read: a commit after the read is
+	// notified.
+	conn, err := s.listenConn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
 	if err := s.initPG(ctx); err != nil {
+		closeConn(conn)
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.pg.cancel = cancel
 	s.pg.done.Add(2)
-	go s.listen(lctx)
+	go s.listen(lctx, conn)
 	go s.refresher(lctx)
 	records := 0
 	for _, st := range s.zones {
@@ -522,12 +530,20 @@ func applyLogged(z *zone.Zone, delData, addData []byte) (*zone.Zone, error) {
 // (pgx's, LISTEN needs one session) and marks the zones that another
 // replica changed for the refresher. After a lost connection it connects
 // again and has every zone checked, for the commits it missed.
-func (s *Store) listen(ctx context.Context) {
+func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 	defer s.pg.done.Done()
-	first := true
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, !first)
-		first = false
+		var err error
+		if conn == nil {
+			if conn, err = s.listenConn(ctx); err == nil {
+				s.pg.mark("", true) // the commits missed while away
+			}
+		}
+		if conn != nil {
+			err = s.receive(ctx, conn)
+			closeConn(conn)
+			conn = nil
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -540,24 +556,29 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, sweep bool) error {
+// listenConn connects and LISTENs for the commit notifications.
+func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	conn, err := pgx.Connect(cctx, s.pg.dsn)
-	cancel()
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect to listen for the other replicas' commits: %w", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx) // the session ends with the connection
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if _, err := conn.Exec(cctx, "LISTEN "+notifyChannel); err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("listen for the other replicas' commits: %w", err)
 	}
-	if sweep {
-		s.pg.mark("", true)
-	}
+	return conn, nil
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx) // the session, and its LISTEN, end with the connection
+}
+
+// receive marks the zones of the notifications until the connection fails.
+func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -217,3 +217,47 @@ func TestReplicaStaleWrite(t *testing.T) {
 		t.Fatal("the zone was created twice, once on each replica")
 	}
 }
+
+// TestReplicaListenerReconnects: a replica whose notification connection
+// is cut (its backend terminated, as at a database restart or failover)
+// connects again and catches up with the commits it missed.
+func TestReplicaListenerReconnects(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ctx := t.Context()
+	a, err := store.OpenPostgres(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := store.OpenPostgres(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := a.CreateZone(ctx, "example.com.", baseZone(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := store.OpenPostgres(ctx, dsn, nil) // any connection can terminate the others
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if n, err := admin.TerminateListeners(ctx); err != nil || n != 3 {
+		t.Fatalf("terminated %d listeners (%v), want the 3 replicas'", n, err)
+	}
+	serial, err := b.SetRRset(ctx, "example.com.", "x.example.com.", dns.TypeA, rrs(t, "x.example.com. 60 IN A 192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _, err := a.Get(ctx, "example.com.")
+		if err == nil && info.Serial == serial {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica a at %d (%v) 10 s after its listener was cut, b wrote %d", info.Serial, err, serial)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
