@@ -33,6 +33,8 @@ Usage:
   anycastd node -listen ADDR:PORT -zone NAME=FILE [-listen ...] [-zone ...] [-nsid TEXT]
                [-metrics ADDR:PORT] [-log-level LEVEL]
   anycastd control -config FILE          the control plane: zone store, REST API, AXFR/IXFR, NOTIFY, catalog
+  anycastd control migrate -from sqlite:PATH -to postgres:DSN
+                                         copy the control plane's zone database to an empty PostgreSQL one
   anycastd monitor -config FILE          a vantage point: probes every PoP (DNS over UDP and TCP, load),
                                          serves its view at /v1/view and /metrics
   anycastd standalone [-data DIR] [-dns ADDR:PORT] [-api ADDR:PORT] [-token-file FILE] [-api-max-body SIZE]
@@ -190,6 +192,9 @@ func flagConfig(listens, zones []string, metricsAddr, nsid, level string) (*conf
 }
 
 func runControl(args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runControlMigrate(args[1:], os.Stdout, stderr)
+	}
 	return runConfigured("control", "control plane", args, stderr, config.LoadControl,
 		func(cfg *config.Control) config.Log { return cfg.Log },
 		func(cfg *config.Control, logger *slog.Logger, level *slog.LevelVar, reload func() (*config.Control, error)) (role, error) {

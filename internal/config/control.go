@@ -47,6 +47,9 @@ type Control struct {
 	Levels *Levels
 	// Signing is DNSSEC signing on the control plane (signing.go).
 	Signing Signing
+	// Store chooses the zone database (store.go); default the SQLite
+	// file in DataDir.
+	Store Store
 
 	src        *source // where the fields came from; nil for a Control built in code
 	tokenLines []int   // line of each token in API.TokenFile
@@ -255,6 +258,7 @@ func (d *decoder) control(top *yaml.Node, c *Control) {
 		d.streamField(c),
 		d.levelsField(c),
 		d.signingField(c),
+		d.storeField(c),
 	})
 }
 
@@ -430,6 +434,7 @@ func (c *Control) validate(v *validator) {
 	if c.DataDir == "" {
 		v.add("data_dir", "required")
 	}
+	v.store(&c.Store)
 	tcp := map[netip.AddrPort]string{}
 	if !c.API.Listen.IsValid() {
 		v.add("api.listen", "required")

@@ -83,6 +83,7 @@ func TestControlGood(t *testing.T) {
 			Levels: &config.Levels{Interval: 100 * time.Millisecond, Quorum: 3, Stale: 1500 * time.Millisecond,
 				Validity: 5 * time.Second, Hold: 20 * time.Second, HighQPS: 5000, LowQPS: 2500.5,
 				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2, ShedUnderAttack: true},
+			Store: config.Store{Postgres: &config.StorePostgres{DSN: "postgres://anycast@db.example:5432/zones"}},
 			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key",
 				ParentServers: map[string][]netip.AddrPort{"com.": {addrPort("192.0.2.30:53"), addrPort("[2001:db8::30]:53")}},
 				Policies: map[string]config.SigningPolicy{"nsec3-ksk": {

@@ -550,7 +550,7 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	if s.opt.sealer == nil {
 		return SigningStatus{}, fmt.Errorf("%s: %w: set signing.key_file in the control plane's configuration", what, ErrNoKeyFile)
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return SigningStatus{}, err
 	}
 	defer s.release()
@@ -629,7 +629,7 @@ func (s *Store) DisableSigning(ctx context.Context, zoneName string) (SigningSta
 	if err != nil {
 		return SigningStatus{}, err
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return SigningStatus{}, err
 	}
 	defer s.release()
@@ -714,7 +714,7 @@ func (ss *signState) due(now time.Time) time.Time {
 }
 
 func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, error) {
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return time.Time{}, err
 	}
 	defer s.release()

@@ -40,7 +40,9 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 	if err != nil {
 		return 0, err
 	}
-	if err := s.acquire(ctx); err != nil {
+	// The zone's lock too: on PostgreSQL, no other replica writes it
+	// meanwhile, and this one catches up with what they wrote first.
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return 0, err
 	}
 	defer s.release()

@@ -188,6 +188,10 @@ func (s *Store) loadAll(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	return s.loadAllIn(ctx, tx)
+}
+
+func (s *Store) loadAllIn(ctx context.Context, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT z.id, z.name, z.serial, z.policy, z.updated,
 		COALESCE((SELECT MAX(seq) FROM changes c WHERE c.zone_id = z.id), 0) FROM zones z`)
 	if err != nil {

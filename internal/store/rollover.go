@@ -200,7 +200,7 @@ func (s *Store) DSSeen(ctx context.Context, zoneName string, tag uint16) (Signin
 	if err != nil {
 		return SigningStatus{}, err
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return SigningStatus{}, err
 	}
 	defer s.release()
@@ -239,11 +239,14 @@ func (s *Store) replaceKeys(st *zoneState, keys []*sign.Key) (*zoneState, error)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	if err := s.committing(ctx, tx, st.info.Name, st.id, false); err != nil {
+		return nil, err
+	}
 	if err := sw.write(ctx, tx, st.id); err != nil {
 		return nil, err
 	}

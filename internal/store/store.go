@@ -160,6 +160,8 @@ type Store struct {
 	closed bool
 
 	subs subscribers
+
+	pg *pgState // nil on SQLite
 }
 
 // zoneState is one zone as the store holds it: the current version, whose
@@ -183,6 +185,7 @@ type setKey struct {
 // Close closes the database and every subscription. Writes that are in
 // progress finish first.
 func (s *Store) Close() error {
+	s.stopPG()
 	s.wsem <- struct{}{} // wait for the current write
 	defer func() { <-s.wsem }()
 	s.mu.Lock()

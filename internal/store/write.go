@@ -49,7 +49,12 @@ func (s *Store) acquire(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) release() { <-s.wsem }
+func (s *Store) release() {
+	if s.pg != nil {
+		s.pg.endWrite()
+	}
+	<-s.wsem
+}
 
 // CreateZone creates a zone from records, which must include the SOA and
 // the apex NS RRset. The name must be one the nodes serve
@@ -94,7 +99,7 @@ func (s *Store) CreateZone(ctx context.Context, name string, rrs []dns.RR, polic
 	if err != nil {
 		return ZoneInfo{}, fmt.Errorf("create zone %s: %w", zname, err)
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return ZoneInfo{}, err
 	}
 	defer s.release()
@@ -145,7 +150,7 @@ func (s *Store) DeleteZone(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return err
 	}
 	defer s.release()
@@ -155,11 +160,14 @@ func (s *Store) DeleteZone(ctx context.Context, name string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("delete zone %s: %w", zname, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if err := s.committing(ctx, tx, zname, st.id, false); err != nil {
+		return fmt.Errorf("delete zone %s: %w", zname, err)
+	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM zones WHERE id = ?", st.id); err != nil {
 		return fmt.Errorf("delete zone %s: %w", zname, err)
 	}
@@ -221,7 +229,7 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 	if err := checkType(t); err != nil {
 		return 0, nil, fmt.Errorf("zone %s: rrset %s: %w", zname, owner, err)
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return 0, nil, err
 	}
 	defer s.release()
@@ -451,7 +459,7 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	if err := checkPoolRecords(zname, recs, signedRecords(recs)); err != nil {
 		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireZone(ctx, zname); err != nil {
 		return ZoneInfo{}, err
 	}
 	defer s.release()
@@ -604,18 +612,14 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 	}
 	ns.info.Serial, ns.info.Records, ns.info.Updated = nz.Serial, nz.Records, time.Unix(0, updated).UTC()
 
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	if ns.id == 0 {
-		res, err := tx.ExecContext(ctx, "INSERT INTO zones (name, serial, policy, updated) VALUES (?, ?, ?, ?)",
-			ns.info.Name, int64(ns.info.Serial), ns.info.SerialPolicy, updated)
-		if err != nil {
-			return nil, err
-		}
-		if ns.id, err = res.LastInsertId(); err != nil {
+		if err := tx.QueryRowContext(ctx, "INSERT INTO zones (name, serial, policy, updated) VALUES (?, ?, ?, ?) RETURNING id",
+			ns.info.Name, int64(ns.info.Serial), ns.info.SerialPolicy, updated).Scan(&ns.id); err != nil {
 			return nil, err
 		}
 	} else if _, err := tx.ExecContext(ctx, "UPDATE zones SET serial = ?, updated = ? WHERE id = ?",
@@ -639,6 +643,9 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 		if err := s.logChange(ctx, tx, ns, ch, updated); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.committing(ctx, tx, ns.info.Name, ns.id, st.id == 0); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		// The outcome of a failed commit is not certain: take the
@@ -707,6 +714,7 @@ func (s *Store) logChange(ctx context.Context, tx *sql.Tx, ns *zoneState, ch *Ch
 // resync reloads one zone from the database after a commit whose outcome is
 // unknown. The caller holds the write lock.
 func (s *Store) resync(zname string) {
+	s.pg.forget(zname)
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	err := func() error {

@@ -41,7 +41,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -222,7 +221,7 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	s, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), c.log, opts...)
+	s, err := openStore(ctx, cfg, c.log, opts...)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
@@ -488,6 +487,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
 		{"signing.key_file", c.Signing.KeyFile == old.Signing.KeyFile},
 		{"signing.parent_servers", reflect.DeepEqual(c.Signing.ParentServers, old.Signing.ParentServers)},
+		{"store", reflect.DeepEqual(c.Store, old.Store)},
 	} {
 		if !f.same {
 			changed = append(changed, f.name)

@@ -1,0 +1,67 @@
+package pgtest_test
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/anycastdns/anycastdns/internal/testkit/pgtest"
+)
+
+// TestStart starts a server, runs a query as a user other than root in a
+// database of its own, and checks that Stop ends the server and removes
+// its directory.
+func TestStart(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db, user string
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT current_database(), current_user, 40 + 2").Scan(&db, &user, &n); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if db == "postgres" || n != 42 {
+		t.Fatalf("database %q, 40+2 = %d", db, n)
+	}
+	st, err := os.Stat(srv.Dir + "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && st.Sys().(*syscall.Stat_t).Uid == 0 {
+		t.Fatal("the data directory belongs to root: the server would refuse to run")
+	}
+	pid := srv.Pid()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("postgres pid %d still runs after Stop", pid)
+	}
+	if _, err := os.Stat(srv.Dir); !os.IsNotExist(err) {
+		t.Fatalf("the directory %s is left after Stop: %v", srv.Dir, err)
+	}
+}
+
+// TestShared: two calls share one server, and two databases of it are
+// distinct.
+func TestShared(t *testing.T) {
+	a, b := pgtest.Shared(t), pgtest.Shared(t)
+	if a != b {
+		t.Fatal("Shared started two servers")
+	}
+	if d1, d2 := a.NewDatabase(t), a.NewDatabase(t); d1 == d2 {
+		t.Fatalf("two databases with one DSN %s", d1)
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m).Run()) }
