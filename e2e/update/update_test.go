@@ -43,21 +43,7 @@ const (
 var anycastdBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "anycastd-e2e-update-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		return 2
-	}
-	defer os.RemoveAll(dir)
-	if anycastdBin, err = testkit.Build(dir, testkit.Module+"/cmd/anycastd", "ANYCASTD_BIN"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	return m.Run()
+	os.Exit(testkit.RunWithAnycastd(m, &anycastdBin))
 }
 
 type setup struct {

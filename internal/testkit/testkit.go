@@ -209,6 +209,24 @@ func Binary(t testing.TB, pkg, env string) string {
 	return bin
 }
 
+// RunWithAnycastd is a TestMain body for the end-to-end packages that run
+// one anycastd binary in many tests: it builds cmd/anycastd once into a
+// temporary directory (or takes $ANYCASTD_BIN), stores its path in *bin,
+// runs the tests and removes the directory. It returns the exit code.
+func RunWithAnycastd(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "anycastd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir, Module+"/cmd/anycastd", "ANYCASTD_BIN"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return m.Run()
+}
+
 // BuildAnycastd returns $ANYCASTD_BIN, or builds cmd/anycastd into the
 // test's temporary directory.
 func BuildAnycastd(t testing.TB) string {
