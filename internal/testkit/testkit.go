@@ -219,7 +219,7 @@ func RunWithAnycastd(m *testing.M, bin *string) int {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
 		return 2
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	if *bin, err = Build(dir, Module+"/cmd/anycastd", "ANYCASTD_BIN"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
