@@ -44,7 +44,7 @@ fuzz:
 
 # Go micro-benchmarks, then dnsperf against anycastd, NSD and Knot.
 bench: build
-	$(GO) test -run XXX -bench . -benchmem ./internal/dnsserver/ ./internal/wire/
+	$(GO) test -run XXX -bench . -benchmem ./internal/dnsserver/ ./internal/wire/ ./internal/dnstap/
 	$(GO) run ./bench/dnsbench -nice -20 -anycastd-bin $(BIN)/anycastd
 
 # Load time and peak memory on a 1,000,000-name zone beside NSD and Knot.
