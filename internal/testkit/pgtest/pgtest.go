@@ -77,7 +77,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		unavailable(t, err)
 	}
-	srv, err := start(bin)
+	srv, err := start(bin, Options{})
 	if err != nil {
 		t.Fatalf("start PostgreSQL: %v", err)
 	}
@@ -107,7 +107,7 @@ func Shared(t testing.TB) *Server {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = start(bin)
+		shared.srv, shared.err = start(bin, Options{})
 	}
 	if shared.err != nil {
 		t.Fatalf("start PostgreSQL: %v", shared.err)
@@ -159,7 +159,26 @@ func runAs() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 }
 
-func start(bin string) (srv *Server, err error) {
+// Options change how a server is started.
+type Options struct {
+	// Durable keeps PostgreSQL's defaults fsync, synchronous_commit and
+	// full_page_writes on, so that a commit is on disk when it returns:
+	// for measurements beside SQLite's synchronous=FULL. Tests leave it
+	// off (a test's database need not survive a crash of the machine).
+	Durable bool
+}
+
+// Launch starts a server outside a test (a benchmark tool, bench/apibench);
+// the caller stops it with Stop.
+func Launch(opts Options) (*Server, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin, opts)
+}
+
+func start(bin string, opts Options) (srv *Server, err error) {
 	cred, err := runAs()
 	if err != nil {
 		return nil, err
@@ -209,10 +228,13 @@ func start(bin string) (srv *Server, err error) {
 		return nil, fmt.Errorf("initdb in %s: %w; %s", data, err, tail(srv.Log))
 	}
 	// Only the Unix socket (no TCP port to collide with other tests);
-	// fsync off: a test's database need not survive a crash of the machine.
-	srv.cmd = command("postgres", "-D", data, "-k", srv.Socket, "-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200", "-c", "shared_buffers=32MB")
+	// fsync off unless Durable: see Options.
+	args := []string{"-D", data, "-k", srv.Socket, "-c", "listen_addresses=",
+		"-c", "max_connections=200", "-c", "shared_buffers=32MB"}
+	if !opts.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	srv.cmd = command("postgres", args...)
 	if err := srv.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}

@@ -65,3 +65,41 @@ func TestShared(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m).Run()) }
+
+// TestLaunchDurable: a server started with Durable has fsync,
+// synchronous_commit and full_page_writes on (what bench/apibench compares
+// with SQLite's synchronous=FULL); one started by Start has them off.
+func TestLaunchDurable(t *testing.T) {
+	if _, err := pgtest.BinDir(); err != nil {
+		t.Skipf("skipped: %v", err)
+	}
+	settings := func(dsn string) string {
+		t.Helper()
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = conn.Close(ctx) }()
+		var fsync, sc, fpw string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')").Scan(&fsync, &sc, &fpw); err != nil {
+			t.Fatal(err)
+		}
+		return fsync + " " + sc + " " + fpw
+	}
+	srv, err := pgtest.Launch(pgtest.Options{Durable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got := settings(srv.DSN("postgres")); got != "on on on" {
+		t.Errorf("Durable: fsync, synchronous_commit, full_page_writes = %s, want on on on", got)
+	}
+	if got := settings(pgtest.Start(t).DSN("postgres")); got != "off off off" {
+		t.Errorf("Start: fsync, synchronous_commit, full_page_writes = %s, want off off off", got)
+	}
+}
