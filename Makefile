@@ -11,7 +11,7 @@ export GOTOOLCHAIN := local
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/anycastdns/anycastdns/internal/version.revision=$(REVISION)
 
-.PHONY: all build test test-short lint vet fuzz bench bench-mem bench-change run demo deb clean
+.PHONY: all build test test-short lint vet fuzz bench bench-mem bench-change bench-api run demo deb clean
 
 all: build
 
@@ -58,6 +58,13 @@ bench-mem: build
 BENCH_CHANGE_FLAGS ?=
 bench-change: build
 	$(GO) run ./bench/changebench -anycastd-bin $(BIN)/anycastd $(BENCH_CHANGE_FLAGS)
+
+# Throughput of API writes (issue 17): anycastd control on SQLite and on a
+# PostgreSQL started with fsync on, 1 and 8 writers of one-record changes;
+# changes/s and PUT latency. Flags in BENCH_API_FLAGS, e.g. "-duration 30s".
+BENCH_API_FLAGS ?=
+bench-api: build
+	$(GO) run ./bench/apibench -anycastd-bin $(BIN)/anycastd $(BENCH_API_FLAGS)
 
 # The embedded default: control plane (API on 127.0.0.1:8080, token in
 # anycastdns-data/api.token) and one node on 127.0.0.1:5353 serving example.com.
