@@ -71,6 +71,7 @@ func TestPostgres(t *testing.T) {
 		{"PoolsStored", TestPoolsStored},
 		{"PoolsRefused", TestPoolsRefused},
 		{"UpdateRRsets", TestUpdateRRsets},
+		{"BackupRestore", TestBackupRestore},
 	} {
 		t.Run(tc.name, tc.test)
 	}
