@@ -203,7 +203,7 @@ func backupZoneRows(ctx context.Context, tx *sql.Tx, id int64, z *backupZone) er
 	return nil
 }
 
-// ErrNotEmpty: a restore into a store that holds zones.
+// ErrNotEmpty is the error of a restore into a store that holds zones.
 var ErrNotEmpty = errors.New("store is not empty")
 
 // Restore loads a file written by Backup into the store, which must hold
