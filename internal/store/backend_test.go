@@ -72,6 +72,7 @@ func TestPostgres(t *testing.T) {
 		{"PoolsRefused", TestPoolsRefused},
 		{"UpdateRRsets", TestUpdateRRsets},
 		{"BackupRestore", TestBackupRestore},
+		{"BackupDuringWrites", TestBackupDuringWrites},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,11 @@ func TestBackupRestore(t *testing.T) {
 	dst, dir := newStore(t, store.WithSealer(same), store.WithClock(time.Now))
 	events, stop := dst.Subscribe()
 	defer stop()
+	var replica *store.Store // on PostgreSQL, a second replica of dst's database
+	if onPostgres(t) {
+		replica = open(t, dir, store.WithSealer(same), store.WithClock(time.Now))
+		defer replica.Close()
+	}
 	rst, err := dst.Restore(ctx, bytes.NewReader(file.Bytes()))
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +133,17 @@ func TestBackupRestore(t *testing.T) {
 		}
 	}
 	check(dst)
+	if replica != nil {
+		// The other replica learns of the restore (LISTEN/NOTIFY).
+		deadline := time.Now().Add(10 * time.Second)
+		for zs, _ := replica.ListZones(ctx); len(zs) < 2; zs, _ = replica.ListZones(ctx) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the other replica holds %+v after the restore", zs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		check(replica)
+	}
 	seen := map[string]bool{}
 	for range 2 {
 		select {
@@ -158,4 +175,69 @@ func TestBackupRestore(t *testing.T) {
 	}
 	z, _ := re.Zone(ctx, "example.com.")
 	signtest.Verify(t, z)
+}
+
+// TestBackupDuringWrites: backups taken while a writer changes a zone are
+// each one state of the store: each restores (the stored serial of the
+// zone, read first, matches the SOA of its RRsets, read after those of
+// the other zones) with a serial the writer reached.
+func TestBackupDuringWrites(t *testing.T) {
+	ctx := t.Context()
+	src, _ := newStore(t)
+	zoneOf := func(i int) (string, []dns.RR) {
+		n := fmt.Sprintf("z%02d.example.", i)
+		return n, rrs(t,
+			n+" 3600 IN SOA ns1."+n+" hostmaster."+n+" 100 7200 3600 1209600 300",
+			n+" 3600 IN NS ns1."+n,
+			"ns1."+n+" 3600 IN A 192.0.2.1",
+		)
+	}
+	const zones = 30
+	for i := range zones {
+		n, recs := zoneOf(i)
+		if _, err := src.CreateZone(ctx, n, recs, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, _ := zoneOf(zones - 1) // read last by a backup
+	done := make(chan error, 1)
+	stopWrites := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopWrites:
+				done <- nil
+				return
+			default:
+			}
+			name := fmt.Sprintf("h%d.%s", i%50, last)
+			if _, err := src.SetRRset(ctx, last, name, dns.TypeA, rrs(t, fmt.Sprintf("%s 60 IN A 192.0.2.%d", name, i%250+1))); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var files []string
+	for range 20 {
+		var b bytes.Buffer
+		if _, err := src.Backup(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b.String())
+	}
+	close(stopWrites)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	final, _ := src.Zone(ctx, last)
+	for i, f := range files {
+		dst, _ := newStore(t)
+		if _, err := dst.Restore(ctx, strings.NewReader(f)); err != nil {
+			t.Fatalf("backup %d: %v", i, err)
+		}
+		z, err := dst.Zone(ctx, last)
+		if err != nil || z.Serial < 100 || z.Serial > final.Serial {
+			t.Fatalf("backup %d: serial %d (%v), the writer went from 100 to %d", i, z.Serial, err, final.Serial)
+		}
+	}
 }
