@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -355,8 +356,8 @@ func (s *Store) restoreZone(ctx context.Context, tx *sql.Tx, z *backupZone, st *
 	if _, dup := ids[z.Name]; dup {
 		return fmt.Errorf("twice in the file")
 	}
-	if z.Name == "" || z.Name[len(z.Name)-1] != '.' {
-		return fmt.Errorf("the name must be fully qualified")
+	if zname, err := newZoneName(z.Name); err != nil || zname != z.Name {
+		return fmt.Errorf("not a zone name as the store writes it (lower case, fully qualified, one the nodes serve): %v", err)
 	}
 	if _, err := ParseSerialPolicy(z.SerialPolicy); err != nil {
 		return err
@@ -368,6 +369,20 @@ func (s *Store) restoreZone(ctx context.Context, tx *sql.Tx, z *backupZone, st *
 	}
 	ids[z.Name] = id
 	for _, rs := range z.RRsets {
+		// The row's key must be what its records are: the store finds
+		// an RRset by it.
+		recs, err := decodeRRs(rs.Data)
+		if err != nil {
+			return fmt.Errorf("rrset %s %s: %w", rs.Name, typeString(rs.Type), err)
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("rrset %s %s: no records", rs.Name, typeString(rs.Type))
+		}
+		for _, rr := range recs {
+			if h := rr.Header(); strings.ToLower(h.Name) != rs.Name || h.Rrtype != rs.Type {
+				return fmt.Errorf("rrset %s %s holds a record of %s %s", rs.Name, typeString(rs.Type), h.Name, typeString(h.Rrtype))
+			}
+		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO rrsets (zone_id, name, type, data) VALUES (?, ?, ?, ?)", id, rs.Name, rs.Type, rs.Data); err != nil {
 			return fmt.Errorf("rrset %s %s: %w", rs.Name, typeString(rs.Type), err)
 		}

@@ -71,6 +71,8 @@ func TestBackupRestore(t *testing.T) {
 		"no key file":   {file.String(), store.WithClock(time.Now), store.ErrNoKeyFile},
 		"not a backup":  {`{"format":"something","version":1}` + "\n", store.WithSealer(sl), store.ErrInvalid},
 		"newer version": {`{"format":"anycastdns-backup","version":2}` + "\n", store.WithSealer(sl), store.ErrInvalid},
+		"rrset key":     {strings.Replace(file.String(), `"name":"www.example.org."`, `"name":"vvv.example.org."`, 1), store.WithSealer(sl), store.ErrInvalid},
+		"zone name":     {strings.Replace(file.String(), `"name":"example.org."`, `"name":"Example.org."`, 1), store.WithSealer(sl), store.ErrInvalid},
 		"counts differ": {strings.Replace(file.String(), `"end":{"zones":2`, `"end":{"zones":3`, 1), store.WithSealer(sl), store.ErrInvalid},
 	} {
 		t.Run(name, func(t *testing.T) {
