@@ -356,8 +356,12 @@ func (s *Store) restoreZone(ctx context.Context, tx *sql.Tx, z *backupZone, st *
 	if _, dup := ids[z.Name]; dup {
 		return fmt.Errorf("twice in the file")
 	}
-	if zname, err := newZoneName(z.Name); err != nil || zname != z.Name {
-		return fmt.Errorf("not a zone name as the store writes it (lower case, fully qualified, one the nodes serve): %v", err)
+	zname, err := newZoneName(z.Name)
+	if err != nil {
+		return err
+	}
+	if zname != z.Name {
+		return fmt.Errorf("the name is not as the store writes it (%s)", zname)
 	}
 	if _, err := ParseSerialPolicy(z.SerialPolicy); err != nil {
 		return err
