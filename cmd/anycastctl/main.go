@@ -107,7 +107,7 @@ func commands() []*command {
 				"interrupted.",
 			run: runDig,
 		},
-		zoneCommand(), recordCommand(), poolCommand(), dnssecCommand(), fleetCommand(),
+		zoneCommand(), recordCommand(), poolCommand(), dnssecCommand(), fleetCommand(), backupCommand(), restoreCommand(),
 		{
 			name: "version", summary: "print the version",
 			run: runVersion,

@@ -278,7 +278,7 @@ func TestUsage(t *testing.T) {
 
 func TestUsageGolden(t *testing.T) {
 	var all bytes.Buffer
-	for _, args := range [][]string{{"--help"}, {"help", "status"}, {"help", "drain"}, {"help", "undrain"}, {"help", "level"}, {"help", "dig"}, {"help", "version"}} {
+	for _, args := range [][]string{{"--help"}, {"help", "status"}, {"help", "drain"}, {"help", "undrain"}, {"help", "level"}, {"help", "dig"}, {"help", "backup"}, {"help", "restore"}, {"help", "version"}} {
 		code, out, _ := cli(t, map[string]string{"ANYCASTCTL_ADMIN": "127.0.0.1:9053"}, args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d", args, code)

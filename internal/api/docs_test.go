@@ -51,7 +51,7 @@ func TestDocumentedRoutes(t *testing.T) {
 		fleet.View{}, fleet.MemberView{}, fleet.ZoneLag{}, fleet.LevelsView{}, fleet.PoPView{}, fleet.PinView{}, fleet.VantageView{},
 		fleet.MonitorView{}, fleet.Report{}, fleet.PoPReport{}, PinRequest{},
 		Pool{}, PoolList{}, PoolWrite{}, steer.Endpoint{}, steer.Check{}, steer.LoadSource{},
-		PutDNSSEC{}, DNSSECStatus{}, DNSSECKey{}, DNSSECPolicy{}, DSSeenRequest{}} {
+		PutDNSSEC{}, DNSSECStatus{}, DNSSECKey{}, DNSSECPolicy{}, DSSeenRequest{}, BackupStats{}} {
 		for _, field := range jsonFields(reflect.TypeOf(v)) {
 			if !strings.Contains(string(doc), `"`+field+`"`) && !strings.Contains(string(doc), "`"+field+"`") {
 				t.Errorf("docs/api.md does not mention the field %q of %T", field, v)

@@ -150,6 +150,8 @@ func (h *handler) routes() []route {
 		{PathZones + "/{zone}/dnssec/ds-seen", map[string]handlerFunc{"POST": h.dsSeen}},
 		{PathZones + "/{zone}/pools", map[string]handlerFunc{"GET": h.listPools}},
 		{PathZones + "/{zone}/pools/{name}/{type}", map[string]handlerFunc{"GET": h.getPool, "PUT": h.putPool, "DELETE": h.deletePool}},
+		{PathBackup, map[string]handlerFunc{"GET": h.backup}},
+		{PathRestore, map[string]handlerFunc{"POST": h.restore}},
 		{PathFleet, map[string]handlerFunc{"GET": h.fleetView}},
 		{PathFleet + "/{node}", map[string]handlerFunc{"DELETE": h.fleetForget}},
 		{PathFleet + "/{node}/revoke", map[string]handlerFunc{"POST": h.fleetRevoke, "DELETE": h.fleetUnrevoke}},

@@ -71,6 +71,8 @@ func TestPostgres(t *testing.T) {
 		{"PoolsStored", TestPoolsStored},
 		{"PoolsRefused", TestPoolsRefused},
 		{"UpdateRRsets", TestUpdateRRsets},
+		{"BackupRestore", TestBackupRestore},
+		{"BackupDuringWrites", TestBackupDuringWrites},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -192,10 +192,22 @@ func (s *Store) loadAll(ctx context.Context) error {
 }
 
 func (s *Store) loadAllIn(ctx context.Context, tx *sql.Tx) error {
+	states, err := s.loadStates(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for name, st := range states {
+		s.zones[name] = st
+	}
+	return nil
+}
+
+// loadStates reads and builds every zone of tx, with its signing.
+func (s *Store) loadStates(ctx context.Context, tx *sql.Tx) (map[string]*zoneState, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT z.id, z.name, z.serial, z.policy, z.updated,
 		COALESCE((SELECT MAX(seq) FROM changes c WHERE c.zone_id = z.id), 0) FROM zones z`)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var states []*zoneState
 	serials := map[int64]int64{}
@@ -205,25 +217,29 @@ func (s *Store) loadAllIn(ctx context.Context, tx *sql.Tx) error {
 		var updated int64
 		if err := rows.Scan(&st.id, &st.info.Name, &serial, &st.info.SerialPolicy, &updated, &st.lastSeq); err != nil {
 			_ = rows.Close() // the Scan error is the one to report
-			return err
+			return nil, err
 		}
 		st.info.Updated = time.Unix(0, updated).UTC()
 		serials[st.id] = serial
 		states = append(states, st)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
+		return nil, err
 	}
+	out := make(map[string]*zoneState, len(states))
 	for _, st := range states {
 		if err := s.loadZone(ctx, tx, st); err != nil {
-			return fmt.Errorf("load zone %s: %w", st.info.Name, err)
+			return nil, fmt.Errorf("load zone %s: %w", st.info.Name, err)
 		}
 		if int64(st.info.Serial) != serials[st.id] {
-			return fmt.Errorf("load zone %s: stored serial %d differs from the SOA's %d", st.info.Name, serials[st.id], st.info.Serial)
+			return nil, fmt.Errorf("load zone %s: stored serial %d differs from the SOA's %d", st.info.Name, serials[st.id], st.info.Serial)
 		}
-		s.zones[st.info.Name] = st
+		out[st.info.Name] = st
 	}
-	return s.loadSigning(ctx, tx, states, 0)
+	if err := s.loadSigning(ctx, tx, states, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Store) loadZone(ctx context.Context, tx *sql.Tx, st *zoneState) error {

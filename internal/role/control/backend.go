@@ -32,7 +32,7 @@ func classify(err error) error {
 		return api.Mark(err, api.ErrNotFound)
 	case errors.Is(err, store.ErrExists):
 		return api.Mark(err, api.ErrExists)
-	case errors.Is(err, store.ErrSigned):
+	case errors.Is(err, store.ErrSigned), errors.Is(err, store.ErrNotEmpty):
 		return api.Mark(err, api.ErrConflict)
 	case errors.Is(err, store.ErrInvalid):
 		return api.Mark(err, api.ErrInvalid)
@@ -86,4 +86,16 @@ func (b backend) RRset(ctx context.Context, zoneName, name string, t uint16) ([]
 func (b backend) UpdateRRset(ctx context.Context, zoneName, name string, t uint16, fn func([]dns.RR) ([]dns.RR, error)) (uint32, []dns.RR, error) {
 	serial, rrs, err := b.s.UpdateRRset(ctx, zoneName, name, t, fn)
 	return serial, rrs, classify(err)
+}
+
+// Backup writes the store's backup file (store.Backup).
+func (b backend) Backup(ctx context.Context, w io.Writer) (api.BackupStats, error) {
+	st, err := b.s.Backup(ctx, w)
+	return api.BackupStats(st), classify(err)
+}
+
+// Restore loads a backup file into the empty store (store.Restore).
+func (b backend) Restore(ctx context.Context, r io.Reader) (api.BackupStats, error) {
+	st, err := b.s.Restore(ctx, r)
+	return api.BackupStats(st), classify(err)
 }
