@@ -172,7 +172,7 @@ func TestGenerateFromBinaries(t *testing.T) {
 		line string // the words typed, the last one being completed
 		want []string
 	}{
-		{"anycastctl ", []string{"status", "drain", "undrain", "level", "dig", "zone", "record", "pool", "dnssec", "fleet"}},
+		{"anycastctl ", []string{"status", "drain", "undrain", "level", "dig", "zone", "record", "pool", "dnssec", "fleet", "backup", "restore"}},
 		{"anycastctl z", []string{"zone"}},
 		{"anycastctl zone ", []string{"create", "list", "show", "delete", "import", "export"}},
 		{"anycastctl zone c", []string{"create"}},
