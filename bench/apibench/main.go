@@ -84,20 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var errs []error
-	for s := range strings.SplitSeq(*stores, ",") {
-		s = strings.TrimSpace(s)
-		switch {
-		case s == "":
-		case !slices.Contains(storeNames, s):
-			errs = append(errs, fmt.Errorf("-stores: unknown store %q (want sqlite, postgres)", s))
-		case !slices.Contains(o.Stores, s):
-			o.Stores = append(o.Stores, s)
-		}
-	}
-	slices.SortFunc(o.Stores, func(a, b string) int { return slices.Index(storeNames, a) - slices.Index(storeNames, b) })
-	if len(o.Stores) == 0 && len(errs) == 0 {
-		errs = append(errs, errors.New("-stores: no store"))
-	}
+	o.Stores, errs = benchkit.PickNames("stores", "store", *stores, storeNames)
 	for s := range strings.SplitSeq(*writers, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {

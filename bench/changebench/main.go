@@ -94,22 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var errs []error
-	for s := range strings.SplitSeq(*only, ",") {
-		s = strings.TrimSpace(s)
-		switch {
-		case s == "":
-		case !slices.Contains(serverNames, s):
-			errs = append(errs, fmt.Errorf("-only: unknown server %q (want anycastd, knot)", s))
-		case !slices.Contains(o.Only, s):
-			o.Only = append(o.Only, s)
-		}
-	}
-	slices.SortFunc(o.Only, func(a, b string) int {
-		return slices.Index(serverNames, a) - slices.Index(serverNames, b)
-	})
-	if len(o.Only) == 0 && len(errs) == 0 {
-		errs = append(errs, errors.New("-only: no server"))
-	}
+	o.Only, errs = benchkit.PickNames("only", "server", *only, serverNames)
 	if o.Names < 100 {
 		errs = append(errs, fmt.Errorf("-names %d: need at least 100", o.Names))
 	}

@@ -107,26 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.onlySet = true
 		}
 	})
-	for s := range strings.SplitSeq(*only, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if !slices.Contains(serverNames, s) {
-			return nil, fmt.Errorf("-only: unknown server %q (want anycastd, nsd, knot)", s)
-		}
-		if !slices.Contains(o.Only, s) {
-			o.Only = append(o.Only, s)
-		}
-	}
-	// Keep the fixed order so that runs are comparable.
-	slices.SortFunc(o.Only, func(a, b string) int {
-		return slices.Index(serverNames, a) - slices.Index(serverNames, b)
-	})
+	// Known order, so that runs are comparable.
 	var errs []error
-	if len(o.Only) == 0 {
-		errs = append(errs, errors.New("-only: no server"))
-	}
+	o.Only, errs = benchkit.PickNames("only", "server", *only, serverNames)
 	if o.Names == 0 {
 		o.Names = 100_000
 		if o.Mem {

@@ -2,10 +2,12 @@ package benchkit
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,5 +77,24 @@ func TestWriteTable(t *testing.T) {
 	WriteTable(&b, [][]string{{"server", "µs"}, {"knot", "12"}})
 	if want := "  server  µs\n    knot  12\n"; b.String() != want {
 		t.Errorf("table %q, want %q", b.String(), want)
+	}
+}
+
+func TestPickNames(t *testing.T) {
+	known := []string{"a", "b", "c"}
+	for _, tc := range []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{"c, a,a", []string{"a", "c"}, ""},
+		{"b,x", []string{"b"}, `-only: unknown server "x" (want a, b, c)`},
+		{",", nil, "-only: no server"},
+	} {
+		got, errs := PickNames("only", "server", tc.value, known)
+		err := errors.Join(errs...)
+		if !slices.Equal(got, tc.want) || (err == nil) != (tc.wantErr == "") || (err != nil && err.Error() != tc.wantErr) {
+			t.Errorf("PickNames(%q) = %v, %v; want %v, %q", tc.value, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
