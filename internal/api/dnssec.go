@@ -190,15 +190,8 @@ func (h *handler) putDNSSEC(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := requireMedia(r, MediaJSON); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req PutDNSSEC
-	if err := decodeJSON(body, &req); err != nil {
+	if err := readJSON(r, &req); err != nil {
 		return err
 	}
 	var st DNSSECStatus
@@ -264,15 +257,8 @@ func (h *handler) dsSeen(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := requireMedia(r, MediaJSON); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req DSSeenRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := readJSON(r, &req); err != nil {
 		return err
 	}
 	if req.Tag == 0 {

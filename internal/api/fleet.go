@@ -134,15 +134,8 @@ func (h *handler) fleetObserve(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) fleetPin(w http.ResponseWriter, r *http.Request) error {
-	if _, err := requireMedia(r, MediaJSON); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req PinRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := readJSON(r, &req); err != nil {
 		return err
 	}
 	l, err := level.Parse(req.Level)

@@ -355,6 +355,20 @@ func readBody(r *http.Request) ([]byte, error) {
 // decodeJSON decodes exactly one JSON value with no unknown fields.
 func decodeJSON(data []byte, v any) error { return decodeJSONWith(data, v, true) }
 
+// readJSON reads a request whose body must be JSON into v, strictly
+// (decodeJSON): the media type, the body and its decoding, each refused
+// with the error the API answers.
+func readJSON(r *http.Request, v any) error {
+	if _, err := requireMedia(r, MediaJSON); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
 // decodeJSONWith is decodeJSON, refusing unknown fields only when strict.
 func decodeJSONWith(data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -170,15 +170,8 @@ func (h *handler) putPool(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := requireMedia(r, MediaJSON); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req Pool
-	if err := decodeJSON(body, &req); err != nil {
+	if err := readJSON(r, &req); err != nil {
 		return err
 	}
 	if req.Name != "" {
