@@ -143,9 +143,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 			if resp == nil {
 				continue
 			}
-			if w.Tapping() {
-				w.Tap(req, resp, local, UDP, start)
-			}
+			w.Tap(req, resp, local, UDP, start)
 			o := &b.out[b.nout]
 			n := copy(b.outBuf[i], resp)
 			b.outIov[b.nout].Base = &b.outBuf[i][0]

@@ -22,9 +22,7 @@ func (s *Server) serveUDPBatch(lis *listen.Listener, u *net.UDPConn) error {
 			return
 		}
 		_ = reply.Send(resp)
-		if w.Tapping() {
-			w.Tap(msg, resp, local, UDP, start)
-		}
+		w.Tap(msg, resp, local, UDP, start)
 		if w.local != nil {
 			w.local.observe(time.Since(start))
 		}

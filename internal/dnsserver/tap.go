@@ -29,7 +29,8 @@ type TapMessage struct {
 }
 
 // Tapping reports whether the snapshot that answered w's last query has a
-// Tap: the loops ask before working out what only Tap needs.
+// Tap: the TCP loop asks before working out the connection's local
+// address, which only Tap needs; Tap checks it again itself.
 func (w *Worker) Tapping() bool { return w.q.rt != nil && w.q.rt.settings.Tap != nil }
 
 // Tap hands a query that w just answered (resp is what Handle returned)
