@@ -298,12 +298,8 @@ func (s *Store) updateSigned(st *zoneState, owner string, t uint16, cur, next []
 	if sameRecords(del, add) {
 		return st.info.Serial, copyRRs(cur), nil
 	}
-	now := s.opt.now()
-	oldSOA := st.z.SOA()
-	if oldSOA == nil {
-		return 0, nil, fmt.Errorf("%s: the stored zone has no SOA", what)
-	}
-	policy := SerialPolicy(st.info.SerialPolicy)
+	var proposed uint32
+	hasProposed := false
 	if t == dns.TypeSOA && apex {
 		if len(add) != 1 {
 			return 0, nil, invalidf("%s: the zone needs exactly one SOA record, got %d", what, len(add))
@@ -312,27 +308,16 @@ func (s *Store) updateSigned(st *zoneState, owner string, t uint16, cur, next []
 		if !ok {
 			return 0, nil, invalidf("%s: records[0]: not an SOA record", what)
 		}
-		add[0].Rdata = slices.Clone(add[0].Rdata)
-		setSerial(add[0].Rdata, bumpSerial(policy, oldSOA.Serial, soa.Serial, true, now))
-	} else {
-		oldRR, newRR := soaBump(st.z, bumpSerial(policy, oldSOA.Serial, 0, false, now))
-		del, add = append(del, oldRR), append(add, newRR)
+		proposed, hasProposed = soa.Serial, true
 	}
-	nz, d, a, err := st.sig.signer.Update(st.z, del, add, now)
+	ns, err := s.commitSignedChange(st, del, add, proposed, hasProposed, what)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", what, signError(err))
+		return 0, nil, err
 	}
-	newSet, err := rrsetOf(nz, owner, t)
+	newSet, err := rrsetOf(ns.z, owner, t)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	ns, err := s.commitSigned(st, nz, d, a, now)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", what, err)
-	}
-	s.log.Debug("rrset written and signed", "zone", zname, "name", owner, "type", typeString(t), "records", len(newSet),
-		"serial", ns.info.Serial, "signed_records", len(a))
-	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
 	return ns.info.Serial, copyRRs(newSet), nil
 }
 

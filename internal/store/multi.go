@@ -152,7 +152,11 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 		return 0, fmt.Errorf("%s: the stored zone has no SOA", what)
 	}
 	if st.sig != nil {
-		return s.updateRRsetsSigned(st, del, add, proposed, hasProposed, what)
+		ns, err := s.commitSignedChange(st, del, add, proposed, hasProposed, what)
+		if err != nil {
+			return 0, err
+		}
+		return ns.info.Serial, nil
 	}
 	label := func(i int) string { return fmt.Sprintf("records[%d]", i) }
 	nz, err := st.z.ApplyNamed(del, add, label, inZone)
@@ -199,14 +203,17 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 	return ns.info.Serial, nil
 }
 
-// updateRRsetsSigned finishes UpdateRRsets in a zone the control plane
-// signs: the records del and add, with the SOA serial bumped (as proposed
-// by a written SOA, if any), signed as one change and committed.
-func (s *Store) updateRRsetsSigned(st *zoneState, del, add []zone.RR, proposed uint32, hasProposed bool, what string) (uint32, error) {
+// commitSignedChange writes a change of a zone the control plane signs
+// (UpdateRRsets, and UpdateRRset through updateSigned): the records del
+// and add, with the SOA serial bumped (as proposed by a written SOA, if
+// any), signed as one change and committed; subscribers are told.
+func (s *Store) commitSignedChange(st *zoneState, del, add []zone.RR, proposed uint32, hasProposed bool, what string) (*zoneState, error) {
 	now := s.opt.now()
 	oldSOA := st.z.SOA()
-	policy := SerialPolicy(st.info.SerialPolicy)
-	serial := bumpSerial(policy, oldSOA.Serial, proposed, hasProposed, now)
+	if oldSOA == nil {
+		return nil, fmt.Errorf("%s: the stored zone has no SOA", what)
+	}
+	serial := bumpSerial(SerialPolicy(st.info.SerialPolicy), oldSOA.Serial, proposed, hasProposed, now)
 	apex := st.z.OriginWire()
 	soaWritten := false
 	for i := range add {
@@ -222,13 +229,13 @@ func (s *Store) updateRRsetsSigned(st *zoneState, del, add []zone.RR, proposed u
 	}
 	nz, d, a, err := st.sig.signer.Update(st.z, del, add, now)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, signError(err))
+		return nil, fmt.Errorf("%s: %w", what, signError(err))
 	}
 	ns, err := s.commitSigned(st, nz, d, a, now)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	s.log.Debug("rrsets written and signed", "zone", st.info.Name, "serial", ns.info.Serial, "signed_records", len(a))
+	s.log.Debug("change written and signed", "zone", st.info.Name, "serial", ns.info.Serial, "signed_records", len(a))
 	s.subs.publish(Event{Zone: st.info.Name, Serial: ns.info.Serial})
-	return ns.info.Serial, nil
+	return ns, nil
 }
