@@ -41,7 +41,14 @@ const (
 type controlPlan struct {
 	Node   string     // the client namespace it runs in
 	Addr4  netip.Addr // its transfer, NOTIFY and stream address
-	Secret string     // base64 TSIG secret
+	// Others are the further replicas (Options.ControlReplicas), each in
+	// the client namespace of another region; they share a PostgreSQL
+	// database (DSN), and every PoP lists every replica.
+	Others []controlSite
+	// DSN is the PostgreSQL database of the replicas; empty: SQLite in
+	// the data directory (one replica).
+	DSN    string
+	Secret string // base64 TSIG secret
 	Token  string     // API token
 	Stream bool       // the PoPs keep a stream to it
 	// MonitorToken is the API token the monitors report with.
@@ -49,6 +56,44 @@ type controlPlan struct {
 	// Levels, when set, makes the control plane decide the PoPs' levels
 	// from the monitors' reports.
 	Levels *Levels
+}
+
+// controlSite is where one replica of the control plane runs.
+type controlSite struct {
+	Node  string     // the client namespace it runs in
+	Addr4 netip.Addr // its transfer, NOTIFY and stream address
+}
+
+// sites returns every replica's place, the first replica first.
+func (c *controlPlan) sites() []controlSite {
+	return append([]controlSite{{Node: c.Node, Addr4: c.Addr4}}, c.Others...)
+}
+
+// placeReplicas places replicas-1 further replicas, each in the client
+// namespace of another region than the first replica's, in topology
+// order.
+func (p *plan) placeReplicas(c *controlPlan, replicas int) error {
+	first, err := p.node(c.Node)
+	if err != nil {
+		return err
+	}
+	for _, r := range p.topo.Regions {
+		if len(c.Others) == replicas-1 {
+			break
+		}
+		if r.Name == first.Region {
+			continue
+		}
+		n, err := p.node(nodeName(r.Name, "client"))
+		if err != nil {
+			continue // a region without a client namespace of that name
+		}
+		c.Others = append(c.Others, controlSite{Node: n.Name, Addr4: n.Addr4})
+	}
+	if len(c.Others) < replicas-1 {
+		return fmt.Errorf("control plane: %d replicas need %d regions with a client namespace; the topology has %d", replicas, replicas, len(c.Others)+1)
+	}
+	return nil
 }
 
 // newControlPlan places the control plane in the client namespace of the
@@ -78,10 +123,14 @@ func (p *plan) newControlPlan() (*controlPlan, error) {
 // plane's API.
 func (c *controlPlan) apiAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlAPIPort) }
 
-func (c *controlPlan) xfrAddr() netip.AddrPort { return netip.AddrPortFrom(c.Addr4, ControlXfrPort) }
+func (c *controlPlan) xfrAddr() netip.AddrPort { return controlSite{c.Node, c.Addr4}.xfrAddr() }
 
-func (c *controlPlan) streamAddr() netip.AddrPort {
-	return netip.AddrPortFrom(c.Addr4, ControlStreamPort)
+func (c *controlPlan) streamAddr() netip.AddrPort { return controlSite{c.Node, c.Addr4}.streamAddr() }
+
+func (s controlSite) xfrAddr() netip.AddrPort { return netip.AddrPortFrom(s.Addr4, ControlXfrPort) }
+
+func (s controlSite) streamAddr() netip.AddrPort {
+	return netip.AddrPortFrom(s.Addr4, ControlStreamPort)
 }
 
 func (c *controlPlan) key() TSIGKey {
@@ -89,15 +138,22 @@ func (c *controlPlan) key() TSIGKey {
 }
 
 // nodeSettings adds to a PoP's configuration what it needs to follow the
-// control plane's catalog.
+// control plane's catalog: every replica as a primary (tried in order), a
+// NOTIFY sender and a stream server (one stream to each).
 func (c *controlPlan) nodeSettings(cfg *NodeConfig, pop string) {
 	cfg.DataDir = pop + ".data"
 	cfg.TSIGKeys = []TSIGKey{c.key()}
-	cfg.NotifyAllow = []NodeNotifyACL{{Prefix: netip.PrefixFrom(c.Addr4, 32).String(), Key: controlKeyName}}
-	cfg.Catalog = &NodeCatalog{Zone: CatalogZone, Primaries: []NodePrimary{{Addr: c.xfrAddr().String(), Key: controlKeyName}}}
+	cfg.NotifyAllow = nil
+	cfg.Catalog = &NodeCatalog{Zone: CatalogZone}
+	var servers []string
+	for _, s := range c.sites() {
+		cfg.NotifyAllow = append(cfg.NotifyAllow, NodeNotifyACL{Prefix: netip.PrefixFrom(s.Addr4, 32).String(), Key: controlKeyName})
+		cfg.Catalog.Primaries = append(cfg.Catalog.Primaries, NodePrimary{Addr: s.xfrAddr().String(), Key: controlKeyName})
+		servers = append(servers, "http://"+s.streamAddr().String())
+	}
 	cfg.SecondaryTimers = &NodeSecondaryTimers{MinRefresh: labMinTimer.String(), MinRetry: labMinTimer.String(), MinExpire: labMinTimer.String()}
 	if c.Stream {
-		cfg.Control = &NodeControl{Servers: []string{"http://" + c.streamAddr().String()}, Key: controlKeyName, PoP: popName(pop)}
+		cfg.Control = &NodeControl{Servers: servers, Key: controlKeyName, PoP: popName(pop)}
 	}
 }
 
@@ -128,6 +184,16 @@ type ControlConfig struct {
 	Stream *ControlStream `yaml:"stream,omitempty"`
 	// Levels is the decision of the PoPs' levels; nil without.
 	Levels *ControlLevels `yaml:"levels,omitempty"`
+	// Store is the PostgreSQL database of several replicas; nil: SQLite
+	// in the data directory.
+	Store *ControlStore `yaml:"store,omitempty"`
+}
+
+// ControlStore is the control plane's store section.
+type ControlStore struct {
+	Postgres struct {
+		DSN string `yaml:"dsn"`
+	} `yaml:"postgres"`
 }
 
 // ControlStream is the control plane's stream section.
@@ -141,13 +207,19 @@ type ControlACL struct {
 	Key    string `yaml:"key"`
 }
 
-// controlConfig builds the control plane's configuration: the API on its
-// namespace's loopback, transfers to every PoP's unicast address with the
-// key (to any address with the key when the PoPs stream), NOTIFY to each
-// PoP, the catalog, and the stream listener.
-func (p *plan) controlConfig(c *controlPlan) ControlConfig {
+// controlConfig builds the configuration of replica i (0 the first) of the
+// control plane: the API on every address of its namespace, transfers to
+// every PoP's unicast address with the key (to any address with the key
+// when the PoPs stream), NOTIFY to each PoP, the catalog, the stream
+// listener, and the shared PostgreSQL database when there is one.
+func (p *plan) controlConfig(c *controlPlan, i int) ControlConfig {
+	site := c.sites()[i]
 	var cfg ControlConfig
-	cfg.DataDir = controlDataDir
+	cfg.DataDir = controlDataDirOf(i)
+	if c.DSN != "" {
+		cfg.Store = &ControlStore{}
+		cfg.Store.Postgres.DSN = c.DSN
+	}
 	// Every address of its namespace: the loopback for an operator
 	// there (anycastctl's default), its own address for the monitors.
 	cfg.API.Listen = netip.AddrPortFrom(netip.IPv4Unspecified(), ControlAPIPort).String()
@@ -155,13 +227,13 @@ func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	if c.Levels != nil {
 		cfg.Levels = c.Levels.section()
 	}
-	cfg.Xfr.Listen = []string{c.xfrAddr().String()}
+	cfg.Xfr.Listen = []string{site.xfrAddr().String()}
 	cfg.Xfr.TSIGKeys = []TSIGKey{c.key()}
 	cfg.Xfr.Catalog.Zone = CatalogZone
 	if c.Stream {
 		// A PoP with the key is a member, wherever it is: one added later
 		// needs no entry here (the join scenario checks it).
-		cfg.Stream = &ControlStream{Listen: []string{c.streamAddr().String()}}
+		cfg.Stream = &ControlStream{Listen: []string{site.streamAddr().String()}}
 		cfg.Xfr.AllowTransfer = []ControlACL{{Prefix: "0.0.0.0/0", Key: controlKeyName}, {Prefix: "::/0", Key: controlKeyName}}
 	}
 	for _, n := range p.nodes {
@@ -176,12 +248,29 @@ func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	return cfg
 }
 
-// renderControlConfig renders the control plane's configuration file.
-func (p *plan) renderControlConfig(c *controlPlan) ([]byte, error) {
-	body, err := yaml.Marshal(p.controlConfig(c))
+// renderControlConfig renders the configuration file of replica i.
+func (p *plan) renderControlConfig(c *controlPlan, i int) ([]byte, error) {
+	body, err := yaml.Marshal(p.controlConfig(c, i))
 	if err != nil {
 		return nil, fmt.Errorf("control config: %w", err)
 	}
-	head := fmt.Sprintf("# Generated by anycastlab for lab %s: `anycastd control -config` in %s.\n", p.id, c.Node)
+	head := fmt.Sprintf("# Generated by anycastlab for lab %s: `anycastd control -config` in %s.\n", p.id, c.sites()[i].Node)
 	return append([]byte(head), body...), nil
+}
+
+// controlFileOf and controlDataDirOf are replica i's configuration file
+// and data directory: control.yaml and control.data for the first,
+// control2.yaml and control2.data for the second, and so on.
+func controlFileOf(i int) string {
+	if i == 0 {
+		return controlFile
+	}
+	return fmt.Sprintf("control%d.yaml", i+1)
+}
+
+func controlDataDirOf(i int) string {
+	if i == 0 {
+		return controlDataDir
+	}
+	return fmt.Sprintf("control%d.data", i+1)
 }

@@ -52,6 +52,13 @@ type Options struct {
 	// NoStream, with Control, leaves the PoPs without their stream to the
 	// control plane: changes reach them by NOTIFY and IXFR alone.
 	NoStream bool
+	// ControlReplicas, with Control, runs that many replicas of the
+	// control plane (0 or 1: one, on SQLite). With two or more Up first
+	// starts a PostgreSQL (the Debian binaries, on a Unix socket in a
+	// temporary directory; Down stops it), the replicas share its
+	// database, each runs in the client namespace of another region, and
+	// every PoP lists them all (see controlpg_linux.go).
+	ControlReplicas int
 	// Monitors, with Control, also runs one `anycastd monitor` per region
 	// with a PoP, in the region's client namespace, reporting to the
 	// control plane (see monitor.go).
@@ -90,7 +97,11 @@ type Lab struct {
 	down    bool
 
 	ctl     *controlPlan // nil without Options.Control
-	control *Process     // the running control plane
+	control *Process     // the running control plane (its first replica)
+	// replicas are the running replicas of the control plane, by index
+	// (replicas[0] is control); pg is their PostgreSQL (nil on SQLite).
+	replicas map[int]*Process
+	pg       *labPostgres
 
 	monitors map[string]*Process  // the running monitor of each vantage point
 	quotas   map[string]*cpuQuota // the CPU quotas put on PoPs
@@ -121,38 +132,31 @@ func Up(ctx context.Context, topo *Topology, opts Options) (_ *Lab, err error) {
 			}
 		}
 	}()
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) (string, error)
-	}{
+	}
+	var steps []step
+	if l.ctl != nil && len(l.ctl.Others) > 0 {
+		steps = append(steps, step{"postgresql", l.startPostgres})
+	}
+	steps = append(steps, []step{
 		{"namespaces", l.createNamespaces},
 		{"links", l.createLinks},
 		{"addresses and routes", l.configureHosts},
 		{"configs", l.writeConfigs},
 		{"bird", l.startBIRD},
-	}
+	}...)
 	if opts.Control {
-		steps = append(steps, struct {
-			name string
-			fn   func(context.Context) (string, error)
-		}{"control plane", l.startControl})
+		steps = append(steps, step{"control plane", l.startControl})
 	}
 	if opts.Anycastd != "" {
-		steps = append(steps, struct {
-			name string
-			fn   func(context.Context) (string, error)
-		}{"anycastd", l.startNodes})
+		steps = append(steps, step{"anycastd", l.startNodes})
 	}
-	steps = append(steps, struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{"convergence", l.converge})
+	steps = append(steps, step{"convergence", l.converge})
 	if opts.Monitors {
 		// After convergence: a PoP still coming up would be seen down.
-		steps = append(steps, struct {
-			name string
-			fn   func(context.Context) (string, error)
-		}{"monitors", l.startMonitors})
+		steps = append(steps, step{"monitors", l.startMonitors})
 	}
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -202,6 +206,9 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 	if opts.Levels != nil && !opts.Monitors {
 		return nil, errors.New("lab: levels need monitors (Options.Monitors)")
 	}
+	if opts.ControlReplicas < 0 || opts.ControlReplicas > 1 && !opts.Control {
+		return nil, fmt.Errorf("lab: %d control-plane replicas: want 0 or 1, or more with a control plane (Options.Control)", opts.ControlReplicas)
+	}
 	if opts.Timing == (NodeTiming{}) {
 		opts.Timing = DefaultNodeTiming
 	}
@@ -240,7 +247,7 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		ID: opts.ID, Dir: dir, plan: newPlan(opts.ID, topo), opts: opts, start: time.Now(),
 		log:     opts.Logger.With("component", "lab", "lab", opts.ID),
 		handles: map[string]*nsHandle{}, procs: map[int]*Process{}, nodes: map[string]*Process{},
-		monitors: map[string]*Process{}, quotas: map[string]*cpuQuota{},
+		monitors: map[string]*Process{}, quotas: map[string]*cpuQuota{}, replicas: map[int]*Process{},
 	}
 	if opts.Control {
 		c, err := l.plan.newControlPlan()
@@ -250,6 +257,12 @@ func newLab(topo *Topology, opts Options) (*Lab, error) {
 		}
 		c.Stream = !opts.NoStream
 		c.Levels = opts.Levels
+		if opts.ControlReplicas > 1 {
+			if err := l.plan.placeReplicas(c, opts.ControlReplicas); err != nil {
+				_ = os.RemoveAll(dir)
+				return nil, err
+			}
+		}
 		l.ctl = c
 	}
 	l.state = &State{ID: l.ID, Dir: dir, Created: l.start, Topology: topo, Speakers: opts.Speakers, Anycastd: opts.Anycastd, Links: l.plan.links}
@@ -665,14 +678,19 @@ func (l *Lab) writeConfigs(context.Context) (string, error) {
 	}
 	what := fmt.Sprintf("%d BIRD configs, %d node configs, zone %s in %s", nb, np, ZoneName, l.Dir)
 	if l.ctl != nil {
-		b, err := l.plan.renderControlConfig(l.ctl)
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(l.ControlConfigPath(), b, 0o600); err != nil {
-			return "", fmt.Errorf("write control config: %w", err)
+		for i := range l.ctl.sites() {
+			b, err := l.plan.renderControlConfig(l.ctl, i)
+			if err != nil {
+				return "", err
+			}
+			if err := os.WriteFile(l.controlConfigPathOf(i), b, 0o600); err != nil {
+				return "", fmt.Errorf("write control config: %w", err)
+			}
 		}
 		what += ", control plane config"
+		if n := len(l.ctl.sites()); n > 1 {
+			what += fmt.Sprintf("s (%d replicas)", n)
+		}
 	}
 	if l.opts.Monitors {
 		if err := l.writeMonitorConfigs(); err != nil {
@@ -1021,6 +1039,13 @@ func (l *Lab) Down() error {
 		return errors.Join(errs...)
 	}
 	err := teardown(st, stopWires)
+	// PostgreSQL last: its clients, the control plane's replicas, are
+	// gone by now.
+	if l.pg != nil {
+		if perr := l.pg.Stop(); perr != nil {
+			err = errors.Join(err, fmt.Errorf("down lab %s: stop PostgreSQL: %w", l.ID, perr))
+		}
+	}
 	if err == nil {
 		l.progressf("lab %s is down", l.ID)
 	}

@@ -92,7 +92,7 @@ func TestControlConfigLevels(t *testing.T) {
 	ctl.Stream = true
 	lv := SteeringLevels
 	ctl.Levels = &lv
-	b, err := p.renderControlConfig(ctl)
+	b, err := p.renderControlConfig(ctl, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

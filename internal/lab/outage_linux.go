@@ -56,8 +56,7 @@ func (l *Lab) StartControl(ctx context.Context) error {
 	if p != nil && p.Running() {
 		return fmt.Errorf("the control plane already runs (pid %d)", p.PID)
 	}
-	_, err := l.startControl(ctx)
-	return err
+	return l.startReplica(ctx, 0)
 }
 
 // rcode sends one query from the poller's namespace and returns the
