@@ -39,8 +39,8 @@ const (
 // controlPlan is where the control plane runs and the secrets it shares
 // with the PoPs.
 type controlPlan struct {
-	Node   string     // the client namespace it runs in
-	Addr4  netip.Addr // its transfer, NOTIFY and stream address
+	Node  string     // the client namespace it runs in
+	Addr4 netip.Addr // its transfer, NOTIFY and stream address
 	// Others are the further replicas (Options.ControlReplicas), each in
 	// the client namespace of another region; they share a PostgreSQL
 	// database (DSN), and every PoP lists every replica.
@@ -49,8 +49,8 @@ type controlPlan struct {
 	// the data directory (one replica).
 	DSN    string
 	Secret string // base64 TSIG secret
-	Token  string     // API token
-	Stream bool       // the PoPs keep a stream to it
+	Token  string // API token
+	Stream bool   // the PoPs keep a stream to it
 	// MonitorToken is the API token the monitors report with.
 	MonitorToken string
 	// Levels, when set, makes the control plane decide the PoPs' levels
