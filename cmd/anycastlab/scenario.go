@@ -156,9 +156,14 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		}
 		lopts := lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
-			Control:  *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage"),
+			Control: *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage") ||
+				slices.Contains(lr.names, "control-failover"),
 			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
+		}
+		if slices.Contains(lr.names, "control-failover") {
+			// Two replicas on a PostgreSQL the lab starts.
+			lopts.ControlReplicas = 2
 		}
 		if names[0] == "flood" && fo.Server != "anycastd" {
 			lopts.Speakers, lopts.Anycastd = true, ""
@@ -219,6 +224,9 @@ func runOnLab(ctx context.Context, topo *lab.Topology, names []string, lopts lab
 		}
 		if err := r.WriteJSON(lines); err != nil {
 			return steps, err
+		}
+		if len(r.Failures) > 0 {
+			return steps, fmt.Errorf("scenario %s: %s", name, strings.Join(r.Failures, "; "))
 		}
 	}
 	return steps, nil

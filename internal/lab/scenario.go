@@ -16,7 +16,8 @@ import (
 // Scenarios anycastlab can run, in the order of the usage text.
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
 	"gray-failure", "overload", "monitor-partition", "all-hot",
-	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood"}
+	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood",
+	"control-failover"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
@@ -155,7 +156,13 @@ type Result struct {
 	// in place of Lines.
 	Service []ServiceLine
 	// Flood holds the flood scenario's lines, in place of Lines.
-	Flood    *FloodResult
+	Flood *FloodResult
+	// ControlFailover holds the control-failover scenario's line, in
+	// place of Lines.
+	ControlFailover *ControlFailoverLine
+	// Failures are the bounds the scenario checks and missed: its
+	// outcome is written, and then the run fails.
+	Failures []string
 	Duration time.Duration
 }
 
@@ -178,6 +185,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	for _, l := range r.Service {
 		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	if r.ControlFailover != nil {
+		if err := enc.Encode(r.ControlFailover); err != nil {
 			return err
 		}
 	}
@@ -307,6 +319,10 @@ func (r *Result) WriteTable(out io.Writer) error {
 		if r.Flood != nil {
 			writeFloodTable(tw, r.Flood)
 		}
+	case "control-failover":
+		if r.ControlFailover != nil {
+			writeControlFailoverTable(tw, r.ControlFailover)
+		}
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {
@@ -322,6 +338,9 @@ func (r *Result) WriteTable(out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, f := range r.Failures {
+		printf(w, "   FAILED: %s\n", f)
 	}
 	return w.err
 }
