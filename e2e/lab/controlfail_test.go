@@ -75,7 +75,7 @@ func TestControlFailover(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &ln); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("FIGURE control-failover: %d writes, %d acknowledged (%d by the killed replica, %d by the survivor), lost %d, gap %s ms, kill to ack %s ms, converged %s ms after the last write",
+	t.Logf("FIGURE control-failover: %d writes, %d acknowledged (%d by the killed replica, %d by the survivor), lost %d, gap %s, kill to ack %s, converged %s after the last write",
 		ln.Writes, ln.Acknowledged, ln.AckedBy1, ln.AckedBy2, ln.Lost, f(ln.GapMS), f(ln.KillToAckMS), f(ln.ConvergedMS))
 	if ln.Scenario != "control-failover" || ln.Replicas != 2 {
 		t.Errorf("scenario %q with %d replicas, want control-failover with 2", ln.Scenario, ln.Replicas)
