@@ -13,7 +13,10 @@
 // and comes back with at most one level change per hold, and a monitor cut
 // off or every PoP hot moves nothing; that bounded floods into A-pop (issue
 // #15) leave the clients of B and C untouched and A's answered, with
-// amplification under 1 and every PoP announced; and that
+// amplification under 1 and every PoP announced; that with two
+// control-plane replicas on PostgreSQL (issue #17) the one a writer uses
+// can be killed without losing an acknowledged write, the writes resuming
+// through the other within 2 s and every PoP converging; and that
 // anycastlab removes everything it built, also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,
