@@ -290,26 +290,30 @@ func (l *Lab) controlFailover(ctx context.Context, o ScenarioOptions) (_ *Result
 	run.notef("database: serial %d, %d of %d acknowledged writes present, %d unacknowledged writes committed", final, ln.Acknowledged-ln.MissingDB,
 		ln.Acknowledged, ln.CommittedUnacked)
 
-	// Every PoP: the final serial, then every acknowledged write.
-	missing := make([]int, len(pollers))
+	// Every PoP: the final serial, then every acknowledged write (each
+	// asked on its own, also when the serial did not come: what a PoP
+	// missed is counted write by write).
+	type popOutcome struct {
+		serial  bool      // served the final serial in time
+		missing []string  // acknowledged writes it did not serve
+		at      time.Time // when it served the last of them
+	}
+	outcomes := make([]popOutcome, len(pollers))
 	var wg sync.WaitGroup
 	deadline := lastWrite.Add(controlFailoverConverge)
-	doneAt := make([]time.Time, len(pollers))
 	for i, pl := range pollers {
 		wg.Go(func() {
+			oc := &outcomes[i]
 			at, err := pl.waitFor(ctx, ControlFailoverZone, dns.TypeSOA, servesSOA(final), deadline)
-			if err != nil {
-				missing[i] = -1
-				return
-			}
-			doneAt[i] = at
+			oc.serial, oc.at = err == nil, at
 			for _, fw := range acked {
-				at, err := pl.waitFor(ctx, fw.name, dns.TypeTXT, servesTXT(fw.text), deadline)
+				// Past the deadline a write still gets a few queries.
+				at, err := pl.waitFor(ctx, fw.name, dns.TypeTXT, servesTXT(fw.text), maxTime(deadline, time.Now().Add(100*time.Millisecond)))
 				if err != nil {
-					missing[i]++
+					oc.missing = append(oc.missing, fw.name)
 					continue
 				}
-				doneAt[i] = maxTime(doneAt[i], at)
+				oc.at = maxTime(oc.at, at)
 			}
 		})
 	}
@@ -320,34 +324,19 @@ func (l *Lab) controlFailover(ctx context.Context, o ScenarioOptions) (_ *Result
 	ln.PoPsConverged = true
 	var convergedAt time.Time
 	for i, pl := range pollers {
-		switch {
-		case missing[i] < 0:
-			ln.PoPsConverged = false
-			ln.MissingPoPs[pl.pop] = ln.Acknowledged
+		oc := outcomes[i]
+		ln.MissingPoPs[pl.pop] = len(oc.missing)
+		for _, n := range oc.missing {
+			lostNames[n] = true
+		}
+		if !oc.serial {
 			run.notef("%s: does not serve serial %d of %s within %s", pl.pop, final, ControlFailoverZone, controlFailoverConverge)
-			for _, fw := range acked {
-				lostNames[fw.name] = true
-			}
-		case missing[i] > 0:
+		}
+		if !oc.serial || len(oc.missing) > 0 {
 			ln.PoPsConverged = false
-			ln.MissingPoPs[pl.pop] = missing[i]
-		default:
-			ln.MissingPoPs[pl.pop] = 0
-			convergedAt = maxTime(convergedAt, doneAt[i])
+			continue
 		}
-	}
-	// A PoP's missing writes, by name, for lost.
-	if !ln.PoPsConverged {
-		for _, pl := range pollers {
-			for _, fw := range acked {
-				if lostNames[fw.name] {
-					continue
-				}
-				if _, err := pl.waitFor(ctx, fw.name, dns.TypeTXT, servesTXT(fw.text), time.Now().Add(200*time.Millisecond)); err != nil {
-					lostNames[fw.name] = true
-				}
-			}
-		}
+		convergedAt = maxTime(convergedAt, oc.at)
 	}
 	ln.Lost = len(lostNames)
 	if ln.PoPsConverged {
