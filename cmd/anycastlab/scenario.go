@@ -40,7 +40,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
 	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
 	changes := fs.Int("changes", 100, "record changes the propagation scenario makes through the control plane's API")
-	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join and control-outage)")
+	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join, control-outage and control-failover, which runs two replicas on PostgreSQL)")
 	stream := fs.Bool("stream", true, "with a control plane: the PoPs keep a stream to it (false: NOTIFY and IXFR alone)")
 	floodFor := fs.Duration("flood-duration", 20*time.Second, "flood: how long each attack lasts")
 	floodRate := fs.Int("flood-rate", 10000, "flood: packets a second of each UDP attack")
