@@ -208,7 +208,11 @@ func (l *Lab) controlFailover(ctx context.Context, o ScenarioOptions) (_ *Result
 	mu.Unlock()
 	if before == 0 {
 		stopWriter()
-		return nil, fmt.Errorf("%s: replica 1 acknowledged no write in %s: %w", name, controlFailoverBefore, writes[len(writes)-1].err)
+		var last error
+		if len(writes) > 0 {
+			last = writes[len(writes)-1].err
+		}
+		return nil, fmt.Errorf("%s: replica 1 acknowledged no write in %s (last failure: %v)", name, controlFailoverBefore, last)
 	}
 	p := l.ControlReplicaProcess(0)
 	if p == nil || !p.Running() {
@@ -228,7 +232,11 @@ func (l *Lab) controlFailover(ctx context.Context, o ScenarioOptions) (_ *Result
 		return nil, err
 	}
 	stopWriter()
-	lastWrite := time.Now()
+	// The end of the writes: the last answer (or failure) the writer got.
+	var lastWrite time.Time
+	for _, fw := range writes {
+		lastWrite = maxTime(lastWrite, maxTime(fw.sent, fw.acked))
+	}
 
 	ln := &ControlFailoverLine{Scenario: name, Replicas: l.ControlReplicas(), Killed: killedNode, Survivor: survivorNode,
 		SerialsIncreasing: true, MissingPoPs: map[string]int{}}
