@@ -208,11 +208,11 @@ func (l *Lab) controlFailover(ctx context.Context, o ScenarioOptions) (_ *Result
 	mu.Unlock()
 	if before == 0 {
 		stopWriter()
-		var last error
-		if len(writes) > 0 {
+		last := errors.New("no write sent")
+		if len(writes) > 0 && writes[len(writes)-1].err != nil {
 			last = writes[len(writes)-1].err
 		}
-		return nil, fmt.Errorf("%s: replica 1 acknowledged no write in %s (last failure: %v)", name, controlFailoverBefore, last)
+		return nil, fmt.Errorf("%s: replica 1 acknowledged no write in %s: %w", name, controlFailoverBefore, last)
 	}
 	p := l.ControlReplicaProcess(0)
 	if p == nil || !p.Running() {
