@@ -157,7 +157,7 @@ func (p *Pair) WaitStreaming(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the standby does not stream from the primary (%v); %s; %s", last, tail(p.Primary.Log), tail(p.Standby.Log))
+			return fmt.Errorf("the standby does not stream from the primary (%w); %s; %s", last, tail(p.Primary.Log), tail(p.Standby.Log))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -200,7 +200,7 @@ func (p *Pair) Promote(ctx context.Context) error {
 	}
 	var recovering bool
 	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovering); err != nil || recovering {
-		return fmt.Errorf("promote the standby: still in recovery after pg_promote (%v)", err)
+		return fmt.Errorf("promote the standby: still in recovery after pg_promote (err: %w)", err)
 	}
 	return nil
 }
