@@ -32,10 +32,15 @@ const (
 	pgConnectTimeout = 5 * time.Second
 	// pgMaxIdle is the number of idle connections the pool keeps.
 	pgMaxIdle = 4
-	// commitResolveTimeout bounds the wait for the database to answer
-	// whether a commit whose answer was lost took effect.
-	commitResolveTimeout = 10 * time.Second
 )
+
+// commitResolveTimeout bounds the wait for the database to answer whether
+// a commit whose answer was lost took effect (a variable for the tests).
+var commitResolveTimeout = 10 * time.Second
+
+// commitTx commits a write's transaction; the tests replace it to lose
+// the answer of a commit.
+var commitTx = (*sql.Tx).Commit
 
 // pgConnector makes the pool's connections: pgx's, with the store's
 // dialect, from a parsed configuration (which has the connect timeout).

@@ -648,7 +648,7 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 	if err := s.committing(ctx, tx, ns.info.Name, ns.id, st.id == 0); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := commitTx(tx); err != nil {
 		// The outcome of a failed commit is not certain: take the
 		// truth from the database again (commitFailed returns nil
 		// when the commit did take effect).
