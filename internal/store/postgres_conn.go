@@ -76,6 +76,12 @@ func connectionLost(err error) bool {
 	if err == nil {
 		return false
 	}
+	// A connection not made, whatever the reason (it may hold a server's
+	// error too, such as "the database system is starting up").
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
@@ -88,10 +94,9 @@ func connectionLost(err error) bool {
 		}
 		return false
 	}
-	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	switch {
-	case errors.As(err, &connectErr), errors.As(err, &netErr):
+	case errors.As(err, &netErr):
 		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, net.ErrClosed), errors.Is(err, pgconn.ErrConnClosed),

@@ -213,6 +213,7 @@ func TestConnectionLost(t *testing.T) {
 		{io.ErrUnexpectedEOF, true},
 		{&net.OpError{Op: "dial", Net: "unix", Err: syscall.ECONNREFUSED}, true},
 		{syscall.ECONNRESET, true},
+		{&pgconn.ConnectError{Config: &pgconn.Config{}}, true},
 		{context.DeadlineExceeded, true}, // a statement's or lock's bound: the API's 503 too
 		{context.Canceled, false},
 	} {

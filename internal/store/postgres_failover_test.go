@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,12 +59,46 @@ type failoverWrite struct {
 //   - b converges on the promoted standby's version, and its LISTEN is
 //     back: a write made after both replicas listen on the new primary
 //     reaches b through its notification.
+//
+// It runs twice: with the DSN listing both hosts, and with a DSN naming
+// one address that moves to the promoted standby after pg_promote, as a
+// VIP does (here the socket directory, a symbolic link switched from the
+// primary's to the standby's).
 func TestPostgresFailover(t *testing.T) {
+	pgtest.Shared(t) // skipped here when PostgreSQL is not installed
+	t.Run("multi-host DSN", func(t *testing.T) { testFailover(t, false, false) })
+	t.Run("VIP", func(t *testing.T) { testFailover(t, true, false) })
+	t.Run("commit in flight", func(t *testing.T) { testFailover(t, false, true) })
+}
+
+// testFailover is TestPostgresFailover through a VIP or the multi-host
+// DSN. With inFlight, the standby hangs (SIGSTOP) before the primary is
+// killed, so that a commit is waiting for the synchronous standby when the
+// primary dies: its answer is lost, and the write must learn from the
+// promoted standby whether it took effect (it has the commit's WAL, which
+// it reads once it runs again).
+func testFailover(t *testing.T, vip, inFlight bool) {
 	pair := pgtest.StartPair(t, pgtest.PairOptions{Sync: true})
 	dsn := pair.NewDatabase(t)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
+	}
+	moveVIP := func() {}
+	if vip {
+		link := filepath.Join(t.TempDir(), "vip")
+		point := func(dir string) {
+			tmp := link + ".new"
+			if err := os.Symlink(dir, tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, link); err != nil {
+				t.Fatal(err)
+			}
+		}
+		point(pair.Primary.Socket)
+		moveVIP = func() { point(pair.Standby.Socket) }
+		dsn = fmt.Sprintf("host=%s port=5432 user=postgres dbname=%s sslmode=disable", link, cfg.Database)
 	}
 	ctx := t.Context()
 	openStore := func(dsn string) *store.Store {
@@ -75,7 +113,17 @@ func TestPostgresFailover(t *testing.T) {
 		})
 		return s
 	}
-	a, b := openStore(dsn), openStore(dsn)
+	logs := &lockedBuffer{}
+	a, err := store.OpenPostgres(ctx, dsn, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	b := openStore(dsn)
 	const zname = "example.com."
 	if _, err := a.CreateZone(ctx, zname, baseZone(t), store.SerialIncrement); err != nil {
 		t.Fatal(err)
@@ -142,15 +190,23 @@ func TestPostgresFailover(t *testing.T) {
 	begin := time.Now()
 	waitAcks(begin, 50, 30*time.Second)
 
+	if inFlight {
+		pair.Standby.Pause()
+		time.Sleep(200 * time.Millisecond) // the writer's commit waits for the standby
+	}
 	killed := time.Now()
 	if err := pair.Primary.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(failoverOutage)
+	if inFlight {
+		pair.Standby.Resume()
+	}
 	promoting := time.Now()
 	if err := pair.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
+	moveVIP()
 	promoted := time.Now()
 	first := waitAcks(promoting, 1, 30*time.Second)
 	waitAcks(promoting, 50, 30*time.Second)
@@ -182,7 +238,7 @@ func TestPostgresFailover(t *testing.T) {
 			during++
 		}
 	}
-	if failed == 0 {
+	if failed == 0 && !inFlight { // in flight, the one writer waits in its commit for the new primary
 		t.Error("no write failed while the database had no primary")
 	}
 	if slowest > failoverWriteBound {
@@ -258,6 +314,16 @@ func TestPostgresFailover(t *testing.T) {
 	if d := waitSerial(b, serial, "the write after the failover"); d > 2*time.Second {
 		t.Errorf("replica b saw the write after the failover %v after it was acknowledged", d)
 	}
+	resolved := strings.Count(logs.String(), "the answer to a commit was lost")
+	if inFlight && resolved+unknown == 0 {
+		t.Errorf("no commit was in flight when the primary was killed; the store's log:\n%s", logs.String())
+	}
+	t.Logf("commits whose answer was lost and whose outcome was read from the promoted standby: %d", resolved)
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "answer to a commit") || strings.Contains(l, "outcome of a commit") {
+			t.Log(l)
+		}
+	}
 	t.Logf("writes: %d acknowledged before the kill, %d acknowledged while the primary was down or being promoted, %d after the promotion; "+
 		"%d failed (%d with the commit's outcome unknown), the slowest failed write took %v",
 		before, during, after, failed, unknown, slowest.Round(time.Millisecond))
@@ -265,4 +331,22 @@ func TestPostgresFailover(t *testing.T) {
 		"%v after pg_promote was called, %v after it returned; acknowledged writes lost: %d",
 		promoting.Sub(killed).Round(time.Millisecond), promoted.Sub(killed).Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond),
 		gap.Round(time.Millisecond), first.Sub(promoted).Round(time.Millisecond), lost)
+}
+
+// lockedBuffer is a log destination for several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -361,6 +361,7 @@ func (srv *Server) Stop() error {
 	var err error
 	srv.stop.Do(func() {
 		if srv.cmd != nil && srv.cmd.Process != nil {
+			srv.Resume() // a Paused server stops too
 			_ = srv.cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-srv.done:

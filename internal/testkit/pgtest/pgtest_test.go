@@ -5,6 +5,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -111,8 +112,10 @@ func TestLaunchDurable(t *testing.T) {
 func TestPair(t *testing.T) {
 	p := pgtest.StartPair(t, pgtest.PairOptions{Sync: true})
 	ctx := t.Context()
-	if v, err := p.Primary.Setting(ctx, "synchronous_standby_names"); err != nil || v != "standby1" {
-		t.Fatalf("synchronous_standby_names = %q (%v)", v, err)
+	for name, want := range map[string]string{"synchronous_standby_names": "standby1", "synchronous_commit": "on", "wal_level": "replica"} {
+		if v, err := p.Primary.Setting(ctx, name); err != nil || v != want {
+			t.Errorf("primary: %s = %q (%v), want %q", name, v, err, want)
+		}
 	}
 	dsn := p.NewDatabase(t)
 	conn, err := pgx.Connect(ctx, dsn)
@@ -125,6 +128,18 @@ func TestPair(t *testing.T) {
 	var recovering bool
 	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovering); err != nil || recovering {
 		t.Fatalf("the pair's DSN reached a server in recovery (%v)", err)
+	}
+	// With the standby paused a commit waits for it (synchronous).
+	p.Standby.Pause()
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = conn.Exec(short, "INSERT INTO t VALUES (4)")
+	cancel()
+	p.Standby.Resume()
+	if err == nil {
+		t.Fatal("a commit returned with the synchronous standby paused")
+	}
+	if conn, err = pgx.Connect(ctx, dsn); err != nil {
+		t.Fatal(err)
 	}
 	pid := p.Primary.Pid()
 	if err := p.Primary.Kill(); err != nil {

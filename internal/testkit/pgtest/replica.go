@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,29 +217,87 @@ func (p *Pair) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Kill kills the server as a crash would: SIGKILL to its process group
-// (the postmaster and every backend, by the postmaster's PID), then waits
-// until the postmaster is gone. Its directory stays until Stop.
+// Kill kills the server as a crash would: every process of it (the
+// postmaster and its children, which PostgreSQL puts in sessions of their
+// own) is stopped, then killed (SIGKILL), so that none reacts to the
+// others' deaths; it returns once all are gone. Its directory stays
+// until Stop.
 func (srv *Server) Kill() error {
-	if err := syscall.Kill(-srv.cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill postgres (process group %d): %w", srv.cmd.Process.Pid, err)
-	}
+	pids := srv.signalAll(syscall.SIGSTOP)
+	srv.signalAll(syscall.SIGKILL)
 	select {
 	case <-srv.done:
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("postgres (pid %d) still runs 10 s after SIGKILL", srv.cmd.Process.Pid)
 	}
-	// The backends are in the group too; wait until none is left, so
-	// that no connection to the killed server survives it.
 	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(-srv.cmd.Process.Pid, 0) == nil {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes of postgres group %d still run 10 s after SIGKILL", srv.cmd.Process.Pid)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("process %d of postgres (pid %d) still runs 10 s after SIGKILL", pid, srv.cmd.Process.Pid)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }
+
+// processes are the PIDs of the postmaster and its children.
+func (srv *Server) processes() []int {
+	pid := srv.cmd.Process.Pid
+	out := []int{pid}
+	entries, _ := os.ReadDir("/proc") // none: only the postmaster is known
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, ok := procStat(child); ok && ppid == pid {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// procStat reads a process's parent and state from /proc.
+func procStat(pid int) (ppid int, state string, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, "", false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0, "", false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0], err == nil
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	_, state, ok := procStat(pid)
+	return ok && state != "Z" && state != "X"
+}
+
+// signalAll sends sig to the postmaster and each of its children, and
+// returns their PIDs.
+func (srv *Server) signalAll(sig syscall.Signal) []int {
+	pids := srv.processes()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig) // one that has just exited is gone anyway
+	}
+	return pids
+}
+
+// Pause stops every process of the server (SIGSTOP), as a server that
+// hangs: connections to it are accepted by the kernel and get no answer,
+// a standby neither receives nor acknowledges WAL. Resume continues them.
+func (srv *Server) Pause() { srv.signalAll(syscall.SIGSTOP) }
+
+// Resume continues a server that Pause stopped.
+func (srv *Server) Resume() { srv.signalAll(syscall.SIGCONT) }
 
 // Setting is the value of a setting of the server, for tests.
 func (srv *Server) Setting(ctx context.Context, name string) (string, error) {
