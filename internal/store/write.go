@@ -145,7 +145,8 @@ func apexSOA(zname string, recs []zone.Record) int {
 }
 
 // DeleteZone deletes a zone with its change log.
-func (s *Store) DeleteZone(ctx context.Context, name string) error {
+func (s *Store) DeleteZone(ctx context.Context, name string) (err error) {
+	defer func() { err = markUnavailable(err) }() // a lost database: see postgres_conn.go
 	zname, err := canonicalZone(name)
 	if err != nil {
 		return err
