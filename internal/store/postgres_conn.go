@@ -135,7 +135,8 @@ func (s *Store) dropIdle() {
 // whether it took effect when its answer was lost: zones.version set to
 // version by this commit, with zones.updated (and, for a write with a
 // change, the change log's entry seq's at) set to updated, the write's
-// time in nanoseconds, which no other write shares.
+// time in nanoseconds, which no other write shares (with the real clock:
+// a test's fixed clock could give two writes one time).
 type pendingCommit struct {
 	zone    string
 	id      int64
