@@ -84,19 +84,35 @@ CREATE TABLE dnssec_keys (
 );`,
 }
 
+// Errors of a store on PostgreSQL when the database cannot be reached.
+var (
+	// ErrUnavailable: the write was not made because the database could
+	// not be reached (no primary, a connection lost before the commit
+	// was sent, a server that refuses writes); it may be sent again.
+	ErrUnavailable = errors.New("database unavailable")
+	// ErrCommitUnknown: the connection was lost after the commit was
+	// sent and the database could not be asked in time whether it took
+	// effect; read the zone before sending the write again.
+	ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
+)
+
 // notifyChannel is the channel of the commit notifications; a payload is
 // "replica version zone".
 const notifyChannel = "anycastdns_zones"
 
 // pgState is what a store on PostgreSQL has beside the SQLite one.
 type pgState struct {
-	dsn     string
-	replica string // this store's id in the notifications
+	cfg     *pgx.ConnConfig // with the connect timeout
+	replica string          // this store's id in the notifications
 
 	// wtx is the transaction that holds the lock of the zone being
 	// written, begun by lockZone and handed to the write's commit by
 	// beginWrite; guarded by the store's write lock.
 	wtx *sql.Tx
+	// pending is the commit committing prepared last, for resolving its
+	// outcome when the commit's answer is lost; guarded by the write
+	// lock.
+	pending pendingCommit
 
 	mu       sync.Mutex
 	versions map[string]int64 // zone -> the version held in memory; -1: unknown
@@ -125,23 +141,25 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger, opts ...
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := pgx.ParseConfig(dsn); err != nil {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
 		return nil, fmt.Errorf("open store on postgres: connection string: %w", err)
 	}
-	registerPGDriver()
-	db, err := sql.Open(pgDriverName, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", where, err)
+	if cfg.ConnectTimeout == 0 {
+		// Without connect_timeout a connection to a host that does not
+		// answer (a dead primary behind a VIP) waits for the kernel.
+		cfg.ConnectTimeout = pgConnectTimeout
 	}
+	db := sql.OpenDB(newPGConnector(cfg))
 	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(4)
+	db.SetMaxIdleConns(pgMaxIdle)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	id := make([]byte, 6)
 	_, _ = rand.Read(id) // never fails
 	s := &Store{
 		db: db, path: where, log: logger.With("component", "store"), opt: o, lock: nopCloser{},
 		wsem: make(chan struct{}, 1), zones: map[string]*zoneState{},
-		pg: &pgState{dsn: dsn, replica: hex.EncodeToString(id), versions: map[string]int64{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1)},
+		pg: &pgState{cfg: cfg, replica: hex.EncodeToString(id), versions: map[string]int64{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1)},
 	}
 	// LISTEN before the zones are read: a commit after the read is
 	// notified.
@@ -280,7 +298,38 @@ func (s *Store) lockZone(ctx context.Context, zname string) error {
 	if s.pg == nil {
 		return nil
 	}
+	for attempt := 1; ; attempt++ {
+		err := s.lockZoneOnce(ctx, zname)
+		if err == nil || !connectionLost(err) || attempt == lockAttempts || ctx.Err() != nil {
+			return markUnavailable(err)
+		}
+		// Nothing was written: the transaction died with its
+		// connection. The idle connections are likely dead too (a
+		// failover ends them all): drop them and try again on a new one.
+		s.dropIdle()
+		s.log.Warn("lost the database connection before a write; trying again on a new one", "zone", zname, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return markUnavailable(err)
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+}
+
+// lockAttempts is how many times lockZone tries when the connection is
+// lost before the write has written anything.
+const lockAttempts = 3
+
+// lockTimeout bounds the wait for a zone's lock and version, so that a
+// write whose database stopped answering fails instead of hanging.
+const lockTimeout = 30 * time.Second
+
+func (s *Store) lockZoneOnce(ctx context.Context, zname string) error {
 	s.pg.endWrite()
+	s.pg.pending = pendingCommit{}
+	// The transaction outlives the caller's context (the write commits
+	// on its own once validated); the connect is bounded by
+	// pgConnectTimeout, the statements below by lockTimeout.
 	tx, err := s.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("zone %s: begin the write: %w", zname, err)
@@ -291,6 +340,8 @@ func (s *Store) lockZone(ctx context.Context, zname string) error {
 			_ = tx.Rollback()
 		}
 	}()
+	ctx, cancel := context.WithTimeout(ctx, lockTimeout)
+	defer cancel()
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext(?))", zname); err != nil {
 		return fmt.Errorf("zone %s: take the zone's lock: %w", zname, err)
 	}
@@ -391,6 +442,7 @@ func (s *Store) committing(ctx context.Context, tx *sql.Tx, zname string, id int
 	s.pg.mu.Lock()
 	s.pg.versions[zname] = version
 	s.pg.mu.Unlock()
+	s.pg.pending = pendingCommit{zone: zname, id: id, version: version, isNew: isNew}
 	return nil
 }
 
@@ -532,11 +584,14 @@ func applyLogged(z *zone.Zone, delData, addData []byte) (*zone.Zone, error) {
 // again and has every zone checked, for the commits it missed.
 func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 	defer s.pg.done.Done()
+	wait := listenRetryMin
 	for ctx.Err() == nil {
 		var err error
 		if conn == nil {
 			if conn, err = s.listenConn(ctx); err == nil {
+				s.log.Info("listening for the other replicas' commits again", "database", s.path)
 				s.pg.mark("", true) // the commits missed while away
+				wait = listenRetryMin
 			}
 		}
 		if conn != nil {
@@ -547,20 +602,33 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("lost the notifications of the other replicas; connecting again", "err", err)
+		s.log.Warn("lost the notifications of the other replicas; connecting again", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, listenRetryMax)
 	}
 }
+
+// The listener's reconnects: the first after listenRetryMin, doubling up
+// to listenRetryMax while they fail. listenIdle is how long it waits for
+// a notification before it pings the connection, so that a connection
+// whose server vanished without closing it (a host gone behind a VIP) is
+// noticed.
+const (
+	listenRetryMin = 100 * time.Millisecond
+	listenRetryMax = 5 * time.Second
+	listenIdle     = 15 * time.Second
+	listenPing     = 5 * time.Second
+)
 
 // listenConn connects and LISTENs for the commit notifications.
 func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, s.pg.dsn)
+	conn, err := pgx.ConnectConfig(cctx, s.pg.cfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connect to listen for the other replicas' commits: %w", err)
 	}
@@ -580,7 +648,19 @@ func closeConn(conn *pgx.Conn) {
 // receive marks the zones of the notifications until the connection fails.
 func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed() {
+			// No notification for listenIdle: is the server still there?
+			pctx, cancel := context.WithTimeout(ctx, listenPing)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("the notification connection does not answer: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

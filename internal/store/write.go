@@ -145,7 +145,8 @@ func apexSOA(zname string, recs []zone.Record) int {
 }
 
 // DeleteZone deletes a zone with its change log.
-func (s *Store) DeleteZone(ctx context.Context, name string) error {
+func (s *Store) DeleteZone(ctx context.Context, name string) (err error) {
+	defer func() { err = markUnavailable(err) }() // a lost database: see postgres_conn.go
 	zname, err := canonicalZone(name)
 	if err != nil {
 		return err
@@ -602,7 +603,8 @@ func onlySerial(del, add []dns.RR) bool {
 //
 // sw, when not nil, is the zone's signing after the commit (written in the
 // same transaction); nil keeps the one it has.
-func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time, sw *signWrite) (*zoneState, error) {
+func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time, sw *signWrite) (_ *zoneState, err error) {
+	defer func() { err = markUnavailable(err) }() // a lost database: see postgres_conn.go
 	ctx, cancel := context.WithTimeout(context.Background(), commitBudget(len(sets)))
 	defer cancel()
 	updated := now.UnixNano()
@@ -647,11 +649,17 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 	if err := s.committing(ctx, tx, ns.info.Name, ns.id, st.id == 0); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := commitTx(tx); err != nil {
 		// The outcome of a failed commit is not certain: take the
-		// truth from the database again.
-		s.resync(ns.info.Name)
-		return nil, err
+		// truth from the database again (commitFailed returns nil
+		// when the commit did take effect).
+		var seq int64
+		if ch != nil {
+			seq = ns.lastSeq
+		}
+		if err := s.commitFailed(ns.info.Name, err, updated, seq); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	s.zones[ns.info.Name] = ns

@@ -36,7 +36,7 @@ func classify(err error) error {
 		return api.Mark(err, api.ErrConflict)
 	case errors.Is(err, store.ErrInvalid):
 		return api.Mark(err, api.ErrInvalid)
-	case errors.Is(err, store.ErrClosed):
+	case errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrCommitUnknown):
 		return api.Mark(err, api.ErrUnavailable)
 	}
 	return err

@@ -38,6 +38,8 @@ type Server struct {
 	done   chan struct{}
 	dbs    atomic.Int64
 	stop   sync.Once
+	bin    string
+	cred   *syscall.Credential
 }
 
 // BinDir returns the directory of the newest PostgreSQL binaries
@@ -166,6 +168,8 @@ type Options struct {
 	// for measurements beside SQLite's synchronous=FULL. Tests leave it
 	// off (a test's database need not survive a crash of the machine).
 	Durable bool
+
+	settings []string // more -c settings, after the others: the replication pair's
 }
 
 // Launch starts a server outside a test (a benchmark tool, bench/apibench);
@@ -179,13 +183,42 @@ func Launch(opts Options) (*Server, error) {
 }
 
 func start(bin string, opts Options) (srv *Server, err error) {
-	cred, err := runAs()
+	srv, logFile, err := newServer(bin)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { _ = logFile.Close() }() // the children hold their own descriptors
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(srv.Dir)
+		}
+	}()
+	data := srv.data()
+	initdb := srv.command(logFile, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if err := initdb.Run(); err != nil {
+		return nil, fmt.Errorf("initdb in %s: %w; %s", data, err, tail(srv.Log))
+	}
+	// fsync off unless Durable: see Options.
+	var settings []string
+	if !opts.Durable {
+		settings = append(settings, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
+	}
+	if err := srv.run(logFile, append(settings, opts.settings...)); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// newServer makes the directory of a server (data/, the socket directory,
+// the log) for the user it runs as, and opens its log for the commands.
+func newServer(bin string) (srv *Server, logFile *os.File, err error) {
+	cred, err := runAs()
+	if err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -194,49 +227,56 @@ func start(bin string, opts Options) (srv *Server, err error) {
 	}()
 	// The unprivileged user must reach the directory and own what is in it.
 	if err := os.Chmod(dir, 0o711); err != nil { //nolint:gosec // search only, for the server's user; its files are 0600/0700
-		return nil, err
+		return nil, nil, err
 	}
-	srv = &Server{Dir: dir, Socket: filepath.Join(dir, "sock"), Log: filepath.Join(dir, "postgres.log"), done: make(chan struct{})}
-	data := filepath.Join(dir, "data")
-	for _, d := range []string{data, srv.Socket} {
+	srv = &Server{Dir: dir, Socket: filepath.Join(dir, "sock"), Log: filepath.Join(dir, "postgres.log"), done: make(chan struct{}), bin: bin, cred: cred}
+	for _, d := range []string{srv.data(), srv.Socket} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	logFile, err := os.OpenFile(srv.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err = os.OpenFile(srv.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { _ = logFile.Close() }() // the children hold their own descriptors
 	if cred != nil {
-		for _, p := range []string{data, srv.Socket, srv.Log} {
+		for _, p := range []string{srv.data(), srv.Socket, srv.Log} {
 			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
-				return nil, err
+				_ = logFile.Close()
+				return nil, nil, err
 			}
 		}
 	}
-	command := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		return cmd
-	}
-	initdb := command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if err := initdb.Run(); err != nil {
-		return nil, fmt.Errorf("initdb in %s: %w; %s", data, err, tail(srv.Log))
-	}
-	// Only the Unix socket (no TCP port to collide with other tests);
-	// fsync off unless Durable: see Options.
-	args := []string{"-D", data, "-k", srv.Socket, "-c", "listen_addresses=",
+	return srv, logFile, nil
+}
+
+// data is the server's data directory.
+func (srv *Server) data() string { return filepath.Join(srv.Dir, "data") }
+
+// command is one of the PostgreSQL programs, run as the server's user
+// with its output in the server's log.
+func (srv *Server) command(logFile *os.File, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(srv.bin, name), args...)
+	cmd.Dir = srv.Dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: srv.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// run starts postgres on the data directory with the -c settings given
+// after the common ones (a later one wins), and waits until it accepts
+// connections.
+func (srv *Server) run(logFile *os.File, settings []string) error {
+	// Only the Unix socket (no TCP port to collide with other tests).
+	args := []string{"-D", srv.data(), "-k", srv.Socket, "-c", "listen_addresses=",
 		"-c", "max_connections=200", "-c", "shared_buffers=32MB"}
-	if !opts.Durable {
-		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	for _, s := range settings {
+		args = append(args, "-c", s)
 	}
-	srv.cmd = command("postgres", args...)
+	srv.cmd = srv.command(logFile, "postgres", args...)
 	if err := srv.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
 	go func() {
 		_ = srv.cmd.Wait() // the exit is reported by Stop or by the readiness wait
@@ -244,9 +284,9 @@ func start(bin string, opts Options) (srv *Server, err error) {
 	}()
 	if err := srv.waitReady(30 * time.Second); err != nil {
 		_ = srv.Stop()
-		return nil, fmt.Errorf("%w; %s", err, tail(srv.Log))
+		return fmt.Errorf("%w; %s", err, tail(srv.Log))
 	}
-	return srv, nil
+	return nil
 }
 
 func (srv *Server) waitReady(limit time.Duration) error {
@@ -321,6 +361,7 @@ func (srv *Server) Stop() error {
 	var err error
 	srv.stop.Do(func() {
 		if srv.cmd != nil && srv.cmd.Process != nil {
+			srv.Resume() // a Paused server stops too
 			_ = srv.cmd.Process.Signal(syscall.SIGINT)
 			select {
 			case <-srv.done:
