@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,39 +13,15 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/miekg/pkcs11"
+
+	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 )
 
-const (
-	softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
-	testTokenPIN  = "1234"
-)
-
-// softToken makes a SoftHSM token in a temporary directory (SOFTHSM2_CONF
-// points at it for the test) and returns its configuration. Without
-// softhsm2 the test is skipped, or fails when CI is set.
+// softToken makes a SoftHSM token for the test.
 func softToken(t *testing.T, label string) TokenConfig {
 	t.Helper()
-	util, err := exec.LookPath("softhsm2-util")
-	if _, merr := os.Stat(softhsmModule); err != nil || merr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("softhsm2 is not installed (softhsm2-util: %v, %s: %v); CI must have it", err, softhsmModule, merr)
-		}
-		t.Skipf("softhsm2 is not installed (apt-get install softhsm2): %v %v", err, merr)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.CommandContext(t.Context(), util, "--init-token", "--free", "--label", label, "--pin", testTokenPIN, "--so-pin", "5678").CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
-	return TokenConfig{Module: softhsmModule, Label: label, PIN: testTokenPIN}
+	signtest.SoftHSM(t, label)
+	return TokenConfig{Module: signtest.SoftHSMModule, Label: label, PIN: signtest.SoftHSMPIN}
 }
 
 func openTestToken(t *testing.T, c TokenConfig) *Token {

@@ -105,7 +105,7 @@ func (ss *signState) nextRoll(now time.Time) time.Time {
 
 // roll returns the keys after the rollover steps due at now (keys made,
 // times set, keys that left the zone dropped), or nil when nothing is due.
-func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
+func (ss *signState) roll(sealer *sign.Sealer, zname string, now time.Time) ([]*sign.Key, error) {
 	p := ss.policy
 	ipub, iret, _ := rolloverTimes(p)
 	keys := make([]*sign.Key, 0, len(ss.keys)+1)
@@ -118,6 +118,7 @@ func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
 		c := *k
 		keys = append(keys, &c)
 	}
+	kept := len(keys)
 	for _, role := range []sign.Role{sign.ZSK, sign.KSK} {
 		at := ss.rollAt(role, now)
 		if at.IsZero() || now.Before(at) {
@@ -131,8 +132,9 @@ func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
 				newRole = sign.CSK
 			}
 		}
-		nk, err := sign.GenerateKey(zname, newRole, p, now)
+		nk, err := sealer.GenerateKey(zname, newRole, p, now) // in the PKCS#11 token, with one
 		if err != nil {
+			destroyKeys(keys[kept:]) // made in this step
 			return nil, err
 		}
 		nk.Publish = now
