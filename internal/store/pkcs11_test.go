@@ -65,8 +65,8 @@ func openToken(t *testing.T, label string) *sign.Token {
 // the token and the database (and its backup) holds references without a
 // private key; a ZSK rollover removes the old key from the token; the
 // store opened again with the token opened again signs on; without the
-// token it does not open; disabling signing removes the keys from the
-// token.
+// token it does not open; disabling signing, or deleting a signed zone,
+// removes the keys from the token.
 func TestPKCS11Keys(t *testing.T) {
 	signtest.SoftHSM(t, "store")
 	ctx := t.Context()
@@ -174,6 +174,27 @@ func TestPKCS11Keys(t *testing.T) {
 	for id, sealed := range now {
 		if _, err := sl.WithToken(tok2).OpenKey(sealed, "example.com.", id); err == nil || !strings.Contains(err.Error(), "has no private key") {
 			t.Errorf("key %s is still in the token after signing was disabled: %v", id, err)
+		}
+	}
+
+	// Deleting a signed zone removes its keys from the token.
+	if _, err := s.CreateZone(ctx, "example.net.", rrs(t, "example.net. 3600 IN SOA ns1.example.net. h.example.net. 1 7200 3600 1209600 300",
+		"example.net. 3600 IN NS ns1.example.net.", "ns1.example.net. 3600 IN A 192.0.2.1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnableSigning(ctx, "example.net.", "hsm", p); err != nil {
+		t.Fatal(err)
+	}
+	net := sealedKeys(t, s)
+	if len(net) != 2 {
+		t.Fatalf("%d keys of example.net. stored", len(net))
+	}
+	if err := s.DeleteZone(ctx, "example.net."); err != nil {
+		t.Fatal(err)
+	}
+	for id, sealed := range net {
+		if _, err := sl.WithToken(tok2).OpenKey(sealed, "example.net.", id); err == nil || !strings.Contains(err.Error(), "has no private key") {
+			t.Errorf("key %s is still in the token after its zone was deleted: %v", id, err)
 		}
 	}
 }
