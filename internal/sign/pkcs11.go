@@ -25,13 +25,15 @@ import (
 
 // PKCS#11 values that github.com/miekg/pkcs11 v1.1.2 lacks (PKCS#11 3.0).
 const (
-	ckkECEdwards            = 0x00000040
-	ckmECEdwardsKeyPairGen  = 0x00001055
-	ckmEdDSA                = 0x00001057
-	tokenSessions           = 4 // sessions kept open, so that a few keys sign at once
-	tokenObjectIDLen        = 16
-	rsaPublicExponent       = 65537
-	tokenErrAlreadyLoggedIn = pkcs11.CKR_USER_ALREADY_LOGGED_IN
+	ckkECEdwards           = 0x00000040
+	ckmECEdwardsKeyPairGen = 0x00001055
+	ckmEdDSA               = 0x00001057
+)
+
+const (
+	tokenSessions     = 4  // sessions kept open, so that a few signatures are made at once
+	tokenObjectIDLen  = 16 // random bytes of a key's CKA_ID
+	rsaPublicExponent = 65537
 )
 
 // The DER of the named curves' OIDs (CKA_EC_PARAMS).
@@ -150,7 +152,7 @@ func (t *Token) open(pin string) error {
 			continue
 		}
 		// The login holds for every session of the process with the token.
-		if err := t.ctx.Login(sh, pkcs11.CKU_USER, pin); err != nil && !errors.Is(err, pkcs11.Error(tokenErrAlreadyLoggedIn)) {
+		if err := t.ctx.Login(sh, pkcs11.CKU_USER, pin); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
 			if errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_INCORRECT)) {
 				return errors.New("log in: wrong PIN")
 			}
