@@ -88,15 +88,18 @@ demo: build
 # systemd units, the configuration under /etc/anycastd (conffiles), man
 # pages and bash completions rendered from the binaries' -help
 # (packaging/gendocs), and a postinst that makes the anycastd user.
-# DEB_VERSION: the commit's date and revision unless given.
+# DEB_VERSION: the commit's date and revision unless given. DEB_CGO=1
+# builds with cgo (for this machine's architecture), which signing.pkcs11
+# (keys in a PKCS#11 token) needs; the default static build refuses it.
 DEB_VERSION ?= 0.0~git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short=12 HEAD 2>/dev/null)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB_CGO     ?= 0
 DEB_DIR     := $(BIN)/deb
 DEB         ?= $(BIN)/anycastdns_$(DEB_VERSION)_$(DEB_ARCH).deb
 deb:
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/bin
-	CGO_ENABLED=0 GOARCH=$(DEB_ARCH) $(GO) build -trimpath -buildvcs=auto -ldflags "-s -w $(LDFLAGS)" -o $(DEB_DIR)/bin/ ./cmd/anycastd ./cmd/anycastctl ./cmd/anycastlab
+	CGO_ENABLED=$(DEB_CGO) GOARCH=$(DEB_ARCH) $(GO) build -trimpath -buildvcs=auto -ldflags "-s -w $(LDFLAGS)" -o $(DEB_DIR)/bin/ ./cmd/anycastd ./cmd/anycastctl ./cmd/anycastlab
 	$(GO) run ./packaging/gendocs -bin $(DEB_DIR)/bin -out $(DEB_DIR)/docs -version $(DEB_VERSION) \
 	  -date $$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null || date -u +%Y-%m-%d)
 	gzip -9n $(DEB_DIR)/docs/man/*

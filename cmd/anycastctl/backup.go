@@ -15,8 +15,9 @@ func backupCommand() *command {
 		summary: "write a backup of every zone, serial policy, signing policy and sealed key to a file",
 		describe: "The backup is one consistent snapshot of the control plane's database (SQLite or\n" +
 			"PostgreSQL), in one file of JSON lines. Signing keys stay sealed with the control\n" +
-			"plane's signing.key_file: keep that file too, a restore needs it. The change logs\n" +
-			"are not kept. FILE is written beside its final name and renamed when whole.\n" +
+			"plane's signing.key_file: keep that file too, a restore needs it. Keys kept in a\n" +
+			"PKCS#11 token (signing.pkcs11) are in it as references only: back the token up\n" +
+			"with its own tools. The change logs are not kept. FILE is written beside its final name and renamed when whole.\n" +
 			"\n" + apiHelp,
 		run: runBackup,
 	}

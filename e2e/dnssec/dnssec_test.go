@@ -38,6 +38,10 @@ type plane struct {
 	apiURL  string
 	xfrAddr string
 	dnsAddr string
+	keyFile string           // the signing key file
+	ctl     *testkit.Process // the control plane
+	ctlArgv []string         // how it was started
+	ctlLog  string
 }
 
 func writeFile(t *testing.T, path, data string, mode os.FileMode) {
@@ -50,6 +54,13 @@ func writeFile(t *testing.T, path, data string, mode os.FileMode) {
 // startPlane starts `anycastd control` with a signing key file and a node
 // that follows its catalog.
 func startPlane(t *testing.T) *plane {
+	t.Helper()
+	return startPlaneWith(t, "")
+}
+
+// startPlaneWith is startPlane with more of the signing section (lines
+// indented by two spaces).
+func startPlaneWith(t *testing.T, signing string) *plane {
 	t.Helper()
 	bin := testkit.BuildAnycastd(t)
 	dir := t.TempDir()
@@ -70,10 +81,10 @@ xfr:
   catalog: {zone: %s}
 signing:
   key_file: %q
-  policies:
+%s  policies:
     nsec3: {nsec3: true, csk: false}
 log: {level: info}
-`, filepath.Join(dir, "control"), apiAddr, token, xfrAddr, keyName, keySecret, keyName, dnsAddr, keyName, catalog, keyFile), 0o644)
+`, filepath.Join(dir, "control"), apiAddr, token, xfrAddr, keyName, keySecret, keyName, dnsAddr, keyName, catalog, keyFile, signing), 0o644)
 	nodeCfg := filepath.Join(dir, "node.yaml")
 	writeFile(t, nodeCfg, fmt.Sprintf(`identity: {name: dnssec-pop}
 listen: [%q]
@@ -85,7 +96,8 @@ catalog:
 log: {level: info}
 drain_period: 0s
 `, dnsAddr, filepath.Join(dir, "node"), keyName, keySecret, catalog, xfrAddr, keyName), 0o644)
-	ctl := testkit.StartProcess(t, "control", filepath.Join(dir, "control.log"), bin, "control", "-config", ctlCfg)
+	ctlArgv, ctlLog := []string{bin, "control", "-config", ctlCfg}, filepath.Join(dir, "control.log")
+	ctl := testkit.StartProcess(t, "control", ctlLog, ctlArgv...)
 	ctl.StopAfter, ctl.CheckExit = 20*time.Second, true
 	testkit.WaitHTTP(t, "http://"+apiAddr+api.PathZones, 15*time.Second)
 	node := testkit.StartProcess(t, "node", filepath.Join(dir, "node.log"), bin, "node", "-config", nodeCfg)
@@ -94,7 +106,7 @@ drain_period: 0s
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &plane{api: cl, apiURL: "http://" + apiAddr, xfrAddr: xfrAddr, dnsAddr: dnsAddr}
+	return &plane{api: cl, apiURL: "http://" + apiAddr, xfrAddr: xfrAddr, dnsAddr: dnsAddr, keyFile: keyFile, ctl: ctl, ctlArgv: ctlArgv, ctlLog: ctlLog}
 }
 
 // axfr transfers a zone from the control plane.

@@ -85,6 +85,7 @@ func TestControlGood(t *testing.T) {
 				HighRTT: 50 * time.Millisecond, LowRTT: 20 * time.Millisecond, MaxShed: 2, MinNormal: 2, ShedUnderAttack: true},
 			Store: config.Store{Postgres: &config.StorePostgres{DSN: "postgres://anycast@db.example:5432/zones"}},
 			Signing: config.Signing{KeyFile: "/etc/anycastd/signing.key",
+				PKCS11:        &config.SigningPKCS11{Module: "/usr/lib/softhsm/libsofthsm2.so", TokenLabel: "anycastdns", PINFile: "/etc/anycastd/token.pin"},
 				ParentServers: map[string][]netip.AddrPort{"com.": {addrPort("192.0.2.30:53"), addrPort("[2001:db8::30]:53")}},
 				Policies: map[string]config.SigningPolicy{"nsec3-ksk": {
 					Algorithm: "ED25519", RSABits: ptr(0), CSK: ptr(false), KSKLifetime: ptr(8760 * time.Hour), ZSKLifetime: ptr(720 * time.Hour),

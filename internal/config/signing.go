@@ -33,6 +33,25 @@ type Signing struct {
 	// minute; without an entry the operator confirms with "anycastctl
 	// dnssec ds-seen".
 	ParentServers map[string][]netip.AddrPort
+	// PKCS11 keeps the signing keys made from then on in a PKCS#11 token
+	// (an HSM; SoftHSM in the tests): each is generated inside the token,
+	// sensitive and not extractable, signs there, and the database keeps
+	// only a reference (token label, object id, public key), sealed with
+	// key_file like the keys made without a token, which keep working.
+	// nil = keys in the database.
+	PKCS11 *SigningPKCS11
+}
+
+// SigningPKCS11 is the PKCS#11 token of the signing keys.
+type SigningPKCS11 struct {
+	// Module is the token's PKCS#11 library, e.g.
+	// /usr/lib/softhsm/libsofthsm2.so.
+	Module string
+	// TokenLabel is the label of the token, which must be initialised.
+	TokenLabel string
+	// PINFile holds the user PIN on its first line, readable by the
+	// owner alone.
+	PINFile string
 }
 
 // SigningPolicy is a signing policy as the configuration gives it: the
@@ -91,6 +110,18 @@ func (d *decoder) signingField(c *Control) field {
 					}
 					c.Signing.ParentServers[name] = servers
 				}
+			}},
+			{"pkcs11", func(n *yaml.Node, p string) {
+				if isNull(n) {
+					return
+				}
+				pk := &SigningPKCS11{}
+				c.Signing.PKCS11 = pk
+				d.mapping(n, p, []field{
+					{"module", func(n *yaml.Node, p string) { d.str(n, p, &pk.Module) }},
+					{"token_label", func(n *yaml.Node, p string) { d.str(n, p, &pk.TokenLabel) }},
+					{"pin_file", func(n *yaml.Node, p string) { d.file(n, p, &pk.PINFile) }},
+				})
 			}},
 			{"policies", func(n *yaml.Node, p string) {
 				if n = d.value(n, p); n == nil {
@@ -170,5 +201,19 @@ func (d *decoder) signingPolicy(n *yaml.Node, path string, pol *SigningPolicy) {
 func (v *validator) signing(s *Signing) {
 	if len(s.Policies) > 0 && s.KeyFile == "" {
 		v.add("signing.key_file", "required with signing.policies: it seals the signing keys")
+	}
+	if pk := s.PKCS11; pk != nil {
+		if s.KeyFile == "" {
+			v.add("signing.key_file", "required with signing.pkcs11: it seals what the database keeps of each key")
+		}
+		if pk.Module == "" {
+			v.add("signing.pkcs11.module", "required: the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
+		}
+		if pk.TokenLabel == "" {
+			v.add("signing.pkcs11.token_label", "required: the label of the token that keeps the keys")
+		}
+		if pk.PINFile == "" {
+			v.add("signing.pkcs11.pin_file", "required: the file that holds the token's user PIN")
+		}
 	}
 }

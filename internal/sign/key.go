@@ -110,22 +110,25 @@ func NewKey(zoneName string, role Role, alg Algorithm, priv crypto.Signer, creat
 // publicKey encodes the public key as the DNSKEY's field: RFC 6605 (X, Y),
 // RFC 8080 (the 32 bytes), RFC 3110 (exponent length, exponent, modulus).
 func publicKey(alg Algorithm, priv crypto.Signer) ([]byte, error) {
-	switch k := priv.(type) {
-	case *ecdsa.PrivateKey:
+	if priv == nil {
+		return nil, errors.New("no private key")
+	}
+	switch k := priv.Public().(type) { // a key in a token too (pkcs11ref.go)
+	case *ecdsa.PublicKey:
 		if alg != ECDSAP256SHA256 || k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("an ECDSA key is not an %s key", alg)
 		}
-		b, err := k.PublicKey.Bytes() // the uncompressed point: 0x04, X, Y
+		b, err := k.Bytes() // the uncompressed point: 0x04, X, Y
 		if err != nil {
 			return nil, err
 		}
 		return b[1:], nil
-	case ed25519.PrivateKey:
+	case ed25519.PublicKey:
 		if alg != ED25519 {
 			return nil, fmt.Errorf("an Ed25519 key is not an %s key", alg)
 		}
-		return []byte(k.Public().(ed25519.PublicKey)), nil
-	case *rsa.PrivateKey:
+		return []byte(k), nil
+	case *rsa.PublicKey:
 		if alg != RSASHA256 {
 			return nil, fmt.Errorf("an RSA key is not an %s key", alg)
 		}
@@ -256,6 +259,8 @@ func (k *Key) sign(data []byte) ([]byte, error) {
 	case *rsa.PrivateKey:
 		d := sha256.Sum256(data)
 		return rsa.SignPKCS1v15(nil, priv, crypto.SHA256, d[:])
+	case tokenKey:
+		return priv.signDNSSEC(data)
 	}
 	return nil, fmt.Errorf("private key of type %T not supported", k.Private)
 }

@@ -2,6 +2,7 @@ package sign
 
 import (
 	"context"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -145,6 +146,7 @@ type Sealer struct {
 	aead        cipher.AEAD
 	fingerprint string
 	file        string
+	token       *Token // keeps new keys; nil: none (pkcs11ref.go)
 }
 
 // GenerateKeyFile returns the contents of a new key file: 32 random bytes
@@ -258,21 +260,34 @@ type keyJSON struct {
 	DSSeen    time.Time `json:"ds_seen,omitzero"`
 	Submit    time.Time `json:"submit,omitzero"`
 	Withdraw  time.Time `json:"withdraw,omitzero"`
-	Private   []byte    `json:"private_pkcs8"`
+	Private   []byte    `json:"private_pkcs8,omitempty"`
+	Token     *tokenRef `json:"pkcs11,omitempty"` // instead of Private: a key in a token
 }
 
 func toJSON(k *Key) (keyJSON, error) {
+	j := keyJSON{ID: k.ID, Zone: k.Zone, Role: k.Role, Algorithm: k.Algorithm, Created: k.Created,
+		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen,
+		Submit: k.Submit, Withdraw: k.Withdraw}
+	if j.Token = refOf(k); j.Token != nil {
+		return j, nil
+	}
 	der, err := k.marshalPrivate()
 	if err != nil {
 		return keyJSON{}, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
 	}
-	return keyJSON{ID: k.ID, Zone: k.Zone, Role: k.Role, Algorithm: k.Algorithm, Created: k.Created,
-		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen,
-		Submit: k.Submit, Withdraw: k.Withdraw, Private: der}, nil
+	j.Private = der
+	return j, nil
 }
 
-func fromJSON(j keyJSON) (*Key, error) {
-	priv, err := parsePrivate(j.Private)
+// fromJSON makes the Key of j; a key kept in a token is opened in t.
+func fromJSON(j keyJSON, t *Token) (*Key, error) {
+	var priv crypto.Signer
+	var err error
+	if j.Token != nil {
+		priv, err = openRef(t, j.Token)
+	} else {
+		priv, err = parsePrivate(j.Private)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key %s of %s: private key: %w", j.ID, j.Zone, err)
 	}
@@ -375,7 +390,7 @@ func (f *FileStore) read(path, z, id string) (*Key, error) {
 	if j.Zone != z || j.ID != id {
 		return nil, fmt.Errorf("holds key %s of %s", j.ID, j.Zone)
 	}
-	return fromJSON(j)
+	return fromJSON(j, f.sealer.token)
 }
 
 // Put implements KeyStore: written to a temporary file, synced and
@@ -536,7 +551,7 @@ func Import(ctx context.Context, ks KeyStore, sealer *Sealer, backup []byte) (in
 	}
 	keys := make([]*Key, 0, len(in.Keys))
 	for i, j := range in.Keys {
-		k, err := fromJSON(j)
+		k, err := fromJSON(j, sealer.token)
 		if err != nil {
 			return 0, fmt.Errorf("import keys: keys[%d]: %w", i, err)
 		}
@@ -584,5 +599,5 @@ func (s *Sealer) OpenKey(data []byte, zoneName, id string) (*Key, error) {
 	if j.Zone != z || j.ID != id {
 		return nil, fmt.Errorf("key %s of %s: holds key %s of %s", id, z, j.ID, j.Zone)
 	}
-	return fromJSON(j)
+	return fromJSON(j, s.token)
 }

@@ -498,20 +498,55 @@ func (s *Store) Signing(ctx context.Context, zoneName string) (SigningStatus, er
 
 // newKeys makes the keys of a policy: a CSK, or a KSK and a ZSK, in use
 // from now.
-func newKeys(zname string, p sign.Policy, now time.Time) ([]*sign.Key, error) {
+func newKeys(sealer *sign.Sealer, zname string, p sign.Policy, now time.Time) ([]*sign.Key, error) {
 	roles := []sign.Role{sign.CSK}
 	if !p.CSK {
 		roles = []sign.Role{sign.KSK, sign.ZSK}
 	}
 	var keys []*sign.Key
 	for _, r := range roles {
-		k, err := sign.GenerateKey(zname, r, p, now)
+		k, err := sealer.GenerateKey(zname, r, p, now) // in the PKCS#11 token, with one
 		if err != nil {
+			destroyKeys(keys)
 			return nil, err
 		}
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// keysOf returns the keys of a zone's signing; nil when unsigned.
+func keysOf(ss *signState) []*sign.Key {
+	if ss == nil {
+		return nil
+	}
+	return ss.keys
+}
+
+// dropKeys removes from the PKCS#11 token the keys of gone that are not
+// in keep: after a commit, keys that left the zone for good (a rollover's
+// old key, signing disabled, the zone deleted); after a failed commit, the
+// keys made for it. Keys that are not in a token live only in the
+// database, where the commit removed them. A failure is logged: it
+// leaves an unused object in the token and the zone as it is.
+func (s *Store) dropKeys(zname string, gone, keep []*sign.Key) {
+	for _, k := range gone {
+		if !k.InToken() || slices.ContainsFunc(keep, func(o *sign.Key) bool { return o.ID == k.ID }) {
+			continue
+		}
+		if err := k.Destroy(); err != nil {
+			s.log.Warn("key not removed from the PKCS#11 token", "zone", zname, "key", k.ID, "tag", k.Tag(), "err", err)
+			continue
+		}
+		s.log.Info("key removed from the PKCS#11 token", "zone", zname, "key", k.ID, "tag", k.Tag(), "role", string(k.Role))
+	}
+}
+
+// destroyKeys removes keys just made from their token, if they are in one.
+func destroyKeys(keys []*sign.Key) {
+	for _, k := range keys {
+		_ = k.Destroy()
+	}
 }
 
 // hasPools reports whether a zone holds steered records.
@@ -559,14 +594,14 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 		if hasPools(st.z) {
 			return SigningStatus{}, signedf("%s: the zone has pools (steered answers), which are not signed and would not validate; delete them first", what)
 		}
-		if keys, err = newKeys(zname, p, now); err != nil {
+		if keys, err = newKeys(s.opt.sealer, zname, p, now); err != nil {
 			return SigningStatus{}, fmt.Errorf("%s: %w", what, err)
 		}
 	case old.policy == p && old.name == name:
 		return s.status(st, now), nil
 	case old.policy.Algorithm != p.Algorithm:
 		// An algorithm rollover: the maintenance takes it on from here.
-		if keys, err = startAlgRoll(zname, old.policy, p, old.keys, now); err != nil {
+		if keys, err = startAlgRoll(s.opt.sealer, zname, old.policy, p, old.keys, now); err != nil {
 			return SigningStatus{}, fmt.Errorf("%s: algorithm %s to %s: %w", what, old.policy.Algorithm, p.Algorithm, err)
 		}
 		s.log.Info("algorithm rollover started", "zone", zname, "from", old.policy.Algorithm.String(), "to", p.Algorithm.String())
@@ -578,6 +613,12 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	default:
 		keys = old.keys
 	}
+	done := false
+	defer func() {
+		if !done {
+			s.dropKeys(zname, keys, keysOf(st.sig)) // made for a signing that failed
+		}
+	}()
 	ss, err := newSignState(name, p, zname, keys)
 	if err != nil {
 		return SigningStatus{}, fmt.Errorf("%s: %w", what, err)
@@ -596,6 +637,7 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	if err != nil {
 		return SigningStatus{}, fmt.Errorf("%s: %w", what, err)
 	}
+	done = true
 	s.log.Info("zone signed", "zone", zname, "policy", name, "algorithm", p.Algorithm.String(), "nsec3", p.NSEC3,
 		"serial", ns.info.Serial, "records", ns.info.Records, "duration", time.Since(now).Round(time.Millisecond))
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
@@ -664,6 +706,7 @@ func (s *Store) DisableSigning(ctx context.Context, zoneName string) (SigningSta
 	if err != nil {
 		return SigningStatus{}, fmt.Errorf("%s: %w", what, err)
 	}
+	s.dropKeys(zname, st.sig.keys, nil)
 	s.log.Info("zone signing disabled", "zone", zname, "serial", ns.info.Serial, "records", ns.info.Records)
 	s.subs.publish(Event{Zone: zname, Serial: ns.info.Serial})
 	return s.status(ns, now), nil
@@ -731,10 +774,16 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 	what := "maintain the signatures of zone " + zname
 	ss := st.sig
 	var sw *signWrite
-	keys, err := ss.roll(zname, now)
+	keys, err := ss.roll(s.opt.sealer, zname, now)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: rollover: %w", what, err)
 	}
+	done := false
+	defer func() {
+		if !done {
+			s.dropKeys(zname, keys, st.sig.keys) // made for a step that failed
+		}
+	}()
 	if keys != nil {
 		if ss, err = newSignState(ss.name, ss.policy, zname, keys); err != nil {
 			return time.Time{}, fmt.Errorf("%s: rollover: %w", what, err)
@@ -770,7 +819,9 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
+	done = true
 	if keys != nil {
+		s.dropKeys(zname, st.sig.keys, keys) // left the zone
 		s.log.Info("key rollover step", "zone", zname, "keys", len(keys), "waiting_for_ds", fmt.Sprint(ss.waiting(now)))
 	}
 	s.log.Info("signatures refreshed", "zone", zname, "serial", ns.info.Serial, "signatures", countSigs(a),

@@ -105,7 +105,7 @@ func (ss *signState) nextRoll(now time.Time) time.Time {
 
 // roll returns the keys after the rollover steps due at now (keys made,
 // times set, keys that left the zone dropped), or nil when nothing is due.
-func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
+func (ss *signState) roll(sealer *sign.Sealer, zname string, now time.Time) ([]*sign.Key, error) {
 	p := ss.policy
 	ipub, iret, _ := rolloverTimes(p)
 	keys := make([]*sign.Key, 0, len(ss.keys)+1)
@@ -118,6 +118,7 @@ func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
 		c := *k
 		keys = append(keys, &c)
 	}
+	kept := len(keys)
 	for _, role := range []sign.Role{sign.ZSK, sign.KSK} {
 		at := ss.rollAt(role, now)
 		if at.IsZero() || now.Before(at) {
@@ -131,8 +132,9 @@ func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
 				newRole = sign.CSK
 			}
 		}
-		nk, err := sign.GenerateKey(zname, newRole, p, now)
+		nk, err := sealer.GenerateKey(zname, newRole, p, now) // in the PKCS#11 token, with one
 		if err != nil {
+			destroyKeys(keys[kept:]) // made in this step
 			return nil, err
 		}
 		nk.Publish = now
@@ -377,7 +379,7 @@ func rollingKey(keys []*sign.Key, now time.Time) *sign.Key {
 // startAlgRoll returns the keys of a zone signed with old after the start
 // of its algorithm rollover to p at now: the old keys with their CDS
 // withdrawn when the new KSK's is submitted, and the new keys.
-func startAlgRoll(zname string, old, p sign.Policy, keys []*sign.Key, now time.Time) ([]*sign.Key, error) {
+func startAlgRoll(sealer *sign.Sealer, zname string, old, p sign.Policy, keys []*sign.Key, now time.Time) ([]*sign.Key, error) {
 	if k := rollingKey(keys, now); k != nil {
 		return nil, signedf("a rollover is under way (key %d, %s %s, %s): change the algorithm once it has ended (anycastctl dnssec status)",
 			k.Tag(), k.Algorithm, k.Role, keyState(k, now))
@@ -385,7 +387,7 @@ func startAlgRoll(zname string, old, p sign.Policy, keys []*sign.Key, now time.T
 	prop := max(old.PropagationDelay, p.PropagationDelay)
 	isig := prop + max(old.ZoneMaxTTL, p.ZoneMaxTTL, old.DNSKEYTTL, p.DNSKEYTTL)
 	ipub := prop + max(old.DNSKEYTTL, p.DNSKEYTTL)
-	nks, err := newKeys(zname, p, now)
+	nks, err := newKeys(sealer, zname, p, now)
 	if err != nil {
 		return nil, err
 	}

@@ -179,6 +179,7 @@ func (s *Store) DeleteZone(ctx context.Context, name string) (err error) {
 	s.mu.Lock()
 	delete(s.zones, zname)
 	s.mu.Unlock()
+	s.dropKeys(zname, keysOf(st.sig), nil)
 	s.log.Info("zone deleted", "zone", zname, "serial", st.info.Serial)
 	s.subs.publish(Event{Zone: zname, Serial: st.info.Serial, Deleted: true})
 	return nil

@@ -217,10 +217,11 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("control: data directory: %w", err)
 	}
-	opts, err := storeOptions(cfg)
+	opts, sealer, err := storeOptions(cfg)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
+	defer func() { _ = sealer.Close() }() // after the store: the PKCS#11 token
 	s, err := openStore(ctx, cfg, c.log, opts...)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
@@ -486,6 +487,7 @@ func restartOnly(old, c *config.Control) []string {
 		{"stream.heartbeat", c.Stream.Heartbeat == old.Stream.Heartbeat},
 		{"levels", reflect.DeepEqual(c.Levels, old.Levels)},
 		{"signing.key_file", c.Signing.KeyFile == old.Signing.KeyFile},
+		{"signing.pkcs11", reflect.DeepEqual(c.Signing.PKCS11, old.Signing.PKCS11)},
 		{"signing.parent_servers", reflect.DeepEqual(c.Signing.ParentServers, old.Signing.ParentServers)},
 		{"store", reflect.DeepEqual(c.Store, old.Store)},
 	} {

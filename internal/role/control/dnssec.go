@@ -121,16 +121,28 @@ func (b backend) DSSeen(ctx context.Context, zone string, tag uint16) (api.DNSSE
 	return b.withSerial(ctx, st, err)
 }
 
-// loadSealer reads the key file of the signing section; nil without one.
-func loadSealer(path string) (*sign.Sealer, error) {
-	if path == "" {
+// loadSealer reads the key file of the signing section and opens its
+// PKCS#11 token, if it has one; nil without a key file.
+func loadSealer(c config.Signing) (*sign.Sealer, error) {
+	if c.KeyFile == "" {
 		return nil, nil
 	}
-	s, err := sign.LoadSealer(path)
+	s, err := sign.LoadSealer(c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("signing.key_file: %w", err)
 	}
-	return s, nil
+	if c.PKCS11 == nil {
+		return s, nil
+	}
+	pin, err := sign.ReadPIN(c.PKCS11.PINFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing.pkcs11.pin_file: %w", err)
+	}
+	tok, err := sign.OpenToken(sign.TokenConfig{Module: c.PKCS11.Module, Label: c.PKCS11.TokenLabel, PIN: pin})
+	if err != nil {
+		return nil, fmt.Errorf("signing.pkcs11: %w", err)
+	}
+	return s.WithToken(tok), nil
 }
 
 // signingPolicies turns the configuration's policies into the signer's,

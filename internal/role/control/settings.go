@@ -6,6 +6,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/config"
 	"github.com/anycastdns/anycastdns/internal/listen"
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/update"
 	"github.com/anycastdns/anycastdns/internal/xfrout"
@@ -76,19 +77,21 @@ func apiConfig(c *config.Control) api.Config {
 	return api.Config{Tokens: c.API.Tokens, MaxBody: c.API.MaxBody, SigningPolicies: policyLookup(policies)}
 }
 
-// storeOptions are the zone store's options.
-func storeOptions(c *config.Control) ([]store.Option, error) {
+// storeOptions are the zone store's options, and the sealer of the
+// signing keys (nil without signing.key_file), to Close after the store:
+// it holds the PKCS#11 token's sessions.
+func storeOptions(c *config.Control) ([]store.Option, *sign.Sealer, error) {
 	policy, err := store.ParseSerialPolicy(c.SerialPolicy)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sealer, err := loadSealer(c.Signing.KeyFile)
+	sealer, err := loadSealer(c.Signing)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := []store.Option{store.WithJournalLimit(c.JournalLimit), store.WithDefaultPolicy(policy)}
 	if sealer != nil {
 		opts = append(opts, store.WithSealer(sealer))
 	}
-	return opts, nil
+	return opts, sealer, nil
 }

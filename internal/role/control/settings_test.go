@@ -36,11 +36,15 @@ func TestXfrConfig(t *testing.T) {
 		len(x.Notify) != 2 || x.Notify[1].Addr != netip.MustParseAddrPort("[2001:db8::10]:5353") || x.Catalog != "catalog.invalid." {
 		t.Errorf("xfrConfig = %+v", x)
 	}
-	if _, err := storeOptions(c); err == nil || !strings.Contains(err.Error(), "signing.key_file") {
+	if _, _, err := storeOptions(c); err == nil || !strings.Contains(err.Error(), "signing.key_file") {
 		t.Errorf("storeOptions with a key file that is not there: %v", err)
 	}
 	c.Signing.KeyFile = writeKeyFile(t)
-	if opts, err := storeOptions(c); err != nil || len(opts) != 3 {
+	if _, _, err := storeOptions(c); err == nil || !strings.Contains(err.Error(), "signing.pkcs11.pin_file") {
+		t.Errorf("storeOptions with a PIN file that is not there: %v", err)
+	}
+	c.Signing.PKCS11 = nil
+	if opts, _, err := storeOptions(c); err != nil || len(opts) != 3 {
 		t.Errorf("storeOptions: %d, %v", len(opts), err)
 	}
 	if a := apiConfig(c); len(a.Tokens) != 2 || a.MaxBody != 1048576 {
