@@ -3,7 +3,6 @@ package steer
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/fnv"
 	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
@@ -80,9 +79,7 @@ func Compile(rd []byte) *Compiled {
 		c.rdata = append(c.rdata, buf[:n])
 		c.isName = append(c.isName, true)
 	}
-	h := fnv.New64a()
-	h.Write(rd)
-	c.salt = h.Sum64()
+	c.salt = RecordHash(rd)
 	return c
 }
 
