@@ -12,7 +12,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-
 func TestVariantsCounts(t *testing.T) {
 	a := func(i int) Endpoint { return Endpoint{Address: netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})} }
 	eps := func(n int) []Endpoint {
