@@ -125,7 +125,6 @@ func containsType(ts []uint16, t uint16) bool {
 	return false
 }
 
-
 func unpackSig(owner string, ttl uint32, rd []byte) (*dns.RRSIG, error) {
 	set := zone.NewRRset(dns.TypeRRSIG, ttl, rd)
 	rrs, err := set.RRs(owner)
