@@ -175,3 +175,68 @@ func mustName(t testing.TB, s string) []byte {
 	}
 	return w
 }
+
+// TestSigningPoolsRollover: through ZSK and KSK rollovers and signature
+// refreshes in accelerated time, every version of the zone has every
+// answer of its pools signed by exactly the keys that sign the rest (the
+// SOA's signers), valid at that time.
+func TestSigningPoolsRollover(t *testing.T) {
+	p := sign.DefaultPolicy()
+	p.DNSKEYTTL, p.ZoneMaxTTL, p.PropagationDelay = time.Hour, time.Hour, 5*time.Minute
+	p.SignatureValidity, p.SignatureRefresh, p.SignatureJitter = 4*24*time.Hour, 26*time.Hour, time.Hour
+	p.CSK, p.KSKLifetime, p.ZSKLifetime = false, 3*24*time.Hour, 2*24*time.Hour
+	ctx := t.Context()
+	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	sl, _ := sealer(t)
+	s, _ := newStore(t, store.WithSealer(sl), store.WithClock(c.now))
+	if _, err := s.CreateZone(ctx, "example.com.", signedBase(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetRRset(ctx, "example.com.", "svc.example.com.", steer.TypePool,
+		[]dns.RR{pool(t, "svc.example.com.", dns.TypeA, []string{"up", "first-n"}, "192.0.2.10", "192.0.2.11")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnableSigning(ctx, "example.com.", "roll", p); err != nil {
+		t.Fatal(err)
+	}
+	start := c.now()
+	zsks := map[uint16]bool{}
+	versions := 0
+	last := uint32(0)
+	for c.now().Before(start.Add(7 * 24 * time.Hour)) {
+		next, err := s.MaintainSigning(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Signing(ctx, "example.com.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range st.Keys {
+			if strings.Contains(k.State, "waiting for its DS") {
+				if _, err := s.DSSeen(ctx, "example.com.", k.Tag); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		z, _ := s.Zone(ctx, "example.com.")
+		if z.Serial != last {
+			last = z.Serial
+			versions++
+			if n := signtest.VerifyPools(t, z, c.now()); n != 2 {
+				t.Fatalf("at %v: %d answers signed, want 2", c.now(), n)
+			}
+			for rd := range z.Apex.Get(dns.TypeSOA).Sigs() {
+				zsks[uint16(rd[16])<<8|uint16(rd[17])] = true
+			}
+		}
+		if !next.After(c.now()) || next.Sub(c.now()) > time.Hour {
+			next = c.now().Add(time.Hour)
+		}
+		c.set(next)
+	}
+	if len(zsks) < 3 {
+		t.Errorf("%d signing ZSKs over 7 days, want the rollovers of at least 3", len(zsks))
+	}
+	t.Logf("%d versions, %d signing ZSKs", versions, len(zsks))
+}

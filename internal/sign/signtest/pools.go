@@ -21,19 +21,16 @@ func VerifyPools(t *testing.T, z *zone.Zone, now time.Time) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zsks := 0
 	for _, rr := range ks {
-		k, ok := rr.(*dns.DNSKEY)
-		if !ok {
-			continue
-		}
-		keys[k.KeyTag()] = k
-		if k.Flags&1 == 0 {
-			zsks++
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			keys[k.KeyTag()] = k
 		}
 	}
-	if zsks == 0 {
-		zsks = len(keys) // CSKs
+	// The keys that sign now are those that sign the SOA: each answer
+	// must be signed by each of them, by no other.
+	signing := map[uint16]bool{}
+	for rd := range z.Apex.Get(dns.TypeSOA).Sigs() {
+		signing[uint16(rd[16])<<8|uint16(rd[17])] = true
 	}
 	checked := 0
 	z.Nodes(func(n *zone.Node) {
@@ -83,13 +80,16 @@ func VerifyPools(t *testing.T, z *zone.Zone, now time.Time) int {
 					if err := rs.Verify(keys[rs.KeyTag], rrs); err != nil {
 						t.Errorf("%s %s answer %b: signature by %d: %v", owner, dns.TypeToString[typ], m, rs.KeyTag, err)
 					}
+					if !signing[rs.KeyTag] {
+						t.Errorf("%s answer %b: signed by %d, which does not sign the SOA", owner, m, rs.KeyTag)
+					}
 					if !rs.ValidityPeriod(now) {
 						t.Errorf("%s answer %b: signature not valid now", owner, m)
 					}
 					found++
 				}
-				if found != zsks {
-					t.Errorf("%s %s answer %b: %d signatures, want %d", owner, dns.TypeToString[typ], m, found, zsks)
+				if found != len(signing) {
+					t.Errorf("%s %s answer %b: %d signatures, want %d", owner, dns.TypeToString[typ], m, found, len(signing))
 				}
 				checked++
 			}
