@@ -317,7 +317,8 @@ func BenchmarkSteered(b *testing.B) {
 // metrics weighted-x, geo-x and geo-db-x; and, in a zone the control plane
 // signed (issue #16), with the DO bit, ordinary-signed-x, and the steered
 // answers with their RRSIG attached, weighted-signed-x and
-// failover-signed-x (over the ordinary unsigned answer), and
+// failover-signed-x (over the ordinary unsigned answer), up8-signed-x (8
+// addresses, the last of 255 signed answers), and
 // weighted-signed-vs-signed-x (over the ordinary signed one). Each query runs in batches of
 // 2,000, interleaved, and the fastest batch of each counts: the least
 // disturbed by whatever else the machine runs, so that the ratio means
@@ -341,6 +342,8 @@ func BenchmarkSteeredCost(b *testing.B) {
 		// steered one with its answer's RRSIG attached.
 		{"ordinary-signed", "www.example.com.", ws, eu, true}, {"weighted-signed", "svc.example.com.", ws, eu, true},
 		{"failover-signed", "failover.example.com.", ws, eu, true},
+		// 255 signed answers, the one given (all 8 up) the last found.
+		{"up8-signed", "many.example.com.", ws, eu, true},
 	}
 	best := make([]time.Duration, len(queries))
 	const batch = 2000

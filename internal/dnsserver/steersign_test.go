@@ -18,6 +18,16 @@ var failover3 = steer.Pool{TTL: 25, Policy: []string{"up", "first-n"}, Endpoints
 	{Address: netip.MustParseAddr("192.0.2.31")}, {Address: netip.MustParseAddr("192.0.2.32")}, {Address: netip.MustParseAddr("192.0.2.33")},
 }}
 
+// up8 has 8 endpoints, any of which can be down: 255 answers, the most a
+// signed pool of `up` alone can have.
+var up8 = func() steer.Pool {
+	p := steer.Pool{TTL: 15, Policy: []string{"up"}}
+	for i := range 8 {
+		p.Endpoints = append(p.Endpoints, steer.Endpoint{Address: netip.AddrFrom4([4]byte{192, 0, 2, byte(40 + i)})})
+	}
+	return p
+}()
+
 // signedSteerZone is example.com. with pools (svc weighted with a static
 // A beside it, failover, geo, cname, a weighted wildcard), signed by the
 // control plane's signer with the pools' answers (policy p).
@@ -30,7 +40,8 @@ func signedSteerZone(t testing.TB, p sign.Policy) *zone.Zone {
 		poolRR(t, "failover", dns.TypeA, failover3) +
 		poolRR(t, "geo", dns.TypeA, geoPool) +
 		poolRR(t, "cname", dns.TypeA, cnamePool) +
-		poolRR(t, "*.wild", dns.TypeA, weighted7030)
+		poolRR(t, "*.wild", dns.TypeA, weighted7030) +
+		poolRR(t, "many", dns.TypeA, up8)
 	recs, err := zone.Parse(strings.NewReader(text), "example.com.", "steer.zone")
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +199,15 @@ func TestSteeredSigned(t *testing.T) {
 				if want := failover3.Endpoints[down].Address.String(); len(got) != 1 || got[0] != want {
 					t.Errorf("%d down: %v, want %s", down, got, want)
 				}
+			}
+			// 255 answers: two down, the six others, signed.
+			st := &steer.State{Endpoints: map[string]steer.EndpointState{}}
+			for _, i := range []int{2, 5} {
+				st.Endpoints[up8.Endpoints[i].Key()] = steer.EndpointState{Down: true}
+			}
+			e.SetState(st)
+			if got := validates(t, z, answer(w, doQuery(t, "many.example.com.", dns.TypeA, nil), UDP)); len(got) != 6 {
+				t.Errorf("many, 2 of 8 down: %v", got)
 			}
 			geo, _ := steer.NewGeoMap(map[netip.Prefix]string{netip.MustParsePrefix("203.0.113.0/24"): "us"})
 			e.SetState(&steer.State{Geo: geo})
