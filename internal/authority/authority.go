@@ -321,7 +321,7 @@ func (a *Answerer) steered(name []byte, n *zone.Node, pools *zone.RRset, qtype u
 				a.res.TC = true
 				return true
 			}
-			a.steeredSigs(name, n, qtype, synth, m)
+			a.steeredSigs(name, n, synth, m)
 			return true
 		}
 		for i := range d.Len() {
@@ -334,30 +334,27 @@ func (a *Answerer) steered(name []byte, n *zone.Node, pools *zone.RRset, qtype u
 				return true
 			}
 		}
-		a.steeredSigs(name, n, qtype, synth, m)
+		a.steeredSigs(name, n, synth, m)
 		return true
 	}
 	return false
 }
 
 // steeredSigs adds, for a DNSSEC query in a signed zone, the signatures
-// of the steered answer just written (a.dec, of a pool record at n)
+// of the steered answer just written (a.dec, of a pool record at n,
+// looked up in the index steer keeps of the name's TypePoolSig records)
 // and the wildcard proof; m is where the answer began, restored when the
 // signatures do not fit. An answer the control plane signed no variant
 // for (a pool newer than its signatures cannot be: they come in the same
 // change) goes unsigned.
-func (a *Answerer) steeredSigs(name []byte, n *zone.Node, qtype uint16, synth *zone.Node, m wire.Mark) {
+func (a *Answerer) steeredSigs(name []byte, n *zone.Node, synth *zone.Node, m wire.Mark) {
 	if !a.do || !a.z.Signed {
 		return
 	}
 	d := &a.dec
-	h, mask := d.PoolHash(), d.AnswerMask()
-	if sigs := n.Get(steer.TypePoolSig); sigs != nil {
-		for srd, rest := sigs.Head(); srd != nil; srd, rest = zone.Tail(rest) {
-			sig := steer.MatchPoolSig(srd, qtype, h, mask)
-			if sig == nil {
-				continue
-			}
+	if set := n.Get(steer.TypePoolSig); set != nil {
+		head, rest := set.Head()
+		for _, sig := range d.AnswerSigs(head, rest, set.Len(), zone.Tail) {
 			if !a.b.RR(wire.Answer, name, dns.TypeRRSIG, dns.ClassINET, d.TTL(), sig) {
 				a.b.Restore(m)
 				a.res.TC = true

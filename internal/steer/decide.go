@@ -37,6 +37,9 @@ type Compiled struct {
 	geo    *GeoMap // the pool's own region map; nil: the State's
 	record []byte  // the TypePool rdata compiled, as the engine's cache key
 	err    error
+	// sigs indexes the answers' signatures (TypePoolSig records) of the
+	// last signed zone version the pool was answered from.
+	sigs atomic.Pointer[sigIndex]
 }
 
 // Compile prepares the pool in a TypePool rdata for decisions.

@@ -77,12 +77,6 @@ func MatchPoolSig(rd []byte, t uint16, hash, mask uint64) []byte {
 	return rd[poolSigHeader:]
 }
 
-// Hash is the RecordHash of the pool's record.
-func (c *Compiled) Hash() uint64 { return c.salt }
-
-// PoolHash is the RecordHash of the pool decided on.
-func (d *Decision) PoolHash() uint64 { return d.pool.salt }
-
 // AnswerMask is the set of endpoints the answer of d holds, as the node
 // writes it: the first endpoint chosen when it is a name (a CNAME), else
 // the addresses chosen. It names the variant whose signatures go with it.
@@ -100,6 +94,40 @@ func (d *Decision) AnswerMask() uint64 {
 		}
 	}
 	return m
+}
+
+// sigIndex is the answers' signatures of a pool in one TypePoolSig RRset:
+// by answer mask, the RRSIG rdata (aliasing the zone's memory).
+type sigIndex struct {
+	first []byte // the RRset's first record: which RRset this indexes
+	n     int    // its records
+	sigs  map[uint64][][]byte
+}
+
+// AnswerSigs returns the RRSIGs of the answer of d among the TypePoolSig
+// records of an RRset (head and rest as zone.RRset.Head gives them, n its
+// records, tail zone.Tail to walk them): those made for this pool record,
+// type and answer. The index
+// of the RRset is built on first sight and kept with the compiled pool,
+// so the lookup is one map access, without allocation, until the zone
+// brings another version of the signatures.
+func (d *Decision) AnswerSigs(head, rest []byte, n int, tail func([]byte) ([]byte, []byte)) [][]byte {
+	if len(head) == 0 || d.n == 0 {
+		return nil
+	}
+	c := d.pool
+	idx := c.sigs.Load()
+	if idx == nil || idx.n != n || &idx.first[0] != &head[0] {
+		idx = &sigIndex{first: head, n: n, sigs: map[uint64][][]byte{}}
+		for rd := head; rd != nil; rd, rest = tail(rest) {
+			t, h, m, sig, ok := ParsePoolSig(rd)
+			if ok && t == c.typ && h == c.salt {
+				idx.sigs[m] = append(idx.sigs[m], sig)
+			}
+		}
+		c.sigs.Store(idx)
+	}
+	return idx.sigs[d.AnswerMask()]
 }
 
 // VariantRRset is the answer of the endpoints in mask (a mask Variants

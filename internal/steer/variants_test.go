@@ -156,3 +156,73 @@ func TestPoolSigRdata(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// packed is records as the zone package keeps an RRset's: each rdata
+// after its 2-byte length; tail walks them as zone.Tail does.
+func packed(rds ...[]byte) []byte {
+	var out []byte
+	for _, rd := range rds {
+		out = append(out, byte(len(rd)>>8), byte(len(rd)))
+		out = append(out, rd...)
+	}
+	return out
+}
+
+func tail(data []byte) ([]byte, []byte) {
+	if len(data) < 2 {
+		return nil, nil
+	}
+	n := int(data[0])<<8 | int(data[1])
+	return data[2 : 2+n], data[2+n:]
+}
+
+// TestAnswerSigs: the node finds the signature of the answer it gives
+// among the name's TypePoolSig records (not another pool's, not another
+// answer's), follows a new version of them, and allocates nothing once it
+// has indexed them.
+func TestAnswerSigs(t *testing.T) {
+	p := Pool{TTL: 5, Policy: []string{"up", "first-n"}, Endpoints: []Endpoint{
+		{Address: netip.MustParseAddr("192.0.2.1")}, {Address: netip.MustParseAddr("192.0.2.2")}, {Address: netip.MustParseAddr("192.0.2.3")},
+	}}
+	rd, err := Encode(dns.TypeA, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := RecordHash(rd)
+	sig := func(version, m byte) []byte {
+		s := make([]byte, 40)
+		s[0], s[30], s[31] = 1, version, m
+		return s
+	}
+	set := func(version byte) []byte {
+		return packed(
+			AppendPoolSig(nil, dns.TypeA, h^1, 1, sig(version, 99)), // another pool's
+			AppendPoolSig(nil, dns.TypeA, h, 1, sig(version, 1)),
+			AppendPoolSig(nil, dns.TypeA, h, 2, sig(version, 2)),
+			AppendPoolSig(nil, dns.TypeA, h, 4, sig(version, 4)),
+		)
+	}
+	e := NewEngine()
+	var d Decision
+	for _, version := range []byte{1, 2} {
+		data := set(version)
+		head, rest := tail(data)
+		for down := range 3 {
+			s := &State{Endpoints: map[string]EndpointState{}}
+			for i := range down {
+				s.Endpoints[p.Endpoints[i].Key()] = EndpointState{Down: true}
+			}
+			e.SetState(s)
+			if !e.Decide(rd, Client{}, &d) {
+				t.Fatal("pool not usable")
+			}
+			got := d.AnswerSigs(head, rest, 4, tail)
+			if len(got) != 1 || got[0][30] != version || got[0][31] != byte(1<<down) {
+				t.Fatalf("version %d, %d down: %v", version, down, got)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { d.AnswerSigs(head, rest, 4, tail) }); n != 0 {
+			t.Errorf("version %d: %v allocations per lookup", version, n)
+		}
+	}
+}
