@@ -151,18 +151,28 @@ func (h *handler) getPool(w http.ResponseWriter, r *http.Request) error {
 	return Mark(fmt.Errorf("zone %s: no pool for %s %s", zname, owner, typeString(t)), ErrNotFound)
 }
 
-// refuseSigned refuses pools in a DNSSEC-signed zone: the control plane
-// does not sign (yet), so a steered answer there could not validate.
+// refuseSigned refuses pools in a zone signed elsewhere (pre-signed text):
+// nothing would sign their answers, so they would not validate. A zone the
+// control plane signs takes them: their answers are signed with the write.
 func (h *handler) refuseSigned(r *http.Request, zname string) error {
 	_, z, err := h.b.Zone(r.Context(), zname)
 	if err != nil {
 		return err
 	}
-	if z.Signed {
-		return Mark(fmt.Errorf("zone %s is DNSSEC-signed: a steered answer would not validate, and the control plane "+
-			"does not sign online yet; pools are refused in signed zones", zname), ErrConflict)
+	if !z.Signed {
+		return nil
 	}
-	return nil
+	if sb, ok := h.b.(SigningBackend); ok {
+		st, err := sb.Signing(r.Context(), zname)
+		if err != nil {
+			return err
+		}
+		if st.Enabled {
+			return nil
+		}
+	}
+	return Mark(fmt.Errorf("zone %s is DNSSEC-signed elsewhere (imported signed): a steered answer would not validate; "+
+		"import it unsigned and let the control plane sign it (anycastctl dnssec enable) to use pools", zname), ErrConflict)
 }
 
 func (h *handler) putPool(w http.ResponseWriter, r *http.Request) error {

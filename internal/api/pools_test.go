@@ -106,7 +106,7 @@ func TestPoolErrors(t *testing.T) {
 		{"outside the zone", "PUT", "/v1/zones/example.com/pools/svc.example.net./A", weightedPool, 400, "not in zone"},
 		{"no zone", "PUT", "/v1/zones/example.net/pools/svc/A", weightedPool, 404, "example.net"},
 		{"raw write", "PUT", "/v1/zones/example.com/rrsets/svc/TYPE65320", `{"records": ["\\# 3 000101"]}`, 400, "holds pools: write them through /v1/zones/example.com./pools/svc.example.com./{A,AAAA}"},
-		{"signed zone", "PUT", "/v1/zones/signed.example/pools/svc/A", weightedPool, 409, "zone signed.example. is DNSSEC-signed: a steered answer would not validate"},
+		{"signed zone", "PUT", "/v1/zones/signed.example/pools/svc/A", weightedPool, 409, "zone signed.example. is DNSSEC-signed elsewhere (imported signed): a steered answer would not validate"},
 		{"beside a CNAME", "PUT", "/v1/zones/example.com/pools/alias/A", weightedPool, 400, "CNAME"},
 		{"none", "GET", "/v1/zones/example.com/pools/www/A", "", 404, "rrset www.example.com. TYPE65320"},
 	}

@@ -220,8 +220,8 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		a.sigAnswer(name, n, synth)
 		return nil, false
 	}
-	if (qtype == dns.TypeA || qtype == dns.TypeAAAA) && a.steer != nil && !z.Signed {
-		if pools := n.Get(steer.TypePool); pools != nil && a.steered(name, pools, qtype) {
+	if (qtype == dns.TypeA || qtype == dns.TypeAAAA) && a.steer != nil {
+		if pools := n.Get(steer.TypePool); pools != nil && (!z.Signed || n.Get(steer.TypePoolSig) != nil) && a.steered(name, n, pools, qtype, synth) {
 			return nil, false
 		}
 	}
@@ -270,11 +270,11 @@ var noSource steer.Source
 // steeredAt reports whether a query for name and qtype in the zone would
 // be steered: an A or AAAA query at a name with a pool for it.
 func (a *Answerer) steeredAt(name []byte, qtype uint16) bool {
-	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil || a.z.Signed {
+	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil {
 		return false
 	}
 	n := a.z.Lookup(name)
-	if n == nil {
+	if n == nil || (a.z.Signed && n.Get(steer.TypePoolSig) == nil) {
 		return false
 	}
 	pools := n.Get(steer.TypePool)
@@ -295,7 +295,13 @@ func (a *Answerer) steeredAt(name []byte, qtype uint16) bool {
 // it is a name, with the pool's TTL. It returns false when there is no
 // usable pool for qtype, and the records at the name answer as usual (a
 // pool this node cannot read falls back to them).
-func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
+//
+// In a signed zone (the node steers there only when the control plane
+// signed the pools' answers: TypePoolSig records at n) a DNSSEC query
+// gets the RRSIGs made for the very answer chosen (steer.MatchPoolSig,
+// by the pool record's hash and the answer's endpoints), and the
+// wildcard proof when n is a wildcard (synth its closest encloser).
+func (a *Answerer) steered(name []byte, n *zone.Node, pools *zone.RRset, qtype uint16, synth *zone.Node) bool {
 	for rd, rest := pools.Head(); rd != nil; rd, rest = zone.Tail(rest) {
 		if steer.RdataType(rd) != qtype {
 			continue
@@ -313,7 +319,9 @@ func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
 			if !a.b.RR(wire.Answer, name, dns.TypeCNAME, dns.ClassINET, d.TTL(), d.Rdata(0)) {
 				a.b.Restore(m)
 				a.res.TC = true
+				return true
 			}
+			a.steeredSigs(name, n, synth, m)
 			return true
 		}
 		for i := range d.Len() {
@@ -326,9 +334,37 @@ func (a *Answerer) steered(name []byte, pools *zone.RRset, qtype uint16) bool {
 				return true
 			}
 		}
+		a.steeredSigs(name, n, synth, m)
 		return true
 	}
 	return false
+}
+
+// steeredSigs adds, for a DNSSEC query in a signed zone, the signatures
+// of the steered answer just written (a.dec, of a pool record at n,
+// looked up in the index steer keeps of the name's TypePoolSig records)
+// and the wildcard proof; m is where the answer began, restored when the
+// signatures do not fit. An answer the control plane signed no variant
+// for (a pool newer than its signatures cannot be: they come in the same
+// change) goes unsigned.
+func (a *Answerer) steeredSigs(name []byte, n *zone.Node, synth *zone.Node, m wire.Mark) {
+	if !a.do || !a.z.Signed {
+		return
+	}
+	d := &a.dec
+	if set := n.Get(steer.TypePoolSig); set != nil {
+		head, rest := set.Head()
+		for _, sig := range d.AnswerSigs(head, rest, set.Len(), zone.Tail) {
+			if !a.b.RR(wire.Answer, name, dns.TypeRRSIG, dns.ClassINET, d.TTL(), sig) {
+				a.b.Restore(m)
+				a.res.TC = true
+				return
+			}
+		}
+	}
+	if synth != nil {
+		a.wildcardProof(name, synth)
+	}
 }
 
 // anyAnswer gives a minimal answer to ANY (RFC 8482 §4.2): one RRset.

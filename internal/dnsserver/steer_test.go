@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/steer"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
@@ -313,7 +314,12 @@ func BenchmarkSteered(b *testing.B) {
 
 // BenchmarkSteeredCost gives a steered answer's cost as a multiple of an
 // ordinary one from the same zone (issue #14: at most 2×), reported as the
-// metrics weighted-x, geo-x and geo-db-x. Each query runs in batches of
+// metrics weighted-x, geo-x and geo-db-x; and, in a zone the control plane
+// signed (issue #16), with the DO bit, ordinary-signed-x, and the steered
+// answers with their RRSIG attached, weighted-signed-x and
+// failover-signed-x (over the ordinary unsigned answer), up8-signed-x (8
+// addresses, the last of 255 signed answers), and
+// weighted-signed-vs-signed-x (over the ordinary signed one). Each query runs in batches of
 // 2,000, interleaved, and the fastest batch of each counts: the least
 // disturbed by whatever else the machine runs, so that the ratio means
 // something on a shared machine where benchmark means do not. A benchmark,
@@ -321,20 +327,32 @@ func BenchmarkSteered(b *testing.B) {
 // assertions.
 func BenchmarkSteeredCost(b *testing.B) {
 	w, wdb := steerHandler(b).NewWorker(), steerHandlerDB(b).NewWorker()
+	hs, _, _ := signedSteerHandler(b, sign.DefaultPolicy())
+	ws := hs.NewWorker()
 	eu, db := ecsData(1, 24, 0, 198, 51, 100), ecsData(1, 24, 0, 2, 100, 7)
 	queries := []struct {
 		name, qname string
 		w           *Worker
 		ecs         []byte
+		do          bool
 	}{
-		{"ordinary", "www.example.com.", w, eu}, {"weighted", "svc.example.com.", w, eu}, {"geo", "geo.example.com.", w, eu},
-		{"geo-db", "geo.example.com.", wdb, db}, // placed by a database of 350,000 networks
+		{"ordinary", "www.example.com.", w, eu, false}, {"weighted", "svc.example.com.", w, eu, false}, {"geo", "geo.example.com.", w, eu, false},
+		{"geo-db", "geo.example.com.", wdb, db, false}, // placed by a database of 350,000 networks
+		// A signed zone, DNSSEC queries: an ordinary signed answer, and a
+		// steered one with its answer's RRSIG attached.
+		{"ordinary-signed", "www.example.com.", ws, eu, true}, {"weighted-signed", "svc.example.com.", ws, eu, true},
+		{"failover-signed", "failover.example.com.", ws, eu, true},
+		// 255 signed answers, the one given (all 8 up) the last found.
+		{"up8-signed", "many.example.com.", ws, eu, true},
 	}
 	best := make([]time.Duration, len(queries))
 	const batch = 2000
 	for b.Loop() {
 		for i, q := range queries {
 			p := steerQuery(b, q.qname, dns.TypeA, q.ecs)
+			if q.do {
+				p = doQuery(b, q.qname, dns.TypeA, q.ecs)
+			}
 			start := time.Now()
 			for range batch {
 				answer(q.w, p, UDP)
@@ -347,6 +365,7 @@ func BenchmarkSteeredCost(b *testing.B) {
 	for i, q := range queries[1:] {
 		b.ReportMetric(float64(best[i+1])/float64(best[0]), q.name+"-x")
 	}
+	b.ReportMetric(float64(best[5])/float64(best[4]), "weighted-signed-vs-signed-x")
 	b.ReportMetric(float64(best[0].Nanoseconds()), "ordinary-ns")
 }
 

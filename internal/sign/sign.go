@@ -584,7 +584,7 @@ func (s *Signer) Records(z *zone.Zone, now time.Time) ([]zone.RR, error) {
 					break
 				}
 			}
-			rd := append(slices.Clone(next), bitmap(nsecTypes(m.ts))...)
+			rd := append(slices.Clone(next), bitmap(nsecTypes(withSteered(m.node, m.k, m.ts)))...)
 			recs = append(recs, zone.RR{Name: m.node.Name, Type: dns.TypeNSEC, TTL: negTTL, Rdata: rd})
 			jobs = append(jobs, job{owner: m.node.Name, t: dns.TypeNSEC, ttl: negTTL, rds: [][]byte{rd}, keys: ks.zsk})
 		}
@@ -598,7 +598,7 @@ func (s *Signer) Records(z *zone.Zone, now time.Time) ([]zone.RR, error) {
 			if !s.inNSEC3(m.node, m.k) {
 				continue
 			}
-			hs = append(hs, hashed{nsec3Hash(m.node.Name, salt), bitmap(nsec3Types(m.k, m.ts))})
+			hs = append(hs, hashed{nsec3Hash(m.node.Name, salt), bitmap(nsec3Types(m.k, withSteered(m.node, m.k, m.ts)))})
 		}
 		slices.SortFunc(hs, func(a, b hashed) int { return bytes.Compare(a.h, b.h) })
 		for i, x := range hs {

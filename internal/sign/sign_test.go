@@ -119,12 +119,12 @@ func checkSigned(t *testing.T, s *Signer, z *zone.Zone, now time.Time) {
 			sigs = append(sigs, v)
 			continue
 		}
-		k := strings.ToLower(h.Name) + " " + dns.TypeToString[h.Rrtype]
+		k := strings.ToLower(h.Name) + " " + dns.Type(h.Rrtype).String()
 		sets[k] = append(sets[k], rr)
 	}
 	signed := map[string]int{}
 	for _, sig := range sigs {
-		k := strings.ToLower(sig.Hdr.Name) + " " + dns.TypeToString[sig.TypeCovered]
+		k := strings.ToLower(sig.Hdr.Name) + " " + dns.Type(sig.TypeCovered).String()
 		key := keys[sig.KeyTag]
 		if key == nil {
 			t.Errorf("%s: signed by key %d, not in the DNSKEY RRset", k, sig.KeyTag)

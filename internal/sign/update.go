@@ -231,11 +231,11 @@ func (u *updater) resign() error {
 		}
 		switch {
 		case !s.policy.NSEC3 && inNSEC(k):
-			rd := append(slices.Clone(u.nextNSEC(n.Name)), bitmap(nsecTypes(ts))...)
+			rd := append(slices.Clone(u.nextNSEC(n.Name)), bitmap(nsecTypes(withSteered(n, k, ts)))...)
 			u.add = append(u.add, zone.RR{Name: n.Name, Type: dns.TypeNSEC, TTL: negTTL, Rdata: rd})
 			u.sign(n.Name, dns.TypeNSEC, negTTL, [][]byte{rd}, false)
 		case s.policy.NSEC3 && s.inNSEC3(n, k):
-			newHashes = append(newHashes, hashed{nsec3Hash(n.Name, u.salt), bitmap(nsec3Types(k, ts))})
+			newHashes = append(newHashes, hashed{nsec3Hash(n.Name, u.salt), bitmap(nsec3Types(k, withSteered(n, k, ts)))})
 		}
 	}
 	if !s.policy.NSEC3 {

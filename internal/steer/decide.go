@@ -3,7 +3,6 @@ package steer
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/fnv"
 	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
@@ -38,6 +37,9 @@ type Compiled struct {
 	geo    *GeoMap // the pool's own region map; nil: the State's
 	record []byte  // the TypePool rdata compiled, as the engine's cache key
 	err    error
+	// sigs indexes the answers' signatures (TypePoolSig records) of the
+	// last signed zone version the pool was answered from.
+	sigs atomic.Pointer[sigIndex]
 }
 
 // Compile prepares the pool in a TypePool rdata for decisions.
@@ -80,9 +82,7 @@ func Compile(rd []byte) *Compiled {
 		c.rdata = append(c.rdata, buf[:n])
 		c.isName = append(c.isName, true)
 	}
-	h := fnv.New64a()
-	h.Write(rd)
-	c.salt = h.Sum64()
+	c.salt = RecordHash(rd)
 	return c
 }
 

@@ -292,9 +292,6 @@ func (s *Store) updateSigned(st *zoneState, owner string, t uint16, cur, next []
 		return 0, nil, signedf("%s: zone %s is signed by the control plane, which makes its %s records itself: they cannot be written",
 			what, zname, typeString(t))
 	}
-	if t == steer.TypePool {
-		return 0, nil, signedf("%s: zone %s is DNSSEC-signed: steered answers (pools) are not signed, so they would not validate", what, zname)
-	}
 	if sameRecords(del, add) {
 		return st.info.Serial, copyRRs(cur), nil
 	}
@@ -341,7 +338,9 @@ func (s *Store) commitSigned(st *zoneState, nz *zone.Zone, d, a []zone.RR, now t
 // says the text carried a serial newer than the zone's.
 func (s *Store) importSigned(st *zoneState, nz *zone.Zone, newSerial bool, now time.Time) (*zoneState, bool, error) {
 	d, a := zone.DiffWire(st.z, nz)
-	d = slices.DeleteFunc(d, func(r zone.RR) bool { return sign.Generated(r.Type, len(r.Name) == len(nz.OriginWire())) })
+	d = slices.DeleteFunc(d, func(r zone.RR) bool {
+		return sign.Generated(r.Type, len(r.Name) == len(nz.OriginWire())) || r.Type == steer.TypePoolSig
+	})
 	if len(d)+len(a) == 0 {
 		return st, false, nil
 	}
@@ -358,7 +357,11 @@ func (s *Store) importSigned(st *zoneState, nz *zone.Zone, newSerial bool, now t
 			return st, false, nil
 		}
 	}
-	sz, d2, a2, err := st.sig.signer.Update(st.z, d, a, now)
+	pd, pa, err := st.sig.signer.PoolChange(st.z, d, a, now)
+	if err != nil {
+		return nil, false, signError(err)
+	}
+	sz, d2, a2, err := st.sig.signer.Update(st.z, append(d, pd...), append(a, pa...), now)
 	if err != nil {
 		return nil, false, signError(err)
 	}
@@ -371,7 +374,7 @@ func (s *Store) importSigned(st *zoneState, nz *zone.Zone, newSerial bool, now t
 func stripDNSSEC(zname string, recs []zone.Record) []zone.Record {
 	return slices.DeleteFunc(recs, func(r zone.Record) bool {
 		h := r.RR.Header()
-		return sign.Generated(h.Rrtype, strings.EqualFold(dns.Fqdn(h.Name), zname))
+		return sign.Generated(h.Rrtype, strings.EqualFold(dns.Fqdn(h.Name), zname)) || h.Rrtype == steer.TypePoolSig
 	})
 }
 
@@ -549,17 +552,6 @@ func destroyKeys(keys []*sign.Key) {
 	}
 }
 
-// hasPools reports whether a zone holds steered records.
-func hasPools(z *zone.Zone) bool {
-	found := false
-	z.Nodes(func(n *zone.Node) {
-		if !found && n.Get(steer.TypePool) != nil {
-			found = true
-		}
-	})
-	return found
-}
-
 // EnableSigning signs a zone with the policy p (named name, for the
 // status) and keeps it signed from then on. The first time, it makes the
 // keys and signs the whole zone, DNSSEC records it had (a pre-signed
@@ -591,9 +583,6 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	var keys []*sign.Key
 	switch old := st.sig; {
 	case old == nil:
-		if hasPools(st.z) {
-			return SigningStatus{}, signedf("%s: the zone has pools (steered answers), which are not signed and would not validate; delete them first", what)
-		}
 		if keys, err = newKeys(s.opt.sealer, zname, p, now); err != nil {
 			return SigningStatus{}, fmt.Errorf("%s: %w", what, err)
 		}
@@ -627,6 +616,14 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	nz0, err := st.z.Apply([]zone.RR{oldRR}, []zone.RR{newRR})
 	if err != nil {
 		return SigningStatus{}, fmt.Errorf("%s: new serial: %w", what, signError(err))
+	}
+	// Every answer of every pool signed anew, as the rest.
+	pd, pa, err := ss.signer.PoolSigs(nz0, nil, now, 0, true)
+	if err != nil {
+		return SigningStatus{}, fmt.Errorf("%s: %w", what, signError(err))
+	}
+	if nz0, err = nz0.Apply(pd, pa); err != nil {
+		return SigningStatus{}, fmt.Errorf("%s: pools: %w", what, signError(err))
 	}
 	nz, err := ss.signer.Sign(nz0, now)
 	if err != nil {
@@ -797,7 +794,13 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
 	oldRR, newRR := soaBump(nz1, bumpSerial(SerialPolicy(st.info.SerialPolicy), st.info.Serial, 0, false, now))
-	nz, _, _, err := ss.signer.Update(nz1, []zone.RR{oldRR}, []zone.RR{newRR}, now)
+	// The pools' answers due in the same batch, or signed by keys no
+	// longer active, are signed again.
+	pd, pa, err := ss.signer.PoolSigs(nz1, nil, now, refreshBatch(ss.policy), false)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", what, err)
+	}
+	nz, _, _, err := ss.signer.Update(nz1, append([]zone.RR{oldRR}, pd...), append([]zone.RR{newRR}, pa...), now)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}

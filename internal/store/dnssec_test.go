@@ -268,7 +268,7 @@ func TestSigningRefusals(t *testing.T) {
 	if _, err := s.EnableSigning(ctx, "example.com.", "default", sign.DefaultPolicy()); err != nil {
 		t.Fatal(err)
 	}
-	pool := &dns.RFC3597{Hdr: dns.RR_Header{Name: "www.example.com.", Rrtype: steer.TypePool, Class: dns.ClassINET, Ttl: 60}, Rdata: "00"}
+	poolSig := &dns.RFC3597{Hdr: dns.RR_Header{Name: "www.example.com.", Rrtype: steer.TypePoolSig, Class: dns.ClassINET, Ttl: 60}, Rdata: "00"}
 	for _, c := range []struct {
 		name string
 		t    uint16
@@ -276,7 +276,7 @@ func TestSigningRefusals(t *testing.T) {
 	}{
 		{"example.com.", dns.TypeDNSKEY, rrs(t, "example.com. 3600 IN DNSKEY 257 3 13 "+strings.Repeat("A", 88))},
 		{"www.example.com.", dns.TypeNSEC, rrs(t, "www.example.com. 300 IN NSEC example.com. A")},
-		{"www.example.com.", steer.TypePool, []dns.RR{pool}},
+		{"www.example.com.", steer.TypePoolSig, []dns.RR{poolSig}},
 	} {
 		if _, err := s.SetRRset(ctx, "example.com.", c.name, c.t, c.rrs); !errors.Is(err, store.ErrSigned) {
 			t.Errorf("set %s %s in a zone the store signs: %v, want ErrSigned", c.name, dns.TypeToString[c.t], err)
@@ -443,12 +443,12 @@ func checkSigsAt(t *testing.T, z *zone.Zone, now time.Time) {
 			sigs = append(sigs, v)
 			continue
 		}
-		k := strings.ToLower(rr.Header().Name) + " " + dns.TypeToString[rr.Header().Rrtype]
+		k := strings.ToLower(rr.Header().Name) + " " + dns.Type(rr.Header().Rrtype).String()
 		sets[k] = append(sets[k], rr)
 	}
 	bad := 0
 	for _, sig := range sigs {
-		k := strings.ToLower(sig.Hdr.Name) + " " + dns.TypeToString[sig.TypeCovered]
+		k := strings.ToLower(sig.Hdr.Name) + " " + dns.Type(sig.TypeCovered).String()
 		key := keys[sig.KeyTag]
 		if key == nil || sig.Verify(key, sets[k]) != nil || !sig.ValidityPeriod(now) {
 			if bad++; bad < 5 {

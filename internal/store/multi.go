@@ -116,9 +116,6 @@ func (s *Store) UpdateRRsets(ctx context.Context, zoneName string, fn func(z *zo
 				return 0, signedf("%s: zone %s is signed by the control plane, which makes its %s records itself: they cannot be written",
 					what, zname, typeString(w.Type))
 			}
-			if w.Type == steer.TypePool {
-				return 0, signedf("%s: zone %s is DNSSEC-signed: steered answers (pools) are not signed, so they would not validate", what, zname)
-			}
 		} else if signed != "" {
 			return 0, signedf("%s: zone %s is DNSSEC-signed (it has %s records): changing one RRset would leave a bogus signature, "+
 				"an unsigned record or a broken NSEC chain; %s", what, zname, signed, howToEditSigned)
@@ -227,7 +224,12 @@ func (s *Store) commitSignedChange(st *zoneState, del, add []zone.RR, proposed u
 		oldRR, newRR := soaBump(st.z, serial)
 		del, add = append(del, oldRR), append(add, newRR)
 	}
-	nz, d, a, err := st.sig.signer.Update(st.z, del, add, now)
+	// The answers of the pools the change touches are signed with it.
+	pd, pa, err := st.sig.signer.PoolChange(st.z, del, add, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, signError(err))
+	}
+	nz, d, a, err := st.sig.signer.Update(st.z, append(del, pd...), append(add, pa...), now)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, signError(err))
 	}

@@ -13,9 +13,13 @@ import (
 // Pools (issue #14) are records of the private-use type steer.TypePool,
 // one per steered type at an owner. The store keeps them with the zone,
 // so they replicate with it, and holds them to what a node can serve: each
-// record a valid pool, one pool per owner and steered type, none in a
-// signed zone (nothing signs online, so a steered answer there would not
-// validate).
+// record a valid pool, one pool per owner and steered type. In a zone the
+// store signs (issue #16), every answer a pool can give is signed with the
+// change that writes the pool (sign.Signer.PoolChange), into
+// steer.TypePoolSig records the store makes and nobody writes; a pool with
+// more answers than can be signed (steer.MaxVariants) is refused there.
+// Pools in text signed elsewhere are refused: nothing would sign their
+// answers.
 
 // poolRdata is the rdata of a TypePool record.
 func poolRdata(rr dns.RR) ([]byte, error) {
@@ -65,16 +69,20 @@ func checkPoolRecords(zname string, recs []zone.Record, signed string) error {
 	pools := 0
 	for i, r := range recs {
 		rrs[i] = r.RR
-		if r.RR.Header().Rrtype == steer.TypePool {
+		switch r.RR.Header().Rrtype {
+		case steer.TypePool:
 			pools++
+		case steer.TypePoolSig:
+			return signedf("zone %s: %s: a %s record holds the signature of a steered answer, which the control plane makes "+
+				"when it signs the zone: it cannot be imported (import the zone without them)", zname, r.Pos(), typeString(steer.TypePoolSig))
 		}
 	}
 	if pools == 0 {
 		return nil
 	}
 	if signed != "" {
-		return signedf("zone %s: %d pool records in a DNSSEC-signed zone (it has %s records): a steered answer would not validate "+
-			"and the control plane does not sign online; import the zone without its pools, or unsigned", zname, pools, signed)
+		return signedf("zone %s: %d pool records in zone text signed elsewhere (it has %s records): their steered answers would not validate; "+
+			"import the zone unsigned and let the control plane sign it (anycastctl dnssec enable), or without its pools", zname, pools, signed)
 	}
 	return checkPools(rrs, func(i int) string { return recs[i].Pos() })
 }

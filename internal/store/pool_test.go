@@ -107,7 +107,7 @@ func TestPoolsRefused(t *testing.T) {
 	}
 	signed := text(good + "\n@ 3600 IN DNSKEY 257 3 15 8Hymdopk5TfD9pt77J3HwAabPR/tQOxi/VKPtl+ybYI=\n")
 	_, err = s.ImportZone(ctx, "example.net.", strings.NewReader(signed))
-	if !errors.Is(err, store.ErrSigned) || !strings.Contains(err.Error(), "1 pool records in a DNSSEC-signed zone (it has DNSKEY records)") {
+	if !errors.Is(err, store.ErrSigned) || !strings.Contains(err.Error(), "1 pool records in zone text signed elsewhere (it has DNSKEY records)") {
 		t.Fatalf("import of signed text with a pool: %v", err)
 	}
 	if _, err := s.CreateZone(ctx, "example.org.", append(rrs(t,

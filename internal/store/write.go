@@ -262,9 +262,6 @@ func (s *Store) UpdateRRset(ctx context.Context, zoneName, name string, t uint16
 		}
 	}
 	next = normalize(owner, next)
-	if t == steer.TypePool && st.sig != nil {
-		return 0, nil, signedf("%s: zone %s is DNSSEC-signed: steered answers (pools) are not signed, so they would not validate", what, zname)
-	}
 	if t == steer.TypePool {
 		if err := checkPools(next, func(i int) string { return fmt.Sprintf("%s: records[%d]", what, i) }); err != nil {
 			return 0, nil, err
@@ -375,6 +372,8 @@ func checkType(t uint16) error {
 	case 0, dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeIXFR, dns.TypeAXFR,
 		dns.TypeMAILA, dns.TypeMAILB, dns.TypeANY:
 		return invalidf("type %s cannot be stored in a zone", typeString(t))
+	case steer.TypePoolSig:
+		return signedf("type %s holds the signatures of steered answers, which the control plane makes when it signs a zone: it cannot be written", typeString(t))
 	}
 	return nil
 }
@@ -458,9 +457,6 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	for i := range recs {
 		recs[i].File = importLabel
 	}
-	if err := checkPoolRecords(zname, recs, signedRecords(recs)); err != nil {
-		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
-	}
 	if err := s.acquireZone(ctx, zname); err != nil {
 		return ZoneInfo{}, err
 	}
@@ -483,13 +479,11 @@ func (s *Store) importText(ctx context.Context, name string, r io.Reader, policy
 	if signing {
 		// The store signs this zone: the text's DNSSEC records, if any,
 		// are made again.
+		// The pools' answers are signed again with the rest.
 		recs = stripDNSSEC(zname, recs)
-		for _, r := range recs {
-			if r.RR.Header().Rrtype == steer.TypePool {
-				return ZoneInfo{}, signedf("%s zone %s: %s: a pool (steered answers) in a zone the control plane signs: steered answers "+
-					"are not signed, so they would not validate; import the zone without its pools", op, zname, r.Pos())
-			}
-		}
+	}
+	if err := checkPoolRecords(zname, recs, signedRecords(recs)); err != nil {
+		return ZoneInfo{}, fmt.Errorf("%s zone %s: %w", op, zname, err)
 	}
 	// The SOA of signed text is signed: its serial stays as it is.
 	signed := signedRecords(recs)

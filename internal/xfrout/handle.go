@@ -280,7 +280,10 @@ func (s *Server) transfer(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	st.noPools = !r.node
+	// In a zone the control plane signs, the pools and their answers'
+	// signatures are signed data in the NSEC/NSEC3 bitmaps (issue #16):
+	// every peer gets them, or its copy would not verify.
+	st.noPools = !r.node && !z.Signed
 	log := s.log.With("zone", r.qname, "type", typ, "src", r.src)
 	if r.key != "" {
 		log = log.With("key", r.key)
