@@ -51,7 +51,8 @@ scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propa
            gray-failure, overload, monitor-partition, all-hot (on the steering topology, with monitors and levels),
            steer-failover, steer-geo, steer-latency, steer-weighted, steer-least-load, steer-consistent
            (service endpoints steered by a pool; on the steering topology too),
-           flood (on the flood topology: an attacker in A, a victim in C)
+           flood (on the flood topology: an attacker in A, a victim in C),
+           dnssec-rollover (ZSK, KSK and algorithm rollovers under a validating unbound)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -33,7 +33,10 @@ const (
 	controlKeyAlg     = "hmac-sha256"
 	controlFile       = "control.yaml"
 	controlDataDir    = "control.data"
-	controlTokenLen   = 24
+	// controlKeyFile seals the signing keys of the zones the control
+	// plane signs (the dnssec-rollover scenario), beside its config.
+	controlKeyFile  = "control.signing.key"
+	controlTokenLen = 24
 )
 
 // controlPlan is where the control plane runs and the secrets it shares
@@ -128,6 +131,14 @@ type ControlConfig struct {
 	Stream *ControlStream `yaml:"stream,omitempty"`
 	// Levels is the decision of the PoPs' levels; nil without.
 	Levels *ControlLevels `yaml:"levels,omitempty"`
+	// Signing lets zones be signed through the API.
+	Signing *ControlSigning `yaml:"signing,omitempty"`
+}
+
+// ControlSigning is the control plane's signing section: the key file
+// that seals the signing keys (policies come with each API call).
+type ControlSigning struct {
+	KeyFile string `yaml:"key_file"`
 }
 
 // ControlStream is the control plane's stream section.
@@ -155,6 +166,7 @@ func (p *plan) controlConfig(c *controlPlan) ControlConfig {
 	if c.Levels != nil {
 		cfg.Levels = c.Levels.section()
 	}
+	cfg.Signing = &ControlSigning{KeyFile: controlKeyFile}
 	cfg.Xfr.Listen = []string{c.xfrAddr().String()}
 	cfg.Xfr.TSIGKeys = []TSIGKey{c.key()}
 	cfg.Xfr.Catalog.Zone = CatalogZone

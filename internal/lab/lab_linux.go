@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/anycastdns/anycastdns/internal/sign"
 )
 
 // ErrNotRoot is returned by Up when the process cannot manage namespaces.
@@ -671,6 +673,9 @@ func (l *Lab) writeConfigs(context.Context) (string, error) {
 		}
 		if err := os.WriteFile(l.ControlConfigPath(), b, 0o600); err != nil {
 			return "", fmt.Errorf("write control config: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(l.Dir, controlKeyFile), sign.GenerateKeyFile(), 0o600); err != nil {
+			return "", fmt.Errorf("write the control plane's signing key file: %w", err)
 		}
 		what += ", control plane config"
 	}

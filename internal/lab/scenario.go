@@ -16,7 +16,7 @@ import (
 // Scenarios anycastlab can run, in the order of the usage text.
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
 	"gray-failure", "overload", "monitor-partition", "all-hot",
-	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood"}
+	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood", "dnssec-rollover"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
@@ -155,7 +155,10 @@ type Result struct {
 	// in place of Lines.
 	Service []ServiceLine
 	// Flood holds the flood scenario's lines, in place of Lines.
-	Flood    *FloodResult
+	Flood *FloodResult
+	// Rollover holds the dnssec-rollover scenario's lines (one per
+	// rollover), in place of Lines.
+	Rollover []RolloverLine
 	Duration time.Duration
 }
 
@@ -177,6 +180,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		}
 	}
 	for _, l := range r.Service {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	for _, l := range r.Rollover {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
@@ -307,6 +315,8 @@ func (r *Result) WriteTable(out io.Writer) error {
 		if r.Flood != nil {
 			writeFloodTable(tw, r.Flood)
 		}
+	case "dnssec-rollover":
+		writeRolloverTable(tw, r.Rollover)
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {

@@ -146,6 +146,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.serviceScenario(ctx, name, o)
 	case "flood":
 		return l.flood(ctx, o)
+	case "dnssec-rollover":
+		return l.dnssecRollover(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {
