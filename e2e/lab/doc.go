@@ -13,8 +13,11 @@
 // and comes back with at most one level change per hold, and a monitor cut
 // off or every PoP hot moves nothing; that bounded floods into A-pop (issue
 // #15) leave the clients of B and C untouched and A's answered, with
-// amplification under 1 and every PoP announced; and that
-// anycastlab removes everything it built, also on Ctrl-C.
+// amplification under 1 and every PoP announced; that a validating
+// unbound resolving a signed zone through the anycast address sees no
+// SERVFAIL and no answer without AD while its ZSK and KSK roll (issue
+// #16, unbound needed); and that anycastlab removes everything it built,
+// also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,
 // birdc, ip and nft; without root they skip, unless CI=true, where they

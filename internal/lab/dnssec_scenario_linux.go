@@ -232,7 +232,8 @@ var errRolloverRefused = errors.New("the control plane refuses the policy change
 // rollover runs one rollover: the policy start (then steady, when given,
 // so that one rollover runs and not one per lifetime), the parent
 // following the CDS and the DS confirmed as the keys ask, until the keys
-// old selects have left every PoP's DNSKEY RRset; then one TTL more.
+// old selects and their signatures have left every PoP; then one TTL
+// more.
 func (d *rolloverDriver) rollover(ctx context.Context, rc *resolverClient, kind string, start, steady json.RawMessage, old func(api.DNSSECKey) bool) (RolloverLine, error) {
 	line := RolloverLine{Scenario: "dnssec-rollover", Rollover: kind}
 	d.dsUpdates, d.dsSeen = 0, 0
@@ -282,7 +283,7 @@ func (d *rolloverDriver) rollover(ctx context.Context, rc *resolverClient, kind 
 		}
 	}
 	line.Keys = describeKeys(olds) + " → " + describeKeys(news)
-	d.run.notef("%s rollover: %s published %s after the policy change", kind, describeKeys(news), time.Since(t0).Round(time.Millisecond))
+	d.run.notef("%s rollover: new %s in the zone's keys %s after the policy change", kind, describeKeys(news), time.Since(t0).Round(time.Millisecond))
 	oldTags := map[uint16]bool{}
 	for _, k := range olds {
 		oldTags[k.Tag] = true
@@ -315,7 +316,7 @@ func (d *rolloverDriver) rollover(ctx context.Context, rc *resolverClient, kind 
 		return line, err
 	}
 	gone := time.Now()
-	d.run.notef("%s rollover: %s gone from every PoP's DNSKEY RRset %s after the start; the parent's DS changed %d times, %d DS confirmed (ds-seen)",
+	d.run.notef("%s rollover: %s and their signatures gone from every PoP %s after the start; the parent's DS changed %d times, %d DS confirmed (ds-seen)",
 		kind, describeKeys(olds), gone.Sub(t0).Round(time.Millisecond), d.dsUpdates, d.dsSeen)
 	// The resolver's caches hold the old RRsets one TTL more.
 	if err := sleep(ctx, rolloverTTL+time.Second); err != nil {
@@ -384,16 +385,26 @@ func (d *rolloverDriver) confirmDS(ctx context.Context) error {
 }
 
 // goneFromPoPs reports whether no PoP serves a key of tags in the child's
-// DNSKEY RRset.
+// DNSKEY RRset, or a signature by one over the DNSKEY or SOA RRset (an
+// algorithm rollover removes the old signatures after the old keys).
 func (d *rolloverDriver) goneFromPoPs(ctx context.Context, tags map[uint16]bool) (bool, error) {
 	for _, n := range d.pops {
-		m, err := d.l.askPoP(ctx, n, DNSSECZone, dns.TypeDNSKEY)
-		if err != nil {
-			return false, err
-		}
-		for _, rr := range m.Answer {
-			if k, ok := rr.(*dns.DNSKEY); ok && tags[k.KeyTag()] {
-				return false, nil
+		for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeSOA} {
+			m, err := d.l.askPoP(ctx, n, DNSSECZone, t)
+			if err != nil {
+				return false, err
+			}
+			for _, rr := range m.Answer {
+				switch v := rr.(type) {
+				case *dns.DNSKEY:
+					if tags[v.KeyTag()] {
+						return false, nil
+					}
+				case *dns.RRSIG:
+					if tags[v.KeyTag] {
+						return false, nil
+					}
+				}
 			}
 		}
 	}
