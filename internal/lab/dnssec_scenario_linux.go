@@ -85,7 +85,6 @@ func (l *Lab) dnssecRollover(ctx context.Context, o ScenarioOptions) (_ *Result,
 	if len(clients) == 0 {
 		return nil, fmt.Errorf("%s: the lab has no client to run the resolver in", name)
 	}
-	client := clients[0]
 
 	// A clean start: zones left by an interrupted run go first.
 	for _, z := range []string{DNSSECZone, DNSSECParentZone} {
@@ -143,41 +142,32 @@ func (l *Lab) dnssecRollover(ctx context.Context, o ScenarioOptions) (_ *Result,
 	run.notef("%s (CSK, the resolver's trust anchor) and %s (KSK %s + ZSK %s, CDS) signed through the API, TTLs %s; the parent's DS, from the child's CDS, served by every PoP %s later",
 		DNSSECParentZone, DNSSECZone, keysOf(cst, "ksk"), keysOf(cst, "zsk"), rolloverTTL, time.Since(t0).Round(time.Millisecond))
 
-	// The validating resolver, in a client's namespace.
+	// A validating resolver in every client's namespace: each reaches the
+	// anycast address at the PoP its client's catchment gives.
 	anchorFile := filepath.Join(l.Dir, "unbound.anchor")
 	if err := os.WriteFile(anchorFile, []byte(anchor+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("%s: trust anchor: %w", name, err)
 	}
-	conf := filepath.Join(l.Dir, "unbound.conf")
-	if err := os.WriteFile(conf, []byte(unboundConfig(l.Dir, anycast, anchorFile)), 0o644); err != nil {
-		return nil, fmt.Errorf("%s: unbound config: %w", name, err)
-	}
-	if chk, err := exec.LookPath("unbound-checkconf"); err == nil {
-		if out, err := exec.CommandContext(ctx, chk, conf).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("%s: unbound-checkconf %s: %w: %s", name, conf, err, out)
-		}
-	}
-	ub, err := l.startIn(client, "process", []string{unbound, "-d", "-c", conf})
-	if err != nil {
-		return nil, fmt.Errorf("%s: unbound on %s: %w", name, client, err)
-	}
+	rs := &resolvers{}
 	defer func() {
-		if serr := ub.Stop(3 * time.Second); serr != nil {
-			err = errors.Join(err, fmt.Errorf("%s: stop unbound (pid %d): %w", name, ub.PID, serr))
+		if serr := rs.stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("%s: %w", name, serr))
 		}
 	}()
-	rc, err := l.newResolverClient(client)
-	if err != nil {
-		return nil, err
+	for _, client := range clients {
+		r, err := l.startResolver(ctx, unbound, client, anycast, anchorFile)
+		if r != nil {
+			rs.all = append(rs.all, r)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
-	defer rc.close()
-	if err := rc.waitValidated(ctx, ub, 20*time.Second); err != nil {
-		return nil, fmt.Errorf("%s: unbound (log %s): %w", name, ub.Log, err)
+	run.notef("unbound in %s validates %s from the anchor %s, stubs to %s, cache TTLs ≤ %s; %d queries/s to each from its client",
+		strings.Join(clients, ", "), DNSSECZone, anchor, anycast, rolloverTTL, rolloverRate)
+	for _, r := range rs.all {
+		r.rc.start(rolloverRate)
 	}
-	run.notef("unbound (pid %d) on %s validates %s from the anchor %s, stubs to %s, cache TTLs ≤ %s; %d queries/s to it from %s",
-		ub.PID, client, DNSSECZone, anchor, anycast, rolloverTTL, rolloverRate, client)
-	rc.start(rolloverRate)
-	defer rc.stop()
 
 	alg := rolloverAlgorithms[0]
 	steady, err := rolloverPolicy(alg, 0, 0)
@@ -203,7 +193,7 @@ func (l *Lab) dnssecRollover(ctx context.Context, o ScenarioOptions) (_ *Result,
 		if err != nil {
 			return nil, err
 		}
-		line, err := d.rollover(ctx, rc, kind, start, steady, old)
+		line, err := d.rollover(ctx, rs, kind, start, steady, old)
 		if errors.Is(err, errRolloverRefused) {
 			run.notef("%s rollover: %v; no line", kind, err)
 			continue
@@ -211,18 +201,85 @@ func (l *Lab) dnssecRollover(ctx context.Context, o ScenarioOptions) (_ *Result,
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s rollover: %w", name, kind, err)
 		}
-		line.Client = client
+		line.Client = strings.Join(clients, ",")
 		run.res.Rollover = append(run.res.Rollover, line)
 	}
-	if err := rc.err(); err != nil {
-		return nil, fmt.Errorf("%s: resolver client: %w", name, err)
-	}
-	if n := countLines(ub.Log, "validation failure"); n > 0 {
-		run.notef("unbound logged %d validation failures (val-log-level 2, %s)", n, ub.Log)
-	} else {
-		run.notef("unbound logged no validation failure (val-log-level 2)")
+	for _, r := range rs.all {
+		if err := r.rc.err(); err != nil {
+			return nil, fmt.Errorf("%s: resolver client in %s: %w", name, r.client, err)
+		}
+		if n := countLines(r.ub.Log, "validation failure"); n > 0 {
+			run.notef("unbound in %s logged %d validation failures (val-log-level 2, %s)", r.client, n, r.ub.Log)
+		} else {
+			run.notef("unbound in %s logged no validation failure (val-log-level 2)", r.client)
+		}
 	}
 	return run.done(), nil
+}
+
+// resolver is unbound in a client's namespace and the client asking it.
+type resolver struct {
+	client string
+	ub     *Process
+	rc     *resolverClient
+}
+
+// resolvers are the scenario's resolvers.
+type resolvers struct{ all []*resolver }
+
+// results returns the outcomes of every resolver's queries so far.
+func (rs *resolvers) results() []resolverResult {
+	var out []resolverResult
+	for _, r := range rs.all {
+		out = append(out, r.rc.results()...)
+	}
+	return out
+}
+
+// stop ends the queries and stops every unbound (by its PID).
+func (rs *resolvers) stop() error {
+	var errs []error
+	for _, r := range rs.all {
+		if r.rc != nil {
+			r.rc.stop()
+			r.rc.close()
+		}
+		if err := r.ub.Stop(3 * time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("stop unbound in %s (pid %d): %w", r.client, r.ub.PID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startResolver writes unbound's configuration for client, checks it,
+// starts unbound in the client's namespace and waits until it validates
+// the child. The resolver it returns (also with an error, once unbound
+// runs) must be stopped.
+func (l *Lab) startResolver(ctx context.Context, unbound, client string, anycast netip.Addr, anchorFile string) (*resolver, error) {
+	conf := filepath.Join(l.Dir, "unbound."+client+".conf")
+	if err := os.WriteFile(conf, []byte(unboundConfig(l.Dir, client, anycast, anchorFile)), 0o644); err != nil {
+		return nil, fmt.Errorf("unbound config: %w", err)
+	}
+	if chk, err := exec.LookPath("unbound-checkconf"); err == nil {
+		if out, err := exec.CommandContext(ctx, chk, conf).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("unbound-checkconf %s: %w: %s", conf, err, out)
+		}
+	}
+	ub, err := l.startIn(client, "process", []string{unbound, "-d", "-c", conf})
+	if ub == nil {
+		return nil, fmt.Errorf("unbound in %s: %w", client, err)
+	}
+	r := &resolver{client: client, ub: ub}
+	if err != nil {
+		return r, fmt.Errorf("unbound in %s: %w", client, err)
+	}
+	if r.rc, err = l.newResolverClient(client); err != nil {
+		return r, err
+	}
+	if err := r.rc.waitValidated(ctx, ub, 20*time.Second); err != nil {
+		return r, fmt.Errorf("unbound in %s (log %s): %w", client, ub.Log, err)
+	}
+	return r, nil
 }
 
 // errRolloverRefused: the control plane would not start the rollover (an
@@ -234,7 +291,7 @@ var errRolloverRefused = errors.New("the control plane refuses the policy change
 // following the CDS and the DS confirmed as the keys ask, until the keys
 // old selects and their signatures have left every PoP; then one TTL
 // more.
-func (d *rolloverDriver) rollover(ctx context.Context, rc *resolverClient, kind string, start, steady json.RawMessage, old func(api.DNSSECKey) bool) (RolloverLine, error) {
+func (d *rolloverDriver) rollover(ctx context.Context, rs *resolvers, kind string, start, steady json.RawMessage, old func(api.DNSSECKey) bool) (RolloverLine, error) {
 	line := RolloverLine{Scenario: "dnssec-rollover", Rollover: kind}
 	d.dsUpdates, d.dsSeen = 0, 0
 	before, err := d.c.DNSSEC(ctx, DNSSECZone)
@@ -323,7 +380,7 @@ func (d *rolloverDriver) rollover(ctx context.Context, rc *resolverClient, kind 
 		return line, err
 	}
 	line.DSUpdates, line.DSSeen = d.dsUpdates, d.dsSeen
-	for _, f := range tallyRollover(&line, rc.results(), t0, time.Now()) {
+	for _, f := range tallyRollover(&line, rs.results(), t0, time.Now()) {
 		d.run.notef("%s rollover: %s", kind, f)
 	}
 	return line, nil

@@ -223,9 +223,9 @@ func TestUnboundConfig(t *testing.T) {
 	if err := os.WriteFile(anchor, []byte(DNSSECParentZone+" IN DS 46530 13 2 AEE043D2B71522B59DED78E0C5C8FBA017B39A64017B3E2B44CFA4AC0329AE60\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := unboundConfig(dir, netip.MustParseAddr("192.0.2.53"), anchor)
+	conf := unboundConfig(dir, "A-client", netip.MustParseAddr("192.0.2.53"), anchor)
 	for _, want := range []string{
-		"\tval-log-level: 2\n", "\tchroot: \"\"\n", "\tusername: \"\"\n", "\tpidfile: \"" + dir + "/unbound.pid\"\n",
+		"\tval-log-level: 2\n", "\tchroot: \"\"\n", "\tusername: \"\"\n", "\tpidfile: \"" + dir + "/unbound.A-client.pid\"\n",
 		"\ttrust-anchor-file: \"" + anchor + "\"\n", "\tcache-max-ttl: 5\n", "\tinterface: 127.0.0.1@5300\n",
 		"stub-zone:\n\tname: \"" + DNSSECParentZone + "\"\n\tstub-addr: 192.0.2.53\n",
 		"stub-zone:\n\tname: \"" + DNSSECZone + "\"\n\tstub-addr: 192.0.2.53\n",
