@@ -26,6 +26,10 @@ import (
 // old keys' leaving every PoP.
 const rolloverWait = 2 * time.Minute
 
+// newKeyWait bounds the wait for a rollover's first new key after the
+// API call that starts it: longer than the signing task's longest sleep.
+const newKeyWait = 75 * time.Second
+
 // findUnbound returns the unbound binary: on $PATH, else Debian's.
 func findUnbound() (string, error) {
 	if p, err := exec.LookPath("unbound"); err == nil {
@@ -314,7 +318,9 @@ func (d *rolloverDriver) rollover(ctx context.Context, rs *resolvers, kind strin
 		return line, fmt.Errorf("start: %w", err)
 	}
 	var news []api.DNSSECKey
-	for deadline := time.Now().Add(30 * time.Second); len(news) == 0; {
+	// The signing task starts it at once (an API change wakes it); a
+	// control plane whose task does not wake looks within a minute.
+	for deadline := time.Now().Add(newKeyWait); len(news) == 0; {
 		st, err := d.c.DNSSEC(ctx, DNSSECZone)
 		if err != nil {
 			return line, err
@@ -328,7 +334,7 @@ func (d *rolloverDriver) rollover(ctx context.Context, rs *resolvers, kind strin
 			break
 		}
 		if time.Now().After(deadline) {
-			return line, fmt.Errorf("no new key 30 s after the policy change (next event %v: %s)", st.NextEvent, st.NextEventKind)
+			return line, fmt.Errorf("no new key %s after the policy change (next event %v: %s)", newKeyWait, st.NextEvent, st.NextEventKind)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return line, err
