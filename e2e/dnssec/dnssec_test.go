@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
 	"github.com/anycastdns/anycastdns/internal/sign"
+	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
@@ -224,7 +224,8 @@ func hasType(r *dns.Msg, name string, t uint16) bool {
 }
 
 // verify checks that the node serves exactly the control plane's signed
-// zone and that it passes ldns-verify-zone and dnssec-verify.
+// zone and that it passes ldns-verify-zone, kzonecheck -d on and
+// dnssec-verify (signtest.TextFailures).
 func (p *plane) verify(t *testing.T, step string, serial uint32) {
 	t.Helper()
 	p.waitSerial(t, zoneName, serial, 20*time.Second)
@@ -257,20 +258,8 @@ func (p *plane) verify(t *testing.T, step string, serial uint32) {
 			csk = false
 		}
 	}
-	path := filepath.Join(t.TempDir(), "served.zone")
-	writeFile(t, path, text.String(), 0o644)
-	for _, v := range []struct{ tool, pkg string }{{"ldns-verify-zone", "ldnsutils"}, {"dnssec-verify", "bind9-utils"}} {
-		bin := testkit.RequireTool(t, v.tool, v.pkg)
-		args := []string{"-V", "1", path}
-		if v.tool == "dnssec-verify" {
-			args = []string{"-q", "-o", zoneName, path}
-			if csk {
-				args = append([]string{"-z"}, args...)
-			}
-		}
-		if out, err := exec.CommandContext(t.Context(), bin, args...).CombinedOutput(); err != nil {
-			t.Errorf("%s: %s on the zone the node serves: %v\n%s", step, v.tool, err, out)
-		}
+	for _, f := range signtest.TextFailures(t, zoneName, text.Bytes(), csk) {
+		t.Errorf("%s: on the zone the node serves: %s", step, f)
 	}
 	if t.Failed() {
 		t.FailNow()

@@ -5,7 +5,9 @@
 // after the enable and after every edit, the zone as the node serves it
 // (every RRset queried from the node with DO, since the node refuses
 // AXFR) is the control plane's signed zone record for record, signatures
-// included, and passes ldns-verify-zone and dnssec-verify.
+// included, and passes ldns-verify-zone, kzonecheck and dnssec-verify. TestAlgorithmRollover
+// runs an algorithm rollover through them (TTLs of seconds), checking every
+// version the same way.
 //
 //	go test -v -run TestSignedZoneThroughNode ./e2e/dnssec/
 //

@@ -57,6 +57,9 @@ func WriteDNSSEC(w io.Writer, st api.DNSSECStatus, now time.Time) error {
 			ew.printf("  %s\n", strings.Join(strings.Fields(d), " "))
 		}
 	}
+	if st.Rollover != "" {
+		ew.printf("rollover: %s\n", st.Rollover)
+	}
 	if st.NextEvent != nil {
 		ew.printf("next event: %s at %s\n", st.NextEventKind, when(*st.NextEvent, now))
 	} else {

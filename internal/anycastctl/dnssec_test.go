@@ -38,6 +38,14 @@ func TestWriteDNSSEC(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, b.String())
 		}
 	}
+	if strings.Contains(b.String(), "rollover:") {
+		t.Errorf("a rollover line without a rollover:\n%s", b.String())
+	}
+	b.Reset()
+	st.Rollover = "algorithm rollover ECDSAP256SHA256 to ED25519: 1/5 new signatures"
+	if err := WriteDNSSEC(&b, st, now); err != nil || !strings.Contains(b.String(), "rollover: algorithm rollover ECDSAP256SHA256 to ED25519: 1/5 new signatures\n") {
+		t.Errorf("algorithm rollover under way: %q %v", b.String(), err)
+	}
 	b.Reset()
 	if err := WriteDNSSEC(&b, api.DNSSECStatus{Zone: "example.org."}, now); err != nil || !strings.Contains(b.String(), "not signed") {
 		t.Errorf("unsigned: %q %v", b.String(), err)

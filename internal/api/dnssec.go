@@ -134,6 +134,9 @@ type DNSSECStatus struct {
 	// what it does then ("signature refresh", "key event").
 	NextEvent     *time.Time `json:"next_event,omitempty"`
 	NextEventKind string     `json:"next_event_kind,omitempty"`
+	// Rollover is the step of an algorithm rollover under way (started by
+	// a PUT whose policy has another algorithm), "" when none.
+	Rollover string `json:"rollover,omitempty"`
 }
 
 // DNSSECKey is one key of a signed zone: its state (created, published,

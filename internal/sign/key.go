@@ -52,6 +52,13 @@ type Key struct {
 	// seen at the parent; DSSeen is when it was. Activate is then set.
 	WaitDS bool
 	DSSeen time.Time
+	// Submit and Withdraw bound the time a KSK or CSK is in the CDS and
+	// CDNSKEY RRsets (zero: from its publication, until its removal). An
+	// algorithm rollover sets them: the new key's DS is asked for only
+	// once its DNSKEY is in every cache, and the old key's is withdrawn
+	// then, so that the parent replaces the DS instead of adding one.
+	Submit   time.Time
+	Withdraw time.Time
 	// Private is the private key: *ecdsa.PrivateKey, ed25519.PrivateKey
 	// or *rsa.PrivateKey.
 	Private crypto.Signer
@@ -183,19 +190,52 @@ func (k *Key) published(t time.Time) bool {
 	return !t.Before(k.Publish) && (k.Remove.IsZero() || t.Before(k.Remove))
 }
 
-// active reports whether the key signs at t.
+// active reports whether the key signs at t: from Activate to Retire,
+// while it is published. A KSK or CSK that waits for its DS with no
+// Activate time (a KSK rollover) does not sign yet. The keys of an
+// algorithm rollover sign outside their publication (RFC 6781 §4.1.4): a
+// new key whose Activate is before its Publish signs from Activate, so
+// that every cached RRset has its signatures before a cache can hold its
+// DNSKEY; an old key whose Retire is after its Remove signs until Retire,
+// until no cache holds a DNSKEY RRset with it.
 func (k *Key) active(t time.Time) bool {
-	return !k.WaitDS && k.published(t) && !t.Before(k.Activate) && (k.Retire.IsZero() || t.Before(k.Retire))
+	if k.WaitDS && k.Activate.IsZero() {
+		return false
+	}
+	if t.Before(k.Activate) || (!k.Retire.IsZero() && !t.Before(k.Retire)) {
+		return false
+	}
+	switch {
+	case k.published(t):
+		return true
+	case t.Before(k.Publish):
+		return !k.Activate.IsZero() && k.Activate.Before(k.Publish)
+	default: // removed
+		return !k.Retire.IsZero() && k.Retire.After(k.Remove)
+	}
 }
 
 // announced reports whether a KSK or CSK is in the CDS and CDNSKEY RRsets
 // at t: while it is in the DNSKEY RRset, so that during a rollover the
 // parent holds the DS of both keys (double-DS) from before the new one
 // signs until the old one has left the zone, when no cached DNSKEY RRset
-// is signed by the old key alone any more.
+// is signed by the old key alone any more; within Submit and Withdraw
+// when they are set (an algorithm rollover replaces the DS).
 func (k *Key) announced(t time.Time) bool {
-	return k.Role != ZSK && k.published(t)
+	return k.Role != ZSK && k.published(t) && !t.Before(k.Submit) && (k.Withdraw.IsZero() || t.Before(k.Withdraw))
 }
+
+// Gone reports whether the key has left the zone for good at t: out of
+// the DNSKEY RRset and no longer signing.
+func (k *Key) Gone(t time.Time) bool {
+	return !k.Remove.IsZero() && !t.Before(k.Remove) && !k.active(t)
+}
+
+// Signs reports whether the key makes signatures at t.
+func (k *Key) Signs(t time.Time) bool { return k.active(t) }
+
+// Published reports whether the key is in the DNSKEY RRset at t.
+func (k *Key) Published(t time.Time) bool { return k.published(t) }
 
 // sign signs data with the key, in the form the RRSIG carries (RFC 6605
 // r||s, RFC 8080, RFC 5702 PKCS #1 v1.5).

@@ -256,6 +256,8 @@ type keyJSON struct {
 	Remove    time.Time `json:"remove,omitzero"`
 	WaitDS    bool      `json:"wait_ds,omitempty"`
 	DSSeen    time.Time `json:"ds_seen,omitzero"`
+	Submit    time.Time `json:"submit,omitzero"`
+	Withdraw  time.Time `json:"withdraw,omitzero"`
 	Private   []byte    `json:"private_pkcs8"`
 }
 
@@ -265,7 +267,8 @@ func toJSON(k *Key) (keyJSON, error) {
 		return keyJSON{}, fmt.Errorf("key %s of %s: %w", k.ID, k.Zone, err)
 	}
 	return keyJSON{ID: k.ID, Zone: k.Zone, Role: k.Role, Algorithm: k.Algorithm, Created: k.Created,
-		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen, Private: der}, nil
+		Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove, WaitDS: k.WaitDS, DSSeen: k.DSSeen,
+		Submit: k.Submit, Withdraw: k.Withdraw, Private: der}, nil
 }
 
 func fromJSON(j keyJSON) (*Key, error) {
@@ -282,6 +285,7 @@ func fromJSON(j keyJSON) (*Key, error) {
 	}
 	k.Created, k.Publish, k.Activate, k.Retire, k.Remove = j.Created, j.Publish, j.Activate, j.Retire, j.Remove
 	k.WaitDS, k.DSSeen = j.WaitDS, j.DSSeen
+	k.Submit, k.Withdraw = j.Submit, j.Withdraw
 	return k, nil
 }
 

@@ -69,20 +69,22 @@ type keySet struct {
 
 // keysAt returns the keys in use at t: every algorithm of the DNSKEY RRset
 // must sign every RRset (RFC 6840 §5.11), so one active key per algorithm
-// and role is needed.
+// and role is needed. The keys of an algorithm rollover also sign while
+// they are not in the DNSKEY RRset (see Key.active).
 func (s *Signer) keysAt(t time.Time) (keySet, error) {
 	var ks keySet
-	algs := map[Algorithm][2]bool{}
+	algs := map[Algorithm][2]bool{} // the active keys' roles, by algorithm
+	pubAlgs := map[Algorithm]bool{} // the algorithms of the DNSKEY RRset
 	for _, k := range s.keys {
-		if !k.published(t) {
-			continue
-		}
-		ks.dnskey = append(ks.dnskey, k.DNSKEY())
-		have := algs[k.Algorithm]
-		if s.policy.CDS && k.announced(t) {
-			ks.cds = append(ks.cds, k)
+		if k.published(t) {
+			ks.dnskey = append(ks.dnskey, k.DNSKEY())
+			pubAlgs[k.Algorithm] = true
+			if s.policy.CDS && k.announced(t) {
+				ks.cds = append(ks.cds, k)
+			}
 		}
 		if k.active(t) {
+			have := algs[k.Algorithm]
 			if k.Role != ZSK {
 				ks.ksk = append(ks.ksk, k)
 				have[0] = true
@@ -91,14 +93,14 @@ func (s *Signer) keysAt(t time.Time) (keySet, error) {
 				ks.zsk = append(ks.zsk, k)
 				have[1] = true
 			}
+			algs[k.Algorithm] = have
 		}
-		algs[k.Algorithm] = have
 	}
 	if len(ks.dnskey) == 0 {
 		return ks, fmt.Errorf("sign %s at %s: %w: no key is published", s.zone, t.UTC().Format(time.RFC3339), ErrPolicy)
 	}
-	for alg, have := range algs {
-		if !have[0] || !have[1] {
+	for alg := range pubAlgs {
+		if have := algs[alg]; !have[0] || !have[1] {
 			role := "KSK or CSK"
 			if have[0] {
 				role = "ZSK or CSK"

@@ -72,7 +72,7 @@ func (ss *signState) withRefresh(z *zone.Zone, now time.Time) *signState {
 func (ss *signState) nextKeyEvent(t time.Time) time.Time {
 	var first time.Time
 	for _, k := range ss.keys {
-		for _, at := range []time.Time{k.Publish, k.Activate, k.Retire, k.Remove} {
+		for _, at := range []time.Time{k.Publish, k.Activate, k.Retire, k.Remove, k.Submit, k.Withdraw} {
 			if at.After(t) && (first.IsZero() || at.Before(first)) {
 				first = at
 			}
@@ -388,6 +388,9 @@ type SigningStatus struct {
 	// (NextEventWhat: "signature refresh", "key event"), zero when none.
 	NextEvent     time.Time
 	NextEventWhat string
+	// Rollover describes the step of an algorithm rollover under way
+	// ("" when none).
+	Rollover string
 }
 
 // KeyStatus is one key of a signed zone.
@@ -406,22 +409,27 @@ type KeyStatus struct {
 }
 
 func keyState(k *sign.Key, t time.Time) string {
+	pub, signs := k.Published(t), k.Signs(t)
 	switch {
-	case k.WaitDS:
-		return "published, waiting for its DS at the parent"
-	case !k.Remove.IsZero() && !t.Before(k.Remove):
+	case k.Gone(t):
 		return "removed"
-	case !k.Retire.IsZero() && !t.Before(k.Retire):
-		return "retired"
-	case !k.Activate.IsZero() && t.Before(k.Activate):
-		if !k.Publish.IsZero() && t.Before(k.Publish) {
-			return "created"
+	case k.WaitDS && pub && !t.Before(k.Submit):
+		if signs {
+			return "active, waiting for its DS at the parent"
 		}
+		return "published, waiting for its DS at the parent"
+	case signs && !pub && t.Before(k.Publish):
+		return "active, not yet published (algorithm rollover)"
+	case signs && !pub:
+		return "active, out of the DNSKEY RRset (algorithm rollover)"
+	case signs:
+		return "active"
+	case pub && !k.Retire.IsZero() && !t.Before(k.Retire):
+		return "retired"
+	case pub:
 		return "published"
-	case !k.Publish.IsZero() && t.Before(k.Publish):
-		return "created"
 	}
-	return "active"
+	return "created"
 }
 
 func (s *Store) status(st *zoneState, now time.Time) SigningStatus {
@@ -431,6 +439,7 @@ func (s *Store) status(st *zoneState, now time.Time) SigningStatus {
 		return out
 	}
 	out.Enabled, out.PolicyName, out.Policy = true, ss.name, ss.policy
+	out.Rollover = ss.algStage(now)
 	for _, k := range ss.keys {
 		ks := KeyStatus{ID: k.ID, Tag: k.Tag(), Role: k.Role, Algorithm: k.Algorithm, State: keyState(k, now),
 			Created: k.Created, Publish: k.Publish, Activate: k.Activate, Retire: k.Retire, Remove: k.Remove}
@@ -448,10 +457,10 @@ func (s *Store) status(st *zoneState, now time.Time) SigningStatus {
 	if rt := ss.nextRoll(now); !rt.IsZero() && (out.NextEvent.IsZero() || rt.Before(out.NextEvent)) {
 		out.NextEvent, out.NextEventWhat = rt, "key rollover starts"
 	}
-	if w := ss.waiting(); len(w) > 0 {
+	if w := ss.waiting(now); len(w) > 0 {
 		out.NextEventWhat = strings.TrimPrefix(out.NextEventWhat+fmt.Sprintf("; waiting for the DS of key %v at the parent (anycastctl dnssec ds-seen)", w), "; ")
 	}
-	if out.NextEvent.IsZero() && len(ss.waiting()) == 0 {
+	if out.NextEvent.IsZero() && len(ss.waiting(now)) == 0 {
 		out.NextEventWhat = ""
 	}
 	return out
@@ -555,10 +564,17 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 		}
 	case old.policy == p && old.name == name:
 		return s.status(st, now), nil
-	case old.policy.Algorithm != p.Algorithm || old.policy.CSK != p.CSK || old.policy.RSABits != p.RSABits:
-		return SigningStatus{}, signedf("%s: it is signed with %s (csk %v) and the new policy has %s (csk %v): changing the algorithm or the key split "+
-			"is a rollover, which is not done by a policy change; disable signing and enable it again (the zone goes insecure in between)",
-			what, old.policy.Algorithm, old.policy.CSK, p.Algorithm, p.CSK)
+	case old.policy.Algorithm != p.Algorithm:
+		// An algorithm rollover: the maintenance takes it on from here.
+		if keys, err = startAlgRoll(zname, old.policy, p, old.keys, now); err != nil {
+			return SigningStatus{}, fmt.Errorf("%s: algorithm %s to %s: %w", what, old.policy.Algorithm, p.Algorithm, err)
+		}
+		s.log.Info("algorithm rollover started", "zone", zname, "from", old.policy.Algorithm.String(), "to", p.Algorithm.String())
+	case old.policy.CSK != p.CSK || old.policy.RSABits != p.RSABits:
+		return SigningStatus{}, signedf("%s: it is signed with %s (csk %v, rsa_bits %d) and the new policy has csk %v, rsa_bits %d: changing the key split or the key size "+
+			"of the same algorithm is a rollover that is not done by a policy change; change the algorithm (an algorithm rollover makes keys of the new policy), "+
+			"or disable signing and enable it again (the zone goes insecure in between)",
+			what, old.policy.Algorithm, old.policy.CSK, old.policy.RSABits, p.CSK, p.RSABits)
 	default:
 		keys = old.keys
 	}
@@ -755,7 +771,7 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if keys != nil {
-		s.log.Info("key rollover step", "zone", zname, "keys", len(keys), "waiting_for_ds", fmt.Sprint(ss.waiting()))
+		s.log.Info("key rollover step", "zone", zname, "keys", len(keys), "waiting_for_ds", fmt.Sprint(ss.waiting(now)))
 	}
 	s.log.Info("signatures refreshed", "zone", zname, "serial", ns.info.Serial, "signatures", countSigs(a),
 		"next", ss.due(now).UTC().Format(time.RFC3339))

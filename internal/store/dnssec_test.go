@@ -282,10 +282,22 @@ func TestSigningRefusals(t *testing.T) {
 			t.Errorf("set %s %s in a zone the store signs: %v, want ErrSigned", c.name, dns.TypeToString[c.t], err)
 		}
 	}
+	split := sign.DefaultPolicy()
+	split.CSK = false
+	if _, err := s.EnableSigning(ctx, "example.com.", "split", split); !errors.Is(err, store.ErrSigned) {
+		t.Errorf("key split change of the same algorithm by policy: %v, want ErrSigned", err)
+	}
+	// An algorithm change starts an algorithm rollover (TestAlgorithmRollover);
+	// another change of the algorithm during it is refused.
 	ed := sign.DefaultPolicy()
 	ed.Algorithm = sign.ED25519
-	if _, err := s.EnableSigning(ctx, "example.com.", "ed", ed); !errors.Is(err, store.ErrSigned) {
-		t.Errorf("algorithm change by policy: %v, want ErrSigned", err)
+	if st, err := s.EnableSigning(ctx, "example.com.", "ed", ed); err != nil || !strings.Contains(st.Rollover, "algorithm rollover ECDSAP256SHA256 to ED25519") {
+		t.Errorf("algorithm change by policy: %+v %v, want an algorithm rollover", st, err)
+	}
+	rsa := sign.DefaultPolicy()
+	rsa.Algorithm = sign.RSASHA256
+	if _, err := s.EnableSigning(ctx, "example.com.", "rsa", rsa); !errors.Is(err, store.ErrSigned) || !strings.Contains(err.Error(), "rollover is under way") {
+		t.Errorf("algorithm change during an algorithm rollover: %v, want ErrSigned", err)
 	}
 	// Too large a TTL for the policy: invalid, nothing written.
 	z0, _ := s.Zone(ctx, "example.com.")

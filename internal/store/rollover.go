@@ -73,7 +73,7 @@ func (ss *signState) rollAt(role sign.Role, now time.Time) time.Time {
 	if role != sign.ZSK {
 		life = ss.policy.KSKLifetime
 	}
-	if life <= 0 {
+	if life <= 0 || ss.algRolling() {
 		return time.Time{}
 	}
 	cur, rolling := current(ss.keys, role, now)
@@ -111,7 +111,7 @@ func (ss *signState) roll(zname string, now time.Time) ([]*sign.Key, error) {
 	keys := make([]*sign.Key, 0, len(ss.keys)+1)
 	changed := false
 	for _, k := range ss.keys {
-		if !k.Remove.IsZero() && !now.Before(k.Remove) {
+		if k.Gone(now) {
 			changed = true // gone from the zone: forget it
 			continue
 		}
@@ -177,6 +177,17 @@ func (ss *signState) dsSeen(tag uint16, now time.Time) ([]*sign.Key, *sign.Key, 
 			return nil, nil, invalidf("no key waits for its DS at the parent (no KSK or CSK rollover is under way)")
 		}
 		return nil, nil, invalidf("key %d does not wait for its DS; the keys that do: %v", tag, waiting)
+	}
+	if !nk.Activate.IsZero() {
+		// An algorithm rollover's key: it signs already; the keys of the
+		// old algorithm go.
+		if now.Before(nk.Submit) {
+			return nil, nil, invalidf("key %d of the algorithm rollover: its DS is not asked of the parent before %s, when its DNSKEY is in every cache; a DS at the parent before then is too early",
+				tag, nk.Submit.UTC().Format(time.RFC3339))
+		}
+		nk.WaitDS, nk.DSSeen = false, now
+		retireOld(keys, nk.Algorithm, now.Add(dsWait), ss.policy)
+		return keys, nk, nil
 	}
 	act := now.Add(dsWait)
 	if p := nk.Publish.Add(ipub); p.After(act) {
@@ -262,11 +273,11 @@ func (s *Store) replaceKeys(st *zoneState, keys []*sign.Key) (*zoneState, error)
 	return &ns, nil
 }
 
-// waiting returns the tags of the keys that wait for their DS.
-func (ss *signState) waiting() []uint16 {
+// waiting returns the tags of the keys that wait for their DS at now.
+func (ss *signState) waiting(now time.Time) []uint16 {
 	var out []uint16
 	for _, k := range ss.keys {
-		if k.WaitDS {
+		if k.WaitDS && !now.Before(k.Submit) {
 			out = append(out, k.Tag())
 		}
 	}
@@ -288,6 +299,7 @@ func (s *Store) WaitingForDS(ctx context.Context) ([]WaitingKey, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	now := s.opt.now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -299,7 +311,7 @@ func (s *Store) WaitingForDS(ctx context.Context) ([]WaitingKey, error) {
 			continue
 		}
 		for _, k := range st.sig.keys {
-			if k.WaitDS {
+			if k.WaitDS && !now.Before(k.Submit) {
 				out = append(out, WaitingKey{Zone: name, Tag: k.Tag(), DS: k.DS(st.z.OriginWire())})
 			}
 		}
@@ -311,4 +323,146 @@ func (s *Store) WaitingForDS(ctx context.Context) ([]WaitingKey, error) {
 		return int(a.Tag) - int(b.Tag)
 	})
 	return out, nil
+}
+
+// Algorithm rollover (RFC 6781 §4.1.4, the conservative approach; RFC 7583
+// §3.4.1), started by a policy change of the algorithm (EnableSigning)
+// and run by the maintenance like the others, its steps timed by the
+// keys (Key.active says how they sign outside their publication):
+//
+//  1. new signatures: keys of the new algorithm (a CSK, or a KSK and a
+//     ZSK, as the new policy says) sign every RRset beside the old ones,
+//     their DNSKEYs not yet published; a validator ignores signatures of
+//     a key it does not know.
+//  2. new DNSKEY, Isig later (propagation_delay + the largest TTL of the
+//     old and new policies): every cached RRset has both algorithms'
+//     signatures, so the new keys are published.
+//  3. new DS, Ipub later (propagation_delay + dnskey_ttl): every cached
+//     DNSKEY RRset holds both algorithms; the CDS and CDNSKEY RRsets
+//     change to the new KSK's alone (the parent replaces the DS), and
+//     the new KSK waits for its DS at the parent (ds-seen, or the
+//     parent's servers).
+//  4. old DNSKEY removed, the parent's DS TTL (taken as zone_max_ttl) and
+//     propagation_delay after the DS was seen: no cache holds the old DS.
+//  5. old signatures removed, propagation_delay + dnskey_ttl later: no
+//     cache holds a DNSKEY RRset with the old algorithm (RFC 4035 §2.2:
+//     every algorithm of the DNSKEY RRset signs every RRset).
+
+// algRolling reports whether an algorithm rollover is under way: a key of
+// another algorithm than the policy's is still in the zone.
+func (ss *signState) algRolling() bool {
+	for _, k := range ss.keys {
+		if k.Algorithm != ss.policy.Algorithm {
+			return true
+		}
+	}
+	return false
+}
+
+// rollingKey returns a key that is part of a rollover under way at now
+// (nil: none): one that waits, is not yet published or signing, or is
+// planned to go.
+func rollingKey(keys []*sign.Key, now time.Time) *sign.Key {
+	for _, k := range keys {
+		if k.Gone(now) {
+			continue
+		}
+		if k.WaitDS || k.Publish.After(now) || k.Activate.After(now) || !k.Retire.IsZero() || !k.Remove.IsZero() {
+			return k
+		}
+	}
+	return nil
+}
+
+// startAlgRoll returns the keys of a zone signed with old after the start
+// of its algorithm rollover to p at now: the old keys with their CDS
+// withdrawn when the new KSK's is submitted, and the new keys.
+func startAlgRoll(zname string, old, p sign.Policy, keys []*sign.Key, now time.Time) ([]*sign.Key, error) {
+	if k := rollingKey(keys, now); k != nil {
+		return nil, signedf("a rollover is under way (key %d, %s %s, %s): change the algorithm once it has ended (anycastctl dnssec status)",
+			k.Tag(), k.Algorithm, k.Role, keyState(k, now))
+	}
+	prop := max(old.PropagationDelay, p.PropagationDelay)
+	isig := prop + max(old.ZoneMaxTTL, p.ZoneMaxTTL, old.DNSKEYTTL, p.DNSKEYTTL)
+	ipub := prop + max(old.DNSKEYTTL, p.DNSKEYTTL)
+	nks, err := newKeys(zname, p, now)
+	if err != nil {
+		return nil, err
+	}
+	publish := now.Add(isig)
+	submit := publish.Add(ipub)
+	out := make([]*sign.Key, 0, len(keys)+len(nks))
+	for _, k := range keys {
+		c := *k
+		if c.Role != sign.ZSK {
+			c.Withdraw = submit
+		}
+		out = append(out, &c)
+	}
+	for _, k := range nks {
+		k.Activate, k.Publish = now, publish
+		if k.Role != sign.ZSK {
+			k.WaitDS, k.Submit = true, submit
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// retireOld plans the end of the keys of other algorithms than alg: out of
+// the DNSKEY RRset at remove, no longer signing propagation_delay +
+// dnskey_ttl later.
+func retireOld(keys []*sign.Key, alg sign.Algorithm, remove time.Time, p sign.Policy) {
+	for _, k := range keys {
+		if k.Algorithm != alg {
+			k.Remove, k.Retire = remove, remove.Add(p.PropagationDelay+p.DNSKEYTTL)
+		}
+	}
+}
+
+// algStage describes the step of an algorithm rollover under way at now
+// ("" when none).
+func (ss *signState) algStage(now time.Time) string {
+	if !ss.algRolling() {
+		return ""
+	}
+	var olds []string
+	var nk []*sign.Key
+	var oldKeys []*sign.Key
+	for _, k := range ss.keys {
+		if k.Algorithm == ss.policy.Algorithm {
+			nk = append(nk, k)
+		} else {
+			oldKeys = append(oldKeys, k)
+			if !slices.Contains(olds, k.Algorithm.String()) {
+				olds = append(olds, k.Algorithm.String())
+			}
+		}
+	}
+	head := fmt.Sprintf("algorithm rollover %s to %s: ", strings.Join(olds, ", "), ss.policy.Algorithm)
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	for _, k := range nk {
+		if !k.Published(now) && k.Publish.After(now) {
+			return head + "1/5 new signatures (both algorithms sign; the new DNSKEYs are published at " + at(k.Publish) + ")"
+		}
+	}
+	for _, k := range nk {
+		if k.WaitDS {
+			if now.Before(k.Submit) {
+				return head + "2/5 new DNSKEYs published (the new DS is asked of the parent, CDS, at " + at(k.Submit) + ")"
+			}
+			return fmt.Sprintf("%s3/5 new DS: waiting for the DS of key %d at the parent in place of the old one (anycastctl dnssec ds-seen)", head, k.Tag())
+		}
+	}
+	for _, k := range oldKeys {
+		if k.Published(now) {
+			return head + "4/5 new DS seen (the old DNSKEYs are removed at " + at(k.Remove) + ")"
+		}
+	}
+	for _, k := range oldKeys {
+		if k.Signs(now) {
+			return head + "5/5 old DNSKEYs removed (their signatures are removed at " + at(k.Retire) + ")"
+		}
+	}
+	return head + "done (the old keys are forgotten at the next maintenance)"
 }

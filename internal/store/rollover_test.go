@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/sign"
+	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/store"
 	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
@@ -249,5 +250,208 @@ func checkLDNS(t *testing.T, ldns string, z *zone.Zone, ds []string, now time.Ti
 	out, err := exec.CommandContext(t.Context(), ldns, "-V", "1", "-t", now.UTC().Format("20060102150405"), "-k", af, zf).CombinedOutput()
 	if err != nil {
 		t.Fatalf("at %v: ldns-verify-zone (DS %v): %v\n%s\n%s", now, ds, err, out, text(t, z))
+	}
+}
+
+// algSigned checks, for a validating resolver that holds the RRsets of
+// version x and the DNSKEY RRset of version y (both may be cached at once),
+// that every signed RRset of x has a valid signature of every algorithm of
+// y's DNSKEY RRset by a key of it (RFC 4035 §2.2, RFC 6840 §5.11).
+func algSigned(x, y parsed) error {
+	algs := map[uint8]bool{}
+	for _, k := range y.keys {
+		algs[k.Algorithm] = true
+	}
+	for k, set := range x.sets {
+		if len(x.sigs[k]) == 0 {
+			continue // unsigned (glue, delegation NS)
+		}
+		for alg := range algs {
+			ok := false
+			for _, sig := range x.sigs[k] {
+				if key := y.keys[sig.KeyTag]; sig.Algorithm == alg && key != nil && key.Algorithm == alg && sig.Verify(key, set) == nil {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return fmt.Errorf("%s has no valid signature of algorithm %d, which the DNSKEY RRset has", k, alg)
+			}
+		}
+	}
+	return nil
+}
+
+// dsAlgs checks that a DNSKEY RRset has a key of every algorithm of a DS
+// RRset ("tag alg digest-type digest").
+func dsAlgs(y parsed, ds []string) error {
+	for _, d := range ds {
+		var tag, alg int
+		if _, err := fmt.Sscanf(d, "%d %d", &tag, &alg); err != nil {
+			return err
+		}
+		found := false
+		for _, k := range y.keys {
+			found = found || int(k.Algorithm) == alg
+		}
+		if !found {
+			return fmt.Errorf("the DS RRset %v has algorithm %d, which the DNSKEY RRset lacks", ds, alg)
+		}
+	}
+	return nil
+}
+
+// TestAlgorithmRollover changes the algorithm of a signed zone's policy
+// (ECDSAP256SHA256 to ED25519 with a CSK and NSEC; RSASHA256 to
+// ECDSAP256SHA256 with a KSK and a ZSK and NSEC3) and steps a settable
+// clock, close to the real time so that dnssec-verify (which has no time
+// option) checks the signatures too, through the algorithm rollover the
+// maintenance runs, the parent taking its DS RRset from the zone's CDS
+// and the operator confirming it with ds-seen. Every new version passes
+// ldns-verify-zone (at the clock's time, the parent's DS as trust
+// anchor), kzonecheck -d on and dnssec-verify; at every step, for every
+// pair of versions and DS RRsets a cache may hold together, each RRset is
+// signed by every algorithm of the DNSKEY RRset, the DNSKEY RRset has a
+// key of every algorithm of the DS RRset and is signed by a key whose DS
+// the parent has. The status names the five steps in turn, and the
+// rollover ends with only the new algorithm's keys and DS.
+func TestAlgorithmRollover(t *testing.T) {
+	ldns := testkit.RequireTool(t, "ldns-verify-zone", "ldnsutils")
+	base := sign.DefaultPolicy()
+	base.DNSKEYTTL, base.ZoneMaxTTL, base.PropagationDelay = time.Hour, time.Hour, 5*time.Minute
+	base.SignatureValidity, base.SignatureRefresh, base.SignatureJitter = 4*24*time.Hour, 26*time.Hour, time.Hour
+	// The clock runs ahead of the real time by up to a few hours: the
+	// signatures' inception is put far enough back for dnssec-verify.
+	base.InceptionOffset = 12 * time.Hour
+	base.CDS = true
+	ecCSK := base
+	edCSK := base
+	edCSK.Algorithm = sign.ED25519
+	rsaSplit := base
+	rsaSplit.Algorithm, rsaSplit.CSK, rsaSplit.NSEC3 = sign.RSASHA256, false, true
+	ecSplit := rsaSplit
+	ecSplit.Algorithm = sign.ECDSAP256SHA256
+	for _, c := range []struct {
+		name     string
+		from, to sign.Policy
+	}{
+		{"csk ECDSAP256SHA256 to ED25519", ecCSK, edCSK},
+		{"ksk+zsk/nsec3 RSASHA256 to ECDSAP256SHA256", rsaSplit, ecSplit},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+			sl, _ := sealer(t)
+			s, _ := newStore(t, store.WithSealer(sl), store.WithClock(clk.now))
+			if _, err := s.CreateZone(ctx, "example.com.", signedBase(t), ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.EnableSigning(ctx, "example.com.", "from", c.from); err != nil {
+				t.Fatal(err)
+			}
+			z, _ := s.Zone(ctx, "example.com.")
+			start := clk.now()
+			versions := []version{{start, z}}
+			parent := []dsSet{{start, parse(t, z).cds}}
+			clk.set(start.Add(10 * time.Minute))
+			st, err := s.EnableSigning(ctx, "example.com.", "to", c.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(st.Rollover, "1/5") {
+				t.Fatalf("status after the algorithm change: %q", st.Rollover)
+			}
+			window := c.to.PropagationDelay + max(c.to.DNSKEYTTL, c.to.ZoneMaxTTL) - time.Second
+			stages := map[string]bool{}
+			checked := 0
+			for c2 := 0; ; c2++ {
+				if c2 > 500 {
+					t.Fatalf("the rollover has not ended after 500 steps: %q", st.Rollover)
+				}
+				next, err := s.MaintainSigning(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				now := clk.now()
+				z, _ := s.Zone(ctx, "example.com.")
+				cur := parse(t, z)
+				if last := parent[len(parent)-1].set; !slices.Equal(last, cur.cds) && len(cur.cds) > 0 {
+					parent = append(parent, dsSet{now, cur.cds})
+				}
+				if st, err = s.Signing(ctx, "example.com."); err != nil {
+					t.Fatal(err)
+				}
+				if i := strings.Index(st.Rollover, "/5 "); i > 0 {
+					stages[st.Rollover[i-1:i+2]] = true
+				}
+				for _, k := range st.Keys {
+					if strings.Contains(k.State, "waiting for its DS") && slices.ContainsFunc(parent[len(parent)-1].set, func(d string) bool { return strings.HasPrefix(d, fmt.Sprint(k.Tag)+" ") }) {
+						if st, err = s.DSSeen(ctx, "example.com.", k.Tag); err != nil {
+							t.Fatal(err)
+						}
+						if n2, err := s.MaintainSigning(ctx); err != nil {
+							t.Fatal(err)
+						} else if n2.Before(next) {
+							next = n2
+						}
+						z, _ = s.Zone(ctx, "example.com.")
+						cur = parse(t, z)
+					}
+				}
+				if z.Serial != versions[len(versions)-1].z.Serial {
+					versions = append(versions, version{now, z})
+					checkLDNS(t, ldns, z, parent[len(parent)-1].set, now)
+					if fs := signtest.Failures(t, z); len(fs) > 0 {
+						t.Fatalf("at %v (%s): %v", now, st.Rollover, fs)
+					}
+					checked++
+				}
+				from := now.Add(-window)
+				cached := live(versions, func(v version) time.Time { return v.at }, from)
+				dss := live(parent, func(d dsSet) time.Time { return d.at }, from)
+				for _, y := range cached {
+					py := parse(t, y.z)
+					for _, x := range cached {
+						if err := algSigned(parse(t, x.z), py); err != nil {
+							t.Fatalf("at %v (%s): RRsets of version %d, DNSKEY RRset of version %d: %v", now, st.Rollover, x.z.Serial, y.z.Serial, err)
+						}
+					}
+					for _, d := range dss {
+						if err := dsAlgs(py, d.set); err != nil {
+							t.Fatalf("at %v (%s): DNSKEY RRset of version %d: %v", now, st.Rollover, y.z.Serial, err)
+						}
+						if !signedBy(py.sigs["example.com. DNSKEY"], py.sets["example.com. DNSKEY"], py.keys, d.set, now, false) {
+							t.Fatalf("at %v (%s): DNSKEY RRset of version %d not signed by a key with a DS in the parent's set of %v: %v", now, st.Rollover, y.z.Serial, d.at, d.set)
+						}
+					}
+				}
+				done := true
+				for _, k := range cur.keys {
+					done = done && k.Algorithm == uint8(c.to.Algorithm)
+				}
+				for _, sigs := range cur.sigs {
+					for _, sig := range sigs {
+						done = done && sig.Algorithm == uint8(c.to.Algorithm)
+					}
+				}
+				if done && st.Rollover == "" {
+					break
+				}
+				if !next.After(now) || next.Sub(now) > 20*time.Minute {
+					next = now.Add(20 * time.Minute)
+				}
+				clk.set(next)
+			}
+			for _, want := range []string{"1/5", "2/5", "3/5", "4/5", "5/5"} {
+				if !stages[want] {
+					t.Errorf("the status never showed step %s of the rollover (saw %v)", want, stages)
+				}
+			}
+			last := parent[len(parent)-1].set
+			if len(last) != 1 || !strings.Contains(last[0], fmt.Sprintf(" %d 2 ", c.to.Algorithm)) {
+				t.Errorf("the parent's DS after the rollover: %v", last)
+			}
+			t.Logf("%s: %d versions checked by the three verifiers over %v, DS sets %d", c.name, checked, clk.now().Sub(start), len(parent))
+		})
 	}
 }

@@ -93,6 +93,7 @@ func signingStatus(st store.SigningStatus, serial uint32) api.DNSSECStatus {
 			Remove: opt(k.Remove), DS: k.DS})
 	}
 	out.NextEvent, out.NextEventKind = opt(st.NextEvent), st.NextEventWhat
+	out.Rollover = st.Rollover
 	return out
 }
 

@@ -69,13 +69,26 @@ func TextFailures(t testing.TB, origin string, text []byte, csk bool) []string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	knotDNSSEC := "on"
+	if twoCSKs(text) && !knotValidatesTwoCSKs(ctx, testkit.RequireTool(t, "kzonecheck", "knot-dnssecutils")) {
+		// Knot before 3.4 validates a DNSKEY RRset of more than one key
+		// as if its SEP keys signed only the DNSKEY RRset, so a zone whose
+		// data a CSK signs while another key is published (a CSK or an
+		// algorithm rollover) fails with "no valid signature for a record"
+		// although every validator accepts it; Knot fixed it in 3.4.0
+		// (commit 4647ac1f5, "dnssec/validation: fix validation of two
+		// CSKs"). kzonecheck then checks all but DNSSEC, and the two
+		// others check the signatures.
+		knotDNSSEC = "off"
+		t.Logf("kzonecheck -d off for %s: two keys with the SEP flag sign zone data, which this kzonecheck (Knot < 3.4) cannot validate", origin)
+	}
 	var fails []string
 	for _, v := range []struct {
 		tool, pkg string
 		args      []string
 	}{
 		{"ldns-verify-zone", "ldnsutils", []string{"-V", "1", path}},
-		{"kzonecheck", "knot-dnssecutils", []string{"-o", origin, "-d", "on", path}},
+		{"kzonecheck", "knot-dnssecutils", []string{"-o", origin, "-d", knotDNSSEC, path}},
 		{"dnssec-verify", "bind9-utils", append(z, "-q", "-o", origin, path)},
 	} {
 		bin := testkit.RequireTool(t, v.tool, v.pkg)
@@ -88,4 +101,60 @@ func TextFailures(t testing.TB, origin string, text []byte, csk bool) []string {
 		t.Logf("zone:\n%s", text)
 	}
 	return fails
+}
+
+// twoCSKs reports whether the DNSKEY RRset of a zone's text has more than
+// one key and an algorithm whose keys all have the SEP flag: a CSK signs
+// the zone's data beside another key.
+func twoCSKs(text []byte) bool {
+	type algKeys struct{ sep, zone int }
+	algs := map[uint8]*algKeys{}
+	n := 0
+	for line := range strings.Lines(string(text)) {
+		if !strings.Contains(line, "DNSKEY") {
+			continue
+		}
+		rr, err := dns.NewRR(line)
+		k, ok := rr.(*dns.DNSKEY)
+		if err != nil || !ok {
+			continue
+		}
+		n++
+		a := algs[k.Algorithm]
+		if a == nil {
+			a = &algKeys{}
+			algs[k.Algorithm] = a
+		}
+		if k.Flags&1 != 0 {
+			a.sep++
+		} else {
+			a.zone++
+		}
+	}
+	if n < 2 {
+		return false
+	}
+	for _, a := range algs {
+		if a.zone == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// knotValidatesTwoCSKs reports whether kzonecheck is of Knot 3.4 or later.
+func knotValidatesTwoCSKs(ctx context.Context, bin string) bool {
+	out, err := exec.CommandContext(ctx, bin, "-V").CombinedOutput()
+	if err != nil {
+		return false
+	}
+	_, v, ok := strings.Cut(string(out), "version ")
+	if !ok {
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 3 || (major == 3 && minor >= 4)
 }
