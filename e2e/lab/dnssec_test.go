@@ -19,7 +19,8 @@ import (
 // TestDNSSECRollover runs `anycastlab scenario dnssec-rollover -json` as a
 // user would (issue #16): a validating unbound in every client namespace,
 // anchored at the lab parent's key, resolves the signed child through the
-// anycast address (each at its own PoP) while its ZSK and its KSK roll in accelerated time
+// anycast address (each at its own PoP) while its ZSK, its KSK and then
+// its algorithm (ECDSAP256SHA256 to ED25519) roll in accelerated time
 // (lifetimes of seconds, TTLs of 5 s), the parent following the child's
 // CDS and the DS confirmed with ds-seen. Every rollover's line must show
 // queries answered throughout, each validated: no SERVFAIL, no answer
@@ -65,7 +66,7 @@ func TestDNSSECRollover(t *testing.T) {
 		}
 		got[ln.Rollover] = ln
 	}
-	for _, kind := range []string{"zsk", "ksk"} {
+	for _, kind := range []string{"zsk", "ksk", "algorithm"} {
 		ln, ok := got[kind]
 		if !ok {
 			t.Errorf("no line for the %s rollover:\n%s", kind, stdout.String())
@@ -81,9 +82,21 @@ func TestDNSSECRollover(t *testing.T) {
 			t.Errorf("%s: %d queries in %.1f s, want ≥ 200 in ≥ 14 s", kind, ln.Queries, ln.DurationS)
 		}
 		oldKeys, newKeys, ok := strings.Cut(ln.Keys, " → ")
-		if !ok || oldKeys == "-" || newKeys == "-" || oldKeys == newKeys || !strings.HasPrefix(oldKeys, kind+" ") || !strings.HasPrefix(newKeys, kind+" ") {
+		switch {
+		case !ok || oldKeys == "-" || newKeys == "-" || oldKeys == newKeys:
+			t.Errorf("%s: keys %q, want old keys replaced by new ones", kind, ln.Keys)
+		case kind == "algorithm":
+			// Every key of ECDSAP256SHA256 replaced by keys of ED25519.
+			if strings.Contains(oldKeys, "/ED25519") || strings.Contains(newKeys, "/ECDSAP256SHA256") ||
+				!strings.Contains(newKeys, "ksk ") || !strings.Contains(newKeys, "zsk ") {
+				t.Errorf("algorithm: keys %q, want the ECDSAP256SHA256 KSK and ZSK replaced by an ED25519 KSK and ZSK", ln.Keys)
+			}
+		case !strings.HasPrefix(oldKeys, kind+" ") || !strings.HasPrefix(newKeys, kind+" "):
 			t.Errorf("%s: keys %q, want one %s replaced by another", kind, ln.Keys, kind)
 		}
+	}
+	if ln := got["algorithm"]; ln.DSUpdates < 1 || ln.DSSeen != 1 {
+		t.Errorf("algorithm: the parent's DS changed %d times, %d DS confirmed; want ≥ 1 (the new algorithm's DS in place of the old) and 1", ln.DSUpdates, ln.DSSeen)
 	}
 	if ln := got["ksk"]; ln.DSUpdates < 2 || ln.DSSeen != 1 {
 		t.Errorf("ksk: the parent's DS changed %d times, %d DS confirmed; want 2 (new DS added, old removed) and 1", ln.DSUpdates, ln.DSSeen)
