@@ -53,6 +53,7 @@ scenarios: catchment, latency, drain, crash, hang, dns-failure, scale-out, propa
            (service endpoints steered by a pool; on the steering topology too),
            flood (on the flood topology: an attacker in A, a victim in C),
            control-failover (two control-plane replicas on PostgreSQL; the one the writer uses is killed)
+           dnssec-rollover (ZSK, KSK and algorithm rollovers under a validating unbound)
 run "anycastlab COMMAND -h" for a command's flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -40,7 +40,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 	timeout := fs.Duration("timeout", 200*time.Millisecond, "how long an answer may take before the query counts as lost")
 	ipv6 := fs.Bool("ipv6", false, "steady queries to the IPv6 anycast address")
 	changes := fs.Int("changes", 100, "record changes the propagation scenario makes through the control plane's API")
-	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join, control-outage and control-failover, which runs two replicas on PostgreSQL)")
+	control := fs.Bool("control", false, "also run a control plane that the PoPs follow (always on for propagation, join, control-outage, dnssec-rollover and control-failover, which runs two replicas on PostgreSQL)")
 	stream := fs.Bool("stream", true, "with a control plane: the PoPs keep a stream to it (false: NOTIFY and IXFR alone)")
 	floodFor := fs.Duration("flood-duration", 20*time.Second, "flood: how long each attack lasts")
 	floodRate := fs.Int("flood-rate", 10000, "flood: packets a second of each UDP attack")
@@ -157,7 +157,7 @@ func runScenarios(ctx context.Context, cmd string, fs *flag.FlagSet, args []stri
 		lopts := lab.Options{
 			ID: labID, StateDir: *stateDir, WireCommand: []string{exe, "wire"}, Anycastd: bin,
 			Control: *control || lr.steering || slices.Contains(lr.names, "propagation") || slices.Contains(lr.names, "join") || slices.Contains(lr.names, "control-outage") ||
-				slices.Contains(lr.names, "control-failover"),
+				slices.Contains(lr.names, "control-failover") || slices.Contains(lr.names, "dnssec-rollover"),
 			NoStream: !*stream,
 			Progress: stderr, Logger: logger(),
 		}

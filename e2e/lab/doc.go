@@ -16,8 +16,11 @@
 // amplification under 1 and every PoP announced; that with two
 // control-plane replicas on PostgreSQL (issue #17) the one a writer uses
 // can be killed without losing an acknowledged write, the writes resuming
-// through the other within 2 s and every PoP converging; and that
-// anycastlab removes everything it built, also on Ctrl-C.
+// through the other within 2 s and every PoP converging; that a validating
+// unbound resolving a signed zone through the anycast address sees no
+// SERVFAIL and no answer without AD while its ZSK and KSK roll (issue
+// #16, unbound needed); and that anycastlab removes everything it built,
+// also on Ctrl-C.
 //
 // They need root (network namespaces, TUN devices, nftables) and bird,
 // birdc, ip and nft; without root they skip, unless CI=true, where they

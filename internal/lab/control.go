@@ -33,7 +33,10 @@ const (
 	controlKeyAlg     = "hmac-sha256"
 	controlFile       = "control.yaml"
 	controlDataDir    = "control.data"
-	controlTokenLen   = 24
+	// controlKeyFile seals the signing keys of the zones the control
+	// plane signs (the dnssec-rollover scenario), beside its config.
+	controlKeyFile  = "control.signing.key"
+	controlTokenLen = 24
 )
 
 // controlPlan is where the control plane runs and the secrets it shares
@@ -187,6 +190,8 @@ type ControlConfig struct {
 	// Store is the PostgreSQL database of several replicas; nil: SQLite
 	// in the data directory.
 	Store *ControlStore `yaml:"store,omitempty"`
+	// Signing lets zones be signed through the API.
+	Signing *ControlSigning `yaml:"signing,omitempty"`
 }
 
 // ControlStore is the control plane's store section.
@@ -194,6 +199,12 @@ type ControlStore struct {
 	Postgres struct {
 		DSN string `yaml:"dsn"`
 	} `yaml:"postgres"`
+}
+
+// ControlSigning is the control plane's signing section: the key file
+// that seals the signing keys (policies come with each API call).
+type ControlSigning struct {
+	KeyFile string `yaml:"key_file"`
 }
 
 // ControlStream is the control plane's stream section.
@@ -227,6 +238,7 @@ func (p *plan) controlConfig(c *controlPlan, i int) ControlConfig {
 	if c.Levels != nil {
 		cfg.Levels = c.Levels.section()
 	}
+	cfg.Signing = &ControlSigning{KeyFile: controlKeyFile}
 	cfg.Xfr.Listen = []string{site.xfrAddr().String()}
 	cfg.Xfr.TSIGKeys = []TSIGKey{c.key()}
 	cfg.Xfr.Catalog.Zone = CatalogZone

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/anycastdns/anycastdns/internal/sign"
 )
 
 // ErrNotRoot is returned by Up when the process cannot manage namespaces.
@@ -686,6 +688,9 @@ func (l *Lab) writeConfigs(context.Context) (string, error) {
 			if err := os.WriteFile(l.controlConfigPathOf(i), b, 0o600); err != nil {
 				return "", fmt.Errorf("write control config: %w", err)
 			}
+		}
+		if err := os.WriteFile(filepath.Join(l.Dir, controlKeyFile), sign.GenerateKeyFile(), 0o600); err != nil {
+			return "", fmt.Errorf("write the control plane's signing key file: %w", err)
 		}
 		what += ", control plane config"
 		if n := len(l.ctl.sites()); n > 1 {

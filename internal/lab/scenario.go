@@ -17,7 +17,7 @@ import (
 var Scenarios = []string{"catchment", "latency", "drain", "crash", "hang", "dns-failure", "scale-out", "propagation", "join", "control-outage",
 	"gray-failure", "overload", "monitor-partition", "all-hot",
 	"steer-failover", "steer-geo", "steer-latency", "steer-weighted", "steer-least-load", "steer-consistent", "flood",
-	"control-failover"}
+	"control-failover", "dnssec-rollover"}
 
 // SteeringScenarios are the scenarios of application-layer anycast: they
 // need the monitors and the control plane's levels (Options.Monitors,
@@ -163,6 +163,9 @@ type Result struct {
 	// Failures are the bounds the scenario checks and missed: its
 	// outcome is written, and then the run fails.
 	Failures []string
+	// Rollover holds the dnssec-rollover scenario's lines (one per
+	// rollover), in place of Lines.
+	Rollover []RolloverLine
 	Duration time.Duration
 }
 
@@ -190,6 +193,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	if r.ControlFailover != nil {
 		if err := enc.Encode(r.ControlFailover); err != nil {
+			return err
+		}
+	}
+	for _, l := range r.Rollover {
+		if err := enc.Encode(l); err != nil {
 			return err
 		}
 	}
@@ -323,6 +331,8 @@ func (r *Result) WriteTable(out io.Writer) error {
 		if r.ControlFailover != nil {
 			writeControlFailoverTable(tw, r.ControlFailover)
 		}
+	case "dnssec-rollover":
+		writeRolloverTable(tw, r.Rollover)
 	case "control-outage":
 		printf(tw, "POP\tANNOUNCED\tEXPIRED ZONE\tOTHER ZONE\tFILE ZONE\tSERVFAIL AFTER ms\tRECOVERED ms\tCLIENT ANSWERS\tCLIENT LOST\t"+"\n")
 		for _, l := range r.Outage {

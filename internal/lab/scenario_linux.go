@@ -148,6 +148,8 @@ func (l *Lab) RunScenario(ctx context.Context, name string, o ScenarioOptions) (
 		return l.flood(ctx, o)
 	case "control-failover":
 		return l.controlFailover(ctx, o)
+	case "dnssec-rollover":
+		return l.dnssecRollover(ctx, o)
 	}
 	f, err := l.fault(name, o.Target)
 	if err != nil {

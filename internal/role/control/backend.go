@@ -15,9 +15,13 @@ import (
 // NewBackend serves a store through the API: it converts the store's types
 // and classifies its errors for the API. (The API does not import the
 // store, so that its client, and the CLI, stay free of the database.)
-func NewBackend(s *store.Store) api.Backend { return backend{s} }
+func NewBackend(s *store.Store) api.Backend { return backend{s: s} }
 
-type backend struct{ s *store.Store }
+type backend struct {
+	s *store.Store
+	// wake, when set, wakes the signing task after a signing change.
+	wake signingWake
+}
 
 func apiInfo(i store.ZoneInfo) api.ZoneInfo {
 	return api.ZoneInfo{Name: i.Name, Serial: i.Serial, Records: i.Records, Updated: i.Updated, SerialPolicy: i.SerialPolicy}

@@ -92,6 +92,8 @@ type Control struct {
 	xfrCert     *listen.Certificate // of xfr.tls, re-read on reload; nil without it
 	xfrAddrs    []netip.AddrPort
 	stream      *streamPart // nil without a stream listener (stream.go)
+	// signingWake wakes the signing task after an API signing change.
+	signingWake signingWake
 }
 
 // Option configures New.
@@ -132,7 +134,7 @@ func New(cfg *config.Control, logger *slog.Logger, opts ...Option) (*Control, er
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Control{cfg: cfg, log: logger, clog: logger.With("component", "control"), ready: make(chan struct{}),
-		metrics: metrics.NewControl()}
+		metrics: metrics.NewControl(), signingWake: make(signingWake, 1)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -202,7 +204,7 @@ func (s *apiSwitch) set(h http.Handler) { s.h.Store(&h) }
 func (c *Control) apiHandler(s *store.Store, cfg *config.Control) http.Handler {
 	ac := apiConfig(cfg)
 	ac.Fleet = c.apiFleet()
-	return api.Handler(NewBackend(s), ac, c.log)
+	return api.Handler(backend{s: s, wake: c.signingWake}, ac, c.log)
 }
 
 // Run starts the control plane and serves until ctx is done, then shuts
@@ -305,7 +307,9 @@ func (c *Control) Run(ctx context.Context, reload <-chan struct{}) error {
 			r.Add("steering", lifecycle.Func(sp.reg.RunSteering))
 		}
 	}
-	r.Add("signing", lifecycle.Func(func(ctx context.Context) error { return runSigning(ctx, s, cfg.Signing.ParentServers, c.log) }))
+	r.Add("signing", lifecycle.Func(func(ctx context.Context) error {
+		return runSigning(ctx, s, cfg.Signing.ParentServers, c.signingWake, c.log)
+	}))
 	r.Add("api", lifecycle.Func(func(ctx context.Context) error {
 		return api.Serve(ctx, ln, httpprobe.Wrap(&c.api, c.Readiness), c.log)
 	}))

@@ -30,11 +30,25 @@ import (
 // seen within it.
 const signingCheck = time.Minute
 
+// signingWake wakes the signing task when the API changed a zone's
+// signing (a policy, a DS seen), so that what that makes due (a rollover
+// of a shorter lifetime, the new key's activation) happens at its time and
+// not at the task's next look, up to signingCheck later. Buffered (1).
+type signingWake chan struct{}
+
+// kick wakes the task, or leaves a wake-up for it if it is busy.
+func (w signingWake) kick() {
+	select {
+	case w <- struct{}{}:
+	default: // a wake-up is pending already (or w is nil: no task)
+	}
+}
+
 // runSigning is the signing task: it asks the parents' servers for the DS
 // of the keys that wait for it (checkParents), does what is due in every
 // signed zone (store.MaintainSigning), then waits until the next thing comes due, at
-// most signingCheck, until ctx ends.
-func runSigning(ctx context.Context, s *store.Store, parents map[string][]netip.AddrPort, log *slog.Logger) error {
+// most signingCheck, or until wake, until ctx ends.
+func runSigning(ctx context.Context, s *store.Store, parents map[string][]netip.AddrPort, wake <-chan struct{}, log *slog.Logger) error {
 	log = log.With("component", "signing")
 	for {
 		checkParents(ctx, s, parents, log)
@@ -51,6 +65,8 @@ func runSigning(ctx context.Context, s *store.Store, parents map[string][]netip.
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-wake:
+			t.Stop()
 		case <-t.C:
 		}
 	}
@@ -108,16 +124,25 @@ func (b backend) Signing(ctx context.Context, zone string) (api.DNSSECStatus, er
 
 func (b backend) EnableSigning(ctx context.Context, zone, name string, p sign.Policy) (api.DNSSECStatus, error) {
 	st, err := b.s.EnableSigning(ctx, zone, name, p)
+	if err == nil {
+		b.wake.kick()
+	}
 	return b.withSerial(ctx, st, err)
 }
 
 func (b backend) DisableSigning(ctx context.Context, zone string) (api.DNSSECStatus, error) {
 	st, err := b.s.DisableSigning(ctx, zone)
+	if err == nil {
+		b.wake.kick()
+	}
 	return b.withSerial(ctx, st, err)
 }
 
 func (b backend) DSSeen(ctx context.Context, zone string, tag uint16) (api.DNSSECStatus, error) {
 	st, err := b.s.DSSeen(ctx, zone, tag)
+	if err == nil {
+		b.wake.kick()
+	}
 	return b.withSerial(ctx, st, err)
 }
 

@@ -148,7 +148,7 @@ func TestSigningTask(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- runSigning(ctx, s, nil, slog.New(slog.DiscardHandler)) }()
+		go func() { done <- runSigning(ctx, s, nil, nil, slog.New(slog.DiscardHandler)) }()
 		z0, _ := s.Zone(ctx, "example.com.")
 		serials := map[uint32]bool{}
 		for range 40 * 24 {
@@ -359,7 +359,7 @@ func TestRolloverTask(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- runSigning(ctx, s, nil, slog.New(slog.DiscardHandler)) }()
+		go func() { done <- runSigning(ctx, s, nil, nil, slog.New(slog.DiscardHandler)) }()
 		cdsOf := func(z *zone.Zone) []string {
 			all, err := z.RRs()
 			if err != nil {
