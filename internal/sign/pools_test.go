@@ -1,13 +1,8 @@
 package sign
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +12,6 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/steer"
-	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -245,45 +239,6 @@ func wireOf(t testing.TB, s string) zone.RR {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// poolVerifierFailures runs ldns-verify-zone, and dnssec-verify too when
-// bind, on z.
-func poolVerifierFailures(t *testing.T, z *zone.Zone, bind bool) []string {
-	t.Helper()
-	var buf bytes.Buffer
-	if _, err := z.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signed.zone")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var fails []string
-	run := func(tool, pkg string, args ...string) {
-		out, err := exec.Command(testkit.RequireTool(t, tool, pkg), args...).CombinedOutput()
-		if err != nil {
-			fails = append(fails, fmt.Sprintf("%s: %v\n%s", tool, err, out))
-		}
-	}
-	run("ldns-verify-zone", "ldnsutils", "-V", "1", path)
-	if bind {
-		csk := []string{}
-		if cskOnlyZone(z) {
-			csk = []string{"-z"}
-		}
-		run("dnssec-verify", "bind9-utils", append(csk, "-q", "-o", z.Origin, path)...)
-	}
-	return fails
-}
-
-func cskOnlyZone(z *zone.Zone) bool {
-	for rd := range z.Apex.Get(dns.TypeDNSKEY).All() {
-		if rd[1]&1 == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // checkFallbacks checks that each name of want has an RRset of its
