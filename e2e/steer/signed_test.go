@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/sign"
+	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
@@ -34,7 +35,6 @@ import (
 func TestSignedSteeredAnswers(t *testing.T) {
 	bin, ctlBin := testkit.BuildAnycastd(t), testkit.BuildAnycastctl(t)
 	delv := testkit.RequireTool(t, "delv", "bind9-dnsutils")
-	ldns := testkit.RequireTool(t, "ldns-verify-zone", "ldnsutils")
 	dir := t.TempDir()
 
 	var fail atomic.Bool
@@ -89,20 +89,95 @@ drain_period: 0s
 	run(t, filepath.Join(dir, "pop0.log"), bin, "node", "-config", nodeCfg)
 	waitReady(t, "http://"+nodeAdmin+"/readyz")
 
-	ctl(t, ctlBin, apiAddr, "zone", "create", "example.com", "-ns", "ns1")
+	// TTLs of 20s at most, so that keys can roll in seconds.
+	zoneFile := filepath.Join(dir, "example.com.zone")
+	write(t, zoneFile, "$ORIGIN example.com.\n@ 20 IN SOA ns1 hostmaster 1 7200 3600 1209600 20\n@ 20 IN NS ns1\nns1 20 IN A 192.0.2.53\n")
+	ctl(t, ctlBin, apiAddr, "zone", "create", "example.com", "-file", zoneFile)
 	failover := filepath.Join(dir, "failover.json")
 	write(t, failover, fmt.Sprintf(`{"ttl": 5, "policy": ["up", "first-n"],
  "check": {"type": "http", "port": %d, "path": "/health", "body": "ok", "interval": "200ms", "timeout": "150ms",
            "rise": 2, "fall": 2, "quorum": 1},
  "endpoints": [{"address": "127.0.0.1"}, {"address": "127.0.0.2"}]}`, port))
 	ctl(t, ctlBin, apiAddr, "pool", "set", "example.com", "svc", "A", "-file", failover)
-	// Signing a zone that has a pool signs its answers.
-	ctl(t, ctlBin, apiAddr, "dnssec", "enable", "example.com")
+	// Signing a zone that has a pool signs its answers (a KSK and a ZSK
+	// that rolls every 45s, the pools' TTLs within zone_max_ttl).
+	ctl(t, ctlBin, apiAddr, "dnssec", "enable", "example.com", "-settings",
+		`{"csk":false,"zsk_lifetime":"45s","dnskey_ttl":"2s","zone_max_ttl":"20s","propagation_delay":"1s"}`)
+
+	// axfrCheck transfers the zone from the control plane and checks it
+	// with ldns-verify-zone, kzonecheck and dnssec-verify, and that each
+	// pool's name of fallbacks has its fallback answer as an A RRset (a
+	// step of "" only reads the zone); it returns the key tag of the ZSK
+	// that signs the SOA and the number of DNSKEYs.
+	type axfrState struct {
+		zsk  uint16
+		keys int
+	}
+	axfrCheck := func(step string, sigs int, fallbacks map[string][]string) axfrState {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetAxfr("example.com.")
+		m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+		tr := &dns.Transfer{TsigSecret: map[string]string{keyName: keySecret}}
+		envs, err := tr.In(m, xfrAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text strings.Builder
+		var st axfrState
+		n, answerSigs := 0, 0
+		got := map[string][]string{}
+		for env := range envs {
+			if env.Error != nil {
+				t.Fatal(env.Error)
+			}
+			for _, rr := range env.RR {
+				if n++; n > 1 && rr.Header().Rrtype == dns.TypeSOA {
+					continue // the closing SOA
+				}
+				switch v := rr.(type) {
+				case *dns.RFC3597:
+					if v.Hdr.Rrtype == 65321 && len(v.Rdata) > 6 { // steer.TypePoolSig, not a fallback mark
+						answerSigs++
+					}
+				case *dns.RRSIG:
+					if v.TypeCovered == dns.TypeSOA {
+						st.zsk = v.KeyTag
+					}
+				case *dns.DNSKEY:
+					st.keys++
+				case *dns.A:
+					got[strings.TrimSuffix(v.Hdr.Name, ".example.com.")] = append(got[strings.TrimSuffix(v.Hdr.Name, ".example.com.")], v.A.String())
+				}
+				text.WriteString(rr.String() + "\n")
+			}
+		}
+		if step == "" {
+			return st
+		}
+		if answerSigs != sigs {
+			t.Errorf("%s: AXFR: %d answer signatures, want %d (2 failover, 2 weighted answers)", step, answerSigs, sigs)
+		}
+		for name, want := range fallbacks {
+			if g := strings.Join(got[name], ","); !slices.Contains(want, g) {
+				t.Errorf("%s: AXFR: A at %s %q, want the pool's fallback, one of %q", step, name, g, want)
+			}
+		}
+		for _, f := range signtest.TextFailures(t, "example.com.", []byte(text.String()), false) {
+			t.Errorf("%s: the AXFR does not verify: %s", step, f)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		return st
+	}
+	axfrCheck("signing enabled", 2, map[string][]string{"svc": {"127.0.0.1"}})
 	weighted := filepath.Join(dir, "weighted.json")
 	write(t, weighted, `{"ttl": 20, "policy": ["up", "weighted"],
  "endpoints": [{"address": "192.0.2.1", "weight": 70}, {"address": "192.0.2.2", "weight": 30}]}`)
 	// A pool added to the signed zone is signed with the write.
 	ctl(t, ctlBin, apiAddr, "pool", "set", "example.com", "w", "A", "-file", weighted)
+	axfrCheck("weighted pool added", 2+2, map[string][]string{"svc": {"127.0.0.1"}, "w": {"192.0.2.1", "192.0.2.2"}})
 
 	mon := filepath.Join(dir, "m1.yaml")
 	write(t, mon, fmt.Sprintf(`vantage: m1
@@ -242,37 +317,30 @@ report: {url: "http://%s", token: %q}
 		t.Errorf("delv svc.example.com. after the failure: %q, want 127.0.0.2", got)
 	}
 
-	// The zone as the control plane transfers it verifies.
-	m := new(dns.Msg)
-	m.SetAxfr("example.com.")
-	m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
-	tr := &dns.Transfer{TsigSecret: map[string]string{keyName: keySecret}}
-	envs, err := tr.In(m, xfrAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text strings.Builder
-	n, pools := 0, 0
-	for env := range envs {
-		if env.Error != nil {
-			t.Fatal(env.Error)
-		}
-		for _, rr := range env.RR {
-			if n++; n > 1 && rr.Header().Rrtype == dns.TypeSOA {
-				continue // the closing SOA
+	// A change of the weighted pool is signed with the write, and the zone
+	// still verifies, its fallback A following the pool.
+	write(t, weighted, `{"ttl": 20, "policy": ["up", "weighted"],
+ "endpoints": [{"address": "192.0.2.3", "weight": 70}, {"address": "192.0.2.2", "weight": 30}]}`)
+	ctl(t, ctlBin, apiAddr, "pool", "set", "example.com", "w", "A", "-file", weighted)
+	axfrCheck("weighted pool changed", 2+2, map[string][]string{"svc": {"127.0.0.1"}, "w": {"192.0.2.3", "192.0.2.2"}})
+
+	// A ZSK rollover (zsk_lifetime 45s): at each of its stages the zone
+	// and the pools' signatures verify.
+	zsk0 := axfrCheck("", 0, nil).zsk
+	deadline = time.Now().Add(3 * time.Minute)
+	for stage := ""; ; {
+		a := axfrCheck("", 0, nil)
+		if now := fmt.Sprint(a.zsk, a.keys); now != stage {
+			stage = now
+			a = axfrCheck(fmt.Sprintf("ZSK rollover: %d keys, signing ZSK %d", a.keys, a.zsk), 2+2, map[string][]string{"svc": {"127.0.0.1"}, "w": {"192.0.2.3", "192.0.2.2"}})
+			t.Logf("ZSK rollover stage verified: %d DNSKEYs, signing ZSK %d", a.keys, a.zsk)
+			if a.zsk != zsk0 && a.keys == 2 {
+				break // the old ZSK is gone: KSK and the new ZSK
 			}
-			if rr.Header().Rrtype == 65321 { // steer.TypePoolSig
-				pools++
-			}
-			text.WriteString(rr.String() + "\n")
 		}
-	}
-	if pools != 2+2 {
-		t.Errorf("AXFR: %d answer signatures, want 4 (2 failover, 2 weighted answers)", pools)
-	}
-	path := filepath.Join(dir, "axfr.zone")
-	write(t, path, text.String())
-	if out, err := exec.CommandContext(t.Context(), ldns, "-V", "1", path).CombinedOutput(); err != nil {
-		t.Errorf("ldns-verify-zone on the AXFR: %v\n%s", err, out)
+		if time.Now().After(deadline) {
+			t.Fatalf("the ZSK rollover has not ended in 3 minutes (signing ZSK %d, %d keys; first ZSK %d)", a.zsk, a.keys, zsk0)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

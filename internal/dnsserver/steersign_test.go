@@ -39,7 +39,9 @@ func signedSteerZone(t testing.TB, p sign.Policy) *zone.Zone {
 		"svc IN A 192.0.2.99\n" + poolRR(t, "svc", dns.TypeA, weighted7030) +
 		poolRR(t, "failover", dns.TypeA, failover3) +
 		poolRR(t, "geo", dns.TypeA, geoPool) +
-		poolRR(t, "cname", dns.TypeA, cnamePool) +
+		// A pool answering only CNAMEs needs a static A beside it in a
+		// signed zone (it has no fallback answer of its type).
+		"cname IN A 192.0.2.77\n" + poolRR(t, "cname", dns.TypeA, cnamePool) +
 		poolRR(t, "*.wild", dns.TypeA, weighted7030) +
 		poolRR(t, "many", dns.TypeA, up8)
 	recs, err := zone.Parse(strings.NewReader(text), "example.com.", "steer.zone")

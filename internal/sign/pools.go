@@ -3,6 +3,7 @@ package sign
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -23,7 +24,12 @@ import (
 // NSEC or NSEC3 type bitmap, transferred by IXFR and the stream with the
 // change that made them. The NSEC/NSEC3 bitmap of the owner also lists the
 // steered type, which the node answers there (a resolver that caches the
-// owner's NSEC must not deny it, RFC 8198).
+// owner's NSEC must not deny it, RFC 8198), and the owner carries a real
+// RRset of that type, signed as any: the operator's static one, or else
+// the pool's fallback answer (steer.Fallback), which the signer derives,
+// keeps in step with the pool and marks with a TypePoolSig fallback mark
+// (steer.AppendFallbackMark). So verifiers, and secondaries that do not
+// steer, see a whole zone: a name whose bitmap lists A has an A RRset.
 //
 // The answers' signatures expire with the signature of the owner's
 // TypePoolSig RRset (the same expiration, made at the same time), so the
@@ -32,12 +38,15 @@ import (
 
 // PoolSigs returns the change that makes the TypePoolSig records at names
 // (nil: every name of z) right for z at now: the answers of the pools
-// there signed with the keys active at now, none at a name without a pool.
+// there signed with the keys active at now, none at a name without a pool,
+// and the pools' derived fallback RRsets (with their marks) made, changed
+// or removed with the pools (never an RRset the operator wrote).
 // Signatures still good (made for the same pool record by the active
 // ZSKs, not coming due within window of now) are kept unless force; a
 // pool's answers are otherwise all signed again. A pool with more than
-// steer.MaxVariants possible answers, or a TTL over zone_max_ttl, is an
-// error (ErrPolicy) naming it.
+// steer.MaxVariants possible answers, a TTL over zone_max_ttl, or only
+// CNAME answers and no static RRset of its type, is an error (ErrPolicy)
+// naming it.
 func (s *Signer) PoolSigs(z *zone.Zone, names [][]byte, now time.Time, window time.Duration, force bool) (del, add []zone.RR, err error) {
 	if !bytes.Equal(z.OriginWire(), s.origin) {
 		return nil, nil, fmt.Errorf("sign %s: the signer is for %s", z.Origin, s.zone)
@@ -55,8 +64,18 @@ func (s *Signer) PoolSigs(z *zone.Zone, names [][]byte, now time.Time, window ti
 			}
 			keysRead = true
 		}
-		var want [][]byte
+		var want, had [][]byte
 		var ttl uint32
+		marked := map[uint16]bool{} // the types whose RRset here the signer derived
+		if old != nil {
+			had = slices.Collect(old.All())
+			for _, rd := range had {
+				if t, ok := steer.ParseFallbackMark(rd); ok {
+					marked[t] = true
+				}
+			}
+		}
+		steered := map[uint16]bool{}
 		if pools != nil && s.classify(n) == kindAuth {
 			ttl = pools.TTL
 			for rd := range pools.All() {
@@ -65,11 +84,26 @@ func (s *Signer) PoolSigs(z *zone.Zone, names [][]byte, now time.Time, window ti
 					return err
 				}
 				want = append(want, w...)
+				t := steer.RdataType(rd)
+				steered[t] = true
+				if n.Get(t) != nil && !marked[t] {
+					continue // the operator's own RRset of the type stands
+				}
+				fd, fa, err := s.fallback(n, rd)
+				if err != nil {
+					return err
+				}
+				del, add = append(del, fd...), append(add, fa...)
+				want = append(want, steer.AppendFallbackMark(nil, t))
 			}
 		}
-		var had [][]byte
-		if old != nil {
-			had = slices.Collect(old.All())
+		for _, t := range slices.Sorted(maps.Keys(marked)) {
+			if set := n.Get(t); set != nil && !steered[t] {
+				// The pool is gone: so is the answer derived from it.
+				for rd := range set.All() {
+					del = append(del, zone.RR{Name: n.Name, Type: t, TTL: set.TTL, Rdata: rd})
+				}
+			}
 		}
 		same := old == nil || old.TTL == ttl
 		for _, rd := range had {
@@ -133,6 +167,10 @@ func (s *Signer) PoolChange(z *zone.Zone, del, add []zone.RR, now time.Time) (pd
 	if !pools {
 		return nil, nil, nil
 	}
+	// A change that writes records of a type the signer derived at a
+	// pool's name makes that RRset the operator's: the derived records
+	// it does not write again go, and so does their mark.
+	takeover := takeOver(z, del, add)
 	// The change applied with the signatures of the touched names taken
 	// away (they are Update's to make), to read the pools it leaves.
 	var strip []zone.RR
@@ -141,11 +179,112 @@ func (s *Signer) PoolChange(z *zone.Zone, del, add []zone.RR, now time.Time) (pd
 			strip = appendSigs(strip, n)
 		}
 	}
-	nz, err := z.Apply(append(slices.Clip(del), strip...), add)
+	nz, err := z.Apply(slices.Concat(del, takeover, strip), add)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign %s: pools of the change: %w", s.zone, err)
 	}
-	return s.PoolSigs(nz, names, now, 0, false)
+	pd, pa, err = s.PoolSigs(nz, names, now, 0, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(takeover, pd...), pa, nil
+}
+
+// takeOver returns the records of z that a change (del, add) writing
+// records of a type at a name where the signer derived that type's RRset
+// from a pool takes away: the derived records neither deleted nor added
+// again by the change, and the mark.
+func takeOver(z *zone.Zone, del, add []zone.RR) []zone.RR {
+	var out []zone.RR
+	type nameType struct {
+		name string
+		t    uint16
+	}
+	done := map[nameType]bool{}
+	in := func(list []zone.RR, r zone.RR) bool {
+		return slices.ContainsFunc(list, func(x zone.RR) bool {
+			return x.Type == r.Type && bytes.Equal(x.Name, r.Name) && bytes.Equal(x.Rdata, r.Rdata)
+		})
+	}
+	for _, r := range add {
+		key := nameType{string(r.Name), r.Type}
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		n := z.Lookup(r.Name)
+		if n == nil {
+			continue
+		}
+		marks := n.Get(steer.TypePoolSig)
+		if marks == nil {
+			continue
+		}
+		for rd := range marks.All() {
+			if t, ok := steer.ParseFallbackMark(rd); !ok || t != r.Type {
+				continue
+			}
+			mark := zone.RR{Name: n.Name, Type: steer.TypePoolSig, TTL: marks.TTL, Rdata: rd}
+			if !in(del, mark) {
+				out = append(out, mark)
+			}
+			set := n.Get(r.Type)
+			if set == nil {
+				break
+			}
+			for x := range set.All() {
+				d := zone.RR{Name: n.Name, Type: r.Type, TTL: set.TTL, Rdata: x}
+				if !in(del, d) && !in(add, d) {
+					out = append(out, d)
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+// fallback returns the change that makes the RRset of the steered type at
+// n (the signer's, or none) the fallback answer (steer.Fallback) of the
+// pool record rd, with the pool's TTL. A pool that answers only CNAMEs
+// has none: an error (ErrPolicy) naming it, unless the operator gives
+// the name a static RRset of the type.
+func (s *Signer) fallback(n *zone.Node, rd []byte) (del, add []zone.RR, err error) {
+	owner := zone.NameString(n.Name)
+	t, p, err := steer.Decode(rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign %s: pool %s: %w: %w", s.zone, owner, ErrPolicy, err)
+	}
+	m, ok, err := steer.Fallback(rd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign %s: pool %s %s: %w: %w", s.zone, owner, typeName(t), ErrPolicy, err)
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("sign %s: pool %s %s: %w: it answers only CNAMEs, and in a signed zone a pool's name needs an %s RRset "+
+			"(what secondaries that do not steer answer, and what the NSEC/NSEC3 bitmap there lists): give the name a static %s RRset, or the pool an address endpoint",
+			s.zone, owner, typeName(t), ErrPolicy, typeName(t), typeName(t))
+	}
+	_, rds, err := steer.VariantRRset(t, &p, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign %s: pool %s %s: %w", s.zone, owner, typeName(t), err)
+	}
+	cur := n.Get(t)
+	var had [][]byte
+	if cur != nil {
+		had = slices.Collect(cur.All())
+	}
+	same := cur == nil || cur.TTL == p.TTL
+	for _, x := range had {
+		if !same || !slices.ContainsFunc(rds, func(y []byte) bool { return bytes.Equal(x, y) }) {
+			del = append(del, zone.RR{Name: n.Name, Type: t, TTL: cur.TTL, Rdata: x})
+		}
+	}
+	for _, x := range rds {
+		if !same || !slices.ContainsFunc(had, func(y []byte) bool { return bytes.Equal(x, y) }) {
+			add = append(add, zone.RR{Name: n.Name, Type: t, TTL: p.TTL, Rdata: x})
+		}
+	}
+	return del, add, nil
 }
 
 // poolSigs returns the TypePoolSig rdata of the pool record rd at n: the

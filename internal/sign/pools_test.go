@@ -1,13 +1,9 @@
 package sign
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +12,6 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/sign/signtest"
 	"github.com/anycastdns/anycastdns/internal/steer"
-	"github.com/anycastdns/anycastdns/internal/testkit"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -88,24 +83,31 @@ func TestPoolSigsVerify(t *testing.T) {
 			if n := signtest.VerifyPools(t, sz, now); n != 3+2+2+6 {
 				t.Errorf("%d answers checked, want 13", n)
 			}
-			// ldns-verify-zone accepts it as it is; dnssec-verify wants an
-			// RRset for each type of a bitmap, which static records of
-			// the steered type at each pool's name give. (kzonecheck
-			// loads no private-use type, so no zone with pools.)
-			if f := poolVerifierFailures(t, sz, false); len(f) > 0 {
-				t.Error(f)
-			}
+			// Each pool's name has a signed RRset of its type: the
+			// fallback answer, or (web) the operator's static one; all
+			// three verifiers accept the zone.
+			checkFallbacks(t, sz, map[string][]string{
+				"svc.example.com.":   {"svc.example.com.\t20\tIN\tA\t192.0.2.10"},
+				"w.example.com.":     {"w.example.com.\t30\tIN\tAAAA\t2001:db8::10", "w.example.com.\t30\tIN\tAAAA\t2001:db8::11"},
+				"alias.example.com.": {"alias.example.com.\t40\tIN\tA\t192.0.2.20"},
+				"web.example.com.":   {"web.example.com.\t3600\tIN\tA\t192.0.2.3"},
+			}, "web.example.com.")
+			signtest.Verify(t, sz)
 			static, err := z.Apply(nil, []zone.RR{
-				wireOf(t, "svc.example.com. 20 IN A 192.0.2.10"),
-				wireOf(t, "w.example.com. 30 IN AAAA 2001:db8::10"),
-				wireOf(t, "alias.example.com. 40 IN A 192.0.2.20"),
+				wireOf(t, "svc.example.com. 20 IN A 192.0.2.99"),
+				wireOf(t, "w.example.com. 30 IN AAAA 2001:db8::99"),
+				wireOf(t, "alias.example.com. 40 IN A 192.0.2.99"),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f := poolVerifierFailures(t, signWithPools(t, s, static, now), true); len(f) > 0 {
-				t.Error(f)
-			}
+			ssz := signWithPools(t, s, static, now)
+			checkFallbacks(t, ssz, map[string][]string{
+				"svc.example.com.":   {"svc.example.com.\t20\tIN\tA\t192.0.2.99"},
+				"w.example.com.":     {"w.example.com.\t30\tIN\tAAAA\t2001:db8::99"},
+				"alias.example.com.": {"alias.example.com.\t40\tIN\tA\t192.0.2.99"},
+			}, "svc.example.com.", "w.example.com.", "alias.example.com.")
+			signtest.Verify(t, ssz)
 			// Nothing changes while the signatures are good.
 			if d, a, err := s.PoolSigs(sz, nil, now.Add(time.Hour), 0, false); err != nil || len(d)+len(a) != 0 {
 				t.Errorf("PoolSigs of a freshly signed zone: %d deleted, %d added, %v", len(d), len(a), err)
@@ -239,41 +241,117 @@ func wireOf(t testing.TB, s string) zone.RR {
 	return r
 }
 
-// poolVerifierFailures runs ldns-verify-zone, and dnssec-verify too when
-// bind, on z.
-func poolVerifierFailures(t *testing.T, z *zone.Zone, bind bool) []string {
+// checkFallbacks checks that each name of want has an RRset of its
+// pool's type that is one of want's records (the fallback answer, or
+// the operator's records), marked as derived exactly when it is not the
+// operator's (operators names those).
+func checkFallbacks(t *testing.T, z *zone.Zone, want map[string][]string, operators ...string) {
 	t.Helper()
-	var buf bytes.Buffer
-	if _, err := z.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signed.zone")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var fails []string
-	run := func(tool, pkg string, args ...string) {
-		out, err := exec.Command(testkit.RequireTool(t, tool, pkg), args...).CombinedOutput()
+	for owner, recs := range want {
+		n := z.Lookup(mustWire(t, owner))
+		if n == nil {
+			t.Errorf("%s: gone", owner)
+			continue
+		}
+		typ := steer.RdataType(n.Get(steer.TypePool).First())
+		set := n.Get(typ)
+		if set == nil {
+			t.Errorf("%s: no %s RRset beside the pool", owner, typeName(typ))
+			continue
+		}
+		rrs, err := set.RRs(owner)
 		if err != nil {
-			fails = append(fails, fmt.Sprintf("%s: %v\n%s", tool, err, out))
+			t.Fatal(err)
+		}
+		for _, rr := range rrs {
+			if rr.Header().Rrtype == dns.TypeRRSIG {
+				continue
+			}
+			if !slices.Contains(recs, rr.String()) {
+				t.Errorf("%s: %s, want one of %q", owner, rr, recs)
+			}
+		}
+		if set.SigLen() == 0 {
+			t.Errorf("%s: %s RRset unsigned", owner, typeName(typ))
+		}
+		marked := false
+		for rd := range n.Get(steer.TypePoolSig).All() {
+			if mt, ok := steer.ParseFallbackMark(rd); ok && mt == typ {
+				marked = true
+			}
+		}
+		operator := slices.Contains(operators, owner)
+		if marked == operator {
+			t.Errorf("%s: marked as derived %v, operator's %v", owner, marked, operator)
 		}
 	}
-	run("ldns-verify-zone", "ldnsutils", "-V", "1", path)
-	if bind {
-		csk := []string{}
-		if cskOnlyZone(z) {
-			csk = []string{"-z"}
-		}
-		run("dnssec-verify", "bind9-utils", append(csk, "-q", "-o", z.Origin, path)...)
-	}
-	return fails
 }
 
-func cskOnlyZone(z *zone.Zone) bool {
-	for rd := range z.Apex.Get(dns.TypeDNSKEY).All() {
-		if rd[1]&1 == 0 {
-			return false
+// TestPoolFallbackFollowsChanges: a derived fallback RRset follows its
+// pool's edits and goes with it; an operator who writes that type at the
+// name takes it over (the derived records and the mark go), and one who
+// deletes it gets the derived one back; a pool answering only CNAMEs is
+// refused without a static RRset and accepted with one. The zone passes
+// the three verifiers at each step.
+func TestPoolFallbackFollowsChanges(t *testing.T) {
+	for _, nsec3 := range []bool{false, true} {
+		p := DefaultPolicy()
+		p.NSEC3 = nsec3
+		s := newSigner(t, p, "example.com.")
+		now := time.Now()
+		z, err := loadZone(t, "example.com.", "testdata/example.com.zone").Apply(nil, testPools(t)[:2])
+		if err != nil {
+			t.Fatal(err)
 		}
+		sz := signWithPools(t, s, z, now)
+		step := func(what string, del, add []zone.RR, want map[string][]string, operators ...string) {
+			t.Helper()
+			soa := sz.Apex.Get(dns.TypeSOA)
+			oldSOA := zone.RR{Name: sz.OriginWire(), Type: dns.TypeSOA, TTL: soa.TTL, Rdata: soa.First()}
+			newSOA := oldSOA
+			newSOA.Rdata = append([]byte(nil), oldSOA.Rdata...)
+			newSOA.Rdata[len(newSOA.Rdata)-20]++
+			del, add = append(del, oldSOA), append(add, newSOA)
+			now = now.Add(time.Minute)
+			pd, pa, err := s.PoolChange(sz, del, add, now)
+			if err != nil {
+				t.Fatalf("nsec3=%v %s: %v", nsec3, what, err)
+			}
+			if sz, _, _, err = s.Update(sz, append(del, pd...), append(add, pa...), now); err != nil {
+				t.Fatalf("nsec3=%v %s: %v", nsec3, what, err)
+			}
+			checkFallbacks(t, sz, want, operators...)
+			for _, f := range signtest.Failures(t, sz) {
+				t.Errorf("nsec3=%v %s: %s", nsec3, what, f)
+			}
+		}
+		svc := testPools(t)[0]
+		svc2 := poolRR(t, "svc.example.com.", dns.TypeA, steer.Pool{TTL: 25, Policy: []string{"up", "first-n"}, FirstN: 2, Endpoints: addrs("192.0.2.13", "192.0.2.10")})
+		step("edit", []zone.RR{svc}, []zone.RR{svc2}, map[string][]string{
+			"svc.example.com.": {"svc.example.com.\t25\tIN\tA\t192.0.2.13", "svc.example.com.\t25\tIN\tA\t192.0.2.10"},
+		})
+		if got := sz.Lookup(mustWire(t, "svc.example.com.")).Get(dns.TypeA).Len(); got != 2 {
+			t.Errorf("nsec3=%v: edited pool's fallback has %d records, want 2", nsec3, got)
+		}
+		own := wireOf(t, "svc.example.com. 25 IN A 192.0.2.99")
+		step("operator writes A", nil, []zone.RR{own}, map[string][]string{
+			"svc.example.com.": {"svc.example.com.\t25\tIN\tA\t192.0.2.99"},
+		}, "svc.example.com.")
+		step("operator deletes A", []zone.RR{own}, nil, map[string][]string{
+			"svc.example.com.": {"svc.example.com.\t25\tIN\tA\t192.0.2.13", "svc.example.com.\t25\tIN\tA\t192.0.2.10"},
+		})
+		step("delete pool", []zone.RR{svc2}, nil, nil)
+		if n := sz.Lookup(mustWire(t, "svc.example.com.")); n != nil {
+			t.Errorf("nsec3=%v: the deleted pool's name stays with %d RRsets", nsec3, len(n.Sets))
+		}
+		names := poolRR(t, "cdn.example.com.", dns.TypeA, steer.Pool{TTL: 20, Policy: []string{"up", "first-n"}, Endpoints: addrs("a.example.net.", "b.example.net.")})
+		soa := sz.Apex.Get(dns.TypeSOA)
+		oldSOA := zone.RR{Name: sz.OriginWire(), Type: dns.TypeSOA, TTL: soa.TTL, Rdata: soa.First()}
+		if _, _, err := s.PoolChange(sz, []zone.RR{oldSOA}, []zone.RR{names, oldSOA}, now); !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "cdn.example.com.") {
+			t.Errorf("nsec3=%v: a CNAME-only pool without a static A: %v, want ErrPolicy naming it", nsec3, err)
+		}
+		step("CNAME-only pool with static A", nil, []zone.RR{names, wireOf(t, "cdn.example.com. 20 IN A 192.0.2.50")}, map[string][]string{
+			"cdn.example.com.": {"cdn.example.com.\t20\tIN\tA\t192.0.2.50"},
+		}, "cdn.example.com.")
 	}
-	return true
 }

@@ -359,3 +359,75 @@ func dedupe(fam []candidates) []candidates {
 	})
 	return slices.CompactFunc(fam, func(a, b candidates) bool { return a == b })
 }
+
+// A pool's fallback answer (issue #16). In a signed zone every pool's name
+// also carries a real RRset of the steered type, so that the zone is
+// whole to those that do not steer: verifiers (the NSEC or NSEC3 bitmap
+// there lists the type), and secondaries of other vendors, which answer
+// it. Unless the operator keeps a static RRset of that type there, the
+// signer derives it from the pool — its fallback answer — and marks it
+// with a TypePoolSig record of the fallback format (the steered type and
+// the format byte, no signature), which nodes skip when they look for an
+// answer's signatures.
+
+// fallbackVersion is the format byte of a TypePoolSig fallback mark.
+const fallbackVersion = 2
+
+// AppendFallbackMark appends the TypePoolSig rdata that marks the RRset of
+// type t at the owner as derived from its pool.
+func AppendFallbackMark(dst []byte, t uint16) []byte {
+	return append(binary.BigEndian.AppendUint16(dst, t), fallbackVersion)
+}
+
+// ParseFallbackMark reads a TypePoolSig fallback mark: the type whose
+// RRset at the owner the signer derived; ok is false for other rdata.
+func ParseFallbackMark(rd []byte) (t uint16, ok bool) {
+	if len(rd) != 3 || rd[2] != fallbackVersion {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(rd), true
+}
+
+// Fallback returns the fallback answer of the pool in rd (a TypePool
+// rdata) as an endpoint mask (one of Variants'): the answer the node gives
+// with every endpoint up to a client it knows nothing about (Decide with
+// no state and the zero Client). When that is a CNAME (a name endpoint
+// comes first), it is the answer given when the name endpoints are down,
+// and when that is a CNAME too, the first answer of addresses among
+// Variants. ok is false when the pool answers only CNAMEs.
+func Fallback(rd []byte) (mask uint64, ok bool, err error) {
+	c := Compile(rd)
+	if c.err != nil {
+		return 0, false, c.err
+	}
+	address := func(m uint64) bool { return m != 0 && !c.isName[bits.TrailingZeros64(m)] }
+	var d Decision
+	Decide(c, nil, Client{}, &d)
+	if m := d.AnswerMask(); address(m) {
+		return m, true, nil
+	}
+	down := &State{Endpoints: map[string]EndpointState{}}
+	for i, k := range c.keys {
+		if c.isName[i] {
+			down.Endpoints[k] = EndpointState{Down: true}
+		}
+	}
+	Decide(c, down, Client{}, &d)
+	if m := d.AnswerMask(); address(m) {
+		return m, true, nil
+	}
+	t, p, err := Decode(rd)
+	if err != nil {
+		return 0, false, err
+	}
+	masks, err := Variants(t, &p)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, m := range masks {
+		if address(m) {
+			return m, true, nil
+		}
+	}
+	return 0, false, nil
+}

@@ -226,3 +226,74 @@ func TestAnswerSigs(t *testing.T) {
 		}
 	}
 }
+
+// TestFallback: the fallback answer is the all-up, no-client answer when
+// it is one of addresses, else the one with the name endpoints down, else
+// the first address answer of Variants; a pool of names has none. The
+// answer is always one of Variants, and a fallback mark is never taken
+// for an answer's signature.
+func TestFallback(t *testing.T) {
+	a := func(i int) Endpoint { return Endpoint{Address: netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})} }
+	n := func(s string) Endpoint { return Endpoint{Name: s} }
+	zero := uint32(0)
+	heavy := a(1)
+	heavy.Weight = &zero
+	tests := []struct {
+		name string
+		pool Pool
+		want uint64
+		ok   bool
+	}{
+		{"no policy: every endpoint", Pool{Endpoints: []Endpoint{a(0), a(1), a(2)}}, 0b111, true},
+		{"failover: the first", Pool{Policy: []string{"up", "first-n"}, Endpoints: []Endpoint{a(0), a(1), a(2)}}, 0b001, true},
+		{"first two", Pool{Policy: []string{"up", "first-n"}, FirstN: 2, Endpoints: []Endpoint{a(0), a(1), a(2)}}, 0b011, true},
+		{"a name first: the addresses when it is down", Pool{Policy: []string{"up", "first-n"}, Endpoints: []Endpoint{n("edge.example.net."), a(1), a(2)}}, 0b010, true},
+		{"a name first, no up: only its CNAME", Pool{Policy: []string{"first-n"}, FirstN: 2, Endpoints: []Endpoint{n("edge.example.net."), a(1), a(2)}}, 0, false},
+		{"a name first, latency: the first address answer", Pool{Policy: []string{"latency", "first-n"}, Endpoints: []Endpoint{n("edge.example.net."), a(1), a(2)}}, 0b010, true},
+		{"weighted, a zero weight never", Pool{Policy: []string{"weighted"}, Endpoints: []Endpoint{heavy, a(2)}}, 0b10, true},
+		{"names only", Pool{Policy: []string{"up", "first-n"}, Endpoints: []Endpoint{n("a.example.net."), n("b.example.net.")}}, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.pool.TTL = 30
+			rd, err := Encode(dns.TypeA, tc.pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, ok, err := Fallback(rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.ok || (tc.want != 0 && m != tc.want) {
+				t.Fatalf("Fallback = %#b, %v; want %#b, %v", m, ok, tc.want, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			masks, err := Variants(dns.TypeA, &tc.pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, found := slices.BinarySearch(masks, m); !found {
+				t.Errorf("fallback %#b is not among the variants %b", m, masks)
+			}
+			if rt, _, err := VariantRRset(dns.TypeA, &tc.pool, m); err != nil || rt != dns.TypeA {
+				t.Errorf("fallback %#b answers %s, %v; want A", m, dns.TypeToString[rt], err)
+			}
+		})
+	}
+	mark := AppendFallbackMark(nil, dns.TypeAAAA)
+	if typ, ok := ParseFallbackMark(mark); !ok || typ != dns.TypeAAAA {
+		t.Errorf("ParseFallbackMark(%x) = %d, %v", mark, typ, ok)
+	}
+	if _, _, _, _, ok := ParsePoolSig(mark); ok {
+		t.Errorf("a fallback mark parses as an answer's signature")
+	}
+	if MatchPoolSig(mark, dns.TypeAAAA, 0, 0) != nil {
+		t.Errorf("a fallback mark matches an answer")
+	}
+	sig := AppendPoolSig(nil, dns.TypeA, 1, 1, make([]byte, 18))
+	if _, ok := ParseFallbackMark(sig); ok {
+		t.Errorf("an answer's signature parses as a fallback mark")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -371,10 +372,29 @@ func (s *Store) importSigned(st *zoneState, nz *zone.Zone, newSerial bool, now t
 
 // stripDNSSEC drops the records a signer makes from zone records (the
 // DNSSEC records of pre-signed text, which the store signs again).
+//
+// The RRsets the signer derived from pools (their fallback answers, marked
+// by a TypePoolSig fallback mark) go too: made again with the pools when
+// the zone is signed, they are not the operator's records.
 func stripDNSSEC(zname string, recs []zone.Record) []zone.Record {
+	type nameType struct {
+		name string
+		t    uint16
+	}
+	derived := map[nameType]bool{}
+	for _, r := range recs {
+		if u, ok := r.RR.(*dns.RFC3597); ok && u.Hdr.Rrtype == steer.TypePoolSig {
+			if rd, err := hex.DecodeString(u.Rdata); err == nil {
+				if t, ok := steer.ParseFallbackMark(rd); ok {
+					derived[nameType{strings.ToLower(dns.Fqdn(u.Hdr.Name)), t}] = true
+				}
+			}
+		}
+	}
 	return slices.DeleteFunc(recs, func(r zone.Record) bool {
 		h := r.RR.Header()
-		return sign.Generated(h.Rrtype, strings.EqualFold(dns.Fqdn(h.Name), zname)) || h.Rrtype == steer.TypePoolSig
+		return sign.Generated(h.Rrtype, strings.EqualFold(dns.Fqdn(h.Name), zname)) || h.Rrtype == steer.TypePoolSig ||
+			derived[nameType{strings.ToLower(dns.Fqdn(h.Name)), h.Rrtype}]
 	})
 }
 

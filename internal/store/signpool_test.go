@@ -3,7 +3,9 @@ package store_test
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,11 @@ func TestSigningPools(t *testing.T) {
 				if n := signtest.VerifyPools(t, z, c.now()); n != answers {
 					t.Errorf("%s: %d answers signed, want %d", step, n, answers)
 				}
+				// Each pool's name has its signed RRset of the steered
+				// type, and the zone passes the three verifiers.
+				for _, f := range signtest.FailuresAt(t, z, c.now()) {
+					t.Errorf("%s: %s", step, f)
+				}
 				replay(t, s, before)
 			}
 			check("enabled", 3)
@@ -92,6 +99,33 @@ func TestSigningPools(t *testing.T) {
 				t.Fatalf("edit a pool: %v", err)
 			}
 			check("pool edited", 2+2)
+			wantA := func(step, owner string, want ...string) {
+				t.Helper()
+				z, _ := s.Zone(ctx, "example.com.")
+				var got []string
+				if n := z.Lookup(mustName(t, owner)); n != nil && n.Get(dns.TypeA) != nil {
+					for rd := range n.Get(dns.TypeA).All() {
+						got = append(got, netip.AddrFrom4([4]byte(rd)).String())
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: A at %s %v, want %v", step, owner, got, want)
+				}
+			}
+			wantA("pool edited", "svc.example.com.", "192.0.2.10")
+
+			// The operator's own A beside the pool stands; deleted, the
+			// pool's fallback answer is back.
+			if _, err := s.SetRRset(ctx, "example.com.", "svc.example.com.", dns.TypeA, rrs(t, "svc.example.com. 300 IN A 192.0.2.99")); err != nil {
+				t.Fatal(err)
+			}
+			check("operator's A", 2+2)
+			wantA("operator's A", "svc.example.com.", "192.0.2.99")
+			if _, err := s.DeleteRRset(ctx, "example.com.", "svc.example.com.", dns.TypeA); err != nil {
+				t.Fatal(err)
+			}
+			check("operator's A deleted", 2+2)
+			wantA("operator's A deleted", "svc.example.com.", "192.0.2.10")
 
 			// Another write at the pool's name keeps its signatures.
 			z0, _ := s.Zone(ctx, "example.com.")
@@ -162,7 +196,23 @@ func TestSigningPools(t *testing.T) {
 			if n := poolSigCount(z); n != 0 || z.Lookup(mustName(t, "svc.example.com.")).Get(steer.TypePool) == nil {
 				t.Errorf("after disable: %d answer signatures, pool %v", n, z.Lookup(mustName(t, "svc.example.com.")).Get(steer.TypePool))
 			}
+			wantA("unsigned", "svc.example.com.")
 			replay(t, s, before)
+
+			// A pool that answers only CNAMEs has no fallback: refused
+			// in a signed zone without a static A beside it.
+			if _, err := s.EnableSigning(ctx, "example.com.", "default", p); err != nil {
+				t.Fatal(err)
+			}
+			names := steer.Pool{TTL: 30, Policy: []string{"up", "first-n"}, Endpoints: []steer.Endpoint{{Name: "a.example.net."}, {Name: "b.example.net."}}}
+			rd, err := steer.Encode(dns.TypeA, names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cdn := &dns.RFC3597{Hdr: dns.RR_Header{Name: "cdn.example.com.", Rrtype: steer.TypePool, Class: dns.ClassINET, Ttl: 30}, Rdata: hex.EncodeToString(rd)}
+			if _, err := s.SetRRset(ctx, "example.com.", "cdn.example.com.", steer.TypePool, []dns.RR{cdn}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "cdn.example.com.") || !strings.Contains(err.Error(), "only CNAMEs") {
+				t.Errorf("a CNAME-only pool: %v, want ErrInvalid naming cdn.example.com.", err)
+			}
 		})
 	}
 }
@@ -203,6 +253,7 @@ func TestSigningPoolsRollover(t *testing.T) {
 	zsks := map[uint16]bool{}
 	versions := 0
 	last := uint32(0)
+	lastStage := ""
 	for c.now().Before(start.Add(7 * 24 * time.Hour)) {
 		next, err := s.MaintainSigning(ctx)
 		if err != nil {
@@ -226,8 +277,21 @@ func TestSigningPoolsRollover(t *testing.T) {
 			if n := signtest.VerifyPools(t, z, c.now()); n != 2 {
 				t.Fatalf("at %v: %d answers signed, want 2", c.now(), n)
 			}
+			stage := ""
 			for rd := range z.Apex.Get(dns.TypeSOA).Sigs() {
-				zsks[uint16(rd[16])<<8|uint16(rd[17])] = true
+				tag := uint16(rd[16])<<8 | uint16(rd[17])
+				zsks[tag] = true
+				stage += fmt.Sprint(" sig ", tag)
+			}
+			for rd := range z.Apex.Get(dns.TypeDNSKEY).All() {
+				stage += fmt.Sprintf(" key %x", rd)
+			}
+			if stage != lastStage {
+				// Each stage of the rollovers passes the verifiers.
+				lastStage = stage
+				for _, f := range signtest.FailuresAt(t, z, c.now()) {
+					t.Errorf("at %v: %s", c.now(), f)
+				}
 			}
 		}
 		if !next.After(c.now()) || next.Sub(c.now()) > time.Hour {
