@@ -106,6 +106,13 @@ func TestReplicasNodes(t *testing.T) {
 		waitNodeSerial(t, n, zone, created, 30*time.Second)
 	}
 
+	// Each node's serial is watched from now on, so that the time it
+	// reached the final serial is known however long the checks below take.
+	watchers := make([]*watcher, len(nodes))
+	for i, n := range nodes {
+		watchers[i] = watch(t, n, zone)
+	}
+
 	// The writers: all start together, each through its own replica's API.
 	writes := make([][]write, nReplicas*writersPerReplica)
 	begin := make(chan struct{})
@@ -224,30 +231,13 @@ func TestReplicasNodes(t *testing.T) {
 	}
 
 	// Both nodes reach the final serial, timed from the last
-	// acknowledgement.
-	converged := make([]time.Duration, len(nodes))
-	var nwg sync.WaitGroup
+	// acknowledgement (negative: before the writer had the answer).
 	for i, n := range nodes {
-		nwg.Go(func() {
-			for {
-				if soaSerial(n.dns, zone) == final {
-					converged[i] = time.Since(lastAck)
-					return
-				}
-				if time.Since(lastAck) > convergeBound {
-					converged[i] = -1
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
-	nwg.Wait()
-	for i, n := range nodes {
-		if converged[i] < 0 {
+		at, ok := watchers[i].wait(final, lastAck.Add(convergeBound))
+		if !ok {
 			t.Fatalf("%s: %s at serial %d %v after the last acknowledgement, want %d", n.name, zone, soaSerial(n.dns, zone), convergeBound, final)
 		}
-		t.Logf("FIGURE converge: %s at the final serial %d %v after the last acknowledgement", n.name, final, converged[i].Round(time.Millisecond))
+		t.Logf("FIGURE converge: %s at the final serial %d %v after the last acknowledgement", n.name, final, at.Sub(lastAck).Round(time.Millisecond))
 	}
 
 	// Each node answers every acknowledged record.
@@ -292,6 +282,52 @@ func TestReplicasNodes(t *testing.T) {
 			}
 		}
 		t.Logf("FIGURE versions: %s installed %d versions: %s, %d otherwise", n.name, len(ups), strings.Join(figs, ", "), other)
+	}
+}
+
+// watcher follows the serial a node answers for a zone.
+type watcher struct {
+	mu     sync.Mutex
+	serial uint32
+	since  time.Time // when the node was first seen answering serial
+}
+
+// watch polls a node's serial of zone every 5 ms until the test ends.
+func watch(t *testing.T, n *node, zone string) *watcher {
+	w := &watcher{}
+	ctx := t.Context()
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			s := soaSerial(n.dns, zone)
+			now := time.Now()
+			w.mu.Lock()
+			if s != w.serial {
+				w.serial, w.since = s, now
+			}
+			w.mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// wait waits until the node answers serial, at the latest until deadline,
+// and returns when it was first seen answering it.
+func (w *watcher) wait(serial uint32, deadline time.Time) (time.Time, bool) {
+	for {
+		w.mu.Lock()
+		s, since := w.serial, w.since
+		w.mu.Unlock()
+		if s == serial {
+			return since, true
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, false
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
