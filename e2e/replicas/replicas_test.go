@@ -147,7 +147,7 @@ func TestReplicasNodes(t *testing.T) {
 	// Every write acknowledged, or a retryable 503.
 	var acked []*write
 	var lastAck time.Time
-	unavailable := 0
+	unavailable, failed := 0, 0
 	for _, ws := range writes {
 		for i := range ws {
 			w := &ws[i]
@@ -158,12 +158,18 @@ func TestReplicasNodes(t *testing.T) {
 					lastAck = w.end
 				}
 			case w.status == http.StatusServiceUnavailable:
-				unavailable++
-				t.Logf("write %s through %s: %v (retryable 503, not acknowledged)", w.name, reps[w.replica].name, w.err)
+				if unavailable++; unavailable <= 10 {
+					t.Logf("write %s through %s: %v (retryable 503, not acknowledged)", w.name, reps[w.replica].name, w.err)
+				}
 			default:
-				t.Errorf("write %s through %s: %v, want an acknowledgement or a retryable 503", w.name, reps[w.replica].name, w.err)
+				if failed++; failed <= 10 {
+					t.Errorf("write %s through %s: %v, want an acknowledgement or a retryable 503", w.name, reps[w.replica].name, w.err)
+				}
 			}
 		}
+	}
+	if failed > 0 {
+		t.Errorf("%d writes failed with something other than a retryable 503", failed)
 	}
 	if len(acked) == 0 {
 		t.Fatal("no write acknowledged")
@@ -175,10 +181,17 @@ func TestReplicasNodes(t *testing.T) {
 
 	// Serials: each once, increasing for each writer, and exactly the
 	// ones after the zone's creation.
+	serialProblems := 0
+	serialError := func(format string, args ...any) {
+		t.Helper()
+		if serialProblems++; serialProblems <= 10 {
+			t.Errorf(format, args...)
+		}
+	}
 	bySerial := make(map[uint32]*write, len(acked))
 	for _, w := range acked {
 		if o, dup := bySerial[w.serial]; dup {
-			t.Errorf("serial %d acknowledged twice: %s through %s and %s through %s", w.serial, o.name, reps[o.replica].name, w.name, reps[w.replica].name)
+			serialError("serial %d acknowledged twice: %s through %s and %s through %s", w.serial, o.name, reps[o.replica].name, w.name, reps[w.replica].name)
 		}
 		bySerial[w.serial] = w
 	}
@@ -190,10 +203,13 @@ func TestReplicasNodes(t *testing.T) {
 				continue
 			}
 			if prev != nil && w.serial <= prev.serial {
-				t.Errorf("%s writer %d: change %d acknowledged serial %d after change %d got %d", reps[w.replica].name, w.writer, w.change, w.serial, prev.change, prev.serial)
+				serialError("%s writer %d: change %d acknowledged serial %d after change %d got %d", reps[w.replica].name, w.writer, w.change, w.serial, prev.change, prev.serial)
 			}
 			prev = w
 		}
+	}
+	if serialProblems > 10 {
+		t.Errorf("%d problems with the serials in all", serialProblems)
 	}
 	final := created + uint32(len(acked)) //nolint:gosec // at most 8000
 	for s := created + 1; s <= final; s++ {
