@@ -414,13 +414,24 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, node, keyNa
 	}
 	ss.log.Info("stream established", "pop", nh.PoP, "version", nh.Version, "key", keyName, "zones", len(zones), "levels", nh.Levels)
 	readErr := make(chan error, 1)
-	go func() { readErr <- ss.readLoop() }()
+	readDone := make(chan struct{})
+	go func() {
+		readErr <- ss.readLoop()
+		close(readDone)
+	}()
 	err = ss.writeLoop(r.Context(), stop, readErr)
 	// Unblock and wait for the reader before the handler returns (the
-	// body may not be read after).
+	// body may not be read after). The writer may have taken the reader's
+	// error already (the read failed first): then err is that error, and
+	// the channel stays empty.
 	_ = rc.SetReadDeadline(time.Now())
-	if rerr := <-readErr; err == nil && !errors.Is(rerr, errStopped) {
-		err = rerr
+	<-readDone
+	select {
+	case rerr := <-readErr:
+		if err == nil && !errors.Is(rerr, errStopped) {
+			err = rerr
+		}
+	default:
 	}
 	if errors.Is(err, errStopped) {
 		err = nil
