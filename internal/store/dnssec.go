@@ -586,23 +586,27 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	return s.status(ns, now), nil
 }
 
-// commitWhole commits a new version of a zone that replaces every RRset,
-// and its signing ss (nil: none).
+// commitWhole commits a new version of a zone made anew (every RRset
+// rebuilt: signed whole, or its signing removed), and its signing ss (nil:
+// none). Only the RRsets that differ from the current version are written:
+// enabling signing adds the signatures and the chain beside the zone's
+// data, which stays as it is in the database (rewriting every RRset took
+// as long as the signing itself on a large zone).
 func (s *Store) commitWhole(st *zoneState, nz *zone.Zone, ss *signState, now time.Time) (*zoneState, error) {
 	sw, err := s.sealKeys(ss)
 	if err != nil {
 		return nil, err
 	}
 	d, a := zone.DiffWire(st.z, nz)
+	sets, err := touchedSets(nz, d, a)
+	if err != nil {
+		return nil, err
+	}
 	ch, err := changeOf(st.info.Serial, nz.Serial, d, a)
 	if err != nil {
 		return nil, err
 	}
-	all, err := nz.RRs()
-	if err != nil {
-		return nil, err
-	}
-	return s.commit(st, nz, groupRRs(all), true, ch, now, sw)
+	return s.commit(st, nz, sets, false, ch, now, sw)
 }
 
 // DisableSigning removes the signing of a zone: its DNSSEC records go, in
