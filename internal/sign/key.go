@@ -245,15 +245,7 @@ func (k *Key) Published(t time.Time) bool { return k.published(t) }
 func (k *Key) sign(data []byte) ([]byte, error) {
 	switch priv := k.Private.(type) {
 	case *ecdsa.PrivateKey:
-		d := sha256.Sum256(data)
-		r, s, err := ecdsa.Sign(rand.Reader, priv, d[:])
-		if err != nil {
-			return nil, err
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return sig, nil
+		return signECDSA(priv, data)
 	case ed25519.PrivateKey:
 		return ed25519.Sign(priv, data), nil
 	case *rsa.PrivateKey:

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
 
+	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -26,6 +28,30 @@ func encodeRRs(rrs []dns.RR) ([]byte, error) {
 		}
 	}
 	return buf[:off], nil
+}
+
+// encodeWire is encodeRRs of records in the zone's wire form (class IN;
+// the owner in lower case, as the zone's values give it), packed as they
+// are instead of through miekg/dns values: the change log entry of a
+// whole-zone signing holds every signature of the zone.
+func encodeWire(rrs []zone.RR) []byte {
+	n := 0
+	for i := range rrs {
+		n += len(rrs[i].Name) + 10 + len(rrs[i].Rdata)
+	}
+	buf := make([]byte, 0, n)
+	for i := range rrs {
+		r := &rrs[i]
+		at := len(buf)
+		buf = append(buf, r.Name...)
+		wire.LowerName(buf[at:], r.Name)
+		buf = binary.BigEndian.AppendUint16(buf, r.Type)
+		buf = binary.BigEndian.AppendUint16(buf, dns.ClassINET)
+		buf = binary.BigEndian.AppendUint32(buf, r.TTL)
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(r.Rdata)))
+		buf = append(buf, r.Rdata...)
+	}
+	return buf
 }
 
 // decodeRRs reverses encodeRRs.

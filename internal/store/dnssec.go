@@ -16,6 +16,7 @@ import (
 
 	"github.com/anycastdns/anycastdns/internal/sign"
 	"github.com/anycastdns/anycastdns/internal/steer"
+	"github.com/anycastdns/anycastdns/internal/wire"
 	"github.com/anycastdns/anycastdns/internal/zone"
 )
 
@@ -251,37 +252,83 @@ func soaBump(z *zone.Zone, serial uint32) (zone.RR, zone.RR) {
 // setSerial writes the serial into SOA rdata.
 func setSerial(rd []byte, serial uint32) { binary.BigEndian.PutUint32(rd[len(rd)-20:], serial) }
 
-// touchedSets returns the RRsets of nz that the difference d, a touches, as
-// commit writes them (an RRset that went is empty, so deleted).
-func touchedSets(nz *zone.Zone, d, a []zone.RR) (map[setKey][]dns.RR, error) {
-	sets := map[setKey][]dns.RR{}
+// touchedRows returns the RRsets of nz that the difference d, a touches,
+// encoded as commitRows writes them (one that went has no data, so it is
+// deleted), in key order: the records in the zone's wire form are packed
+// as they are, not through miekg/dns values (a whole-zone signing touches
+// two RRsets a name).
+func touchedRows(nz *zone.Zone, d, a []zone.RR) []setRow {
+	type wkey struct {
+		name string // lower-cased wire form
+		t    uint16
+	}
+	seen := map[wkey]bool{}
+	var rows []setRow
+	var lower []byte
 	for _, list := range [][]zone.RR{d, a} {
-		for _, r := range list {
-			k := setKey{strings.ToLower(zone.NameString(r.Name)), r.Type}
-			if _, ok := sets[k]; ok {
+		for i := range list {
+			r := &list[i]
+			lower = wire.LowerName(append(lower[:0], r.Name...), r.Name)
+			if seen[wkey{string(lower), r.Type}] {
 				continue
 			}
-			rrs, err := rrsetOf(nz, k.name, k.typ)
-			if err != nil {
-				return nil, err
-			}
-			sets[k] = rrs
+			name := slices.Clone(lower)
+			seen[wkey{string(name), r.Type}] = true
+			rows = append(rows, setRow{
+				key:  setKey{strings.ToLower(zone.NameString(name)), r.Type},
+				data: setData(nz.Lookup(name), name, r.Type),
+			})
 		}
 	}
-	return sets, nil
+	slices.SortFunc(rows, func(x, y setRow) int {
+		if c := strings.Compare(x.key.name, y.key.name); c != 0 {
+			return c
+		}
+		return int(x.key.typ) - int(y.key.typ)
+	})
+	return rows
 }
 
-// changeOf is the change log entry of a difference.
+// setData encodes the RRset of type t at n (owned by name, lower case) as
+// rrsetOf and encodeRRs would: the records without their signatures, or
+// for RRSIG the signatures over every RRset of the name; nil when there
+// is none.
+func setData(n *zone.Node, name []byte, t uint16) []byte {
+	if n == nil {
+		return nil
+	}
+	var out []byte
+	add := func(typ uint16, ttl uint32, rd []byte) {
+		out = append(out, name...)
+		out = binary.BigEndian.AppendUint16(out, typ)
+		out = binary.BigEndian.AppendUint16(out, dns.ClassINET)
+		out = binary.BigEndian.AppendUint32(out, ttl)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(rd)))
+		out = append(out, rd...)
+	}
+	if t != dns.TypeRRSIG {
+		set := n.Get(t)
+		if set == nil {
+			return nil
+		}
+		for rd := range set.All() {
+			add(t, set.TTL, rd)
+		}
+		return out
+	}
+	for i := range n.Sets {
+		set := &n.Sets[i]
+		for rd := range set.Sigs() {
+			add(dns.TypeRRSIG, set.SigTTL(), rd)
+		}
+	}
+	return out
+}
+
+// changeOf is the change log entry of a difference, encoded from the
+// records' wire form.
 func changeOf(from, to uint32, d, a []zone.RR) (*Change, error) {
-	ch := &Change{From: from, To: to}
-	var err error
-	if ch.Del, err = dnsRRs(d); err != nil {
-		return nil, err
-	}
-	if ch.Add, err = dnsRRs(a); err != nil {
-		return nil, err
-	}
-	return ch, nil
+	return &Change{From: from, To: to, encoded: &[2][]byte{encodeWire(d), encodeWire(a)}}, nil
 }
 
 // updateSigned is UpdateRRset of a zone the store signs: the change and
@@ -322,15 +369,11 @@ func (s *Store) updateSigned(st *zoneState, owner string, t uint16, cur, next []
 // commitSigned commits the signed version nz of a zone, which differs from
 // the current one by d, a: only the RRsets they touch are written.
 func (s *Store) commitSigned(st *zoneState, nz *zone.Zone, d, a []zone.RR, now time.Time) (*zoneState, error) {
-	sets, err := touchedSets(nz, d, a)
-	if err != nil {
-		return nil, err
-	}
 	ch, err := changeOf(st.info.Serial, nz.Serial, d, a)
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(st, nz, sets, false, ch, now, nil)
+	return s.commitRows(st, nz, touchedRows(nz, d, a), false, ch, now, nil)
 }
 
 // importSigned finishes an import into a zone the store signs: nz is the
@@ -661,8 +704,12 @@ func (s *Store) EnableSigning(ctx context.Context, zoneName, name string, p sign
 	return s.status(ns, now), nil
 }
 
-// commitWhole commits a new version of a zone that replaces every RRset,
-// and its signing ss (nil: none).
+// commitWhole commits a new version of a zone made anew (every RRset
+// rebuilt: signed whole, or its signing removed), and its signing ss (nil:
+// none). Only the RRsets that differ from the current version are written:
+// enabling signing adds the signatures and the chain beside the zone's
+// data, which stays as it is in the database (rewriting every RRset took
+// as long as the signing itself on a large zone).
 func (s *Store) commitWhole(st *zoneState, nz *zone.Zone, ss *signState, now time.Time) (*zoneState, error) {
 	sw, err := s.sealKeys(ss)
 	if err != nil {
@@ -673,11 +720,7 @@ func (s *Store) commitWhole(st *zoneState, nz *zone.Zone, ss *signState, now tim
 	if err != nil {
 		return nil, err
 	}
-	all, err := nz.RRs()
-	if err != nil {
-		return nil, err
-	}
-	return s.commit(st, nz, groupRRs(all), true, ch, now, sw)
+	return s.commitRows(st, nz, touchedRows(nz, d, a), false, ch, now, sw)
 }
 
 // DisableSigning removes the signing of a zone: its DNSSEC records go, in
@@ -825,10 +868,6 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}
 	d, a := zone.DiffWire(st.z, nz)
-	sets, err := touchedSets(nz, d, a)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: %w", what, err)
-	}
 	ch, err := changeOf(st.info.Serial, nz.Serial, d, a)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
@@ -838,7 +877,7 @@ func (s *Store) maintainZone(ctx context.Context, zname string) (time.Time, erro
 		sw = &signWrite{}
 	}
 	sw.state = ss
-	ns, err := s.commit(st, nz, sets, false, ch, now, sw)
+	ns, err := s.commitRows(st, nz, touchedRows(nz, d, a), false, ch, now, sw)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}

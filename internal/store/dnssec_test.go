@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -458,5 +459,82 @@ func checkSigsAt(t *testing.T, z *zone.Zone, now time.Time) {
 	}
 	if len(sigs) == 0 {
 		t.Fatal("no signatures")
+	}
+}
+
+// TestSigningWritesOnlyWhatDiffers: enabling and disabling signing write
+// the RRsets that change (the signatures, the NSEC chain, the apex's key
+// RRsets and SOA), not the zone's data again, which stays in the database
+// as it was. A trigger on the SQLite file counts the rows written.
+func TestSigningWritesOnlyWhatDiffers(t *testing.T) {
+	if onPostgres(t) {
+		t.Skip("counts the rows written with an SQLite trigger")
+	}
+	ctx := t.Context()
+	sl, _ := sealer(t)
+	s, dir := newStore(t, store.WithSealer(sl), store.WithClock(time.Now))
+	recs := signedBase(t)
+	const hosts = 200
+	for i := range hosts {
+		recs = append(recs, rrs1(t, fmt.Sprintf("h%d.example.com. 300 IN A 192.0.2.%d", i, i%250+1)),
+			rrs1(t, fmt.Sprintf("h%d.example.com. 300 IN TXT \"host %d\"", i, i)))
+	}
+	if _, err := s.CreateZone(ctx, "example.com.", recs, ""); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "zones.db")+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE written (n INTEGER)`,
+		`CREATE TRIGGER written_ins AFTER INSERT ON rrsets BEGIN INSERT INTO written VALUES (1); END`,
+		`CREATE TRIGGER written_upd AFTER UPDATE ON rrsets BEGIN INSERT INTO written VALUES (1); END`,
+		`CREATE TRIGGER written_del AFTER DELETE ON rrsets BEGIN INSERT INTO written VALUES (1); END`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM written`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `DELETE FROM written`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Each name gets an RRSIG and an NSEC RRset; the apex its DNSKEY and
+	// its SOA; the data RRsets (2 per host) are not written again.
+	names := hosts + 8
+	if _, err := s.EnableSigning(ctx, "example.com.", "default", sign.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	if n := written(); n > 2*names+4 {
+		t.Errorf("enable signing of %d names wrote %d rows, want at most %d (the signatures and the chain)", names, n, 2*names+4)
+	}
+	z, _ := s.Zone(ctx, "example.com.")
+	signtest.Verify(t, z)
+	if _, err := s.DisableSigning(ctx, "example.com."); err != nil {
+		t.Fatal(err)
+	}
+	if n := written(); n > 2*names+4 {
+		t.Errorf("disable signing of %d names wrote %d rows, want at most %d", names, n, 2*names+4)
+	}
+	// What is in the database is the zone: a store opened on it has the
+	// same version.
+	want, _ := s.Zone(ctx, "example.com.")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dir, store.WithSealer(sl), store.WithClock(time.Now))
+	defer s2.Close()
+	got, _ := s2.Zone(ctx, "example.com.")
+	if text(t, got) != text(t, want) {
+		t.Errorf("the database holds another zone than the store served:\n%s\nwant\n%s", text(t, got), text(t, want))
 	}
 }

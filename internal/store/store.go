@@ -98,6 +98,10 @@ type ZoneInfo struct {
 type Change struct {
 	From, To uint32
 	Del, Add []dns.RR
+	// encoded, when set, holds Del and Add as the change log stores
+	// them (encodeRRs), from a writer that has the records in wire
+	// form; Del and Add are then empty.
+	encoded *[2][]byte
 }
 
 // Event tells subscribers that a zone changed. Created is set when the zone

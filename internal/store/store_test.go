@@ -619,3 +619,59 @@ func TestCreateZoneFromText(t *testing.T) {
 		t.Errorf("invalid text: %v", err)
 	}
 }
+
+// TestWriteBatches: the RRsets of a write go to the database several to a
+// statement; zones of sizes around the batch (64 RRsets), and writes that
+// delete some RRsets and add others, read back from the database as the
+// store served them.
+func TestWriteBatches(t *testing.T) {
+	for _, n := range []int{1, 60, 61, 62, 125, 200} { // + SOA, NS and ns1's A: 64, 65, 128 RRsets among them
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			ctx := t.Context()
+			s, dir := newStore(t)
+			recs := baseZone(t)[:3]
+			for i := range n {
+				recs = append(recs, rrs(t, fmt.Sprintf("h%d.example.com. 300 IN A 192.0.2.%d", i, i%250+1))...)
+			}
+			if _, err := s.CreateZone(ctx, "example.com.", recs, ""); err != nil {
+				t.Fatal(err)
+			}
+			// Delete every third host, change every third, add as many.
+			if _, err := s.UpdateRRsets(ctx, "example.com.", func(*zone.Zone) ([]store.RRsetWrite, error) {
+				var w []store.RRsetWrite
+				for i := range n {
+					name := fmt.Sprintf("h%d.example.com.", i)
+					switch i % 3 {
+					case 0:
+						w = append(w, store.RRsetWrite{Name: name, Type: dns.TypeA})
+					case 1:
+						w = append(w, store.RRsetWrite{Name: name, Type: dns.TypeA, RRs: rrs(t, name+" 300 IN A 198.51.100.1")})
+					}
+					if i%3 != 2 {
+						nn := fmt.Sprintf("n%d.example.com.", i)
+						w = append(w, store.RRsetWrite{Name: nn, Type: dns.TypeTXT, RRs: rrs(t, nn+` 60 IN TXT "new"`)})
+					}
+				}
+				return w, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want, err := s.Zone(ctx, "example.com.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s2 := open(t, dir)
+			defer s2.Close()
+			got, err := s2.Zone(ctx, "example.com.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text(t, got) != text(t, want) {
+				t.Errorf("the database holds\n%s\nwant\n%s", text(t, got), text(t, want))
+			}
+		})
+	}
+}

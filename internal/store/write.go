@@ -598,9 +598,41 @@ func onlySerial(del, add []dns.RR) bool {
 //
 // sw, when not nil, is the zone's signing after the commit (written in the
 // same transaction); nil keeps the one it has.
-func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time, sw *signWrite) (_ *zoneState, err error) {
+func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, all bool, ch *Change, now time.Time, sw *signWrite) (*zoneState, error) {
+	rows, err := rowsOf(sets)
+	if err != nil {
+		return nil, err
+	}
+	return s.commitRows(st, nz, rows, all, ch, now, sw)
+}
+
+// setRow is an RRset as the database holds it: its records encoded
+// (encodeRRs), nil when it is to be deleted.
+type setRow struct {
+	key  setKey
+	data []byte
+}
+
+// rowsOf encodes sets in key order.
+func rowsOf(sets map[setKey][]dns.RR) ([]setRow, error) {
+	rows := make([]setRow, 0, len(sets))
+	for _, k := range sortedKeys(sets) {
+		row := setRow{key: k}
+		if rrs := sets[k]; len(rrs) > 0 {
+			var err error
+			if row.data, err = encodeRRs(rrs); err != nil {
+				return nil, err
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// commitRows is commit with the RRsets already encoded.
+func (s *Store) commitRows(st *zoneState, nz *zone.Zone, rows []setRow, all bool, ch *Change, now time.Time, sw *signWrite) (_ *zoneState, err error) {
 	defer func() { err = markUnavailable(err) }() // a lost database: see postgres_conn.go
-	ctx, cancel := context.WithTimeout(context.Background(), commitBudget(len(sets)))
+	ctx, cancel := context.WithTimeout(context.Background(), commitBudget(len(rows)))
 	defer cancel()
 	updated := now.UnixNano()
 	ns := &zoneState{id: st.id, info: st.info, z: nz, lastSeq: st.lastSeq, sig: st.sig}
@@ -628,7 +660,7 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 			return nil, err
 		}
 	}
-	if err := writeSets(ctx, tx, ns.id, sets); err != nil {
+	if err := writeSets(ctx, tx, ns.id, rows); err != nil {
 		return nil, err
 	}
 	if sw != nil {
@@ -662,44 +694,97 @@ func (s *Store) commit(st *zoneState, nz *zone.Zone, sets map[setKey][]dns.RR, a
 	return ns, nil
 }
 
-func writeSets(ctx context.Context, tx *sql.Tx, id int64, sets map[setKey][]dns.RR) error {
-	if len(sets) == 0 {
+// writeBatch is how many RRsets one INSERT writes: a statement per RRset
+// cost as much again as SQLite's own work when a whole zone is signed
+// (two RRsets per name).
+const writeBatch = 64
+
+// writeSets writes the RRsets of rows, in their order: one without data
+// is deleted, the others inserted or replaced, writeBatch to a statement.
+func writeSets(ctx context.Context, tx *sql.Tx, id int64, rows []setRow) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO rrsets (zone_id, name, type, data) VALUES (?, ?, ?, ?)")
-	if err != nil {
+	var ins, del *sql.Stmt
+	defer func() { // the transaction's outcome is what counts
+		if ins != nil {
+			_ = ins.Close()
+		}
+		if del != nil {
+			_ = del.Close()
+		}
+	}()
+	args := make([]any, 0, 4*writeBatch)
+	flush := func() error {
+		n := len(args) / 4
+		if n == 0 {
+			return nil
+		}
+		var err error
+		if n == writeBatch {
+			if ins == nil {
+				if ins, err = tx.PrepareContext(ctx, insertSets(writeBatch)); err != nil {
+					return err
+				}
+			}
+			_, err = ins.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSets(n), args...)
+		}
+		args = args[:0]
 		return err
 	}
-	defer func() { _ = ins.Close() }() // the transaction's outcome is what counts
-	for _, k := range sortedKeys(sets) {
-		rrs := sets[k]
-		if len(rrs) == 0 {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM rrsets WHERE zone_id = ? AND name = ? AND type = ?", id, k.name, int64(k.typ)); err != nil {
+	for _, row := range rows {
+		k := row.key
+		if row.data == nil {
+			if del == nil {
+				var err error
+				if del, err = tx.PrepareContext(ctx, "DELETE FROM rrsets WHERE zone_id = ? AND name = ? AND type = ?"); err != nil {
+					return err
+				}
+			}
+			if _, err := del.ExecContext(ctx, id, k.name, int64(k.typ)); err != nil {
 				return err
 			}
 			continue
 		}
-		data, err := encodeRRs(rrs)
-		if err != nil {
-			return err
-		}
-		if _, err := ins.ExecContext(ctx, id, k.name, int64(k.typ), data); err != nil {
-			return err
+		args = append(args, id, k.name, int64(k.typ), row.data)
+		if len(args) == 4*writeBatch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
+}
+
+// insertSets is the statement that inserts (or replaces) n RRsets.
+func insertSets(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR REPLACE INTO rrsets (zone_id, name, type, data) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 // logChange appends ch to the zone's change log and drops the entries
 // beyond the journal limit.
 func (s *Store) logChange(ctx context.Context, tx *sql.Tx, ns *zoneState, ch *Change, at int64) error {
-	del, err := encodeRRs(ch.Del)
-	if err != nil {
-		return err
-	}
-	add, err := encodeRRs(ch.Add)
-	if err != nil {
-		return err
+	var del, add []byte
+	if ch.encoded != nil {
+		del, add = ch.encoded[0], ch.encoded[1]
+	} else {
+		var err error
+		if del, err = encodeRRs(ch.Del); err != nil {
+			return err
+		}
+		if add, err = encodeRRs(ch.Add); err != nil {
+			return err
+		}
 	}
 	ns.lastSeq++
 	if _, err := tx.ExecContext(ctx, "INSERT INTO changes (zone_id, seq, from_serial, to_serial, del, add_, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
