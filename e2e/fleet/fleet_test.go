@@ -38,13 +38,23 @@ func TestStreamCut(t *testing.T) {
 		waitSerial(t, n, zone, 1, 20*time.Second)
 	}
 	ctx := context.Background()
-	v, err := p.client.Fleet(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A node can have the zone by AXFR before its stream's hello has
+	// registered it in the fleet: wait (bounded) for both to be there.
 	for _, n := range nodes {
-		if m, ok := member(v, n.name); !ok || m.State != fleet.StateConnected || m.PoP != "pop-"+n.name {
-			t.Fatalf("%s in the fleet: %+v (found %v)", n.name, m, ok)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, err := p.client.Fleet(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, ok := member(v, n.name)
+			if ok && m.State == fleet.StateConnected && m.PoP == "pop-"+n.name {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s in the fleet after 10 s: %+v (found %v)", n.name, m, ok)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 
@@ -226,7 +236,7 @@ func TestStreamCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	v, err = p.client.Fleet(ctx, "")
+	v, err := p.client.Fleet(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
