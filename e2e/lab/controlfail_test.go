@@ -3,8 +3,6 @@
 package lab
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -44,20 +42,7 @@ func needPostgres(t *testing.T) {
 func TestControlFailover(t *testing.T) {
 	needRoot(t)
 	needPostgres(t)
-	stateDir := t.TempDir()
-	id := fmt.Sprintf("f%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
-	defer cancel()
-	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "control-failover", "-json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	t.Log(stderr.String())
-	if err != nil {
-		t.Fatalf("anycastlab scenario control-failover: %v\n%s", err, stdout.String())
-	}
-	t.Logf("FIGURE control-failover: %.1f s in all (lab up and down included)", time.Since(start).Seconds())
+	stateDir, id, stdout, stderr := runScenario(t, "f", "control-failover", 2*time.Minute)
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != 1 {
 		t.Fatalf("%d JSON lines, want 1:\n%s", len(lines), stdout.String())

@@ -3,11 +3,7 @@
 package lab
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -29,20 +25,7 @@ import (
 func TestDNSSECRollover(t *testing.T) {
 	needRoot(t)
 	testkit.RequireTool(t, "unbound", "unbound")
-	stateDir := t.TempDir()
-	id := fmt.Sprintf("k%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(testCtx, 3*time.Minute)
-	defer cancel()
-	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "dnssec-rollover", "-json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	t.Log(stderr.String())
-	if err != nil {
-		t.Fatalf("anycastlab scenario dnssec-rollover: %v", err)
-	}
-	t.Logf("FIGURE dnssec-rollover: %.1f s in all (lab up and down included)", time.Since(start).Seconds())
+	stateDir, id, stdout, _ := runScenario(t, "k", "dnssec-rollover", 3*time.Minute)
 	got := map[string]lab.RolloverLine{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var m map[string]any

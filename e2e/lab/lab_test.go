@@ -512,20 +512,7 @@ func TestJoin(t *testing.T) {
 // must be gone afterwards.
 func TestControlOutage(t *testing.T) {
 	needRoot(t)
-	stateDir := t.TempDir()
-	id := fmt.Sprintf("o%06d", os.Getpid()%1000000)
-	ctx, cancel := context.WithTimeout(testCtx, 2*time.Minute)
-	defer cancel()
-	cmd := anycastlab(t, ctx, stateDir, id, "scenario", "control-outage", "-json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	t.Log(stderr.String())
-	if err != nil {
-		t.Fatalf("anycastlab scenario control-outage: %v", err)
-	}
-	t.Logf("FIGURE control-outage: %.1f s in all (lab up and down included)", time.Since(start).Seconds())
+	stateDir, id, stdout, _ := runScenario(t, "o", "control-outage", 2*time.Minute)
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("%d JSON lines, want 3 (one per PoP):\n%s", len(lines), stdout.String())
@@ -746,4 +733,27 @@ func TestCLIClosedStdout(t *testing.T) {
 	if ids, _ := lab.ListLabs(stateDir); slices.Contains(ids, id) {
 		t.Errorf("lab %s still recorded in %s", id, stateDir)
 	}
+}
+
+// runScenario runs `anycastlab scenario NAME -json` in a state directory
+// of its own, with a lab id made of prefix and the test's PID, bounded by
+// limit, as a user would; it fails the test if the command fails, and
+// returns the state directory, the lab id and what the command wrote.
+func runScenario(t *testing.T, prefix, name string, limit time.Duration) (stateDir, id string, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	stateDir = t.TempDir()
+	id = fmt.Sprintf("%s%06d", prefix, os.Getpid()%1000000)
+	ctx, cancel := context.WithTimeout(testCtx, limit)
+	defer cancel()
+	cmd := anycastlab(t, ctx, stateDir, id, "scenario", name, "-json")
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Log(stderr.String())
+	if err != nil {
+		t.Fatalf("anycastlab scenario %s: %v\n%s", name, err, stdout.String())
+	}
+	t.Logf("FIGURE %s: %.1f s in all (lab up and down included)", name, time.Since(start).Seconds())
+	return stateDir, id, stdout, stderr
 }
