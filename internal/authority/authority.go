@@ -220,10 +220,8 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 		a.sigAnswer(name, n, synth)
 		return nil, false
 	}
-	if (qtype == dns.TypeA || qtype == dns.TypeAAAA) && a.steer != nil {
-		if pools := n.Get(steer.TypePool); pools != nil && (!z.Signed || n.Get(steer.TypePoolSig) != nil) && a.steered(name, n, pools, qtype, synth) {
-			return nil, false
-		}
+	if pools := a.poolsAt(n, qtype); pools != nil && a.steered(name, n, pools, qtype, synth) {
+		return nil, false
 	}
 	set := n.Get(qtype)
 	if qtype == steer.TypePool {
@@ -267,17 +265,27 @@ func (a *Answerer) exact(name []byte, n *zone.Node, qtype uint16, synth *zone.No
 
 var noSource steer.Source
 
+// poolsAt returns the pools at n that may steer a query of qtype: A or
+// AAAA, on a node that steers, and in a signed zone only where the
+// control plane signed the pools' answers (TypePoolSig records at n).
+func (a *Answerer) poolsAt(n *zone.Node, qtype uint16) *zone.RRset {
+	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil {
+		return nil
+	}
+	if a.z.Signed && n.Get(steer.TypePoolSig) == nil {
+		return nil
+	}
+	return n.Get(steer.TypePool)
+}
+
 // steeredAt reports whether a query for name and qtype in the zone would
 // be steered: an A or AAAA query at a name with a pool for it.
 func (a *Answerer) steeredAt(name []byte, qtype uint16) bool {
-	if (qtype != dns.TypeA && qtype != dns.TypeAAAA) || a.steer == nil {
-		return false
-	}
 	n := a.z.Lookup(name)
-	if n == nil || (a.z.Signed && n.Get(steer.TypePoolSig) == nil) {
+	if n == nil {
 		return false
 	}
-	pools := n.Get(steer.TypePool)
+	pools := a.poolsAt(n, qtype)
 	if pools == nil {
 		return false
 	}
