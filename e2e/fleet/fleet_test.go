@@ -131,7 +131,7 @@ func TestStreamCut(t *testing.T) {
 	for _, n := range nodes {
 		missing := 0
 		for _, i := range acked {
-			r, err := query(n.dns, fmt.Sprintf("rec%d.%s", i, zone), dns.TypeTXT)
+			r, err := testkit.Query(n.dns, fmt.Sprintf("rec%d.%s", i, zone), dns.TypeTXT)
 			if err != nil || len(r.Answer) != 1 {
 				missing++
 			}
@@ -139,7 +139,7 @@ func TestStreamCut(t *testing.T) {
 		if missing > 0 {
 			t.Errorf("%s lacks %d of the %d acknowledged changes", n.name, missing, len(acked))
 		}
-		ups := updates(t, n.log, zone)
+		ups := testkit.ZoneUpdates(t, n.log, zone)
 		seen := map[uint32]bool{}
 		for i, u := range ups {
 			if seen[u.Serial] {
@@ -173,13 +173,13 @@ func TestStreamCut(t *testing.T) {
 	for _, n := range nodes {
 		url := "http://" + n.metrics + "/metrics"
 		control := fmt.Sprintf(`{control="http://%s/v1/stream"}`, p.stream)
-		if up := metric(t, url, "anycastd_stream_up"+control); up != 1 {
+		if up := testkit.Metric(t, url, "anycastd_stream_up"+control); up != 1 {
 			t.Errorf("%s: anycastd_stream_up %v, want 1", n.name, up)
 		}
-		if pushes := metric(t, url, "anycastd_stream_pushes_total"+control); pushes < 10 {
+		if pushes := testkit.Metric(t, url, "anycastd_stream_pushes_total"+control); pushes < 10 {
 			t.Errorf("%s: anycastd_stream_pushes_total %v", n.name, pushes)
 		}
-		if c := metric(t, "http://"+p.metric+"/metrics", fmt.Sprintf(`anycastd_fleet_connected{node=%q,pop="pop-%s"}`, n.name, n.name)); c != 1 {
+		if c := testkit.Metric(t, "http://"+p.metric+"/metrics", fmt.Sprintf(`anycastd_fleet_connected{node=%q,pop="pop-%s"}`, n.name, n.name)); c != 1 {
 			t.Errorf("anycastd_fleet_connected of %s: %v, want 1", n.name, c)
 		}
 	}
@@ -250,7 +250,7 @@ func TestStreamCut(t *testing.T) {
 			t.Errorf("%s is %s, want %s", name, m.State, want)
 		}
 	}
-	if s := soaSerial(n3.dns, zone); s != last {
+	if s := testkit.SOASerial(n3.dns, zone); s != last {
 		t.Errorf("revoked n3 answers serial %d of %s, want %d: a revoked node keeps serving", s, zone, last)
 	}
 }

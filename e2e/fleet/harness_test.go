@@ -1,19 +1,14 @@
 package fleet
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/anycastdns/anycastdns/internal/api"
 	"github.com/anycastdns/anycastdns/internal/apiclient"
@@ -162,58 +157,12 @@ func (n *node) start(t *testing.T, bin string) *testkit.Process {
 	return pr
 }
 
-// metric returns the value of the sample of a Prometheus text exposition
-// whose name and labels are sample (`name{label="value"}`), or -1.
-func metric(t *testing.T, url, sample string) float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
-}
-
-// query asks addr for name/qtype over UDP.
-func query(addr, name string, qtype uint16) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.RecursionDesired = false
-	c := &dns.Client{Timeout: 500 * time.Millisecond}
-	r, _, err := c.Exchange(m, addr)
-	return r, err
-}
-
-// soaSerial is the serial a node answers for a zone, 0 when it does not.
-func soaSerial(addr, zone string) uint32 {
-	r, err := query(addr, zone, dns.TypeSOA)
-	if err != nil || r.Rcode != dns.RcodeSuccess {
-		return 0
-	}
-	for _, rr := range r.Answer {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return soa.Serial
-		}
-	}
-	return 0
-}
-
 // waitSerial waits until the node answers zone's SOA with serial.
 func waitSerial(t *testing.T, n *node, zone string, serial uint32, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		got := soaSerial(n.dns, zone)
+		got := testkit.SOASerial(n.dns, zone)
 		if got == serial {
 			return time.Since(start)
 		}
@@ -246,36 +195,4 @@ func member(v fleet.View, name string) (fleet.MemberView, bool) {
 		}
 	}
 	return fleet.MemberView{}, false
-}
-
-// update is one "zone updated" line of a node's JSON log.
-type update struct {
-	Zone     string `json:"zone"`
-	Serial   uint32 `json:"serial"`
-	Previous uint32 `json:"previous"`
-	Source   string `json:"source"`
-}
-
-// updates reads the versions a node installed of a zone, in order.
-func updates(t *testing.T, path, zone string) []update {
-	t.Helper()
-	f, err := os.Open(path) //nolint:gosec // the test's own log
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	var out []update
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var l struct {
-			Msg string `json:"msg"`
-			update
-		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "zone updated" || l.Zone != zone {
-			continue
-		}
-		out = append(out, l.update)
-	}
-	return out
 }

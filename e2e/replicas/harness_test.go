@@ -3,8 +3,6 @@
 package replicas
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -152,35 +150,6 @@ func (n *node) start(t *testing.T, bin string) {
 	testkit.WaitHTTP(t, "http://"+n.admin+"/readyz", 30*time.Second)
 }
 
-// query asks addr for name/qtype over UDP, retrying over TCP when the
-// answer is truncated.
-func query(addr, name string, qtype uint16) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.RecursionDesired = false
-	c := &dns.Client{Timeout: 2 * time.Second}
-	r, _, err := c.Exchange(m, addr)
-	if err == nil && r.Truncated {
-		c.Net = "tcp"
-		r, _, err = c.Exchange(m, addr)
-	}
-	return r, err
-}
-
-// soaSerial is the serial a server answers for a zone, 0 when it does not.
-func soaSerial(addr, zone string) uint32 {
-	r, err := query(addr, zone, dns.TypeSOA)
-	if err != nil || r.Rcode != dns.RcodeSuccess {
-		return 0
-	}
-	for _, rr := range r.Answer {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return soa.Serial
-		}
-	}
-	return 0
-}
-
 // axfr transfers zone from a replica with the key.
 func axfr(addr, zone string) ([]dns.RR, error) {
 	m := new(dns.Msg)
@@ -199,61 +168,4 @@ func axfr(addr, zone string) ([]dns.RR, error) {
 		rrs = append(rrs, env.RR...)
 	}
 	return rrs, nil
-}
-
-// metric returns the value of the sample of a Prometheus text exposition
-// whose name and labels are sample (`name{label="value"}`), or -1.
-func metric(t *testing.T, url, sample string) float64 {
-	t.Helper()
-	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own loopback endpoint
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
-}
-
-// update is one "zone updated" line of a node's JSON log.
-type update struct {
-	Zone     string `json:"zone"`
-	Serial   uint32 `json:"serial"`
-	Previous uint32 `json:"previous"`
-	Source   string `json:"source"`
-}
-
-// updates reads the versions a node installed of a zone, in order.
-func updates(t *testing.T, path, zone string) []update {
-	t.Helper()
-	f, err := os.Open(path) //nolint:gosec // the test's own log
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	var out []update
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var l struct {
-			Msg string `json:"msg"`
-			update
-		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "zone updated" || l.Zone != zone {
-			continue
-		}
-		out = append(out, l.update)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return out
 }

@@ -251,7 +251,7 @@ func TestReplicasNodes(t *testing.T) {
 	for i, n := range nodes {
 		at, ok := watchers[i].wait(final, lastAck.Add(convergeBound))
 		if !ok {
-			t.Fatalf("%s: %s at serial %d %v after the last acknowledgement, want %d", n.name, zone, soaSerial(n.dns, zone), convergeBound, final)
+			t.Fatalf("%s: %s at serial %d %v after the last acknowledgement, want %d", n.name, zone, testkit.SOASerial(n.dns, zone), convergeBound, final)
 		}
 		t.Logf("FIGURE converge: %s at the final serial %d %v after the last acknowledgement", n.name, final, at.Sub(lastAck).Round(time.Millisecond))
 	}
@@ -267,7 +267,7 @@ func TestReplicasNodes(t *testing.T) {
 	// final serial, and came over both replicas' streams, each including
 	// commits made through the other replica.
 	for _, n := range nodes {
-		ups := updates(t, n.log, zone)
+		ups := testkit.ZoneUpdates(t, n.log, zone)
 		checkChain(t, n, ups, final)
 		fromStream := make([]int, nReplicas) // versions pushed by replica i
 		fromOther := make([]int, nReplicas)  // of which acknowledged through another replica
@@ -293,7 +293,7 @@ func TestReplicasNodes(t *testing.T) {
 			}
 			url := "http://" + n.metrics + "/metrics"
 			label := fmt.Sprintf(`{control="http://%s/v1/stream"}`, r.stream)
-			if up := metric(t, url, "anycastd_stream_up"+label); up != 1 {
+			if up := testkit.Metric(t, url, "anycastd_stream_up"+label); up != 1 {
 				t.Errorf("%s: anycastd_stream_up%s = %v, want 1", n.name, label, up)
 			}
 		}
@@ -317,7 +317,7 @@ func watch(t *testing.T, n *node, zone string) *watcher {
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			s := soaSerial(n.dns, zone)
+			s := testkit.SOASerial(n.dns, zone)
 			now := time.Now()
 			w.mu.Lock()
 			if s != w.serial {
@@ -375,7 +375,7 @@ func waitNodeSerial(t *testing.T, n *node, zone string, serial uint32, limit tim
 	t.Helper()
 	var got uint32
 	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
-		if got = soaSerial(n.dns, zone); got == serial {
+		if got = testkit.SOASerial(n.dns, zone); got == serial {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -418,7 +418,7 @@ func answers(n *node, acked []*write) string {
 	for range parallel {
 		wg.Go(func() {
 			for w := range next {
-				r, err := query(n.dns, w.name, dns.TypeTXT)
+				r, err := testkit.Query(n.dns, w.name, dns.TypeTXT)
 				var got []string
 				if err == nil {
 					for _, rr := range r.Answer {
@@ -476,7 +476,7 @@ func problems(missing, wrong, extra []string) string {
 // checkChain checks that the versions a node installed of a zone follow
 // one another (each from the serial the previous one installed, no serial
 // twice, increasing) and end at final.
-func checkChain(t *testing.T, n *node, ups []update, final uint32) {
+func checkChain(t *testing.T, n *node, ups []testkit.ZoneUpdate, final uint32) {
 	t.Helper()
 	seen := map[uint32]bool{}
 	for i, u := range ups {

@@ -16,21 +16,6 @@ import (
 	"github.com/anycastdns/anycastdns/internal/testkit"
 )
 
-// soaSerial returns the serial a server answers for zone's SOA, 0 when it
-// does not answer with one.
-func soaSerial(addr, zone string) uint32 {
-	m := new(dns.Msg)
-	m.SetQuestion(zone, dns.TypeSOA)
-	r, _, err := (&dns.Client{Timeout: 500 * time.Millisecond}).Exchange(m, addr)
-	if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-		return 0
-	}
-	if soa, ok := r.Answer[0].(*dns.SOA); ok {
-		return soa.Serial
-	}
-	return 0
-}
-
 // TestBackupRestoreWithTheBinaries: anycastctl backup from one anycastd
 // standalone and anycastctl restore into another (emptied first: a
 // restore into a store that holds a zone is refused) make the second
@@ -75,12 +60,12 @@ func TestBackupRestoreWithTheBinaries(t *testing.T) {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	for _, z := range []string{"example.com.", "example.org."} {
-		want := soaSerial(srcDNS, z)
+		want := testkit.SOASerial(srcDNS, z)
 		deadline := time.Now().Add(5 * time.Second)
-		for soaSerial(dstDNS, z) != want && time.Now().Before(deadline) {
+		for testkit.SOASerial(dstDNS, z) != want && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if got := soaSerial(dstDNS, z); got != want || want == 0 {
+		if got := testkit.SOASerial(dstDNS, z); got != want || want == 0 {
 			t.Errorf("%s: the restored node serves serial %d, the source %d", z, got, want)
 		}
 	}
