@@ -34,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,12 +141,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var bin string
-	if contains(o.Only, "anycastd") {
+	if slices.Contains(o.Only, "anycastd") {
 		if bin, err = benchkit.AnycastdBinary(ctx, o.AnycastdBin, dir, logger); err != nil {
 			return err
 		}
 	}
-	if contains(o.Only, "knot") {
+	if slices.Contains(o.Only, "knot") {
 		if err := benchkit.CheckTools(benchkit.Tool{Bin: "knotd", Hint: "knot"}, benchkit.Tool{Bin: "knotc", Hint: "knot"}); err != nil {
 			return err
 		}
@@ -159,7 +160,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for r := range o.Runs {
 		order := o.Only
 		if r%2 == 1 {
-			order = reversed(order)
+			order = slices.Clone(order)
+			slices.Reverse(order)
 		}
 		for _, name := range order {
 			rdir := filepath.Join(dir, fmt.Sprintf("%s-%d", name, r+1))
@@ -204,23 +206,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func reversed(s []string) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[len(s)-1-i] = x
-	}
-	return out
 }
 
 // meter measures a process from start until stop.
@@ -410,45 +395,16 @@ func quiet(pid int) {
 	}
 }
 
-// knotConf is knotd's configuration: the zone signed with a policy like
-// our default one (RFC 8624's ECDSAP256SHA256, a CSK, NSEC, 14-day
-// signatures), on every CPU, with no journal (the zone file is never
-// written back).
-func knotConf(dir string, addr netip.AddrPort, zonePath string) string {
-	cpus := runtime.NumCPU()
-	return fmt.Sprintf(`server:
-    rundir: %[1]q
-    pidfile: %[2]q
-    listen: %[3]s@%[4]d
-    background-workers: %[5]d
-database:
-    storage: %[1]q
-control:
-    listen: %[6]q
-log:
-  - target: stderr
-    any: info
-policy:
-  - id: bench
-    algorithm: ecdsap256sha256
+// knotPolicy is the Knot policy of the same algorithm, key split, chain
+// and signature lifetime as ours, signing on every CPU.
+func knotPolicy() string {
+	return fmt.Sprintf(`    algorithm: ecdsap256sha256
     single-type-signing: on
     nsec3: off
     rrsig-lifetime: 14d
     rrsig-refresh: 5d
-    signing-threads: %[5]d
-template:
-  - id: default
-    storage: %[1]q
-    semantic-checks: off
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
-  - domain: %[7]q
-    file: %[8]q
-    dnssec-signing: on
-    dnssec-policy: bench
-`, dir, filepath.Join(dir, "knot.pid"), addr.Addr(), addr.Port(), cpus, filepath.Join(dir, "knot.sock"), origin, zonePath)
+    signing-threads: %d
+`, runtime.NumCPU())
 }
 
 // signKnot starts knotd, waits for its first signing, and times `knotc
@@ -460,12 +416,13 @@ func signKnot(ctx context.Context, o *options, dir string, z *benchkit.Zone, log
 	if err != nil {
 		return result{}, err
 	}
-	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConf(dir, addr, z.ZonePath)), 0o600); err != nil {
+	k := benchkit.Knot{Dir: dir, Addr: addr, Origin: origin, ZonePath: z.ZonePath, Sign: knotPolicy()}
+	launch, err := k.Prepare()
+	if err != nil {
 		return result{}, err
 	}
 	start := time.Now()
-	s, err := benchkit.Start(benchkit.Launch{Name: "knot", Argv: []string{"knotd", "-c", conf}, Check: []string{"knotc", "-c", conf, "conf-check"}}, -1, 0, dir, addr)
+	s, err := benchkit.Start(launch, -1, 0, dir, addr)
 	if err != nil {
 		return result{}, err
 	}
@@ -483,7 +440,7 @@ func signKnot(ctx context.Context, o *options, dir string, z *benchkit.Zone, log
 	sctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	// knotc's arguments: the benchmark's own work directory and timeout.
-	out, err := exec.CommandContext(sctx, "knotc", "-s", filepath.Join(dir, "knot.sock"), "-b", "-t", //nolint:gosec // see above
+	out, err := exec.CommandContext(sctx, "knotc", "-s", k.Socket(), "-b", "-t", //nolint:gosec // see above
 		strconv.Itoa(int(o.Timeout.Seconds())), "zone-sign", origin).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("knotc zone-sign: %w: %s", err, out)

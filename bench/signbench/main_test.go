@@ -43,11 +43,12 @@ func TestKnotConf(t *testing.T) {
 	if err := os.WriteFile(zonePath, []byte("@ 3600 IN SOA ns1 h 1 7200 3600 1209600 300\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConf(dir, netip.MustParseAddrPort("127.0.0.1:53535"), zonePath)), 0o600); err != nil {
+	k := benchkit.Knot{Dir: dir, Addr: netip.MustParseAddrPort("127.0.0.1:53535"), Origin: origin, ZonePath: zonePath, Sign: knotPolicy()}
+	l, err := k.Prepare()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.CommandContext(t.Context(), "knotc", "-c", conf, "conf-check").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), l.Check[0], l.Check[1:]...).CombinedOutput(); err != nil { //nolint:gosec // the test's own knotc and config
 		t.Fatalf("knotc conf-check: %v\n%s", err, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 )
 
 // Knot describes a knotd serving one zone file, with every file of its own
@@ -23,6 +24,10 @@ type Knot struct {
 	// Knot's default), as a zone changed through knotc has it; otherwise
 	// none: the zone is loaded from its file and served.
 	Journal bool
+	// Sign, when set, is the body of a policy (`algorithm: ...` lines,
+	// indented for the policy list) that signs the zone (dnssec-signing:
+	// on), with a background worker per CPU to sign on.
+	Sign string
 }
 
 // Socket is the path of knotd's control socket (knotc -s).
@@ -39,6 +44,12 @@ func (k Knot) Conf() string {
 	if k.Journal {
 		journal = "changes"
 	}
+	var policy, signing string
+	if k.Sign != "" {
+		workers += fmt.Sprintf("    background-workers: %d\n", runtime.NumCPU())
+		policy = "policy:\n  - id: bench\n" + k.Sign
+		signing = "    dnssec-signing: on\n    dnssec-policy: bench\n"
+	}
 	return fmt.Sprintf(`server:
     rundir: %[1]q
     pidfile: %[2]q
@@ -51,7 +62,7 @@ control:
 log:
   - target: stderr
     any: warning
-template:
+%[10]stemplate:
   - id: default
     storage: %[1]q
     semantic-checks: off
@@ -61,8 +72,8 @@ template:
 zone:
   - domain: %[8]q
     file: %[9]q
-`, k.Dir, filepath.Join(k.Dir, "knot.pid"), k.Addr.Addr(), k.Addr.Port(), workers,
-		k.Socket(), journal, k.Origin, k.ZonePath)
+%[11]s`, k.Dir, filepath.Join(k.Dir, "knot.pid"), k.Addr.Addr(), k.Addr.Port(), workers,
+		k.Socket(), journal, k.Origin, k.ZonePath, policy, signing)
 }
 
 // Prepare writes Dir/knot.conf and returns how to start knotd with it

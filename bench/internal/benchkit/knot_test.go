@@ -25,6 +25,12 @@ func TestKnotConfig(t *testing.T) {
 			want: []string{"journal-content: changes"},
 			not:  []string{"-workers:"},
 		},
+		{
+			name: "signed",
+			k:    Knot{Sign: "    algorithm: ecdsap256sha256\n"},
+			want: []string{"background-workers:", "id: bench", "algorithm: ecdsap256sha256", "dnssec-signing: on", "dnssec-policy: bench"},
+			not:  []string{"udp-workers:"},
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			k := tt.k
